@@ -1,0 +1,5 @@
+"""HTTP API of the catalog_registry domain."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,5 @@
+"""HTTP API of the certhub domain."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

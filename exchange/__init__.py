@@ -1,0 +1,1 @@
+"""Sharing exchange: requests, working-day deadlines, approvals, grants, data access, usage trail."""

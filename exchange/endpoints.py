@@ -1,0 +1,5 @@
+"""HTTP API of the exchange domain."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,91 @@
+"""Build the FastAPI application from the platform and every domain."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from catalog_registry import endpoints as catalog_endpoints
+from catalog_registry import tasks as catalog_tasks
+from certhub import endpoints as certhub_endpoints
+from certhub import tasks as certhub_tasks
+from exchange import endpoints as exchange_endpoints
+from exchange import tasks as exchange_tasks
+from govhub import __version__
+from ops import health
+from ops.config import Settings, get_settings
+from ops.crypto import KeyVault
+from ops.db import make_engine, make_sessionmaker
+from ops.errors import install_handlers
+from ops.identity import endpoints as identity_endpoints
+from ops.identity.tokens import KeyRing
+from ops.middleware import HubMiddleware
+from ops.scheduler import Job
+from ops.storage import ObjectStore, make_store
+from seal import endpoints as seal_endpoints
+from seal import tasks as seal_tasks
+
+log = logging.getLogger("govhub")
+
+DESCRIPTION = """
+govhub: the government data-sharing exchange and electronic-certificate hub.
+
+Department systems authenticate with client credentials at `POST /auth/token` and send
+`Authorization: Bearer <token>`. Errors are RFC 9457 `application/problem+json`.
+"""
+
+
+def all_jobs() -> list[Job]:
+    """Every periodic job the domains declare."""
+    return [*catalog_tasks.JOBS, *exchange_tasks.JOBS, *seal_tasks.JOBS, *certhub_tasks.JOBS]
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    engine: Engine | None = None,
+    session_factory: sessionmaker[Session] | None = None,
+    storage: ObjectStore | None = None,
+) -> FastAPI:
+    """The hub application. Tests pass their own engine / session factory / storage."""
+    settings = settings or get_settings()
+    engine = engine or make_engine(settings.effective_database_url, pool_size=settings.database_pool_size)
+    factory = session_factory or make_sessionmaker(engine)
+    vault = KeyVault.from_settings(settings)
+
+    app = FastAPI(
+        title="govhub",
+        version=__version__,
+        description=DESCRIPTION,
+        docs_url="/docs",
+        redoc_url="/redoc",
+        openapi_url="/openapi.json",
+    )
+    state: dict[str, Any] = {
+        "settings": settings,
+        "engine": engine,
+        "sessionmaker": factory,
+        "vault": vault,
+        "storage": storage or make_store(settings),
+        "keyring": KeyRing(factory, vault, settings),
+    }
+    for key, value in state.items():
+        setattr(app.state, key, value)
+
+    install_handlers(app)
+    app.add_middleware(
+        HubMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        max_upload_bytes=settings.max_upload_bytes,
+    )
+    app.include_router(health.router)
+    app.include_router(identity_endpoints.router)
+    app.include_router(catalog_endpoints.router)
+    app.include_router(exchange_endpoints.router)
+    app.include_router(seal_endpoints.router)
+    app.include_router(certhub_endpoints.router)
+    return app

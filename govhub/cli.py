@@ -1,0 +1,281 @@
+"""The `govhub` command: serve the hub and administer it from a shell."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from ops.auth import Principal, Role
+from ops.config import Settings, get_settings
+from ops.crypto import KeyVault
+from ops.db import make_engine, make_sessionmaker
+from ops.errors import HubError
+
+CLI_ADMIN = Principal(subject="cli", roles=frozenset({Role.PLATFORM_ADMIN}))
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        lines = [f"  GOVHUB_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()]
+        raise SystemExit("govhub: invalid configuration:\n" + "\n".join(lines)) from None
+
+
+def _session(settings: Settings) -> Session:
+    engine = make_engine(settings.effective_database_url)
+    return make_sessionmaker(engine)()
+
+
+def _print_admin(created: Any) -> None:
+    if created is None:
+        return
+    print("=" * 72)
+    print("First platform administrator client (shown once; store the secret now):")
+    print(f"  client_id:     {created.client.client_id}")
+    print(f"  client_secret: {created.secret}")
+    print("=" * 72, flush=True)
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from govhub.app import create_app
+    from govhub.database import prepare
+    from ops.logs import configure_logging
+
+    settings = _settings()
+    configure_logging(settings.log_level)
+    engine = make_engine(settings.effective_database_url, pool_size=settings.database_pool_size)
+    _print_admin(prepare(engine, settings))
+    app = create_app(settings, engine=engine)
+    print(f"govhub listening on http://{args.host}:{args.port}  (API docs: /docs)", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
+
+
+def cmd_db_upgrade(_args: argparse.Namespace) -> None:
+    from govhub.database import prepare
+
+    settings = _settings()
+    _print_admin(prepare(make_engine(settings.effective_database_url), settings))
+    print("database is at the latest schema")
+
+
+def _with_db(fn: Callable[[Session, Settings, argparse.Namespace], None]) -> Callable[[argparse.Namespace], None]:
+    def run(args: argparse.Namespace) -> None:
+        settings = _settings()
+        with _session(settings) as db:
+            try:
+                fn(db, settings, args)
+                db.commit()
+            except HubError as exc:
+                db.rollback()
+                raise SystemExit(f"govhub: {exc.detail}") from None
+            except ValidationError as exc:
+                db.rollback()
+                lines = [f"  {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+                raise SystemExit("govhub: invalid input:\n" + "\n".join(lines)) from None
+
+    return run
+
+
+def _department_id(db: Session, ref: str | None) -> str | None:
+    from ops.identity import repository
+
+    if not ref:
+        return None
+    department = repository.department_by_id(db, ref) or repository.department_by_code(db, ref.upper())
+    if department is None:
+        raise SystemExit(f"govhub: no department with id or code {ref}")
+    return department.id
+
+
+def departments_create(db: Session, _settings: Settings, args: argparse.Namespace) -> None:
+    from ops.identity import service
+    from ops.identity.schemas import DepartmentCreate
+
+    data = DepartmentCreate(
+        code=args.code, name=args.name, level=args.level, region_code=args.region, parent_id=_department_id(db, args.parent)
+    )
+    department = service.create_department(db, who=CLI_ADMIN, data=data)
+    print(json.dumps({"id": department.id, "code": department.code, "name": department.name}, ensure_ascii=False))
+
+
+def departments_list(db: Session, _settings: Settings, _args: argparse.Namespace) -> None:
+    from sqlalchemy import select
+
+    from ops.identity.models import Department
+
+    for d in db.scalars(select(Department).order_by(Department.created_at)):
+        print(f"{d.id}  {d.code}  {d.level:<9} {d.region_code}  {d.name}")
+
+
+def clients_create(db: Session, _settings: Settings, args: argparse.Namespace) -> None:
+    from ops.identity import service
+    from ops.identity.schemas import ClientCreate
+
+    data = ClientCreate(name=args.name, roles=args.role, department_id=_department_id(db, args.department))
+    created = service.create_client(db, who=CLI_ADMIN, data=data)
+    print(
+        json.dumps(
+            {"client_id": created.client.client_id, "client_secret": created.secret, "roles": created.client.roles},
+            ensure_ascii=False,
+        )
+    )
+
+
+def clients_revoke(db: Session, _settings: Settings, args: argparse.Namespace) -> None:
+    from ops.identity import service
+
+    client = service.revoke_client(db, who=CLI_ADMIN, client_id=args.client_id, reason=args.reason)
+    print(f"revoked {client.client_id}")
+
+
+def clients_list(db: Session, _settings: Settings, _args: argparse.Namespace) -> None:
+    from sqlalchemy import select
+
+    from ops.identity.models import ApiClient
+
+    for c in db.scalars(select(ApiClient).order_by(ApiClient.created_at)):
+        state = "revoked" if c.revoked_at else "active"
+        print(f"{c.client_id}  {state:<7}  {','.join(c.roles):<30} {c.department_id or '-'}  {c.name}")
+
+
+def cmd_token(db: Session, settings: Settings, args: argparse.Namespace) -> None:
+    from ops import audit
+    from ops.identity import repository, service
+    from ops.identity.tokens import KeyRing
+
+    keyring = KeyRing(make_sessionmaker(db.get_bind()), KeyVault.from_settings(settings), settings)  # type: ignore[arg-type]
+    if args.holder:
+        code = service.check_holder_token_request(settings, args.holder, args.kind)
+        token = keyring.issue(
+            subject=code,
+            audience=settings.token_audience,
+            issuer=settings.holder_issuer,
+            ttl=settings.token_ttl_seconds,
+            holder_kind=args.kind,
+            name=args.name or code,
+        )
+        print(token)
+        return
+    if not args.client_id:
+        raise SystemExit("govhub: give a client id, or --holder CODE")
+    client = repository.client_by_client_id(db, args.client_id)
+    if client is None or client.revoked_at is not None:
+        raise SystemExit(f"govhub: no active client {args.client_id}")
+    claims = service.token_claims(db, client)
+    audit.record(db, actor=CLI_ADMIN, action="token.issue_cli", object_type="api_client", object_id=client.client_id)
+    print(
+        keyring.issue(
+            subject=client.client_id,
+            audience=settings.token_audience,
+            issuer=settings.issuer,
+            ttl=settings.token_ttl_seconds,
+            **claims,
+        )
+    )
+
+
+def keys_rotate(db: Session, settings: Settings, _args: argparse.Namespace) -> None:
+    from ops import audit
+    from ops.identity.tokens import rotate_signing_key
+
+    key = rotate_signing_key(db, KeyVault.from_settings(settings), settings)
+    audit.record(db, actor=CLI_ADMIN, action="signing_key.rotate", object_type="signing_key", object_id=key.kid)
+    print(f"now signing with {key.kid}; previous keys verify until their tokens expire")
+
+
+def keys_rewrap(db: Session, settings: Settings, _args: argparse.Namespace) -> None:
+    from ops import audit
+    from ops.identity.tokens import rewrap_signing_keys
+
+    changed = rewrap_signing_keys(db, KeyVault.from_settings(settings))
+    audit.record(
+        db, actor=CLI_ADMIN, action="master_key.rewrap", object_type="signing_key", object_id="*", detail={"rewrapped": changed}
+    )
+    print(f"re-wrapped {changed} key(s) under the current master key")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="govhub",
+        description="govhub: government data-sharing exchange and electronic-certificate hub. "
+        "Configuration comes from GOVHUB_* environment variables (see README).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser(
+        "serve",
+        help="migrate the database and serve the API",
+        description="Apply migrations, create the first admin if needed, and serve the API.",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    serve.set_defaults(func=cmd_serve)
+
+    db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
+    db.add_parser("upgrade", help="apply every pending migration").set_defaults(func=cmd_db_upgrade)
+
+    deps = sub.add_parser("departments", help="departments (组织机构)").add_subparsers(dest="sub", required=True)
+    create = deps.add_parser("create", help="register a department")
+    create.add_argument("--code", required=True, help="统一社会信用代码 (18 characters)")
+    create.add_argument("--name", required=True, help="department name")
+    create.add_argument("--level", required=True, choices=["province", "city", "county", "township", "village"])
+    create.add_argument("--region", required=True, help="6-digit administrative region code")
+    create.add_argument("--parent", help="parent department id or code")
+    create.set_defaults(func=_with_db(departments_create))
+    deps.add_parser("list", help="list departments").set_defaults(func=_with_db(departments_list))
+
+    clients = sub.add_parser("clients", help="API clients").add_subparsers(dest="sub", required=True)
+    ccreate = clients.add_parser("create", help="create a client and print its secret once")
+    ccreate.add_argument("--name", required=True, help="what the client is")
+    ccreate.add_argument(
+        "--role",
+        required=True,
+        action="append",
+        choices=["platform_admin", "department_admin", "department_system", "window"],
+        help="a role (repeat for several)",
+    )
+    ccreate.add_argument("--department", help="department id or code (required except for platform admins)")
+    ccreate.set_defaults(func=_with_db(clients_create))
+    revoke = clients.add_parser("revoke", help="revoke a client; its tokens stop working")
+    revoke.add_argument("client_id")
+    revoke.add_argument("--reason", required=True)
+    revoke.set_defaults(func=_with_db(clients_revoke))
+    clients.add_parser("list", help="list clients").set_defaults(func=_with_db(clients_list))
+
+    token = sub.add_parser(
+        "token",
+        help="print an access token for a client (for scripting)",
+        description="Print a token for an active client, or with --holder for a holder (built-in identity provider only).",
+    )
+    token.add_argument("client_id", nargs="?")
+    token.add_argument("--holder", help="holder code (公民身份号码 or 统一社会信用代码)")
+    token.add_argument("--kind", default="person", choices=["person", "enterprise"])
+    token.add_argument("--name", help="holder name")
+    token.set_defaults(func=_with_db(cmd_token))
+
+    keys = sub.add_parser("keys", help="hub signing keys").add_subparsers(dest="sub", required=True)
+    keys.add_parser("rotate", help="start signing tokens with a new key").set_defaults(func=_with_db(keys_rotate))
+    keys.add_parser(
+        "rewrap", help="re-encrypt private keys under the current master key (after setting GOVHUB_PREVIOUS_MASTER_KEYS)"
+    ).set_defaults(func=_with_db(keys_rewrap))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

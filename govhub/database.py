@@ -1,0 +1,77 @@
+"""Schema migrations and first-start preparation, safe when several processes start together."""
+
+from __future__ import annotations
+
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, text
+
+from ops.config import Settings
+from ops.crypto import KeyVault
+from ops.db import make_sessionmaker
+from ops.identity import service as identity
+from ops.identity.service import NewClient
+from ops.identity.tokens import ensure_signing_key
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+_LOCK_ID = 0x60F4B  # arbitrary, fixed: the advisory lock all hub processes agree on
+
+
+def alembic_config(url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def head_revisions() -> set[str]:
+    return set(ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads())
+
+
+@contextmanager
+def startup_lock(engine: Engine, settings: Settings) -> Iterator[Connection]:
+    """Hold a cluster-wide lock: a PostgreSQL advisory lock, or a file lock for SQLite."""
+    with engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_lock(:id)"), {"id": _LOCK_ID})
+            connection.commit()
+            try:
+                yield connection
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": _LOCK_ID})
+                connection.commit()
+        else:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            with (settings.data_dir / ".startup.lock").open("w") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                try:
+                    yield connection
+                finally:
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def upgrade(engine: Engine, settings: Settings) -> None:
+    """Apply every pending migration (all heads) under the startup lock."""
+    with startup_lock(engine, settings):
+        config = alembic_config(str(engine.url.render_as_string(hide_password=False)))
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "heads")
+
+
+def prepare(engine: Engine, settings: Settings) -> NewClient | None:
+    """Migrate, make sure a signing key exists, create the first admin client if none."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(engine, settings)
+    vault = KeyVault.from_settings(settings)
+    with startup_lock(engine, settings):
+        factory = make_sessionmaker(engine)
+        with factory.begin() as db:
+            ensure_signing_key(db, vault)
+            return identity.bootstrap_admin(db, settings)

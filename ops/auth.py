@@ -1,0 +1,144 @@
+"""Who is calling: roles, the authenticated principal, and the dependencies endpoints declare."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from ops.config import Settings
+from ops.errors import Forbidden, Unauthenticated
+
+
+class Role(StrEnum):
+    """The roles a caller can hold."""
+
+    PLATFORM_ADMIN = "platform_admin"  # 平台管理部门: reviews, supervises, audits
+    DEPARTMENT_ADMIN = "department_admin"  # a department's administrator (its staff)
+    DEPARTMENT_SYSTEM = "department_system"  # a department's own system calling the API
+    WINDOW = "window"  # 窗口 / 自助终端: verifies certificates
+    HOLDER = "holder"  # 持证主体: a citizen or an enterprise
+
+
+CLIENT_ROLES = frozenset({Role.PLATFORM_ADMIN, Role.DEPARTMENT_ADMIN, Role.DEPARTMENT_SYSTEM, Role.WINDOW})
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller of a request."""
+
+    subject: str  # client id, or the holder's code
+    roles: frozenset[Role]
+    department_id: str | None = None
+    department_code: str | None = None
+    holder_code: str | None = None  # 公民身份号码 or 统一社会信用代码 of a holder
+    holder_kind: str | None = None  # "person" | "enterprise"
+    holder_name: str | None = None
+    token_id: str | None = None
+    claims: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def primary_role(self) -> str:
+        order = [Role.PLATFORM_ADMIN, Role.DEPARTMENT_ADMIN, Role.DEPARTMENT_SYSTEM, Role.WINDOW, Role.HOLDER]
+        return next((r.value for r in order if r in self.roles), "none")
+
+    @property
+    def is_platform_admin(self) -> bool:
+        return Role.PLATFORM_ADMIN in self.roles
+
+    def has(self, *roles: Role) -> bool:
+        return any(r in self.roles for r in roles)
+
+    def require_department(self) -> str:
+        """The caller's department id, or Forbidden if it acts for none."""
+        if self.department_id is None:
+            raise Forbidden("this action needs a caller that belongs to a department")
+        return self.department_id
+
+
+_bearer = HTTPBearer(auto_error=False, description="A token from POST /auth/token")
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def authenticate(request: Request, token: str) -> Principal:
+    """Verify a bearer token (hub client token or holder token) and build the principal."""
+    from ops.identity import service as identity  # late: identity imports this module
+
+    settings = _settings(request)
+    keyring = request.app.state.keyring
+    factory = request.app.state.sessionmaker
+    if settings.holder_idp == "external":
+        import jwt
+
+        try:
+            iss = jwt.decode(token, options={"verify_signature": False}).get("iss")
+        except jwt.DecodeError as exc:
+            raise Unauthenticated(f"the token is not a well-formed JWT: {exc}") from exc
+        if iss == settings.holder_issuer:
+            claims = keyring.verify_external(
+                token,
+                issuer=settings.holder_issuer,
+                jwks_url=settings.holder_idp_jwks_url,
+                audience=settings.holder_idp_audience,
+            )
+            return identity.holder_principal(claims)
+        issuers = [settings.issuer]
+    else:
+        issuers = [settings.issuer, settings.holder_issuer]
+    claims = keyring.verify(token, issuers=issuers, audience=settings.token_audience)
+    if claims["iss"] == settings.holder_issuer:
+        return identity.holder_principal(claims)
+    session: Session = factory()
+    try:
+        return identity.client_principal(session, claims)
+    finally:
+        session.close()
+
+
+def get_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The authenticated caller; 401 when there is no valid bearer token."""
+    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+        raise Unauthenticated(
+            "this endpoint needs a bearer token (Authorization: Bearer <token>)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    principal = authenticate(request, credentials.credentials)
+    request.state.principal = principal
+    return principal
+
+
+def require_roles(*roles: Role) -> Callable[..., Principal]:
+    """A dependency accepting only callers with one of `roles` (403 otherwise)."""
+    names = ", ".join(r.value for r in roles)
+
+    def dependency(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+        if not principal.has(*roles):
+            raise Forbidden(f"this action needs one of the roles: {names}")
+        return principal
+
+    dependency.__name__ = f"require_{'_or_'.join(r.value for r in roles)}"
+    return dependency
+
+
+AnyCaller = Annotated[Principal, Depends(get_principal)]
+PlatformAdmin = Annotated[Principal, Depends(require_roles(Role.PLATFORM_ADMIN))]
+DepartmentStaff = Annotated[Principal, Depends(require_roles(Role.DEPARTMENT_ADMIN, Role.DEPARTMENT_SYSTEM))]
+DepartmentOrAdmin = Annotated[
+    Principal,
+    Depends(require_roles(Role.PLATFORM_ADMIN, Role.DEPARTMENT_ADMIN, Role.DEPARTMENT_SYSTEM)),
+]
+ClientManager = Annotated[Principal, Depends(require_roles(Role.PLATFORM_ADMIN, Role.DEPARTMENT_ADMIN))]
+WindowCaller = Annotated[Principal, Depends(require_roles(Role.WINDOW))]
+Holder = Annotated[Principal, Depends(require_roles(Role.HOLDER))]

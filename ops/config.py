@@ -1,0 +1,171 @@
+"""One typed settings object, read from GOVHUB_* environment variables."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Runtime configuration. Defaults run on one machine with nothing else installed."""
+
+    model_config = SettingsConfigDict(env_prefix="GOVHUB_", extra="ignore")
+
+    data_dir: Path = Path("./govhub-data")
+    # Empty means: a SQLite file inside data_dir.
+    database_url: str = ""
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+
+    storage_backend: Literal["local", "s3"] = "local"
+    # Empty means: data_dir/objects.
+    storage_dir: Path | None = None
+    s3_endpoint: str = ""
+    s3_access_key: SecretStr = SecretStr("")
+    s3_secret_key: SecretStr = SecretStr("")
+    s3_bucket: str = "govhub"
+    s3_region: str = "us-east-1"
+    s3_secure: bool = True
+
+    # Key-encryption key for private keys at rest: 32 bytes, base64. Empty in the embedded
+    # default means: generated once into data_dir/master.key (mode 0600).
+    master_key: SecretStr = SecretStr("")
+    # Old master keys still accepted for unwrapping during a rotation (comma-separated base64).
+    previous_master_keys: SecretStr = SecretStr("")
+
+    public_url: str = "http://127.0.0.1:8000"
+    token_issuer: str = ""
+    token_audience: str = "govhub"  # noqa: S105 (an audience name, not a secret)
+    token_ttl_seconds: int = Field(default=900, ge=60, le=86400)
+
+    # Holder (citizen / enterprise) tokens come from an external identity provider.
+    # "builtin" lets platform administrators mint holder tokens: for development and tests only.
+    holder_idp: Literal["builtin", "external"] = "builtin"
+    holder_idp_issuer: str = ""
+    holder_idp_jwks_url: str = ""
+    holder_idp_audience: str = "govhub"
+
+    timezone: str = "Asia/Shanghai"
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    max_upload_bytes: int = Field(default=512 * 1_048_576, ge=1024)
+
+    # First platform administrator client; when unset one is generated and printed once.
+    bootstrap_admin_client_id: str = ""
+    bootstrap_admin_secret: SecretStr = SecretStr("")
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    run_scheduler: bool = True
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite", "postgresql")):
+            raise ValueError("database_url must be a sqlite:// or postgresql+psycopg:// URL")
+        return value
+
+    @field_validator("master_key", "bootstrap_admin_secret")
+    @classmethod
+    def _check_master_key(cls, value: SecretStr, info: object) -> SecretStr:
+        field = getattr(info, "field_name", "")
+        raw = value.get_secret_value()
+        if field == "master_key" and raw:
+            decode_key(raw)
+        if field == "bootstrap_admin_secret" and raw and len(raw) < 16:
+            raise ValueError("bootstrap_admin_secret must be at least 16 characters")
+        return value
+
+    @field_validator("public_url", "s3_endpoint", "holder_idp_jwks_url")
+    @classmethod
+    def _url(cls, value: str, info: object) -> str:
+        field = getattr(info, "field_name", "")
+        if not value:
+            return value
+        if field == "s3_endpoint":
+            if "://" in value:
+                raise ValueError("s3_endpoint is host:port, without a scheme (see s3_secure)")
+            return value
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"{field} must be an http(s) URL")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _s3_complete(self) -> Settings:
+        if self.storage_backend == "s3" and not self.s3_endpoint:
+            raise ValueError("storage_backend=s3 needs GOVHUB_S3_ENDPOINT")
+        if self.holder_idp == "external" and not (self.holder_idp_issuer and self.holder_idp_jwks_url):
+            raise ValueError("holder_idp=external needs GOVHUB_HOLDER_IDP_ISSUER and GOVHUB_HOLDER_IDP_JWKS_URL")
+        return self
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'govhub.db').resolve()}"
+
+    @property
+    def effective_storage_dir(self) -> Path:
+        return self.storage_dir or self.data_dir / "objects"
+
+    @property
+    def issuer(self) -> str:
+        return self.token_issuer or self.public_url
+
+    @property
+    def holder_issuer(self) -> str:
+        return self.holder_idp_issuer or f"{self.issuer}/holder-idp"
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def master_keys(self) -> list[bytes]:
+        """The current master key first, then any previous ones still accepted for unwrapping."""
+        keys = [self._current_master_key()]
+        for part in self.previous_master_keys.get_secret_value().split(","):
+            if part.strip():
+                keys.append(decode_key(part.strip()))
+        return keys
+
+    def _current_master_key(self) -> bytes:
+        raw = self.master_key.get_secret_value()
+        if raw:
+            return decode_key(raw)
+        path = self.data_dir / "master.key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(base64.b64encode(secrets.token_bytes(32)).decode())
+        return decode_key(path.read_text().strip())
+
+
+def decode_key(raw: str) -> bytes:
+    """Decode a base64 32-byte key, or raise ValueError saying what is wrong."""
+    try:
+        key = base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError("master key must be base64") from exc
+    if len(key) != 32:
+        raise ValueError(f"master key must be 32 bytes, got {len(key)}")
+    return key
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read once from the environment)."""
+    return Settings()

@@ -1,0 +1,240 @@
+"""One error hierarchy for the whole hub, rendered as RFC 9457 problem details.
+
+Services raise these; only `install_handlers` turns them into HTTP responses.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm.exc import StaleDataError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ops.context import current_request_id
+
+log = logging.getLogger("govhub.errors")
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class HubError(Exception):
+    """Base of every error the hub reports to a caller."""
+
+    status = 500
+    code = "internal"
+    title = "Internal error"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors or []
+        self.headers = headers or {}
+        self.extra = extra or {}
+
+
+class Invalid(HubError):
+    status, code, title = 422, "invalid", "Invalid input"
+
+
+class BadRequest(HubError):
+    status, code, title = 400, "bad_request", "Bad request"
+
+
+class Unauthenticated(HubError):
+    status, code, title = 401, "unauthenticated", "Authentication required"
+
+    def __init__(self, detail: str, **kwargs: Any) -> None:
+        kwargs.setdefault("headers", {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        super().__init__(detail, **kwargs)
+
+
+class Forbidden(HubError):
+    status, code, title = 403, "forbidden", "Not allowed"
+
+
+class NotFound(HubError):
+    status, code, title = 404, "not_found", "Not found"
+
+
+class Conflict(HubError):
+    status, code, title = 409, "conflict", "Conflict"
+
+
+class PreconditionFailed(HubError):
+    status, code, title = 412, "precondition_failed", "Precondition failed"
+
+
+class PayloadTooLarge(HubError):
+    status, code, title = 413, "payload_too_large", "Payload too large"
+
+
+class UnsupportedMediaType(HubError):
+    status, code, title = 415, "unsupported_media_type", "Unsupported media type"
+
+
+class TooManyRequests(HubError):
+    status, code, title = 429, "rate_limited", "Too many requests"
+
+
+class UpstreamError(HubError):
+    status, code, title = 502, "upstream_error", "Upstream error"
+
+
+class Unavailable(HubError):
+    status, code, title = 503, "unavailable", "Service unavailable"
+
+
+class UpstreamTimeout(HubError):
+    status, code, title = 504, "upstream_timeout", "Upstream timeout"
+
+
+def problem_response(
+    *,
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    instance: str | None = None,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> JSONResponse:
+    """Build an application/problem+json response (RFC 9457)."""
+    body: dict[str, Any] = {
+        "type": f"/problems/{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    if instance:
+        body["instance"] = instance
+    if errors:
+        body["errors"] = errors
+    if extra:
+        body.update(extra)
+    request_id = current_request_id()
+    if request_id:
+        body["request_id"] = request_id
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _field_errors(exc: RequestValidationError) -> tuple[str, list[dict[str, Any]]]:
+    errors: list[dict[str, Any]] = []
+    for err in exc.errors():
+        loc = [str(part) for part in err.get("loc", ())]
+        # Drop the "body"/"query" prefix for the field path, keep it as "in".
+        where = loc[0] if loc else "body"
+        field = ".".join(loc[1:]) if len(loc) > 1 else where
+        message = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+        if err.get("type") == "json_invalid":
+            ctx = err.get("ctx") or {}
+            message = f"malformed JSON: {ctx.get('error', 'cannot be parsed')}"
+            field = "body"
+        errors.append({"field": field, "in": where, "message": message, "type": err.get("type")})
+    if len(errors) == 1:
+        summary = f"{errors[0]['field']}: {errors[0]['message']}"
+    else:
+        summary = f"{len(errors)} fields are invalid: " + "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+    return summary, errors
+
+
+def install_handlers(app: FastAPI) -> None:
+    """Map every error to a problem response; nothing escapes as a bare 500 page."""
+
+    @app.exception_handler(HubError)
+    async def _hub_error(request: Request, exc: HubError) -> JSONResponse:
+        return problem_response(
+            status=exc.status,
+            code=exc.code,
+            title=exc.title,
+            detail=exc.detail,
+            instance=request.url.path,
+            errors=exc.errors,
+            headers=exc.headers,
+            extra=exc.extra,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        summary, errors = _field_errors(exc)
+        malformed = any(e["type"] == "json_invalid" for e in errors)
+        return problem_response(
+            status=400 if malformed else 422,
+            code="malformed_json" if malformed else "invalid",
+            title="Malformed JSON" if malformed else "Invalid input",
+            detail=summary,
+            instance=request.url.path,
+            errors=errors,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthenticated"}
+        detail = exc.detail if isinstance(exc.detail, str) else "request refused"
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"no such endpoint: {request.method} {request.url.path}"
+        return problem_response(
+            status=exc.status_code,
+            code=codes.get(exc.status_code, f"http_{exc.status_code}"),
+            title=detail if exc.status_code != 404 else "Not found",
+            detail=detail,
+            instance=request.url.path,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(StaleDataError)
+    async def _stale(request: Request, exc: StaleDataError) -> JSONResponse:
+        return problem_response(
+            status=409,
+            code="concurrent_update",
+            title="Conflict",
+            detail="the record was changed by someone else at the same time; reload and retry",
+            instance=request.url.path,
+        )
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:
+        log.warning("integrity error on %s: %s", request.url.path, exc.orig)
+        return problem_response(
+            status=409,
+            code="conflict",
+            title="Conflict",
+            detail="the change conflicts with an existing record (duplicate or missing reference)",
+            instance=request.url.path,
+        )
+
+    @app.exception_handler(OperationalError)
+    async def _db_down(request: Request, exc: OperationalError) -> JSONResponse:
+        log.error("database error on %s: %s", request.url.path, exc.orig)
+        return problem_response(
+            status=503,
+            code="database_unavailable",
+            title="Service unavailable",
+            detail="the database is not reachable right now; retry later",
+            instance=request.url.path,
+            headers={"Retry-After": "5"},
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem_response(
+            status=500,
+            code="internal",
+            title="Internal error",
+            detail="an unexpected error occurred; it has been logged with the request id",
+            instance=request.url.path,
+        )

@@ -1,0 +1,215 @@
+"""HTTP API of identity: tokens, JWKS, departments and clients."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Annotated, Any
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Header, Query, Request, Response
+
+from ops import audit
+from ops.auth import AnyCaller, ClientManager, DepartmentOrAdmin, PlatformAdmin
+from ops.db import DbSession, etag
+from ops.errors import BadRequest, Unauthenticated, UnsupportedMediaType
+from ops.identity import repository, service
+from ops.identity.schemas import (
+    ClientCreate,
+    ClientCreated,
+    ClientRead,
+    ClientRevoke,
+    DepartmentCreate,
+    DepartmentRead,
+    DepartmentUpdate,
+    HolderTokenRequest,
+    TokenResponse,
+    WhoAmI,
+)
+from ops.identity.tokens import rotate_signing_key
+from ops.pagination import Page
+
+router = APIRouter(tags=["identity"])
+
+
+async def _token_request(request: Request) -> dict[str, str]:
+    """Read an OAuth2 token request: form (RFC 6749) or JSON, client auth by Basic or body."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip()
+    raw = await request.body()
+    fields: dict[str, str] = {}
+    if content_type == "application/x-www-form-urlencoded":
+        try:
+            parsed = parse_qs(raw.decode(), strict_parsing=bool(raw))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise BadRequest("the form body cannot be parsed") from exc
+        fields = {k: v[0] for k, v in parsed.items()}
+    elif content_type == "application/json":
+        try:
+            body = json.loads(raw or b"{}")
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise BadRequest(f"malformed JSON: {exc}") from exc
+        if not isinstance(body, dict):
+            raise BadRequest("the JSON body must be an object")
+        fields = {k: str(v) for k, v in body.items() if isinstance(v, (str, int))}
+    elif raw:
+        raise UnsupportedMediaType("send application/x-www-form-urlencoded or application/json")
+    authorization = request.headers.get("authorization", "")
+    if authorization.lower().startswith("basic "):
+        try:
+            decoded = base64.b64decode(authorization[6:], validate=True).decode()
+            fields["client_id"], fields["client_secret"] = decoded.split(":", 1)
+        except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+            raise Unauthenticated("the Basic authorization header is malformed") from exc
+    return fields
+
+
+@router.post(
+    "/auth/token",
+    response_model=TokenResponse,
+    summary="Get an access token with client credentials (OAuth2 client_credentials)",
+)
+async def issue_token(request: Request) -> Any:
+    """Exchange client_id and client_secret for a short-lived access token."""
+    fields = await _token_request(request)
+    if fields.get("grant_type", "client_credentials") != "client_credentials":
+        raise BadRequest(
+            f"grant_type {fields.get('grant_type')!r} is not supported; use client_credentials",
+            extra={"error": "unsupported_grant_type"},
+        )
+    missing = [f for f in ("client_id", "client_secret") if not fields.get(f)]
+    if missing:
+        raise BadRequest(
+            f"missing {', '.join(missing)}",
+            extra={"error": "invalid_request"},
+            errors=[{"field": f, "message": "required"} for f in missing],
+        )
+    settings = request.app.state.settings
+    with request.app.state.sessionmaker() as db:
+        client = service.authenticate_client(db, client_id=fields["client_id"], client_secret=fields["client_secret"])
+        claims = service.token_claims(db, client)
+    token = request.app.state.keyring.issue(
+        subject=client.client_id,
+        audience=settings.token_audience,
+        issuer=settings.issuer,
+        ttl=settings.token_ttl_seconds,
+        **claims,
+    )
+    return TokenResponse(access_token=token, expires_in=settings.token_ttl_seconds)
+
+
+@router.get("/.well-known/jwks.json", summary="The hub's public token-signing keys (JWKS)")
+def jwks(request: Request, response: Response) -> dict[str, Any]:
+    """Public keys that verify the hub's tokens, including recently rotated ones."""
+    response.headers["Cache-Control"] = "public, max-age=60"
+    result: dict[str, Any] = request.app.state.keyring.jwks()
+    return result
+
+
+@router.post(
+    "/auth/holder-tokens",
+    response_model=TokenResponse,
+    summary="Mint a holder token (built-in development identity provider only)",
+)
+def holder_token(body: HolderTokenRequest, request: Request, db: DbSession, who: PlatformAdmin) -> Any:
+    """For development and tests: a platform admin mints a token for a citizen or enterprise."""
+    settings = request.app.state.settings
+    code = service.check_holder_token_request(settings, body.holder_code, body.holder_kind)
+    token = request.app.state.keyring.issue(
+        subject=code,
+        audience=settings.token_audience,
+        issuer=settings.holder_issuer,
+        ttl=settings.token_ttl_seconds,
+        holder_kind=body.holder_kind,
+        name=body.name,
+    )
+    audit.record(db, actor=who, action="holder_token.issue", object_type="holder", object_id=code[:6] + "…", subject=code)
+    return TokenResponse(access_token=token, expires_in=settings.token_ttl_seconds)
+
+
+@router.post("/admin/signing-keys/rotate", summary="Rotate the hub's token-signing key")
+def rotate_keys(request: Request, db: DbSession, who: PlatformAdmin) -> dict[str, str]:
+    """New tokens are signed with a new key; old tokens stay valid until they expire."""
+    key = rotate_signing_key(db, request.app.state.vault, request.app.state.settings)
+    audit.record(db, actor=who, action="signing_key.rotate", object_type="signing_key", object_id=key.kid)
+    request.app.state.keyring.invalidate()
+    return {"kid": key.kid}
+
+
+@router.get("/me", response_model=WhoAmI, summary="Who the token says you are")
+def whoami(who: AnyCaller) -> Any:
+    return WhoAmI(
+        subject=who.subject,
+        roles=sorted(who.roles),
+        department_id=who.department_id,
+        department_code=who.department_code,
+        holder_code=who.holder_code,
+        holder_kind=who.holder_kind,
+    )
+
+
+@router.post("/departments", status_code=201, response_model=DepartmentRead, tags=["departments"])
+def create_department(body: DepartmentCreate, db: DbSession, who: PlatformAdmin, response: Response) -> Any:
+    """Register a department (组织机构) by its 统一社会信用代码."""
+    department = service.create_department(db, who=who, data=body)
+    response.headers["ETag"] = etag(department.version)
+    return department
+
+
+@router.get("/departments", response_model=Page[DepartmentRead], tags=["departments"])
+def list_departments(
+    db: DbSession,
+    who: DepartmentOrAdmin,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    region_code: str | None = None,
+) -> Any:
+    """Departments you may see: all for a platform admin, your own otherwise."""
+    items, next_cursor = repository.list_departments(db, who, cursor=cursor, limit=limit, region_code=region_code)
+    return Page[DepartmentRead](items=[DepartmentRead.model_validate(d) for d in items], next_cursor=next_cursor)
+
+
+@router.get("/departments/{department_id}", response_model=DepartmentRead, tags=["departments"])
+def get_department(department_id: str, db: DbSession, who: DepartmentOrAdmin, response: Response) -> Any:
+    department = service.get_department(db, who=who, department_id=department_id)
+    response.headers["ETag"] = etag(department.version)
+    return department
+
+
+@router.patch("/departments/{department_id}", response_model=DepartmentRead, tags=["departments"])
+def update_department(
+    department_id: str,
+    body: DepartmentUpdate,
+    db: DbSession,
+    who: PlatformAdmin,
+    response: Response,
+    if_match: Annotated[str | None, Header()] = None,
+) -> Any:
+    """Change a department; send If-Match with the ETag you read to avoid lost updates."""
+    department = service.update_department(db, who=who, department_id=department_id, data=body, if_match=if_match)
+    response.headers["ETag"] = etag(department.version)
+    return department
+
+
+@router.post("/clients", status_code=201, response_model=ClientCreated, tags=["clients"])
+def create_client(body: ClientCreate, db: DbSession, who: ClientManager) -> Any:
+    """Create an API client; the secret in the response is shown only this once."""
+    created = service.create_client(db, who=who, data=body)
+    return ClientCreated(**ClientRead.model_validate(created.client).model_dump(), client_secret=created.secret)
+
+
+@router.get("/clients", response_model=Page[ClientRead], tags=["clients"])
+def list_clients(
+    db: DbSession,
+    who: DepartmentOrAdmin,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> Any:
+    items, next_cursor = repository.list_clients(db, who, cursor=cursor, limit=limit)
+    return Page[ClientRead](items=[ClientRead.model_validate(c) for c in items], next_cursor=next_cursor)
+
+
+@router.post("/clients/{client_id}/revoke", response_model=ClientRead, tags=["clients"])
+def revoke_client(client_id: str, body: ClientRevoke, db: DbSession, who: ClientManager) -> Any:
+    """Revoke a client; tokens it holds stop working immediately."""
+    return service.revoke_client(db, who=who, client_id=client_id, reason=body.reason)

@@ -1,0 +1,62 @@
+"""Every query of departments and clients, scoped to what the caller may see."""
+
+from __future__ import annotations
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from ops.auth import Principal
+from ops.identity.models import ApiClient, Department
+from ops.pagination import keyset, page_of
+
+
+def readable_departments(who: Principal) -> Select[Department]:
+    """Departments the caller may read: all for a platform admin, else its own."""
+    query = select(Department)
+    if not who.is_platform_admin:
+        query = query.where(Department.id == (who.department_id or ""))
+    return query
+
+
+def get_department(db: Session, who: Principal, department_id: str) -> Department | None:
+    return db.scalars(readable_departments(who).where(Department.id == department_id)).first()
+
+
+def department_by_id(db: Session, department_id: str) -> Department | None:
+    return db.get(Department, department_id)
+
+
+def department_by_code(db: Session, code: str) -> Department | None:
+    return db.scalars(select(Department).where(Department.code == code)).first()
+
+
+def list_departments(
+    db: Session, who: Principal, *, cursor: str | None, limit: int, region_code: str | None = None
+) -> tuple[list[Department], str | None]:
+    query = readable_departments(who)
+    if region_code:
+        query = query.where(Department.region_code == region_code)
+    rows = list(db.scalars(keyset(query, created=Department.created_at, ident=Department.id, cursor=cursor, limit=limit)))
+    return page_of(rows, limit)
+
+
+def readable_clients(who: Principal) -> Select[ApiClient]:
+    """Clients the caller may read: all for a platform admin, else its department's."""
+    query = select(ApiClient)
+    if not who.is_platform_admin:
+        query = query.where(ApiClient.department_id == (who.department_id or ""))
+    return query
+
+
+def get_client(db: Session, who: Principal, client_id: str) -> ApiClient | None:
+    return db.scalars(readable_clients(who).where(ApiClient.client_id == client_id)).first()
+
+
+def client_by_client_id(db: Session, client_id: str) -> ApiClient | None:
+    return db.scalars(select(ApiClient).where(ApiClient.client_id == client_id)).first()
+
+
+def list_clients(db: Session, who: Principal, *, cursor: str | None, limit: int) -> tuple[list[ApiClient], str | None]:
+    query = readable_clients(who)
+    rows = list(db.scalars(keyset(query, created=ApiClient.created_at, ident=ApiClient.id, cursor=cursor, limit=limit)))
+    return page_of(rows, limit)

@@ -1,0 +1,109 @@
+"""Request and response models of departments, clients and tokens."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ops.auth import Role
+from ops.codes import region_code_problem, uscc_problem
+from ops.identity.models import DepartmentLevel
+
+
+class DepartmentBase(BaseModel):
+    name: str = Field(min_length=2, max_length=200, description="Department name, e.g. 北京市公安局")
+    level: DepartmentLevel = Field(description="province / city / county / township / village (省/市/县/乡/村)")
+    region_code: str = Field(description="6-digit administrative region code (GB/T 2260), e.g. 110000")
+    parent_id: str | None = Field(default=None, description="Id of the parent department, if any")
+
+    @field_validator("region_code")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        problem = region_code_problem(value.strip())
+        if problem:
+            raise ValueError(f"not an administrative region code: {problem}")
+        return value.strip()
+
+
+class DepartmentCreate(DepartmentBase):
+    code: str = Field(description="统一社会信用代码 (18 characters, GB 32100 check character)")
+
+    @field_validator("code")
+    @classmethod
+    def _code(cls, value: str) -> str:
+        normalised = value.strip().upper()
+        problem = uscc_problem(normalised)
+        if problem:
+            raise ValueError(f"not a valid 统一社会信用代码: {problem}")
+        return normalised
+
+
+class DepartmentUpdate(BaseModel):
+    name: str | None = Field(default=None, min_length=2, max_length=200)
+    active: bool | None = None
+    parent_id: str | None = None
+
+
+class DepartmentRead(DepartmentBase):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    code: str
+    active: bool
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+ClientRole = Literal["platform_admin", "department_admin", "department_system", "window"]
+
+
+class ClientCreate(BaseModel):
+    name: str = Field(min_length=2, max_length=200, description="What the client is, e.g. 户籍系统")
+    roles: list[ClientRole] = Field(min_length=1, description="Roles the client acts in")
+    department_id: str | None = Field(
+        default=None, description="The department it acts for (required except for platform admins)"
+    )
+
+
+class ClientRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    client_id: str
+    name: str
+    roles: list[Role]
+    department_id: str | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class ClientCreated(ClientRead):
+    client_secret: str = Field(description="Shown once; the hub keeps only a hash")
+
+
+class ClientRevoke(BaseModel):
+    reason: str = Field(min_length=2, max_length=500)
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: Literal["Bearer"] = "Bearer"  # noqa: S105
+    expires_in: int
+
+
+class HolderTokenRequest(BaseModel):
+    holder_code: str = Field(description="公民身份号码 (person) or 统一社会信用代码 (enterprise)")
+    holder_kind: Literal["person", "enterprise"]
+    name: str = Field(min_length=1, max_length=200)
+
+
+class WhoAmI(BaseModel):
+    subject: str
+    roles: list[Role]
+    department_id: str | None
+    department_code: str | None
+    holder_code: str | None
+    holder_kind: str | None

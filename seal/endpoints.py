@@ -1,0 +1,5 @@
+"""HTTP API of the seal domain."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,244 @@
+"""Test fixtures: a real database (SQLite, or PostgreSQL when GOVHUB_TEST_DATABASE_URL is set),
+migrated once per run; each test runs inside a transaction that is rolled back at its end.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from govhub.app import create_app
+from govhub.database import upgrade
+from ops.auth import Role
+from ops.config import Settings
+from ops.crypto import KeyVault
+from ops.db import make_engine
+from ops.identity import service as identity
+from ops.identity.models import ApiClient, Department
+from ops.identity.schemas import ClientCreate, DepartmentCreate
+from ops.identity.tokens import ensure_signing_key
+from ops.storage import LocalStore
+from tests.factories import uscc
+
+MASTER_KEY = base64.b64encode(b"k" * 32).decode()
+TEST_DB_ENV = "GOVHUB_TEST_DATABASE_URL"
+
+
+def _fresh_postgres_database(base_url: str) -> tuple[str, str]:
+    """Create a uniquely named database beside the given one; return (url, name)."""
+    url = make_url(base_url)
+    name = f"govhub_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return url.set(database=name).render_as_string(hide_password=False), name
+
+
+def _drop_postgres_database(base_url: str, name: str) -> None:
+    admin = create_engine(make_url(base_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    base = os.environ.get(TEST_DB_ENV)
+    if base:
+        url, name = _fresh_postgres_database(base)
+        yield url
+        _drop_postgres_database(base, name)
+    else:
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'govhub-test.db'}"
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, data_dir: Path) -> Settings:
+    return Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        master_key=MASTER_KEY,  # type: ignore[arg-type]
+        public_url="http://hub.test",
+        run_scheduler=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def engine(settings: Settings) -> Iterator[Engine]:
+    engine = make_engine(settings.effective_database_url)
+    upgrade(engine, settings)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture()
+def session_factory(engine: Engine) -> Iterator[sessionmaker[Session]]:
+    """Sessions on one connection whose outer transaction is rolled back after the test."""
+    connection = engine.connect()
+    outer = connection.begin()
+    factory = sessionmaker(bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint")
+    try:
+        yield factory
+    finally:
+        outer.rollback()
+        connection.close()
+
+
+@pytest.fixture()
+def db(session_factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A session for calling services directly (inside the test's transaction)."""
+    with session_factory() as session:
+        yield session
+
+
+@pytest.fixture()
+def storage(tmp_path: Path) -> LocalStore:
+    return LocalStore(tmp_path / "objects")
+
+
+@pytest.fixture()
+def app(settings: Settings, engine: Engine, session_factory: sessionmaker[Session], storage: LocalStore) -> FastAPI:
+    with session_factory() as session:
+        ensure_signing_key(session, KeyVault.from_settings(settings))
+        session.commit()
+    return create_app(settings, engine=engine, session_factory=session_factory, storage=storage)
+
+
+@pytest.fixture()
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+@dataclass
+class Actor:
+    """A caller in a test: its client row (if any) and the headers to send."""
+
+    headers: dict[str, str]
+    department: Department | None = None
+    client: ApiClient | None = None
+    holder_code: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def department_id(self) -> str:
+        assert self.department is not None
+        return self.department.id
+
+
+class Hub:
+    """Makes departments, clients and holders, and the tokens they call with."""
+
+    def __init__(self, app: FastAPI, factory: sessionmaker[Session]) -> None:
+        self.app = app
+        self.factory = factory
+        self.settings: Settings = app.state.settings
+        self._admin: Actor | None = None
+
+    def _token_for(self, client: ApiClient) -> str:
+        with self.factory() as db:
+            claims = identity.token_claims(db, client)
+        return str(
+            self.app.state.keyring.issue(
+                subject=client.client_id,
+                audience=self.settings.token_audience,
+                issuer=self.settings.issuer,
+                ttl=self.settings.token_ttl_seconds,
+                **claims,
+            )
+        )
+
+    def department(
+        self,
+        name: str = "测试局",
+        *,
+        code: str | None = None,
+        region: str = "110000",
+        level: str = "province",
+        parent_id: str | None = None,
+    ) -> Department:
+        from tests.factories import uscc as make_uscc
+
+        with self.factory() as db:
+            department = identity.create_department(
+                db,
+                who=self.admin_principal(),
+                data=DepartmentCreate(
+                    code=code or make_uscc(region=region),
+                    name=name,
+                    level=level,  # type: ignore[arg-type]
+                    region_code=region,
+                    parent_id=parent_id,
+                ),
+            )
+            db.commit()
+            return department
+
+    def admin_principal(self) -> Any:
+        from govhub.cli import CLI_ADMIN
+
+        return CLI_ADMIN
+
+    def actor(self, department: Department | None, *roles: str, name: str = "测试系统") -> Actor:
+        with self.factory() as db:
+            created = identity.create_client(
+                db,
+                who=self.admin_principal(),
+                data=ClientCreate(name=name, roles=list(roles), department_id=department.id if department else None),
+            )  # type: ignore[arg-type]
+            db.commit()
+        token = self._token_for(created.client)
+        return Actor(
+            headers={"Authorization": f"Bearer {token}"},
+            department=department,
+            client=created.client,
+            extra={"secret": created.secret},
+        )
+
+    @property
+    def admin(self) -> Actor:
+        if self._admin is None:
+            self._admin = self.actor(None, Role.PLATFORM_ADMIN.value, name="平台管理员")
+        return self._admin
+
+    def system(self, department: Department | None = None, name: str = "部门系统") -> Actor:
+        """A department system client (creates a department when none is given)."""
+        department = department or self.department(name + "所属部门")
+        return self.actor(department, Role.DEPARTMENT_SYSTEM.value, name=name)
+
+    def holder(self, code: str, *, kind: str = "person", name: str = "张三") -> Actor:
+        token = self.app.state.keyring.issue(
+            subject=code,
+            audience=self.settings.token_audience,
+            issuer=self.settings.holder_issuer,
+            ttl=self.settings.token_ttl_seconds,
+            holder_kind=kind,
+            name=name,
+        )
+        return Actor(headers={"Authorization": f"Bearer {token}"}, holder_code=code)
+
+
+@pytest.fixture()
+def hub(app: FastAPI, session_factory: sessionmaker[Session]) -> Hub:
+    return Hub(app, session_factory)
+
+
+__all__ = ["Actor", "Hub", "uscc"]

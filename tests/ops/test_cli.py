@@ -1,0 +1,87 @@
+"""The govhub command, as an operator uses it on a fresh data directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jwt
+
+from tests.conftest import MASTER_KEY
+from tests.factories import uscc
+
+
+def _govhub(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "GOVHUB_DATA_DIR": str(data_dir), "GOVHUB_MASTER_KEY": MASTER_KEY}
+    env.pop("GOVHUB_DATABASE_URL", None)
+    return subprocess.run(
+        [sys.executable, "-m", "govhub.cli", *args], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_an_operator_sets_up_a_department_and_a_client_from_the_shell(tmp_path: Path) -> None:
+    first = _govhub(tmp_path, "db", "upgrade")
+    assert first.returncode == 0, first.stderr
+    assert "client_secret:" in first.stdout  # the first admin is printed once...
+    again = _govhub(tmp_path, "db", "upgrade")
+    assert "client_secret:" not in again.stdout  # ...and never again
+
+    code = uscc(region="440300")
+    created = _govhub(
+        tmp_path,
+        "departments",
+        "create",
+        "--code",
+        code,
+        "--name",
+        "深圳市政务服务数据管理局",
+        "--level",
+        "city",
+        "--region",
+        "440300",
+    )
+    assert created.returncode == 0, created.stderr
+    assert json.loads(created.stdout)["code"] == code
+
+    client = _govhub(tmp_path, "clients", "create", "--name", "一网通办系统", "--role", "department_system", "--department", code)
+    assert client.returncode == 0, client.stderr
+    client_id = json.loads(client.stdout)["client_id"]
+
+    token = _govhub(tmp_path, "token", client_id)
+    assert token.returncode == 0, token.stderr
+    claims = jwt.decode(token.stdout.strip(), options={"verify_signature": False})
+    assert claims["sub"] == client_id and claims["roles"] == ["department_system"]
+
+    revoked = _govhub(tmp_path, "clients", "revoke", client_id, "--reason", "测试结束")
+    assert revoked.returncode == 0
+    assert "revoked" in _govhub(tmp_path, "clients", "list").stdout
+
+
+def test_bad_input_on_the_command_line_is_explained(tmp_path: Path) -> None:
+    _govhub(tmp_path, "db", "upgrade")
+    bad = _govhub(
+        tmp_path,
+        "departments",
+        "create",
+        "--code",
+        "91350100M000100Y44",
+        "--name",
+        "某局",
+        "--level",
+        "city",
+        "--region",
+        "350100",
+    )
+    assert bad.returncode != 0 and "GB 32100" in bad.stderr
+    env_bad = subprocess.run(
+        [sys.executable, "-m", "govhub.cli", "departments", "list"],
+        env={**os.environ, "GOVHUB_DATA_DIR": str(tmp_path), "GOVHUB_MASTER_KEY": "short"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert env_bad.returncode != 0 and "GOVHUB_MASTER_KEY" in env_bad.stderr

@@ -1,0 +1,65 @@
+"""Bad input gets a clear problem response, never a 500."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from tests.conftest import Hub
+
+
+def _problem(response: object) -> dict[str, object]:
+    assert response.headers["content-type"] == "application/problem+json"  # type: ignore[attr-defined]
+    body: dict[str, object] = response.json()  # type: ignore[attr-defined]
+    assert {"type", "title", "status", "detail", "code", "request_id"} <= set(body)
+    return body
+
+
+def test_malformed_json_is_400_and_says_so(client: TestClient, hub: Hub) -> None:
+    response = client.post(
+        "/departments", headers={**hub.admin.headers, "content-type": "application/json"}, content=b'{"name": '
+    )
+    assert response.status_code == 400
+    assert "malformed JSON" in _problem(response)["detail"]  # type: ignore[operator]
+
+
+def test_wrong_types_and_unknown_enum_values_name_the_field(client: TestClient, hub: Hub) -> None:
+    response = client.post(
+        "/departments", headers=hub.admin.headers, json={"code": 12, "name": ["x"], "level": "planet", "region_code": "110000"}
+    )
+    assert response.status_code == 422
+    fields = {e["field"] for e in _problem(response)["errors"]}  # type: ignore[attr-defined]
+    assert {"code", "name", "level"} <= fields
+
+
+def test_an_oversize_body_is_413(client: TestClient, hub: Hub) -> None:
+    limit = hub.settings.max_body_bytes
+    response = client.post(
+        "/departments", headers={**hub.admin.headers, "content-type": "application/json"}, content=b"[" + b"1," * limit + b"1]"
+    )
+    assert response.status_code == 413
+    assert str(limit) in _problem(response)["detail"]  # type: ignore[operator]
+
+
+def test_an_oversize_chunked_body_is_413(client: TestClient, hub: Hub) -> None:
+    limit = hub.settings.max_body_bytes
+
+    def chunks():  # type: ignore[no-untyped-def]
+        for _ in range(limit // 65536 + 2):
+            yield b" " * 65536
+
+    response = client.post("/departments", headers={**hub.admin.headers, "content-type": "application/json"}, content=chunks())
+    assert response.status_code == 413
+
+
+def test_unknown_routes_and_methods_are_problems(client: TestClient) -> None:
+    missing = client.get("/no/such/thing")
+    assert missing.status_code == 404 and "/no/such/thing" in _problem(missing)["detail"]  # type: ignore[operator]
+    wrong_method = client.delete("/healthz")
+    assert wrong_method.status_code == 405
+    _problem(wrong_method)
+
+
+def test_the_request_id_is_echoed_in_the_header_and_the_problem(client: TestClient) -> None:
+    response = client.get("/me", headers={"X-Request-ID": "trace-12345678"})
+    assert response.headers["x-request-id"] == "trace-12345678"
+    assert _problem(response)["request_id"] == "trace-12345678"
