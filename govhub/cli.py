@@ -6,32 +6,19 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from ops.auth import Principal, Role
-from ops.config import Settings, get_settings
+from catalog_registry import cli as catalog_cli
+from certhub import cli as certhub_cli
+from exchange import cli as exchange_cli
+from ops.cli import CLI_ADMIN, load_settings, with_db
+from ops.config import Settings
 from ops.crypto import KeyVault
 from ops.db import make_engine, make_sessionmaker
-from ops.errors import HubError
-
-CLI_ADMIN = Principal(subject="cli", roles=frozenset({Role.PLATFORM_ADMIN}))
-
-
-def _settings() -> Settings:
-    try:
-        return get_settings()
-    except ValidationError as exc:
-        lines = [f"  GOVHUB_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()]
-        raise SystemExit("govhub: invalid configuration:\n" + "\n".join(lines)) from None
-
-
-def _session(settings: Settings) -> Session:
-    engine = make_engine(settings.effective_database_url)
-    return make_sessionmaker(engine)()
+from seal import cli as seal_cli
 
 
 def _print_admin(created: Any) -> None:
@@ -51,7 +38,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     from govhub.database import prepare
     from ops.logs import configure_logging
 
-    settings = _settings()
+    settings = load_settings()
     configure_logging(settings.log_level)
     engine = make_engine(settings.effective_database_url, pool_size=settings.database_pool_size)
     _print_admin(prepare(engine, settings))
@@ -63,27 +50,9 @@ def cmd_serve(args: argparse.Namespace) -> None:
 def cmd_db_upgrade(_args: argparse.Namespace) -> None:
     from govhub.database import prepare
 
-    settings = _settings()
+    settings = load_settings()
     _print_admin(prepare(make_engine(settings.effective_database_url), settings))
     print("database is at the latest schema")
-
-
-def _with_db(fn: Callable[[Session, Settings, argparse.Namespace], None]) -> Callable[[argparse.Namespace], None]:
-    def run(args: argparse.Namespace) -> None:
-        settings = _settings()
-        with _session(settings) as db:
-            try:
-                fn(db, settings, args)
-                db.commit()
-            except HubError as exc:
-                db.rollback()
-                raise SystemExit(f"govhub: {exc.detail}") from None
-            except ValidationError as exc:
-                db.rollback()
-                lines = [f"  {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-                raise SystemExit("govhub: invalid input:\n" + "\n".join(lines)) from None
-
-    return run
 
 
 def _department_id(db: Session, ref: str | None) -> str | None:
@@ -231,8 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--level", required=True, choices=["province", "city", "county", "township", "village"])
     create.add_argument("--region", required=True, help="6-digit administrative region code")
     create.add_argument("--parent", help="parent department id or code")
-    create.set_defaults(func=_with_db(departments_create))
-    deps.add_parser("list", help="list departments").set_defaults(func=_with_db(departments_list))
+    create.set_defaults(func=with_db(departments_create))
+    deps.add_parser("list", help="list departments").set_defaults(func=with_db(departments_list))
 
     clients = sub.add_parser("clients", help="API clients").add_subparsers(dest="sub", required=True)
     ccreate = clients.add_parser("create", help="create a client and print its secret once")
@@ -245,12 +214,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="a role (repeat for several)",
     )
     ccreate.add_argument("--department", help="department id or code (required except for platform admins)")
-    ccreate.set_defaults(func=_with_db(clients_create))
+    ccreate.set_defaults(func=with_db(clients_create))
     revoke = clients.add_parser("revoke", help="revoke a client; its tokens stop working")
     revoke.add_argument("client_id")
     revoke.add_argument("--reason", required=True)
-    revoke.set_defaults(func=_with_db(clients_revoke))
-    clients.add_parser("list", help="list clients").set_defaults(func=_with_db(clients_list))
+    revoke.set_defaults(func=with_db(clients_revoke))
+    clients.add_parser("list", help="list clients").set_defaults(func=with_db(clients_list))
 
     token = sub.add_parser(
         "token",
@@ -261,13 +230,15 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--holder", help="holder code (公民身份号码 or 统一社会信用代码)")
     token.add_argument("--kind", default="person", choices=["person", "enterprise"])
     token.add_argument("--name", help="holder name")
-    token.set_defaults(func=_with_db(cmd_token))
+    token.set_defaults(func=with_db(cmd_token))
 
     keys = sub.add_parser("keys", help="hub signing keys").add_subparsers(dest="sub", required=True)
-    keys.add_parser("rotate", help="start signing tokens with a new key").set_defaults(func=_with_db(keys_rotate))
+    keys.add_parser("rotate", help="start signing tokens with a new key").set_defaults(func=with_db(keys_rotate))
     keys.add_parser(
         "rewrap", help="re-encrypt private keys under the current master key (after setting GOVHUB_PREVIOUS_MASTER_KEYS)"
-    ).set_defaults(func=_with_db(keys_rewrap))
+    ).set_defaults(func=with_db(keys_rewrap))
+    for domain_cli in (catalog_cli, exchange_cli, seal_cli, certhub_cli):
+        domain_cli.register(sub)
     return parser
 
 

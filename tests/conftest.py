@@ -193,7 +193,7 @@ class Hub:
             return department
 
     def admin_principal(self) -> Any:
-        from govhub.cli import CLI_ADMIN
+        from ops.cli import CLI_ADMIN
 
         return CLI_ADMIN
 

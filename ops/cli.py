@@ -1,0 +1,50 @@
+"""Support for command-line commands: settings, a session, and clear failures."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from ops.auth import Principal, Role
+from ops.config import Settings, get_settings
+from ops.db import make_engine, make_sessionmaker
+from ops.errors import HubError
+
+CLI_ADMIN = Principal(subject="cli", roles=frozenset({Role.PLATFORM_ADMIN}))
+
+
+def load_settings() -> Settings:
+    """The settings, or exit with a message naming each bad variable."""
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        lines = [f"  GOVHUB_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()]
+        raise SystemExit("govhub: invalid configuration:\n" + "\n".join(lines)) from None
+
+
+def open_session(settings: Settings) -> Session:
+    engine = make_engine(settings.effective_database_url)
+    return make_sessionmaker(engine)()
+
+
+def with_db(fn: Callable[[Session, Settings, argparse.Namespace], None]) -> Callable[[argparse.Namespace], None]:
+    """Run a command in one transaction: committed on success, explained and rolled back on error."""
+
+    def run(args: argparse.Namespace) -> None:
+        settings = load_settings()
+        with open_session(settings) as db:
+            try:
+                fn(db, settings, args)
+                db.commit()
+            except HubError as exc:
+                db.rollback()
+                raise SystemExit(f"govhub: {exc.detail}") from None
+            except ValidationError as exc:
+                db.rollback()
+                lines = [f"  {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+                raise SystemExit("govhub: invalid input:\n" + "\n".join(lines)) from None
+
+    return run
