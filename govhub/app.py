@@ -26,6 +26,8 @@ from ops.identity.tokens import KeyRing
 from ops.middleware import HubMiddleware
 from ops.scheduler import Job
 from ops.storage import ObjectStore, make_store
+from ops.workdays import endpoints as workdays_endpoints
+from ops.workdays.service import CalendarListener
 from seal import endpoints as seal_endpoints
 from seal import tasks as seal_tasks
 
@@ -42,6 +44,11 @@ Department systems authenticate with client credentials at `POST /auth/token` an
 def all_jobs() -> list[Job]:
     """Every periodic job the domains declare."""
     return [*catalog_tasks.JOBS, *exchange_tasks.JOBS, *seal_tasks.JOBS, *certhub_tasks.JOBS]
+
+
+def calendar_listeners() -> list[CalendarListener]:
+    """Every domain's recompute-deadlines hook, run when a year's calendar is loaded."""
+    return [*exchange_tasks.CALENDAR_LISTENERS, *certhub_tasks.CALENDAR_LISTENERS]
 
 
 def create_app(
@@ -72,6 +79,7 @@ def create_app(
         "vault": vault,
         "storage": storage or make_store(settings),
         "keyring": KeyRing(factory, vault, settings),
+        "calendar_listeners": calendar_listeners(),
     }
     for key, value in state.items():
         setattr(app.state, key, value)
@@ -84,6 +92,7 @@ def create_app(
     )
     app.include_router(health.router)
     app.include_router(identity_endpoints.router)
+    app.include_router(workdays_endpoints.router)
     app.include_router(catalog_endpoints.router)
     app.include_router(exchange_endpoints.router)
     app.include_router(seal_endpoints.router)

@@ -23,12 +23,8 @@ HTTP_LATENCY = Histogram(
 
 # Business metrics. Domains increment these; the names are part of the operations contract
 # (dashboards and alerts use them).
-SHARING_REQUEST_EVENTS = Counter(
-    "govhub_sharing_request_events_total", "Sharing-request transitions", ["event"]
-)
-DATA_ACCESSES = Counter(
-    "govhub_data_accesses_total", "Queries of shared data through grants", ["kind", "outcome"]
-)
+SHARING_REQUEST_EVENTS = Counter("govhub_sharing_request_events_total", "Sharing-request transitions", ["event"])
+DATA_ACCESSES = Counter("govhub_data_accesses_total", "Queries of shared data through grants", ["kind", "outcome"])
 CERTIFICATE_EVENTS = Counter(
     "govhub_certificate_events_total", "Certificate lifecycle events", ["event"]
 )  # event: issued / changed / revoked / suspended / verified / verify_failed
