@@ -1,5 +1,315 @@
-"""HTTP API of the exchange domain."""
+"""HTTP API of the exchange domain: sharing requests, grants, data access, supervision."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+from datetime import date
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header, Query, Request, Response
+
+from exchange import repository as repo
+from exchange import service
+from exchange.models import Grant, SharingRequest
+from exchange.schemas import (
+    AccessRead,
+    BreachRead,
+    CoordinationOutcome,
+    DataQuery,
+    DataResult,
+    EventFeed,
+    EventRead,
+    ExtensionCreate,
+    ExtensionDecision,
+    GrantRead,
+    NotificationRead,
+    OptionalReason,
+    ProviderDecision,
+    RatingCreate,
+    RatingRead,
+    Reason,
+    Report,
+    RequestCreate,
+    RequestRead,
+    TransitionRead,
+    WebhookSet,
+)
+from ops import audit
+from ops.auth import DepartmentOrAdmin, DepartmentStaff, Holder, PlatformAdmin
+from ops.db import DbSession, etag
+from ops.errors import Invalid
+from ops.pagination import Page
+
+router = APIRouter(prefix="/exchange", tags=["exchange"])
+IfMatch = Annotated[str | None, Header(description="the request's ETag; a stale one gets 409")]
+Limit = Annotated[int, Query(ge=1, le=200)]
+
+
+def _policy(request: Request) -> service.Policy:
+    return service.Policy.from_settings(request.app.state.settings)
+
+
+def _expected(if_match: str | None) -> int | None:
+    if if_match is None:
+        return None
+    raw = if_match.strip().removeprefix("W/").strip('"')
+    if not raw.isdigit():
+        raise Invalid("If-Match must be an ETag this hub returned", errors=[{"field": "If-Match", "message": "malformed"}])
+    return int(raw)
+
+
+def _read(db: DbSession, req: SharingRequest, response: Response | None = None, *, history: bool = False) -> RequestRead:
+    db.flush()
+    out = RequestRead.model_validate(req)
+    out.deadline = service.deadline_of(db, repo.open_step(db, req.id))
+    if history:
+        out.history = [TransitionRead.model_validate(t) for t in repo.history(db, req.id)]
+    if response is not None:
+        response.headers["ETag"] = etag(req.version)
+    return out
+
+
+@router.post("/requests", status_code=201, response_model=RequestRead)
+def file_request(body: RequestCreate, request: Request, response: Response, db: DbSession, who: DepartmentStaff) -> RequestRead:
+    """File a sharing request (共享申请) for a published catalogue entry; the platform reviews it in 3 working days."""
+    req = service.file_request(db, who=who, policy=_policy(request), data=body)
+    return _read(db, req, response)
+
+
+@router.get("/requests", response_model=Page[RequestRead])
+def list_requests(
+    db: DbSession,
+    who: DepartmentOrAdmin,
+    state: str | None = None,
+    side: Literal["consumer", "provider"] | None = None,
+    overdue: bool | None = None,
+    cursor: str | None = None,
+    limit: Limit = 50,
+) -> Page[RequestRead]:
+    """Requests the caller's department filed or provides data for (all, for the platform), newest first."""
+    rows, next_cursor = repo.list_requests(db, who, state=state, side=side, overdue=overdue, cursor=cursor, limit=limit)
+    steps = repo.open_steps_for(db, [r.id for r in rows])
+    items = []
+    for req in rows:
+        out = RequestRead.model_validate(req)
+        out.deadline = service.deadline_of(db, steps.get(req.id))
+        items.append(out)
+    return Page(items=items, next_cursor=next_cursor)
+
+
+@router.get("/requests/{request_id}", response_model=RequestRead)
+def get_request(request_id: str, response: Response, db: DbSession, who: DepartmentOrAdmin) -> RequestRead:
+    """A request with its current deadline (working days left, overdue) and its full history."""
+    return _read(db, service.get_request(db, who=who, request_id=request_id), response, history=True)
+
+
+@router.post("/requests/{request_id}/accept", response_model=RequestRead)
+def accept(
+    request_id: str, request: Request, response: Response, db: DbSession, who: PlatformAdmin, if_match: IfMatch = None
+) -> RequestRead:
+    """Accept after the normative review (规范性审查) and route: direct provision, or the provider decides."""
+    req = service.accept(db, who=who, policy=_policy(request), request_id=request_id, expected_version=_expected(if_match))
+    return _read(db, req, response)
+
+
+@router.post("/requests/{request_id}/refuse", response_model=RequestRead)
+def refuse(
+    request_id: str, body: Reason, response: Response, db: DbSession, who: PlatformAdmin, if_match: IfMatch = None
+) -> RequestRead:
+    """Refuse to accept (不予受理), with the reason."""
+    req = service.refuse(db, who=who, request_id=request_id, reason=body.reason, expected_version=_expected(if_match))
+    return _read(db, req, response)
+
+
+@router.post("/requests/{request_id}/provide", response_model=RequestRead)
+def provide(request_id: str, request: Request, response: Response, db: DbSession, who: PlatformAdmin) -> RequestRead:
+    """Issue the grant of a directly provided request whose data has become available."""
+    return _read(db, service.provide(db, who=who, policy=_policy(request), request_id=request_id), response)
+
+
+@router.post("/requests/{request_id}/decision", response_model=RequestRead)
+def decide(
+    request_id: str,
+    body: ProviderDecision,
+    request: Request,
+    response: Response,
+    db: DbSession,
+    who: DepartmentStaff,
+    if_match: IfMatch = None,
+) -> RequestRead:
+    """The provider approves (possibly narrowing fields or period) or refuses with a reason."""
+    req = service.decide(
+        db, who=who, policy=_policy(request), request_id=request_id, data=body, expected_version=_expected(if_match)
+    )
+    return _read(db, req, response)
+
+
+@router.post("/requests/{request_id}/withdraw", response_model=RequestRead)
+def withdraw(
+    request_id: str, body: OptionalReason, response: Response, db: DbSession, who: DepartmentStaff, if_match: IfMatch = None
+) -> RequestRead:
+    """The consumer withdraws its request before a decision."""
+    req = service.withdraw(db, who=who, request_id=request_id, reason=body.reason, expected_version=_expected(if_match))
+    return _read(db, req, response)
+
+
+@router.post("/requests/{request_id}/extension", response_model=RequestRead)
+def request_extension(
+    request_id: str, body: ExtensionCreate, request: Request, response: Response, db: DbSession, who: DepartmentStaff
+) -> RequestRead:
+    """The provider asks for more working days to decide, with a reason (the platform approves or refuses)."""
+    req = service.request_extension(db, who=who, policy=_policy(request), request_id=request_id, data=body)
+    return _read(db, req, response)
+
+
+@router.post("/requests/{request_id}/extension/decision", response_model=RequestRead)
+def decide_extension(
+    request_id: str, body: ExtensionDecision, response: Response, db: DbSession, who: PlatformAdmin
+) -> RequestRead:
+    """The platform approves (the deadline moves) or refuses a pending extension."""
+    return _read(db, service.decide_extension(db, who=who, request_id=request_id, data=body), response)
+
+
+@router.post("/requests/{request_id}/escalate", response_model=RequestRead)
+def escalate(
+    request_id: str, body: Reason, request: Request, response: Response, db: DbSession, who: DepartmentStaff
+) -> RequestRead:
+    """The consumer escalates a refused request to the platform for coordination (协调)."""
+    req = service.escalate(db, who=who, policy=_policy(request), request_id=request_id, reason=body.reason)
+    return _read(db, req, response)
+
+
+@router.post("/requests/{request_id}/coordination", response_model=RequestRead)
+def coordinate(
+    request_id: str, body: CoordinationOutcome, request: Request, response: Response, db: DbSession, who: PlatformAdmin
+) -> RequestRead:
+    """The platform records the outcome of coordination: grant, or uphold the refusal."""
+    req = service.coordinate(db, who=who, policy=_policy(request), request_id=request_id, data=body)
+    return _read(db, req, response)
+
+
+@router.post("/requests/{request_id}/rating", status_code=201, response_model=RatingRead)
+def rate(request_id: str, body: RatingCreate, db: DbSession, who: DepartmentStaff) -> RatingRead:
+    """Rate a decided request (好差评: good / average / poor, with a comment)."""
+    return RatingRead.model_validate(service.rate(db, who=who, request_id=request_id, data=body))
+
+
+@router.get("/grants", response_model=Page[GrantRead])
+def list_grants(
+    db: DbSession, who: DepartmentOrAdmin, state: str | None = None, cursor: str | None = None, limit: Limit = 50
+) -> Page[GrantRead]:
+    """Grants the caller's department holds or provides."""
+    rows, next_cursor = repo.list_grants(db, who, state=state, cursor=cursor, limit=limit)
+    return Page(items=[GrantRead.model_validate(g) for g in rows], next_cursor=next_cursor)
+
+
+@router.get("/grants/{grant_id}", response_model=GrantRead)
+def get_grant(grant_id: str, response: Response, db: DbSession, who: DepartmentOrAdmin) -> Grant:
+    """A grant: consumer, resource version, fields, purpose, validity, rate limit, control parameters."""
+    grant = service.get_grant(db, who=who, grant_id=grant_id)
+    response.headers["ETag"] = etag(grant.version)
+    return grant
+
+
+@router.post("/grants/{grant_id}/revoke", response_model=GrantRead)
+def revoke_grant(grant_id: str, body: Reason, db: DbSession, who: DepartmentOrAdmin, if_match: IfMatch = None) -> Grant:
+    """The provider or the platform revokes a grant, with a reason."""
+    return service.revoke_grant(db, who=who, grant_id=grant_id, reason=body.reason, expected_version=_expected(if_match))
+
+
+@router.post("/grants/{grant_id}/lookup", response_model=DataResult)
+def lookup(grant_id: str, body: DataQuery, db: DbSession, who: DepartmentStaff) -> DataResult:
+    """Look up granted dataset rows by control parameters (sent in the body, never in the URL)."""
+    grant, fields, rows = service.lookup(
+        db, who=who, grant_id=grant_id, params=body.params, fields=body.fields, use_cause=body.use_cause
+    )
+    return DataResult(grant_id=grant.id, fields=fields, masked_fields=[f for f in grant.masked_fields if f in fields], rows=rows)
+
+
+@router.get("/grants/{grant_id}/export", response_model=DataResult)
+def export(
+    grant_id: str,
+    db: DbSession,
+    who: DepartmentStaff,
+    fields: Annotated[list[str] | None, Query()] = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+    use_cause: Annotated[str | None, Query(max_length=200)] = None,
+) -> DataResult:
+    """A page of the granted dataset, where the catalogue entry allows export."""
+    grant, chosen, rows, next_cursor = service.export(
+        db, who=who, grant_id=grant_id, fields=fields, cursor=cursor, limit=limit, use_cause=use_cause
+    )
+    return DataResult(
+        grant_id=grant.id,
+        fields=chosen,
+        masked_fields=[f for f in grant.masked_fields if f in chosen],
+        rows=rows,
+        next_cursor=next_cursor,
+    )
+
+
+@router.post("/grants/{grant_id}/call", response_model=DataResult)
+def call_api(grant_id: str, body: DataQuery, db: DbSession, who: DepartmentStaff) -> DataResult:
+    """Query the provider's API through the hub; the answer is filtered to the granted fields and masked."""
+    grant, fields, rows = service.call_api(
+        db, who=who, grant_id=grant_id, params=body.params, fields=body.fields, use_cause=body.use_cause
+    )
+    return DataResult(grant_id=grant.id, fields=fields, masked_fields=[f for f in grant.masked_fields if f in fields], rows=rows)
+
+
+@router.get("/accesses", response_model=Page[AccessRead])
+def list_accesses(
+    db: DbSession, who: DepartmentOrAdmin, grant_id: str | None = None, cursor: str | None = None, limit: Limit = 50
+) -> Page[AccessRead]:
+    """Who used the caller's data (provider), or what it queried (consumer); everything for the platform."""
+    rows, next_cursor = repo.list_accesses(db, who, grant_id=grant_id, cursor=cursor, limit=limit)
+    return Page(items=[AccessRead.model_validate(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.get("/my-accesses", response_model=Page[AccessRead])
+def my_accesses(db: DbSession, who: Holder, cursor: str | None = None, limit: Limit = 50) -> Page[AccessRead]:
+    """A citizen or enterprise sees which departments queried records about them, and why."""
+    assert who.holder_code is not None
+    rows, next_cursor = repo.accesses_about(db, subject_ref=audit.subject_ref(who.holder_code), cursor=cursor, limit=limit)
+    return Page(items=[AccessRead.model_validate(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.get("/breaches", response_model=Page[BreachRead])
+def list_breaches(db: DbSession, who: DepartmentOrAdmin, cursor: str | None = None, limit: Limit = 50) -> Page[BreachRead]:
+    """Deadlines the caller's department missed (all, for the platform)."""
+    rows, next_cursor = repo.list_breaches(db, who, cursor=cursor, limit=limit)
+    return Page(items=[BreachRead.model_validate(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.get("/notifications", response_model=Page[NotificationRead])
+def list_notifications(
+    db: DbSession, who: DepartmentOrAdmin, cursor: str | None = None, limit: Limit = 50
+) -> Page[NotificationRead]:
+    """The caller's department's notifications (the platform's own, for a platform administrator)."""
+    rows, next_cursor = repo.list_notifications(db, who, cursor=cursor, limit=limit)
+    return Page(items=[NotificationRead.model_validate(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.put("/webhook", status_code=204)
+def set_webhook(body: WebhookSet, db: DbSession, who: DepartmentStaff) -> Response:
+    """Have the department's notifications pushed to a URL, signed with HMAC-SHA256 (X-Govhub-Signature)."""
+    service.set_webhook(db, who=who, url=body.url, secret=body.secret)
+    return Response(status_code=204)
+
+
+@router.get("/events", response_model=EventFeed)
+def events(
+    db: DbSession,
+    who: DepartmentOrAdmin,
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> EventFeed:
+    """The department's feed of request and grant state changes; poll with `after` set to the last cursor."""
+    rows = repo.events_after(db, who, after=after, limit=limit)
+    return EventFeed(items=[EventRead.model_validate(r) for r in rows], cursor=str(rows[-1].id if rows else after))
+
+
+@router.get("/report", response_model=Report)
+def report(db: DbSession, who: PlatformAdmin, start: date, end: date) -> Report:
+    """Each department's on-time rate, average handling time in working days, and ratings, for a period."""
+    return service.report(db, start=start, end=end)

@@ -61,6 +61,17 @@ class Settings(BaseSettings):
     bootstrap_admin_client_id: str = ""
     bootstrap_admin_secret: SecretStr = SecretStr("")
 
+    # Sharing exchange policy, in working days (seed 002 §六(一): review 3, direct provision 3,
+    # provider decision 10). Other jurisdictions use other numbers; each deployment sets its own.
+    review_working_days: int = Field(default=3, ge=1, le=60)
+    direct_provision_working_days: int = Field(default=3, ge=1, le=60)
+    provider_decision_working_days: int = Field(default=10, ge=1, le=60)
+    coordination_working_days: int = Field(default=10, ge=1, le=60)
+    max_extension_working_days: int = Field(default=10, ge=0, le=60)
+    max_grant_days: int = Field(default=1096, ge=1, le=3660)
+    default_grant_rate_limit_per_minute: int = Field(default=600, ge=1, le=1_000_000)
+    exchange_webhook_max_attempts: int = Field(default=5, ge=1, le=50)
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     run_scheduler: bool = True
 

@@ -1,0 +1,199 @@
+"""Every query of the exchange, scoped to what the caller may see.
+
+A department sees the requests and grants it is the consumer or the provider of; the platform sees all.
+Another department's record is simply not found.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.orm import Session
+
+from exchange.models import (
+    DataAccess,
+    DeadlineBreach,
+    ExchangeEvent,
+    Grant,
+    Notification,
+    Rating,
+    RequestStep,
+    RequestTransition,
+    SharingRequest,
+)
+from ops.auth import Principal
+from ops.errors import Invalid
+from ops.pagination import MAX_LIMIT, decode_cursor, encode_cursor, keyset, page_of
+
+
+def readable_requests(who: Principal) -> Select[SharingRequest]:
+    query = select(SharingRequest)
+    if not who.is_platform_admin:
+        mine = who.department_id or ""
+        query = query.where(or_(SharingRequest.consumer_department_id == mine, SharingRequest.provider_department_id == mine))
+    return query
+
+
+def get_request(db: Session, who: Principal, request_id: str, *, lock: bool = False) -> SharingRequest | None:
+    query = readable_requests(who).where(SharingRequest.id == request_id)
+    return db.scalars(query).first()
+
+
+def list_requests(
+    db: Session,
+    who: Principal,
+    *,
+    state: str | None,
+    side: str | None,
+    overdue: bool | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[SharingRequest], str | None]:
+    query = readable_requests(who)
+    if state:
+        query = query.where(SharingRequest.state == state)
+    if side == "consumer":
+        query = query.where(SharingRequest.consumer_department_id == (who.department_id or ""))
+    elif side == "provider":
+        query = query.where(SharingRequest.provider_department_id == (who.department_id or ""))
+    if overdue is not None:
+        late = select(RequestStep.request_id).where(RequestStep.open.is_(True), RequestStep.overdue.is_(True))
+        query = query.where(SharingRequest.id.in_(late) if overdue else SharingRequest.id.not_in(late))
+    rows = list(db.scalars(keyset(query, created=SharingRequest.created_at, ident=SharingRequest.id, cursor=cursor, limit=limit)))
+    return page_of(rows, limit)
+
+
+def open_step(db: Session, request_id: str) -> RequestStep | None:
+    return db.scalars(select(RequestStep).where(RequestStep.request_id == request_id, RequestStep.open.is_(True))).first()
+
+
+def open_steps_for(db: Session, request_ids: list[str]) -> dict[str, RequestStep]:
+    if not request_ids:
+        return {}
+    rows = db.scalars(select(RequestStep).where(RequestStep.request_id.in_(request_ids), RequestStep.open.is_(True)))
+    return {row.request_id: row for row in rows}
+
+
+def history(db: Session, request_id: str) -> list[RequestTransition]:
+    return list(
+        db.scalars(select(RequestTransition).where(RequestTransition.request_id == request_id).order_by(RequestTransition.id))
+    )
+
+
+def readable_grants(who: Principal) -> Select[Grant]:
+    query = select(Grant)
+    if not who.is_platform_admin:
+        mine = who.department_id or ""
+        query = query.where(or_(Grant.consumer_department_id == mine, Grant.provider_department_id == mine))
+    return query
+
+
+def get_grant(db: Session, who: Principal, grant_id: str) -> Grant | None:
+    return db.scalars(readable_grants(who).where(Grant.id == grant_id)).first()
+
+
+def consumer_grant(db: Session, who: Principal, grant_id: str) -> Grant | None:
+    """A grant the caller's department holds (only the consumer queries data through it)."""
+    return db.scalars(
+        select(Grant).where(Grant.id == grant_id, Grant.consumer_department_id == (who.department_id or ""))
+    ).first()
+
+
+def list_grants(
+    db: Session, who: Principal, *, state: str | None, cursor: str | None, limit: int
+) -> tuple[list[Grant], str | None]:
+    query = readable_grants(who)
+    if state:
+        query = query.where(Grant.state == state)
+    rows = list(db.scalars(keyset(query, created=Grant.created_at, ident=Grant.id, cursor=cursor, limit=limit)))
+    return page_of(rows, limit)
+
+
+def accesses_in_last_minute(db: Session, grant_id: str, now: datetime) -> int:
+    from datetime import timedelta
+
+    since = now - timedelta(seconds=60)
+    return int(db.scalar(select(func.count()).where(DataAccess.grant_id == grant_id, DataAccess.at > since)) or 0)
+
+
+def _by_id_desc(query: Select[Any], column: Any, cursor: str | None, limit: int) -> Select[Any]:
+    if limit < 1 or limit > MAX_LIMIT:
+        raise Invalid(f"limit must be between 1 and {MAX_LIMIT}", errors=[{"field": "limit", "message": "out of range"}])
+    if cursor:
+        (last,) = decode_cursor(cursor, 1)
+        if not isinstance(last, int):
+            raise Invalid("cursor is not one this hub returned", errors=[{"field": "cursor", "message": "malformed"}])
+        query = query.where(column < last)
+    return query.order_by(column.desc()).limit(limit + 1)
+
+
+def _split(rows: list[Any], limit: int) -> tuple[list[Any], str | None]:
+    if len(rows) <= limit:
+        return rows, None
+    return rows[:limit], encode_cursor([rows[limit - 1].id])
+
+
+def list_accesses(
+    db: Session, who: Principal, *, grant_id: str | None, cursor: str | None, limit: int
+) -> tuple[list[DataAccess], str | None]:
+    """Accesses the caller may see: of its own data (provider) or by itself (consumer); all for the platform."""
+    query = select(DataAccess)
+    if not who.is_platform_admin:
+        mine = who.department_id or ""
+        query = query.where(or_(DataAccess.provider_department_id == mine, DataAccess.consumer_department_id == mine))
+    if grant_id:
+        query = query.where(DataAccess.grant_id == grant_id)
+    return _split(list(db.scalars(_by_id_desc(query, DataAccess.id, cursor, limit))), limit)
+
+
+def accesses_about(db: Session, *, subject_ref: str, cursor: str | None, limit: int) -> tuple[list[DataAccess], str | None]:
+    query = select(DataAccess).where(DataAccess.subject_ref == subject_ref)
+    return _split(list(db.scalars(_by_id_desc(query, DataAccess.id, cursor, limit))), limit)
+
+
+def list_breaches(db: Session, who: Principal, *, cursor: str | None, limit: int) -> tuple[list[DeadlineBreach], str | None]:
+    query = select(DeadlineBreach)
+    if not who.is_platform_admin:
+        query = query.where(DeadlineBreach.department_id == (who.department_id or ""))
+    return _split(list(db.scalars(_by_id_desc(query, DeadlineBreach.id, cursor, limit))), limit)
+
+
+def list_notifications(db: Session, who: Principal, *, cursor: str | None, limit: int) -> tuple[list[Notification], str | None]:
+    """A department's notifications; the platform's own (department NULL) for a platform administrator."""
+    query = select(Notification)
+    if who.is_platform_admin:
+        query = query.where(Notification.department_id.is_(None))
+    else:
+        query = query.where(Notification.department_id == (who.department_id or ""))
+    return _split(list(db.scalars(_by_id_desc(query, Notification.id, cursor, limit))), limit)
+
+
+def events_after(db: Session, who: Principal, *, after: int, limit: int) -> list[ExchangeEvent]:
+    query = select(ExchangeEvent).where(ExchangeEvent.id > after)
+    if not who.is_platform_admin:
+        query = query.where(ExchangeEvent.department_id == (who.department_id or ""))
+    return list(db.scalars(query.order_by(ExchangeEvent.id).limit(limit)))
+
+
+def rating_for(db: Session, request_id: str) -> Rating | None:
+    return db.scalars(select(Rating).where(Rating.request_id == request_id)).first()
+
+
+def steps_in_period(db: Session, start: datetime, end: datetime) -> list[RequestStep]:
+    """Steps completed in [start, end), and open steps whose deadline fell in it."""
+    return list(
+        db.scalars(
+            select(RequestStep).where(
+                or_(
+                    (RequestStep.completed_at >= start) & (RequestStep.completed_at < end),
+                    RequestStep.open.is_(True) & (RequestStep.due_at >= start) & (RequestStep.due_at < end),
+                )
+            )
+        )
+    )
+
+
+def ratings_in_period(db: Session, start: datetime, end: datetime) -> list[Rating]:
+    return list(db.scalars(select(Rating).where(Rating.rated_at >= start, Rating.rated_at < end)))

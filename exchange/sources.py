@@ -1,0 +1,103 @@
+"""The catalogue as the exchange sees it: published entry versions and their dataset rows.
+
+Everything goes through `catalog_registry.service` (the catalogue's public contract). The shapes the
+exchange relies on are written down here as protocols, so this package type-checks on its own.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Protocol
+
+from sqlalchemy.orm import Session
+
+
+class Item(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def sensitivity(self) -> str: ...
+    @property
+    def personal(self) -> bool: ...
+
+
+class ControlParam(Protocol):
+    @property
+    def item(self) -> str: ...
+    @property
+    def required(self) -> bool: ...
+    @property
+    def max_rows(self) -> int | None: ...
+
+
+class ApiDistribution(Protocol):
+    @property
+    def url(self) -> str: ...
+    @property
+    def method(self) -> str: ...
+    @property
+    def timeout_seconds(self) -> float: ...
+
+
+class Sharing(Protocol):
+    """What the exchange needs of a published catalogue entry version."""
+
+    @property
+    def resource_id(self) -> str: ...
+    @property
+    def version_id(self) -> str: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def code(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def provider_department_id(self) -> str: ...
+    @property
+    def sharing_type(self) -> str: ...
+    @property
+    def conditions(self) -> str | None: ...
+    @property
+    def legal_basis(self) -> str | None: ...
+    @property
+    def items(self) -> list[Any]: ...
+    @property
+    def control_parameters(self) -> list[Any]: ...
+    @property
+    def allows_export(self) -> bool: ...
+    @property
+    def has_dataset(self) -> bool: ...
+    @property
+    def api(self) -> Any: ...
+
+
+class Catalogue(Protocol):
+    def get_published_for_sharing(self, db: Session, *, resource_id: str) -> Sharing: ...
+    def get_version_for_sharing(self, db: Session, *, version_id: str) -> Sharing: ...
+    def lookup_rows(
+        self, db: Session, *, resource_id: str, params: dict[str, str], fields: list[str], limit: int
+    ) -> list[dict[str, Any]]: ...
+    def export_rows(
+        self, db: Session, *, resource_id: str, fields: list[str], cursor: str | None, limit: int
+    ) -> tuple[list[dict[str, Any]], str | None]: ...
+
+
+# Set to another implementation only by tests that exercise the exchange without a catalogue.
+override: Catalogue | None = None
+
+
+def catalogue() -> Catalogue:
+    """The catalogue service (catalog_registry.service), or the override."""
+    if override is not None:
+        return override
+    module: Any = importlib.import_module("catalog_registry.service")
+    return module  # type: ignore[no-any-return]
+
+
+def items_of(view: Sharing) -> list[Item]:
+    return list(view.items)
+
+
+def control_parameters_of(view: Sharing) -> list[ControlParam]:
+    return list(view.control_parameters)
