@@ -111,7 +111,8 @@ class Policy:
 # Helpers: steps, transitions, events, notifications
 
 
-def _today() -> date:
+def today() -> date:
+    """Today in Asia/Shanghai (the calendar day deadlines and validity are counted in)."""
     return utcnow().astimezone(SHANGHAI).date()
 
 
@@ -297,7 +298,7 @@ def file_request(db: Session, *, who: Principal, policy: Policy, data: RequestCr
             errors.append({"field": f"clear_items[{i}]", "message": f"'{name}' is not among the requested items"})
         elif name in items and not _sensitive(items[name]):
             errors.append({"field": f"clear_items[{i}]", "message": f"'{name}' is not sensitive; it is never masked"})
-    today = _today()
+    today = today()
     valid_from = data.valid_from or today
     if valid_from < today:
         errors.append({"field": "valid_from", "message": f"must not be before today ({today})"})

@@ -155,7 +155,7 @@ class World:
         return body
 
     def request_body(self, view: View, **overrides: Any) -> dict[str, Any]:
-        today = service.utcnow().astimezone(SH).date()
+        today = service.today()
         body: dict[str, Any] = {
             "resource_id": view.resource_id,
             "items": [i.name for i in view.items],
