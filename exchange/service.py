@@ -298,10 +298,10 @@ def file_request(db: Session, *, who: Principal, policy: Policy, data: RequestCr
             errors.append({"field": f"clear_items[{i}]", "message": f"'{name}' is not among the requested items"})
         elif name in items and not _sensitive(items[name]):
             errors.append({"field": f"clear_items[{i}]", "message": f"'{name}' is not sensitive; it is never masked"})
-    today = today()
-    valid_from = data.valid_from or today
-    if valid_from < today:
-        errors.append({"field": "valid_from", "message": f"must not be before today ({today})"})
+    now_day = today()
+    valid_from = data.valid_from or now_day
+    if valid_from < now_day:
+        errors.append({"field": "valid_from", "message": f"must not be before today ({now_day})"})
     if data.valid_until < valid_from:
         errors.append({"field": "valid_until", "message": "must not be before valid_from"})
     elif (data.valid_until - valid_from).days > policy.max_grant_days:
