@@ -9,7 +9,7 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from sqlalchemy import select
@@ -123,7 +123,7 @@ def test_a_review_not_done_in_3_working_days_is_a_breach_of_the_platform(world: 
 
 
 class _Receiver(BaseHTTPRequestHandler):
-    received: list[tuple[dict[str, str], bytes]] = []
+    received: ClassVar[list[tuple[dict[str, str], bytes]]] = []
     fail_first = 0
 
     def do_POST(self) -> None:
