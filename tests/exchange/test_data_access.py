@@ -177,7 +177,6 @@ class _ProviderApi(BaseHTTPRequestHandler):
 def provider_api() -> Iterator[tuple[str, type[_ProviderApi]]]:
     handler = type("ProviderApi", (_ProviderApi,), {"calls": [], "mode": "ok"})
     server = HTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
