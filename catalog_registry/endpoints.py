@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Header, Query, Request, Response, UploadFile
@@ -9,15 +10,21 @@ from fastapi import APIRouter, Depends, File, Header, Query, Request, Response, 
 from catalog_registry import service
 from catalog_registry.schemas import (
     DatasetRead,
+    DemandAnswer,
+    DemandCreate,
+    DemandDecline,
+    DemandRead,
     EntryCreate,
     EntryRead,
     EntryUpdate,
+    ImportResult,
+    ResponsibilityList,
     RetireRequest,
     ReviewDecision,
     SearchHit,
     VersionRead,
 )
-from ops.auth import DepartmentOrAdmin, PlatformAdmin, Principal, Role, require_roles
+from ops.auth import DepartmentOrAdmin, DepartmentStaff, PlatformAdmin, Principal, Role, require_roles
 from ops.db import DbSession, etag
 from ops.pagination import Page
 from ops.storage import read_file_chunks
@@ -192,3 +199,126 @@ def search(
         limit=limit,
     )
     return Page(items=hits, next_cursor=next_cursor)
+
+
+@router.post("/demands", status_code=201, response_model=DemandRead, summary="Post a data demand (供需对接)")
+def post_demand(body: DemandCreate, db: DbSession, who: DepartmentStaff) -> Any:
+    """A consumer department asks for data no entry offers yet; name the department you believe holds it."""
+    return service.post_demand(db, who=who, data=body)
+
+
+@router.get("/demands", response_model=Page[DemandRead], summary="Demands of a department")
+def list_demands(
+    db: DbSession,
+    who: DepartmentOrAdmin,
+    box: str | None = Query(default=None, description="posted (by the department) or incoming (to it); both if absent"),
+    department_id: str | None = Query(default=None, description="Platform only: whose demands"),
+    state: str | None = Query(default=None, description="open / answered / declined / withdrawn"),
+    cursor: str | None = None,
+    limit: int = Query(default=50, ge=1, le=200),
+) -> Page[Any]:
+    """A department sees what it posted and what is addressed to it (or to any provider)."""
+    items, next_cursor = service.list_demands(
+        db, who=who, box=box, department_id=department_id, state=state, cursor=cursor, limit=limit
+    )
+    return Page(items=items, next_cursor=next_cursor)
+
+
+@router.get("/demands/{demand_id}", response_model=DemandRead, summary="One demand")
+def get_demand(demand_id: str, db: DbSession, who: DepartmentOrAdmin, response: Response) -> Any:
+    demand = service.get_demand(db, who=who, demand_id=demand_id)
+    response.headers["ETag"] = etag(demand.version)
+    return demand
+
+
+@router.post("/demands/{demand_id}/answer", response_model=DemandRead, summary="Answer a demand with an entry")
+def answer_demand(
+    demand_id: str,
+    body: DemandAnswer,
+    db: DbSession,
+    who: DepartmentStaff,
+    if_match: Annotated[str | None, Header()] = None,
+) -> Any:
+    """The provider links one of its entries (published, or a new draft it has just registered)."""
+    return service.answer_demand(db, who=who, demand_id=demand_id, data=body, if_match=if_match)
+
+
+@router.post("/demands/{demand_id}/decline", response_model=DemandRead, summary="Decline a demand with the reason")
+def decline_demand(
+    demand_id: str,
+    body: DemandDecline,
+    db: DbSession,
+    who: DepartmentOrAdmin,
+    if_match: Annotated[str | None, Header()] = None,
+) -> Any:
+    return service.decline_demand(db, who=who, demand_id=demand_id, reason=body.reason, if_match=if_match)
+
+
+@router.post("/demands/{demand_id}/withdraw", response_model=DemandRead, summary="Withdraw your open demand")
+def withdraw_demand(demand_id: str, db: DbSession, who: DepartmentStaff, if_match: Annotated[str | None, Header()] = None) -> Any:
+    return service.withdraw_demand(db, who=who, demand_id=demand_id, if_match=if_match)
+
+
+@router.get(
+    "/responsibility-lists/{department_id}",
+    response_model=ResponsibilityList,
+    summary="A department's sharing responsibility list (共享责任清单)",
+    responses={200: {"content": {"text/csv": {}}}},
+)
+def responsibility_list(
+    department_id: str,
+    db: DbSession,
+    who: ClientCaller,
+    format: str = Query(default="json", pattern="^(json|csv)$", description="json, or csv for a spreadsheet"),
+) -> Any:
+    """The published resources the department is responsible for providing, with their sharing type."""
+    report = service.responsibility_list(db, who=who, department_id=department_id)
+    if format == "csv":
+        return Response(
+            service.responsibility_csv(report),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="responsibility-{report.department_code}.csv"'},
+        )
+    return report
+
+
+@router.post(
+    "/imports",
+    status_code=201,
+    response_model=ImportResult,
+    summary="Import entries from the catalogue spreadsheet template (CSV)",
+)
+def import_entries(
+    request: Request,
+    db: DbSession,
+    who: DepartmentOrAdmin,
+    file: Annotated[UploadFile, File(description="CSV in the catalogue template; UTF-8")],
+    mode: str = Query(default="draft", pattern="^(draft|submit|publish)$", description="draft, submit, or publish (platform)"),
+) -> ImportResult:
+    """Every row is checked first; if any row is wrong, nothing is imported and each problem names row and column."""
+    storage = request.app.state.storage
+    stored = storage.put(read_file_chunks(file.file), max_bytes=request.app.state.settings.max_upload_bytes)
+
+    def open_text() -> Any:
+        return service.text_lines(storage.open(stored.key))
+
+    report = service.import_entries(db, who=who, open_text=open_text, mode=mode)
+    return ImportResult(created=report.created, entry_ids=report.entry_ids)
+
+
+@router.get(
+    "/dcat.jsonld",
+    summary="The published catalogue as DCAT-AP JSON-LD",
+    responses={200: {"content": {"application/ld+json": {}}}},
+)
+def dcat(
+    request: Request,
+    db: DbSession,
+    who: ClientCaller,
+    cursor: str | None = None,
+    limit: int = Query(default=service.DCAT_PAGE, ge=1, le=2000),
+) -> Response:
+    """Catalog, Dataset, Distribution and DataService with their mandatory properties; paged with hydra:next."""
+    base = str(request.app.state.settings.public_url).rstrip("/")
+    document = service.dcat_catalog(db, who=who, base_url=base, cursor=cursor, limit=limit)
+    return Response(json.dumps(document, ensure_ascii=False), media_type="application/ld+json")

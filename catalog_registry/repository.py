@@ -229,10 +229,10 @@ def search_docs(
     limit: int,
 ) -> list[SearchDoc]:
     """Docs matching every term (in the name, or elsewhere but not all in the name), newest first."""
-    name_match = and_(*[SearchDoc.name_norm.contains(t, autoescape=True) for t in terms])
-    text_match = and_(*[SearchDoc.text_norm.contains(t, autoescape=True) for t in terms])
     conditions: list[ColumnElement[bool]] = [*filters]
     if terms:
+        name_match = and_(*[SearchDoc.name_norm.contains(t, autoescape=True) for t in terms])
+        text_match = and_(*[SearchDoc.text_norm.contains(t, autoescape=True) for t in terms])
         conditions.append(name_match if name_phase else and_(text_match, not_(name_match)))
     if driver_gram is not None:
         query = (
@@ -282,7 +282,7 @@ def published_entries_of(db: Session, department_id: str | None) -> list[tuple[C
     )
     if department_id:
         query = query.where(CatalogEntry.provider_department_id == department_id)
-    return [(e, v) for e, v in db.execute(query).tuples()]
+    return [(e, v) for e, v in db.execute(query)]
 
 
 def published_page(db: Session, *, after_code: str | None, limit: int) -> list[tuple[CatalogEntry, EntryVersion]]:
@@ -295,7 +295,7 @@ def published_page(db: Session, *, after_code: str | None, limit: int) -> list[t
     )
     if after_code:
         query = query.where(CatalogEntry.code > after_code)
-    return [(e, v) for e, v in db.execute(query).tuples()]
+    return [(e, v) for e, v in db.execute(query)]
 
 
 # --- demands --------------------------------------------------------------------------------
@@ -333,19 +333,42 @@ def list_demands(
     limit: int,
 ) -> tuple[list[Demand], str | None]:
     query = readable_demands(who)
-    if role == "posted" and department_id:
-        query = query.where(Demand.consumer_department_id == department_id)
-    elif role == "incoming" and department_id:
-        query = query.where(or_(Demand.target_department_id == department_id, Demand.target_department_id.is_(None)))
-    elif department_id:
-        query = query.where(
-            or_(
-                Demand.consumer_department_id == department_id,
-                Demand.target_department_id == department_id,
-                Demand.answered_by_department_id == department_id,
-            )
+    if department_id:
+        posted = Demand.consumer_department_id == department_id
+        incoming = or_(
+            Demand.target_department_id == department_id,
+            Demand.answered_by_department_id == department_id,
+            and_(
+                Demand.target_department_id.is_(None),
+                Demand.state == DemandState.OPEN,
+                Demand.consumer_department_id != department_id,
+            ),
         )
+        query = query.where({"posted": posted, "incoming": incoming}.get(role or "", or_(posted, incoming)))
     if state:
         query = query.where(Demand.state == state)
     rows = list(db.scalars(keyset(query, created=Demand.created_at, ident=Demand.id, cursor=cursor, limit=limit)))
     return page_of(rows, limit)
+
+
+def department_by_code(db: Session, code: str) -> Department | None:
+    return db.scalars(select(Department).where(Department.code == code)).first()
+
+
+def insert_docs(db: Session, docs: list[dict[str, Any]], grams: list[tuple[set[int], set[int]]]) -> None:
+    """Insert many search docs and their bigrams at once."""
+    if not docs:
+        return
+    ids = list(db.scalars(insert(SearchDoc).returning(SearchDoc.id, sort_by_parameter_order=True), docs))
+    rows: list[dict[str, Any]] = []
+    for doc_id, (name_grams, all_grams) in zip(ids, grams, strict=True):
+        rows += [{"gram": g, "scope": 1, "doc_id": doc_id} for g in name_grams]
+        rows += [{"gram": g, "scope": 0, "doc_id": doc_id} for g in all_grams]
+    for start in range(0, len(rows), 20000):
+        db.execute(insert(SearchGram), rows[start : start + 20000])
+
+
+def insert_audit(db: Session, rows: list[dict[str, Any]], model: Any) -> None:
+    """Append many audit records at once (bulk import)."""
+    if rows:
+        db.execute(insert(model), rows)

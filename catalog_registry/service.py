@@ -10,11 +10,12 @@ import hashlib
 import io
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from catalog_registry import repository
@@ -23,6 +24,8 @@ from catalog_registry.models import (
     Classification,
     Dataset,
     DatasetState,
+    Demand,
+    DemandState,
     EntryState,
     EntryVersion,
     SharingType,
@@ -31,9 +34,13 @@ from catalog_registry.models import (
 )
 from catalog_registry.schemas import (
     DatasetRead,
+    DemandAnswer,
+    DemandCreate,
     EntryCreate,
     EntryFields,
     EntryRead,
+    ResponsibilityEntry,
+    ResponsibilityList,
     SearchHit,
     VersionRead,
     entry_problems,
@@ -642,6 +649,11 @@ class _ChunkReader(io.RawIOBase):
         return n
 
 
+def text_lines(chunks: Iterable[bytes]) -> io.TextIOWrapper:
+    """A UTF-8 text stream (BOM dropped) over byte chunks, read lazily."""
+    return _text_stream(iter(chunks))
+
+
 def _text_stream(chunks: Iterator[bytes]) -> io.TextIOWrapper:
     return io.TextIOWrapper(io.BufferedReader(_ChunkReader(chunks), buffer_size=256 * 1024), encoding="utf-8-sig", newline="")
 
@@ -1044,3 +1056,741 @@ def _hits(db: Session, found: list[tuple[Any, bool]]) -> list[SearchHit]:
             )
         )
     return hits
+
+
+# ==========================================================================================
+# Supply and demand (供需对接)
+# ==========================================================================================
+
+
+def post_demand(db: Session, *, who: Principal, data: DemandCreate) -> Demand:
+    """A consumer department posts a data demand, optionally naming the department it believes holds it."""
+    own = who.require_department()
+    if data.target_department_id is not None:
+        if repository.department(db, data.target_department_id) is None:
+            raise Invalid(
+                f"department {data.target_department_id} does not exist",
+                errors=[{"field": "target_department_id", "message": "unknown department"}],
+            )
+        if data.target_department_id == own:
+            raise Invalid(
+                "a department does not post a demand to itself",
+                errors=[{"field": "target_department_id", "message": "own department"}],
+            )
+    demand = Demand(
+        consumer_department_id=own,
+        target_department_id=data.target_department_id,
+        title=data.title.strip(),
+        description=data.description,
+        purpose=data.purpose.strip(),
+        items_wanted=[i.strip() for i in data.items_wanted if i.strip()],
+        state=DemandState.OPEN,
+    )
+    db.add(demand)
+    db.flush()
+    audit.record(
+        db,
+        actor=who,
+        action="catalog.demand.post",
+        object_type="catalog_demand",
+        object_id=demand.id,
+        purpose=demand.purpose,
+        detail={"target_department_id": demand.target_department_id},
+    )
+    CATALOGUE_EVENTS.labels(event="demand_posted").inc()
+    return demand
+
+
+def get_demand(db: Session, *, who: Principal, demand_id: str) -> Demand:
+    """A demand the caller may see, or NotFound."""
+    demand = repository.get_demand(db, who, demand_id)
+    if demand is None:
+        raise NotFound(f"demand {demand_id} not found")
+    return demand
+
+
+def _open_demand(db: Session, who: Principal, demand_id: str, if_match: str | None) -> Demand:
+    demand = get_demand(db, who=who, demand_id=demand_id)
+    check_if_match(if_match, demand.version)
+    if demand.state != DemandState.OPEN:
+        raise Conflict(f"the demand is already {demand.state}")
+    return demand
+
+
+def answer_demand(db: Session, *, who: Principal, demand_id: str, data: DemandAnswer, if_match: str | None = None) -> Demand:
+    """The named provider (or any provider, if none was named) answers with one of its entries."""
+    own = who.require_department()
+    demand = _open_demand(db, who, demand_id, if_match)
+    if demand.target_department_id not in (None, own):
+        raise Forbidden("the demand is addressed to another department")
+    if demand.consumer_department_id == own:
+        raise Forbidden("a department does not answer its own demand")
+    entry = repository.own_entry(db, who, data.entry_id)
+    if entry is None:
+        raise Invalid(
+            f"catalogue entry {data.entry_id} is not one of your department's entries",
+            errors=[{"field": "entry_id", "message": "not your entry"}],
+        )
+    if entry.state == EntryState.RETIRED:
+        raise Invalid("a retired entry cannot answer a demand", errors=[{"field": "entry_id", "message": "retired"}])
+    demand.state = DemandState.ANSWERED
+    demand.answered_by_department_id = own
+    demand.entry_id = entry.id
+    demand.answer_note = data.note
+    demand.answered_at = utcnow()
+    db.flush()
+    audit.record(
+        db,
+        actor=who,
+        action="catalog.demand.answer",
+        object_type="catalog_demand",
+        object_id=demand.id,
+        detail={"entry_id": entry.id, "entry_state": entry.state},
+    )
+    CATALOGUE_EVENTS.labels(event="demand_answered").inc()
+    return demand
+
+
+def decline_demand(db: Session, *, who: Principal, demand_id: str, reason: str, if_match: str | None = None) -> Demand:
+    """The named department (or the platform) declines a demand, with the reason."""
+    demand = _open_demand(db, who, demand_id, if_match)
+    if not who.is_platform_admin and (demand.target_department_id is None or demand.target_department_id != who.department_id):
+        raise Forbidden("only the department the demand names, or the platform, may decline it")
+    demand.state = DemandState.DECLINED
+    demand.decline_reason = reason.strip()
+    demand.answered_by_department_id = who.department_id
+    demand.answered_at = utcnow()
+    db.flush()
+    audit.record(
+        db, actor=who, action="catalog.demand.decline", object_type="catalog_demand", object_id=demand.id, purpose=reason
+    )
+    CATALOGUE_EVENTS.labels(event="demand_declined").inc()
+    return demand
+
+
+def withdraw_demand(db: Session, *, who: Principal, demand_id: str, if_match: str | None = None) -> Demand:
+    """The consumer withdraws its open demand."""
+    demand = _open_demand(db, who, demand_id, if_match)
+    if demand.consumer_department_id != who.department_id:
+        raise Forbidden("only the department that posted the demand may withdraw it")
+    demand.state = DemandState.WITHDRAWN
+    db.flush()
+    audit.record(db, actor=who, action="catalog.demand.withdraw", object_type="catalog_demand", object_id=demand.id)
+    return demand
+
+
+def list_demands(
+    db: Session,
+    *,
+    who: Principal,
+    box: str | None = None,
+    department_id: str | None = None,
+    state: str | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> tuple[list[Demand], str | None]:
+    """Demands per department: `posted` by it, `incoming` to it (named, or open to any), or both."""
+    if box not in (None, "posted", "incoming"):
+        raise Invalid("box is posted or incoming", errors=[{"field": "box", "message": "unknown"}])
+    if state is not None:
+        _enum_param("state", DemandState, state)
+    if not who.is_platform_admin:
+        department_id = who.department_id
+    return repository.list_demands(db, who, role=box, department_id=department_id, state=state, cursor=cursor, limit=limit)
+
+
+# ==========================================================================================
+# Responsibility list (共享责任清单)
+# ==========================================================================================
+
+
+def responsibility_list(db: Session, *, who: Principal, department_id: str) -> ResponsibilityList:
+    """The published resources a department is responsible for providing, with their sharing type."""
+    department = repository.department(db, department_id)
+    if department is None:
+        raise NotFound(f"department {department_id} not found")
+    rows = repository.published_entries_of(db, department.id)
+    totals = {t.value: 0 for t in SharingType}
+    entries = []
+    for entry, version in rows:
+        totals[version.sharing_type] += 1
+        entries.append(
+            ResponsibilityEntry(
+                id=entry.id,
+                code=entry.code,
+                name=version.name,
+                sharing_type=version.sharing_type,
+                conditions=version.conditions,
+                legal_basis=version.legal_basis,
+                update_cycle=version.update_cycle,
+                is_certificate=version.is_certificate,
+                published_at=version.published_at,
+            )
+        )
+    totals["total"] = len(entries)
+    audit.record(db, actor=who, action="catalog.responsibility_list.read", object_type="department", object_id=department.id)
+    return ResponsibilityList(
+        department_id=department.id,
+        department_name=department.name,
+        department_code=department.code,
+        totals=totals,
+        entries=entries,
+    )
+
+
+SHARING_LABELS = {"unconditional": "无条件共享", "conditional": "有条件共享", "not_shared": "不予共享"}
+
+
+def responsibility_csv(report: ResponsibilityList) -> str:
+    """The responsibility list as a spreadsheet (CSV, UTF-8 with BOM for Excel)."""
+    out = io.StringIO()
+    out.write("\ufeff")
+    writer = csv.writer(out)
+    writer.writerow(["提供部门", "资源代码", "资源名称", "共享类型", "共享条件", "不予共享依据", "更新周期", "电子证照"])
+    for e in report.entries:
+        writer.writerow(
+            [
+                report.department_name,
+                e.code,
+                e.name,
+                SHARING_LABELS[e.sharing_type],
+                e.conditions or "",
+                e.legal_basis or "",
+                e.update_cycle,
+                "是" if e.is_certificate else "否",
+            ]
+        )
+    return out.getvalue()
+
+
+# ==========================================================================================
+# Import from the departments' spreadsheet template
+# ==========================================================================================
+
+# Column of the template (as departments keep it) → field of an entry. English field names work too.
+IMPORT_COLUMNS: dict[str, str] = {
+    "资源代码": "code",
+    "资源名称": "name",
+    "资源分类": "classification",
+    "资源摘要": "abstract",
+    "资源格式": "format",
+    "信息项": "items",
+    "共享类型": "sharing_type",
+    "共享条件": "conditions",
+    "不予共享依据": "legal_basis",
+    "共享方式": "sharing_method",
+    "管控参数": "control_parameters",
+    "开放属性": "open_attribute",
+    "更新周期": "update_cycle",
+    "关联资源": "related_codes",
+    "是否电子证照": "is_certificate",
+    "允许导出": "allows_export",
+    "数据集提供": "serves_dataset",
+    "接口地址": "api_url",
+    "接口方法": "api_method",
+    "接口超时秒": "api_timeout_seconds",
+    "提供部门代码": "provider_code",
+}
+REQUIRED_IMPORT_FIELDS = ("code", "name", "classification", "abstract", "items", "sharing_type", "update_cycle")
+_LIST_SPLIT = re.compile(r"[;；\n]")
+IMPORT_BATCH = 500
+
+
+@dataclass
+class ImportReport:
+    created: int
+    entry_ids: list[str]
+
+
+def _yes(value: str, column: str, problems: list[tuple[str, str]]) -> bool:
+    text = value.strip().lower()
+    if text in ("", *_FALSE):
+        return False
+    if text in _TRUE:
+        return True
+    problems.append((column, f"{value!r} is not 是 or 否"))
+    return False
+
+
+def _parse_items(cell: str, column: str, problems: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """信息项: `名称|类型|长度|分级|是否个人信息` separated by semicolons."""
+    items = []
+    for n, part in enumerate(p.strip() for p in _LIST_SPLIT.split(cell)):
+        if not part:
+            continue
+        fields = [f.strip() for f in part.split("|")]
+        if len(fields) > 5:
+            problems.append((column, f"item {n + 1} ({part}) has more than 5 parts: 名称|类型|长度|分级|是否个人信息"))
+            continue
+        fields += [""] * (5 - len(fields))
+        name, data_type, length, sensitivity, personal = fields
+        item: dict[str, Any] = {"name": name, "data_type": data_type or "string"}
+        if length:
+            if not length.isdigit():
+                problems.append((column, f"item {name}: length {length!r} is not a number"))
+                continue
+            item["length"] = int(length)
+        if sensitivity:
+            item["sensitivity"] = sensitivity
+        item["personal"] = _yes(personal, column, problems)
+        items.append(item)
+    return items
+
+
+def _parse_params(cell: str, column: str, problems: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """管控参数: `信息项|必填或选填|每次最多行数` separated by semicolons."""
+    params = []
+    for part in (p.strip() for p in _LIST_SPLIT.split(cell)):
+        if not part:
+            continue
+        fields = [f.strip() for f in part.split("|")] + ["", ""]
+        name, required, max_rows = fields[0], fields[1], fields[2]
+        if required not in ("", "必填", "选填", "required", "optional"):
+            problems.append((column, f"{name}: {required!r} is not 必填 or 选填"))
+            continue
+        param: dict[str, Any] = {"item": name, "required": required in ("", "必填", "required")}
+        if max_rows:
+            if not max_rows.isdigit():
+                problems.append((column, f"{name}: maximum rows {max_rows!r} is not a number"))
+                continue
+            param["max_rows"] = int(max_rows)
+        params.append(param)
+    return params
+
+
+def _row_body(row: dict[str, str], columns: dict[str, str]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """An entry body from one template row, and the problems met (column, message)."""
+    problems: list[tuple[str, str]] = []
+    value = {field: (row.get(header) or "").strip() for header, field in columns.items()}
+    label = {field: header for header, field in columns.items()}
+    for name in REQUIRED_IMPORT_FIELDS:
+        if not value.get(name):
+            problems.append((label.get(name, name), "required"))
+    body: dict[str, Any] = {
+        k: v
+        for k, v in value.items()
+        if v
+        and k
+        not in (
+            "items",
+            "control_parameters",
+            "related_codes",
+            "is_certificate",
+            "allows_export",
+            "serves_dataset",
+            "api_url",
+            "api_method",
+            "api_timeout_seconds",
+            "provider_code",
+        )
+    }
+    body["items"] = _parse_items(value.get("items", ""), label.get("items", "items"), problems)
+    body["control_parameters"] = _parse_params(
+        value.get("control_parameters", ""), label.get("control_parameters", "control_parameters"), problems
+    )
+    body["related_codes"] = [c.strip() for c in _LIST_SPLIT.split(value.get("related_codes", "")) if c.strip()]
+    for flag in ("is_certificate", "allows_export", "serves_dataset"):
+        body[flag] = _yes(value.get(flag, ""), label.get(flag, flag), problems)
+    if value.get("api_url"):
+        api: dict[str, Any] = {"url": value["api_url"], "method": value.get("api_method") or "GET"}
+        if value.get("api_timeout_seconds"):
+            api["timeout_seconds"] = value["api_timeout_seconds"]
+        body["api"] = api
+    return body, problems
+
+
+def _field_column(loc: tuple[Any, ...], label: dict[str, str]) -> str:
+    root = str(loc[0]) if loc else "row"
+    if root == "api" and len(loc) > 1:
+        return label.get(f"api_{loc[1]}", f"api.{loc[1]}")
+    return label.get(root, root)
+
+
+def _template_columns(header: list[str]) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    fields = set(IMPORT_COLUMNS.values())
+    columns: dict[str, str] = {}
+    problems: list[tuple[str, str]] = []
+    for name in header:
+        name = name.strip()
+        if name in IMPORT_COLUMNS:
+            columns[name] = IMPORT_COLUMNS[name]
+        elif name in fields:
+            columns[name] = name
+        elif name:
+            problems.append((name, "not a column of the catalogue template"))
+    present = set(columns.values())
+    reverse = {v: k for k, v in IMPORT_COLUMNS.items()}
+    for field_name in REQUIRED_IMPORT_FIELDS:
+        if field_name not in present:
+            problems.append((reverse[field_name], "required column is missing"))
+    return columns, problems
+
+
+@dataclass
+class _Validated:
+    row: int
+    provider_id: str
+    data: EntryCreate
+
+
+def _validate_rows(
+    db: Session,
+    who: Principal,
+    rows: Iterable[dict[str, str]],
+    columns: dict[str, str],
+    on_row: Callable[[_Validated], None],
+    progress: Callable[[int], None] | None,
+) -> list[dict[str, Any]]:
+    """Check every row; hand each valid one to `on_row`; return the problems as {row, field, message}."""
+    label = {field: header for header, field in columns.items()}
+    errors: list[dict[str, Any]] = []
+    providers: dict[str, Any] = {}
+    seen: dict[str, int] = {}
+    pending: list[tuple[int, str]] = []
+    own = None if who.is_platform_admin else repository.department(db, who.require_department())
+
+    def check_existing() -> None:
+        taken = repository.existing_codes(db, [c for _, c in pending])
+        errors.extend(
+            {"row": r, "field": label.get("code", "code"), "message": f"code {c} is already in the catalogue"}
+            for r, c in pending
+            if c in taken
+        )
+        pending.clear()
+
+    for number, row in enumerate(rows, start=2):
+        body, problems = _row_body(row, columns)
+        provider_code = (row.get(label.get("provider_code", "")) or "").strip().upper() if "provider_code" in label else ""
+        provider = own
+        if who.is_platform_admin:
+            if not provider_code:
+                problems.append((label.get("provider_code", "提供部门代码"), "required when the platform imports"))
+            else:
+                if provider_code not in providers:
+                    providers[provider_code] = repository.department_by_code(db, provider_code)
+                provider = providers[provider_code]
+                if provider is None:
+                    problems.append((label["provider_code"], f"no department with code {provider_code}"))
+        elif provider_code and own is not None and provider_code != own.code:
+            problems.append((label["provider_code"], "a department imports only its own catalogue"))
+        data: EntryCreate | None = None
+        if not any(p[1] == "required" for p in problems):
+            try:
+                data = EntryCreate.model_validate(body)
+            except ValidationError as exc:
+                for err in exc.errors():
+                    message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+                    where = ".".join(str(p) for p in err.get("loc", ()))
+                    problems.append((_field_column(tuple(err.get("loc", ())), label), f"{where}: {message}"))
+            if data is not None:
+                problems += [(label.get(f, f), m) for f, m in entry_problems(data)]
+        if data is not None and provider is not None and not problems:
+            try:
+                code = full_code(provider.code, data.code)
+            except Invalid as exc:
+                problems.append((label.get("code", "code"), exc.detail))
+            else:
+                if code in seen:
+                    problems.append((label.get("code", "code"), f"code {code} is repeated (first on row {seen[code]})"))
+                seen[code] = number
+                pending.append((number, code))
+                if not problems:
+                    on_row(_Validated(number, provider.id, data))
+        errors.extend({"row": number, "field": f, "message": m} for f, m in problems)
+        if len(pending) >= IMPORT_BATCH:
+            check_existing()
+        if progress:
+            progress(number - 1)
+    check_existing()
+    errors.sort(key=lambda e: e["row"])
+    return errors
+
+
+def import_entries(
+    db: Session,
+    *,
+    who: Principal,
+    open_text: Callable[[], Iterable[str]],
+    mode: str = "draft",
+    progress: Callable[[str, int], None] | None = None,
+) -> ImportReport:
+    """Import entries from the CSV template: every row is checked first; any problem → nothing is imported.
+
+    `open_text` opens the file (it is read twice: check, then import). `mode`: draft, submit, or publish
+    (publish: the platform loading an already reviewed catalogue).
+    """
+    if mode not in ("draft", "submit", "publish"):
+        raise Invalid("mode is draft, submit or publish", errors=[{"field": "mode", "message": "unknown"}])
+    if mode == "publish" and not who.is_platform_admin:
+        raise Forbidden("only the platform publishes entries without review")
+
+    def rows() -> tuple[dict[str, str], Iterator[dict[str, str]]]:
+        reader = csv.DictReader(iter(open_text()))
+        header = list(reader.fieldnames or [])
+        columns, problems = _template_columns(header)
+        if problems:
+            raise Invalid(
+                "the file does not follow the catalogue template: " + "; ".join(f"{c}: {m}" for c, m in problems),
+                errors=[{"row": 1, "field": c, "message": m} for c, m in problems],
+            )
+        return columns, iter(reader)
+
+    try:
+        columns, first_pass = rows()
+        errors = _validate_rows(
+            db, who, first_pass, columns, lambda _v: None, (lambda n: progress("checking", n)) if progress else None
+        )
+    except UnicodeDecodeError:
+        raise Invalid(
+            "the file is not UTF-8 text; save it as CSV UTF-8", errors=[{"row": 0, "field": "file", "message": "not UTF-8"}]
+        ) from None
+    except csv.Error as exc:
+        raise Invalid(f"the CSV cannot be read: {exc}", errors=[{"row": 0, "field": "file", "message": str(exc)}]) from None
+    if errors:
+        shown = "; ".join(f"row {e['row']} {e['field']}: {e['message']}" for e in errors[:3])
+        raise Invalid(f"{len(errors)} problem(s) in the file; nothing was imported. {shown}", errors=errors[:1000])
+
+    created: list[str] = []
+    batch: list[_Validated] = []
+
+    def flush_batch() -> None:
+        created.extend(_create_batch(db, who, batch, mode))
+        batch.clear()
+        if progress:
+            progress("importing", len(created))
+
+    def on_row(valid: _Validated) -> None:
+        batch.append(valid)
+        if len(batch) >= IMPORT_BATCH:
+            flush_batch()
+
+    columns, second_pass = rows()
+    _validate_rows(db, who, second_pass, columns, on_row, None)
+    flush_batch()
+    audit.record(
+        db,
+        actor=who,
+        action="catalog.import",
+        object_type="catalog_import",
+        object_id=f"{len(created)} entries",
+        detail={"created": len(created), "mode": mode},
+    )
+    return ImportReport(created=len(created), entry_ids=created)
+
+
+def _create_batch(db: Session, who: Principal, batch: list[_Validated], mode: str) -> list[str]:
+    from ops.audit import AuditRecord
+    from ops.context import current_request_id
+    from ops.db import new_id
+
+    if not batch:
+        return []
+    now = utcnow()
+    providers = repository.department_names(db, [v.provider_id for v in batch])
+    pairs: list[tuple[CatalogEntry, EntryVersion]] = []
+    for valid in batch:
+        provider = providers[valid.provider_id]
+        entry = CatalogEntry(id=new_id(), code=full_code(provider.code, valid.data.code), provider_department_id=provider.id)
+        version = EntryVersion(id=new_id(), entry_id=entry.id, number=1, created_by=who.subject, **_version_values(valid.data))
+        version.state = {"draft": VersionState.DRAFT, "submit": VersionState.SUBMITTED, "publish": VersionState.PUBLISHED}[mode]
+        entry.state = EntryState.PUBLISHED if mode == "publish" else EntryState.DRAFT
+        if mode != "draft":
+            version.submitted_at = now
+        if mode == "publish":
+            version.reviewed_at, version.reviewed_by, version.published_at = now, who.subject, now
+            entry.current_version_id = version.id
+        pairs.append((entry, version))
+    db.add_all([e for e, _ in pairs])
+    db.flush()
+    db.add_all([v for _, v in pairs])
+    db.flush()
+    if mode == "publish":
+        index_many(db, [(e, v, providers[e.provider_department_id].name) for e, v in pairs])
+    request_id = current_request_id()
+    action = {"draft": "catalog.entry.import", "submit": "catalog.entry.import_submit", "publish": "catalog.entry.import_publish"}
+    repository.insert_audit(
+        db,
+        [
+            {
+                "at": now,
+                "request_id": request_id,
+                "actor": who.subject,
+                "role": who.primary_role,
+                "department_id": who.department_id,
+                "action": action[mode],
+                "object_type": "catalog_entry",
+                "object_id": e.id,
+                "outcome": "success",
+                "detail": {"code": e.code},
+            }
+            for e, _ in pairs
+        ],
+        AuditRecord,
+    )
+    CATALOGUE_EVENTS.labels(event="created").inc(len(pairs))
+    return [e.id for e, _ in pairs]
+
+
+def index_many(db: Session, triples: list[tuple[CatalogEntry, EntryVersion, str]]) -> None:
+    """Index many newly published entries at once (bulk import)."""
+    docs = []
+    grams: list[tuple[set[int], set[int]]] = []
+    for entry, version, provider_name in triples:
+        name = normalise(version.name)
+        item_names = " ".join(i["name"] for i in version.items)
+        text = join_fields([version.name, version.abstract, item_names, provider_name, entry.code])
+        docs.append(
+            {
+                "entry_id": entry.id,
+                "version_id": version.id,
+                "name_norm": name,
+                "text_norm": text,
+                "provider_department_id": entry.provider_department_id,
+                "sharing_type": version.sharing_type,
+                "classification": version.classification,
+                "update_cycle": version.update_cycle,
+                "is_certificate": version.is_certificate,
+            }
+        )
+        grams.append((bigrams(name), bigrams(text)))
+    repository.insert_docs(db, docs, grams)
+
+
+# ==========================================================================================
+# DCAT-AP export
+# ==========================================================================================
+
+EU_FREQUENCY = "http://publications.europa.eu/resource/authority/frequency/"
+EU_ACCESS = "http://publications.europa.eu/resource/authority/access-right/"
+FREQUENCIES = {
+    "realtime": "UPDATE_CONT",
+    "daily": "DAILY",
+    "weekly": "WEEKLY",
+    "monthly": "MONTHLY",
+    "quarterly": "QUARTERLY",
+    "semiannual": "ANNUAL_2",
+    "annual": "ANNUAL",
+}
+ACCESS_RIGHTS = {"open": "PUBLIC", "conditional": "RESTRICTED", "not_open": "NON_PUBLIC"}
+MEDIA_TYPES = "http://www.iana.org/assignments/media-types/"
+DCAT_PAGE = 500
+
+
+def dcat_context(base_url: str) -> dict[str, Any]:
+    return {
+        "dcat": "http://www.w3.org/ns/dcat#",
+        "dct": "http://purl.org/dc/terms/",
+        "foaf": "http://xmlns.com/foaf/0.1/",
+        "xsd": "http://www.w3.org/2001/XMLSchema#",
+        "hydra": "http://www.w3.org/ns/hydra/core#",
+        "govhub": f"{base_url}/ns/catalog#",
+        "dct:issued": {"@type": "xsd:dateTime"},
+        "dct:modified": {"@type": "xsd:dateTime"},
+    }
+
+
+def _zh(text: str) -> dict[str, str]:
+    return {"@value": text, "@language": "zh"}
+
+
+def dcat_catalog(db: Session, *, who: Principal, base_url: str, cursor: str | None, limit: int = DCAT_PAGE) -> dict[str, Any]:
+    """The published catalogue as DCAT-AP JSON-LD (Catalog, Dataset, Distribution, DataService), a page at a time."""
+    if limit < 1 or limit > 2000:
+        raise Invalid("limit must be between 1 and 2000", errors=[{"field": "limit", "message": "out of range"}])
+    after = decode_cursor(cursor, 1)[0] if cursor else None
+    rows = repository.published_page(db, after_code=after, limit=limit + 1)
+    page = rows[:limit]
+    departments = repository.department_names(db, [e.provider_department_id for e, _ in page])
+    datasets = {
+        d.id: d for d in (repository.dataset_by_id(db, e.current_dataset_id) for e, _ in page if e.current_dataset_id) if d
+    }
+    self_url = f"{base_url}/catalog/dcat.jsonld"
+    dataset_nodes, service_nodes = [], []
+    for entry, version in page:
+        provider = departments[entry.provider_department_id]
+        entry_url = f"{base_url}/catalog/entries/{entry.id}"
+        node: dict[str, Any] = {
+            "@id": entry_url,
+            "@type": "dcat:Dataset",
+            "dct:identifier": entry.code,
+            "dct:title": _zh(version.name),
+            "dct:description": _zh(version.abstract),
+            "dct:publisher": {
+                "@id": f"{base_url}/departments/{provider.id}",
+                "@type": "foaf:Agent",
+                "foaf:name": _zh(provider.name),
+                "dct:identifier": provider.code,
+            },
+            "dct:issued": (version.published_at or entry.created_at).isoformat(),
+            "dct:modified": (version.published_at or entry.updated_at).isoformat(),
+            "dct:accrualPeriodicity": {"@id": EU_FREQUENCY + FREQUENCIES[version.update_cycle]},
+            "dct:accessRights": {"@id": EU_ACCESS + ACCESS_RIGHTS[version.open_attribute]},
+            "dcat:keyword": [_zh(i["name"]) for i in version.items],
+            "dcat:landingPage": {"@id": entry_url},
+            "dcat:version": str(version.number),
+            "govhub:sharingType": version.sharing_type,
+            "govhub:classification": version.classification,
+            "govhub:electronicCertificate": version.is_certificate,
+        }
+        if version.conditions:
+            node["govhub:sharingConditions"] = _zh(version.conditions)
+        if version.legal_basis:
+            node["govhub:legalBasis"] = _zh(version.legal_basis)
+        distributions = []
+        if version.serves_dataset:
+            current = datasets.get(entry.current_dataset_id or "")
+            media = current.media_type if current else "text/csv"
+            distributions.append(
+                {
+                    "@id": f"{entry_url}#dataset",
+                    "@type": "dcat:Distribution",
+                    "dct:title": _zh(f"{version.name}（数据集）"),
+                    "dcat:accessURL": {"@id": entry_url},
+                    "dcat:mediaType": {"@id": MEDIA_TYPES + media},
+                }
+            )
+        if version.api:
+            service_id = f"{entry_url}#api"
+            distributions.append(
+                {
+                    "@id": f"{entry_url}#api-distribution",
+                    "@type": "dcat:Distribution",
+                    "dct:title": _zh(f"{version.name}（接口）"),
+                    "dcat:accessURL": {"@id": entry_url},
+                    "dcat:accessService": {"@id": service_id},
+                }
+            )
+            service_nodes.append(
+                {
+                    "@id": service_id,
+                    "@type": "dcat:DataService",
+                    "dct:title": _zh(f"{version.name}接口"),
+                    "dcat:endpointURL": {"@id": entry_url},
+                    "dcat:servesDataset": {"@id": entry_url},
+                    "dct:publisher": {"@id": f"{base_url}/departments/{provider.id}"},
+                }
+            )
+        if distributions:
+            node["dcat:distribution"] = distributions
+        dataset_nodes.append(node)
+    document: dict[str, Any] = {
+        "@context": dcat_context(base_url),
+        "@id": self_url,
+        "@type": "dcat:Catalog",
+        "dct:title": _zh("政务数据资源目录"),
+        "dct:description": _zh("政务数据共享交换平台已发布的数据资源目录。"),
+        "dct:publisher": {"@id": f"{base_url}/#platform", "@type": "foaf:Agent", "foaf:name": _zh("政务数据共享交换平台")},
+        "dcat:dataset": dataset_nodes,
+        "dcat:service": service_nodes,
+    }
+    if len(rows) > limit:
+        next_cursor = encode_cursor([page[-1][0].code])
+        document["hydra:view"] = {
+            "@id": f"{self_url}?cursor={cursor}" if cursor else self_url,
+            "@type": "hydra:PartialCollectionView",
+            "hydra:next": {"@id": f"{self_url}?cursor={next_cursor}&limit={limit}"},
+        }
+    audit.record(
+        db, actor=who, action="catalog.dcat.export", object_type="catalog", object_id="dcat", detail={"datasets": len(page)}
+    )
+    return document
