@@ -1,0 +1,374 @@
+"""Every query of the catalogue, scoped to what the caller may see."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, func, insert, not_, or_, select, update
+from sqlalchemy.orm import Session
+
+from catalog_registry.models import (
+    CatalogEntry,
+    Dataset,
+    DatasetRow,
+    Demand,
+    DemandState,
+    EntryState,
+    EntryVersion,
+    SearchDoc,
+    SearchGram,
+    VersionState,
+)
+from ops.auth import Principal
+from ops.identity.models import Department
+from ops.pagination import keyset, page_of
+
+# Bigram postings are counted up to this many when choosing the rarest one to drive a search.
+_COUNT_CAP = 5000
+
+
+def readable_entries(who: Principal) -> Select[CatalogEntry]:
+    """Entries the caller may read: all for the platform; published or retired ones plus its own for others."""
+    query = select(CatalogEntry)
+    if who.is_platform_admin:
+        return query
+    visible = CatalogEntry.state != EntryState.DRAFT
+    if who.department_id:
+        visible = or_(visible, CatalogEntry.provider_department_id == who.department_id)
+    return query.where(visible)
+
+
+def get_entry(db: Session, who: Principal, entry_id: str) -> CatalogEntry | None:
+    return db.scalars(readable_entries(who).where(CatalogEntry.id == entry_id)).first()
+
+
+def own_entry(db: Session, who: Principal, entry_id: str) -> CatalogEntry | None:
+    """An entry the caller provides (any entry for the platform)."""
+    query = select(CatalogEntry).where(CatalogEntry.id == entry_id)
+    if not who.is_platform_admin:
+        query = query.where(CatalogEntry.provider_department_id == (who.department_id or ""))
+    return db.scalars(query).first()
+
+
+def entry_by_id(db: Session, entry_id: str, *, lock: bool = False) -> CatalogEntry | None:
+    query = select(CatalogEntry).where(CatalogEntry.id == entry_id)
+    if lock:
+        query = query.with_for_update()
+    return db.scalars(query).first()
+
+
+def entry_by_code(db: Session, code: str) -> CatalogEntry | None:
+    return db.scalars(select(CatalogEntry).where(CatalogEntry.code == code)).first()
+
+
+def existing_codes(db: Session, codes: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(codes), 500):
+        chunk = list(codes[start : start + 500])
+        found.update(db.scalars(select(CatalogEntry.code).where(CatalogEntry.code.in_(chunk))))
+    return found
+
+
+def list_entries(
+    db: Session,
+    who: Principal,
+    *,
+    provider_department_id: str | None,
+    state: str | None,
+    version_state: str | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[CatalogEntry], str | None]:
+    query = readable_entries(who)
+    if provider_department_id:
+        query = query.where(CatalogEntry.provider_department_id == provider_department_id)
+    if state:
+        query = query.where(CatalogEntry.state == state)
+    if version_state:
+        query = query.where(
+            select(EntryVersion.id).where(EntryVersion.entry_id == CatalogEntry.id, EntryVersion.state == version_state).exists()
+        )
+    rows = list(db.scalars(keyset(query, created=CatalogEntry.created_at, ident=CatalogEntry.id, cursor=cursor, limit=limit)))
+    return page_of(rows, limit)
+
+
+def versions_of(db: Session, entry_id: str, *, published_only: bool) -> list[EntryVersion]:
+    query = select(EntryVersion).where(EntryVersion.entry_id == entry_id).order_by(EntryVersion.number.desc())
+    if published_only:
+        query = query.where(EntryVersion.state.in_([VersionState.PUBLISHED, VersionState.SUPERSEDED]))
+    return list(db.scalars(query))
+
+
+def latest_version(db: Session, entry_id: str) -> EntryVersion | None:
+    return db.scalars(
+        select(EntryVersion).where(EntryVersion.entry_id == entry_id).order_by(EntryVersion.number.desc()).limit(1)
+    ).first()
+
+
+def version_by_id(db: Session, version_id: str) -> EntryVersion | None:
+    return db.get(EntryVersion, version_id)
+
+
+def versions_by_ids(db: Session, ids: Sequence[str]) -> dict[str, EntryVersion]:
+    if not ids:
+        return {}
+    return {v.id: v for v in db.scalars(select(EntryVersion).where(EntryVersion.id.in_(list(ids))))}
+
+
+def entries_by_ids(db: Session, ids: Sequence[str]) -> dict[str, CatalogEntry]:
+    if not ids:
+        return {}
+    return {e.id: e for e in db.scalars(select(CatalogEntry).where(CatalogEntry.id.in_(list(ids))))}
+
+
+def department_names(db: Session, ids: Sequence[str]) -> dict[str, Department]:
+    if not ids:
+        return {}
+    return {d.id: d for d in db.scalars(select(Department).where(Department.id.in_(list(set(ids)))))}
+
+
+def department(db: Session, department_id: str) -> Department | None:
+    return db.get(Department, department_id)
+
+
+# --- datasets -------------------------------------------------------------------------------
+
+
+def dataset_by_id(db: Session, dataset_id: str) -> Dataset | None:
+    return db.get(Dataset, dataset_id)
+
+
+def datasets_of(db: Session, entry_id: str) -> list[Dataset]:
+    return list(db.scalars(select(Dataset).where(Dataset.entry_id == entry_id).order_by(Dataset.number.desc())))
+
+
+def next_dataset_number(db: Session, entry_id: str) -> int:
+    return int(db.scalar(select(func.coalesce(func.max(Dataset.number), 0)).where(Dataset.entry_id == entry_id)) or 0) + 1
+
+
+def insert_rows(db: Session, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        db.execute(insert(DatasetRow), rows)
+
+
+def delete_rows(db: Session, dataset_id: str) -> None:
+    db.execute(delete(DatasetRow).where(DatasetRow.dataset_id == dataset_id))
+
+
+def rows_by_key(db: Session, dataset_id: str, lookup_key: str | None, *, after: int, limit: int) -> list[DatasetRow]:
+    query = select(DatasetRow).where(DatasetRow.dataset_id == dataset_id, DatasetRow.row_number > after)
+    if lookup_key is not None:
+        query = query.where(DatasetRow.lookup_key == lookup_key)
+    return list(db.scalars(query.order_by(DatasetRow.row_number).limit(limit)))
+
+
+def rows_page(db: Session, dataset_id: str, *, after: int, limit: int) -> list[DatasetRow]:
+    query = (
+        select(DatasetRow)
+        .where(DatasetRow.dataset_id == dataset_id, DatasetRow.row_number > after)
+        .order_by(DatasetRow.row_number)
+        .limit(limit)
+    )
+    return list(db.scalars(query))
+
+
+def set_lookup_keys(db: Session, dataset_id: str, keys: list[dict[str, Any]]) -> None:
+    """Rewrite lookup keys of rows, given as {"b_row": row number, "b_key": key}."""
+    if keys:
+        statement = (
+            update(DatasetRow)
+            .where(DatasetRow.dataset_id == dataset_id, DatasetRow.row_number == bindparam("b_row"))
+            .values(lookup_key=bindparam("b_key"))
+        )
+        db.connection().execute(statement, keys)
+
+
+# --- search index ---------------------------------------------------------------------------
+
+
+def doc_for_entry(db: Session, entry_id: str) -> SearchDoc | None:
+    return db.scalars(select(SearchDoc).where(SearchDoc.entry_id == entry_id)).first()
+
+
+def remove_doc(db: Session, entry_id: str) -> None:
+    doc = doc_for_entry(db, entry_id)
+    if doc is not None:
+        db.execute(delete(SearchGram).where(SearchGram.doc_id == doc.id))
+        db.execute(delete(SearchDoc).where(SearchDoc.id == doc.id))
+
+
+def insert_doc(db: Session, values: dict[str, Any], name_grams: set[int], all_grams: set[int]) -> int:
+    doc_id = int(db.execute(insert(SearchDoc).values(**values).returning(SearchDoc.id)).scalar_one())
+    rows = [{"gram": g, "scope": 1, "doc_id": doc_id} for g in name_grams]
+    rows += [{"gram": g, "scope": 0, "doc_id": doc_id} for g in all_grams]
+    if rows:
+        db.execute(insert(SearchGram), rows)
+    return doc_id
+
+
+def posting_size(db: Session, gram: int, scope: int) -> int:
+    """How many docs hold a bigram (counted up to a cap: only the smallest matters)."""
+    inner = select(SearchGram.doc_id).where(SearchGram.gram == gram, SearchGram.scope == scope).limit(_COUNT_CAP).subquery()
+    return int(db.scalar(select(func.count()).select_from(inner)) or 0)
+
+
+def provider_size(db: Session, provider_id: str) -> int:
+    inner = select(SearchDoc.id).where(SearchDoc.provider_department_id == provider_id).limit(_COUNT_CAP).subquery()
+    return int(db.scalar(select(func.count()).select_from(inner)) or 0)
+
+
+def search_docs(
+    db: Session,
+    *,
+    terms: list[str],
+    name_phase: bool,
+    driver_gram: int | None,
+    filters: list[ColumnElement[bool]],
+    after: int | None,
+    limit: int,
+) -> list[SearchDoc]:
+    """Docs matching every term (in the name, or elsewhere but not all in the name), newest first."""
+    conditions: list[ColumnElement[bool]] = [*filters]
+    if terms:
+        name_match = and_(*[SearchDoc.name_norm.contains(t, autoescape=True) for t in terms])
+        text_match = and_(*[SearchDoc.text_norm.contains(t, autoescape=True) for t in terms])
+        conditions.append(name_match if name_phase else and_(text_match, not_(name_match)))
+    if driver_gram is not None:
+        query = (
+            select(SearchDoc)
+            .join(SearchGram, SearchGram.doc_id == SearchDoc.id)
+            .where(SearchGram.gram == driver_gram, SearchGram.scope == (1 if name_phase else 0), *conditions)
+        )
+        if after is not None:
+            query = query.where(SearchGram.doc_id < after)
+        query = query.order_by(SearchGram.doc_id.desc())
+    else:
+        query = select(SearchDoc).where(*conditions)
+        if after is not None:
+            query = query.where(SearchDoc.id < after)
+        query = query.order_by(SearchDoc.id.desc())
+    return list(db.scalars(query.limit(limit)))
+
+
+def search_filters(
+    *,
+    provider_department_id: str | None,
+    sharing_type: str | None,
+    classification: str | None,
+    update_cycle: str | None,
+    is_certificate: bool | None,
+) -> list[ColumnElement[bool]]:
+    filters: list[ColumnElement[bool]] = []
+    if provider_department_id:
+        filters.append(SearchDoc.provider_department_id == provider_department_id)
+    if sharing_type:
+        filters.append(SearchDoc.sharing_type == sharing_type)
+    if classification:
+        filters.append(SearchDoc.classification == classification)
+    if update_cycle:
+        filters.append(SearchDoc.update_cycle == update_cycle)
+    if is_certificate is not None:
+        filters.append(SearchDoc.is_certificate == is_certificate)
+    return filters
+
+
+def published_entries_of(db: Session, department_id: str | None) -> list[tuple[CatalogEntry, EntryVersion]]:
+    query = (
+        select(CatalogEntry, EntryVersion)
+        .join(EntryVersion, EntryVersion.id == CatalogEntry.current_version_id)
+        .where(CatalogEntry.state == EntryState.PUBLISHED)
+        .order_by(CatalogEntry.code)
+    )
+    if department_id:
+        query = query.where(CatalogEntry.provider_department_id == department_id)
+    return [(e, v) for e, v in db.execute(query)]
+
+
+def published_page(db: Session, *, after_code: str | None, limit: int) -> list[tuple[CatalogEntry, EntryVersion]]:
+    query = (
+        select(CatalogEntry, EntryVersion)
+        .join(EntryVersion, EntryVersion.id == CatalogEntry.current_version_id)
+        .where(CatalogEntry.state == EntryState.PUBLISHED)
+        .order_by(CatalogEntry.code)
+        .limit(limit)
+    )
+    if after_code:
+        query = query.where(CatalogEntry.code > after_code)
+    return [(e, v) for e, v in db.execute(query)]
+
+
+# --- demands --------------------------------------------------------------------------------
+
+
+def readable_demands(who: Principal) -> Select[Demand]:
+    """Demands the caller may read: all for the platform; for a department, those it posted, those
+    addressed to it, and open ones addressed to nobody in particular."""
+    query = select(Demand)
+    if who.is_platform_admin:
+        return query
+    own = who.department_id or ""
+    return query.where(
+        or_(
+            Demand.consumer_department_id == own,
+            Demand.target_department_id == own,
+            Demand.answered_by_department_id == own,
+            and_(Demand.target_department_id.is_(None), Demand.state == DemandState.OPEN),
+        )
+    )
+
+
+def get_demand(db: Session, who: Principal, demand_id: str) -> Demand | None:
+    return db.scalars(readable_demands(who).where(Demand.id == demand_id)).first()
+
+
+def list_demands(
+    db: Session,
+    who: Principal,
+    *,
+    role: str | None,
+    department_id: str | None,
+    state: str | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[Demand], str | None]:
+    query = readable_demands(who)
+    if department_id:
+        posted = Demand.consumer_department_id == department_id
+        incoming = or_(
+            Demand.target_department_id == department_id,
+            Demand.answered_by_department_id == department_id,
+            and_(
+                Demand.target_department_id.is_(None),
+                Demand.state == DemandState.OPEN,
+                Demand.consumer_department_id != department_id,
+            ),
+        )
+        query = query.where({"posted": posted, "incoming": incoming}.get(role or "", or_(posted, incoming)))
+    if state:
+        query = query.where(Demand.state == state)
+    rows = list(db.scalars(keyset(query, created=Demand.created_at, ident=Demand.id, cursor=cursor, limit=limit)))
+    return page_of(rows, limit)
+
+
+def department_by_code(db: Session, code: str) -> Department | None:
+    return db.scalars(select(Department).where(Department.code == code)).first()
+
+
+def insert_docs(db: Session, docs: list[dict[str, Any]], grams: list[tuple[set[int], set[int]]]) -> None:
+    """Insert many search docs and their bigrams at once."""
+    if not docs:
+        return
+    ids = list(db.scalars(insert(SearchDoc).returning(SearchDoc.id, sort_by_parameter_order=True), docs))
+    rows: list[dict[str, Any]] = []
+    for doc_id, (name_grams, all_grams) in zip(ids, grams, strict=True):
+        rows += [{"gram": g, "scope": 1, "doc_id": doc_id} for g in name_grams]
+        rows += [{"gram": g, "scope": 0, "doc_id": doc_id} for g in all_grams]
+    for start in range(0, len(rows), 20000):
+        db.execute(insert(SearchGram), rows[start : start + 20000])
+
+
+def insert_audit(db: Session, rows: list[dict[str, Any]], model: Any) -> None:
+    """Append many audit records at once (bulk import)."""
+    if rows:
+        db.execute(insert(model), rows)
