@@ -1,7 +1,7 @@
 """sharing exchange
 
 Revision ID: 0006_exchange
-Revises: 0005_workdays
+Revises: 0002_catalog, 0005_workdays
 Create Date: 2026-11-24 07:13:52.910397
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006_exchange"
-down_revision: str | Sequence[str] | None = "0005_workdays"
+down_revision: str | Sequence[str] | None = ("0002_catalog", "0005_workdays")
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
