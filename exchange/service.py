@@ -54,7 +54,7 @@ from ops.db import UTCDateTime, utcnow
 from ops.errors import Conflict, Forbidden, HubError, Invalid, NotFound, TooManyRequests
 from ops.workdays.service import SHANGHAI, calendar
 
-SENSITIVE_GRADES = frozenset({"sensitive", "secret", "confidential", "restricted"})
+SENSITIVE_GRADES = frozenset({"sensitive", "secret"})
 PLATFORM = "platform"
 DEFAULT_LOOKUP_ROWS = 100
 MAX_EXPORT_PAGE = 1000
@@ -264,7 +264,8 @@ def _require_reason(reason: str | None, what: str) -> str:
 
 
 def _sensitive(item: sources.Item) -> bool:
-    return item.personal or item.sensitivity.lower() in SENSITIVE_GRADES
+    """Graded sensitive or secret (分级): returned masked unless the grant names it for clear text."""
+    return item.sensitivity.lower() in SENSITIVE_GRADES
 
 
 # ---------------------------------------------------------------------------------------------
