@@ -1,9 +1,65 @@
-"""Command-line commands of the exchange domain (registered by govhub.cli)."""
+"""`govhub exchange`: run the supervision jobs now, and print the departments' report."""
 
 from __future__ import annotations
 
 import argparse
+import json
+from datetime import date
+
+from sqlalchemy.orm import Session
+
+from exchange import service, tasks
+from ops.cli import with_db
+from ops.config import Settings
+
+
+def _date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD)") from None
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add this domain's commands to `govhub`."""
+    exchange = commands.add_parser("exchange", help="sharing exchange: deadline sweep, grant expiry, report")
+    sub = exchange.add_subparsers(dest="sub", required=True)
+    sweep = sub.add_parser("sweep", help="mark past-due steps overdue, record breaches, notify (as the scheduler does)")
+    sweep.set_defaults(func=with_db(_sweep))
+    expire = sub.add_parser("expire", help="expire grants past their end date (as the scheduler does)")
+    expire.set_defaults(func=with_db(_expire))
+    deliver = sub.add_parser("deliver", help="push pending notifications to the departments' webhooks now")
+    deliver.set_defaults(func=with_db(_deliver))
+    report = sub.add_parser("report", help="on-time rate, average handling time and ratings per department")
+    report.add_argument("--start", type=_date, required=True, help="first day, YYYY-MM-DD")
+    report.add_argument("--end", type=_date, required=True, help="last day, YYYY-MM-DD")
+    report.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    report.set_defaults(func=with_db(_report))
+
+
+def _sweep(db: Session, _settings: Settings, _args: argparse.Namespace) -> None:
+    print(f"{tasks.sweep_overdue(db)} step(s) newly overdue")
+
+
+def _expire(db: Session, _settings: Settings, _args: argparse.Namespace) -> None:
+    print(f"{tasks.expire_grants(db)} grant(s) expired")
+
+
+def _deliver(db: Session, settings: Settings, _args: argparse.Namespace) -> None:
+    print(f"{tasks.deliver_webhooks(db, max_attempts=settings.exchange_webhook_max_attempts)} notification(s) delivered")
+
+
+def _report(db: Session, _settings: Settings, args: argparse.Namespace) -> None:
+    result = service.report(db, start=args.start, end=args.end)
+    if args.json:
+        print(json.dumps(result.model_dump(mode="json"), ensure_ascii=False, indent=2))
+        return
+    print(f"{'department':38} {'done':>5} {'on time':>8} {'late open':>9} {'rate':>6} {'avg days':>8}  ratings")
+    for row in result.departments:
+        rate = "-" if row.on_time_rate is None else f"{row.on_time_rate:.0%}"
+        avg = "-" if row.average_working_days is None else f"{row.average_working_days:.1f}"
+        ratings = ", ".join(f"{k} {v}" for k, v in sorted(row.ratings.items())) or "-"
+        print(
+            f"{row.department_id:38} {row.steps_completed:>5} {row.steps_on_time:>8} {row.steps_overdue_open:>9} "
+            f"{rate:>6} {avg:>8}  {ratings}"
+        )

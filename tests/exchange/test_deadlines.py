@@ -200,3 +200,27 @@ def test_grants_expire_at_the_end_of_their_last_day(world: World, clock: Clock, 
     assert state == "expired"
     feed = world.client.get("/exchange/events", headers=world.provider.headers).json()["items"]
     assert feed[-1]["kind"] == "grant.expired"
+
+
+def test_an_operator_runs_the_sweep_and_the_report_from_the_shell(tmp_path: Any) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import MASTER_KEY
+
+    env = {**os.environ, "GOVHUB_DATA_DIR": str(tmp_path), "GOVHUB_MASTER_KEY": MASTER_KEY}
+    env.pop("GOVHUB_DATABASE_URL", None)
+
+    def govhub(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "govhub.cli", *args], env=env, capture_output=True, text=True, timeout=120, check=False
+        )
+
+    assert govhub("db", "upgrade").returncode == 0
+    swept = govhub("exchange", "sweep")
+    assert swept.returncode == 0 and "0 step(s) newly overdue" in swept.stdout, swept.stderr
+    report = govhub("exchange", "report", "--start", "2026-11-01", "--end", "2026-11-30", "--json")
+    assert report.returncode == 0 and json.loads(report.stdout)["departments"] == []
+    bad = govhub("exchange", "report", "--start", "2026-11-31", "--end", "2026-11-30")
+    assert bad.returncode != 0 and "not a date" in bad.stderr
