@@ -6,7 +6,7 @@ Another department's record is simply not found.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, func, or_, select
@@ -111,11 +111,11 @@ def list_grants(
     return page_of(rows, limit)
 
 
-def accesses_in_last_minute(db: Session, grant_id: str, now: datetime) -> int:
-    from datetime import timedelta
-
+def accesses_in_last_minute(db: Session, grant_id: str, now: datetime, *, cap: int) -> int:
+    """Queries through a grant in the minute before `now`, counted up to `cap` (an index range scan)."""
     since = now - timedelta(seconds=60)
-    return int(db.scalar(select(func.count()).where(DataAccess.grant_id == grant_id, DataAccess.at > since)) or 0)
+    recent = select(DataAccess.id).where(DataAccess.grant_id == grant_id, DataAccess.at > since).limit(cap).subquery()
+    return int(db.scalar(select(func.count()).select_from(recent)) or 0)
 
 
 def _by_id_desc(query: Select[Any], column: Any, cursor: str | None, limit: int) -> Select[Any]:

@@ -860,7 +860,7 @@ def _usable_grant(db: Session, who: Principal, grant_id: str, now: datetime) -> 
         raise GrantNotUsable(f"the grant expired at the end of {grant.valid_until}", extra={"state": "expired"})
     if now < _end_of_day(grant.valid_from) - timedelta(days=1):
         raise GrantNotUsable(f"the grant is valid from {grant.valid_from}", extra={"state": "not_yet_valid"})
-    used = repo.accesses_in_last_minute(db, grant.id, now)
+    used = repo.accesses_in_last_minute(db, grant.id, now, cap=grant.rate_limit_per_minute)
     if used >= grant.rate_limit_per_minute:
         raise TooManyRequests(
             f"the grant allows {grant.rate_limit_per_minute} queries a minute; retry shortly",
