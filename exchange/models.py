@@ -153,6 +153,16 @@ class Grant(IdMixin, TimestampMixin, VersionedMixin, Base):
     revoke_reason: Mapped[str | None] = mapped_column(Text)
 
 
+class GrantUsage(Base):
+    """Queries through a grant in the current minute (its rate limit), one row per grant."""
+
+    __tablename__ = "sharing_grant_usage"
+
+    grant_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column()
+    count: Mapped[int] = mapped_column(Integer)
+
+
 class DataAccess(Base):
     """One query of shared data through a grant (全程留痕): what was asked, what was returned."""
 

@@ -6,10 +6,12 @@ Another department's record is simply not found.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, case, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from exchange.models import (
@@ -17,6 +19,7 @@ from exchange.models import (
     DeadlineBreach,
     ExchangeEvent,
     Grant,
+    GrantUsage,
     Notification,
     Rating,
     RequestStep,
@@ -111,11 +114,15 @@ def list_grants(
     return page_of(rows, limit)
 
 
-def accesses_in_last_minute(db: Session, grant_id: str, now: datetime, *, cap: int) -> int:
-    """Queries through a grant in the minute before `now`, counted up to `cap` (an index range scan)."""
-    since = now - timedelta(seconds=60)
-    recent = select(DataAccess.id).where(DataAccess.grant_id == grant_id, DataAccess.at > since).limit(cap).subquery()
-    return int(db.scalar(select(func.count()).select_from(recent)) or 0)
+def count_use(db: Session, grant_id: str, window: datetime) -> int:
+    """Add one query to the grant's counter for the minute `window`; returns the minute's count so far."""
+    upsert = pg_insert(GrantUsage) if db.get_bind().dialect.name == "postgresql" else sqlite_insert(GrantUsage)
+    same = GrantUsage.window_start == upsert.excluded.window_start
+    statement = upsert.values(grant_id=grant_id, window_start=window, count=1).on_conflict_do_update(
+        index_elements=[GrantUsage.grant_id],
+        set_={"count": case((same, GrantUsage.count + 1), else_=1), "window_start": upsert.excluded.window_start},
+    )
+    return int(db.execute(statement.returning(GrantUsage.count)).scalar_one())
 
 
 def _by_id_desc(query: Select[Any], column: Any, cursor: str | None, limit: int) -> Select[Any]:

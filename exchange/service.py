@@ -860,13 +860,18 @@ def _usable_grant(db: Session, who: Principal, grant_id: str, now: datetime) -> 
         raise GrantNotUsable(f"the grant expired at the end of {grant.valid_until}", extra={"state": "expired"})
     if now < _end_of_day(grant.valid_from) - timedelta(days=1):
         raise GrantNotUsable(f"the grant is valid from {grant.valid_from}", extra={"state": "not_yet_valid"})
-    used = repo.accesses_in_last_minute(db, grant.id, now, cap=grant.rate_limit_per_minute)
-    if used >= grant.rate_limit_per_minute:
-        raise TooManyRequests(
-            f"the grant allows {grant.rate_limit_per_minute} queries a minute; retry shortly",
-            headers={"Retry-After": "60"},
-        )
     return grant
+
+
+def _count_use(db: Session, grant: Grant, now: datetime) -> None:
+    """Count a query against the grant's per-minute limit (429 beyond it); the counter is one row per grant."""
+    used = repo.count_use(db, grant.id, now.replace(second=0, microsecond=0))
+    if used > grant.rate_limit_per_minute:
+        metrics.DATA_ACCESSES.labels(kind="any", outcome="rate_limited").inc()
+        raise TooManyRequests(
+            f"the grant allows {grant.rate_limit_per_minute} queries a minute; retry in the next minute",
+            headers={"Retry-After": str(60 - now.second)},
+        )
 
 
 def _fields(grant: Grant, wanted: list[str] | None) -> list[str]:
@@ -981,6 +986,7 @@ def lookup(
         metrics.DATA_ACCESSES.labels(kind="lookup", outcome=exc.code).inc()
         raise
     rows = sources.catalogue().lookup_rows(db, resource_id=grant.resource_id, params=params, fields=chosen, limit=limit)
+    _count_use(db, grant, now)  # last, so that the counter row is locked only briefly
     shaped = _shape(grant, rows, chosen)
     _log_access(db, grant, who, kind="lookup", params=params, rows=len(shaped), fields=chosen, use_cause=use_cause, now=now)
     return grant, chosen, shaped
@@ -1011,6 +1017,7 @@ def export(
     rows, next_cursor = sources.catalogue().export_rows(
         db, resource_id=grant.resource_id, fields=chosen, cursor=cursor, limit=limit
     )
+    _count_use(db, grant, now)
     shaped = _shape(grant, rows, chosen)
     _log_access(
         db,
@@ -1041,6 +1048,7 @@ def call_api(
         view = sources.catalogue().get_version_for_sharing(db, version_id=grant.version_id)
         if view.api is None:
             raise Conflict("this resource has no API distribution; use the lookup")
+        _count_use(db, grant, now)  # before the call: the provider's service is what the limit protects
         rows = upstream.call(view.api, params)
     except HubError as exc:
         metrics.DATA_ACCESSES.labels(kind="api", outcome=exc.code).inc()

@@ -100,7 +100,7 @@ def test_the_rate_limit_of_a_grant_is_enforced(world: World, db: Session) -> Non
     for _ in range(2):
         assert lookup(world, grant["id"], {"身份证号": world.person_ids[0]}).status_code == 200
     limited = lookup(world, grant["id"], {"身份证号": world.person_ids[0]})
-    assert limited.status_code == 429 and limited.headers["Retry-After"] == "60"
+    assert limited.status_code == 429 and 0 < int(limited.headers["Retry-After"]) <= 60
 
 
 def test_paged_export_where_the_entry_allows_it(world: World) -> None:
