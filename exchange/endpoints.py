@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 
 from exchange import repository as repo
 from exchange import service
-from exchange.models import Grant, SharingRequest
+from exchange.models import Grant, GrantState, RequestState, SharingRequest
 from exchange.schemas import (
     AccessRead,
     BreachRead,
@@ -79,7 +79,7 @@ def file_request(body: RequestCreate, request: Request, response: Response, db: 
 def list_requests(
     db: DbSession,
     who: DepartmentOrAdmin,
-    state: str | None = None,
+    state: RequestState | None = None,
     side: Literal["consumer", "provider"] | None = None,
     overdue: bool | None = None,
     cursor: str | None = None,
@@ -195,7 +195,7 @@ def rate(request_id: str, body: RatingCreate, db: DbSession, who: DepartmentStaf
 
 @router.get("/grants", response_model=Page[GrantRead])
 def list_grants(
-    db: DbSession, who: DepartmentOrAdmin, state: str | None = None, cursor: str | None = None, limit: Limit = 50
+    db: DbSession, who: DepartmentOrAdmin, state: GrantState | None = None, cursor: str | None = None, limit: Limit = 50
 ) -> Page[GrantRead]:
     """Grants the caller's department holds or provides."""
     rows, next_cursor = repo.list_grants(db, who, state=state, cursor=cursor, limit=limit)

@@ -263,3 +263,14 @@ def test_a_fulfilled_request_is_rated_once_and_counted_in_the_report(world: Worl
     assert provider["ratings"] == {"good": 1}
     assert rows["platform"]["steps_completed"] == 1 and rows["platform"]["average_working_days"] == 1.0
     assert world.client.get("/exchange/report?start=2026-11-01&end=2026-11-30", headers=world.consumer.headers).status_code == 403
+
+
+def test_list_filters_are_validated(world: World) -> None:
+    bad = world.client.get("/exchange/requests?state=lost", headers=world.consumer.headers)
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "state"
+    assert world.client.get("/exchange/grants?state=old", headers=world.consumer.headers).status_code == 422
+    assert world.client.get("/exchange/events?after=-1", headers=world.consumer.headers).status_code == 422
+    assert world.client.get("/exchange/requests?cursor=xyz", headers=world.consumer.headers).status_code == 422
+    assert world.client.get("/exchange/accesses?cursor=xyz", headers=world.consumer.headers).status_code == 422
+    assert world.client.get("/exchange/requests", headers=world.hub.holder("11010519491231002X").headers).status_code == 403
+    assert world.client.get("/exchange/requests").status_code == 401
