@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response
+from sqlalchemy.orm import Session
 
 from exchange import repository as repo
 from exchange import service
@@ -34,9 +37,9 @@ from exchange.schemas import (
     WebhookSet,
 )
 from ops import audit
-from ops.auth import DepartmentOrAdmin, DepartmentStaff, Holder, PlatformAdmin
+from ops.auth import DepartmentOrAdmin, DepartmentStaff, Holder, PlatformAdmin, Principal
 from ops.db import DbSession, etag
-from ops.errors import Invalid
+from ops.errors import HubError, Invalid
 from ops.pagination import Page
 
 router = APIRouter(prefix="/exchange", tags=["exchange"])
@@ -55,6 +58,20 @@ def _expected(if_match: str | None) -> int | None:
     if not raw.isdigit():
         raise Invalid("If-Match must be an ETag this hub returned", errors=[{"field": "If-Match", "message": "malformed"}])
     return int(raw)
+
+
+@contextmanager
+def _refusals_recorded(request: Request, db: Session, who: Principal, grant_id: str, kind: str) -> Iterator[None]:
+    """A refused query is recorded too, in a transaction of its own (the request's is rolled back first)."""
+    try:
+        yield
+    except HubError as exc:
+        if exc.status < 500:
+            db.rollback()  # releases what the refused query wrote (the rate-limit counter), and its locks
+            with request.app.state.sessionmaker() as trail:
+                service.record_refused_access(trail, who=who, grant_id=grant_id, kind=kind, code=exc.code, detail=exc.detail)
+                trail.commit()
+        raise
 
 
 def _read(db: DbSession, req: SharingRequest, response: Response | None = None, *, history: bool = False) -> RequestRead:
@@ -217,17 +234,19 @@ def revoke_grant(grant_id: str, body: Reason, db: DbSession, who: DepartmentOrAd
 
 
 @router.post("/grants/{grant_id}/lookup", response_model=DataResult)
-def lookup(grant_id: str, body: DataQuery, db: DbSession, who: DepartmentStaff) -> DataResult:
+def lookup(grant_id: str, body: DataQuery, request: Request, db: DbSession, who: DepartmentStaff) -> DataResult:
     """Look up granted dataset rows by control parameters (sent in the body, never in the URL)."""
-    grant, fields, rows = service.lookup(
-        db, who=who, grant_id=grant_id, params=body.params, fields=body.fields, use_cause=body.use_cause
-    )
+    with _refusals_recorded(request, db, who, grant_id, "lookup"):
+        grant, fields, rows = service.lookup(
+            db, who=who, grant_id=grant_id, params=body.params, fields=body.fields, use_cause=body.use_cause
+        )
     return DataResult(grant_id=grant.id, fields=fields, masked_fields=[f for f in grant.masked_fields if f in fields], rows=rows)
 
 
 @router.get("/grants/{grant_id}/export", response_model=DataResult)
 def export(
     grant_id: str,
+    request: Request,
     db: DbSession,
     who: DepartmentStaff,
     fields: Annotated[list[str] | None, Query()] = None,
@@ -236,9 +255,10 @@ def export(
     use_cause: Annotated[str | None, Query(max_length=200)] = None,
 ) -> DataResult:
     """A page of the granted dataset, where the catalogue entry allows export."""
-    grant, chosen, rows, next_cursor = service.export(
-        db, who=who, grant_id=grant_id, fields=fields, cursor=cursor, limit=limit, use_cause=use_cause
-    )
+    with _refusals_recorded(request, db, who, grant_id, "export"):
+        grant, chosen, rows, next_cursor = service.export(
+            db, who=who, grant_id=grant_id, fields=fields, cursor=cursor, limit=limit, use_cause=use_cause
+        )
     return DataResult(
         grant_id=grant.id,
         fields=chosen,
@@ -249,11 +269,12 @@ def export(
 
 
 @router.post("/grants/{grant_id}/call", response_model=DataResult)
-def call_api(grant_id: str, body: DataQuery, db: DbSession, who: DepartmentStaff) -> DataResult:
+def call_api(grant_id: str, body: DataQuery, request: Request, db: DbSession, who: DepartmentStaff) -> DataResult:
     """Query the provider's API through the hub; the answer is filtered to the granted fields and masked."""
-    grant, fields, rows = service.call_api(
-        db, who=who, grant_id=grant_id, params=body.params, fields=body.fields, use_cause=body.use_cause
-    )
+    with _refusals_recorded(request, db, who, grant_id, "api"):
+        grant, fields, rows = service.call_api(
+            db, who=who, grant_id=grant_id, params=body.params, fields=body.fields, use_cause=body.use_cause
+        )
     return DataResult(grant_id=grant.id, fields=fields, masked_fields=[f for f in grant.masked_fields if f in fields], rows=rows)
 
 

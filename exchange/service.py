@@ -1192,3 +1192,35 @@ def report(db: Session, *, start: date, end: date) -> Report:
             )
         )
     return Report(start=start, end=end, departments=departments)
+
+
+def record_refused_access(db: Session, *, who: Principal, grant_id: str, kind: str, code: str, detail: str) -> None:
+    """Record a refused query (its own transaction: the refused request's is rolled back)."""
+    grant = db.get(Grant, grant_id)
+    if grant is not None and grant.consumer_department_id == who.department_id:
+        db.add(
+            DataAccess(
+                at=utcnow(),
+                grant_id=grant.id,
+                consumer_department_id=grant.consumer_department_id,
+                provider_department_id=grant.provider_department_id,
+                resource_id=grant.resource_id,
+                actor=who.subject,
+                kind=kind,
+                purpose=grant.purpose,
+                parameters={},
+                subject_ref=None,
+                rows=0,
+                fields=[],
+                outcome=code,
+            )
+        )
+    audit.record(
+        db,
+        actor=who,
+        action=f"data.{kind}",
+        object_type="grant",
+        object_id=grant_id,
+        outcome=code,
+        detail={"refused": detail[:500]},
+    )

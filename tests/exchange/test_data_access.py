@@ -84,6 +84,9 @@ def test_a_revoked_grant_can_no_longer_be_used(world: World) -> None:
     assert revoked.status_code == 200 and revoked.json()["state"] == "revoked"
     refused = lookup(world, grant["id"], {"身份证号": world.person_ids[0]})
     assert refused.status_code == 403 and "发现超范围使用" in refused.json()["detail"]
+    # The refused attempt is on the usage trail too.
+    trail = world.client.get(f"/exchange/accesses?grant_id={grant['id']}", headers=world.provider.headers).json()["items"]
+    assert [(t["outcome"], t["rows"]) for t in trail] == [("grant_not_usable", 0)]
     assert world.client.post(revoke, json={"reason": "再次撤销"}, headers=world.admin.headers).status_code == 409
     events = world.client.get("/exchange/events", headers=world.consumer.headers).json()["items"]
     assert events[-1]["kind"] == "grant.revoked"
