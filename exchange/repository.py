@@ -114,6 +114,12 @@ def list_grants(
     return page_of(rows, limit)
 
 
+def current_use(db: Session, grant_id: str, window: datetime) -> int:
+    """Queries counted against the grant in the minute `window` (0 when none)."""
+    row = db.get(GrantUsage, grant_id)
+    return row.count if row is not None and row.window_start == window else 0
+
+
 def count_use(db: Session, grant_id: str, window: datetime) -> int:
     """Add one query to the grant's counter for the minute `window`; returns the minute's count so far."""
     upsert = pg_insert(GrantUsage) if db.get_bind().dialect.name == "postgresql" else sqlite_insert(GrantUsage)

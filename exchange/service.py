@@ -10,11 +10,12 @@ two people acting at once cannot both succeed.
 from __future__ import annotations
 
 import hashlib
+import threading
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import and_, insert, literal, select, update
+from sqlalchemy import and_, event, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from exchange import repository as repo
@@ -863,15 +864,40 @@ def _usable_grant(db: Session, who: Principal, grant_id: str, now: datetime) -> 
     return grant
 
 
+_sqlite_writer = threading.Lock()
+
+
+def _serialize_sqlite_writes(db: Session) -> None:
+    """On SQLite, let one query at a time write its trail (held to the end of its transaction).
+
+    SQLite has a single writer; concurrent writers otherwise poll the lock with sleeps of up to 100 ms.
+    """
+    if db.get_bind().dialect.name != "sqlite" or db.info.get("exchange_writer"):
+        return
+    _sqlite_writer.acquire()
+    db.info["exchange_writer"] = True
+
+    def release(session: Session, transaction: Any) -> None:
+        if transaction.parent is None and session.info.pop("exchange_writer", False):
+            _sqlite_writer.release()
+
+    event.listen(db, "after_transaction_end", release)
+
+
+def _rate_limited(grant: Grant, now: datetime) -> TooManyRequests:
+    metrics.DATA_ACCESSES.labels(kind="any", outcome="rate_limited").inc()
+    return TooManyRequests(
+        f"the grant allows {grant.rate_limit_per_minute} queries a minute; retry in the next minute",
+        headers={"Retry-After": str(60 - now.second)},
+    )
+
+
 def _count_use(db: Session, grant: Grant, now: datetime) -> None:
     """Count a query against the grant's per-minute limit (429 beyond it); the counter is one row per grant."""
+    _serialize_sqlite_writes(db)
     used = repo.count_use(db, grant.id, now.replace(second=0, microsecond=0))
     if used > grant.rate_limit_per_minute:
-        metrics.DATA_ACCESSES.labels(kind="any", outcome="rate_limited").inc()
-        raise TooManyRequests(
-            f"the grant allows {grant.rate_limit_per_minute} queries a minute; retry in the next minute",
-            headers={"Retry-After": str(60 - now.second)},
-        )
+        raise _rate_limited(grant, now)
 
 
 def _fields(grant: Grant, wanted: list[str] | None) -> list[str]:
@@ -1048,11 +1074,15 @@ def call_api(
         view = sources.catalogue().get_version_for_sharing(db, version_id=grant.version_id)
         if view.api is None:
             raise Conflict("this resource has no API distribution; use the lookup")
-        _count_use(db, grant, now)  # before the call: the provider's service is what the limit protects
+        # Checked before the call (the provider's service is what the limit protects), counted after it,
+        # so that no write lock is held while the provider answers.
+        if repo.current_use(db, grant.id, now.replace(second=0, microsecond=0)) >= grant.rate_limit_per_minute:
+            raise _rate_limited(grant, now)
         rows = upstream.call(view.api, params)
     except HubError as exc:
         metrics.DATA_ACCESSES.labels(kind="api", outcome=exc.code).inc()
         raise
+    _count_use(db, grant, now)
     shaped = _shape(grant, rows, chosen)
     _log_access(db, grant, who, kind="api", params=params, rows=len(shaped), fields=chosen, use_cause=use_cause, now=now)
     return grant, chosen, shaped
