@@ -147,9 +147,27 @@ def next_dataset_number(db: Session, entry_id: str) -> int:
     return int(db.scalar(select(func.coalesce(func.max(Dataset.number), 0)).where(Dataset.entry_id == entry_id)) or 0) + 1
 
 
-def insert_rows(db: Session, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        db.execute(insert(DatasetRow), rows)
+def bulk_insert(db: Session, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
+    """Insert many rows fast: COPY on PostgreSQL, one executemany on SQLite (inside the session's transaction).
+
+    Values must already be in their stored form (JSON as text)."""
+    if not rows:
+        return
+    connection = db.connection()
+    names = ", ".join(columns)
+    if connection.dialect.name == "postgresql":
+        raw = connection.connection.driver_connection
+        with raw.cursor() as cursor, cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:  # type: ignore[union-attr]
+            for row in rows:
+                copy.write_row(row)
+    else:
+        marks = ", ".join("?" for _ in columns)
+        connection.exec_driver_sql(f"INSERT INTO {table} ({names}) VALUES ({marks})", list(rows))  # noqa: S608 (fixed names)
+
+
+def insert_rows(db: Session, rows: list[tuple[str, int, str | None, str]]) -> None:
+    """Insert dataset rows: (dataset id, row number, lookup key, row as JSON text)."""
+    bulk_insert(db, "catalog_dataset_rows", ("dataset_id", "row_number", "lookup_key", "data"), rows)
 
 
 def delete_rows(db: Session, dataset_id: str) -> None:
@@ -200,10 +218,8 @@ def remove_doc(db: Session, entry_id: str) -> None:
 
 def insert_doc(db: Session, values: dict[str, Any], name_grams: set[int], all_grams: set[int]) -> int:
     doc_id = int(db.execute(insert(SearchDoc).values(**values).returning(SearchDoc.id)).scalar_one())
-    rows = [{"gram": g, "scope": 1, "doc_id": doc_id} for g in name_grams]
-    rows += [{"gram": g, "scope": 0, "doc_id": doc_id} for g in all_grams]
-    if rows:
-        db.execute(insert(SearchGram), rows)
+    rows = [(g, 1, doc_id) for g in name_grams] + [(g, 0, doc_id) for g in all_grams]
+    bulk_insert(db, "catalog_search_grams", ("gram", "scope", "doc_id"), rows)
     return doc_id
 
 
@@ -360,12 +376,11 @@ def insert_docs(db: Session, docs: list[dict[str, Any]], grams: list[tuple[set[i
     if not docs:
         return
     ids = list(db.scalars(insert(SearchDoc).returning(SearchDoc.id, sort_by_parameter_order=True), docs))
-    rows: list[dict[str, Any]] = []
+    rows: list[tuple[int, int, int]] = []
     for doc_id, (name_grams, all_grams) in zip(ids, grams, strict=True):
-        rows += [{"gram": g, "scope": 1, "doc_id": doc_id} for g in name_grams]
-        rows += [{"gram": g, "scope": 0, "doc_id": doc_id} for g in all_grams]
-    for start in range(0, len(rows), 20000):
-        db.execute(insert(SearchGram), rows[start : start + 20000])
+        rows += [(g, 1, doc_id) for g in name_grams]
+        rows += [(g, 0, doc_id) for g in all_grams]
+    bulk_insert(db, "catalog_search_grams", ("gram", "scope", "doc_id"), rows)
 
 
 def insert_audit(db: Session, rows: list[dict[str, Any]], model: Any) -> None:

@@ -713,7 +713,7 @@ class _Loader:
     items: dict[str, dict[str, Any]]
     key_items: list[str]
     errors: list[dict[str, Any]] = field(default_factory=list)
-    batch: list[dict[str, Any]] = field(default_factory=list)
+    batch: list[tuple[str, int, str | None, str]] = field(default_factory=list)
     count: int = 0
 
     def error(self, line: int, column: str, message: str) -> None:
@@ -733,7 +733,7 @@ class _Loader:
             return
         self.count += 1
         key = lookup_key(_text(data[k]) for k in self.key_items) if self.key_items else None
-        self.batch.append({"dataset_id": self.dataset_id, "row_number": self.count, "lookup_key": key, "data": data})
+        self.batch.append((self.dataset_id, self.count, key, json.dumps(data, ensure_ascii=False)))
         if len(self.batch) >= ROW_BATCH:
             self.flush()
 
