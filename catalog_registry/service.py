@@ -28,6 +28,7 @@ from catalog_registry.models import (
     DemandState,
     EntryState,
     EntryVersion,
+    SearchDoc,
     SharingType,
     UpdateCycle,
     VersionState,
@@ -982,32 +983,19 @@ def search(
         is_certificate=is_certificate,
     )
     terms = query_terms(q or "")
-    phase, after = (1 if terms else 2), None
+    phase, after = (1 if terms else 3), None
     if cursor:
         phase_raw, after_raw = decode_cursor(cursor, 2)
-        if phase_raw not in (1, 2) or not isinstance(after_raw, int):
+        if phase_raw not in (1, 2, 3) or not isinstance(after_raw, int):
             raise Invalid("cursor is not one this hub returned", errors=[{"field": "cursor", "message": "malformed"}])
         phase, after = phase_raw, after_raw
+    plan = _search_plan(db, terms, provider_department_id)
     hits: list[tuple[Any, bool]] = []
     next_cursor: str | None = None
-    while phase <= 2:
-        name_phase = phase == 1
+    while phase <= 3:
         want = limit - len(hits)
-        driver = _driver(db, terms, name_phase, provider_department_id)
-        docs = (
-            []
-            if driver == "none"
-            else repository.search_docs(
-                db,
-                terms=terms,
-                name_phase=name_phase,
-                driver_gram=driver if isinstance(driver, int) else None,
-                filters=filters,
-                after=after,
-                limit=want + 1,
-            )
-        )
-        hits.extend((d, name_phase) for d in docs[:want])
+        docs = _search_phase(db, plan, phase, filters, after, want + 1)
+        hits.extend((d, phase == 1) for d in docs[:want])
         if len(docs) > want:
             next_cursor = encode_cursor([phase, docs[want - 1].id])
             break
@@ -1015,19 +1003,57 @@ def search(
     return _hits(db, hits), next_cursor
 
 
-def _driver(db: Session, terms: list[str], name_phase: bool, provider_id: str | None) -> int | str | None:
-    """The rarest bigram of the query (or None to scan the docs, or "none" when nothing can match)."""
-    grams = {g for t in terms for g in bigrams(t)}
-    if not grams:
-        return None
-    scope = 1 if name_phase else 0
-    sizes = sorted((repository.posting_size(db, g, scope), g) for g in grams)
-    size, gram = sizes[0]
-    if size == 0:
-        return "none"
-    if provider_id and repository.provider_size(db, provider_id) < size:
-        return None
-    return gram
+@dataclass(frozen=True)
+class _Plan:
+    """How to find the docs of a query: through a bigram's posting, or by scanning the docs."""
+
+    terms: list[str]
+    name_gram: int | None  # the rarest bigram among names (phase 1); None: scan the docs
+    any_gram: int | None  # the rarest bigram anywhere (phases 2 and 3); None: scan the docs
+    nothing: bool = False  # a bigram of the query occurs nowhere: no result
+    simple: bool = False  # one two-character word: the posting alone answers
+
+
+def _search_plan(db: Session, terms: list[str], provider_id: str | None) -> _Plan:
+    grams = sorted({g for t in terms for g in bigrams(t)})
+    simple = len(terms) == 1 and len(terms[0]) == 2
+    if not grams or any(len(t) < 2 for t in terms):
+        return _Plan(terms, None, None)  # a one-character word: scan the docs
+    provider = repository.provider_size(db, provider_id) if provider_id else None
+    if len(grams) == 1 and provider is None:
+        return _Plan(terms, grams[0], grams[0], simple=simple)
+    in_name = min((repository.posting_size(db, g, (1,)), g) for g in grams)
+    anywhere = min((repository.posting_size(db, g, (0, 1)), g) for g in grams)
+    if anywhere[0] == 0:
+        return _Plan(terms, None, None, nothing=True)
+    name_gram = None if provider is not None and provider < in_name[0] else in_name[1]
+    any_gram = None if provider is not None and provider < anywhere[0] else anywhere[1]
+    return _Plan(terms, name_gram, any_gram, simple=simple)
+
+
+def _search_phase(db: Session, plan: _Plan, phase: int, filters: list[Any], after: int | None, want: int) -> list[SearchDoc]:
+    """Phase 1: every word in the name. Then docs with the words elsewhere: 2, whose bigram is in the
+    name; 3, whose bigram is only elsewhere. Newest first within each phase."""
+    if plan.nothing or (not plan.terms and phase < 3) or (phase == 2 and plan.simple):
+        return []
+    conditions = [*filters, *repository.term_conditions(plan.terms, in_name=phase == 1)]
+    gram = plan.name_gram if phase == 1 else plan.any_gram
+    if gram is None:
+        if phase == 2:
+            return []  # scanning the docs finds phases 2 and 3 together, in phase 3
+        return repository.docs_scan(db, conditions, before=after, limit=want)
+    if plan.simple:
+        conditions = list(filters)  # the bigram is the word: the posting needs no checking
+    scope = 1 if phase in (1, 2) else 0
+    found: list[SearchDoc] = []
+    chunk, before = max(want, 32), after
+    while len(found) < want:
+        ids = repository.posting(db, gram, scope, before=before, limit=chunk)
+        found += repository.docs_among(db, ids, conditions)
+        if len(ids) < chunk:
+            break
+        before, chunk = ids[-1], min(chunk * 2, 4000)
+    return found[:want]
 
 
 def _hits(db: Session, found: list[tuple[Any, bool]]) -> list[SearchHit]:
