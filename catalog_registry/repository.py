@@ -25,7 +25,7 @@ from ops.identity.models import Department
 from ops.pagination import keyset, page_of
 
 # Bigram postings are counted up to this many when choosing the rarest one to drive a search.
-_COUNT_CAP = 5000
+_COUNT_CAP = 2000
 
 
 def readable_entries(who: Principal) -> Select[CatalogEntry]:
@@ -33,7 +33,8 @@ def readable_entries(who: Principal) -> Select[CatalogEntry]:
     query = select(CatalogEntry)
     if who.is_platform_admin:
         return query
-    visible = CatalogEntry.state != EntryState.DRAFT
+    # Published entries, and retired ones that were once published (their history stays readable).
+    visible = and_(CatalogEntry.state != EntryState.DRAFT, CatalogEntry.current_version_id.is_not(None))
     if who.department_id:
         visible = or_(visible, CatalogEntry.provider_department_id == who.department_id)
     return query.where(visible)

@@ -1008,8 +1008,7 @@ class _Plan:
     """How to find the docs of a query: through a bigram's posting, or by scanning the docs."""
 
     terms: list[str]
-    name_gram: int | None  # the rarest bigram among names (phase 1); None: scan the docs
-    any_gram: int | None  # the rarest bigram anywhere (phases 2 and 3); None: scan the docs
+    gram: int | None  # the query's rarest bigram, whose posting drives every phase; None: scan the docs
     nothing: bool = False  # a bigram of the query occurs nowhere: no result
     simple: bool = False  # one two-character word: the posting alone answers
 
@@ -1018,17 +1017,16 @@ def _search_plan(db: Session, terms: list[str], provider_id: str | None) -> _Pla
     grams = sorted({g for t in terms for g in bigrams(t)})
     simple = len(terms) == 1 and len(terms[0]) == 2
     if not grams or any(len(t) < 2 for t in terms):
-        return _Plan(terms, None, None)  # a one-character word: scan the docs
+        return _Plan(terms, None)  # a one-character word: scan the docs
     provider = repository.provider_size(db, provider_id) if provider_id else None
     if len(grams) == 1 and provider is None:
-        return _Plan(terms, grams[0], grams[0], simple=simple)
-    in_name = min((repository.posting_size(db, g, (1,)), g) for g in grams)
-    anywhere = min((repository.posting_size(db, g, (0, 1)), g) for g in grams)
-    if anywhere[0] == 0:
-        return _Plan(terms, None, None, nothing=True)
-    name_gram = None if provider is not None and provider < in_name[0] else in_name[1]
-    any_gram = None if provider is not None and provider < anywhere[0] else anywhere[1]
-    return _Plan(terms, name_gram, any_gram, simple=simple)
+        return _Plan(terms, grams[0], simple=simple)
+    # The rarest bigram drives every phase: a name match has it in the name (its posting's scope 1).
+    size, gram = min((repository.posting_size(db, g, (0, 1)), g) for g in grams)
+    if size == 0:
+        return _Plan(terms, None, nothing=True)
+    driver = None if provider is not None and provider < size else gram
+    return _Plan(terms, driver, simple=simple)
 
 
 def _search_phase(db: Session, plan: _Plan, phase: int, filters: list[Any], after: int | None, want: int) -> list[SearchDoc]:
@@ -1037,7 +1035,7 @@ def _search_phase(db: Session, plan: _Plan, phase: int, filters: list[Any], afte
     if plan.nothing or (not plan.terms and phase < 3) or (phase == 2 and plan.simple):
         return []
     conditions = [*filters, *repository.term_conditions(plan.terms, in_name=phase == 1)]
-    gram = plan.name_gram if phase == 1 else plan.any_gram
+    gram = plan.gram
     if gram is None:
         if phase == 2:
             return []  # scanning the docs finds phases 2 and 3 together, in phase 3
@@ -1046,7 +1044,7 @@ def _search_phase(db: Session, plan: _Plan, phase: int, filters: list[Any], afte
         conditions = list(filters)  # the bigram is the word: the posting needs no checking
     scope = 1 if phase in (1, 2) else 0
     found: list[SearchDoc] = []
-    chunk, before = max(want, 32), after
+    chunk, before = (want if plan.simple and not filters else max(want, 32)), after
     while len(found) < want:
         ids = repository.posting(db, gram, scope, before=before, limit=chunk)
         found += repository.docs_among(db, ids, conditions)
