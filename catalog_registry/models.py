@@ -207,7 +207,8 @@ class SearchDoc(Base):
 
 
 class SearchGram(Base):
-    """Inverted index of character bigrams: (bigram, scope, doc). Scope 1 = in the name, 0 = anywhere."""
+    """Inverted index of character bigrams, one row per (bigram, doc): scope 1 when the bigram occurs in
+    the doc's name, 0 when it occurs only elsewhere (abstract, items, provider, code)."""
 
     __tablename__ = "catalog_search_grams"
     __table_args__ = ({"sqlite_with_rowid": False},)

@@ -25,7 +25,7 @@ from ops.identity.models import Department
 from ops.pagination import keyset, page_of
 
 # Bigram postings are counted up to this many when choosing the rarest one to drive a search.
-_COUNT_CAP = 5000
+_COUNT_CAP = 2000
 
 
 def readable_entries(who: Principal) -> Select[CatalogEntry]:
@@ -33,7 +33,8 @@ def readable_entries(who: Principal) -> Select[CatalogEntry]:
     query = select(CatalogEntry)
     if who.is_platform_admin:
         return query
-    visible = CatalogEntry.state != EntryState.DRAFT
+    # Published entries, and retired ones that were once published (their history stays readable).
+    visible = and_(CatalogEntry.state != EntryState.DRAFT, CatalogEntry.current_version_id.is_not(None))
     if who.department_id:
         visible = or_(visible, CatalogEntry.provider_department_id == who.department_id)
     return query.where(visible)
@@ -147,9 +148,27 @@ def next_dataset_number(db: Session, entry_id: str) -> int:
     return int(db.scalar(select(func.coalesce(func.max(Dataset.number), 0)).where(Dataset.entry_id == entry_id)) or 0) + 1
 
 
-def insert_rows(db: Session, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        db.execute(insert(DatasetRow), rows)
+def bulk_insert(db: Session, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
+    """Insert many rows fast: COPY on PostgreSQL, one executemany on SQLite (inside the session's transaction).
+
+    Values must already be in their stored form (JSON as text)."""
+    if not rows:
+        return
+    connection = db.connection()
+    names = ", ".join(columns)
+    if connection.dialect.name == "postgresql":
+        raw = connection.connection.driver_connection
+        with raw.cursor() as cursor, cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:  # type: ignore[union-attr]
+            for row in rows:
+                copy.write_row(row)
+    else:
+        marks = ", ".join("?" for _ in columns)
+        connection.exec_driver_sql(f"INSERT INTO {table} ({names}) VALUES ({marks})", list(rows))  # noqa: S608 (fixed names)
+
+
+def insert_rows(db: Session, rows: list[tuple[str, int, str | None, str]]) -> None:
+    """Insert dataset rows: (dataset id, row number, lookup key, row as JSON text)."""
+    bulk_insert(db, "catalog_dataset_rows", ("dataset_id", "row_number", "lookup_key", "data"), rows)
 
 
 def delete_rows(db: Session, dataset_id: str) -> None:
@@ -200,16 +219,16 @@ def remove_doc(db: Session, entry_id: str) -> None:
 
 def insert_doc(db: Session, values: dict[str, Any], name_grams: set[int], all_grams: set[int]) -> int:
     doc_id = int(db.execute(insert(SearchDoc).values(**values).returning(SearchDoc.id)).scalar_one())
-    rows = [{"gram": g, "scope": 1, "doc_id": doc_id} for g in name_grams]
-    rows += [{"gram": g, "scope": 0, "doc_id": doc_id} for g in all_grams]
-    if rows:
-        db.execute(insert(SearchGram), rows)
+    rows = [(g, 1, doc_id) for g in name_grams] + [(g, 0, doc_id) for g in all_grams - name_grams]
+    bulk_insert(db, "catalog_search_grams", ("gram", "scope", "doc_id"), rows)
     return doc_id
 
 
-def posting_size(db: Session, gram: int, scope: int) -> int:
-    """How many docs hold a bigram (counted up to a cap: only the smallest matters)."""
-    inner = select(SearchGram.doc_id).where(SearchGram.gram == gram, SearchGram.scope == scope).limit(_COUNT_CAP).subquery()
+def posting_size(db: Session, gram: int, scopes: Sequence[int]) -> int:
+    """How many docs hold a bigram in the given scopes (counted up to a cap: only the smallest matters)."""
+    inner = (
+        select(SearchGram.doc_id).where(SearchGram.gram == gram, SearchGram.scope.in_(list(scopes))).limit(_COUNT_CAP).subquery()
+    )
     return int(db.scalar(select(func.count()).select_from(inner)) or 0)
 
 
@@ -218,37 +237,38 @@ def provider_size(db: Session, provider_id: str) -> int:
     return int(db.scalar(select(func.count()).select_from(inner)) or 0)
 
 
-def search_docs(
-    db: Session,
-    *,
-    terms: list[str],
-    name_phase: bool,
-    driver_gram: int | None,
-    filters: list[ColumnElement[bool]],
-    after: int | None,
-    limit: int,
-) -> list[SearchDoc]:
-    """Docs matching every term (in the name, or elsewhere but not all in the name), newest first."""
-    conditions: list[ColumnElement[bool]] = [*filters]
-    if terms:
-        name_match = and_(*[SearchDoc.name_norm.contains(t, autoescape=True) for t in terms])
-        text_match = and_(*[SearchDoc.text_norm.contains(t, autoescape=True) for t in terms])
-        conditions.append(name_match if name_phase else and_(text_match, not_(name_match)))
-    if driver_gram is not None:
-        query = (
-            select(SearchDoc)
-            .join(SearchGram, SearchGram.doc_id == SearchDoc.id)
-            .where(SearchGram.gram == driver_gram, SearchGram.scope == (1 if name_phase else 0), *conditions)
-        )
-        if after is not None:
-            query = query.where(SearchGram.doc_id < after)
-        query = query.order_by(SearchGram.doc_id.desc())
-    else:
-        query = select(SearchDoc).where(*conditions)
-        if after is not None:
-            query = query.where(SearchDoc.id < after)
-        query = query.order_by(SearchDoc.id.desc())
-    return list(db.scalars(query.limit(limit)))
+def posting(db: Session, gram: int, scope: int, *, before: int | None, limit: int) -> list[int]:
+    """Doc ids of a bigram's posting in one scope, newest first (an index range scan)."""
+    query = select(SearchGram.doc_id).where(SearchGram.gram == gram, SearchGram.scope == scope)
+    if before is not None:
+        query = query.where(SearchGram.doc_id < before)
+    return [int(i) for i in db.scalars(query.order_by(SearchGram.doc_id.desc()).limit(limit))]
+
+
+def term_conditions(terms: list[str], *, in_name: bool) -> list[ColumnElement[bool]]:
+    """Every term in the name; or every term in the text but not every one in the name."""
+    if not terms:
+        return []
+    name_match = and_(*[SearchDoc.name_norm.contains(t, autoescape=True) for t in terms])
+    if in_name:
+        return [name_match]
+    return [and_(*[SearchDoc.text_norm.contains(t, autoescape=True) for t in terms]), not_(name_match)]
+
+
+def docs_among(db: Session, ids: list[int], conditions: list[ColumnElement[bool]]) -> list[SearchDoc]:
+    """The docs of `ids` meeting the conditions, newest first (primary-key lookups)."""
+    if not ids:
+        return []
+    query = select(SearchDoc).where(SearchDoc.id.in_(ids), *conditions).order_by(SearchDoc.id.desc())
+    return list(db.scalars(query))
+
+
+def docs_scan(db: Session, conditions: list[ColumnElement[bool]], *, before: int | None, limit: int) -> list[SearchDoc]:
+    """Docs meeting the conditions, newest first, without the bigram index (filters only, one-character words)."""
+    query = select(SearchDoc).where(*conditions)
+    if before is not None:
+        query = query.where(SearchDoc.id < before)
+    return list(db.scalars(query.order_by(SearchDoc.id.desc()).limit(limit)))
 
 
 def search_filters(
@@ -360,12 +380,11 @@ def insert_docs(db: Session, docs: list[dict[str, Any]], grams: list[tuple[set[i
     if not docs:
         return
     ids = list(db.scalars(insert(SearchDoc).returning(SearchDoc.id, sort_by_parameter_order=True), docs))
-    rows: list[dict[str, Any]] = []
+    rows: list[tuple[int, int, int]] = []
     for doc_id, (name_grams, all_grams) in zip(ids, grams, strict=True):
-        rows += [{"gram": g, "scope": 1, "doc_id": doc_id} for g in name_grams]
-        rows += [{"gram": g, "scope": 0, "doc_id": doc_id} for g in all_grams]
-    for start in range(0, len(rows), 20000):
-        db.execute(insert(SearchGram), rows[start : start + 20000])
+        rows += [(g, 1, doc_id) for g in name_grams]
+        rows += [(g, 0, doc_id) for g in all_grams - name_grams]
+    bulk_insert(db, "catalog_search_grams", ("gram", "scope", "doc_id"), rows)
 
 
 def insert_audit(db: Session, rows: list[dict[str, Any]], model: Any) -> None:

@@ -28,6 +28,7 @@ from catalog_registry.models import (
     DemandState,
     EntryState,
     EntryVersion,
+    SearchDoc,
     SharingType,
     UpdateCycle,
     VersionState,
@@ -713,7 +714,7 @@ class _Loader:
     items: dict[str, dict[str, Any]]
     key_items: list[str]
     errors: list[dict[str, Any]] = field(default_factory=list)
-    batch: list[dict[str, Any]] = field(default_factory=list)
+    batch: list[tuple[str, int, str | None, str]] = field(default_factory=list)
     count: int = 0
 
     def error(self, line: int, column: str, message: str) -> None:
@@ -733,7 +734,7 @@ class _Loader:
             return
         self.count += 1
         key = lookup_key(_text(data[k]) for k in self.key_items) if self.key_items else None
-        self.batch.append({"dataset_id": self.dataset_id, "row_number": self.count, "lookup_key": key, "data": data})
+        self.batch.append((self.dataset_id, self.count, key, json.dumps(data, ensure_ascii=False)))
         if len(self.batch) >= ROW_BATCH:
             self.flush()
 
@@ -982,32 +983,19 @@ def search(
         is_certificate=is_certificate,
     )
     terms = query_terms(q or "")
-    phase, after = (1 if terms else 2), None
+    phase, after = (1 if terms else 3), None
     if cursor:
         phase_raw, after_raw = decode_cursor(cursor, 2)
-        if phase_raw not in (1, 2) or not isinstance(after_raw, int):
+        if phase_raw not in (1, 2, 3) or not isinstance(after_raw, int):
             raise Invalid("cursor is not one this hub returned", errors=[{"field": "cursor", "message": "malformed"}])
         phase, after = phase_raw, after_raw
+    plan = _search_plan(db, terms, provider_department_id)
     hits: list[tuple[Any, bool]] = []
     next_cursor: str | None = None
-    while phase <= 2:
-        name_phase = phase == 1
+    while phase <= 3:
         want = limit - len(hits)
-        driver = _driver(db, terms, name_phase, provider_department_id)
-        docs = (
-            []
-            if driver == "none"
-            else repository.search_docs(
-                db,
-                terms=terms,
-                name_phase=name_phase,
-                driver_gram=driver if isinstance(driver, int) else None,
-                filters=filters,
-                after=after,
-                limit=want + 1,
-            )
-        )
-        hits.extend((d, name_phase) for d in docs[:want])
+        docs = _search_phase(db, plan, phase, filters, after, want + 1)
+        hits.extend((d, phase == 1) for d in docs[:want])
         if len(docs) > want:
             next_cursor = encode_cursor([phase, docs[want - 1].id])
             break
@@ -1015,19 +1003,55 @@ def search(
     return _hits(db, hits), next_cursor
 
 
-def _driver(db: Session, terms: list[str], name_phase: bool, provider_id: str | None) -> int | str | None:
-    """The rarest bigram of the query (or None to scan the docs, or "none" when nothing can match)."""
-    grams = {g for t in terms for g in bigrams(t)}
-    if not grams:
-        return None
-    scope = 1 if name_phase else 0
-    sizes = sorted((repository.posting_size(db, g, scope), g) for g in grams)
-    size, gram = sizes[0]
+@dataclass(frozen=True)
+class _Plan:
+    """How to find the docs of a query: through a bigram's posting, or by scanning the docs."""
+
+    terms: list[str]
+    gram: int | None  # the query's rarest bigram, whose posting drives every phase; None: scan the docs
+    nothing: bool = False  # a bigram of the query occurs nowhere: no result
+    simple: bool = False  # one two-character word: the posting alone answers
+
+
+def _search_plan(db: Session, terms: list[str], provider_id: str | None) -> _Plan:
+    grams = sorted({g for t in terms for g in bigrams(t)})
+    simple = len(terms) == 1 and len(terms[0]) == 2
+    if not grams or any(len(t) < 2 for t in terms):
+        return _Plan(terms, None)  # a one-character word: scan the docs
+    provider = repository.provider_size(db, provider_id) if provider_id else None
+    if len(grams) == 1 and provider is None:
+        return _Plan(terms, grams[0], simple=simple)
+    # The rarest bigram drives every phase: a name match has it in the name (its posting's scope 1).
+    size, gram = min((repository.posting_size(db, g, (0, 1)), g) for g in grams)
     if size == 0:
-        return "none"
-    if provider_id and repository.provider_size(db, provider_id) < size:
-        return None
-    return gram
+        return _Plan(terms, None, nothing=True)
+    driver = None if provider is not None and provider < size else gram
+    return _Plan(terms, driver, simple=simple)
+
+
+def _search_phase(db: Session, plan: _Plan, phase: int, filters: list[Any], after: int | None, want: int) -> list[SearchDoc]:
+    """Phase 1: every word in the name. Then docs with the words elsewhere: 2, whose bigram is in the
+    name; 3, whose bigram is only elsewhere. Newest first within each phase."""
+    if plan.nothing or (not plan.terms and phase < 3) or (phase == 2 and plan.simple):
+        return []
+    conditions = [*filters, *repository.term_conditions(plan.terms, in_name=phase == 1)]
+    gram = plan.gram
+    if gram is None:
+        if phase == 2:
+            return []  # scanning the docs finds phases 2 and 3 together, in phase 3
+        return repository.docs_scan(db, conditions, before=after, limit=want)
+    if plan.simple:
+        conditions = list(filters)  # the bigram is the word: the posting needs no checking
+    scope = 1 if phase in (1, 2) else 0
+    found: list[SearchDoc] = []
+    chunk, before = (want if plan.simple and not filters else max(want, 32)), after
+    while len(found) < want:
+        ids = repository.posting(db, gram, scope, before=before, limit=chunk)
+        found += repository.docs_among(db, ids, conditions)
+        if len(ids) < chunk:
+            break
+        before, chunk = ids[-1], min(chunk * 2, 4000)
+    return found[:want]
 
 
 def _hits(db: Session, found: list[tuple[Any, bool]]) -> list[SearchHit]:

@@ -156,3 +156,14 @@ def test_the_platform_registers_an_entry_for_a_named_provider(client: TestClient
         headers=hub.admin.headers,
     )
     assert made.status_code == 201 and made.json()["provider_name"] == "市卫健委"
+
+
+def test_a_draft_withdrawn_before_publication_stays_with_its_provider(client: TestClient, hub: Hub) -> None:
+    provider = hub.system(hub.department("市公安局"))
+    consumer = hub.system(hub.department("市民政局"))
+    entry = create(client, provider, name="试点资源")
+    retired = client.post(f"/catalog/entries/{entry['id']}/retire", json={"reason": "试点取消"}, headers=provider.headers)
+    assert retired.status_code == 200 and retired.json()["state"] == "retired"
+    assert retired.json()["version"]["state"] == "withdrawn"
+    assert client.get(f"/catalog/entries/{entry['id']}", headers=consumer.headers).status_code == 404
+    assert entry["id"] not in [e["id"] for e in client.get("/catalog/entries", headers=consumer.headers).json()["items"]]

@@ -56,6 +56,19 @@ def test_two_character_words_find_entries_by_name_abstract_items_and_provider(cl
     assert "婚姻登记信息" in _names(_search(client, consumer, q="婚"))  # one character: still found
 
 
+def test_a_word_whose_first_characters_are_in_the_name_and_the_rest_elsewhere_is_found(client: TestClient, hub: Hub) -> None:
+    police = hub.system(hub.department("市公安局"))
+    publish(client, police, hub.admin, name="户籍人口信息", abstract="包括户籍迁移记录。")
+    publish(client, police, hub.admin, name="户籍迁移登记", abstract="迁入迁出。")
+    publish(client, police, hub.admin, name="居住证信息", abstract="流动人口户籍迁移前的居住登记。")
+    page = _search(client, police, q="户籍迁移")
+    assert [(h["name"], h["name_match"]) for h in page["items"][:1]] == [("户籍迁移登记", True)]
+    # 户籍 in one's name and 户籍迁移 in its abstract; only in the abstract of the other
+    assert {(h["name"], h["name_match"]) for h in page["items"][1:]} == {("户籍人口信息", False), ("居住证信息", False)}
+    both = _search(client, police, q="户籍 登记")
+    assert [(h["name"], h["name_match"]) for h in both["items"]] == [("户籍迁移登记", True), ("居住证信息", False)]
+
+
 def test_filters_narrow_the_search_and_unknown_values_are_refused(client: TestClient, hub: Hub) -> None:
     police = hub.system(hub.department("市公安局"))
     health = hub.system(hub.department("市卫健委"))
