@@ -41,6 +41,7 @@ from ops.auth import DepartmentOrAdmin, DepartmentStaff, Holder, PlatformAdmin, 
 from ops.db import DbSession, etag
 from ops.errors import HubError, Invalid
 from ops.pagination import Page
+from ops.workdays.service import calendar
 
 router = APIRouter(prefix="/exchange", tags=["exchange"])
 IfMatch = Annotated[str | None, Header(description="the request's ETag; a stale one gets 409")]
@@ -105,10 +106,11 @@ def list_requests(
     """Requests the caller's department filed or provides data for (all, for the platform), newest first."""
     rows, next_cursor = repo.list_requests(db, who, state=state, side=side, overdue=overdue, cursor=cursor, limit=limit)
     steps = repo.open_steps_for(db, [r.id for r in rows])
+    cal, now = calendar(db), service.now()
     items = []
     for req in rows:
         out = RequestRead.model_validate(req)
-        out.deadline = service.deadline_of(db, steps.get(req.id))
+        out.deadline = service.deadline_of(db, steps.get(req.id), now, cal=cal)
         items.append(out)
     return Page(items=items, next_cursor=next_cursor)
 

@@ -53,7 +53,7 @@ from ops.auth import Principal
 from ops.config import Settings
 from ops.db import UTCDateTime, utcnow
 from ops.errors import Conflict, Forbidden, HubError, Invalid, NotFound, TooManyRequests
-from ops.workdays.service import SHANGHAI, calendar
+from ops.workdays.service import SHANGHAI, WorkCalendar, calendar
 
 SENSITIVE_GRADES = frozenset({"sensitive", "secret"})
 PLATFORM = "platform"
@@ -110,6 +110,11 @@ class Policy:
 
 # ---------------------------------------------------------------------------------------------
 # Helpers: steps, transitions, events, notifications
+
+
+def now() -> datetime:
+    """The exchange's clock, in UTC."""
+    return utcnow()
 
 
 def today() -> date:
@@ -747,12 +752,14 @@ def rate(db: Session, *, who: Principal, request_id: str, data: RatingCreate) ->
 # Reading requests with their deadline
 
 
-def deadline_of(db: Session, step: RequestStep | None, now: datetime | None = None) -> DeadlineRead | None:
+def deadline_of(
+    db: Session, step: RequestStep | None, now: datetime | None = None, *, cal: WorkCalendar | None = None
+) -> DeadlineRead | None:
     """The current deadline of a request: due time, working days left, overdue."""
     if step is None:
         return None
     now = now or utcnow()
-    left = calendar(db).working_days_left(now, step.due_at)
+    left = (cal or calendar(db)).working_days_left(now, step.due_at)
     return DeadlineRead(
         step=step.step,
         responsible=step.department_id or PLATFORM,
