@@ -274,3 +274,20 @@ def test_list_filters_are_validated(world: World) -> None:
     assert world.client.get("/exchange/accesses?cursor=xyz", headers=world.consumer.headers).status_code == 422
     assert world.client.get("/exchange/requests", headers=world.hub.holder("11010519491231002X").headers).status_code == 403
     assert world.client.get("/exchange/requests").status_code == 401
+
+
+def test_a_direct_request_without_data_yet_waits_in_provisioning_until_the_platform_provides(world: World, clock: Clock) -> None:
+    from dataclasses import replace
+
+    clock.set("2026-11-02 10:00")
+    empty = world.catalogue.publish(
+        replace(world.open_data, resource_id="res-empty", version_id="ver-empty-1", has_dataset=False)
+    )
+    req = world.file(empty)
+    accepted = world.act(world.admin, req["id"], "accept").json()
+    assert accepted["state"] == "provisioning"
+    assert accepted["deadline"]["step"] == "provision" and accepted["deadline"]["due_last_day"] == "2026-11-05"
+    assert world.act(world.admin, req["id"], "provide").status_code == 409
+    world.catalogue.publish(replace(empty, has_dataset=True))
+    provided = world.act(world.admin, req["id"], "provide").json()
+    assert provided["state"] == "granted" and provided["grant_id"]
