@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -17,6 +19,7 @@ from exchange import endpoints as exchange_endpoints
 from exchange import tasks as exchange_tasks
 from govhub import __version__
 from ops import health
+from ops.auditlog import endpoints as auditlog_endpoints
 from ops.config import Settings, get_settings
 from ops.crypto import KeyVault
 from ops.db import make_engine, make_sessionmaker
@@ -24,8 +27,9 @@ from ops.errors import install_handlers
 from ops.identity import endpoints as identity_endpoints
 from ops.identity.tokens import KeyRing
 from ops.middleware import HubMiddleware
-from ops.scheduler import Job
+from ops.scheduler import Job, LeaseRunner, Scheduler
 from ops.storage import ObjectStore, make_store
+from ops.tasks import platform_jobs
 from seal import endpoints as seal_endpoints
 from seal import tasks as seal_tasks
 
@@ -44,6 +48,11 @@ def all_jobs() -> list[Job]:
     return [*catalog_tasks.JOBS, *exchange_tasks.JOBS, *seal_tasks.JOBS, *certhub_tasks.JOBS]
 
 
+def scheduled_jobs(*, vault: KeyVault, storage: ObjectStore | None, settings: Settings) -> list[Job]:
+    """The domains' jobs and the platform's own (audit log, calendar warning)."""
+    return [*all_jobs(), *platform_jobs(vault=vault, store=storage, zone=settings.timezone)]
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -56,8 +65,24 @@ def create_app(
     engine = engine or make_engine(settings.effective_database_url, pool_size=settings.database_pool_size)
     factory = session_factory or make_sessionmaker(engine)
     vault = KeyVault.from_settings(settings)
+    store = storage or make_store(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        scheduler: Scheduler | None = None
+        if settings.run_scheduler:
+            runner = LeaseRunner(factory, scheduled_jobs(vault=vault, storage=store, settings=settings))
+            scheduler = Scheduler(runner)
+            scheduler.start()
+        app.state.scheduler = scheduler
+        try:
+            yield
+        finally:
+            if scheduler is not None:
+                scheduler.shutdown()
 
     app = FastAPI(
+        lifespan=lifespan,
         title="govhub",
         version=__version__,
         description=DESCRIPTION,
@@ -70,7 +95,7 @@ def create_app(
         "engine": engine,
         "sessionmaker": factory,
         "vault": vault,
-        "storage": storage or make_store(settings),
+        "storage": store,
         "keyring": KeyRing(factory, vault, settings),
     }
     for key, value in state.items():
@@ -84,6 +109,7 @@ def create_app(
     )
     app.include_router(health.router)
     app.include_router(identity_endpoints.router)
+    app.include_router(auditlog_endpoints.router)
     app.include_router(catalog_endpoints.router)
     app.include_router(exchange_endpoints.router)
     app.include_router(seal_endpoints.router)

@@ -7,6 +7,8 @@ from typing import Any, Literal
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
+import ops.auditlog.models
+import ops.scheduler  # noqa: F401
 import seal.models  # noqa: F401
 from ops.db import Base, UTCDateTime
 

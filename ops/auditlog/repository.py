@@ -1,0 +1,103 @@
+"""Every query of the audit log, scoped to what the caller may see."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from ops.audit import AuditRecord, subject_ref
+from ops.auditlog.models import LogCheckpoint, LogEntry, LogKey
+from ops.auth import Principal, Role
+
+
+def readable_records(who: Principal) -> Select[AuditRecord]:
+    """Audit records the caller may see: all for an admin, its department's, or the holder's own."""
+    query = select(AuditRecord)
+    if who.is_platform_admin:
+        return query
+    if who.has(Role.DEPARTMENT_ADMIN, Role.DEPARTMENT_SYSTEM) and who.department_id:
+        return query.where(AuditRecord.department_id == who.department_id)
+    if who.has(Role.HOLDER) and who.holder_code:
+        return query.where(AuditRecord.subject_ref == subject_ref(who.holder_code))
+    return query.where(AuditRecord.id.is_(None))  # sees nothing
+
+
+def readable_record(db: Session, who: Principal, audit_id: int) -> AuditRecord | None:
+    return db.scalars(readable_records(who).where(AuditRecord.id == audit_id)).first()
+
+
+def list_records(db: Session, who: Principal, *, before_id: int | None, limit: int) -> list[AuditRecord]:
+    query = readable_records(who).order_by(AuditRecord.id.desc()).limit(limit)
+    if before_id is not None:
+        query = query.where(AuditRecord.id < before_id)
+    return list(db.scalars(query))
+
+
+def tree_size(db: Session) -> int:
+    return int(db.scalar(select(func.count()).select_from(LogEntry)) or 0)
+
+
+def entry_for(db: Session, audit_id: int) -> LogEntry | None:
+    return db.scalars(select(LogEntry).where(LogEntry.audit_id == audit_id)).first()
+
+
+def leaf_hashes(db: Session, size: int | None = None) -> list[bytes]:
+    """The first `size` leaf hashes (all of them when None), in log order."""
+    query = select(LogEntry.leaf_hash).order_by(LogEntry.index)
+    if size is not None:
+        query = query.where(LogEntry.index < size)
+    return [bytes.fromhex(h) for h in db.scalars(query)]
+
+
+def unsequenced(db: Session, *, older_than: object, limit: int) -> list[AuditRecord]:
+    """Committed audit records not yet in the log and older than the grace period, by id."""
+    logged = select(LogEntry.audit_id).where(LogEntry.audit_id == AuditRecord.id).exists()
+    query = select(AuditRecord).where(~logged, AuditRecord.at < older_than).order_by(AuditRecord.id).limit(limit)
+    return list(db.scalars(query))
+
+
+def count_unsequenced(db: Session) -> int:
+    logged = select(LogEntry.audit_id).where(LogEntry.audit_id == AuditRecord.id).exists()
+    return int(db.scalar(select(func.count()).select_from(AuditRecord).where(~logged)) or 0)
+
+
+def entries_with_records(db: Session, batch: int = 5000) -> Iterator[tuple[LogEntry, AuditRecord | None]]:
+    """Every leaf in log order with the audit record it points at (None when that row is gone)."""
+    last = -1
+    while True:
+        rows = db.execute(
+            select(LogEntry, AuditRecord)
+            .join(AuditRecord, AuditRecord.id == LogEntry.audit_id, isouter=True)
+            .where(LogEntry.index > last)
+            .order_by(LogEntry.index)
+            .limit(batch)
+        ).all()
+        if not rows:
+            return
+        yield from ((entry, record) for entry, record in rows)
+        last = rows[-1][0].index
+
+
+def latest_checkpoint(db: Session) -> LogCheckpoint | None:
+    return db.scalars(select(LogCheckpoint).order_by(LogCheckpoint.id.desc()).limit(1)).first()
+
+
+def checkpoints(db: Session) -> list[LogCheckpoint]:
+    return list(db.scalars(select(LogCheckpoint).order_by(LogCheckpoint.tree_size, LogCheckpoint.id)))
+
+
+def checkpoint_covering(db: Session, size: int) -> LogCheckpoint | None:
+    """The latest checkpoint of exactly this size."""
+    query = select(LogCheckpoint).where(LogCheckpoint.tree_size == size).order_by(LogCheckpoint.id.desc()).limit(1)
+    return db.scalars(query).first()
+
+
+def active_key(db: Session) -> LogKey | None:
+    query = select(LogKey).where(LogKey.retired_at.is_(None)).order_by(LogKey.created_at.desc()).limit(1)
+    return db.scalars(query).first()
+
+
+def all_keys(db: Session) -> list[LogKey]:
+    return list(db.scalars(select(LogKey).order_by(LogKey.created_at)))
