@@ -43,9 +43,40 @@ def cmd_serve(args: argparse.Namespace) -> None:
     configure_logging(settings.log_level)
     engine = make_engine(settings.effective_database_url, pool_size=settings.database_pool_size)
     _print_admin(prepare(engine, settings))
-    app = create_app(settings, engine=engine)
     print(f"govhub listening on http://{args.host}:{args.port}  (API docs: /docs)", flush=True)
+    if args.workers > 1:
+        _fresh_metrics_dir(settings)
+        engine.dispose()
+        # Each worker builds its own app from the same environment; metrics merge across them.
+        uvicorn.run(
+            "govhub.app:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_config=None,
+            access_log=False,
+        )
+        return
+    app = create_app(settings, engine=engine)
     uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
+
+
+def _fresh_metrics_dir(settings: Settings) -> None:
+    """Use (and empty) a prometheus-client multiprocess directory for the workers."""
+    import os
+    import shutil
+    from pathlib import Path
+
+    directory = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or settings.data_dir / "prometheus")
+    if directory.exists():
+        for child in directory.iterdir():
+            if child.is_file():
+                child.unlink()
+            else:
+                shutil.rmtree(child)
+    directory.mkdir(parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
 
 
 def _runner(settings: Settings) -> Any:
@@ -216,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1); metrics are merged across them")
     serve.set_defaults(func=cmd_serve)
 
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)

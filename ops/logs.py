@@ -25,7 +25,7 @@ _SECRET_KEY = re.compile(
     r"(?i)^(client_secret|secret|password|passwd|token|access_token|refresh_token|master_key|private_key|"
     r"s3_secret_key|authorization)$"
 )
-_RESERVED = set(logging.LogRecord("x", 0, "x", 0, "x", None, None).__dict__) | {"message", "asctime"}
+_RESERVED = set(logging.LogRecord("x", 0, "x", 0, "x", None, None).__dict__) | {"message", "asctime", "color_message"}
 
 
 def redact(text: str) -> str:

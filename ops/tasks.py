@@ -21,8 +21,19 @@ CalendarStatus = Callable[[Session, int], str]
 
 
 def _calendar_status(db: Session, year: int) -> str:
-    from ops import workdays  # type: ignore[attr-defined,unused-ignore]
+    """ "published", "loaded" or "missing" for a year (ops.workdays decides, when present)."""
+    try:
+        from ops import workdays  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        import datetime as dt
 
+        import chinese_calendar
+
+        try:
+            chinese_calendar.is_workday(dt.date(year, 1, 2))
+        except NotImplementedError:
+            return "missing"
+        return "published"
     status: str = workdays.calendar_status(db, year)
     return status
 

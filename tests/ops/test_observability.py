@@ -157,3 +157,19 @@ def test_counts_from_several_worker_processes_add_up(tmp_path: Path, monkeypatch
     if promtool:
         checked = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False)
         assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_the_dashboard_and_alerts_only_use_metrics_the_hub_exports() -> None:
+    import re
+
+    from prometheus_client import REGISTRY
+
+    root = Path(__file__).resolve().parents[2] / "deploy"
+    exported = {sample_name for family in REGISTRY.collect() for sample_name in [family.name, *(s.name for s in family.samples)]}
+    exported |= {f"{name}_bucket" for name in exported} | {f"{name}_total" for name in exported}
+    dashboard = (root / "grafana" / "govhub-dashboard.json").read_text()
+    alerts = (root / "alerts.yml").read_text()
+    used = set(re.findall(r"govhub_[a-z_]+", dashboard + alerts)) - {"govhub_ops"}
+    assert used, "the dashboard queries no govhub metric"
+    assert used <= exported, f"unknown metrics: {sorted(used - exported)}"
+    assert len(json.loads(dashboard)["panels"]) >= 10
