@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi.testclient import TestClient
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from ops import audit
@@ -334,3 +334,23 @@ def test_a_checkpoint_survives_a_log_key_rotation_and_rewrap(client: TestClient,
     keys = client.get("/audit/log/keys", headers=hub.admin.headers).json()
     assert signature_ok(before, keys) and signature_ok(after, keys)
     assert service.verify(db).ok
+
+
+def test_with_object_storage_unreachable_a_checkpoint_is_refused_with_503_and_nothing_is_half_written(
+    client: TestClient, hub: Hub, db: Session
+) -> None:
+    from ops.auditlog.models import LogCheckpoint
+    from ops.storage import S3Store
+
+    _access(db, 2)
+    before = db.scalar(select(func.count()).select_from(LogCheckpoint))
+    client.app.state.storage = S3Store(  # type: ignore[attr-defined]
+        endpoint="127.0.0.1:9", access_key="a", secret_key="b", bucket="govhub-x", secure=False
+    )
+    response = client.post("/audit/log/checkpoint", headers=hub.admin.headers)
+    assert response.status_code == 503, response.text
+    problem = response.json()
+    assert problem["code"] == "unavailable" and "object storage is unreachable" in problem["detail"]
+    assert problem["request_id"] == response.headers["x-request-id"]
+    db.expire_all()
+    assert db.scalar(select(func.count()).select_from(LogCheckpoint)) == before
