@@ -56,7 +56,8 @@ def check_next_year_calendar(
     HOLIDAY_CALENDAR_MISSING.labels(str(year)).set(1)
     message = (
         f"the {year} holiday calendar (法定节假日安排) is not loaded; deadlines that reach into {year} "
-        f"cannot be computed. Load it as soon as the State Council publishes it (docs/operations.md)."
+        f"cannot be computed. Load it with `govhub calendar load {year} FILE` (or PUT /calendar/years/{year}) "
+        "once the State Council publishes it."
     )
     log.warning(message, extra={"year": year})
     return message
