@@ -24,6 +24,16 @@ class LogEntry(Base):
     appended_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class LogNode(Base):
+    """The hash of a complete (perfect) subtree above the leaves, so proofs need O(log n) reads."""
+
+    __tablename__ = "audit_log_nodes"
+
+    level: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)  # 1 = pairs of leaves
+    position: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
 class LogCheckpoint(Base):
     """A signed statement of the log's size and root hash at a moment."""
 

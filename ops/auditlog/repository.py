@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from ops.audit import AuditRecord, subject_ref
-from ops.auditlog.models import LogCheckpoint, LogEntry, LogKey
+from ops.auditlog.merkle import Node
+from ops.auditlog.models import LogCheckpoint, LogEntry, LogKey, LogNode
 from ops.auth import Principal, Role
 
 
@@ -36,7 +37,27 @@ def list_records(db: Session, who: Principal, *, before_id: int | None, limit: i
 
 
 def tree_size(db: Session) -> int:
-    return int(db.scalar(select(func.count()).select_from(LogEntry)) or 0)
+    last = db.scalar(select(func.max(LogEntry.index)))
+    return 0 if last is None else int(last) + 1
+
+
+def nodes(db: Session, wanted: set[Node]) -> dict[Node, bytes]:
+    """Hashes of the named perfect subtrees (level 0 = leaves)."""
+    found: dict[Node, bytes] = {}
+    leaves = sorted(i for level, i in wanted if level == 0)
+    upper = sorted(n for n in wanted if n[0] > 0)
+    for chunk in range(0, len(leaves), 500):
+        part = leaves[chunk : chunk + 500]
+        for index, value in db.execute(select(LogEntry.index, LogEntry.leaf_hash).where(LogEntry.index.in_(part))):
+            found[(0, int(index))] = bytes.fromhex(value)
+    for chunk in range(0, len(upper), 500):
+        pairs = upper[chunk : chunk + 500]
+        rows = db.execute(
+            select(LogNode.level, LogNode.position, LogNode.hash).where(tuple_(LogNode.level, LogNode.position).in_(pairs))
+        )
+        for level, position, value in rows:
+            found[(int(level), int(position))] = bytes.fromhex(value)
+    return found
 
 
 def entry_for(db: Session, audit_id: int) -> LogEntry | None:

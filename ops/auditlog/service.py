@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from ops import audit
 from ops.audit import AuditRecord
 from ops.auditlog import merkle, repository
-from ops.auditlog.models import LogCheckpoint, LogEntry, LogKey
+from ops.auditlog.models import LogCheckpoint, LogEntry, LogKey, LogNode
 from ops.auth import Principal
 from ops.crypto import KeyVault, WrappedSecret
 from ops.db import utcnow
@@ -105,14 +105,47 @@ def sequence(db: Session, *, grace_seconds: float = DEFAULT_GRACE_SECONDS, limit
     _lock(db)
     size = repository.tree_size(db)
     cutoff = utcnow() - timedelta(seconds=grace_seconds)
-    appended = 0
+    fresh: dict[merkle.Node, bytes] = {}
     for record in repository.unsequenced(db, older_than=cutoff, limit=limit):
-        db.add(LogEntry(index=size + appended, audit_id=record.id, leaf_hash=record_leaf_hash(record).hex()))
-        appended += 1
+        leaf = record_leaf_hash(record)
+        fresh[(0, size + len(fresh))] = leaf
+        db.add(LogEntry(index=size + len(fresh) - 1, audit_id=record.id, leaf_hash=leaf.hex()))
+    appended = len(fresh)
     db.flush()
+    _complete_nodes(db, size, size + appended, fresh)
     AUDIT_LOG_SIZE.set(size + appended)
     AUDIT_LOG_UNSEQUENCED.set(repository.count_unsequenced(db))
     return appended
+
+
+def _complete_nodes(db: Session, old_size: int, new_size: int, known: dict[merkle.Node, bytes]) -> None:
+    """Store every perfect subtree completed by growing the log from old_size to new_size."""
+    level = 1
+    while (1 << level) <= new_size:
+        first, last = old_size >> level, (new_size >> level) - 1
+        if first <= last:
+            children = {(level - 1, 2 * p + c) for p in range(first, last + 1) for c in (0, 1)}
+            missing = children - known.keys()
+            if missing:
+                known.update(repository.nodes(db, missing))
+            for p in range(first, last + 1):
+                value = merkle.node_hash(known[(level - 1, 2 * p)], known[(level - 1, 2 * p + 1)])
+                known[(level, p)] = value
+                db.add(LogNode(level=level, position=p, hash=value.hex()))
+        level += 1
+    db.flush()
+
+
+def _hashes(db: Session, ranges: list[tuple[int, int]]) -> list[bytes]:
+    """The tree hashes of the given leaf ranges, from O(log n) stored nodes each."""
+    wanted = {n for a, b in ranges for n in merkle.decompose(a, b)}
+    found = repository.nodes(db, wanted)
+    return [merkle.range_hash(a, b, found) for a, b in ranges]
+
+
+def tree_root(db: Session, size: int) -> bytes:
+    """MTH of the first `size` leaves."""
+    return _hashes(db, [(0, size)])[0] if size else merkle.EMPTY_ROOT
 
 
 # -- keys and checkpoints -----------------------------------------------------------------------
@@ -181,24 +214,24 @@ def sign_checkpoint(
     row never exists without its published copy (an unreachable store fails the whole step).
     """
     _lock(db)
-    leaves = repository.leaf_hashes(db)
+    size = repository.tree_size(db)
     latest = repository.latest_checkpoint(db)
     now = utcnow()
-    if latest and not force and latest.tree_size == len(leaves) and now - latest.signed_at < CHECKPOINT_MAX_AGE:
+    if latest and not force and latest.tree_size == size and now - latest.signed_at < CHECKPOINT_MAX_AGE:
         return None
     key = ensure_log_key(db, vault)
     private = serialization.load_pem_private_key(
         vault.unwrap(WrappedSecret.from_dict(key.private_key), purpose=_purpose(key.key_id)), password=None
     )
     assert isinstance(private, Ed25519PrivateKey)
-    root_hash = merkle.root(leaves)
-    body = checkpoint_body(size=len(leaves), root_hash=root_hash, signed_at=now, key_id=key.key_id)
+    root_hash = tree_root(db, size)
+    body = checkpoint_body(size=size, root_hash=root_hash, signed_at=now, key_id=key.key_id)
     signature = base64.b64encode(private.sign(body.encode())).decode()
     if store is not None:
         document = json.dumps({"body": body, "signature": signature, "key_id": key.key_id, "public_key": key.public_key})
         store.put([document.encode()])
     checkpoint = LogCheckpoint(
-        tree_size=len(leaves), root_hash=root_hash.hex(), signed_at=now, key_id=key.key_id, body=body, signature=signature
+        tree_size=size, root_hash=root_hash.hex(), signed_at=now, key_id=key.key_id, body=body, signature=signature
     )
     db.add(checkpoint)
     db.flush()
@@ -268,13 +301,12 @@ def inclusion(db: Session, *, who: Principal, audit_id: int, tree_size: int | No
             "the next checkpoint will include it, retry shortly",
             headers={"Retry-After": "60"},
         )
-    leaves = repository.leaf_hashes(db, checkpoint.tree_size)
     return Inclusion(
         record=record,
         leaf_index=entry.index,
-        leaf_hash=leaves[entry.index],
+        leaf_hash=bytes.fromhex(entry.leaf_hash),
         checkpoint=checkpoint,
-        proof=merkle.inclusion_proof(entry.index, leaves),
+        proof=_hashes(db, merkle.inclusion_ranges(entry.index, 0, checkpoint.tree_size)),
     )
 
 
@@ -290,7 +322,7 @@ def consistency(db: Session, *, first: int, second: int) -> list[bytes]:
         errors.append({"field": "second", "message": f"the log has only {size} entries"})
     if errors:
         raise Invalid("cannot prove consistency between these sizes", errors=errors)
-    return merkle.consistency_proof(first, repository.leaf_hashes(db, second))
+    return _hashes(db, merkle.consistency_ranges(first, 0, second))
 
 
 # -- verification -------------------------------------------------------------------------------

@@ -241,6 +241,30 @@ def test_a_record_not_yet_in_a_checkpoint_gets_a_clear_conflict_and_bad_sizes_ar
     assert client.post("/audit/log/checkpoint", headers=system.headers).status_code == 403
 
 
+def test_proofs_from_stored_subtrees_match_the_rfc_definition_for_every_size_and_leaf() -> None:
+    from ops.auditlog import merkle
+
+    for size in range(1, 70):
+        leaves = [merkle.leaf_hash(f"leaf {i}".encode()) for i in range(size)]
+        nodes = {(0, i): h for i, h in enumerate(leaves)}
+        level = 1
+        while (1 << level) <= size:
+            for p in range(size >> level):
+                nodes[(level, p)] = merkle.node_hash(nodes[(level - 1, 2 * p)], nodes[(level - 1, 2 * p + 1)])
+            level += 1
+        assert merkle.range_hash(0, size, nodes) == merkle.root(leaves)
+        for index in range(size):
+            path = [merkle.range_hash(a, b, nodes) for a, b in merkle.inclusion_ranges(index, 0, size)]
+            assert path == merkle.inclusion_proof(index, leaves)
+            assert rfc9162_inclusion_ok(index, size, f"leaf {index}".encode(), path, merkle.root(leaves))
+            assert merkle.verify_inclusion(index, size, leaves[index], path, merkle.root(leaves))
+            assert not merkle.verify_inclusion(index, size, leaves[index - 1], path, merkle.root(leaves)) or size == 1
+        for old in range(1, size + 1):
+            proof = [merkle.range_hash(a, b, nodes) for a, b in merkle.consistency_ranges(old, 0, size)]
+            assert proof == merkle.consistency_proof(old, leaves)
+            assert rfc9162_consistency_ok(old, size, merkle.root(leaves[:old]), merkle.root(leaves), proof)
+
+
 def test_records_younger_than_the_grace_period_wait_their_turn(db: Session) -> None:
     _access(db, 3)
     assert service.sequence(db, grace_seconds=3600) == 0

@@ -39,6 +39,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("name", name=op.f("pk_scheduler_leases")),
     )
     op.create_table(
+        "audit_log_nodes",
+        sa.Column("level", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("position", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=False, nullable=False),
+        sa.Column("hash", sa.String(length=64), nullable=False),
+        sa.PrimaryKeyConstraint("level", "position", name=op.f("pk_audit_log_nodes")),
+    )
+    op.create_table(
         "audit_log_checkpoints",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("tree_size", sa.BigInteger(), nullable=False),
@@ -66,7 +73,7 @@ def upgrade() -> None:
     )
     # ### end Alembic commands ###
     # The log's leaves and checkpoints are append-only, like the audit records themselves.
-    for table in ("audit_log_entries", "audit_log_checkpoints"):
+    for table in ("audit_log_entries", "audit_log_nodes", "audit_log_checkpoints"):
         if op.get_bind().dialect.name == "postgresql":
             op.execute(
                 f"CREATE TRIGGER {table}_no_change BEFORE UPDATE OR DELETE ON {table} "
@@ -81,7 +88,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("audit_log_entries", "audit_log_checkpoints"):
+    for table in ("audit_log_entries", "audit_log_nodes", "audit_log_checkpoints"):
         if op.get_bind().dialect.name == "postgresql":
             op.execute(f"DROP TRIGGER IF EXISTS {table}_no_change ON {table}")
         else:
@@ -94,5 +101,6 @@ def downgrade() -> None:
 
     op.drop_table("audit_log_checkpoints")
     op.drop_table("scheduler_leases")
+    op.drop_table("audit_log_nodes")
     op.drop_table("audit_log_keys")
     # ### end Alembic commands ###
