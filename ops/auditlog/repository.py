@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 
 from sqlalchemy import Select, func, select, tuple_
 from sqlalchemy.orm import Session
@@ -11,6 +12,7 @@ from ops.audit import AuditRecord, subject_ref
 from ops.auditlog.merkle import Node
 from ops.auditlog.models import LogCheckpoint, LogEntry, LogKey, LogNode
 from ops.auth import Principal, Role
+from ops.db import utcnow
 
 
 def readable_records(who: Principal) -> Select[AuditRecord]:
@@ -72,16 +74,37 @@ def leaf_hashes(db: Session, size: int | None = None) -> list[bytes]:
     return [bytes.fromhex(h) for h in db.scalars(query)]
 
 
-def unsequenced(db: Session, *, older_than: object, limit: int) -> list[AuditRecord]:
-    """Committed audit records not yet in the log and older than the grace period, by id."""
-    logged = select(LogEntry.audit_id).where(LogEntry.audit_id == AuditRecord.id).exists()
-    query = select(AuditRecord).where(~logged, AuditRecord.at < older_than).order_by(AuditRecord.id).limit(limit)
-    return list(db.scalars(query))
+def _since(db: Session, lookback: timedelta | None) -> datetime | None:
+    """Only records written after (time of the last logged record - lookback) can still be missing."""
+    if lookback is None:
+        return None
+    last = select(LogEntry.audit_id).order_by(LogEntry.index.desc()).limit(1).scalar_subquery()
+    newest = db.scalar(select(AuditRecord.at).where(AuditRecord.id == last))
+    # a record stamped in the future by a skewed clock must not hide the ones written since
+    return None if newest is None else min(newest, utcnow()) - lookback
 
 
-def count_unsequenced(db: Session) -> int:
+def unsequenced(db: Session, *, older_than: datetime, limit: int, lookback: timedelta | None = None) -> list[AuditRecord]:
+    """Committed audit records not yet in the log and older than the grace period, by id.
+
+    With `lookback`, only records written within that time before the last logged one are
+    considered (the sequencer's cheap path); without it the whole table is searched (verify).
+    """
     logged = select(LogEntry.audit_id).where(LogEntry.audit_id == AuditRecord.id).exists()
-    return int(db.scalar(select(func.count()).select_from(AuditRecord).where(~logged)) or 0)
+    query = select(AuditRecord).where(~logged, AuditRecord.at < older_than)
+    since = _since(db, lookback)
+    if since is not None:
+        query = query.where(AuditRecord.at >= since)
+    return list(db.scalars(query.order_by(AuditRecord.id).limit(limit)))
+
+
+def count_unsequenced(db: Session, *, lookback: timedelta | None = None) -> int:
+    logged = select(LogEntry.audit_id).where(LogEntry.audit_id == AuditRecord.id).exists()
+    query = select(func.count()).select_from(AuditRecord).where(~logged)
+    since = _since(db, lookback)
+    if since is not None:
+        query = query.where(AuditRecord.at >= since)
+    return int(db.scalar(query) or 0)
 
 
 def entries_with_records(db: Session, batch: int = 5000) -> Iterator[tuple[LogEntry, AuditRecord | None]]:

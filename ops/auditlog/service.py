@@ -32,6 +32,9 @@ LOG_NAME = "govhub audit log"
 DEFAULT_GRACE_SECONDS = 2.0
 # Refresh the signed checkpoint at least this often even when nothing was appended.
 CHECKPOINT_MAX_AGE = timedelta(hours=1)
+# The sequencer looks for missing records only this far back from the last logged one (an open
+# transaction never lasts that long); `govhub audit verify` searches the whole table anyway.
+SEQUENCE_LOOKBACK = timedelta(hours=1)
 _SEQUENCER_LOCK = 0x60F4C
 
 
@@ -106,7 +109,7 @@ def sequence(db: Session, *, grace_seconds: float = DEFAULT_GRACE_SECONDS, limit
     size = repository.tree_size(db)
     cutoff = utcnow() - timedelta(seconds=grace_seconds)
     fresh: dict[merkle.Node, bytes] = {}
-    for record in repository.unsequenced(db, older_than=cutoff, limit=limit):
+    for record in repository.unsequenced(db, older_than=cutoff, limit=limit, lookback=SEQUENCE_LOOKBACK):
         leaf = record_leaf_hash(record)
         fresh[(0, size + len(fresh))] = leaf
         db.add(LogEntry(index=size + len(fresh) - 1, audit_id=record.id, leaf_hash=leaf.hex()))
@@ -114,7 +117,7 @@ def sequence(db: Session, *, grace_seconds: float = DEFAULT_GRACE_SECONDS, limit
     db.flush()
     _complete_nodes(db, size, size + appended, fresh)
     AUDIT_LOG_SIZE.set(size + appended)
-    AUDIT_LOG_UNSEQUENCED.set(repository.count_unsequenced(db))
+    AUDIT_LOG_UNSEQUENCED.set(repository.count_unsequenced(db, lookback=SEQUENCE_LOOKBACK))
     return appended
 
 
