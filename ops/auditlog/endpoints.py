@@ -17,19 +17,33 @@ from ops.auditlog.schemas import (
 )
 from ops.auth import AnyCaller, PlatformAdmin
 from ops.db import DbSession
+from ops.errors import Invalid
+from ops.pagination import MAX_LIMIT, Page, decode_cursor, encode_cursor
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 
 
-@router.get("/records", response_model=list[AuditRecordRead], summary="Audit records that concern the caller")
+@router.get("/records", response_model=Page[AuditRecordRead], summary="Audit records that concern the caller")
 def list_records(
     db: DbSession,
     who: AnyCaller,
-    before_id: Annotated[int | None, Query(ge=1, description="return records with a smaller id")] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-) -> list[object]:
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
+    action: Annotated[str | None, Query(max_length=64)] = None,
+    object_type: Annotated[str | None, Query(max_length=64)] = None,
+    object_id: Annotated[str | None, Query(max_length=200)] = None,
+) -> Page[AuditRecordRead]:
     """Newest first: all for a platform admin, the department's own, or a holder's own (by subject)."""
-    return list(repository.list_records(db, who, before_id=before_id, limit=limit))
+    after_id = None
+    if cursor:
+        [after_id] = decode_cursor(cursor, 1)
+        if not isinstance(after_id, int):
+            raise Invalid("cursor is not one this hub returned", errors=[{"field": "cursor", "message": "malformed"}])
+    rows = repository.list_records(
+        db, who, after_id=after_id, limit=limit, action=action, object_type=object_type, object_id=object_id
+    )
+    items = [AuditRecordRead.model_validate(r) for r in rows[:limit]]
+    return Page[AuditRecordRead](items=items, next_cursor=encode_cursor([rows[limit - 1].id]) if len(rows) > limit else None)
 
 
 @router.get("/log/checkpoint", response_model=CheckpointRead, summary="The latest signed checkpoint")

@@ -31,10 +31,26 @@ def readable_record(db: Session, who: Principal, audit_id: int) -> AuditRecord |
     return db.scalars(readable_records(who).where(AuditRecord.id == audit_id)).first()
 
 
-def list_records(db: Session, who: Principal, *, before_id: int | None, limit: int) -> list[AuditRecord]:
-    query = readable_records(who).order_by(AuditRecord.id.desc()).limit(limit)
-    if before_id is not None:
-        query = query.where(AuditRecord.id < before_id)
+def list_records(
+    db: Session,
+    who: Principal,
+    *,
+    after_id: int | None,
+    limit: int,
+    action: str | None = None,
+    object_type: str | None = None,
+    object_id: str | None = None,
+) -> list[AuditRecord]:
+    """Newest first, continuing below `after_id`; `limit + 1` rows so the caller knows if more follow."""
+    query = readable_records(who).order_by(AuditRecord.id.desc()).limit(limit + 1)
+    if after_id is not None:
+        query = query.where(AuditRecord.id < after_id)
+    if action:
+        query = query.where(AuditRecord.action == action)
+    if object_type:
+        query = query.where(AuditRecord.object_type == object_type)
+    if object_id:
+        query = query.where(AuditRecord.object_id == object_id)
     return list(db.scalars(query))
 
 

@@ -203,8 +203,10 @@ def test_departments_see_proofs_of_their_own_records_only_and_holders_of_records
     assert client.get(f"/audit/log/inclusion/{police_access}", headers=window.headers).status_code == 404
     # a holder lists the accesses that concern them, to pick the one to prove
     listed = client.get("/audit/records", headers=hub.holder(person).headers).json()
-    assert [r["id"] for r in listed] == [police_access]
-    assert client.get("/audit/records", headers=hub.holder(stranger).headers).json() == []
+    assert [r["id"] for r in listed["items"]] == [police_access]
+    assert client.get("/audit/records", headers=hub.holder(stranger).headers).json()["items"] == []
+    own = client.get("/audit/records?action=data.query", headers=police_system.headers).json()["items"]
+    assert [r["id"] for r in own] == [police_access]
     assert client.get(f"/audit/log/inclusion/{police_access}").status_code == 401
 
 
@@ -263,6 +265,25 @@ def test_proofs_from_stored_subtrees_match_the_rfc_definition_for_every_size_and
             proof = [merkle.range_hash(a, b, nodes) for a, b in merkle.consistency_ranges(old, 0, size)]
             assert proof == merkle.consistency_proof(old, leaves)
             assert rfc9162_consistency_ok(old, size, merkle.root(leaves[:old]), merkle.root(leaves), proof)
+
+
+def test_an_admin_pages_through_the_audit_trail_and_a_forged_cursor_is_refused(client: TestClient, hub: Hub, db: Session) -> None:
+    ids = _access(db, 5)
+    seen: list[int] = []
+    cursor = None
+    while True:
+        query = "/audit/records?object_type=grant&limit=2" + (f"&cursor={cursor}" if cursor else "")
+        page = client.get(query, headers=hub.admin.headers).json()
+        seen += [r["id"] for r in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == sorted(ids, reverse=True)
+    for bad in ("not-a-cursor", "WyJ4Il0"):  # garbage, and a well-formed cursor holding a string
+        refused = client.get(f"/audit/records?cursor={bad}", headers=hub.admin.headers)
+        assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "cursor"
+    assert client.get("/audit/records?limit=0", headers=hub.admin.headers).status_code == 422
+    assert client.get("/audit/records?limit=201", headers=hub.admin.headers).status_code == 422
 
 
 def test_records_younger_than_the_grace_period_wait_their_turn(db: Session) -> None:
