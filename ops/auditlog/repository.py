@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, func, select, tuple_
+from sqlalchemy import Select, func, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from ops.audit import AuditRecord, subject_ref
@@ -14,6 +14,10 @@ from ops.auditlog.models import LogCheckpoint, LogEntry, LogKey, LogNode
 from ops.auth import Principal, Role
 from ops.db import utcnow
 
+# An audit record of an access to shared data names the providing department under this key of
+# `detail`, so that the provider may see (and prove) who used its data.
+PROVIDER_KEY = "provider_department_id"
+
 
 def readable_records(who: Principal) -> Select[AuditRecord]:
     """Audit records the caller may see: all for an admin, its department's, or the holder's own."""
@@ -21,7 +25,9 @@ def readable_records(who: Principal) -> Select[AuditRecord]:
     if who.is_platform_admin:
         return query
     if who.has(Role.DEPARTMENT_ADMIN, Role.DEPARTMENT_SYSTEM) and who.department_id:
-        return query.where(AuditRecord.department_id == who.department_id)
+        # its own actions, and accesses by others to the data it provides
+        provider = AuditRecord.detail[PROVIDER_KEY].as_string()
+        return query.where(or_(AuditRecord.department_id == who.department_id, provider == who.department_id))
     if who.has(Role.HOLDER) and who.holder_code:
         return query.where(AuditRecord.subject_ref == subject_ref(who.holder_code))
     return query.where(AuditRecord.id.is_(None))  # sees nothing

@@ -210,6 +210,27 @@ def test_departments_see_proofs_of_their_own_records_only_and_holders_of_records
     assert client.get(f"/audit/log/inclusion/{police_access}").status_code == 401
 
 
+def test_a_provider_sees_and_proves_who_queried_its_data(client: TestClient, hub: Hub, db: Session) -> None:
+    provider, requester, bystander = hub.department("人社厅"), hub.department("公积金中心"), hub.department("文旅厅")
+    actor = audit.SystemActor(subject="gjj-system", primary_role="department_system", department_id=requester.id)
+    access = audit.record(
+        db,
+        actor=actor,
+        action="data.query",
+        object_type="grant",
+        object_id="grant-42",
+        purpose="公积金提取核验",
+        detail={"provider_department_id": provider.id, "rows": 1},
+    )
+    db.commit()
+    _seal_log(client, hub)
+    for department, expected in ((provider, 200), (requester, 200), (bystander, 404)):
+        response = client.get(f"/audit/log/inclusion/{access.id}", headers=hub.system(department).headers)
+        assert response.status_code == expected, (department.name, response.text)
+    listed = client.get("/audit/records?action=data.query", headers=hub.system(provider).headers).json()["items"]
+    assert [r["id"] for r in listed] == [access.id]
+
+
 def test_a_record_not_yet_in_a_checkpoint_gets_a_clear_conflict_and_bad_sizes_are_refused(
     client: TestClient, hub: Hub, db: Session
 ) -> None:
