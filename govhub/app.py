@@ -16,6 +16,8 @@ from certhub import tasks as certhub_tasks
 from exchange import endpoints as exchange_endpoints
 from exchange import tasks as exchange_tasks
 from govhub import __version__
+from govhub.console import endpoints as console
+from govhub.console import service as console_service
 from ops import health
 from ops.config import Settings, get_settings
 from ops.crypto import KeyVault
@@ -43,7 +45,8 @@ Department systems authenticate with client credentials at `POST /auth/token` an
 
 def all_jobs() -> list[Job]:
     """Every periodic job the domains declare."""
-    return [*catalog_tasks.JOBS, *exchange_tasks.JOBS, *seal_tasks.JOBS, *certhub_tasks.JOBS]
+    console_jobs = [Job("console.purge_sessions", 3600, console_service.purge_expired)]
+    return [*catalog_tasks.JOBS, *exchange_tasks.JOBS, *seal_tasks.JOBS, *certhub_tasks.JOBS, *console_jobs]
 
 
 def calendar_listeners() -> list[CalendarListener]:
@@ -97,4 +100,5 @@ def create_app(
     app.include_router(exchange_endpoints.router)
     app.include_router(seal_endpoints.router)
     app.include_router(certhub_endpoints.router)
+    console.install(app)
     return app

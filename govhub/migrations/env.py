@@ -11,6 +11,7 @@ from sqlalchemy import engine_from_config, pool
 import catalog_registry.models  # noqa: F401
 import certhub.models  # noqa: F401
 import exchange.models  # noqa: F401
+import govhub.console.models  # noqa: F401
 import ops.audit
 import ops.identity.models
 import ops.workdays.models  # noqa: F401
