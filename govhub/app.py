@@ -18,6 +18,8 @@ from certhub import tasks as certhub_tasks
 from exchange import endpoints as exchange_endpoints
 from exchange import tasks as exchange_tasks
 from govhub import __version__
+from govhub.console import endpoints as console
+from govhub.console import service as console_service
 from ops import health
 from ops.auditlog import endpoints as auditlog_endpoints
 from ops.config import Settings, get_settings
@@ -30,6 +32,8 @@ from ops.middleware import HubMiddleware
 from ops.scheduler import Job, LeaseRunner, Scheduler
 from ops.storage import ObjectStore, make_store
 from ops.tasks import platform_jobs
+from ops.workdays import endpoints as workdays_endpoints
+from ops.workdays.service import CalendarListener
 from seal import endpoints as seal_endpoints
 from seal import tasks as seal_tasks
 
@@ -45,7 +49,13 @@ Department systems authenticate with client credentials at `POST /auth/token` an
 
 def all_jobs() -> list[Job]:
     """Every periodic job the domains declare."""
-    return [*catalog_tasks.JOBS, *exchange_tasks.JOBS, *seal_tasks.JOBS, *certhub_tasks.JOBS]
+    console_jobs = [Job("console.purge_sessions", 3600, console_service.purge_expired)]
+    return [*catalog_tasks.JOBS, *exchange_tasks.JOBS, *seal_tasks.JOBS, *certhub_tasks.JOBS, *console_jobs]
+
+
+def calendar_listeners() -> list[CalendarListener]:
+    """Every domain's recompute-deadlines hook, run when a year's calendar is loaded."""
+    return [*exchange_tasks.CALENDAR_LISTENERS, *certhub_tasks.CALENDAR_LISTENERS]
 
 
 def scheduled_jobs(*, vault: KeyVault, storage: ObjectStore | None, settings: Settings) -> list[Job]:
@@ -97,6 +107,7 @@ def create_app(
         "vault": vault,
         "storage": store,
         "keyring": KeyRing(factory, vault, settings),
+        "calendar_listeners": calendar_listeners(),
     }
     for key, value in state.items():
         setattr(app.state, key, value)
@@ -110,8 +121,10 @@ def create_app(
     app.include_router(health.router)
     app.include_router(identity_endpoints.router)
     app.include_router(auditlog_endpoints.router)
+    app.include_router(workdays_endpoints.router)
     app.include_router(catalog_endpoints.router)
     app.include_router(exchange_endpoints.router)
     app.include_router(seal_endpoints.router)
     app.include_router(certhub_endpoints.router)
+    console.install(app)
     return app

@@ -19,6 +19,8 @@ from ops.cli import CLI_ADMIN, load_settings, with_db
 from ops.config import Settings
 from ops.crypto import KeyVault
 from ops.db import make_engine, make_sessionmaker
+from ops.workdays import cli as workdays_cli
+from ops.workdays.service import CalendarListener
 from seal import cli as seal_cli
 
 
@@ -232,6 +234,12 @@ def keys_rewrap(db: Session, settings: Settings, _args: argparse.Namespace) -> N
     print(f"re-wrapped {changed} key(s) under the current master key")
 
 
+def calendar_listeners() -> list[CalendarListener]:
+    from govhub.app import calendar_listeners as listeners
+
+    return listeners()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="govhub",
@@ -302,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = jobs.add_parser("run", help="run one job now (if no other process holds it)")
     run.add_argument("name")
     run.set_defaults(func=cmd_jobs_run)
+    workdays_cli.register(sub, calendar_listeners)
     for domain_cli in (auditlog_cli, catalog_cli, exchange_cli, seal_cli, certhub_cli):
         domain_cli.register(sub)
     return parser
