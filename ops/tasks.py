@@ -21,21 +21,10 @@ CalendarStatus = Callable[[Session, int], str]
 
 
 def _calendar_status(db: Session, year: int) -> str:
-    """ "published", "loaded" or "missing" for a year (ops.workdays decides, when present)."""
-    try:
-        from ops import workdays  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        import datetime as dt
+    """ "published", "loaded" or "missing" for a year, as the working-day calendar sees it."""
+    from ops.workdays import calendar_status
 
-        import chinese_calendar
-
-        try:
-            chinese_calendar.is_workday(dt.date(year, 1, 2))
-        except NotImplementedError:
-            return "missing"
-        return "published"
-    status: str = workdays.calendar_status(db, year)
-    return status
+    return str(calendar_status(db, year))
 
 
 def check_next_year_calendar(

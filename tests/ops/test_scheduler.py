@@ -186,3 +186,26 @@ def test_from_1_december_a_missing_calendar_for_next_year_is_warned_about(db: Se
     loaded[2027] = "loaded"
     assert check_next_year_calendar(db, now=december, status_of=status_of) is None
     assert REGISTRY.get_sample_value("govhub_holiday_calendar_missing", {"year": "2027"}) == 0
+
+
+def test_the_warning_clears_once_an_administrator_loads_next_years_calendar(db: Session) -> None:
+    from datetime import date
+
+    from ops.cli import CLI_ADMIN
+    from ops.workdays import calendar_status, load_calendar
+    from ops.workdays.service import DayEntry
+
+    december = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
+    if calendar_status(db, 2027) != "missing":
+        pytest.skip("this chinesecalendar release already knows 2027")
+    assert check_next_year_calendar(db, now=december) is not None
+    load_calendar(
+        db,
+        who=CLI_ADMIN,
+        year=2027,
+        source="国办发明电〔2026〕测试",
+        holidays=[DayEntry(date(2027, 1, 1), "元旦")],
+        workdays=[],
+    )
+    db.flush()
+    assert check_next_year_calendar(db, now=december) is None
