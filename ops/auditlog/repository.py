@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, func, or_, select, tuple_
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from ops.audit import AuditRecord, subject_ref
@@ -74,12 +74,13 @@ def nodes(db: Session, wanted: set[Node]) -> dict[Node, bytes]:
         part = leaves[chunk : chunk + 500]
         for index, value in db.execute(select(LogEntry.index, LogEntry.leaf_hash).where(LogEntry.index.in_(part))):
             found[(0, int(index))] = bytes.fromhex(value)
-    for chunk in range(0, len(upper), 500):
-        pairs = upper[chunk : chunk + 500]
-        rows = db.execute(
-            select(LogNode.level, LogNode.position, LogNode.hash).where(tuple_(LogNode.level, LogNode.position).in_(pairs))
-        )
-        for level, position, value in rows:
+    by_level: dict[int, list[int]] = {}
+    for level, position in upper:
+        by_level.setdefault(level, []).append(position)
+    if by_level:
+        # one primary-key probe per level (a row-value IN is not an index lookup on every database)
+        where = or_(*(and_(LogNode.level == level, LogNode.position.in_(ps)) for level, ps in by_level.items()))
+        for level, position, value in db.execute(select(LogNode.level, LogNode.position, LogNode.hash).where(where)):
             found[(int(level), int(position))] = bytes.fromhex(value)
     return found
 
