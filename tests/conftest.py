@@ -81,28 +81,9 @@ def settings(database_url: str, data_dir: Path) -> Settings:
     )
 
 
-def _sqlite_real_transactions(engine: Engine) -> None:
-    """Let SQLAlchemy emit BEGIN itself, so that a test's commit only releases a SAVEPOINT.
-
-    pysqlite otherwise starts transactions lazily: the test's outer transaction never begins,
-    SQLite treats the first SAVEPOINT as BEGIN, and releasing it commits for good.
-    """
-    from sqlalchemy import event
-
-    @event.listens_for(engine, "connect")
-    def _no_pysqlite_transactions(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
-
-    @event.listens_for(engine, "begin")
-    def _begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN")
-
-
 @pytest.fixture(scope="session")
 def engine(settings: Settings) -> Iterator[Engine]:
     engine = make_engine(settings.effective_database_url)
-    if engine.dialect.name == "sqlite":
-        _sqlite_real_transactions(engine)
     upgrade(engine, settings)
     yield engine
     engine.dispose()
