@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import and_, event, insert, literal, select, update
+from sqlalchemy import and_, case, event, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from exchange import repository as repo
@@ -1261,3 +1261,37 @@ def record_refused_access(db: Session, *, who: Principal, grant_id: str, kind: s
         outcome=code,
         detail={"refused": detail[:500]},
     )
+
+
+def publish_gauges(db: Session, *, now: datetime | None = None) -> dict[str, Any]:
+    """Set the exchange's state gauges (requests by state, overdue by department, on-time rate, active grants)."""
+    from sqlalchemy import func
+
+    now = now or utcnow()
+    by_state = {state.value: 0 for state in RequestState}
+    by_state.update(
+        {str(k): int(v) for k, v in db.execute(select(SharingRequest.state, func.count()).group_by(SharingRequest.state))}
+    )
+    for state, count in by_state.items():
+        metrics.SHARING_REQUESTS_BY_STATE.labels(state=state).set(count)
+    overdue = {
+        str(k or PLATFORM): int(v)
+        for k, v in db.execute(
+            select(RequestStep.department_id, func.count())
+            .where(RequestStep.open.is_(True), RequestStep.overdue.is_(True))
+            .group_by(RequestStep.department_id)
+        )
+    }
+    metrics.OVERDUE_BY_DEPARTMENT.clear()
+    for department, count in overdue.items():
+        metrics.OVERDUE_BY_DEPARTMENT.labels(department=department).set(count)
+    done, on_time = db.execute(
+        select(
+            func.count(), func.coalesce(func.sum(case((RequestStep.completed_at <= RequestStep.due_at, 1), else_=0)), 0)
+        ).where(RequestStep.completed_at >= now - timedelta(days=30))
+    ).one()
+    rate = (int(on_time) / int(done)) if done else 1.0
+    metrics.ON_TIME_RATE.set(rate)
+    active = int(db.scalar(select(func.count()).select_from(Grant).where(Grant.state == GrantState.ACTIVE.value)) or 0)
+    metrics.GRANTS_ACTIVE.set(active)
+    return {"by_state": by_state, "overdue": overdue, "on_time_rate": rate, "grants_active": active}

@@ -82,10 +82,16 @@ def deliver_webhooks(db: Session, *, now: datetime | None = None, max_attempts: 
     return delivered
 
 
+def publish_gauges(db: Session) -> object:
+    """Refresh the exchange's state gauges (once per cluster, so every process reports the same)."""
+    return service.publish_gauges(db)
+
+
 JOBS: list[Job] = [
     Job(name="exchange.sweep_overdue", interval_seconds=300, run=sweep_overdue),
     Job(name="exchange.expire_grants", interval_seconds=600, run=expire_grants),
     Job(name="exchange.deliver_webhooks", interval_seconds=60, run=deliver_webhooks),
+    Job(name="exchange.gauges", interval_seconds=60, run=publish_gauges),
 ]
 # Called when a year's working-day calendar is loaded, to recompute open deadlines of this domain.
 CALENDAR_LISTENERS: list[CalendarListener] = [service.recompute_deadlines]

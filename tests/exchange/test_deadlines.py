@@ -224,3 +224,26 @@ def test_an_operator_runs_the_sweep_and_the_report_from_the_shell(tmp_path: Any)
     assert report.returncode == 0 and json.loads(report.stdout)["departments"] == []
     bad = govhub("exchange", "report", "--start", "2026-11-31", "--end", "2026-11-30")
     assert bad.returncode != 0 and "not a date" in bad.stderr
+
+
+def test_the_state_gauges_show_requests_by_state_overdue_departments_and_active_grants(
+    world: World, clock: Clock, db: Session
+) -> None:
+    from prometheus_client import REGISTRY
+
+    clock.set("2026-11-02 10:00")
+    late = world.file(world.persons)
+    world.act(world.admin, late["id"], "accept")
+    world.granted(world.open_data)
+    clock.set("2026-11-20 10:00")
+    tasks.sweep_overdue(db)
+    figures = tasks.publish_gauges(db)
+    assert figures == {
+        "by_state": {**{s: 0 for s in figures["by_state"]}, "provider_review": 1, "granted": 1},
+        "overdue": {world.provider.department_id: 1},
+        "on_time_rate": 1.0,
+        "grants_active": 1,
+    }
+    assert REGISTRY.get_sample_value("govhub_sharing_requests", {"state": "provider_review"}) == 1
+    assert REGISTRY.get_sample_value("govhub_sharing_requests_overdue", {"department": world.provider.department_id}) == 1
+    assert REGISTRY.get_sample_value("govhub_grants_active") == 1
