@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from exchange import tasks
+from exchange import service, tasks
 from exchange.models import DeadlineBreach, Notification
 from tests.exchange.conftest import Clock, World
 
@@ -237,7 +237,7 @@ def test_the_state_gauges_show_requests_by_state_overdue_departments_and_active_
     world.granted(world.open_data)
     clock.set("2026-11-20 10:00")
     tasks.sweep_overdue(db)
-    figures = tasks.publish_gauges(db)
+    figures = service.publish_gauges(db)
     assert figures == {
         "by_state": {**{s: 0 for s in figures["by_state"]}, "provider_review": 1, "granted": 1},
         "overdue": {world.provider.department_id: 1},
