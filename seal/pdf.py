@@ -157,6 +157,15 @@ def sign(
     return bytes(out.getvalue())
 
 
+def signature_value(pdf: bytes, field_name: str) -> bytes:
+    """The raw signature value of the named signature field (what the hub records as proof of the use)."""
+    reader = PdfFileReader(io.BytesIO(pdf), strict=False)
+    for sig in reader.embedded_signatures:
+        if sig.field_name == field_name:
+            return bytes(sig.signer_info["signature"].native)
+    raise ValueError(f"no signature field {field_name!r}")
+
+
 @dataclass(frozen=True)
 class PdfSignatureResult:
     """What pyHanko found about one embedded signature."""

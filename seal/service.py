@@ -8,7 +8,9 @@ import hashlib
 import io
 import json
 import struct
+import threading
 import xml.etree.ElementTree as ET
+from collections import OrderedDict
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -323,10 +325,25 @@ def _chain_pem(db: Session, seal: Seal) -> list[str]:
     return [seal.certificate_pem]
 
 
+# Unwrapped signers of this process, keyed by the seal, its wrapped key and the vault's master key:
+# a re-wrapped key or another master key misses the cache and is unwrapped (and checked) again.
+# Whether the seal may be used is checked against the database on every use, never cached.
+_SIGNERS: OrderedDict[tuple[str, str, str, str], SoftwareSigner] = OrderedDict()
+_SIGNERS_LOCK = threading.Lock()
+_SIGNERS_MAX = 512
+
+
 def signer_for(db: Session, *, seal: Seal, vault: KeyVault) -> SoftwareSigner:
     """The signer of one seal (its private key unwrapped in this process only)."""
-    pem = vault.unwrap(WrappedSecret.from_dict(seal.private_key), purpose=_purpose(seal.id))
-    return SoftwareSigner(
+    wrapped = WrappedSecret.from_dict(seal.private_key)
+    cache_key = (seal.id, wrapped.kek_id, hashlib.sha256(wrapped.ciphertext.encode()).hexdigest(), vault.current_kek_id)
+    with _SIGNERS_LOCK:
+        cached = _SIGNERS.get(cache_key)
+        if cached is not None:
+            _SIGNERS.move_to_end(cache_key)
+            return cached
+    pem = vault.unwrap(wrapped, purpose=_purpose(seal.id))
+    signer = SoftwareSigner(
         alg=seal.alg,
         kid=seal.kid,
         seal_id=seal.id,
@@ -334,6 +351,11 @@ def signer_for(db: Session, *, seal: Seal, vault: KeyVault) -> SoftwareSigner:
         _jwk=dict(seal.public_jwk),
         _chain=_chain_pem(db, seal),
     )
+    with _SIGNERS_LOCK:
+        _SIGNERS[cache_key] = signer
+        while len(_SIGNERS) > _SIGNERS_MAX:
+            _SIGNERS.popitem(last=False)
+    return signer
 
 
 def _choose(seals: list[Seal], now: datetime, *, algorithms: tuple[str, ...] = ALGORITHMS) -> Seal | None:
@@ -509,8 +531,7 @@ def seal_pdf(
         field_name=field_name,
         timestamper=timestamper or _timestamper(settings),
     )
-    results = pades.validate(sealed, roots=roots, intermediates=chain, moment=None)
-    signature_value = results[-1].signature_value if results else b""
+    signature_value = pades.signature_value(sealed, field_name)
     _record_use(
         db,
         seal=seal,

@@ -1,0 +1,267 @@
+"""Seal benchmark: seal signatures and verifications per second per algorithm, and PDF sealing per second.
+
+Each figure stands beside the raw library operation measured in the same run (cryptography for Ed25519
+and P-256, tongsuopy for SM2, pyHanko for PDF), so the hub's overhead reads as a ratio.
+
+    python bench/seal_bench.py          # about 1 s per measurement
+    python bench/seal_bench.py --full   # about 5 s per measurement
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from ops.crypto import KeyVault, WrappedSecret
+
+
+def _rate(operation: Callable[[], object], seconds: float) -> float:
+    """Operations per second of `operation`, run repeatedly for about `seconds`."""
+    operation()  # warm up
+    count = 0
+    start = time.perf_counter()
+    deadline = start + seconds
+    while True:
+        operation()
+        count += 1
+        if count % 8 == 0 and time.perf_counter() >= deadline:
+            break
+    return count / (time.perf_counter() - start)
+
+
+def _setup(data_dir: Path) -> tuple[Any, KeyVault, str, dict[str, Any]]:
+    from sqlalchemy.orm import Session
+
+    from govhub.database import upgrade
+    from ops.cli import CLI_ADMIN
+    from ops.config import Settings
+    from ops.db import make_engine, utcnow
+    from ops.identity import service as identity
+    from ops.identity.schemas import DepartmentCreate
+    from seal import service
+    from seal.schemas import SealCreate
+    from tests.factories import uscc
+    from tests.seal.helpers import png_picture
+
+    master = base64.b64encode(os.urandom(32)).decode()
+    settings = Settings(data_dir=data_dir, master_key=master, run_scheduler=False)
+    engine = make_engine(settings.effective_database_url)
+    upgrade(engine, settings)
+    vault = KeyVault.from_settings(settings)
+    db = Session(engine, expire_on_commit=False)
+    department = identity.create_department(
+        db,
+        who=CLI_ADMIN,
+        data=DepartmentCreate(code=uscc(region="330000"), name="浙江省测试局", level="province", region_code="330000"),
+    )
+    seals = {}
+    picture = base64.b64encode(png_picture()).decode()
+    for alg, seal_type in (("EdDSA", "业务专用章"), ("ES256", "公章"), ("SM2", "电子证照专用章")):
+        seals[alg] = service.issue_seal(
+            db,
+            who=CLI_ADMIN,
+            vault=vault,
+            data=SealCreate.model_validate(
+                {
+                    "department_id": department.id,
+                    "name": "浙江省测试局",
+                    "seal_type": seal_type,
+                    "algorithm": alg,
+                    "picture": {"type": "png", "data_base64": picture, "width_mm": 42, "height_mm": 42},
+                    "valid_to": utcnow() + timedelta(days=365),
+                }
+            ),
+        )
+    db.commit()
+    return db, vault, department.id, seals
+
+
+MESSAGE = b'{"alg":"ES256","kid":"k"}.{"iss":"https://hub.example","vct":"business-licence","sub":"91330000"}'
+
+
+def _row(name: str, value: float, unit: str, baseline_name: str, baseline_value: float) -> dict[str, object]:
+    return {
+        "name": name,
+        "value": round(value, 1),
+        "unit": unit,
+        "baseline_name": baseline_name,
+        "baseline_value": round(baseline_value, 1),
+    }
+
+
+def _algorithm_rows(db: Any, vault: KeyVault, department_id: str, alg: str, seal: Any, seconds: float) -> list[dict[str, object]]:
+    """Signing and verification through the hub, beside the raw library operation."""
+    from ops.audit import SYSTEM
+    from seal import keys, service
+
+    pem = vault.unwrap(WrappedSecret.from_dict(seal.private_key), purpose=f"seal-key:{seal.id}")
+    raw_private = keys.load_private(alg, pem)
+    raw_public = keys.public_from_spki(alg, keys_spki(seal))
+    jwk = dict(seal.public_jwk)
+    raw_sig = keys.sign_with(alg, raw_private, MESSAGE)
+    library = "tongsuopy" if alg == "SM2" else "cryptography"
+    raw_sign, raw_verify = _library_rates(alg, raw_private, raw_public, seconds)
+    # what another domain does per credential: look up the department's active seal, sign
+    looked_up = _rate(
+        lambda: service.department_signer(db, department_id=department_id, vault=vault, seal_type=seal.seal_type).sign(MESSAGE),
+        seconds,
+    )
+    held = service.department_signer(db, department_id=department_id, vault=vault, seal_type=seal.seal_type)
+    data = b"x" * 1024
+
+    def detached() -> dict[str, Any]:
+        return service.sign_detached(
+            db, vault=vault, department_id=department_id, data=data, purpose="bench", actor=SYSTEM, seal_type=seal.seal_type
+        )
+
+    signature = detached()
+    assert service.verify_detached(db, signature=signature, data=data).verdict == "valid"
+    return [
+        _row(f"seal.sign.{alg}", looked_up, "signatures/s", f"raw {alg} sign ({library})", raw_sign),
+        _row(
+            f"seal.signer_held.sign.{alg}",
+            _rate(lambda: held.sign(MESSAGE), seconds),
+            "signatures/s",
+            f"raw {alg} sign",
+            raw_sign,
+        ),
+        _row(
+            f"seal.verify.{alg}",
+            _rate(lambda: service.verify_jose_signature(alg=alg, jwk=jwk, data=MESSAGE, signature=raw_sig), seconds),
+            "verifications/s",
+            f"raw {alg} verify ({library})",
+            raw_verify,
+        ),
+        _row(f"seal.detached_sign.{alg}", _rate(detached, seconds), "signatures/s", f"raw {alg} sign", raw_sign),
+        _row(
+            f"seal.detached_verify.{alg}",
+            _rate(lambda: service.verify_detached(db, signature=signature, data=data), seconds),
+            "verifications/s",
+            f"raw {alg} verify",
+            raw_verify,
+        ),
+    ]
+
+
+def _library_rates(alg: str, private: Any, public: Any, seconds: float) -> tuple[float, float]:
+    """Sign and verify per second calling the library directly (its own signature encoding)."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from tongsuopy.crypto import hashes as sm_hashes
+    from tongsuopy.crypto.asymciphers import ec as sm_ec
+
+    if alg == "EdDSA":
+        signature = private.sign(MESSAGE)
+        return _rate(lambda: private.sign(MESSAGE), seconds), _rate(lambda: public.verify(signature, MESSAGE), seconds)
+    scheme = ec.ECDSA(hashes.SHA256()) if alg == "ES256" else sm_ec.ECDSA(sm_hashes.SM3())
+    signature = private.sign(MESSAGE, scheme)
+    return (
+        _rate(lambda: private.sign(MESSAGE, scheme), seconds),
+        _rate(lambda: public.verify(signature, MESSAGE, scheme), seconds),
+    )
+
+
+def keys_spki(seal: Any) -> bytes:
+    from cryptography import x509
+
+    from seal import authority
+
+    return authority.spki_der(x509.load_pem_x509_certificate(seal.certificate_pem.encode()))
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, object]]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--full", action="store_true", help="longer measurements (about 5 s each)")
+    args = parser.parse_args(argv)
+    seconds = 5.0 if args.full else 1.0
+
+    from ops.audit import SYSTEM
+    from seal import pdf as pades
+    from seal import service
+    from tests.seal.helpers import one_page_pdf
+
+    rows: list[dict[str, object]] = []
+    with tempfile.TemporaryDirectory(prefix="seal-bench-") as tmp:
+        db, vault, department_id, seals = _setup(Path(tmp))
+        for alg, seal in seals.items():
+            rows += _algorithm_rows(db, vault, department_id, alg, seal, seconds)
+            db.rollback()
+
+        document = one_page_pdf()
+        es256 = seals["ES256"]
+        pem = vault.unwrap(WrappedSecret.from_dict(es256.private_key), purpose=f"seal-key:{es256.id}")
+        from cryptography import x509
+
+        from seal import authority
+
+        cert = x509.load_pem_x509_certificate(es256.certificate_pem.encode())
+        chain = authority.intermediate_certificates(db) + authority.root_certificates(db)
+        spec = pades.StampSpec(page=0, box=None, width_mm=42, height_mm=42, picture_png=es256.picture, label="bench")
+
+        def raw_pdf() -> bytes:
+            return pades.sign(
+                document,
+                cert=cert,
+                chain=chain,
+                private_pem=pem,
+                spec=spec,
+                reason="bench",
+                signer_name="bench",
+                field_name="Bench",
+                timestamper=None,
+            )
+
+        def hub_pdf() -> bytes:
+            return service.seal_pdf(
+                db, vault=vault, department_id=department_id, pdf=document, purpose="bench", seal_id=es256.id, actor=SYSTEM
+            )
+
+        rows.append(
+            {
+                "name": "seal.pdf_seal.ES256.one_page",
+                "value": round(_rate(hub_pdf, seconds), 2),
+                "unit": "documents/s",
+                "baseline_name": "pyHanko sign_pdf alone (same stamp, no checks, no record)",
+                "baseline_value": round(_rate(raw_pdf, seconds), 2),
+            }
+        )
+        sealed = hub_pdf()
+        db.commit()
+        rows.append(
+            {
+                "name": "seal.pdf_verify.ES256.one_page",
+                "value": round(_rate(lambda: service.verify_pdf(db, pdf_bytes=sealed), seconds), 2),
+                "unit": "documents/s",
+                "baseline_name": "pyHanko validate alone",
+                "baseline_value": round(
+                    _rate(
+                        lambda: pades.validate(
+                            sealed, roots=authority.root_certificates(db), intermediates=authority.intermediate_certificates(db)
+                        ),
+                        seconds,
+                    ),
+                    2,
+                ),
+            }
+        )
+        db.close()
+
+    for row in rows:
+        value, baseline = float(row["value"]), float(row["baseline_value"])  # type: ignore[arg-type]
+        ratio = value / baseline if baseline else 0.0
+        print(f"{row['name']:<34} {value:>10} {row['unit']:<17} {row['baseline_name']}: {baseline}  (x{ratio:.2f})")
+    return rows
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
