@@ -93,13 +93,21 @@ def status_at(db: Session, seal: Seal, at: datetime) -> str:
 
 
 def seal_checks(
-    db: Session, seal: Seal | None, *, signing_time: datetime, poe: datetime | None, now: datetime
+    db: Session,
+    seal: Seal | None,
+    *,
+    signing_time: datetime,
+    poe: datetime | None,
+    now: datetime,
+    foreign_chain_ok: bool = False,
 ) -> tuple[Check, Check]:
     """(seal usable at signing time, seal status now)."""
     if seal is None:
         return (
-            _check("indeterminate", "the seal is not registered at this hub; its status cannot be checked here"),
-            _check("indeterminate", "the seal's current status is unknown here (a seal of another hub)"),
+            _check("passed", "a seal of another hub: its certificate was valid at the signing time (see chain)")
+            if foreign_chain_ok
+            else _check("indeterminate", "the seal is not registered at this hub and its certificate is not trusted"),
+            _check("indeterminate", "a seal of another hub: its current status cannot be checked here (TRY_LATER)"),
         )
     then = status_at(db, seal, signing_time)
     if then == SealStatus.ACTIVE.value:
@@ -192,7 +200,14 @@ def verdict(checks: dict[str, Check]) -> tuple[str, str, str | None, list[str]]:
             sub = "REVOKED"
         return "invalid", "TOTAL_FAILED", sub, reasons
     if undecided:
-        return "indeterminate", "INDETERMINATE", sub_for.get(undecided[0]), reasons
+        first = "chain" if "chain" in undecided else undecided[0]
+        if "TRY_LATER" in checks[first].message:
+            sub = "TRY_LATER"
+        elif first in ("chain", "seal_structure"):
+            sub = "NO_CERTIFICATE_CHAIN_FOUND"
+        else:
+            sub = sub_for.get(first)
+        return "indeterminate", "INDETERMINATE", sub, reasons
     return "valid", "TOTAL_PASSED", None, reasons
 
 
@@ -299,7 +314,7 @@ def verify_detached(db: Session, *, signature: dict[str, Any], data: bytes, sett
     use = repository.use_with_signature(db, seal_id=seal.id, signature_hash=hashlib.sha256(value).hexdigest()) if seal else None
     poe = use.at if use is not None else None
     checks["seal_valid_at_signing"], checks["seal_status_now"] = seal_checks(
-        db, seal, signing_time=signing_time, poe=poe, now=now
+        db, seal, signing_time=signing_time, poe=poe, now=now, foreign_chain_ok=checks["chain"].status == "passed"
     )
     checks["timestamp"] = (
         _check("passed", f"the hub recorded this signature when it was made ({ses.timestamp(poe)})")
@@ -363,7 +378,7 @@ def verify_pdf(db: Session, *, pdf_bytes: bytes, settings: SealSettings) -> PdfV
         poe_candidates = [t for t in (result.timestamp_time if result.timestamp_ok else None, use.at if use else None) if t]
         poe = min(poe_candidates) if poe_candidates else None
         checks["seal_valid_at_signing"], checks["seal_status_now"] = seal_checks(
-            db, seal, signing_time=signing_time, poe=poe, now=now
+            db, seal, signing_time=signing_time, poe=poe, now=now, foreign_chain_ok=checks["chain"].status == "passed"
         )
         if result.timestamp_time is not None:
             checks["timestamp"] = (

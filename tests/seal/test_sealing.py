@@ -367,3 +367,60 @@ def test_a_pdf_sealed_with_a_time_stamp_is_pades_b_t(client: TestClient, hub: Hu
     assert report.verdict == "valid", signature.reasons
     assert signature.timestamp_time is not None and signature.checks["timestamp"].status == "passed"
     assert "B-T" in signature.checks["timestamp"].message
+
+
+def test_a_seal_of_a_trusted_other_hub_chains_but_its_status_is_indeterminate_here(
+    client: TestClient, hub: Hub, db: Session, tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """互通互认: another hub's root in the trust file makes its seals chain; their status is theirs to tell."""
+    from pathlib import Path
+
+    from cryptography.hazmat.primitives import serialization
+
+    from seal import repository, service
+    from seal.config import SealSettings
+
+    department = hub.department()
+    _issue(client, hub, department.id, algorithm="SM2")
+    signed = client.post(
+        "/seal/sign", headers=hub.system(department).headers, json={"purpose": "跨省互认", "document": {"a": 1}}
+    ).json()
+    # this hub's authority becomes "the other hub": forgotten here, its certificates given in the trust file
+    bundle = Path(str(tmp_path)) / "other-hub.pem"
+    bundle.write_bytes(
+        b"".join(
+            c.public_bytes(serialization.Encoding.PEM)
+            for c in authority.root_certificates(db) + authority.intermediate_certificates(db)
+        )
+    )
+    for row in db.scalars(select(authority.AuthorityKey)):
+        row.role = f"old-{row.role}"[:16]
+    db.flush()
+    monkeypatch.setattr(repository, "seal_by_certificate_serial", lambda _db, _serial: None)
+    untrusted = service.verify_detached(db, signature=signed, data=b'{"a":1}')
+    assert untrusted.verdict == "indeterminate" and untrusted.sub_indication == "NO_CERTIFICATE_CHAIN_FOUND"
+    monkeypatch.setattr(service, "get_seal_settings", lambda: SealSettings(trusted_roots_file=bundle))
+    trusted = service.verify_detached(db, signature=signed, data=b'{"a":1}')
+    assert trusted.checks["chain"].status == "passed" and trusted.checks["seal_structure"].status == "passed"
+    assert trusted.checks["seal_valid_at_signing"].status == "passed"
+    assert trusted.verdict == "indeterminate" and trusted.sub_indication == "TRY_LATER"
+
+
+def test_no_seal_endpoint_ever_returns_a_private_key(client: TestClient, hub: Hub) -> None:
+    department = hub.department()
+    seal = _issue(client, hub, department.id, algorithm="SM2")
+    system = hub.system(department)
+    signed = client.post("/seal/sign", headers=system.headers, json={"purpose": "回执", "document": {"a": 1}})
+    bodies = [
+        client.get(f"/seals/{seal['id']}", headers=hub.admin.headers).text,
+        client.get("/seals", headers=system.headers).text,
+        client.get(f"/seals/{seal['id']}/structure", headers=system.headers).text,
+        client.get("/seal/jwks").text,
+        client.get("/seal/ca").text,
+        signed.text,
+    ]
+    for body in bodies:
+        assert "PRIVATE KEY" not in body and "wrapped_dek" not in body and '"d":' not in body
+    jwks = client.get("/seal/jwks", params={"department_code": department.code}).json()
+    assert [k["kid"] for k in jwks["keys"]] == [seal["kid"]] and jwks["keys"][0]["dept_code"] == department.code
+    assert client.get("/seal/jwks", params={"department_code": "NOSUCHCODE"}).json() == {"keys": []}
