@@ -348,6 +348,13 @@ def verify_pdf(db: Session, *, pdf_bytes: bytes, settings: SealSettings) -> PdfV
         checks: dict[str, Check] = {}
         if not result.intact:
             checks["document_integrity"] = _check("failed", "the signed bytes of the PDF were altered")
+        elif result.modification == "FORM_FILLING" and any(
+            later.untouched and later.intact and later.valid and later.trusted for later in results if later is not result
+        ):
+            # a later seal (联合发文) adds a signature field: pyHanko ranks that as form filling
+            checks["document_integrity"] = _check(
+                "passed", "the PDF is unchanged since it was sealed, except for seals added later (which cover the whole file)"
+            )
         elif result.modification not in ALLOWED_AFTER_SIGNING:
             checks["document_integrity"] = _check(
                 "failed", f"the PDF was changed after sealing ({result.modification.lower().replace('_', ' ')})"

@@ -424,3 +424,15 @@ def test_no_seal_endpoint_ever_returns_a_private_key(client: TestClient, hub: Hu
     jwks = client.get("/seal/jwks", params={"department_code": department.code}).json()
     assert [k["kid"] for k in jwks["keys"]] == [seal["kid"]] and jwks["keys"][0]["dept_code"] == department.code
     assert client.get("/seal/jwks", params={"department_code": "NOSUCHCODE"}).json() == {"keys": []}
+
+
+def test_two_departments_seal_the_same_pdf_and_both_seals_verify(client: TestClient, hub: Hub) -> None:
+    """A joint document (联合发文): the second seal is added after the first, which stays valid."""
+    first, second = hub.department("市场监督管理局"), hub.department("税务局")
+    _issue(client, hub, first.id)
+    _issue(client, hub, second.id, algorithm="EdDSA")
+    once = _seal_pdf(client, hub.system(first), one_page_pdf(), box="300,60,420,180")
+    twice = _seal_pdf(client, hub.system(second), once, box="440,60,560,180")
+    report = _verify_pdf(client, twice)
+    assert [s["signer"]["organization_identifier"] for s in report["signatures"]] == [first.code, second.code]  # type: ignore[index]
+    assert report["verdict"] == "valid", report
