@@ -24,8 +24,8 @@ from ops.audit import Actor
 from ops.auth import Principal
 from ops.crypto import KeyVault, WrappedSecret
 from ops.db import check_if_match, utcnow
-from ops.errors import Conflict, Forbidden, Invalid, NotFound, PayloadTooLarge
-from seal import authority, keys, repository, ses
+from ops.errors import Conflict, Forbidden, Invalid, NotFound, PayloadTooLarge, UpstreamError
+from seal import authority, keys, repository, ses, timestamps
 from seal import pdf as pades
 from seal import verification as _verification
 from seal.config import SealSettings, get_seal_settings
@@ -575,8 +575,11 @@ def sign_detached(
     content_type: str = "application/octet-stream",
     seal_id: str | None = None,
     seal_type: str | None = None,
+    timestamper: TimeStamper | None = None,
+    settings: SealSettings | None = None,
 ) -> dict[str, Any]:
     """Seal bytes with a detached GB/T 38540 seal signature (SES_Signature, JSON encoding); record the use."""
+    settings = settings or get_seal_settings()
     purpose = _check_purpose(purpose)
     if actor.department_id is not None and actor.department_id != department_id:
         raise Forbidden("a department may only use its own seals")
@@ -593,6 +596,12 @@ def sign_detached(
     value = signer.sign(ses.canonical(tbs))
     cert = x509.load_pem_x509_certificate(seal.certificate_pem.encode())
     result = ses.signature(tbs, cert=cert, alg=seal.alg, value=value)
+    stamper = timestamper or _timestamper(settings)
+    if stamper is not None:
+        try:
+            result["timeStamp"] = ses.b64(timestamps.stamp(value, stamper))
+        except (OSError, ValueError) as exc:  # TimestampRequestError and network errors are OSErrors
+            raise UpstreamError(f"the time-stamp authority did not answer: {exc}") from exc
     _record_use(
         db,
         seal=seal,

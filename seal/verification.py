@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from sqlalchemy.orm import Session
 
 from ops.errors import Invalid
-from seal import authority, keys, repository, ses
+from seal import authority, keys, repository, ses, timestamps
 from seal import pdf as pades
 from seal.config import SealSettings
 from seal.models import Seal, SealStatus
@@ -313,13 +313,25 @@ def verify_detached(db: Session, *, signature: dict[str, Any], data: bytes, sett
         seal = None
     use = repository.use_with_signature(db, seal_id=seal.id, signature_hash=hashlib.sha256(value).hexdigest()) if seal else None
     poe = use.at if use is not None else None
+    stamp_time = None
+    if signature.get("timeStamp") is not None:
+        try:
+            token = ses.unb64(signature.get("timeStamp"), "timeStamp")
+        except ValueError as exc:
+            raise _bad(str(exc)) from exc
+        stamped = timestamps.check(token, value, roots=trusted.roots, intermediates=trusted.intermediates)
+        checks["timestamp"] = _check("passed" if stamped.ok else "failed", stamped.message)
+        if stamped.ok and stamped.at is not None:
+            stamp_time = stamped.at
+            poe = min(poe, stamped.at) if poe is not None else stamped.at
+    elif poe is not None:
+        checks["timestamp"] = _check(
+            "passed", f"no time stamp; the hub recorded this signature when it was made ({ses.timestamp(poe)})"
+        )
+    else:
+        checks["timestamp"] = _check("not_applicable", "no time stamp; the signing time is the one the signer claims")
     checks["seal_valid_at_signing"], checks["seal_status_now"] = seal_checks(
         db, seal, signing_time=signing_time, poe=poe, now=now, foreign_chain_ok=checks["chain"].status == "passed"
-    )
-    checks["timestamp"] = (
-        _check("passed", f"the hub recorded this signature when it was made ({ses.timestamp(poe)})")
-        if poe is not None
-        else _check("not_applicable", "no time stamp; the signing time is the one the signer claims")
     )
     return _report(
         "detached",
@@ -327,7 +339,7 @@ def verify_detached(db: Session, *, signature: dict[str, Any], data: bytes, sett
         signer=_signer(cert),
         seal=_seal_summary(seal, cert),
         signing_time=signing_time,
-        timestamp_time=poe,
+        timestamp_time=stamp_time or poe,
     )
 
 
