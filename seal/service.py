@@ -136,6 +136,8 @@ def issue_seal(db: Session, *, who: Principal, vault: KeyVault, data: SealCreate
     department = _department(db, data.department_id)
     now = _now_seconds()
     valid_from = data.valid_from or now
+    if valid_from < now - timedelta(minutes=5):
+        raise _field_error("valid_from", "cannot be in the past; a seal is valid from when it is made at the earliest")
     if data.valid_to <= valid_from:
         raise _field_error("valid_to", "must be after valid_from")
     if data.valid_to <= now:

@@ -151,6 +151,12 @@ def test_bad_seal_requests_get_clear_errors(client: TestClient, hub: Hub) -> Non
         "/seals", headers=hub.admin.headers, json=seal_body(department.id, valid_to=(utcnow() - timedelta(days=1)).isoformat())
     )
     assert past.status_code == 422 and "valid_to" in past.json()["detail"]
+    backdated = client.post(
+        "/seals",
+        headers=hub.admin.headers,
+        json=seal_body(department.id, valid_from=(utcnow() - timedelta(days=30)).isoformat()),
+    )
+    assert backdated.status_code == 422 and backdated.json()["errors"][0]["field"] == "valid_from"
     naive = client.post("/seals", headers=hub.admin.headers, json=seal_body(department.id, valid_to="2030-01-01T00:00:00"))
     assert naive.status_code == 422 and "time zone" in naive.text
     unknown_type = client.post("/seals", headers=hub.admin.headers, json=seal_body(department.id, seal_type="私章"))
