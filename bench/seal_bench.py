@@ -102,25 +102,57 @@ def _row(name: str, value: float, unit: str, baseline_name: str, baseline_value:
     }
 
 
+def _compare(hub: Callable[[], object], raw: Callable[[], object], seconds: float, rounds: int = 5) -> tuple[float, float]:
+    """Rates of the hub operation and of its baseline, measured in alternating rounds (best of each)."""
+    hub()
+    raw()
+    best_hub = best_raw = 0.0
+    for _ in range(rounds):
+        best_hub = max(best_hub, _rate(hub, seconds / rounds, rounds=1))
+        best_raw = max(best_raw, _rate(raw, seconds / rounds, rounds=1))
+    return best_hub, best_raw
+
+
 def _algorithm_rows(db: Any, vault: KeyVault, department_id: str, alg: str, seal: Any, seconds: float) -> list[dict[str, object]]:
-    """Signing and verification through the hub, beside the raw library operation."""
+    """Signing and verification through the hub, beside the raw library operation (its own encoding)."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from tongsuopy.crypto import hashes as sm_hashes
+    from tongsuopy.crypto.asymciphers import ec as sm_ec
+
     from ops.audit import SYSTEM
     from seal import keys, service
 
     pem = vault.unwrap(WrappedSecret.from_dict(seal.private_key), purpose=f"seal-key:{seal.id}")
-    raw_private = keys.load_private(alg, pem)
-    raw_public = keys.public_from_spki(alg, keys_spki(seal))
+    private = keys.load_private(alg, pem)
+    public = keys.public_from_spki(alg, keys_spki(seal))
     jwk = dict(seal.public_jwk)
-    raw_sig = keys.sign_with(alg, raw_private, MESSAGE)
+    jose_signature = keys.sign_with(alg, private, MESSAGE)
     library = "tongsuopy" if alg == "SM2" else "cryptography"
-    raw_sign, raw_verify = _library_rates(alg, raw_private, raw_public, seconds)
-    # what another domain does per credential: look up the department's active seal, sign
-    looked_up = _rate(
-        lambda: service.department_signer(db, department_id=department_id, vault=vault, seal_type=seal.seal_type).sign(MESSAGE),
-        seconds,
-    )
+    if alg == "EdDSA":
+        native_signature = private.sign(MESSAGE)
+
+        def raw_sign() -> object:
+            return private.sign(MESSAGE)
+
+        def raw_verify() -> object:
+            return public.verify(native_signature, MESSAGE)
+    else:
+        scheme = ec.ECDSA(hashes.SHA256()) if alg == "ES256" else sm_ec.ECDSA(sm_hashes.SM3())
+        native_signature = private.sign(MESSAGE, scheme)
+
+        def raw_sign() -> object:
+            return private.sign(MESSAGE, scheme)
+
+        def raw_verify() -> object:
+            return public.verify(native_signature, MESSAGE, scheme)
+
     held = service.department_signer(db, department_id=department_id, vault=vault, seal_type=seal.seal_type)
     data = b"x" * 1024
+
+    def looked_up() -> object:
+        # what another domain does per credential: look up the department's active seal, sign
+        return service.department_signer(db, department_id=department_id, vault=vault, seal_type=seal.seal_type).sign(MESSAGE)
 
     def detached() -> dict[str, Any]:
         return service.sign_detached(
@@ -129,49 +161,31 @@ def _algorithm_rows(db: Any, vault: KeyVault, department_id: str, alg: str, seal
 
     signature = detached()
     assert service.verify_detached(db, signature=signature, data=data).verdict == "valid"
-    return [
-        _row(f"seal.sign.{alg}", looked_up, "signatures/s", f"raw {alg} sign ({library})", raw_sign),
-        _row(
-            f"seal.signer_held.sign.{alg}",
-            _rate(lambda: held.sign(MESSAGE), seconds),
-            "signatures/s",
-            f"raw {alg} sign",
-            raw_sign,
-        ),
-        _row(
+    sign_name, verify_name = f"raw {alg} sign ({library})", f"raw {alg} verify ({library})"
+    measured: list[tuple[str, Callable[[], object], Callable[[], object], str, str]] = [
+        (f"seal.sign.{alg}", looked_up, raw_sign, "signatures/s", sign_name),
+        (f"seal.signer_held.sign.{alg}", lambda: held.sign(MESSAGE), raw_sign, "signatures/s", sign_name),
+        (
             f"seal.verify.{alg}",
-            _rate(lambda: service.verify_jose_signature(alg=alg, jwk=jwk, data=MESSAGE, signature=raw_sig), seconds),
-            "verifications/s",
-            f"raw {alg} verify ({library})",
+            lambda: service.verify_jose_signature(alg=alg, jwk=jwk, data=MESSAGE, signature=jose_signature),
             raw_verify,
+            "verifications/s",
+            verify_name,
         ),
-        _row(f"seal.detached_sign.{alg}", _rate(detached, seconds), "signatures/s", f"raw {alg} sign", raw_sign),
-        _row(
+        (f"seal.detached_sign.{alg}", detached, raw_sign, "signatures/s", sign_name),
+        (
             f"seal.detached_verify.{alg}",
-            _rate(lambda: service.verify_detached(db, signature=signature, data=data), seconds),
-            "verifications/s",
-            f"raw {alg} verify",
+            lambda: service.verify_detached(db, signature=signature, data=data),
             raw_verify,
+            "verifications/s",
+            verify_name,
         ),
     ]
-
-
-def _library_rates(alg: str, private: Any, public: Any, seconds: float) -> tuple[float, float]:
-    """Sign and verify per second calling the library directly (its own signature encoding)."""
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from tongsuopy.crypto import hashes as sm_hashes
-    from tongsuopy.crypto.asymciphers import ec as sm_ec
-
-    if alg == "EdDSA":
-        signature = private.sign(MESSAGE)
-        return _rate(lambda: private.sign(MESSAGE), seconds), _rate(lambda: public.verify(signature, MESSAGE), seconds)
-    scheme = ec.ECDSA(hashes.SHA256()) if alg == "ES256" else sm_ec.ECDSA(sm_hashes.SM3())
-    signature = private.sign(MESSAGE, scheme)
-    return (
-        _rate(lambda: private.sign(MESSAGE, scheme), seconds),
-        _rate(lambda: public.verify(signature, MESSAGE, scheme), seconds),
-    )
+    rows = []
+    for name, hub_op, raw_op, unit, baseline_name in measured:
+        hub_rate, raw_rate = _compare(hub_op, raw_op, seconds)
+        rows.append(_row(name, hub_rate, unit, baseline_name, raw_rate))
+    return rows
 
 
 def keys_spki(seal: Any) -> bytes:
@@ -229,32 +243,31 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
                 db, vault=vault, department_id=department_id, pdf=document, purpose="bench", seal_id=es256.id, actor=SYSTEM
             )
 
+        hub_rate, raw_rate = _compare(hub_pdf, raw_pdf, seconds)
         rows.append(
             {
                 "name": "seal.pdf_seal.ES256.one_page",
-                "value": round(_rate(hub_pdf, seconds), 2),
+                "value": round(hub_rate, 2),
                 "unit": "documents/s",
                 "baseline_name": "pyHanko sign_pdf alone (same stamp, no checks, no record)",
-                "baseline_value": round(_rate(raw_pdf, seconds), 2),
+                "baseline_value": round(raw_rate, 2),
             }
         )
         sealed = hub_pdf()
         db.commit()
+        roots, intermediates = authority.root_certificates(db), authority.intermediate_certificates(db)
+        hub_rate, raw_rate = _compare(
+            lambda: service.verify_pdf(db, pdf_bytes=sealed),
+            lambda: pades.validate(sealed, roots=roots, intermediates=intermediates),
+            seconds,
+        )
         rows.append(
             {
                 "name": "seal.pdf_verify.ES256.one_page",
-                "value": round(_rate(lambda: service.verify_pdf(db, pdf_bytes=sealed), seconds), 2),
+                "value": round(hub_rate, 2),
                 "unit": "documents/s",
                 "baseline_name": "pyHanko validate alone",
-                "baseline_value": round(
-                    _rate(
-                        lambda: pades.validate(
-                            sealed, roots=authority.root_certificates(db), intermediates=authority.intermediate_certificates(db)
-                        ),
-                        seconds,
-                    ),
-                    2,
-                ),
+                "baseline_value": round(raw_rate, 2),
             }
         )
         db.close()

@@ -6,7 +6,6 @@ import base64
 import binascii
 import hashlib
 import io
-import json
 import struct
 import threading
 import xml.etree.ElementTree as ET
@@ -15,6 +14,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
 from PIL import Image, UnidentifiedImageError
 from pyhanko.sign.timestamps import HTTPTimeStamper, TimeStamper
 from sqlalchemy.orm import Session
@@ -23,7 +24,7 @@ from ops import audit
 from ops.audit import Actor
 from ops.auth import Principal
 from ops.crypto import KeyVault, WrappedSecret
-from ops.db import check_if_match, utcnow
+from ops.db import check_if_match, new_id, utcnow
 from ops.errors import Conflict, Invalid, NotFound, PayloadTooLarge, UpstreamError
 from seal import authority, keys, repository, ses, timestamps
 from seal import pdf as pades
@@ -146,7 +147,7 @@ def issue_seal(db: Session, *, who: Principal, vault: KeyVault, data: SealCreate
         raise _field_error("valid_to", "a seal is valid for at most 10 years")
     picture = check_picture(kind=data.picture.type, data_base64=data.picture.data_base64, settings=settings)
     hub = authority.ensure_authority(db, vault)
-    seal = Seal(id=_new_seal_id(), version=1)
+    seal = Seal(id=new_id(), version=1)
     seal.code = f"{settings.vendor_id}{department.code}{now:%Y%m%d%H%M%S}{seal.id[:8]}".upper()
     pair = keys.generate(data.algorithm)
     cert = authority.issue_seal_certificate(
@@ -191,7 +192,7 @@ def issue_seal(db: Session, *, who: Principal, vault: KeyVault, data: SealCreate
     seal.kid = kid
     seal.public_jwk = {**pair.public_jwk, "kid": kid, "alg": data.algorithm, "use": "sig"}
     seal.private_key = vault.wrap(pair.private_pem, purpose=_purpose(seal.id)).as_dict()
-    seal.certificate_pem = cert.public_bytes(_pem()).decode()
+    seal.certificate_pem = cert.public_bytes(serialization.Encoding.PEM).decode()
     seal.certificate_serial = format(cert.serial_number, "x")
     seal.picture_type = data.picture.type
     seal.picture = picture
@@ -215,18 +216,6 @@ def issue_seal(db: Session, *, who: Principal, vault: KeyVault, data: SealCreate
         detail={"department_id": department.id, "type": data.seal_type, "alg": data.algorithm, "code": seal.code},
     )
     return seal
-
-
-def _new_seal_id() -> str:
-    from ops.db import new_id
-
-    return new_id()
-
-
-def _pem() -> Any:
-    from cryptography.hazmat.primitives import serialization
-
-    return serialization.Encoding.PEM
 
 
 def get_seal(db: Session, *, who: Principal, seal_id: str) -> Seal:
@@ -321,9 +310,9 @@ def _chain_pem(db: Session, seal: Seal) -> list[str]:
         if issuing.subject == cert.issuer:
             try:
                 cert.verify_directly_issued_by(issuing)
-            except (ValueError, TypeError, Exception):  # noqa: S112 (try the next issuing CA)
-                continue
-            return [seal.certificate_pem, issuing.public_bytes(_pem()).decode()]
+            except (InvalidSignature, ValueError, TypeError):
+                continue  # another issuing CA with the same name (an older generation)
+            return [seal.certificate_pem, issuing.public_bytes(serialization.Encoding.PEM).decode()]
     return [seal.certificate_pem]
 
 
@@ -650,10 +639,5 @@ def authority_certificates(db: Session, *, vault: KeyVault) -> dict[str, Any]:
         "root": hub.root.certificate_pem,
         "issuing": hub.issuing.certificate_pem,
         "maker": hub.maker.certificate_pem,
-        "roots": [c.public_bytes(_pem()).decode() for c in authority.root_certificates(db)],
+        "roots": [c.public_bytes(serialization.Encoding.PEM).decode() for c in authority.root_certificates(db)],
     }
-
-
-def canonical_json(document: Any) -> bytes:
-    """The canonical bytes of a JSON document, as sealed and verified."""
-    return json.dumps(document, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()

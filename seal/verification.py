@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from cryptography import x509
@@ -46,6 +47,7 @@ def _check(status: str, message: str) -> Check:
     return Check(status=status, message=message)
 
 
+@lru_cache(maxsize=4096)  # a pure function of the two certificates (hashable by their DER)
 def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     if cert.issuer != issuer.subject:
         return False
