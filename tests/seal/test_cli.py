@@ -27,6 +27,7 @@ def _govhub(capsys: pytest.CaptureFixture[str], *args: str) -> str:
 def test_an_operator_issues_lists_revokes_and_rewraps_seals_from_the_shell(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    monkeypatch.setattr("logging.basicConfig", lambda **_kwargs: None)  # leave the test run's logging alone
     monkeypatch.setenv("GOVHUB_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("GOVHUB_MASTER_KEY", MASTER_KEY)
     monkeypatch.delenv("GOVHUB_DATABASE_URL", raising=False)

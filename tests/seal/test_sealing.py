@@ -433,3 +433,28 @@ def test_two_departments_seal_the_same_pdf_and_both_seals_verify(client: TestCli
     report = _verify_pdf(client, twice)
     assert [s["signer"]["organization_identifier"] for s in report["signatures"]] == [first.code, second.code]  # type: ignore[index]
     assert report["verdict"] == "valid", report
+
+
+def test_a_signature_made_before_its_seal_expired_stays_valid_with_a_warning(client: TestClient, hub: Hub, db: Session) -> None:
+    from ops.db import utcnow
+    from seal.models import Seal
+    from seal.tasks import JOBS
+
+    department = hub.department()
+    created = _issue(client, hub, department.id)
+    signed = client.post(
+        "/seal/sign", headers=hub.system(department).headers, json={"purpose": "回执", "document": {"a": 1}}
+    ).json()
+    seal = db.get(Seal, created["id"])
+    assert seal is not None
+    seal.valid_to = utcnow()  # the validity period ends just after the signature was made
+    db.flush()
+    next(job for job in JOBS if job.name == "seal.expire").run(db)
+    report = client.post("/seal/verify/signature", json={"signature": signed, "document": {"a": 1}}).json()
+    assert report["checks"]["seal_valid_at_signing"]["status"] == "passed"
+    assert (
+        report["checks"]["seal_status_now"]["status"] == "warning" and "expired" in report["checks"]["seal_status_now"]["message"]
+    )
+    assert report["verdict"] == "valid"
+    refused = client.post("/seal/sign", headers=hub.system(department).headers, json={"purpose": "回执", "document": {"a": 1}})
+    assert refused.status_code == 409
