@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Callable
 
 from pydantic import ValidationError
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
 
 from ops.auth import Principal, Role
@@ -42,6 +43,12 @@ def with_db(fn: Callable[[Session, Settings, argparse.Namespace], None]) -> Call
             except HubError as exc:
                 db.rollback()
                 raise SystemExit(f"govhub: {exc.detail}") from None
+            except (OperationalError, ProgrammingError) as exc:
+                db.rollback()
+                raise SystemExit(
+                    f"govhub: the database cannot be used ({type(exc.orig).__name__}: {exc.orig}); "
+                    "is it reachable, and has `govhub db upgrade` been run?"
+                ) from None
             except ValidationError as exc:
                 db.rollback()
                 lines = [f"  {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]

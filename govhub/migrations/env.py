@@ -7,6 +7,16 @@ from typing import Any, Literal
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
+# Imported for their side effect: registering every table on Base.metadata.
+import catalog_registry.models  # noqa: F401
+import certhub.models  # noqa: F401
+import exchange.models  # noqa: F401
+import govhub.console.models  # noqa: F401
+import ops.audit
+import ops.auditlog.models
+import ops.identity.models
+import ops.scheduler
+import ops.workdays.models  # noqa: F401
 import seal.models  # noqa: F401
 from ops.db import Base, UTCDateTime
 
