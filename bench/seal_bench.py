@@ -196,9 +196,94 @@ def keys_spki(seal: Any) -> bytes:
     return authority.spki_der(x509.load_pem_x509_certificate(seal.certificate_pem.encode()))
 
 
+def _http_rows(seconds: float) -> list[dict[str, object]]:
+    """The same operations over HTTP against a hub process of their own, beside GET /healthz."""
+    import json
+    import urllib.request
+    import uuid
+
+    from ops.hubprocess import HubProcess
+    from tests.factories import uscc
+    from tests.seal.helpers import one_page_pdf, png_picture, seal_body
+
+    with HubProcess(scheduler=False) as hub:
+        status, department = hub.request(
+            "POST",
+            "/departments",
+            json_body={"code": uscc(region="330000"), "name": "浙江省测试局", "level": "province", "region_code": "330000"},
+            auth=True,
+        )
+        assert status == 201, department
+        picture = {"type": "png", "data_base64": base64.b64encode(png_picture()).decode(), "width_mm": 42, "height_mm": 42}
+        for alg, seal_type in (("SM2", "电子证照专用章"), ("ES256", "公章")):
+            body = seal_body(department["id"], algorithm=alg, seal_type=seal_type, picture=picture)
+            status, seal = hub.request("POST", "/seals", json_body=body, auth=True)
+            assert status == 201, seal
+        status, client = hub.request(
+            "POST",
+            "/clients",
+            json_body={"name": "bench system", "roles": ["department_system"], "department_id": department["id"]},
+            auth=True,
+        )
+        assert status == 201, client
+        status, token = hub.request(
+            "POST", "/auth/token", form={"grant_type": "client_credentials"}, basic=(client["client_id"], client["client_secret"])
+        )
+        headers = {"Authorization": f"Bearer {token['access_token']}"}
+        document = one_page_pdf()
+
+        def call(path: str, data: bytes, content_type: str, *, authorised: bool = True) -> bytes:
+            request = urllib.request.Request(  # noqa: S310 (the bench's own hub on 127.0.0.1)
+                hub.base + path,
+                data=data,
+                method="POST",
+                headers={**(headers if authorised else {}), "Content-Type": content_type},
+            )
+            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+                return bytes(response.read())
+
+        def sign_sm2() -> bytes:
+            body = {"purpose": "bench", "document": {"证照名称": "营业执照", "n": 1}, "seal_type": "电子证照专用章"}
+            return call("/seal/sign", json.dumps(body).encode(), "application/json")
+
+        signature = json.loads(sign_sm2())
+        verify_body = json.dumps({"signature": signature, "document": {"证照名称": "营业执照", "n": 1}}).encode()
+
+        def verify_sm2() -> bytes:
+            return call("/seal/verify/signature", verify_body, "application/json", authorised=False)
+
+        def seal_pdf() -> bytes:
+            boundary = uuid.uuid4().hex
+            parts = [
+                f'--{boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbench\r\n'.encode(),
+                f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.pdf"\r\n'
+                "Content-Type: application/pdf\r\n\r\n".encode()
+                + document
+                + b"\r\n",
+                f"--{boundary}--\r\n".encode(),
+            ]
+            return call("/seal/pdf", b"".join(parts), f"multipart/form-data; boundary={boundary}")
+
+        assert seal_pdf().startswith(b"%PDF")
+
+        def healthz() -> object:
+            return hub.request("GET", "/healthz")[0]
+
+        rows = []
+        for name, operation, unit in (
+            ("seal.http.sign.SM2", sign_sm2, "signatures/s"),
+            ("seal.http.verify_signature.SM2", verify_sm2, "verifications/s"),
+            ("seal.http.pdf_seal.ES256.one_page", seal_pdf, "documents/s"),
+        ):
+            hub_rate, health_rate = _compare(operation, healthz, seconds)
+            rows.append(_row(name, hub_rate, unit, "GET /healthz (same hub, 1 client)", health_rate))
+        return rows
+
+
 def main(argv: list[str] | None = None) -> list[dict[str, object]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--full", action="store_true", help="longer measurements (about 5 s each)")
+    parser.add_argument("--no-http", action="store_true", help="skip the figures measured over HTTP")
     args = parser.parse_args(argv)
     seconds = 5.0 if args.full else 1.0
 
@@ -271,6 +356,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
             }
         )
         db.close()
+    if not args.no_http:
+        rows += _http_rows(seconds)
 
     for row in rows:
         value, baseline = float(row["value"]), float(row["baseline_value"])  # type: ignore[arg-type]
