@@ -206,6 +206,10 @@ def _setup(hub: Hub, rows: int, data_dir: Path) -> tuple[dict[str, str], str, li
         _ok(client.post(f"/exchange/requests/{request['id']}/accept", headers=admin))
         approved = _ok(client.post(f"/exchange/requests/{request['id']}/decision", json={"approve": True}, headers=provider))
         ids = [_citizen(rng.randrange(rows)) for _ in range(5000)]
+        probe = _ok(client.post(f"/exchange/grants/{approved['grant_id']}/lookup", json={"params": {"身份证号": ids[0]}},
+                                headers=consumer))  # fmt: skip
+        if len(probe["rows"]) != 1:
+            raise SystemExit(f"a lookup of a loaded identity number found {len(probe['rows'])} rows, not 1")
         return consumer, approved["grant_id"], ids, upload_s
 
 
@@ -229,6 +233,8 @@ async def _load(url: str, make: Any, *, connections: int, seconds: float) -> tup
                     latencies.append((time.perf_counter() - started) * 1000)
                 else:
                     failures += 1
+                    if failures == 1:
+                        print(f"first failure: {method} {path} -> {response.status_code} {response.text[:300]}", flush=True)
 
         began = time.monotonic()
         await asyncio.gather(*(worker(i) for i in range(connections)))

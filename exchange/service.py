@@ -874,12 +874,17 @@ def _usable_grant(db: Session, who: Principal, grant_id: str, now: datetime) -> 
 _sqlite_writer = threading.Lock()
 
 
-def _serialize_sqlite_writes(db: Session) -> None:
-    """On SQLite, let one query at a time write its trail (held to the end of its transaction).
+def _is_sqlite(db: Session) -> bool:
+    return db.get_bind().dialect.name == "sqlite"
 
-    SQLite has a single writer; concurrent writers otherwise poll the lock with sleeps of up to 100 ms.
+
+def _serialize_sqlite_writes(db: Session) -> None:
+    """On SQLite, let one query at a time run its transaction (held to the end of it).
+
+    SQLite has a single writer: a transaction that read first cannot become a writer once another one
+    committed (SQLITE_BUSY), and concurrent writers otherwise poll the lock with sleeps of up to 100 ms.
     """
-    if db.get_bind().dialect.name != "sqlite" or db.info.get("exchange_writer"):
+    if not _is_sqlite(db) or db.info.get("exchange_writer"):
         return
     _sqlite_writer.acquire()
     db.info["exchange_writer"] = True
@@ -1010,6 +1015,7 @@ def lookup(
     db: Session, *, who: Principal, grant_id: str, params: dict[str, str], fields: list[str] | None, use_cause: str | None = None
 ) -> tuple[Grant, list[str], list[dict[str, Any]]]:
     """Look up granted dataset rows by control parameters; only granted fields, sensitive ones masked."""
+    _serialize_sqlite_writes(db)  # before the first read: the transaction's snapshot must stay writable
     now = utcnow()
     try:
         grant = _usable_grant(db, who, grant_id, now)
@@ -1036,6 +1042,7 @@ def export(
     use_cause: str | None = None,
 ) -> tuple[Grant, list[str], list[dict[str, Any]], str | None]:
     """A page of the granted dataset, where the catalogue entry allows export."""
+    _serialize_sqlite_writes(db)  # before the first read: the transaction's snapshot must stay writable
     now = utcnow()
     try:
         grant = _usable_grant(db, who, grant_id, now)
@@ -1089,6 +1096,11 @@ def call_api(
     except HubError as exc:
         metrics.DATA_ACCESSES.labels(kind="api", outcome=exc.code).inc()
         raise
+    if _is_sqlite(db):
+        # No lock is held while the provider answers; the read-only transaction ends here so that the
+        # trail is written from a fresh snapshot (SQLite cannot upgrade a stale one to a writer).
+        db.rollback()
+        _serialize_sqlite_writes(db)
     _count_use(db, grant, now)
     shaped = _shape(grant, rows, chosen)
     _log_access(db, grant, who, kind="api", params=params, rows=len(shaped), fields=chosen, use_cause=use_cause, now=now)
