@@ -25,7 +25,7 @@ from ops.identity.models import Department
 from ops.pagination import keyset, page_of
 
 # Bigram postings are counted up to this many when choosing the rarest one to drive a search.
-_COUNT_CAP = 2000
+_COUNT_CAP = 4000
 
 
 def readable_entries(who: Principal) -> Select[CatalogEntry]:
@@ -255,12 +255,22 @@ def term_conditions(terms: list[str], *, in_name: bool) -> list[ColumnElement[bo
     return [and_(*[SearchDoc.text_norm.contains(t, autoescape=True) for t in terms]), not_(name_match)]
 
 
-def docs_among(db: Session, ids: list[int], conditions: list[ColumnElement[bool]]) -> list[SearchDoc]:
-    """The docs of `ids` meeting the conditions, newest first (primary-key lookups)."""
+def matching_ids(db: Session, ids: list[int], conditions: list[ColumnElement[bool]]) -> list[int]:
+    """Those of `ids` whose docs meet the conditions, newest first (primary-key lookups, ids only)."""
     if not ids:
         return []
-    query = select(SearchDoc).where(SearchDoc.id.in_(ids), *conditions).order_by(SearchDoc.id.desc())
-    return list(db.scalars(query))
+    if not conditions:
+        return ids
+    query = select(SearchDoc.id).where(SearchDoc.id.in_(ids), *conditions).order_by(SearchDoc.id.desc())
+    return [int(i) for i in db.scalars(query)]
+
+
+def docs_by_ids(db: Session, ids: list[int]) -> list[SearchDoc]:
+    """The docs of `ids`, in the order given."""
+    if not ids:
+        return []
+    found = {d.id: d for d in db.scalars(select(SearchDoc).where(SearchDoc.id.in_(ids)))}
+    return [found[i] for i in ids if i in found]
 
 
 def docs_scan(db: Session, conditions: list[ColumnElement[bool]], *, before: int | None, limit: int) -> list[SearchDoc]:

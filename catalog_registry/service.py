@@ -1043,15 +1043,15 @@ def _search_phase(db: Session, plan: _Plan, phase: int, filters: list[Any], afte
     if plan.simple:
         conditions = list(filters)  # the bigram is the word: the posting needs no checking
     scope = 1 if phase in (1, 2) else 0
-    found: list[SearchDoc] = []
-    chunk, before = (want if plan.simple and not filters else max(want, 32)), after
+    found: list[int] = []
+    chunk, before = (want if plan.simple and not filters else max(want, 256)), after
     while len(found) < want:
         ids = repository.posting(db, gram, scope, before=before, limit=chunk)
-        found += repository.docs_among(db, ids, conditions)
+        found += repository.matching_ids(db, ids, conditions)
         if len(ids) < chunk:
             break
-        before, chunk = ids[-1], min(chunk * 2, 4000)
-    return found[:want]
+        before, chunk = ids[-1], min(chunk * 4, 8000)
+    return repository.docs_by_ids(db, found[:want])
 
 
 def _hits(db: Session, found: list[tuple[Any, bool]]) -> list[SearchHit]:
