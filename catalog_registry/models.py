@@ -179,7 +179,7 @@ class DatasetRow(Base):
 
     __tablename__ = "catalog_dataset_rows"
     __table_args__ = (
-        Index("ix_catalog_dataset_rows_lookup", "dataset_id", "lookup_key"),
+        Index("ix_catalog_dataset_rows_lookup", "dataset_id", "lookup_key", "row_number"),
         {"sqlite_with_rowid": False},
     )
 

@@ -176,10 +176,24 @@ def delete_rows(db: Session, dataset_id: str) -> None:
 
 
 def rows_by_key(db: Session, dataset_id: str, lookup_key: str | None, *, after: int, limit: int) -> list[DatasetRow]:
-    query = select(DatasetRow).where(DatasetRow.dataset_id == dataset_id, DatasetRow.row_number > after)
-    if lookup_key is not None:
-        query = query.where(DatasetRow.lookup_key == lookup_key)
-    return list(db.scalars(query.order_by(DatasetRow.row_number).limit(limit)))
+    """Rows with a lookup key (or any rows, without one), in row order after `after`."""
+    if lookup_key is None:
+        return rows_page(db, dataset_id, after=after, limit=limit)
+    # The row numbers come from the covering (dataset, key, row) index; written as a subquery so that
+    # no planner prefers walking the primary key in row order.
+    numbers = (
+        select(DatasetRow.row_number)
+        .where(DatasetRow.dataset_id == dataset_id, DatasetRow.lookup_key == lookup_key, DatasetRow.row_number > after)
+        .order_by(DatasetRow.row_number)
+        .limit(limit)
+        .scalar_subquery()
+    )
+    query = (
+        select(DatasetRow)
+        .where(DatasetRow.dataset_id == dataset_id, DatasetRow.row_number.in_(numbers))
+        .order_by(DatasetRow.row_number)
+    )
+    return list(db.scalars(query))
 
 
 def rows_page(db: Session, dataset_id: str, *, after: int, limit: int) -> list[DatasetRow]:

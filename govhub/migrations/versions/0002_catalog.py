@@ -26,7 +26,7 @@ def upgrade() -> None:
         sqlite_with_rowid=False,
     )
     with op.batch_alter_table("catalog_dataset_rows", schema=None) as batch_op:
-        batch_op.create_index("ix_catalog_dataset_rows_lookup", ["dataset_id", "lookup_key"], unique=False)
+        batch_op.create_index("ix_catalog_dataset_rows_lookup", ["dataset_id", "lookup_key", "row_number"], unique=False)
 
     op.create_table(
         "catalog_search_docs",
