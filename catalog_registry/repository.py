@@ -259,6 +259,20 @@ def posting(db: Session, gram: int, scope: int, *, before: int | None, limit: in
     return [int(i) for i in db.scalars(query.order_by(SearchGram.doc_id.desc()).limit(limit))]
 
 
+def posting_filtered(
+    db: Session, gram: int, scope: int, filters: list[ColumnElement[bool]], *, before: int | None, limit: int
+) -> list[int]:
+    """Doc ids of a bigram's posting whose docs pass the (equality) filters, newest first, in one statement."""
+    query = (
+        select(SearchGram.doc_id)
+        .join(SearchDoc, SearchDoc.id == SearchGram.doc_id)
+        .where(SearchGram.gram == gram, SearchGram.scope == scope, *filters)
+    )
+    if before is not None:
+        query = query.where(SearchGram.doc_id < before)
+    return [int(i) for i in db.scalars(query.order_by(SearchGram.doc_id.desc()).limit(limit))]
+
+
 def term_conditions(terms: list[str], *, in_name: bool) -> list[ColumnElement[bool]]:
     """Every term in the name; or every term in the text but not every one in the name."""
     if not terms:
