@@ -179,7 +179,7 @@ class DatasetRow(Base):
 
     __tablename__ = "catalog_dataset_rows"
     __table_args__ = (
-        Index("ix_catalog_dataset_rows_lookup", "dataset_id", "lookup_key"),
+        Index("ix_catalog_dataset_rows_lookup", "dataset_id", "lookup_key", "row_number"),
         {"sqlite_with_rowid": False},
     )
 
@@ -193,17 +193,22 @@ class SearchDoc(Base):
     """The searchable text of an entry's current published version (one row per entry)."""
 
     __tablename__ = "catalog_search_docs"
+    # Each filter with the id: "this filter, newest first" is one index walk on both databases.
+    __table_args__ = tuple(
+        Index(f"ix_catalog_search_docs_{column}_id", column, "id")
+        for column in ("provider_department_id", "sharing_type", "classification", "update_cycle", "is_certificate")
+    )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
     entry_id: Mapped[str] = mapped_column(String(36), unique=True)
     version_id: Mapped[str] = mapped_column(String(36))
     name_norm: Mapped[str] = mapped_column(String(200))
     text_norm: Mapped[str] = mapped_column(Text)
-    provider_department_id: Mapped[str] = mapped_column(String(36), index=True)
-    sharing_type: Mapped[str] = mapped_column(String(16), index=True)
-    classification: Mapped[str] = mapped_column(String(16), index=True)
-    update_cycle: Mapped[str] = mapped_column(String(16), index=True)
-    is_certificate: Mapped[bool] = mapped_column(index=True)
+    provider_department_id: Mapped[str] = mapped_column(String(36))
+    sharing_type: Mapped[str] = mapped_column(String(16))
+    classification: Mapped[str] = mapped_column(String(16))
+    update_cycle: Mapped[str] = mapped_column(String(16))
+    is_certificate: Mapped[bool] = mapped_column()
 
 
 class SearchGram(Base):

@@ -25,7 +25,7 @@ from ops.identity.models import Department
 from ops.pagination import keyset, page_of
 
 # Bigram postings are counted up to this many when choosing the rarest one to drive a search.
-_COUNT_CAP = 2000
+_COUNT_CAP = 4000
 
 
 def readable_entries(who: Principal) -> Select[CatalogEntry]:
@@ -176,10 +176,24 @@ def delete_rows(db: Session, dataset_id: str) -> None:
 
 
 def rows_by_key(db: Session, dataset_id: str, lookup_key: str | None, *, after: int, limit: int) -> list[DatasetRow]:
-    query = select(DatasetRow).where(DatasetRow.dataset_id == dataset_id, DatasetRow.row_number > after)
-    if lookup_key is not None:
-        query = query.where(DatasetRow.lookup_key == lookup_key)
-    return list(db.scalars(query.order_by(DatasetRow.row_number).limit(limit)))
+    """Rows with a lookup key (or any rows, without one), in row order after `after`."""
+    if lookup_key is None:
+        return rows_page(db, dataset_id, after=after, limit=limit)
+    # The row numbers come from the covering (dataset, key, row) index; written as a subquery so that
+    # no planner prefers walking the primary key in row order.
+    numbers = (
+        select(DatasetRow.row_number)
+        .where(DatasetRow.dataset_id == dataset_id, DatasetRow.lookup_key == lookup_key, DatasetRow.row_number > after)
+        .order_by(DatasetRow.row_number)
+        .limit(limit)
+        .scalar_subquery()
+    )
+    query = (
+        select(DatasetRow)
+        .where(DatasetRow.dataset_id == dataset_id, DatasetRow.row_number.in_(numbers))
+        .order_by(DatasetRow.row_number)
+    )
+    return list(db.scalars(query))
 
 
 def rows_page(db: Session, dataset_id: str, *, after: int, limit: int) -> list[DatasetRow]:
@@ -245,6 +259,20 @@ def posting(db: Session, gram: int, scope: int, *, before: int | None, limit: in
     return [int(i) for i in db.scalars(query.order_by(SearchGram.doc_id.desc()).limit(limit))]
 
 
+def posting_filtered(
+    db: Session, gram: int, scope: int, filters: list[ColumnElement[bool]], *, before: int | None, limit: int
+) -> list[int]:
+    """Doc ids of a bigram's posting whose docs pass the (equality) filters, newest first, in one statement."""
+    query = (
+        select(SearchGram.doc_id)
+        .join(SearchDoc, SearchDoc.id == SearchGram.doc_id)
+        .where(SearchGram.gram == gram, SearchGram.scope == scope, *filters)
+    )
+    if before is not None:
+        query = query.where(SearchGram.doc_id < before)
+    return [int(i) for i in db.scalars(query.order_by(SearchGram.doc_id.desc()).limit(limit))]
+
+
 def term_conditions(terms: list[str], *, in_name: bool) -> list[ColumnElement[bool]]:
     """Every term in the name; or every term in the text but not every one in the name."""
     if not terms:
@@ -255,12 +283,22 @@ def term_conditions(terms: list[str], *, in_name: bool) -> list[ColumnElement[bo
     return [and_(*[SearchDoc.text_norm.contains(t, autoescape=True) for t in terms]), not_(name_match)]
 
 
-def docs_among(db: Session, ids: list[int], conditions: list[ColumnElement[bool]]) -> list[SearchDoc]:
-    """The docs of `ids` meeting the conditions, newest first (primary-key lookups)."""
+def matching_ids(db: Session, ids: list[int], conditions: list[ColumnElement[bool]]) -> list[int]:
+    """Those of `ids` whose docs meet the conditions, newest first (primary-key lookups, ids only)."""
     if not ids:
         return []
-    query = select(SearchDoc).where(SearchDoc.id.in_(ids), *conditions).order_by(SearchDoc.id.desc())
-    return list(db.scalars(query))
+    if not conditions:
+        return ids
+    query = select(SearchDoc.id).where(SearchDoc.id.in_(ids), *conditions).order_by(SearchDoc.id.desc())
+    return [int(i) for i in db.scalars(query)]
+
+
+def docs_by_ids(db: Session, ids: list[int]) -> list[SearchDoc]:
+    """The docs of `ids`, in the order given."""
+    if not ids:
+        return []
+    found = {d.id: d for d in db.scalars(select(SearchDoc).where(SearchDoc.id.in_(ids)))}
+    return [found[i] for i in ids if i in found]
 
 
 def docs_scan(db: Session, conditions: list[ColumnElement[bool]], *, before: int | None, limit: int) -> list[SearchDoc]:

@@ -1034,24 +1034,26 @@ def _search_phase(db: Session, plan: _Plan, phase: int, filters: list[Any], afte
     name; 3, whose bigram is only elsewhere. Newest first within each phase."""
     if plan.nothing or (not plan.terms and phase < 3) or (phase == 2 and plan.simple):
         return []
-    conditions = [*filters, *repository.term_conditions(plan.terms, in_name=phase == 1)]
+    words = [] if plan.simple else repository.term_conditions(plan.terms, in_name=phase == 1)
     gram = plan.gram
     if gram is None:
         if phase == 2:
             return []  # scanning the docs finds phases 2 and 3 together, in phase 3
+        conditions = [*filters, *repository.term_conditions(plan.terms, in_name=phase == 1)]
         return repository.docs_scan(db, conditions, before=after, limit=want)
-    if plan.simple:
-        conditions = list(filters)  # the bigram is the word: the posting needs no checking
     scope = 1 if phase in (1, 2) else 0
-    found: list[SearchDoc] = []
-    chunk, before = (want if plan.simple and not filters else max(want, 32)), after
+    found: list[int] = []
+    chunk, before = (want if plan.simple else max(want, 64)), after
     while len(found) < want:
-        ids = repository.posting(db, gram, scope, before=before, limit=chunk)
-        found += repository.docs_among(db, ids, conditions)
+        if filters:
+            ids = repository.posting_filtered(db, gram, scope, filters, before=before, limit=chunk)
+        else:
+            ids = repository.posting(db, gram, scope, before=before, limit=chunk)
+        found += repository.matching_ids(db, ids, words)
         if len(ids) < chunk:
             break
-        before, chunk = ids[-1], min(chunk * 2, 4000)
-    return found[:want]
+        before, chunk = ids[-1], min(chunk * 4, 8000)
+    return repository.docs_by_ids(db, found[:want])
 
 
 def _hits(db: Session, found: list[tuple[Any, bool]]) -> list[SearchHit]:

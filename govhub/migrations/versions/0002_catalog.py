@@ -26,7 +26,7 @@ def upgrade() -> None:
         sqlite_with_rowid=False,
     )
     with op.batch_alter_table("catalog_dataset_rows", schema=None) as batch_op:
-        batch_op.create_index("ix_catalog_dataset_rows_lookup", ["dataset_id", "lookup_key"], unique=False)
+        batch_op.create_index("ix_catalog_dataset_rows_lookup", ["dataset_id", "lookup_key", "row_number"], unique=False)
 
     op.create_table(
         "catalog_search_docs",
@@ -44,13 +44,11 @@ def upgrade() -> None:
         sa.UniqueConstraint("entry_id", name=op.f("uq_catalog_search_docs_entry_id")),
     )
     with op.batch_alter_table("catalog_search_docs", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_catalog_search_docs_classification"), ["classification"], unique=False)
-        batch_op.create_index(batch_op.f("ix_catalog_search_docs_is_certificate"), ["is_certificate"], unique=False)
-        batch_op.create_index(
-            batch_op.f("ix_catalog_search_docs_provider_department_id"), ["provider_department_id"], unique=False
-        )
-        batch_op.create_index(batch_op.f("ix_catalog_search_docs_sharing_type"), ["sharing_type"], unique=False)
-        batch_op.create_index(batch_op.f("ix_catalog_search_docs_update_cycle"), ["update_cycle"], unique=False)
+        batch_op.create_index("ix_catalog_search_docs_classification_id", ["classification", "id"], unique=False)
+        batch_op.create_index("ix_catalog_search_docs_is_certificate_id", ["is_certificate", "id"], unique=False)
+        batch_op.create_index("ix_catalog_search_docs_provider_department_id_id", ["provider_department_id", "id"], unique=False)
+        batch_op.create_index("ix_catalog_search_docs_sharing_type_id", ["sharing_type", "id"], unique=False)
+        batch_op.create_index("ix_catalog_search_docs_update_cycle_id", ["update_cycle", "id"], unique=False)
 
     op.create_table(
         "catalog_search_grams",
@@ -200,11 +198,11 @@ def downgrade() -> None:
     op.drop_table("catalog_entries")
     op.drop_table("catalog_search_grams")
     with op.batch_alter_table("catalog_search_docs", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_catalog_search_docs_update_cycle"))
-        batch_op.drop_index(batch_op.f("ix_catalog_search_docs_sharing_type"))
-        batch_op.drop_index(batch_op.f("ix_catalog_search_docs_provider_department_id"))
-        batch_op.drop_index(batch_op.f("ix_catalog_search_docs_is_certificate"))
-        batch_op.drop_index(batch_op.f("ix_catalog_search_docs_classification"))
+        batch_op.drop_index("ix_catalog_search_docs_update_cycle_id")
+        batch_op.drop_index("ix_catalog_search_docs_sharing_type_id")
+        batch_op.drop_index("ix_catalog_search_docs_provider_department_id_id")
+        batch_op.drop_index("ix_catalog_search_docs_is_certificate_id")
+        batch_op.drop_index("ix_catalog_search_docs_classification_id")
 
     op.drop_table("catalog_search_docs")
     with op.batch_alter_table("catalog_dataset_rows", schema=None) as batch_op:
