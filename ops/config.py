@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     bootstrap_admin_client_id: str = ""
     bootstrap_admin_secret: SecretStr = SecretStr("")
 
+    # 电子证照异议处理: working days the issuer has to correct or dismiss an objection.
+    certificate_objection_working_days: int = Field(default=5, ge=1, le=60)
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     run_scheduler: bool = True
 

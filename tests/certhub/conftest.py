@@ -1,0 +1,159 @@
+"""Certhub fixtures: the example catalogue, an issuing department with a seal, holders and windows."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.conftest import Actor, Hub
+from tests.factories import citizen_id, uscc
+
+ID_CARD = "11100000000019713D001"  # 居民身份证
+DRIVING = "11100000000019713D003"  # 机动车驾驶证
+LICENCE = "11100000MB0143028R001"  # 营业执照
+
+
+def _install_seal_double() -> None:
+    """Until the seal service is merged: an in-memory Ed25519 seal per department (tests only)."""
+    try:
+        importlib.import_module("seal.service")
+        return
+    except ModuleNotFoundError:
+        pass
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from certhub.sdjwt import b64u, verify_builtin
+
+    keys: dict[str, tuple[str, Ed25519PrivateKey, str]] = {}
+    module = types.ModuleType("seal.service")
+
+    @dataclass
+    class Signer:
+        kid: str
+        key: Ed25519PrivateKey
+        alg: str = "EdDSA"
+        seal_id: str = "test"
+
+        def sign(self, data: bytes) -> bytes:
+            return self.key.sign(data)
+
+    def department_signer(db: Any, *, department_id: str, vault: Any, seal_type: str | None = None) -> Signer:
+        from ops.identity.models import Department
+
+        if department_id not in keys:
+            department = db.get(Department, department_id)
+            keys[department_id] = (f"seal-{department_id[:8]}", Ed25519PrivateKey.generate(), department.code)
+        kid, key, _ = keys[department_id]
+        return Signer(kid, key)
+
+    def department_jwks(db: Any, *, department_id: str | None = None) -> dict[str, Any]:
+        from cryptography.hazmat.primitives import serialization
+
+        out = []
+        for kid, key, code in keys.values():
+            raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+            out.append(
+                {
+                    "kty": "OKP",
+                    "crv": "Ed25519",
+                    "x": b64u(raw),
+                    "kid": kid,
+                    "alg": "EdDSA",
+                    "dept_code": code,
+                    "status": "active",
+                }
+            )
+        return {"keys": out}
+
+    def seal_pdf(db: Any, *, pdf: bytes, **_: Any) -> bytes:
+        return pdf
+
+    module.department_signer = department_signer  # type: ignore[attr-defined]
+    module.department_jwks = department_jwks  # type: ignore[attr-defined]
+    module.verify_jose_signature = verify_builtin  # type: ignore[attr-defined]
+    module.seal_pdf = seal_pdf  # type: ignore[attr-defined]
+    sys.modules["seal.service"] = module
+
+
+_install_seal_double()
+
+
+@dataclass
+class World:
+    """A hub with the example catalogue, a 公安 bureau that issues ID cards and driving licences, a window."""
+
+    hub: Hub
+    client: TestClient
+    issuer: Actor
+    window: Actor
+    other_window: Actor
+
+    def issue(
+        self, holder: str | None = None, *, type_code: str = ID_CARD, face: dict[str, Any] | None = None, **extra: Any
+    ) -> dict[str, Any]:
+        holder = holder or citizen_id()
+        body = {
+            "type_code": type_code,
+            "holder": {"code": holder, "kind": "person", "name": "张三"},
+            "face": face or id_face(holder),
+        }
+        body.update(extra)
+        body.setdefault("render_pdf", False)
+        response = self.client.post("/certhub/certificates", json=body, headers=self.issuer.headers)
+        assert response.status_code == 201, response.text
+        return dict(response.json())
+
+    def show(
+        self, holder: Actor, identifier: str, *, fields: list[str], audience: str | None = None, **extra: Any
+    ) -> dict[str, Any]:
+        assert self.window.department is not None
+        body = {"fields": fields, "audience": audience or self.window.department.code, **extra}
+        response = self.client.post(f"/certhub/me/certificates/{identifier}/presentations", json=body, headers=holder.headers)
+        assert response.status_code == 201, response.text
+        return dict(response.json())
+
+    def verify(self, token: str, *, window: Actor | None = None, nonce: str | None = None) -> dict[str, Any]:
+        response = self.client.post(
+            "/certhub/verifications", json={"token": token, "nonce": nonce}, headers=(window or self.window).headers
+        )
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+
+def id_face(holder: str, **changes: Any) -> dict[str, Any]:
+    face = {
+        "name": "张三",
+        "sex": "男",
+        "ethnicity": "汉",
+        "birth_date": f"{holder[6:10]}-{holder[10:12]}-{holder[12:14]}",
+        "address": "北京市东城区正义路1号",
+        "id_number": holder,
+        "authority": "北京市公安局东城分局",
+    }
+    face.update(changes)
+    return face
+
+
+@pytest.fixture()
+def world(hub: Hub, client: TestClient) -> World:
+    admin = hub.admin
+    assert client.post("/certhub/types/examples", headers=admin.headers).status_code == 200
+    bureau = hub.department("北京市公安局", code=uscc(region="110000"))
+    for code in (ID_CARD, DRIVING):
+        response = client.patch(f"/certhub/types/{code}", json={"issuer_codes": [bureau.code]}, headers=admin.headers)
+        assert response.status_code == 200, response.text
+    window_department = hub.department("北京市政务服务中心", code=uscc(region="110000"))
+    other_department = hub.department("天津市政务服务中心", code=uscc(region="120000"), region="120000")
+    return World(
+        hub=hub,
+        client=client,
+        issuer=hub.system(bureau, name="公安制证系统"),
+        window=hub.actor(window_department, "window", name="东城窗口"),
+        other_window=hub.actor(other_department, "window", name="天津窗口"),
+    )
