@@ -369,23 +369,19 @@ def verify(body: VerifyRequest, request: Request, db: DbSession, who: VerifierCa
 @router.post(
     "/fetch", response_model=CertificateRead, tags=["certhub verification"], summary="一证通办: fetch a holder's certificate"
 )
-def fetch(body: FetchRequest, request: Request, db: DbSession, who: VerifierCaller) -> Any:
+def fetch(body: FetchRequest, db: DbSession, who: VerifierCaller) -> Any:
     """With the holder's authorisation (or as the issuer) and a useCause (申请事由, ≤ 200 characters)."""
     try:
         certificate = service.fetch_for_department(
             db, who=who, holder_code=body.holder_code, type_code=body.type_code, use_cause=body.use_cause
         )
     except Forbidden as exc:
-        with request.app.state.sessionmaker() as log_db:
-            service.record_denied_fetch(
-                log_db,
-                who=who,
-                holder_code=body.holder_code,
-                type_code=body.type_code,
-                use_cause=body.use_cause,
-                reason=exc.detail,
-            )
-            log_db.commit()
+        # The refusal is recorded too: nothing else was written, so commit just the audit record.
+        db.rollback()
+        service.record_denied_fetch(
+            db, who=who, holder_code=body.holder_code, type_code=body.type_code, use_cause=body.use_cause, reason=exc.detail
+        )
+        db.commit()
         raise
     return CertificateRead.of(certificate)
 

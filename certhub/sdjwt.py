@@ -196,10 +196,19 @@ def select_disclosures(sd_jwt: str, names: list[str]) -> str:
     return "~".join([jwt, *chosen]) + "~"
 
 
-def present(sd_jwt: str, names: list[str], *, hub_signer: JoseSigner, audience: str, nonce: str, ttl_seconds: int) -> str:
+def present(
+    sd_jwt: str,
+    names: list[str],
+    *,
+    hub_signer: JoseSigner,
+    audience: str,
+    nonce: str,
+    ttl_seconds: int,
+    issued_at: int | None = None,
+) -> str:
     """A presentation of chosen fields bound to an audience and nonce, valid for `ttl_seconds`."""
     body = select_disclosures(sd_jwt, names)
-    now = int(datetime.now(UTC).timestamp())
+    now = issued_at if issued_at is not None else int(datetime.now(UTC).timestamp())
     kb = sign_jws(
         hub_signer,
         {

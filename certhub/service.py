@@ -1160,7 +1160,14 @@ def new_nonce(*, who: Principal) -> tuple[str, str]:
 
 
 def verify(
-    db: Session, *, who: Principal, settings: Settings, token: str, nonce: str | None, fetcher: Fetcher = fetch_url
+    db: Session,
+    *,
+    who: Principal,
+    settings: Settings,
+    token: str,
+    nonce: str | None,
+    fetcher: Fetcher = fetch_url,
+    now: datetime | None = None,
 ) -> sdjwt.Verdict:
     """证照验证: verify a presentation for the calling window; records the access and the nonce."""
     if who.department_code is None:
@@ -1174,6 +1181,7 @@ def verify(
         audience=who.department_code,
         nonce=nonce,
         max_age_seconds=PRESENTATION_MAX_AGE,
+        now=now,
     )
     if verdict.nonce and verdict.code in ("valid", "revoked", "suspended", "superseded"):
         if repository.nonce_used(db, verdict.nonce):
