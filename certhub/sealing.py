@@ -2,36 +2,31 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from ops.audit import Actor
 from ops.crypto import KeyVault
+from seal import service as seal_service
+from seal.keys import Signer
 
 
-def _seal() -> Any:
-    return importlib.import_module("seal.service")
-
-
-def department_signer(db: Session, *, department_id: str, vault: KeyVault) -> Any:
+def department_signer(db: Session, *, department_id: str, vault: KeyVault) -> Signer:
     """The signer of the department's active seal (Conflict with a clear message if it has none)."""
-    return _seal().department_signer(db, department_id=department_id, vault=vault)
+    return seal_service.department_signer(db, department_id=department_id, vault=vault)
 
 
 def verify_signature(*, alg: str, jwk: dict[str, Any], data: bytes, signature: bytes) -> bool:
     """Verify a signature made by a seal signer (EdDSA, ES256 or SM2)."""
-    return bool(_seal().verify_jose_signature(alg=alg, jwk=jwk, data=data, signature=signature))
+    return seal_service.verify_jose_signature(alg=alg, jwk=jwk, data=data, signature=signature)
 
 
 def department_jwks(db: Session) -> dict[str, Any]:
     """Public keys of every department's active and previously active seals."""
-    result: dict[str, Any] = _seal().department_jwks(db)
-    return result
+    return seal_service.department_jwks(db)
 
 
 def seal_pdf(db: Session, *, vault: KeyVault, department_id: str, pdf: bytes, purpose: str, actor: Actor) -> bytes:
     """PAdES-seal a PDF with the department's seal (visible stamp)."""
-    sealed: bytes = _seal().seal_pdf(db, vault=vault, department_id=department_id, pdf=pdf, purpose=purpose, actor=actor)
-    return sealed
+    return seal_service.seal_pdf(db, vault=vault, department_id=department_id, pdf=pdf, purpose=purpose, actor=actor)

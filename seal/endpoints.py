@@ -1,5 +1,241 @@
-"""HTTP API of the seal domain."""
+"""HTTP API of the seal domain: seal issuance and lifecycle, sealing, public verification and keys."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+import hashlib
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Header, Query, Request, Response, UploadFile
+
+from ops import audit
+from ops.auth import DepartmentOrAdmin, DepartmentStaff, PlatformAdmin
+from ops.crypto import KeyVault
+from ops.db import DbSession, etag
+from ops.errors import Invalid, PayloadTooLarge
+from ops.pagination import Page
+from seal import repository, service
+from seal.config import get_seal_settings
+from seal.schemas import (
+    DetachedSignRequest,
+    DetachedVerifyRequest,
+    PdfVerificationReport,
+    SealCreate,
+    SealRead,
+    SealUseRead,
+    StatusChange,
+    VerificationReport,
+)
+
+router = APIRouter(tags=["seals"])
+
+PUBLIC_VERIFIER = audit.SystemActor(subject="public-verifier", primary_role="public")
+
+
+def _vault(request: Request) -> KeyVault:
+    vault: KeyVault = request.app.state.vault
+    return vault
+
+
+def _read_upload(upload: UploadFile, *, limit: int, what: str) -> bytes:
+    data = upload.file.read(limit + 1)
+    if len(data) > limit:
+        raise PayloadTooLarge(f"the {what} is larger than {limit} bytes")
+    if not data:
+        raise Invalid(f"the {what} is empty", errors=[{"field": "file", "message": "empty"}])
+    return data
+
+
+@router.post("/seals", status_code=201, response_model=SealRead, summary="Make and issue a seal for a department (制发)")
+def issue_seal(body: SealCreate, request: Request, response: Response, db: DbSession, who: PlatformAdmin) -> Any:
+    """Create a seal: its key (kept encrypted in the hub), certificate, picture and signed seal structure."""
+    seal = service.issue_seal(db, who=who, vault=_vault(request), data=body)
+    response.headers["ETag"] = etag(seal.version)
+    response.headers["Location"] = f"/seals/{seal.id}"
+    return seal
+
+
+@router.get("/seals", response_model=Page[SealRead], summary="List seals (a department sees its own)")
+def list_seals(
+    db: DbSession,
+    who: DepartmentOrAdmin,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    department_id: str | None = None,
+    status: str | None = None,
+) -> Any:
+    """The seals the caller may see, newest first."""
+    items, next_cursor = repository.list_seals(db, who, cursor=cursor, limit=limit, department_id=department_id, status=status)
+    return Page[SealRead](items=[SealRead.model_validate(s) for s in items], next_cursor=next_cursor)
+
+
+@router.get("/seals/{seal_id}", response_model=SealRead, summary="Read a seal")
+def read_seal(seal_id: str, response: Response, db: DbSession, who: DepartmentOrAdmin) -> Any:
+    """One seal (404 for another department's)."""
+    seal = service.get_seal(db, who=who, seal_id=seal_id)
+    response.headers["ETag"] = etag(seal.version)
+    return seal
+
+
+@router.get("/seals/{seal_id}/structure", summary="The signed GB/T 38540 seal structure (SES_Seal, JSON encoding)")
+def seal_structure(seal_id: str, db: DbSession, who: DepartmentOrAdmin) -> Any:
+    """The seal as signed by the seal maker."""
+    return service.get_seal(db, who=who, seal_id=seal_id).structure
+
+
+@router.get("/seals/{seal_id}/picture", summary="The seal's picture (PNG or SVG)")
+def seal_picture(seal_id: str, db: DbSession, who: DepartmentOrAdmin) -> Response:
+    """The picture file, with its type."""
+    seal = service.get_seal(db, who=who, seal_id=seal_id)
+    media = "image/png" if seal.picture_type == "png" else "image/svg+xml"
+    return Response(
+        seal.picture, media_type=media, headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"}
+    )
+
+
+@router.get("/seals/{seal_id}/uses", response_model=Page[SealUseRead], summary="Every use of a seal (用印记录)")
+def seal_uses(
+    seal_id: str,
+    db: DbSession,
+    who: DepartmentOrAdmin,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> Any:
+    """Who used the seal, when, on which document hash, and why."""
+    seal = service.get_seal(db, who=who, seal_id=seal_id)
+    items, next_cursor = repository.list_uses(db, seal_id=seal.id, cursor=cursor, limit=limit)
+    audit.record(db, actor=who, action="seal.uses.read", object_type="seal", object_id=seal.id)
+    return Page[SealUseRead](items=[SealUseRead.model_validate(u) for u in items], next_cursor=next_cursor)
+
+
+def _status_endpoint(action: str, summary: str) -> None:
+    @router.post(f"/seals/{{seal_id}}/{action}", response_model=SealRead, summary=summary, name=f"{action}_seal")
+    def change(
+        seal_id: str,
+        body: StatusChange,
+        response: Response,
+        db: DbSession,
+        who: PlatformAdmin,
+        if_match: Annotated[str | None, Header()] = None,
+    ) -> Any:
+        seal = service.change_status(db, who=who, seal_id=seal_id, action=action, reason=body.reason, if_match=if_match)
+        response.headers["ETag"] = etag(seal.version)
+        return seal
+
+    change.__doc__ = summary
+
+
+_status_endpoint("suspend", "Suspend a seal (it cannot be used until resumed)")
+_status_endpoint("resume", "Resume a suspended seal")
+_status_endpoint("revoke", "Revoke a seal for good, with the reason")
+
+
+@router.post("/seal/sign", summary="Seal bytes or a JSON document with a detached GB/T 38540 seal signature (用印)")
+def sign_detached(body: DetachedSignRequest, request: Request, db: DbSession, who: DepartmentStaff) -> Any:
+    """Return the SES_Signature (JSON encoding, see docs/seal.md); the use is recorded."""
+    data = service.document_bytes(
+        data_base64=body.data_base64, document=body.document, max_bytes=get_seal_settings().max_data_bytes
+    )
+    content_type = "application/json" if body.document is not None else body.content_type
+    return service.sign_detached(
+        db,
+        vault=_vault(request),
+        department_id=who.require_department(),
+        data=data,
+        purpose=body.purpose,
+        actor=who,
+        content_type=content_type,
+        seal_id=body.seal_id,
+        seal_type=body.seal_type,
+    )
+
+
+@router.post(
+    "/seal/pdf",
+    summary="Seal a PDF with a visible PAdES seal (用印)",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}}},
+)
+def seal_pdf(
+    request: Request,
+    db: DbSession,
+    who: DepartmentStaff,
+    file: Annotated[UploadFile, File(description="the PDF to seal")],
+    purpose: Annotated[str, Form(min_length=2, max_length=500)],
+    seal_id: Annotated[str | None, Form()] = None,
+    page: Annotated[int, Form(ge=0, le=100000)] = 0,
+    box: Annotated[str | None, Form(description="x1,y1,x2,y2 in PDF points; default: bottom right")] = None,
+) -> Response:
+    """Return the sealed PDF; the use is recorded with the sealed document's hash."""
+    data = _read_upload(file, limit=get_seal_settings().max_pdf_bytes, what="PDF")
+    sealed = service.seal_pdf(
+        db,
+        vault=_vault(request),
+        department_id=who.require_department(),
+        pdf=data,
+        purpose=purpose,
+        seal_id=seal_id,
+        page=page,
+        box=_parse_box(box),
+        actor=who,
+    )
+    return Response(sealed, media_type="application/pdf", headers={"Content-Disposition": 'attachment; filename="sealed.pdf"'})
+
+
+def _parse_box(box: str | None) -> tuple[float, float, float, float] | None:
+    if box is None or not box.strip():
+        return None
+    try:
+        values = [float(part) for part in box.split(",")]
+    except ValueError as exc:
+        raise Invalid("box must be four numbers x1,y1,x2,y2", errors=[{"field": "box", "message": "not numbers"}]) from exc
+    if len(values) != 4:
+        raise Invalid("box must be four numbers x1,y1,x2,y2", errors=[{"field": "box", "message": "not four numbers"}])
+    return values[0], values[1], values[2], values[3]
+
+
+@router.post("/seal/verify/pdf", response_model=PdfVerificationReport, summary="Verify a sealed PDF (public, 核验)")
+def verify_pdf(db: DbSession, file: Annotated[UploadFile, File(description="the sealed PDF")]) -> Any:
+    """Anyone may verify: integrity, signature, signer and seal, chain, seal status, time stamp, verdict."""
+    data = _read_upload(file, limit=get_seal_settings().max_pdf_bytes, what="PDF")
+    report = service.verify_pdf(db, pdf_bytes=data)
+    service.record_verification(
+        db, who=PUBLIC_VERIFIER, kind="pdf", verdict=report.verdict, document_hash=hashlib.sha256(data).hexdigest()
+    )
+    return report
+
+
+@router.post(
+    "/seal/verify/signature",
+    response_model=VerificationReport,
+    summary="Verify data against its detached seal signature (public, 核验)",
+)
+def verify_signature(body: DetachedVerifyRequest, db: DbSession) -> Any:
+    """Anyone may verify a detached GB/T 38540 seal signature over bytes or a JSON document."""
+    data = service.document_bytes(
+        data_base64=body.data_base64, document=body.document, max_bytes=get_seal_settings().max_data_bytes
+    )
+    report = service.verify_detached(db, signature=body.signature, data=data)
+    service.record_verification(
+        db, who=PUBLIC_VERIFIER, kind="detached", verdict=report.verdict, document_hash=hashlib.sha256(data).hexdigest()
+    )
+    return report
+
+
+@router.get("/seal/jwks", summary="Public keys of the seals (JWK set), for verifying what they signed")
+def jwks(db: DbSession, department_code: str | None = None) -> Any:
+    """Every seal key with its kid, alg, department code and status (public)."""
+    department_id = None
+    if department_code:
+        from ops.identity import repository as identity_repository
+
+        department = identity_repository.department_by_code(db, department_code.upper())
+        if department is None:
+            return {"keys": []}
+        department_id = department.id
+    return service.department_jwks(db, department_id=department_id)
+
+
+@router.get("/seal/ca", summary="The hub's seal root and issuing CA certificates (public)")
+def ca_certificates(request: Request, db: DbSession) -> Any:
+    """What a verifier adds to its trust store to verify this hub's seals offline."""
+    return service.authority_certificates(db, vault=_vault(request))

@@ -1,1 +1,102 @@
-"""Tables of the seal domain."""
+"""Tables of the seal domain: the hub's certificate authority, seals, their history and every use."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Float, ForeignKey, Index, LargeBinary, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ops.db import Base, IdMixin, TimestampMixin, VersionedMixin, utcnow
+
+
+class SealStatus(StrEnum):
+    """Lifecycle of a seal (印章状态)."""
+
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    REVOKED = "revoked"
+    EXPIRED = "expired"
+
+
+class AuthorityKey(Base):
+    """A key of the hub's certificate authority: the platform root, the issuing CA, the seal maker (制章人)."""
+
+    __tablename__ = "seal_authority_keys"
+    __table_args__ = (Index("ix_seal_authority_keys_role_active", "role", "retired_at"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))  # root | issuing | maker
+    alg: Mapped[str] = mapped_column(String(16))
+    certificate_pem: Mapped[str] = mapped_column(Text)
+    private_key: Mapped[dict[str, Any]] = mapped_column(JSON)  # WrappedSecret.as_dict()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    retired_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Seal(IdMixin, TimestampMixin, VersionedMixin, Base):
+    """An electronic seal (电子印章) of a department: its key, certificate, picture and signed structure."""
+
+    __tablename__ = "seals"
+    __table_args__ = (Index("ix_seals_department_status", "department_id", "status"),)
+
+    code: Mapped[str] = mapped_column(String(64), unique=True)  # esID of the seal structure
+    department_id: Mapped[str] = mapped_column(ForeignKey("departments.id"))
+    department_code: Mapped[str] = mapped_column(String(18))
+    department_name: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(200))
+    seal_type: Mapped[str] = mapped_column(String(32))
+    alg: Mapped[str] = mapped_column(String(16))
+    kid: Mapped[str] = mapped_column(String(64), unique=True)
+    public_jwk: Mapped[dict[str, Any]] = mapped_column(JSON)
+    private_key: Mapped[dict[str, Any]] = mapped_column(JSON)  # WrappedSecret.as_dict(); never leaves the hub
+    certificate_pem: Mapped[str] = mapped_column(Text)
+    certificate_serial: Mapped[str] = mapped_column(String(64), unique=True)
+    picture_type: Mapped[str] = mapped_column(String(8))
+    picture: Mapped[bytes] = mapped_column(LargeBinary)
+    picture_width_mm: Mapped[float] = mapped_column(Float)
+    picture_height_mm: Mapped[float] = mapped_column(Float)
+    valid_from: Mapped[datetime]
+    valid_to: Mapped[datetime]
+    structure: Mapped[dict[str, Any]] = mapped_column(JSON)  # the signed SES_Seal (documented JSON encoding)
+    status: Mapped[str] = mapped_column(String(16), default=SealStatus.ACTIVE.value)
+    status_reason: Mapped[str | None] = mapped_column(String(500))
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_by: Mapped[str] = mapped_column(String(128))
+
+
+class SealEvent(IdMixin, Base):
+    """One change of a seal's status: answers "was the seal usable at that instant?"."""
+
+    __tablename__ = "seal_events"
+    __table_args__ = (Index("ix_seal_events_seal_at", "seal_id", "at"),)
+
+    seal_id: Mapped[str] = mapped_column(ForeignKey("seals.id"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    status: Mapped[str] = mapped_column(String(16))  # the status from this instant
+    reason: Mapped[str | None] = mapped_column(String(500))
+    actor: Mapped[str] = mapped_column(String(128))
+
+
+class SealUse(IdMixin, Base):
+    """One use of a seal (用印): who, which seal, the document's hash, and the purpose."""
+
+    __tablename__ = "seal_uses"
+    __table_args__ = (
+        Index("ix_seal_uses_seal_at", "seal_id", "at"),
+        Index("ix_seal_uses_document_hash", "document_hash"),
+        Index("ix_seal_uses_signature_hash", "signature_hash"),
+    )
+
+    seal_id: Mapped[str] = mapped_column(ForeignKey("seals.id"))
+    department_id: Mapped[str] = mapped_column(String(36), index=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(16))  # pdf | data | jose
+    document_hash: Mapped[str] = mapped_column(String(128))  # hex
+    hash_alg: Mapped[str] = mapped_column(String(16))
+    # SHA-256 of the signature value: the hub's own proof that the signature existed at `at`.
+    signature_hash: Mapped[str] = mapped_column(String(64))
+    purpose: Mapped[str] = mapped_column(String(500))

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
-import types
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,75 +10,11 @@ from fastapi.testclient import TestClient
 
 from tests.conftest import Actor, Hub
 from tests.factories import citizen_id, uscc
+from tests.seal.helpers import make_seal
 
 ID_CARD = "11100000000019713D001"  # 居民身份证
 DRIVING = "11100000000019713D003"  # 机动车驾驶证
 LICENCE = "11100000MB0143028R001"  # 营业执照
-
-
-def _install_seal_double() -> None:
-    """Until the seal service is merged: an in-memory Ed25519 seal per department (tests only)."""
-    try:
-        importlib.import_module("seal.service")
-        return
-    except ModuleNotFoundError:
-        pass
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    from certhub.sdjwt import b64u, verify_builtin
-
-    keys: dict[str, tuple[str, Ed25519PrivateKey, str]] = {}
-    module = types.ModuleType("seal.service")
-
-    @dataclass
-    class Signer:
-        kid: str
-        key: Ed25519PrivateKey
-        alg: str = "EdDSA"
-        seal_id: str = "test"
-
-        def sign(self, data: bytes) -> bytes:
-            return self.key.sign(data)
-
-    def department_signer(db: Any, *, department_id: str, vault: Any, seal_type: str | None = None) -> Signer:
-        from ops.identity.models import Department
-
-        if department_id not in keys:
-            department = db.get(Department, department_id)
-            keys[department_id] = (f"seal-{department_id[:8]}", Ed25519PrivateKey.generate(), department.code)
-        kid, key, _ = keys[department_id]
-        return Signer(kid, key)
-
-    def department_jwks(db: Any, *, department_id: str | None = None) -> dict[str, Any]:
-        from cryptography.hazmat.primitives import serialization
-
-        out = []
-        for kid, key, code in keys.values():
-            raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-            out.append(
-                {
-                    "kty": "OKP",
-                    "crv": "Ed25519",
-                    "x": b64u(raw),
-                    "kid": kid,
-                    "alg": "EdDSA",
-                    "dept_code": code,
-                    "status": "active",
-                }
-            )
-        return {"keys": out}
-
-    def seal_pdf(db: Any, *, pdf: bytes, **_: Any) -> bytes:
-        return pdf
-
-    module.department_signer = department_signer  # type: ignore[attr-defined]
-    module.department_jwks = department_jwks  # type: ignore[attr-defined]
-    module.verify_jose_signature = verify_builtin  # type: ignore[attr-defined]
-    module.seal_pdf = seal_pdf  # type: ignore[attr-defined]
-    sys.modules["seal.service"] = module
-
-
-_install_seal_double()
 
 
 @dataclass
@@ -141,10 +74,13 @@ def id_face(holder: str, **changes: Any) -> dict[str, Any]:
 
 
 @pytest.fixture()
-def world(hub: Hub, client: TestClient) -> World:
+def world(hub: Hub, client: TestClient, request: pytest.FixtureRequest) -> World:
     admin = hub.admin
     assert client.post("/certhub/types/examples", headers=admin.headers).status_code == 200
     bureau = hub.department("北京市公安局", code=uscc(region="110000"))
+    with hub.factory() as db:
+        make_seal(db, hub.app.state.vault, bureau.id, algorithm=request.param if hasattr(request, "param") else "ES256")
+        db.commit()
     for code in (ID_CARD, DRIVING):
         response = client.patch(f"/certhub/types/{code}", json={"issuer_codes": [bureau.code]}, headers=admin.headers)
         assert response.status_code == 200, response.text

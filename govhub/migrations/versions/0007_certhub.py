@@ -1,7 +1,7 @@
 """certhub: certificate types, certificates, status, use, objections, trust list
 
 Revision ID: 0007_certhub
-Revises: 0005_workdays
+Revises: 0003_seal, 0005_workdays
 Create Date: 2026-11-24 07:17:23.955625
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007_certhub"
-down_revision: str | Sequence[str] | None = "0005_workdays"
+down_revision: str | Sequence[str] | None = ("0003_seal", "0005_workdays")
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,205 @@
+"""Seal keys: generation, the one signer interface, and verification for Ed25519, ECDSA P-256 and SM2.
+
+Ed25519 and P-256 come from `cryptography`; SM2 (with SM3 and the signer's Z value computed with the
+default user ID "1234567812345678", GB/T 32918 / GM/T 0009) comes from `tongsuopy`, since `cryptography`
+has no SM2. Signatures use the JOSE encoding for every algorithm: Ed25519 64 bytes, ES256 and SM2 raw
+r||s (2 x 32 bytes, big-endian).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
+from tongsuopy.crypto import hashes as sm_hashes
+from tongsuopy.crypto import serialization as sm_serialization
+from tongsuopy.crypto.asymciphers import ec as sm_ec
+from tongsuopy.crypto.exceptions import InvalidSignature as SmInvalidSignature
+
+EDDSA, ES256, SM2 = "EdDSA", "ES256", "SM2"
+ALGORITHMS = (EDDSA, ES256, SM2)
+
+# Names used in the seal structures and certificates (OIDs of the signature algorithms).
+SIGNATURE_OID = {EDDSA: "1.3.101.112", ES256: "1.2.840.10045.4.3.2", SM2: "1.2.156.10197.1.501"}
+HASH_NAME = {EDDSA: "SHA-256", ES256: "SHA-256", SM2: "SM3"}
+SM2_CURVE_OID = "1.2.156.10197.1.301"
+
+
+def b64u(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def unb64u(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def digest(alg: str, data: bytes) -> bytes:
+    """The hash the seal structures use for `alg` (SM3 for SM2, SHA-256 otherwise)."""
+    if alg == SM2:
+        h = hashes.Hash(hashes.SM3())
+        h.update(data)
+        return h.finalize()
+    return hashlib.sha256(data).digest()
+
+
+@runtime_checkable
+class Signer(Protocol):
+    """One interface for every algorithm, and for a future PKCS#11 HSM backend."""
+
+    alg: str  # JOSE name: "EdDSA", "ES256" or "SM2" (SM2 with SM3, a private JOSE name)
+    kid: str  # stable key id, published in the department's JWK set
+    seal_id: str
+
+    def sign(self, data: bytes) -> bytes: ...
+    def public_jwk(self) -> dict[str, Any]: ...
+    def certificate_chain_pem(self) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    """A freshly generated key: its private half as PKCS#8 PEM (to be wrapped at once) and public JWK."""
+
+    alg: str
+    private_pem: bytes
+    public_jwk: dict[str, Any]
+    spki_der: bytes
+
+
+def _ec_jwk(crv: str, x: int, y: int) -> dict[str, Any]:
+    return {"kty": "EC", "crv": crv, "x": b64u(x.to_bytes(32, "big")), "y": b64u(y.to_bytes(32, "big"))}
+
+
+def generate(alg: str) -> KeyPair:
+    """Generate a key pair for `alg`."""
+    pkcs8 = serialization.PrivateFormat.PKCS8
+    if alg == EDDSA:
+        ed = ed25519.Ed25519PrivateKey.generate()
+        pem = ed.private_bytes(serialization.Encoding.PEM, pkcs8, serialization.NoEncryption())
+        raw = ed.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        spki = ed.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        return KeyPair(alg, pem, {"kty": "OKP", "crv": "Ed25519", "x": b64u(raw)}, spki)
+    if alg == ES256:
+        p256 = ec.generate_private_key(ec.SECP256R1())
+        pem = p256.private_bytes(serialization.Encoding.PEM, pkcs8, serialization.NoEncryption())
+        numbers = p256.public_key().public_numbers()
+        spki = p256.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        return KeyPair(alg, pem, _ec_jwk("P-256", numbers.x, numbers.y), spki)
+    if alg == SM2:
+        sm = sm_ec.generate_private_key(sm_ec.SM2())
+        pem = sm.private_bytes(
+            sm_serialization.Encoding.PEM, sm_serialization.PrivateFormat.PKCS8, sm_serialization.NoEncryption()
+        )
+        point = sm.public_key().public_numbers()
+        spki = sm.public_key().public_bytes(sm_serialization.Encoding.DER, sm_serialization.PublicFormat.SubjectPublicKeyInfo)
+        return KeyPair(alg, pem, _ec_jwk("SM2", point.x, point.y), spki)
+    raise ValueError(f"unknown algorithm {alg!r}; use one of {', '.join(ALGORITHMS)}")
+
+
+def load_private(alg: str, pem: bytes) -> Any:
+    """Load a private key (PKCS#8 PEM) of `alg` into the library that implements it."""
+    if alg == SM2:
+        return sm_serialization.load_pem_private_key(pem, password=None)
+    return serialization.load_pem_private_key(pem, password=None)
+
+
+def sign_with(alg: str, private: Any, data: bytes) -> bytes:
+    """Sign `data`, returning the JOSE encoding of the signature."""
+    if alg == EDDSA:
+        return bytes(private.sign(data))
+    if alg == ES256:
+        r, s = decode_dss_signature(private.sign(data, ec.ECDSA(hashes.SHA256())))
+        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    if alg == SM2:
+        r, s = decode_dss_signature(bytes(private.sign(data, sm_ec.ECDSA(sm_hashes.SM3()))))
+        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    raise ValueError(f"unknown algorithm {alg!r}")
+
+
+def _coordinate(jwk: dict[str, Any], name: str) -> int:
+    value = jwk.get(name)
+    if not isinstance(value, str):
+        raise ValueError(f"the JWK has no {name!r}")
+    raw = unb64u(value)
+    if len(raw) != 32:
+        raise ValueError(f"the JWK's {name!r} is not 32 bytes")
+    return int.from_bytes(raw, "big")
+
+
+def public_from_jwk(alg: str, jwk: dict[str, Any]) -> Any:
+    """The public key object for a JWK of `alg` (ValueError if it does not fit the algorithm)."""
+    if alg == EDDSA:
+        if jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519":
+            raise ValueError("an EdDSA key must be an OKP JWK on Ed25519")
+        return ed25519.Ed25519PublicKey.from_public_bytes(unb64u(str(jwk.get("x", ""))))
+    if alg == ES256:
+        if jwk.get("kty") != "EC" or jwk.get("crv") != "P-256":
+            raise ValueError("an ES256 key must be an EC JWK on P-256")
+        return ec.EllipticCurvePublicNumbers(_coordinate(jwk, "x"), _coordinate(jwk, "y"), ec.SECP256R1()).public_key()
+    if alg == SM2:
+        if jwk.get("kty") != "EC" or jwk.get("crv") != "SM2":
+            raise ValueError("an SM2 key must be an EC JWK on the SM2 curve")
+        return sm_ec.EllipticCurvePublicNumbers(_coordinate(jwk, "x"), _coordinate(jwk, "y"), sm_ec.SM2()).public_key()
+    raise ValueError(f"unknown algorithm {alg!r}")
+
+
+def public_from_spki(alg: str, spki_der: bytes) -> Any:
+    """The public key object from a DER SubjectPublicKeyInfo (as found in a certificate)."""
+    if alg == SM2:
+        return sm_serialization.load_der_public_key(spki_der)
+    return serialization.load_der_public_key(spki_der)
+
+
+def verify_with(alg: str, public: Any, data: bytes, signature: bytes) -> bool:
+    """True when `signature` (JOSE encoding) is a valid signature of `data` by `public`."""
+    try:
+        if alg == EDDSA:
+            public.verify(signature, data)
+            return True
+        if len(signature) != 64:
+            return False
+        der = encode_dss_signature(int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big"))
+        if alg == ES256:
+            public.verify(der, data, ec.ECDSA(hashes.SHA256()))
+            return True
+        if alg == SM2:
+            public.verify(der, data, sm_ec.ECDSA(sm_hashes.SM3()))
+            return True
+    except (InvalidSignature, SmInvalidSignature, ValueError):
+        return False
+    return False
+
+
+def jwk_thumbprint(jwk: dict[str, Any]) -> str:
+    """RFC 7638 thumbprint of a public JWK (the stable key id)."""
+    import json
+
+    members = ("crv", "kty", "x") if jwk.get("kty") == "OKP" else ("crv", "kty", "x", "y")
+    canonical = json.dumps({k: jwk[k] for k in members}, separators=(",", ":"), sort_keys=True)
+    return b64u(hashlib.sha256(canonical.encode()).digest())
+
+
+@dataclass
+class SoftwareSigner:
+    """A signer whose private key is held (decrypted) in this hub process only."""
+
+    alg: str
+    kid: str
+    seal_id: str
+    _private: Any = field(repr=False)
+    _jwk: dict[str, Any]
+    _chain: list[str]
+
+    def sign(self, data: bytes) -> bytes:
+        return sign_with(self.alg, self._private, data)
+
+    def public_jwk(self) -> dict[str, Any]:
+        return dict(self._jwk)
+
+    def certificate_chain_pem(self) -> list[str]:
+        return list(self._chain)

@@ -1,0 +1,152 @@
+"""Request and response models of the seal domain."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+SEAL_TYPES = ("公章", "合同专用章", "财务专用章", "业务专用章", "发票专用章", "电子证照专用章")
+Algorithm = Literal["EdDSA", "ES256", "SM2"]
+
+
+class SealPicture(BaseModel):
+    """The seal's picture: PNG or SVG, base64, with its printed size in millimetres."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["png", "svg"]
+    data_base64: str = Field(min_length=1, description="the PNG or SVG file, base64")
+    width_mm: float = Field(ge=10, le=100, description="printed width, 10..100 mm (a 公章 is usually 40-42 mm)")
+    height_mm: float = Field(ge=10, le=100)
+
+
+class SealCreate(BaseModel):
+    """A seal to make (制发) for a department."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    department_id: str = Field(min_length=1, max_length=36)
+    name: str = Field(min_length=1, max_length=200, description="the text of the seal, e.g. 某某市市场监督管理局")
+    seal_type: str = Field(description="公章, 合同专用章, 财务专用章, 业务专用章, 发票专用章 or 电子证照专用章")
+    algorithm: Algorithm = "SM2"
+    picture: SealPicture
+    valid_from: datetime | None = Field(default=None, description="default: now")
+    valid_to: datetime
+
+    @field_validator("seal_type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        if value not in SEAL_TYPES:
+            raise ValueError(f"unknown seal type {value!r}; use one of {', '.join(SEAL_TYPES)}")
+        return value
+
+    @field_validator("valid_from", "valid_to")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("give a time zone (e.g. 2027-01-01T00:00:00+08:00)")
+        return value
+
+
+class SealRead(BaseModel):
+    """A seal as its department and the platform see it (never its private key)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    code: str
+    department_id: str
+    department_code: str
+    department_name: str
+    name: str
+    seal_type: str
+    alg: str
+    kid: str
+    public_jwk: dict[str, Any]
+    certificate_pem: str
+    picture_type: str
+    picture_width_mm: float
+    picture_height_mm: float
+    valid_from: datetime
+    valid_to: datetime
+    status: str
+    status_reason: str | None
+    revoked_at: datetime | None
+    created_at: datetime
+    created_by: str
+    version: int
+
+
+class StatusChange(BaseModel):
+    """Suspend, resume or revoke a seal, with the reason."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=2, max_length=500)
+
+
+class SealUseRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    seal_id: str
+    at: datetime
+    actor: str
+    kind: str
+    document_hash: str
+    hash_alg: str
+    purpose: str
+
+
+class DetachedSignRequest(BaseModel):
+    """Data to seal with a detached GB/T 38540 seal signature: bytes (base64) or a JSON document."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    purpose: str = Field(min_length=2, max_length=500, description="why the seal is used (用印事由)")
+    seal_id: str | None = None
+    seal_type: str | None = None
+    data_base64: str | None = Field(default=None, description="the bytes to seal, base64")
+    document: dict[str, Any] | list[Any] | None = Field(
+        default=None, description="a JSON document to seal; its canonical form (sorted keys, compact, UTF-8) is hashed"
+    )
+    content_type: str = Field(default="application/octet-stream", max_length=100)
+
+
+class DetachedVerifyRequest(BaseModel):
+    """Data plus its detached seal signature, to verify."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    signature: dict[str, Any]
+    data_base64: str | None = None
+    document: dict[str, Any] | list[Any] | None = None
+
+
+class Check(BaseModel):
+    status: Literal["passed", "failed", "indeterminate", "warning", "not_applicable"]
+    message: str
+
+
+class VerificationReport(BaseModel):
+    """What a verifier learns about one seal signature, ETSI-style (EU DSS simple report in spirit)."""
+
+    verdict: Literal["valid", "invalid", "indeterminate"]
+    indication: Literal["TOTAL_PASSED", "TOTAL_FAILED", "INDETERMINATE"]
+    sub_indication: str | None = None
+    reasons: list[str]
+    kind: Literal["pdf", "detached"]
+    checks: dict[str, Check]
+    signer: dict[str, Any] | None = None
+    seal: dict[str, Any] | None = None
+    signing_time: datetime | None = None
+    timestamp_time: datetime | None = None
+
+
+class PdfVerificationReport(BaseModel):
+    """A report per seal signature found in the PDF, and the verdict of the whole document."""
+
+    verdict: Literal["valid", "invalid", "indeterminate"]
+    signatures: list[VerificationReport]

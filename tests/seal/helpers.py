@@ -1,0 +1,82 @@
+"""Test data of the seal domain: pictures, a one-page PDF, and seals made through the service."""
+
+from __future__ import annotations
+
+import base64
+import io
+from datetime import timedelta
+from typing import Any
+
+from PIL import Image, ImageDraw
+from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils.writer import PageObject, PdfFileWriter
+from sqlalchemy.orm import Session
+
+from ops.cli import CLI_ADMIN
+from ops.crypto import KeyVault
+from ops.db import utcnow
+from seal import service
+from seal.models import Seal
+from seal.schemas import SealCreate
+
+
+def png_picture(size: int = 240) -> bytes:
+    """A red round seal picture, as a PNG."""
+    image = Image.new("RGBA", (size, size), (255, 255, 255, 0))
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((4, 4, size - 4, size - 4), outline=(220, 0, 0, 255), width=8)
+    draw.regular_polygon((size / 2, size / 2, size / 6), 5, fill=(220, 0, 0, 255))
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
+SVG_PICTURE = (
+    b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 100 100">'
+    b'<circle cx="50" cy="50" r="46" fill="none" stroke="#d00" stroke-width="4"/></svg>'
+)
+
+
+def one_page_pdf(text: str = "Notice of approval") -> bytes:
+    """A minimal A4 one-page PDF with a line of text."""
+    writer = PdfFileWriter()
+    font = generic.DictionaryObject(
+        {
+            generic.pdf_name("/Type"): generic.pdf_name("/Font"),
+            generic.pdf_name("/Subtype"): generic.pdf_name("/Type1"),
+            generic.pdf_name("/BaseFont"): generic.pdf_name("/Helvetica"),
+        }
+    )
+    resources = generic.DictionaryObject(
+        {generic.pdf_name("/Font"): generic.DictionaryObject({generic.pdf_name("/F1"): writer.add_object(font)})}
+    )
+    stream = generic.StreamObject(stream_data=f"BT /F1 18 Tf 72 760 Td ({text}) Tj ET".encode())
+    writer.insert_page(PageObject(contents=writer.add_object(stream), media_box=(0, 0, 595, 842), resources=resources))
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def seal_body(department_id: str, *, algorithm: str = "ES256", seal_type: str = "公章", **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "department_id": department_id,
+        "name": "测试市市场监督管理局",
+        "seal_type": seal_type,
+        "algorithm": algorithm,
+        "picture": {"type": "png", "data_base64": base64.b64encode(png_picture()).decode(), "width_mm": 42, "height_mm": 42},
+        "valid_to": (utcnow() + timedelta(days=365)).isoformat(),
+    }
+    body.update(overrides)
+    return body
+
+
+def make_seal(db: Session, vault: KeyVault, department_id: str, *, algorithm: str = "ES256", seal_type: str = "公章") -> Seal:
+    """Issue a seal directly through the service (as the platform administrator)."""
+    seal = service.issue_seal(
+        db,
+        who=CLI_ADMIN,
+        vault=vault,
+        data=SealCreate.model_validate(seal_body(department_id, algorithm=algorithm, seal_type=seal_type)),
+    )
+    db.flush()
+    return seal
