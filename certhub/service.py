@@ -1104,7 +1104,7 @@ class Verifier:
 
     db: Session
     settings: Settings
-    fetcher: Fetcher = fetch_url
+    fetcher: Fetcher
 
     def key(self, iss: str, kid: str) -> sdjwt.ResolvedKey | None:
         if iss == self.settings.public_url:
@@ -1166,14 +1166,14 @@ def verify(
     settings: Settings,
     token: str,
     nonce: str | None,
-    fetcher: Fetcher = fetch_url,
+    fetcher: Fetcher | None = None,
     now: datetime | None = None,
 ) -> sdjwt.Verdict:
     """证照验证: verify a presentation for the calling window; records the access and the nonce."""
     if who.department_code is None:
         raise Forbidden("a verifier must belong to a department")
     started = time.perf_counter()
-    verifier = Verifier(db, settings, fetcher)
+    verifier = Verifier(db, settings, fetcher or fetch_url)
     verdict = sdjwt.verify_presentation(
         token,
         resolve_key=verifier.key,
