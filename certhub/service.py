@@ -1604,8 +1604,11 @@ def bulk_issue(
             errors.append(BulkRowError(row=number, message=row))
         else:
             key = row.pop("idempotency_key", None)
+            from_csv = bool(row.pop("_csv", False))
             try:
                 data = IssueRequest.model_validate(row)
+                if from_csv:
+                    data.face = _typed_csv_face(db, data.type_code, data.face)
                 with db.begin_nested():
                     certificate, _ = issue(db, who=who, ctx=ctx, data=data, idempotency_key=str(key) if key else None)
                 issued.append(certificate.identifier)
@@ -1627,6 +1630,29 @@ def bulk_issue(
         detail={"failed": len(errors)},
     )
     return BulkReport(total=total, issued=len(issued), failed=len(errors), identifiers=issued, errors=errors)
+
+
+def _typed_csv_face(db: Session, type_code: str, face: dict[str, Any]) -> dict[str, Any]:
+    """CSV cells are text: turn those the type's schema wants as numbers or booleans into them."""
+    ctype = repository.type_by_code(db, type_code.strip().upper())
+    if ctype is None:
+        return face
+    properties = ctype.face_schema.get("properties", {})
+    typed = dict(face)
+    for name, value in face.items():
+        wanted = properties.get(name, {}).get("type")
+        if not isinstance(value, str):
+            continue
+        try:
+            if wanted == "integer":
+                typed[name] = int(value)
+            elif wanted == "number":
+                typed[name] = float(value)
+            elif wanted == "boolean" and value.lower() in ("true", "false", "是", "否"):
+                typed[name] = value.lower() in ("true", "是")
+        except ValueError:
+            pass  # left as text: the schema check names the field
+    return typed
 
 
 def parse_rows(
@@ -1672,6 +1698,7 @@ def parse_rows(
             },
             "face": face,
             "render_pdf": render_pdf,
+            "_csv": True,
         }
         for optional in ("number", "valid_from", "valid_until", "idempotency_key"):
             if record.get(optional):

@@ -116,3 +116,25 @@ def test_an_operator_loads_the_catalogue_and_bulk_issues_a_csv_with_a_progress_b
     assert errors[0]["row"] == 4 and errors[0]["errors"][0]["field"] == "face.sex"
     with pytest.raises(SystemExit, match="no department with code"):
         govhub("certhub", "bulk-issue", str(source), "--department", uscc(), "--type", ID_CARD)
+
+
+def test_a_csv_of_real_estate_certificates_gets_its_numbers_typed_by_the_schema(world: World) -> None:
+    estate = "11100000MB19678659001"  # 不动产权证书
+    assert world.issuer.department is not None
+    world.client.patch(
+        f"/certhub/types/{estate}", json={"issuer_codes": [world.issuer.department.code]}, headers=world.hub.admin.headers
+    )
+    owner = citizen_id()
+    header = "holder_code,holder_name,owner,co_ownership,location,unit_number,right_type,usage,area"
+    good = f"{owner},张三,张三,单独所有,北京市东城区某路1号,110101001001GB00001F00010001,国有建设用地使用权/房屋所有权,住宅,89.5"
+    bad = f"{owner},张三,张三,单独所有,北京市东城区某路2号,110101001001GB00001F00010002,国有建设用地使用权/房屋所有权,住宅,很大"
+    response = world.client.post(
+        f"/certhub/certificates/bulk?type_code={estate}",
+        content="\n".join([header, good, bad]).encode(),
+        headers={**world.issuer.headers, "Content-Type": "text/csv"},
+    )
+    report = response.json()
+    assert (report["issued"], report["failed"]) == (1, 1) and report["errors"][0]["row"] == 3
+    assert report["errors"][0]["errors"][0]["field"] == "face.area"
+    cert = world.client.get(f"/certhub/certificates/{report['identifiers'][0]}", headers=world.issuer.headers).json()
+    assert cert["face"]["area"] == 89.5
