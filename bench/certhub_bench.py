@@ -66,11 +66,25 @@ def _citizen(i: int) -> str:
 
 def _face(code: str) -> dict[str, Any]:
     born = f"{code[6:10]}-{code[10:12]}-{code[12:14]}"
-    return {"name": "张三", "sex": "男", "ethnicity": "汉", "birth_date": born, "address": "北京市东城区正义路1号", "id_number": code, "authority": "北京市公安局东城分局"}
+    return {
+        "name": "张三",
+        "sex": "男",
+        "ethnicity": "汉",
+        "birth_date": born,
+        "address": "北京市东城区正义路1号",
+        "id_number": code,
+        "authority": "北京市公安局东城分局",
+    }
 
 
 def _row(name: str, value: float, unit: str, baseline_name: str, baseline_value: float, target: str = "") -> dict[str, object]:
-    row: dict[str, object] = {"name": name, "value": round(value, 2), "unit": unit, "baseline_name": baseline_name, "baseline_value": round(baseline_value, 2)}
+    row: dict[str, object] = {
+        "name": name,
+        "value": round(value, 2),
+        "unit": unit,
+        "baseline_name": baseline_name,
+        "baseline_value": round(baseline_value, 2),
+    }
     if target:
         row["target"] = target
     return row
@@ -79,20 +93,36 @@ def _row(name: str, value: float, unit: str, baseline_name: str, baseline_value:
 class World:
     """A data directory with a migrated database, an issuing department with a seal, a window, the catalogue."""
 
-    def __init__(self, data_dir: Path, *, algorithm: str) -> None:
+    def __init__(self, data_dir: Path, *, algorithm: str, database_url: str) -> None:
         from govhub.database import prepare
         from seal import service as seals
         from seal.schemas import SealCreate
 
-        self.settings = Settings(data_dir=data_dir, master_key=MASTER_KEY, public_url="http://127.0.0.1", run_scheduler=False)  # type: ignore[arg-type]
+        self.settings = Settings(
+            data_dir=data_dir,
+            database_url=database_url,
+            master_key=MASTER_KEY,  # type: ignore[arg-type]
+            public_url="http://127.0.0.1",
+            run_scheduler=False,
+        )
         self.engine = make_engine(self.settings.effective_database_url)
         prepare(self.engine, self.settings)
         self.factory = make_sessionmaker(self.engine)
         self.vault = KeyVault.from_settings(self.settings)
         with self.factory() as db:
-            bureau = identity.create_department(db, who=CLI_ADMIN, data=DepartmentCreate(code=_uscc(), name="北京市公安局", level="province", region_code="110000"))  # type: ignore[arg-type]
-            window = identity.create_department(db, who=CLI_ADMIN, data=DepartmentCreate(code=_uscc(), name="北京市政务服务中心", level="province", region_code="110000"))  # type: ignore[arg-type]
-            picture = base64.b64encode((ROOT / "bench" / "seal.svg").read_bytes() if (ROOT / "bench" / "seal.svg").exists() else _svg()).decode()
+            bureau = identity.create_department(
+                db,
+                who=CLI_ADMIN,
+                data=DepartmentCreate(code=_uscc(), name="北京市公安局", level="province", region_code="110000"),
+            )  # type: ignore[arg-type]
+            window = identity.create_department(
+                db,
+                who=CLI_ADMIN,
+                data=DepartmentCreate(code=_uscc(), name="北京市政务服务中心", level="province", region_code="110000"),
+            )  # type: ignore[arg-type]
+            picture = base64.b64encode(
+                (ROOT / "bench" / "seal.svg").read_bytes() if (ROOT / "bench" / "seal.svg").exists() else _svg()
+            ).decode()
             seals.issue_seal(
                 db,
                 who=CLI_ADMIN,
@@ -109,14 +139,21 @@ class World:
                 ),
             )
             service.load_types(db, who=CLI_ADMIN, definitions=service.example_types(), issuer_codes={ID_CARD: [bureau.code]})
-            self.window_client = identity.create_client(db, who=CLI_ADMIN, data=ClientCreate(name="窗口", roles=["window"], department_id=window.id)).client  # type: ignore[list-item]
+            self.window_client = identity.create_client(
+                db, who=CLI_ADMIN, data=ClientCreate(name="窗口", roles=["window"], department_id=window.id)
+            ).client  # type: ignore[list-item]
             db.commit()
             self.bureau, self.window = bureau, window
-        self.issuer = Principal(subject="bench", roles=frozenset({Role.DEPARTMENT_SYSTEM}), department_id=bureau.id, department_code=bureau.code)
+        self.issuer = Principal(
+            subject="bench", roles=frozenset({Role.DEPARTMENT_SYSTEM}), department_id=bureau.id, department_code=bureau.code
+        )
 
 
 def _svg() -> bytes:
-    return b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 100 100"><circle cx="50" cy="50" r="46" fill="none" stroke="#d00" stroke-width="4"/></svg>'
+    return (
+        b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 100 100">'
+        b'<circle cx="50" cy="50" r="46" fill="none" stroke="#d00" stroke-width="4"/></svg>'
+    )
 
 
 # ---- bulk issuance -----------------------------------------------------------------------------
@@ -137,8 +174,21 @@ def raw_signing_rate(world: World, seconds: float) -> float:
 
 
 def bulk_rate(world: World, n: int, *, pdf: bool, offset: int) -> float:
-    ctx = service.IssueContext(vault=world.vault, settings=world.settings, storage=LocalStore(world.settings.data_dir / "objects"))
-    rows = ((i, {"type_code": ID_CARD, "holder": {"code": _citizen(offset + i), "kind": "person", "name": "张三"}, "face": _face(_citizen(offset + i)), "render_pdf": pdf}) for i in range(n))
+    ctx = service.IssueContext(
+        vault=world.vault, settings=world.settings, storage=LocalStore(world.settings.data_dir / "objects")
+    )
+    rows = (
+        (
+            i,
+            {
+                "type_code": ID_CARD,
+                "holder": {"code": _citizen(offset + i), "kind": "person", "name": "张三"},
+                "face": _face(_citizen(offset + i)),
+                "render_pdf": pdf,
+            },
+        )
+        for i in range(n)
+    )
     started = time.perf_counter()
     with world.factory() as db:
         report = service.bulk_issue(db, who=world.issuer, ctx=ctx, rows=rows)
@@ -160,11 +210,11 @@ def _free_port() -> int:
 class Hub:
     """The hub as its own process (uvicorn), stopped at the end."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, database_url: str) -> None:
         self.port = _free_port()
         env = {**os.environ, "GOVHUB_DATA_DIR": str(data_dir), "GOVHUB_MASTER_KEY": MASTER_KEY, "GOVHUB_RUN_SCHEDULER": "false",
-               "GOVHUB_PUBLIC_URL": "http://127.0.0.1", "GOVHUB_LOG_LEVEL": "WARNING"}  # fmt: skip
-        env.pop("GOVHUB_DATABASE_URL", None)
+               "GOVHUB_PUBLIC_URL": "http://127.0.0.1", "GOVHUB_LOG_LEVEL": "WARNING", "GOVHUB_DATABASE_URL": database_url,
+               "GOVHUB_DATABASE_POOL_SIZE": "40"}  # fmt: skip
         self.log = (data_dir / "hub.log").open("wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "govhub.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
@@ -173,7 +223,7 @@ class Hub:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1):  # noqa: S310
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1):
                     return
             except OSError:
                 time.sleep(0.2)
@@ -237,7 +287,19 @@ def verification_rows(world: World, *, seconds: float, connections: int) -> list
     ctx = service.IssueContext(vault=world.vault, settings=world.settings)
     with world.factory() as db:
         holder = _citizen(999_999)
-        certificate, _ = service.issue(db, who=world.issuer, ctx=ctx, data=IssueRequest.model_validate({"type_code": ID_CARD, "holder": {"code": holder, "kind": "person", "name": "张三"}, "face": _face(holder), "render_pdf": False}))
+        certificate, _ = service.issue(
+            db,
+            who=world.issuer,
+            ctx=ctx,
+            data=IssueRequest.model_validate(
+                {
+                    "type_code": ID_CARD,
+                    "holder": {"code": holder, "kind": "person", "name": "张三"},
+                    "face": _face(holder),
+                    "render_pdf": False,
+                }
+            ),
+        )
         hub_signer = service.hub_signer(db, vault=world.vault)
         db.commit()
         sd_jwt = certificate.sd_jwt
@@ -245,18 +307,26 @@ def verification_rows(world: World, *, seconds: float, connections: int) -> list
         subject=world.window_client.client_id, audience=world.settings.token_audience, issuer=world.settings.issuer, ttl=3600,
         roles=["window"], client_name="窗口", dept=world.window.id, dept_code=world.window.code,
     )  # fmt: skip
-    hub = Hub(world.settings.data_dir)
+    hub = Hub(world.settings.data_dir, world.settings.database_url)
     try:
-        trivial = [f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()] * 2_000_000
+        trivial = [b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"] * 2_000_000
         # Each holder wallet makes a fresh presentation (a fresh nonce): pre-made here, as many as can be used.
         budget = int(seconds * 3000) + 1000
         requests = []
         for _ in range(budget):
-            presentation = sdjwt.present(sd_jwt, ["CZZT", "name"], hub_signer=hub_signer, audience=world.window.code, nonce=secrets.token_urlsafe(12), ttl_seconds=300)
+            presentation = sdjwt.present(
+                sd_jwt,
+                ["CZZT", "name"],
+                hub_signer=hub_signer,
+                audience=world.window.code,
+                nonce=secrets.token_urlsafe(12),
+                ttl_seconds=300,
+            )
             body = json.dumps({"token": presentation}).encode()
             requests.append(
                 b"POST /certhub/verifications HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                + f"Authorization: Bearer {token}\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
+                + f"Authorization: Bearer {token}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+                + body
             )
         _measure(hub.port, requests[:200], connections=8, seconds=2)  # warm-up (key and status caches)
         base_rate, base_p50, base_p99, _ = _measure(hub.port, trivial, connections=connections, seconds=seconds)
@@ -268,33 +338,89 @@ def verification_rows(world: World, *, seconds: float, connections: int) -> list
         print("hub log (last lines):", *tail, sep="\n  ", file=sys.stderr)
         print(f"warning: {errors} verification request(s) did not return a valid verdict", file=sys.stderr)
     return [
-        _row(f"presentation verifications/s over HTTP ({connections} connections)", rate, "req/s", "GET /healthz req/s, same server", base_rate, ">= 50% of baseline"),
+        _row(
+            f"presentation verifications/s over HTTP ({connections} connections)",
+            rate,
+            "req/s",
+            "GET /healthz req/s, same server",
+            base_rate,
+            ">= 50% of baseline",
+        ),
         _row(f"verification p50 latency ({connections} connections)", p50, "ms", "GET /healthz p50 ms", base_p50),
         _row(f"verification p99 latency ({connections} connections)", p99, "ms", "GET /healthz p99 ms", base_p99, "<= 50 ms"),
     ]
+
+
+def _fresh_postgres(base_url: str) -> tuple[str, str]:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"certhub_bench_{secrets.token_hex(5)}"
+    admin = create_engine(make_url(base_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(base_url).set(database=name).render_as_string(hide_password=False), name
+
+
+def _drop_postgres(base_url: str, name: str) -> None:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    admin = create_engine(make_url(base_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, object]]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--full", action="store_true", help="the sizes the issue names (10,000 certificates)")
     parser.add_argument("--algorithm", default="ES256", choices=["ES256", "EdDSA", "SM2"], help="the seal's algorithm")
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("GOVHUB_BENCH_POSTGRES_URL", ""),
+        help="a PostgreSQL server URL: the benchmark creates and drops its own database there (default: SQLite)",
+    )
     args = parser.parse_args(argv)
     n = 10_000 if args.full else 1_000
     n_pdf = 1_000 if args.full else 100
     seconds = 15.0 if args.full else 6.0
     data_dir = Path(tempfile.mkdtemp(prefix="certhub-bench-"))
     rows: list[dict[str, object]] = []
+    database_url, pg_name = "", ""
+    if args.postgres:
+        database_url, pg_name = _fresh_postgres(args.postgres)
     try:
-        world = World(data_dir, algorithm=args.algorithm)
+        world = World(data_dir, algorithm=args.algorithm, database_url=database_url)
         rows += verification_rows(world, seconds=seconds, connections=64)
         raw = raw_signing_rate(world, 2.0)
         rate = bulk_rate(world, n, pdf=False, offset=0)
-        rows.append(_row(f"bulk issuance of {n} certificates, no PDF ({args.algorithm})", rate, "certs/s", f"raw {args.algorithm} signatures/s", raw, ">= 50% of baseline"))
+        rows.append(
+            _row(
+                f"bulk issuance of {n} certificates, no PDF ({args.algorithm})",
+                rate,
+                "certs/s",
+                f"raw {args.algorithm} signatures/s",
+                raw,
+                ">= 50% of baseline",
+            )
+        )
         rate_pdf = bulk_rate(world, n_pdf, pdf=True, offset=n)
-        rows.append(_row(f"bulk issuance of {n_pdf} certificates with sealed PDF ({args.algorithm})", rate_pdf, "certs/s", f"raw {args.algorithm} signatures/s", raw))
+        rows.append(
+            _row(
+                f"bulk issuance of {n_pdf} certificates with sealed PDF ({args.algorithm})",
+                rate_pdf,
+                "certs/s",
+                f"raw {args.algorithm} signatures/s",
+                raw,
+            )
+        )
         world.engine.dispose()
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
+        if pg_name:
+            _drop_postgres(args.postgres, pg_name)
     for row in rows:
         print(json.dumps(row, ensure_ascii=False))
     return rows

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Select, delete, false, insert, or_, select, update
 from sqlalchemy.orm import Session
@@ -22,6 +23,7 @@ from certhub.models import (
     UsedNonce,
 )
 from ops.auth import Principal, Role
+from ops.db import utcnow
 from ops.pagination import keyset, page_of
 
 # ---- types ---------------------------------------------------------------------------------
@@ -73,8 +75,9 @@ def certificate_by_identifier(db: Session, identifier: str) -> Certificate | Non
     return db.scalars(select(Certificate).where(Certificate.identifier == identifier)).first()
 
 
-def status_of(db: Session, identifier: str) -> tuple[str, str | None] | None:
-    row = db.execute(select(Certificate.status, Certificate.superseded_by).where(Certificate.identifier == identifier)).first()
+def status_of(db: Session, identifier: str) -> tuple[str, str] | None:
+    """(status, holder code) of a certificate, without loading it."""
+    row = db.execute(select(Certificate.status, Certificate.holder_code).where(Certificate.identifier == identifier)).first()
     return (row[0], row[1]) if row else None
 
 
@@ -159,8 +162,19 @@ def hub_keys(db: Session) -> list[HubKey]:
     return list(db.scalars(select(HubKey).order_by(HubKey.created_at)))
 
 
-def nonce_used(db: Session, nonce: str) -> bool:
-    return db.get(UsedNonce, nonce) is not None
+def claim_nonce(db: Session, *, nonce: str, audience: str, expires_at: datetime) -> bool:
+    """Record a nonce as used; False if it already was (one statement, safe under concurrency)."""
+    values = {"nonce": nonce, "audience": audience, "used_at": utcnow(), "expires_at": expires_at}
+    if db.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        statement: Any = pg_insert(UsedNonce).values(**values).on_conflict_do_nothing(index_elements=["nonce"])
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        statement = sqlite_insert(UsedNonce).values(**values).on_conflict_do_nothing(index_elements=["nonce"])
+    result = db.execute(statement)
+    return bool(getattr(result, "rowcount", 0))
 
 
 def purge_nonces(db: Session, before: datetime) -> int:

@@ -8,7 +8,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from datetime import time as dtime
 from importlib import resources
@@ -20,7 +20,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import SchemaError
 from pydantic import ValidationError
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from certhub import pdf as pdf_render
@@ -36,7 +35,6 @@ from certhub.models import (
     Objection,
     ObjectionStatus,
     TrustedHub,
-    UsedNonce,
 )
 from certhub.schemas import (
     AuthorisationCreate,
@@ -355,11 +353,56 @@ def _epoch(day: date, *, end: bool = False) -> int:
 
 @dataclass
 class IssueContext:
-    """What issuing needs besides the database: keys, storage, settings."""
+    """What issuing needs besides the database: keys, storage, settings.
+
+    With `bulk`, what does not change during one bulk run is looked up once (the department's signer,
+    the type, the department) and counters are reserved in blocks; a block is dropped whenever a row's
+    savepoint is rolled back, since the rollback returns its values to the counter.
+    """
 
     vault: KeyVault
     settings: Settings
     storage: ObjectStore | None = None
+    bulk: bool = False
+    _signers: dict[str, Any] = field(default_factory=dict)
+    _types: dict[str, CertificateType | None] = field(default_factory=dict)
+    _blocks: dict[str, list[int]] = field(default_factory=dict)
+    _departments: dict[str, Any] = field(default_factory=dict)
+
+    def signer(self, db: Session, department_id: str) -> Any:
+        if not self.bulk:
+            return sealing.department_signer(db, department_id=department_id, vault=self.vault)
+        if department_id not in self._signers:
+            self._signers[department_id] = sealing.department_signer(db, department_id=department_id, vault=self.vault)
+        return self._signers[department_id]
+
+    def type_by_code(self, db: Session, code: str) -> CertificateType | None:
+        if not self.bulk:
+            return repository.type_by_code(db, code)
+        if code not in self._types:
+            self._types[code] = repository.type_by_code(db, code)
+        return self._types[code]
+
+    def allocate(self, db: Session, name: str) -> int:
+        if not self.bulk:
+            return repository.allocate(db, name)
+        block = self._blocks.get(name)
+        if block is None or block[0] >= block[1]:
+            first = repository.allocate(db, name, 100)
+            block = self._blocks[name] = [first, first + 100]
+        value = block[0]
+        block[0] += 1
+        return value
+
+    def department(self, db: Session, who: Principal, department_id: str) -> Any:
+        if not self.bulk:
+            return identity.get_department(db, who=who, department_id=department_id)
+        if department_id not in self._departments:
+            self._departments[department_id] = identity.get_department(db, who=who, department_id=department_id)
+        return self._departments[department_id]
+
+    def forget_blocks(self) -> None:
+        self._blocks.clear()
 
 
 def request_hash(data: IssueRequest) -> str:
@@ -381,12 +424,12 @@ def issue(
                     errors=[{"field": "Idempotency-Key", "message": "reused with another body"}],
                 )
             return existing, False
-    ctype = repository.type_by_code(db, data.type_code.strip().upper())
+    ctype = ctx.type_by_code(db, data.type_code.strip().upper())
     if ctype is None or not ctype.active:
         raise Invalid(
             f"certificate type {data.type_code} is not in the catalogue", errors=[{"field": "type_code", "message": "unknown"}]
         )
-    department = identity.get_department(db, who=who, department_id=department_id)
+    department = ctx.department(db, who, department_id)
     if department.code not in ctype.issuer_codes:
         raise Forbidden(f"{department.name} ({department.code}) may not issue {ctype.name} ({ctype.code})")
     holder_code = data.holder.code.strip().upper()
@@ -403,7 +446,7 @@ def issue(
     validate_face(ctype, data.face)
     valid_from = data.valid_from or _today()
     valid_until = _validity(ctype, valid_from, data.valid_until)
-    serial = f"{repository.allocate(db, f'serial:{ctype.code}:{department.code}'):010d}"
+    serial = f"{ctx.allocate(db, f'serial:{ctype.code}:{department.code}'):010d}"
     certificate = _build(
         db,
         who=who,
@@ -422,10 +465,9 @@ def issue(
         valid_from=valid_from,
         valid_until=valid_until,
         render_pdf=data.render_pdf,
+        idempotency_key=idempotency_key,
+        request_hash=digest,
     )
-    certificate.idempotency_key = idempotency_key
-    certificate.request_hash = digest
-    db.flush()
     audit.record(
         db,
         actor=who,
@@ -459,9 +501,11 @@ def _build(
     valid_until: date | None,
     render_pdf: bool,
     previous_id: str | None = None,
+    idempotency_key: str | None = None,
+    request_hash: str | None = None,
 ) -> Certificate:
     identifier = make_identifier(type_code=ctype.code, issuer_code=issuer_code, serial=serial, version=version)
-    index = repository.allocate(db, "status-index")
+    index = ctx.allocate(db, "status-index")
     issued_at = utcnow()
     meta = {
         "ZZMC": ctype.name,
@@ -477,7 +521,7 @@ def _build(
         "ZZYXQQSRQ": valid_from.isoformat(),
         "ZZYXQJZRQ": valid_until.isoformat() if valid_until else "长期",
     }
-    signer = sealing.department_signer(db, department_id=department_id, vault=ctx.vault)
+    signer = ctx.signer(db, department_id)
     status_entries = statuslist.entries(base_url=status_base(ctx.settings), index=index)
     clear: dict[str, Any] = {
         "iss": ctx.settings.public_url,
@@ -519,6 +563,8 @@ def _build(
         kid=signer.kid,
         jws=jws,
         sd_jwt=sd_jwt,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
     )
     db.add(certificate)
     db.flush()
@@ -963,7 +1009,7 @@ def record_access(
     db: Session,
     *,
     who: Principal,
-    certificate: Certificate | None,
+    known: bool,
     holder_code: str,
     identifier: str,
     action: str,
@@ -973,7 +1019,7 @@ def record_access(
     outcome: str = "success",
 ) -> None:
     """One use of a certificate: in the holder's access list and the audit trail."""
-    if certificate is not None or outcome == "success":
+    if known or outcome == "success":
         db.add(
             Access(
                 holder_code=holder_code,
@@ -999,13 +1045,22 @@ def record_access(
     )
 
 
+_department_names: dict[str, tuple[float, str | None]] = {}
+
+
 def _department_name(db: Session, department_id: str | None) -> str | None:
+    """A department's name for the access list (cached a minute: names rarely change)."""
     if not department_id:
         return None
+    cached = _department_names.get(department_id)
+    if cached and time.monotonic() - cached[0] < 60:
+        return cached[1]
     from ops.identity import repository as departments
 
     department = departments.department_by_id(db, department_id)
-    return department.name if department else None
+    name = department.name if department else None
+    _department_names[department_id] = (time.monotonic(), name)
+    return name
 
 
 # ---- window verification -------------------------------------------------------------------------
@@ -1105,6 +1160,7 @@ class Verifier:
     db: Session
     settings: Settings
     fetcher: Fetcher
+    local_holder: str | None = None
 
     def key(self, iss: str, kid: str) -> sdjwt.ResolvedKey | None:
         if iss == self.settings.public_url:
@@ -1125,6 +1181,7 @@ class Verifier:
             found = repository.status_of(self.db, identifier)
             if found is None:
                 raise sdjwt.Rejected("unknown_certificate", f"certificate {identifier} is not in this hub's library")
+            self.local_holder = found[1]
             return found[0]
         hub = repository.trusted_hub_by_issuer(self.db, iss)
         assert hub is not None
@@ -1184,36 +1241,20 @@ def verify(
         now=now,
     )
     if verdict.nonce and verdict.code in ("valid", "revoked", "suspended", "superseded"):
-        if repository.nonce_used(db, verdict.nonce):
+        expires_at = utcnow() + timedelta(seconds=PRESENTATION_MAX_AGE + 60)
+        if not repository.claim_nonce(db, nonce=verdict.nonce, audience=who.department_code, expires_at=expires_at):
             verdict = sdjwt.Verdict(
                 valid=False,
                 code="replayed",
                 message="this presentation was already used (its nonce was seen before); ask the holder to show it again",
             )
-        else:
-            try:
-                with db.begin_nested():
-                    db.add(
-                        UsedNonce(
-                            nonce=verdict.nonce,
-                            audience=who.department_code,
-                            expires_at=utcnow() + timedelta(seconds=PRESENTATION_MAX_AGE + 60),
-                        )
-                    )
-            except IntegrityError:
-                verdict = sdjwt.Verdict(
-                    valid=False, code="replayed", message="this presentation was already used (its nonce was seen before)"
-                )
-    holder = verdict.holder_code or ""
-    local = verdict.issuer_hub == settings.public_url and verdict.identifier
-    certificate = repository.certificate_by_identifier(db, verdict.identifier) if local and verdict.identifier else None
-    if certificate is not None:
-        holder = certificate.holder_code
+    holder = verifier.local_holder or verdict.holder_code or ""
+    known = verifier.local_holder is not None
     if verdict.identifier and holder:
         record_access(
             db,
             who=who,
-            certificate=certificate,
+            known=known,
             holder_code=holder,
             identifier=verdict.identifier,
             action="verify",
@@ -1270,7 +1311,7 @@ def fetch_for_department(db: Session, *, who: Principal, holder_code: str, type_
     record_access(
         db,
         who=who,
-        certificate=certificate,
+        known=True,
         holder_code=holder,
         identifier=certificate.identifier,
         action="fetch",
@@ -1322,7 +1363,7 @@ def pdf_copy(db: Session, *, who: Principal, storage: ObjectStore, identifier: s
     record_access(
         db,
         who=who,
-        certificate=certificate,
+        known=True,
         holder_code=certificate.holder_code,
         identifier=identifier,
         action="download",
@@ -1595,6 +1636,7 @@ def bulk_issue(
 
     `rows` yields (row number, parsed row or a message why the row could not be read).
     """
+    ctx = replace(ctx, bulk=True)
     issued: list[str] = []
     errors: list[BulkRowError] = []
     total = 0
@@ -1613,11 +1655,13 @@ def bulk_issue(
                     certificate, _ = issue(db, who=who, ctx=ctx, data=data, idempotency_key=str(key) if key else None)
                 issued.append(certificate.identifier)
             except ValidationError as exc:
+                ctx.forget_blocks()
                 errs = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
                 errors.append(
                     BulkRowError(row=number, message="; ".join(f"{e['field']}: {e['message']}" for e in errs[:5]), errors=errs)
                 )
             except HubError as exc:
+                ctx.forget_blocks()
                 errors.append(BulkRowError(row=number, message=exc.detail, errors=exc.errors))
         if progress:
             progress(total, len(issued))

@@ -26,6 +26,7 @@ class World:
     issuer: Actor
     window: Actor
     other_window: Actor
+    algorithm: str = "ES256"
 
     def issue(
         self, holder: str | None = None, *, type_code: str = ID_CARD, face: dict[str, Any] | None = None, **extra: Any
@@ -78,8 +79,9 @@ def world(hub: Hub, client: TestClient, request: pytest.FixtureRequest) -> World
     admin = hub.admin
     assert client.post("/certhub/types/examples", headers=admin.headers).status_code == 200
     bureau = hub.department("北京市公安局", code=uscc(region="110000"))
+    algorithm = getattr(request, "param", "ES256")
     with hub.factory() as db:
-        make_seal(db, hub.app.state.vault, bureau.id, algorithm=request.param if hasattr(request, "param") else "ES256")
+        make_seal(db, hub.app.state.vault, bureau.id, algorithm=algorithm)
         db.commit()
     for code in (ID_CARD, DRIVING):
         response = client.patch(f"/certhub/types/{code}", json={"issuer_codes": [bureau.code]}, headers=admin.headers)
@@ -92,4 +94,5 @@ def world(hub: Hub, client: TestClient, request: pytest.FixtureRequest) -> World
         issuer=hub.system(bureau, name="公安制证系统"),
         window=hub.actor(window_department, "window", name="东城窗口"),
         other_window=hub.actor(other_department, "window", name="天津窗口"),
+        algorithm=algorithm,
     )

@@ -150,3 +150,19 @@ def test_every_verification_is_in_the_holders_access_list(shown: tuple[World, di
     accesses = world.client.get("/certhub/me/accesses", headers=holder.headers).json()["items"]
     assert accesses[0]["action"] == "verify" and accesses[0]["accessor_department_name"] == "北京市政务服务中心"
     assert accesses[0]["fields"] == ["CZZT", "address", "name"]
+
+
+@pytest.mark.parametrize("world", ["SM2", "EdDSA"], indirect=True)
+def test_certificates_sealed_with_sm2_or_ed25519_keys_verify_too(world: World) -> None:
+    holder_code = citizen_id()
+    cert = world.issue(holder_code)
+    assert sdjwt.parse_jws(str(cert["jws"])).header["alg"] == world.algorithm
+    presentation = world.show(world.hub.holder(holder_code), str(cert["identifier"]), fields=["name"])
+    verdict = world.verify(presentation["token"])
+    assert verdict["valid"] is True and verdict["disclosed"] == {"name": "张三"}
+    token = str(presentation["token"])
+    jwt, disclosures, kb = sdjwt.split_sd_jwt(token)
+    head, payload, signature = jwt.split(".")
+    flipped = signature[:10] + ("A" if signature[10] != "A" else "B") + signature[11:]
+    forged = "~".join([f"{head}.{payload}.{flipped}", *disclosures, kb])
+    assert world.verify(forged)["code"] == "bad_signature"
