@@ -196,3 +196,35 @@ def test_another_department_cannot_see_or_revoke_a_certificate(world: World) -> 
         f"/certhub/certificates/{cert['identifier']}/revoke", json={"reason": "x"}, headers=stranger.headers
     )
     assert response.status_code == 404
+
+
+def test_an_administrator_adds_a_type_and_bad_definitions_are_refused(world: World) -> None:
+    admin = world.hub.admin.headers
+    body = {
+        "code": "11100000000013354J002",
+        "name": "离婚证",
+        "holder_kind": "person",
+        "face_schema": {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]},
+        "validity": {"default_years": None},
+        "template": {"title": "离婚证"},
+    }
+    created = world.client.post("/certhub/types", json=body, headers=admin)
+    assert created.status_code == 201 and created.json()["issuer_codes"] == []
+    assert world.client.post("/certhub/types", json=body, headers=admin).status_code == 409
+    bad_code = world.client.post("/certhub/types", json={**body, "code": "11100000000013354X002"}, headers=admin)
+    assert bad_code.status_code == 422 and "统一社会信用代码" in bad_code.json()["detail"]
+    bad_schema = world.client.post(
+        "/certhub/types", json={**body, "code": "11100000000013354J003", "face_schema": {"type": "objekt"}}, headers=admin
+    )
+    assert bad_schema.status_code == 422 and "JSON Schema" in bad_schema.json()["detail"]
+    assert (
+        world.client.post(
+            "/certhub/types", json={**body, "code": "11100000000013354J004"}, headers=world.issuer.headers
+        ).status_code
+        == 403
+    )
+    stale = world.client.patch(
+        "/certhub/types/11100000000013354J002", json={"active": False}, headers={**admin, "If-Match": '"99"'}
+    )
+    assert stale.status_code == 412
+    assert world.client.get("/certhub/certificates/1.2.156.garbage", headers=world.issuer.headers).status_code == 404

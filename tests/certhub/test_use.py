@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from certhub.models import Access
 from ops import audit
+from seal import service as seal_service
 from tests.certhub.conftest import ID_CARD, World
 from tests.factories import citizen_id, corrupt_check
 
@@ -97,6 +98,10 @@ def test_the_pdf_copy_needs_a_reason_and_is_recorded(world: World) -> None:
     response = world.client.get(url, params={"useCause": "打印留档"}, headers=holder.headers)
     assert response.status_code == 200 and response.content.startswith(b"%PDF")
     assert response.headers["content-type"] == "application/pdf"
+    with world.hub.factory() as db:
+        report = seal_service.verify_pdf(db, pdf_bytes=response.content)
+    assert report.verdict == "valid" and len(report.signatures) == 1, report
+    assert b"/ByteRange" in response.content
     assert world.client.get(url, params={"useCause": "看看"}, headers=world.window.headers).status_code == 403
     with world.hub.factory() as db:
         downloads = db.query(Access).filter_by(certificate_identifier=cert["identifier"], action="download").all()
