@@ -173,8 +173,7 @@ def claim_nonce(db: Session, *, nonce: str, audience: str, expires_at: datetime)
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
         statement = sqlite_insert(UsedNonce).values(**values).on_conflict_do_nothing(index_elements=["nonce"])
-    result = db.execute(statement)
-    return bool(getattr(result, "rowcount", 0))
+    return db.execute(statement.returning(UsedNonce.nonce)).first() is not None
 
 
 def purge_nonces(db: Session, before: datetime) -> int:

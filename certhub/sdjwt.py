@@ -281,13 +281,15 @@ def verify_presentation(
     max_age_seconds: int = 600,
     leeway_seconds: int = 30,
     check_signature: SignatureCheck = default_signature_check,
+    claim_nonce: Callable[[str], None] | None = None,
 ) -> Verdict:
     """Run every check of a presentation in order; returns a Verdict, never raises for a bad token.
 
     Checks: format; the issuer's key is in the trust list; the issuer's signature; the issuing
     department matches the key; the validity window; the key-binding signature (by the same hub);
     `sd_hash`; audience; nonce (when the verifier gave one); presentation age; every disclosure
-    matches a digest; status (revoked / suspended / superseded).
+    matches a digest; status (revoked / suspended / superseded). `claim_nonce` is called with the
+    presentation's nonce once everything but the status has passed; it raises Rejected for a replay.
     """
     try:
         return _verify(
@@ -300,6 +302,7 @@ def verify_presentation(
             max_age=max_age_seconds,
             leeway=leeway_seconds,
             check=check_signature,
+            claim=claim_nonce,
         )
     except Rejected as exc:
         return Verdict(valid=False, code=exc.code, message=exc.message)
@@ -316,6 +319,7 @@ def _verify(
     max_age: int,
     leeway: int,
     check: SignatureCheck,
+    claim: Callable[[str], None] | None,
 ) -> Verdict:
     if not token.isascii():
         raise Rejected("malformed", "the presentation contains characters that never appear in one: it was altered")
@@ -369,6 +373,8 @@ def _verify(
             raise Rejected("bad_signature", "a disclosure is not one the issuer signed: it was altered")
         name, value = decode_disclosure(disclosure)
         disclosed[name] = value
+    if claim is not None:
+        claim(presented_nonce)
     identifier = str(claims.get("ZZBS", ""))
     entries = claims.get("credentialStatus") or []
     status = resolve_status(entries if isinstance(entries, list) else [], identifier, iss)

@@ -1231,6 +1231,16 @@ def verify(
         raise Forbidden("a verifier must belong to a department")
     started = time.perf_counter()
     verifier = Verifier(db, settings, fetcher or fetch_url)
+    audience = who.department_code
+
+    def claim(nonce_value: str) -> None:
+        # The first write of the transaction: on SQLite it takes the write lock before any read.
+        expires_at = utcnow() + timedelta(seconds=PRESENTATION_MAX_AGE + 60)
+        if not repository.claim_nonce(db, nonce=nonce_value, audience=audience, expires_at=expires_at):
+            raise sdjwt.Rejected(
+                "replayed", "this presentation was already used (its nonce was seen before); ask the holder to show it again"
+            )
+
     verdict = sdjwt.verify_presentation(
         token,
         resolve_key=verifier.key,
@@ -1239,15 +1249,8 @@ def verify(
         nonce=nonce,
         max_age_seconds=PRESENTATION_MAX_AGE,
         now=now,
+        claim_nonce=claim,
     )
-    if verdict.nonce and verdict.code in ("valid", "revoked", "suspended", "superseded"):
-        expires_at = utcnow() + timedelta(seconds=PRESENTATION_MAX_AGE + 60)
-        if not repository.claim_nonce(db, nonce=verdict.nonce, audience=who.department_code, expires_at=expires_at):
-            verdict = sdjwt.Verdict(
-                valid=False,
-                code="replayed",
-                message="this presentation was already used (its nonce was seen before); ask the holder to show it again",
-            )
     holder = verifier.local_holder or verdict.holder_code or ""
     known = verifier.local_holder is not None
     if verdict.identifier and holder:
