@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -16,7 +18,10 @@ from certhub import tasks as certhub_tasks
 from exchange import endpoints as exchange_endpoints
 from exchange import tasks as exchange_tasks
 from govhub import __version__
+from govhub.console import endpoints as console
+from govhub.console import service as console_service
 from ops import health
+from ops.auditlog import endpoints as auditlog_endpoints
 from ops.config import Settings, get_settings
 from ops.crypto import KeyVault
 from ops.db import make_engine, make_sessionmaker
@@ -24,8 +29,9 @@ from ops.errors import install_handlers
 from ops.identity import endpoints as identity_endpoints
 from ops.identity.tokens import KeyRing
 from ops.middleware import HubMiddleware
-from ops.scheduler import Job
+from ops.scheduler import Job, LeaseRunner, Scheduler
 from ops.storage import ObjectStore, make_store
+from ops.tasks import platform_jobs
 from ops.workdays import endpoints as workdays_endpoints
 from ops.workdays.service import CalendarListener
 from seal import endpoints as seal_endpoints
@@ -43,12 +49,18 @@ Department systems authenticate with client credentials at `POST /auth/token` an
 
 def all_jobs() -> list[Job]:
     """Every periodic job the domains declare."""
-    return [*catalog_tasks.JOBS, *exchange_tasks.JOBS, *seal_tasks.JOBS, *certhub_tasks.JOBS]
+    console_jobs = [Job("console.purge_sessions", 3600, console_service.purge_expired)]
+    return [*catalog_tasks.JOBS, *exchange_tasks.JOBS, *seal_tasks.JOBS, *certhub_tasks.JOBS, *console_jobs]
 
 
 def calendar_listeners() -> list[CalendarListener]:
     """Every domain's recompute-deadlines hook, run when a year's calendar is loaded."""
     return [*exchange_tasks.CALENDAR_LISTENERS, *certhub_tasks.CALENDAR_LISTENERS]
+
+
+def scheduled_jobs(*, vault: KeyVault, storage: ObjectStore | None, settings: Settings) -> list[Job]:
+    """The domains' jobs and the platform's own (audit log, calendar warning)."""
+    return [*all_jobs(), *platform_jobs(vault=vault, store=storage, zone=settings.timezone)]
 
 
 def create_app(
@@ -63,8 +75,24 @@ def create_app(
     engine = engine or make_engine(settings.effective_database_url, pool_size=settings.database_pool_size)
     factory = session_factory or make_sessionmaker(engine)
     vault = KeyVault.from_settings(settings)
+    store = storage or make_store(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        scheduler: Scheduler | None = None
+        if settings.run_scheduler:
+            runner = LeaseRunner(factory, scheduled_jobs(vault=vault, storage=store, settings=settings))
+            scheduler = Scheduler(runner)
+            scheduler.start()
+        app.state.scheduler = scheduler
+        try:
+            yield
+        finally:
+            if scheduler is not None:
+                scheduler.shutdown()
 
     app = FastAPI(
+        lifespan=lifespan,
         title="govhub",
         version=__version__,
         description=DESCRIPTION,
@@ -77,7 +105,7 @@ def create_app(
         "engine": engine,
         "sessionmaker": factory,
         "vault": vault,
-        "storage": storage or make_store(settings),
+        "storage": store,
         "keyring": KeyRing(factory, vault, settings),
         "calendar_listeners": calendar_listeners(),
     }
@@ -92,9 +120,11 @@ def create_app(
     )
     app.include_router(health.router)
     app.include_router(identity_endpoints.router)
+    app.include_router(auditlog_endpoints.router)
     app.include_router(workdays_endpoints.router)
     app.include_router(catalog_endpoints.router)
     app.include_router(exchange_endpoints.router)
     app.include_router(seal_endpoints.router)
     app.include_router(certhub_endpoints.router)
+    console.install(app)
     return app

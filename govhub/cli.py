@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from catalog_registry import cli as catalog_cli
 from certhub import cli as certhub_cli
 from exchange import cli as exchange_cli
+from ops.auditlog import cli as auditlog_cli
 from ops.cli import CLI_ADMIN, load_settings, with_db
 from ops.config import Settings
 from ops.crypto import KeyVault
@@ -44,9 +45,65 @@ def cmd_serve(args: argparse.Namespace) -> None:
     configure_logging(settings.log_level)
     engine = make_engine(settings.effective_database_url, pool_size=settings.database_pool_size)
     _print_admin(prepare(engine, settings))
-    app = create_app(settings, engine=engine)
     print(f"govhub listening on http://{args.host}:{args.port}  (API docs: /docs)", flush=True)
+    if args.workers > 1:
+        _fresh_metrics_dir(settings)
+        engine.dispose()
+        # Each worker builds its own app from the same environment; metrics merge across them.
+        uvicorn.run(
+            "govhub.app:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_config=None,
+            access_log=False,
+        )
+        return
+    app = create_app(settings, engine=engine)
     uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
+
+
+def _fresh_metrics_dir(settings: Settings) -> None:
+    """Use (and empty) a prometheus-client multiprocess directory for the workers."""
+    import os
+    import shutil
+    from pathlib import Path
+
+    directory = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or settings.data_dir / "prometheus")
+    if directory.exists():
+        for child in directory.iterdir():
+            if child.is_file():
+                child.unlink()
+            else:
+                shutil.rmtree(child)
+    directory.mkdir(parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+
+
+def _runner(settings: Settings) -> Any:
+    from govhub.app import scheduled_jobs
+    from ops.scheduler import LeaseRunner
+    from ops.storage import make_store
+
+    engine = make_engine(settings.effective_database_url)
+    jobs = scheduled_jobs(vault=KeyVault.from_settings(settings), storage=make_store(settings), settings=settings)
+    return LeaseRunner(make_sessionmaker(engine), jobs)
+
+
+def cmd_jobs_status(_args: argparse.Namespace) -> None:
+    runner = _runner(load_settings())
+    for row in runner.status():
+        print(json.dumps(row, ensure_ascii=False))
+
+
+def cmd_jobs_run(args: argparse.Namespace) -> None:
+    runner = _runner(load_settings())
+    if args.name not in runner.jobs:
+        raise SystemExit(f"govhub: no job {args.name!r}; jobs are: {', '.join(sorted(runner.jobs))}")
+    if not runner.run_once(args.name):
+        raise SystemExit(f"govhub: {args.name} is not due or another process is running it")
+    print(json.dumps(next(r for r in runner.status() if r["name"] == args.name), ensure_ascii=False))
 
 
 def cmd_db_upgrade(_args: argparse.Namespace) -> None:
@@ -166,9 +223,11 @@ def keys_rotate(db: Session, settings: Settings, _args: argparse.Namespace) -> N
 
 def keys_rewrap(db: Session, settings: Settings, _args: argparse.Namespace) -> None:
     from ops import audit
+    from ops.auditlog.service import rewrap_log_keys
     from ops.identity.tokens import rewrap_signing_keys
 
-    changed = rewrap_signing_keys(db, KeyVault.from_settings(settings))
+    vault = KeyVault.from_settings(settings)
+    changed = rewrap_signing_keys(db, vault) + rewrap_log_keys(db, vault=vault)
     audit.record(
         db, actor=CLI_ADMIN, action="master_key.rewrap", object_type="signing_key", object_id="*", detail={"rewrapped": changed}
     )
@@ -196,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1); metrics are merged across them")
     serve.set_defaults(func=cmd_serve)
 
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
@@ -245,8 +305,13 @@ def build_parser() -> argparse.ArgumentParser:
     keys.add_parser(
         "rewrap", help="re-encrypt private keys under the current master key (after setting GOVHUB_PREVIOUS_MASTER_KEYS)"
     ).set_defaults(func=with_db(keys_rewrap))
+    jobs = sub.add_parser("jobs", help="scheduled jobs").add_subparsers(dest="sub", required=True)
+    jobs.add_parser("status", help="when each job last ran and is next due, cluster-wide").set_defaults(func=cmd_jobs_status)
+    run = jobs.add_parser("run", help="run one job now (if no other process holds it)")
+    run.add_argument("name")
+    run.set_defaults(func=cmd_jobs_run)
     workdays_cli.register(sub, calendar_listeners)
-    for domain_cli in (catalog_cli, exchange_cli, seal_cli, certhub_cli):
+    for domain_cli in (auditlog_cli, catalog_cli, exchange_cli, seal_cli, certhub_cli):
         domain_cli.register(sub)
     return parser
 

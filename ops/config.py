@@ -151,9 +151,20 @@ class Settings(BaseSettings):
         path = self.data_dir / "master.key"
         if not path.exists():
             self.data_dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            # Written whole under a temporary name, then linked into place: several processes
+            # starting together on one data directory all end up reading the same complete key.
+            tmp = self.data_dir / f".master.key.{os.getpid()}.{secrets.token_hex(4)}"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as handle:
                 handle.write(base64.b64encode(secrets.token_bytes(32)).decode())
+                handle.flush()
+                os.fsync(handle.fileno())
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass  # another process won; use its key
+            finally:
+                tmp.unlink(missing_ok=True)
         return decode_key(path.read_text().strip())
 
 

@@ -8,6 +8,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -35,6 +36,48 @@ VERIFICATION_LATENCY = Histogram(
 )
 SEAL_USES = Counter("govhub_seal_uses_total", "Seal uses (用印)", ["kind"])  # kind: pdf / detached
 CATALOGUE_EVENTS = Counter("govhub_catalogue_events_total", "Catalogue lifecycle events", ["event"])
+
+# State gauges: a domain sets them from a scheduled job (which runs once per cluster), so the
+# multiprocess mode keeps the most recent value written by any process.
+SHARING_REQUESTS_BY_STATE = Gauge(
+    "govhub_sharing_requests", "Sharing requests by state", ["state"], multiprocess_mode="mostrecent"
+)
+OVERDUE_BY_DEPARTMENT = Gauge(
+    "govhub_sharing_requests_overdue",
+    "Overdue sharing requests by responding department",
+    ["department"],
+    multiprocess_mode="mostrecent",
+)
+ON_TIME_RATE = Gauge(
+    "govhub_sharing_requests_on_time_ratio",
+    "Share of decided requests answered within the deadline",
+    multiprocess_mode="mostrecent",
+)
+GRANTS_ACTIVE = Gauge("govhub_grants_active", "Data-access grants currently active", multiprocess_mode="mostrecent")
+CERTIFICATES_BY_STATE = Gauge("govhub_certificates", "Certificates by state", ["state"], multiprocess_mode="mostrecent")
+
+# The audit log and the scheduler (ops).
+AUDIT_LOG_SIZE = Gauge("govhub_audit_log_entries", "Leaves in the audit Merkle log", multiprocess_mode="mostrecent")
+AUDIT_LOG_UNSEQUENCED = Gauge(
+    "govhub_audit_log_unsequenced", "Audit records not yet added to the log", multiprocess_mode="mostrecent"
+)
+AUDIT_LOG_CHECKPOINTS = Counter("govhub_audit_log_checkpoints_signed_total", "Audit-log checkpoints signed")
+JOB_RUNS = Counter("govhub_job_runs_total", "Scheduled job runs", ["job", "outcome"])  # outcome: success / failure
+JOB_DURATION = Histogram(
+    "govhub_job_duration_seconds",
+    "Scheduled job run time",
+    ["job"],
+    buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300),
+)
+JOB_LAST_SUCCESS = Gauge(
+    "govhub_job_last_success_timestamp_seconds", "When a job last succeeded (Unix time)", ["job"], multiprocess_mode="max"
+)
+HOLIDAY_CALENDAR_MISSING = Gauge(
+    "govhub_holiday_calendar_missing",
+    "1 when next year's holiday calendar is not loaded and 1 December has passed",
+    ["year"],
+    multiprocess_mode="mostrecent",
+)
 
 
 def render() -> tuple[bytes, str]:

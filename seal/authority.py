@@ -96,8 +96,10 @@ def _ca_certificate(
     return builder.sign(signer, hashes.SHA256())
 
 
-def _store(db: Session, vault: KeyVault, *, role: str, private: ec.EllipticCurvePrivateKey, cert: x509.Certificate) -> None:
-    key_id = f"{role}-{utcnow():%Y%m%d}-{secrets.token_hex(4)}"
+def _store(
+    db: Session, vault: KeyVault, *, generation: str, role: str, private: ec.EllipticCurvePrivateKey, cert: x509.Certificate
+) -> None:
+    key_id = f"{generation}.{role}"
     pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     db.add(
         AuthorityKey(
@@ -141,9 +143,10 @@ def create_authority(db: Session, vault: KeyVault) -> None:
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuing_key.public_key()), critical=False)
         .sign(issuing_key, hashes.SHA256())
     )
-    _store(db, vault, role=ROOT, private=root_key, cert=root)
-    _store(db, vault, role=ISSUING, private=issuing_key, cert=issuing)
-    _store(db, vault, role=MAKER, private=maker_key, cert=maker)
+    generation = f"ca-{utcnow():%Y%m%d%H%M%S}-{secrets.token_hex(4)}"
+    _store(db, vault, generation=generation, role=ROOT, private=root_key, cert=root)
+    _store(db, vault, generation=generation, role=ISSUING, private=issuing_key, cert=issuing)
+    _store(db, vault, generation=generation, role=MAKER, private=maker_key, cert=maker)
     db.flush()
 
 
@@ -155,14 +158,25 @@ def _load(vault: KeyVault, row: AuthorityKey) -> AuthorityMember:
 
 
 def active_rows(db: Session) -> dict[str, AuthorityKey]:
+    """The newest complete generation of authority keys (root, issuing CA, maker created together).
+
+    Two hub processes making the authority at the same moment each write a complete generation; both
+    stay trusted, and every process signs with the same (newest) one.
+    """
     rows = db.scalars(select(AuthorityKey).where(AuthorityKey.retired_at.is_(None)).order_by(AuthorityKey.created_at))
-    return {row.role: row for row in rows}
+    generations: dict[str, dict[str, AuthorityKey]] = {}
+    for row in rows:
+        generations.setdefault(row.id.rsplit(".", 1)[0], {})[row.role] = row
+    complete = [g for g in generations.values() if all(role in g for role in (ROOT, ISSUING, MAKER))]
+    if not complete:
+        return {}
+    return max(complete, key=lambda g: (g[ROOT].created_at, g[ROOT].id))
 
 
 def ensure_authority(db: Session, vault: KeyVault) -> Authority:
     """The hub's authority, created on first use."""
     rows = active_rows(db)
-    if not all(role in rows for role in (ROOT, ISSUING, MAKER)):
+    if not rows:
         create_authority(db, vault)
         rows = active_rows(db)
     return Authority(root=_load(vault, rows[ROOT]), issuing=_load(vault, rows[ISSUING]), maker=_load(vault, rows[MAKER]))

@@ -72,6 +72,7 @@ def list_seals(
 def read_seal(seal_id: str, response: Response, db: DbSession, who: DepartmentOrAdmin) -> Any:
     """One seal (404 for another department's)."""
     seal = service.get_seal(db, who=who, seal_id=seal_id)
+    audit.record(db, actor=who, action="seal.read", object_type="seal", object_id=seal.id)
     response.headers["ETag"] = etag(seal.version)
     return seal
 
@@ -79,7 +80,9 @@ def read_seal(seal_id: str, response: Response, db: DbSession, who: DepartmentOr
 @router.get("/seals/{seal_id}/structure", summary="The signed GB/T 38540 seal structure (SES_Seal, JSON encoding)")
 def seal_structure(seal_id: str, db: DbSession, who: DepartmentOrAdmin) -> Any:
     """The seal as signed by the seal maker."""
-    return service.get_seal(db, who=who, seal_id=seal_id).structure
+    seal = service.get_seal(db, who=who, seal_id=seal_id)
+    audit.record(db, actor=who, action="seal.structure.read", object_type="seal", object_id=seal.id)
+    return seal.structure
 
 
 @router.get("/seals/{seal_id}/picture", summary="The seal's picture (PNG or SVG)")

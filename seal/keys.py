@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Protocol, runtime_checkable
 
 from cryptography.exceptions import InvalidSignature
@@ -133,6 +134,13 @@ def _coordinate(jwk: dict[str, Any], name: str) -> int:
 
 def public_from_jwk(alg: str, jwk: dict[str, Any]) -> Any:
     """The public key object for a JWK of `alg` (ValueError if it does not fit the algorithm)."""
+    members = tuple(str(jwk.get(k)) for k in ("kty", "crv", "x", "y"))
+    return _public_from_members(alg, members)
+
+
+@lru_cache(maxsize=2048)
+def _public_from_members(alg: str, members: tuple[str, ...]) -> Any:
+    jwk = dict(zip(("kty", "crv", "x", "y"), members, strict=True))
     if alg == EDDSA:
         if jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519":
             raise ValueError("an EdDSA key must be an OKP JWK on Ed25519")

@@ -10,6 +10,7 @@ from sqlalchemy import JSON, Float, ForeignKey, Index, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ops.db import Base, IdMixin, TimestampMixin, VersionedMixin, utcnow
+from ops.identity import models as _identity_models  # noqa: F401 (seals refer to departments)
 
 
 class SealStatus(StrEnum):

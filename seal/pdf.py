@@ -15,7 +15,6 @@ from cryptography.hazmat.primitives import serialization
 from PIL import Image
 from pyhanko.pdf_utils import images
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.pdf_utils.text import TextBoxStyle
 from pyhanko.sign import fields, signers
@@ -27,6 +26,7 @@ from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from ops.errors import Invalid
 
+log = logging.getLogger("govhub.seal")
 MM = 72 / 25.4  # PDF points per millimetre
 # pyHanko reports the error of a failed difference analysis through logging; the report says it.
 logging.getLogger("pyhanko.sign.validation").setLevel(logging.CRITICAL)
@@ -36,6 +36,11 @@ logging.getLogger("pyhanko.pdf_utils.layout").setLevel(logging.ERROR)
 
 def asn1_cert(cert: x509.Certificate) -> asn1_x509.Certificate:
     return asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
+
+
+def _why(exc: Exception) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text[:300]
 
 
 def read_pdf(pdf: bytes) -> PdfFileReader:
@@ -49,8 +54,8 @@ def read_pdf(pdf: bytes) -> PdfFileReader:
         reader.root["/Pages"]
     except Invalid:
         raise
-    except (PdfError, KeyError, ValueError, TypeError, AttributeError, IndexError) as exc:
-        raise Invalid(f"the PDF cannot be read: {exc}", errors=[{"field": "file", "message": "unreadable PDF"}]) from exc
+    except Exception as exc:  # untrusted input: any parser failure (zlib, struct, ASN.1, ...) is the file's fault
+        raise Invalid(f"the PDF cannot be read: {_why(exc)}", errors=[{"field": "file", "message": "unreadable PDF"}]) from exc
     return reader
 
 
@@ -67,15 +72,21 @@ class StampSpec:
 
 
 def _page_box(reader: PdfFileReader, page: int) -> tuple[float, float, float, float]:
-    pages = int(reader.root["/Pages"]["/Count"])
+    try:
+        pages = int(reader.root["/Pages"]["/Count"])
+    except Exception as exc:  # untrusted input
+        raise Invalid(f"the PDF's page tree cannot be read: {_why(exc)}") from exc
     if page < 0 or page >= pages:
         raise Invalid(
             f"page {page} does not exist; the document has {pages} page(s) (numbered from 0)",
             errors=[{"field": "page", "message": "out of range"}],
         )
-    page_ref = reader.find_page_for_modification(page)[0]  # type: ignore[no-untyped-call]
-    media = page_ref.get_object().get("/MediaBox") or [0, 0, 595, 842]
-    x1, y1, x2, y2 = (float(v) for v in media)
+    try:
+        page_ref = reader.find_page_for_modification(page)[0]  # type: ignore[no-untyped-call]
+        media = page_ref.get_object().get("/MediaBox") or [0, 0, 595, 842]
+        x1, y1, x2, y2 = (float(v) for v in media)
+    except Exception as exc:  # untrusted input
+        raise Invalid(f"page {page} of the PDF cannot be read: {_why(exc)}") from exc
     return x1, y1, x2, y2
 
 
@@ -123,8 +134,8 @@ def sign(
     )
     try:
         writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
-    except (PdfError, ValueError, KeyError) as exc:
-        raise Invalid(f"the PDF cannot be updated: {exc}") from exc
+    except Exception as exc:  # untrusted input
+        raise Invalid(f"the PDF cannot be updated: {_why(exc)}") from exc
     background: Any = None
     if spec.picture_png is not None:
         background = images.PdfImage(Image.open(io.BytesIO(spec.picture_png)), writer=writer)
@@ -152,9 +163,19 @@ def sign(
     )
     try:
         out = pdf_signer.sign_pdf(writer)
-    except (PdfError, KeyError, ValueError, TypeError) as exc:
-        raise Invalid(f"the PDF cannot be sealed: {exc}") from exc
+    except Exception as exc:  # the document read but its structure defeats the signer: the file's fault
+        log.warning("PDF sealing failed on a readable document", exc_info=True)
+        raise Invalid(f"the PDF cannot be sealed: {_why(exc)}") from exc
     return bytes(out.getvalue())
+
+
+def signature_value(pdf: bytes, field_name: str) -> bytes:
+    """The raw signature value of the named signature field (what the hub records as proof of the use)."""
+    reader = PdfFileReader(io.BytesIO(pdf), strict=False)
+    for sig in reader.embedded_signatures:
+        if sig.field_name == field_name:
+            return bytes(sig.signer_info["signature"].native)
+    raise ValueError(f"no signature field {field_name!r}")
 
 
 @dataclass(frozen=True)
@@ -183,8 +204,8 @@ def validate(
     reader = read_pdf(pdf)
     try:
         embedded = list(reader.embedded_signatures)
-    except (PdfError, KeyError, ValueError, TypeError) as exc:
-        raise Invalid(f"the PDF's signature fields cannot be read: {exc}") from exc
+    except Exception as exc:  # untrusted input
+        raise Invalid(f"the PDF's signature fields cannot be read: {_why(exc)}") from exc
     results = []
     for sig in embedded:
         context = ValidationContext(
@@ -195,8 +216,9 @@ def validate(
         )
         try:
             status = validate_pdf_signature(sig, context)
-        except (PdfError, KeyError, ValueError, TypeError) as exc:
-            raise Invalid(f"signature {sig.field_name!r} cannot be read: {exc}") from exc
+            signature_value = bytes(sig.signer_info["signature"].native)
+        except Exception as exc:  # untrusted input: a broken signature dictionary or CMS structure
+            raise Invalid(f"signature {sig.field_name!r} cannot be read: {_why(exc)}") from exc
         ts = status.timestamp_validity
         cert = status.signing_cert
         problem = None
@@ -215,7 +237,7 @@ def validate(
                 signer_reported_time=status.signer_reported_dt,
                 timestamp_time=ts.timestamp if ts is not None else None,
                 timestamp_ok=(bool(ts.intact and ts.valid and ts.trusted) if ts is not None else None),
-                signature_value=bytes(sig.signer_info["signature"].native),
+                signature_value=signature_value,
                 trust_problem=problem,
             )
         )

@@ -6,13 +6,16 @@ import base64
 import binascii
 import hashlib
 import io
-import json
 import struct
+import threading
 import xml.etree.ElementTree as ET
+from collections import OrderedDict
 from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
 from PIL import Image, UnidentifiedImageError
 from pyhanko.sign.timestamps import HTTPTimeStamper, TimeStamper
 from sqlalchemy.orm import Session
@@ -21,9 +24,9 @@ from ops import audit
 from ops.audit import Actor
 from ops.auth import Principal
 from ops.crypto import KeyVault, WrappedSecret
-from ops.db import check_if_match, utcnow
-from ops.errors import Conflict, Forbidden, Invalid, NotFound, PayloadTooLarge
-from seal import authority, keys, repository, ses
+from ops.db import check_if_match, new_id, utcnow
+from ops.errors import Conflict, Invalid, NotFound, PayloadTooLarge, UpstreamError
+from seal import authority, keys, repository, ses, timestamps
 from seal import pdf as pades
 from seal import verification as _verification
 from seal.config import SealSettings, get_seal_settings
@@ -134,6 +137,8 @@ def issue_seal(db: Session, *, who: Principal, vault: KeyVault, data: SealCreate
     department = _department(db, data.department_id)
     now = _now_seconds()
     valid_from = data.valid_from or now
+    if valid_from < now - timedelta(minutes=5):
+        raise _field_error("valid_from", "cannot be in the past; a seal is valid from when it is made at the earliest")
     if data.valid_to <= valid_from:
         raise _field_error("valid_to", "must be after valid_from")
     if data.valid_to <= now:
@@ -142,7 +147,7 @@ def issue_seal(db: Session, *, who: Principal, vault: KeyVault, data: SealCreate
         raise _field_error("valid_to", "a seal is valid for at most 10 years")
     picture = check_picture(kind=data.picture.type, data_base64=data.picture.data_base64, settings=settings)
     hub = authority.ensure_authority(db, vault)
-    seal = Seal(id=_new_seal_id(), version=1)
+    seal = Seal(id=new_id(), version=1)
     seal.code = f"{settings.vendor_id}{department.code}{now:%Y%m%d%H%M%S}{seal.id[:8]}".upper()
     pair = keys.generate(data.algorithm)
     cert = authority.issue_seal_certificate(
@@ -187,7 +192,7 @@ def issue_seal(db: Session, *, who: Principal, vault: KeyVault, data: SealCreate
     seal.kid = kid
     seal.public_jwk = {**pair.public_jwk, "kid": kid, "alg": data.algorithm, "use": "sig"}
     seal.private_key = vault.wrap(pair.private_pem, purpose=_purpose(seal.id)).as_dict()
-    seal.certificate_pem = cert.public_bytes(_pem()).decode()
+    seal.certificate_pem = cert.public_bytes(serialization.Encoding.PEM).decode()
     seal.certificate_serial = format(cert.serial_number, "x")
     seal.picture_type = data.picture.type
     seal.picture = picture
@@ -211,18 +216,6 @@ def issue_seal(db: Session, *, who: Principal, vault: KeyVault, data: SealCreate
         detail={"department_id": department.id, "type": data.seal_type, "alg": data.algorithm, "code": seal.code},
     )
     return seal
-
-
-def _new_seal_id() -> str:
-    from ops.db import new_id
-
-    return new_id()
-
-
-def _pem() -> Any:
-    from cryptography.hazmat.primitives import serialization
-
-    return serialization.Encoding.PEM
 
 
 def get_seal(db: Session, *, who: Principal, seal_id: str) -> Seal:
@@ -317,16 +310,31 @@ def _chain_pem(db: Session, seal: Seal) -> list[str]:
         if issuing.subject == cert.issuer:
             try:
                 cert.verify_directly_issued_by(issuing)
-            except (ValueError, TypeError, Exception):  # noqa: S112 (try the next issuing CA)
-                continue
-            return [seal.certificate_pem, issuing.public_bytes(_pem()).decode()]
+            except (InvalidSignature, ValueError, TypeError):
+                continue  # another issuing CA with the same name (an older generation)
+            return [seal.certificate_pem, issuing.public_bytes(serialization.Encoding.PEM).decode()]
     return [seal.certificate_pem]
+
+
+# Unwrapped signers of this process, keyed by the seal, its wrapped key and the vault's master key:
+# a re-wrapped key or another master key misses the cache and is unwrapped (and checked) again.
+# Whether the seal may be used is checked against the database on every use, never cached.
+_SIGNERS: OrderedDict[tuple[str, str, str, str], SoftwareSigner] = OrderedDict()
+_SIGNERS_LOCK = threading.Lock()
+_SIGNERS_MAX = 512
 
 
 def signer_for(db: Session, *, seal: Seal, vault: KeyVault) -> SoftwareSigner:
     """The signer of one seal (its private key unwrapped in this process only)."""
-    pem = vault.unwrap(WrappedSecret.from_dict(seal.private_key), purpose=_purpose(seal.id))
-    return SoftwareSigner(
+    wrapped = WrappedSecret.from_dict(seal.private_key)
+    cache_key = (seal.id, wrapped.kek_id, hashlib.sha256(wrapped.ciphertext.encode()).hexdigest(), vault.current_kek_id)
+    with _SIGNERS_LOCK:
+        cached = _SIGNERS.get(cache_key)
+        if cached is not None:
+            _SIGNERS.move_to_end(cache_key)
+            return cached
+    pem = vault.unwrap(wrapped, purpose=_purpose(seal.id))
+    signer = SoftwareSigner(
         alg=seal.alg,
         kid=seal.kid,
         seal_id=seal.id,
@@ -334,6 +342,11 @@ def signer_for(db: Session, *, seal: Seal, vault: KeyVault) -> SoftwareSigner:
         _jwk=dict(seal.public_jwk),
         _chain=_chain_pem(db, seal),
     )
+    with _SIGNERS_LOCK:
+        _SIGNERS[cache_key] = signer
+        while len(_SIGNERS) > _SIGNERS_MAX:
+            _SIGNERS.popitem(last=False)
+    return signer
 
 
 def _choose(seals: list[Seal], now: datetime, *, algorithms: tuple[str, ...] = ALGORITHMS) -> Seal | None:
@@ -478,10 +491,10 @@ def seal_pdf(
     settings: SealSettings | None = None,
 ) -> bytes:
     """PAdES-seal a PDF with the department's seal (visible stamp), record the use; return the sealed PDF."""
+    # The HTTP API passes the caller's own department; a domain calling this acts for `department_id`
+    # (e.g. the certificate hub sealing a copy of a certificate that department issued) and `actor` is audited.
     settings = settings or get_seal_settings()
     purpose = _check_purpose(purpose)
-    if actor.department_id is not None and actor.department_id != department_id:
-        raise Forbidden("a department may only use its own seals")
     if len(pdf) > settings.max_pdf_bytes:
         raise PayloadTooLarge(f"the PDF is {len(pdf)} bytes; at most {settings.max_pdf_bytes} are accepted")
     # pyHanko signs with Ed25519 and P-256; PAdES has no SM2 profile it can produce (see docs/seal.md).
@@ -509,8 +522,7 @@ def seal_pdf(
         field_name=field_name,
         timestamper=timestamper or _timestamper(settings),
     )
-    results = pades.validate(sealed, roots=roots, intermediates=chain, moment=None)
-    signature_value = results[-1].signature_value if results else b""
+    signature_value = pades.signature_value(sealed, field_name)
     _record_use(
         db,
         seal=seal,
@@ -554,11 +566,12 @@ def sign_detached(
     content_type: str = "application/octet-stream",
     seal_id: str | None = None,
     seal_type: str | None = None,
+    timestamper: TimeStamper | None = None,
+    settings: SealSettings | None = None,
 ) -> dict[str, Any]:
     """Seal bytes with a detached GB/T 38540 seal signature (SES_Signature, JSON encoding); record the use."""
+    settings = settings or get_seal_settings()
     purpose = _check_purpose(purpose)
-    if actor.department_id is not None and actor.department_id != department_id:
-        raise Forbidden("a department may only use its own seals")
     seal = _use_seal(db, department_id=department_id, seal_id=seal_id, seal_type=seal_type)
     signer = signer_for(db, seal=seal, vault=vault)
     data_hash = keys.digest(seal.alg, data)
@@ -572,6 +585,12 @@ def sign_detached(
     value = signer.sign(ses.canonical(tbs))
     cert = x509.load_pem_x509_certificate(seal.certificate_pem.encode())
     result = ses.signature(tbs, cert=cert, alg=seal.alg, value=value)
+    stamper = timestamper or _timestamper(settings)
+    if stamper is not None:
+        try:
+            result["timeStamp"] = ses.b64(timestamps.stamp(value, stamper))
+        except (OSError, ValueError) as exc:  # TimestampRequestError and network errors are OSErrors
+            raise UpstreamError(f"the time-stamp authority did not answer: {exc}") from exc
     _record_use(
         db,
         seal=seal,
@@ -620,10 +639,5 @@ def authority_certificates(db: Session, *, vault: KeyVault) -> dict[str, Any]:
         "root": hub.root.certificate_pem,
         "issuing": hub.issuing.certificate_pem,
         "maker": hub.maker.certificate_pem,
-        "roots": [c.public_bytes(_pem()).decode() for c in authority.root_certificates(db)],
+        "roots": [c.public_bytes(serialization.Encoding.PEM).decode() for c in authority.root_certificates(db)],
     }
-
-
-def canonical_json(document: Any) -> bytes:
-    """The canonical bytes of a JSON document, as sealed and verified."""
-    return json.dumps(document, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from cryptography import x509
@@ -18,7 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from sqlalchemy.orm import Session
 
 from ops.errors import Invalid
-from seal import authority, keys, repository, ses
+from seal import authority, keys, repository, ses, timestamps
 from seal import pdf as pades
 from seal.config import SealSettings
 from seal.models import Seal, SealStatus
@@ -46,6 +47,7 @@ def _check(status: str, message: str) -> Check:
     return Check(status=status, message=message)
 
 
+@lru_cache(maxsize=4096)  # a pure function of the two certificates (hashable by their DER)
 def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     if cert.issuer != issuer.subject:
         return False
@@ -93,13 +95,21 @@ def status_at(db: Session, seal: Seal, at: datetime) -> str:
 
 
 def seal_checks(
-    db: Session, seal: Seal | None, *, signing_time: datetime, poe: datetime | None, now: datetime
+    db: Session,
+    seal: Seal | None,
+    *,
+    signing_time: datetime,
+    poe: datetime | None,
+    now: datetime,
+    foreign_chain_ok: bool = False,
 ) -> tuple[Check, Check]:
     """(seal usable at signing time, seal status now)."""
     if seal is None:
         return (
-            _check("indeterminate", "the seal is not registered at this hub; its status cannot be checked here"),
-            _check("indeterminate", "the seal's current status is unknown here (a seal of another hub)"),
+            _check("passed", "a seal of another hub: its certificate was valid at the signing time (see chain)")
+            if foreign_chain_ok
+            else _check("indeterminate", "the seal is not registered at this hub and its certificate is not trusted"),
+            _check("indeterminate", "a seal of another hub: its current status cannot be checked here (TRY_LATER)"),
         )
     then = status_at(db, seal, signing_time)
     if then == SealStatus.ACTIVE.value:
@@ -192,7 +202,14 @@ def verdict(checks: dict[str, Check]) -> tuple[str, str, str | None, list[str]]:
             sub = "REVOKED"
         return "invalid", "TOTAL_FAILED", sub, reasons
     if undecided:
-        return "indeterminate", "INDETERMINATE", sub_for.get(undecided[0]), reasons
+        first = "chain" if "chain" in undecided else undecided[0]
+        if "TRY_LATER" in checks[first].message:
+            sub = "TRY_LATER"
+        elif first in ("chain", "seal_structure"):
+            sub = "NO_CERTIFICATE_CHAIN_FOUND"
+        else:
+            sub = sub_for.get(first)
+        return "indeterminate", "INDETERMINATE", sub, reasons
     return "valid", "TOTAL_PASSED", None, reasons
 
 
@@ -298,13 +315,25 @@ def verify_detached(db: Session, *, signature: dict[str, Any], data: bytes, sett
         seal = None
     use = repository.use_with_signature(db, seal_id=seal.id, signature_hash=hashlib.sha256(value).hexdigest()) if seal else None
     poe = use.at if use is not None else None
+    stamp_time = None
+    if signature.get("timeStamp") is not None:
+        try:
+            token = ses.unb64(signature.get("timeStamp"), "timeStamp")
+        except ValueError as exc:
+            raise _bad(str(exc)) from exc
+        stamped = timestamps.check(token, value, roots=trusted.roots, intermediates=trusted.intermediates)
+        checks["timestamp"] = _check("passed" if stamped.ok else "failed", stamped.message)
+        if stamped.ok and stamped.at is not None:
+            stamp_time = stamped.at
+            poe = min(poe, stamped.at) if poe is not None else stamped.at
+    elif poe is not None:
+        checks["timestamp"] = _check(
+            "passed", f"no time stamp; the hub recorded this signature when it was made ({ses.timestamp(poe)})"
+        )
+    else:
+        checks["timestamp"] = _check("not_applicable", "no time stamp; the signing time is the one the signer claims")
     checks["seal_valid_at_signing"], checks["seal_status_now"] = seal_checks(
-        db, seal, signing_time=signing_time, poe=poe, now=now
-    )
-    checks["timestamp"] = (
-        _check("passed", f"the hub recorded this signature when it was made ({ses.timestamp(poe)})")
-        if poe is not None
-        else _check("not_applicable", "no time stamp; the signing time is the one the signer claims")
+        db, seal, signing_time=signing_time, poe=poe, now=now, foreign_chain_ok=checks["chain"].status == "passed"
     )
     return _report(
         "detached",
@@ -312,7 +341,7 @@ def verify_detached(db: Session, *, signature: dict[str, Any], data: bytes, sett
         signer=_signer(cert),
         seal=_seal_summary(seal, cert),
         signing_time=signing_time,
-        timestamp_time=poe,
+        timestamp_time=stamp_time or poe,
     )
 
 
@@ -333,6 +362,13 @@ def verify_pdf(db: Session, *, pdf_bytes: bytes, settings: SealSettings) -> PdfV
         checks: dict[str, Check] = {}
         if not result.intact:
             checks["document_integrity"] = _check("failed", "the signed bytes of the PDF were altered")
+        elif result.modification == "FORM_FILLING" and any(
+            later.untouched and later.intact and later.valid and later.trusted for later in results if later is not result
+        ):
+            # a later seal (联合发文) adds a signature field: pyHanko ranks that as form filling
+            checks["document_integrity"] = _check(
+                "passed", "the PDF is unchanged since it was sealed, except for seals added later (which cover the whole file)"
+            )
         elif result.modification not in ALLOWED_AFTER_SIGNING:
             checks["document_integrity"] = _check(
                 "failed", f"the PDF was changed after sealing ({result.modification.lower().replace('_', ' ')})"
@@ -363,7 +399,7 @@ def verify_pdf(db: Session, *, pdf_bytes: bytes, settings: SealSettings) -> PdfV
         poe_candidates = [t for t in (result.timestamp_time if result.timestamp_ok else None, use.at if use else None) if t]
         poe = min(poe_candidates) if poe_candidates else None
         checks["seal_valid_at_signing"], checks["seal_status_now"] = seal_checks(
-            db, seal, signing_time=signing_time, poe=poe, now=now
+            db, seal, signing_time=signing_time, poe=poe, now=now, foreign_chain_ok=checks["chain"].status == "passed"
         )
         if result.timestamp_time is not None:
             checks["timestamp"] = (

@@ -11,8 +11,11 @@ from sqlalchemy import engine_from_config, pool
 import catalog_registry.models  # noqa: F401
 import certhub.models  # noqa: F401
 import exchange.models  # noqa: F401
+import govhub.console.models  # noqa: F401
 import ops.audit
+import ops.auditlog.models
 import ops.identity.models
+import ops.scheduler
 import ops.workdays.models  # noqa: F401
 import seal.models  # noqa: F401
 from ops.db import Base, UTCDateTime

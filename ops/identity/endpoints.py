@@ -9,12 +9,14 @@ from typing import Annotated, Any
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 
 from ops import audit
 from ops.auth import AnyCaller, ClientManager, DepartmentOrAdmin, PlatformAdmin
 from ops.db import DbSession, etag
 from ops.errors import BadRequest, Unauthenticated, UnsupportedMediaType
 from ops.identity import repository, service
+from ops.identity.models import ApiClient
 from ops.identity.schemas import (
     ClientCreate,
     ClientCreated,
@@ -85,9 +87,14 @@ async def issue_token(request: Request) -> Any:
             errors=[{"field": f, "message": "required"} for f in missing],
         )
     settings = request.app.state.settings
-    with request.app.state.sessionmaker() as db:
-        client = service.authenticate_client(db, client_id=fields["client_id"], client_secret=fields["client_secret"])
-        claims = service.token_claims(db, client)
+
+    def check() -> tuple[ApiClient, dict[str, Any]]:
+        # scrypt and the database are blocking: keep them off the event loop.
+        with request.app.state.sessionmaker() as db:
+            client = service.authenticate_client(db, client_id=fields["client_id"], client_secret=fields["client_secret"])
+            return client, service.token_claims(db, client)
+
+    client, claims = await run_in_threadpool(check)
     token = request.app.state.keyring.issue(
         subject=client.client_id,
         audience=settings.token_audience,

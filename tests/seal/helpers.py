@@ -80,3 +80,34 @@ def make_seal(db: Session, vault: KeyVault, department_id: str, *, algorithm: st
     )
     db.flush()
     return seal
+
+
+def hub_tsa(db: Session, vault: KeyVault) -> Any:
+    """An RFC 3161 time-stamp authority for tests, certified by the hub's issuing CA."""
+    from asn1crypto import keys as asn1_keys
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+    from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
+
+    from seal import authority
+    from seal import pdf as pades
+
+    hub_ca = authority.ensure_authority(db, vault)
+    tsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)  # pyHanko's test TSA signs with RSA
+    tsa_cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "govhub test TSA")]))
+        .issuer_name(hub_ca.issuing.certificate.subject)
+        .public_key(tsa_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(utcnow() - timedelta(hours=1))
+        .not_valid_after(utcnow() + timedelta(days=30))
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=True)
+        .sign(hub_ca.issuing.private, hashes.SHA256())
+    )
+    der_key = tsa_key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return DummyTimeStamper(
+        tsa_cert=pades.asn1_cert(tsa_cert), tsa_key=asn1_keys.PrivateKeyInfo.load(der_key), certs_to_embed=None
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -150,6 +151,12 @@ def test_bad_seal_requests_get_clear_errors(client: TestClient, hub: Hub) -> Non
         "/seals", headers=hub.admin.headers, json=seal_body(department.id, valid_to=(utcnow() - timedelta(days=1)).isoformat())
     )
     assert past.status_code == 422 and "valid_to" in past.json()["detail"]
+    backdated = client.post(
+        "/seals",
+        headers=hub.admin.headers,
+        json=seal_body(department.id, valid_from=(utcnow() - timedelta(days=30)).isoformat()),
+    )
+    assert backdated.status_code == 422 and backdated.json()["errors"][0]["field"] == "valid_from"
     naive = client.post("/seals", headers=hub.admin.headers, json=seal_body(department.id, valid_to="2030-01-01T00:00:00"))
     assert naive.status_code == 422 and "time zone" in naive.text
     unknown_type = client.post("/seals", headers=hub.admin.headers, json=seal_body(department.id, seal_type="私章"))
@@ -221,3 +228,26 @@ def test_a_seal_past_its_validity_is_marked_expired_by_the_scheduled_job(db: Ses
     assert job.run(db) == 1
     assert seal.status == "expired"
     assert job.run(db) == 0
+
+
+def test_two_processes_making_the_authority_at_once_leave_one_consistent_signing_chain(db: Session, hub: Hub, app: Any) -> None:
+    from seal import authority
+    from tests.seal.helpers import make_seal
+
+    vault = app.state.vault
+    authority.create_authority(db, vault)
+    first = make_seal(db, vault, hub.department().id)
+    authority.create_authority(db, vault)  # a second generation, as if another process raced the first
+    second = make_seal(db, vault, hub.department().id)
+    for seal in (first, second):
+        signer = service.signer_for(db, seal=seal, vault=vault)
+        leaf, issuing = (x509.load_pem_x509_certificate(p.encode()) for p in signer.certificate_chain_pem())
+        leaf.verify_directly_issued_by(issuing)
+        report = service.verify_detached(
+            db,
+            signature=service.sign_detached(
+                db, vault=vault, department_id=seal.department_id, data=b"d", purpose="测试", actor=hub.admin_principal()
+            ),
+            data=b"d",
+        )
+        assert report.verdict == "valid", report.reasons

@@ -227,3 +227,24 @@ def test_the_seal_certificate_chain_verifies_with_openssl(db: Session, hub: Hub,
         [OPENSSL, "x509", "-noout", "-text", "-in", str(tmp_path / "seal.pem")], capture_output=True, text=True, check=False
     ).stdout
     assert "SM2" in text and department.code in text  # the last one made is the SM2 seal
+
+
+@pytest.mark.parametrize("algorithm", ["ES256", "EdDSA"])
+def test_a_jws_made_with_a_seal_signer_verifies_with_pyjwt_and_the_published_jwk(
+    db: Session, hub: Hub, vault: KeyVault, algorithm: str
+) -> None:
+    """What the certificate hub does: a compact JWS signed by the seal, checked by a standard JOSE library."""
+    import jwt
+    from jwt.algorithms import ECAlgorithm, OKPAlgorithm
+
+    department = hub.department()
+    make_seal(db, vault, department.id, algorithm=algorithm)
+    signer = service.department_signer(db, department_id=department.id, vault=vault)
+    header = keys.b64u(json.dumps({"alg": signer.alg, "kid": signer.kid, "typ": "JWT"}).encode())
+    payload = keys.b64u(json.dumps({"iss": department.code, "vct": "营业执照"}, ensure_ascii=False).encode())
+    token = f"{header}.{payload}.{keys.b64u(signer.sign(f'{header}.{payload}'.encode()))}"
+    published = next(k for k in service.department_jwks(db, department_id=department.id)["keys"] if k["kid"] == signer.kid)
+    algorithm_class = ECAlgorithm if algorithm == "ES256" else OKPAlgorithm
+    public = algorithm_class.from_jwk(json.dumps({k: published[k] for k in ("kty", "crv", "x", "y") if k in published}))
+    claims = jwt.decode(token, public, algorithms=[algorithm])  # type: ignore[arg-type]
+    assert claims == {"iss": department.code, "vct": "营业执照"}

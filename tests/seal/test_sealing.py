@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
-from datetime import timedelta
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -19,11 +19,11 @@ from sqlalchemy.orm import Session
 
 from ops.audit import AuditRecord
 from ops.auth import Principal, Role
-from seal import authority
+from seal import authority, service
 from seal import pdf as pades
 from seal.models import SealUse
 from tests.conftest import Actor, Hub
-from tests.seal.helpers import one_page_pdf, seal_body
+from tests.seal.helpers import hub_tsa, one_page_pdf, seal_body
 
 
 def _issue(client: TestClient, hub: Hub, department_id: str, **kwargs: object) -> dict[str, object]:
@@ -316,42 +316,11 @@ def test_garbage_given_to_the_signature_verifier_gets_a_clear_4xx(client: TestCl
     assert says in response.text
 
 
-def test_a_pdf_sealed_with_a_time_stamp_is_pades_b_t(client: TestClient, hub: Hub, db: Session, app: object) -> None:
+def test_a_pdf_sealed_with_a_time_stamp_is_pades_b_t(client: TestClient, hub: Hub, db: Session, app: Any) -> None:
     """With a time-stamp authority configured, the seal carries an RFC 3161 token over its signature."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-    from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
-
-    from ops.db import utcnow
-    from seal import service
-
     department = hub.department()
     _issue(client, hub, department.id)
-    vault = app.state.vault  # type: ignore[attr-defined]
-    hub_ca = authority.ensure_authority(db, vault)
-    tsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    tsa_cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "govhub TSA")]))
-        .issuer_name(hub_ca.issuing.certificate.subject)
-        .public_key(tsa_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(utcnow() - timedelta(hours=1))
-        .not_valid_after(utcnow() + timedelta(days=30))
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=True)
-        .sign(hub_ca.issuing.private, hashes.SHA256())
-    )
-    from asn1crypto import keys as asn1_keys
-
-    stamper = DummyTimeStamper(
-        tsa_cert=pades.asn1_cert(tsa_cert),
-        tsa_key=asn1_keys.PrivateKeyInfo.load(
-            tsa_key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-        ),
-        certs_to_embed=None,
-    )
+    vault = app.state.vault
     system = Principal(subject="records-system", roles=frozenset({Role.DEPARTMENT_SYSTEM}), department_id=department.id)
     sealed = service.seal_pdf(
         db,
@@ -360,10 +329,132 @@ def test_a_pdf_sealed_with_a_time_stamp_is_pades_b_t(client: TestClient, hub: Hu
         pdf=one_page_pdf(),
         purpose="带时间戳用印",
         actor=system,
-        timestamper=stamper,
+        timestamper=hub_tsa(db, vault),
     )
     report = service.verify_pdf(db, pdf_bytes=sealed)
     signature = report.signatures[0]
     assert report.verdict == "valid", signature.reasons
     assert signature.timestamp_time is not None and signature.checks["timestamp"].status == "passed"
     assert "B-T" in signature.checks["timestamp"].message
+
+
+def test_a_detached_signature_carries_an_rfc3161_time_stamp_that_proves_it_predates_a_revocation(
+    client: TestClient, hub: Hub, db: Session, app: Any
+) -> None:
+    department = hub.department()
+    seal = _issue(client, hub, department.id, algorithm="SM2")
+    system = Principal(subject="records-system", roles=frozenset({Role.DEPARTMENT_SYSTEM}), department_id=department.id)
+    signed = service.sign_detached(
+        db,
+        vault=app.state.vault,
+        department_id=department.id,
+        data=b"receipt",
+        purpose="回执",
+        actor=system,
+        timestamper=hub_tsa(db, app.state.vault),
+    )
+    assert signed["timeStamp"]
+    service.revoke_seal(db, who=hub.admin_principal(), seal_id=str(seal["id"]), reason="印章遗失")
+    db.query(SealUse).filter(SealUse.seal_id == seal["id"]).delete()  # only the time stamp is left as proof
+    db.flush()
+    report = service.verify_detached(db, signature=signed, data=b"receipt")
+    assert report.checks["timestamp"].status == "passed" and report.timestamp_time is not None
+    assert report.verdict == "valid" and report.checks["seal_status_now"].status == "warning"
+    other = json.loads(json.dumps(signed))
+    other["timeStamp"] = base64.b64encode(b"not a token").decode()
+    broken = service.verify_detached(db, signature=other, data=b"receipt")
+    assert broken.checks["timestamp"].status == "failed" and broken.verdict == "invalid"
+
+
+def test_a_seal_of_a_trusted_other_hub_chains_but_its_status_is_indeterminate_here(
+    client: TestClient, hub: Hub, db: Session, tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """互通互认: another hub's root in the trust file makes its seals chain; their status is theirs to tell."""
+    from pathlib import Path
+
+    from cryptography.hazmat.primitives import serialization
+
+    from seal import repository, service
+    from seal.config import SealSettings
+
+    department = hub.department()
+    _issue(client, hub, department.id, algorithm="SM2")
+    signed = client.post(
+        "/seal/sign", headers=hub.system(department).headers, json={"purpose": "跨省互认", "document": {"a": 1}}
+    ).json()
+    # this hub's authority becomes "the other hub": forgotten here, its certificates given in the trust file
+    bundle = Path(str(tmp_path)) / "other-hub.pem"
+    bundle.write_bytes(
+        b"".join(
+            c.public_bytes(serialization.Encoding.PEM)
+            for c in authority.root_certificates(db) + authority.intermediate_certificates(db)
+        )
+    )
+    for row in db.scalars(select(authority.AuthorityKey)):
+        row.role = f"old-{row.role}"[:16]
+    db.flush()
+    monkeypatch.setattr(repository, "seal_by_certificate_serial", lambda _db, _serial: None)
+    untrusted = service.verify_detached(db, signature=signed, data=b'{"a":1}')
+    assert untrusted.verdict == "indeterminate" and untrusted.sub_indication == "NO_CERTIFICATE_CHAIN_FOUND"
+    monkeypatch.setattr(service, "get_seal_settings", lambda: SealSettings(trusted_roots_file=bundle))
+    trusted = service.verify_detached(db, signature=signed, data=b'{"a":1}')
+    assert trusted.checks["chain"].status == "passed" and trusted.checks["seal_structure"].status == "passed"
+    assert trusted.checks["seal_valid_at_signing"].status == "passed"
+    assert trusted.verdict == "indeterminate" and trusted.sub_indication == "TRY_LATER"
+
+
+def test_no_seal_endpoint_ever_returns_a_private_key(client: TestClient, hub: Hub) -> None:
+    department = hub.department()
+    seal = _issue(client, hub, department.id, algorithm="SM2")
+    system = hub.system(department)
+    signed = client.post("/seal/sign", headers=system.headers, json={"purpose": "回执", "document": {"a": 1}})
+    bodies = [
+        client.get(f"/seals/{seal['id']}", headers=hub.admin.headers).text,
+        client.get("/seals", headers=system.headers).text,
+        client.get(f"/seals/{seal['id']}/structure", headers=system.headers).text,
+        client.get("/seal/jwks").text,
+        client.get("/seal/ca").text,
+        signed.text,
+    ]
+    for body in bodies:
+        assert "PRIVATE KEY" not in body and "wrapped_dek" not in body and '"d":' not in body
+    jwks = client.get("/seal/jwks", params={"department_code": department.code}).json()
+    assert [k["kid"] for k in jwks["keys"]] == [seal["kid"]] and jwks["keys"][0]["dept_code"] == department.code
+    assert client.get("/seal/jwks", params={"department_code": "NOSUCHCODE"}).json() == {"keys": []}
+
+
+def test_two_departments_seal_the_same_pdf_and_both_seals_verify(client: TestClient, hub: Hub) -> None:
+    """A joint document (联合发文): the second seal is added after the first, which stays valid."""
+    first, second = hub.department("市场监督管理局"), hub.department("税务局")
+    _issue(client, hub, first.id)
+    _issue(client, hub, second.id, algorithm="EdDSA")
+    once = _seal_pdf(client, hub.system(first), one_page_pdf(), box="300,60,420,180")
+    twice = _seal_pdf(client, hub.system(second), once, box="440,60,560,180")
+    report = _verify_pdf(client, twice)
+    assert [s["signer"]["organization_identifier"] for s in report["signatures"]] == [first.code, second.code]  # type: ignore[index]
+    assert report["verdict"] == "valid", report
+
+
+def test_a_signature_made_before_its_seal_expired_stays_valid_with_a_warning(client: TestClient, hub: Hub, db: Session) -> None:
+    from ops.db import utcnow
+    from seal.models import Seal
+    from seal.tasks import JOBS
+
+    department = hub.department()
+    created = _issue(client, hub, department.id)
+    signed = client.post(
+        "/seal/sign", headers=hub.system(department).headers, json={"purpose": "回执", "document": {"a": 1}}
+    ).json()
+    seal = db.get(Seal, created["id"])
+    assert seal is not None
+    seal.valid_to = utcnow()  # the validity period ends just after the signature was made
+    db.flush()
+    next(job for job in JOBS if job.name == "seal.expire").run(db)
+    report = client.post("/seal/verify/signature", json={"signature": signed, "document": {"a": 1}}).json()
+    assert report["checks"]["seal_valid_at_signing"]["status"] == "passed"
+    assert (
+        report["checks"]["seal_status_now"]["status"] == "warning" and "expired" in report["checks"]["seal_status_now"]["message"]
+    )
+    assert report["verdict"] == "valid"
+    refused = client.post("/seal/sign", headers=hub.system(department).headers, json={"purpose": "回执", "document": {"a": 1}})
+    assert refused.status_code == 409

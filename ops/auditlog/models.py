@@ -1,0 +1,61 @@
+"""Tables of the audit log: leaves in log order, signed checkpoints, and the log's signing keys."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ops.db import Base, utcnow
+
+
+class LogEntry(Base):
+    """One leaf of the log: which audit record sits at which position, and its leaf hash."""
+
+    __tablename__ = "audit_log_entries"
+
+    # 0-based leaf index; the primary key makes two sequencers racing for one slot impossible.
+    index: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False)
+    # No foreign key on purpose: the log must outlive, and report, a record removed behind its back.
+    audit_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), unique=True)
+    leaf_hash: Mapped[str] = mapped_column(String(64))
+    appended_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LogNode(Base):
+    """The hash of a complete (perfect) subtree above the leaves, so proofs need O(log n) reads."""
+
+    __tablename__ = "audit_log_nodes"
+
+    level: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)  # 1 = pairs of leaves
+    position: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class LogCheckpoint(Base):
+    """A signed statement of the log's size and root hash at a moment."""
+
+    __tablename__ = "audit_log_checkpoints"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    tree_size: Mapped[int] = mapped_column(BigInteger, index=True)
+    root_hash: Mapped[str] = mapped_column(String(64))
+    signed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    key_id: Mapped[str] = mapped_column(String(64), ForeignKey("audit_log_keys.key_id"))
+    # The exact signed text (see service.checkpoint_body) and its Ed25519 signature, base64.
+    body: Mapped[str] = mapped_column(Text)
+    signature: Mapped[str] = mapped_column(String(128))
+
+
+class LogKey(Base):
+    """An Ed25519 key that signs checkpoints; the private half is wrapped by the KeyVault."""
+
+    __tablename__ = "audit_log_keys"
+
+    key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    public_key: Mapped[str] = mapped_column(String(64))  # raw 32 bytes, base64
+    private_key: Mapped[dict[str, Any]] = mapped_column(JSON)  # WrappedSecret.as_dict()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    retired_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -1,0 +1,448 @@
+"""Rules of the audit log: sequencing records into the Merkle tree, signing checkpoints, proofs, verification."""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from ops import audit
+from ops.audit import AuditRecord
+from ops.auditlog import merkle, repository
+from ops.auditlog.models import LogCheckpoint, LogEntry, LogKey, LogNode
+from ops.auth import Principal
+from ops.crypto import KeyVault, WrappedSecret
+from ops.db import utcnow
+from ops.errors import Conflict, Invalid, NotFound
+from ops.metrics import AUDIT_LOG_CHECKPOINTS, AUDIT_LOG_SIZE, AUDIT_LOG_UNSEQUENCED
+from ops.storage import ObjectStore
+
+LOG_NAME = "govhub audit log"
+# A record is sequenced only once it is this old: enough for any transaction that wrote it to
+# have committed, so that a smaller id becoming visible late is still taken in its turn.
+DEFAULT_GRACE_SECONDS = 2.0
+# Refresh the signed checkpoint at least this often even when nothing was appended.
+CHECKPOINT_MAX_AGE = timedelta(hours=1)
+# The sequencer looks for missing records only this far back from the last logged one (an open
+# transaction never lasts that long); `govhub audit verify` searches the whole table anyway.
+SEQUENCE_LOOKBACK = timedelta(hours=1)
+_SEQUENCER_LOCK = 0x60F4C
+
+
+# -- leaves -------------------------------------------------------------------------------------
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def canonical_record(record: AuditRecord) -> bytes:
+    """The leaf data of an audit record: every column, in a fixed JSON encoding."""
+    data = {
+        "id": record.id,
+        "at": _iso(record.at),
+        "request_id": record.request_id,
+        "actor": record.actor,
+        "role": record.role,
+        "department_id": record.department_id,
+        "action": record.action,
+        "object_type": record.object_type,
+        "object_id": record.object_id,
+        "purpose": record.purpose,
+        "outcome": record.outcome,
+        "subject_ref": record.subject_ref,
+        "detail": record.detail,
+    }
+    return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def record_leaf_hash(record: AuditRecord) -> bytes:
+    return merkle.leaf_hash(canonical_record(record))
+
+
+class _CompactRange:
+    """The roots of the perfect subtrees covering a prefix of the log (RFC 9162's tree, incrementally)."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self._stack: list[tuple[int, bytes]] = []  # (height, hash), left to right
+
+    def append(self, leaf: bytes) -> None:
+        height, node = 0, leaf
+        while self._stack and self._stack[-1][0] == height:
+            _, left = self._stack.pop()
+            node = merkle.node_hash(left, node)
+            height += 1
+        self._stack.append((height, node))
+        self.size += 1
+
+    def root(self) -> bytes:
+        if not self._stack:
+            return merkle.EMPTY_ROOT
+        node = self._stack[-1][1]
+        for _, left in reversed(self._stack[:-1]):
+            node = merkle.node_hash(left, node)
+        return node
+
+
+# -- sequencing ---------------------------------------------------------------------------------
+
+
+def _lock(db: Session) -> None:
+    """Serialise sequencers: an advisory lock on PostgreSQL (SQLite serialises writers itself)."""
+    if db.get_bind().dialect.name == "postgresql":
+        db.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _SEQUENCER_LOCK})
+
+
+def sequence(db: Session, *, grace_seconds: float = DEFAULT_GRACE_SECONDS, limit: int = 10_000) -> int:
+    """Append committed audit records older than the grace period to the log; returns how many."""
+    _lock(db)
+    size = repository.tree_size(db)
+    cutoff = utcnow() - timedelta(seconds=grace_seconds)
+    fresh: dict[merkle.Node, bytes] = {}
+    for record in repository.unsequenced(db, older_than=cutoff, limit=limit, lookback=SEQUENCE_LOOKBACK):
+        leaf = record_leaf_hash(record)
+        fresh[(0, size + len(fresh))] = leaf
+        db.add(LogEntry(index=size + len(fresh) - 1, audit_id=record.id, leaf_hash=leaf.hex()))
+    appended = len(fresh)
+    db.flush()
+    _complete_nodes(db, size, size + appended, fresh)
+    AUDIT_LOG_SIZE.set(size + appended)
+    AUDIT_LOG_UNSEQUENCED.set(repository.count_unsequenced(db, lookback=SEQUENCE_LOOKBACK))
+    return appended
+
+
+def _complete_nodes(db: Session, old_size: int, new_size: int, known: dict[merkle.Node, bytes]) -> None:
+    """Store every perfect subtree completed by growing the log from old_size to new_size."""
+    level = 1
+    while (1 << level) <= new_size:
+        first, last = old_size >> level, (new_size >> level) - 1
+        if first <= last:
+            children = {(level - 1, 2 * p + c) for p in range(first, last + 1) for c in (0, 1)}
+            missing = children - known.keys()
+            if missing:
+                known.update(repository.nodes(db, missing))
+            for p in range(first, last + 1):
+                value = merkle.node_hash(known[(level - 1, 2 * p)], known[(level - 1, 2 * p + 1)])
+                known[(level, p)] = value
+                db.add(LogNode(level=level, position=p, hash=value.hex()))
+        level += 1
+    db.flush()
+
+
+def _hashes(db: Session, ranges: list[tuple[int, int]]) -> list[bytes]:
+    """The tree hashes of the given leaf ranges, from O(log n) stored nodes each."""
+    wanted = {n for a, b in ranges for n in merkle.decompose(a, b)}
+    found = repository.nodes(db, wanted)
+    return [merkle.range_hash(a, b, found) for a, b in ranges]
+
+
+def tree_root(db: Session, size: int) -> bytes:
+    """MTH of the first `size` leaves."""
+    return _hashes(db, [(0, size)])[0] if size else merkle.EMPTY_ROOT
+
+
+# -- keys and checkpoints -----------------------------------------------------------------------
+
+
+def _purpose(key_id: str) -> str:
+    return f"audit-log-key:{key_id}"
+
+
+def create_log_key(db: Session, vault: KeyVault) -> LogKey:
+    """Generate a new Ed25519 checkpoint-signing key, its private half wrapped by the vault."""
+    private = Ed25519PrivateKey.generate()
+    public_raw = private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    key_id = f"log-{utcnow():%Y%m%d}-{secrets.token_hex(4)}"
+    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    key = LogKey(
+        key_id=key_id,
+        public_key=base64.b64encode(public_raw).decode(),
+        private_key=vault.wrap(pem, purpose=_purpose(key_id)).as_dict(),
+    )
+    db.add(key)
+    db.flush()
+    return key
+
+
+def ensure_log_key(db: Session, vault: KeyVault) -> LogKey:
+    """The active checkpoint-signing key, created on first use."""
+    return repository.active_key(db) or create_log_key(db, vault)
+
+
+def rotate_log_key(db: Session, *, vault: KeyVault) -> LogKey:
+    """Sign future checkpoints with a new key; old keys stay published to verify old checkpoints."""
+    now = utcnow()
+    for key in repository.all_keys(db):
+        if key.retired_at is None:
+            key.retired_at = now
+    key = create_log_key(db, vault)
+    audit.record(db, actor=audit.SYSTEM, action="audit_log_key.rotate", object_type="audit_log_key", object_id=key.key_id)
+    return key
+
+
+def rewrap_log_keys(db: Session, *, vault: KeyVault) -> int:
+    """Re-wrap every log key under the current master key; returns how many changed."""
+    changed = 0
+    for key in repository.all_keys(db):
+        wrapped = WrappedSecret.from_dict(key.private_key)
+        rewrapped = vault.rewrap(wrapped, purpose=_purpose(key.key_id))
+        if rewrapped != wrapped:
+            key.private_key = rewrapped.as_dict()
+            changed += 1
+    db.flush()
+    return changed
+
+
+def checkpoint_body(*, size: int, root_hash: bytes, signed_at: datetime, key_id: str) -> str:
+    """The signed text of a checkpoint (one field a line, in the spirit of the C2SP checkpoint format)."""
+    return f"{LOG_NAME}\n{size}\n{base64.b64encode(root_hash).decode()}\n{_iso(signed_at)}\n{key_id}\n"
+
+
+def sign_checkpoint(
+    db: Session, *, vault: KeyVault, store: ObjectStore | None = None, force: bool = False
+) -> LogCheckpoint | None:
+    """Sign the current size and root, when the log grew or the last checkpoint is old (or `force`).
+
+    With `store`, the signed checkpoint is also published to object storage first, so a checkpoint
+    row never exists without its published copy (an unreachable store fails the whole step).
+    """
+    _lock(db)
+    size = repository.tree_size(db)
+    latest = repository.latest_checkpoint(db)
+    now = utcnow()
+    if latest and not force and latest.tree_size == size and now - latest.signed_at < CHECKPOINT_MAX_AGE:
+        return None
+    key = ensure_log_key(db, vault)
+    private = serialization.load_pem_private_key(
+        vault.unwrap(WrappedSecret.from_dict(key.private_key), purpose=_purpose(key.key_id)), password=None
+    )
+    assert isinstance(private, Ed25519PrivateKey)
+    root_hash = tree_root(db, size)
+    body = checkpoint_body(size=size, root_hash=root_hash, signed_at=now, key_id=key.key_id)
+    signature = base64.b64encode(private.sign(body.encode())).decode()
+    if store is not None:
+        document = json.dumps({"body": body, "signature": signature, "key_id": key.key_id, "public_key": key.public_key})
+        store.put([document.encode()])
+    checkpoint = LogCheckpoint(
+        tree_size=size, root_hash=root_hash.hex(), signed_at=now, key_id=key.key_id, body=body, signature=signature
+    )
+    db.add(checkpoint)
+    db.flush()
+    AUDIT_LOG_CHECKPOINTS.inc()
+    return checkpoint
+
+
+def checkpoint_signature_valid(checkpoint: LogCheckpoint, key: LogKey | None) -> bool:
+    """Does the checkpoint's signature verify under its key, and does its body say what its columns say?"""
+    if key is None:
+        return False
+    public = Ed25519PublicKey.from_public_bytes(base64.b64decode(key.public_key))
+    try:
+        public.verify(base64.b64decode(checkpoint.signature), checkpoint.body.encode())
+    except (InvalidSignature, ValueError):
+        return False
+    expected = checkpoint_body(
+        size=checkpoint.tree_size,
+        root_hash=bytes.fromhex(checkpoint.root_hash),
+        signed_at=checkpoint.signed_at,
+        key_id=checkpoint.key_id,
+    )
+    return expected == checkpoint.body
+
+
+# -- proofs -------------------------------------------------------------------------------------
+
+
+def latest_checkpoint(db: Session) -> LogCheckpoint:
+    """The latest signed checkpoint, or NotFound before the first one."""
+    checkpoint = repository.latest_checkpoint(db)
+    if checkpoint is None:
+        raise NotFound("no checkpoint has been signed yet; the hub signs one within a minute of start")
+    return checkpoint
+
+
+@dataclass(frozen=True)
+class Inclusion:
+    record: AuditRecord
+    leaf_index: int
+    leaf_hash: bytes
+    checkpoint: LogCheckpoint
+    proof: list[bytes]
+
+
+def inclusion(db: Session, *, who: Principal, audit_id: int, tree_size: int | None = None) -> Inclusion:
+    """An inclusion proof of an audit record the caller may see, against a signed checkpoint."""
+    record = repository.readable_record(db, who, audit_id)
+    if record is None:
+        raise NotFound(f"audit record {audit_id} not found")
+    entry = repository.entry_for(db, audit_id)
+    if entry is None:
+        raise Conflict(
+            f"audit record {audit_id} is not in the log yet; it is added within seconds, retry shortly",
+            headers={"Retry-After": "5"},
+        )
+    if tree_size is None:
+        checkpoint = latest_checkpoint(db)
+    else:
+        found = repository.checkpoint_covering(db, tree_size)
+        if found is None:
+            raise NotFound(f"no signed checkpoint has tree size {tree_size}")
+        checkpoint = found
+    if entry.index >= checkpoint.tree_size:
+        raise Conflict(
+            f"audit record {audit_id} is at leaf {entry.index}, after the checkpoint of size {checkpoint.tree_size}; "
+            "the next checkpoint will include it, retry shortly",
+            headers={"Retry-After": "60"},
+        )
+    return Inclusion(
+        record=record,
+        leaf_index=entry.index,
+        leaf_hash=bytes.fromhex(entry.leaf_hash),
+        checkpoint=checkpoint,
+        proof=_hashes(db, merkle.inclusion_ranges(entry.index, 0, checkpoint.tree_size)),
+    )
+
+
+def consistency(db: Session, *, first: int, second: int) -> list[bytes]:
+    """A consistency proof between two tree sizes of the log."""
+    size = repository.tree_size(db)
+    errors = []
+    if first < 1:
+        errors.append({"field": "first", "message": "must be at least 1"})
+    if second < first:
+        errors.append({"field": "second", "message": f"must not be smaller than first ({first})"})
+    if second > size:
+        errors.append({"field": "second", "message": f"the log has only {size} entries"})
+    if errors:
+        raise Invalid("cannot prove consistency between these sizes", errors=errors)
+    return _hashes(db, merkle.consistency_ranges(first, 0, second))
+
+
+# -- verification -------------------------------------------------------------------------------
+
+
+@dataclass
+class VerifyReport:
+    """What `govhub audit verify` found."""
+
+    entries: int = 0
+    checkpoints: int = 0
+    problems: list[dict[str, Any]] = field(default_factory=list)
+    unsequenced: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "entries": self.entries,
+            "checkpoints": self.checkpoints,
+            "unsequenced": self.unsequenced,
+            "problems": self.problems,
+        }
+
+
+def verify(db: Session, *, grace_seconds: float = 60.0) -> VerifyReport:
+    """Rebuild the tree from the stored records; report altered, removed or reordered records and bad checkpoints."""
+    report = VerifyReport()
+    stored_positions: dict[str, int] = {}
+    rebuilt: list[tuple[int, bytes, bytes, AuditRecord | None, int]] = []
+    for entry, record in repository.entries_with_records(db):
+        stored = bytes.fromhex(entry.leaf_hash)
+        stored_positions[entry.leaf_hash] = entry.index
+        actual = record_leaf_hash(record) if record is not None else b""
+        rebuilt.append((entry.index, stored, actual, record, entry.audit_id))
+    report.entries = len(rebuilt)
+
+    checkpoints = repository.checkpoints(db)
+    report.checkpoints = len(checkpoints)
+    by_size: dict[int, list[LogCheckpoint]] = {}
+    for cp in checkpoints:
+        by_size.setdefault(cp.tree_size, []).append(cp)
+
+    recomputed = _CompactRange()
+    for position, (index, stored, actual, record, audit_id) in enumerate(rebuilt):
+        if index != position:
+            report.problems.append({"kind": "gap", "leaf_index": position, "detail": f"leaf {position} is missing"})
+        if record is None:
+            report.problems.append(
+                {"kind": "removed", "leaf_index": index, "audit_id": audit_id, "detail": f"audit record {audit_id} was removed"}
+            )
+        elif actual != stored:
+            elsewhere = stored_positions.get(actual.hex())
+            if elsewhere is not None and elsewhere != index:
+                report.problems.append(
+                    {
+                        "kind": "reordered",
+                        "leaf_index": index,
+                        "audit_id": audit_id,
+                        "detail": f"audit record {audit_id} now holds what was logged at leaf {elsewhere}",
+                    }
+                )
+            else:
+                report.problems.append(
+                    {
+                        "kind": "altered",
+                        "leaf_index": index,
+                        "audit_id": audit_id,
+                        "detail": f"audit record {audit_id} differs from what was logged at leaf {index}",
+                    }
+                )
+        # The tree is rebuilt from the records themselves, so a stored leaf hash rewritten to
+        # match an altered record still disagrees with every checkpoint signed before.
+        recomputed.append(actual if record is not None else stored)
+        for cp in by_size.pop(recomputed.size, []):
+            _check_checkpoint(db, report, cp, recomputed.root())
+    for size, cps in by_size.items():
+        for cp in cps:
+            if size == 0:
+                _check_checkpoint(db, report, cp, merkle.EMPTY_ROOT)
+            else:
+                report.problems.append(
+                    {
+                        "kind": "checkpoint_beyond_log",
+                        "checkpoint_id": cp.id,
+                        "detail": f"checkpoint {cp.id} signs size {size} but the log has {len(rebuilt)} entries",
+                    }
+                )
+    cutoff = utcnow() - timedelta(seconds=grace_seconds)
+    late = repository.unsequenced(db, older_than=cutoff, limit=1000)
+    report.unsequenced = repository.count_unsequenced(db)
+    for record in late:
+        report.problems.append(
+            {
+                "kind": "not_in_log",
+                "audit_id": record.id,
+                "detail": f"audit record {record.id} ({_iso(record.at)}) was never added to the log",
+            }
+        )
+    return report
+
+
+def _check_checkpoint(db: Session, report: VerifyReport, cp: LogCheckpoint, root_hash: bytes) -> None:
+    key = db.get(LogKey, cp.key_id)
+    if not checkpoint_signature_valid(cp, key):
+        report.problems.append(
+            {"kind": "bad_signature", "checkpoint_id": cp.id, "detail": f"checkpoint {cp.id} has an invalid signature"}
+        )
+    if cp.root_hash != root_hash.hex():
+        report.problems.append(
+            {
+                "kind": "root_mismatch",
+                "checkpoint_id": cp.id,
+                "tree_size": cp.tree_size,
+                "detail": f"the records no longer give the root signed in checkpoint {cp.id} (size {cp.tree_size})",
+            }
+        )

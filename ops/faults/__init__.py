@@ -1,0 +1,1 @@
+"""Fault checks against real processes: `python -m ops.faults [sigkill|db_restart|storage_down]`."""

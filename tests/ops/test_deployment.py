@@ -1,0 +1,80 @@
+"""Scenarios of deployment: replicas starting together, and the compose file an operator runs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from govhub.database import head_revisions
+from ops.db import make_engine
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture()
+def empty_database(tmp_path: Path) -> Iterator[str]:
+    base = os.environ.get("GOVHUB_TEST_DATABASE_URL")
+    if base:
+        from tests.conftest import _drop_postgres_database, _fresh_postgres_database
+
+        url, name = _fresh_postgres_database(base)
+        yield url
+        _drop_postgres_database(base, name)
+    else:
+        yield f"sqlite:///{tmp_path}/replicas-{uuid.uuid4().hex}.db"
+
+
+def test_two_replicas_starting_together_migrate_once_and_share_one_admin_and_one_master_key(
+    empty_database: str, tmp_path: Path
+) -> None:
+    shared = tmp_path / "shared-data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOVHUB_")}
+    env.update({"GOVHUB_DATABASE_URL": empty_database, "GOVHUB_DATA_DIR": str(shared)})
+    replicas = [
+        subprocess.Popen(
+            [sys.executable, "-m", "govhub.cli", "db", "upgrade"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        for _ in range(2)
+    ]
+    outputs = [r.communicate(timeout=120) for r in replicas]
+    assert [r.returncode for r in replicas] == [0, 0], outputs
+    announced = [out.decode() for out, _ in outputs if b"client_secret" in out]
+    assert len(announced) == 1  # exactly one replica created (and printed) the first admin
+    engine = make_engine(empty_database)
+    try:
+        with engine.connect() as connection:
+            versions = {row[0] for row in connection.execute(text("SELECT version_num FROM alembic_version"))}
+            admins = connection.execute(text("SELECT count(*) FROM api_clients")).scalar()
+            keys = connection.execute(text("SELECT count(*) FROM hub_signing_keys")).scalar()
+    finally:
+        engine.dispose()
+    assert versions == head_revisions()
+    assert admins == 1 and keys == 1
+    assert [p.name for p in shared.iterdir() if "master.key" in p.name] == ["master.key"]
+
+
+def test_the_compose_file_runs_two_hubs_on_postgres_and_minio_with_prometheus() -> None:
+    yaml = pytest.importorskip("yaml")
+    compose = shutil.which("docker-compose")
+    if compose is None:
+        pytest.skip("docker-compose (Debian package docker-compose) is not installed; CI installs it")
+    checked = subprocess.run([compose, "config"], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert checked.returncode == 0, checked.stderr
+    services = yaml.safe_load(checked.stdout)["services"]
+    assert {"hub-1", "hub-2", "postgres", "minio", "minio-init", "prometheus"} <= set(services)
+    for name in ("hub-1", "hub-2"):
+        env = services[name]["environment"]
+        assert env["GOVHUB_DATABASE_URL"].startswith("postgresql+psycopg://") and "@postgres:5432/" in env["GOVHUB_DATABASE_URL"]
+        assert env["GOVHUB_STORAGE_BACKEND"] == "s3" and env["GOVHUB_S3_ENDPOINT"] == "minio:9000"
+        assert services[name]["depends_on"]["minio-init"]["condition"] == "service_completed_successfully"
+    assert "mc mb" in " ".join(services["minio-init"]["command"])
+    scrape = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
+    assert scrape["scrape_configs"][0]["static_configs"][0]["targets"] == ["hub-1:8000", "hub-2:8000"]
