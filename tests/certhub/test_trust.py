@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -165,3 +166,29 @@ def test_the_hub_publishes_its_issuer_metadata_and_keys(world: World) -> None:
     assert world.issuer.department is not None
     assert any(k.get("dept_code") == world.issuer.department.code for k in keys)
     assert any(k.get("use") == "presentation" for k in keys)
+
+
+def test_a_hub_trusted_by_key_url_has_its_keys_fetched(
+    world: World, other_hub: OtherHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fetched: list[str] = []
+    serve_lists = service.fetch_url
+
+    def fetch(url: str) -> bytes:
+        fetched.append(url)
+        if url == f"{SHANGHAI}/certhub/.well-known/jwks.json":
+            return json.dumps(other_hub.jwks()).encode()
+        return serve_lists(url)
+
+    monkeypatch.setattr(service, "fetch_url", fetch)
+    body = {
+        "issuer": SHANGHAI,
+        "name": "上海市电子证照库",
+        "region_code": "310000",
+        "jwks_url": f"{SHANGHAI}/certhub/.well-known/jwks.json",
+        "status_list_urls": [f"{SHANGHAI}/certhub/status-lists/"],
+    }
+    assert world.client.post("/certhub/trusted-hubs", json=body, headers=world.hub.admin.headers).status_code == 201
+    verdict = world.verify(_present(world, other_hub, other_hub.issue(11)))
+    assert verdict["valid"] is True, verdict
+    assert f"{SHANGHAI}/certhub/.well-known/jwks.json" in fetched
