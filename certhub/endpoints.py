@@ -350,6 +350,9 @@ def new_nonce(who: VerifierCaller) -> Any:
 def verify(body: VerifyRequest, request: Request, db: DbSession, who: VerifierCaller) -> Any:
     """证照验证: signature, trust list, validity, status, audience and nonce; only the disclosed fields return."""
     verdict = service.verify(db, who=who, settings=request.app.state.settings, token=body.token, nonce=body.nonce)
+    # Commit in this worker thread: the session dependency's own commit runs in another thread-pool
+    # slot, and on SQLite the write lock taken by the nonce claim must not wait for a free slot.
+    db.commit()
     claims = verdict.claims
     return VerdictRead(
         valid=verdict.valid,
