@@ -1161,8 +1161,18 @@ class Verifier:
     settings: Settings
     fetcher: Fetcher
     local_holder: str | None = None
+    wrote: bool = False
 
     def key(self, iss: str, kid: str) -> sdjwt.ResolvedKey | None:
+        try:
+            return self._key(iss, kid)
+        finally:
+            # End a read-only transaction before the nonce claim writes: on SQLite a transaction that
+            # read first cannot take the write lock once another request has committed (SQLITE_BUSY).
+            if not self.wrote and self.db.in_transaction():
+                self.db.commit()
+
+    def _key(self, iss: str, kid: str) -> sdjwt.ResolvedKey | None:
         if iss == self.settings.public_url:
             return _local_key(self.db, self.settings, kid)
         hub = repository.trusted_hub_by_issuer(self.db, iss)
@@ -1235,6 +1245,7 @@ def verify(
 
     def claim(nonce_value: str) -> None:
         # The first write of the transaction: on SQLite it takes the write lock before any read.
+        verifier.wrote = True
         expires_at = utcnow() + timedelta(seconds=PRESENTATION_MAX_AGE + 60)
         if not repository.claim_nonce(db, nonce=nonce_value, audience=audience, expires_at=expires_at):
             raise sdjwt.Rejected(
