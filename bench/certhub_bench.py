@@ -1,6 +1,6 @@
 """Benchmarks of the certificate hub.
 
-    python bench/certhub_bench.py [--full]
+    python bench/certhub_bench.py [--full] [--part all|verify|bulk] [--algorithm ES256|EdDSA|SM2] [--postgres URL]
 
 1. Presentation verifications per second over HTTP (POST /certhub/verifications, each with a fresh
    presentation, so signature, trust list, status and nonce checks all run), at 64 connections, beside
@@ -377,6 +377,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--full", action="store_true", help="the sizes the issue names (10,000 certificates)")
     parser.add_argument("--algorithm", default="ES256", choices=["ES256", "EdDSA", "SM2"], help="the seal's algorithm")
+    parser.add_argument("--part", choices=["all", "verify", "bulk"], default="all", help="run only one part")
     parser.add_argument(
         "--postgres",
         default=os.environ.get("GOVHUB_BENCH_POSTGRES_URL", ""),
@@ -393,7 +394,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
         database_url, pg_name = _fresh_postgres(args.postgres)
     try:
         world = World(data_dir, algorithm=args.algorithm, database_url=database_url)
-        rows += verification_rows(world, seconds=seconds, connections=64)
+        if args.part in ("all", "verify"):
+            rows += verification_rows(world, seconds=seconds, connections=64)
+        if args.part == "verify":
+            world.engine.dispose()
+            return _print(rows)
         raw = raw_signing_rate(world, 2.0)
         rate = bulk_rate(world, n, pdf=False, offset=0)
         rows.append(
@@ -421,6 +426,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
         shutil.rmtree(data_dir, ignore_errors=True)
         if pg_name:
             _drop_postgres(args.postgres, pg_name)
+    return _print(rows)
+
+
+def _print(rows: list[dict[str, object]]) -> list[dict[str, object]]:
     for row in rows:
         print(json.dumps(row, ensure_ascii=False))
     return rows
