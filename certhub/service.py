@@ -584,7 +584,7 @@ def _render_pdf(
         schema=ctype.face_schema,
         template=ctype.template,
         issuer_name=issuer_name,
-        qr=f"{ctx.settings.public_url}/certhub/verify?id={certificate.identifier}",
+        qr=f"{ctx.settings.public_url}/certhub/certificates/{certificate.identifier}",
     )
     sealed = sealing.seal_pdf(
         db,
