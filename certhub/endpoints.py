@@ -1,5 +1,443 @@
 """HTTP API of the certhub domain."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import PlainTextResponse
+
+from certhub import repository, service
+from certhub.schemas import (
+    AccessRead,
+    AuthorisationCreate,
+    AuthorisationRead,
+    BulkReport,
+    CertificateRead,
+    CertificateSummary,
+    CertificateTypeCreate,
+    CertificateTypeRead,
+    CertificateTypeUpdate,
+    ChangeRequest,
+    DelegationCreate,
+    DelegationRead,
+    DownloadQuery,
+    FetchRequest,
+    IssueRequest,
+    NonceRead,
+    ObjectionCorrect,
+    ObjectionCreate,
+    ObjectionDismiss,
+    ObjectionRead,
+    Presentation,
+    ReasonBody,
+    ShowRequest,
+    TrustedHubCreate,
+    TrustedHubRead,
+    TrustedHubUpdate,
+    VerdictRead,
+    VerifyRequest,
+)
+from ops.auth import AnyCaller, DepartmentStaff, Holder, PlatformAdmin, Principal, Role, require_roles
+from ops.db import DbSession, etag
+from ops.errors import BadRequest, Forbidden, Invalid
+from ops.pagination import Page
+
+router = APIRouter(prefix="/certhub", tags=["certhub"])
+
+VerifierCaller = Annotated[Principal, Depends(require_roles(Role.WINDOW, Role.DEPARTMENT_SYSTEM, Role.DEPARTMENT_ADMIN))]
+Staff = Annotated[Principal, Depends(require_roles(Role.PLATFORM_ADMIN, Role.DEPARTMENT_ADMIN, Role.DEPARTMENT_SYSTEM))]
+OnBehalfOf = Annotated[str | None, Query(max_length=18, description="委托用证: the holder you act for")]
+
+
+def _ctx(request: Request) -> service.IssueContext:
+    state = request.app.state
+    return service.IssueContext(vault=state.vault, settings=state.settings, storage=state.storage)
+
+
+def _use_cause(value: str | None) -> str:
+    try:
+        return DownloadQuery(use_cause=value or "").use_cause
+    except Exception as exc:  # pydantic ValidationError: one message, as a field error
+        message = str(exc).split("\n")[2].strip() if "\n" in str(exc) else str(exc)
+        message = message.removeprefix("Value error, ").split(" [type=")[0]
+        raise Invalid(message, errors=[{"field": "useCause", "message": message}]) from exc
+
+
+# ---- types ----------------------------------------------------------------------------------------
+
+
+@router.get("/types", response_model=list[CertificateTypeRead], summary="The certificate catalogue (证照目录)")
+def list_types(db: DbSession, who: AnyCaller, include_inactive: bool = False) -> Any:
+    return repository.list_types(db, include_inactive=include_inactive and who.is_platform_admin)
+
+
+@router.get("/types/{code}", response_model=CertificateTypeRead)
+def get_type(code: str, db: DbSession, who: AnyCaller, response: Response) -> Any:
+    row = service.get_type(db, code=code)
+    response.headers["ETag"] = etag(row.version)
+    return row
+
+
+@router.post("/types", status_code=201, response_model=CertificateTypeRead)
+def create_type(body: CertificateTypeCreate, db: DbSession, who: PlatformAdmin) -> Any:
+    """Add a certificate type: face schema, validity rule, issuing departments, template."""
+    return service.create_type(db, who=who, data=body)
+
+
+@router.patch("/types/{code}", response_model=CertificateTypeRead)
+def update_type(
+    code: str,
+    body: CertificateTypeUpdate,
+    db: DbSession,
+    who: PlatformAdmin,
+    response: Response,
+    if_match: Annotated[str | None, Header()] = None,
+) -> Any:
+    row = service.update_type(db, who=who, code=code, data=body, if_match=if_match)
+    response.headers["ETag"] = etag(row.version)
+    return row
+
+
+@router.post("/types/examples", summary="Load the shipped example types (居民身份证, 营业执照, …)")
+def load_examples(db: DbSession, who: PlatformAdmin) -> dict[str, list[str]]:
+    return {"loaded": service.load_types(db, who=who, definitions=service.example_types())}
+
+
+# ---- issuing department ------------------------------------------------------------------------------
+
+
+@router.post("/certificates", status_code=201, response_model=CertificateRead, summary="Issue a certificate (签发)")
+def issue(
+    body: IssueRequest,
+    request: Request,
+    response: Response,
+    db: DbSession,
+    who: DepartmentStaff,
+    idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
+) -> Any:
+    """Issue a certificate; resending with the same Idempotency-Key returns the same certificate (200)."""
+    certificate, created = service.issue(db, who=who, ctx=_ctx(request), data=body, idempotency_key=idempotency_key)
+    if not created:
+        response.status_code = 200
+    response.headers["Location"] = f"/certhub/certificates/{certificate.identifier}"
+    return CertificateRead.of(certificate)
+
+
+@router.post("/certificates/bulk", response_model=BulkReport, summary="Bulk issuance (归集) from JSON Lines")
+async def bulk_issue(
+    request: Request,
+    who: DepartmentStaff,
+    type_code: str | None = None,
+    render_pdf: bool = False,
+) -> Any:
+    """Body: one issue request per line (application/x-ndjson), or CSV (text/csv). Each valid row is issued."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip()
+    fmt = {"application/x-ndjson": "jsonl", "application/jsonl": "jsonl", "text/csv": "csv"}.get(content_type)
+    if fmt is None:
+        raise BadRequest("send application/x-ndjson (JSON Lines) or text/csv")
+    raw = await request.body()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise BadRequest("the file must be UTF-8") from exc
+    factory = request.app.state.sessionmaker
+    ctx = _ctx(request)
+
+    def work() -> BulkReport:
+        with factory() as db:
+            rows = service.parse_rows(iter(text.splitlines()), fmt=fmt, type_code=type_code, render_pdf=render_pdf)
+            report = service.bulk_issue(db, who=who, ctx=ctx, rows=rows)
+            db.commit()
+        return report
+
+    return await run_in_threadpool(work)
+
+
+@router.get("/certificates", response_model=Page[CertificateSummary])
+def list_certificates(
+    db: DbSession,
+    who: Staff,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    type_code: str | None = None,
+    status: str | None = None,
+) -> Any:
+    """Certificates your department issued (all, for the platform)."""
+    items, next_cursor = repository.list_certificates(db, who, cursor=cursor, limit=limit, type_code=type_code, status=status)
+    return Page[CertificateSummary](items=[_summary(c) for c in items], next_cursor=next_cursor)
+
+
+def _summary(certificate: Any) -> CertificateSummary:
+    summary = CertificateSummary.model_validate(certificate)
+    summary.name = certificate.meta.get("ZZMC", "")
+    return summary
+
+
+@router.get("/certificates/{identifier}", response_model=CertificateRead)
+def get_certificate(identifier: str, db: DbSession, who: AnyCaller) -> Any:
+    """A certificate you issued, or your own."""
+    return CertificateRead.of(service.get_certificate(db, who=who, identifier=identifier))
+
+
+@router.post(
+    "/certificates/{identifier}/changes", status_code=201, response_model=CertificateRead, summary="Change (变更): a new version"
+)
+def change(identifier: str, body: ChangeRequest, request: Request, db: DbSession, who: DepartmentStaff) -> Any:
+    return CertificateRead.of(service.change(db, who=who, ctx=_ctx(request), identifier=identifier, data=body))
+
+
+@router.post("/certificates/{identifier}/revoke", response_model=CertificateRead, summary="Revoke (注销) with a reason")
+def revoke(identifier: str, body: ReasonBody, db: DbSession, who: DepartmentStaff) -> Any:
+    return CertificateRead.of(service.revoke(db, who=who, identifier=identifier, reason=body.reason))
+
+
+@router.post("/certificates/{identifier}/suspend", response_model=CertificateRead)
+def suspend(identifier: str, body: ReasonBody, db: DbSession, who: DepartmentStaff) -> Any:
+    return CertificateRead.of(service.suspend_issued(db, who=who, identifier=identifier, reason=body.reason))
+
+
+@router.post("/certificates/{identifier}/reinstate", response_model=CertificateRead)
+def reinstate(identifier: str, body: ReasonBody, db: DbSession, who: DepartmentStaff) -> Any:
+    return CertificateRead.of(service.reinstate_issued(db, who=who, identifier=identifier, reason=body.reason))
+
+
+@router.get("/certificates/{identifier}/pdf", summary="Download the sealed PDF copy, with the reason")
+def download_pdf(
+    identifier: str,
+    request: Request,
+    db: DbSession,
+    who: AnyCaller,
+    use_cause: Annotated[str | None, Query(alias="useCause", max_length=1000)] = None,
+) -> Response:
+    cause = _use_cause(use_cause)
+    certificate, data = service.pdf_copy(db, who=who, storage=request.app.state.storage, identifier=identifier, use_cause=cause)
+    return Response(
+        data,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="{certificate.serial}-{certificate.cert_version:03d}.pdf"'},
+    )
+
+
+@router.post(
+    "/certificates/{identifier}/objections", status_code=201, response_model=ObjectionRead, summary="File an objection (异议)"
+)
+def file_objection(identifier: str, body: ObjectionCreate, request: Request, db: DbSession, who: AnyCaller) -> Any:
+    return service.file_objection(db, who=who, settings=request.app.state.settings, identifier=identifier, reason=body.reason)
+
+
+# ---- objections -----------------------------------------------------------------------------------
+
+
+@router.get("/objections", response_model=list[ObjectionRead])
+def list_objections(db: DbSession, who: AnyCaller, status: str | None = None) -> Any:
+    """Objections to your certificates (issuer), filed by you, or all (platform)."""
+    return repository.list_objections(db, who, status=status)
+
+
+@router.get("/objections/{objection_id}", response_model=ObjectionRead)
+def get_objection(objection_id: str, db: DbSession, who: AnyCaller, response: Response) -> Any:
+    objection = service.get_objection(db, who=who, objection_id=objection_id)
+    response.headers["ETag"] = etag(objection.version)
+    return objection
+
+
+@router.post("/objections/{objection_id}/correct", response_model=ObjectionRead, summary="Correct (纠错): a new version")
+def correct_objection(
+    objection_id: str,
+    body: ObjectionCorrect,
+    request: Request,
+    db: DbSession,
+    who: DepartmentStaff,
+    if_match: Annotated[str | None, Header()] = None,
+) -> Any:
+    objection, _ = service.correct_objection(
+        db,
+        who=who,
+        ctx=_ctx(request),
+        objection_id=objection_id,
+        face=body.face,
+        holder_name=body.holder_name,
+        resolution=body.resolution,
+        if_match=if_match,
+    )
+    return objection
+
+
+@router.post("/objections/{objection_id}/dismiss", response_model=ObjectionRead)
+def dismiss_objection(
+    objection_id: str,
+    body: ObjectionDismiss,
+    db: DbSession,
+    who: DepartmentStaff,
+    if_match: Annotated[str | None, Header()] = None,
+) -> Any:
+    return service.dismiss_objection(db, who=who, objection_id=objection_id, resolution=body.resolution, if_match=if_match)
+
+
+# ---- holder ---------------------------------------------------------------------------------------
+
+
+@router.get("/me/certificates", response_model=list[CertificateSummary], tags=["certhub holder"])
+def my_certificates(db: DbSession, who: Holder, on_behalf_of: OnBehalfOf = None) -> Any:
+    """My certificates (or, as an agent, those of the holder I act for)."""
+    holder = service.acting_holder(db, who=who, on_behalf_of=on_behalf_of, action="list")
+    return [_summary(c) for c in service.holder_certificates(db, who=who, holder_code=holder)]
+
+
+@router.post("/me/certificates/{identifier}/presentations", status_code=201, response_model=Presentation, tags=["certhub holder"])
+def show(
+    identifier: str, body: ShowRequest, request: Request, db: DbSession, who: Holder, on_behalf_of: OnBehalfOf = None
+) -> Any:
+    """亮证: a short-lived, QR-sized presentation of the fields you choose, for one verifier and nonce."""
+    token, nonce, expires_at = service.show(
+        db, who=who, ctx=_ctx(request), identifier=identifier, data=body, on_behalf_of=on_behalf_of
+    )
+    return Presentation(token=token, nonce=nonce, audience=body.audience, expires_at=expires_at, fields=body.fields)
+
+
+@router.get("/me/authorisations", response_model=list[AuthorisationRead], tags=["certhub holder"])
+def my_authorisations(db: DbSession, who: Holder) -> Any:
+    return repository.authorisations_of(db, who.holder_code or "")
+
+
+@router.post("/me/authorisations", status_code=201, response_model=AuthorisationRead, tags=["certhub holder"])
+def authorise(body: AuthorisationCreate, db: DbSession, who: Holder, on_behalf_of: OnBehalfOf = None) -> Any:
+    """授权用证: let a department use my certificate of a type for a purpose until a time."""
+    return service.authorise(db, who=who, data=body, on_behalf_of=on_behalf_of)
+
+
+@router.delete("/me/authorisations/{authorisation_id}", response_model=AuthorisationRead, tags=["certhub holder"])
+def withdraw_authorisation(authorisation_id: str, db: DbSession, who: Holder, on_behalf_of: OnBehalfOf = None) -> Any:
+    return service.revoke_authorisation(db, who=who, authorisation_id=authorisation_id, on_behalf_of=on_behalf_of)
+
+
+@router.get("/me/delegations", response_model=list[DelegationRead], tags=["certhub holder"])
+def my_delegations(db: DbSession, who: Holder) -> Any:
+    return repository.delegations_of(db, who.holder_code or "")
+
+
+@router.post("/me/delegations", status_code=201, response_model=DelegationRead, tags=["certhub holder"])
+def delegate(body: DelegationCreate, db: DbSession, who: Holder) -> Any:
+    """委托用证: let an agent list, show or authorise within the limits given."""
+    return service.delegate(db, who=who, data=body)
+
+
+@router.delete("/me/delegations/{delegation_id}", response_model=DelegationRead, tags=["certhub holder"])
+def withdraw_delegation(delegation_id: str, db: DbSession, who: Holder) -> Any:
+    return service.revoke_delegation(db, who=who, delegation_id=delegation_id)
+
+
+@router.get("/me/accesses", response_model=Page[AccessRead], tags=["certhub holder"])
+def my_accesses(db: DbSession, who: Holder, cursor: str | None = None, limit: Annotated[int, Query(ge=1, le=200)] = 50) -> Any:
+    """Every use of my certificates: who, when, why (useCause)."""
+    items, next_cursor = service.holder_accesses(db, who=who, cursor=cursor, limit=limit)
+    return Page[AccessRead](items=[AccessRead.model_validate(a) for a in items], next_cursor=next_cursor)
+
+
+# ---- window verification ------------------------------------------------------------------------------
+
+
+@router.post("/verifier/nonces", status_code=201, response_model=NonceRead, tags=["certhub verification"])
+def new_nonce(who: VerifierCaller) -> Any:
+    """A nonce for the holder to bind the presentation to (show it as a QR code at the window)."""
+    nonce, audience = service.new_nonce(who=who)
+    return NonceRead(nonce=nonce, audience=audience)
+
+
+@router.post("/verifications", response_model=VerdictRead, tags=["certhub verification"])
+def verify(body: VerifyRequest, request: Request, db: DbSession, who: VerifierCaller) -> Any:
+    """证照验证: signature, trust list, validity, status, audience and nonce; only the disclosed fields return."""
+    verdict = service.verify(db, who=who, settings=request.app.state.settings, token=body.token, nonce=body.nonce)
+    # Commit in this worker thread: the session dependency's own commit runs in another thread-pool
+    # slot, and on SQLite the write lock taken by the nonce claim must not wait for a free slot.
+    db.commit()
+    claims = verdict.claims
+    return VerdictRead(
+        valid=verdict.valid,
+        code=verdict.code,
+        message=verdict.message,
+        identifier=verdict.identifier,
+        issuer_hub=verdict.issuer_hub,
+        type_code=claims.get("ZZLXDM"),
+        type_name=claims.get("ZZMC"),
+        issuer_name=claims.get("ZZBFJG"),
+        issuer_code=claims.get("ZZBFJGDM"),
+        status=verdict.status,
+        disclosed=verdict.disclosed,
+    )
+
+
+@router.post(
+    "/fetch", response_model=CertificateRead, tags=["certhub verification"], summary="一证通办: fetch a holder's certificate"
+)
+def fetch(body: FetchRequest, db: DbSession, who: VerifierCaller) -> Any:
+    """With the holder's authorisation (or as the issuer) and a useCause (申请事由, ≤ 200 characters)."""
+    try:
+        certificate = service.fetch_for_department(
+            db, who=who, holder_code=body.holder_code, type_code=body.type_code, use_cause=body.use_cause
+        )
+    except Forbidden as exc:
+        # The refusal is recorded too: nothing else was written, so commit just the audit record.
+        db.rollback()
+        service.record_denied_fetch(
+            db, who=who, holder_code=body.holder_code, type_code=body.type_code, use_cause=body.use_cause, reason=exc.detail
+        )
+        db.commit()
+        raise
+    return CertificateRead.of(certificate)
+
+
+# ---- status lists, keys, trust ------------------------------------------------------------------------
+
+
+@router.get("/status-lists/{purpose}", tags=["certhub trust"], summary="Bitstring status list (revocation / suspension)")
+def status_list(purpose: str, request: Request, db: DbSession) -> Response:
+    """The signed BitstringStatusListCredential (application/vc+jwt); reflects a change within seconds."""
+    state = request.app.state
+    token = service.status_list_jwt(db, purpose=purpose, vault=state.vault, settings=state.settings)
+    return PlainTextResponse(
+        token, media_type="application/vc+jwt", headers={"Cache-Control": f"public, max-age={int(service.STATUS_CACHE_SECONDS)}"}
+    )
+
+
+@router.get("/.well-known/issuer", tags=["certhub trust"], summary="This hub's issuer metadata")
+def issuer_metadata(request: Request, db: DbSession) -> dict[str, Any]:
+    return service.issuer_metadata(db, settings=request.app.state.settings)
+
+
+@router.get("/.well-known/jwks.json", tags=["certhub trust"], summary="Keys of this hub and its issuing departments")
+def jwks(request: Request, db: DbSession, response: Response) -> dict[str, Any]:
+    service.hub_signer(db, vault=request.app.state.vault)
+    response.headers["Cache-Control"] = "public, max-age=60"
+    return service.hub_jwks(db)
+
+
+@router.get("/trust-bundle", tags=["certhub trust"], summary="The trust list for offline verification")
+def trust_bundle(request: Request, db: DbSession, who: AnyCaller) -> dict[str, Any]:
+    return service.trust_bundle(db, settings=request.app.state.settings)
+
+
+@router.get("/trusted-hubs", response_model=list[TrustedHubRead], tags=["certhub trust"])
+def list_trusted_hubs(db: DbSession, who: PlatformAdmin) -> Any:
+    return repository.trusted_hubs(db)
+
+
+@router.post("/trusted-hubs", status_code=201, response_model=TrustedHubRead, tags=["certhub trust"])
+def add_trusted_hub(body: TrustedHubCreate, db: DbSession, who: PlatformAdmin) -> Any:
+    """Trust another region's hub: its issuer URL, keys (or key URL) and status list URLs."""
+    return service.add_trusted_hub(db, who=who, data=body)
+
+
+@router.patch("/trusted-hubs/{hub_id}", response_model=TrustedHubRead, tags=["certhub trust"])
+def update_trusted_hub(
+    hub_id: str, body: TrustedHubUpdate, db: DbSession, who: PlatformAdmin, if_match: Annotated[str | None, Header()] = None
+) -> Any:
+    return service.update_trusted_hub(db, who=who, hub_id=hub_id, data=body, if_match=if_match)
+
+
+@router.delete("/trusted-hubs/{hub_id}", status_code=204, tags=["certhub trust"])
+def remove_trusted_hub(hub_id: str, db: DbSession, who: PlatformAdmin) -> Response:
+    service.remove_trusted_hub(db, who=who, hub_id=hub_id)
+    return Response(status_code=204)

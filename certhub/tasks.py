@@ -1,8 +1,33 @@
 """Scheduled jobs of the certhub domain."""
 
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from certhub import repository, service
+from ops.db import utcnow
 from ops.scheduler import Job
 from ops.workdays.service import CalendarListener
 
-JOBS: list[Job] = []
+
+def check_objection_deadlines(db: Session) -> int:
+    """Flag objections whose working-day deadline has passed."""
+    return service.mark_overdue_objections(db)
+
+
+def purge_used_nonces(db: Session) -> int:
+    """Forget presentation nonces that can no longer be replayed (their presentation has expired)."""
+    return repository.purge_nonces(db, utcnow())
+
+
+def recompute_objection_deadlines(db: Session, year: int) -> int:
+    """Recompute open objection deadlines after a year's working-day calendar is loaded."""
+    return service.recompute_objection_deadlines(db, year)
+
+
+JOBS: list[Job] = [
+    Job(name="certhub.objection_deadlines", interval_seconds=600, run=check_objection_deadlines),
+    Job(name="certhub.purge_nonces", interval_seconds=3600, run=purge_used_nonces),
+]
 # Called when a year's working-day calendar is loaded, to recompute open deadlines of this domain.
-CALENDAR_LISTENERS: list[CalendarListener] = []
+CALENDAR_LISTENERS: list[CalendarListener] = [recompute_objection_deadlines]

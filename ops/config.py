@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     max_grant_days: int = Field(default=1096, ge=1, le=3660)
     default_grant_rate_limit_per_minute: int = Field(default=600, ge=1, le=1_000_000)
     exchange_webhook_max_attempts: int = Field(default=5, ge=1, le=50)
+    # 电子证照异议处理: working days the issuer has to correct or dismiss an objection.
+    certificate_objection_working_days: int = Field(default=5, ge=1, le=60)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     run_scheduler: bool = True

@@ -1,0 +1,439 @@
+"""Benchmarks of the certificate hub.
+
+    python bench/certhub_bench.py [--full] [--part all|verify|bulk] [--algorithm ES256|EdDSA|SM2] [--postgres URL]
+
+1. Presentation verifications per second over HTTP (POST /certhub/verifications, each with a fresh
+   presentation, so signature, trust list, status and nonce checks all run), at 64 connections, beside
+   the same server's trivial endpoint (GET /healthz) in the same run; with p50 / p99 latency.
+   Target: >= 50% of the trivial endpoint's rate, p99 <= 50 ms.
+2. Bulk issuance (归集) in certificates per second, without and with PDFs (rendered and PAdES-sealed),
+   beside the raw signing rate of the seal's algorithm measured in the same run.
+   Target without PDFs: >= 50% of the raw signing rate.
+
+The hub runs as its own process (uvicorn on 127.0.0.1, a free port, a temporary data directory);
+the load generator only targets 127.0.0.1 and is bounded in time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import secrets
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from certhub import sdjwt, service  # noqa: E402
+from certhub.schemas import IssueRequest  # noqa: E402
+from ops.auth import Principal, Role  # noqa: E402
+from ops.cli import CLI_ADMIN  # noqa: E402
+from ops.codes import USCC_ALPHABET, id_check_char, uscc_check_char  # noqa: E402
+from ops.config import Settings  # noqa: E402
+from ops.crypto import KeyVault  # noqa: E402
+from ops.db import make_engine, make_sessionmaker, utcnow  # noqa: E402
+from ops.identity import service as identity  # noqa: E402
+from ops.identity.schemas import ClientCreate, DepartmentCreate  # noqa: E402
+from ops.identity.tokens import KeyRing  # noqa: E402
+from ops.storage import LocalStore  # noqa: E402
+
+ID_CARD = "11100000000019713D001"
+MASTER_KEY = base64.b64encode(b"certhub-bench-master-key-32bytes").decode()
+
+
+def _uscc(region: str = "110000") -> str:
+    body = "11" + region + "".join(secrets.choice(USCC_ALPHABET) for _ in range(9))
+    return body + uscc_check_char(body)
+
+
+def _citizen(i: int) -> str:
+    body = f"110105{1950 + i % 50}0{1 + i % 9}1{i % 10}{i % 1000:03d}"
+    return body + id_check_char(body)
+
+
+def _face(code: str) -> dict[str, Any]:
+    born = f"{code[6:10]}-{code[10:12]}-{code[12:14]}"
+    return {
+        "name": "张三",
+        "sex": "男",
+        "ethnicity": "汉",
+        "birth_date": born,
+        "address": "北京市东城区正义路1号",
+        "id_number": code,
+        "authority": "北京市公安局东城分局",
+    }
+
+
+def _row(name: str, value: float, unit: str, baseline_name: str, baseline_value: float, target: str = "") -> dict[str, object]:
+    row: dict[str, object] = {
+        "name": name,
+        "value": round(value, 2),
+        "unit": unit,
+        "baseline_name": baseline_name,
+        "baseline_value": round(baseline_value, 2),
+    }
+    if target:
+        row["target"] = target
+    return row
+
+
+class World:
+    """A data directory with a migrated database, an issuing department with a seal, a window, the catalogue."""
+
+    def __init__(self, data_dir: Path, *, algorithm: str, database_url: str) -> None:
+        from govhub.database import prepare
+        from seal import service as seals
+        from seal.schemas import SealCreate
+
+        self.settings = Settings(
+            data_dir=data_dir,
+            database_url=database_url,
+            master_key=MASTER_KEY,  # type: ignore[arg-type]
+            public_url="http://127.0.0.1",
+            run_scheduler=False,
+        )
+        self.engine = make_engine(self.settings.effective_database_url)
+        prepare(self.engine, self.settings)
+        self.factory = make_sessionmaker(self.engine)
+        self.vault = KeyVault.from_settings(self.settings)
+        with self.factory() as db:
+            bureau = identity.create_department(
+                db,
+                who=CLI_ADMIN,
+                data=DepartmentCreate(code=_uscc(), name="北京市公安局", level="province", region_code="110000"),
+            )  # type: ignore[arg-type]
+            window = identity.create_department(
+                db,
+                who=CLI_ADMIN,
+                data=DepartmentCreate(code=_uscc(), name="北京市政务服务中心", level="province", region_code="110000"),
+            )  # type: ignore[arg-type]
+            picture = base64.b64encode(
+                (ROOT / "bench" / "seal.svg").read_bytes() if (ROOT / "bench" / "seal.svg").exists() else _svg()
+            ).decode()
+            seals.issue_seal(
+                db,
+                who=CLI_ADMIN,
+                vault=self.vault,
+                data=SealCreate.model_validate(
+                    {
+                        "department_id": bureau.id,
+                        "name": "北京市公安局",
+                        "seal_type": "电子证照专用章",
+                        "algorithm": algorithm,
+                        "picture": {"type": "svg", "data_base64": picture, "width_mm": 42, "height_mm": 42},
+                        "valid_to": (utcnow() + timedelta(days=365)).isoformat(),
+                    }
+                ),
+            )
+            service.load_types(db, who=CLI_ADMIN, definitions=service.example_types(), issuer_codes={ID_CARD: [bureau.code]})
+            self.window_client = identity.create_client(
+                db, who=CLI_ADMIN, data=ClientCreate(name="窗口", roles=["window"], department_id=window.id)
+            ).client  # type: ignore[list-item]
+            db.commit()
+            self.bureau, self.window = bureau, window
+        self.issuer = Principal(
+            subject="bench", roles=frozenset({Role.DEPARTMENT_SYSTEM}), department_id=bureau.id, department_code=bureau.code
+        )
+
+
+def _svg() -> bytes:
+    return (
+        b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 100 100">'
+        b'<circle cx="50" cy="50" r="46" fill="none" stroke="#d00" stroke-width="4"/></svg>'
+    )
+
+
+# ---- bulk issuance -----------------------------------------------------------------------------
+
+
+def raw_signing_rate(world: World, seconds: float) -> float:
+    from certhub import sealing
+
+    with world.factory() as db:
+        signer = sealing.department_signer(db, department_id=world.bureau.id, vault=world.vault)
+    data = b"x" * 600
+    count, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        for _ in range(50):
+            signer.sign(data)
+        count += 50
+    return count / (time.perf_counter() - started)
+
+
+def bulk_rate(world: World, n: int, *, pdf: bool, offset: int) -> float:
+    ctx = service.IssueContext(
+        vault=world.vault, settings=world.settings, storage=LocalStore(world.settings.data_dir / "objects")
+    )
+    rows = (
+        (
+            i,
+            {
+                "type_code": ID_CARD,
+                "holder": {"code": _citizen(offset + i), "kind": "person", "name": "张三"},
+                "face": _face(_citizen(offset + i)),
+                "render_pdf": pdf,
+            },
+        )
+        for i in range(n)
+    )
+    started = time.perf_counter()
+    with world.factory() as db:
+        report = service.bulk_issue(db, who=world.issuer, ctx=ctx, rows=rows)
+        db.commit()
+    elapsed = time.perf_counter() - started
+    assert report.issued == n, report.errors[:3]
+    return n / elapsed
+
+
+# ---- HTTP verification --------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Hub:
+    """The hub as its own process (uvicorn), stopped at the end."""
+
+    def __init__(self, data_dir: Path, database_url: str) -> None:
+        self.port = _free_port()
+        env = {**os.environ, "GOVHUB_DATA_DIR": str(data_dir), "GOVHUB_MASTER_KEY": MASTER_KEY, "GOVHUB_RUN_SCHEDULER": "false",
+               "GOVHUB_PUBLIC_URL": "http://127.0.0.1", "GOVHUB_LOG_LEVEL": "WARNING", "GOVHUB_DATABASE_URL": database_url,
+               "GOVHUB_DATABASE_POOL_SIZE": "40"}  # fmt: skip
+        self.log = (data_dir / "hub.log").open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "govhub.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            env=env, stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError("the hub did not start")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.close()
+
+
+async def _load(port: int, requests: list[bytes], *, connections: int, seconds: float) -> tuple[int, list[float], int]:
+    """Send pre-built HTTP/1.1 requests over keep-alive connections; (ok count, latencies in s, errors)."""
+    latencies: list[float] = []
+    ok = errors = 0
+    index = 0
+    stop = time.monotonic() + seconds
+
+    async def worker() -> None:
+        nonlocal ok, errors, index
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            while time.monotonic() < stop and index < len(requests):
+                request = requests[index]
+                index += 1
+                started = time.perf_counter()
+                writer.write(request)
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                body = await reader.readexactly(length)
+                latencies.append(time.perf_counter() - started)
+                if head.startswith(b"HTTP/1.1 200") and b'"valid":false' not in body:
+                    ok += 1
+                else:
+                    errors += 1
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(worker() for _ in range(connections)))
+    return ok, latencies, errors
+
+
+def _measure(port: int, requests: list[bytes], *, connections: int, seconds: float) -> tuple[float, float, float, int]:
+    started = time.perf_counter()
+    ok, latencies, errors = asyncio.run(_load(port, requests, connections=connections, seconds=seconds))
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    p50 = statistics.median(latencies) * 1000 if latencies else 0.0
+    p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000 if latencies else 0.0
+    return ok / elapsed, p50, p99, errors
+
+
+def verification_rows(world: World, *, seconds: float, connections: int) -> list[dict[str, object]]:
+    ctx = service.IssueContext(vault=world.vault, settings=world.settings)
+    with world.factory() as db:
+        holder = _citizen(999_999)
+        certificate, _ = service.issue(
+            db,
+            who=world.issuer,
+            ctx=ctx,
+            data=IssueRequest.model_validate(
+                {
+                    "type_code": ID_CARD,
+                    "holder": {"code": holder, "kind": "person", "name": "张三"},
+                    "face": _face(holder),
+                    "render_pdf": False,
+                }
+            ),
+        )
+        hub_signer = service.hub_signer(db, vault=world.vault)
+        db.commit()
+        sd_jwt = certificate.sd_jwt
+    token = KeyRing(world.factory, world.vault, world.settings).issue(
+        subject=world.window_client.client_id, audience=world.settings.token_audience, issuer=world.settings.issuer, ttl=3600,
+        roles=["window"], client_name="窗口", dept=world.window.id, dept_code=world.window.code,
+    )  # fmt: skip
+    hub = Hub(world.settings.data_dir, world.settings.database_url)
+    try:
+        trivial = [b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"] * 2_000_000
+        # Each holder wallet makes a fresh presentation (a fresh nonce): pre-made here, as many as can be used.
+        budget = int(seconds * 3000) + 1000
+        requests = []
+        for _ in range(budget):
+            presentation = sdjwt.present(
+                sd_jwt,
+                ["CZZT", "name"],
+                hub_signer=hub_signer,
+                audience=world.window.code,
+                nonce=secrets.token_urlsafe(12),
+                ttl_seconds=300,
+            )
+            body = json.dumps({"token": presentation}).encode()
+            requests.append(
+                b"POST /certhub/verifications HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                + f"Authorization: Bearer {token}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+        _measure(hub.port, requests[:200], connections=8, seconds=2)  # warm-up (key and status caches)
+        base_rate, base_p50, base_p99, _ = _measure(hub.port, trivial, connections=connections, seconds=seconds)
+        rate, p50, p99, errors = _measure(hub.port, requests[200:], connections=connections, seconds=seconds)
+    finally:
+        hub.stop()
+        tail = (world.settings.data_dir / "hub.log").read_text(errors="replace").splitlines()[-5:]
+    if errors:
+        print("hub log (last lines):", *tail, sep="\n  ", file=sys.stderr)
+        print(f"warning: {errors} verification request(s) did not return a valid verdict", file=sys.stderr)
+    return [
+        _row(
+            f"presentation verifications/s over HTTP ({connections} connections)",
+            rate,
+            "req/s",
+            "GET /healthz req/s, same server",
+            base_rate,
+            ">= 50% of baseline",
+        ),
+        _row(f"verification p50 latency ({connections} connections)", p50, "ms", "GET /healthz p50 ms", base_p50),
+        _row(f"verification p99 latency ({connections} connections)", p99, "ms", "GET /healthz p99 ms", base_p99, "<= 50 ms"),
+    ]
+
+
+def _fresh_postgres(base_url: str) -> tuple[str, str]:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"certhub_bench_{secrets.token_hex(5)}"
+    admin = create_engine(make_url(base_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(base_url).set(database=name).render_as_string(hide_password=False), name
+
+
+def _drop_postgres(base_url: str, name: str) -> None:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    admin = create_engine(make_url(base_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, object]]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--full", action="store_true", help="the sizes the issue names (10,000 certificates)")
+    parser.add_argument("--algorithm", default="ES256", choices=["ES256", "EdDSA", "SM2"], help="the seal's algorithm")
+    parser.add_argument("--part", choices=["all", "verify", "bulk"], default="all", help="run only one part")
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("GOVHUB_BENCH_POSTGRES_URL", ""),
+        help="a PostgreSQL server URL: the benchmark creates and drops its own database there (default: SQLite)",
+    )
+    args = parser.parse_args(argv)
+    n = 10_000 if args.full else 1_000
+    n_pdf = 1_000 if args.full else 100
+    seconds = 15.0 if args.full else 6.0
+    data_dir = Path(tempfile.mkdtemp(prefix="certhub-bench-"))
+    rows: list[dict[str, object]] = []
+    database_url, pg_name = "", ""
+    if args.postgres:
+        database_url, pg_name = _fresh_postgres(args.postgres)
+    try:
+        world = World(data_dir, algorithm=args.algorithm, database_url=database_url)
+        if args.part in ("all", "verify"):
+            rows += verification_rows(world, seconds=seconds, connections=64)
+        if args.part == "verify":
+            world.engine.dispose()
+            return _print(rows)
+        raw = raw_signing_rate(world, 2.0)
+        rate = bulk_rate(world, n, pdf=False, offset=0)
+        rows.append(
+            _row(
+                f"bulk issuance of {n} certificates, no PDF ({args.algorithm})",
+                rate,
+                "certs/s",
+                f"raw {args.algorithm} signatures/s",
+                raw,
+                ">= 50% of baseline",
+            )
+        )
+        rate_pdf = bulk_rate(world, n_pdf, pdf=True, offset=n)
+        rows.append(
+            _row(
+                f"bulk issuance of {n_pdf} certificates with sealed PDF ({args.algorithm})",
+                rate_pdf,
+                "certs/s",
+                f"raw {args.algorithm} signatures/s",
+                raw,
+            )
+        )
+        world.engine.dispose()
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+        if pg_name:
+            _drop_postgres(args.postgres, pg_name)
+    return _print(rows)
+
+
+def _print(rows: list[dict[str, object]]) -> list[dict[str, object]]:
+    for row in rows:
+        print(json.dumps(row, ensure_ascii=False))
+    return rows
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

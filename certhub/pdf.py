@@ -1,0 +1,88 @@
+"""The printable copy of a certificate: its face, metadata and a QR code, drawn with reportlab."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from reportlab.graphics import renderPDF
+from reportlab.graphics.barcode.qr import QrCodeWidget
+from reportlab.graphics.shapes import Drawing
+from reportlab.lib import colors
+from reportlab.lib.pagesizes import A5, landscape
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+from reportlab.pdfgen import canvas
+
+FONT = "STSong-Light"
+_registered = False
+# Where the seal stamp goes (points, bottom-left origin): right of the metadata, under the face.
+SEAL_BOX = (430.0, 40.0, 540.0, 150.0)
+
+
+def _font() -> str:
+    global _registered
+    if not _registered:
+        pdfmetrics.registerFont(UnicodeCIDFont(FONT))
+        _registered = True
+    return FONT
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    return [text[i : i + width] for i in range(0, len(text), width)] or [""]
+
+
+def render(
+    *, certificate: Any, type_name: str, schema: dict[str, Any], template: dict[str, Any], issuer_name: str, qr: str
+) -> bytes:
+    """A one-page A5 PDF of the certificate face (Chinese text in the built-in STSong-Light font)."""
+    font = _font()
+    buffer = io.BytesIO()
+    width, height = landscape(A5)
+    pdf = canvas.Canvas(buffer, pagesize=(width, height), invariant=True)
+    pdf.setTitle(f"{type_name} {certificate.identifier}")
+    pdf.setAuthor(issuer_name)
+    accent = colors.HexColor(str(template.get("accent", "#1a5fb4")))
+    pdf.setStrokeColor(accent)
+    pdf.setLineWidth(3)
+    pdf.rect(18, 18, width - 36, height - 36)
+    pdf.setFillColor(accent)
+    pdf.setFont(font, 20)
+    pdf.drawCentredString(width / 2, height - 55, str(template.get("title") or type_name))
+    pdf.setFillColor(colors.black)
+    y = height - 90
+    properties: dict[str, Any] = schema.get("properties", {})
+    rows: list[tuple[str, str]] = [("持证主体", certificate.holder_name), ("证照编号", certificate.number)]
+    for name, spec in properties.items():
+        if name in certificate.face:
+            rows.append((str(spec.get("title", name)), str(certificate.face[name])))
+    for name, value in certificate.face.items():
+        if name not in properties:
+            rows.append((name, str(value)))
+    for label, value in rows:
+        pdf.setFont(font, 10)
+        pdf.drawString(40, y, label)
+        for line in _wrap(value, 34):
+            pdf.drawString(130, y, line)
+            y -= 14
+        y -= 3
+        if y < 120:
+            break
+    pdf.setFont(font, 8)
+    until = certificate.valid_until.isoformat() if certificate.valid_until else "长期"
+    footer = [
+        f"证照标识 {certificate.identifier}",
+        f"颁发机构 {issuer_name}（{certificate.issuer_code}）  颁发日期 {certificate.meta.get('ZZBFRQ', '')}",
+        f"有效期 {certificate.valid_from.isoformat()} 至 {until}",
+    ]
+    for i, line in enumerate(footer):
+        pdf.drawString(40, 62 - i * 11, line)
+    widget = QrCodeWidget(qr, barLevel="M")
+    x0, y0, x1, y1 = widget.getBounds()
+    size = 96.0
+    drawing = Drawing(size, size, transform=[size / (x1 - x0), 0, 0, size / (y1 - y0), 0, 0])
+    drawing.add(widget)
+    renderPDF.draw(drawing, pdf, width - 40 - size, height - 80 - size)
+    pdf.showPage()
+    pdf.save()
+    return buffer.getvalue()

@@ -1,0 +1,282 @@
+"""Every query of the certhub domain, scoped to what the caller may see."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, delete, false, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from certhub.models import (
+    Access,
+    Authorisation,
+    Certificate,
+    CertificateStatus,
+    CertificateType,
+    Counter,
+    Delegation,
+    HubKey,
+    Objection,
+    ObjectionStatus,
+    TrustedHub,
+    UsedNonce,
+)
+from ops.auth import Principal, Role
+from ops.db import utcnow
+from ops.pagination import keyset, page_of
+
+# ---- types ---------------------------------------------------------------------------------
+
+
+def type_by_code(db: Session, code: str) -> CertificateType | None:
+    return db.scalars(select(CertificateType).where(CertificateType.code == code)).first()
+
+
+def type_by_id(db: Session, type_id: str) -> CertificateType | None:
+    return db.get(CertificateType, type_id)
+
+
+def list_types(db: Session, *, include_inactive: bool) -> list[CertificateType]:
+    query = select(CertificateType).order_by(CertificateType.code)
+    if not include_inactive:
+        query = query.where(CertificateType.active.is_(True))
+    return list(db.scalars(query))
+
+
+# ---- certificates ----------------------------------------------------------------------------
+
+
+def readable_certificates(who: Principal) -> Select[Certificate]:
+    """Certificates the caller may read: all (platform), the ones it issued (department), its own (holder)."""
+    query = select(Certificate)
+    if who.is_platform_admin:
+        return query
+    conditions = []
+    if who.has(Role.DEPARTMENT_ADMIN, Role.DEPARTMENT_SYSTEM) and who.department_id:
+        conditions.append(Certificate.issuer_department_id == who.department_id)
+    if who.has(Role.HOLDER) and who.holder_code:
+        conditions.append(Certificate.holder_code == who.holder_code)
+    return query.where(or_(*conditions) if conditions else false())
+
+
+def get_certificate(db: Session, who: Principal, identifier: str) -> Certificate | None:
+    return db.scalars(readable_certificates(who).where(Certificate.identifier == identifier)).first()
+
+
+def issued_certificate(db: Session, department_id: str, identifier: str) -> Certificate | None:
+    """A certificate the department issued (for change, revocation, objections)."""
+    query = select(Certificate).where(Certificate.identifier == identifier, Certificate.issuer_department_id == department_id)
+    return db.scalars(query).first()
+
+
+def certificate_by_identifier(db: Session, identifier: str) -> Certificate | None:
+    """Any certificate (verification and holder flows check the rights themselves)."""
+    return db.scalars(select(Certificate).where(Certificate.identifier == identifier)).first()
+
+
+def status_of(db: Session, identifier: str) -> tuple[str, str] | None:
+    """(status, holder code) of a certificate, without loading it."""
+    row = db.execute(select(Certificate.status, Certificate.holder_code).where(Certificate.identifier == identifier)).first()
+    return (row[0], row[1]) if row else None
+
+
+def by_idempotency_key(db: Session, department_id: str, key: str) -> Certificate | None:
+    query = select(Certificate).where(Certificate.issuer_department_id == department_id, Certificate.idempotency_key == key)
+    return db.scalars(query).first()
+
+
+def list_certificates(
+    db: Session,
+    who: Principal,
+    *,
+    cursor: str | None,
+    limit: int,
+    holder_code: str | None = None,
+    type_code: str | None = None,
+    status: str | None = None,
+) -> tuple[list[Certificate], str | None]:
+    query = readable_certificates(who)
+    if holder_code:
+        query = query.where(Certificate.holder_code == holder_code)
+    if type_code:
+        query = query.where(Certificate.type_code == type_code)
+    if status:
+        query = query.where(Certificate.status == status)
+    rows = list(db.scalars(keyset(query, created=Certificate.issued_at, ident=Certificate.id, cursor=cursor, limit=limit)))
+    return page_of(rows, limit, created="issued_at")
+
+
+def holder_certificates(db: Session, holder_code: str, *, type_codes: list[str] | None = None) -> list[Certificate]:
+    """A holder's current certificates (superseded versions left out), newest first."""
+    query = select(Certificate).where(
+        Certificate.holder_code == holder_code, Certificate.status != CertificateStatus.SUPERSEDED.value
+    )
+    if type_codes:
+        query = query.where(Certificate.type_code.in_(type_codes))
+    return list(db.scalars(query.order_by(Certificate.issued_at.desc(), Certificate.id)))
+
+
+def current_for_holder(db: Session, holder_code: str, type_code: str) -> Certificate | None:
+    """The holder's current certificate of a type: active first, then suspended or revoked ones."""
+    rows = holder_certificates(db, holder_code, type_codes=[type_code])
+    order = {CertificateStatus.ACTIVE.value: 0, CertificateStatus.SUSPENDED.value: 1}
+    rows.sort(key=lambda c: (order.get(c.status, 2), -c.issued_at.timestamp()))
+    return rows[0] if rows else None
+
+
+def flagged_indices(db: Session, statuses: list[str]) -> list[int]:
+    return list(db.scalars(select(Certificate.status_index).where(Certificate.status.in_(statuses))))
+
+
+def max_status_index(db: Session) -> int:
+    from sqlalchemy import func
+
+    return int(db.scalar(select(func.max(Certificate.status_index))) or 0)
+
+
+# ---- counters ---------------------------------------------------------------------------------
+
+
+def allocate(db: Session, name: str, count: int = 1) -> int:
+    """Reserve `count` consecutive values of a counter; returns the first (row-locked until commit)."""
+    row = db.execute(
+        update(Counter).where(Counter.name == name).values(next_value=Counter.next_value + count).returning(Counter.next_value)
+    ).first()
+    if row is not None:
+        return int(row[0]) - count
+    with db.begin_nested():
+        db.execute(insert(Counter).values(name=name, next_value=1 + count))
+    return 1
+
+
+# ---- hub keys, nonces ---------------------------------------------------------------------------
+
+
+def active_hub_key(db: Session) -> HubKey | None:
+    query = select(HubKey).where(HubKey.retired_at.is_(None)).order_by(HubKey.created_at.desc())
+    return db.scalars(query).first()
+
+
+def hub_keys(db: Session) -> list[HubKey]:
+    return list(db.scalars(select(HubKey).order_by(HubKey.created_at)))
+
+
+def claim_nonce(db: Session, *, nonce: str, audience: str, expires_at: datetime) -> bool:
+    """Record a nonce as used; False if it already was (one statement, safe under concurrency)."""
+    values = {"nonce": nonce, "audience": audience, "used_at": utcnow(), "expires_at": expires_at}
+    if db.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        statement: Any = pg_insert(UsedNonce).values(**values).on_conflict_do_nothing(index_elements=["nonce"])
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        statement = sqlite_insert(UsedNonce).values(**values).on_conflict_do_nothing(index_elements=["nonce"])
+    return db.execute(statement.returning(UsedNonce.nonce)).first() is not None
+
+
+def purge_nonces(db: Session, before: datetime) -> int:
+    result = db.execute(delete(UsedNonce).where(UsedNonce.expires_at < before))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+# ---- authorisations, delegations, accesses -------------------------------------------------------
+
+
+def active_authorisation(
+    db: Session, *, holder_code: str, department_id: str, type_code: str, now: datetime
+) -> Authorisation | None:
+    query = select(Authorisation).where(
+        Authorisation.holder_code == holder_code,
+        Authorisation.grantee_department_id == department_id,
+        Authorisation.type_code == type_code,
+        Authorisation.revoked_at.is_(None),
+        Authorisation.valid_until > now,
+    )
+    return db.scalars(query.order_by(Authorisation.valid_until.desc())).first()
+
+
+def authorisations_of(db: Session, holder_code: str) -> list[Authorisation]:
+    query = select(Authorisation).where(Authorisation.holder_code == holder_code)
+    return list(db.scalars(query.order_by(Authorisation.created_at.desc())))
+
+
+def authorisation_of(db: Session, holder_code: str, authorisation_id: str) -> Authorisation | None:
+    query = select(Authorisation).where(Authorisation.id == authorisation_id, Authorisation.holder_code == holder_code)
+    return db.scalars(query).first()
+
+
+def delegations_of(db: Session, holder_code: str) -> list[Delegation]:
+    query = select(Delegation).where(Delegation.holder_code == holder_code)
+    return list(db.scalars(query.order_by(Delegation.created_at.desc())))
+
+
+def delegation_of(db: Session, holder_code: str, delegation_id: str) -> Delegation | None:
+    query = select(Delegation).where(Delegation.id == delegation_id, Delegation.holder_code == holder_code)
+    return db.scalars(query).first()
+
+
+def active_delegation(db: Session, *, holder_code: str, agent_code: str, now: datetime) -> list[Delegation]:
+    query = select(Delegation).where(
+        Delegation.holder_code == holder_code,
+        Delegation.agent_code == agent_code,
+        Delegation.revoked_at.is_(None),
+        Delegation.valid_until > now,
+    )
+    return list(db.scalars(query))
+
+
+def accesses_of(db: Session, holder_code: str, *, cursor: str | None, limit: int) -> tuple[list[Access], str | None]:
+    query = select(Access).where(Access.holder_code == holder_code)
+    rows = list(db.scalars(keyset(query, created=Access.at, ident=Access.id, cursor=cursor, limit=limit)))
+    return page_of(rows, limit, created="at")
+
+
+# ---- objections -------------------------------------------------------------------------------
+
+
+def readable_objections(who: Principal) -> Select[Objection]:
+    """Objections the caller may see: all (platform), its issued ones or filed ones (department), its own (holder)."""
+    query = select(Objection)
+    if who.is_platform_admin:
+        return query
+    conditions = []
+    if who.department_id:
+        conditions += [Objection.issuer_department_id == who.department_id, Objection.filer_department_id == who.department_id]
+    if who.holder_code:
+        conditions.append(Objection.filed_by == who.holder_code)
+    return query.where(or_(*conditions) if conditions else false())
+
+
+def get_objection(db: Session, who: Principal, objection_id: str) -> Objection | None:
+    return db.scalars(readable_objections(who).where(Objection.id == objection_id)).first()
+
+
+def list_objections(db: Session, who: Principal, *, status: str | None) -> list[Objection]:
+    query = readable_objections(who)
+    if status:
+        query = query.where(Objection.status == status)
+    return list(db.scalars(query.order_by(Objection.created_at.desc()).limit(500)))
+
+
+def open_objections(db: Session, *, certificate_id: str | None = None) -> list[Objection]:
+    query = select(Objection).where(Objection.status == ObjectionStatus.OPEN.value)
+    if certificate_id:
+        query = query.where(Objection.certificate_id == certificate_id)
+    return list(db.scalars(query))
+
+
+# ---- trust list -------------------------------------------------------------------------------
+
+
+def trusted_hubs(db: Session) -> list[TrustedHub]:
+    return list(db.scalars(select(TrustedHub).order_by(TrustedHub.issuer)))
+
+
+def trusted_hub(db: Session, hub_id: str) -> TrustedHub | None:
+    return db.get(TrustedHub, hub_id)
+
+
+def trusted_hub_by_issuer(db: Session, issuer: str) -> TrustedHub | None:
+    return db.scalars(select(TrustedHub).where(TrustedHub.issuer == issuer)).first()

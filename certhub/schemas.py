@@ -1,0 +1,399 @@
+"""Request and response models of the certhub API."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+HolderKindName = Literal["person", "enterprise"]
+USE_CAUSE_MAX = 200
+
+
+def _use_cause(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise ValueError("useCause (申请事由) is required: say why the certificate is needed")
+    if len(value) > USE_CAUSE_MAX:
+        raise ValueError(f"useCause (申请事由) must be at most {USE_CAUSE_MAX} characters, got {len(value)}")
+    return value
+
+
+class Validity(BaseModel):
+    """How long a certificate of the type is valid."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    default_years: int | None = Field(default=None, ge=1, le=100, description="when the issuer gives no end date; null: 长期")
+    max_years: int | None = Field(default=None, ge=1, le=100, description="longest period the issuer may set")
+    end_required: bool = False
+
+
+class CertificateTypeCreate(BaseModel):
+    """A certificate type (证照目录 entry)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(min_length=21, max_length=21, description="defining body's 统一社会信用代码 + 3 digits")
+    name: str = Field(min_length=1, max_length=100)
+    holder_kind: HolderKindName
+    face_schema: dict[str, Any] = Field(description="JSON Schema (2020-12) of the face fields")
+    validity: Validity = Field(default_factory=Validity)
+    issuer_codes: list[str] = Field(default_factory=list, description="统一社会信用代码 of the departments that may issue it")
+    template: dict[str, Any] = Field(default_factory=dict, description='rendering template: {"title": …, "accent": "#rrggbb"}')
+
+
+class CertificateTypeUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    face_schema: dict[str, Any] | None = None
+    validity: Validity | None = None
+    issuer_codes: list[str] | None = None
+    template: dict[str, Any] | None = None
+    active: bool | None = None
+
+
+class CertificateTypeRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    code: str
+    name: str
+    holder_kind: str
+    face_schema: dict[str, Any]
+    validity: dict[str, Any]
+    issuer_codes: list[str]
+    template: dict[str, Any]
+    active: bool
+    version: int
+
+
+class HolderIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(min_length=1, max_length=30, description="公民身份号码 or 统一社会信用代码")
+    kind: HolderKindName = "person"
+    name: str = Field(min_length=1, max_length=200)
+
+
+class IssueRequest(BaseModel):
+    """签发: what an issuing department's system sends to put a certificate into the library."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type_code: str = Field(min_length=1, max_length=21)
+    holder: HolderIn
+    face: dict[str, Any]
+    number: str | None = Field(default=None, min_length=1, max_length=64, description="证照编号 printed on the face")
+    valid_from: date | None = Field(default=None, description="default: today (Asia/Shanghai)")
+    valid_until: date | None = Field(default=None, description="default: from the type's validity rule; null: 长期")
+    render_pdf: bool = Field(default=True, description="render and seal the PDF copy")
+
+
+class ChangeRequest(BaseModel):
+    """变更: the new face (complete, or only the changed fields) and why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    face: dict[str, Any] = Field(default_factory=dict)
+    holder_name: str | None = Field(default=None, min_length=1, max_length=200)
+    valid_until: date | None = None
+    reason: str = Field(min_length=1, max_length=500)
+    render_pdf: bool = True
+
+
+class ReasonBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class CertificateRead(BaseModel):
+    """A certificate as its issuer, its holder, or an authorised department sees it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    identifier: str
+    type_code: str
+    issuer_code: str
+    serial: str
+    cert_version: int
+    number: str
+    holder_code: str
+    holder_kind: str
+    holder_name: str
+    face: dict[str, Any]
+    meta: dict[str, Any]
+    valid_from: date
+    valid_until: date | None
+    issued_at: datetime
+    status: str
+    status_reason: str | None
+    superseded_by: str | None
+    status_index: int
+    jws: str
+    sd_jwt: str
+    has_pdf: bool = False
+
+    @classmethod
+    def of(cls, certificate: Any) -> CertificateRead:
+        read = cls.model_validate(certificate)
+        read.has_pdf = certificate.pdf_key is not None
+        return read
+
+
+class CertificateSummary(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    identifier: str
+    type_code: str
+    name: str = ""
+    issuer_code: str
+    cert_version: int
+    holder_name: str
+    valid_from: date
+    valid_until: date | None
+    status: str
+
+
+class ShowRequest(BaseModel):
+    """亮证: which fields to show, to whom, with which nonce."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fields: list[str] = Field(min_length=1, max_length=50)
+    audience: str = Field(min_length=1, max_length=64, description="the verifying department's 统一社会信用代码")
+    nonce: str | None = Field(
+        default=None, min_length=8, max_length=128, description="the verifier's nonce; default: a fresh one"
+    )
+    ttl_seconds: int = Field(default=300, ge=30, le=600)
+
+
+class Presentation(BaseModel):
+    token: str
+    nonce: str
+    audience: str
+    expires_at: datetime
+    fields: list[str]
+    qr_png_url: str | None = None
+
+
+class VerifyRequest(BaseModel):
+    """A scanned QR code or a posted presentation token."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(min_length=1, max_length=20000)
+    nonce: str | None = Field(default=None, max_length=128, description="the nonce this verifier gave the holder, if any")
+
+
+class VerdictRead(BaseModel):
+    valid: bool
+    code: str
+    message: str
+    identifier: str | None = None
+    issuer_hub: str | None = None
+    type_code: str | None = None
+    type_name: str | None = None
+    issuer_name: str | None = None
+    issuer_code: str | None = None
+    status: str | None = None
+    disclosed: dict[str, Any] = Field(default_factory=dict)
+
+
+class NonceRead(BaseModel):
+    nonce: str
+    audience: str
+
+
+class FetchRequest(BaseModel):
+    """一证通办: fetch a holder's certificate of a type, with the reason."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    holder_code: str = Field(min_length=1, max_length=30)
+    type_code: str = Field(min_length=1, max_length=21)
+    use_cause: str = Field(alias="useCause", max_length=1000)
+
+    _check = field_validator("use_cause")(_use_cause)
+
+
+class AuthorisationCreate(BaseModel):
+    """授权用证: let a department use one type of my certificates for a purpose until a time."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type_code: str = Field(min_length=1, max_length=21)
+    department_code: str = Field(min_length=18, max_length=18)
+    purpose: str = Field(min_length=1, max_length=200)
+    valid_until: datetime
+
+    @field_validator("valid_until")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("give a time zone (e.g. 2027-01-01T00:00:00+08:00)")
+        return value
+
+
+class AuthorisationRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    holder_code: str
+    type_code: str
+    grantee_department_id: str
+    purpose: str
+    valid_until: datetime
+    granted_by: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class DelegationCreate(BaseModel):
+    """委托用证: let an agent act for me within limits."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    agent_code: str = Field(min_length=18, max_length=18, description="the agent's 公民身份号码")
+    agent_name: str = Field(min_length=1, max_length=200)
+    type_codes: list[str] = Field(default_factory=list, description="empty: every type")
+    actions: list[Literal["list", "show", "authorise"]] = Field(min_length=1)
+    valid_until: datetime
+
+    @field_validator("valid_until")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("give a time zone (e.g. 2027-01-01T00:00:00+08:00)")
+        return value
+
+
+class DelegationRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    holder_code: str
+    agent_code: str
+    agent_name: str
+    type_codes: list[str]
+    actions: list[str]
+    valid_until: datetime
+    revoked_at: datetime | None
+
+
+class AccessRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    at: datetime
+    certificate_identifier: str
+    action: str
+    accessor: str
+    accessor_department_name: str | None
+    use_cause: str | None
+    fields: list[str]
+
+
+class DownloadQuery(BaseModel):
+    use_cause: str
+
+    _check = field_validator("use_cause")(_use_cause)
+
+
+class ObjectionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=1000)
+
+
+class ObjectionCorrect(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    face: dict[str, Any] = Field(default_factory=dict)
+    holder_name: str | None = Field(default=None, min_length=1, max_length=200)
+    resolution: str = Field(min_length=1, max_length=1000)
+
+
+class ObjectionDismiss(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    resolution: str = Field(min_length=1, max_length=1000)
+
+
+class ObjectionRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    certificate_identifier: str
+    filed_by: str
+    filer_kind: str
+    reason: str
+    status: str
+    due_at: datetime
+    due_provisional: bool
+    overdue: bool
+    resolution: str | None
+    resolved_at: datetime | None
+    corrected_identifier: str | None
+    history: list[dict[str, Any]]
+    created_at: datetime
+    version: int
+
+
+class TrustedHubCreate(BaseModel):
+    """Another hub whose certificates verify here (互通互认)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    issuer: str = Field(min_length=1, max_length=300, description="the hub's issuer URL (`iss` of its certificates)")
+    name: str = Field(min_length=1, max_length=200)
+    region_code: str = Field(min_length=6, max_length=6)
+    jwks: dict[str, Any] | None = None
+    jwks_url: str | None = Field(default=None, max_length=500)
+    status_list_urls: list[str] = Field(default_factory=list, description="URL prefixes of its status lists")
+
+    @field_validator("issuer", "jwks_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/") if value else value
+
+
+class TrustedHubUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    jwks: dict[str, Any] | None = None
+    jwks_url: str | None = Field(default=None, max_length=500)
+    status_list_urls: list[str] | None = None
+    status: Literal["active", "suspended"] | None = None
+
+
+class TrustedHubRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    issuer: str
+    name: str
+    region_code: str
+    jwks: dict[str, Any] | None
+    jwks_url: str | None
+    status_list_urls: list[str]
+    status: str
+    version: int
+
+
+class BulkRowError(BaseModel):
+    row: int
+    message: str
+    errors: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class BulkReport(BaseModel):
+    total: int
+    issued: int
+    failed: int
+    identifiers: list[str]
+    errors: list[BulkRowError]

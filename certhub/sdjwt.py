@@ -1,0 +1,401 @@
+"""JWS, SD-JWT VC and presentations: building and checking them, with no database and no network.
+
+A certificate is issued as an SD-JWT VC (IETF SD-JWT, `typ: dc+sd-jwt`): the issuer-signed JWT carries
+the identifier, type, issuer, validity and status entries in clear, and a digest (`_sd`) for each holder
+and face field; each field is revealed by its disclosure `base64url([salt, name, value])`.
+
+A presentation (亮证) is `<issuer-jwt>~<chosen disclosures>~<kb-jwt>`: the key-binding JWT carries the
+audience, the nonce, its time and `sd_hash` over everything before it, and is signed by the hub that
+keeps the holder's certificates (a custodial wallet: holders sign in to the hub, not with a key of theirs).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+SD_JWT_TYP = "dc+sd-jwt"
+KB_JWT_TYP = "kb+jwt"
+VC_JWT_TYP = "vc+jwt"
+STATUS_LIST_TYP = "statuslist+jwt"
+# Claims always in clear in the issuer-signed JWT; everything else is selectively disclosable.
+CLEAR_CLAIMS = ("ZZBS", "ZZLXDM", "ZZMC", "ZZBFJG", "ZZBFJGDM", "ZZBFRQ")
+
+
+class JoseSigner(Protocol):
+    """What signs a JWS: the seal service's Signer, or the hub's own key."""
+
+    @property
+    def alg(self) -> str: ...
+    @property
+    def kid(self) -> str: ...
+    def sign(self, data: bytes) -> bytes: ...
+
+
+def b64u(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def unb64u(text: str) -> bytes:
+    if any(c in text for c in "+/= \n"):
+        raise ValueError("not base64url")
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
+
+
+def sign_jws(signer: JoseSigner, payload: dict[str, Any], *, typ: str) -> str:
+    """A compact JWS of `payload` (header alg, kid, typ)."""
+    header = {"alg": signer.alg, "kid": signer.kid, "typ": typ}
+    signing_input = f"{b64u(_json(header))}.{b64u(_json(payload))}"
+    return f"{signing_input}.{b64u(signer.sign(signing_input.encode('ascii')))}"
+
+
+@dataclass(frozen=True)
+class ParsedJws:
+    header: dict[str, Any]
+    payload: dict[str, Any]
+    signing_input: bytes
+    signature: bytes
+
+
+class Rejected(Exception):
+    """A token that fails verification; `code` says which check, the message says why."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def parse_jws(token: str, *, what: str = "token") -> ParsedJws:
+    """Split and decode a compact JWS (signature not checked yet)."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise Rejected("malformed", f"the {what} is not a compact JWS (three base64url parts separated by dots)")
+    try:
+        header = json.loads(unb64u(parts[0]))
+        payload = json.loads(unb64u(parts[1]))
+        signature = unb64u(parts[2])
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise Rejected("malformed", f"the {what} cannot be decoded: it was altered or cut short") from exc
+    if not isinstance(header, dict) or not isinstance(payload, dict):
+        raise Rejected("malformed", f"the {what} header and payload must be JSON objects")
+    return ParsedJws(header, payload, f"{parts[0]}.{parts[1]}".encode("ascii"), signature)
+
+
+_KEY_CACHE: dict[str, Any] = {}
+
+
+def _public_key(alg: str, jwk: dict[str, Any]) -> Any:
+    cache_key = alg + json.dumps(jwk, sort_keys=True)
+    key = _KEY_CACHE.get(cache_key)
+    if key is None:
+        if alg == "EdDSA":
+            key = Ed25519PublicKey.from_public_bytes(unb64u(jwk["x"]))
+        elif alg == "ES256":
+            numbers = ec.EllipticCurvePublicNumbers(
+                int.from_bytes(unb64u(jwk["x"]), "big"), int.from_bytes(unb64u(jwk["y"]), "big"), ec.SECP256R1()
+            )
+            key = numbers.public_key()
+        else:
+            raise ValueError(f"algorithm {alg} is not verified here")
+        if len(_KEY_CACHE) > 4096:
+            _KEY_CACHE.clear()
+        _KEY_CACHE[cache_key] = key
+    return key
+
+
+def verify_builtin(*, alg: str, jwk: dict[str, Any], data: bytes, signature: bytes) -> bool:
+    """Verify an EdDSA (Ed25519) or ES256 JOSE signature; other algorithms raise ValueError."""
+    key = _public_key(alg, jwk)
+    try:
+        if alg == "EdDSA":
+            key.verify(signature, data)
+        else:
+            if len(signature) != 64:
+                return False
+            der = encode_dss_signature(int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big"))
+            key.verify(der, data, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        return False
+    return True
+
+
+SignatureCheck = Callable[..., bool]
+
+
+def default_signature_check(*, alg: str, jwk: dict[str, Any], data: bytes, signature: bytes) -> bool:
+    """EdDSA and ES256 here; SM2 through the seal service (needs its SM2 library, no network)."""
+    if alg in ("EdDSA", "ES256"):
+        return verify_builtin(alg=alg, jwk=jwk, data=data, signature=signature)
+    from certhub import sealing
+
+    return sealing.verify_signature(alg=alg, jwk=jwk, data=data, signature=signature)
+
+
+# ---- SD-JWT ---------------------------------------------------------------------------------
+
+
+def make_disclosure(name: str, value: Any) -> str:
+    return b64u(json.dumps([b64u(secrets.token_bytes(16)), name, value], ensure_ascii=False).encode())
+
+
+def disclosure_digest(disclosure: str) -> str:
+    return b64u(hashlib.sha256(disclosure.encode("ascii")).digest())
+
+
+def issue_sd_jwt(signer: JoseSigner, *, clear: dict[str, Any], disclosable: dict[str, Any]) -> str:
+    """An SD-JWT: `clear` claims in the signed payload, each `disclosable` claim behind a digest."""
+    disclosures = [make_disclosure(name, value) for name, value in disclosable.items()]
+    payload = dict(clear)
+    payload["_sd"] = sorted(disclosure_digest(d) for d in disclosures)
+    payload["_sd_alg"] = "sha-256"
+    jwt = sign_jws(signer, payload, typ=SD_JWT_TYP)
+    return "~".join([jwt, *disclosures]) + "~"
+
+
+def split_sd_jwt(sd_jwt: str) -> tuple[str, list[str], str]:
+    """(issuer JWT, disclosures, key-binding JWT or "")."""
+    parts = sd_jwt.split("~")
+    if len(parts) < 2:
+        raise Rejected("malformed", "the presentation is not an SD-JWT (issuer JWT~disclosures~key-binding JWT)")
+    return parts[0], [p for p in parts[1:-1] if p], parts[-1]
+
+
+def decode_disclosure(disclosure: str) -> tuple[str, Any]:
+    try:
+        salt, name, value = json.loads(unb64u(disclosure))
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
+        raise Rejected("malformed", "a disclosure of the presentation cannot be decoded: it was altered") from exc
+    if not isinstance(salt, str) or not isinstance(name, str):
+        raise Rejected("malformed", "a disclosure of the presentation is not [salt, name, value]")
+    return name, value
+
+
+def select_disclosures(sd_jwt: str, names: list[str]) -> str:
+    """The issuer JWT with only the disclosures of `names` (no key binding yet)."""
+    jwt, disclosures, _ = split_sd_jwt(sd_jwt)
+    wanted = set(names)
+    chosen = [d for d in disclosures if decode_disclosure(d)[0] in wanted]
+    return "~".join([jwt, *chosen]) + "~"
+
+
+def present(
+    sd_jwt: str,
+    names: list[str],
+    *,
+    hub_signer: JoseSigner,
+    audience: str,
+    nonce: str,
+    ttl_seconds: int,
+    issued_at: int | None = None,
+) -> str:
+    """A presentation of chosen fields bound to an audience and nonce, valid for `ttl_seconds`."""
+    body = select_disclosures(sd_jwt, names)
+    now = issued_at if issued_at is not None else int(datetime.now(UTC).timestamp())
+    kb = sign_jws(
+        hub_signer,
+        {
+            "iat": now,
+            "exp": now + ttl_seconds,
+            "aud": audience,
+            "nonce": nonce,
+            "sd_hash": b64u(hashlib.sha256(body.encode("ascii")).digest()),
+        },
+        typ=KB_JWT_TYP,
+    )
+    return body + kb
+
+
+# ---- verification ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResolvedKey:
+    """A key found in the trust list for (issuer, kid)."""
+
+    jwk: dict[str, Any]
+    alg: str
+    hub: str  # the hub (issuer URL) that vouches for the key
+    dept_code: str | None = None  # the department a seal key belongs to
+
+
+@dataclass
+class Verdict:
+    """The outcome of a verification: valid, or which check failed and why."""
+
+    valid: bool
+    code: str = "valid"
+    message: str = "the certificate presentation is valid"
+    identifier: str | None = None
+    issuer_hub: str | None = None
+    claims: dict[str, Any] = field(default_factory=dict)  # clear claims of the certificate
+    disclosed: dict[str, Any] = field(default_factory=dict)  # only what the holder chose to show
+    status: str | None = None
+    nonce: str | None = None
+    expires_at: int | None = None
+    holder_code: str | None = None  # only when the holder disclosed it
+
+
+KeyResolver = Callable[[str, str], ResolvedKey | None]
+# (credentialStatus entries, identifier, issuer hub) -> "active" | "revoked" | "suspended" | "superseded"
+StatusResolver = Callable[[list[dict[str, Any]], str, str], str]
+
+
+def _check_signature(parsed: ParsedJws, key: ResolvedKey, check: SignatureCheck, what: str) -> None:
+    alg = parsed.header.get("alg")
+    if alg != key.alg:
+        raise Rejected("bad_signature", f"the {what} says alg {alg!r} but its key is {key.alg}")
+    try:
+        ok = check(alg=key.alg, jwk=key.jwk, data=parsed.signing_input, signature=parsed.signature)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise Rejected("bad_signature", f"the {what} signature cannot be checked: {exc}") from exc
+    if not ok:
+        raise Rejected("bad_signature", f"the {what} signature does not verify: it was altered or not signed by {key.hub}")
+
+
+def verify_presentation(
+    token: str,
+    *,
+    resolve_key: KeyResolver,
+    resolve_status: StatusResolver,
+    audience: str,
+    nonce: str | None = None,
+    now: datetime | None = None,
+    max_age_seconds: int = 600,
+    leeway_seconds: int = 30,
+    check_signature: SignatureCheck = default_signature_check,
+    claim_nonce: Callable[[str], None] | None = None,
+) -> Verdict:
+    """Run every check of a presentation in order; returns a Verdict, never raises for a bad token.
+
+    Checks: format; the issuer's key is in the trust list; the issuer's signature; the issuing
+    department matches the key; the validity window; the key-binding signature (by the same hub);
+    `sd_hash`; audience; nonce (when the verifier gave one); presentation age; every disclosure
+    matches a digest; status (revoked / suspended / superseded). `claim_nonce` is called with the
+    presentation's nonce once everything but the status has passed; it raises Rejected for a replay.
+    """
+    try:
+        return _verify(
+            token.strip(),
+            resolve_key=resolve_key,
+            resolve_status=resolve_status,
+            audience=audience,
+            nonce=nonce,
+            now=now or datetime.now(UTC),
+            max_age=max_age_seconds,
+            leeway=leeway_seconds,
+            check=check_signature,
+            claim=claim_nonce,
+        )
+    except Rejected as exc:
+        return Verdict(valid=False, code=exc.code, message=exc.message)
+
+
+def _verify(
+    token: str,
+    *,
+    resolve_key: KeyResolver,
+    resolve_status: StatusResolver,
+    audience: str,
+    nonce: str | None,
+    now: datetime,
+    max_age: int,
+    leeway: int,
+    check: SignatureCheck,
+    claim: Callable[[str], None] | None,
+) -> Verdict:
+    if not token.isascii():
+        raise Rejected("malformed", "the presentation contains characters that never appear in one: it was altered")
+    issuer_jwt, disclosures, kb_jwt = split_sd_jwt(token)
+    issued = parse_jws(issuer_jwt, what="certificate")
+    if issued.header.get("typ") != SD_JWT_TYP:
+        raise Rejected("malformed", f"the certificate is not an SD-JWT VC (typ {issued.header.get('typ')!r})")
+    if not kb_jwt:
+        raise Rejected("malformed", "the presentation has no key-binding part: it is not bound to an audience and nonce")
+    iss = str(issued.payload.get("iss", ""))
+    kid = str(issued.header.get("kid", ""))
+    key = resolve_key(iss, kid)
+    if key is None:
+        raise Rejected("untrusted_issuer", f"issuer {iss or '(none)'} with key {kid or '(none)'} is not in the trust list")
+    _check_signature(issued, key, check, "certificate")
+    claims = issued.payload
+    if key.dept_code and claims.get("ZZBFJGDM") != key.dept_code:
+        raise Rejected("bad_signature", "the certificate is signed with the seal key of another department than its issuer")
+    stamp = now.timestamp()
+    nbf, exp = claims.get("nbf"), claims.get("exp")
+    if isinstance(nbf, (int, float)) and stamp + leeway < nbf:
+        raise Rejected("not_yet_valid", "the certificate is not valid yet")
+    if isinstance(exp, (int, float)) and stamp - leeway >= exp:
+        raise Rejected("expired", "the certificate has expired (its validity period has ended)")
+    kb = parse_jws(kb_jwt, what="presentation")
+    if kb.header.get("typ") != KB_JWT_TYP:
+        raise Rejected("malformed", "the key-binding part of the presentation has the wrong type")
+    kb_key = resolve_key(iss, str(kb.header.get("kid", "")))
+    if kb_key is None or kb_key.dept_code:
+        raise Rejected("untrusted_issuer", "the presentation is not signed by a hub key in the trust list")
+    _check_signature(kb, kb_key, check, "presentation")
+    body = token[: len(token) - len(kb_jwt)]
+    if kb.payload.get("sd_hash") != b64u(hashlib.sha256(body.encode("ascii")).digest()):
+        raise Rejected("bad_signature", "the presentation does not cover these disclosures: it was altered")
+    if kb.payload.get("aud") != audience:
+        raise Rejected("wrong_audience", f"the presentation is for {kb.payload.get('aud')!r}, not for this verifier ({audience})")
+    presented_nonce = kb.payload.get("nonce")
+    if not isinstance(presented_nonce, str) or not presented_nonce:
+        raise Rejected("malformed", "the presentation carries no nonce")
+    if nonce is not None and presented_nonce != nonce:
+        raise Rejected("nonce_mismatch", "the presentation was made for another nonce than the one this verifier issued")
+    iat, kb_exp = kb.payload.get("iat"), kb.payload.get("exp")
+    if not isinstance(iat, int) or iat > stamp + leeway:
+        raise Rejected("malformed", "the presentation time is missing or in the future")
+    if stamp - leeway > iat + max_age or (isinstance(kb_exp, int) and stamp - leeway >= kb_exp):
+        raise Rejected("presentation_expired", "the presentation has expired; ask the holder to show the certificate again")
+    digests = set(claims.get("_sd", []))
+    disclosed: dict[str, Any] = {}
+    for disclosure in disclosures:
+        if disclosure_digest(disclosure) not in digests:
+            raise Rejected("bad_signature", "a disclosure is not one the issuer signed: it was altered")
+        name, value = decode_disclosure(disclosure)
+        disclosed[name] = value
+    if claim is not None:
+        claim(presented_nonce)
+    identifier = str(claims.get("ZZBS", ""))
+    entries = claims.get("credentialStatus") or []
+    status = resolve_status(entries if isinstance(entries, list) else [], identifier, iss)
+    clear = {k: v for k, v in claims.items() if k in CLEAR_CLAIMS or k in ("iss", "vct", "nbf", "exp", "iat")}
+    verdict = Verdict(
+        valid=True,
+        identifier=identifier,
+        issuer_hub=iss,
+        claims=clear,
+        disclosed=disclosed,
+        status=status,
+        nonce=presented_nonce,
+        expires_at=kb_exp if isinstance(kb_exp, int) else iat + max_age,
+        holder_code=disclosed.get("CZZTDM"),
+    )
+    if status != "active":
+        verdict.valid = False
+        verdict.code = status
+        verdict.message = {
+            "revoked": "the certificate has been revoked (注销)",
+            "suspended": "the certificate is suspended while an objection is handled",
+            "superseded": "the certificate has been replaced by a newer version",
+        }.get(status, f"the certificate status is {status}")
+    return verdict

@@ -1,0 +1,32 @@
+"""The seal service as certhub uses it: the issuing department's signer, its public keys, PDF sealing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from ops.audit import Actor
+from ops.crypto import KeyVault
+from seal import service as seal_service
+from seal.keys import Signer
+
+
+def department_signer(db: Session, *, department_id: str, vault: KeyVault) -> Signer:
+    """The signer of the department's active seal (Conflict with a clear message if it has none)."""
+    return seal_service.department_signer(db, department_id=department_id, vault=vault)
+
+
+def verify_signature(*, alg: str, jwk: dict[str, Any], data: bytes, signature: bytes) -> bool:
+    """Verify a signature made by a seal signer (EdDSA, ES256 or SM2)."""
+    return seal_service.verify_jose_signature(alg=alg, jwk=jwk, data=data, signature=signature)
+
+
+def department_jwks(db: Session) -> dict[str, Any]:
+    """Public keys of every department's active and previously active seals."""
+    return seal_service.department_jwks(db)
+
+
+def seal_pdf(db: Session, *, vault: KeyVault, department_id: str, pdf: bytes, purpose: str, actor: Actor) -> bytes:
+    """PAdES-seal a PDF with the department's seal (visible stamp)."""
+    return seal_service.seal_pdf(db, vault=vault, department_id=department_id, pdf=pdf, purpose=purpose, actor=actor)

@@ -1,0 +1,1764 @@
+"""Rules of the certificate hub: types, issuance, change and revocation, status, use, verification, trust."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
+from datetime import time as dtime
+from importlib import resources
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema.exceptions import SchemaError
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from certhub import pdf as pdf_render
+from certhub import repository, sdjwt, sealing, statuslist
+from certhub.models import (
+    Access,
+    Authorisation,
+    Certificate,
+    CertificateStatus,
+    CertificateType,
+    Delegation,
+    HubKey,
+    Objection,
+    ObjectionStatus,
+    TrustedHub,
+)
+from certhub.schemas import (
+    AuthorisationCreate,
+    BulkReport,
+    BulkRowError,
+    CertificateTypeCreate,
+    CertificateTypeUpdate,
+    ChangeRequest,
+    DelegationCreate,
+    IssueRequest,
+    ShowRequest,
+    TrustedHubCreate,
+    TrustedHubUpdate,
+)
+from ops import audit
+from ops.audit import Actor
+from ops.auth import Principal, Role
+from ops.codes import citizen_id_problem, mask_identifier, mod37_36_check_char, uscc_problem
+from ops.config import Settings
+from ops.crypto import KeyVault, WrappedSecret
+from ops.db import check_if_match, utcnow
+from ops.errors import Conflict, Forbidden, HubError, Invalid, NotFound, UpstreamError
+from ops.identity import service as identity
+from ops.metrics import CERTIFICATE_EVENTS, VERIFICATION_LATENCY
+from ops.storage import ObjectStore, get_bytes
+from ops.workdays import add_working_days
+
+ROOT = "1.2.156.3005.2"  # GB/T 36904 root of every certificate identifier
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+HOLDER_CODE_TYPE = {"person": "111", "enterprise": "001"}  # CZZTDMLX: 公民身份号码 / 统一社会信用代码
+STATUS_LIST_TTL = 300  # seconds a verifier may cache a status list
+STATUS_CACHE_SECONDS = 2.0  # the published list reflects a change within this many seconds
+KEY_CACHE_SECONDS = 30.0
+PRESENTATION_MAX_AGE = 600
+
+
+def status_base(settings: Settings) -> str:
+    return f"{settings.public_url}/certhub/status-lists"
+
+
+# ---- the hub's own key ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HubSigner:
+    """The hub's Ed25519 key (status lists, presentations)."""
+
+    kid: str
+    _private: Ed25519PrivateKey = field(repr=False)
+    alg: str = "EdDSA"
+
+    def sign(self, data: bytes) -> bytes:
+        return self._private.sign(data)
+
+
+_hub_signers: dict[str, HubSigner] = {}
+
+
+def _hub_purpose(kid: str) -> str:
+    return f"certhub-hub-key:{kid}"
+
+
+def hub_signer(db: Session, *, vault: KeyVault) -> HubSigner:
+    """The hub's active signing key, made on first use."""
+    key = repository.active_hub_key(db)
+    if key is None:
+        private = Ed25519PrivateKey.generate()
+        kid = f"certhub-{utcnow():%Y%m%d}-{secrets.token_hex(4)}"
+        raw = private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        key = HubKey(
+            kid=kid,
+            alg="EdDSA",
+            public_jwk={"kty": "OKP", "crv": "Ed25519", "x": sdjwt.b64u(raw), "kid": kid, "alg": "EdDSA", "use": "sig"},
+            private_key=vault.wrap(pem, purpose=_hub_purpose(kid)).as_dict(),
+        )
+        db.add(key)
+        db.flush()
+    signer = _hub_signers.get(key.kid)
+    if signer is None:
+        pem = vault.unwrap(WrappedSecret.from_dict(key.private_key), purpose=_hub_purpose(key.kid))
+        loaded = serialization.load_pem_private_key(pem, password=None)
+        assert isinstance(loaded, Ed25519PrivateKey)
+        signer = HubSigner(kid=key.kid, _private=loaded)
+        _hub_signers[key.kid] = signer
+    return signer
+
+
+def hub_jwks(db: Session) -> dict[str, Any]:
+    """The hub's keys and every department seal key: what another hub needs to verify ours."""
+    keys = [dict(k.public_jwk, use="presentation") for k in repository.hub_keys(db)]
+    seals = sealing.department_jwks(db).get("keys", [])
+    return {"keys": [*keys, *seals]}
+
+
+def issuer_metadata(db: Session, *, settings: Settings) -> dict[str, Any]:
+    """What this hub publishes for mutual recognition (互通互认)."""
+    base = settings.public_url
+    return {
+        "issuer": base,
+        "jwks_uri": f"{base}/certhub/.well-known/jwks.json",
+        "status_list_uris": [f"{status_base(settings)}/{p}" for p in statuslist.PURPOSES],
+        "credential_formats": [sdjwt.SD_JWT_TYP, sdjwt.VC_JWT_TYP],
+        "identifier_root": ROOT,
+        "certificate_types": [{"code": t.code, "name": t.name} for t in repository.list_types(db, include_inactive=False)],
+    }
+
+
+# ---- certificate types ---------------------------------------------------------------------------
+
+
+def _field_errors(errors: list[dict[str, Any]], summary: str) -> Invalid:
+    detail = summary + ": " + "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+    return Invalid(detail, errors=errors)
+
+
+def _check_type_definition(code: str | None, schema: dict[str, Any] | None, issuer_codes: list[str] | None) -> None:
+    errors: list[dict[str, Any]] = []
+    if code is not None:
+        problem = uscc_problem(code[:18])
+        if problem:
+            errors.append({"field": "code", "message": f"the first 18 characters must be a 统一社会信用代码: {problem}"})
+        if not code[18:].isdigit() or len(code) != 21:
+            errors.append({"field": "code", "message": "must end with 3 digits"})
+    if schema is not None:
+        try:
+            Draft202012Validator.check_schema(schema)
+        except SchemaError as exc:
+            errors.append({"field": "face_schema", "message": f"not a valid JSON Schema: {exc.message}"})
+        else:
+            if schema.get("type") != "object" or not isinstance(schema.get("properties"), dict):
+                errors.append({"field": "face_schema", "message": 'must be {"type": "object", "properties": {…}}'})
+    for i, issuer in enumerate(issuer_codes or []):
+        problem = uscc_problem(issuer)
+        if problem:
+            errors.append({"field": f"issuer_codes[{i}]", "message": problem})
+    if errors:
+        raise _field_errors(errors, "the certificate type is invalid")
+
+
+def create_type(db: Session, *, who: Actor, data: CertificateTypeCreate) -> CertificateType:
+    """Add a certificate type to the catalogue (证照目录)."""
+    code = data.code.strip().upper()
+    _check_type_definition(code, data.face_schema, data.issuer_codes)
+    if repository.type_by_code(db, code):
+        raise Conflict(f"certificate type {code} already exists", errors=[{"field": "code", "message": "duplicate"}])
+    row = CertificateType(
+        code=code,
+        name=data.name,
+        holder_kind=data.holder_kind,
+        face_schema=data.face_schema,
+        validity=data.validity.model_dump(),
+        issuer_codes=sorted({c.upper() for c in data.issuer_codes}),
+        template=data.template,
+    )
+    db.add(row)
+    db.flush()
+    audit.record(db, actor=who, action="cert_type.create", object_type="cert_type", object_id=code, detail={"name": data.name})
+    return row
+
+
+def get_type(db: Session, *, code: str) -> CertificateType:
+    row = repository.type_by_code(db, code.strip().upper())
+    if row is None:
+        raise NotFound(f"certificate type {code} is not in the catalogue")
+    return row
+
+
+def update_type(db: Session, *, who: Actor, code: str, data: CertificateTypeUpdate, if_match: str | None) -> CertificateType:
+    """Change a type: its schema, validity, issuers, template, or take it out of use."""
+    row = get_type(db, code=code)
+    check_if_match(if_match, row.version)
+    changes = data.model_dump(exclude_unset=True)
+    _check_type_definition(None, changes.get("face_schema"), changes.get("issuer_codes"))
+    for key, value in changes.items():
+        if key == "issuer_codes":
+            value = sorted({c.upper() for c in value})
+        setattr(row, key, value)
+    db.flush()
+    audit.record(
+        db, actor=who, action="cert_type.update", object_type="cert_type", object_id=row.code, detail={"changed": sorted(changes)}
+    )
+    return row
+
+
+def example_types() -> list[dict[str, Any]]:
+    """The shipped example definitions (居民身份证, 营业执照, …)."""
+    text = resources.files("certhub.catalog").joinpath("examples.json").read_text(encoding="utf-8")
+    types: list[dict[str, Any]] = json.loads(text)["types"]
+    return types
+
+
+def load_types(
+    db: Session, *, who: Actor, definitions: Iterable[dict[str, Any]], issuer_codes: dict[str, list[str]] | None = None
+) -> list[str]:
+    """Load type definitions (the shipped examples or a file); existing codes are left as they are."""
+    loaded = []
+    for definition in definitions:
+        data = CertificateTypeCreate.model_validate(definition)
+        if issuer_codes and data.code in issuer_codes:
+            data.issuer_codes = issuer_codes[data.code]
+        if repository.type_by_code(db, data.code):
+            continue
+        create_type(db, who=who, data=data)
+        loaded.append(data.code)
+    return loaded
+
+
+def allow_issuer(db: Session, *, who: Actor, type_code: str, department_code: str) -> CertificateType:
+    """Let a department issue a type."""
+    row = get_type(db, code=type_code)
+    problem = uscc_problem(department_code)
+    if problem:
+        raise Invalid(f"department code is not a valid 统一社会信用代码: {problem}")
+    row.issuer_codes = sorted({*row.issuer_codes, department_code})
+    db.flush()
+    audit.record(
+        db,
+        actor=who,
+        action="cert_type.allow_issuer",
+        object_type="cert_type",
+        object_id=row.code,
+        detail={"department": department_code},
+    )
+    return row
+
+
+_validators: dict[str, tuple[str, Draft202012Validator]] = {}
+
+
+def _validator(ctype: CertificateType) -> Draft202012Validator:
+    stamp = f"{ctype.id}:{ctype.version}"
+    cached = _validators.get(ctype.id)
+    if cached is None or cached[0] != stamp:
+        cached = (stamp, Draft202012Validator(ctype.face_schema, format_checker=FormatChecker()))
+        _validators[ctype.id] = cached
+    return cached[1]
+
+
+def validate_face(ctype: CertificateType, face: dict[str, Any]) -> None:
+    """Check the face fields against the type's schema; Invalid names every wrong field."""
+    errors = []
+    for err in sorted(_validator(ctype).iter_errors(face), key=lambda e: list(e.absolute_path)):
+        path = ".".join(str(p) for p in err.absolute_path)
+        errors.append({"field": f"face.{path}" if path else "face", "message": err.message})
+    if errors:
+        raise _field_errors(errors, f"the face fields do not match the {ctype.name} schema")
+
+
+# ---- issuance ---------------------------------------------------------------------------------
+
+
+def holder_code_problem(code: str, kind: str) -> str | None:
+    if kind == "person":
+        problem = citizen_id_problem(code)
+        return f"not a valid 公民身份号码: {problem}" if problem else None
+    problem = uscc_problem(code)
+    return f"not a valid 统一社会信用代码: {problem}" if problem else None
+
+
+def make_identifier(*, type_code: str, issuer_code: str, serial: str, version: int) -> str:
+    """The GB/T 36904 identifier; its check character is ISO 7064 MOD 37,36 over the joined parts."""
+    ver = f"{version:03d}"
+    check = mod37_36_check_char(f"{type_code}{issuer_code}{serial}{ver}")
+    return f"{ROOT}.{type_code}.{issuer_code}.{serial}.{ver}.{check}"
+
+
+def identifier_problem(identifier: str) -> str | None:
+    """Why a string is not a well-formed GB/T 36904 identifier, or None."""
+    if not identifier.startswith(ROOT + "."):
+        return f"must start with {ROOT}"
+    parts = identifier[len(ROOT) + 1 :].split(".")
+    if len(parts) != 5:
+        return "must be root.type.issuer.serial.version.check"
+    type_code, issuer, serial, version, check = parts
+    try:
+        expected = mod37_36_check_char(f"{type_code}{issuer}{serial}{version}")
+    except ValueError:
+        return "contains characters outside 0-9A-Z"
+    return None if check == expected else f"check character is {check}, expected {expected} (ISO 7064 MOD 37,36)"
+
+
+def _today() -> date:
+    return datetime.now(SHANGHAI).date()
+
+
+def _validity(ctype: CertificateType, valid_from: date, valid_until: date | None) -> date | None:
+    rule = ctype.validity or {}
+    if valid_until is None:
+        if rule.get("end_required"):
+            raise Invalid("valid_until is required for this type", errors=[{"field": "valid_until", "message": "required"}])
+        years = rule.get("default_years")
+        return _add_years(valid_from, int(years)) if years else None
+    if valid_until <= valid_from:
+        raise Invalid("valid_until must be after valid_from", errors=[{"field": "valid_until", "message": "before valid_from"}])
+    max_years = rule.get("max_years")
+    if max_years and valid_until > _add_years(valid_from, int(max_years)):
+        raise Invalid(
+            f"a {ctype.name} is valid for at most {max_years} years",
+            errors=[{"field": "valid_until", "message": f"more than {max_years} years after valid_from"}],
+        )
+    return valid_until
+
+
+def _add_years(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year + years, day=28)
+
+
+def _epoch(day: date, *, end: bool = False) -> int:
+    moment = datetime.combine(day + timedelta(days=1) if end else day, dtime.min, tzinfo=SHANGHAI)
+    return int(moment.timestamp())
+
+
+@dataclass
+class IssueContext:
+    """What issuing needs besides the database: keys, storage, settings.
+
+    With `bulk`, what does not change during one bulk run is looked up once (the department's signer,
+    the type, the department) and counters are reserved in blocks; a block is dropped whenever a row's
+    savepoint is rolled back, since the rollback returns its values to the counter.
+    """
+
+    vault: KeyVault
+    settings: Settings
+    storage: ObjectStore | None = None
+    bulk: bool = False
+    _signers: dict[str, Any] = field(default_factory=dict)
+    _types: dict[str, CertificateType | None] = field(default_factory=dict)
+    _blocks: dict[str, list[int]] = field(default_factory=dict)
+    _departments: dict[str, Any] = field(default_factory=dict)
+
+    def signer(self, db: Session, department_id: str) -> Any:
+        if not self.bulk:
+            return sealing.department_signer(db, department_id=department_id, vault=self.vault)
+        if department_id not in self._signers:
+            self._signers[department_id] = sealing.department_signer(db, department_id=department_id, vault=self.vault)
+        return self._signers[department_id]
+
+    def type_by_code(self, db: Session, code: str) -> CertificateType | None:
+        if not self.bulk:
+            return repository.type_by_code(db, code)
+        if code not in self._types:
+            self._types[code] = repository.type_by_code(db, code)
+        return self._types[code]
+
+    def allocate(self, db: Session, name: str) -> int:
+        if not self.bulk:
+            return repository.allocate(db, name)
+        block = self._blocks.get(name)
+        if block is None or block[0] >= block[1]:
+            first = repository.allocate(db, name, 100)
+            block = self._blocks[name] = [first, first + 100]
+        value = block[0]
+        block[0] += 1
+        return value
+
+    def department(self, db: Session, who: Principal, department_id: str) -> Any:
+        if not self.bulk:
+            return identity.get_department(db, who=who, department_id=department_id)
+        if department_id not in self._departments:
+            self._departments[department_id] = identity.get_department(db, who=who, department_id=department_id)
+        return self._departments[department_id]
+
+    def forget_blocks(self) -> None:
+        self._blocks.clear()
+
+
+def request_hash(data: IssueRequest) -> str:
+    return hashlib.sha256(json.dumps(data.model_dump(mode="json"), sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def issue(
+    db: Session, *, who: Principal, ctx: IssueContext, data: IssueRequest, idempotency_key: str | None = None
+) -> tuple[Certificate, bool]:
+    """签发: validate, identify, sign and store a certificate; returns (certificate, created)."""
+    department_id = who.require_department()
+    digest = request_hash(data)
+    if idempotency_key:
+        existing = repository.by_idempotency_key(db, department_id, idempotency_key)
+        if existing is not None:
+            if existing.request_hash != digest:
+                raise Conflict(
+                    "this Idempotency-Key was already used for a different request; use a new key for a new certificate",
+                    errors=[{"field": "Idempotency-Key", "message": "reused with another body"}],
+                )
+            return existing, False
+    ctype = ctx.type_by_code(db, data.type_code.strip().upper())
+    if ctype is None or not ctype.active:
+        raise Invalid(
+            f"certificate type {data.type_code} is not in the catalogue", errors=[{"field": "type_code", "message": "unknown"}]
+        )
+    department = ctx.department(db, who, department_id)
+    if department.code not in ctype.issuer_codes:
+        raise Forbidden(f"{department.name} ({department.code}) may not issue {ctype.name} ({ctype.code})")
+    holder_code = data.holder.code.strip().upper()
+    errors: list[dict[str, Any]] = []
+    if data.holder.kind != ctype.holder_kind:
+        errors.append(
+            {"field": "holder.kind", "message": f"a {ctype.name} is held by a {ctype.holder_kind}, not a {data.holder.kind}"}
+        )
+    problem = holder_code_problem(holder_code, data.holder.kind)
+    if problem:
+        errors.append({"field": "holder.code", "message": problem})
+    if errors:
+        raise _field_errors(errors, "the holder is invalid")
+    validate_face(ctype, data.face)
+    valid_from = data.valid_from or _today()
+    valid_until = _validity(ctype, valid_from, data.valid_until)
+    serial = f"{ctx.allocate(db, f'serial:{ctype.code}:{department.code}'):010d}"
+    certificate = _build(
+        db,
+        who=who,
+        ctx=ctx,
+        ctype=ctype,
+        department_id=department.id,
+        issuer_code=department.code,
+        issuer_name=department.name,
+        serial=serial,
+        version=1,
+        number=data.number or serial,
+        holder_code=holder_code,
+        holder_kind=data.holder.kind,
+        holder_name=data.holder.name,
+        face=data.face,
+        valid_from=valid_from,
+        valid_until=valid_until,
+        render_pdf=data.render_pdf,
+        idempotency_key=idempotency_key,
+        request_hash=digest,
+    )
+    audit.record(
+        db,
+        actor=who,
+        action="certificate.issue",
+        object_type="certificate",
+        object_id=certificate.identifier,
+        subject=holder_code,
+        detail={"type": ctype.code, "holder": mask_identifier(holder_code)},
+    )
+    CERTIFICATE_EVENTS.labels(event="issued").inc()
+    return certificate, True
+
+
+def _build(
+    db: Session,
+    *,
+    who: Actor,
+    ctx: IssueContext,
+    ctype: CertificateType,
+    department_id: str,
+    issuer_code: str,
+    issuer_name: str,
+    serial: str,
+    version: int,
+    number: str,
+    holder_code: str,
+    holder_kind: str,
+    holder_name: str,
+    face: dict[str, Any],
+    valid_from: date,
+    valid_until: date | None,
+    render_pdf: bool,
+    previous_id: str | None = None,
+    idempotency_key: str | None = None,
+    request_hash: str | None = None,
+) -> Certificate:
+    identifier = make_identifier(type_code=ctype.code, issuer_code=issuer_code, serial=serial, version=version)
+    index = ctx.allocate(db, "status-index")
+    issued_at = utcnow()
+    meta = {
+        "ZZMC": ctype.name,
+        "ZZLXDM": ctype.code,
+        "ZZBH": number,
+        "ZZBS": identifier,
+        "ZZBFJG": issuer_name,
+        "ZZBFJGDM": issuer_code,
+        "ZZBFRQ": issued_at.astimezone(SHANGHAI).date().isoformat(),
+        "CZZT": holder_name,
+        "CZZTDM": holder_code,
+        "CZZTDMLX": HOLDER_CODE_TYPE[holder_kind],
+        "ZZYXQQSRQ": valid_from.isoformat(),
+        "ZZYXQJZRQ": valid_until.isoformat() if valid_until else "长期",
+    }
+    signer = ctx.signer(db, department_id)
+    status_entries = statuslist.entries(base_url=status_base(ctx.settings), index=index)
+    clear: dict[str, Any] = {
+        "iss": ctx.settings.public_url,
+        "vct": f"urn:cn:gbt36904:{ctype.code}",
+        "jti": identifier,
+        "iat": int(issued_at.timestamp()),
+        "nbf": _epoch(valid_from),
+        "credentialStatus": status_entries,
+        **{k: meta[k] for k in sdjwt.CLEAR_CLAIMS},
+    }
+    if valid_until:
+        clear["exp"] = _epoch(valid_until, end=True)
+    disclosable = {k: v for k, v in meta.items() if k not in sdjwt.CLEAR_CLAIMS} | face
+    sd_jwt = sdjwt.issue_sd_jwt(signer, clear=clear, disclosable=disclosable)
+    vc = dict(clear, sub=holder_code, meta=meta, face=face)
+    jws = sdjwt.sign_jws(signer, vc, typ=sdjwt.VC_JWT_TYP)
+    certificate = Certificate(
+        identifier=identifier,
+        type_id=ctype.id,
+        type_code=ctype.code,
+        issuer_department_id=department_id,
+        issuer_code=issuer_code,
+        serial=serial,
+        cert_version=version,
+        number=number,
+        holder_code=holder_code,
+        holder_kind=holder_kind,
+        holder_name=holder_name,
+        face=face,
+        meta=meta,
+        valid_from=valid_from,
+        valid_until=valid_until,
+        issued_at=issued_at,
+        status=CertificateStatus.ACTIVE.value,
+        status_index=index,
+        status_changed_at=issued_at,
+        previous_id=previous_id,
+        alg=signer.alg,
+        kid=signer.kid,
+        jws=jws,
+        sd_jwt=sd_jwt,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+    )
+    db.add(certificate)
+    db.flush()
+    if render_pdf and ctx.storage is not None:
+        certificate.pdf_key = _render_pdf(db, who=who, ctx=ctx, ctype=ctype, certificate=certificate, issuer_name=issuer_name)
+        db.flush()
+    return certificate
+
+
+def _render_pdf(
+    db: Session, *, who: Actor, ctx: IssueContext, ctype: CertificateType, certificate: Certificate, issuer_name: str
+) -> str:
+    assert ctx.storage is not None
+    raw = pdf_render.render(
+        certificate=certificate,
+        type_name=ctype.name,
+        schema=ctype.face_schema,
+        template=ctype.template,
+        issuer_name=issuer_name,
+        qr=f"{ctx.settings.public_url}/certhub/certificates/{certificate.identifier}",
+    )
+    sealed = sealing.seal_pdf(
+        db,
+        vault=ctx.vault,
+        department_id=certificate.issuer_department_id,
+        pdf=raw,
+        purpose=f"电子证照 {ctype.name} {certificate.identifier}",
+        actor=who,
+    )
+    return ctx.storage.put([sealed]).key
+
+
+def _issued(db: Session, who: Principal, identifier: str) -> Certificate:
+    department_id = who.require_department()
+    certificate = repository.issued_certificate(db, department_id, identifier)
+    if certificate is None:
+        raise NotFound(f"certificate {identifier} not found among the certificates your department issued")
+    return certificate
+
+
+def change(db: Session, *, who: Principal, ctx: IssueContext, identifier: str, data: ChangeRequest) -> Certificate:
+    """变更: issue the next version with the changed face; the old version is superseded."""
+    old = _issued(db, who, identifier)
+    if old.status in (CertificateStatus.SUPERSEDED.value, CertificateStatus.REVOKED.value):
+        detail = f"superseded by {old.superseded_by}" if old.superseded_by else "revoked"
+        raise Conflict(f"certificate {identifier} is {detail}; change its current version")
+    new = _next_version(
+        db,
+        who=who,
+        ctx=ctx,
+        old=old,
+        face=data.face,
+        holder_name=data.holder_name,
+        valid_until=data.valid_until,
+        render_pdf=data.render_pdf,
+    )
+    audit.record(
+        db,
+        actor=who,
+        action="certificate.change",
+        object_type="certificate",
+        object_id=new.identifier,
+        purpose=data.reason,
+        subject=new.holder_code,
+        detail={"previous": old.identifier},
+    )
+    CERTIFICATE_EVENTS.labels(event="changed").inc()
+    return new
+
+
+def _next_version(
+    db: Session,
+    *,
+    who: Principal,
+    ctx: IssueContext,
+    old: Certificate,
+    face: dict[str, Any],
+    holder_name: str | None,
+    valid_until: date | None,
+    render_pdf: bool,
+) -> Certificate:
+    ctype = repository.type_by_id(db, old.type_id)
+    assert ctype is not None
+    new_face = {**old.face, **face}
+    validate_face(ctype, new_face)
+    until = _validity(ctype, old.valid_from, valid_until) if valid_until else old.valid_until
+    department = identity.get_department(db, who=who, department_id=old.issuer_department_id)
+    new = _build(
+        db,
+        who=who,
+        ctx=ctx,
+        ctype=ctype,
+        department_id=old.issuer_department_id,
+        issuer_code=old.issuer_code,
+        issuer_name=department.name,
+        serial=old.serial,
+        version=old.cert_version + 1,
+        number=old.number,
+        holder_code=old.holder_code,
+        holder_kind=old.holder_kind,
+        holder_name=holder_name or old.holder_name,
+        face=new_face,
+        valid_from=old.valid_from,
+        valid_until=until,
+        render_pdf=render_pdf,
+        previous_id=old.id,
+    )
+    _set_status(old, CertificateStatus.SUPERSEDED, f"replaced by version {new.cert_version:03d}")
+    old.superseded_by = new.identifier
+    db.flush()
+    return new
+
+
+def _set_status(certificate: Certificate, status: CertificateStatus, reason: str | None) -> None:
+    certificate.status = status.value
+    certificate.status_reason = reason
+    certificate.status_changed_at = utcnow()
+    invalidate_status_cache()
+
+
+def revoke(db: Session, *, who: Principal, identifier: str, reason: str) -> Certificate:
+    """注销: the certificate is revoked for good, with the reason."""
+    certificate = _issued(db, who, identifier)
+    if certificate.status == CertificateStatus.REVOKED.value:
+        raise Conflict(f"certificate {identifier} is already revoked")
+    if certificate.status == CertificateStatus.SUPERSEDED.value:
+        raise Conflict(f"certificate {identifier} is superseded by {certificate.superseded_by}; revoke that version")
+    _set_status(certificate, CertificateStatus.REVOKED, reason)
+    for objection in repository.open_objections(db, certificate_id=certificate.id):
+        _close_objection(objection, ObjectionStatus.DISMISSED, f"certificate revoked: {reason}", who.subject)
+    db.flush()
+    audit.record(
+        db,
+        actor=who,
+        action="certificate.revoke",
+        object_type="certificate",
+        object_id=identifier,
+        purpose=reason,
+        subject=certificate.holder_code,
+    )
+    CERTIFICATE_EVENTS.labels(event="revoked").inc()
+    return certificate
+
+
+def suspend(db: Session, *, who: Actor, certificate: Certificate, reason: str) -> None:
+    """Suspend an active certificate (reversible)."""
+    if certificate.status != CertificateStatus.ACTIVE.value:
+        raise Conflict(f"certificate {certificate.identifier} is {certificate.status}, not active")
+    _set_status(certificate, CertificateStatus.SUSPENDED, reason)
+    db.flush()
+    audit.record(
+        db,
+        actor=who,
+        action="certificate.suspend",
+        object_type="certificate",
+        object_id=certificate.identifier,
+        purpose=reason,
+        subject=certificate.holder_code,
+    )
+    CERTIFICATE_EVENTS.labels(event="suspended").inc()
+
+
+def reinstate(db: Session, *, who: Actor, certificate: Certificate, reason: str) -> None:
+    """Lift a suspension."""
+    if certificate.status != CertificateStatus.SUSPENDED.value:
+        raise Conflict(f"certificate {certificate.identifier} is {certificate.status}, not suspended")
+    if repository.open_objections(db, certificate_id=certificate.id):
+        raise Conflict("the certificate has an open objection; correct or dismiss it first")
+    _set_status(certificate, CertificateStatus.ACTIVE, None)
+    db.flush()
+    audit.record(
+        db,
+        actor=who,
+        action="certificate.reinstate",
+        object_type="certificate",
+        object_id=certificate.identifier,
+        purpose=reason,
+        subject=certificate.holder_code,
+    )
+
+
+def suspend_issued(db: Session, *, who: Principal, identifier: str, reason: str) -> Certificate:
+    """The issuer suspends one of its certificates."""
+    certificate = _issued(db, who, identifier)
+    suspend(db, who=who, certificate=certificate, reason=reason)
+    return certificate
+
+
+def reinstate_issued(db: Session, *, who: Principal, identifier: str, reason: str) -> Certificate:
+    """The issuer lifts a suspension it made."""
+    certificate = _issued(db, who, identifier)
+    reinstate(db, who=who, certificate=certificate, reason=reason)
+    return certificate
+
+
+def get_certificate(db: Session, *, who: Principal, identifier: str) -> Certificate:
+    """A certificate the caller may read (issuer, holder, platform), recorded as a view."""
+    certificate = repository.get_certificate(db, who, identifier)
+    if certificate is None:
+        raise NotFound(f"certificate {identifier} not found")
+    return certificate
+
+
+# ---- status lists ------------------------------------------------------------------------------
+
+_status_lock = threading.Lock()
+_status_cache: dict[str, tuple[float, str]] = {}
+
+
+def invalidate_status_cache() -> None:
+    """Drop the cached lists of this process (another process's cache expires within seconds)."""
+    with _status_lock:
+        _status_cache.clear()
+
+
+def status_list_jwt(db: Session, *, purpose: str, vault: KeyVault, settings: Settings) -> str:
+    """The signed BitstringStatusListCredential of a purpose, built from the current state."""
+    if purpose not in statuslist.PURPOSES:
+        raise NotFound(f"no status list {purpose!r}; there are {', '.join(statuslist.PURPOSES)}")
+    signer = hub_signer(db, vault=vault)
+    cache_key = f"{purpose}:{signer.kid}"
+    now = time.monotonic()
+    with _status_lock:
+        cached = _status_cache.get(cache_key)
+        if cached and now - cached[0] < STATUS_CACHE_SECONDS:
+            return cached[1]
+    flagged = {
+        "revocation": [CertificateStatus.REVOKED.value, CertificateStatus.SUPERSEDED.value],
+        "suspension": [CertificateStatus.SUSPENDED.value],
+    }[purpose]
+    encoded = statuslist.encode(repository.flagged_indices(db, flagged), length=repository.max_status_index(db) + 1)
+    url = f"{status_base(settings)}/{purpose}"
+    credential = statuslist.credential(
+        hub=settings.public_url,
+        url=url,
+        purpose=purpose,
+        encoded_list=encoded,
+        issued_at=int(time.time()),
+        ttl_seconds=STATUS_LIST_TTL,
+    )
+    token = sdjwt.sign_jws(signer, credential, typ=sdjwt.VC_JWT_TYP)
+    with _status_lock:
+        _status_cache[cache_key] = (now, token)
+    return token
+
+
+# ---- holders: list, show, authorise, delegate, accesses ---------------------------------------------
+
+
+def acting_holder(db: Session, *, who: Principal, on_behalf_of: str | None, action: str, type_code: str | None = None) -> str:
+    """The holder the caller acts for: itself, or (委托用证) a holder who delegated `action` to it."""
+    if who.holder_code is None:
+        raise Forbidden("this action is for certificate holders")
+    if not on_behalf_of or on_behalf_of.upper() == who.holder_code:
+        return who.holder_code
+    holder = on_behalf_of.strip().upper()
+    for delegation in repository.active_delegation(db, holder_code=holder, agent_code=who.holder_code, now=utcnow()):
+        if action in delegation.actions and (
+            not delegation.type_codes or type_code is None or type_code in delegation.type_codes
+        ):
+            return holder
+    what = f"certificates of type {type_code}" if type_code else "certificates"
+    raise Forbidden(f"no delegation from {mask_identifier(holder)} lets you {action} {what}")
+
+
+def holder_certificates(db: Session, *, who: Principal, holder_code: str) -> list[Certificate]:
+    """The holder's current certificates (for an agent: only the delegated types)."""
+    type_codes = None
+    if holder_code != who.holder_code:
+        delegations = repository.active_delegation(db, holder_code=holder_code, agent_code=who.holder_code or "", now=utcnow())
+        allowed = [d for d in delegations if "list" in d.actions]
+        if not any(not d.type_codes for d in allowed):
+            type_codes = sorted({c for d in allowed for c in d.type_codes})
+    rows = repository.holder_certificates(db, holder_code, type_codes=type_codes)
+    audit.record(
+        db,
+        actor=who,
+        action="certificate.list_own",
+        object_type="holder",
+        object_id=mask_identifier(holder_code),
+        subject=holder_code,
+    )
+    return rows
+
+
+def _holder_certificate(db: Session, holder_code: str, identifier: str) -> Certificate:
+    certificate = repository.certificate_by_identifier(db, identifier)
+    if certificate is None or certificate.holder_code != holder_code:
+        raise NotFound(f"certificate {identifier} not found among the holder's certificates")
+    return certificate
+
+
+def show(
+    db: Session, *, who: Principal, ctx: IssueContext, identifier: str, data: ShowRequest, on_behalf_of: str | None = None
+) -> tuple[str, str, datetime]:
+    """亮证: a short-lived presentation of chosen fields, bound to an audience and nonce."""
+    certificate = repository.certificate_by_identifier(db, identifier)
+    type_code = certificate.type_code if certificate else None
+    holder = acting_holder(db, who=who, on_behalf_of=on_behalf_of, action="show", type_code=type_code)
+    certificate = _holder_certificate(db, holder, identifier)
+    if certificate.status != CertificateStatus.ACTIVE.value:
+        raise Conflict(f"certificate {identifier} is {certificate.status} and cannot be shown")
+    available = {sdjwt.decode_disclosure(d)[0] for d in sdjwt.split_sd_jwt(certificate.sd_jwt)[1]}
+    unknown = [f for f in data.fields if f not in available]
+    if unknown:
+        raise Invalid(
+            f"the certificate has no field {', '.join(unknown)}; it has {', '.join(sorted(available))}",
+            errors=[{"field": "fields", "message": f"unknown: {f}"} for f in unknown],
+        )
+    problem = uscc_problem(data.audience)
+    if problem:
+        raise Invalid(
+            f"audience must be the verifying department's 统一社会信用代码: {problem}",
+            errors=[{"field": "audience", "message": problem}],
+        )
+    nonce = data.nonce or secrets.token_urlsafe(16)
+    token = sdjwt.present(
+        certificate.sd_jwt,
+        data.fields,
+        hub_signer=hub_signer(db, vault=ctx.vault),
+        audience=data.audience,
+        nonce=nonce,
+        ttl_seconds=data.ttl_seconds,
+    )
+    audit.record(
+        db,
+        actor=who,
+        action="certificate.show",
+        object_type="certificate",
+        object_id=identifier,
+        subject=holder,
+        detail={"fields": data.fields, "audience": data.audience},
+    )
+    return token, nonce, utcnow() + timedelta(seconds=data.ttl_seconds)
+
+
+def authorise(db: Session, *, who: Principal, data: AuthorisationCreate, on_behalf_of: str | None = None) -> Authorisation:
+    """授权用证: let a department fetch my certificate of a type for a purpose until a time."""
+    type_code = data.type_code.strip().upper()
+    holder = acting_holder(db, who=who, on_behalf_of=on_behalf_of, action="authorise", type_code=type_code)
+    if repository.type_by_code(db, type_code) is None:
+        raise Invalid(
+            f"certificate type {type_code} is not in the catalogue", errors=[{"field": "type_code", "message": "unknown"}]
+        )
+    from ops.identity import repository as departments
+
+    department = departments.department_by_code(db, data.department_code.upper())
+    if department is None:
+        raise Invalid(
+            f"no department with code {data.department_code}", errors=[{"field": "department_code", "message": "unknown"}]
+        )
+    if data.valid_until <= utcnow():
+        raise Invalid("valid_until must be in the future", errors=[{"field": "valid_until", "message": "in the past"}])
+    row = Authorisation(
+        holder_code=holder,
+        type_code=type_code,
+        grantee_department_id=department.id,
+        purpose=data.purpose,
+        valid_until=data.valid_until,
+        granted_by=who.subject,
+    )
+    db.add(row)
+    db.flush()
+    audit.record(
+        db,
+        actor=who,
+        action="authorisation.grant",
+        object_type="cert_authorisation",
+        object_id=row.id,
+        purpose=data.purpose,
+        subject=holder,
+        detail={"type": type_code, "department": department.code},
+    )
+    return row
+
+
+def revoke_authorisation(db: Session, *, who: Principal, authorisation_id: str, on_behalf_of: str | None = None) -> Authorisation:
+    """Withdraw an authorisation at once."""
+    holder = acting_holder(db, who=who, on_behalf_of=on_behalf_of, action="authorise")
+    row = repository.authorisation_of(db, holder, authorisation_id)
+    if row is None:
+        raise NotFound(f"authorisation {authorisation_id} not found")
+    if row.revoked_at is not None:
+        raise Conflict("the authorisation is already withdrawn")
+    row.revoked_at = utcnow()
+    db.flush()
+    audit.record(db, actor=who, action="authorisation.revoke", object_type="cert_authorisation", object_id=row.id, subject=holder)
+    return row
+
+
+def delegate(db: Session, *, who: Principal, data: DelegationCreate) -> Delegation:
+    """委托用证: let an agent list, show or authorise my certificates within limits."""
+    if who.holder_code is None:
+        raise Forbidden("only a holder can delegate")
+    agent = data.agent_code.strip().upper()
+    problem = citizen_id_problem(agent)
+    if problem:
+        raise Invalid(f"agent_code is not a valid 公民身份号码: {problem}", errors=[{"field": "agent_code", "message": problem}])
+    if agent == who.holder_code:
+        raise Invalid("a holder cannot delegate to itself", errors=[{"field": "agent_code", "message": "self"}])
+    if data.valid_until <= utcnow():
+        raise Invalid("valid_until must be in the future", errors=[{"field": "valid_until", "message": "in the past"}])
+    row = Delegation(
+        holder_code=who.holder_code,
+        agent_code=agent,
+        agent_name=data.agent_name,
+        type_codes=sorted({c.upper() for c in data.type_codes}),
+        actions=sorted(set(data.actions)),
+        valid_until=data.valid_until,
+    )
+    db.add(row)
+    db.flush()
+    audit.record(
+        db,
+        actor=who,
+        action="delegation.grant",
+        object_type="cert_delegation",
+        object_id=row.id,
+        subject=who.holder_code,
+        detail={"agent": mask_identifier(agent), "actions": row.actions},
+    )
+    return row
+
+
+def revoke_delegation(db: Session, *, who: Principal, delegation_id: str) -> Delegation:
+    if who.holder_code is None:
+        raise Forbidden("only a holder can withdraw a delegation")
+    row = repository.delegation_of(db, who.holder_code, delegation_id)
+    if row is None:
+        raise NotFound(f"delegation {delegation_id} not found")
+    if row.revoked_at is not None:
+        raise Conflict("the delegation is already withdrawn")
+    row.revoked_at = utcnow()
+    db.flush()
+    audit.record(
+        db, actor=who, action="delegation.revoke", object_type="cert_delegation", object_id=row.id, subject=who.holder_code
+    )
+    return row
+
+
+def record_access(
+    db: Session,
+    *,
+    who: Principal,
+    known: bool,
+    holder_code: str,
+    identifier: str,
+    action: str,
+    use_cause: str | None,
+    fields: list[str] | None = None,
+    department_name: str | None = None,
+    outcome: str = "success",
+) -> None:
+    """One use of a certificate: in the holder's access list and the audit trail."""
+    if known or outcome == "success":
+        db.add(
+            Access(
+                holder_code=holder_code,
+                certificate_identifier=identifier,
+                action=action,
+                accessor=who.subject,
+                accessor_department_id=who.department_id,
+                accessor_department_name=department_name,
+                use_cause=use_cause,
+                fields=fields or [],
+            )
+        )
+    audit.record(
+        db,
+        actor=who,
+        action=f"certificate.{action}",
+        object_type="certificate",
+        object_id=identifier,
+        purpose=use_cause,
+        outcome=outcome,
+        subject=holder_code,
+        detail={"fields": fields or []},
+    )
+
+
+_department_names: dict[str, tuple[float, str | None]] = {}
+
+
+def _department_name(db: Session, department_id: str | None) -> str | None:
+    """A department's name for the access list (cached a minute: names rarely change)."""
+    if not department_id:
+        return None
+    cached = _department_names.get(department_id)
+    if cached and time.monotonic() - cached[0] < 60:
+        return cached[1]
+    from ops.identity import repository as departments
+
+    department = departments.department_by_id(db, department_id)
+    name = department.name if department else None
+    _department_names[department_id] = (time.monotonic(), name)
+    return name
+
+
+# ---- window verification -------------------------------------------------------------------------
+
+
+class _KeyCache:
+    """Keys of this hub's departments and of trusted hubs, refreshed on a miss or after a while."""
+
+    def __init__(self) -> None:
+        self.local: dict[str, sdjwt.ResolvedKey] = {}
+        self.loaded_at = 0.0
+        self.lock = threading.Lock()
+
+    def clear(self) -> None:
+        with self.lock:
+            self.local = {}
+            self.loaded_at = 0.0
+
+
+_keys = _KeyCache()
+
+
+def _resolved(jwk: dict[str, Any], hub: str) -> sdjwt.ResolvedKey | None:
+    alg = jwk.get("alg")
+    if not isinstance(alg, str):
+        return None
+    dept = jwk.get("dept_code")
+    return sdjwt.ResolvedKey(jwk=jwk, alg=alg, hub=hub, dept_code=str(dept) if dept else None)
+
+
+def _local_key(db: Session, settings: Settings, kid: str) -> sdjwt.ResolvedKey | None:
+    now = time.monotonic()
+    with _keys.lock:
+        key = _keys.local.get(kid)
+        fresh = now - _keys.loaded_at < KEY_CACHE_SECONDS
+    if key is not None and fresh:
+        return key
+    keys: dict[str, sdjwt.ResolvedKey] = {}
+    for jwk in hub_jwks(db)["keys"]:
+        resolved = _resolved(jwk, settings.public_url)
+        if resolved is not None and "kid" in jwk:
+            if jwk.get("use") == "presentation":
+                resolved = sdjwt.ResolvedKey(jwk=jwk, alg=resolved.alg, hub=settings.public_url)
+            keys[str(jwk["kid"])] = resolved
+    with _keys.lock:
+        _keys.local, _keys.loaded_at = keys, now
+    return keys.get(kid)
+
+
+Fetcher = Callable[[str], bytes]
+
+
+def fetch_url(url: str) -> bytes:
+    """GET a trust-list resource (another hub's keys or status list), bounded in time and size."""
+    import urllib.request
+
+    if not url.startswith(("https://", "http://")):
+        raise UpstreamError(f"{url} is not an http(s) URL")
+    request = urllib.request.Request(url, headers={"Accept": "application/json, application/vc+jwt"})  # noqa: S310 (scheme checked above)
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+            return bytes(response.read(4 * 1024 * 1024))
+    except OSError as exc:
+        raise UpstreamError(f"cannot fetch {url}: {exc}") from exc
+
+
+_remote_cache: dict[str, tuple[float, Any]] = {}
+
+
+def _cached_fetch(url: str, fetcher: Fetcher, ttl: float) -> bytes:
+    now = time.monotonic()
+    cached = _remote_cache.get(url)
+    if cached and now - cached[0] < ttl:
+        result: bytes = cached[1]
+        return result
+    body = fetcher(url)
+    _remote_cache[url] = (now, body)
+    return body
+
+
+def _trusted_jwks(hub: TrustedHub, fetcher: Fetcher) -> dict[str, Any]:
+    if hub.jwks:
+        return hub.jwks
+    if hub.jwks_url:
+        try:
+            result: dict[str, Any] = json.loads(_cached_fetch(hub.jwks_url, fetcher, 300))
+            return result
+        except (ValueError, UpstreamError):
+            return {"keys": []}
+    return {"keys": []}
+
+
+@dataclass
+class Verifier:
+    """Everything a window verification needs to resolve keys and status."""
+
+    db: Session
+    settings: Settings
+    fetcher: Fetcher
+    local_holder: str | None = None
+    wrote: bool = False
+
+    def key(self, iss: str, kid: str) -> sdjwt.ResolvedKey | None:
+        try:
+            return self._key(iss, kid)
+        finally:
+            # End a read-only transaction before the nonce claim writes: on SQLite a transaction that
+            # read first cannot take the write lock once another request has committed (SQLITE_BUSY).
+            if not self.wrote and self.db.in_transaction():
+                self.db.commit()
+
+    def _key(self, iss: str, kid: str) -> sdjwt.ResolvedKey | None:
+        if iss == self.settings.public_url:
+            return _local_key(self.db, self.settings, kid)
+        hub = repository.trusted_hub_by_issuer(self.db, iss)
+        if hub is None or hub.status != "active":
+            return None
+        for jwk in _trusted_jwks(hub, self.fetcher).get("keys", []):
+            if jwk.get("kid") == kid:
+                resolved = _resolved(jwk, iss)
+                if resolved and jwk.get("use") == "presentation":
+                    return sdjwt.ResolvedKey(jwk=jwk, alg=resolved.alg, hub=iss)
+                return resolved
+        return None
+
+    def status(self, entries: list[dict[str, Any]], identifier: str, iss: str) -> str:
+        if iss == self.settings.public_url:
+            found = repository.status_of(self.db, identifier)
+            if found is None:
+                raise sdjwt.Rejected("unknown_certificate", f"certificate {identifier} is not in this hub's library")
+            self.local_holder = found[1]
+            return found[0]
+        hub = repository.trusted_hub_by_issuer(self.db, iss)
+        assert hub is not None
+        return remote_status(entries, hub=hub, fetcher=self.fetcher)
+
+
+def remote_status(entries: list[dict[str, Any]], *, hub: TrustedHub, fetcher: Fetcher) -> str:
+    """Status of another hub's certificate from its published (signed) status lists."""
+    if not entries:
+        raise sdjwt.Rejected("status_unavailable", "the certificate carries no status entry")
+    result = "active"
+    for entry in entries:
+        url = str(entry.get("statusListCredential", ""))
+        if not any(url.startswith(prefix) for prefix in hub.status_list_urls):
+            raise sdjwt.Rejected("status_unavailable", f"status list {url} is not one the trust list names for {hub.issuer}")
+        try:
+            token = _cached_fetch(url, fetcher, 60).decode("ascii").strip()
+        except (UpstreamError, UnicodeDecodeError) as exc:
+            raise sdjwt.Rejected("status_unavailable", f"the status list of {hub.issuer} cannot be fetched: {exc}") from exc
+        jwks = _trusted_jwks(hub, fetcher)
+        set_bit = statuslist.status_bit(token, entry, jwks=jwks, hub=hub.issuer)
+        if set_bit:
+            purpose = entry.get("statusPurpose")
+            result = "revoked" if purpose == "revocation" else "suspended" if result == "active" else result
+    return result
+
+
+def new_nonce(*, who: Principal) -> tuple[str, str]:
+    """A fresh nonce for a holder to bind a presentation to (the window shows it as a QR code)."""
+    if who.department_code is None:
+        raise Forbidden("a verifier must belong to a department")
+    return secrets.token_urlsafe(16), who.department_code
+
+
+def verify(
+    db: Session,
+    *,
+    who: Principal,
+    settings: Settings,
+    token: str,
+    nonce: str | None,
+    fetcher: Fetcher | None = None,
+    now: datetime | None = None,
+) -> sdjwt.Verdict:
+    """证照验证: verify a presentation for the calling window; records the access and the nonce."""
+    if who.department_code is None:
+        raise Forbidden("a verifier must belong to a department")
+    started = time.perf_counter()
+    verifier = Verifier(db, settings, fetcher or fetch_url)
+    audience = who.department_code
+
+    def claim(nonce_value: str) -> None:
+        # The first write of the transaction: on SQLite it takes the write lock before any read.
+        verifier.wrote = True
+        expires_at = utcnow() + timedelta(seconds=PRESENTATION_MAX_AGE + 60)
+        if not repository.claim_nonce(db, nonce=nonce_value, audience=audience, expires_at=expires_at):
+            raise sdjwt.Rejected(
+                "replayed", "this presentation was already used (its nonce was seen before); ask the holder to show it again"
+            )
+
+    verdict = sdjwt.verify_presentation(
+        token,
+        resolve_key=verifier.key,
+        resolve_status=verifier.status,
+        audience=who.department_code,
+        nonce=nonce,
+        max_age_seconds=PRESENTATION_MAX_AGE,
+        now=now,
+        claim_nonce=claim,
+    )
+    holder = verifier.local_holder or verdict.holder_code or ""
+    known = verifier.local_holder is not None
+    if verdict.identifier and holder:
+        record_access(
+            db,
+            who=who,
+            known=known,
+            holder_code=holder,
+            identifier=verdict.identifier,
+            action="verify",
+            use_cause=None,
+            fields=sorted(verdict.disclosed),
+            department_name=_department_name(db, who.department_id),
+            outcome="success" if verdict.valid else verdict.code,
+        )
+    else:
+        audit.record(
+            db,
+            actor=who,
+            action="certificate.verify",
+            object_type="presentation",
+            object_id=verdict.identifier or "-",
+            outcome=verdict.code,
+            detail={"message": verdict.message},
+        )
+    CERTIFICATE_EVENTS.labels(event="verified" if verdict.valid else "verify_failed").inc()
+    VERIFICATION_LATENCY.observe(time.perf_counter() - started)
+    return verdict
+
+
+# ---- fetch by holder (一证通办) and downloads --------------------------------------------------------
+
+
+def fetch_for_department(db: Session, *, who: Principal, holder_code: str, type_code: str, use_cause: str) -> Certificate:
+    """A department fetches a holder's certificate of a type: with an authorisation or as its issuer."""
+    department_id = who.require_department()
+    holder = holder_code.strip().upper()
+    type_code = type_code.strip().upper()
+    if citizen_id_problem(holder) and uscc_problem(holder):
+        raise Invalid(
+            "holder_code is neither a valid 公民身份号码 nor a valid 统一社会信用代码",
+            errors=[{"field": "holder_code", "message": "bad check character or format"}],
+        )
+    ctype = repository.type_by_code(db, type_code)
+    if ctype is None:
+        raise Invalid(
+            f"certificate type {type_code} is not in the catalogue", errors=[{"field": "type_code", "message": "unknown"}]
+        )
+    authorisation = repository.active_authorisation(
+        db, holder_code=holder, department_id=department_id, type_code=type_code, now=utcnow()
+    )
+    certificate = repository.current_for_holder(db, holder, type_code)
+    is_issuer = certificate is not None and certificate.issuer_department_id == department_id
+    if authorisation is None and not is_issuer:
+        raise Forbidden(
+            f"no authorisation exists: the holder has not authorised your department to use their {ctype.name}, "
+            "or the authorisation has expired or been withdrawn"
+        )
+    if certificate is None:
+        raise NotFound(f"the holder has no {ctype.name}")
+    record_access(
+        db,
+        who=who,
+        known=True,
+        holder_code=holder,
+        identifier=certificate.identifier,
+        action="fetch",
+        use_cause=use_cause,
+        department_name=_department_name(db, department_id),
+    )
+    return certificate
+
+
+def record_denied_fetch(db: Session, *, who: Principal, holder_code: str, type_code: str, use_cause: str, reason: str) -> None:
+    """A refused fetch is recorded too (in its own transaction, since the request's is rolled back)."""
+    audit.record(
+        db,
+        actor=who,
+        action="certificate.fetch",
+        object_type="certificate_type",
+        object_id=type_code[:200],
+        purpose=use_cause,
+        outcome="denied",
+        subject=holder_code.strip().upper(),
+        detail={"reason": reason},
+    )
+
+
+def pdf_copy(db: Session, *, who: Principal, storage: ObjectStore, identifier: str, use_cause: str) -> tuple[Certificate, bytes]:
+    """The sealed PDF copy, for the holder, the issuer, or a department with an authorisation; recorded."""
+    certificate = repository.certificate_by_identifier(db, identifier)
+    if certificate is None:
+        raise NotFound(f"certificate {identifier} not found")
+    allowed = who.is_platform_admin or who.holder_code == certificate.holder_code
+    if not allowed and who.department_id:
+        allowed = certificate.issuer_department_id == who.department_id or (
+            repository.active_authorisation(
+                db,
+                holder_code=certificate.holder_code,
+                department_id=who.department_id,
+                type_code=certificate.type_code,
+                now=utcnow(),
+            )
+            is not None
+        )
+    if not allowed:
+        if who.department_id:
+            raise Forbidden("no authorisation exists: the holder has not authorised your department to use this certificate")
+        raise NotFound(f"certificate {identifier} not found")
+    if certificate.pdf_key is None:
+        raise NotFound(f"certificate {identifier} has no PDF copy (it was issued without one)")
+    data = get_bytes(storage, certificate.pdf_key)
+    record_access(
+        db,
+        who=who,
+        known=True,
+        holder_code=certificate.holder_code,
+        identifier=identifier,
+        action="download",
+        use_cause=use_cause,
+        department_name=_department_name(db, who.department_id),
+    )
+    return certificate, data
+
+
+def holder_accesses(db: Session, *, who: Principal, cursor: str | None, limit: int) -> tuple[list[Access], str | None]:
+    """Every use of my certificates: who, when, why."""
+    if who.holder_code is None:
+        raise Forbidden("this action is for certificate holders")
+    return repository.accesses_of(db, who.holder_code, cursor=cursor, limit=limit)
+
+
+# ---- objections (异议处理, 反馈纠错) ----------------------------------------------------------------
+
+
+def file_objection(db: Session, *, who: Principal, settings: Settings, identifier: str, reason: str) -> Objection:
+    """A holder or a department disputes a certificate; it is suspended while the objection is open."""
+    certificate = repository.certificate_by_identifier(db, identifier)
+    if certificate is None:
+        raise NotFound(f"certificate {identifier} not found")
+    if who.has(Role.HOLDER):
+        if certificate.holder_code != who.holder_code:
+            raise NotFound(f"certificate {identifier} not found")
+        kind = "holder"
+    elif who.department_id:
+        kind = "department"
+    else:
+        raise Forbidden("objections are filed by the holder or by a department that uses the certificate")
+    if certificate.status != CertificateStatus.ACTIVE.value:
+        raise Conflict(f"certificate {identifier} is {certificate.status}; only an active certificate can be disputed")
+    now = utcnow()
+    deadline = add_working_days(db, now, settings.certificate_objection_working_days)
+    objection = Objection(
+        certificate_id=certificate.id,
+        certificate_identifier=identifier,
+        issuer_department_id=certificate.issuer_department_id,
+        filed_by=who.holder_code or who.subject,
+        filer_kind=kind,
+        filer_department_id=who.department_id,
+        reason=reason,
+        due_at=deadline.due_at,
+        due_provisional=deadline.provisional,
+        history=[{"at": now.isoformat(), "by": who.subject, "step": "filed", "note": reason}],
+    )
+    db.add(objection)
+    db.flush()
+    suspend(db, who=who, certificate=certificate, reason=f"objection: {reason}"[:500])
+    audit.record(
+        db,
+        actor=who,
+        action="objection.file",
+        object_type="cert_objection",
+        object_id=objection.id,
+        purpose=reason,
+        subject=certificate.holder_code,
+    )
+    return objection
+
+
+def _objection_for_issuer(db: Session, who: Principal, objection_id: str) -> Objection:
+    objection = repository.get_objection(db, who, objection_id)
+    if objection is None or objection.issuer_department_id != who.department_id:
+        raise NotFound(f"objection {objection_id} not found among the objections to your department's certificates")
+    if objection.status != ObjectionStatus.OPEN.value:
+        raise Conflict(f"objection {objection_id} is already {objection.status}")
+    return objection
+
+
+def _close_objection(objection: Objection, status: ObjectionStatus, resolution: str, by: str) -> None:
+    objection.status = status.value
+    objection.resolution = resolution
+    objection.resolved_at = utcnow()
+    objection.history = [*objection.history, {"at": utcnow().isoformat(), "by": by, "step": status.value, "note": resolution}]
+
+
+def correct_objection(
+    db: Session,
+    *,
+    who: Principal,
+    ctx: IssueContext,
+    objection_id: str,
+    face: dict[str, Any],
+    holder_name: str | None,
+    resolution: str,
+    if_match: str | None = None,
+) -> tuple[Objection, Certificate]:
+    """反馈纠错: the issuer corrects the certificate (a new version) and closes the objection."""
+    objection = _objection_for_issuer(db, who, objection_id)
+    check_if_match(if_match, objection.version)
+    old = db.get(Certificate, objection.certificate_id)
+    assert old is not None
+    new = _next_version(
+        db, who=who, ctx=ctx, old=old, face=face, holder_name=holder_name, valid_until=None, render_pdf=old.pdf_key is not None
+    )
+    _close_objection(objection, ObjectionStatus.CORRECTED, resolution, who.subject)
+    objection.corrected_identifier = new.identifier
+    db.flush()
+    audit.record(
+        db,
+        actor=who,
+        action="objection.correct",
+        object_type="cert_objection",
+        object_id=objection.id,
+        purpose=resolution,
+        subject=old.holder_code,
+        detail={"new": new.identifier},
+    )
+    CERTIFICATE_EVENTS.labels(event="changed").inc()
+    return objection, new
+
+
+def dismiss_objection(
+    db: Session, *, who: Principal, objection_id: str, resolution: str, if_match: str | None = None
+) -> Objection:
+    """The issuer finds the certificate right: the objection is dismissed and the suspension lifted."""
+    objection = _objection_for_issuer(db, who, objection_id)
+    check_if_match(if_match, objection.version)
+    _close_objection(objection, ObjectionStatus.DISMISSED, resolution, who.subject)
+    db.flush()
+    certificate = db.get(Certificate, objection.certificate_id)
+    assert certificate is not None
+    if certificate.status == CertificateStatus.SUSPENDED.value and not repository.open_objections(
+        db, certificate_id=certificate.id
+    ):
+        reinstate(db, who=who, certificate=certificate, reason=f"objection dismissed: {resolution}"[:500])
+    audit.record(
+        db,
+        actor=who,
+        action="objection.dismiss",
+        object_type="cert_objection",
+        object_id=objection.id,
+        purpose=resolution,
+        subject=certificate.holder_code,
+    )
+    return objection
+
+
+def get_objection(db: Session, *, who: Principal, objection_id: str) -> Objection:
+    objection = repository.get_objection(db, who, objection_id)
+    if objection is None:
+        raise NotFound(f"objection {objection_id} not found")
+    return objection
+
+
+def mark_overdue_objections(db: Session, *, now: datetime | None = None) -> int:
+    """Flag open objections past their deadline (the platform follows them up); returns how many."""
+    now = now or utcnow()
+    count = 0
+    for objection in repository.open_objections(db):
+        if not objection.overdue and objection.due_at <= now:
+            objection.overdue = True
+            objection.history = [
+                *objection.history,
+                {"at": now.isoformat(), "by": "system", "step": "overdue", "note": "deadline passed"},
+            ]
+            audit.record(db, actor=audit.SYSTEM, action="objection.overdue", object_type="cert_objection", object_id=objection.id)
+            count += 1
+    db.flush()
+    return count
+
+
+def recompute_objection_deadlines(db: Session, year: int, *, settings: Settings | None = None) -> int:
+    """After a year's calendar is loaded: recompute open deadlines that fall into or past that year."""
+    from ops.config import get_settings
+
+    days = (settings or get_settings()).certificate_objection_working_days
+    changed = 0
+    for objection in repository.open_objections(db):
+        if objection.due_at.astimezone(SHANGHAI).year < year and not objection.due_provisional:
+            continue
+        deadline = add_working_days(db, objection.created_at, days)
+        if deadline.due_at != objection.due_at or deadline.provisional != objection.due_provisional:
+            objection.due_at, objection.due_provisional = deadline.due_at, deadline.provisional
+            changed += 1
+    db.flush()
+    return changed
+
+
+# ---- trust list (互通互认) ---------------------------------------------------------------------------
+
+
+def _check_jwks(jwks: dict[str, Any] | None) -> None:
+    if jwks is None:
+        return
+    keys = jwks.get("keys")
+    if not isinstance(keys, list) or not all(isinstance(k, dict) and k.get("kid") and k.get("alg") for k in keys):
+        raise Invalid('jwks must be {"keys": [{"kid": …, "alg": …, …}]}', errors=[{"field": "jwks", "message": "not a JWK set"}])
+
+
+def add_trusted_hub(db: Session, *, who: Actor, data: TrustedHubCreate) -> TrustedHub:
+    """Trust another hub's certificates."""
+    if not data.jwks and not data.jwks_url:
+        raise Invalid(
+            "give the hub's keys (jwks) or where to fetch them (jwks_url)", errors=[{"field": "jwks", "message": "required"}]
+        )
+    _check_jwks(data.jwks)
+    if repository.trusted_hub_by_issuer(db, data.issuer):
+        raise Conflict(f"hub {data.issuer} is already in the trust list")
+    row = TrustedHub(**data.model_dump())
+    db.add(row)
+    db.flush()
+    audit.record(
+        db,
+        actor=who,
+        action="trusted_hub.add",
+        object_type="cert_trusted_hub",
+        object_id=row.issuer,
+        detail={"region": row.region_code},
+    )
+    return row
+
+
+def update_trusted_hub(db: Session, *, who: Actor, hub_id: str, data: TrustedHubUpdate, if_match: str | None) -> TrustedHub:
+    row = repository.trusted_hub(db, hub_id)
+    if row is None:
+        raise NotFound(f"trusted hub {hub_id} not found")
+    check_if_match(if_match, row.version)
+    changes = data.model_dump(exclude_unset=True)
+    _check_jwks(changes.get("jwks"))
+    for key, value in changes.items():
+        setattr(row, key, value)
+    db.flush()
+    _remote_cache.clear()
+    audit.record(
+        db,
+        actor=who,
+        action="trusted_hub.update",
+        object_type="cert_trusted_hub",
+        object_id=row.issuer,
+        detail={"changed": sorted(changes)},
+    )
+    return row
+
+
+def remove_trusted_hub(db: Session, *, who: Actor, hub_id: str) -> None:
+    row = repository.trusted_hub(db, hub_id)
+    if row is None:
+        raise NotFound(f"trusted hub {hub_id} not found")
+    db.delete(row)
+    db.flush()
+    _remote_cache.clear()
+    audit.record(db, actor=who, action="trusted_hub.remove", object_type="cert_trusted_hub", object_id=row.issuer)
+
+
+def trust_bundle(db: Session, *, settings: Settings) -> dict[str, Any]:
+    """The trust list as the offline verifier caches it: this hub and every active trusted hub."""
+    hubs = [{"issuer": settings.public_url, "jwks": hub_jwks(db), "status_list_urls": [status_base(settings)]}]
+    for hub in repository.trusted_hubs(db):
+        if hub.status == "active":
+            hubs.append({"issuer": hub.issuer, "jwks": _trusted_jwks(hub, fetch_url), "status_list_urls": hub.status_list_urls})
+    return {"hubs": hubs, "generated_at": utcnow().isoformat()}
+
+
+# ---- bulk issuance (归集) -------------------------------------------------------------------------
+
+
+def bulk_issue(
+    db: Session,
+    *,
+    who: Principal,
+    ctx: IssueContext,
+    rows: Iterable[tuple[int, dict[str, Any] | str]],
+    progress: Callable[[int, int], None] | None = None,
+) -> BulkReport:
+    """Issue every valid row, each in its own savepoint; invalid rows are reported, none half-issued.
+
+    `rows` yields (row number, parsed row or a message why the row could not be read).
+    """
+    ctx = replace(ctx, bulk=True)
+    issued: list[str] = []
+    errors: list[BulkRowError] = []
+    total = 0
+    for number, row in rows:
+        total += 1
+        if isinstance(row, str):
+            errors.append(BulkRowError(row=number, message=row))
+        else:
+            key = row.pop("idempotency_key", None)
+            from_csv = bool(row.pop("_csv", False))
+            try:
+                data = IssueRequest.model_validate(row)
+                if from_csv:
+                    data.face = _typed_csv_face(db, data.type_code, data.face)
+                with db.begin_nested():
+                    certificate, _ = issue(db, who=who, ctx=ctx, data=data, idempotency_key=str(key) if key else None)
+                issued.append(certificate.identifier)
+            except ValidationError as exc:
+                ctx.forget_blocks()
+                errs = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
+                errors.append(
+                    BulkRowError(row=number, message="; ".join(f"{e['field']}: {e['message']}" for e in errs[:5]), errors=errs)
+                )
+            except HubError as exc:
+                ctx.forget_blocks()
+                errors.append(BulkRowError(row=number, message=exc.detail, errors=exc.errors))
+        if progress:
+            progress(total, len(issued))
+    audit.record(
+        db,
+        actor=who,
+        action="certificate.bulk_issue",
+        object_type="bulk",
+        object_id=f"{len(issued)}/{total}",
+        detail={"failed": len(errors)},
+    )
+    return BulkReport(total=total, issued=len(issued), failed=len(errors), identifiers=issued, errors=errors)
+
+
+def _typed_csv_face(db: Session, type_code: str, face: dict[str, Any]) -> dict[str, Any]:
+    """CSV cells are text: turn those the type's schema wants as numbers or booleans into them."""
+    ctype = repository.type_by_code(db, type_code.strip().upper())
+    if ctype is None:
+        return face
+    properties = ctype.face_schema.get("properties", {})
+    typed = dict(face)
+    for name, value in face.items():
+        wanted = properties.get(name, {}).get("type")
+        if not isinstance(value, str):
+            continue
+        try:
+            if wanted == "integer":
+                typed[name] = int(value)
+            elif wanted == "number":
+                typed[name] = float(value)
+            elif wanted == "boolean" and value.lower() in ("true", "false", "是", "否"):
+                typed[name] = value.lower() in ("true", "是")
+        except ValueError:
+            pass  # left as text: the schema check names the field
+    return typed
+
+
+def parse_rows(
+    lines: Iterator[str], *, fmt: str, type_code: str | None = None, render_pdf: bool = False
+) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    """Rows of a JSON Lines or CSV file as issue requests.
+
+    CSV columns: holder_code, holder_kind, holder_name, number, valid_from, valid_until, idempotency_key,
+    and one column per face field (`face.<name>` or the bare name); `type_code` may be a column or given.
+    """
+    import csv
+
+    if fmt == "jsonl":
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield number, f"not valid JSON: {exc.msg} at column {exc.colno}"
+                continue
+            if not isinstance(row, dict):
+                yield number, "each line must be a JSON object"
+                continue
+            if type_code and "type_code" not in row:
+                row["type_code"] = type_code
+            row.setdefault("render_pdf", render_pdf)
+            yield number, row
+        return
+    reader = csv.DictReader(lines)
+    plain = {"holder_code", "holder_kind", "holder_name", "number", "valid_from", "valid_until", "idempotency_key", "type_code"}
+    for number, record in enumerate(reader, start=2):
+        if None in record:
+            yield number, "the row has more cells than the header"
+            continue
+        face = {k.removeprefix("face."): v for k, v in record.items() if k not in plain and v not in (None, "")}
+        parsed: dict[str, Any] = {
+            "type_code": record.get("type_code") or type_code or "",
+            "holder": {
+                "code": record.get("holder_code") or "",
+                "kind": record.get("holder_kind") or "person",
+                "name": record.get("holder_name") or "",
+            },
+            "face": face,
+            "render_pdf": render_pdf,
+            "_csv": True,
+        }
+        for optional in ("number", "valid_from", "valid_until", "idempotency_key"):
+            if record.get(optional):
+                parsed[optional] = record[optional]
+        yield number, parsed

@@ -1,0 +1,168 @@
+"""Window verification of presentations (亮证 → 证照验证) and everything a bad token gets."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from certhub import sdjwt, service
+from tests.certhub.conftest import World
+from tests.factories import citizen_id
+
+
+@pytest.fixture()
+def shown(world: World) -> tuple[World, dict[str, object], dict[str, object]]:
+    holder_code = citizen_id()
+    cert = world.issue(holder_code)
+    holder = world.hub.holder(holder_code)
+    presentation = world.show(holder, str(cert["identifier"]), fields=["CZZT", "name", "address"])
+    return world, cert, presentation
+
+
+def test_a_window_verifies_a_presentation_and_sees_only_the_disclosed_fields(shown: tuple[World, dict, dict]) -> None:
+    world, cert, presentation = shown
+    token = presentation["token"]
+    assert len(token) < 2953, "a presentation must fit one QR code (version 40, binary)"
+    verdict = world.verify(token, nonce=presentation["nonce"])
+    assert verdict["valid"] is True and verdict["code"] == "valid" and verdict["status"] == "active"
+    assert verdict["identifier"] == cert["identifier"] and verdict["type_name"] == "居民身份证"
+    assert verdict["issuer_name"] == "北京市公安局"
+    assert verdict["disclosed"] == {"CZZT": "张三", "name": "张三", "address": "北京市东城区正义路1号"}
+    assert "id_number" not in verdict["disclosed"] and "CZZTDM" not in verdict["disclosed"]
+
+
+def test_the_same_presentation_twice_is_refused_as_a_replay(shown: tuple[World, dict, dict]) -> None:
+    world, _, presentation = shown
+    assert world.verify(presentation["token"])["valid"] is True
+    again = world.verify(presentation["token"])
+    assert again["valid"] is False and again["code"] == "replayed" and "already used" in again["message"]
+
+
+def test_a_presentation_for_another_window_is_refused(shown: tuple[World, dict, dict]) -> None:
+    world, _, presentation = shown
+    verdict = world.verify(presentation["token"], window=world.other_window)
+    assert verdict["valid"] is False and verdict["code"] == "wrong_audience" and "not for this verifier" in verdict["message"]
+    assert verdict["disclosed"] == {}
+
+
+def test_a_presentation_for_another_nonce_is_refused(shown: tuple[World, dict, dict]) -> None:
+    world, _, presentation = shown
+    verdict = world.verify(presentation["token"], nonce="a-different-nonce-123")
+    assert verdict["valid"] is False and verdict["code"] == "nonce_mismatch"
+
+
+@pytest.mark.parametrize("position", [5, 60, 400, -200, -5])
+def test_changing_any_byte_of_a_presentation_makes_it_fail(shown: tuple[World, dict, dict], position: int) -> None:
+    world, _, presentation = shown
+    token = str(presentation["token"])
+    index = position % len(token)
+    swapped = "A" if token[index] != "A" else "B"
+    if token[index] in "~.":
+        index += 1
+        swapped = "A" if token[index] != "A" else "B"
+    tampered = token[:index] + swapped + token[index + 1 :]
+    verdict = world.verify(tampered)
+    assert verdict["valid"] is False and verdict["code"] in ("bad_signature", "malformed", "untrusted_issuer")
+    assert verdict["message"] and verdict["disclosed"] == {}
+
+
+def test_an_added_disclosure_from_the_full_certificate_is_refused(shown: tuple[World, dict, dict]) -> None:
+    world, cert, presentation = shown
+    _, all_disclosures, _ = sdjwt.split_sd_jwt(str(cert["sd_jwt"]))
+    token = str(presentation["token"])
+    jwt, chosen, kb = sdjwt.split_sd_jwt(token)
+    extra = next(d for d in all_disclosures if sdjwt.decode_disclosure(d)[0] == "id_number")
+    smuggled = "~".join([jwt, *chosen, extra, kb])
+    verdict = world.verify(smuggled)
+    assert verdict["valid"] is False and verdict["code"] == "bad_signature" and "id_number" not in verdict["disclosed"]
+
+
+def test_garbage_and_foreign_tokens_are_refused_with_a_message(world: World) -> None:
+    for token in ("hello", "a.b.c", "x~y~z", "€€€"):
+        verdict = world.verify(token)
+        assert verdict["valid"] is False and verdict["code"] == "malformed" and verdict["message"]
+    response = world.client.post("/certhub/verifications", json={"token": ""}, headers=world.window.headers)
+    assert response.status_code == 422
+
+
+def test_an_expired_presentation_is_refused(world: World, client: TestClient) -> None:
+    holder_code = citizen_id()
+    cert = world.issue(holder_code)
+    assert world.window.department is not None
+    with world.hub.factory() as db:
+        signer = service.hub_signer(db, vault=client.app.state.vault)  # type: ignore[attr-defined]
+        db.commit()
+    old = sdjwt.present(
+        str(cert["sd_jwt"]),
+        ["name"],
+        hub_signer=signer,
+        audience=world.window.department.code,
+        nonce="nonce-from-long-ago",
+        ttl_seconds=300,
+        issued_at=int(time.time()) - 700,
+    )
+    verdict = world.verify(old)
+    assert verdict["valid"] is False and verdict["code"] == "presentation_expired" and "show" in verdict["message"]
+
+
+def test_a_revoked_or_suspended_certificate_fails_verification(world: World) -> None:
+    holder_code = citizen_id()
+    cert = world.issue(holder_code)
+    holder = world.hub.holder(holder_code)
+    first = world.show(holder, str(cert["identifier"]), fields=["name"])
+    second = world.show(holder, str(cert["identifier"]), fields=["name"])
+    path = f"/certhub/certificates/{cert['identifier']}"
+    world.client.post(f"{path}/suspend", json={"reason": "核查"}, headers=world.issuer.headers)
+    verdict = world.verify(first["token"])
+    assert verdict["valid"] is False and verdict["code"] == "suspended" and verdict["status"] == "suspended"
+    world.client.post(f"{path}/reinstate", json={"reason": "ok"}, headers=world.issuer.headers)
+    world.client.post(f"{path}/revoke", json={"reason": "注销"}, headers=world.issuer.headers)
+    verdict = world.verify(second["token"])
+    assert verdict["valid"] is False and verdict["code"] == "revoked" and "revoked" in verdict["message"]
+    # a revoked certificate cannot be shown any more
+    response = world.client.post(
+        f"/certhub/me/certificates/{cert['identifier']}/presentations",
+        json={"fields": ["name"], "audience": world.window.department.code},  # type: ignore[union-attr]
+        headers=holder.headers,
+    )
+    assert response.status_code == 409
+
+
+def test_a_holder_can_only_show_own_certificates_and_existing_fields(world: World) -> None:
+    cert = world.issue()
+    stranger = world.hub.holder(citizen_id())
+    body = {"fields": ["name"], "audience": world.window.department.code}  # type: ignore[union-attr]
+    url = f"/certhub/me/certificates/{cert['identifier']}/presentations"
+    assert world.client.post(url, json=body, headers=stranger.headers).status_code == 404
+    owner = world.hub.holder(cert["holder_code"])
+    response = world.client.post(url, json={**body, "fields": ["salary"]}, headers=owner.headers)
+    assert response.status_code == 422 and "no field salary" in response.json()["detail"]
+    response = world.client.post(url, json={**body, "audience": "not-a-code"}, headers=owner.headers)
+    assert response.status_code == 422 and "audience" in response.json()["detail"]
+
+
+def test_every_verification_is_in_the_holders_access_list(shown: tuple[World, dict, dict]) -> None:
+    world, cert, presentation = shown
+    world.verify(presentation["token"])
+    holder = world.hub.holder(str(cert["holder_code"]))
+    accesses = world.client.get("/certhub/me/accesses", headers=holder.headers).json()["items"]
+    assert accesses[0]["action"] == "verify" and accesses[0]["accessor_department_name"] == "北京市政务服务中心"
+    assert accesses[0]["fields"] == ["CZZT", "address", "name"]
+
+
+@pytest.mark.parametrize("world", ["SM2", "EdDSA"], indirect=True)
+def test_certificates_sealed_with_sm2_or_ed25519_keys_verify_too(world: World) -> None:
+    holder_code = citizen_id()
+    cert = world.issue(holder_code)
+    assert sdjwt.parse_jws(str(cert["jws"])).header["alg"] == world.algorithm
+    presentation = world.show(world.hub.holder(holder_code), str(cert["identifier"]), fields=["name"])
+    verdict = world.verify(presentation["token"])
+    assert verdict["valid"] is True and verdict["disclosed"] == {"name": "张三"}
+    token = str(presentation["token"])
+    jwt, disclosures, kb = sdjwt.split_sd_jwt(token)
+    head, payload, signature = jwt.split(".")
+    flipped = signature[:10] + ("A" if signature[10] != "A" else "B") + signature[11:]
+    forged = "~".join([f"{head}.{payload}.{flipped}", *disclosures, kb])
+    assert world.verify(forged)["code"] == "bad_signature"
