@@ -198,6 +198,33 @@ def _notify(db: Session, department_id: str | None, kind: str, req: SharingReque
     )
 
 
+def _history(
+    db: Session,
+    req: SharingRequest,
+    *,
+    who: Actor,
+    action: str,
+    from_state: str | None,
+    reason: str | None,
+    detail: dict[str, Any],
+) -> None:
+    """Append one row to the request's history: who did what, from which state to its current one."""
+    db.add(
+        RequestTransition(
+            request_id=req.id,
+            at=utcnow(),
+            action=action,
+            from_state=from_state,
+            to_state=req.state,
+            actor=who.subject,
+            actor_role=who.primary_role,
+            actor_department_id=who.department_id,
+            reason=reason,
+            detail=detail,
+        )
+    )
+
+
 def _transition(
     db: Session,
     req: SharingRequest,
@@ -221,20 +248,7 @@ def _transition(
     if reason is not None:
         req.reason = reason
     db.flush()  # UPDATE ... WHERE version = n: StaleDataError (409) if someone else changed it first
-    db.add(
-        RequestTransition(
-            request_id=req.id,
-            at=utcnow(),
-            action=action,
-            from_state=current.value,
-            to_state=target.value,
-            actor=who.subject,
-            actor_role=who.primary_role,
-            actor_department_id=who.department_id,
-            reason=reason,
-            detail=detail or {},
-        )
-    )
+    _history(db, req, who=who, action=action, from_state=current.value, reason=reason, detail=detail or {})
     _event(db, req, f"request.{target.value}", data={"action": action})
     audit.record(
         db,
@@ -345,20 +359,7 @@ def file_request(db: Session, *, who: Principal, policy: Policy, data: RequestCr
     db.add(req)
     db.flush()
     _open_step(db, req, step=Step.REVIEW, department_id=None, start=now, days=policy.review_days)
-    db.add(
-        RequestTransition(
-            request_id=req.id,
-            at=now,
-            action="file",
-            from_state=None,
-            to_state=req.state,
-            actor=who.subject,
-            actor_role=who.primary_role,
-            actor_department_id=who.department_id,
-            reason=None,
-            detail={"items": wanted, "version": view.version},
-        )
-    )
+    _history(db, req, who=who, action="file", from_state=None, reason=None, detail={"items": wanted, "version": view.version})
     _event(db, req, "request.submitted", data={"action": "file"})
     _notify(db, None, "request.submitted", req, f"new sharing request for {view.code} {view.name} to review")
     audit.record(
@@ -650,20 +651,7 @@ def _record_side_action(
     db: Session, req: SharingRequest, *, who: Actor, action: str, reason: str | None, detail: dict[str, Any]
 ) -> None:
     """Record an action that changes no state (an extension) in the history, the audit and the feed."""
-    db.add(
-        RequestTransition(
-            request_id=req.id,
-            at=utcnow(),
-            action=action,
-            from_state=req.state,
-            to_state=req.state,
-            actor=who.subject,
-            actor_role=who.primary_role,
-            actor_department_id=who.department_id,
-            reason=reason,
-            detail=detail,
-        )
-    )
+    _history(db, req, who=who, action=action, from_state=req.state, reason=reason, detail=detail)
     _event(db, req, f"request.{action}", data=detail)
     audit.record(
         db,
