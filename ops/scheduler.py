@@ -10,6 +10,7 @@ when `lease_until` passes.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -78,6 +79,11 @@ class LeaseRunner:
         self.jobs = {j.name: j for j in jobs}
         self.owner = owner or process_name()
         self.clock = clock
+        self._ensured: set[str] = set()  # jobs whose lease row is known to exist
+        # SQLite has one writer at a time: running this process's jobs one after another keeps them
+        # from failing on each other's locks. PostgreSQL runs them concurrently.
+        bind = factory.kw.get("bind")
+        self._serial = threading.Lock() if getattr(getattr(bind, "dialect", None), "name", "") == "sqlite" else None
 
     @staticmethod
     def lease_seconds(job: Job) -> int:
@@ -85,15 +91,18 @@ class LeaseRunner:
         return max(60, 2 * job.interval_seconds)
 
     def _ensure_row(self, job: Job) -> None:
+        # Write first, never read-then-write: on SQLite a transaction that read before writing
+        # cannot wait for the write lock, and all jobs start at once in their own threads.
+        if job.name in self._ensured:
+            return
         with self.factory() as db:
-            if db.get(JobLease, job.name) is not None:
-                return
             epoch = self.clock() - timedelta(seconds=1)
             db.add(JobLease(name=job.name, next_run_at=epoch, lease_until=epoch))
             try:
                 db.commit()
             except IntegrityError:
-                db.rollback()  # another process created it first
+                db.rollback()  # it exists already (created by this or another process)
+        self._ensured.add(job.name)
 
     def claim(self, job: Job) -> datetime | None:
         """Take the job's lease if it is due and free; returns the run's start time when won."""
@@ -127,6 +136,10 @@ class LeaseRunner:
 
     def run_once(self, name: str) -> bool:
         """Run the named job if this process wins its lease; True when it ran (successfully or not)."""
+        with self._serial or contextlib.nullcontext():
+            return self._run_once(name)
+
+    def _run_once(self, name: str) -> bool:
         job = self.jobs[name]
         try:
             if self.claim(job) is None:
