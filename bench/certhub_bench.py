@@ -23,7 +23,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -45,6 +44,7 @@ from ops.codes import USCC_ALPHABET, id_check_char, uscc_check_char  # noqa: E40
 from ops.config import Settings  # noqa: E402
 from ops.crypto import KeyVault  # noqa: E402
 from ops.db import make_engine, make_sessionmaker, utcnow  # noqa: E402
+from ops.hubprocess import free_port  # noqa: E402
 from ops.identity import service as identity  # noqa: E402
 from ops.identity.schemas import ClientCreate, DepartmentCreate  # noqa: E402
 from ops.identity.tokens import KeyRing  # noqa: E402
@@ -201,17 +201,11 @@ def bulk_rate(world: World, n: int, *, pdf: bool, offset: int) -> float:
 # ---- HTTP verification --------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class Hub:
     """The hub as its own process (uvicorn), stopped at the end."""
 
     def __init__(self, data_dir: Path, database_url: str) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         env = {**os.environ, "GOVHUB_DATA_DIR": str(data_dir), "GOVHUB_MASTER_KEY": MASTER_KEY, "GOVHUB_RUN_SCHEDULER": "false",
                "GOVHUB_PUBLIC_URL": "http://127.0.0.1", "GOVHUB_LOG_LEVEL": "WARNING", "GOVHUB_DATABASE_URL": database_url,
                "GOVHUB_DATABASE_POOL_SIZE": "40"}  # fmt: skip

@@ -23,7 +23,6 @@ import base64
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,18 +36,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx
 
 from ops.codes import USCC_ALPHABET, id_check_char, uscc_check_char
+from ops.hubprocess import free_port
 
 ADMIN_ID = "bench-admin"
 ADMIN_SECRET = "bench-admin-secret-0123456789"  # noqa: S105 (a throwaway hub's credential)
 LOOKUP_SHARE_TARGET = 0.35
 RSS_TARGET_MB = 250.0
 SWEEP_TARGET_S = 5.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _uscc(rng: random.Random) -> str:
@@ -73,7 +67,7 @@ class Hub:
     """A hub process of its own, on a free port, with a throwaway data directory."""
 
     def __init__(self, data_dir: Path, database_url: str | None) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {
             **os.environ,

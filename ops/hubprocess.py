@@ -23,6 +23,7 @@ ADMIN_SECRET = "bench-admin-secret-" + "x" * 8
 
 
 def free_port() -> int:
+    """A free TCP port on the loopback interface."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])

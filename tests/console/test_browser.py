@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from govhub.app import create_app
 from govhub.database import prepare
 from ops.config import Settings
 from ops.db import make_engine
+from ops.hubprocess import free_port
 from tests.conftest import MASTER_KEY
 from tests.factories import uscc
 
@@ -32,12 +32,6 @@ if not (Path(CHROMIUM).exists() or shutil.which("chromium")):
     pytest.skip(
         f"Chromium is not installed at {CHROMIUM} (apt-get install chromium); browser tests skipped", allow_module_level=True
     )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +50,7 @@ def hub_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     )
     engine = make_engine(settings.effective_database_url)
     prepare(engine, settings)
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings, engine=engine), host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     )

@@ -3,27 +3,21 @@
 from __future__ import annotations
 
 import hashlib
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from ops.errors import NotFound, PayloadTooLarge, Unavailable
+from ops.hubprocess import free_port
 from ops.storage import IntegrityFailure, LocalStore, ObjectStore, S3Store, get_bytes
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def s3_server() -> Iterator[str]:
     """moto's standalone S3 server, started here on a free loopback port."""
     server_module = pytest.importorskip("moto.server", reason="moto[server] is not installed")
-    port = _free_port()
+    port = free_port()
     server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     yield f"127.0.0.1:{port}"
@@ -96,7 +90,7 @@ def test_an_object_altered_in_storage_fails_its_integrity_check(tmp_path: Path) 
 
 
 def test_an_unreachable_s3_server_is_reported_as_unavailable() -> None:
-    s3 = S3Store(endpoint=f"127.0.0.1:{_free_port()}", access_key="a", secret_key="b", bucket="govhub-x", secure=False)
+    s3 = S3Store(endpoint=f"127.0.0.1:{free_port()}", access_key="a", secret_key="b", bucket="govhub-x", secure=False)
     with pytest.raises(Unavailable):
         s3.ping()
     with pytest.raises(Unavailable):
