@@ -44,7 +44,7 @@ from ops.codes import USCC_ALPHABET, id_check_char, uscc_check_char  # noqa: E40
 from ops.config import Settings  # noqa: E402
 from ops.crypto import KeyVault  # noqa: E402
 from ops.db import make_engine, make_sessionmaker, utcnow  # noqa: E402
-from ops.hubprocess import free_port  # noqa: E402
+from ops.hubprocess import drop_postgres, free_port, fresh_postgres  # noqa: E402
 from ops.identity import service as identity  # noqa: E402
 from ops.identity.schemas import ClientCreate, DepartmentCreate  # noqa: E402
 from ops.identity.tokens import KeyRing  # noqa: E402
@@ -345,28 +345,6 @@ def verification_rows(world: World, *, seconds: float, connections: int) -> list
     ]
 
 
-def _fresh_postgres(base_url: str) -> tuple[str, str]:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    name = f"certhub_bench_{secrets.token_hex(5)}"
-    admin = create_engine(make_url(base_url), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return make_url(base_url).set(database=name).render_as_string(hide_password=False), name
-
-
-def _drop_postgres(base_url: str, name: str) -> None:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    admin = create_engine(make_url(base_url), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
 def main(argv: list[str] | None = None) -> list[dict[str, object]]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--full", action="store_true", help="the sizes the issue names (10,000 certificates)")
@@ -385,7 +363,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
     database_url, pg_name = "", ""
     if args.postgres:
-        database_url, pg_name = _fresh_postgres(args.postgres)
+        database_url, pg_name = fresh_postgres(args.postgres)
     try:
         world = World(data_dir, algorithm=args.algorithm, database_url=database_url)
         if args.part in ("all", "verify"):
@@ -419,7 +397,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
         if pg_name:
-            _drop_postgres(args.postgres, pg_name)
+            drop_postgres(args.postgres, pg_name)
     return _print(rows)
 
 

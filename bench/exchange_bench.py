@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx
 
 from ops.codes import USCC_ALPHABET, id_check_char, uscc_check_char
-from ops.hubprocess import free_port
+from ops.hubprocess import drop_postgres, free_port, fresh_postgres
 
 ADMIN_ID = "bench-admin"
 ADMIN_SECRET = "bench-admin-secret-0123456789"  # noqa: S105 (a throwaway hub's credential)
@@ -338,35 +338,14 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
     sweeps = [100_000, 1_000_000] if args.full else [100_000]
     fresh = None
     if args.database_url:
-        args.database_url, fresh = _fresh_postgres(args.database_url)
+        base = args.database_url
+        args.database_url, name = fresh_postgres(base)
+        fresh = (base, name)
     try:
         return _run(args, rows_n, sweeps)
     finally:
         if fresh:
-            _drop_postgres(*fresh)
-
-
-def _fresh_postgres(base: str) -> tuple[str, tuple[str, str]]:
-    """A new database beside the given one, so that the benchmark never touches existing data."""
-    from sqlalchemy import create_engine
-    from sqlalchemy.engine import make_url
-
-    name = f"govhub_bench_{os.urandom(5).hex()}"
-    admin = create_engine(make_url(base), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    admin.dispose()
-    return make_url(base).set(database=name).render_as_string(hide_password=False), (base, name)
-
-
-def _drop_postgres(base: str, name: str) -> None:
-    from sqlalchemy import create_engine
-    from sqlalchemy.engine import make_url
-
-    admin = create_engine(make_url(base), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.dispose()
+            drop_postgres(*fresh)
 
 
 def _run(args: argparse.Namespace, rows_n: int, sweeps: list[int]) -> list[dict[str, object]]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import os
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,8 +14,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from govhub.app import create_app
@@ -25,6 +23,7 @@ from ops.auth import Role
 from ops.config import Settings
 from ops.crypto import KeyVault
 from ops.db import make_engine
+from ops.hubprocess import drop_postgres, fresh_postgres
 from ops.identity import service as identity
 from ops.identity.models import ApiClient, Department
 from ops.identity.schemas import ClientCreate, DepartmentCreate
@@ -36,31 +35,13 @@ MASTER_KEY = base64.b64encode(b"k" * 32).decode()
 TEST_DB_ENV = "GOVHUB_TEST_DATABASE_URL"
 
 
-def _fresh_postgres_database(base_url: str) -> tuple[str, str]:
-    """Create a uniquely named database beside the given one; return (url, name)."""
-    url = make_url(base_url)
-    name = f"govhub_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return url.set(database=name).render_as_string(hide_password=False), name
-
-
-def _drop_postgres_database(base_url: str, name: str) -> None:
-    admin = create_engine(make_url(base_url), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     base = os.environ.get(TEST_DB_ENV)
     if base:
-        url, name = _fresh_postgres_database(base)
+        url, name = fresh_postgres(base)
         yield url
-        _drop_postgres_database(base, name)
+        drop_postgres(base, name)
     else:
         yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'govhub-test.db'}"
 

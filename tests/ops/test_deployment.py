@@ -23,11 +23,11 @@ ROOT = Path(__file__).resolve().parents[2]
 def empty_database(tmp_path: Path) -> Iterator[str]:
     base = os.environ.get("GOVHUB_TEST_DATABASE_URL")
     if base:
-        from tests.conftest import _drop_postgres_database, _fresh_postgres_database
+        from ops.hubprocess import drop_postgres, fresh_postgres
 
-        url, name = _fresh_postgres_database(base)
+        url, name = fresh_postgres(base)
         yield url
-        _drop_postgres_database(base, name)
+        drop_postgres(base, name)
     else:
         yield f"sqlite:///{tmp_path}/replicas-{uuid.uuid4().hex}.db"
 

@@ -52,9 +52,9 @@ def test_migrations_from_empty_build_exactly_the_models(tmp_path: object, settin
     """Upgrade a brand-new database to head, compare with the models, then downgrade to empty."""
     base = os.environ.get("GOVHUB_TEST_DATABASE_URL")
     if base:
-        from tests.conftest import _drop_postgres_database, _fresh_postgres_database
+        from ops.hubprocess import drop_postgres, fresh_postgres
 
-        url, name = _fresh_postgres_database(base)
+        url, name = fresh_postgres(base)
     else:
         url, name = f"sqlite:///{tmp_path}/empty-{uuid.uuid4().hex}.db", ""
     engine = make_engine(url)
@@ -78,7 +78,7 @@ def test_migrations_from_empty_build_exactly_the_models(tmp_path: object, settin
     finally:
         engine.dispose()
         if name and base:
-            _drop_postgres_database(base, name)
+            drop_postgres(base, name)
 
 
 def test_the_audit_trail_cannot_be_rewritten_even_with_raw_sql(db: object) -> None:

@@ -27,9 +27,9 @@ def cluster_url(tmp_path: Path, settings: Settings) -> Iterator[str]:
     """A database of its own (committed for real), as N hub processes would share."""
     base = os.environ.get("GOVHUB_TEST_DATABASE_URL")
     if base:
-        from tests.conftest import _drop_postgres_database, _fresh_postgres_database
+        from ops.hubprocess import drop_postgres, fresh_postgres
 
-        url, name = _fresh_postgres_database(base)
+        url, name = fresh_postgres(base)
     else:
         url, name = f"sqlite:///{tmp_path}/cluster-{uuid.uuid4().hex}.db", ""
     engine = make_engine(url)
@@ -37,7 +37,7 @@ def cluster_url(tmp_path: Path, settings: Settings) -> Iterator[str]:
     engine.dispose()
     yield url
     if name and base:
-        _drop_postgres_database(base, name)
+        drop_postgres(base, name)
 
 
 class Clock:
