@@ -1,23 +1,33 @@
-"""Pages of the console. Thin: every rule lives in a domain's service."""
+"""Console pages for signing in and platform set-up (departments, clients, the calendar).
+
+Thin: every rule lives in a domain's service. Shared page machinery is in ``pages``."""
 
 from __future__ import annotations
 
 import inspect
 import secrets
-from collections.abc import Callable
 from datetime import date
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
 from govhub.console import service
-from govhub.console.models import ConsoleSession
-from ops.auth import Principal, Role
+from govhub.console.pages import (
+    COOKIE,
+    HERE,
+    LOGIN_CSRF,
+    ConsolePage,
+    LoginRequired,
+    Page,
+    console_router,
+    errors_of,
+    nav,
+    templates,
+)
+from ops.auth import Role
 from ops.db import DbSession
 from ops.errors import Forbidden, HubError
 from ops.identity import repository as identity_repo
@@ -26,80 +36,17 @@ from ops.identity.models import Department
 from ops.identity.schemas import ClientCreate, DepartmentCreate
 from ops.workdays import service as workdays
 
-HERE = Path(__file__).parent
-templates = Jinja2Templates(directory=str(HERE / "templates"))
-router = APIRouter(prefix="/console", include_in_schema=False)
-COOKIE = "govhub_session"
-LOGIN_CSRF = "govhub_login_csrf"
-
-ROLE_NAMES = {
-    Role.PLATFORM_ADMIN: "平台管理员",
-    Role.DEPARTMENT_ADMIN: "部门管理员",
-    Role.DEPARTMENT_SYSTEM: "部门系统",
-    Role.WINDOW: "窗口",
-    Role.HOLDER: "持证人",
-}
-LEVEL_NAMES = {"province": "省级", "city": "市级", "county": "县级", "township": "乡级", "village": "村级"}
-
-
-class LoginRequired(Exception):
-    """Raised by page dependencies; answered with a redirect to the sign-in page."""
-
-
-class Page:
-    """What every page handler gets: the session, the principal and a renderer."""
-
-    def __init__(self, request: Request, session: ConsoleSession, principal: Principal) -> None:
-        self.request, self.session, self.principal = request, session, principal
-
-    def render(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
-        return templates.TemplateResponse(
-            self.request,
-            template,
-            status_code=status,
-            context={
-                "me": self.principal,
-                "session": self.session,
-                "csrf": self.session.csrf,
-                "role_names": ROLE_NAMES,
-                "level_names": LEVEL_NAMES,
-                **context,
-            },
-        )
-
-    async def form(self) -> dict[str, str]:
-        """The submitted form, after the CSRF check."""
-        data = {k: str(v) for k, v in (await self.request.form()).items()}
-        service.check_csrf(self.session, data.get("csrf"))
-        return data
-
-    def require(self, *roles: Role) -> None:
-        if not self.principal.has(*roles):
-            raise Forbidden("你没有访问此页面的权限 (this page needs the role: " + ", ".join(r.value for r in roles) + ")")
-
-
-def current_page(request: Request, db: DbSession) -> Page:
-    found = service.resume(db, request.cookies.get(COOKIE))
-    if found is None:
-        raise LoginRequired
-    return Page(request, *found)
-
-
-ConsolePage = Annotated[Page, Depends(current_page)]
-
-
-def errors_of(exc: HubError | ValidationError) -> tuple[str, dict[str, str]]:
-    """A message and field → message map, for showing errors next to form fields."""
-    if isinstance(exc, ValidationError):
-        fields = {str(e["loc"][0]) if e["loc"] else "form": str(e["msg"]).removeprefix("Value error, ") for e in exc.errors()}
-        return "请更正标出的字段 (please correct the marked fields)", fields
-    # "holidays[2]" and "holidays.2" both belong to the form field "holidays".
-    return exc.detail, {str(e["field"]).split("[")[0].split(".")[0]: str(e.get("message")) for e in exc.errors if e.get("field")}
+router = console_router()
+PAGE_MODULES: tuple[str, ...] = ()  # further page modules of govhub.console, each with a ``router``
 
 
 def install(app: FastAPI) -> None:
     """Mount the console: its routes, static files and the sign-in redirect."""
+    import importlib
+
     app.include_router(router)
+    for name in PAGE_MODULES:
+        app.include_router(importlib.import_module(f"govhub.console.{name}").router)
     app.mount("/console/static", StaticFiles(directory=str(HERE / "static")), name="console-static")
 
     @app.exception_handler(LoginRequired)
@@ -396,9 +343,6 @@ async def load_year(year: int, page: ConsolePage, db: DbSession) -> Response:
     return _year_page(page, db, year, notice=f"已载入 {year} 年日历；重新计算了 {changed} 个期限")
 
 
-PAGES: list[tuple[str, str, Callable[[Principal], bool]]] = [
-    ("/console/departments", "部门", lambda p: p.is_platform_admin),
-    ("/console/clients", "接入客户端", lambda p: p.has(Role.PLATFORM_ADMIN, Role.DEPARTMENT_ADMIN)),
-    ("/console/calendar", "工作日历", lambda p: p.is_platform_admin),
-]
-templates.env.globals["nav_pages"] = PAGES
+nav("/console/departments", "部门", lambda p: p.is_platform_admin)
+nav("/console/clients", "接入客户端", lambda p: p.has(Role.PLATFORM_ADMIN, Role.DEPARTMENT_ADMIN))
+nav("/console/calendar", "工作日历", lambda p: p.is_platform_admin)
