@@ -25,11 +25,11 @@ from catalog_registry.schemas import (
     VersionRead,
 )
 from ops.auth import DepartmentOrAdmin, DepartmentStaff, PlatformAdmin, Principal, Role, require_roles
-from ops.db import DbSession, etag
+from ops.db import DbSession, HubRoute, etag
 from ops.pagination import Page
 from ops.storage import read_file_chunks
 
-router = APIRouter(prefix="/catalog", tags=["catalogue"])
+router = APIRouter(prefix="/catalog", tags=["catalogue"], route_class=HubRoute)
 
 # Anyone acting for the government side: departments, the platform, window systems (not holders).
 ClientCaller = Annotated[

@@ -40,11 +40,11 @@ from certhub.schemas import (
     VerifyRequest,
 )
 from ops.auth import AnyCaller, DepartmentStaff, Holder, PlatformAdmin, Principal, Role, require_roles
-from ops.db import DbSession, etag
+from ops.db import DbSession, HubRoute, etag
 from ops.errors import BadRequest, Forbidden, Invalid
 from ops.pagination import Page
 
-router = APIRouter(prefix="/certhub", tags=["certhub"])
+router = APIRouter(prefix="/certhub", tags=["certhub"], route_class=HubRoute)
 
 VerifierCaller = Annotated[Principal, Depends(require_roles(Role.WINDOW, Role.DEPARTMENT_SYSTEM, Role.DEPARTMENT_ADMIN))]
 Staff = Annotated[Principal, Depends(require_roles(Role.PLATFORM_ADMIN, Role.DEPARTMENT_ADMIN, Role.DEPARTMENT_SYSTEM))]
@@ -63,6 +63,30 @@ def _use_cause(value: str | None) -> str:
         message = str(exc).split("\n")[2].strip() if "\n" in str(exc) else str(exc)
         message = message.removeprefix("Value error, ").split(" [type=")[0]
         raise Invalid(message, errors=[{"field": "useCause", "message": message}]) from exc
+
+
+# ---- window verification: the busiest endpoint, declared first (routes are matched in order) ----------
+
+
+@router.post("/verifications", response_model=VerdictRead, tags=["certhub verification"])
+def verify(body: VerifyRequest, request: Request, db: DbSession, who: VerifierCaller) -> Any:
+    """证照验证: signature, trust list, validity, status, audience and nonce; only the disclosed fields return."""
+    state = request.app.state
+    verdict = service.verify(db, who=who, settings=state.settings, token=body.token, nonce=body.nonce, journal=state.journal)
+    claims = verdict.claims
+    return VerdictRead(
+        valid=verdict.valid,
+        code=verdict.code,
+        message=verdict.message,
+        identifier=verdict.identifier,
+        issuer_hub=verdict.issuer_hub,
+        type_code=claims.get("ZZLXDM"),
+        type_name=claims.get("ZZMC"),
+        issuer_name=claims.get("ZZBFJG"),
+        issuer_code=claims.get("ZZBFJGDM"),
+        status=verdict.status,
+        disclosed=verdict.disclosed,
+    )
 
 
 # ---- types ----------------------------------------------------------------------------------------
@@ -344,29 +368,6 @@ def new_nonce(who: VerifierCaller) -> Any:
     """A nonce for the holder to bind the presentation to (show it as a QR code at the window)."""
     nonce, audience = service.new_nonce(who=who)
     return NonceRead(nonce=nonce, audience=audience)
-
-
-@router.post("/verifications", response_model=VerdictRead, tags=["certhub verification"])
-def verify(body: VerifyRequest, request: Request, db: DbSession, who: VerifierCaller) -> Any:
-    """证照验证: signature, trust list, validity, status, audience and nonce; only the disclosed fields return."""
-    verdict = service.verify(db, who=who, settings=request.app.state.settings, token=body.token, nonce=body.nonce)
-    # Commit in this worker thread: the session dependency's own commit runs in another thread-pool
-    # slot, and on SQLite the write lock taken by the nonce claim must not wait for a free slot.
-    db.commit()
-    claims = verdict.claims
-    return VerdictRead(
-        valid=verdict.valid,
-        code=verdict.code,
-        message=verdict.message,
-        identifier=verdict.identifier,
-        issuer_hub=verdict.issuer_hub,
-        type_code=claims.get("ZZLXDM"),
-        type_name=claims.get("ZZMC"),
-        issuer_name=claims.get("ZZBFJG"),
-        issuer_code=claims.get("ZZBFJGDM"),
-        status=verdict.status,
-        disclosed=verdict.disclosed,
-    )
 
 
 @router.post(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -23,7 +24,7 @@ from certhub.models import (
     UsedNonce,
 )
 from ops.auth import Principal, Role
-from ops.db import utcnow
+from ops.db import table_of, utcnow
 from ops.pagination import keyset, page_of
 
 # ---- types ---------------------------------------------------------------------------------
@@ -79,6 +80,16 @@ def status_of(db: Session, identifier: str) -> tuple[str, str] | None:
     """(status, holder code) of a certificate, without loading it."""
     row = db.execute(select(Certificate.status, Certificate.holder_code).where(Certificate.identifier == identifier)).first()
     return (row[0], row[1]) if row else None
+
+
+def statuses_of(db: Session, identifiers: Iterable[str]) -> dict[str, tuple[str, str]]:
+    """identifier → (status, holder code) of the certificates among `identifiers` (one query)."""
+    wanted = list(identifiers)
+    if not wanted:
+        return {}
+    table = table_of(Certificate)
+    query = select(table.c.identifier, table.c.status, table.c.holder_code).where(table.c.identifier.in_(wanted))
+    return {row[0]: (row[1], row[2]) for row in db.connection().execute(query)}
 
 
 def by_idempotency_key(db: Session, department_id: str, key: str) -> Certificate | None:
@@ -162,18 +173,25 @@ def hub_keys(db: Session) -> list[HubKey]:
     return list(db.scalars(select(HubKey).order_by(HubKey.created_at)))
 
 
-def claim_nonce(db: Session, *, nonce: str, audience: str, expires_at: datetime) -> bool:
-    """Record a nonce as used; False if it already was (one statement, safe under concurrency)."""
-    values = {"nonce": nonce, "audience": audience, "used_at": utcnow(), "expires_at": expires_at}
+def claim_nonces(db: Session, nonces: dict[str, str], *, expires_at: datetime) -> dict[str, bool]:
+    """Record nonces (nonce → audience) as used, in one statement; which of them were new.
+
+    Safe under concurrency: a nonce another transaction claimed first comes back False."""
+    if not nonces:
+        return {}
+    now = utcnow()
+    rows = [{"nonce": n, "audience": a, "used_at": now, "expires_at": expires_at} for n, a in nonces.items()]
+    table = table_of(UsedNonce)
     if db.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        statement: Any = pg_insert(UsedNonce).values(**values).on_conflict_do_nothing(index_elements=["nonce"])
+        statement: Any = pg_insert(table).values(rows).on_conflict_do_nothing(index_elements=["nonce"])
     else:
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        statement = sqlite_insert(UsedNonce).values(**values).on_conflict_do_nothing(index_elements=["nonce"])
-    return db.execute(statement.returning(UsedNonce.nonce)).first() is not None
+        statement = sqlite_insert(table).values(rows).on_conflict_do_nothing(index_elements=["nonce"])
+    new = set(db.connection().execute(statement.returning(table.c.nonce)).scalars())
+    return {n: n in new for n in nonces}
 
 
 def purge_nonces(db: Session, before: datetime) -> int:

@@ -390,12 +390,25 @@ def _verify(
         expires_at=kb_exp if isinstance(kb_exp, int) else iat + max_age,
         holder_code=disclosed.get("CZZTDM"),
     )
-    if status != "active":
+    apply_status(verdict, status)
+    return verdict
+
+
+STATUS_MESSAGES = {
+    "revoked": "the certificate has been revoked (注销)",
+    "suspended": "the certificate is suspended while an objection is handled",
+    "superseded": "the certificate has been replaced by a newer version",
+}
+
+
+# A status resolver may answer this when its caller reads the status itself later (then calls apply_status).
+STATUS_LATER = "pending"
+
+
+def apply_status(verdict: Verdict, status: str) -> None:
+    """Set the certificate's status on a verdict that passed every other check."""
+    verdict.status = status
+    if status not in ("active", STATUS_LATER):
         verdict.valid = False
         verdict.code = status
-        verdict.message = {
-            "revoked": "the certificate has been revoked (注销)",
-            "suspended": "the certificate is suspended while an objection is handled",
-            "superseded": "the certificate has been replaced by a newer version",
-        }.get(status, f"the certificate status is {status}")
-    return verdict
+        verdict.message = STATUS_MESSAGES.get(status, f"the certificate status is {status}")

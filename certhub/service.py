@@ -7,7 +7,7 @@ import json
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from datetime import time as dtime
@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import SchemaError
 from pydantic import ValidationError
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from certhub import pdf as pdf_render
@@ -54,9 +55,11 @@ from ops.audit import Actor
 from ops.auth import Principal, Role
 from ops.codes import citizen_id_problem, mask_identifier, mod37_36_check_char, uscc_problem
 from ops.config import Settings
+from ops.context import current_request_id
 from ops.crypto import KeyVault, WrappedSecret
-from ops.db import check_if_match, utcnow
+from ops.db import check_if_match, new_id, table_of, utcnow
 from ops.errors import Conflict, Forbidden, HubError, Invalid, NotFound, UpstreamError
+from ops.groupcommit import GroupCommit
 from ops.identity import service as identity
 from ops.metrics import CERTIFICATE_EVENTS, VERIFICATION_LATENCY
 from ops.storage import ObjectStore, get_bytes
@@ -1005,6 +1008,54 @@ def revoke_delegation(db: Session, *, who: Principal, delegation_id: str) -> Del
     return row
 
 
+def access_records(
+    who: Principal,
+    *,
+    known: bool,
+    holder_code: str,
+    identifier: str,
+    action: str,
+    use_cause: str | None,
+    fields: list[str] | None = None,
+    department_name: str | None = None,
+    outcome: str = "success",
+) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """The rows one use of a certificate writes: the holder's access-list row (None for a failed use of
+    an unknown certificate) and the audit record."""
+    access = None
+    if known or outcome == "success":
+        access = {
+            "id": new_id(),
+            "at": utcnow(),
+            "holder_code": holder_code,
+            "certificate_identifier": identifier,
+            "action": action,
+            "accessor": who.subject,
+            "accessor_department_id": who.department_id,
+            "accessor_department_name": department_name,
+            "use_cause": use_cause,
+            "fields": fields or [],
+        }
+    trail = audit.entry(
+        actor=who,
+        action=f"certificate.{action}",
+        object_type="certificate",
+        object_id=identifier,
+        purpose=use_cause,
+        outcome=outcome,
+        subject=holder_code,
+        detail={"fields": fields or []},
+    )
+    return access, trail
+
+
+def write_accesses(db: Session, accesses: list[dict[str, Any]], trails: list[dict[str, Any]]) -> None:
+    """Insert access-list rows and audit records, one statement each."""
+    if accesses:
+        db.connection().execute(insert(table_of(Access)), accesses)
+    audit.append(db, trails)
+
+
 def record_access(
     db: Session,
     *,
@@ -1019,30 +1070,18 @@ def record_access(
     outcome: str = "success",
 ) -> None:
     """One use of a certificate: in the holder's access list and the audit trail."""
-    if known or outcome == "success":
-        db.add(
-            Access(
-                holder_code=holder_code,
-                certificate_identifier=identifier,
-                action=action,
-                accessor=who.subject,
-                accessor_department_id=who.department_id,
-                accessor_department_name=department_name,
-                use_cause=use_cause,
-                fields=fields or [],
-            )
-        )
-    audit.record(
-        db,
-        actor=who,
-        action=f"certificate.{action}",
-        object_type="certificate",
-        object_id=identifier,
-        purpose=use_cause,
+    access, trail = access_records(
+        who,
+        known=known,
+        holder_code=holder_code,
+        identifier=identifier,
+        action=action,
+        use_cause=use_cause,
+        fields=fields,
+        department_name=department_name,
         outcome=outcome,
-        subject=holder_code,
-        detail={"fields": fields or []},
     )
+    write_accesses(db, [access] if access else [], [trail])
 
 
 _department_names: dict[str, tuple[float, str | None]] = {}
@@ -1160,19 +1199,8 @@ class Verifier:
     db: Session
     settings: Settings
     fetcher: Fetcher
-    local_holder: str | None = None
-    wrote: bool = False
 
     def key(self, iss: str, kid: str) -> sdjwt.ResolvedKey | None:
-        try:
-            return self._key(iss, kid)
-        finally:
-            # End a read-only transaction before the nonce claim writes: on SQLite a transaction that
-            # read first cannot take the write lock once another request has committed (SQLITE_BUSY).
-            if not self.wrote and self.db.in_transaction():
-                self.db.commit()
-
-    def _key(self, iss: str, kid: str) -> sdjwt.ResolvedKey | None:
         if iss == self.settings.public_url:
             return _local_key(self.db, self.settings, kid)
         hub = repository.trusted_hub_by_issuer(self.db, iss)
@@ -1188,11 +1216,7 @@ class Verifier:
 
     def status(self, entries: list[dict[str, Any]], identifier: str, iss: str) -> str:
         if iss == self.settings.public_url:
-            found = repository.status_of(self.db, identifier)
-            if found is None:
-                raise sdjwt.Rejected("unknown_certificate", f"certificate {identifier} is not in this hub's library")
-            self.local_holder = found[1]
-            return found[0]
+            return sdjwt.STATUS_LATER  # read in the same transaction that claims the nonce and records the access
         hub = repository.trusted_hub_by_issuer(self.db, iss)
         assert hub is not None
         return remote_status(entries, hub=hub, fetcher=self.fetcher)
@@ -1226,6 +1250,17 @@ def new_nonce(*, who: Principal) -> tuple[str, str]:
     return secrets.token_urlsafe(16), who.department_code
 
 
+@dataclass(frozen=True)
+class PendingVerification:
+    """A verification whose checks have run, waiting for its write (nonce, status, access record)."""
+
+    who: Principal
+    verdict: sdjwt.Verdict
+    nonce: str | None
+    department_name: str | None
+    request_id: str | None
+
+
 def verify(
     db: Session,
     *,
@@ -1235,23 +1270,20 @@ def verify(
     nonce: str | None,
     fetcher: Fetcher | None = None,
     now: datetime | None = None,
+    journal: GroupCommit[PendingVerification, sdjwt.Verdict] | None = None,
 ) -> sdjwt.Verdict:
-    """证照验证: verify a presentation for the calling window; records the access and the nonce."""
+    """证照验证: verify a presentation for the calling window; records the access and the nonce.
+
+    The checks that need no write (format, keys, signatures, validity, audience, disclosures) run
+    first; then one short write settles the verdict (:func:`settle_verifications`). With a `journal`
+    that write shares its commit with other windows' verifications (:mod:`ops.groupcommit`);
+    without, it runs in `db`.
+    """
     if who.department_code is None:
         raise Forbidden("a verifier must belong to a department")
     started = time.perf_counter()
+    claimed: list[str] = []
     verifier = Verifier(db, settings, fetcher or fetch_url)
-    audience = who.department_code
-
-    def claim(nonce_value: str) -> None:
-        # The first write of the transaction: on SQLite it takes the write lock before any read.
-        verifier.wrote = True
-        expires_at = utcnow() + timedelta(seconds=PRESENTATION_MAX_AGE + 60)
-        if not repository.claim_nonce(db, nonce=nonce_value, audience=audience, expires_at=expires_at):
-            raise sdjwt.Rejected(
-                "replayed", "this presentation was already used (its nonce was seen before); ask the holder to show it again"
-            )
-
     verdict = sdjwt.verify_presentation(
         token,
         resolve_key=verifier.key,
@@ -1260,36 +1292,82 @@ def verify(
         nonce=nonce,
         max_age_seconds=PRESENTATION_MAX_AGE,
         now=now,
-        claim_nonce=claim,
+        claim_nonce=claimed.append,
     )
-    holder = verifier.local_holder or verdict.holder_code or ""
-    known = verifier.local_holder is not None
-    if verdict.identifier and holder:
-        record_access(
-            db,
-            who=who,
-            known=known,
-            holder_code=holder,
-            identifier=verdict.identifier,
-            action="verify",
-            use_cause=None,
-            fields=sorted(verdict.disclosed),
-            department_name=_department_name(db, who.department_id),
-            outcome="success" if verdict.valid else verdict.code,
-        )
+    pending = PendingVerification(
+        who=who,
+        verdict=verdict,
+        nonce=claimed[0] if claimed else None,
+        department_name=_department_name(db, who.department_id),
+        request_id=current_request_id(),
+    )
+    if journal is not None:
+        if db.in_transaction():
+            db.commit()  # end this request's read transaction: the journal writes with its own connection
+        verdict = journal.run(pending)
     else:
-        audit.record(
-            db,
-            actor=who,
-            action="certificate.verify",
-            object_type="presentation",
-            object_id=verdict.identifier or "-",
-            outcome=verdict.code,
-            detail={"message": verdict.message},
-        )
+        verdict = settle_verifications(db, [pending])[0]
     CERTIFICATE_EVENTS.labels(event="verified" if verdict.valid else "verify_failed").inc()
     VERIFICATION_LATENCY.observe(time.perf_counter() - started)
     return verdict
+
+
+REPLAYED = "this presentation was already used (its nonce was seen before); ask the holder to show it again"
+
+
+def settle_verifications(db: Session, items: Sequence[PendingVerification]) -> list[sdjwt.Verdict]:
+    """The write of many verifications at once: claim their nonces, read the status of this hub's
+    certificates, record the accesses; four statements whatever the number of items."""
+    expires_at = utcnow() + timedelta(seconds=PRESENTATION_MAX_AGE + 60)
+    wanted = {item.nonce: str(item.who.department_code) for item in items if item.nonce is not None}
+    claimed = repository.claim_nonces(db, wanted, expires_at=expires_at)
+    local = {i.verdict.identifier for i in items if i.verdict.status == sdjwt.STATUS_LATER and i.verdict.identifier}
+    statuses = repository.statuses_of(db, local)
+    verdicts: list[sdjwt.Verdict] = []
+    accesses: list[dict[str, Any]] = []
+    trails: list[dict[str, Any]] = []
+    for item in items:
+        verdict = replace(item.verdict)
+        local_holder: str | None = None
+        if item.nonce is not None and not claimed.pop(item.nonce, False):  # pop: a nonce twice in a batch is a replay
+            verdict = sdjwt.Verdict(valid=False, code="replayed", message=REPLAYED)
+        elif verdict.status == sdjwt.STATUS_LATER:
+            found = statuses.get(verdict.identifier or "")
+            if found is None:
+                message = f"certificate {verdict.identifier} is not in this hub's library"
+                verdict = sdjwt.Verdict(valid=False, code="unknown_certificate", message=message)
+            else:
+                sdjwt.apply_status(verdict, found[0])
+                local_holder = found[1]
+        holder = local_holder or verdict.holder_code or ""
+        if verdict.identifier and holder:
+            access, trail = access_records(
+                item.who,
+                known=local_holder is not None,
+                holder_code=holder,
+                identifier=verdict.identifier,
+                action="verify",
+                use_cause=None,
+                fields=sorted(verdict.disclosed),
+                department_name=item.department_name,
+                outcome="success" if verdict.valid else verdict.code,
+            )
+            if access is not None:
+                accesses.append(access)
+        else:
+            trail = audit.entry(
+                actor=item.who,
+                action="certificate.verify",
+                object_type="presentation",
+                object_id=verdict.identifier or "-",
+                outcome=verdict.code,
+                detail={"message": verdict.message},
+            )
+        trail["request_id"] = item.request_id  # settled on the writer's thread: keep the request's id
+        trails.append(trail)
+        verdicts.append(verdict)
+    write_accesses(db, accesses, trails)
+    return verdicts
 
 
 # ---- fetch by holder (一证通办) and downloads --------------------------------------------------------

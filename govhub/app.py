@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from catalog_registry import endpoints as catalog_endpoints
 from catalog_registry import tasks as catalog_tasks
 from certhub import endpoints as certhub_endpoints
+from certhub import service as certhub_service
 from certhub import tasks as certhub_tasks
 from exchange import endpoints as exchange_endpoints
 from exchange import tasks as exchange_tasks
@@ -26,6 +27,7 @@ from ops.config import Settings, get_settings
 from ops.crypto import KeyVault
 from ops.db import make_engine, make_sessionmaker
 from ops.errors import install_handlers
+from ops.groupcommit import GroupCommit
 from ops.identity import endpoints as identity_endpoints
 from ops.identity.tokens import KeyRing
 from ops.middleware import HubMiddleware
@@ -90,6 +92,7 @@ def create_app(
         finally:
             if scheduler is not None:
                 scheduler.shutdown()
+            app.state.journal.stop()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -107,6 +110,8 @@ def create_app(
         "vault": vault,
         "storage": store,
         "keyring": KeyRing(factory, vault, settings),
+        # The write every window verification makes: shared commits (ops.groupcommit).
+        "journal": GroupCommit(factory, certhub_service.settle_verifications, name="verifications"),
         "calendar_listeners": calendar_listeners(),
     }
     for key, value in state.items():
@@ -118,13 +123,14 @@ def create_app(
         max_body_bytes=settings.max_body_bytes,
         max_upload_bytes=settings.max_upload_bytes,
     )
+    # Routes are matched in order, one by one: the busiest (verifications, granted lookups) come first.
     app.include_router(health.router)
+    app.include_router(certhub_endpoints.router)
+    app.include_router(exchange_endpoints.router)
     app.include_router(identity_endpoints.router)
     app.include_router(auditlog_endpoints.router)
     app.include_router(workdays_endpoints.router)
     app.include_router(catalog_endpoints.router)
-    app.include_router(exchange_endpoints.router)
     app.include_router(seal_endpoints.router)
-    app.include_router(certhub_endpoints.router)
     console.install(app)
     return app

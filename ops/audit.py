@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import JSON, BigInteger, Integer, String, event, select
+from sqlalchemy import JSON, BigInteger, Integer, String, event, insert, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from ops.context import current_request_id
-from ops.db import Base, utcnow
+from ops.db import Base, table_of, utcnow
 
 
 class Actor(Protocol):
@@ -74,6 +74,34 @@ def subject_ref(personal_id: str) -> str:
     return hashlib.sha256(b"govhub-subject:" + personal_id.strip().upper().encode()).hexdigest()
 
 
+def entry(
+    *,
+    actor: Actor,
+    action: str,
+    object_type: str,
+    object_id: str,
+    purpose: str | None = None,
+    outcome: str = "success",
+    subject: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The columns of one audit record (for :func:`append`)."""
+    return {
+        "at": utcnow(),
+        "request_id": current_request_id(),
+        "actor": actor.subject,
+        "role": actor.primary_role,
+        "department_id": actor.department_id,
+        "action": action,
+        "object_type": object_type,
+        "object_id": object_id,
+        "purpose": purpose,
+        "outcome": outcome,
+        "subject_ref": subject_ref(subject) if subject else None,
+        "detail": detail or {},
+    }
+
+
 def record(
     db: Session,
     *,
@@ -87,23 +115,27 @@ def record(
     detail: dict[str, Any] | None = None,
 ) -> AuditRecord:
     """Append an audit record inside the caller's transaction."""
-    entry = AuditRecord(
-        at=utcnow(),
-        request_id=current_request_id(),
-        actor=actor.subject,
-        role=actor.primary_role,
-        department_id=actor.department_id,
-        action=action,
-        object_type=object_type,
-        object_id=object_id,
-        purpose=purpose,
-        outcome=outcome,
-        subject_ref=subject_ref(subject) if subject else None,
-        detail=detail or {},
+    record = AuditRecord(
+        **entry(
+            actor=actor,
+            action=action,
+            object_type=object_type,
+            object_id=object_id,
+            purpose=purpose,
+            outcome=outcome,
+            subject=subject,
+            detail=detail,
+        )
     )
-    db.add(entry)
+    db.add(record)
     db.flush()
-    return entry
+    return record
+
+
+def append(db: Session, entries: list[dict[str, Any]]) -> None:
+    """Append many audit records (made by :func:`entry`) with one statement: for the hot paths."""
+    if entries:
+        db.connection().execute(insert(table_of(AuditRecord)), entries)
 
 
 def records_for(

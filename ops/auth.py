@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import event
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from ops.config import Settings
 from ops.errors import Forbidden, Unauthenticated
@@ -104,7 +109,52 @@ def authenticate(request: Request, token: str) -> Principal:
         session.close()
 
 
-def get_principal(
+class TokenCache:
+    """Principals of recently verified bearer tokens, so a busy caller is not re-verified on every call.
+
+    An entry lives `ttl` seconds (``GOVHUB_TOKEN_CACHE_SECONDS``, 0 turns the cache off) and never past
+    the token's own expiry. Revoking a client or (de)activating a department empties
+    this process's cache when the change commits; other hub processes see it within `ttl` seconds.
+    """
+
+    def __init__(self, max_entries: int = 50_000) -> None:
+        self._entries: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.max_entries = max_entries
+
+    def get(self, token: str) -> Principal | None:
+        with self._lock:
+            found = self._entries.get(token)
+            if found is None:
+                return None
+            if found[0] <= time.monotonic():
+                del self._entries[token]
+                return None
+            return found[1]
+
+    def put(self, token: str, principal: Principal, ttl: float) -> None:
+        exp = principal.claims.get("exp")
+        lifetime = min(ttl, float(exp) - time.time()) if isinstance(exp, int | float) else ttl
+        if lifetime <= 0:
+            return
+        with self._lock:
+            self._entries[token] = (time.monotonic() + lifetime, principal)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def clear_after_commit(self, db: Session) -> None:
+        """Empty the cache once `db` commits the change that makes cached principals stale."""
+        event.listen(db, "after_commit", lambda _session: self.clear(), once=True)
+
+
+TOKENS = TokenCache()
+
+
+async def get_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
@@ -114,16 +164,23 @@ def get_principal(
             "this endpoint needs a bearer token (Authorization: Bearer <token>)",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    principal = authenticate(request, credentials.credentials)
+    token = credentials.credentials
+    principal = TOKENS.get(token)
+    if principal is None:
+        # Signature check and the client's revocation check (a database read): in a worker thread.
+        principal = await run_in_threadpool(authenticate, request, token)
+        ttl = _settings(request).token_cache_seconds
+        if ttl > 0:
+            TOKENS.put(token, principal, ttl)
     request.state.principal = principal
     return principal
 
 
-def require_roles(*roles: Role) -> Callable[..., Principal]:
+def require_roles(*roles: Role) -> Callable[..., Awaitable[Principal]]:
     """A dependency accepting only callers with one of `roles` (403 otherwise)."""
     names = ", ".join(r.value for r in roles)
 
-    def dependency(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    async def dependency(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
         if not principal.has(*roles):
             raise Forbidden(f"this action needs one of the roles: {names}")
         return principal

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     token_issuer: str = ""
     token_audience: str = "govhub"  # noqa: S105 (an audience name, not a secret)
     token_ttl_seconds: int = Field(default=900, ge=60, le=86400)
+    # How long a verified bearer token's caller is remembered by one hub process (0: check every call).
+    # Revocations reach the other processes within this time.
+    token_cache_seconds: float = Field(default=5.0, ge=0, le=60)
 
     # Holder (citizen / enterprise) tokens come from an external identity provider.
     # "builtin" lets platform administrators mint holder tokens: for development and tests only.

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
+import sqlite3
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar
 
+import anyio
 from fastapi import Depends, Request
-from sqlalchemy import JSON, DateTime, Engine, MetaData, String, create_engine, event
+from fastapi.routing import APIRoute
+from sqlalchemy import JSON, DateTime, Engine, MetaData, String, Table, create_engine, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import (
     DeclarativeBase,
@@ -71,6 +77,13 @@ class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[Any]: JSON}
 
 
+def table_of(model: type[Base]) -> Table:
+    """A mapped class's Table, typed: for Core statements on hot paths (no ORM bookkeeping)."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
 class IdMixin:
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
 
@@ -106,12 +119,34 @@ def etag(version: int) -> str:
     return f'"{version}"'
 
 
+def _enable_wal(cursor: Any) -> None:
+    """Switch a SQLite database to WAL (kept in the file). Switching needs the database to itself for
+    a moment, and the busy timeout does not cover it: two processes opening a new database together
+    retry for a while instead of failing."""
+    for attempt in range(100):
+        try:
+            if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+                return
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == 99:
+                raise
+            time.sleep(0.05)
+
+
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
-    """Create the engine; SQLite gets WAL, foreign keys and a busy timeout."""
+    """Create the engine; SQLite gets WAL, foreign keys and a busy timeout.
+
+    The pool keeps `pool_size` connections open (and as many again under bursts), on SQLite too:
+    opening a SQLite connection runs the pragmas below, which is not free under load.
+    """
     if url.startswith("sqlite"):
         kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 30}}
         if url in ("sqlite://", "sqlite:///:memory:"):
             kwargs["poolclass"] = StaticPool
+        else:
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size)
         engine = create_engine(url, **kwargs)
 
         @event.listens_for(engine, "connect")
@@ -120,9 +155,9 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
             # BEGIN itself (its documented recipe), so nested transactions and rollbacks are real.
             dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
+            _enable_wal(cursor)
+            cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
 
@@ -138,15 +173,23 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """The request's session: committed when the endpoint returns, rolled back if it raises."""
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """The request's session: committed when the endpoint returns, rolled back if it raises.
+
+    Synchronous endpoints commit in their own worker thread (see :class:`HubRoute`), so what is
+    left here is the commit of async endpoints and the rollback after an error; both run in a
+    worker thread, shielded from cancellation so a dropped connection never leaves a transaction open.
+    """
     factory: sessionmaker[Session] = request.app.state.sessionmaker
     session = factory()
     try:
         yield session
-        session.commit()
+        if session.in_transaction():
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(session.commit)
     except BaseException:
-        session.rollback()
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(session.rollback)
         raise
     finally:
         session.close()
@@ -155,3 +198,30 @@ def get_session(request: Request) -> Iterator[Session]:
 # scope="function": commit runs before the response is sent, so a failed commit is an error
 # reply, never a 200 for data that was not saved.
 DbSession = Annotated[Session, Depends(get_session, scope="function")]
+
+
+def _commit_in_thread(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(endpoint)
+    def committing(*args: Any, **kwargs: Any) -> Any:
+        result = endpoint(*args, **kwargs)
+        for value in kwargs.values():
+            if isinstance(value, Session) and value.in_transaction():
+                value.commit()
+        return result
+
+    return committing
+
+
+class HubRoute(APIRoute):
+    """A route whose synchronous endpoint commits the request's session in its own worker thread.
+
+    Without this the commit would wait for another thread-pool slot after the endpoint returned,
+    holding the transaction (on SQLite: the database's write lock) open meanwhile; under load that
+    wait, not the work, dominated. A failed commit raises from the endpoint like any other error.
+    Every router of the hub uses this class (``APIRouter(route_class=HubRoute)``).
+    """
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        if not inspect.iscoroutinefunction(endpoint):
+            endpoint = _commit_in_thread(endpoint)
+        super().__init__(path, endpoint, **kwargs)

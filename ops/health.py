@@ -7,10 +7,11 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from sqlalchemy import text
 
+from ops.db import HubRoute
 from ops.errors import HubError, Unavailable
 from ops.metrics import render
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=HubRoute)
 
 
 @router.get("/healthz", summary="The process is alive")

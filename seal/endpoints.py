@@ -10,7 +10,7 @@ from fastapi import APIRouter, File, Form, Header, Query, Request, Response, Upl
 from ops import audit
 from ops.auth import DepartmentOrAdmin, DepartmentStaff, PlatformAdmin
 from ops.crypto import KeyVault
-from ops.db import DbSession, etag
+from ops.db import DbSession, HubRoute, etag
 from ops.errors import Invalid, PayloadTooLarge
 from ops.pagination import Page
 from seal import repository, service
@@ -26,7 +26,7 @@ from seal.schemas import (
     VerificationReport,
 )
 
-router = APIRouter(tags=["seals"])
+router = APIRouter(tags=["seals"], route_class=HubRoute)
 
 PUBLIC_VERIFIER = audit.SystemActor(subject="public-verifier", primary_role="public")
 

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from govhub.app import create_app
 from govhub.database import upgrade
-from ops.auth import Role
+from ops.auth import TOKENS, Role
 from ops.config import Settings
 from ops.crypto import KeyVault
 from ops.db import make_engine
@@ -100,6 +100,7 @@ def app(settings: Settings, engine: Engine, session_factory: sessionmaker[Sessio
     with session_factory() as session:
         ensure_signing_key(session, KeyVault.from_settings(settings))
         session.commit()
+    TOKENS.clear()  # each test's database starts afresh: so does this process's memory of tokens
     return create_app(settings, engine=engine, session_factory=session_factory, storage=storage)
 
 

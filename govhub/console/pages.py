@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from govhub.console import service
 from govhub.console.models import ConsoleSession
 from ops.auth import Principal, Role
-from ops.db import DbSession
+from ops.db import DbSession, HubRoute
 from ops.errors import Forbidden, HubError
 
 HERE = Path(__file__).parent
@@ -103,4 +103,4 @@ def nav(href: str, label: str, allowed: NavRule) -> None:
 
 def console_router() -> APIRouter:
     """A router for console pages: under /console, kept out of the API's OpenAPI document."""
-    return APIRouter(prefix="/console", include_in_schema=False)
+    return APIRouter(prefix="/console", include_in_schema=False, route_class=HubRoute)

@@ -16,11 +16,11 @@ from ops.auditlog.schemas import (
     VerifyReportRead,
 )
 from ops.auth import AnyCaller, PlatformAdmin
-from ops.db import DbSession
+from ops.db import DbSession, HubRoute
 from ops.errors import Invalid
 from ops.pagination import MAX_LIMIT, Page, decode_cursor, encode_cursor
 
-router = APIRouter(prefix="/audit", tags=["audit"])
+router = APIRouter(prefix="/audit", tags=["audit"], route_class=HubRoute)
 
 
 @router.get("/records", response_model=Page[AuditRecordRead], summary="Audit records that concern the caller")

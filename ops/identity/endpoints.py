@@ -13,7 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from ops import audit
 from ops.auth import AnyCaller, ClientManager, DepartmentOrAdmin, PlatformAdmin
-from ops.db import DbSession, etag
+from ops.db import DbSession, HubRoute, etag
 from ops.errors import BadRequest, Unauthenticated, UnsupportedMediaType
 from ops.identity import repository, service
 from ops.identity.models import ApiClient
@@ -32,7 +32,7 @@ from ops.identity.schemas import (
 from ops.identity.tokens import rotate_signing_key
 from ops.pagination import Page
 
-router = APIRouter(tags=["identity"])
+router = APIRouter(tags=["identity"], route_class=HubRoute)
 
 
 async def _token_request(request: Request) -> dict[str, str]:

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from ops import audit
-from ops.auth import CLIENT_ROLES, Principal, Role
+from ops.auth import CLIENT_ROLES, TOKENS, Principal, Role
 from ops.codes import citizen_id_problem, uscc_problem
 from ops.config import Settings
 from ops.crypto import hash_secret, new_secret, verify_secret
@@ -72,6 +72,8 @@ def update_department(
     for key, value in changes.items():
         setattr(department, key, value)
     db.flush()
+    if "active" in changes:
+        TOKENS.clear_after_commit(db)
     audit.record(
         db,
         actor=who,
@@ -145,6 +147,7 @@ def revoke_client(db: Session, *, who: Principal, client_id: str, reason: str) -
     client.revoked_at = utcnow()
     client.revoked_reason = reason
     db.flush()
+    TOKENS.clear_after_commit(db)  # its tokens stop working in this process as soon as this commits
     audit.record(db, actor=who, action="client.revoke", object_type="api_client", object_id=client_id, purpose=reason)
     return client
 

@@ -8,13 +8,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 
 from ops.auth import AnyCaller, PlatformAdmin
-from ops.db import DbSession
+from ops.db import DbSession, HubRoute
 from ops.errors import Invalid
 from ops.workdays import service
 from ops.workdays.models import CalendarYear
 from ops.workdays.schemas import CalendarDayRead, CalendarLoad, CalendarLoaded, CalendarYearRead, DeadlineRead
 
-router = APIRouter(prefix="/calendar", tags=["calendar"])
+router = APIRouter(prefix="/calendar", tags=["calendar"], route_class=HubRoute)
 Year = Annotated[int, Path(ge=2000, le=2100, description="calendar year")]
 
 
