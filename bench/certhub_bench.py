@@ -17,13 +17,11 @@ the load generator only targets 127.0.0.1 and is bounded in time.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 import json
 import os
 import secrets
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -49,6 +47,9 @@ from ops.identity import service as identity  # noqa: E402
 from ops.identity.schemas import ClientCreate, DepartmentCreate  # noqa: E402
 from ops.identity.tokens import KeyRing  # noqa: E402
 from ops.storage import LocalStore  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "bench"))
+from loadgen import http_request, measure  # noqa: E402
 
 ID_CARD = "11100000000019713D001"
 MASTER_KEY = base64.b64encode(b"certhub-bench-master-key-32bytes").decode()
@@ -233,50 +234,6 @@ class Hub:
         self.log.close()
 
 
-async def _load(port: int, requests: list[bytes], *, connections: int, seconds: float) -> tuple[int, list[float], int]:
-    """Send pre-built HTTP/1.1 requests over keep-alive connections; (ok count, latencies in s, errors)."""
-    latencies: list[float] = []
-    ok = errors = 0
-    index = 0
-    stop = time.monotonic() + seconds
-
-    async def worker() -> None:
-        nonlocal ok, errors, index
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        try:
-            while time.monotonic() < stop and index < len(requests):
-                request = requests[index]
-                index += 1
-                started = time.perf_counter()
-                writer.write(request)
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n"):
-                    if line.lower().startswith(b"content-length:"):
-                        length = int(line.split(b":")[1])
-                body = await reader.readexactly(length)
-                latencies.append(time.perf_counter() - started)
-                if head.startswith(b"HTTP/1.1 200") and b'"valid":false' not in body:
-                    ok += 1
-                else:
-                    errors += 1
-        finally:
-            writer.close()
-
-    await asyncio.gather(*(worker() for _ in range(connections)))
-    return ok, latencies, errors
-
-
-def _measure(port: int, requests: list[bytes], *, connections: int, seconds: float) -> tuple[float, float, float, int]:
-    started = time.perf_counter()
-    ok, latencies, errors = asyncio.run(_load(port, requests, connections=connections, seconds=seconds))
-    elapsed = time.perf_counter() - started
-    latencies.sort()
-    p50 = statistics.median(latencies) * 1000 if latencies else 0.0
-    p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000 if latencies else 0.0
-    return ok / elapsed, p50, p99, errors
-
-
 def verification_rows(world: World, *, seconds: float, connections: int) -> list[dict[str, object]]:
     ctx = service.IssueContext(vault=world.vault, settings=world.settings)
     with world.factory() as db:
@@ -303,7 +260,7 @@ def verification_rows(world: World, *, seconds: float, connections: int) -> list
     )  # fmt: skip
     hub = Hub(world.settings.data_dir, world.settings.database_url)
     try:
-        trivial = [b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"] * 2_000_000
+        trivial = http_request("GET", "/healthz")
         # Each holder wallet makes a fresh presentation (a fresh nonce): pre-made here, as many as can be used.
         budget = int(seconds * 3000) + 1000
         requests = []
@@ -316,15 +273,26 @@ def verification_rows(world: World, *, seconds: float, connections: int) -> list
                 nonce=secrets.token_urlsafe(12),
                 ttl_seconds=300,
             )
-            body = json.dumps({"token": presentation}).encode()
             requests.append(
-                b"POST /certhub/verifications HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                + f"Authorization: Bearer {token}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
-                + body
+                http_request(
+                    "POST",
+                    "/certhub/verifications",
+                    headers={"Authorization": f"Bearer {token}"},
+                    json_body={"token": presentation},
+                )
             )
-        _measure(hub.port, requests[:200], connections=8, seconds=2)  # warm-up (key and status caches)
-        base_rate, base_p50, base_p99, _ = _measure(hub.port, trivial, connections=connections, seconds=seconds)
-        rate, p50, p99, errors = _measure(hub.port, requests[200:], connections=connections, seconds=seconds)
+
+        def verifications(n: int) -> bytes | None:
+            return requests[n] if n < len(requests) else None
+
+        def valid(head: bytes, body: bytes) -> bool:
+            return head.startswith(b"HTTP/1.1 200") and b'"valid":false' not in body
+
+        measure(hub.port, verifications, connections=8, seconds=2, ok=valid)  # warm-up (key and status caches)
+        base = measure(hub.port, lambda _n: trivial, connections=connections, seconds=seconds)
+        requests = requests[200:]
+        result = measure(hub.port, verifications, connections=connections, seconds=seconds, ok=valid)
+        errors = result.errors
     finally:
         hub.stop()
         tail = (world.settings.data_dir / "hub.log").read_text(errors="replace").splitlines()[-5:]
@@ -334,14 +302,21 @@ def verification_rows(world: World, *, seconds: float, connections: int) -> list
     return [
         _row(
             f"presentation verifications/s over HTTP ({connections} connections)",
-            rate,
+            result.rate,
             "req/s",
             "GET /healthz req/s, same server",
-            base_rate,
+            base.rate,
             ">= 50% of baseline",
         ),
-        _row(f"verification p50 latency ({connections} connections)", p50, "ms", "GET /healthz p50 ms", base_p50),
-        _row(f"verification p99 latency ({connections} connections)", p99, "ms", "GET /healthz p99 ms", base_p99, "<= 50 ms"),
+        _row(f"verification p50 latency ({connections} connections)", result.p50_ms, "ms", "GET /healthz p50 ms", base.p50_ms),
+        _row(
+            f"verification p99 latency ({connections} connections)",
+            result.p99_ms,
+            "ms",
+            "GET /healthz p99 ms",
+            base.p99_ms,
+            "<= 50 ms",
+        ),
     ]
 
 

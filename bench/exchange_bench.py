@@ -18,7 +18,6 @@ SQLite by default; --database-url postgresql+psycopg://... runs the hub and the 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 import os
 import random
@@ -37,6 +36,9 @@ import httpx
 
 from ops.codes import USCC_ALPHABET, id_check_char, uscc_check_char
 from ops.hubprocess import drop_postgres, free_port, fresh_postgres
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from loadgen import http_request, measure
 
 ADMIN_ID = "bench-admin"
 ADMIN_SECRET = "bench-admin-secret-0123456789"  # noqa: S105 (a throwaway hub's credential)
@@ -207,37 +209,6 @@ def _setup(hub: Hub, rows: int, data_dir: Path) -> tuple[dict[str, str], str, li
         return consumer, approved["grant_id"], ids, upload_s
 
 
-async def _load(url: str, make: Any, *, connections: int, seconds: float) -> tuple[float, float, int]:
-    """Requests per second and p99 latency (ms) from `connections` concurrent clients for `seconds`."""
-    latencies: list[float] = []
-    failures = 0
-    stop = time.monotonic() + seconds
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
-
-        async def worker(i: int) -> None:
-            nonlocal failures
-            n = i
-            while time.monotonic() < stop:
-                method, path, kwargs = make(n)
-                n += connections
-                started = time.perf_counter()
-                response = await client.request(method, path, **kwargs)
-                if response.status_code == 200:
-                    latencies.append((time.perf_counter() - started) * 1000)
-                else:
-                    failures += 1
-                    if failures == 1:
-                        print(f"first failure: {method} {path} -> {response.status_code} {response.text[:300]}", flush=True)
-
-        began = time.monotonic()
-        await asyncio.gather(*(worker(i) for i in range(connections)))
-        elapsed = time.monotonic() - began
-    latencies.sort()
-    p99 = latencies[min(len(latencies) - 1, int(0.99 * (len(latencies) - 1)))] if latencies else float("nan")
-    return len(latencies) / elapsed, p99, failures
-
-
 def _sweep_bench(open_requests: int, overdue_share: float, database_url: str | None, data_dir: Path) -> float:
     """Seconds the overdue sweep takes over `open_requests` open requests, `overdue_share` of them past due."""
     from sqlalchemy import insert
@@ -360,17 +331,19 @@ def _run(args: argparse.Namespace, rows_n: int, sweeps: list[int]) -> list[dict[
                 if args.analyze:
                     _analyze(args.database_url or f"sqlite:///{data_dir / 'hub' / 'govhub.db'}")
                 rss_after_upload = _peak_rss_mb(hub.process.pid)
-                trivial_rps, trivial_p99, _ = asyncio.run(
-                    _load(hub.url, lambda n: ("GET", "/healthz", {}), connections=args.connections, seconds=args.seconds)
-                )
+                port = int(hub.url.rsplit(":", 1)[1])
+                trivial = http_request("GET", "/healthz")
+                base = measure(port, lambda _n: trivial, connections=args.connections, seconds=args.seconds)
+                path = f"/exchange/grants/{grant_id}/lookup"
 
-                def lookup(n: int) -> tuple[str, str, dict[str, Any]]:
-                    return ("POST", f"/exchange/grants/{grant_id}/lookup",
-                            {"json": {"params": {"身份证号": ids[n % len(ids)]}}, "headers": consumer})  # fmt: skip
+                def lookup(n: int) -> bytes:
+                    return http_request("POST", path, headers=consumer, json_body={"params": {"身份证号": ids[n % len(ids)]}})
 
-                lookup_rps, lookup_p99, failures = asyncio.run(
-                    _load(hub.url, lookup, connections=args.connections, seconds=args.seconds)
-                )
+                result = measure(port, lookup, connections=args.connections, seconds=args.seconds)
+                if result.errors:
+                    print(f"first failure: {result.first_error}", flush=True)
+                trivial_rps, trivial_p99 = base.rate, base.p99_ms
+                lookup_rps, lookup_p99, failures = result.rate, result.p99_ms, result.errors
                 peak = _peak_rss_mb(hub.process.pid)
             finally:
                 hub.stop()

@@ -72,7 +72,9 @@ def _use_cause(value: str | None) -> str:
 def verify(body: VerifyRequest, request: Request, db: DbSession, who: VerifierCaller) -> Any:
     """证照验证: signature, trust list, validity, status, audience and nonce; only the disclosed fields return."""
     state = request.app.state
-    verdict = service.verify(db, who=who, settings=state.settings, token=body.token, nonce=body.nonce, journal=state.journal)
+    verdict = service.verify(
+        db, who=who, settings=state.settings, token=body.token, nonce=body.nonce, journal=state.verification_commits
+    )
     claims = verdict.claims
     return VerdictRead(
         valid=verdict.valid,

@@ -94,7 +94,13 @@ def lookup(grant_id: str, body: DataQuery, request: Request, db: DbSession, who:
     """Look up granted dataset rows by control parameters (sent in the body, never in the URL)."""
     with _refusals_recorded(request, db, who, grant_id, "lookup"):
         grant, fields, rows = service.lookup(
-            db, who=who, grant_id=grant_id, params=body.params, fields=body.fields, use_cause=body.use_cause
+            db,
+            who=who,
+            grant_id=grant_id,
+            params=body.params,
+            fields=body.fields,
+            use_cause=body.use_cause,
+            journal=request.app.state.access_commits,
         )
     return DataResult(grant_id=grant.id, fields=fields, masked_fields=[f for f in grant.masked_fields if f in fields], rows=rows)
 
@@ -262,7 +268,14 @@ def export(
     """A page of the granted dataset, where the catalogue entry allows export."""
     with _refusals_recorded(request, db, who, grant_id, "export"):
         grant, chosen, rows, next_cursor = service.export(
-            db, who=who, grant_id=grant_id, fields=fields, cursor=cursor, limit=limit, use_cause=use_cause
+            db,
+            who=who,
+            grant_id=grant_id,
+            fields=fields,
+            cursor=cursor,
+            limit=limit,
+            use_cause=use_cause,
+            journal=request.app.state.access_commits,
         )
     return DataResult(
         grant_id=grant.id,
@@ -278,7 +291,13 @@ def call_api(grant_id: str, body: DataQuery, request: Request, db: DbSession, wh
     """Query the provider's API through the hub; the answer is filtered to the granted fields and masked."""
     with _refusals_recorded(request, db, who, grant_id, "api"):
         grant, fields, rows = service.call_api(
-            db, who=who, grant_id=grant_id, params=body.params, fields=body.fields, use_cause=body.use_cause
+            db,
+            who=who,
+            grant_id=grant_id,
+            params=body.params,
+            fields=body.fields,
+            use_cause=body.use_cause,
+            journal=request.app.state.access_commits,
         )
     return DataResult(grant_id=grant.id, fields=fields, masked_fields=[f for f in grant.masked_fields if f in fields], rows=rows)
 

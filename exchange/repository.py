@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, case, or_, select
+from sqlalchemy import Select, case, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -120,15 +120,20 @@ def current_use(db: Session, grant_id: str, window: datetime) -> int:
     return row.count if row is not None and row.window_start == window else 0
 
 
-def count_use(db: Session, grant_id: str, window: datetime) -> int:
-    """Add one query to the grant's counter for the minute `window`; returns the minute's count so far."""
+def count_uses(db: Session, grant_id: str, window: datetime, uses: int) -> int:
+    """Add `uses` queries to the grant's counter for the minute `window`; returns the minute's count after."""
     upsert = pg_insert(GrantUsage) if db.get_bind().dialect.name == "postgresql" else sqlite_insert(GrantUsage)
     same = GrantUsage.window_start == upsert.excluded.window_start
-    statement = upsert.values(grant_id=grant_id, window_start=window, count=1).on_conflict_do_update(
+    statement = upsert.values(grant_id=grant_id, window_start=window, count=uses).on_conflict_do_update(
         index_elements=[GrantUsage.grant_id],
-        set_={"count": case((same, GrantUsage.count + 1), else_=1), "window_start": upsert.excluded.window_start},
+        set_={"count": case((same, GrantUsage.count + uses), else_=uses), "window_start": upsert.excluded.window_start},
     )
     return int(db.execute(statement.returning(GrantUsage.count)).scalar_one())
+
+
+def give_back_uses(db: Session, grant_id: str, uses: int) -> None:
+    """Take back queries counted by :func:`count_uses` that were refused."""
+    db.execute(update(GrantUsage).where(GrantUsage.grant_id == grant_id).values(count=GrantUsage.count - uses))
 
 
 def _by_id_desc(query: Select[Any], column: Any, cursor: str | None, limit: int) -> Select[Any]:

@@ -10,12 +10,12 @@ two people acting at once cannot both succeed.
 from __future__ import annotations
 
 import hashlib
-import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, event, insert, literal, select, update
+from sqlalchemy import and_, case, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from exchange import repository as repo
@@ -51,8 +51,9 @@ from ops import audit, metrics
 from ops.audit import Actor
 from ops.auth import Principal
 from ops.config import Settings
-from ops.db import UTCDateTime, utcnow
+from ops.db import UTCDateTime, table_of, utcnow
 from ops.errors import Conflict, Forbidden, HubError, Invalid, NotFound, TooManyRequests
+from ops.groupcommit import GroupCommit
 from ops.workdays.service import SHANGHAI, WorkCalendar, calendar
 
 SENSITIVE_GRADES = frozenset({"sensitive", "secret"})
@@ -859,45 +860,12 @@ def _usable_grant(db: Session, who: Principal, grant_id: str, now: datetime) -> 
     return grant
 
 
-_sqlite_writer = threading.Lock()
-
-
-def _is_sqlite(db: Session) -> bool:
-    return db.get_bind().dialect.name == "sqlite"
-
-
-def _serialize_sqlite_writes(db: Session) -> None:
-    """On SQLite, let one query at a time run its transaction (held to the end of it).
-
-    SQLite has a single writer: a transaction that read first cannot become a writer once another one
-    committed (SQLITE_BUSY), and concurrent writers otherwise poll the lock with sleeps of up to 100 ms.
-    """
-    if not _is_sqlite(db) or db.info.get("exchange_writer"):
-        return
-    _sqlite_writer.acquire()
-    db.info["exchange_writer"] = True
-
-    def release(session: Session, transaction: Any) -> None:
-        if transaction.parent is None and session.info.pop("exchange_writer", False):
-            _sqlite_writer.release()
-
-    event.listen(db, "after_transaction_end", release)
-
-
 def _rate_limited(grant: Grant, now: datetime) -> TooManyRequests:
     metrics.DATA_ACCESSES.labels(kind="any", outcome="rate_limited").inc()
     return TooManyRequests(
         f"the grant allows {grant.rate_limit_per_minute} queries a minute; retry in the next minute",
         headers={"Retry-After": str(60 - now.second)},
     )
-
-
-def _count_use(db: Session, grant: Grant, now: datetime) -> None:
-    """Count a query against the grant's per-minute limit (429 beyond it); the counter is one row per grant."""
-    _serialize_sqlite_writes(db)
-    used = repo.count_use(db, grant.id, now.replace(second=0, microsecond=0))
-    if used > grant.rate_limit_per_minute:
-        raise _rate_limited(grant, now)
 
 
 def _fields(grant: Grant, wanted: list[str] | None) -> list[str]:
@@ -953,8 +921,22 @@ def _shape(grant: Grant, rows: list[dict[str, Any]], fields: list[str]) -> list[
     return out
 
 
-def _log_access(
-    db: Session,
+@dataclass(frozen=True)
+class PendingAccess:
+    """A data query that has run, waiting for its write: its count against the grant's limit, and its trail."""
+
+    grant_id: str
+    limit_per_minute: int
+    window: datetime  # the minute it counts in
+    access: dict[str, Any]  # the DataAccess row
+    trail: dict[str, Any]  # the audit record
+    kind: str
+
+
+AccessJournal = GroupCommit[PendingAccess, bool]
+
+
+def _pending_access(
     grant: Grant,
     who: Principal,
     *,
@@ -964,46 +946,85 @@ def _log_access(
     fields: list[str],
     use_cause: str | None,
     now: datetime,
-) -> None:
+) -> PendingAccess:
     personal = set(grant.personal_fields)
     logged = {k: ("sha256:" + audit.subject_ref(v) if k in personal else v) for k, v in params.items()}
     subject = next((v for k, v in params.items() if k in personal), None)
-    purpose = grant.purpose if not use_cause else f"{grant.purpose} / {use_cause}"
-    db.add(
-        DataAccess(
-            at=now,
-            grant_id=grant.id,
-            consumer_department_id=grant.consumer_department_id,
-            provider_department_id=grant.provider_department_id,
-            resource_id=grant.resource_id,
-            actor=who.subject,
-            kind=kind,
-            purpose=purpose[:500],
-            parameters=logged,
-            subject_ref=audit.subject_ref(subject) if subject else None,
-            rows=rows,
-            fields=fields,
-            outcome="success",
-        )
-    )
-    audit.record(
-        db,
+    purpose = (grant.purpose if not use_cause else f"{grant.purpose} / {use_cause}")[:500]
+    access = {
+        "at": now,
+        "grant_id": grant.id,
+        "consumer_department_id": grant.consumer_department_id,
+        "provider_department_id": grant.provider_department_id,
+        "resource_id": grant.resource_id,
+        "actor": who.subject,
+        "kind": kind,
+        "purpose": purpose,
+        "parameters": logged,
+        "subject_ref": audit.subject_ref(subject) if subject else None,
+        "rows": rows,
+        "fields": fields,
+        "outcome": "success",
+    }
+    trail = audit.entry(
         actor=who,
         action=f"data.{kind}",
         object_type="grant",
         object_id=grant.id,
-        purpose=purpose[:500],
+        purpose=purpose,
         subject=subject,
         detail={"parameters": logged, "rows": rows, "fields": fields},
     )
-    metrics.DATA_ACCESSES.labels(kind=kind, outcome="success").inc()
+    window = now.replace(second=0, microsecond=0)
+    return PendingAccess(grant.id, grant.rate_limit_per_minute, window, access, trail, kind)
+
+
+def settle_accesses(db: Session, items: Sequence[PendingAccess]) -> list[bool]:
+    """Count and record many data queries at once (a few statements for the whole batch).
+
+    True where a query is within its grant's per-minute limit: counted, its access row and audit
+    record written. False where it is over: nothing written, the caller refuses it with 429.
+    """
+    groups: dict[tuple[str, datetime], list[int]] = {}
+    for index, item in enumerate(items):
+        groups.setdefault((item.grant_id, item.window), []).append(index)
+    allowed = [False] * len(items)
+    for (grant_id, window), indexes in sorted(groups.items(), key=lambda g: g[0][1]):
+        wanted = len(indexes)
+        before = repo.count_uses(db, grant_id, window, wanted) - wanted
+        room = max(0, min(wanted, items[indexes[0]].limit_per_minute - before))
+        if room < wanted:
+            repo.give_back_uses(db, grant_id, wanted - room)
+        for index in indexes[:room]:
+            allowed[index] = True
+    admitted = [item for item, ok in zip(items, allowed, strict=True) if ok]
+    if admitted:
+        db.connection().execute(insert(table_of(DataAccess)), [item.access for item in admitted])
+        audit.append(db, [item.trail for item in admitted])
+    return allowed
+
+
+def _settle_query(db: Session, pending: PendingAccess, grant: Grant, journal: AccessJournal | None) -> None:
+    """Count the query and write its trail (with other queries' in one commit, given a journal); 429 over the limit."""
+    if db.in_transaction():
+        db.commit()  # the query only read: end its transaction, the write starts from a fresh snapshot
+    ok = journal.run(pending) if journal is not None else settle_accesses(db, [pending])[0]
+    if not ok:
+        raise _rate_limited(grant, pending.access["at"])
+    metrics.DATA_ACCESSES.labels(kind=pending.kind, outcome="success").inc()
 
 
 def lookup(
-    db: Session, *, who: Principal, grant_id: str, params: dict[str, str], fields: list[str] | None, use_cause: str | None = None
+    db: Session,
+    *,
+    who: Principal,
+    grant_id: str,
+    params: dict[str, str],
+    fields: list[str] | None,
+    use_cause: str | None = None,
+    journal: AccessJournal | None = None,
 ) -> tuple[Grant, list[str], list[dict[str, Any]]]:
     """Look up granted dataset rows by control parameters; only granted fields, sensitive ones masked."""
-    _serialize_sqlite_writes(db)  # before the first read: the transaction's snapshot must stay writable
     now = utcnow()
     try:
         grant = _usable_grant(db, who, grant_id, now)
@@ -1013,9 +1034,11 @@ def lookup(
         metrics.DATA_ACCESSES.labels(kind="lookup", outcome=exc.code).inc()
         raise
     rows = sources.catalogue().lookup_rows(db, resource_id=grant.resource_id, params=params, fields=chosen, limit=limit)
-    _count_use(db, grant, now)  # last, so that the counter row is locked only briefly
     shaped = _shape(grant, rows, chosen)
-    _log_access(db, grant, who, kind="lookup", params=params, rows=len(shaped), fields=chosen, use_cause=use_cause, now=now)
+    pending = _pending_access(
+        grant, who, kind="lookup", params=params, rows=len(shaped), fields=chosen, use_cause=use_cause, now=now
+    )
+    _settle_query(db, pending, grant, journal)
     return grant, chosen, shaped
 
 
@@ -1028,9 +1051,9 @@ def export(
     cursor: str | None,
     limit: int,
     use_cause: str | None = None,
+    journal: AccessJournal | None = None,
 ) -> tuple[Grant, list[str], list[dict[str, Any]], str | None]:
     """A page of the granted dataset, where the catalogue entry allows export."""
-    _serialize_sqlite_writes(db)  # before the first read: the transaction's snapshot must stay writable
     now = utcnow()
     try:
         grant = _usable_grant(db, who, grant_id, now)
@@ -1045,24 +1068,23 @@ def export(
     rows, next_cursor = sources.catalogue().export_rows(
         db, resource_id=grant.resource_id, fields=chosen, cursor=cursor, limit=limit
     )
-    _count_use(db, grant, now)
     shaped = _shape(grant, rows, chosen)
-    _log_access(
-        db,
-        grant,
-        who,
-        kind="export",
-        params={"cursor": cursor or ""},
-        rows=len(shaped),
-        fields=chosen,
-        use_cause=use_cause,
-        now=now,
+    pending = _pending_access(
+        grant, who, kind="export", params={"cursor": cursor or ""}, rows=len(shaped), fields=chosen, use_cause=use_cause, now=now
     )
+    _settle_query(db, pending, grant, journal)
     return grant, chosen, shaped, next_cursor
 
 
 def call_api(
-    db: Session, *, who: Principal, grant_id: str, params: dict[str, str], fields: list[str] | None, use_cause: str | None = None
+    db: Session,
+    *,
+    who: Principal,
+    grant_id: str,
+    params: dict[str, str],
+    fields: list[str] | None,
+    use_cause: str | None = None,
+    journal: AccessJournal | None = None,
 ) -> tuple[Grant, list[str], list[dict[str, Any]]]:
     """Query the provider's API through the hub; the answer is filtered to the granted fields and masked."""
     from exchange import upstream
@@ -1076,22 +1098,18 @@ def call_api(
         view = sources.catalogue().get_version_for_sharing(db, version_id=grant.version_id)
         if view.api is None:
             raise Conflict("this resource has no API distribution; use the lookup")
-        # Checked before the call (the provider's service is what the limit protects), counted after it,
-        # so that no write lock is held while the provider answers.
+        # Checked before the call too: the provider's service is what the limit protects.
         if repo.current_use(db, grant.id, now.replace(second=0, microsecond=0)) >= grant.rate_limit_per_minute:
             raise _rate_limited(grant, now)
         rows = upstream.call(view.api, params)
     except HubError as exc:
         metrics.DATA_ACCESSES.labels(kind="api", outcome=exc.code).inc()
         raise
-    if _is_sqlite(db):
-        # No lock is held while the provider answers; the read-only transaction ends here so that the
-        # trail is written from a fresh snapshot (SQLite cannot upgrade a stale one to a writer).
-        db.rollback()
-        _serialize_sqlite_writes(db)
-    _count_use(db, grant, now)
     shaped = _shape(grant, rows, chosen)
-    _log_access(db, grant, who, kind="api", params=params, rows=len(shaped), fields=chosen, use_cause=use_cause, now=now)
+    pending = _pending_access(
+        grant, who, kind="api", params=params, rows=len(shaped), fields=chosen, use_cause=use_cause, now=now
+    )
+    _settle_query(db, pending, grant, journal)  # counted after the call: no write waits on the provider
     return grant, chosen, shaped
 
 

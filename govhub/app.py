@@ -17,6 +17,7 @@ from certhub import endpoints as certhub_endpoints
 from certhub import service as certhub_service
 from certhub import tasks as certhub_tasks
 from exchange import endpoints as exchange_endpoints
+from exchange import service as exchange_service
 from exchange import tasks as exchange_tasks
 from govhub import __version__
 from govhub.console import endpoints as console
@@ -92,7 +93,8 @@ def create_app(
         finally:
             if scheduler is not None:
                 scheduler.shutdown()
-            app.state.journal.stop()
+            app.state.verification_commits.stop()
+            app.state.access_commits.stop()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -110,8 +112,9 @@ def create_app(
         "vault": vault,
         "storage": store,
         "keyring": KeyRing(factory, vault, settings),
-        # The write every window verification makes: shared commits (ops.groupcommit).
-        "journal": GroupCommit(factory, certhub_service.settle_verifications, name="verifications"),
+        # The writes every window verification and every data query make: shared commits (ops.groupcommit).
+        "verification_commits": GroupCommit(factory, certhub_service.settle_verifications, name="verifications"),
+        "access_commits": GroupCommit(factory, exchange_service.settle_accesses, name="data_accesses"),
         "calendar_listeners": calendar_listeners(),
     }
     for key, value in state.items():

@@ -1,0 +1,96 @@
+"""A light HTTP/1.1 load generator for the benchmarks: keep-alive connections, pre-built requests.
+
+The load runs on the same machine as the hub, so it must cost as little CPU as possible: requests are
+bytes built up front, responses are read by Content-Length, nothing is parsed beyond the status line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+def http_request(method: str, path: str, *, headers: dict[str, str] | None = None, json_body: Any = None) -> bytes:
+    """One HTTP/1.1 request as bytes (keep-alive), with a JSON body if given."""
+    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1"]
+    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    body = b""
+    if json_body is not None:
+        body = json.dumps(json_body, ensure_ascii=False).encode()
+        lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def status_ok(head: bytes, _body: bytes) -> bool:
+    return head.startswith(b"HTTP/1.1 200")
+
+
+@dataclass(frozen=True)
+class Measurement:
+    rate: float  # successful requests per second
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    first_error: str
+
+
+async def _load(
+    port: int, make: Callable[[int], bytes | None], *, connections: int, seconds: float, ok: Callable[[bytes, bytes], bool]
+) -> tuple[int, list[float], int, str]:
+    latencies: list[float] = []
+    good = errors = 0
+    first_error = ""
+    counter = 0
+    stop = time.monotonic() + seconds
+
+    async def worker() -> None:
+        nonlocal good, errors, counter, first_error
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            while time.monotonic() < stop:
+                request = make(counter)
+                counter += 1
+                if request is None:
+                    return
+                started = time.perf_counter()
+                writer.write(request)
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                body = await reader.readexactly(length)
+                latencies.append(time.perf_counter() - started)
+                if ok(head, body):
+                    good += 1
+                else:
+                    errors += 1
+                    first_error = first_error or (head.split(b"\r\n")[0] + b" " + body[:300]).decode(errors="replace")
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(worker() for _ in range(connections)))
+    return good, latencies, errors, first_error
+
+
+def measure(
+    port: int,
+    make: Callable[[int], bytes | None],
+    *,
+    connections: int,
+    seconds: float,
+    ok: Callable[[bytes, bytes], bool] = status_ok,
+) -> Measurement:
+    """Run `connections` keep-alive clients for `seconds`; `make(n)` gives the n-th request (None: no more)."""
+    started = time.perf_counter()
+    good, latencies, errors, first_error = asyncio.run(_load(port, make, connections=connections, seconds=seconds, ok=ok))
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    p50 = statistics.median(latencies) * 1000 if latencies else 0.0
+    p99 = latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1000 if latencies else 0.0
+    return Measurement(good / elapsed, p50, p99, errors, first_error)
