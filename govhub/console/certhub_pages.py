@@ -27,7 +27,7 @@ from certhub.schemas import AuthorisationCreate, DownloadQuery, FetchRequest, Sh
 from exchange import service as exchange
 from govhub.console import service as console
 from govhub.console.pages import ConsolePage, Page, console_router, errors_of, nav, templates
-from govhub.console.qr import qr_svg
+from govhub.console.qr import MAX_BYTES, TooLong, qr_svg
 from ops.auth import Principal, Role
 from ops.db import DbSession
 from ops.errors import Forbidden, HubError, Invalid, PayloadTooLarge
@@ -78,7 +78,18 @@ def _beijing(value: datetime | None) -> str:
     return value.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S") if value else ""
 
 
+def _until_beijing(value: datetime | None) -> str:
+    """The end of a period: midnight is written as 24:00 of the day before (the day still counts)."""
+    if value is None:
+        return ""
+    local = value.astimezone(SHANGHAI)
+    if local.time() == time(0):
+        return f"{(local - timedelta(days=1)):%Y-%m-%d} 24:00"
+    return f"{local:%Y-%m-%d %H:%M}"
+
+
 templates.env.filters["beijing"] = _beijing
+templates.env.filters["until_beijing"] = _until_beijing
 templates.env.globals.update(
     cert_status_names=STATUS_NAMES, cert_action_names=ACTION_NAMES, check_names=CHECK_NAMES, check_status=CHECK_STATUS
 )
@@ -163,11 +174,13 @@ def _fetch_page(page: Page, db: Session, status: int = 200, **context: Any) -> H
 
 def _certificate_view(db: Session, certificate: Certificate) -> dict[str, Any]:
     labels = certhub.field_labels(db, type_code=certificate.type_code)
+    order = {name: i for i, name in enumerate(labels)}  # the face in the type's order
+    face = sorted(certificate.face.items(), key=lambda item: order.get(item[0], len(order)))
     return {
         "certificate": certificate,
         "name": certificate.meta.get("ZZMC", certificate.type_code),
         "issuer": certificate.meta.get("ZZBFJG", certificate.issuer_code),
-        "face": [(labels.get(name, name), value) for name, value in certificate.face.items()],
+        "face": [(labels.get(name, name), value) for name, value in face],
     }
 
 
@@ -200,7 +213,7 @@ async def fetch(page: ConsolePage, db: DbSession) -> HTMLResponse:
         )
         db.commit()
         errors = {"holder_code": "无授权：持证人没有授权本部门使用该类证照，或授权已过期、已撤回"}
-        return _fetch_page(page, db, status=403, error=f"没有授权（{exc.detail}）", errors=errors, values=values, denied=True)
+        return _fetch_page(page, db, status=403, errors=errors, values=values, denied=exc.detail)
     except (HubError, ValidationError) as exc:
         message, errors = _failed(db, exc)
         return _fetch_page(page, db, status=getattr(exc, "status", 422), error=message, errors=errors, values=values)
@@ -321,10 +334,16 @@ async def show(identifier: str, page: ConsolePage, db: DbSession) -> HTMLRespons
     except (HubError, ValidationError) as exc:
         message, errors = _failed(db, exc)
         return _show_page(page, db, certificate, status=getattr(exc, "status", 422), error=message, errors=errors, values=values)
+    try:
+        qr = qr_svg(token, title=f"{certificate.meta.get('ZZMC', '')}亮证二维码")
+    except TooLong:
+        db.rollback()  # nothing was shown: no trace of a presentation that cannot be displayed
+        message = f"所选信息太多，放不进一个二维码（{len(token)} 个字符，最多 {MAX_BYTES} 个）：请少选几项"
+        return _show_page(page, db, certificate, status=422, error=message, errors={"fields": message}, values=values)
     names = dict(certhub.department_directory(db))
     presentation = {
         "token": token,
-        "qr": qr_svg(token, title=f"{certificate.meta.get('ZZMC', '')}亮证二维码"),
+        "qr": qr,
         "expires_at": expires_at,
         "seconds": body.ttl_seconds,
         "audience": body.audience,
@@ -359,9 +378,9 @@ def _authorisations_page(page: Page, db: Session, status: int = 200, **context: 
 
 
 @router.get("/me/authorisations", response_class=HTMLResponse)
-def authorisations(page: ConsolePage, db: DbSession) -> HTMLResponse:
+def authorisations(page: ConsolePage, db: DbSession, type_code: str = "") -> HTMLResponse:
     _holder(page)
-    return _authorisations_page(page, db)
+    return _authorisations_page(page, db, values={"type_code": type_code})
 
 
 @router.post("/me/authorisations", response_class=HTMLResponse)
@@ -376,7 +395,9 @@ async def authorise(page: ConsolePage, db: DbSession) -> HTMLResponse:
     except (HubError, ValidationError) as exc:
         message, errors = _failed(db, exc)
         return _authorisations_page(page, db, status=getattr(exc, "status", 422), error=message, errors=errors, values=values)
-    notice = f"已授权：{values['department_code']} 可在 {_beijing(granted.valid_until)} 前使用您的证照（{granted.purpose}）"
+    department = dict(certhub.department_directory(db)).get(values["department_code"], values["department_code"])
+    until = _until_beijing(granted.valid_until)
+    notice = f"已授权：{department}在 {until} 前可以调取您的证照，用于“{granted.purpose}”"
     return _authorisations_page(page, db, notice=notice)
 
 

@@ -12,13 +12,29 @@ from markupsafe import Markup
 from reportlab.graphics.barcode import qrencoder
 
 QUIET_ZONE = 4  # modules of white border the standard asks for
+MAX_BYTES = 2953  # the largest QR code (version 40, level L) holds this many bytes
+
+
+class TooLong(ValueError):
+    """The text does not fit in one QR code."""
+
+
+def _encoded(text: str) -> qrencoder.QRCode:
+    # reportlab's automatic choice stops at version 39 (2,809 bytes); version 40 is asked for by name.
+    for version in (None, 40):
+        code = qrencoder.QRCode(version, qrencoder.QRErrorCorrectLevel.L)
+        code.addData(text)
+        try:
+            code.make()
+        except Exception:  # noqa: S112 (reportlab raises a bare Exception: "code length overflow")
+            continue
+        return code
+    raise TooLong(f"{len(text.encode())} bytes do not fit in one QR code (at most {MAX_BYTES})")
 
 
 def qr_svg(text: str, *, title: str = "二维码") -> Markup:
-    """An SVG picture of `text` as a QR code (error correction level L: the densest data fits)."""
-    code = qrencoder.QRCode(None, qrencoder.QRErrorCorrectLevel.L)
-    code.addData(text)
-    code.make()
+    """An SVG picture of `text` as a QR code (error correction level L: the densest data fits); TooLong if it cannot."""
+    code = _encoded(text)
     size = code.getModuleCount() + 2 * QUIET_ZONE
     runs = []
     for y, row in enumerate(code.modules):

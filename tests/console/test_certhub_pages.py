@@ -232,6 +232,21 @@ def test_a_holder_shows_chosen_fields_as_a_qr_code_that_the_window_accepts(world
     assert result["valid"] is True and set(result["disclosed"]) == {"name", "address"}
 
 
+def test_too_many_fields_for_one_qr_code_are_refused_and_nothing_is_recorded(world: World) -> None:
+    holder_code = citizen_id()
+    cert = world.issue(holder_code)
+    browser, csrf = holder_signed_in(world, holder_code)
+    url = f"/console/me/certificates/{cert['identifier']}/show"
+    everything = re.findall(r'name="fields" value="([^"]+)"', browser.get(url).text)
+    assert len(everything) == 13
+    assert world.window.department is not None
+    refused = browser.post(url, data={"csrf": csrf, "fields": everything, "audience": world.window.department.code})
+    assert refused.status_code == 422 and "放不进一个二维码" in text_of(refused, "fields-error")
+    assert re.search(r'value="address" checked', refused.text)  # the choice is kept, to be trimmed
+    with world.hub.factory() as db:
+        assert not [r for r in audit.records_for(db, object_id=cert["identifier"]) if r.action == "certificate.show"]
+
+
 def test_holder_pages_are_for_holders_and_window_pages_for_windows(world: World) -> None:
     holder_code = citizen_id()
     holder, _ = holder_signed_in(world, holder_code)
