@@ -25,6 +25,7 @@ from certhub.models import (
 )
 from ops.auth import Principal, Role
 from ops.db import table_of, utcnow
+from ops.identity.models import Department
 from ops.pagination import keyset, page_of
 
 # ---- types ---------------------------------------------------------------------------------
@@ -243,6 +244,12 @@ def active_delegation(db: Session, *, holder_code: str, agent_code: str, now: da
         Delegation.valid_until > now,
     )
     return list(db.scalars(query))
+
+
+def active_departments(db: Session) -> list[tuple[str, str]]:
+    """(code, name) of every active department, by name: the public directory of verifiers and grantees."""
+    query = select(Department.code, Department.name).where(Department.active.is_(True)).order_by(Department.name)
+    return [(code, name) for code, name in db.execute(query)]
 
 
 def accesses_of(db: Session, holder_code: str, *, cursor: str | None, limit: int) -> tuple[list[Access], str | None]:

@@ -68,6 +68,21 @@ from ops.workdays import add_working_days
 ROOT = "1.2.156.3005.2"  # GB/T 36904 root of every certificate identifier
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 HOLDER_CODE_TYPE = {"person": "111", "enterprise": "001"}  # CZZTDMLX: 公民身份号码 / 统一社会信用代码
+# GB/T 36903 metadata items and their Chinese names.
+METADATA_LABELS = {
+    "ZZMC": "证照名称",
+    "ZZLXDM": "证照类型代码",
+    "ZZBH": "证照编号",
+    "ZZBS": "证照标识",
+    "ZZBFJG": "颁发机构",
+    "ZZBFJGDM": "颁发机构代码",
+    "ZZBFRQ": "颁发日期",
+    "CZZT": "持证主体",
+    "CZZTDM": "持证主体代码",
+    "CZZTDMLX": "持证主体代码类型",
+    "ZZYXQQSRQ": "有效期起始日期",
+    "ZZYXQJZRQ": "有效期截止日期",
+}
 STATUS_LIST_TTL = 300  # seconds a verifier may cache a status list
 STATUS_CACHE_SECONDS = 2.0  # the published list reflects a change within this many seconds
 KEY_CACHE_SECONDS = 30.0
@@ -860,6 +875,22 @@ def _holder_certificate(db: Session, holder_code: str, identifier: str) -> Certi
     return certificate
 
 
+def presentable_fields(certificate: Certificate) -> list[str]:
+    """The names of the fields a holder may choose to show (the selectively disclosable ones), in signed order."""
+    return [sdjwt.decode_disclosure(d)[0] for d in sdjwt.split_sd_jwt(certificate.sd_jwt)[1]]
+
+
+def field_labels(db: Session, *, type_code: str | None) -> dict[str, str]:
+    """Chinese labels of a certificate's fields: GB/T 36903 metadata, then the face fields' schema titles."""
+    labels = dict(METADATA_LABELS)
+    ctype = repository.type_by_code(db, type_code) if type_code else None
+    if ctype is not None:
+        for name, spec in ctype.face_schema.get("properties", {}).items():
+            if isinstance(spec, dict) and spec.get("title"):
+                labels[name] = str(spec["title"])
+    return labels
+
+
 def show(
     db: Session, *, who: Principal, ctx: IssueContext, identifier: str, data: ShowRequest, on_behalf_of: str | None = None
 ) -> tuple[str, str, datetime]:
@@ -870,7 +901,7 @@ def show(
     certificate = _holder_certificate(db, holder, identifier)
     if certificate.status != CertificateStatus.ACTIVE.value:
         raise Conflict(f"certificate {identifier} is {certificate.status} and cannot be shown")
-    available = {sdjwt.decode_disclosure(d)[0] for d in sdjwt.split_sd_jwt(certificate.sd_jwt)[1]}
+    available = presentable_fields(certificate)
     unknown = [f for f in data.fields if f not in available]
     if unknown:
         raise Invalid(
@@ -910,17 +941,19 @@ def authorise(db: Session, *, who: Principal, data: AuthorisationCreate, on_beha
     holder = acting_holder(db, who=who, on_behalf_of=on_behalf_of, action="authorise", type_code=type_code)
     if repository.type_by_code(db, type_code) is None:
         raise Invalid(
-            f"certificate type {type_code} is not in the catalogue", errors=[{"field": "type_code", "message": "unknown"}]
+            f"certificate type {type_code} is not in the catalogue",
+            errors=[{"field": "type_code", "message": "not in the catalogue"}],
         )
     from ops.identity import repository as departments
 
     department = departments.department_by_code(db, data.department_code.upper())
     if department is None:
         raise Invalid(
-            f"no department with code {data.department_code}", errors=[{"field": "department_code", "message": "unknown"}]
+            f"no department with code {data.department_code}",
+            errors=[{"field": "department_code", "message": "no department has this code"}],
         )
     if data.valid_until <= utcnow():
-        raise Invalid("valid_until must be in the future", errors=[{"field": "valid_until", "message": "in the past"}])
+        raise Invalid("valid_until must be in the future", errors=[{"field": "valid_until", "message": "must be in the future"}])
     row = Authorisation(
         holder_code=holder,
         type_code=type_code,
@@ -942,6 +975,46 @@ def authorise(db: Session, *, who: Principal, data: AuthorisationCreate, on_beha
         detail={"type": type_code, "department": department.code},
     )
     return row
+
+
+@dataclass(frozen=True)
+class AuthorisationView:
+    """An authorisation as its holder reads it: the type and department by name, and whether it still works."""
+
+    authorisation: Authorisation
+    type_name: str
+    department_name: str
+    department_code: str
+    state: str  # active / expired / withdrawn
+
+
+def holder_authorisations(db: Session, *, who: Principal) -> list[AuthorisationView]:
+    """My authorisations (授权用证), newest first, with what each one names and whether it is in force."""
+    if who.holder_code is None:
+        raise Forbidden("this action is for certificate holders")
+    from ops.identity import repository as departments
+
+    now = utcnow()
+    views = []
+    for row in repository.authorisations_of(db, who.holder_code):
+        ctype = repository.type_by_code(db, row.type_code)
+        department = departments.department_by_id(db, row.grantee_department_id)
+        state = "withdrawn" if row.revoked_at is not None else "expired" if row.valid_until <= now else "active"
+        views.append(
+            AuthorisationView(
+                authorisation=row,
+                type_name=ctype.name if ctype else row.type_code,
+                department_name=department.name if department else row.grantee_department_id,
+                department_code=department.code if department else "",
+                state=state,
+            )
+        )
+    return views
+
+
+def department_directory(db: Session) -> list[tuple[str, str]]:
+    """(统一社会信用代码, name) of every active department: whom a holder may show a certificate to or authorise."""
+    return repository.active_departments(db)
 
 
 def revoke_authorisation(db: Session, *, who: Principal, authorisation_id: str, on_behalf_of: str | None = None) -> Authorisation:
@@ -1243,6 +1316,18 @@ def remote_status(entries: list[dict[str, Any]], *, hub: TrustedHub, fetcher: Fe
     return result
 
 
+# Verdicts a window cannot decide either way (ETSI "indeterminate"): the issuer is not one this hub trusts, or
+# the certificate's status cannot be established. Every other refusal proves the presentation unacceptable.
+INDETERMINATE_CODES = frozenset({"untrusted_issuer", "unknown_certificate", "status_unavailable"})
+
+
+def verdict_outcome(code: str) -> str:
+    """What a verification code means to the window: valid, invalid or indeterminate."""
+    if code == "valid":
+        return "valid"
+    return "indeterminate" if code in INDETERMINATE_CODES else "invalid"
+
+
 def new_nonce(*, who: Principal) -> tuple[str, str]:
     """A fresh nonce for a holder to bind a presentation to (the window shows it as a QR code)."""
     if who.department_code is None:
@@ -1379,9 +1464,12 @@ def fetch_for_department(db: Session, *, who: Principal, holder_code: str, type_
     holder = holder_code.strip().upper()
     type_code = type_code.strip().upper()
     if citizen_id_problem(holder) and uscc_problem(holder):
+        # Name the problem of the kind of code it looks like: 18 digits (or 17 and X) is a 公民身份号码.
+        personal = len(holder) == 18 and holder[:17].isdigit() and holder[17] in "0123456789X"
+        what, problem = ("公民身份号码", citizen_id_problem(holder)) if personal else ("统一社会信用代码", uscc_problem(holder))
         raise Invalid(
             "holder_code is neither a valid 公民身份号码 nor a valid 统一社会信用代码",
-            errors=[{"field": "holder_code", "message": "bad check character or format"}],
+            errors=[{"field": "holder_code", "message": f"not a valid {what}: {problem}"}],
         )
     ctype = repository.type_by_code(db, type_code)
     if ctype is None:

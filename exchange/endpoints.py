@@ -36,7 +36,6 @@ from exchange.schemas import (
     TransitionRead,
     WebhookSet,
 )
-from ops import audit
 from ops.auth import DepartmentOrAdmin, DepartmentStaff, Holder, PlatformAdmin, Principal
 from ops.db import DbSession, HubRoute, etag
 from ops.errors import HubError, Invalid
@@ -314,9 +313,8 @@ def list_accesses(
 @router.get("/my-accesses", response_model=Page[AccessRead])
 def my_accesses(db: DbSession, who: Holder, cursor: str | None = None, limit: Limit = 50) -> Page[AccessRead]:
     """A citizen or enterprise sees which departments queried records about them, and why."""
-    assert who.holder_code is not None
-    rows, next_cursor = repo.accesses_about(db, subject_ref=audit.subject_ref(who.holder_code), cursor=cursor, limit=limit)
-    return Page(items=[AccessRead.model_validate(r) for r in rows], next_cursor=next_cursor)
+    rows, next_cursor = service.accesses_about_holder(db, who=who, cursor=cursor, limit=limit)
+    return Page(items=[AccessRead.model_validate(r.access) for r in rows], next_cursor=next_cursor)
 
 
 @router.get("/breaches", response_model=Page[BreachRead])

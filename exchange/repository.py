@@ -28,6 +28,7 @@ from exchange.models import (
 )
 from ops.auth import Principal
 from ops.errors import Invalid
+from ops.identity.models import Department
 from ops.pagination import MAX_LIMIT, decode_cursor, encode_cursor, keyset, page_of
 
 
@@ -169,6 +170,21 @@ def list_accesses(
 def accesses_about(db: Session, *, subject_ref: str, cursor: str | None, limit: int) -> tuple[list[DataAccess], str | None]:
     query = select(DataAccess).where(DataAccess.subject_ref == subject_ref)
     return _split(list(db.scalars(_by_id_desc(query, DataAccess.id, cursor, limit))), limit)
+
+
+def resource_names(db: Session, grant_ids: set[str]) -> dict[str, str]:
+    """Grant id → the name of the resource it grants."""
+    if not grant_ids:
+        return {}
+    return {gid: name for gid, name in db.execute(select(Grant.id, Grant.resource_name).where(Grant.id.in_(grant_ids)))}
+
+
+def department_names(db: Session, department_ids: set[str]) -> dict[str, str]:
+    """Department id → name."""
+    if not department_ids:
+        return {}
+    query = select(Department.id, Department.name).where(Department.id.in_(department_ids))
+    return {did: name for did, name in db.execute(query)}
 
 
 def list_breaches(db: Session, who: Principal, *, cursor: str | None, limit: int) -> tuple[list[DeadlineBreach], str | None]:

@@ -1113,6 +1113,35 @@ def call_api(
     return grant, chosen, shaped
 
 
+@dataclass(frozen=True)
+class SubjectAccess:
+    """One query of records about a holder, as the holder reads it: which department, which resource, why."""
+
+    access: DataAccess
+    consumer_name: str
+    resource_name: str
+
+
+def accesses_about_holder(
+    db: Session, *, who: Principal, cursor: str | None, limit: int
+) -> tuple[list[SubjectAccess], str | None]:
+    """A citizen or enterprise sees which departments queried records about them, and why (newest first)."""
+    if who.holder_code is None:
+        raise Forbidden("this list is for citizens and enterprises (holders)")
+    rows, next_cursor = repo.accesses_about(db, subject_ref=audit.subject_ref(who.holder_code), cursor=cursor, limit=limit)
+    resources = repo.resource_names(db, {r.grant_id for r in rows})
+    departments = repo.department_names(db, {r.consumer_department_id for r in rows})
+    items = [
+        SubjectAccess(
+            access=r,
+            consumer_name=departments.get(r.consumer_department_id, r.consumer_department_id),
+            resource_name=resources.get(r.grant_id, r.resource_id),
+        )
+        for r in rows
+    ]
+    return items, next_cursor
+
+
 # ---------------------------------------------------------------------------------------------
 # Supervision: overdue sweep, calendar recompute, webhooks, report
 

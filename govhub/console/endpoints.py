@@ -37,7 +37,7 @@ from ops.identity.schemas import ClientCreate, DepartmentCreate
 from ops.workdays import service as workdays
 
 router = console_router()
-PAGE_MODULES: tuple[str, ...] = ()  # further page modules of govhub.console, each with a ``router``
+PAGE_MODULES: tuple[str, ...] = ("certhub_pages",)  # further page modules of govhub.console, each with a ``router``
 
 
 def install(app: FastAPI) -> None:

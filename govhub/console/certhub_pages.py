@@ -1,0 +1,451 @@
+"""Console pages of the certificate hub: the window clerk's verification and the holder's own certificates.
+
+Window (窗口, and department staff who may verify): verify a presentation scanned or pasted at the counter,
+fetch a holder's certificate with their authorisation (一证通办), verify a sealed PDF.
+Holder (持证人): my certificates, 亮证 as a QR code, 授权用证, and who used my certificates and my data.
+Thin: every rule is in ``certhub.service``, ``seal.service`` and ``exchange.service``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from datetime import date, datetime, time, timedelta
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from fastapi import Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from certhub import repository as certhub_repo
+from certhub import service as certhub
+from certhub.models import Certificate
+from certhub.schemas import AuthorisationCreate, DownloadQuery, FetchRequest, ShowRequest, VerifyRequest
+from exchange import service as exchange
+from govhub.console import service as console
+from govhub.console.pages import ConsolePage, Page, console_router, errors_of, nav, templates
+from govhub.console.qr import MAX_BYTES, TooLong, qr_svg
+from ops.auth import Principal, Role
+from ops.db import DbSession
+from ops.errors import Forbidden, HubError, Invalid, PayloadTooLarge
+from seal import service as seal
+from seal.config import get_seal_settings
+
+router = console_router()
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+VERIFIERS = (Role.WINDOW, Role.DEPARTMENT_SYSTEM, Role.DEPARTMENT_ADMIN)  # as POST /certhub/verifications
+PAGE_SIZE = 50
+
+# Why a presentation was accepted or refused, in the words a window clerk reads (codes: docs/certhub.md).
+REASONS = {
+    "valid": "证照真实、在有效期内、状态正常",
+    "malformed": "无法识别：不是亮证二维码，或内容不完整、被改动",
+    "untrusted_issuer": "签发方不在信任列表中（不是本枢纽或互认枢纽签发的证照）",
+    "bad_signature": "签名验证失败：内容已被篡改",
+    "not_yet_valid": "证照尚未生效",
+    "expired": "证照已过有效期",
+    "wrong_audience": "该亮证码是出示给其他部门的，不是本部门",
+    "nonce_mismatch": "亮证码与本窗口给出的随机码不一致",
+    "presentation_expired": "亮证码已过期，请持证人重新亮证",
+    "replayed": "该亮证码已使用过（重放），请持证人重新亮证",
+    "revoked": "已注销",
+    "suspended": "已暂停使用（异议处理中）",
+    "superseded": "已变更，请持证人出示最新版本",
+    "unknown_certificate": "本枢纽证照库中没有该证照",
+    "status_unavailable": "暂时无法确认证照状态",
+}
+OUTCOMES = {"valid": "有效", "invalid": "无效", "indeterminate": "无法确定"}
+UNREADABLE = frozenset({"malformed", "bad_signature"})  # the pasted text itself is wrong: say so at the field
+STATUS_NAMES = {"active": "有效", "suspended": "已暂停", "superseded": "已变更", "revoked": "已注销"}
+ACTION_NAMES = {"verify": "核验", "fetch": "调取", "download": "下载", "view": "查看"}
+CHECK_NAMES = {
+    "document_integrity": "文档完整性",
+    "signature": "签名",
+    "seal_structure": "印章结构",
+    "chain": "证书链",
+    "seal_valid_at_signing": "盖章时印章有效",
+    "seal_status_now": "印章当前状态",
+    "timestamp": "时间戳",
+}
+CHECK_STATUS = {"passed": "通过", "failed": "未通过", "indeterminate": "无法确定", "warning": "警告", "not_applicable": "不适用"}
+TTL_CHOICES = (60, 120, 300, 600)
+
+
+def _beijing(value: datetime | None) -> str:
+    return value.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S") if value else ""
+
+
+def _until_beijing(value: datetime | None) -> str:
+    """The end of a period: midnight is written as 24:00 of the day before (the day still counts)."""
+    if value is None:
+        return ""
+    local = value.astimezone(SHANGHAI)
+    if local.time() == time(0):
+        return f"{(local - timedelta(days=1)):%Y-%m-%d} 24:00"
+    return f"{local:%Y-%m-%d %H:%M}"
+
+
+templates.env.filters["beijing"] = _beijing
+templates.env.filters["until_beijing"] = _until_beijing
+templates.env.globals.update(
+    cert_status_names=STATUS_NAMES, cert_action_names=ACTION_NAMES, check_names=CHECK_NAMES, check_status=CHECK_STATUS
+)
+
+
+def _is_verifier(p: Principal) -> bool:
+    return p.has(*VERIFIERS) and p.department_id is not None
+
+
+def _require_verifier(page: Page) -> None:
+    page.require(*VERIFIERS)
+    if page.principal.department_id is None:
+        raise Forbidden("核验证照需要所属部门 (a verifier must belong to a department)")
+
+
+def _failed(db: Session, exc: HubError | ValidationError) -> tuple[str, dict[str, str]]:
+    """Undo whatever the refused action wrote, and say why next to the fields."""
+    db.rollback()
+    return errors_of(exc)
+
+
+# ---- window: verify a presentation (亮证核验) ----------------------------------------------------------------
+
+
+def _window_page(page: Page, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    context.setdefault("errors", {})
+    context.setdefault("values", {})
+    return page.render(template, status=status, **context)
+
+
+@router.get("/verify", response_class=HTMLResponse)
+def verify_form(page: ConsolePage) -> HTMLResponse:
+    _require_verifier(page)
+    return _window_page(page, "certhub/verify.html")
+
+
+@router.post("/verify", response_class=HTMLResponse)
+async def verify(page: ConsolePage, db: DbSession) -> HTMLResponse:
+    _require_verifier(page)
+    data = await page.form()
+    token = data.get("token", "").strip()
+    values = {"token": token}
+    if not token:
+        errors = {"token": "请扫描或粘贴持证人出示的二维码内容"}
+        return _window_page(page, "certhub/verify.html", status=422, error="没有可核验的内容", errors=errors, values=values)
+    try:
+        body = VerifyRequest(token=token)
+    except ValidationError as exc:
+        message, errors = errors_of(exc)
+        return _window_page(page, "certhub/verify.html", status=422, error=message, errors=errors, values=values)
+    settings = page.request.app.state.settings
+    verdict = certhub.verify(db, who=page.principal, settings=settings, token=body.token, nonce=None)
+    # As POST /certhub/verifications: commit here, so the nonce claim's write lock is released at once.
+    db.commit()
+    outcome = certhub.verdict_outcome(verdict.code)
+    type_code = verdict.claims.get("ZZLXDM")
+    labels = certhub.field_labels(db, type_code=type_code)
+    result = {
+        "outcome": outcome,
+        "outcome_name": OUTCOMES[outcome],
+        "code": verdict.code,
+        "reason": REASONS.get(verdict.code, verdict.code),
+        "message": verdict.message,
+        "claims": verdict.claims,
+        "status": verdict.status,
+        "identifier": verdict.identifier,
+        "issuer_hub": verdict.issuer_hub,
+        "disclosed": [(labels.get(name, name), value) for name, value in verdict.disclosed.items()],
+    }
+    errors = {"token": f"{REASONS[verdict.code]}（{verdict.message}）"} if verdict.code in UNREADABLE else {}
+    # The field is emptied after a verdict: the next scan goes straight in.
+    return _window_page(page, "certhub/verify.html", status=422 if errors else 200, result=result, errors=errors)
+
+
+# ---- window: fetch by holder code (一证通办) -----------------------------------------------------------------
+
+
+def _fetch_page(page: Page, db: Session, status: int = 200, **context: Any) -> HTMLResponse:
+    types = certhub_repo.list_types(db, include_inactive=False)
+    return _window_page(page, "certhub/fetch.html", status=status, types=types, **context)
+
+
+def _certificate_view(db: Session, certificate: Certificate) -> dict[str, Any]:
+    labels = certhub.field_labels(db, type_code=certificate.type_code)
+    order = {name: i for i, name in enumerate(labels)}  # the face in the type's order
+    face = sorted(certificate.face.items(), key=lambda item: order.get(item[0], len(order)))
+    return {
+        "certificate": certificate,
+        "name": certificate.meta.get("ZZMC", certificate.type_code),
+        "issuer": certificate.meta.get("ZZBFJG", certificate.issuer_code),
+        "face": [(labels.get(name, name), value) for name, value in face],
+    }
+
+
+@router.get("/verify/fetch", response_class=HTMLResponse)
+def fetch_form(page: ConsolePage, db: DbSession) -> HTMLResponse:
+    _require_verifier(page)
+    return _fetch_page(page, db)
+
+
+@router.post("/verify/fetch", response_class=HTMLResponse)
+async def fetch(page: ConsolePage, db: DbSession) -> HTMLResponse:
+    _require_verifier(page)
+    data = await page.form()
+    values = {k: data.get(k, "") for k in ("holder_code", "type_code", "useCause")}
+    try:
+        body = FetchRequest.model_validate(values)
+        certificate = certhub.fetch_for_department(
+            db, who=page.principal, holder_code=body.holder_code, type_code=body.type_code, use_cause=body.use_cause
+        )
+    except Forbidden as exc:
+        # As POST /certhub/fetch: the refusal is recorded, on its own.
+        db.rollback()
+        certhub.record_denied_fetch(
+            db,
+            who=page.principal,
+            holder_code=values["holder_code"],
+            type_code=values["type_code"],
+            use_cause=values["useCause"],
+            reason=exc.detail,
+        )
+        db.commit()
+        errors = {"holder_code": "无授权：持证人没有授权本部门使用该类证照，或授权已过期、已撤回"}
+        return _fetch_page(page, db, status=403, errors=errors, values=values, denied=exc.detail)
+    except (HubError, ValidationError) as exc:
+        message, errors = _failed(db, exc)
+        return _fetch_page(page, db, status=getattr(exc, "status", 422), error=message, errors=errors, values=values)
+    return _fetch_page(page, db, values=values, fetched=_certificate_view(db, certificate))
+
+
+@router.get("/verify/fetch/{identifier}/pdf", response_model=None)
+def fetch_pdf(
+    identifier: str, page: ConsolePage, db: DbSession, use_cause: Annotated[str, Query(alias="useCause", max_length=1000)] = ""
+) -> Response:
+    """The sealed PDF copy of a fetched certificate; recorded with the same useCause."""
+    _require_verifier(page)
+    try:
+        cause = DownloadQuery(use_cause=use_cause).use_cause
+    except ValidationError as exc:
+        raise Invalid(errors_of(exc)[1].get("use_cause", "申请事由 (useCause) is required")) from exc
+    storage = page.request.app.state.storage
+    certificate, data = certhub.pdf_copy(db, who=page.principal, storage=storage, identifier=identifier, use_cause=cause)
+    filename = f"{certificate.serial}-{certificate.cert_version:03d}.pdf"
+    return Response(data, media_type="application/pdf", headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+# ---- window: verify a sealed PDF ----------------------------------------------------------------------------
+
+
+@router.get("/verify/pdf", response_class=HTMLResponse)
+def pdf_form(page: ConsolePage) -> HTMLResponse:
+    page.require(*VERIFIERS, Role.PLATFORM_ADMIN)
+    return _window_page(page, "certhub/verify_pdf.html")
+
+
+@router.post("/verify/pdf", response_class=HTMLResponse)
+async def verify_pdf(page: ConsolePage, db: DbSession) -> HTMLResponse:
+    page.require(*VERIFIERS, Role.PLATFORM_ADMIN)
+    form = await page.request.form()
+    console.check_csrf(page.session, str(form.get("csrf", "")))
+    upload = form.get("file")
+    limit = get_seal_settings().max_pdf_bytes
+    try:
+        if upload is None or isinstance(upload, str) or not upload.filename:
+            raise Invalid("请选择要验证的 PDF 文件", errors=[{"field": "file", "message": "请选择要验证的 PDF 文件"}])
+        pdf = await upload.read(limit + 1)
+        if len(pdf) > limit:
+            raise PayloadTooLarge(f"文件超过 {limit} 字节", errors=[{"field": "file", "message": f"文件超过 {limit} 字节"}])
+        # pyHanko runs its own event loop: validate in a worker thread, as the sync API endpoint does.
+        report = await run_in_threadpool(seal.verify_pdf, db, pdf_bytes=pdf)
+    except HubError as exc:
+        message, errors = _failed(db, exc)
+        errors = {"file": f"无法验证此文件：{message}"}
+        return _window_page(page, "certhub/verify_pdf.html", status=exc.status, error=message, errors=errors)
+    seal.record_verification(
+        db, who=page.principal, kind="pdf", verdict=report.verdict, document_hash=hashlib.sha256(pdf).hexdigest()
+    )
+    filename = upload.filename
+    return _window_page(page, "certhub/verify_pdf.html", report=report, outcome_name=OUTCOMES[report.verdict], filename=filename)
+
+
+# ---- holder: my certificates and 亮证 ---------------------------------------------------------------------
+
+
+def _holder(page: Page) -> str:
+    page.require(Role.HOLDER)
+    assert page.principal.holder_code is not None
+    return page.principal.holder_code
+
+
+@router.get("/me/certificates", response_class=HTMLResponse)
+def my_certificates(page: ConsolePage, db: DbSession) -> HTMLResponse:
+    holder = _holder(page)
+    rows = certhub.holder_certificates(db, who=page.principal, holder_code=holder)
+    return page.render("certhub/my_certificates.html", certificates=[_certificate_view(db, c) for c in rows])
+
+
+def _own_certificate(db: Session, page: Page, identifier: str) -> Certificate:
+    _holder(page)
+    return certhub.get_certificate(db, who=page.principal, identifier=identifier)
+
+
+def _show_page(page: Page, db: Session, certificate: Certificate, status: int = 200, **context: Any) -> HTMLResponse:
+    labels = certhub.field_labels(db, type_code=certificate.type_code)
+    fields = [(name, labels.get(name, name)) for name in certhub.presentable_fields(certificate)]
+    context.setdefault("values", {"fields": ["CZZT"], "ttl_seconds": "300"})
+    return page.render(
+        "certhub/show.html",
+        status=status,
+        view=_certificate_view(db, certificate),
+        fields=fields,
+        departments=certhub.department_directory(db),
+        ttl_choices=TTL_CHOICES,
+        errors=context.pop("errors", {}),
+        **context,
+    )
+
+
+@router.get("/me/certificates/{identifier}/show", response_class=HTMLResponse)
+def show_form(identifier: str, page: ConsolePage, db: DbSession) -> HTMLResponse:
+    return _show_page(page, db, _own_certificate(db, page, identifier))
+
+
+@router.post("/me/certificates/{identifier}/show", response_class=HTMLResponse)
+async def show(identifier: str, page: ConsolePage, db: DbSession) -> HTMLResponse:
+    certificate = _own_certificate(db, page, identifier)
+    form = await page.request.form()
+    console.check_csrf(page.session, str(form.get("csrf", "")))
+    chosen = [str(f) for f in form.getlist("fields")]
+    values: dict[str, Any] = {
+        "fields": chosen,
+        "audience": str(form.get("audience", "")).strip().upper(),
+        "ttl_seconds": str(form.get("ttl_seconds", "300")),
+    }
+    state = page.request.app.state
+    ctx = certhub.IssueContext(vault=state.vault, settings=state.settings, storage=state.storage)
+    try:
+        if not chosen:
+            raise Invalid("请至少选择一项要出示的信息", errors=[{"field": "fields", "message": "请至少选择一项要出示的信息"}])
+        body = ShowRequest.model_validate(values)
+        token, _nonce, expires_at = certhub.show(db, who=page.principal, ctx=ctx, identifier=identifier, data=body)
+    except (HubError, ValidationError) as exc:
+        message, errors = _failed(db, exc)
+        return _show_page(page, db, certificate, status=getattr(exc, "status", 422), error=message, errors=errors, values=values)
+    try:
+        qr = qr_svg(token, title=f"{certificate.meta.get('ZZMC', '')}亮证二维码")
+    except TooLong:
+        db.rollback()  # nothing was shown: no trace of a presentation that cannot be displayed
+        message = f"所选信息太多，放不进一个二维码（{len(token)} 个字符，最多 {MAX_BYTES} 个）：请少选几项"
+        return _show_page(page, db, certificate, status=422, error=message, errors={"fields": message}, values=values)
+    names = dict(certhub.department_directory(db))
+    presentation = {
+        "token": token,
+        "qr": qr,
+        "expires_at": expires_at,
+        "seconds": body.ttl_seconds,
+        "audience": body.audience,
+        "audience_name": names.get(body.audience, body.audience),
+    }
+    return _show_page(page, db, certificate, values=values, presentation=presentation)
+
+
+# ---- holder: 授权用证 -----------------------------------------------------------------------------------------
+
+
+def _until(text: str) -> datetime | str:
+    """A date typed in the form is the last day: the authorisation ends at 24:00 of it, Beijing time."""
+    try:
+        day = date.fromisoformat(text.strip())
+    except ValueError:
+        return text  # left to the schema, which says what is wrong
+    return datetime.combine(day + timedelta(days=1), time(0), tzinfo=SHANGHAI)
+
+
+def _authorisations_page(page: Page, db: Session, status: int = 200, **context: Any) -> HTMLResponse:
+    context.setdefault("values", {})
+    return page.render(
+        "certhub/authorisations.html",
+        status=status,
+        authorisations=certhub.holder_authorisations(db, who=page.principal),
+        types=certhub_repo.list_types(db, include_inactive=False),
+        departments=certhub.department_directory(db),
+        errors=context.pop("errors", {}),
+        **context,
+    )
+
+
+@router.get("/me/authorisations", response_class=HTMLResponse)
+def authorisations(page: ConsolePage, db: DbSession, type_code: str = "") -> HTMLResponse:
+    _holder(page)
+    return _authorisations_page(page, db, values={"type_code": type_code})
+
+
+@router.post("/me/authorisations", response_class=HTMLResponse)
+async def authorise(page: ConsolePage, db: DbSession) -> HTMLResponse:
+    _holder(page)
+    data = await page.form()
+    values = {k: data.get(k, "").strip() for k in ("type_code", "department_code", "purpose", "valid_until")}
+    values["department_code"] = values["department_code"].upper()
+    try:
+        body = AuthorisationCreate.model_validate({**values, "valid_until": _until(values["valid_until"])})
+        granted = certhub.authorise(db, who=page.principal, data=body)
+    except (HubError, ValidationError) as exc:
+        message, errors = _failed(db, exc)
+        return _authorisations_page(page, db, status=getattr(exc, "status", 422), error=message, errors=errors, values=values)
+    department = dict(certhub.department_directory(db)).get(values["department_code"], values["department_code"])
+    until = _until_beijing(granted.valid_until)
+    notice = f"已授权：{department}在 {until} 前可以调取您的证照，用于“{granted.purpose}”"
+    return _authorisations_page(page, db, notice=notice)
+
+
+@router.post("/me/authorisations/{authorisation_id}/withdraw", response_model=None)
+async def withdraw(authorisation_id: str, page: ConsolePage, db: DbSession) -> Response:
+    _holder(page)
+    await page.form()
+    try:
+        certhub.revoke_authorisation(db, who=page.principal, authorisation_id=authorisation_id)
+    except HubError as exc:
+        message, _ = _failed(db, exc)
+        return _authorisations_page(page, db, status=exc.status, error=message)
+    return RedirectResponse("/console/me/authorisations?withdrawn=1", status_code=303)
+
+
+# ---- holder: who used my certificates and my data ----------------------------------------------------------
+
+
+def _paged(request: Request) -> str | None:
+    return request.query_params.get("cursor") or None
+
+
+@router.get("/me/accesses", response_class=HTMLResponse)
+def certificate_accesses(page: ConsolePage, db: DbSession) -> HTMLResponse:
+    _holder(page)
+    rows, next_cursor = certhub.holder_accesses(db, who=page.principal, cursor=_paged(page.request), limit=PAGE_SIZE)
+    return page.render("certhub/accesses.html", accesses=rows, next_cursor=next_cursor)
+
+
+@router.get("/me/data-accesses", response_class=HTMLResponse)
+def data_accesses(page: ConsolePage, db: DbSession) -> HTMLResponse:
+    _holder(page)
+    rows, next_cursor = exchange.accesses_about_holder(db, who=page.principal, cursor=_paged(page.request), limit=PAGE_SIZE)
+    return page.render("certhub/data_accesses.html", accesses=rows, next_cursor=next_cursor)
+
+
+def _holder_nav(p: Principal) -> bool:
+    return p.has(Role.HOLDER)
+
+
+_MENU: tuple[tuple[str, str, Callable[[Principal], bool]], ...] = (
+    ("/console/verify", "亮证核验", _is_verifier),
+    ("/console/verify/fetch", "一证通办", _is_verifier),
+    ("/console/verify/pdf", "验证 PDF", lambda p: p.has(*VERIFIERS, Role.PLATFORM_ADMIN)),
+    ("/console/me/certificates", "我的证照", _holder_nav),
+    ("/console/me/authorisations", "授权用证", _holder_nav),
+    ("/console/me/accesses", "证照使用记录", _holder_nav),
+    ("/console/me/data-accesses", "数据使用记录", _holder_nav),
+)
+for _href, _label, _allowed in _MENU:
+    nav(_href, _label, _allowed)
