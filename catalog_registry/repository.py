@@ -133,6 +133,17 @@ def department(db: Session, department_id: str) -> Department | None:
     return db.get(Department, department_id)
 
 
+def published_providers(db: Session) -> list[tuple[str, str]]:
+    """(id, name) of every department with a published entry, by name."""
+    providers = select(SearchDoc.provider_department_id).distinct()
+    return [
+        (i, n)
+        for i, n in db.execute(
+            select(Department.id, Department.name).where(Department.id.in_(providers)).order_by(Department.name)
+        )
+    ]
+
+
 # --- datasets -------------------------------------------------------------------------------
 
 

@@ -1003,6 +1003,11 @@ def search(
     return _hits(db, hits), next_cursor
 
 
+def providers(db: Session) -> list[tuple[str, str]]:
+    """(id, name) of the departments that provide published entries: the choices of the search's provider filter."""
+    return repository.published_providers(db)
+
+
 @dataclass(frozen=True)
 class _Plan:
     """How to find the docs of a query: through a bigram's posting, or by scanning the docs."""

@@ -40,7 +40,6 @@ from ops.auth import DepartmentOrAdmin, DepartmentStaff, Holder, PlatformAdmin, 
 from ops.db import DbSession, HubRoute, etag
 from ops.errors import HubError, Invalid
 from ops.pagination import Page
-from ops.workdays.service import calendar
 
 router = APIRouter(prefix="/exchange", tags=["exchange"], route_class=HubRoute)
 IfMatch = Annotated[str | None, Header(description="the request's ETag; a stale one gets 409")]
@@ -123,13 +122,8 @@ def list_requests(
 ) -> Page[RequestRead]:
     """Requests the caller's department filed or provides data for (all, for the platform), newest first."""
     rows, next_cursor = repo.list_requests(db, who, state=state, side=side, overdue=overdue, cursor=cursor, limit=limit)
-    steps = repo.open_steps_for(db, [r.id for r in rows])
-    cal, now = calendar(db), service.now()
-    items = []
-    for req in rows:
-        out = RequestRead.model_validate(req)
-        out.deadline = service.deadline_of(db, steps.get(req.id), now, cal=cal)
-        items.append(out)
+    deadlines = service.deadlines_of(db, [r.id for r in rows])
+    items = [RequestRead.model_validate(req).model_copy(update={"deadline": deadlines.get(req.id)}) for req in rows]
     return Page(items=items, next_cursor=next_cursor)
 
 
@@ -303,10 +297,15 @@ def call_api(grant_id: str, body: DataQuery, request: Request, db: DbSession, wh
 
 @router.get("/accesses", response_model=Page[AccessRead])
 def list_accesses(
-    db: DbSession, who: DepartmentOrAdmin, grant_id: str | None = None, cursor: str | None = None, limit: Limit = 50
+    db: DbSession,
+    who: DepartmentOrAdmin,
+    grant_id: str | None = None,
+    side: Literal["consumer", "provider"] | None = None,
+    cursor: str | None = None,
+    limit: Limit = 50,
 ) -> Page[AccessRead]:
     """Who used the caller's data (provider), or what it queried (consumer); everything for the platform."""
-    rows, next_cursor = repo.list_accesses(db, who, grant_id=grant_id, cursor=cursor, limit=limit)
+    rows, next_cursor = repo.list_accesses(db, who, grant_id=grant_id, side=side, cursor=cursor, limit=limit)
     return Page(items=[AccessRead.model_validate(r) for r in rows], next_cursor=next_cursor)
 
 

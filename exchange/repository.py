@@ -54,7 +54,9 @@ def list_requests(
     overdue: bool | None,
     cursor: str | None,
     limit: int,
+    extension: str | None = None,
 ) -> tuple[list[SharingRequest], str | None]:
+    """Requests the caller may see; `extension` keeps those whose open step has an extension in that state."""
     query = readable_requests(who)
     if state:
         query = query.where(SharingRequest.state == state)
@@ -65,6 +67,9 @@ def list_requests(
     if overdue is not None:
         late = select(RequestStep.request_id).where(RequestStep.open.is_(True), RequestStep.overdue.is_(True))
         query = query.where(SharingRequest.id.in_(late) if overdue else SharingRequest.id.not_in(late))
+    if extension:
+        asked = select(RequestStep.request_id).where(RequestStep.open.is_(True), RequestStep.extension_state == extension)
+        query = query.where(SharingRequest.id.in_(asked))
     rows = list(db.scalars(keyset(query, created=SharingRequest.created_at, ident=SharingRequest.id, cursor=cursor, limit=limit)))
     return page_of(rows, limit)
 
@@ -155,13 +160,19 @@ def _split(rows: list[Any], limit: int) -> tuple[list[Any], str | None]:
 
 
 def list_accesses(
-    db: Session, who: Principal, *, grant_id: str | None, cursor: str | None, limit: int
+    db: Session, who: Principal, *, grant_id: str | None, cursor: str | None, limit: int, side: str | None = None
 ) -> tuple[list[DataAccess], str | None]:
-    """Accesses the caller may see: of its own data (provider) or by itself (consumer); all for the platform."""
+    """Accesses the caller may see: of its own data (provider) or by itself (consumer); all for the platform.
+
+    `side` "provider" keeps the uses of the caller's data, "consumer" its own queries."""
     query = select(DataAccess)
+    mine = who.department_id or ""
     if not who.is_platform_admin:
-        mine = who.department_id or ""
         query = query.where(or_(DataAccess.provider_department_id == mine, DataAccess.consumer_department_id == mine))
+    if side == "provider":
+        query = query.where(DataAccess.provider_department_id == mine)
+    elif side == "consumer":
+        query = query.where(DataAccess.consumer_department_id == mine)
     if grant_id:
         query = query.where(DataAccess.grant_id == grant_id)
     return _split(list(db.scalars(_by_id_desc(query, DataAccess.id, cursor, limit))), limit)

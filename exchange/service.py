@@ -76,6 +76,10 @@ TRANSITIONS: dict[str, tuple[frozenset[RequestState], RequestState]] = {
 }
 
 
+# A decided request can be rated once by its consumer (好差评).
+RATEABLE_STATES = frozenset({RequestState.GRANTED, RequestState.REJECTED, RequestState.CLOSED, RequestState.REFUSED})
+
+
 class GrantNotUsable(HubError):
     status, code, title = 403, "grant_not_usable", "Grant not usable"
 
@@ -437,9 +441,12 @@ def refuse(db: Session, *, who: Principal, request_id: str, reason: str, expecte
     return req
 
 
-def provide(db: Session, *, who: Principal, policy: Policy, request_id: str) -> SharingRequest:
+def provide(
+    db: Session, *, who: Principal, policy: Policy, request_id: str, expected_version: int | None = None
+) -> SharingRequest:
     """Issue the grant of a directly provided request once its data is available."""
     req = _get(db, who, request_id)
+    _check_version(req, expected_version)
     view = sources.catalogue().get_version_for_sharing(db, version_id=req.version_id)
     if req.state == RequestState.PROVISIONING and not (view.has_dataset or view.api is not None):
         raise Conflict(f"{req.resource_code} has no loaded dataset and no API yet; nothing can be provided")
@@ -590,9 +597,12 @@ def withdraw(
     return req
 
 
-def request_extension(db: Session, *, who: Principal, policy: Policy, request_id: str, data: ExtensionCreate) -> SharingRequest:
+def request_extension(
+    db: Session, *, who: Principal, policy: Policy, request_id: str, data: ExtensionCreate, expected_version: int | None = None
+) -> SharingRequest:
     """The provider asks the platform for more working days to decide (once per request, bounded)."""
     req = _get(db, who, request_id)
+    _check_version(req, expected_version)
     if who.department_id != req.provider_department_id:
         raise Forbidden("only the provider department asks for an extension")
     step = repo.open_step(db, req.id)
@@ -613,9 +623,12 @@ def request_extension(db: Session, *, who: Principal, policy: Policy, request_id
     return req
 
 
-def decide_extension(db: Session, *, who: Principal, request_id: str, data: ExtensionDecision) -> SharingRequest:
+def decide_extension(
+    db: Session, *, who: Principal, request_id: str, data: ExtensionDecision, expected_version: int | None = None
+) -> SharingRequest:
     """The platform approves (the deadline moves) or refuses (with a reason) a pending extension."""
     req = _get(db, who, request_id)
+    _check_version(req, expected_version)
     step = repo.open_step(db, req.id)
     if step is None or step.extension_state != "pending":
         raise Conflict("there is no pending extension on this request")
@@ -666,9 +679,12 @@ def _record_side_action(
     metrics.SHARING_REQUEST_EVENTS.labels(event=action).inc()
 
 
-def escalate(db: Session, *, who: Principal, policy: Policy, request_id: str, reason: str) -> SharingRequest:
+def escalate(
+    db: Session, *, who: Principal, policy: Policy, request_id: str, reason: str, expected_version: int | None = None
+) -> SharingRequest:
     """The consumer escalates a refused conditional request to the platform for coordination (协调)."""
     req = _get(db, who, request_id)
+    _check_version(req, expected_version)
     if who.department_id != req.consumer_department_id:
         raise Forbidden("only the consumer department escalates its request")
     reason = _require_reason(reason, "an escalation")
@@ -679,9 +695,18 @@ def escalate(db: Session, *, who: Principal, policy: Policy, request_id: str, re
     return req
 
 
-def coordinate(db: Session, *, who: Principal, policy: Policy, request_id: str, data: CoordinationOutcome) -> SharingRequest:
+def coordinate(
+    db: Session,
+    *,
+    who: Principal,
+    policy: Policy,
+    request_id: str,
+    data: CoordinationOutcome,
+    expected_version: int | None = None,
+) -> SharingRequest:
     """Record the platform's coordination outcome: a grant, or the refusal upheld."""
     req = _get(db, who, request_id)
+    _check_version(req, expected_version)
     if data.outcome == "uphold":
         _transition(db, req, who=who, action="coordinate_uphold", reason=data.reason)
         _close_step(db, req, outcome="upheld", at=utcnow())
@@ -712,7 +737,7 @@ def rate(db: Session, *, who: Principal, request_id: str, data: RatingCreate) ->
     req = _get(db, who, request_id)
     if who.department_id != req.consumer_department_id:
         raise Forbidden("only the consumer department rates its request")
-    if req.state not in (RequestState.GRANTED, RequestState.REJECTED, RequestState.CLOSED, RequestState.REFUSED):
+    if req.state not in RATEABLE_STATES:
         raise Conflict(f"the request is {req.state}; only a decided request can be rated")
     if repo.rating_for(db, req.id) is not None:
         raise Conflict("this request was already rated")
@@ -762,6 +787,12 @@ def deadline_of(
         extension_days=step.extension_days,
         extension_state=step.extension_state,
     )
+
+
+def deadlines_of(db: Session, request_ids: list[str]) -> dict[str, DeadlineRead]:
+    """The current deadline of each of these requests that has an open step."""
+    steps, cal, at = repo.open_steps_for(db, request_ids), calendar(db), now()
+    return {rid: deadline for rid, step in steps.items() if (deadline := deadline_of(db, step, at, cal=cal)) is not None}
 
 
 def get_request(db: Session, *, who: Principal, request_id: str) -> SharingRequest:

@@ -37,7 +37,8 @@ from ops.identity.schemas import ClientCreate, DepartmentCreate
 from ops.workdays import service as workdays
 
 router = console_router()
-PAGE_MODULES: tuple[str, ...] = ("certhub_pages",)  # further page modules of govhub.console, each with a ``router``
+# Further page modules of govhub.console, each with a ``router``.
+PAGE_MODULES: tuple[str, ...] = ("exchange_pages", "catalog_pages", "certhub_pages")
 
 
 def install(app: FastAPI) -> None:

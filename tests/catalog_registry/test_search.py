@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
 
+from catalog_registry import service
 from tests.catalog_registry.helpers import create, entry_body, publish
 from tests.conftest import Actor, Hub
 
@@ -129,3 +131,12 @@ def test_a_new_published_version_is_found_by_its_new_words_only(client: TestClie
     client.post(f"/catalog/entries/{entry['id']}/review", json={"decision": "publish"}, headers=hub.admin.headers)
     assert _names(_search(client, police, q="居住")) == ["居住证登记信息"]
     assert _names(_search(client, police, q="暂住")) == []
+
+
+def test_the_provider_filter_offers_the_departments_with_published_entries(client: TestClient, hub: Hub, db: Session) -> None:
+    police = hub.system(hub.department("市公安局"))
+    health = hub.system(hub.department("市卫健委"))
+    hub.department("市档案馆")  # publishes nothing
+    publish(client, police, hub.admin, name="户籍人口信息")
+    create(client, health, name="出生医学证明")  # a draft only
+    assert service.providers(db) == [(police.department_id, "市公安局")]

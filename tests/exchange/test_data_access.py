@@ -240,3 +240,18 @@ def test_an_unreachable_provider_api_is_a_502(world: World) -> None:
     grant = world.granted(_api_view(world, "http://127.0.0.1:9/none"), items=["车牌号"])
     response = world.client.post(f"/exchange/grants/{grant['id']}/call", json={"params": {}}, headers=world.consumer.headers)
     assert response.status_code == 502 and "unreachable" in response.json()["detail"]
+
+
+def test_a_department_reads_the_uses_of_its_data_apart_from_its_own_queries(world: World) -> None:
+    grant = world.granted(world.persons)
+    assert lookup(world, grant["id"], {"身份证号": world.person_ids[0]}).status_code == 200
+
+    def accesses(who: Any, side: str) -> list[dict[str, Any]]:
+        response = world.client.get("/exchange/accesses", params={"side": side}, headers=who.headers)
+        assert response.status_code == 200, response.text
+        items: list[dict[str, Any]] = response.json()["items"]
+        return items
+
+    assert [a["consumer_department_id"] for a in accesses(world.provider, "provider")] == [world.consumer.department_id]
+    assert accesses(world.provider, "consumer") == []
+    assert len(accesses(world.consumer, "consumer")) == 1 and accesses(world.consumer, "provider") == []

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from exchange import service
 from exchange.models import RequestTransition
+from exchange.schemas import CoordinationOutcome, ExtensionCreate, ExtensionDecision
 from ops.audit import AuditRecord
+from ops.auth import Principal, Role
+from ops.errors import Conflict
+from tests.conftest import Actor
 from tests.exchange.conftest import Clock, World
 
 
@@ -291,3 +297,42 @@ def test_a_direct_request_without_data_yet_waits_in_provisioning_until_the_platf
     world.catalogue.publish(replace(empty, has_dataset=True))
     provided = world.act(world.admin, req["id"], "provide").json()
     assert provided["state"] == "granted" and provided["grant_id"]
+
+
+def test_a_form_drawn_from_an_older_version_cannot_escalate_coordinate_or_extend(world: World, db: Session) -> None:
+    def staff(actor: Actor | None, role: Role) -> Principal:
+        return Principal(subject="console", roles=frozenset({role}), department_id=actor.department_id if actor else None)
+
+    consumer, provider = staff(world.consumer, Role.DEPARTMENT_ADMIN), staff(world.provider, Role.DEPARTMENT_ADMIN)
+    admin = staff(None, Role.PLATFORM_ADMIN)
+    policy = service.Policy()
+    asked = world.file(world.persons)
+    world.act(world.admin, asked["id"], "accept")
+    seen = world.client.get(f"/exchange/requests/{asked['id']}", headers=world.admin.headers).json()["version"]
+    stale = seen - 1
+    extension = ExtensionCreate(days=2, reason="需核实")
+    with pytest.raises(Conflict):
+        service.request_extension(db, who=provider, policy=policy, request_id=asked["id"], data=extension, expected_version=stale)
+    service.request_extension(db, who=provider, policy=policy, request_id=asked["id"], data=extension, expected_version=seen)
+    with pytest.raises(Conflict):
+        service.decide_extension(
+            db, who=admin, request_id=asked["id"], data=ExtensionDecision(approve=True), expected_version=stale
+        )
+
+    refused = world.file(world.companies)
+    world.act(world.admin, refused["id"], "accept")
+    world.act(world.provider, refused["id"], "decision", {"approve": False, "reason": "不符合条件"})
+    seen = world.client.get(f"/exchange/requests/{refused['id']}", headers=world.admin.headers).json()["version"]
+    with pytest.raises(Conflict):
+        service.escalate(db, who=consumer, policy=policy, request_id=refused["id"], reason="请协调", expected_version=seen - 1)
+    req = service.escalate(db, who=consumer, policy=policy, request_id=refused["id"], reason="请协调", expected_version=seen)
+    db.flush()
+    outcome = CoordinationOutcome(outcome="uphold", reason="维持")
+    with pytest.raises(Conflict):
+        service.coordinate(db, who=admin, policy=policy, request_id=refused["id"], data=outcome, expected_version=req.version - 1)
+    assert (
+        service.coordinate(
+            db, who=admin, policy=policy, request_id=refused["id"], data=outcome, expected_version=req.version
+        ).state
+        == "closed"
+    )
