@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, func, insert, not_, or_, select, update
@@ -147,6 +148,49 @@ def published_providers(db: Session) -> list[tuple[str, str]]:
 # --- datasets -------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class ServedDataset:
+    """What serving data from an entry needs: its state, its current version's items and its dataset."""
+
+    code: str
+    state: str
+    version_id: str | None
+    items: list[dict[str, Any]]
+    control_parameters: list[dict[str, Any]]
+    allows_export: bool
+    dataset_id: str | None
+    key_items: list[str]
+
+
+_SERVED = (
+    select(
+        CatalogEntry.code,
+        CatalogEntry.state,
+        EntryVersion.id,
+        EntryVersion.items,
+        EntryVersion.control_parameters,
+        EntryVersion.allows_export,
+        Dataset.id,
+        Dataset.key_items,
+    )
+    .select_from(CatalogEntry)
+    .outerjoin(EntryVersion, EntryVersion.id == CatalogEntry.current_version_id)
+    .outerjoin(Dataset, Dataset.id == CatalogEntry.current_dataset_id)
+    .where(CatalogEntry.id == bindparam("entry_id"))
+)
+
+
+def served_dataset(db: Session, entry_id: str) -> ServedDataset | None:
+    """An entry's current version and dataset, in one query (every lookup through a grant reads it)."""
+    row = db.execute(_SERVED, {"entry_id": entry_id}).first()
+    if row is None:
+        return None
+    code, state, version_id, items, controls, allows_export, dataset_id, key_items = row
+    return ServedDataset(
+        code, state, version_id, items or [], controls or [], bool(allows_export), dataset_id, list(key_items or [])
+    )
+
+
 def dataset_by_id(db: Session, dataset_id: str) -> Dataset | None:
     return db.get(Dataset, dataset_id)
 
@@ -186,25 +230,35 @@ def delete_rows(db: Session, dataset_id: str) -> None:
     db.execute(delete(DatasetRow).where(DatasetRow.dataset_id == dataset_id))
 
 
-def rows_by_key(db: Session, dataset_id: str, lookup_key: str | None, *, after: int, limit: int) -> list[DatasetRow]:
-    """Rows with a lookup key (or any rows, without one), in row order after `after`."""
+# Built once: the lookups through a grant are the hub's busiest query.
+_ROW_NUMBERS = (
+    select(DatasetRow.row_number)
+    .where(
+        DatasetRow.dataset_id == bindparam("dataset_id"),
+        DatasetRow.lookup_key == bindparam("lookup_key"),
+        DatasetRow.row_number > bindparam("after"),
+    )
+    .order_by(DatasetRow.row_number)
+    .limit(bindparam("limit"))
+    .scalar_subquery()
+)
+_ROWS_BY_KEY = (
+    select(DatasetRow.row_number, DatasetRow.data)
+    .where(DatasetRow.dataset_id == bindparam("dataset_id"), DatasetRow.row_number.in_(_ROW_NUMBERS))
+    .order_by(DatasetRow.row_number)
+)
+
+
+def rows_by_key(
+    db: Session, dataset_id: str, lookup_key: str | None, *, after: int, limit: int
+) -> list[tuple[int, dict[str, Any]]]:
+    """(row number, row) of the rows with a lookup key (or any rows, without one), in row order after `after`."""
     if lookup_key is None:
-        return rows_page(db, dataset_id, after=after, limit=limit)
+        return [(row.row_number, row.data) for row in rows_page(db, dataset_id, after=after, limit=limit)]
     # The row numbers come from the covering (dataset, key, row) index; written as a subquery so that
     # no planner prefers walking the primary key in row order.
-    numbers = (
-        select(DatasetRow.row_number)
-        .where(DatasetRow.dataset_id == dataset_id, DatasetRow.lookup_key == lookup_key, DatasetRow.row_number > after)
-        .order_by(DatasetRow.row_number)
-        .limit(limit)
-        .scalar_subquery()
-    )
-    query = (
-        select(DatasetRow)
-        .where(DatasetRow.dataset_id == dataset_id, DatasetRow.row_number.in_(numbers))
-        .order_by(DatasetRow.row_number)
-    )
-    return list(db.scalars(query))
+    params = {"dataset_id": dataset_id, "lookup_key": lookup_key, "after": after, "limit": limit}
+    return [(int(number), data) for number, data in db.execute(_ROWS_BY_KEY, params)]
 
 
 def rows_page(db: Session, dataset_id: str, *, after: int, limit: int) -> list[DatasetRow]:

@@ -178,22 +178,19 @@ def get_version_for_sharing(db: Session, *, version_id: str) -> SharingView:
     return _sharing_view(entry, version)
 
 
-def _served_dataset(db: Session, resource_id: str) -> tuple[CatalogEntry, EntryVersion, Dataset]:
-    entry = repository.entry_by_id(db, resource_id)
-    if entry is None or entry.current_version_id is None:
+def _served_dataset(db: Session, resource_id: str) -> repository.ServedDataset:
+    served = repository.served_dataset(db, resource_id)
+    if served is None or served.version_id is None:
         raise NotFound(f"no published catalogue entry {resource_id}")
-    if entry.state == EntryState.RETIRED:
-        raise Conflict(f"catalogue entry {entry.code} is retired and can no longer be shared")
-    if entry.current_dataset_id is None:
-        raise NotFound(f"catalogue entry {entry.code} has no loaded dataset")
-    version = repository.version_by_id(db, entry.current_version_id)
-    dataset = repository.dataset_by_id(db, entry.current_dataset_id)
-    assert version is not None and dataset is not None
-    return entry, version, dataset
+    if served.state == EntryState.RETIRED:
+        raise Conflict(f"catalogue entry {served.code} is retired and can no longer be shared")
+    if served.dataset_id is None:
+        raise NotFound(f"catalogue entry {served.code} has no loaded dataset")
+    return served
 
 
-def _check_fields(version: EntryVersion, fields: list[str]) -> list[str]:
-    names = [i["name"] for i in version.items]
+def _check_fields(items: list[dict[str, Any]], fields: list[str]) -> list[str]:
+    names = [i["name"] for i in items]
     if not fields:
         raise Invalid("name at least one information item to return", errors=[{"field": "fields", "message": "empty"}])
     unknown = [f for f in fields if f not in names]
@@ -213,9 +210,9 @@ def lookup_key(values: Iterable[str]) -> str:
 def lookup_rows(db: Session, *, resource_id: str, params: dict[str, str], fields: list[str], limit: int) -> list[dict[str, Any]]:
     """Rows of the current dataset version matching every given control parameter exactly (indexed lookup),
     only `fields` returned, at most `limit` rows."""
-    _entry, version, dataset = _served_dataset(db, resource_id)
-    _check_fields(version, fields)
-    declared = {p["item"]: p for p in version.control_parameters}
+    served = _served_dataset(db, resource_id)
+    _check_fields(served.items, fields)
+    declared = {p["item"]: p for p in served.control_parameters}
     unknown = [k for k in params if k not in declared]
     if unknown:
         raise Invalid(
@@ -232,21 +229,22 @@ def lookup_rows(db: Session, *, resource_id: str, params: dict[str, str], fields
         raise Invalid("limit must be at least 1", errors=[{"field": "limit", "message": "out of range"}])
     caps = [declared[k]["max_rows"] for k in params if declared[k].get("max_rows")]
     limit = min([limit, *caps])
-    key_items: list[str] = list(dataset.key_items)
+    key_items: list[str] = list(served.key_items)
     key = lookup_key(str(params[k]) for k in key_items) if key_items and all(k in params for k in key_items) else None
     rest = {k: str(v).strip() for k, v in params.items() if k not in key_items or key is None}
     found: list[dict[str, Any]] = []
     after = 0
+    size = max(limit * 2, 100)
     while len(found) < limit:
-        batch = repository.rows_by_key(db, dataset.id, key, after=after, limit=max(limit * 2, 100))
-        if not batch:
-            break
-        for row in batch:
-            if all(_text(row.data.get(k)) == v for k, v in rest.items()):
-                found.append({f: row.data.get(f) for f in fields})
+        batch = repository.rows_by_key(db, str(served.dataset_id), key, after=after, limit=size)
+        for _number, data in batch:
+            if all(_text(data.get(k)) == v for k, v in rest.items()):
+                found.append({f: data.get(f) for f in fields})
                 if len(found) >= limit:
                     break
-        after = batch[-1].row_number
+        if len(batch) < size:
+            break  # that was the last of them
+        after = batch[-1][0]
     return found
 
 
@@ -262,21 +260,21 @@ def export_rows(
     db: Session, *, resource_id: str, fields: list[str], cursor: str | None, limit: int
 ) -> tuple[list[dict[str, Any]], str | None]:
     """A page of the current dataset version in a stable order, with the next cursor."""
-    entry, version, dataset = _served_dataset(db, resource_id)
-    if not version.allows_export:
-        raise Forbidden(f"catalogue entry {entry.code} allows lookups by control parameters only, not export")
-    _check_fields(version, fields)
+    served = _served_dataset(db, resource_id)
+    if not served.allows_export:
+        raise Forbidden(f"catalogue entry {served.code} allows lookups by control parameters only, not export")
+    _check_fields(served.items, fields)
     if limit < 1 or limit > 10000:
         raise Invalid("limit must be between 1 and 10000", errors=[{"field": "limit", "message": "out of range"}])
     after = 0
     if cursor:
         dataset_id, after_raw = decode_cursor(cursor, 2)
-        if dataset_id != dataset.id:
+        if dataset_id != served.dataset_id:
             raise Conflict("the dataset was replaced by a newer version since this export began; start again")
         after = int(after_raw)
-    rows = repository.rows_page(db, dataset.id, after=after, limit=limit + 1)
+    rows = repository.rows_page(db, str(served.dataset_id), after=after, limit=limit + 1)
     page = rows[:limit]
-    next_cursor = encode_cursor([dataset.id, page[-1].row_number]) if len(rows) > limit else None
+    next_cursor = encode_cursor([served.dataset_id, page[-1].row_number]) if len(rows) > limit else None
     return [{f: r.data.get(f) for f in fields} for r in page], next_cursor
 
 

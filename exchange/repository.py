@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, case, or_, select, update
+from sqlalchemy import Integer, Select, bindparam, case, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -103,11 +103,12 @@ def get_grant(db: Session, who: Principal, grant_id: str) -> Grant | None:
     return db.scalars(readable_grants(who).where(Grant.id == grant_id)).first()
 
 
+_CONSUMER_GRANT = select(Grant).where(Grant.id == bindparam("grant_id"), Grant.consumer_department_id == bindparam("department"))
+
+
 def consumer_grant(db: Session, who: Principal, grant_id: str) -> Grant | None:
     """A grant the caller's department holds (only the consumer queries data through it)."""
-    return db.scalars(
-        select(Grant).where(Grant.id == grant_id, Grant.consumer_department_id == (who.department_id or ""))
-    ).first()
+    return db.scalars(_CONSUMER_GRANT, {"grant_id": grant_id, "department": who.department_id or ""}).first()
 
 
 def list_grants(
@@ -126,15 +127,31 @@ def current_use(db: Session, grant_id: str, window: datetime) -> int:
     return row.count if row is not None and row.window_start == window else 0
 
 
+_COUNT_USES: dict[str, Any] = {}  # the statement, built once per dialect
+
+
+def _count_uses_statement(dialect: str) -> Any:
+    statement = _COUNT_USES.get(dialect)
+    if statement is None:
+        upsert = pg_insert(GrantUsage) if dialect == "postgresql" else sqlite_insert(GrantUsage)
+        same = GrantUsage.window_start == upsert.excluded.window_start
+        uses: Any = bindparam("uses", type_=Integer())
+        statement = (
+            upsert.values(grant_id=bindparam("grant_id"), window_start=bindparam("window"), count=uses)
+            .on_conflict_do_update(
+                index_elements=[GrantUsage.grant_id],
+                set_={"count": case((same, GrantUsage.count + uses), else_=uses), "window_start": upsert.excluded.window_start},
+            )
+            .returning(GrantUsage.count)
+        )
+        _COUNT_USES[dialect] = statement
+    return statement
+
+
 def count_uses(db: Session, grant_id: str, window: datetime, uses: int) -> int:
     """Add `uses` queries to the grant's counter for the minute `window`; returns the minute's count after."""
-    upsert = pg_insert(GrantUsage) if db.get_bind().dialect.name == "postgresql" else sqlite_insert(GrantUsage)
-    same = GrantUsage.window_start == upsert.excluded.window_start
-    statement = upsert.values(grant_id=grant_id, window_start=window, count=uses).on_conflict_do_update(
-        index_elements=[GrantUsage.grant_id],
-        set_={"count": case((same, GrantUsage.count + uses), else_=uses), "window_start": upsert.excluded.window_start},
-    )
-    return int(db.execute(statement.returning(GrantUsage.count)).scalar_one())
+    statement = _count_uses_statement(db.get_bind().dialect.name)
+    return int(db.execute(statement, {"grant_id": grant_id, "window": window, "uses": uses}).scalar_one())
 
 
 def give_back_uses(db: Session, grant_id: str, uses: int) -> None:

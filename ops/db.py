@@ -119,6 +119,9 @@ def etag(version: int) -> str:
     return f'"{version}"'
 
 
+SQLITE_POOL_SIZE = 40  # FastAPI's worker threads (anyio's default limit)
+
+
 def _enable_wal(cursor: Any) -> None:
     """Switch a SQLite database to WAL (kept in the file). Switching needs the database to itself for
     a moment, and the busy timeout does not cover it: two processes opening a new database together
@@ -138,15 +141,17 @@ def _enable_wal(cursor: Any) -> None:
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     """Create the engine; SQLite gets WAL, foreign keys and a busy timeout.
 
-    The pool keeps `pool_size` connections open (and as many again under bursts), on SQLite too:
-    opening a SQLite connection runs the pragmas below, which is not free under load.
+    The pool keeps `pool_size` connections open, and as many again under bursts; on SQLite at least
+    SQLITE_POOL_SIZE (a SQLite connection costs little to keep and much to open).
     """
     if url.startswith("sqlite"):
         kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 30}}
         if url in ("sqlite://", "sqlite:///:memory:"):
             kwargs["poolclass"] = StaticPool
         else:
-            kwargs.update(pool_size=pool_size, max_overflow=pool_size)
+            # Opening a SQLite connection re-reads the schema and runs the pragmas: keep one open for
+            # every worker thread that may query at once (the thread pool has 40), instead of churning.
+            kwargs.update(pool_size=max(pool_size, SQLITE_POOL_SIZE), max_overflow=pool_size)
         engine = create_engine(url, **kwargs)
 
         @event.listens_for(engine, "connect")
