@@ -967,7 +967,7 @@ class PendingAccess:
 AccessJournal = GroupCommit[PendingAccess, bool]
 
 
-def _pending_access(
+def pending_access(
     grant: Grant,
     who: Principal,
     *,
@@ -1066,7 +1066,7 @@ def lookup(
         raise
     rows = sources.catalogue().lookup_rows(db, resource_id=grant.resource_id, params=params, fields=chosen, limit=limit)
     shaped = _shape(grant, rows, chosen)
-    pending = _pending_access(
+    pending = pending_access(
         grant, who, kind="lookup", params=params, rows=len(shaped), fields=chosen, use_cause=use_cause, now=now
     )
     _settle_query(db, pending, grant, journal)
@@ -1100,7 +1100,7 @@ def export(
         db, resource_id=grant.resource_id, fields=chosen, cursor=cursor, limit=limit
     )
     shaped = _shape(grant, rows, chosen)
-    pending = _pending_access(
+    pending = pending_access(
         grant, who, kind="export", params={"cursor": cursor or ""}, rows=len(shaped), fields=chosen, use_cause=use_cause, now=now
     )
     _settle_query(db, pending, grant, journal)
@@ -1137,7 +1137,7 @@ def call_api(
         metrics.DATA_ACCESSES.labels(kind="api", outcome=exc.code).inc()
         raise
     shaped = _shape(grant, rows, chosen)
-    pending = _pending_access(
+    pending = pending_access(
         grant, who, kind="api", params=params, rows=len(shaped), fields=chosen, use_cause=use_cause, now=now
     )
     _settle_query(db, pending, grant, journal)  # counted after the call: no write waits on the provider

@@ -6,8 +6,10 @@ import time
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
 
 from certhub import sdjwt, service
+from ops.auth import Principal, Role
 from tests.certhub.conftest import World
 from tests.factories import citizen_id
 
@@ -166,3 +168,31 @@ def test_certificates_sealed_with_sm2_or_ed25519_keys_verify_too(world: World) -
     flipped = signature[:10] + ("A" if signature[10] != "A" else "B") + signature[11:]
     forged = "~".join([f"{head}.{payload}.{flipped}", *disclosures, kb])
     assert world.verify(forged)["code"] == "bad_signature"
+
+
+def test_the_same_presentation_twice_in_one_commit_is_valid_once(shown: tuple[World, dict, dict], db: Session) -> None:
+    """Two windows' verifications settled in one group commit: the nonce is claimed by the first only."""
+    world, cert, presentation = shown
+    department = world.window.department
+    assert department is not None
+    window = Principal(
+        subject="window", roles=frozenset({Role.WINDOW}), department_id=department.id, department_code=department.code
+    )
+    settings = world.hub.app.state.settings
+    claimed: list[str] = []
+    checked = service.Verifier(db, settings, service.fetch_url)
+    verdict = sdjwt.verify_presentation(
+        presentation["token"],
+        resolve_key=checked.key,
+        resolve_status=checked.status,
+        audience=department.code,
+        nonce=None,
+        claim_nonce=claimed.append,
+    )
+    assert verdict.status == sdjwt.STATUS_LATER  # a local certificate's status is read when settled
+    pending = service.PendingVerification(
+        who=window, verdict=verdict, nonce=claimed[0], department_name=department.name, request_id=None
+    )
+    first, second = service.settle_verifications(db, [pending, pending])
+    assert first.valid and first.status == "active" and first.identifier == cert["identifier"]
+    assert not second.valid and second.code == "replayed"

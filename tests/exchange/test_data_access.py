@@ -255,3 +255,26 @@ def test_a_department_reads_the_uses_of_its_data_apart_from_its_own_queries(worl
     assert [a["consumer_department_id"] for a in accesses(world.provider, "provider")] == [world.consumer.department_id]
     assert accesses(world.provider, "consumer") == []
     assert len(accesses(world.consumer, "consumer")) == 1 and accesses(world.consumer, "provider") == []
+
+
+def test_queries_settled_together_share_the_rate_limit_one_by_one(world: World, db: Session) -> None:
+    """Queries committed in one batch are counted in order: those past the limit are refused, not counted."""
+    from exchange.models import Grant, GrantUsage
+
+    grant_id = world.granted(world.persons)["id"]
+    row = db.get(Grant, grant_id)
+    assert row is not None
+    row.rate_limit_per_minute = 2
+    db.flush()
+    principal = world.hub.admin_principal()  # any actor will do for the trail
+    now = service.utcnow()
+    pending = [
+        service.pending_access(
+            row, principal, kind="lookup", params={"身份证号": pid}, rows=1, fields=["姓名"], use_cause=None, now=now
+        )
+        for pid in world.person_ids[:3]
+    ]
+    assert service.settle_accesses(db, pending) == [True, True, False]
+    assert db.get(GrantUsage, grant_id).count == 2  # type: ignore[union-attr]
+    written = db.scalars(select(DataAccess).where(DataAccess.grant_id == grant_id)).all()
+    assert len(written) == 2

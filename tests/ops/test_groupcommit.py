@@ -1,0 +1,80 @@
+"""Group commit as its callers see it: each gets its own answer once its write is committed."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.orm import Session, sessionmaker
+
+from ops.errors import Unavailable
+from ops.groupcommit import GroupCommit
+
+NOTE = "groupcommit-test"
+
+
+def _notes(db: Session) -> list[str]:
+    rows = db.execute(text("SELECT object_id FROM audit_records WHERE action = :a ORDER BY object_id"), {"a": NOTE})
+    return [r[0] for r in rows]
+
+
+def _write_notes(db: Session, items: Sequence[str]) -> list[str]:
+    """The batch function: one audit record per item; an item named 'bad' fails the batch."""
+    from ops import audit
+
+    for item in items:
+        if item == "bad":
+            raise ValueError("this item cannot be written")
+    audit.append(db, [audit.entry(actor=audit.SYSTEM, action=NOTE, object_type="note", object_id=i) for i in items])
+    return [f"written {i}" for i in items]
+
+
+def test_many_callers_share_commits_and_each_gets_its_own_answer(session_factory: sessionmaker[Session]) -> None:
+    seen_batches: list[int] = []
+
+    def settle(db: Session, items: Sequence[str]) -> list[str]:
+        seen_batches.append(len(items))
+        return _write_notes(db, items)
+
+    writer = GroupCommit(session_factory, settle, name="test")
+    gate = threading.Event()
+    writer.submit("first")  # starts the writer; the others queue meanwhile
+    answers: dict[str, str] = {}
+
+    def caller(name: str) -> None:
+        gate.wait()
+        answers[name] = writer.run(name)
+
+    threads = [threading.Thread(target=caller, args=(f"n{i:02d}",)) for i in range(20)]
+    for t in threads:
+        t.start()
+    gate.set()
+    for t in threads:
+        t.join(timeout=30)
+    writer.stop()
+    assert answers == {f"n{i:02d}": f"written n{i:02d}" for i in range(20)}
+    assert sum(seen_batches) == 21
+    with session_factory() as db:
+        assert _notes(db) == ["first", *sorted(answers)]
+
+
+def test_one_bad_item_fails_only_its_own_caller(session_factory: sessionmaker[Session]) -> None:
+    writer = GroupCommit(session_factory, _write_notes, name="test")
+    futures = {name: writer.submit(name) for name in ("a", "bad", "c")}
+    assert futures["a"].result(timeout=30) == "written a"
+    assert futures["c"].result(timeout=30) == "written c"
+    with pytest.raises(ValueError, match="cannot be written"):
+        futures["bad"].result(timeout=30)
+    writer.stop()
+    with session_factory() as db:
+        assert _notes(db) == ["a", "c"]  # nothing of the bad item, nothing twice
+
+
+def test_a_stopped_writer_refuses_new_items_with_a_retry_message(session_factory: sessionmaker[Session]) -> None:
+    writer = GroupCommit(session_factory, _write_notes, name="test")
+    assert writer.run("x") == "written x"
+    writer.stop()
+    with pytest.raises(Unavailable, match="shutting down"):
+        writer.run("y")
