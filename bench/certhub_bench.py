@@ -205,14 +205,15 @@ def bulk_rate(world: World, n: int, *, pdf: bool, offset: int) -> float:
 class Hub:
     """The hub as its own process (uvicorn), stopped at the end."""
 
-    def __init__(self, data_dir: Path, database_url: str) -> None:
+    def __init__(self, data_dir: Path, database_url: str, workers: int = 1) -> None:
         self.port = free_port()
         env = {**os.environ, "GOVHUB_DATA_DIR": str(data_dir), "GOVHUB_MASTER_KEY": MASTER_KEY, "GOVHUB_RUN_SCHEDULER": "false",
                "GOVHUB_PUBLIC_URL": "http://127.0.0.1", "GOVHUB_LOG_LEVEL": "WARNING", "GOVHUB_DATABASE_URL": database_url,
                "GOVHUB_DATABASE_POOL_SIZE": "40"}  # fmt: skip
         self.log = (data_dir / "hub.log").open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "govhub.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            [sys.executable, "-m", "govhub.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
+             "--workers", str(workers)],
             env=env, stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT,
         )  # fmt: skip
         deadline = time.monotonic() + 60
@@ -234,7 +235,7 @@ class Hub:
         self.log.close()
 
 
-def verification_rows(world: World, *, seconds: float, connections: int) -> list[dict[str, object]]:
+def verification_rows(world: World, *, seconds: float, connections: int, workers: int = 1) -> list[dict[str, object]]:
     ctx = service.IssueContext(vault=world.vault, settings=world.settings)
     with world.factory() as db:
         holder = _citizen(999_999)
@@ -258,7 +259,7 @@ def verification_rows(world: World, *, seconds: float, connections: int) -> list
         subject=world.window_client.client_id, audience=world.settings.token_audience, issuer=world.settings.issuer, ttl=3600,
         roles=["window"], client_name="窗口", dept=world.window.id, dept_code=world.window.code,
     )  # fmt: skip
-    hub = Hub(world.settings.data_dir, world.settings.database_url)
+    hub = Hub(world.settings.data_dir, world.settings.database_url, workers)
     try:
         trivial = http_request("GET", "/healthz")
         # Each holder wallet makes a fresh presentation (a fresh nonce): pre-made here, as many as can be used.
@@ -301,7 +302,7 @@ def verification_rows(world: World, *, seconds: float, connections: int) -> list
         print(f"warning: {errors} verification request(s) did not return a valid verdict", file=sys.stderr)
     return [
         _row(
-            f"presentation verifications/s over HTTP ({connections} connections)",
+            f"presentation verifications/s over HTTP ({connections} connections, {workers} worker process(es))",
             result.rate,
             "req/s",
             "GET /healthz req/s, same server",
@@ -325,6 +326,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
     parser.add_argument("--full", action="store_true", help="the sizes the issue names (10,000 certificates)")
     parser.add_argument("--algorithm", default="ES256", choices=["ES256", "EdDSA", "SM2"], help="the seal's algorithm")
     parser.add_argument("--part", choices=["all", "verify", "bulk"], default="all", help="run only one part")
+    parser.add_argument("--workers", type=int, default=1, help="hub worker processes (govhub serve --workers)")
     parser.add_argument(
         "--postgres",
         default=os.environ.get("GOVHUB_BENCH_POSTGRES_URL", ""),
@@ -342,7 +344,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
     try:
         world = World(data_dir, algorithm=args.algorithm, database_url=database_url)
         if args.part in ("all", "verify"):
-            rows += verification_rows(world, seconds=seconds, connections=64)
+            rows += verification_rows(world, seconds=seconds, connections=64, workers=args.workers)
         if args.part == "verify":
             world.engine.dispose()
             return _print(rows)

@@ -294,6 +294,7 @@ class RatingRead(BaseModel):
 
 class DepartmentReport(BaseModel):
     department_id: str  # or "platform"
+    department_name: str  # 平台管理部门 for the platform's own steps
     steps_completed: int
     steps_on_time: int
     steps_overdue_open: int

@@ -54,6 +54,7 @@ from ops.config import Settings
 from ops.db import UTCDateTime, table_of, utcnow
 from ops.errors import Conflict, Forbidden, HubError, Invalid, NotFound, TooManyRequests
 from ops.groupcommit import GroupCommit
+from ops.identity.models import Department
 from ops.workdays.service import SHANGHAI, WorkCalendar, calendar
 
 SENSITIVE_GRADES = frozenset({"sensitive", "secret"})
@@ -1137,9 +1138,7 @@ def call_api(
         metrics.DATA_ACCESSES.labels(kind="api", outcome=exc.code).inc()
         raise
     shaped = _shape(grant, rows, chosen)
-    pending = pending_access(
-        grant, who, kind="api", params=params, rows=len(shaped), fields=chosen, use_cause=use_cause, now=now
-    )
+    pending = pending_access(grant, who, kind="api", params=params, rows=len(shaped), fields=chosen, use_cause=use_cause, now=now)
     _settle_query(db, pending, grant, journal)  # counted after the call: no write waits on the provider
     return grant, chosen, shaped
 
@@ -1292,12 +1291,16 @@ def report(db: Session, *, start: date, end: date) -> Report:
     for rating in repo.ratings_in_period(db, lo, hi):
         ratings = entry(rating.provider_department_id)["ratings"]
         ratings[rating.rating] = ratings.get(rating.rating, 0) + 1
+    names = {PLATFORM: "平台管理部门"} | {
+        d.id: d.name for d in db.scalars(select(Department).where(Department.id.in_([k for k in stats if k != PLATFORM])))
+    }
     departments = []
     for key, e in sorted(stats.items()):
         judged = e["done"] + e["late_open"]
         departments.append(
             DepartmentReport(
                 department_id=key,
+                department_name=names.get(key, key),
                 steps_completed=e["done"],
                 steps_on_time=e["on_time"],
                 steps_overdue_open=e["late_open"],

@@ -497,12 +497,10 @@ def report(page: ConsolePage, db: DbSession, start: str | None = Query(None), en
             result = service.report(db, start=first, end=last)
         except Invalid as exc:
             failure = failure_of(exc)
-    departments = [d.department_id for d in result.departments] if result else []
     return page.render(
         "exchange/report.html",
         status=failure.status if failure else 200,
         report=result,
-        names=department_names(db, departments),
         values=values,
         error=failure.message if failure else None,
         errors=failure.fields if failure else {},

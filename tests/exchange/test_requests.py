@@ -267,6 +267,8 @@ def test_a_fulfilled_request_is_rated_once_and_counted_in_the_report(world: Worl
     assert provider["steps_completed"] == 1 and provider["on_time_rate"] == 1.0
     assert provider["average_working_days"] == 3.0  # accepted Tuesday, decided Friday
     assert provider["ratings"] == {"good": 1}
+    assert provider["department_name"] == world.provider.department.name  # type: ignore[union-attr]
+    assert rows["platform"]["department_name"] == "平台管理部门"
     assert rows["platform"]["steps_completed"] == 1 and rows["platform"]["average_working_days"] == 1.0
     assert world.client.get("/exchange/report?start=2026-11-01&end=2026-11-30", headers=world.consumer.headers).status_code == 403
 
