@@ -1894,6 +1894,7 @@ class _BulkRun:
         self.issued: dict[int, str] = {}  # row number → identifier
         self.errors: list[BulkRowError] = []
         self.pending: list[_Pending] = []
+        self.pending_keys: set[str] = set()
         # Idempotency keys stored before this run or during it: key → (request hash, identifier).
         self.keys: dict[str, tuple[str | None, str]] = {}
 
@@ -1931,7 +1932,7 @@ class _BulkRun:
 
     def _check(self, number: int, data: IssueRequest, key: str | None) -> None:
         digest = request_hash(data)
-        if key is not None and any(p.key == key for p in self.pending):
+        if key is not None and key in self.pending_keys:
             self.flush()  # the earlier row with this key is stored first, as if the rows came one by one
         if key is not None and key in self.keys:
             stored_hash, identifier = self.keys[key]
@@ -1948,10 +1949,13 @@ class _BulkRun:
         checked = _check_request(self.db, who=self.who, ctx=self.ctx, data=data)
         signer = self.ctx.signer(self.db, checked.department.id)
         self.pending.append(_Pending(number, data, checked, signer, key, digest))
+        if key is not None:
+            self.pending_keys.add(key)
 
     def flush(self) -> None:
         """Sign and write the pending rows; a row the database refuses is reported, the others are kept."""
         pending, self.pending = self.pending, []
+        self.pending_keys.clear()
         if not pending:
             return
         serials = self._serials(pending)
