@@ -46,7 +46,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     bulk = sub.add_parser(
         "bulk-issue",
         help="归集: issue existing certificates from a CSV or JSON Lines file",
-        description="Each valid row is issued (in its own savepoint); invalid rows are listed with the reason. "
+        description="Each valid row is issued; invalid rows are listed with the reason and leave nothing behind. "
         "CSV columns: holder_code, holder_kind, holder_name, number, valid_from, valid_until, idempotency_key, "
         "and one column per face field. JSON Lines: one issue request per line.",
     )

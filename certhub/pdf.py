@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import io
+import itertools
 from typing import Any
 
-from reportlab.graphics import renderPDF
-from reportlab.graphics.barcode.qr import QrCodeWidget
-from reportlab.graphics.shapes import Drawing
+from reportlab.graphics.barcode import qrencoder
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A5, landscape
 from reportlab.pdfbase import pdfmetrics
@@ -30,6 +29,24 @@ def _font() -> str:
 
 def _wrap(text: str, width: int) -> list[str]:
     return [text[i : i + width] for i in range(0, len(text), width)] or [""]
+
+
+def _draw_qr(pdf: canvas.Canvas, text: str, *, x: float, y: float, size: float, border: int = 4) -> None:
+    """A QR code (level M) as one filled path: the code is computed once, each run of dark modules is one rectangle."""
+    code = qrencoder.QRCode(None, qrencoder.QRErrorCorrectLevel.M)
+    code.addData(text)
+    code.make()
+    box = size / (code.getModuleCount() + 2 * border)
+    path = pdf.beginPath()
+    for r, row in enumerate(code.modules):
+        column = 0
+        for dark, run in itertools.groupby(bool(m) for m in row):
+            length = len(list(run))
+            if dark:
+                path.rect(x + (column + border) * box, y + size - (r + border + 1) * box, length * box, box)
+            column += length
+    pdf.setFillColor(colors.black)
+    pdf.drawPath(path, stroke=0, fill=1)
 
 
 def render(
@@ -77,12 +94,8 @@ def render(
     ]
     for i, line in enumerate(footer):
         pdf.drawString(40, 62 - i * 11, line)
-    widget = QrCodeWidget(qr, barLevel="M")
-    x0, y0, x1, y1 = widget.getBounds()
     size = 96.0
-    drawing = Drawing(size, size, transform=[size / (x1 - x0), 0, 0, size / (y1 - y0), 0, 0])
-    drawing.add(widget)
-    renderPDF.draw(drawing, pdf, width - 40 - size, height - 80 - size)
+    _draw_qr(pdf, qr, x=width - 40 - size, y=height - 80 - size, size=size)
     pdf.showPage()
     pdf.save()
     return buffer.getvalue()

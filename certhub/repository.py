@@ -98,6 +98,14 @@ def by_idempotency_key(db: Session, department_id: str, key: str) -> Certificate
     return db.scalars(query).first()
 
 
+def idempotency_keys(db: Session, department_id: str, keys: Iterable[str]) -> dict[str, tuple[str | None, str]]:
+    """The department's certificates stored under any of `keys`: key → (request hash, identifier)."""
+    query = select(Certificate.idempotency_key, Certificate.request_hash, Certificate.identifier).where(
+        Certificate.issuer_department_id == department_id, Certificate.idempotency_key.in_(list(keys))
+    )
+    return {key: (digest, identifier) for key, digest, identifier in db.execute(query) if key is not None}
+
+
 def list_certificates(
     db: Session,
     who: Principal,

@@ -19,6 +19,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidSignature
@@ -45,8 +46,11 @@ class JoseSigner(Protocol):
     def sign(self, data: bytes) -> bytes: ...
 
 
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
 def b64u(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+    return binascii.b2a_base64(data, newline=False).translate(_URLSAFE).rstrip(b"=").decode("ascii")
 
 
 def unb64u(text: str) -> bytes:
@@ -55,14 +59,24 @@ def unb64u(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+# One encoder each, made once (json.dumps with options builds a new encoder on every call).
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+_DISCLOSURE = json.JSONEncoder(ensure_ascii=False)
+_json_string: Callable[[str], str] = json.encoder.encode_basestring  # a JSON string literal, as ensure_ascii=False writes it
+
+
 def _json(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
+    return _COMPACT.encode(value).encode()
+
+
+@lru_cache(maxsize=1024)
+def _header(alg: str, kid: str, typ: str) -> str:
+    return b64u(_json({"alg": alg, "kid": kid, "typ": typ}))
 
 
 def sign_jws(signer: JoseSigner, payload: dict[str, Any], *, typ: str) -> str:
     """A compact JWS of `payload` (header alg, kid, typ)."""
-    header = {"alg": signer.alg, "kid": signer.kid, "typ": typ}
-    signing_input = f"{b64u(_json(header))}.{b64u(_json(payload))}"
+    signing_input = f"{_header(signer.alg, signer.kid, typ)}.{b64u(_json(payload))}"
     return f"{signing_input}.{b64u(signer.sign(signing_input.encode('ascii')))}"
 
 
@@ -152,8 +166,17 @@ def default_signature_check(*, alg: str, jwk: dict[str, Any], data: bytes, signa
 # ---- SD-JWT ---------------------------------------------------------------------------------
 
 
-def make_disclosure(name: str, value: Any) -> str:
-    return b64u(json.dumps([b64u(secrets.token_bytes(16)), name, value], ensure_ascii=False).encode())
+SALT_BYTES = 16
+
+
+def make_disclosure(name: str, value: Any, *, salt: bytes | None = None) -> str:
+    """`base64url([salt, name, value])`, with a fresh random salt unless one is given."""
+    salt_text = b64u(salt or secrets.token_bytes(SALT_BYTES))
+    if isinstance(value, str):  # the common case, spelled out: the same text json.dumps gives
+        text = f'["{salt_text}", {_json_string(name)}, {_json_string(value)}]'
+    else:
+        text = _DISCLOSURE.encode([salt_text, name, value])
+    return b64u(text.encode())
 
 
 def disclosure_digest(disclosure: str) -> str:
@@ -162,7 +185,11 @@ def disclosure_digest(disclosure: str) -> str:
 
 def issue_sd_jwt(signer: JoseSigner, *, clear: dict[str, Any], disclosable: dict[str, Any]) -> str:
     """An SD-JWT: `clear` claims in the signed payload, each `disclosable` claim behind a digest."""
-    disclosures = [make_disclosure(name, value) for name, value in disclosable.items()]
+    salts = secrets.token_bytes(SALT_BYTES * len(disclosable))  # one read of the random source, a fresh salt each
+    disclosures = [
+        make_disclosure(name, value, salt=salts[i * SALT_BYTES : (i + 1) * SALT_BYTES])
+        for i, (name, value) in enumerate(disclosable.items())
+    ]
     payload = dict(clear)
     payload["_sd"] = sorted(disclosure_digest(d) for d in disclosures)
     payload["_sd_alg"] = "sha-256"

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from datetime import time as dtime
 from importlib import resources
+from itertools import islice
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,10 +22,12 @@ from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import SchemaError
 from pydantic import ValidationError
 from sqlalchemy import insert
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
 from certhub import pdf as pdf_render
 from certhub import repository, sdjwt, sealing, statuslist
+from certhub.facecheck import QuickCheck, compile_quick_check
 from certhub.models import (
     Access,
     Authorisation,
@@ -89,8 +92,12 @@ KEY_CACHE_SECONDS = 30.0
 PRESENTATION_MAX_AGE = 600
 
 
+def status_base_of(public_url: str) -> str:
+    return f"{public_url}/certhub/status-lists"
+
+
 def status_base(settings: Settings) -> str:
-    return f"{settings.public_url}/certhub/status-lists"
+    return status_base_of(settings.public_url)
 
 
 # ---- the hub's own key ----------------------------------------------------------------------------
@@ -280,22 +287,37 @@ def allow_issuer(db: Session, *, who: Actor, type_code: str, department_code: st
     return row
 
 
-_validators: dict[str, tuple[str, Draft202012Validator]] = {}
+@dataclass(frozen=True)
+class _FaceValidator:
+    stamp: str
+    full: Draft202012Validator
+    quick: QuickCheck | None
 
 
-def _validator(ctype: CertificateType) -> Draft202012Validator:
+_validators: dict[str, _FaceValidator] = {}
+
+
+def _validator(ctype: CertificateType) -> _FaceValidator:
+    """The type's compiled validators, kept until the type changes."""
     stamp = f"{ctype.id}:{ctype.version}"
     cached = _validators.get(ctype.id)
-    if cached is None or cached[0] != stamp:
-        cached = (stamp, Draft202012Validator(ctype.face_schema, format_checker=FormatChecker()))
+    if cached is None or cached.stamp != stamp:
+        cached = _FaceValidator(
+            stamp=stamp,
+            full=Draft202012Validator(ctype.face_schema, format_checker=FormatChecker()),
+            quick=compile_quick_check(ctype.face_schema),
+        )
         _validators[ctype.id] = cached
-    return cached[1]
+    return cached
 
 
 def validate_face(ctype: CertificateType, face: dict[str, Any]) -> None:
     """Check the face fields against the type's schema; Invalid names every wrong field."""
+    validator = _validator(ctype)
+    if validator.quick is not None and validator.quick(face):
+        return
     errors = []
-    for err in sorted(_validator(ctype).iter_errors(face), key=lambda e: list(e.absolute_path)):
+    for err in sorted(validator.full.iter_errors(face), key=lambda e: list(e.absolute_path)):
         path = ".".join(str(p) for p in err.absolute_path)
         errors.append({"field": f"face.{path}" if path else "face", "message": err.message})
     if errors:
@@ -373,9 +395,8 @@ def _epoch(day: date, *, end: bool = False) -> int:
 class IssueContext:
     """What issuing needs besides the database: keys, storage, settings.
 
-    With `bulk`, what does not change during one bulk run is looked up once (the department's signer,
-    the type, the department) and counters are reserved in blocks; a block is dropped whenever a row's
-    savepoint is rolled back, since the rollback returns its values to the counter.
+    With `bulk`, what does not change during one bulk run is looked up once: the department's signer,
+    the type, the department.
     """
 
     vault: KeyVault
@@ -384,7 +405,6 @@ class IssueContext:
     bulk: bool = False
     _signers: dict[str, Any] = field(default_factory=dict)
     _types: dict[str, CertificateType | None] = field(default_factory=dict)
-    _blocks: dict[str, list[int]] = field(default_factory=dict)
     _departments: dict[str, Any] = field(default_factory=dict)
 
     def signer(self, db: Session, department_id: str) -> Any:
@@ -401,17 +421,6 @@ class IssueContext:
             self._types[code] = repository.type_by_code(db, code)
         return self._types[code]
 
-    def allocate(self, db: Session, name: str) -> int:
-        if not self.bulk:
-            return repository.allocate(db, name)
-        block = self._blocks.get(name)
-        if block is None or block[0] >= block[1]:
-            first = repository.allocate(db, name, 100)
-            block = self._blocks[name] = [first, first + 100]
-        value = block[0]
-        block[0] += 1
-        return value
-
     def department(self, db: Session, who: Principal, department_id: str) -> Any:
         if not self.bulk:
             return identity.get_department(db, who=who, department_id=department_id)
@@ -419,29 +428,41 @@ class IssueContext:
             self._departments[department_id] = identity.get_department(db, who=who, department_id=department_id)
         return self._departments[department_id]
 
-    def forget_blocks(self) -> None:
-        self._blocks.clear()
+
+_REQUEST_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
 
 
 def request_hash(data: IssueRequest) -> str:
-    return hashlib.sha256(json.dumps(data.model_dump(mode="json"), sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    return hashlib.sha256(_REQUEST_JSON.encode(data.model_dump(mode="json")).encode()).hexdigest()
 
 
-def issue(
-    db: Session, *, who: Principal, ctx: IssueContext, data: IssueRequest, idempotency_key: str | None = None
-) -> tuple[Certificate, bool]:
-    """签发: validate, identify, sign and store a certificate; returns (certificate, created)."""
+def _check_replay(stored_hash: str | None, digest: str) -> None:
+    """An Idempotency-Key used again must come with the same request."""
+    if stored_hash != digest:
+        raise Conflict(
+            "this Idempotency-Key was already used for a different request; use a new key for a new certificate",
+            errors=[{"field": "Idempotency-Key", "message": "reused with another body"}],
+        )
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """An issue request that passed every check, with what the checks looked up."""
+
+    ctype: CertificateType
+    department: Any
+    holder_code: str
+    valid_from: date
+    valid_until: date | None
+
+    @property
+    def serial_counter(self) -> str:
+        return f"serial:{self.ctype.code}:{self.department.code}"
+
+
+def _check_request(db: Session, *, who: Principal, ctx: IssueContext, data: IssueRequest) -> _Checked:
+    """Every rule an issue request must follow: type, issuer, holder, face, validity (HubError names the field)."""
     department_id = who.require_department()
-    digest = request_hash(data)
-    if idempotency_key:
-        existing = repository.by_idempotency_key(db, department_id, idempotency_key)
-        if existing is not None:
-            if existing.request_hash != digest:
-                raise Conflict(
-                    "this Idempotency-Key was already used for a different request; use a new key for a new certificate",
-                    errors=[{"field": "Idempotency-Key", "message": "reused with another body"}],
-                )
-            return existing, False
     ctype = ctx.type_by_code(db, data.type_code.strip().upper())
     if ctype is None or not ctype.active:
         raise Invalid(
@@ -464,130 +485,174 @@ def issue(
     validate_face(ctype, data.face)
     valid_from = data.valid_from or _today()
     valid_until = _validity(ctype, valid_from, data.valid_until)
-    serial = f"{ctx.allocate(db, f'serial:{ctype.code}:{department.code}'):010d}"
-    certificate = _build(
-        db,
-        who=who,
-        ctx=ctx,
-        ctype=ctype,
-        department_id=department.id,
-        issuer_code=department.code,
-        issuer_name=department.name,
+    return _Checked(ctype, department, holder_code, valid_from, valid_until)
+
+
+@dataclass(frozen=True)
+class _Draft:
+    """What one certificate version says, before its status index, issue time and signatures."""
+
+    type_id: str
+    type_code: str
+    type_name: str
+    department_id: str
+    issuer_code: str
+    issuer_name: str
+    serial: str
+    version: int
+    number: str
+    holder_code: str
+    holder_kind: str
+    holder_name: str
+    face: dict[str, Any]
+    valid_from: date
+    valid_until: date | None
+    previous_id: str | None = None
+    idempotency_key: str | None = None
+    request_hash: str | None = None
+
+
+def _first_version(checked: _Checked, data: IssueRequest, *, serial: str, idempotency_key: str | None, digest: str) -> _Draft:
+    return _Draft(
+        type_id=checked.ctype.id,
+        type_code=checked.ctype.code,
+        type_name=checked.ctype.name,
+        department_id=checked.department.id,
+        issuer_code=checked.department.code,
+        issuer_name=checked.department.name,
         serial=serial,
         version=1,
         number=data.number or serial,
-        holder_code=holder_code,
+        holder_code=checked.holder_code,
         holder_kind=data.holder.kind,
         holder_name=data.holder.name,
         face=data.face,
-        valid_from=valid_from,
-        valid_until=valid_until,
-        render_pdf=data.render_pdf,
+        valid_from=checked.valid_from,
+        valid_until=checked.valid_until,
         idempotency_key=idempotency_key,
         request_hash=digest,
     )
+
+
+def _issue_trail(who: Actor, *, identifier: str, holder_code: str, type_code: str) -> dict[str, Any]:
+    """The audit record of one issued certificate, as arguments of audit.record or audit.entry."""
+    return {
+        "actor": who,
+        "action": "certificate.issue",
+        "object_type": "certificate",
+        "object_id": identifier,
+        "subject": holder_code,
+        "detail": {"type": type_code, "holder": mask_identifier(holder_code)},
+    }
+
+
+def issue(
+    db: Session, *, who: Principal, ctx: IssueContext, data: IssueRequest, idempotency_key: str | None = None
+) -> tuple[Certificate, bool]:
+    """签发: validate, identify, sign and store a certificate; returns (certificate, created)."""
+    department_id = who.require_department()
+    digest = request_hash(data)
+    if idempotency_key:
+        existing = repository.by_idempotency_key(db, department_id, idempotency_key)
+        if existing is not None:
+            _check_replay(existing.request_hash, digest)
+            return existing, False
+    checked = _check_request(db, who=who, ctx=ctx, data=data)
+    serial = f"{repository.allocate(db, checked.serial_counter):010d}"
+    draft = _first_version(checked, data, serial=serial, idempotency_key=idempotency_key, digest=digest)
+    certificate = _build(db, who=who, ctx=ctx, ctype=checked.ctype, draft=draft, render_pdf=data.render_pdf)
     audit.record(
-        db,
-        actor=who,
-        action="certificate.issue",
-        object_type="certificate",
-        object_id=certificate.identifier,
-        subject=holder_code,
-        detail={"type": ctype.code, "holder": mask_identifier(holder_code)},
+        db, **_issue_trail(who, identifier=certificate.identifier, holder_code=draft.holder_code, type_code=draft.type_code)
     )
     CERTIFICATE_EVENTS.labels(event="issued").inc()
     return certificate, True
 
 
-def _build(
-    db: Session,
-    *,
-    who: Actor,
-    ctx: IssueContext,
-    ctype: CertificateType,
-    department_id: str,
-    issuer_code: str,
-    issuer_name: str,
-    serial: str,
-    version: int,
-    number: str,
-    holder_code: str,
-    holder_kind: str,
-    holder_name: str,
-    face: dict[str, Any],
-    valid_from: date,
-    valid_until: date | None,
-    render_pdf: bool,
-    previous_id: str | None = None,
-    idempotency_key: str | None = None,
-    request_hash: str | None = None,
-) -> Certificate:
-    identifier = make_identifier(type_code=ctype.code, issuer_code=issuer_code, serial=serial, version=version)
-    index = ctx.allocate(db, "status-index")
-    issued_at = utcnow()
+def _signed_values(
+    draft: _Draft, *, signer: sdjwt.JoseSigner, public_url: str, index: int, issued_at: datetime
+) -> dict[str, Any]:
+    """The columns of a certificate: its GB/T 36904 identifier, GB/T 36903 metadata, SD-JWT VC and JWS.
+
+    Two signatures: the JWS signs the whole certificate in clear, the SD-JWT signs only digests of the
+    holder and face fields (so that a holder can show some of them); neither signature verifies the other's bytes.
+    """
+    identifier = make_identifier(
+        type_code=draft.type_code, issuer_code=draft.issuer_code, serial=draft.serial, version=draft.version
+    )
     meta = {
-        "ZZMC": ctype.name,
-        "ZZLXDM": ctype.code,
-        "ZZBH": number,
+        "ZZMC": draft.type_name,
+        "ZZLXDM": draft.type_code,
+        "ZZBH": draft.number,
         "ZZBS": identifier,
-        "ZZBFJG": issuer_name,
-        "ZZBFJGDM": issuer_code,
+        "ZZBFJG": draft.issuer_name,
+        "ZZBFJGDM": draft.issuer_code,
         "ZZBFRQ": issued_at.astimezone(SHANGHAI).date().isoformat(),
-        "CZZT": holder_name,
-        "CZZTDM": holder_code,
-        "CZZTDMLX": HOLDER_CODE_TYPE[holder_kind],
-        "ZZYXQQSRQ": valid_from.isoformat(),
-        "ZZYXQJZRQ": valid_until.isoformat() if valid_until else "长期",
+        "CZZT": draft.holder_name,
+        "CZZTDM": draft.holder_code,
+        "CZZTDMLX": HOLDER_CODE_TYPE[draft.holder_kind],
+        "ZZYXQQSRQ": draft.valid_from.isoformat(),
+        "ZZYXQJZRQ": draft.valid_until.isoformat() if draft.valid_until else "长期",
     }
-    signer = ctx.signer(db, department_id)
-    status_entries = statuslist.entries(base_url=status_base(ctx.settings), index=index)
     clear: dict[str, Any] = {
-        "iss": ctx.settings.public_url,
-        "vct": f"urn:cn:gbt36904:{ctype.code}",
+        "iss": public_url,
+        "vct": f"urn:cn:gbt36904:{draft.type_code}",
         "jti": identifier,
         "iat": int(issued_at.timestamp()),
-        "nbf": _epoch(valid_from),
-        "credentialStatus": status_entries,
+        "nbf": _epoch(draft.valid_from),
+        "credentialStatus": statuslist.entries(base_url=status_base_of(public_url), index=index),
         **{k: meta[k] for k in sdjwt.CLEAR_CLAIMS},
     }
-    if valid_until:
-        clear["exp"] = _epoch(valid_until, end=True)
-    disclosable = {k: v for k, v in meta.items() if k not in sdjwt.CLEAR_CLAIMS} | face
+    if draft.valid_until:
+        clear["exp"] = _epoch(draft.valid_until, end=True)
+    disclosable = {k: v for k, v in meta.items() if k not in sdjwt.CLEAR_CLAIMS} | draft.face
     sd_jwt = sdjwt.issue_sd_jwt(signer, clear=clear, disclosable=disclosable)
-    vc = dict(clear, sub=holder_code, meta=meta, face=face)
-    jws = sdjwt.sign_jws(signer, vc, typ=sdjwt.VC_JWT_TYP)
+    jws = sdjwt.sign_jws(signer, dict(clear, sub=draft.holder_code, meta=meta, face=draft.face), typ=sdjwt.VC_JWT_TYP)
+    return {
+        "identifier": identifier,
+        "type_id": draft.type_id,
+        "type_code": draft.type_code,
+        "issuer_department_id": draft.department_id,
+        "issuer_code": draft.issuer_code,
+        "serial": draft.serial,
+        "cert_version": draft.version,
+        "number": draft.number,
+        "holder_code": draft.holder_code,
+        "holder_kind": draft.holder_kind,
+        "holder_name": draft.holder_name,
+        "face": draft.face,
+        "meta": meta,
+        "valid_from": draft.valid_from,
+        "valid_until": draft.valid_until,
+        "issued_at": issued_at,
+        "status": CertificateStatus.ACTIVE.value,
+        "status_index": index,
+        "status_changed_at": issued_at,
+        "status_reason": None,
+        "previous_id": draft.previous_id,
+        "superseded_by": None,
+        "alg": signer.alg,
+        "kid": signer.kid,
+        "jws": jws,
+        "sd_jwt": sd_jwt,
+        "pdf_key": None,
+        "idempotency_key": draft.idempotency_key,
+        "request_hash": draft.request_hash,
+    }
+
+
+def _build(db: Session, *, who: Actor, ctx: IssueContext, ctype: CertificateType, draft: _Draft, render_pdf: bool) -> Certificate:
+    """Sign and store one certificate version (with its sealed PDF copy if asked)."""
+    index = repository.allocate(db, "status-index")
+    signer = ctx.signer(db, draft.department_id)
     certificate = Certificate(
-        identifier=identifier,
-        type_id=ctype.id,
-        type_code=ctype.code,
-        issuer_department_id=department_id,
-        issuer_code=issuer_code,
-        serial=serial,
-        cert_version=version,
-        number=number,
-        holder_code=holder_code,
-        holder_kind=holder_kind,
-        holder_name=holder_name,
-        face=face,
-        meta=meta,
-        valid_from=valid_from,
-        valid_until=valid_until,
-        issued_at=issued_at,
-        status=CertificateStatus.ACTIVE.value,
-        status_index=index,
-        status_changed_at=issued_at,
-        previous_id=previous_id,
-        alg=signer.alg,
-        kid=signer.kid,
-        jws=jws,
-        sd_jwt=sd_jwt,
-        idempotency_key=idempotency_key,
-        request_hash=request_hash,
+        **_signed_values(draft, signer=signer, public_url=ctx.settings.public_url, index=index, issued_at=utcnow())
     )
     db.add(certificate)
     db.flush()
     if render_pdf and ctx.storage is not None:
-        certificate.pdf_key = _render_pdf(db, who=who, ctx=ctx, ctype=ctype, certificate=certificate, issuer_name=issuer_name)
+        certificate.pdf_key = _render_pdf(
+            db, who=who, ctx=ctx, ctype=ctype, certificate=certificate, issuer_name=draft.issuer_name
+        )
         db.flush()
     return certificate
 
@@ -670,11 +735,10 @@ def _next_version(
     validate_face(ctype, new_face)
     until = _validity(ctype, old.valid_from, valid_until) if valid_until else old.valid_until
     department = identity.get_department(db, who=who, department_id=old.issuer_department_id)
-    new = _build(
-        db,
-        who=who,
-        ctx=ctx,
-        ctype=ctype,
+    draft = _Draft(
+        type_id=ctype.id,
+        type_code=ctype.code,
+        type_name=ctype.name,
         department_id=old.issuer_department_id,
         issuer_code=old.issuer_code,
         issuer_name=department.name,
@@ -687,9 +751,9 @@ def _next_version(
         face=new_face,
         valid_from=old.valid_from,
         valid_until=until,
-        render_pdf=render_pdf,
         previous_id=old.id,
     )
+    new = _build(db, who=who, ctx=ctx, ctype=ctype, draft=draft, render_pdf=render_pdf)
     _set_status(old, CertificateStatus.SUPERSEDED, f"replaced by version {new.cert_version:03d}")
     old.superseded_by = new.identifier
     db.flush()
@@ -1804,6 +1868,167 @@ def trust_bundle(db: Session, *, settings: Settings) -> dict[str, Any]:
 # ---- bulk issuance (归集) -------------------------------------------------------------------------
 
 
+BULK_CHUNK = 500  # rows checked, then signed and written together
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A bulk row that passed every check, waiting for its chunk to be signed and written."""
+
+    number: int
+    data: IssueRequest
+    checked: _Checked
+    signer: Any
+    key: str | None
+    digest: str
+
+
+class _BulkRun:
+    """One bulk issuance: rows are checked as they come, and those that pass are signed and written a chunk
+    at a time (one multi-row INSERT for the certificates, one for their audit records)."""
+
+    def __init__(self, db: Session, *, who: Principal, ctx: IssueContext, progress: Callable[[int, int], None] | None) -> None:
+        self.db, self.who, self.ctx, self.progress = db, who, ctx, progress
+        self.department_id = who.require_department()
+        self.total = 0
+        self.issued: dict[int, str] = {}  # row number → identifier
+        self.errors: list[BulkRowError] = []
+        self.pending: list[_Pending] = []
+        self.pending_keys: set[str] = set()
+        # Idempotency keys stored before this run or during it: key → (request hash, identifier).
+        self.keys: dict[str, tuple[str | None, str]] = {}
+
+    def add(self, window: list[tuple[int, dict[str, Any] | str]]) -> None:
+        """Check a window of rows, then sign and write the valid ones."""
+        parsed: list[tuple[int, IssueRequest, str | None]] = []
+        for number, row in window:
+            self.total += 1
+            if isinstance(row, str):
+                self.errors.append(BulkRowError(row=number, message=row))
+                continue
+            key = row.pop("idempotency_key", None)
+            from_csv = bool(row.pop("_csv", False))
+            try:
+                data = IssueRequest.model_validate(row)
+            except ValidationError as exc:
+                errs = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
+                message = "; ".join(f"{e['field']}: {e['message']}" for e in errs[:5])
+                self.errors.append(BulkRowError(row=number, message=message, errors=errs))
+                continue
+            if from_csv:
+                data.face = _typed_csv_face(self.ctx.type_by_code(self.db, data.type_code.strip().upper()), data.face)
+            parsed.append((number, data, str(key) if key else None))
+        wanted = {key for _, _, key in parsed if key and key not in self.keys}
+        if wanted:
+            self.keys.update(repository.idempotency_keys(self.db, self.department_id, wanted))
+        for number, data, key in parsed:
+            try:
+                self._check(number, data, key)
+            except HubError as exc:
+                self.errors.append(BulkRowError(row=number, message=exc.detail, errors=exc.errors))
+        self.flush()
+        if self.progress:
+            self.progress(self.total, len(self.issued))
+
+    def _check(self, number: int, data: IssueRequest, key: str | None) -> None:
+        digest = request_hash(data)
+        if key is not None and key in self.pending_keys:
+            self.flush()  # the earlier row with this key is stored first, as if the rows came one by one
+        if key is not None and key in self.keys:
+            stored_hash, identifier = self.keys[key]
+            _check_replay(stored_hash, digest)
+            self.issued[number] = identifier
+            return
+        if data.render_pdf:
+            # The sealed PDF and the seal's use record are written with the certificate: a row of its own.
+            self.flush()
+            with self.db.begin_nested():
+                certificate, _ = issue(self.db, who=self.who, ctx=self.ctx, data=data, idempotency_key=key)
+            self._stored(number, key, digest, certificate.identifier)
+            return
+        checked = _check_request(self.db, who=self.who, ctx=self.ctx, data=data)
+        signer = self.ctx.signer(self.db, checked.department.id)
+        self.pending.append(_Pending(number, data, checked, signer, key, digest))
+        if key is not None:
+            self.pending_keys.add(key)
+
+    def flush(self) -> None:
+        """Sign and write the pending rows; a row the database refuses is reported, the others are kept."""
+        pending, self.pending = self.pending, []
+        self.pending_keys.clear()
+        if not pending:
+            return
+        serials = self._serials(pending)
+        first_index = repository.allocate(self.db, "status-index", len(pending))
+        public_url = self.ctx.settings.public_url
+        rows: list[dict[str, Any]] = []
+        trails: list[dict[str, Any]] = []
+        for offset, (item, serial) in enumerate(zip(pending, serials, strict=True)):
+            draft = _first_version(item.checked, item.data, serial=serial, idempotency_key=item.key, digest=item.digest)
+            values = _signed_values(
+                draft, signer=item.signer, public_url=public_url, index=first_index + offset, issued_at=utcnow()
+            )
+            values.update(id=new_id(), version=1)
+            rows.append(values)
+            trails.append(
+                audit.entry(
+                    **_issue_trail(
+                        self.who, identifier=values["identifier"], holder_code=draft.holder_code, type_code=draft.type_code
+                    )
+                )
+            )
+        try:
+            with self.db.begin_nested():
+                self._write(rows, trails)
+            written = list(zip(pending, rows, strict=True))
+        except (IntegrityError, DataError):
+            written = []
+            for item, row, trail in zip(pending, rows, trails, strict=True):
+                try:
+                    with self.db.begin_nested():
+                        self._write([row], [trail])
+                except (IntegrityError, DataError) as exc:
+                    self.errors.append(_refused_by_database(item.number, exc))
+                else:
+                    written.append((item, row))
+        for item, row in written:
+            self._stored(item.number, item.key, item.digest, row["identifier"])
+        CERTIFICATE_EVENTS.labels(event="issued").inc(len(written))
+
+    def _serials(self, pending: list[_Pending]) -> list[str]:
+        """One block of serials per (type, issuer) series, reserved with one UPDATE each."""
+        counts: dict[str, int] = {}
+        for item in pending:
+            counts[item.checked.serial_counter] = counts.get(item.checked.serial_counter, 0) + 1
+        following = {name: repository.allocate(self.db, name, counts[name]) for name in sorted(counts)}
+        serials = []
+        for item in pending:
+            serials.append(f"{following[item.checked.serial_counter]:010d}")
+            following[item.checked.serial_counter] += 1
+        return serials
+
+    def _write(self, rows: list[dict[str, Any]], trails: list[dict[str, Any]]) -> None:
+        self.db.connection().execute(insert(table_of(Certificate)), rows)
+        audit.append(self.db, trails)
+
+    def _stored(self, number: int, key: str | None, digest: str, identifier: str) -> None:
+        self.issued[number] = identifier
+        if key is not None:
+            self.keys[key] = (digest, identifier)
+
+    def report(self) -> BulkReport:
+        identifiers = [self.issued[n] for n in sorted(self.issued)]
+        errors = sorted(self.errors, key=lambda e: e.row)
+        return BulkReport(total=self.total, issued=len(identifiers), failed=len(errors), identifiers=identifiers, errors=errors)
+
+
+def _refused_by_database(number: int, exc: IntegrityError | DataError) -> BulkRowError:
+    reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
+    return BulkRowError(
+        row=number, message=f"the database refused the certificate: {reason}", errors=[{"field": "row", "message": reason}]
+    )
+
+
 def bulk_issue(
     db: Session,
     *,
@@ -1812,53 +2037,30 @@ def bulk_issue(
     rows: Iterable[tuple[int, dict[str, Any] | str]],
     progress: Callable[[int, int], None] | None = None,
 ) -> BulkReport:
-    """Issue every valid row, each in its own savepoint; invalid rows are reported, none half-issued.
+    """Issue every valid row; invalid rows are reported with their number and field, none half-issued.
 
-    `rows` yields (row number, parsed row or a message why the row could not be read).
+    `rows` yields (row number, parsed row or a message why the row could not be read). Rows are checked
+    one by one with the rules of `issue`; the valid ones are signed and written a chunk at a time, so a row
+    refused by a check never reaches the database, and a row the database refuses is reported alone.
     """
-    ctx = replace(ctx, bulk=True)
-    issued: list[str] = []
-    errors: list[BulkRowError] = []
-    total = 0
-    for number, row in rows:
-        total += 1
-        if isinstance(row, str):
-            errors.append(BulkRowError(row=number, message=row))
-        else:
-            key = row.pop("idempotency_key", None)
-            from_csv = bool(row.pop("_csv", False))
-            try:
-                data = IssueRequest.model_validate(row)
-                if from_csv:
-                    data.face = _typed_csv_face(db, data.type_code, data.face)
-                with db.begin_nested():
-                    certificate, _ = issue(db, who=who, ctx=ctx, data=data, idempotency_key=str(key) if key else None)
-                issued.append(certificate.identifier)
-            except ValidationError as exc:
-                ctx.forget_blocks()
-                errs = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
-                errors.append(
-                    BulkRowError(row=number, message="; ".join(f"{e['field']}: {e['message']}" for e in errs[:5]), errors=errs)
-                )
-            except HubError as exc:
-                ctx.forget_blocks()
-                errors.append(BulkRowError(row=number, message=exc.detail, errors=exc.errors))
-        if progress:
-            progress(total, len(issued))
+    run = _BulkRun(db, who=who, ctx=replace(ctx, bulk=True), progress=progress)
+    source = iter(rows)
+    while window := list(islice(source, BULK_CHUNK)):
+        run.add(window)
+    report = run.report()
     audit.record(
         db,
         actor=who,
         action="certificate.bulk_issue",
         object_type="bulk",
-        object_id=f"{len(issued)}/{total}",
-        detail={"failed": len(errors)},
+        object_id=f"{report.issued}/{report.total}",
+        detail={"failed": report.failed},
     )
-    return BulkReport(total=total, issued=len(issued), failed=len(errors), identifiers=issued, errors=errors)
+    return report
 
 
-def _typed_csv_face(db: Session, type_code: str, face: dict[str, Any]) -> dict[str, Any]:
+def _typed_csv_face(ctype: CertificateType | None, face: dict[str, Any]) -> dict[str, Any]:
     """CSV cells are text: turn those the type's schema wants as numbers or booleans into them."""
-    ctype = repository.type_by_code(db, type_code.strip().upper())
     if ctype is None:
         return face
     properties = ctype.face_schema.get("properties", {})

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
-from certhub.models import Certificate
+from certhub import sdjwt, service
+from certhub.models import Certificate, Counter
 from govhub.cli import main
+from ops.audit import AuditRecord
 from ops.config import get_settings
 from tests.certhub.conftest import ID_CARD, World, id_face
 from tests.conftest import MASTER_KEY
@@ -138,3 +141,112 @@ def test_a_csv_of_real_estate_certificates_gets_its_numbers_typed_by_the_schema(
     assert report["errors"][0]["errors"][0]["field"] == "face.area"
     cert = world.client.get(f"/certhub/certificates/{report['identifiers'][0]}", headers=world.issuer.headers).json()
     assert cert["face"]["area"] == 89.5
+
+
+def _bulk(world: World, rows: list[dict[str, object]]) -> dict[str, Any]:
+    response = world.client.post(
+        f"/certhub/certificates/bulk?type_code={ID_CARD}",
+        content=_jsonl(rows).encode(),
+        headers={**world.issuer.headers, "Content-Type": "application/x-ndjson"},
+    )
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def _id_row(holder: str, **extra: object) -> dict[str, object]:
+    return {"holder": {"code": holder, "kind": "person", "name": "张三"}, "face": id_face(holder), **extra}
+
+
+def _issue_records(world: World, identifiers: list[str]) -> int:
+    with world.hub.factory() as db:
+        query = select(func.count()).select_from(AuditRecord)
+        query = query.where(AuditRecord.action == "certificate.issue", AuditRecord.object_id.in_(identifiers))
+        return int(db.scalar(query) or 0)
+
+
+def test_a_file_of_several_chunks_gets_consecutive_serials_and_every_certificate_verifies(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service, "BULK_CHUNK", 4)
+    holders = [citizen_id() for _ in range(10)]
+    rows = [_id_row(h) for h in holders]
+    rows[5]["face"] = id_face(holders[5], sex="未知")  # row 6: refused by the schema, in the middle of the second chunk
+    report = _bulk(world, rows)
+    assert (report["total"], report["issued"], report["failed"]) == (10, 9, 1)
+    assert report["errors"][0]["row"] == 6 and report["errors"][0]["errors"][0]["field"] == "face.sex"
+    identifiers = report["identifiers"]
+    assert len(set(identifiers)) == 9
+    jwks = world.client.get("/certhub/.well-known/jwks.json").json()["keys"]
+    serials, indices = [], set()
+    for identifier in identifiers:
+        assert service.identifier_problem(identifier) is None
+        cert = world.client.get(f"/certhub/certificates/{identifier}", headers=world.issuer.headers).json()
+        serials.append(int(cert["serial"]))
+        indices.add(cert["status_index"])
+        for token in (cert["jws"], sdjwt.split_sd_jwt(cert["sd_jwt"])[0]):
+            parsed = sdjwt.parse_jws(token)
+            key = next(k for k in jwks if k["kid"] == parsed.header["kid"])
+            assert sdjwt.default_signature_check(alg=key["alg"], jwk=key, data=parsed.signing_input, signature=parsed.signature)
+    # rows in file order, serials without gaps (the refused row took none), one status-list position each
+    assert serials == list(range(serials[0], serials[0] + 9)) and len(indices) == 9
+    assert [c["holder_code"] for c in _certs(world, identifiers)] == [h for i, h in enumerate(holders) if i != 5]
+    # one audit record per certificate, and the run's own record
+    assert _issue_records(world, identifiers) == 9
+    with world.hub.factory() as db:
+        run = db.scalars(select(AuditRecord).where(AuditRecord.action == "certificate.bulk_issue")).one()
+        assert run.object_id == "9/10" and run.detail == {"failed": 1}
+    # a holder shows one of them at a window: it verifies like any other certificate
+    presentation = world.show(world.hub.holder(holders[9]), identifiers[-1], fields=["name"])
+    assert world.verify(presentation["token"], nonce=presentation["nonce"])["valid"] is True
+
+
+def _certs(world: World, identifiers: list[str]) -> list[dict[str, Any]]:
+    return [world.client.get(f"/certhub/certificates/{i}", headers=world.issuer.headers).json() for i in identifiers]
+
+
+def test_a_row_the_database_refuses_is_reported_and_the_rest_of_its_chunk_is_issued(world: World) -> None:
+    # The status-list counter lags behind the stored certificates (say, restored from an older backup):
+    # the second row of the chunk gets a position a certificate already holds.
+    taken = world.issue()
+    with world.hub.factory() as db:
+        assert db.scalar(select(func.count()).where(Certificate.status_index == taken["status_index"] - 1)) == 0
+        db.execute(update(Counter).where(Counter.name == "status-index").values(next_value=taken["status_index"] - 1))
+        db.commit()
+    holders = [citizen_id() for _ in range(3)]
+    report = _bulk(world, [_id_row(h) for h in holders])
+    assert (report["total"], report["issued"], report["failed"]) == (3, 2, 1)
+    error = report["errors"][0]
+    assert error["row"] == 2 and error["message"].startswith("the database refused the certificate")
+    assert error["errors"][0]["field"] == "row"
+    assert [c["holder_code"] for c in _certs(world, report["identifiers"])] == [holders[0], holders[2]]
+    with world.hub.factory() as db:
+        assert db.scalar(select(func.count()).where(Certificate.holder_code == holders[1])) == 0
+    # nothing half-issued: no audit record for the refused row either
+    assert _issue_records(world, report["identifiers"]) == 2
+
+
+def test_an_idempotency_key_repeated_in_one_file_returns_the_first_certificate_or_is_refused(world: World) -> None:
+    first, other = citizen_id(), citizen_id()
+    rows = [
+        _id_row(first, idempotency_key="k-1"),
+        _id_row(first, idempotency_key="k-1"),  # the same request again: the same certificate
+        _id_row(other, idempotency_key="k-1"),  # another request under the same key: refused
+        _id_row(other, idempotency_key="k-2"),
+    ]
+    report = _bulk(world, rows)
+    assert (report["issued"], report["failed"]) == (3, 1)
+    assert report["identifiers"][0] == report["identifiers"][1] != report["identifiers"][2]
+    assert report["errors"][0]["row"] == 3 and report["errors"][0]["errors"][0]["field"] == "Idempotency-Key"
+    with world.hub.factory() as db:
+        assert db.scalar(select(func.count()).where(Certificate.holder_code == first)) == 1
+
+
+def test_rows_with_a_sealed_pdf_keep_their_place_among_the_others(world: World) -> None:
+    holders = [citizen_id() for _ in range(3)]
+    report = _bulk(world, [_id_row(holders[0]), _id_row(holders[1], render_pdf=True), _id_row(holders[2])])
+    assert report["issued"] == 3
+    certs = _certs(world, report["identifiers"])
+    assert [c["holder_code"] for c in certs] == holders
+    assert [c["has_pdf"] for c in certs] == [False, True, False]
+    serials = [int(c["serial"]) for c in certs]
+    assert serials == [serials[0], serials[0] + 1, serials[0] + 2]
