@@ -37,7 +37,7 @@ from exchange.schemas import (
     WebhookSet,
 )
 from ops.auth import DepartmentOrAdmin, DepartmentStaff, Holder, PlatformAdmin, Principal
-from ops.db import DbSession, HubRoute, etag
+from ops.db import DbSession, HubRoute, etag, request_session
 from ops.errors import HubError, Invalid
 from ops.pagination import Page
 
@@ -88,9 +88,9 @@ def _read(db: DbSession, req: SharingRequest, response: Response | None = None, 
 
 
 @router.post("/grants/{grant_id}/lookup", response_model=DataResult)
-def lookup(grant_id: str, body: DataQuery, request: Request, db: DbSession, who: DepartmentStaff) -> DataResult:
+def lookup(grant_id: str, body: DataQuery, request: Request, who: DepartmentStaff) -> DataResult:
     """Look up granted dataset rows by control parameters (sent in the body, never in the URL)."""
-    with _refusals_recorded(request, db, who, grant_id, "lookup"):
+    with request_session(request) as db, _refusals_recorded(request, db, who, grant_id, "lookup"):
         grant, fields, rows = service.lookup(
             db,
             who=who,
