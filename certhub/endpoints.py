@@ -77,7 +77,7 @@ def verify(body: VerifyRequest, request: Request, who: VerifierCaller) -> Any:
             db, who=who, settings=state.settings, token=body.token, nonce=body.nonce, journal=state.verification_commits
         )
     claims = verdict.claims
-    return VerdictRead(
+    read = VerdictRead(
         valid=verdict.valid,
         code=verdict.code,
         message=verdict.message,
@@ -90,6 +90,8 @@ def verify(body: VerifyRequest, request: Request, who: VerifierCaller) -> Any:
         status=verdict.status,
         disclosed=verdict.disclosed,
     )
+    # Serialised here: FastAPI would otherwise validate the model it was just given once more.
+    return Response(read.model_dump_json(), media_type="application/json")
 
 
 # ---- types ----------------------------------------------------------------------------------------

@@ -177,10 +177,16 @@ async def get_principal(
 
 
 def require_roles(*roles: Role) -> Callable[..., Awaitable[Principal]]:
-    """A dependency accepting only callers with one of `roles` (403 otherwise)."""
+    """A dependency accepting only callers with one of `roles` (403 otherwise).
+
+    It takes the bearer credentials itself rather than depending on :func:`get_principal`: one
+    dependency level less on every call, which the busiest endpoints notice."""
     names = ", ".join(r.value for r in roles)
 
-    async def dependency(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    async def dependency(
+        request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    ) -> Principal:
+        principal = await get_principal(request, credentials)
         if not principal.has(*roles):
             raise Forbidden(f"this action needs one of the roles: {names}")
         return principal
