@@ -77,12 +77,6 @@ def certificate_by_identifier(db: Session, identifier: str) -> Certificate | Non
     return db.scalars(select(Certificate).where(Certificate.identifier == identifier)).first()
 
 
-def status_of(db: Session, identifier: str) -> tuple[str, str] | None:
-    """(status, holder code) of a certificate, without loading it."""
-    row = db.execute(select(Certificate.status, Certificate.holder_code).where(Certificate.identifier == identifier)).first()
-    return (row[0], row[1]) if row else None
-
-
 def statuses_of(db: Session, identifiers: Iterable[str]) -> dict[str, tuple[str, str]]:
     """identifier → (status, holder code) of the certificates among `identifiers` (one query)."""
     wanted = list(identifiers)

@@ -1,7 +1,7 @@
 """Browser fixtures for the console tests: Debian's Chromium driven by Playwright, a hub served on loopback.
 
 Screenshots of the main pages are kept under test-artifacts/screenshots/ (or $GOVHUB_SCREENSHOT_DIR).
-Browser test modules start with ``sync_api = require_browser()``: without Playwright or Chromium they skip and say why.
+Browser test modules call ``require_browser()`` first: without Playwright or Chromium they skip and say why.
 """
 
 from __future__ import annotations
