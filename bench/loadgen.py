@@ -37,6 +37,31 @@ class Measurement:
     p99_ms: float
     errors: int
     first_error: str
+    cpu_ms: float | None = None  # the hub's CPU time (all its threads) per successful request, when its pid was given
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time so far of a process and its children (the workers of `--workers`), from /proc."""
+    import os
+
+    parents: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended meanwhile
+        parents[int(entry)] = int(fields[1])
+        ticks[int(entry)] = int(fields[11]) + int(fields[12])
+    tree, total = {pid}, 0
+    for process in sorted(parents):  # children have higher pids than their parent here
+        if process in tree or parents[process] in tree:
+            tree.add(process)
+            total += ticks[process]
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 async def _load(
@@ -85,12 +110,17 @@ def measure(
     connections: int,
     seconds: float,
     ok: Callable[[bytes, bytes], bool] = status_ok,
+    pid: int | None = None,
 ) -> Measurement:
-    """Run `connections` keep-alive clients for `seconds`; `make(n)` gives the n-th request (None: no more)."""
+    """Run `connections` keep-alive clients for `seconds`; `make(n)` gives the n-th request (None: no more).
+    With the hub's `pid`, also its CPU time per request: unlike the rate, that does not depend on
+    how much of the machine the load generator takes."""
     started = time.perf_counter()
+    cpu_before = cpu_seconds(pid) if pid else 0.0
     good, latencies, errors, first_error = asyncio.run(_load(port, make, connections=connections, seconds=seconds, ok=ok))
     elapsed = time.perf_counter() - started
+    cpu_ms = (cpu_seconds(pid) - cpu_before) * 1000 / max(good, 1) if pid else None
     latencies.sort()
     p50 = statistics.median(latencies) * 1000 if latencies else 0.0
     p99 = latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1000 if latencies else 0.0
-    return Measurement(good / elapsed, p50, p99, errors, first_error)
+    return Measurement(good / elapsed, p50, p99, errors, first_error, cpu_ms)

@@ -40,7 +40,7 @@ from certhub.schemas import (
     VerifyRequest,
 )
 from ops.auth import AnyCaller, DepartmentStaff, Holder, PlatformAdmin, Principal, Role, require_roles
-from ops.db import DbSession, HubRoute, etag, request_session
+from ops.db import DbSession, HubRoute, etag
 from ops.errors import BadRequest, Forbidden, Invalid
 from ops.pagination import Page
 
@@ -69,13 +69,17 @@ def _use_cause(value: str | None) -> str:
 
 
 @router.post("/verifications", response_model=VerdictRead, tags=["certhub verification"])
-def verify(body: VerifyRequest, request: Request, who: VerifierCaller) -> Any:
+async def verify(body: VerifyRequest, request: Request, who: VerifierCaller) -> Any:
     """证照验证: signature, trust list, validity, status, audience and nonce; only the disclosed fields return."""
     state = request.app.state
-    with request_session(request) as db:
-        verdict = service.verify(
-            db, who=who, settings=state.settings, token=body.token, nonce=body.nonce, journal=state.verification_commits
-        )
+    verdict = await service.verify_async(
+        state.sessionmaker,
+        who=who,
+        settings=state.settings,
+        token=body.token,
+        nonce=body.nonce,
+        journal=state.verification_commits,
+    )
     claims = verdict.claims
     read = VerdictRead(
         valid=verdict.valid,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -184,17 +185,24 @@ def claim_nonces(db: Session, nonces: dict[str, str], *, expires_at: datetime) -
         return {}
     now = utcnow()
     rows = [{"nonce": n, "audience": a, "used_at": now, "expires_at": expires_at} for n, a in nonces.items()]
+    new = set(db.connection().execute(_claim_statement(db.get_bind().dialect.name), rows).scalars())
+    return {n: n in new for n in nonces}
+
+
+@functools.cache
+def _claim_statement(dialect: str) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING RETURNING nonce: one statement, compiled once; executed with many
+    rows, SQLAlchemy sends them as one multi-row INSERT ("insertmanyvalues")."""
     table = table_of(UsedNonce)
-    if db.get_bind().dialect.name == "postgresql":
+    if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        statement: Any = pg_insert(table).values(rows).on_conflict_do_nothing(index_elements=["nonce"])
+        statement: Any = pg_insert(table).on_conflict_do_nothing(index_elements=["nonce"])
     else:
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        statement = sqlite_insert(table).values(rows).on_conflict_do_nothing(index_elements=["nonce"])
-    new = set(db.connection().execute(statement.returning(table.c.nonce)).scalars())
-    return {n: n in new for n in nonces}
+        statement = sqlite_insert(table).on_conflict_do_nothing(index_elements=["nonce"])
+    return statement.returning(table.c.nonce)
 
 
 def purge_nonces(db: Session, before: datetime) -> int:

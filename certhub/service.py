@@ -16,6 +16,7 @@ from itertools import islice
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import anyio.to_thread
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jsonschema import Draft202012Validator, FormatChecker
@@ -23,7 +24,7 @@ from jsonschema.exceptions import SchemaError
 from pydantic import ValidationError
 from sqlalchemy import insert
 from sqlalchemy.exc import DataError, IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from certhub import pdf as pdf_render
 from certhub import repository, sdjwt, sealing, statuslist
@@ -1224,13 +1225,16 @@ def record_access(
 _department_names: dict[str, tuple[float, str | None]] = {}
 
 
-def _department_name(db: Session, department_id: str | None) -> str | None:
-    """A department's name for the access list (cached a minute: names rarely change)."""
+def _department_name(db: Session | None, department_id: str | None) -> str | None:
+    """A department's name for the access list (cached a minute: names rarely change).
+    Without a session only the cache answers (:class:`NeedsDatabase` on a miss)."""
     if not department_id:
         return None
     cached = _department_names.get(department_id)
     if cached and time.monotonic() - cached[0] < 60:
         return cached[1]
+    if db is None:
+        raise NeedsDatabase
     from ops.identity import repository as departments
 
     department = departments.department_by_id(db, department_id)
@@ -1267,13 +1271,15 @@ def _resolved(jwk: dict[str, Any], hub: str) -> sdjwt.ResolvedKey | None:
     return sdjwt.ResolvedKey(jwk=jwk, alg=alg, hub=hub, dept_code=str(dept) if dept else None)
 
 
-def _local_key(db: Session, settings: Settings, kid: str) -> sdjwt.ResolvedKey | None:
+def _local_key(db: Session | None, settings: Settings, kid: str) -> sdjwt.ResolvedKey | None:
     now = time.monotonic()
     with _keys.lock:
         key = _keys.local.get(kid)
         fresh = now - _keys.loaded_at < KEY_CACHE_SECONDS
     if key is not None and fresh:
         return key
+    if db is None:
+        raise NeedsDatabase
     keys: dict[str, sdjwt.ResolvedKey] = {}
     for jwk in hub_jwks(db)["keys"]:
         resolved = _resolved(jwk, settings.public_url)
@@ -1329,17 +1335,25 @@ def _trusted_jwks(hub: TrustedHub, fetcher: Fetcher) -> dict[str, Any]:
     return {"keys": []}
 
 
+class NeedsDatabase(Exception):
+    """A verification read without a session found no answer in the caches (a key, a department's
+    name) or needs another hub's keys or status list: run it again with a session, in a thread."""
+
+
 @dataclass
 class Verifier:
-    """Everything a window verification needs to resolve keys and status."""
+    """Everything a window verification needs to resolve keys and status. Without a session (`db`
+    None) it answers from the caches only, raising :class:`NeedsDatabase` for anything else."""
 
-    db: Session
+    db: Session | None
     settings: Settings
     fetcher: Fetcher
 
     def key(self, iss: str, kid: str) -> sdjwt.ResolvedKey | None:
         if iss == self.settings.public_url:
             return _local_key(self.db, self.settings, kid)
+        if self.db is None:
+            raise NeedsDatabase
         hub = repository.trusted_hub_by_issuer(self.db, iss)
         if hub is None or hub.status != "active":
             return None
@@ -1354,6 +1368,8 @@ class Verifier:
     def status(self, entries: list[dict[str, Any]], identifier: str, iss: str) -> str:
         if iss == self.settings.public_url:
             return sdjwt.STATUS_LATER  # read in the same transaction that claims the nonce and records the access
+        if self.db is None:
+            raise NeedsDatabase
         hub = repository.trusted_hub_by_issuer(self.db, iss)
         assert hub is not None
         return remote_status(entries, hub=hub, fetcher=self.fetcher)
@@ -1428,9 +1444,55 @@ def verify(
     that write shares its commit with other windows' verifications (:mod:`ops.groupcommit`);
     without, it runs in `db`.
     """
+    started = time.perf_counter()
+    pending = _checked(db, who=who, settings=settings, token=token, nonce=nonce, fetcher=fetcher, now=now)
+    if journal is not None:
+        if db.in_transaction():
+            db.commit()  # end this request's read transaction: the journal writes with its own connection
+        verdict = journal.run(pending)
+    else:
+        verdict = settle_verifications(db, [pending])[0]
+    return _counted(verdict, started)
+
+
+async def verify_async(
+    factory: sessionmaker[Session],
+    *,
+    who: Principal,
+    settings: Settings,
+    token: str,
+    nonce: str | None,
+    journal: GroupCommit[PendingVerification, sdjwt.Verdict],
+) -> sdjwt.Verdict:
+    """:func:`verify` for the event loop: the checks run on the loop when the caches hold what they
+    need (this hub's keys, the window's department), else in a worker thread with a session; the
+    write is awaited from the journal without holding a thread."""
+    started = time.perf_counter()
+    try:
+        pending = _checked(None, who=who, settings=settings, token=token, nonce=nonce)
+    except NeedsDatabase:
+
+        def with_session() -> PendingVerification:
+            with factory() as db:
+                return _checked(db, who=who, settings=settings, token=token, nonce=nonce)
+
+        pending = await anyio.to_thread.run_sync(with_session)
+    return _counted(await journal.run_async(pending), started)
+
+
+def _checked(
+    db: Session | None,
+    *,
+    who: Principal,
+    settings: Settings,
+    token: str,
+    nonce: str | None,
+    fetcher: Fetcher | None = None,
+    now: datetime | None = None,
+) -> PendingVerification:
+    """The checks of a verification that need no write; `db` None: from the caches only."""
     if who.department_code is None:
         raise Forbidden("a verifier must belong to a department")
-    started = time.perf_counter()
     claimed: list[str] = []
     verifier = Verifier(db, settings, fetcher or fetch_url)
     verdict = sdjwt.verify_presentation(
@@ -1443,19 +1505,16 @@ def verify(
         now=now,
         claim_nonce=claimed.append,
     )
-    pending = PendingVerification(
+    return PendingVerification(
         who=who,
         verdict=verdict,
         nonce=claimed[0] if claimed else None,
         department_name=_department_name(db, who.department_id),
         request_id=current_request_id(),
     )
-    if journal is not None:
-        if db.in_transaction():
-            db.commit()  # end this request's read transaction: the journal writes with its own connection
-        verdict = journal.run(pending)
-    else:
-        verdict = settle_verifications(db, [pending])[0]
+
+
+def _counted(verdict: sdjwt.Verdict, started: float) -> sdjwt.Verdict:
     CERTIFICATE_EVENTS.labels(event="verified" if verdict.valid else "verify_failed").inc()
     VERIFICATION_LATENCY.observe(time.perf_counter() - started)
     return verdict

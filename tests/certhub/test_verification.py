@@ -196,3 +196,29 @@ def test_the_same_presentation_twice_in_one_commit_is_valid_once(shown: tuple[Wo
     first, second = service.settle_verifications(db, [pending, pending])
     assert first.valid and first.status == "active" and first.identifier == cert["identifier"]
     assert not second.valid and second.code == "replayed"
+
+
+def test_a_verification_with_cold_caches_reads_the_database_then_the_next_runs_from_the_caches(
+    shown: tuple[World, dict, dict], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The window's endpoint checks on the event loop from the caches; when a cache is cold (a new seal
+    key, a hub just started) it runs the same checks with a session in a thread, with the same verdict."""
+    world, cert, presentation = shown
+    in_thread: list[str] = []
+    real_checked = service._checked
+
+    def watched(db: Session | None, **kwargs: object) -> service.PendingVerification:
+        in_thread.append("with session" if db is not None else "from caches")
+        return real_checked(db, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(service, "_checked", watched)
+    service._keys.clear()
+    service._department_names.clear()
+    verdict = world.verify(presentation["token"])
+    assert verdict["valid"] is True and verdict["identifier"] == cert["identifier"]
+    assert in_thread == ["from caches", "with session"]  # the caches missed, the session answered
+
+    in_thread.clear()
+    again = world.show(world.hub.holder(str(cert["holder_code"])), str(cert["identifier"]), fields=["name"])
+    assert world.verify(again["token"])["disclosed"] == {"name": "张三"}
+    assert in_thread == ["from caches"]  # warm now: no thread, no session

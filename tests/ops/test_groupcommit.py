@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Sequence
 
@@ -78,3 +79,63 @@ def test_a_stopped_writer_refuses_new_items_with_a_retry_message(session_factory
     writer.stop()
     with pytest.raises(Unavailable, match="shutting down"):
         writer.run("y")
+
+
+def test_callers_on_the_event_loop_share_commits_and_each_gets_its_own_answer(
+    session_factory: sessionmaker[Session],
+) -> None:
+    seen_batches: list[int] = []
+
+    def settle(db: Session, items: Sequence[str]) -> list[str]:
+        seen_batches.append(len(items))
+        return _write_notes(db, items)
+
+    writer = GroupCommit(session_factory, settle, name="test")
+
+    async def windows() -> list[str]:
+        return list(await asyncio.gather(*(writer.run_async(f"w{i:02d}") for i in range(30))))
+
+    answers = asyncio.run(windows())
+    writer.stop()
+    assert answers == [f"written w{i:02d}" for i in range(30)]
+    assert sum(seen_batches) == 30
+    assert len(seen_batches) < 30  # they waited together: fewer commits than callers
+    with session_factory() as db:
+        assert _notes(db) == [f"w{i:02d}" for i in range(30)]
+
+
+def test_on_the_event_loop_one_bad_item_fails_only_its_own_caller(session_factory: sessionmaker[Session]) -> None:
+    writer = GroupCommit(session_factory, _write_notes, name="test")
+
+    async def windows() -> list[object]:
+        return list(await asyncio.gather(*(writer.run_async(n) for n in ("a", "bad", "c")), return_exceptions=True))
+
+    a, bad, c = asyncio.run(windows())
+    writer.stop()
+    assert (a, c) == ("written a", "written c")
+    assert isinstance(bad, ValueError)
+    with session_factory() as db:
+        assert _notes(db) == ["a", "c"]
+
+
+def test_a_caller_that_goes_away_does_not_disturb_the_others(session_factory: sessionmaker[Session]) -> None:
+    writer = GroupCommit(session_factory, _write_notes, name="test")
+
+    async def windows() -> str:
+        impatient = asyncio.ensure_future(writer.run_async("gone"))
+        patient = asyncio.ensure_future(writer.run_async("stays"))
+        await asyncio.sleep(0)
+        impatient.cancel()  # the client hung up while its batch was being written
+        return await patient
+
+    assert asyncio.run(windows()) == "written stays"
+    writer.stop()
+    with session_factory() as db:
+        assert _notes(db) == ["gone", "stays"]  # the batch it joined was still written, once
+
+
+def test_a_stopped_writer_refuses_callers_on_the_event_loop(session_factory: sessionmaker[Session]) -> None:
+    writer = GroupCommit(session_factory, _write_notes, name="test")
+    writer.stop()
+    with pytest.raises(Unavailable, match="shutting down"):
+        asyncio.run(writer.run_async("late"))
