@@ -304,9 +304,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
     parser.add_argument("--no-analyze", dest="analyze", action="store_false",
                         help="skip ANALYZE after the upload (the catalogue's lookup then may scan the dataset)")  # fmt: skip
     parser.add_argument("--sweep-only", action="store_true", help="only time the overdue sweep")
+    parser.add_argument("--no-sweep", dest="sweep", action="store_false", help="skip the overdue sweep")
     args = parser.parse_args(argv)
     rows_n = args.rows or (1_000_000 if args.full else 100_000)
-    sweeps = [100_000, 1_000_000] if args.full else [100_000]
+    sweeps = ([100_000, 1_000_000] if args.full else [100_000]) if args.sweep else []
     fresh = None
     if args.database_url:
         base = args.database_url
@@ -333,13 +334,14 @@ def _run(args: argparse.Namespace, rows_n: int, sweeps: list[int]) -> list[dict[
                 rss_after_upload = _peak_rss_mb(hub.process.pid)
                 port = int(hub.url.rsplit(":", 1)[1])
                 trivial = http_request("GET", "/healthz")
-                base = measure(port, lambda _n: trivial, connections=args.connections, seconds=args.seconds)
+                pid = hub.process.pid
+                base = measure(port, lambda _n: trivial, connections=args.connections, seconds=args.seconds, pid=pid)
                 path = f"/exchange/grants/{grant_id}/lookup"
 
                 def lookup(n: int) -> bytes:
                     return http_request("POST", path, headers=consumer, json_body={"params": {"身份证号": ids[n % len(ids)]}})
 
-                result = measure(port, lookup, connections=args.connections, seconds=args.seconds)
+                result = measure(port, lookup, connections=args.connections, seconds=args.seconds, pid=pid)
                 if result.errors:
                     print(f"first failure: {result.first_error}", flush=True)
                 trivial_rps, trivial_p99 = base.rate, base.p99_ms
@@ -354,6 +356,7 @@ def _run(args: argparse.Namespace, rows_n: int, sweeps: list[int]) -> list[dict[
                 _row("granted_lookups_per_s", lookup_rps, "req/s", "healthz_per_s", trivial_rps,
                      f">= {LOOKUP_SHARE_TARGET:.0%} of baseline (got {lookup_rps / trivial_rps:.0%})"),
                 _row("granted_lookup_p99", lookup_p99, "ms", "healthz_p99", trivial_p99),
+                _row("hub_cpu_per_lookup", result.cpu_ms or 0.0, "ms", "hub_cpu_per_healthz", base.cpu_ms or 0.0),
                 _row("hub_peak_rss", peak, "MB", "hub_rss_after_upload", rss_after_upload, f"<= {RSS_TARGET_MB:.0f} MB"),
                 _row("dataset_upload", upload_s, "s", "rows_uploaded", float(rows_n)),
             ]  # fmt: skip

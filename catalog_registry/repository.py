@@ -258,7 +258,7 @@ def rows_by_key(
     # The row numbers come from the covering (dataset, key, row) index; written as a subquery so that
     # no planner prefers walking the primary key in row order.
     params = {"dataset_id": dataset_id, "lookup_key": lookup_key, "after": after, "limit": limit}
-    return [(int(number), data) for number, data in db.execute(_ROWS_BY_KEY, params)]
+    return [(int(number), data) for number, data in db.connection().execute(_ROWS_BY_KEY, params)]
 
 
 def rows_page(db: Session, dataset_id: str, *, after: int, limit: int) -> list[DatasetRow]:

@@ -178,8 +178,15 @@ def get_version_for_sharing(db: Session, *, version_id: str) -> SharingView:
     return _sharing_view(entry, version)
 
 
-def _served_dataset(db: Session, resource_id: str) -> repository.ServedDataset:
-    served = repository.served_dataset(db, resource_id)
+def _served_dataset(
+    db: Session, resource_id: str, read: dict[str, repository.ServedDataset | None] | None = None
+) -> repository.ServedDataset:
+    if read is None:
+        served = repository.served_dataset(db, resource_id)
+    else:
+        if resource_id not in read:
+            read[resource_id] = repository.served_dataset(db, resource_id)
+        served = read[resource_id]
     if served is None or served.version_id is None:
         raise NotFound(f"no published catalogue entry {resource_id}")
     if served.state == EntryState.RETIRED:
@@ -207,10 +214,19 @@ def lookup_key(values: Iterable[str]) -> str:
     return hashlib.sha256("\x1f".join(v.strip() for v in values).encode()).hexdigest()
 
 
-def lookup_rows(db: Session, *, resource_id: str, params: dict[str, str], fields: list[str], limit: int) -> list[dict[str, Any]]:
+def lookup_rows(
+    db: Session,
+    *,
+    resource_id: str,
+    params: dict[str, str],
+    fields: list[str],
+    limit: int,
+    served_read: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
     """Rows of the current dataset version matching every given control parameter exactly (indexed lookup),
-    only `fields` returned, at most `limit` rows."""
-    served = _served_dataset(db, resource_id)
+    only `fields` returned, at most `limit` rows. `served_read`: the entries' datasets already read in this
+    transaction (many lookups in one read transaction read each entry once)."""
+    served = _served_dataset(db, resource_id, served_read)
     _check_fields(served.items, fields)
     declared = {p["item"]: p for p in served.control_parameters}
     unknown = [k for k in params if k not in declared]

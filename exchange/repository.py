@@ -151,7 +151,8 @@ def _count_uses_statement(dialect: str) -> Any:
 def count_uses(db: Session, grant_id: str, window: datetime, uses: int) -> int:
     """Add `uses` queries to the grant's counter for the minute `window`; returns the minute's count after."""
     statement = _count_uses_statement(db.get_bind().dialect.name)
-    return int(db.execute(statement, {"grant_id": grant_id, "window": window, "uses": uses}).scalar_one())
+    # On the connection: the ORM's bulk-update machinery costs more than this one statement.
+    return int(db.connection().execute(statement, {"grant_id": grant_id, "window": window, "uses": uses}).scalar_one())
 
 
 def give_back_uses(db: Session, grant_id: str, uses: int) -> None:

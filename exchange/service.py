@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -878,9 +878,18 @@ def mask(value: Any) -> Any:
     return text[:head] + "*" * (n - head - tail) + text[n - tail :] if tail else text[:head] + "*" * (n - head)
 
 
-def _usable_grant(db: Session, who: Principal, grant_id: str, now: datetime) -> Grant:
+def _usable_grant(
+    db: Session, who: Principal, grant_id: str, now: datetime, read: dict[tuple[str, str | None], Grant | None] | None = None
+) -> Grant:
+    """The caller's grant if it can be used now; `read`: grants already read in this transaction."""
     who.require_department()
-    grant = repo.consumer_grant(db, who, grant_id)
+    if read is None:
+        grant = repo.consumer_grant(db, who, grant_id)
+    else:
+        key = (grant_id, who.department_id)
+        if key not in read:
+            read[key] = repo.consumer_grant(db, who, grant_id)
+        grant = read[key]
     if grant is None:
         raise NotFound(f"no grant {grant_id} held by your department")
     if grant.state == GrantState.REVOKED:
@@ -1046,32 +1055,101 @@ def _settle_query(db: Session, pending: PendingAccess, grant: Grant, journal: Ac
     metrics.DATA_ACCESSES.labels(kind=pending.kind, outcome="success").inc()
 
 
-def lookup(
+@dataclass
+class _BatchRead:
+    """What a batch of lookups has read once in its transaction: grants, and the entries' datasets."""
+
+    grants: dict[tuple[str, str | None], Grant | None] = field(default_factory=dict)
+    served: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LookupAsk:
+    """A granted lookup waiting for its batch (see :func:`run_lookups`)."""
+
+    who: Principal
+    grant_id: str
+    params: dict[str, str]
+    fields: list[str] | None
+    use_cause: str | None
+
+
+LookupRead = tuple[Grant, list[str], list[dict[str, Any]], PendingAccess]
+LookupResult = tuple[Grant, list[str], list[dict[str, Any]]]
+Lookups = GroupCommit[LookupAsk, LookupResult | HubError]
+
+
+def run_lookups(db: Session, asks: Sequence[LookupAsk]) -> list[LookupResult | HubError]:
+    """Many granted lookups in one transaction: their reads (each grant and each entry's dataset read
+    once), then their counts and trails together (:func:`settle_accesses`). A refused lookup is
+    recorded too, and its error is its own result: one department's bad query never touches another's."""
+    read = _BatchRead()
+    results: list[LookupRead | HubError] = []
+    for ask in asks:
+        try:
+            results.append(
+                _lookup_read(
+                    db, who=ask.who, grant_id=ask.grant_id, params=ask.params, fields=ask.fields, use_cause=ask.use_cause,
+                    read=read,
+                )
+            )  # fmt: skip
+        except HubError as exc:
+            results.append(exc)
+    found = [(index, result) for index, result in enumerate(results) if not isinstance(result, HubError)]
+    allowed = settle_accesses(db, [result[3] for _, result in found])
+    for (index, (grant, _, _, pending)), ok in zip(found, allowed, strict=True):
+        if not ok:
+            results[index] = _rate_limited(grant, pending.access["at"])
+    out: list[LookupResult | HubError] = []
+    for ask, result in zip(asks, results, strict=True):
+        if isinstance(result, HubError):
+            if result.status < 500:
+                record_refused_access(
+                    db, who=ask.who, grant_id=ask.grant_id, kind="lookup", code=result.code, detail=result.detail
+                )
+            out.append(result)
+        else:
+            metrics.DATA_ACCESSES.labels(kind="lookup", outcome="success").inc()
+            out.append(result[:3])
+    return out
+
+
+async def lookup(ask: LookupAsk, *, lookups: Lookups) -> LookupResult:
+    """Look up granted dataset rows by control parameters; only granted fields, sensitive ones masked.
+    The lookup waits on the event loop, without a thread, for the next batch of :func:`run_lookups`."""
+    result = await lookups.run_async(ask)
+    if isinstance(result, HubError):
+        raise result
+    return result
+
+
+def _lookup_read(
     db: Session,
     *,
     who: Principal,
     grant_id: str,
     params: dict[str, str],
     fields: list[str] | None,
-    use_cause: str | None = None,
-    journal: AccessJournal | None = None,
-) -> tuple[Grant, list[str], list[dict[str, Any]]]:
-    """Look up granted dataset rows by control parameters; only granted fields, sensitive ones masked."""
+    use_cause: str | None,
+    read: _BatchRead | None = None,
+) -> LookupRead:
+    """The reads of a lookup: the grant, the checks, the rows; and the access waiting to be counted."""
     now = utcnow()
     try:
-        grant = _usable_grant(db, who, grant_id, now)
+        grant = _usable_grant(db, who, grant_id, now, read.grants if read else None)
         chosen = _fields(grant, fields)
         limit = _check_params(grant, {k.strip(): v.strip() for k, v in params.items()})
     except HubError as exc:
         metrics.DATA_ACCESSES.labels(kind="lookup", outcome=exc.code).inc()
         raise
-    rows = sources.catalogue().lookup_rows(db, resource_id=grant.resource_id, params=params, fields=chosen, limit=limit)
+    rows = sources.catalogue().lookup_rows(
+        db, resource_id=grant.resource_id, params=params, fields=chosen, limit=limit, served_read=read.served if read else None
+    )
     shaped = _shape(grant, rows, chosen)
     pending = pending_access(
         grant, who, kind="lookup", params=params, rows=len(shaped), fields=chosen, use_cause=use_cause, now=now
     )
-    _settle_query(db, pending, grant, journal)
-    return grant, chosen, shaped
+    return grant, chosen, shaped, pending
 
 
 def export(

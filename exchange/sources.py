@@ -76,7 +76,14 @@ class Catalogue(Protocol):
     def get_published_for_sharing(self, db: Session, *, resource_id: str) -> Sharing: ...
     def get_version_for_sharing(self, db: Session, *, version_id: str) -> Sharing: ...
     def lookup_rows(
-        self, db: Session, *, resource_id: str, params: dict[str, str], fields: list[str], limit: int
+        self,
+        db: Session,
+        *,
+        resource_id: str,
+        params: dict[str, str],
+        fields: list[str],
+        limit: int,
+        served_read: dict[str, Any] | None = None,
     ) -> list[dict[str, Any]]: ...
     def export_rows(
         self, db: Session, *, resource_id: str, fields: list[str], cursor: str | None, limit: int

@@ -95,6 +95,7 @@ def create_app(
                 scheduler.shutdown()
             app.state.verification_commits.stop()
             app.state.access_commits.stop()
+            app.state.lookups.stop()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -115,6 +116,8 @@ def create_app(
         # The writes every window verification and every data query make: shared commits (ops.groupcommit).
         "verification_commits": GroupCommit(factory, certhub_service.settle_verifications, name="verifications"),
         "access_commits": GroupCommit(factory, exchange_service.settle_accesses, name="data_accesses"),
+        # Granted lookups, batched the same way: their reads and their writes, one transaction for many.
+        "lookups": GroupCommit(factory, exchange_service.run_lookups, name="lookups"),
         "calendar_listeners": calendar_listeners(),
     }
     for key, value in state.items():

@@ -86,7 +86,14 @@ class Catalogue:
         raise NotFound(f"no version {version_id}")
 
     def lookup_rows(
-        self, db: Session, *, resource_id: str, params: dict[str, str], fields: list[str], limit: int
+        self,
+        db: Session,
+        *,
+        resource_id: str,
+        params: dict[str, str],
+        fields: list[str],
+        limit: int,
+        served_read: dict[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
         found = [r for r in self.rows[resource_id] if all(str(r.get(k)) == v for k, v in params.items())]
         return [{f: r.get(f) for f in fields} for r in found[:limit]]

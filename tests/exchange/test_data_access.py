@@ -278,3 +278,43 @@ def test_queries_settled_together_share_the_rate_limit_one_by_one(world: World, 
     assert db.get(GrantUsage, grant_id).count == 2  # type: ignore[union-attr]
     written = db.scalars(select(DataAccess).where(DataAccess.grant_id == grant_id)).all()
     assert len(written) == 2
+
+
+def test_one_bad_lookup_in_a_batch_is_refused_alone_and_recorded(world: World, db: Session) -> None:
+    """Lookups from several callers are read and settled in one batch: a wrong parameter, a grant that is
+    not the caller's and a query past the rate limit each get their own problem, the others their rows."""
+    from exchange.models import Grant
+    from ops.auth import Principal, Role
+
+    grant_id = world.granted(world.persons)["id"]
+    row = db.get(Grant, grant_id)
+    assert row is not None
+    row.rate_limit_per_minute = 3
+    db.commit()
+
+    def as_system(actor: Any) -> Principal:
+        return Principal(
+            subject=actor.client.client_id, roles=frozenset({Role.DEPARTMENT_SYSTEM}), department_id=actor.department_id
+        )
+
+    consumer, stranger = as_system(world.consumer), as_system(world.other)
+    asks = [
+        service.LookupAsk(consumer, grant_id, {"身份证号": world.person_ids[0]}, ["姓名"], "低保复核"),
+        service.LookupAsk(consumer, grant_id, {"姓名": "张三"}, None, None),  # not the control parameter
+        service.LookupAsk(stranger, grant_id, {"身份证号": world.person_ids[1]}, None, None),  # not its grant
+        service.LookupAsk(consumer, grant_id, {"身份证号": world.person_ids[2]}, None, None),
+        service.LookupAsk(consumer, grant_id, {"身份证号": world.person_ids[3]}, None, None),
+        service.LookupAsk(consumer, grant_id, {"身份证号": world.person_ids[4]}, None, None),  # the fourth this minute
+    ]
+    results = service.run_lookups(db, asks)
+    db.commit()
+
+    outcomes = [r.status if isinstance(r, service.HubError) else 200 for r in results]
+    assert outcomes == [200, 422, 404, 200, 200, 429]
+    first = results[0]
+    assert not isinstance(first, service.HubError)
+    assert first[1] == ["姓名"] and len(first[2]) == 1
+    trail = db.scalars(select(DataAccess).where(DataAccess.grant_id == grant_id).order_by(DataAccess.id)).all()
+    assert sorted(a.outcome for a in trail) == sorted(["success"] * 3 + ["invalid", "rate_limited"])
+    refused = db.scalars(select(AuditRecord).where(AuditRecord.object_id == grant_id, AuditRecord.outcome != "success")).all()
+    assert len(refused) == 3  # the stranger's attempt is audited, though not in the grant's trail
