@@ -113,11 +113,12 @@ def parse_jws(token: str, *, what: str = "token") -> ParsedJws:
     return ParsedJws(header, payload, f"{parts[0]}.{parts[1]}".encode("ascii"), signature)
 
 
-_KEY_CACHE: dict[str, Any] = {}
+_KEY_CACHE: dict[str, Any] = {}  # public keys by their JWK members
 
 
 def _public_key(alg: str, jwk: dict[str, Any]) -> Any:
-    cache_key = alg + json.dumps(jwk, sort_keys=True)
+    # The members that make the key (RFC 7518 §6.2.1, RFC 8037 §2): cheaper than serialising the JWK.
+    cache_key = f"{alg}|{jwk.get('kty')}|{jwk.get('crv')}|{jwk.get('x')}|{jwk.get('y')}"
     key = _KEY_CACHE.get(cache_key)
     if key is None:
         if alg == "EdDSA":

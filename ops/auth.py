@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections import OrderedDict
@@ -121,6 +122,37 @@ class TokenCache:
         self._entries: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
         self._lock = threading.Lock()
         self.max_entries = max_entries
+        self._verifying: dict[str, asyncio.Task[Principal]] = {}  # checks under way, by token
+        self._generation = 0  # bumped by clear(): a check begun before it must not refill the cache
+
+    async def principal(self, token: str, verify: Callable[[], Principal], ttl: float) -> Principal:
+        """The token's principal: from the cache, else from `verify` run once in a worker thread.
+        Callers that present the same token while it is being checked wait for that one check
+        instead of each making their own (a busy client's whole burst arrives when its entry expires)."""
+        found = self.get(token)
+        if found is not None:
+            return found
+        loop = asyncio.get_running_loop()
+        check = self._verifying.get(token)
+        if check is None or check.get_loop() is not loop:
+            check = loop.create_task(self._check(token, verify, ttl))
+            self._verifying[token] = check
+            check.add_done_callback(lambda done: self._check_done(token, done))
+        # Shielded: a caller that goes away does not cancel the check the others are waiting for.
+        return await asyncio.shield(check)
+
+    async def _check(self, token: str, verify: Callable[[], Principal], ttl: float) -> Principal:
+        generation = self._generation
+        principal = await run_in_threadpool(verify)
+        if ttl > 0 and generation == self._generation:
+            self.put(token, principal, ttl)
+        return principal
+
+    def _check_done(self, token: str, done: asyncio.Task[Principal]) -> None:
+        if self._verifying.get(token) is done:
+            del self._verifying[token]
+        if not done.cancelled():
+            done.exception()  # retrieved here too, in case every waiter went away
 
     def get(self, token: str) -> Principal | None:
         with self._lock:
@@ -144,6 +176,7 @@ class TokenCache:
 
     def clear(self) -> None:
         with self._lock:
+            self._generation += 1
             self._entries.clear()
 
     def clear_after_commit(self, db: Session) -> None:
@@ -168,10 +201,8 @@ async def get_principal(
     principal = TOKENS.get(token)
     if principal is None:
         # Signature check and the client's revocation check (a database read): in a worker thread.
-        principal = await run_in_threadpool(authenticate, request, token)
         ttl = _settings(request).token_cache_seconds
-        if ttl > 0:
-            TOKENS.put(token, principal, ttl)
+        principal = await TOKENS.principal(token, lambda: authenticate(request, token), ttl)
     request.state.principal = principal
     return principal
 
