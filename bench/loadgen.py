@@ -10,6 +10,7 @@ import asyncio
 import json
 import statistics
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -115,12 +116,69 @@ def measure(
     """Run `connections` keep-alive clients for `seconds`; `make(n)` gives the n-th request (None: no more).
     With the hub's `pid`, also its CPU time per request: unlike the rate, that does not depend on
     how much of the machine the load generator takes."""
+    return _summary([_phase(port, make, connections=connections, seconds=seconds, ok=ok, pid=pid)])
+
+
+Phase = tuple[Callable[[int], bytes | None], Callable[[bytes, bytes], bool]]
+
+
+def alternate(
+    port: int, phases: list[Phase], *, rounds: int, connections: int, seconds: float, pid: int | None = None
+) -> list[Measurement]:
+    """Measure several loads (a request maker and a success check each) in turn, `rounds` times over,
+    `seconds` per load and round; one pooled :class:`Measurement` per load. Taking turns means a
+    slow spell of a shared machine falls on the baseline and the measured endpoint alike."""
+    runs: list[list[_Run]] = [[] for _ in phases]
+    for _ in range(rounds):
+        for index, (make, ok) in enumerate(phases):
+            runs[index].append(_phase(port, make, connections=connections, seconds=seconds, ok=ok, pid=pid))
+    return [_summary(phase_runs) for phase_runs in runs]
+
+
+@dataclass(frozen=True)
+class _Run:
+    good: int
+    errors: int
+    first_error: str
+    elapsed: float
+    latencies: list[float]
+    cpu_seconds: float | None
+
+
+def _phase(
+    port: int,
+    make: Callable[[int], bytes | None],
+    *,
+    connections: int,
+    seconds: float,
+    ok: Callable[[bytes, bytes], bool],
+    pid: int | None,
+) -> _Run:
     started = time.perf_counter()
     cpu_before = cpu_seconds(pid) if pid else 0.0
     good, latencies, errors, first_error = asyncio.run(_load(port, make, connections=connections, seconds=seconds, ok=ok))
     elapsed = time.perf_counter() - started
-    cpu_ms = (cpu_seconds(pid) - cpu_before) * 1000 / max(good, 1) if pid else None
-    latencies.sort()
+    return _Run(good, errors, first_error, elapsed, latencies, cpu_seconds(pid) - cpu_before if pid else None)
+
+
+def _summary(runs: list[_Run]) -> Measurement:
+    good = sum(r.good for r in runs)
+    latencies = sorted(latency for r in runs for latency in r.latencies)
     p50 = statistics.median(latencies) * 1000 if latencies else 0.0
     p99 = latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1000 if latencies else 0.0
-    return Measurement(good / elapsed, p50, p99, errors, first_error, cpu_ms)
+    cpu = [r.cpu_seconds for r in runs]
+    cpu_ms = sum(c for c in cpu if c is not None) * 1000 / max(good, 1) if all(c is not None for c in cpu) else None
+    first_error = next((r.first_error for r in runs if r.first_error), "")
+    return Measurement(good / sum(r.elapsed for r in runs), p50, p99, sum(r.errors for r in runs), first_error, cpu_ms)
+
+
+def average_batch(port: int, writer: str) -> float:
+    """The average size of a group-commit writer's batches so far, from the hub's /metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    values = {}
+    for line in text.splitlines():
+        for part in ("sum", "count"):
+            if line.startswith(f'govhub_group_commit_batch_size_{part}{{writer="{writer}"}}'):
+                values[part] = float(line.rsplit(" ", 1)[1])
+    return values.get("sum", 0.0) / values["count"] if values.get("count") else 0.0
