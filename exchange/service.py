@@ -1131,19 +1131,19 @@ def _lookup_read(
     params: dict[str, str],
     fields: list[str] | None,
     use_cause: str | None,
-    read: _BatchRead | None = None,
+    read: _BatchRead,
 ) -> LookupRead:
     """The reads of a lookup: the grant, the checks, the rows; and the access waiting to be counted."""
     now = utcnow()
     try:
-        grant = _usable_grant(db, who, grant_id, now, read.grants if read else None)
+        grant = _usable_grant(db, who, grant_id, now, read.grants)
         chosen = _fields(grant, fields)
         limit = _check_params(grant, {k.strip(): v.strip() for k, v in params.items()})
     except HubError as exc:
         metrics.DATA_ACCESSES.labels(kind="lookup", outcome=exc.code).inc()
         raise
     rows = sources.catalogue().lookup_rows(
-        db, resource_id=grant.resource_id, params=params, fields=chosen, limit=limit, served_read=read.served if read else None
+        db, resource_id=grant.resource_id, params=params, fields=chosen, limit=limit, served_read=read.served
     )
     shaped = _shape(grant, rows, chosen)
     pending = pending_access(
@@ -1391,7 +1391,8 @@ def report(db: Session, *, start: date, end: date) -> Report:
 
 
 def record_refused_access(db: Session, *, who: Principal, grant_id: str, kind: str, code: str, detail: str) -> None:
-    """Record a refused query (its own transaction: the refused request's is rolled back)."""
+    """Record a refused query: in a lookup batch's transaction, or in a transaction of its own after a
+    refused request's was rolled back."""
     grant = db.get(Grant, grant_id)
     if grant is not None and grant.consumer_department_id == who.department_id:
         db.add(
