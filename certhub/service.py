@@ -1435,24 +1435,16 @@ def verify(
     nonce: str | None,
     fetcher: Fetcher | None = None,
     now: datetime | None = None,
-    journal: GroupCommit[PendingVerification, sdjwt.Verdict] | None = None,
 ) -> sdjwt.Verdict:
     """证照验证: verify a presentation for the calling window; records the access and the nonce.
 
     The checks that need no write (format, keys, signatures, validity, audience, disclosures) run
-    first; then one short write settles the verdict (:func:`settle_verifications`). With a `journal`
-    that write shares its commit with other windows' verifications (:mod:`ops.groupcommit`);
-    without, it runs in `db`.
+    first; then one short write in `db` settles the verdict (:func:`settle_verifications`). The API's
+    busy path is :func:`verify_async`, whose write shares its commit with other windows' verifications.
     """
     started = time.perf_counter()
     pending = _checked(db, who=who, settings=settings, token=token, nonce=nonce, fetcher=fetcher, now=now)
-    if journal is not None:
-        if db.in_transaction():
-            db.commit()  # end this request's read transaction: the journal writes with its own connection
-        verdict = journal.run(pending)
-    else:
-        verdict = settle_verifications(db, [pending])[0]
-    return _counted(verdict, started)
+    return _counted(settle_verifications(db, [pending])[0], started)
 
 
 async def verify_async(
