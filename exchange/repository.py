@@ -6,7 +6,8 @@ Another department's record is simply not found.
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass, fields
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Integer, Select, bindparam, case, or_, select, update
@@ -103,12 +104,41 @@ def get_grant(db: Session, who: Principal, grant_id: str) -> Grant | None:
     return db.scalars(readable_grants(who).where(Grant.id == grant_id)).first()
 
 
-_CONSUMER_GRANT = select(Grant).where(Grant.id == bindparam("grant_id"), Grant.consumer_department_id == bindparam("department"))
+@dataclass(frozen=True, slots=True)
+class GrantTerms:
+    """What a data query needs of a grant: its columns of the same names, without the ORM object.
+
+    Every lookup reads them; building the ORM object cost several times the query itself."""
+
+    id: str
+    consumer_department_id: str
+    provider_department_id: str
+    resource_id: str
+    version_id: str
+    fields: list[str]
+    personal_fields: list[str]
+    masked_fields: list[str]
+    purpose: str
+    valid_from: date
+    valid_until: date
+    expires_at: datetime
+    rate_limit_per_minute: int
+    control_parameters: list[dict[str, Any]]
+    allows_export: bool
+    state: str
+    revoked_at: datetime | None
+    revoke_reason: str | None
 
 
-def consumer_grant(db: Session, who: Principal, grant_id: str) -> Grant | None:
-    """A grant the caller's department holds (only the consumer queries data through it)."""
-    return db.scalars(_CONSUMER_GRANT, {"grant_id": grant_id, "department": who.department_id or ""}).first()
+_CONSUMER_GRANT = select(*(getattr(Grant, f.name) for f in fields(GrantTerms))).where(
+    Grant.id == bindparam("grant_id"), Grant.consumer_department_id == bindparam("department")
+)
+
+
+def consumer_grant(db: Session, who: Principal, grant_id: str) -> GrantTerms | None:
+    """The terms of a grant the caller's department holds (only the consumer queries data through it)."""
+    row = db.connection().execute(_CONSUMER_GRANT, {"grant_id": grant_id, "department": who.department_id or ""}).first()
+    return GrantTerms(*row) if row is not None else None
 
 
 def list_grants(

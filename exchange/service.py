@@ -36,6 +36,7 @@ from exchange.models import (
     Step,
     Webhook,
 )
+from exchange.repository import GrantTerms
 from exchange.schemas import (
     CoordinationOutcome,
     DeadlineRead,
@@ -879,8 +880,8 @@ def mask(value: Any) -> Any:
 
 
 def _usable_grant(
-    db: Session, who: Principal, grant_id: str, now: datetime, read: dict[tuple[str, str | None], Grant | None] | None = None
-) -> Grant:
+    db: Session, who: Principal, grant_id: str, now: datetime, read: dict[tuple[str, str | None], GrantTerms | None] | None = None
+) -> GrantTerms:
     """The caller's grant if it can be used now; `read`: grants already read in this transaction."""
     who.require_department()
     if read is None:
@@ -901,7 +902,7 @@ def _usable_grant(
     return grant
 
 
-def _rate_limited(grant: Grant, now: datetime) -> TooManyRequests:
+def _rate_limited(grant: GrantTerms, now: datetime) -> TooManyRequests:
     metrics.DATA_ACCESSES.labels(kind="any", outcome="rate_limited").inc()
     return TooManyRequests(
         f"the grant allows {grant.rate_limit_per_minute} queries a minute; retry in the next minute",
@@ -909,7 +910,7 @@ def _rate_limited(grant: Grant, now: datetime) -> TooManyRequests:
     )
 
 
-def _fields(grant: Grant, wanted: list[str] | None) -> list[str]:
+def _fields(grant: GrantTerms, wanted: list[str] | None) -> list[str]:
     if wanted is None:
         return list(grant.fields)
     wanted = list(dict.fromkeys(wanted))
@@ -924,7 +925,7 @@ def _fields(grant: Grant, wanted: list[str] | None) -> list[str]:
     return wanted
 
 
-def _check_params(grant: Grant, params: dict[str, str]) -> int:
+def _check_params(grant: GrantTerms, params: dict[str, str]) -> int:
     """Validate control parameters; returns the most rows the query may return."""
     controls = {c["item"]: c for c in grant.control_parameters}
     if not controls:
@@ -950,7 +951,7 @@ def _check_params(grant: Grant, params: dict[str, str]) -> int:
     return min(limits) if limits else DEFAULT_LOOKUP_ROWS
 
 
-def _shape(grant: Grant, rows: list[dict[str, Any]], fields: list[str]) -> list[dict[str, Any]]:
+def _shape(grant: GrantTerms, rows: list[dict[str, Any]], fields: list[str]) -> list[dict[str, Any]]:
     """Only the asked fields, sensitive ones masked unless the grant names them for clear text."""
     masked = set(grant.masked_fields) & set(fields)
     out = []
@@ -978,7 +979,7 @@ AccessJournal = GroupCommit[PendingAccess, bool]
 
 
 def pending_access(
-    grant: Grant,
+    grant: GrantTerms,
     who: Principal,
     *,
     kind: str,
@@ -1045,7 +1046,7 @@ def settle_accesses(db: Session, items: Sequence[PendingAccess]) -> list[bool]:
     return allowed
 
 
-def _settle_query(db: Session, pending: PendingAccess, grant: Grant, journal: AccessJournal | None) -> None:
+def _settle_query(db: Session, pending: PendingAccess, grant: GrantTerms, journal: AccessJournal | None) -> None:
     """Count the query and write its trail (with other queries' in one commit, given a journal); 429 over the limit."""
     if db.in_transaction():
         db.commit()  # the query only read: end its transaction, the write starts from a fresh snapshot
@@ -1059,7 +1060,7 @@ def _settle_query(db: Session, pending: PendingAccess, grant: Grant, journal: Ac
 class _BatchRead:
     """What a batch of lookups has read once in its transaction: grants, and the entries' datasets."""
 
-    grants: dict[tuple[str, str | None], Grant | None] = field(default_factory=dict)
+    grants: dict[tuple[str, str | None], GrantTerms | None] = field(default_factory=dict)
     served: dict[str, Any] = field(default_factory=dict)
 
 
@@ -1074,8 +1075,8 @@ class LookupAsk:
     use_cause: str | None
 
 
-LookupRead = tuple[Grant, list[str], list[dict[str, Any]], PendingAccess]
-LookupResult = tuple[Grant, list[str], list[dict[str, Any]]]
+LookupRead = tuple[GrantTerms, list[str], list[dict[str, Any]], PendingAccess]
+LookupResult = tuple[GrantTerms, list[str], list[dict[str, Any]]]
 Lookups = GroupCommit[LookupAsk, LookupResult | HubError]
 
 
@@ -1162,7 +1163,7 @@ def export(
     limit: int,
     use_cause: str | None = None,
     journal: AccessJournal | None = None,
-) -> tuple[Grant, list[str], list[dict[str, Any]], str | None]:
+) -> tuple[GrantTerms, list[str], list[dict[str, Any]], str | None]:
     """A page of the granted dataset, where the catalogue entry allows export."""
     now = utcnow()
     try:
@@ -1195,7 +1196,7 @@ def call_api(
     fields: list[str] | None,
     use_cause: str | None = None,
     journal: AccessJournal | None = None,
-) -> tuple[Grant, list[str], list[dict[str, Any]]]:
+) -> tuple[GrantTerms, list[str], list[dict[str, Any]]]:
     """Query the provider's API through the hub; the answer is filtered to the granted fields and masked."""
     from exchange import upstream
 
