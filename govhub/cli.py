@@ -40,6 +40,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     from govhub.app import create_app
     from govhub.database import prepare
     from ops.logs import configure_logging
+    from ops.runtime import tune_gc_for_serving
 
     settings = load_settings()
     configure_logging(settings.log_level)
@@ -61,6 +62,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
         )
         return
     app = create_app(settings, engine=engine)
+    tune_gc_for_serving()
     uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
 
 
