@@ -26,7 +26,7 @@ from ops import health
 from ops.auditlog import endpoints as auditlog_endpoints
 from ops.config import Settings, get_settings
 from ops.crypto import KeyVault
-from ops.db import make_engine, make_sessionmaker
+from ops.db import make_engine, make_loop_writer, make_sessionmaker
 from ops.errors import install_handlers
 from ops.groupcommit import GroupCommit
 from ops.identity import endpoints as identity_endpoints
@@ -77,6 +77,9 @@ def create_app(
     settings = settings or get_settings()
     engine = engine or make_engine(settings.effective_database_url, pool_size=settings.database_pool_size)
     factory = session_factory or make_sessionmaker(engine)
+    # On a SQLite file the busiest writes are settled on the event loop when they need not wait
+    # (ops.groupcommit); not under a caller's own session factory (the tests' rolled-back transaction).
+    loop_writer = make_loop_writer(engine) if session_factory is None else None
     vault = KeyVault.from_settings(settings)
     store = storage or make_store(settings)
 
@@ -114,10 +117,12 @@ def create_app(
         "storage": store,
         "keyring": KeyRing(factory, vault, settings),
         # The writes every window verification and every data query make: shared commits (ops.groupcommit).
-        "verification_commits": GroupCommit(factory, certhub_service.settle_verifications, name="verifications"),
+        "verification_commits": GroupCommit(
+            factory, certhub_service.settle_verifications, name="verifications", loop_writer=loop_writer
+        ),
         "access_commits": GroupCommit(factory, exchange_service.settle_accesses, name="data_accesses"),
         # Granted lookups, batched the same way: their reads and their writes, one transaction for many.
-        "lookups": GroupCommit(factory, exchange_service.run_lookups, name="lookups"),
+        "lookups": GroupCommit(factory, exchange_service.run_lookups, name="lookups", loop_writer=loop_writer),
         "calendar_listeners": calendar_listeners(),
     }
     for key, value in state.items():

@@ -10,12 +10,19 @@ own item's result. Nothing is acknowledged before its commit, so nothing acknowl
 Callers come two ways, and each way batches on its own side:
 
 - **on the event loop** (``await run_async(item)``): items wait in a list on the loop; one flush at a
-  time takes every waiting item to the writer thread and back. Handing over a batch, not an item,
-  keeps the loop and the writer from trading the interpreter lock once per request;
-- **from a worker thread** (``run(item)``): items go through a queue to a writer thread of their own,
-  which takes every item waiting.
+  time hands every waiting item to the writer thread as one batch and awaits its answers, which come
+  back in one callback. Handing over a batch, not an item, keeps the loop and the writer from
+  trading the interpreter lock once per request;
+- **from a worker thread** (``run(item)``): items go to the writer thread one by one.
 
-Both settle batches under one lock, so the two ways never write at the same time.
+One writer thread per group commit takes everything waiting for it, from both ways, and settles it
+in one transaction: the two ways never write at the same time, and share commits when they meet.
+
+Where the database lives in the process (SQLite), its statements are work, not waits, and handing
+them to a thread costs more than they do (the thread and the loop trade the interpreter lock at every
+statement). Given a ``loop_writer`` (``ops.db.make_loop_writer``), the loop settles a batch itself
+whenever it can do so without waiting: the loop writer's transactions never wait for the database's
+write lock. A batch that finds the database busy, or fails, goes to the writer thread as above.
 
 The batch function gets a Session and the items, returns one result per item, and only reads and
 writes the database (no other side effects): if a batch fails, it is rolled back and each item is
@@ -25,13 +32,15 @@ settled again alone, so one bad item never sinks the others and its exception re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Generic, TypeVar
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
-from prometheus_client import Histogram
+from prometheus_client import Counter, Histogram
 from sqlalchemy.orm import Session, sessionmaker
 
 from ops.errors import Unavailable
@@ -45,8 +54,25 @@ BATCH_SIZE = Histogram(
     ["writer"],
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
 )
+HANDED_OVER = Counter(
+    "govhub_group_commit_handed_over_total",
+    "Batches the event loop handed to the writer thread though it has a loop writer (database busy, or a failure)",
+    ["writer"],
+)
 
 _STOP = object()
+
+
+@dataclass
+class _LoopBatch(Generic[In, Out]):
+    """Items handed over together by an event loop, answered together on that loop."""
+
+    items: list[In]
+    loop: asyncio.AbstractEventLoop
+    answered: asyncio.Future[list[_Outcome[Out]]]
+
+
+_Outcome = tuple[Out | None, BaseException | None]  # (result, None) or (None, error)
 
 
 class GroupCommit(Generic[In, Out]):
@@ -60,17 +86,19 @@ class GroupCommit(Generic[In, Out]):
         name: str,
         max_batch: int = 256,
         timeout: float = 30.0,
+        loop_writer: sessionmaker[Session] | None = None,
     ) -> None:
         self.factory, self.settle, self.name, self.max_batch, self.timeout = factory, settle, name, max_batch, timeout
-        self._queue: queue.SimpleQueue[tuple[In, Future[Out]] | object] = queue.SimpleQueue()
+        self.loop_writer = loop_writer
+        self._handed_over = HANDED_OVER.labels(writer=name)
+        self._queue: queue.SimpleQueue[tuple[In, Future[Out]] | _LoopBatch[In, Out] | object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
-        self._write_lock = threading.Lock()
         self._stopped = False
+        self._batch_size = BATCH_SIZE.labels(writer=name)
         # The event loop's side: items waiting for the next flush, and the flush under way.
         self._waiting: list[tuple[In, asyncio.Future[Out]]] = []
         self._flush: asyncio.Task[None] | None = None
-        self._executor: ThreadPoolExecutor | None = None
 
     # ---- from worker threads ----------------------------------------------------------------------
 
@@ -108,12 +136,16 @@ class GroupCommit(Generic[In, Out]):
     async def _flush_waiting(self) -> None:
         """Hand every waiting item to the writer thread, batch after batch, until none is left."""
         loop = asyncio.get_running_loop()
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"group-commit-{self.name}")
         try:
             while self._waiting:
                 batch, self._waiting = self._waiting[: self.max_batch], self._waiting[self.max_batch :]
-                outcomes = await loop.run_in_executor(self._executor, self._settle_batch, [item for item, _ in batch])
+                items = [item for item, _ in batch]
+                outcomes = self._settle_on_loop(items)
+                if outcomes is None:
+                    self._ensure_started()
+                    handed: _LoopBatch[In, Out] = _LoopBatch(items, loop, loop.create_future())
+                    self._queue.put(handed)
+                    outcomes = await handed.answered
                 for (_, future), (result, error) in zip(batch, outcomes, strict=True):
                     if future.done():  # the caller went away (cancelled, timed out)
                         continue
@@ -124,16 +156,32 @@ class GroupCommit(Generic[In, Out]):
         finally:
             self._flush = None
 
+    def _settle_on_loop(self, items: list[In]) -> list[_Outcome[Out]] | None:
+        """Settle a batch right here with the loop writer; None when it cannot be done without waiting
+        (another writer holds the database) or a statement failed: rolled back, nothing of it written,
+        the writer thread takes the batch (and finds the failing item, if one failed)."""
+        if self.loop_writer is None:
+            return None
+        try:
+            with self.loop_writer() as session:
+                results = list(self.settle(session, items))
+                if len(results) != len(items):
+                    raise RuntimeError(f"group commit {self.name}: {len(results)} results for {len(items)} items")
+                session.commit()
+        except Exception:
+            self._handed_over.inc()
+            return None
+        self._batch_size.observe(len(items))
+        return [(result, None) for result in results]
+
     # ---- shared -----------------------------------------------------------------------------------
 
     def stop(self) -> None:
-        """Settle the items already queued, then end the writer threads."""
+        """Settle the items already queued, then end the writer thread."""
         self._stopped = True
         if self._thread is not None:
             self._queue.put(_STOP)
             self._thread.join(timeout=self.timeout)
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
 
     def _refuse_if_stopped(self) -> None:
         if self._stopped:
@@ -151,35 +199,49 @@ class GroupCommit(Generic[In, Out]):
                 self._thread.start()
 
     def _loop(self) -> None:
+        """The writer thread: take everything waiting (both ways), settle it together, answer each."""
         stop = False
         while not stop:
-            first = self._queue.get()
-            if first is _STOP:
-                return
-            batch: list[tuple[In, Future[Out]]] = [first]  # type: ignore[list-item]
-            while len(batch) < self.max_batch:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is _STOP:
+            waiting = [self._queue.get()]
+            count = 0
+            while True:
+                last = waiting[-1]
+                if last is _STOP:
+                    waiting.pop()
                     stop = True
                     break
-                batch.append(item)  # type: ignore[arg-type]
-            outcomes = self._settle_batch([item for item, _ in batch])
-            for (_, future), (result, error) in zip(batch, outcomes, strict=True):
-                if error is not None:
-                    future.set_exception(error)
-                else:
-                    future.set_result(result)  # type: ignore[arg-type]
+                count += len(last.items) if isinstance(last, _LoopBatch) else 1
+                if count >= self.max_batch:
+                    break
+                try:
+                    waiting.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            if waiting:
+                self._answer(waiting, self._settle_batch(waiting))  # type: ignore[arg-type]
 
-    def _settle_batch(self, items: list[In]) -> list[tuple[Out | None, BaseException | None]]:
-        """Settle and commit `items` together: (result, None) or (None, error) for each, in order."""
-        with self._write_lock:
-            BATCH_SIZE.labels(writer=self.name).observe(len(items))
-            return self._commit(items)
+    def _settle_batch(self, waiting: list[tuple[In, Future[Out]] | _LoopBatch[In, Out]]) -> list[_Outcome[Out]]:
+        items = [i for w in waiting for i in (w.items if isinstance(w, _LoopBatch) else [w[0]])]
+        self._batch_size.observe(len(items))
+        return self._commit(items)
 
-    def _commit(self, items: list[In]) -> list[tuple[Out | None, BaseException | None]]:
+    @staticmethod
+    def _answer(waiting: list[tuple[In, Future[Out]] | _LoopBatch[In, Out]], outcomes: list[_Outcome[Out]]) -> None:
+        """Give each caller its outcome: a thread's future at once, a loop's batch in one callback on its loop."""
+        at = 0
+        for entry in waiting:
+            if isinstance(entry, _LoopBatch):
+                mine, at = outcomes[at : at + len(entry.items)], at + len(entry.items)
+                with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits for the answer
+                    entry.loop.call_soon_threadsafe(_resolve, entry.answered, mine)
+                continue
+            (result, error), at = outcomes[at], at + 1
+            if error is not None:
+                entry[1].set_exception(error)
+            else:
+                entry[1].set_result(result)  # type: ignore[arg-type]
+
+    def _commit(self, items: list[In]) -> list[_Outcome[Out]]:
         try:
             with self.factory() as session:
                 results = list(self.settle(session, items))
@@ -192,3 +254,8 @@ class GroupCommit(Generic[In, Out]):
             # Find the item that failed: each alone, in a transaction of its own.
             return [outcome for item in items for outcome in self._commit([item])]
         return [(result, None) for result in results]
+
+
+def _resolve(answered: asyncio.Future[list[Any]], outcomes: list[Any]) -> None:
+    if not answered.done():
+        answered.set_result(outcomes)

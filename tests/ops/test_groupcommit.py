@@ -139,3 +139,33 @@ def test_a_stopped_writer_refuses_callers_on_the_event_loop(session_factory: ses
     writer.stop()
     with pytest.raises(Unavailable, match="shutting down"):
         asyncio.run(writer.run_async("late"))
+
+
+def test_callers_on_the_loop_and_in_threads_share_one_commit_when_they_meet(session_factory: sessionmaker[Session]) -> None:
+    seen_batches: list[list[str]] = []
+    busy, release = threading.Event(), threading.Event()
+
+    def settle(db: Session, items: Sequence[str]) -> list[str]:
+        seen_batches.append(list(items))
+        if items == ["first"]:
+            busy.set()
+            release.wait(timeout=30)  # the writer is busy while the others arrive
+        return _write_notes(db, items)
+
+    writer = GroupCommit(session_factory, settle, name="test")
+    first = writer.submit("first")
+    assert busy.wait(timeout=30)
+    from_thread = writer.submit("thread")
+
+    async def window() -> str:
+        waiting = asyncio.ensure_future(writer.run_async("loop"))
+        await asyncio.sleep(0.05)  # handed to the writer, queued behind the first batch
+        release.set()
+        return await waiting
+
+    assert asyncio.run(window()) == "written loop"
+    assert (first.result(timeout=30), from_thread.result(timeout=30)) == ("written first", "written thread")
+    writer.stop()
+    assert seen_batches == [["first"], ["thread", "loop"]]
+    with session_factory() as db:
+        assert _notes(db) == ["first", "loop", "thread"]
