@@ -10,7 +10,7 @@ import hashlib
 import io
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -51,7 +51,7 @@ from catalog_registry.text import bigrams, join_fields, normalise, query_terms
 from ops import audit
 from ops.auth import Principal
 from ops.db import check_if_match, utcnow
-from ops.errors import Conflict, Forbidden, Invalid, NotFound
+from ops.errors import Conflict, Forbidden, HubError, Invalid, NotFound
 from ops.metrics import CATALOGUE_EVENTS
 from ops.pagination import MAX_LIMIT, decode_cursor, encode_cursor
 from ops.storage import ObjectStore
@@ -214,6 +214,33 @@ def lookup_key(values: Iterable[str]) -> str:
     return hashlib.sha256("\x1f".join(v.strip() for v in values).encode()).hexdigest()
 
 
+# Rows read ahead per lookup key for a batch of lookups (see prefetch_rows); a lookup that may return
+# more reads the rest itself.
+PREFETCH_ROWS = 100
+
+
+def _read_ahead(served_read: dict[str, Any] | None, dataset_id: str) -> dict[str, list[tuple[int, dict[str, Any]]]] | None:
+    return None if served_read is None else served_read.get(f"rows:{dataset_id}")
+
+
+def prefetch_rows(db: Session, *, resource_id: str, params: Sequence[dict[str, str]], served_read: dict[str, Any]) -> None:
+    """Read ahead, in one statement, the rows that a batch of lookups on one entry will ask for (by
+    their lookup keys), so that :func:`lookup_rows` serves each from `served_read` instead of a query
+    of its own. Lookups that do not give every key parameter, or are wrong, are left to lookup_rows."""
+    try:
+        served = _served_dataset(db, resource_id, served_read)
+    except HubError:
+        return  # lookup_rows says what is wrong, to each lookup
+    key_items = list(served.key_items)
+    if not key_items or served.dataset_id is None:
+        return
+    ahead: dict[str, list[tuple[int, dict[str, Any]]]] = served_read.setdefault(f"rows:{served.dataset_id}", {})
+    keys = {lookup_key(str(p[k]) for k in key_items) for p in params if all(k in p for k in key_items)} - ahead.keys()
+    if keys:
+        found = repository.rows_by_keys(db, served.dataset_id, sorted(keys), limit=PREFETCH_ROWS)
+        ahead.update({key: found.get(key, []) for key in keys})
+
+
 def lookup_rows(
     db: Session,
     *,
@@ -224,8 +251,9 @@ def lookup_rows(
     served_read: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Rows of the current dataset version matching every given control parameter exactly (indexed lookup),
-    only `fields` returned, at most `limit` rows. `served_read`: the entries' datasets already read in this
-    transaction (many lookups in one read transaction read each entry once)."""
+    only `fields` returned, at most `limit` rows. `served_read`: what this transaction already read of the
+    catalogue (many lookups in one read transaction read each entry once, and their rows ahead together:
+    :func:`prefetch_rows`)."""
     served = _served_dataset(db, resource_id, served_read)
     _check_fields(served.items, fields)
     declared = {p["item"]: p for p in served.control_parameters}
@@ -251,14 +279,18 @@ def lookup_rows(
     found: list[dict[str, Any]] = []
     after = 0
     size = max(limit * 2, 100)
+    ahead = _read_ahead(served_read, str(served.dataset_id))
     while len(found) < limit:
-        batch = repository.rows_by_key(db, str(served.dataset_id), key, after=after, limit=size)
+        if after == 0 and key is not None and ahead is not None and key in ahead:
+            batch, asked = ahead[key], PREFETCH_ROWS
+        else:
+            batch, asked = repository.rows_by_key(db, str(served.dataset_id), key, after=after, limit=size), size
         for _number, data in batch:
             if all(_text(data.get(k)) == v for k, v in rest.items()):
                 found.append({f: data.get(f) for f in fields})
                 if len(found) >= limit:
                     break
-        if len(batch) < size:
+        if len(batch) < asked:
             break  # that was the last of them
         after = batch[-1][0]
     return found

@@ -1081,19 +1081,27 @@ Lookups = GroupCommit[LookupAsk, LookupResult | HubError]
 
 
 def run_lookups(db: Session, asks: Sequence[LookupAsk]) -> list[LookupResult | HubError]:
-    """Many granted lookups in one transaction: their reads (each grant and each entry's dataset read
-    once), then their counts and trails together (:func:`settle_accesses`). A refused lookup is
-    recorded too, and its error is its own result: one department's bad query never touches another's."""
+    """Many granted lookups in one transaction: their checks (each grant and each entry's dataset read
+    once), their rows (read ahead in one statement per entry), then their counts and trails together
+    (:func:`settle_accesses`). A refused lookup is recorded too, and its error is its own result: one
+    department's bad query never touches another's."""
     read = _BatchRead()
-    results: list[LookupRead | HubError] = []
+    checked: list[_CheckedLookup | HubError] = []
     for ask in asks:
         try:
-            results.append(
-                _lookup_read(
-                    db, who=ask.who, grant_id=ask.grant_id, params=ask.params, fields=ask.fields, use_cause=ask.use_cause,
-                    read=read,
-                )
-            )  # fmt: skip
+            checked.append(_check_lookup(db, ask, read))
+        except HubError as exc:
+            checked.append(exc)
+    wanted: dict[str, list[dict[str, str]]] = {}
+    for check in checked:
+        if not isinstance(check, HubError):
+            wanted.setdefault(check.grant.resource_id, []).append(check.ask.params)
+    for resource_id, params in wanted.items():
+        sources.catalogue().prefetch_rows(db, resource_id=resource_id, params=params, served_read=read.served)
+    results: list[LookupRead | HubError] = []
+    for check in checked:
+        try:
+            results.append(check if isinstance(check, HubError) else _lookup_read(db, check, read))
         except HubError as exc:
             results.append(exc)
     found = [(index, result) for index, result in enumerate(results) if not isinstance(result, HubError)]
@@ -1124,33 +1132,42 @@ async def lookup(ask: LookupAsk, *, lookups: Lookups) -> LookupResult:
     return result
 
 
-def _lookup_read(
-    db: Session,
-    *,
-    who: Principal,
-    grant_id: str,
-    params: dict[str, str],
-    fields: list[str] | None,
-    use_cause: str | None,
-    read: _BatchRead,
-) -> LookupRead:
-    """The reads of a lookup: the grant, the checks, the rows; and the access waiting to be counted."""
+@dataclass(frozen=True)
+class _CheckedLookup:
+    """A lookup whose grant, fields and parameters passed: what reading its rows needs."""
+
+    ask: LookupAsk
+    grant: GrantTerms
+    fields: list[str]
+    limit: int
+    now: datetime
+
+
+def _check_lookup(db: Session, ask: LookupAsk, read: _BatchRead) -> _CheckedLookup:
+    """The checks of a lookup before its rows: a usable grant of the caller's, granted fields, valid parameters."""
     now = utcnow()
     try:
-        grant = _usable_grant(db, who, grant_id, now, read.grants)
-        chosen = _fields(grant, fields)
-        limit = _check_params(grant, {k.strip(): v.strip() for k, v in params.items()})
+        grant = _usable_grant(db, ask.who, ask.grant_id, now, read.grants)
+        chosen = _fields(grant, ask.fields)
+        limit = _check_params(grant, {k.strip(): v.strip() for k, v in ask.params.items()})
     except HubError as exc:
         metrics.DATA_ACCESSES.labels(kind="lookup", outcome=exc.code).inc()
         raise
+    return _CheckedLookup(ask, grant, chosen, limit, now)
+
+
+def _lookup_read(db: Session, check: _CheckedLookup, read: _BatchRead) -> LookupRead:
+    """The rows of a checked lookup, shaped; and the access waiting to be counted."""
+    grant, ask = check.grant, check.ask
     rows = sources.catalogue().lookup_rows(
-        db, resource_id=grant.resource_id, params=params, fields=chosen, limit=limit, served_read=read.served
+        db, resource_id=grant.resource_id, params=ask.params, fields=check.fields, limit=check.limit, served_read=read.served
     )
-    shaped = _shape(grant, rows, chosen)
+    shaped = _shape(grant, rows, check.fields)
     pending = pending_access(
-        grant, who, kind="lookup", params=params, rows=len(shaped), fields=chosen, use_cause=use_cause, now=now
-    )
-    return grant, chosen, shaped, pending
+        grant, ask.who, kind="lookup", params=ask.params, rows=len(shaped), fields=check.fields, use_cause=ask.use_cause,
+        now=check.now,
+    )  # fmt: skip
+    return grant, check.fields, shaped, pending
 
 
 def export(

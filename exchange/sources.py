@@ -7,6 +7,7 @@ exchange relies on are written down here as protocols, so this package type-chec
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
@@ -85,6 +86,9 @@ class Catalogue(Protocol):
         limit: int,
         served_read: dict[str, Any] | None = None,
     ) -> list[dict[str, Any]]: ...
+    def prefetch_rows(
+        self, db: Session, *, resource_id: str, params: Sequence[dict[str, str]], served_read: dict[str, Any]
+    ) -> None: ...
     def export_rows(
         self, db: Session, *, resource_id: str, fields: list[str], cursor: str | None, limit: int
     ) -> tuple[list[dict[str, Any]], str | None]: ...

@@ -6,7 +6,7 @@ import json
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from catalog_registry import service
@@ -56,6 +56,48 @@ def test_an_uploaded_csv_is_looked_up_by_its_control_parameter(client: TestClien
         service.lookup_key(["110105199001011234"]),
         service.lookup_key(["11010519491231002X"]),
     }
+
+
+def test_a_batch_of_lookups_reads_its_rows_ahead_in_one_statement(
+    client: TestClient, hub: Hub, db: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provider = hub.system(hub.department("市公安局"))
+    entry = publish(client, provider, hub.admin)
+    upload(client, provider, entry["id"], PEOPLE)
+    monkeypatch.setattr(service, "PREFETCH_ROWS", 2)  # 张三's two rows fill it: his lookup must look for more
+    zhang, li, nobody = ({"身份证号": n} for n in ("110105199001011234", "11010519491231002X", "000000000000000000"))
+    alone = {
+        n: service.lookup_rows(db, resource_id=entry["id"], params=p, fields=["户籍地址"], limit=5)
+        for n, p in (("zhang", zhang), ("li", li), ("nobody", nobody))
+    }
+    statements: list[str] = []
+    connection = db.connection()
+
+    def count(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(statement)
+
+    event.listen(connection, "before_cursor_execute", count)
+    try:
+        ahead: dict[str, object] = {}
+        service.prefetch_rows(db, resource_id=entry["id"], params=[zhang, li, nobody, {"姓名": "张三"}], served_read=ahead)
+        assert len(statements) == 2  # the entry's dataset, then the rows of every key at once
+        together = {
+            n: service.lookup_rows(db, resource_id=entry["id"], params=p, fields=["户籍地址"], limit=5, served_read=ahead)
+            for n, p in (("li", li), ("nobody", nobody), ("zhang", zhang))
+        }
+        assert len(statements) == 3  # only 张三's lookup read again: for rows past the read-ahead (none)
+    finally:
+        event.remove(connection, "before_cursor_execute", count)
+    assert together == alone
+    assert alone["zhang"] == [{"户籍地址": "北京市朝阳区幸福路1号"}, {"户籍地址": "北京市朝阳区幸福路1号(旧址)"}]
+    assert alone["nobody"] == []
+    monkeypatch.setattr(service, "PREFETCH_ROWS", 1)  # now his second row is past the read-ahead
+    ahead = {}
+    service.prefetch_rows(db, resource_id=entry["id"], params=[zhang], served_read=ahead)
+    assert (
+        service.lookup_rows(db, resource_id=entry["id"], params=zhang, fields=["户籍地址"], limit=5, served_read=ahead)
+        == (alone["zhang"])
+    )
 
 
 def test_lookups_refuse_missing_or_unknown_parameters_and_fields(client: TestClient, hub: Hub, db: Session) -> None:

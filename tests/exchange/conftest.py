@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -97,6 +97,11 @@ class Catalogue:
     ) -> list[dict[str, Any]]:
         found = [r for r in self.rows[resource_id] if all(str(r.get(k)) == v for k, v in params.items())]
         return [{f: r.get(f) for f in fields} for r in found[:limit]]
+
+    def prefetch_rows(
+        self, db: Session, *, resource_id: str, params: Sequence[dict[str, str]], served_read: dict[str, Any]
+    ) -> None:
+        """Rows are in memory here: nothing to read ahead."""
 
     def export_rows(
         self, db: Session, *, resource_id: str, fields: list[str], cursor: str | None, limit: int
