@@ -144,6 +144,28 @@ def _enable_wal(cursor: Any) -> None:
             time.sleep(0.05)
 
 
+def _sqlite_setup(engine: Engine, *, busy_timeout_ms: int, begin: str, checkpoints: bool = True) -> None:
+    """WAL, foreign keys and a busy timeout on every connection; `begin` starts every transaction."""
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        # pysqlite begins transactions lazily and mishandles SAVEPOINT: let SQLAlchemy emit
+        # BEGIN itself (its documented recipe), so nested transactions and rollbacks are real.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        _enable_wal(cursor)
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        if not checkpoints:
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _sqlite_begin(connection: Any) -> None:
+        connection.exec_driver_sql(begin)
+
+
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     """Create the engine; SQLite gets WAL, foreign keys and a busy timeout.
 
@@ -160,22 +182,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
             kwargs.update(pool_size=max(pool_size, SQLITE_POOL_SIZE), max_overflow=pool_size)
         engine = create_engine(url, **kwargs)
 
-        @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-            # pysqlite begins transactions lazily and mishandles SAVEPOINT: let SQLAlchemy emit
-            # BEGIN itself (its documented recipe), so nested transactions and rollbacks are real.
-            dbapi_connection.isolation_level = None
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA busy_timeout=30000")
-            _enable_wal(cursor)
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.close()
-
-        @event.listens_for(engine, "begin")
-        def _sqlite_begin(connection: Any) -> None:
-            connection.exec_driver_sql("BEGIN")
-
+        _sqlite_setup(engine, busy_timeout_ms=30000, begin="BEGIN")
         return engine
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800)
 
@@ -205,21 +212,7 @@ def make_loop_writer(engine: Engine) -> sessionmaker[Session] | None:
     if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
         return None
     loop_engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 0}, pool_size=2, max_overflow=2)
-
-    @event.listens_for(loop_engine, "connect")
-    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None  # BEGIN emitted below (see make_engine)
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA busy_timeout=0")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA wal_autocheckpoint=0")
-        cursor.close()
-
-    @event.listens_for(loop_engine, "begin")
-    def _begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
-
+    _sqlite_setup(loop_engine, busy_timeout_ms=0, begin="BEGIN IMMEDIATE", checkpoints=False)
     checkpointer = _Checkpointer(str(url.database))
     event.listen(loop_engine, "commit", lambda _connection: checkpointer.committed())
     return make_sessionmaker(loop_engine)

@@ -163,11 +163,7 @@ class GroupCommit(Generic[In, Out]):
         if self.loop_writer is None:
             return None
         try:
-            with self.loop_writer() as session:
-                results = list(self.settle(session, items))
-                if len(results) != len(items):
-                    raise RuntimeError(f"group commit {self.name}: {len(results)} results for {len(items)} items")
-                session.commit()
+            results = self._settle_in(self.loop_writer, items)
         except Exception:
             self._handed_over.inc()
             return None
@@ -241,13 +237,18 @@ class GroupCommit(Generic[In, Out]):
             else:
                 entry[1].set_result(result)  # type: ignore[arg-type]
 
+    def _settle_in(self, factory: sessionmaker[Session], items: list[In]) -> list[Out]:
+        """Settle `items` in one transaction of a session from `factory`, and commit it."""
+        with factory() as session:
+            results = list(self.settle(session, items))
+            if len(results) != len(items):
+                raise RuntimeError(f"group commit {self.name}: {len(results)} results for {len(items)} items")
+            session.commit()
+        return results
+
     def _commit(self, items: list[In]) -> list[_Outcome[Out]]:
         try:
-            with self.factory() as session:
-                results = list(self.settle(session, items))
-                if len(results) != len(items):
-                    raise RuntimeError(f"group commit {self.name}: {len(results)} results for {len(items)} items")
-                session.commit()
+            results = self._settle_in(self.factory, items)
         except BaseException as exc:
             if len(items) == 1:
                 return [(None, exc)]
