@@ -54,6 +54,11 @@ BATCH_SIZE = Histogram(
     ["writer"],
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
 )
+ON_LOOP = Counter(
+    "govhub_group_commit_loop_batches_total",
+    "Batches the event loop settled itself with its loop writer (SQLite), not the writer thread",
+    ["writer"],
+)
 HANDED_OVER = Counter(
     "govhub_group_commit_handed_over_total",
     "Batches the event loop handed to the writer thread though it has a loop writer (database busy, or a failure)",
@@ -91,6 +96,7 @@ class GroupCommit(Generic[In, Out]):
         self.factory, self.settle, self.name, self.max_batch, self.timeout = factory, settle, name, max_batch, timeout
         self.loop_writer = loop_writer
         self._handed_over = HANDED_OVER.labels(writer=name)
+        self._on_loop = ON_LOOP.labels(writer=name)
         self._queue: queue.SimpleQueue[tuple[In, Future[Out]] | _LoopBatch[In, Out] | object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
@@ -168,6 +174,7 @@ class GroupCommit(Generic[In, Out]):
             self._handed_over.inc()
             return None
         self._batch_size.observe(len(items))
+        self._on_loop.inc()
         return [(result, None) for result in results]
 
     # ---- shared -----------------------------------------------------------------------------------

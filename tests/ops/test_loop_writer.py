@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ops import db as ops_db
 from ops.db import make_engine, make_loop_writer, make_sessionmaker
-from ops.groupcommit import HANDED_OVER, GroupCommit
+from ops.groupcommit import HANDED_OVER, ON_LOOP, GroupCommit
 
 
 @pytest.fixture()
@@ -57,10 +57,14 @@ def _handed_over() -> float:
     return HANDED_OVER.labels(writer="loop-test")._value.get()
 
 
+def _on_loop() -> float:
+    return ON_LOOP.labels(writer="loop-test")._value.get()
+
+
 def test_window_batches_are_settled_on_the_loop_without_a_writer_thread(sqlite_file: tuple[Path, Engine]) -> None:
     _, engine = sqlite_file
     writer = _writer(engine)
-    before = _handed_over()
+    before, on_loop = _handed_over(), _on_loop()
 
     async def callers() -> list[str]:
         return list(await asyncio.gather(*(writer.run_async(f"n{i:02d}") for i in range(20))))
@@ -68,6 +72,7 @@ def test_window_batches_are_settled_on_the_loop_without_a_writer_thread(sqlite_f
     assert asyncio.run(callers()) == [f"written n{i:02d}" for i in range(20)]
     assert writer._thread is None  # nothing was handed over
     assert _handed_over() == before
+    assert 1 <= _on_loop() - on_loop < 20  # settled on the loop, together
     writer.stop()
     assert _names(engine) == [f"n{i:02d}" for i in range(20)]
 
