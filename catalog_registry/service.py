@@ -219,8 +219,10 @@ def lookup_key(values: Iterable[str]) -> str:
 PREFETCH_ROWS = 100
 
 
-def _read_ahead(served_read: dict[str, Any] | None, dataset_id: str) -> dict[str, list[tuple[int, dict[str, Any]]]] | None:
-    return None if served_read is None else served_read.get(f"rows:{dataset_id}")
+def _read_ahead(served_read: dict[str, Any], dataset_id: str) -> dict[str, list[tuple[int, dict[str, Any]]]]:
+    """The rows read ahead for a dataset in this transaction, by lookup key (kept beside the entries read)."""
+    ahead: dict[str, list[tuple[int, dict[str, Any]]]] = served_read.setdefault(f"rows:{dataset_id}", {})
+    return ahead
 
 
 def prefetch_rows(db: Session, *, resource_id: str, params: Sequence[dict[str, str]], served_read: dict[str, Any]) -> None:
@@ -234,7 +236,7 @@ def prefetch_rows(db: Session, *, resource_id: str, params: Sequence[dict[str, s
     key_items = list(served.key_items)
     if not key_items or served.dataset_id is None:
         return
-    ahead: dict[str, list[tuple[int, dict[str, Any]]]] = served_read.setdefault(f"rows:{served.dataset_id}", {})
+    ahead = _read_ahead(served_read, served.dataset_id)
     keys = {lookup_key(str(p[k]) for k in key_items) for p in params if all(k in p for k in key_items)} - ahead.keys()
     if keys:
         found = repository.rows_by_keys(db, served.dataset_id, sorted(keys), limit=PREFETCH_ROWS)
@@ -279,9 +281,9 @@ def lookup_rows(
     found: list[dict[str, Any]] = []
     after = 0
     size = max(limit * 2, 100)
-    ahead = _read_ahead(served_read, str(served.dataset_id))
+    ahead = _read_ahead(served_read, str(served.dataset_id)) if served_read is not None else {}
     while len(found) < limit:
-        if after == 0 and key is not None and ahead is not None and key in ahead:
+        if after == 0 and key is not None and key in ahead:
             batch, asked = ahead[key], PREFETCH_ROWS
         else:
             batch, asked = repository.rows_by_key(db, str(served.dataset_id), key, after=after, limit=size), size
