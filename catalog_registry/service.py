@@ -214,6 +214,11 @@ def lookup_key(values: Iterable[str]) -> str:
     return hashlib.sha256("\x1f".join(v.strip() for v in values).encode()).hexdigest()
 
 
+def _params_key(key_items: list[str], params: dict[str, str]) -> str | None:
+    """The lookup key a query's parameters give, when they name every key item; None otherwise."""
+    return lookup_key(str(params[k]) for k in key_items) if key_items and all(k in params for k in key_items) else None
+
+
 # Rows read ahead per lookup key for a batch of lookups (see prefetch_rows); a lookup that may return
 # more reads the rest itself.
 PREFETCH_ROWS = 100
@@ -237,7 +242,7 @@ def prefetch_rows(db: Session, *, resource_id: str, params: Sequence[dict[str, s
     if not key_items or served.dataset_id is None:
         return
     ahead = _read_ahead(served_read, served.dataset_id)
-    keys = {lookup_key(str(p[k]) for k in key_items) for p in params if all(k in p for k in key_items)} - ahead.keys()
+    keys = {key for p in params if (key := _params_key(key_items, p)) is not None} - ahead.keys()
     if keys:
         found = repository.rows_by_keys(db, served.dataset_id, sorted(keys), limit=PREFETCH_ROWS)
         ahead.update({key: found.get(key, []) for key in keys})
@@ -276,7 +281,7 @@ def lookup_rows(
     caps = [declared[k]["max_rows"] for k in params if declared[k].get("max_rows")]
     limit = min([limit, *caps])
     key_items: list[str] = list(served.key_items)
-    key = lookup_key(str(params[k]) for k in key_items) if key_items and all(k in params for k in key_items) else None
+    key = _params_key(key_items, params)
     rest = {k: str(v).strip() for k, v in params.items() if k not in key_items or key is None}
     found: list[dict[str, Any]] = []
     after = 0

@@ -7,7 +7,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
@@ -23,6 +23,9 @@ from ops.workdays import cli as workdays_cli
 from ops.workdays.service import CalendarListener
 from seal import cli as seal_cli
 
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
 
 def _print_admin(created: Any) -> None:
     if created is None:
@@ -32,6 +35,16 @@ def _print_admin(created: Any) -> None:
     print(f"  client_id:     {created.client.client_id}")
     print(f"  client_secret: {created.secret}")
     print("=" * 72, flush=True)
+
+
+def serving_app() -> FastAPI:
+    """The app of one `govhub serve --workers N` worker process, tuned for serving like a single process."""
+    from govhub.app import create_app
+    from ops.runtime import tune_gc_for_serving
+
+    app = create_app()
+    tune_gc_for_serving()
+    return app
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -52,7 +65,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
         engine.dispose()
         # Each worker builds its own app from the same environment; metrics merge across them.
         uvicorn.run(
-            "govhub.app:create_app",
+            "govhub.cli:serving_app",
             factory=True,
             host=args.host,
             port=args.port,
