@@ -23,6 +23,9 @@ from certhub.schemas import (
     DelegationCreate,
     DelegationRead,
     DownloadQuery,
+    FeedbackAnswer,
+    FeedbackCreate,
+    FeedbackRead,
     FetchRequest,
     IssueRequest,
     NonceRead,
@@ -259,8 +262,27 @@ def download_pdf(
 @router.post(
     "/certificates/{identifier}/objections", status_code=201, response_model=ObjectionRead, summary="File an objection (异议)"
 )
-def file_objection(identifier: str, body: ObjectionCreate, request: Request, db: DbSession, who: AnyCaller) -> Any:
-    return service.file_objection(db, who=who, settings=request.app.state.settings, identifier=identifier, reason=body.reason)
+def file_objection(
+    identifier: str, body: ObjectionCreate, request: Request, db: DbSession, who: AnyCaller, on_behalf_of: OnBehalfOf = None
+) -> Any:
+    """The holder (or an agent whose delegation allows `object`), the issuer or the platform disputes a
+    certificate; it is suspended until the issuer decides. Anyone else: 404, as for an unknown certificate."""
+    settings = request.app.state.settings
+    return service.file_objection(
+        db, who=who, settings=settings, identifier=identifier, reason=body.reason, on_behalf_of=on_behalf_of
+    )
+
+
+@router.post(
+    "/certificates/{identifier}/feedback",
+    status_code=201,
+    response_model=FeedbackRead,
+    summary="Report a suspected error (反馈纠错)",
+)
+def file_feedback(identifier: str, body: FeedbackCreate, db: DbSession, who: AnyCaller, on_behalf_of: OnBehalfOf = None) -> Any:
+    """A department that used the certificate (or one who may dispute it) tells the issuer what looks wrong;
+    the status does not change. Anyone else: 404, as for an unknown certificate."""
+    return service.file_feedback(db, who=who, identifier=identifier, reason=body.reason, on_behalf_of=on_behalf_of)
 
 
 # ---- objections -----------------------------------------------------------------------------------
@@ -310,6 +332,33 @@ def dismiss_objection(
     if_match: Annotated[str | None, Header()] = None,
 ) -> Any:
     return service.dismiss_objection(db, who=who, objection_id=objection_id, resolution=body.resolution, if_match=if_match)
+
+
+# ---- reports of a suspected error (反馈纠错) ----------------------------------------------------------
+
+
+@router.get("/feedback", response_model=list[FeedbackRead])
+def list_feedback(db: DbSession, who: AnyCaller, status: str | None = None) -> Any:
+    """Reports about your certificates (issuer), filed by you, or all (platform)."""
+    return repository.list_feedback(db, who, status=status)
+
+
+@router.get("/feedback/{feedback_id}", response_model=FeedbackRead)
+def get_feedback(feedback_id: str, db: DbSession, who: AnyCaller, response: Response) -> Any:
+    feedback = service.get_feedback(db, who=who, feedback_id=feedback_id)
+    response.headers["ETag"] = etag(feedback.version)
+    return feedback
+
+
+@router.post("/feedback/{feedback_id}/answer", response_model=FeedbackRead, summary="Answer and close a report")
+def answer_feedback(
+    feedback_id: str,
+    body: FeedbackAnswer,
+    db: DbSession,
+    who: DepartmentStaff,
+    if_match: Annotated[str | None, Header()] = None,
+) -> Any:
+    return service.answer_feedback(db, who=who, feedback_id=feedback_id, answer=body.answer, if_match=if_match)
 
 
 # ---- holder ---------------------------------------------------------------------------------------

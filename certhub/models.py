@@ -141,7 +141,7 @@ class Delegation(IdMixin, TimestampMixin, Base):
     agent_code: Mapped[str] = mapped_column(String(18), index=True)
     agent_name: Mapped[str] = mapped_column(String(200))
     type_codes: Mapped[list[Any]] = mapped_column(JSON)  # empty: every type
-    actions: Mapped[list[Any]] = mapped_column(JSON)  # "list", "show", "authorise"
+    actions: Mapped[list[Any]] = mapped_column(JSON)  # "list", "show", "authorise", "object"
     valid_until: Mapped[datetime]
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
 
@@ -178,7 +178,7 @@ class Objection(IdMixin, TimestampMixin, VersionedMixin, Base):
     certificate_identifier: Mapped[str] = mapped_column(String(80))
     issuer_department_id: Mapped[str] = mapped_column(ForeignKey("departments.id"), index=True)
     filed_by: Mapped[str] = mapped_column(String(128))
-    filer_kind: Mapped[str] = mapped_column(String(16))  # holder / department
+    filer_kind: Mapped[str] = mapped_column(String(16))  # holder / agent / issuer / platform (older rows: department)
     filer_department_id: Mapped[str | None] = mapped_column(String(36))
     reason: Mapped[str] = mapped_column(String(1000))
     status: Mapped[str] = mapped_column(String(16), default=ObjectionStatus.OPEN.value, index=True)
@@ -189,6 +189,29 @@ class Objection(IdMixin, TimestampMixin, VersionedMixin, Base):
     resolved_at: Mapped[datetime | None] = mapped_column(default=None)
     corrected_identifier: Mapped[str | None] = mapped_column(String(80))
     history: Mapped[list[Any]] = mapped_column(JSON, default=list)
+
+
+class FeedbackStatus(StrEnum):
+    OPEN = "open"
+    ANSWERED = "answered"
+
+
+class Feedback(IdMixin, TimestampMixin, VersionedMixin, Base):
+    """反馈纠错: a suspected error in a certificate, reported to its issuer by one who used it; the status stays."""
+
+    __tablename__ = "cert_feedback"
+
+    certificate_id: Mapped[str] = mapped_column(ForeignKey("certificates.id"), index=True)
+    certificate_identifier: Mapped[str] = mapped_column(String(80))
+    issuer_department_id: Mapped[str] = mapped_column(ForeignKey("departments.id"), index=True)
+    filed_by: Mapped[str] = mapped_column(String(128))
+    filer_kind: Mapped[str] = mapped_column(String(16))  # department / holder / agent / issuer / platform
+    filer_department_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    reason: Mapped[str] = mapped_column(String(1000))
+    status: Mapped[str] = mapped_column(String(16), default=FeedbackStatus.OPEN.value, index=True)
+    answer: Mapped[str | None] = mapped_column(String(1000))
+    answered_by: Mapped[str | None] = mapped_column(String(128))
+    answered_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class TrustedHub(IdMixin, TimestampMixin, VersionedMixin, Base):

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, delete, false, insert, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, delete, false, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from certhub.models import (
@@ -18,6 +18,7 @@ from certhub.models import (
     CertificateType,
     Counter,
     Delegation,
+    Feedback,
     HubKey,
     Objection,
     ObjectionStatus,
@@ -50,21 +51,116 @@ def list_types(db: Session, *, include_inactive: bool) -> list[CertificateType]:
 # ---- certificates ----------------------------------------------------------------------------
 
 
+# What a caller may do with a certificate is part of the query that finds it: a certificate the caller has
+# no business with reads exactly like one that does not exist (identifiers can be computed from public data:
+# the issuer code, sequential serials, the check character), so every refusal is the same 404.
+
+
+def _issuer_staff(who: Principal) -> bool:
+    return who.has(Role.DEPARTMENT_ADMIN, Role.DEPARTMENT_SYSTEM) and who.department_id is not None
+
+
+def _scoped(conditions: list[ColumnElement[bool]]) -> Select[Certificate]:
+    return select(Certificate).where(or_(*conditions) if conditions else false())
+
+
+def _held(holder_code: str | None, type_codes: Sequence[str] | None) -> list[ColumnElement[bool]]:
+    """The certificates of the holder a caller acts for, limited to `type_codes` (None: every type)."""
+    if not holder_code:
+        return []
+    held = Certificate.holder_code == holder_code
+    return [and_(held, Certificate.type_code.in_(list(type_codes))) if type_codes is not None else held]
+
+
 def readable_certificates(who: Principal) -> Select[Certificate]:
     """Certificates the caller may read: all (platform), the ones it issued (department), its own (holder)."""
-    query = select(Certificate)
     if who.is_platform_admin:
-        return query
-    conditions = []
-    if who.has(Role.DEPARTMENT_ADMIN, Role.DEPARTMENT_SYSTEM) and who.department_id:
+        return select(Certificate)
+    conditions = _held(who.holder_code if who.has(Role.HOLDER) else None, None)
+    if _issuer_staff(who):
         conditions.append(Certificate.issuer_department_id == who.department_id)
-    if who.has(Role.HOLDER) and who.holder_code:
-        conditions.append(Certificate.holder_code == who.holder_code)
-    return query.where(or_(*conditions) if conditions else false())
+    return _scoped(conditions)
 
 
 def get_certificate(db: Session, who: Principal, identifier: str) -> Certificate | None:
     return db.scalars(readable_certificates(who).where(Certificate.identifier == identifier)).first()
+
+
+def disputable_certificates(
+    who: Principal, *, holder_code: str | None = None, type_codes: Sequence[str] | None = None
+) -> Select[Certificate]:
+    """Certificates the caller may file an objection (异议) against, which suspends them: all (platform), the
+    ones its department issued, and those of `holder_code`, the holder it acts for (itself, or one whose
+    delegation lets it object) of `type_codes` (None: every type)."""
+    if who.is_platform_admin:
+        return select(Certificate)
+    conditions = _held(holder_code, type_codes)
+    if _issuer_staff(who):
+        conditions.append(Certificate.issuer_department_id == who.department_id)
+    return _scoped(conditions)
+
+
+def _used_by_department(department_id: str) -> ColumnElement[bool]:
+    """The department has a recorded use of the certificate (a verification, a fetch, a download)."""
+    return (
+        select(Access.id)
+        .where(Access.certificate_identifier == Certificate.identifier, Access.accessor_department_id == department_id)
+        .exists()
+    )
+
+
+def used_certificates(who: Principal) -> Select[Certificate]:
+    """Certificates the caller's department has used (verified, fetched, downloaded)."""
+    return _scoped([_used_by_department(who.department_id)] if who.department_id else [])
+
+
+def reportable_certificates(
+    who: Principal, *, holder_code: str | None = None, type_codes: Sequence[str] | None = None
+) -> Select[Certificate]:
+    """Certificates the caller may report a suspected error in (反馈纠错): the ones it may dispute, and the
+    ones its department used."""
+    if who.is_platform_admin:
+        return select(Certificate)
+    conditions = _held(holder_code, type_codes)
+    if _issuer_staff(who):
+        conditions.append(Certificate.issuer_department_id == who.department_id)
+    if who.department_id:
+        conditions.append(_used_by_department(who.department_id))
+    return _scoped(conditions)
+
+
+def downloadable_certificates(who: Principal, *, now: datetime) -> Select[Certificate]:
+    """Certificates whose PDF copy the caller may download: all (platform), its own (holder), the ones its
+    department issued or holds the holder's authorisation (授权用证) for, still in force, for the type."""
+    if who.is_platform_admin:
+        return select(Certificate)
+    conditions = _held(who.holder_code, None)
+    if who.department_id:
+        authorised = (
+            select(Authorisation.id)
+            .where(
+                Authorisation.holder_code == Certificate.holder_code,
+                Authorisation.grantee_department_id == who.department_id,
+                Authorisation.type_code == Certificate.type_code,
+                Authorisation.revoked_at.is_(None),
+                Authorisation.valid_until > now,
+            )
+            .exists()
+        )
+        conditions += [Certificate.issuer_department_id == who.department_id, authorised]
+    return _scoped(conditions)
+
+
+def one_certificate(db: Session, scope: Select[Certificate], identifier: str) -> Certificate | None:
+    """The certificate `identifier` among `scope` (one of the scopes above)."""
+    return db.scalars(scope.where(Certificate.identifier == identifier)).first()
+
+
+def holder_certificate(
+    db: Session, holder_code: str, identifier: str, *, type_codes: Sequence[str] | None = None
+) -> Certificate | None:
+    """One of the holder's certificates, of `type_codes` (None: every type)."""
+    return one_certificate(db, _scoped(_held(holder_code, type_codes)), identifier)
 
 
 def issued_certificate(db: Session, department_id: str, identifier: str) -> Certificate | None:
@@ -74,7 +170,7 @@ def issued_certificate(db: Session, department_id: str, identifier: str) -> Cert
 
 
 def certificate_by_identifier(db: Session, identifier: str) -> Certificate | None:
-    """Any certificate (verification and holder flows check the rights themselves)."""
+    """Any certificate: for the hub's own work (verification, tests), never to answer a caller about it."""
     return db.scalars(select(Certificate).where(Certificate.identifier == identifier)).first()
 
 
@@ -271,8 +367,13 @@ def accesses_of(db: Session, holder_code: str, *, cursor: str | None, limit: int
 # ---- objections -------------------------------------------------------------------------------
 
 
+def _holders_certificate_ids(holder_code: str) -> Select[str]:
+    return select(Certificate.id).where(Certificate.holder_code == holder_code)
+
+
 def readable_objections(who: Principal) -> Select[Objection]:
-    """Objections the caller may see: all (platform), its issued ones or filed ones (department), its own (holder)."""
+    """Objections the caller may see: all (platform), those to its issued certificates or filed by it
+    (department), those it filed or that concern its own certificates (holder)."""
     query = select(Objection)
     if who.is_platform_admin:
         return query
@@ -280,12 +381,19 @@ def readable_objections(who: Principal) -> Select[Objection]:
     if who.department_id:
         conditions += [Objection.issuer_department_id == who.department_id, Objection.filer_department_id == who.department_id]
     if who.holder_code:
-        conditions.append(Objection.filed_by == who.holder_code)
+        own = Objection.certificate_id.in_(_holders_certificate_ids(who.holder_code))
+        conditions += [Objection.filed_by == who.holder_code, own]
     return query.where(or_(*conditions) if conditions else false())
 
 
 def get_objection(db: Session, who: Principal, objection_id: str) -> Objection | None:
     return db.scalars(readable_objections(who).where(Objection.id == objection_id)).first()
+
+
+def issuer_objection(db: Session, department_id: str, objection_id: str) -> Objection | None:
+    """An objection to a certificate the department issued (the issuer decides it)."""
+    query = select(Objection).where(Objection.id == objection_id, Objection.issuer_department_id == department_id)
+    return db.scalars(query).first()
 
 
 def list_objections(db: Session, who: Principal, *, status: str | None) -> list[Objection]:
@@ -300,6 +408,41 @@ def open_objections(db: Session, *, certificate_id: str | None = None) -> list[O
     if certificate_id:
         query = query.where(Objection.certificate_id == certificate_id)
     return list(db.scalars(query))
+
+
+# ---- reports of a suspected error (反馈纠错) ---------------------------------------------------------
+
+
+def readable_feedback(who: Principal) -> Select[Feedback]:
+    """Reports the caller may see: all (platform), those to its issued certificates or filed by it
+    (department), those it filed or that concern its own certificates (holder)."""
+    query = select(Feedback)
+    if who.is_platform_admin:
+        return query
+    conditions = []
+    if who.department_id:
+        conditions += [Feedback.issuer_department_id == who.department_id, Feedback.filer_department_id == who.department_id]
+    if who.holder_code:
+        own = Feedback.certificate_id.in_(_holders_certificate_ids(who.holder_code))
+        conditions += [Feedback.filed_by == who.holder_code, own]
+    return query.where(or_(*conditions) if conditions else false())
+
+
+def get_feedback(db: Session, who: Principal, feedback_id: str) -> Feedback | None:
+    return db.scalars(readable_feedback(who).where(Feedback.id == feedback_id)).first()
+
+
+def issuer_feedback(db: Session, department_id: str, feedback_id: str) -> Feedback | None:
+    """A report about a certificate the department issued (the issuer answers it)."""
+    query = select(Feedback).where(Feedback.id == feedback_id, Feedback.issuer_department_id == department_id)
+    return db.scalars(query).first()
+
+
+def list_feedback(db: Session, who: Principal, *, status: str | None) -> list[Feedback]:
+    query = readable_feedback(who)
+    if status:
+        query = query.where(Feedback.status == status)
+    return list(db.scalars(query.order_by(Feedback.created_at.desc()).limit(500)))
 
 
 # ---- trust list -------------------------------------------------------------------------------

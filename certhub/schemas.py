@@ -259,7 +259,9 @@ class DelegationCreate(BaseModel):
     agent_code: str = Field(min_length=18, max_length=18, description="the agent's 公民身份号码")
     agent_name: str = Field(min_length=1, max_length=200)
     type_codes: list[str] = Field(default_factory=list, description="empty: every type")
-    actions: list[Literal["list", "show", "authorise"]] = Field(min_length=1)
+    actions: list[Literal["list", "show", "authorise", "object"]] = Field(
+        min_length=1, description="object: file an objection (异议), which suspends the certificate, or report an error"
+    )
     valid_until: datetime
 
     @field_validator("valid_until")
@@ -337,6 +339,35 @@ class ObjectionRead(BaseModel):
     resolved_at: datetime | None
     corrected_identifier: str | None
     history: list[dict[str, Any]]
+    created_at: datetime
+    version: int
+
+
+class FeedbackCreate(BaseModel):
+    """反馈纠错: what looks wrong in the certificate (its status does not change)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=1000)
+
+
+class FeedbackAnswer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    answer: str = Field(min_length=1, max_length=1000, description="what the issuer found and did")
+
+
+class FeedbackRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    certificate_identifier: str
+    filed_by: str
+    filer_kind: str
+    reason: str
+    status: str
+    answer: str | None
+    answered_at: datetime | None
     created_at: datetime
     version: int
 

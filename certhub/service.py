@@ -36,6 +36,8 @@ from certhub.models import (
     CertificateStatus,
     CertificateType,
     Delegation,
+    Feedback,
+    FeedbackStatus,
     HubKey,
     Objection,
     ObjectionStatus,
@@ -843,11 +845,16 @@ def reinstate_issued(db: Session, *, who: Principal, identifier: str, reason: st
     return certificate
 
 
+def _not_found(identifier: str) -> NotFound:
+    """The one refusal for a certificate the caller has no business with: word for word an unknown one's."""
+    return NotFound(f"certificate {identifier} not found")
+
+
 def get_certificate(db: Session, *, who: Principal, identifier: str) -> Certificate:
     """A certificate the caller may read (issuer, holder, platform), recorded as a view."""
     certificate = repository.get_certificate(db, who, identifier)
     if certificate is None:
-        raise NotFound(f"certificate {identifier} not found")
+        raise _not_found(identifier)
     return certificate
 
 
@@ -910,17 +917,34 @@ def acting_holder(db: Session, *, who: Principal, on_behalf_of: str | None, acti
         ):
             return holder
     what = f"certificates of type {type_code}" if type_code else "certificates"
-    raise Forbidden(f"no delegation from {mask_identifier(holder)} lets you {action} {what}")
+    verb = "object to" if action == "object" else action
+    raise Forbidden(f"no delegation from {mask_identifier(holder)} lets you {verb} {what}")
+
+
+def delegated_types(db: Session, *, who: Principal, holder_code: str, action: str) -> list[str] | None:
+    """The certificate types the caller may `action` for the holder: None (every type) for the holder itself
+    or under a delegation that names no type, else the types its delegations for `action` name."""
+    if holder_code == who.holder_code:
+        return None
+    delegations = repository.active_delegation(db, holder_code=holder_code, agent_code=who.holder_code or "", now=utcnow())
+    allowed = [d for d in delegations if action in d.actions]
+    if any(not d.type_codes for d in allowed):
+        return None
+    return sorted({c for d in allowed for c in d.type_codes})
+
+
+def _acting_for(db: Session, *, who: Principal, on_behalf_of: str | None, action: str) -> tuple[str | None, list[str] | None]:
+    """For a holder or an agent: the holder it acts for and the types it may `action` (None: every type).
+    (None, None) for a caller that is no holder and acts for none."""
+    if who.holder_code is None and not on_behalf_of:
+        return None, None
+    holder = acting_holder(db, who=who, on_behalf_of=on_behalf_of, action=action)
+    return holder, delegated_types(db, who=who, holder_code=holder, action=action)
 
 
 def holder_certificates(db: Session, *, who: Principal, holder_code: str) -> list[Certificate]:
     """The holder's current certificates (for an agent: only the delegated types)."""
-    type_codes = None
-    if holder_code != who.holder_code:
-        delegations = repository.active_delegation(db, holder_code=holder_code, agent_code=who.holder_code or "", now=utcnow())
-        allowed = [d for d in delegations if "list" in d.actions]
-        if not any(not d.type_codes for d in allowed):
-            type_codes = sorted({c for d in allowed for c in d.type_codes})
+    type_codes = delegated_types(db, who=who, holder_code=holder_code, action="list")
     rows = repository.holder_certificates(db, holder_code, type_codes=type_codes)
     audit.record(
         db,
@@ -933,9 +957,9 @@ def holder_certificates(db: Session, *, who: Principal, holder_code: str) -> lis
     return rows
 
 
-def _holder_certificate(db: Session, holder_code: str, identifier: str) -> Certificate:
-    certificate = repository.certificate_by_identifier(db, identifier)
-    if certificate is None or certificate.holder_code != holder_code:
+def _holder_certificate(db: Session, holder_code: str, identifier: str, *, type_codes: list[str] | None) -> Certificate:
+    certificate = repository.holder_certificate(db, holder_code, identifier, type_codes=type_codes)
+    if certificate is None:
         raise NotFound(f"certificate {identifier} not found among the holder's certificates")
     return certificate
 
@@ -960,10 +984,9 @@ def show(
     db: Session, *, who: Principal, ctx: IssueContext, identifier: str, data: ShowRequest, on_behalf_of: str | None = None
 ) -> tuple[str, str, datetime]:
     """亮证: a short-lived presentation of chosen fields, bound to an audience and nonce."""
-    certificate = repository.certificate_by_identifier(db, identifier)
-    type_code = certificate.type_code if certificate else None
-    holder = acting_holder(db, who=who, on_behalf_of=on_behalf_of, action="show", type_code=type_code)
-    certificate = _holder_certificate(db, holder, identifier)
+    holder = acting_holder(db, who=who, on_behalf_of=on_behalf_of, action="show")
+    types = delegated_types(db, who=who, holder_code=holder, action="show")
+    certificate = _holder_certificate(db, holder, identifier, type_codes=types)
     if certificate.status != CertificateStatus.ACTIVE.value:
         raise Conflict(f"certificate {identifier} is {certificate.status} and cannot be shown")
     available = presentable_fields(certificate)
@@ -1632,26 +1655,11 @@ def record_denied_fetch(db: Session, *, who: Principal, holder_code: str, type_c
 
 
 def pdf_copy(db: Session, *, who: Principal, storage: ObjectStore, identifier: str, use_cause: str) -> tuple[Certificate, bytes]:
-    """The sealed PDF copy, for the holder, the issuer, or a department with an authorisation; recorded."""
-    certificate = repository.certificate_by_identifier(db, identifier)
+    """The sealed PDF copy, for the holder, the issuer, or a department with an authorisation; recorded.
+    Anyone else is told the certificate is not found, as for an unknown one."""
+    certificate = repository.one_certificate(db, repository.downloadable_certificates(who, now=utcnow()), identifier)
     if certificate is None:
-        raise NotFound(f"certificate {identifier} not found")
-    allowed = who.is_platform_admin or who.holder_code == certificate.holder_code
-    if not allowed and who.department_id:
-        allowed = certificate.issuer_department_id == who.department_id or (
-            repository.active_authorisation(
-                db,
-                holder_code=certificate.holder_code,
-                department_id=who.department_id,
-                type_code=certificate.type_code,
-                now=utcnow(),
-            )
-            is not None
-        )
-    if not allowed:
-        if who.department_id:
-            raise Forbidden("no authorisation exists: the holder has not authorised your department to use this certificate")
-        raise NotFound(f"certificate {identifier} not found")
+        raise _not_found(identifier)
     if certificate.pdf_key is None:
         raise NotFound(f"certificate {identifier} has no PDF copy (it was issued without one)")
     data = get_bytes(storage, certificate.pdf_key)
@@ -1678,34 +1686,55 @@ def holder_accesses(db: Session, *, who: Principal, cursor: str | None, limit: i
 # ---- objections (异议处理, 反馈纠错) ----------------------------------------------------------------
 
 
-def file_objection(db: Session, *, who: Principal, settings: Settings, identifier: str, reason: str) -> Objection:
-    """A holder or a department disputes a certificate; it is suspended while the objection is open."""
-    certificate = repository.certificate_by_identifier(db, identifier)
+def _filer_kind(who: Principal, certificate: Certificate) -> str:
+    if who.is_platform_admin:
+        return "platform"
+    if (
+        who.department_id is not None
+        and certificate.issuer_department_id == who.department_id
+        and who.has(Role.DEPARTMENT_ADMIN, Role.DEPARTMENT_SYSTEM)
+    ):
+        return "issuer"
+    if who.holder_code is not None:
+        return "holder" if certificate.holder_code == who.holder_code else "agent"
+    return "department"
+
+
+def file_objection(
+    db: Session, *, who: Principal, settings: Settings, identifier: str, reason: str, on_behalf_of: str | None = None
+) -> Objection:
+    """异议: the holder (or an agent whose delegation lets it object), the issuing department or the platform
+    disputes a certificate; it is suspended while the objection is open. A department that only used the
+    certificate is pointed to 反馈纠错; to anyone else the certificate does not exist."""
+    holder, types = _acting_for(db, who=who, on_behalf_of=on_behalf_of, action="object")
+    scope = repository.disputable_certificates(who, holder_code=holder, type_codes=types)
+    certificate = repository.one_certificate(db, scope, identifier)
     if certificate is None:
-        raise NotFound(f"certificate {identifier} not found")
-    if who.has(Role.HOLDER):
-        if certificate.holder_code != who.holder_code:
-            raise NotFound(f"certificate {identifier} not found")
-        kind = "holder"
-    elif who.department_id:
-        kind = "department"
-    else:
-        raise Forbidden("objections are filed by the holder or by a department that uses the certificate")
+        if repository.one_certificate(db, repository.used_certificates(who), identifier) is not None:
+            raise Forbidden(
+                "an objection suspends the certificate and is filed by its holder, its issuer or the platform; "
+                f"your department used it and can report a suspected error (反馈纠错) to its issuer instead: "
+                f"POST /certhub/certificates/{identifier}/feedback"
+            )
+        raise _not_found(identifier)
     if certificate.status != CertificateStatus.ACTIVE.value:
         raise Conflict(f"certificate {identifier} is {certificate.status}; only an active certificate can be disputed")
     now = utcnow()
     deadline = add_working_days(db, now, settings.certificate_objection_working_days)
+    step: dict[str, Any] = {"at": now.isoformat(), "by": who.subject, "step": "filed", "note": reason}
+    if holder and holder != who.holder_code:
+        step["on_behalf_of"] = mask_identifier(holder)
     objection = Objection(
         certificate_id=certificate.id,
         certificate_identifier=identifier,
         issuer_department_id=certificate.issuer_department_id,
         filed_by=who.holder_code or who.subject,
-        filer_kind=kind,
+        filer_kind=_filer_kind(who, certificate),
         filer_department_id=who.department_id,
         reason=reason,
         due_at=deadline.due_at,
         due_provisional=deadline.provisional,
-        history=[{"at": now.isoformat(), "by": who.subject, "step": "filed", "note": reason}],
+        history=[step],
     )
     db.add(objection)
     db.flush()
@@ -1718,13 +1747,14 @@ def file_objection(db: Session, *, who: Principal, settings: Settings, identifie
         object_id=objection.id,
         purpose=reason,
         subject=certificate.holder_code,
+        detail={"certificate": identifier, "filer_kind": objection.filer_kind},
     )
     return objection
 
 
 def _objection_for_issuer(db: Session, who: Principal, objection_id: str) -> Objection:
-    objection = repository.get_objection(db, who, objection_id)
-    if objection is None or objection.issuer_department_id != who.department_id:
+    objection = repository.issuer_objection(db, who.require_department(), objection_id)
+    if objection is None:
         raise NotFound(f"objection {objection_id} not found among the objections to your department's certificates")
     if objection.status != ObjectionStatus.OPEN.value:
         raise Conflict(f"objection {objection_id} is already {objection.status}")
@@ -1805,6 +1835,73 @@ def get_objection(db: Session, *, who: Principal, objection_id: str) -> Objectio
     if objection is None:
         raise NotFound(f"objection {objection_id} not found")
     return objection
+
+
+def file_feedback(db: Session, *, who: Principal, identifier: str, reason: str, on_behalf_of: str | None = None) -> Feedback:
+    """反馈纠错: one who used a certificate (a department that verified, fetched or downloaded it), or one who
+    may dispute it, reports a suspected error to its issuer; the certificate's status does not change."""
+    holder, types = _acting_for(db, who=who, on_behalf_of=on_behalf_of, action="object")
+    scope = repository.reportable_certificates(who, holder_code=holder, type_codes=types)
+    certificate = repository.one_certificate(db, scope, identifier)
+    if certificate is None:
+        raise _not_found(identifier)
+    feedback = Feedback(
+        certificate_id=certificate.id,
+        certificate_identifier=identifier,
+        issuer_department_id=certificate.issuer_department_id,
+        filed_by=who.holder_code or who.subject,
+        filer_kind=_filer_kind(who, certificate),
+        filer_department_id=who.department_id,
+        reason=reason,
+    )
+    db.add(feedback)
+    db.flush()
+    audit.record(
+        db,
+        actor=who,
+        action="feedback.file",
+        object_type="cert_feedback",
+        object_id=feedback.id,
+        purpose=reason,
+        subject=certificate.holder_code,
+        detail={"certificate": identifier, "filer_kind": feedback.filer_kind},
+    )
+    return feedback
+
+
+def get_feedback(db: Session, *, who: Principal, feedback_id: str) -> Feedback:
+    feedback = repository.get_feedback(db, who, feedback_id)
+    if feedback is None:
+        raise NotFound(f"report {feedback_id} not found")
+    return feedback
+
+
+def answer_feedback(db: Session, *, who: Principal, feedback_id: str, answer: str, if_match: str | None = None) -> Feedback:
+    """The issuer answers a report (what it found, what it changed) and closes it."""
+    feedback = repository.issuer_feedback(db, who.require_department(), feedback_id)
+    if feedback is None:
+        raise NotFound(f"report {feedback_id} not found among the reports about your department's certificates")
+    check_if_match(if_match, feedback.version)
+    if feedback.status != FeedbackStatus.OPEN.value:
+        raise Conflict(f"report {feedback_id} is already {feedback.status}")
+    feedback.status = FeedbackStatus.ANSWERED.value
+    feedback.answer = answer
+    feedback.answered_by = who.subject
+    feedback.answered_at = utcnow()
+    db.flush()
+    certificate = db.get(Certificate, feedback.certificate_id)
+    assert certificate is not None
+    audit.record(
+        db,
+        actor=who,
+        action="feedback.answer",
+        object_type="cert_feedback",
+        object_id=feedback.id,
+        purpose=answer,
+        subject=certificate.holder_code,
+        detail={"certificate": feedback.certificate_identifier},
+    )
+    return feedback
 
 
 def mark_overdue_objections(db: Session, *, now: datetime | None = None) -> int:

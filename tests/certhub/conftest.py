@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +59,32 @@ class World:
         )
         assert response.status_code == 200, response.text
         return dict(response.json())
+
+
+def unknown_identifier(cert: dict[str, Any]) -> str:
+    """A well-formed identifier no certificate has: the next serials of the same type and issuer, right check
+    character (what anyone computes from public data)."""
+    from certhub.service import make_identifier
+
+    serial = f"{int(cert['serial']) + 7777:0{len(cert['serial'])}d}"
+    return make_identifier(type_code=cert["type_code"], issuer_code=cert["issuer_code"], serial=serial, version=1)
+
+
+def assert_same_refusal(response: Any, unknown: Any, *, identifier: str, unknown_id: str) -> None:
+    """`response` (about `identifier`) tells the caller nothing `unknown` (about `unknown_id`) does not."""
+
+    def shape(r: Any, ident: str) -> tuple[int, str | None, dict[str, Any]]:
+        body = {k: v for k, v in r.json().items() if k != "request_id"}
+        return r.status_code, r.headers.get("content-type"), json.loads(json.dumps(body, ensure_ascii=False).replace(ident, "ID"))
+
+    assert shape(response, identifier) == shape(unknown, unknown_id), (response.text, unknown.text)
+
+
+def driving_face(holder: str) -> dict[str, Any]:
+    return {
+        "name": "张三", "sex": "男", "nationality": "中国", "address": "北京", "birth_date": id_face(holder)["birth_date"],
+        "first_issued": "2010-05-01", "vehicle_classes": "C1", "file_number": "110100123456",
+    }  # fmt: skip
 
 
 def id_face(holder: str, **changes: Any) -> dict[str, Any]:

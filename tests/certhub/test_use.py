@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from certhub.models import Access
 from ops import audit
 from seal import service as seal_service
-from tests.certhub.conftest import ID_CARD, World
+from tests.certhub.conftest import DRIVING, ID_CARD, World, assert_same_refusal, driving_face, unknown_identifier
 from tests.factories import citizen_id, corrupt_check
 
 
@@ -102,7 +102,7 @@ def test_the_pdf_copy_needs_a_reason_and_is_recorded(world: World) -> None:
         report = seal_service.verify_pdf(db, pdf_bytes=response.content)
     assert report.verdict == "valid" and len(report.signatures) == 1, report
     assert b"/ByteRange" in response.content
-    assert world.client.get(url, params={"useCause": "看看"}, headers=world.window.headers).status_code == 403
+    assert world.client.get(url, params={"useCause": "看看"}, headers=world.window.headers).status_code == 404
     with world.hub.factory() as db:
         downloads = db.query(Access).filter_by(certificate_identifier=cert["identifier"], action="download").all()
         assert [d.use_cause for d in downloads] == ["打印留档"]
@@ -144,3 +144,58 @@ def test_an_agent_acts_for_the_holder_only_within_the_delegation(world: World) -
 
 def test_a_department_cannot_use_holder_endpoints(world: World) -> None:
     assert world.client.get("/certhub/me/certificates", headers=world.window.headers).status_code == 403
+
+
+def test_the_pdf_download_answers_the_same_for_an_unknown_certificate_and_someone_elses(world: World) -> None:
+    holder_code = citizen_id()
+    cert = world.issue(holder_code, render_pdf=True)
+    unknown_id = unknown_identifier(cert)
+    holder = world.hub.holder(holder_code)
+
+    def download(identifier: str, who: object) -> object:
+        url = f"/certhub/certificates/{identifier}/pdf"
+        return world.client.get(url, params={"useCause": "办理居住证"}, headers=who.headers)  # type: ignore[attr-defined]
+
+    for stranger in (world.window, world.hub.system(name="别的系统"), world.hub.holder(citizen_id())):
+        response = download(cert["identifier"], stranger)
+        assert response.status_code == 404  # type: ignore[attr-defined]
+        assert_same_refusal(response, download(unknown_id, stranger), identifier=cert["identifier"], unknown_id=unknown_id)
+    # with the holder's authorisation the window downloads it; withdrawn, it is a stranger again
+    body = {
+        "type_code": ID_CARD,
+        "department_code": world.window.department.code,
+        "purpose": "办理居住证",
+        "valid_until": _later(),
+    }  # type: ignore[union-attr]
+    grant = world.client.post("/certhub/me/authorisations", json=body, headers=holder.headers)
+    assert grant.status_code == 201, grant.text
+    assert download(cert["identifier"], world.window).status_code == 200  # type: ignore[attr-defined]
+    assert world.client.delete(f"/certhub/me/authorisations/{grant.json()['id']}", headers=holder.headers).status_code == 200
+    assert download(cert["identifier"], world.window).status_code == 404  # type: ignore[attr-defined]
+    assert download(cert["identifier"], world.issuer).status_code == 200  # type: ignore[attr-defined]
+
+
+def test_an_agent_learns_nothing_about_a_certificate_outside_the_delegation(world: World) -> None:
+    holder_code, agent_code = citizen_id(), citizen_id()
+    holder, agent = world.hub.holder(holder_code), world.hub.holder(agent_code, name="李四")
+    licence = world.issue(holder_code, type_code=DRIVING, face=driving_face(holder_code))
+    someone_elses = world.issue(citizen_id(), type_code=DRIVING, face=driving_face(holder_code))
+    delegation = {
+        "agent_code": agent_code,
+        "agent_name": "李四",
+        "type_codes": [ID_CARD],
+        "actions": ["show"],
+        "valid_until": _later(),
+    }
+    assert world.client.post("/certhub/me/delegations", json=delegation, headers=holder.headers).status_code == 201
+    unknown_id = unknown_identifier(licence)
+
+    def show(identifier: str) -> object:
+        url = f"/certhub/me/certificates/{identifier}/presentations?on_behalf_of={holder_code}"
+        body = {"fields": ["name"], "audience": world.window.department.code}  # type: ignore[union-attr]
+        return world.client.post(url, json=body, headers=agent.headers)
+
+    unknown = show(unknown_id)
+    assert unknown.status_code == 404  # type: ignore[attr-defined]
+    for cert in (licence, someone_elses):
+        assert_same_refusal(show(cert["identifier"]), unknown, identifier=cert["identifier"], unknown_id=unknown_id)
