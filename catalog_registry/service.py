@@ -48,7 +48,7 @@ from catalog_registry.schemas import (
     enum_value,
 )
 from catalog_registry.text import bigrams, join_fields, normalise, query_terms
-from ops import audit
+from ops import audit, spreadsheet
 from ops.auth import Principal
 from ops.db import check_if_match, utcnow
 from ops.errors import Conflict, Forbidden, HubError, Invalid, NotFound
@@ -1326,25 +1326,22 @@ SHARING_LABELS = {"unconditional": "无条件共享", "conditional": "有条件�
 
 
 def responsibility_csv(report: ResponsibilityList) -> str:
-    """The responsibility list as a spreadsheet (CSV, UTF-8 with BOM for Excel)."""
-    out = io.StringIO()
-    out.write("\ufeff")
-    writer = csv.writer(out)
-    writer.writerow(["提供部门", "资源代码", "资源名称", "共享类型", "共享条件", "不予共享依据", "更新周期", "电子证照"])
-    for e in report.entries:
-        writer.writerow(
-            [
-                report.department_name,
-                e.code,
-                e.name,
-                SHARING_LABELS[e.sharing_type],
-                e.conditions or "",
-                e.legal_basis or "",
-                e.update_cycle,
-                "是" if e.is_certificate else "否",
-            ]
-        )
-    return out.getvalue()
+    """The responsibility list as a spreadsheet (CSV, UTF-8 with BOM for Excel; no cell can run as a formula)."""
+    header = ["提供部门", "资源代码", "资源名称", "共享类型", "共享条件", "不予共享依据", "更新周期", "电子证照"]
+    rows = (
+        [
+            report.department_name,
+            e.code,
+            e.name,
+            SHARING_LABELS[e.sharing_type],
+            e.conditions or "",
+            e.legal_basis or "",
+            e.update_cycle,
+            "是" if e.is_certificate else "否",
+        ]
+        for e in report.entries
+    )
+    return spreadsheet.csv_text(header, rows)
 
 
 # ==========================================================================================
