@@ -242,3 +242,18 @@ def test_the_dcat_export_pages_with_hydra_next(client: TestClient, hub: Hub) -> 
         url = document.get("hydra:view", {}).get("hydra:next", {}).get("@id")
         pages += 1
     assert pages == 3 and len(seen) == 5
+
+
+def test_an_imported_row_that_shares_a_secret_item_is_refused(client: TestClient, hub: Hub) -> None:
+    police = hub.system(hub.department("市公安局"))
+    rows = [
+        ["AJ001", "刑事案件信息", "部门", "案件。", "身份证号|string|18|敏感|是; 案件编号|string|30|涉密|否", "有条件共享",
+         "仅限刑侦业务", "", "身份证号|必填|1", "每天", "否", "是", ""],
+        ["AJ002", "刑事案件目录", "部门", "案件。", "案件编号|string|30|涉密|否", "不予共享", "", "《保守国家秘密法》",
+         "", "每天", "否", "否", ""],
+    ]  # fmt: skip
+    refused = _import(client, police, _csv(rows))
+    assert refused.status_code == 422
+    assert [(e["row"], e["field"]) for e in refused.json()["errors"]] == [(2, "共享类型")]
+    assert "案件编号" in refused.json()["errors"][0]["message"]
+    assert _import(client, police, _csv(rows[1:])).status_code == 201  # catalogued, not shared
