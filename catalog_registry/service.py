@@ -36,6 +36,7 @@ from catalog_registry.models import (
     VersionState,
 )
 from catalog_registry.schemas import (
+    LABELS,
     DatasetRead,
     DemandAnswer,
     DemandCreate,
@@ -171,8 +172,10 @@ class ClassifiedNotShared(HubError):
 
 
 def _grade(item: Any) -> str:
+    """An item's sensitivity grade as its English value, whatever form it was stored in (涉密, SECRET, secret)."""
     value = item.get("sensitivity") if isinstance(item, dict) else getattr(item, "sensitivity", None)
-    return str(value or "")
+    text = str(value or "").strip()
+    return LABELS[Sensitivity].get(text, text).lower()
 
 
 def classified_items(items: Iterable[Any]) -> list[str]:

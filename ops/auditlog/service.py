@@ -533,7 +533,10 @@ def verify(db: Session, *, store: ObjectStore | None = None, grace_seconds: floa
         if entry.index > tree.size:
             _report_missing(db, report, tree.size, previous, (entry, record))
             if entry.index - tree.size > _MAX_GAP:
-                tree.lose(entry.index - tree.size)
+                start = tree.size
+                tree.lose(entry.index - start)
+                for size in sorted(s for s in due if start < s <= entry.index):
+                    check(size)
             while tree.size < entry.index:
                 tree.append(None)
                 check(tree.size)
@@ -579,7 +582,7 @@ def verify(db: Session, *, store: ObjectStore | None = None, grace_seconds: floa
                 "kind": "unverifiable",
                 "checkpoints": len(unverifiable),
                 "detail": f"{len(unverifiable)} checkpoint(s) (sizes {min(unverifiable)} to {max(unverifiable)}) cover "
-                "missing leaves whose subtree hashes are gone too; they cannot be checked against the records",
+                "missing leaves that no stored subtree hash stands in for; they cannot be checked against the records",
             }
         )
     beyond = sorted((signed for listed in due.values() for signed in listed), key=lambda signed: signed.tree_size)
@@ -642,6 +645,17 @@ def _report_missing(
         candidates = [i for i in range(low + 1, high) if i not in taken]
     times = [_iso(r.at) for r in (before[1] if before else None, after[1]) if r is not None]
     when = f", written between {times[0]} and {times[1]}" if len(times) == 2 else ""
+    if 0 <= high - low - 1 <= _MAX_ID_SEARCH and not candidates:
+        report.problems.append(
+            {
+                "kind": "gap",
+                "leaf_index": start,
+                "leaves": count,
+                "detail": f"leaves {start} to {end - 1} are missing, yet no audit record between records {low} and {high} "
+                f"is: the log entries from leaf {end} on were renumbered",
+            }
+        )
+        return
     if count == 1:
         leaf = f"leaf {start}"
         if len(candidates) == 1:

@@ -532,6 +532,24 @@ def test_removed_leaves_without_their_subtree_hashes_are_reported_once(
     assert unverifiable["kind"] == "unverifiable" and unverifiable["checkpoints"] >= 4
 
 
+def test_log_entries_renumbered_to_open_a_hole_are_a_gap_not_a_removal(
+    client: TestClient, hub: Hub, storage: LocalStore, unlocked: Session
+) -> None:
+    db = unlocked
+    ids = _access(db, 8)
+    _seal_log(client, hub)
+    hole = db.scalars(select(LogEntry.index).where(LogEntry.audit_id == ids[3])).one()
+    last = db.scalar(select(func.max(LogEntry.index)))
+    assert last is not None
+    for index in range(last, hole - 1, -1):
+        db.execute(text('UPDATE audit_log_entries SET "index" = :new WHERE "index" = :old'), {"new": index + 1, "old": index})
+    db.expire_all()
+    problems = service.verify(db, store=storage, grace_seconds=3600).problems
+    gaps = [p for p in problems if p["kind"] == "gap"]
+    assert len(gaps) == 1 and gaps[0]["leaf_index"] == hole and "renumbered" in gaps[0]["detail"]
+    assert "removed" not in {p["kind"] for p in problems}
+
+
 def test_a_forged_or_rewritten_checkpoint_in_object_storage_is_reported(
     client: TestClient, hub: Hub, storage: LocalStore, unlocked: Session
 ) -> None:
