@@ -117,6 +117,15 @@ def responsibility_command(db: Session, _settings: Settings, args: argparse.Name
     sys.stdout.write(service.responsibility_csv(report).lstrip("\ufeff"))
 
 
+def classified_command(db: Session, _settings: Settings, _args: argparse.Namespace) -> None:
+    from catalog_registry import service
+
+    found = service.shared_entries_holding_classified(db)
+    print(json.dumps(found, ensure_ascii=False, indent=1))
+    if found:
+        raise SystemExit(1)
+
+
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add this domain's commands to `govhub`."""
     catalog = commands.add_parser("catalog", help="data-resource catalogue (政务数据资源目录)").add_subparsers(
@@ -145,6 +154,15 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     dcat = catalog.add_parser("export-dcat", help="write the published catalogue as DCAT-AP JSON-LD")
     dcat.add_argument("--out", help="file to write (default: standard output)")
     dcat.set_defaults(func=with_db(dcat_command))
+
+    classified = catalog.add_parser(
+        "classified",
+        help="list published entries that are shared or open although they hold a 涉密 item; exit 1 if any",
+        description="Such entries were published before the hub refused them: nothing is shared through them "
+        "(every request, grant, lookup, export and API call is refused) until their provider publishes a version "
+        "that is 不予共享 or holds no secret item.",
+    )
+    classified.set_defaults(func=with_db(classified_command))
 
     resp = catalog.add_parser("responsibility", help="print a department's sharing responsibility list (CSV)")
     resp.add_argument("department", help="department id or code")

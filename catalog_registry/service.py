@@ -28,12 +28,15 @@ from catalog_registry.models import (
     DemandState,
     EntryState,
     EntryVersion,
+    OpenAttribute,
     SearchDoc,
+    Sensitivity,
     SharingType,
     UpdateCycle,
     VersionState,
 )
 from catalog_registry.schemas import (
+    LABELS,
     DatasetRead,
     DemandAnswer,
     DemandCreate,
@@ -48,7 +51,7 @@ from catalog_registry.schemas import (
     enum_value,
 )
 from catalog_registry.text import bigrams, join_fields, normalise, query_terms
-from ops import audit
+from ops import audit, spreadsheet
 from ops.auth import Principal
 from ops.db import check_if_match, utcnow
 from ops.errors import Conflict, Forbidden, HubError, Invalid, NotFound
@@ -156,6 +159,92 @@ def _sharing_view(entry: CatalogEntry, version: EntryVersion) -> SharingView:
     )
 
 
+# -- Classified data (涉密) --------------------------------------------------------------------------
+# Classified data never enters a sharing platform (seed 001 §(四), seed 004 §(三): 分级分类). An
+# information item may be graded secret (涉密) so that the catalogue is complete, but an entry that
+# holds one is never shared: it can only be 不予共享 with its legal basis, and not opened. This is
+# the one home of the rule: the entry validation below, the catalogue's data paths (datasets,
+# lookups, exports) and the exchange (requests, grants, API calls, through ensure_shareable) use it.
+
+
+class ClassifiedNotShared(HubError):
+    status, code, title = 403, "classified", "Classified data is never shared"
+
+
+def _grade(item: Any) -> str:
+    """An item's sensitivity grade as its English value, whatever form it was stored in (涉密, SECRET, secret)."""
+    value = item.get("sensitivity") if isinstance(item, dict) else getattr(item, "sensitivity", None)
+    text = str(value or "").strip()
+    return LABELS[Sensitivity].get(text, text).lower()
+
+
+def classified_items(items: Iterable[Any]) -> list[str]:
+    """Names of the information items graded secret (涉密); items as stored, as views or as submitted."""
+    return [str(item["name"] if isinstance(item, dict) else item.name) for item in items if _grade(item) == Sensitivity.SECRET]
+
+
+def classified_problems(*, sharing_type: str, open_attribute: str, items: Iterable[Any]) -> list[tuple[str, str]]:
+    """Why an entry holding classified items breaks the rule, as (field, message) pairs; none if it does not."""
+    secret = classified_items(items)
+    if not secret:
+        return []
+    names = ", ".join(secret)
+    problems: list[tuple[str, str]] = []
+    if sharing_type != SharingType.NOT_SHARED:
+        problems.append(
+            (
+                "sharing_type",
+                f"items graded 涉密 (secret) are never shared: {names}; an entry that holds one is "
+                "not_shared (不予共享) with its legal basis",
+            )
+        )
+    if open_attribute != OpenAttribute.NOT_OPEN:
+        problems.append(("open_attribute", f"items graded 涉密 (secret) are never opened: {names}; use not_open (不予开放)"))
+    return problems
+
+
+def _version_problems(version: EntryVersion) -> list[tuple[str, str]]:
+    return classified_problems(sharing_type=version.sharing_type, open_attribute=version.open_attribute, items=version.items)
+
+
+def _refuse_classified(code: str, secret: list[str], what: str) -> ClassifiedNotShared:
+    return ClassifiedNotShared(
+        f"catalogue entry {code} holds information items graded 涉密 (secret): {', '.join(secret)}; {what}. "
+        "Its provider must publish a version that is not shared (不予共享) or holds no secret item",
+        extra={"classified_items": secret},
+    )
+
+
+def ensure_shareable(view: Any) -> None:
+    """Refuse (403 `classified`) to share anything of an entry version that holds a secret item.
+
+    Entries published before the rule existed may hold one: they stay in the catalogue, but no
+    request, grant, lookup, export or API call goes through them."""
+    secret = classified_items(view.items)
+    if secret:
+        raise _refuse_classified(view.code, secret, "it cannot be shared")
+
+
+def shared_entries_holding_classified(db: Session) -> list[dict[str, Any]]:
+    """Published entries that are shared although they hold a secret item (published before the rule):
+    every access through them is refused until their provider publishes a corrected version."""
+    found = []
+    for entry, version in repository.published_entries_of(db, None):
+        if _version_problems(version):
+            found.append(
+                {
+                    "id": entry.id,
+                    "code": entry.code,
+                    "name": version.name,
+                    "provider_department_id": entry.provider_department_id,
+                    "sharing_type": version.sharing_type,
+                    "open_attribute": version.open_attribute,
+                    "classified_items": classified_items(version.items),
+                }
+            )
+    return found
+
+
 def get_published_for_sharing(db: Session, *, resource_id: str) -> SharingView:
     """The current published version of an entry (NotFound if none is published; retired → Conflict)."""
     entry = repository.entry_by_id(db, resource_id)
@@ -193,6 +282,9 @@ def _served_dataset(
         raise Conflict(f"catalogue entry {served.code} is retired and can no longer be shared")
     if served.dataset_id is None:
         raise NotFound(f"catalogue entry {served.code} has no loaded dataset")
+    secret = classified_items(served.items)
+    if secret:
+        raise _refuse_classified(served.code, secret, "no row of its dataset is returned")
     return served
 
 
@@ -343,9 +435,24 @@ def _problems_to_invalid(problems: list[tuple[str, str]]) -> Invalid:
     return Invalid(summary, errors=[{"field": f, "message": m} for f, m in problems])
 
 
+def entry_rules(data: EntryFields) -> list[tuple[str, str]]:
+    """Every cross-field rule of an entry: conditions, legal basis, items, control parameters, classified items."""
+    return [
+        *entry_problems(data),
+        *classified_problems(sharing_type=data.sharing_type, open_attribute=data.open_attribute, items=data.items),
+    ]
+
+
 def check_fields(data: EntryFields) -> None:
-    """Refuse an entry that breaks a cross-field rule (conditions, legal basis, items, control parameters)."""
-    problems = entry_problems(data)
+    """Refuse an entry that breaks a cross-field rule (conditions, legal basis, items, control parameters, 涉密)."""
+    problems = entry_rules(data)
+    if problems:
+        raise _problems_to_invalid(problems)
+
+
+def _check_version(version: EntryVersion) -> None:
+    """Refuse to submit or publish a version that breaks the classified rule (a draft older than the rule)."""
+    problems = _version_problems(version)
     if problems:
         raise _problems_to_invalid(problems)
 
@@ -490,6 +597,7 @@ def submit(db: Session, *, who: Principal, entry_id: str, if_match: str | None =
     if version is None or version.state not in OPEN_STATES:
         raise Conflict("there is no draft to submit" if version is None else f"the version is already {version.state}")
     check_if_match(if_match, version.version)
+    _check_version(version)
     if version.sharing_type != SharingType.NOT_SHARED and not (version.serves_dataset or version.api):
         raise Invalid(
             "a shared entry must be served from a dataset, an API, or both",
@@ -546,6 +654,7 @@ def review(
         return entry
     if decision != "publish":
         raise Invalid("decision must be publish or return", errors=[{"field": "decision", "message": "unknown"}])
+    _check_version(version)
     _publish(db, entry, version, now)
     audit.record(
         db,
@@ -904,6 +1013,10 @@ def upload_dataset(
     assert version is not None
     if not version.serves_dataset:
         raise Conflict("the entry is not served from datasets (serves_dataset is false in its latest version)")
+    current = repository.version_by_id(db, entry.current_version_id) if entry.current_version_id else None
+    secret = list(dict.fromkeys(classified_items([*version.items, *(current.items if current else [])])))
+    if secret:
+        raise _refuse_classified(entry.code, secret, "classified data never enters the sharing platform, so no dataset is loaded")
     stored = storage.put(chunks, max_bytes=max_bytes)
     dataset = Dataset(
         entry_id=entry.id,
@@ -1326,25 +1439,22 @@ SHARING_LABELS = {"unconditional": "无条件共享", "conditional": "有条件�
 
 
 def responsibility_csv(report: ResponsibilityList) -> str:
-    """The responsibility list as a spreadsheet (CSV, UTF-8 with BOM for Excel)."""
-    out = io.StringIO()
-    out.write("\ufeff")
-    writer = csv.writer(out)
-    writer.writerow(["提供部门", "资源代码", "资源名称", "共享类型", "共享条件", "不予共享依据", "更新周期", "电子证照"])
-    for e in report.entries:
-        writer.writerow(
-            [
-                report.department_name,
-                e.code,
-                e.name,
-                SHARING_LABELS[e.sharing_type],
-                e.conditions or "",
-                e.legal_basis or "",
-                e.update_cycle,
-                "是" if e.is_certificate else "否",
-            ]
-        )
-    return out.getvalue()
+    """The responsibility list as a spreadsheet (CSV, UTF-8 with BOM for Excel; no cell can run as a formula)."""
+    header = ["提供部门", "资源代码", "资源名称", "共享类型", "共享条件", "不予共享依据", "更新周期", "电子证照"]
+    rows = (
+        [
+            report.department_name,
+            e.code,
+            e.name,
+            SHARING_LABELS[e.sharing_type],
+            e.conditions or "",
+            e.legal_basis or "",
+            e.update_cycle,
+            "是" if e.is_certificate else "否",
+        ]
+        for e in report.entries
+    )
+    return spreadsheet.csv_text(header, rows)
 
 
 # ==========================================================================================
@@ -1567,7 +1677,7 @@ def _validate_rows(
                     where = ".".join(str(p) for p in err.get("loc", ()))
                     problems.append((_field_column(tuple(err.get("loc", ())), label), f"{where}: {message}"))
             if data is not None:
-                problems += [(label.get(f, f), m) for f, m in entry_problems(data)]
+                problems += [(label.get(f, f), m) for f, m in entry_rules(data)]
         if data is not None and provider is not None and not problems:
             try:
                 code = full_code(provider.code, data.code)

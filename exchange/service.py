@@ -310,6 +310,7 @@ def file_request(db: Session, *, who: Principal, policy: Policy, data: RequestCr
             errors=[{"field": "resource_id", "message": f"not shared; legal basis: {basis}"}],
             extra={"legal_basis": view.legal_basis},
         )
+    sources.catalogue().ensure_shareable(view)
     if view.provider_department_id == consumer:
         raise Invalid(
             "a department does not request its own resource", errors=[{"field": "resource_id", "message": "own resource"}]
@@ -396,13 +397,14 @@ def accept(
     now = utcnow()
     if req.state != RequestState.SUBMITTED:
         raise Conflict(f"the request is {req.state}; only a submitted request can be accepted", extra={"state": req.state})
+    view = sources.catalogue().get_version_for_sharing(db, version_id=req.version_id)
+    sources.catalogue().ensure_shareable(view)  # to be refused (不予受理) instead
     if routes_directly(req):
         req.route = "direct"
         _transition(db, req, who=who, action="accept_direct")
         _close_step(db, req, outcome="accepted", at=now)
         db.flush()
         _open_step(db, req, step=Step.PROVISION, department_id=None, start=now, days=policy.provision_days)
-        view = sources.catalogue().get_version_for_sharing(db, version_id=req.version_id)
         if view.has_dataset or view.api is not None:
             _issue_grant(
                 db,
@@ -479,6 +481,7 @@ def _issue_grant(
     view: sources.Sharing,
     reason: str | None = None,
 ) -> Grant:
+    sources.catalogue().ensure_shareable(view)  # no grant ever opens an entry holding classified items
     _transition(db, req, who=who, action=action, reason=reason, detail={"fields": fields})
     now = utcnow()
     _close_step(db, req, outcome="granted", at=now)
@@ -1224,6 +1227,7 @@ def call_api(
         if grant.control_parameters:
             _check_params(grant, params)
         view = sources.catalogue().get_version_for_sharing(db, version_id=grant.version_id)
+        sources.catalogue().ensure_shareable(view)
         if view.api is None:
             raise Conflict("this resource has no API distribution; use the lookup")
         # Checked before the call too: the provider's service is what the limit protects.

@@ -92,6 +92,8 @@ class Catalogue(Protocol):
     def export_rows(
         self, db: Session, *, resource_id: str, fields: list[str], cursor: str | None, limit: int
     ) -> tuple[list[dict[str, Any]], str | None]: ...
+    def ensure_shareable(self, view: Any) -> None:
+        """Refuse (403) an entry version that holds classified (涉密) items: the catalogue's rule."""
 
 
 # Set to another implementation only by tests that exercise the exchange without a catalogue.

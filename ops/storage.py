@@ -2,12 +2,18 @@
 
 Objects are content-addressed: the key is the SHA-256 of the bytes. Uploads stream through
 a temporary file (never whole into memory), reads are checked against the key.
+
+A few small documents are also kept under a name, to be listed later (`put_named`, `list_named`,
+`get_named`): the audit log's signed checkpoints, whose copies outside the database let
+verification notice a database cut back behind the hub's back. A named object is written once and
+never overwritten.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -19,6 +25,9 @@ from ops.errors import HubError, NotFound, PayloadTooLarge, Unavailable
 
 CHUNK = 1024 * 1024
 _MISSING = ("NoSuchKey", "NoSuchObject", "NotFound", "ResourceNotFound")
+# Names of named objects: path segments of letters, digits, '.', '_' and '-' (no '..', no leading '/').
+_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$")
+NAMED_PREFIX = "named/"
 T = TypeVar("T")
 
 
@@ -41,6 +50,15 @@ class ObjectStore(Protocol):
     def size(self, key: str) -> int: ...
     def delete(self, key: str) -> None: ...
     def ping(self) -> None: ...
+    def put_named(self, name: str, data: bytes) -> None: ...
+    def list_named(self, prefix: str) -> list[str]: ...
+    def get_named(self, name: str) -> bytes: ...
+
+
+def _check_name(name: str) -> str:
+    if not _NAME.match(name) or len(name) > 512:
+        raise NotFound(f"object {name[:80]!r} not found")
+    return name
 
 
 def _check_key(key: str) -> str:
@@ -147,6 +165,36 @@ class LocalStore:
         except OSError as exc:
             raise Unavailable(f"object storage directory is not writable: {exc.strerror}") from exc
 
+    def _named_path(self, name: str) -> Path:
+        return self.root / NAMED_PREFIX / _check_name(name)
+
+    def put_named(self, name: str, data: bytes) -> None:
+        target = self._named_path(name)
+        try:
+            if target.exists():
+                return  # written once, never overwritten
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._tmp.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix="named-", dir=self._tmp)
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+            os.replace(tmp, target)
+        except OSError as exc:
+            raise Unavailable(f"object storage cannot be written: {exc.strerror}") from exc
+
+    def list_named(self, prefix: str) -> list[str]:
+        base = self.root / NAMED_PREFIX
+        folder = base / _check_name(prefix.rstrip("/"))
+        if not folder.is_dir():
+            return []
+        return sorted(str(path.relative_to(base)) for path in folder.rglob("*") if path.is_file())
+
+    def get_named(self, name: str) -> bytes:
+        try:
+            return self._named_path(name).read_bytes()
+        except FileNotFoundError as exc:
+            raise NotFound(f"object {name} not found") from exc
+
 
 class S3Store:
     """Objects in an S3-protocol bucket (MinIO in production), through the minio client."""
@@ -245,6 +293,35 @@ class S3Store:
     def ping(self) -> None:
         if not self._call("bucket check", self.client.bucket_exists, self.bucket):
             raise Unavailable(f"bucket {self.bucket} does not exist")
+
+    def _named(self, name: str) -> str:
+        return NAMED_PREFIX + _check_name(name)
+
+    def put_named(self, name: str, data: bytes) -> None:
+        import io
+
+        target = self._named(name)
+        try:
+            self._call("lookup", self.client.stat_object, self.bucket, target)
+            return  # written once, never overwritten
+        except NotFound:
+            pass
+        self._call(
+            "upload", self.client.put_object, self.bucket, target, io.BytesIO(data), len(data), content_type="application/json"
+        )
+
+    def list_named(self, prefix: str) -> list[str]:
+        start = self._named(prefix.rstrip("/")) + "/"
+        found = self._call("listing", lambda: list(self.client.list_objects(self.bucket, prefix=start, recursive=True)))
+        return sorted(str(o.object_name).removeprefix(NAMED_PREFIX) for o in found if o.object_name)
+
+    def get_named(self, name: str) -> bytes:
+        response = self._call("download", self.client.get_object, self.bucket, self._named(name))
+        try:
+            return bytes(response.read())
+        finally:
+            response.close()
+            response.release_conn()
 
 
 def make_store(settings: Settings) -> ObjectStore:

@@ -30,7 +30,7 @@ PAGE_SIZE = 20
 SEARCH_FIELDS = ("q", "sharing_type", "provider", "classification", "update_cycle", "certificate")
 REQUEST_TEXT = ("purpose", "scenario", "legal_basis", "valid_from", "valid_until", "contact_name", "contact_phone")
 REQUEST_FIELDS = {"items", "clear_items", *REQUEST_TEXT}
-SENSITIVE = {"sensitive", "secret"}
+SENSITIVE = {"sensitive"}  # masked unless asked in clear; a secret (涉密) item is never shared at all
 DONE = {"publish": "已发布。", "return": "已退回提供部门修改。"}
 
 

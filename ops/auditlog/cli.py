@@ -14,8 +14,8 @@ from ops.crypto import KeyVault
 from ops.storage import make_store
 
 
-def verify(db: Session, _settings: Settings, args: argparse.Namespace) -> None:
-    report = service.verify(db, grace_seconds=args.grace)
+def verify(db: Session, settings: Settings, args: argparse.Namespace) -> None:
+    report = service.verify(db, store=make_store(settings), grace_seconds=args.grace)
     print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
     if not report.ok:
         raise SystemExit(1)
@@ -26,8 +26,9 @@ def sequence(db: Session, _settings: Settings, args: argparse.Namespace) -> None
 
 
 def checkpoint(db: Session, settings: Settings, _args: argparse.Namespace) -> None:
-    service.sequence(db, grace_seconds=0)
-    signed = service.sign_checkpoint(db, vault=KeyVault.from_settings(settings), store=make_store(settings), force=True)
+    signed = service.checkpoint_now(
+        db, vault=KeyVault.from_settings(settings), store=make_store(settings), force=True, grace_seconds=0
+    )
     assert signed is not None
     print(signed.body, end="")
     print(f"signature {signed.signature}")
@@ -45,7 +46,11 @@ def rewrap(db: Session, settings: Settings, _args: argparse.Namespace) -> None:
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add `govhub audit` commands."""
     group = commands.add_parser("audit", help="the tamper-evident audit log").add_subparsers(dest="sub", required=True)
-    v = group.add_parser("verify", help="rebuild the Merkle tree from the records; exit 1 on any problem")
+    v = group.add_parser(
+        "verify",
+        help="rebuild the Merkle tree from the records and check it against every signed checkpoint, "
+        "in the database and in object storage; exit 1 on any problem",
+    )
     v.add_argument("--grace", type=float, default=60.0, help="seconds a record may wait to be logged (default 60)")
     v.set_defaults(func=with_db(verify))
     s = group.add_parser("sequence", help="append committed records to the log now")

@@ -54,8 +54,9 @@ def latest_checkpoint(db: DbSession, _who: AnyCaller) -> object:
 @router.post("/log/checkpoint", response_model=CheckpointRead, status_code=201, summary="Sign a checkpoint now")
 def sign_checkpoint(request: Request, db: DbSession, _who: PlatformAdmin) -> object:
     """Sequence pending records and sign a checkpoint now (also published to object storage)."""
-    service.sequence(db, grace_seconds=0)
-    return service.sign_checkpoint(db, vault=request.app.state.vault, store=request.app.state.storage, force=True)
+    return service.checkpoint_now(
+        db, vault=request.app.state.vault, store=request.app.state.storage, force=True, grace_seconds=0
+    )
 
 
 @router.get("/log/keys", response_model=list[LogKeyRead], summary="Public keys that sign checkpoints")
@@ -92,5 +93,6 @@ def consistency_proof(
 
 
 @router.get("/log/verify", response_model=VerifyReportRead, summary="Rebuild the tree and check every record")
-def verify(db: DbSession, _who: PlatformAdmin) -> VerifyReportRead:
-    return VerifyReportRead(**service.verify(db).as_dict())
+def verify(request: Request, db: DbSession, _who: PlatformAdmin) -> VerifyReportRead:
+    """Every record against its leaf, and the tree against every signed checkpoint (database and object storage)."""
+    return VerifyReportRead(**service.verify(db, store=request.app.state.storage).as_dict())

@@ -85,6 +85,18 @@ def nodes(db: Session, wanted: set[Node]) -> dict[Node, bytes]:
     return found
 
 
+def node(db: Session, level: int, position: int) -> bytes | None:
+    """The stored hash of one perfect subtree, if it is stored."""
+    return nodes(db, {(level, position)}).get((level, position))
+
+
+def audit_ids_between(db: Session, low: int, high: int) -> set[int]:
+    """Ids strictly between low and high held by an audit record or by a log entry."""
+    records = select(AuditRecord.id).where(AuditRecord.id > low, AuditRecord.id < high)
+    logged = select(LogEntry.audit_id).where(LogEntry.audit_id > low, LogEntry.audit_id < high)
+    return {int(i) for i in db.scalars(records)} | {int(i) for i in db.scalars(logged)}
+
+
 def entry_for(db: Session, audit_id: int) -> LogEntry | None:
     return db.scalars(select(LogEntry).where(LogEntry.audit_id == audit_id)).first()
 

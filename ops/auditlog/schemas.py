@@ -70,5 +70,6 @@ class VerifyReportRead(BaseModel):
     ok: bool
     entries: int
     checkpoints: int
+    published_checkpoints: int = Field(description="signed checkpoints read from object storage")
     unsequenced: int
     problems: list[dict[str, Any]]

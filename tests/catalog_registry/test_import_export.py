@@ -114,6 +114,34 @@ def test_an_import_with_bad_rows_names_each_row_and_column_and_imports_nothing(c
     assert len(mine) == 1  # only the entry published before the import
 
 
+def test_a_formula_in_an_imported_name_is_exported_as_text(client: TestClient, hub: Hub) -> None:
+    police_dept = hub.department("市公安局")
+    police = hub.system(police_dept)
+    name, condition = "=cmd|' /C calc'!A0", '+HYPERLINK("http://evil.example/x","点击查看")'
+    hostile = [
+        ["HJ101", name, "基础", "@SUM(1+1)*cmd|' /C calc'!A0", "身份证号|string|18|敏感|是", "有条件共享", condition, "",
+         "身份证号|必填|10", "每天", "否", "是", ""],
+        ["HJ102", "-2+3+cmd|' /C calc'!A0", "基础", "负号开头。", "身份证号|string|18|敏感|是", "不予共享", "",
+         "@法律依据", "", "每天", "否", "否", ""],
+    ]  # fmt: skip
+    response = _import(client, hub.admin, _csv([[*r, police_dept.code] for r in hostile], [*HEADER, "提供部门代码"]), "publish")
+    assert response.status_code == 201, response.text
+    # the import keeps the text as entered
+    entries = {e["code"]: e["version"] for e in client.get("/catalog/entries", headers=police.headers).json()["items"]}
+    first = entries[f"{police_dept.code}-HJ101"]
+    assert first["name"] == name and first["conditions"] == condition
+    assert first["abstract"] == "@SUM(1+1)*cmd|' /C calc'!A0"
+
+    sheet = client.get(f"/catalog/responsibility-lists/{police_dept.id}?format=csv", headers=police.headers)
+    assert sheet.status_code == 200
+    rows = list(csv.reader(io.StringIO(sheet.text.lstrip("\ufeff"))))
+    cells = [c for row in rows[1:] for c in row]
+    assert "'" + name in cells and "'" + condition in cells and "'-2+3+cmd|' /C calc'!A0" in cells
+    assert "'@法律依据" in cells
+    assert not [c for c in cells if c.startswith(("=", "+", "-", "@", "\t", "\r"))], cells
+    assert sheet.text.count('"') >= 2 * len(cells)  # every cell quoted: a separator inside cannot start another
+
+
 def test_a_file_that_is_not_the_template_is_refused_at_the_header(client: TestClient, hub: Hub) -> None:
     police = hub.system(hub.department("市公安局"))
     response = _import(client, police, _csv([["x"]], header=["资源代码", "名称", "备注"]))
@@ -214,3 +242,18 @@ def test_the_dcat_export_pages_with_hydra_next(client: TestClient, hub: Hub) -> 
         url = document.get("hydra:view", {}).get("hydra:next", {}).get("@id")
         pages += 1
     assert pages == 3 and len(seen) == 5
+
+
+def test_an_imported_row_that_shares_a_secret_item_is_refused(client: TestClient, hub: Hub) -> None:
+    police = hub.system(hub.department("市公安局"))
+    rows = [
+        ["AJ001", "刑事案件信息", "部门", "案件。", "身份证号|string|18|敏感|是; 案件编号|string|30|涉密|否", "有条件共享",
+         "仅限刑侦业务", "", "身份证号|必填|1", "每天", "否", "是", ""],
+        ["AJ002", "刑事案件目录", "部门", "案件。", "案件编号|string|30|涉密|否", "不予共享", "", "《保守国家秘密法》",
+         "", "每天", "否", "否", ""],
+    ]  # fmt: skip
+    refused = _import(client, police, _csv(rows))
+    assert refused.status_code == 422
+    assert [(e["row"], e["field"]) for e in refused.json()["errors"]] == [(2, "共享类型")]
+    assert "案件编号" in refused.json()["errors"][0]["message"]
+    assert _import(client, police, _csv(rows[1:])).status_code == 201  # catalogued, not shared

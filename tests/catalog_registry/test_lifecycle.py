@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from catalog_registry import service
 from ops import audit
 from ops.errors import Conflict
-from tests.catalog_registry.helpers import create, entry_body, publish
+from tests.catalog_registry.helpers import create, entry_body, publish, upload
 from tests.conftest import Hub
 
 
@@ -167,3 +168,69 @@ def test_a_draft_withdrawn_before_publication_stays_with_its_provider(client: Te
     assert retired.json()["version"]["state"] == "withdrawn"
     assert client.get(f"/catalog/entries/{entry['id']}", headers=consumer.headers).status_code == 404
     assert entry["id"] not in [e["id"] for e in client.get("/catalog/entries", headers=consumer.headers).json()["items"]]
+
+
+SECRET_ITEMS = [
+    {"name": "身份证号", "data_type": "string", "length": 18, "sensitivity": "sensitive", "personal": True},
+    {"name": "姓名", "data_type": "string", "length": 50, "sensitivity": "sensitive", "personal": True},
+    {"name": "案件编号", "data_type": "string", "length": 30, "sensitivity": "涉密"},
+]
+
+
+def test_an_entry_with_a_secret_item_cannot_be_shared(client: TestClient, hub: Hub, db: Session) -> None:
+    provider = hub.system(hub.department("市公安局"))
+    for sharing in ({"sharing_type": "有条件共享", "conditions": "仅限刑侦业务"}, {"sharing_type": "无条件共享"}):
+        refused = client.post("/catalog/entries", json=entry_body(items=SECRET_ITEMS, **sharing), headers=provider.headers)
+        assert refused.status_code == 422, refused.text
+        [error] = refused.json()["errors"]
+        assert error["field"] == "sharing_type" and "案件编号" in error["message"] and "not_shared" in error["message"]
+    opened = client.post(
+        "/catalog/entries",
+        json=entry_body(items=SECRET_ITEMS, sharing_type="不予共享", legal_basis="《保守国家秘密法》", open_attribute="open"),
+        headers=provider.headers,
+    )
+    assert opened.status_code == 422 and opened.json()["errors"][0]["field"] == "open_attribute"
+
+    # it can be catalogued: not shared, with its legal basis
+    entry = publish(
+        client,
+        provider,
+        hub.admin,
+        items=SECRET_ITEMS,
+        sharing_type="不予共享",
+        legal_basis="《中华人民共和国保守国家秘密法》第二条",
+        control_parameters=[],
+    )
+    assert entry["version"]["sharing_type"] == "not_shared" and entry["version"]["items"][2]["sensitivity"] == "secret"
+    # and a new version may not make it shared
+    shared = client.post(
+        f"/catalog/entries/{entry['id']}/versions",
+        json=entry_body(items=SECRET_ITEMS, sharing_type="conditional", conditions="仅限刑侦业务"),
+        headers=provider.headers,
+    )
+    assert shared.status_code == 422 and shared.json()["errors"][0]["field"] == "sharing_type"
+    # its data never enters the hub
+    loaded = upload(client, provider, entry["id"], "身份证号,姓名,案件编号\n110105199001011234,张三,A-2026-001\n")
+    assert loaded.status_code == 403 and loaded.json()["code"] == "classified"
+    assert "案件编号" in loaded.json()["detail"]
+    with pytest.raises(service.ClassifiedNotShared):
+        service.ensure_shareable(service.get_published_for_sharing(db, resource_id=entry["id"]))
+
+
+def test_a_draft_with_a_secret_item_from_before_the_rule_is_neither_submitted_nor_published(
+    client: TestClient, hub: Hub, db: Session
+) -> None:
+    from catalog_registry.models import EntryVersion
+
+    provider = hub.system(hub.department("市公安局"))
+    draft, submitted = create(client, provider), create(client, provider)
+    assert client.post(f"/catalog/entries/{submitted['id']}/submit", headers=provider.headers).status_code == 200
+    for entry in (draft, submitted):
+        version = db.get(EntryVersion, entry["version"]["id"])
+        assert version is not None
+        version.items = [*version.items, {"name": "案件编号", "data_type": "string", "sensitivity": "secret"}]
+    db.commit()
+    refused = client.post(f"/catalog/entries/{draft['id']}/submit", headers=provider.headers)
+    assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "sharing_type"
+    review = client.post(f"/catalog/entries/{submitted['id']}/review", json={"decision": "publish"}, headers=hub.admin.headers)
+    assert review.status_code == 422 and "案件编号" in review.json()["detail"]

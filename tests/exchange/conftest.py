@@ -113,6 +113,12 @@ class Catalogue:
         more = start + limit < len(self.rows[resource_id])
         return [{f: r.get(f) for f in fields} for r in page], str(start + limit) if more else None
 
+    def ensure_shareable(self, view: Any) -> None:
+        """The catalogue's own rule on classified items (one rule, in catalog_registry.service)."""
+        from catalog_registry import service as catalogue
+
+        catalogue.ensure_shareable(view)
+
 
 class Clock:
     """The exchange's notion of now, settable in Beijing time."""

@@ -5,17 +5,19 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import sqlite3
 from collections.abc import Iterator
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from ops import audit
 from ops.auditlog import service
 from ops.auditlog.models import LogEntry
+from ops.storage import LocalStore
 from tests.conftest import Hub
 from tests.factories import citizen_id
 
@@ -101,16 +103,33 @@ def _seal_log(client: TestClient, hub: Hub) -> dict[str, str]:
     return body
 
 
+APPEND_ONLY = ("audit_records", "audit_log_entries", "audit_log_nodes", "audit_log_checkpoints")
+
+
 @pytest.fixture()
 def unlocked(db: Session) -> Iterator[Session]:
     """The test's session with the append-only triggers lifted, as an attacker with database access would."""
     if db.get_bind().dialect.name == "postgresql":
-        for table in ("audit_records", "audit_log_entries"):
+        for table in APPEND_ONLY:
             db.execute(text(f"ALTER TABLE {table} DISABLE TRIGGER USER"))
     else:
-        for name in ("audit_records_no_update", "audit_records_no_delete", "audit_log_entries_no_update"):
-            db.execute(text(f"DROP TRIGGER {name}"))
+        for table in APPEND_ONLY:
+            for verb in ("update", "delete"):
+                db.execute(text(f"DROP TRIGGER {table}_no_{verb}"))
     yield db
+
+
+def cut_tail(db: Session | sqlite3.Connection, keep: int) -> None:
+    """Delete every leaf from `keep` on, with its record, the subtrees over it and the checkpoints signing it."""
+    run = db.execute
+    ids = [row[0] for row in run(text('SELECT audit_id FROM audit_log_entries WHERE "index" >= :k'), {"k": keep})]
+    for audit_id in ids:
+        run(text("DELETE FROM audit_records WHERE id = :id"), {"id": audit_id})
+    run(text('DELETE FROM audit_log_entries WHERE "index" >= :k'), {"k": keep})
+    for level, position in list(run(text("SELECT level, position FROM audit_log_nodes"))):
+        if (position + 1) << level > keep:
+            run(text("DELETE FROM audit_log_nodes WHERE level = :l AND position = :p"), {"l": level, "p": position})
+    run(text("DELETE FROM audit_log_checkpoints WHERE tree_size > :k"), {"k": keep})
 
 
 # -- scenarios ---------------------------------------------------------------------------------------
@@ -420,3 +439,158 @@ def test_with_object_storage_unreachable_a_checkpoint_is_refused_with_503_and_no
     assert problem["request_id"] == response.headers["x-request-id"]
     db.expire_all()
     assert db.scalar(select(func.count()).select_from(LogCheckpoint)) == before
+
+
+def test_audit_verify_reports_a_cut_off_tail(client: TestClient, hub: Hub, storage: LocalStore, unlocked: Session) -> None:
+    db = unlocked
+    _access(db, 10)
+    kept = _seal_log(client, hub)["tree_size"]
+    _access(db, 6)
+    _seal_log(client, hub)
+    _access(db, 3)
+    newest = _seal_log(client, hub)["tree_size"]
+    assert service.verify(db, store=storage, grace_seconds=3600).ok
+
+    cut_tail(db, kept)  # the last records, their log entries, the tree nodes and the checkpoints
+    db.expire_all()
+    assert service.verify(db, grace_seconds=3600).ok  # the database alone is consistent...
+    report = service.verify(db, store=storage, grace_seconds=3600)  # ...its signed copies outside are not
+    assert not report.ok
+    assert [p["kind"] for p in report.problems] == ["truncated"]
+    [cut] = report.problems
+    assert cut["published_size"] == newest and cut["database_size"] == kept
+    assert f"covers {newest} entries, but the database holds {kept}" in cut["detail"]
+    assert f"{newest - kept} entries from leaf {kept} on are missing" in cut["detail"]
+    assert report.published_checkpoints >= 3
+
+    answer = client.get("/audit/log/verify", headers=hub.admin.headers)
+    assert answer.status_code == 200 and answer.json()["ok"] is False
+    assert answer.json()["problems"][0]["kind"] == "truncated"
+
+
+def test_a_deleted_record_is_named(client: TestClient, hub: Hub, storage: LocalStore, unlocked: Session) -> None:
+    db = unlocked
+    ids = _access(db, 40)
+    _seal_log(client, hub)
+    _access(db, 5)
+    _seal_log(client, hub)
+    victim = ids[17]
+    index = db.scalars(select(LogEntry.index).where(LogEntry.audit_id == victim)).one()
+    db.execute(text("DELETE FROM audit_records WHERE id = :id"), {"id": victim})
+    db.execute(text("DELETE FROM audit_log_entries WHERE audit_id = :id"), {"id": victim})
+    db.expire_all()
+
+    report = service.verify(db, store=storage, grace_seconds=3600)
+    # one problem, naming the record; the checkpoints still check every other leaf (the stored
+    # subtree hash over the missing one bridges it), so nothing else is reported
+    assert report.problems == [
+        {
+            "kind": "removed",
+            "leaf_index": index,
+            "audit_id": victim,
+            "detail": report.problems[0]["detail"],
+        }
+    ]
+    detail = report.problems[0]["detail"]
+    assert f"audit record {victim} was removed together with its log entry (leaf {index}, written between" in detail
+
+    # a record altered after the removed one is still found through the signed roots
+    forged = ids[30]
+    db.execute(text("UPDATE audit_records SET purpose = '另有用途' WHERE id = :id"), {"id": forged})
+    record = db.get(audit.AuditRecord, forged)
+    assert record is not None
+    db.refresh(record)
+    db.execute(
+        text("UPDATE audit_log_entries SET leaf_hash = :h WHERE audit_id = :id"),
+        {"h": service.record_leaf_hash(record).hex(), "id": forged},
+    )
+    db.expire_all()
+    kinds = [p["kind"] for p in service.verify(db, store=storage, grace_seconds=3600).problems]
+    assert kinds[0] == "removed" and "root_mismatch" in kinds and "gap" not in kinds
+
+
+def test_removed_leaves_without_their_subtree_hashes_are_reported_once(
+    client: TestClient, hub: Hub, storage: LocalStore, unlocked: Session
+) -> None:
+    db = unlocked
+    ids = _access(db, 12)
+    _seal_log(client, hub)
+    for _ in range(3):
+        _access(db, 2)
+        _seal_log(client, hub)
+    gone = ids[4:7]
+    first = db.scalars(select(LogEntry.index).where(LogEntry.audit_id == gone[0])).one()
+    for audit_id in gone:
+        db.execute(text("DELETE FROM audit_records WHERE id = :id"), {"id": audit_id})
+        db.execute(text("DELETE FROM audit_log_entries WHERE audit_id = :id"), {"id": audit_id})
+    db.execute(text("DELETE FROM audit_log_nodes"))
+    db.expire_all()
+    report = service.verify(db, store=storage, grace_seconds=3600)
+    [removed, unverifiable] = report.problems
+    assert removed["kind"] == "removed" and removed["leaves"] == 3 and removed["audit_ids"] == gone
+    assert f"leaves {first} to {first + 2}" in removed["detail"]
+    assert unverifiable["kind"] == "unverifiable" and unverifiable["checkpoints"] >= 4
+
+
+def test_log_entries_renumbered_to_open_a_hole_are_a_gap_not_a_removal(
+    client: TestClient, hub: Hub, storage: LocalStore, unlocked: Session
+) -> None:
+    db = unlocked
+    ids = _access(db, 8)
+    _seal_log(client, hub)
+    hole = db.scalars(select(LogEntry.index).where(LogEntry.audit_id == ids[3])).one()
+    last = db.scalar(select(func.max(LogEntry.index)))
+    assert last is not None
+    for index in range(last, hole - 1, -1):
+        db.execute(text('UPDATE audit_log_entries SET "index" = :new WHERE "index" = :old'), {"new": index + 1, "old": index})
+    db.expire_all()
+    problems = service.verify(db, store=storage, grace_seconds=3600).problems
+    gaps = [p for p in problems if p["kind"] == "gap"]
+    assert len(gaps) == 1 and gaps[0]["leaf_index"] == hole and "renumbered" in gaps[0]["detail"]
+    assert "removed" not in {p["kind"] for p in problems}
+
+
+def test_a_forged_or_rewritten_checkpoint_in_object_storage_is_reported(
+    client: TestClient, hub: Hub, storage: LocalStore, unlocked: Session
+) -> None:
+    db = unlocked
+    ids = _access(db, 6)
+    _seal_log(client, hub)
+    # a history rewritten in the database, its checkpoints deleted and signed again by the hub
+    db.execute(text("UPDATE audit_records SET purpose = '另有用途' WHERE id = :id"), {"id": ids[2]})
+    record = db.get(audit.AuditRecord, ids[2])
+    assert record is not None
+    db.refresh(record)
+    db.execute(
+        text("UPDATE audit_log_entries SET leaf_hash = :h WHERE audit_id = :id"),
+        {"h": service.record_leaf_hash(record).hex(), "id": ids[2]},
+    )
+    db.execute(text("DELETE FROM audit_log_nodes"))
+    db.execute(text("DELETE FROM audit_log_checkpoints"))
+    entries = db.execute(text('SELECT "index", leaf_hash FROM audit_log_entries ORDER BY "index"')).all()
+    known = {(0, int(i)): bytes.fromhex(h) for i, h in entries}
+    service._complete_nodes(db, 0, len(entries), known)
+    db.expire_all()
+    assert service.verify(db, grace_seconds=3600).ok  # the database alone is consistent again
+    _seal_log(client, hub)
+    problems = service.verify(db, store=storage, grace_seconds=3600).problems
+    assert [p["kind"] for p in problems] == ["root_mismatch"] and "object storage" in problems[0]["detail"]
+
+    storage.put_named(f"{service.PUBLISHED_PREFIX}/00000000000000000001-x.json", b'{"body": "forged"}')
+    problems = service.verify(db, store=storage, grace_seconds=3600).problems
+    assert "bad_published_checkpoint" in {p["kind"] for p in problems}
+
+
+def test_a_checkpoint_published_outside_a_rolled_back_transaction_still_matches_the_log(
+    client: TestClient, hub: Hub, storage: LocalStore, session_factory: sessionmaker[Session]
+) -> None:
+    vault = client.app.state.vault  # type: ignore[attr-defined]
+    with session_factory() as db:
+        _access(db, 3)
+        signed = service.checkpoint_now(db, vault=vault, store=storage, force=True, grace_seconds=0)
+        assert signed is not None
+        db.rollback()  # the checkpoint row is lost; the leaves it signs were committed before its copy was written
+    with session_factory() as db:
+        report = service.verify(db, store=storage, grace_seconds=3600)
+        assert report.ok, report.problems
+        assert report.published_checkpoints == 1

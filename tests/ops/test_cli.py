@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -85,3 +86,45 @@ def test_bad_input_on_the_command_line_is_explained(tmp_path: Path) -> None:
         check=False,
     )
     assert env_bad.returncode != 0 and "GOVHUB_MASTER_KEY" in env_bad.stderr
+
+
+def test_audit_verify_reports_a_cut_off_tail_from_the_shell(tmp_path: Path) -> None:
+    assert _govhub(tmp_path, "db", "upgrade").returncode == 0
+
+    def departments(n: int) -> None:
+        for _ in range(n):
+            code = uscc(region="440300")
+            made = _govhub(
+                tmp_path, "departments", "create", "--code", code, "--name", "部门", "--level", "city", "--region", "440300"
+            )
+            assert made.returncode == 0, made.stderr
+
+    def checkpoint() -> int:
+        signed = _govhub(tmp_path, "audit", "checkpoint")
+        assert signed.returncode == 0, signed.stderr
+        return int(signed.stdout.splitlines()[1])
+
+    departments(1)
+    kept = checkpoint()
+    departments(1)
+    newest = checkpoint()
+    assert newest > kept
+    ok = _govhub(tmp_path, "audit", "verify")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert json.loads(ok.stdout)["published_checkpoints"] == 2
+
+    with sqlite3.connect(tmp_path / "govhub.db") as db:
+        for table in ("audit_records", "audit_log_entries", "audit_log_nodes", "audit_log_checkpoints"):
+            for verb in ("update", "delete"):
+                db.execute(f"DROP TRIGGER {table}_no_{verb}")
+        last = db.execute('SELECT min(audit_id) FROM audit_log_entries WHERE "index" >= ?', (kept,)).fetchone()[0]
+        db.execute("DELETE FROM audit_records WHERE id >= ?", (last,))
+        db.execute('DELETE FROM audit_log_entries WHERE "index" >= ?', (kept,))
+        db.execute("DELETE FROM audit_log_nodes WHERE ((position + 1) << level) > ?", (kept,))
+        db.execute("DELETE FROM audit_log_checkpoints WHERE tree_size > ?", (kept,))
+
+    cut = _govhub(tmp_path, "audit", "verify")
+    assert cut.returncode == 1
+    report = json.loads(cut.stdout)
+    assert report["ok"] is False and [p["kind"] for p in report["problems"]] == ["truncated"]
+    assert f"covers {newest} entries, but the database holds {kept}" in report["problems"][0]["detail"]

@@ -95,3 +95,21 @@ def test_an_unreachable_s3_server_is_reported_as_unavailable() -> None:
         s3.ping()
     with pytest.raises(Unavailable):
         s3.put(iter([b"data"]))
+
+
+def test_a_named_object_is_written_once_and_listed_under_its_prefix(store: ObjectStore) -> None:
+    store.put_named("audit-log/checkpoints/00000000000000000002-b.json", b'{"size": 2}')
+    store.put_named("audit-log/checkpoints/00000000000000000001-a.json", b'{"size": 1}')
+    store.put_named("audit-log/other/x.json", b"{}")
+    store.put_named("audit-log/checkpoints/00000000000000000001-a.json", b'{"size": "changed"}')  # never overwritten
+    assert store.list_named("audit-log/checkpoints") == [
+        "audit-log/checkpoints/00000000000000000001-a.json",
+        "audit-log/checkpoints/00000000000000000002-b.json",
+    ]
+    assert store.get_named("audit-log/checkpoints/00000000000000000001-a.json") == b'{"size": 1}'
+    assert store.list_named("nothing/here") == []
+    for bad in ("../escape", "/absolute", "a/../b", "a//b"):
+        with pytest.raises(NotFound):
+            store.get_named(bad)
+    with pytest.raises(NotFound):
+        store.get_named("audit-log/checkpoints/missing.json")
