@@ -37,11 +37,19 @@ def _print_admin(created: Any) -> None:
     print("=" * 72, flush=True)
 
 
-def serving_app() -> FastAPI:
-    """The app of one `govhub serve --workers N` worker process, tuned for serving like a single process."""
-    from govhub.app import create_app
-    from ops.runtime import tune_gc_for_serving
+WORKER_HEALTHCHECK_SECONDS = 60
 
+
+def serving_app() -> FastAPI:
+    """The app of one `govhub serve --workers N` worker process, tuned for serving like a single process;
+    the worker ends when its master does (a master killed with SIGKILL leaves no worker behind)."""
+    import multiprocessing
+
+    from govhub.app import create_app
+    from ops.runtime import end_with_parent, tune_gc_for_serving
+
+    master = multiprocessing.parent_process()  # known from the start: it may have died while we imported
+    end_with_parent(master.pid if master is not None else None)
     app = create_app()
     tune_gc_for_serving()
     return app
@@ -72,6 +80,9 @@ def cmd_serve(args: argparse.Namespace) -> None:
             workers=args.workers,
             log_config=None,
             access_log=False,
+            # A worker answers the master's health checks only once it has imported the hub (several
+            # seconds of CPU, more on a busy machine); uvicorn's 5 s default killed workers still starting.
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
         )
         return
     app = create_app(settings, engine=engine)
