@@ -65,12 +65,14 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     settings = load_settings()
     configure_logging(settings.log_level)
-    engine = make_engine(settings.effective_database_url, pool_size=settings.database_pool_size)
-    _print_admin(prepare(engine, settings))
+    # Migrations on an engine of their own, without the serving engine's statement and lock timeouts
+    # (a migration may run long, and waits for the other processes' migrations).
+    migrations = make_engine(settings.effective_database_url)
+    _print_admin(prepare(migrations, settings))
+    migrations.dispose()
     print(f"govhub listening on http://{args.host}:{args.port}  (API docs: /docs)", flush=True)
     if args.workers > 1:
         _fresh_metrics_dir(settings)
-        engine.dispose()
         # Each worker builds its own app from the same environment; metrics merge across them.
         uvicorn.run(
             "govhub.cli:serving_app",
@@ -85,7 +87,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
             timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
         )
         return
-    app = create_app(settings, engine=engine)
+    app = create_app(settings)
     tune_gc_for_serving()
     uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
 
