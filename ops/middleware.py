@@ -40,7 +40,7 @@ class BodyRule:
     OpenAPI description): a pydantic body is JSON, ``Form``/``File`` parameters a form, and an endpoint
     that reads the body itself lists its media types in ``openapi_extra={"requestBody": ...}``."""
 
-    media_types: frozenset[str] | None  # None: the route declares no body and reads none (not checked)
+    media_types: frozenset[str] | None  # None: no body declared (not checked; console pages read their forms)
     uploads: frozenset[str]  # the media types that take the upload limit (files)
     bearer: bool  # the route needs a bearer token: checked before its body is read
 
