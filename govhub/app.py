@@ -66,6 +66,16 @@ def scheduled_jobs(*, vault: KeyVault, storage: ObjectStore | None, settings: Se
     return [*all_jobs(), *platform_jobs(vault=vault, store=storage, zone=settings.timezone)]
 
 
+def serving_engine(settings: Settings) -> Engine:
+    """The engine of a serving hub: its pool, and on PostgreSQL its statement and lock timeouts."""
+    return make_engine(
+        settings.effective_database_url,
+        pool_size=settings.database_pool_size,
+        statement_timeout=settings.database_statement_timeout_seconds,
+        lock_timeout=settings.database_lock_timeout_seconds,
+    )
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -75,7 +85,7 @@ def create_app(
 ) -> FastAPI:
     """The hub application. Tests pass their own engine / session factory / storage."""
     settings = settings or get_settings()
-    engine = engine or make_engine(settings.effective_database_url, pool_size=settings.database_pool_size)
+    engine = engine or serving_engine(settings)
     factory = session_factory or make_sessionmaker(engine)
     # On a SQLite file the busiest writes are settled on the event loop when they need not wait
     # (ops.groupcommit); not under a caller's own session factory (the tests' rolled-back transaction).

@@ -37,11 +37,19 @@ def _print_admin(created: Any) -> None:
     print("=" * 72, flush=True)
 
 
-def serving_app() -> FastAPI:
-    """The app of one `govhub serve --workers N` worker process, tuned for serving like a single process."""
-    from govhub.app import create_app
-    from ops.runtime import tune_gc_for_serving
+WORKER_HEALTHCHECK_SECONDS = 60
 
+
+def serving_app() -> FastAPI:
+    """The app of one `govhub serve --workers N` worker process, tuned for serving like a single process;
+    the worker ends when its master does (a master killed with SIGKILL leaves no worker behind)."""
+    import multiprocessing
+
+    from govhub.app import create_app
+    from ops.runtime import end_with_parent, tune_gc_for_serving
+
+    master = multiprocessing.parent_process()  # known from the start: it may have died while we imported
+    end_with_parent(master.pid if master is not None else None)
     app = create_app()
     tune_gc_for_serving()
     return app
@@ -57,12 +65,14 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     settings = load_settings()
     configure_logging(settings.log_level)
-    engine = make_engine(settings.effective_database_url, pool_size=settings.database_pool_size)
-    _print_admin(prepare(engine, settings))
+    # Migrations on an engine of their own, without the serving engine's statement and lock timeouts
+    # (a migration may run long, and waits for the other processes' migrations).
+    migrations = make_engine(settings.effective_database_url)
+    _print_admin(prepare(migrations, settings))
+    migrations.dispose()
     print(f"govhub listening on http://{args.host}:{args.port}  (API docs: /docs)", flush=True)
     if args.workers > 1:
         _fresh_metrics_dir(settings)
-        engine.dispose()
         # Each worker builds its own app from the same environment; metrics merge across them.
         uvicorn.run(
             "govhub.cli:serving_app",
@@ -72,9 +82,12 @@ def cmd_serve(args: argparse.Namespace) -> None:
             workers=args.workers,
             log_config=None,
             access_log=False,
+            # A worker answers the master's health checks only once it has imported the hub (several
+            # seconds of CPU, more on a busy machine); uvicorn's 5 s default killed workers still starting.
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
         )
         return
-    app = create_app(settings, engine=engine)
+    app = create_app(settings)
     tune_gc_for_serving()
     uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
 

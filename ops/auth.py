@@ -187,17 +187,21 @@ class TokenCache:
 TOKENS = TokenCache()
 
 
-async def get_principal(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
-    """The authenticated caller; 401 when there is no valid bearer token."""
-    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+async def bearer_principal(request: Request, authorization: str | None) -> Principal:
+    """The caller an ``Authorization`` header value names; 401 unless it is a valid bearer token.
+
+    Checked once per request: the body-size middleware asks before a body is read (ops.middleware),
+    the endpoint's dependency then gets the same answer."""
+    known: Principal | None = getattr(request.state, "principal", None)
+    if known is not None:
+        return known
+    scheme, _, token = (authorization or "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
         raise Unauthenticated(
             "this endpoint needs a bearer token (Authorization: Bearer <token>)",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    token = credentials.credentials
     principal = TOKENS.get(token)
     if principal is None:
         # Signature check and the client's revocation check (a database read): in a worker thread.
@@ -205,6 +209,14 @@ async def get_principal(
         principal = await TOKENS.principal(token, lambda: authenticate(request, token), ttl)
     request.state.principal = principal
     return principal
+
+
+async def get_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The authenticated caller; 401 when there is no valid bearer token."""
+    return await bearer_principal(request, f"{credentials.scheme} {credentials.credentials}" if credentials else None)
 
 
 def require_roles(*roles: Role) -> Callable[..., Awaitable[Principal]]:

@@ -24,6 +24,10 @@ class Settings(BaseSettings):
     # Empty means: a SQLite file inside data_dir.
     database_url: str = ""
     database_pool_size: int = Field(default=10, ge=1, le=200)
+    # PostgreSQL: a statement of the serving hub that runs longer, or waits longer for a lock, is
+    # cancelled and its request answered 503 (0: no limit). Migrations and commands are not limited.
+    database_statement_timeout_seconds: float = Field(default=10.0, ge=0, le=3600)
+    database_lock_timeout_seconds: float = Field(default=3.0, ge=0, le=3600)
 
     storage_backend: Literal["local", "s3"] = "local"
     # Empty means: data_dir/objects.

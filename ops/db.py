@@ -166,11 +166,13 @@ def _sqlite_setup(engine: Engine, *, busy_timeout_ms: int, begin: str, checkpoin
         connection.exec_driver_sql(begin)
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> Engine:
+def make_engine(url: str, *, pool_size: int = 10, statement_timeout: float = 0, lock_timeout: float = 0) -> Engine:
     """Create the engine; SQLite gets WAL, foreign keys and a busy timeout.
 
     The pool keeps `pool_size` connections open, and as many again under bursts; on SQLite at least
-    SQLITE_POOL_SIZE (a SQLite connection costs little to keep and much to open).
+    SQLITE_POOL_SIZE (a SQLite connection costs little to keep and much to open). On PostgreSQL a
+    statement that runs longer than `statement_timeout` or waits longer than `lock_timeout` for a lock
+    (seconds, 0: no limit) is cancelled by the server: a stuck database gives an error, not a wait.
     """
     if url.startswith("sqlite"):
         kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 30}}
@@ -184,7 +186,16 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
 
         _sqlite_setup(engine, busy_timeout_ms=30000, begin="BEGIN")
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800)
+    limits = {"statement_timeout": statement_timeout, "lock_timeout": lock_timeout}
+    options = " ".join(f"-c {name}={round(seconds * 1000)}" for name, seconds in limits.items() if seconds > 0)
+    return create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        connect_args={"options": options} if options else {},
+    )
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

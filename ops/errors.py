@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -131,6 +132,28 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+# PostgreSQL cancelled a statement that waited too long for a lock (55P03 lock_not_available) or ran
+# past its time (57014 query_canceled: GOVHUB_DATABASE_LOCK/STATEMENT_TIMEOUT_SECONDS).
+_TIMED_OUT_SQLSTATES = frozenset({"55P03", "57014"})
+
+
+def database_timed_out(exc: BaseException) -> bool:
+    """Whether a database error is the database not answering in time (busy or stuck), not being gone."""
+    return isinstance(exc, PoolTimeout) or getattr(getattr(exc, "orig", None), "sqlstate", None) in _TIMED_OUT_SQLSTATES
+
+
+def _database_busy(request: Request, exc: BaseException) -> JSONResponse:
+    log.error("database did not answer in time on %s: %s", request.url.path, getattr(exc, "orig", None) or exc)
+    return problem_response(
+        status=503,
+        code="database_busy",
+        title="Service unavailable",
+        detail="the database did not answer in time (it is busy, or a lock is held); retry shortly",
+        instance=request.url.path,
+        headers={"Retry-After": "5"},
+    )
+
+
 def _field_errors(exc: RequestValidationError) -> tuple[str, list[dict[str, Any]]]:
     errors: list[dict[str, Any]] = []
     for err in exc.errors():
@@ -218,6 +241,8 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(OperationalError)
     async def _db_down(request: Request, exc: OperationalError) -> JSONResponse:
+        if database_timed_out(exc):
+            return _database_busy(request, exc)
         log.error("database error on %s: %s", request.url.path, exc.orig)
         return problem_response(
             status=503,
@@ -227,6 +252,10 @@ def install_handlers(app: FastAPI) -> None:
             instance=request.url.path,
             headers={"Retry-After": "5"},
         )
+
+    @app.exception_handler(PoolTimeout)
+    async def _no_connection(request: Request, exc: PoolTimeout) -> JSONResponse:
+        return _database_busy(request, exc)  # every pooled connection was busy for the pool's whole wait
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

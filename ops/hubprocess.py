@@ -64,8 +64,9 @@ class HubProcess:
         workers: int = 1,
         scheduler: bool = True,
         data_dir: Path | None = None,
+        port: int | None = None,
     ) -> None:
-        self.port = free_port()
+        self.port = port or free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self._own_dir = data_dir is None
         self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="govhub-run-"))

@@ -66,10 +66,30 @@ async def _token_request(request: Request) -> dict[str, str]:
     return fields
 
 
+_TOKEN_REQUEST = {
+    "type": "object",
+    "properties": {
+        "grant_type": {"type": "string", "enum": ["client_credentials"]},
+        "client_id": {"type": "string"},
+        "client_secret": {"type": "string"},
+    },
+}
+
+
 @router.post(
     "/auth/token",
     response_model=TokenResponse,
     summary="Get an access token with client credentials (OAuth2 client_credentials)",
+    # Read by the endpoint itself (RFC 6749 form, or JSON); declared so that the body gate and the
+    # OpenAPI description know it (client credentials may also come in a Basic header, with no body).
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/x-www-form-urlencoded": {"schema": _TOKEN_REQUEST},
+                "application/json": {"schema": _TOKEN_REQUEST},
+            }
+        }
+    },
 )
 async def issue_token(request: Request) -> Any:
     """Exchange client_id and client_secret for a short-lived access token."""

@@ -56,6 +56,16 @@ def client_by_client_id(db: Session, client_id: str) -> ApiClient | None:
     return db.scalars(select(ApiClient).where(ApiClient.client_id == client_id)).first()
 
 
+def client_and_department_active(db: Session, client_id: str) -> tuple[ApiClient, bool | None] | None:
+    """A client and whether its department is active (None: it has none, or the department is gone): one query."""
+    row = db.execute(
+        select(ApiClient, Department.active)
+        .outerjoin(Department, Department.id == ApiClient.department_id)
+        .where(ApiClient.client_id == client_id)
+    ).first()
+    return None if row is None else (row[0], row[1])
+
+
 def list_clients(db: Session, who: Principal, *, cursor: str | None, limit: int) -> tuple[list[ApiClient], str | None]:
     query = readable_clients(who)
     rows = list(db.scalars(keyset(query, created=ApiClient.created_at, ident=ApiClient.id, cursor=cursor, limit=limit)))

@@ -176,10 +176,17 @@ def token_claims(db: Session, client: ApiClient) -> dict[str, Any]:
 
 
 def client_principal(db: Session, claims: dict[str, Any]) -> Principal:
-    """The principal of a verified client token; refused if the client was revoked since."""
-    client = repository.client_by_client_id(db, str(claims["sub"]))
-    if client is None or client.revoked_at is not None:
+    """The principal of a verified client token; refused if the client was revoked or its department
+    deactivated since the token was issued."""
+    found = repository.client_and_department_active(db, str(claims["sub"]))
+    if found is None or found[0].revoked_at is not None:
         raise Unauthenticated("the token's client has been revoked")
+    client, department_active = found
+    if client.department_id is not None:
+        if not department_active:
+            raise Unauthenticated("the token's department has been deactivated")
+        if claims.get("dept") != client.department_id:
+            raise Unauthenticated("the token's department does not match its client; request a new token")
     try:
         roles = frozenset(Role(r) for r in claims.get("roles", []))
     except ValueError as exc:

@@ -123,3 +123,19 @@ def test_a_caller_going_away_does_not_cancel_the_check_others_wait_for() -> None
         return await second
 
     assert asyncio.run(scenario()).subject == "c1" and check.calls == 1
+
+
+def test_a_deactivated_departments_token_is_refused_on_its_next_call_even_though_it_was_remembered(
+    client: TestClient, hub: Hub
+) -> None:
+    system = hub.system()
+    assert client.get("/me", headers=system.headers).status_code == 200  # now remembered
+    deactivated = client.patch(f"/departments/{system.department_id}", json={"active": False}, headers=hub.admin.headers)
+    assert deactivated.status_code == 200, deactivated.text
+    refused = client.get("/me", headers=system.headers)
+    assert refused.status_code == 401 and "deactivated" in refused.json()["detail"]
+    assert client.get("/departments", headers=system.headers).status_code == 401
+
+    reactivated = client.patch(f"/departments/{system.department_id}", json={"active": True}, headers=hub.admin.headers)
+    assert reactivated.status_code == 200, reactivated.text
+    assert client.get("/me", headers=system.headers).status_code == 200  # the same token, its department active again
