@@ -214,8 +214,11 @@ def make_loop_writer(engine: Engine) -> sessionmaker[Session] | None:
     loop_engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 0}, pool_size=2, max_overflow=2)
     _sqlite_setup(loop_engine, busy_timeout_ms=0, begin="BEGIN IMMEDIATE", checkpoints=False)
     checkpointer = _Checkpointer(str(url.database))
-    event.listen(loop_engine, "commit", lambda _connection: checkpointer.committed())
-    return make_sessionmaker(loop_engine)
+    factory = make_sessionmaker(loop_engine)
+    # Counted once the commit is done (the engine's "commit" event comes before it): a checkpoint
+    # started by the commit must find that commit in the log.
+    event.listen(factory, "after_commit", lambda _session: checkpointer.committed())
+    return factory
 
 
 class _Checkpointer:
