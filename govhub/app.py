@@ -75,7 +75,11 @@ def create_app(
 ) -> FastAPI:
     """The hub application. Tests pass their own engine / session factory / storage."""
     settings = settings or get_settings()
-    engine = engine or make_engine(settings.effective_database_url, pool_size=settings.database_pool_size)
+    engine = engine or make_engine(
+        settings.effective_database_url,
+        pool_size=settings.database_pool_size,
+        busy_timeout=settings.database_busy_timeout_seconds,
+    )
     factory = session_factory or make_sessionmaker(engine)
     # On a SQLite file the busiest writes are settled on the event loop when they need not wait
     # (ops.groupcommit); not under a caller's own session factory (the tests' rolled-back transaction).

@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     # Empty means: a SQLite file inside data_dir.
     database_url: str = ""
     database_pool_size: int = Field(default=10, ge=1, le=200)
+    # How long a write waits for its turn when other writers hold the database (SQLite has one writer at
+    # a time); past it the request gets 503 database_busy.
+    database_busy_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
 
     storage_backend: Literal["local", "s3"] = "local"
     # Empty means: data_dir/objects.

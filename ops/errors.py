@@ -5,13 +5,14 @@ Services raise these; only `install_handlers` turns them into HTTP responses.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError, OperationalError
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -98,6 +99,55 @@ class Unavailable(HubError):
 
 class UpstreamTimeout(HubError):
     status, code, title = 504, "upstream_timeout", "Upstream timeout"
+
+
+class DatabaseBusy(Unavailable):
+    """Other writes held the database longer than this one could wait for its turn: retry soon."""
+
+    code, title = "database_busy", "Database busy"
+
+    def __init__(self, detail: str, **kwargs: Any) -> None:
+        kwargs.setdefault("headers", {"Retry-After": "1"})
+        super().__init__(detail, **kwargs)
+
+
+class DatabaseUnavailable(Unavailable):
+    code, title = "database_unavailable", "Service unavailable"
+
+    def __init__(self, detail: str, **kwargs: Any) -> None:
+        kwargs.setdefault("headers", {"Retry-After": "5"})
+        super().__init__(detail, **kwargs)
+
+
+class ConcurrentUpdate(Conflict):
+    code = "concurrent_update"
+
+
+_SQLITE_BUSY_CODES = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED (and their extended codes)
+_PG_BUSY_STATES = ("55P03",)  # lock_not_available
+_PG_CONFLICT_STATES = ("40001", "40P01")  # serialization_failure, deadlock_detected
+
+
+def database_error(exc: DBAPIError) -> HubError:
+    """What a failed database call means to its caller: the database was busy (503, retry in a moment),
+    the change met a concurrent one (409), or the database could not be used (503)."""
+    orig = exc.orig
+    sqlite_code = getattr(orig, "sqlite_errorcode", None)
+    if (isinstance(sqlite_code, int) and sqlite_code & 0xFF in _SQLITE_BUSY_CODES) or "database is locked" in str(orig):
+        return DatabaseBusy("the database is busy: other writes held it longer than this one could wait; retry in a moment")
+    sqlstate = getattr(orig, "sqlstate", None)
+    if sqlstate in _PG_BUSY_STATES:
+        return DatabaseBusy("the database is busy: a lock this change needs is held by another; retry in a moment")
+    if sqlstate in _PG_CONFLICT_STATES:
+        return ConcurrentUpdate("the change met another made at the same time; reload and retry")
+    return DatabaseUnavailable("the database is not reachable right now; retry later")
+
+
+def is_database_busy(exc: BaseException) -> bool:
+    """Whether `exc` says the database was busy (not that this particular change was wrong)."""
+    if isinstance(exc, DatabaseBusy):
+        return True
+    return isinstance(exc, OperationalError) and isinstance(database_error(exc), DatabaseBusy)
 
 
 def problem_response(
@@ -217,16 +267,17 @@ def install_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(OperationalError)
-    async def _db_down(request: Request, exc: OperationalError) -> JSONResponse:
-        log.error("database error on %s: %s", request.url.path, exc.orig)
-        return problem_response(
-            status=503,
-            code="database_unavailable",
-            title="Service unavailable",
-            detail="the database is not reachable right now; retry later",
-            instance=request.url.path,
-            headers={"Retry-After": "5"},
-        )
+    async def _database(request: Request, exc: OperationalError) -> Response:
+        problem = database_error(exc)
+        if isinstance(problem, DatabaseUnavailable):
+            log.error("database error on %s: %s", request.url.path, exc.orig)
+        else:
+            log.warning("%s on %s: %s", problem.code, request.url.path, exc.orig)
+        # Answered as the HubError it means, by whichever handler renders those (the console's gives a page).
+        handler = request.app.exception_handlers.get(HubError, _hub_error)
+        answer = handler(request, problem)
+        response: Response = await answer if inspect.isawaitable(answer) else answer
+        return response
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
