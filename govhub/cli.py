@@ -74,6 +74,9 @@ def cmd_serve(args: argparse.Namespace) -> None:
             host=args.host,
             port=args.port,
             workers=args.workers,
+            # A worker answers the master's health check only once it has imported the hub: on a busy
+            # machine that takes more than uvicorn's 5 s, and the master killed and restarted it forever.
+            timeout_worker_healthcheck=30,
             log_config=None,
             access_log=False,
         )
