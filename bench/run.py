@@ -2,6 +2,7 @@
 
     python bench/run.py                 # all, default (small) sizes
     python bench/run.py ops exchange    # only bench/ops_bench.py and bench/exchange_bench.py
+    python bench/run.py writes          # audited writes with 16 concurrent writers (bench/writes_bench.py)
     python bench/run.py --full          # the full sizes each issue names
 
 A benchmark module exposes `main(argv: list[str] | None = None) -> list[dict[str, object]]`

@@ -25,7 +25,7 @@ from catalog_registry.schemas import (
     VersionRead,
 )
 from ops.auth import DepartmentOrAdmin, DepartmentStaff, PlatformAdmin, Principal, Role, require_roles
-from ops.db import DbSession, HubRoute, etag
+from ops.db import DbSession, HubRoute, etag, writes
 from ops.pagination import Page
 from ops.storage import read_file_chunks
 
@@ -265,6 +265,7 @@ def withdraw_demand(demand_id: str, db: DbSession, who: DepartmentStaff, if_matc
     summary="A department's sharing responsibility list (共享责任清单)",
     responses={200: {"content": {"text/csv": {}}}},
 )
+@writes  # the reading is recorded in the audit log
 def responsibility_list(
     department_id: str,
     db: DbSession,
@@ -311,6 +312,7 @@ def import_entries(
     summary="The published catalogue as DCAT-AP JSON-LD",
     responses={200: {"content": {"application/ld+json": {}}}},
 )
+@writes  # the export is recorded in the audit log
 def dcat(
     request: Request,
     db: DbSession,

@@ -43,7 +43,7 @@ from certhub.schemas import (
     VerifyRequest,
 )
 from ops.auth import AnyCaller, DepartmentStaff, Holder, PlatformAdmin, Principal, Role, require_roles
-from ops.db import DbSession, HubRoute, etag
+from ops.db import DbSession, HubRoute, etag, writes
 from ops.errors import BadRequest, Forbidden, Invalid, UnsupportedMediaType
 from ops.pagination import Page
 
@@ -256,6 +256,7 @@ def reinstate(identifier: str, body: ReasonBody, db: DbSession, who: DepartmentS
 
 
 @router.get("/certificates/{identifier}/pdf", summary="Download the sealed PDF copy, with the reason")
+@writes  # the use is recorded (用证记录)
 def download_pdf(
     identifier: str,
     request: Request,
@@ -378,6 +379,7 @@ def answer_feedback(
 
 
 @router.get("/me/certificates", response_model=list[CertificateSummary], tags=["certhub holder"])
+@writes  # the holder's look is recorded in the audit log
 def my_certificates(db: DbSession, who: Holder, on_behalf_of: OnBehalfOf = None) -> Any:
     """My certificates (or, as an agent, those of the holder I act for)."""
     holder = service.acting_holder(db, who=who, on_behalf_of=on_behalf_of, action="list")

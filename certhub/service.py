@@ -63,7 +63,7 @@ from ops.codes import citizen_id_problem, mask_identifier, mod37_36_check_char, 
 from ops.config import Settings
 from ops.context import current_request_id
 from ops.crypto import KeyVault, WrappedSecret
-from ops.db import check_if_match, new_id, table_of, utcnow
+from ops.db import check_if_match, new_id, reading, table_of, utcnow
 from ops.errors import Conflict, Forbidden, HubError, Invalid, NotFound, UpstreamError
 from ops.groupcommit import GroupCommit
 from ops.identity import service as identity
@@ -1488,7 +1488,7 @@ async def verify_async(
     except NeedsDatabase:
 
         def with_session() -> PendingVerification:
-            with factory() as db:
+            with reading(), factory() as db:  # the checks only read; the writes are the journal's
                 return _checked(db, who=who, settings=settings, token=token, nonce=nonce)
 
         pending = await anyio.to_thread.run_sync(with_session)

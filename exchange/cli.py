@@ -34,7 +34,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     report.add_argument("--start", type=_date, required=True, help="first day, YYYY-MM-DD")
     report.add_argument("--end", type=_date, required=True, help="last day, YYYY-MM-DD")
     report.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    report.set_defaults(func=with_db(_report))
+    report.set_defaults(func=with_db(_report, writes=False))
 
 
 def _sweep(db: Session, _settings: Settings, _args: argparse.Namespace) -> None:

@@ -37,7 +37,7 @@ from exchange.schemas import (
     WebhookSet,
 )
 from ops.auth import DepartmentOrAdmin, DepartmentStaff, Holder, PlatformAdmin, Principal
-from ops.db import DbSession, HubRoute, etag
+from ops.db import DbSession, HubRoute, etag, reads_only, writing
 from ops.errors import HubError, Invalid
 from ops.pagination import Page
 
@@ -70,7 +70,7 @@ def _refusals_recorded(request: Request, db: Session, who: Principal, grant_id: 
     except HubError as exc:
         if exc.status < 500:
             db.rollback()  # releases what the refused query wrote (the rate-limit counter), and its locks
-            with request.app.state.sessionmaker() as trail:
+            with writing(), request.app.state.sessionmaker() as trail:
                 service.record_refused_access(trail, who=who, grant_id=grant_id, kind=kind, code=exc.code, detail=exc.detail)
                 trail.commit()
         raise
@@ -281,6 +281,7 @@ def export(
 
 
 @router.post("/grants/{grant_id}/call", response_model=DataResult)
+@reads_only  # the call is counted by the access journal: no write lock is held while the provider answers
 def call_api(grant_id: str, body: DataQuery, request: Request, db: DbSession, who: DepartmentStaff) -> DataResult:
     """Query the provider's API through the hub; the answer is filtered to the granted fields and masked."""
     with _refusals_recorded(request, db, who, grant_id, "api"):

@@ -1051,8 +1051,6 @@ def settle_accesses(db: Session, items: Sequence[PendingAccess]) -> list[bool]:
 
 def _settle_query(db: Session, pending: PendingAccess, grant: GrantTerms, journal: AccessJournal | None) -> None:
     """Count the query and write its trail (with other queries' in one commit, given a journal); 429 over the limit."""
-    if db.in_transaction():
-        db.commit()  # the query only read: end its transaction, the write starts from a fresh snapshot
     ok = journal.run(pending) if journal is not None else settle_accesses(db, [pending])[0]
     if not ok:
         raise _rate_limited(grant, pending.access["at"])

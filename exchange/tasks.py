@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from exchange import service
 from exchange.models import Notification, Webhook
 from ops.config import get_settings
-from ops.db import utcnow
+from ops.db import reading, utcnow
 from ops.scheduler import Job
 from ops.workdays.service import CalendarListener
 
@@ -34,17 +34,21 @@ def deliver_webhooks(db: Session, *, now: datetime | None = None, max_attempts: 
     """Push pending notifications to the departments' webhooks (signed; retried with back-off)."""
     now = now or utcnow()
     max_attempts = max_attempts or get_settings().exchange_webhook_max_attempts
-    rows = db.execute(
-        select(Notification, Webhook)
-        .join(Webhook, Webhook.department_id == Notification.department_id)
-        .where(
-            Notification.delivered.is_(False),
-            Notification.attempts < max_attempts,
-            Notification.next_attempt_at <= now,
-        )
-        .order_by(Notification.id)
-        .limit(WEBHOOK_BATCH)
-    ).all()
+    with reading():
+        rows = db.execute(
+            select(Notification, Webhook)
+            .join(Webhook, Webhook.department_id == Notification.department_id)
+            .where(
+                Notification.delivered.is_(False),
+                Notification.attempts < max_attempts,
+                Notification.next_attempt_at <= now,
+            )
+            .order_by(Notification.id)
+            .limit(WEBHOOK_BATCH)
+        ).all()
+    # End the read before calling out: no transaction (on SQLite, no write lock) is held while the
+    # webhooks answer; the outcomes are written by a transaction of their own, begun by the flush below.
+    db.commit()
     delivered = 0
     with httpx.Client(timeout=WEBHOOK_TIMEOUT_SECONDS, follow_redirects=False) as client:
         for note, hook in rows:

@@ -71,6 +71,7 @@ def serving_engine(settings: Settings) -> Engine:
     return make_engine(
         settings.effective_database_url,
         pool_size=settings.database_pool_size,
+        busy_timeout=settings.database_busy_timeout_seconds,
         statement_timeout=settings.database_statement_timeout_seconds,
         lock_timeout=settings.database_lock_timeout_seconds,
     )

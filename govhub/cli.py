@@ -67,7 +67,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     configure_logging(settings.log_level)
     # Migrations on an engine of their own, without the serving engine's statement and lock timeouts
     # (a migration may run long, and waits for the other processes' migrations).
-    migrations = make_engine(settings.effective_database_url)
+    migrations = make_engine(settings.effective_database_url, busy_timeout=settings.database_busy_timeout_seconds)
     _print_admin(prepare(migrations, settings))
     migrations.dispose()
     print(f"govhub listening on http://{args.host}:{args.port}  (API docs: /docs)", flush=True)
@@ -114,7 +114,7 @@ def _runner(settings: Settings) -> Any:
     from ops.scheduler import LeaseRunner
     from ops.storage import make_store
 
-    engine = make_engine(settings.effective_database_url)
+    engine = make_engine(settings.effective_database_url, busy_timeout=settings.database_busy_timeout_seconds)
     jobs = scheduled_jobs(vault=KeyVault.from_settings(settings), storage=make_store(settings), settings=settings)
     return LeaseRunner(make_sessionmaker(engine), jobs)
 
@@ -138,7 +138,8 @@ def cmd_db_upgrade(_args: argparse.Namespace) -> None:
     from govhub.database import prepare
 
     settings = load_settings()
-    _print_admin(prepare(make_engine(settings.effective_database_url), settings))
+    engine = make_engine(settings.effective_database_url, busy_timeout=settings.database_busy_timeout_seconds)
+    _print_admin(prepare(engine, settings))
     print("database is at the latest schema")
 
 
@@ -297,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--region", required=True, help="6-digit administrative region code")
     create.add_argument("--parent", help="parent department id or code")
     create.set_defaults(func=with_db(departments_create))
-    deps.add_parser("list", help="list departments").set_defaults(func=with_db(departments_list))
+    deps.add_parser("list", help="list departments").set_defaults(func=with_db(departments_list, writes=False))
 
     clients = sub.add_parser("clients", help="API clients").add_subparsers(dest="sub", required=True)
     ccreate = clients.add_parser("create", help="create a client and print its secret once")
@@ -315,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("client_id")
     revoke.add_argument("--reason", required=True)
     revoke.set_defaults(func=with_db(clients_revoke))
-    clients.add_parser("list", help="list clients").set_defaults(func=with_db(clients_list))
+    clients.add_parser("list", help="list clients").set_defaults(func=with_db(clients_list, writes=False))
 
     token = sub.add_parser(
         "token",

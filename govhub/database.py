@@ -12,6 +12,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, text
 
+from certhub import service as certhub_service
 from ops.config import Settings
 from ops.crypto import KeyVault
 from ops.db import make_sessionmaker
@@ -66,7 +67,7 @@ def upgrade(engine: Engine, settings: Settings) -> None:
 
 
 def prepare(engine: Engine, settings: Settings) -> NewClient | None:
-    """Migrate, make sure a signing key exists, create the first admin client if none."""
+    """Migrate, make sure the signing keys exist, create the first admin client if none."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(engine, settings)
     vault = KeyVault.from_settings(settings)
@@ -74,4 +75,6 @@ def prepare(engine: Engine, settings: Settings) -> NewClient | None:
         factory = make_sessionmaker(engine)
         with factory.begin() as db:
             ensure_signing_key(db, vault)
+            # Made here, not on first use: its first use may be a read (a status list, the JWKS).
+            certhub_service.hub_signer(db, vault=vault)
             return identity.bootstrap_admin(db, settings)

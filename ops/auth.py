@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from ops.config import Settings
+from ops.db import reading
 from ops.errors import Forbidden, Unauthenticated
 
 
@@ -103,11 +104,8 @@ def authenticate(request: Request, token: str) -> Principal:
     claims = keyring.verify(token, issuers=issuers, audience=settings.token_audience)
     if claims["iss"] == settings.holder_issuer:
         return identity.holder_principal(claims)
-    session: Session = factory()
-    try:
+    with reading(), factory() as session:  # a check: it never waits for the writers
         return identity.client_principal(session, claims)
-    finally:
-        session.close()
 
 
 class TokenCache:

@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 
 from ops.auth import Principal, Role
 from ops.config import Settings, get_settings
-from ops.db import make_engine, make_sessionmaker
-from ops.errors import HubError
+from ops.db import make_engine, make_sessionmaker, reading, writing
+from ops.errors import DatabaseBusy, HubError, database_error
 
 CLI_ADMIN = Principal(subject="cli", roles=frozenset({Role.PLATFORM_ADMIN}))
 
@@ -27,16 +27,20 @@ def load_settings() -> Settings:
 
 
 def open_session(settings: Settings) -> Session:
-    engine = make_engine(settings.effective_database_url)
+    engine = make_engine(settings.effective_database_url, busy_timeout=settings.database_busy_timeout_seconds)
     return make_sessionmaker(engine)()
 
 
-def with_db(fn: Callable[[Session, Settings, argparse.Namespace], None]) -> Callable[[argparse.Namespace], None]:
-    """Run a command in one transaction: committed on success, explained and rolled back on error."""
+def with_db(
+    fn: Callable[[Session, Settings, argparse.Namespace], None], *, writes: bool = True
+) -> Callable[[argparse.Namespace], None]:
+    """Run a command in one transaction: committed on success, explained and rolled back on error.
+    A command that only reads (`writes=False`) never takes the database's write lock: it can run as
+    long as it needs beside a serving hub without holding up its writes."""
 
     def run(args: argparse.Namespace) -> None:
         settings = load_settings()
-        with open_session(settings) as db:
+        with open_session(settings) as db, writing() if writes else reading():
             try:
                 fn(db, settings, args)
                 db.commit()
@@ -45,6 +49,11 @@ def with_db(fn: Callable[[Session, Settings, argparse.Namespace], None]) -> Call
                 raise SystemExit(f"govhub: {exc.detail}") from None
             except (OperationalError, ProgrammingError) as exc:
                 db.rollback()
+                if isinstance(database_error(exc), DatabaseBusy):
+                    raise SystemExit(
+                        "govhub: the database is busy: other writers (a serving hub?) held it for more than "
+                        f"{settings.database_busy_timeout_seconds:g} s; retry, or raise GOVHUB_DATABASE_BUSY_TIMEOUT_SECONDS"
+                    ) from None
                 raise SystemExit(
                     f"govhub: the database cannot be used ({type(exc.orig).__name__}: {exc.orig}); "
                     "is it reachable, and has `govhub db upgrade` been run?"

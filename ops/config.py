@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     # cancelled and its request answered 503 (0: no limit). Migrations and commands are not limited.
     database_statement_timeout_seconds: float = Field(default=10.0, ge=0, le=3600)
     database_lock_timeout_seconds: float = Field(default=3.0, ge=0, le=3600)
+    # How long a write waits for its turn when other writers hold the database (SQLite has one writer at
+    # a time); past it the request gets 503 database_busy.
+    database_busy_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
 
     storage_backend: Literal["local", "s3"] = "local"
     # Empty means: data_dir/objects.

@@ -5,13 +5,14 @@ Services raise these; only `install_handlers` turns them into HTTP responses.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError, OperationalError
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -101,6 +102,64 @@ class UpstreamTimeout(HubError):
     status, code, title = 504, "upstream_timeout", "Upstream timeout"
 
 
+class DatabaseBusy(Unavailable):
+    """Other writes held the database longer than this one could wait for its turn: retry soon."""
+
+    code, title = "database_busy", "Database busy"
+
+    def __init__(self, detail: str, **kwargs: Any) -> None:
+        kwargs.setdefault("headers", {"Retry-After": "1"})
+        super().__init__(detail, **kwargs)
+
+
+class DatabaseUnavailable(Unavailable):
+    code, title = "database_unavailable", "Service unavailable"
+
+    def __init__(self, detail: str, **kwargs: Any) -> None:
+        kwargs.setdefault("headers", {"Retry-After": "5"})
+        super().__init__(detail, **kwargs)
+
+
+class ConcurrentUpdate(Conflict):
+    code = "concurrent_update"
+
+
+_SQLITE_BUSY_CODES = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED (and their extended codes)
+# PostgreSQL cancelled a statement that waited too long for a lock (55P03 lock_not_available) or ran
+# past its time (57014 query_canceled: GOVHUB_DATABASE_LOCK/STATEMENT_TIMEOUT_SECONDS).
+_PG_BUSY_STATES = ("55P03", "57014")
+_PG_CONFLICT_STATES = ("40001", "40P01")  # serialization_failure, deadlock_detected
+
+
+def database_error(exc: DBAPIError) -> HubError:
+    """What a failed database call means to its caller: the database was busy (503, retry in a moment),
+    the change met a concurrent one (409), or the database could not be used (503)."""
+    orig = exc.orig
+    sqlite_code = getattr(orig, "sqlite_errorcode", None)
+    if (isinstance(sqlite_code, int) and sqlite_code & 0xFF in _SQLITE_BUSY_CODES) or "database is locked" in str(orig):
+        return DatabaseBusy("the database is busy: other writes held it longer than this one could wait; retry in a moment")
+    sqlstate = getattr(orig, "sqlstate", None)
+    if sqlstate in _PG_BUSY_STATES:
+        return DatabaseBusy(
+            "the database did not answer in time (it is busy, or a lock this request needs is held); retry in a moment"
+        )
+    if sqlstate in _PG_CONFLICT_STATES:
+        return ConcurrentUpdate("the change met another made at the same time; reload and retry")
+    return DatabaseUnavailable("the database is not reachable right now; retry later")
+
+
+def database_timed_out(exc: BaseException) -> bool:
+    """Whether a database error is the database not answering in time (busy or stuck), not being gone."""
+    return isinstance(exc, PoolTimeout) or is_database_busy(exc)
+
+
+def is_database_busy(exc: BaseException) -> bool:
+    """Whether `exc` says the database was busy (not that this particular change was wrong)."""
+    if isinstance(exc, DatabaseBusy):
+        return True
+    return isinstance(exc, OperationalError) and isinstance(database_error(exc), DatabaseBusy)
+
+
 def problem_response(
     *,
     status: int,
@@ -130,28 +189,6 @@ def problem_response(
     if request_id:
         body["request_id"] = request_id
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
-
-
-# PostgreSQL cancelled a statement that waited too long for a lock (55P03 lock_not_available) or ran
-# past its time (57014 query_canceled: GOVHUB_DATABASE_LOCK/STATEMENT_TIMEOUT_SECONDS).
-_TIMED_OUT_SQLSTATES = frozenset({"55P03", "57014"})
-
-
-def database_timed_out(exc: BaseException) -> bool:
-    """Whether a database error is the database not answering in time (busy or stuck), not being gone."""
-    return isinstance(exc, PoolTimeout) or getattr(getattr(exc, "orig", None), "sqlstate", None) in _TIMED_OUT_SQLSTATES
-
-
-def _database_busy(request: Request, exc: BaseException) -> JSONResponse:
-    log.error("database did not answer in time on %s: %s", request.url.path, getattr(exc, "orig", None) or exc)
-    return problem_response(
-        status=503,
-        code="database_busy",
-        title="Service unavailable",
-        detail="the database did not answer in time (it is busy, or a lock is held); retry shortly",
-        instance=request.url.path,
-        headers={"Retry-After": "5"},
-    )
 
 
 def _field_errors(exc: RequestValidationError) -> tuple[str, list[dict[str, Any]]]:
@@ -239,23 +276,28 @@ def install_handlers(app: FastAPI) -> None:
             instance=request.url.path,
         )
 
+    async def _answer_as(request: Request, problem: HubError) -> Response:
+        """Answer as the HubError a database failure means, by whichever handler renders those (the
+        console's gives a page)."""
+        handler = request.app.exception_handlers.get(HubError, _hub_error)
+        answer = handler(request, problem)
+        response: Response = await answer if inspect.isawaitable(answer) else answer
+        return response
+
     @app.exception_handler(OperationalError)
-    async def _db_down(request: Request, exc: OperationalError) -> JSONResponse:
-        if database_timed_out(exc):
-            return _database_busy(request, exc)
-        log.error("database error on %s: %s", request.url.path, exc.orig)
-        return problem_response(
-            status=503,
-            code="database_unavailable",
-            title="Service unavailable",
-            detail="the database is not reachable right now; retry later",
-            instance=request.url.path,
-            headers={"Retry-After": "5"},
-        )
+    async def _database(request: Request, exc: OperationalError) -> Response:
+        problem = database_error(exc)
+        if isinstance(problem, DatabaseUnavailable):
+            log.error("database error on %s: %s", request.url.path, exc.orig)
+        else:
+            log.warning("%s on %s: %s", problem.code, request.url.path, exc.orig)
+        return await _answer_as(request, problem)
 
     @app.exception_handler(PoolTimeout)
-    async def _no_connection(request: Request, exc: PoolTimeout) -> JSONResponse:
-        return _database_busy(request, exc)  # every pooled connection was busy for the pool's whole wait
+    async def _no_connection(request: Request, exc: PoolTimeout) -> Response:
+        # every pooled connection was busy for the pool's whole wait
+        log.warning("no database connection free on %s: %s", request.url.path, exc)
+        return await _answer_as(request, DatabaseBusy("the database is busy: no connection came free in time; retry in a moment"))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

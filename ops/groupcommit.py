@@ -43,7 +43,7 @@ from typing import Any, Generic, TypeVar
 from prometheus_client import Counter, Histogram
 from sqlalchemy.orm import Session, sessionmaker
 
-from ops.errors import Unavailable
+from ops.errors import DatabaseBusy, Unavailable, is_database_busy
 
 In = TypeVar("In")
 Out = TypeVar("Out")
@@ -190,8 +190,8 @@ class GroupCommit(Generic[In, Out]):
         if self._stopped:
             raise Unavailable("the hub is shutting down; retry in a moment")
 
-    def _too_slow(self) -> Unavailable:
-        return Unavailable(f"the database did not take the write within {self.timeout:.0f} s; retry")
+    def _too_slow(self) -> DatabaseBusy:
+        return DatabaseBusy(f"the database is busy: it did not take the write within {self.timeout:.0f} s; retry")
 
     def _ensure_started(self) -> None:
         if self._thread is not None:
@@ -257,8 +257,8 @@ class GroupCommit(Generic[In, Out]):
         try:
             results = self._settle_in(self.factory, items)
         except BaseException as exc:
-            if len(items) == 1:
-                return [(None, exc)]
+            if len(items) == 1 or is_database_busy(exc):  # busy: no item is at fault, and each alone would wait again
+                return [(None, exc) for _ in items]
             # Find the item that failed: each alone, in a transaction of its own.
             return [outcome for item in items for outcome in self._commit([item])]
         return [(result, None) for result in results]

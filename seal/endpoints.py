@@ -10,7 +10,7 @@ from fastapi import APIRouter, File, Form, Header, Query, Request, Response, Upl
 from ops import audit
 from ops.auth import DepartmentOrAdmin, DepartmentStaff, PlatformAdmin
 from ops.crypto import KeyVault
-from ops.db import DbSession, HubRoute, etag
+from ops.db import DbSession, HubRoute, etag, writes
 from ops.errors import Invalid, PayloadTooLarge
 from ops.pagination import Page
 from seal import repository, service
@@ -69,6 +69,7 @@ def list_seals(
 
 
 @router.get("/seals/{seal_id}", response_model=SealRead, summary="Read a seal")
+@writes  # every reading of a seal is recorded in the audit log
 def read_seal(seal_id: str, response: Response, db: DbSession, who: DepartmentOrAdmin) -> Any:
     """One seal (404 for another department's)."""
     seal = service.get_seal(db, who=who, seal_id=seal_id)
@@ -78,6 +79,7 @@ def read_seal(seal_id: str, response: Response, db: DbSession, who: DepartmentOr
 
 
 @router.get("/seals/{seal_id}/structure", summary="The signed GB/T 38540 seal structure (SES_Seal, JSON encoding)")
+@writes
 def seal_structure(seal_id: str, db: DbSession, who: DepartmentOrAdmin) -> Any:
     """The seal as signed by the seal maker."""
     seal = service.get_seal(db, who=who, seal_id=seal_id)
@@ -96,6 +98,7 @@ def seal_picture(seal_id: str, db: DbSession, who: DepartmentOrAdmin) -> Respons
 
 
 @router.get("/seals/{seal_id}/uses", response_model=Page[SealUseRead], summary="Every use of a seal (用印记录)")
+@writes
 def seal_uses(
     seal_id: str,
     db: DbSession,

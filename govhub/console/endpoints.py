@@ -60,7 +60,11 @@ def install(app: FastAPI) -> None:
         # People get a page; API clients keep their problem+json.
         if request.url.path.startswith("/console/") and isinstance(exc, HubError):
             return templates.TemplateResponse(
-                request, "error.html", status_code=exc.status, context={"error": exc.detail, "status": exc.status}
+                request,
+                "error.html",
+                status_code=exc.status,
+                context={"error": exc.detail, "status": exc.status},
+                headers=exc.headers,
             )
         result = api_handler(request, exc)
         response: Response = await result if inspect.isawaitable(result) else result

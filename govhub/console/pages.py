@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from govhub.console import service
 from govhub.console.models import ConsoleSession
 from ops.auth import Principal, Role
-from ops.db import DbSession, HubRoute
+from ops.db import DbSession, HubRoute, writes
 from ops.errors import Forbidden, HubError
 
 HERE = Path(__file__).parent
@@ -72,6 +72,7 @@ class Page:
             raise Forbidden("你没有访问此页面的权限 (this page needs the role: " + ", ".join(r.value for r in roles) + ")")
 
 
+@writes  # every page a signed-in person opens keeps their session alive (its last_seen_at)
 def current_page(request: Request, db: DbSession) -> Page:
     found = service.resume(db, request.cookies.get(COOKIE))
     if found is None:

@@ -52,7 +52,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         "in the database and in object storage; exit 1 on any problem",
     )
     v.add_argument("--grace", type=float, default=60.0, help="seconds a record may wait to be logged (default 60)")
-    v.set_defaults(func=with_db(verify))
+    v.set_defaults(func=with_db(verify, writes=False))
     s = group.add_parser("sequence", help="append committed records to the log now")
     s.add_argument("--grace", type=float, default=service.DEFAULT_GRACE_SECONDS)
     s.set_defaults(func=with_db(sequence))

@@ -13,7 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from ops import audit
 from ops.auth import AnyCaller, ClientManager, DepartmentOrAdmin, PlatformAdmin
-from ops.db import DbSession, HubRoute, etag
+from ops.db import DbSession, HubRoute, etag, reading
 from ops.errors import BadRequest, Unauthenticated, UnsupportedMediaType
 from ops.identity import repository, service
 from ops.identity.models import ApiClient
@@ -110,7 +110,7 @@ async def issue_token(request: Request) -> Any:
 
     def check() -> tuple[ApiClient, dict[str, Any]]:
         # scrypt and the database are blocking: keep them off the event loop.
-        with request.app.state.sessionmaker() as db:
+        with reading(), request.app.state.sessionmaker() as db:
             client = service.authenticate_client(db, client_id=fields["client_id"], client_secret=fields["client_secret"])
             return client, service.token_claims(db, client)
 

@@ -94,6 +94,8 @@ class NewClient:
 def create_client(db: Session, *, who: Principal, data: ClientCreate) -> NewClient:
     """Create an API client; its secret is returned once and stored only as a hash."""
     roles = sorted(set(data.roles))
+    secret = new_secret()
+    secret_hash = hash_secret(secret)  # before the first statement: a writer holds the database from there
     if not who.is_platform_admin:
         if Role.PLATFORM_ADMIN in roles or Role.DEPARTMENT_ADMIN in roles:
             raise Forbidden("a department administrator may only create department_system and window clients")
@@ -113,11 +115,10 @@ def create_client(db: Session, *, who: Principal, data: ClientCreate) -> NewClie
             raise Invalid(f"department {department_id} does not exist", errors=[{"field": "department_id", "message": "unknown"}])
         if not department.active:
             raise Conflict(f"department {department.name} is deactivated")
-    secret = new_secret()
     client = ApiClient(
         client_id=f"gh_{secrets.token_hex(8)}",
         name=data.name,
-        secret_hash=hash_secret(secret),
+        secret_hash=secret_hash,
         roles=roles,
         department_id=department_id,
         created_by=who.subject,

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ops.config import Settings
 from ops.crypto import KeyVault, WrappedSecret
-from ops.db import utcnow
+from ops.db import reading, utcnow
 from ops.errors import Unauthenticated
 from ops.identity.models import SigningKey
 
@@ -108,7 +108,7 @@ class KeyRing:
             if not force and time.monotonic() - self._loaded_at < self.REFRESH_SECONDS:
                 return
             now = utcnow()
-            with self._factory() as db:
+            with reading(), self._factory() as db:
                 rows = list(
                     db.scalars(select(SigningKey).where(or_(SigningKey.verify_until.is_(None), SigningKey.verify_until > now)))
                 )

@@ -22,7 +22,7 @@ def register(commands: argparse._SubParsersAction, listeners: Callable[[], Itera
     sub = calendar.add_subparsers(dest="sub", required=True)
     show = sub.add_parser("show", help="show a year's status and special days")
     show.add_argument("year", type=int)
-    show.set_defaults(func=with_db(_show))
+    show.set_defaults(func=with_db(_show, writes=False))
     load = sub.add_parser(
         "load",
         help="load a year's calendar from a JSON file",

@@ -18,7 +18,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from ops import db as ops_db
-from ops.db import make_engine, make_loop_writer, make_sessionmaker
+from ops.db import make_engine, make_loop_writer, make_sessionmaker, reading
 from ops.groupcommit import HANDED_OVER, ON_LOOP, GroupCommit
 
 
@@ -28,7 +28,7 @@ def sqlite_file(tmp_path: Path) -> Iterator[tuple[Path, Engine]]:
     engine = make_engine(f"sqlite:///{path}")
     with engine.begin() as connection:
         connection.exec_driver_sql("CREATE TABLE notes (name TEXT PRIMARY KEY)")
-    with engine.connect() as connection:
+    with reading(), engine.connect() as connection:  # a writer's transaction would keep the log from being emptied
         connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")  # the table is in the file itself
     yield path, engine
     engine.dispose()
