@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, delete, false, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from certhub.models import (
@@ -250,14 +251,19 @@ def max_status_index(db: Session) -> int:
 
 
 def allocate(db: Session, name: str, count: int = 1) -> int:
-    """Reserve `count` consecutive values of a counter; returns the first (row-locked until commit)."""
-    row = db.execute(
-        update(Counter).where(Counter.name == name).values(next_value=Counter.next_value + count).returning(Counter.next_value)
-    ).first()
+    """Reserve `count` consecutive values of a counter; returns the first (row-locked until commit).
+
+    A counter's first use creates it; when two transactions create it at the same moment, the one whose
+    insert meets the other's takes its values from the counter the other created."""
+    bump = update(Counter).where(Counter.name == name).values(next_value=Counter.next_value + count).returning(Counter.next_value)
+    row = db.execute(bump).first()
     if row is not None:
         return int(row[0]) - count
-    with db.begin_nested():
-        db.execute(insert(Counter).values(name=name, next_value=1 + count))
+    try:
+        with db.begin_nested():
+            db.execute(insert(Counter).values(name=name, next_value=1 + count))
+    except IntegrityError:
+        return int(db.execute(bump).scalar_one()) - count
     return 1
 
 

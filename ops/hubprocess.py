@@ -86,7 +86,7 @@ class HubProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self._token: str | None = None
 
-    def start(self, timeout: float = 60.0) -> HubProcess:
+    def start(self, timeout: float = 120.0) -> HubProcess:
         log = (self.data_dir / "hub.log").open("ab")
         self.proc = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
             [sys.executable, "-m", "govhub.cli", "serve", "--port", str(self.port), "--workers", str(self.workers)],
