@@ -341,8 +341,6 @@ def import_entries(
 
 
 def _create_batch(db: Session, who: Principal, batch: list[_Validated], mode: str) -> list[str]:
-    from ops.audit import AuditRecord
-    from ops.context import current_request_id
     from ops.db import new_id
 
     if not batch:
@@ -368,26 +366,13 @@ def _create_batch(db: Session, who: Principal, batch: list[_Validated], mode: st
     db.flush()
     if mode == "publish":
         index_many(db, [(e, v, providers[e.provider_department_id].name) for e, v in pairs])
-    request_id = current_request_id()
     action = {"draft": "catalog.entry.import", "submit": "catalog.entry.import_submit", "publish": "catalog.entry.import_publish"}
-    repository.insert_audit(
+    audit.append(
         db,
         [
-            {
-                "at": now,
-                "request_id": request_id,
-                "actor": who.subject,
-                "role": who.primary_role,
-                "department_id": who.department_id,
-                "action": action[mode],
-                "object_type": "catalog_entry",
-                "object_id": e.id,
-                "outcome": "success",
-                "detail": {"code": e.code},
-            }
+            audit.entry(actor=who, action=action[mode], object_type="catalog_entry", object_id=e.id, detail={"code": e.code})
             for e, _ in pairs
         ],
-        AuditRecord,
     )
     CATALOGUE_EVENTS.labels(event="created").inc(len(pairs))
     return [e.id for e, _ in pairs]
