@@ -25,24 +25,33 @@ from ops.errors import Invalid
 from ops.pagination import MAX_LIMIT, decode_cursor, encode_cursor
 
 
-def index_entry(db: Session, *, entry: CatalogEntry, version: EntryVersion, provider_name: str) -> None:
-    """(Re)build the search document of an entry's published version."""
-    repository.remove_doc(db, entry.id)
-    name = normalise(version.name)
+def _search_doc(entry: CatalogEntry, version: EntryVersion, provider_name: str) -> dict[str, Any]:
+    """The search document of an entry's published version (its name and text normalised for matching)."""
     item_names = " ".join(i["name"] for i in version.items)
-    text = join_fields([version.name, version.abstract, item_names, provider_name, entry.code])
-    values = {
+    return {
         "entry_id": entry.id,
         "version_id": version.id,
-        "name_norm": name,
-        "text_norm": text,
+        "name_norm": normalise(version.name),
+        "text_norm": join_fields([version.name, version.abstract, item_names, provider_name, entry.code]),
         "provider_department_id": entry.provider_department_id,
         "sharing_type": version.sharing_type,
         "classification": version.classification,
         "update_cycle": version.update_cycle,
         "is_certificate": version.is_certificate,
     }
-    repository.insert_doc(db, values, bigrams(name), bigrams(text))
+
+
+def index_entry(db: Session, *, entry: CatalogEntry, version: EntryVersion, provider_name: str) -> None:
+    """(Re)build the search document of an entry's published version."""
+    repository.remove_doc(db, entry.id)
+    values = _search_doc(entry, version, provider_name)
+    repository.insert_doc(db, values, bigrams(values["name_norm"]), bigrams(values["text_norm"]))
+
+
+def index_many(db: Session, triples: list[tuple[CatalogEntry, EntryVersion, str]]) -> None:
+    """Index many newly published entries at once (bulk import)."""
+    docs = [_search_doc(entry, version, provider_name) for entry, version, provider_name in triples]
+    repository.insert_docs(db, docs, [(bigrams(d["name_norm"]), bigrams(d["text_norm"])) for d in docs])
 
 
 def search(
@@ -175,28 +184,3 @@ def _hits(db: Session, found: list[tuple[Any, bool]]) -> list[SearchHit]:
             )
         )
     return hits
-
-
-def index_many(db: Session, triples: list[tuple[CatalogEntry, EntryVersion, str]]) -> None:
-    """Index many newly published entries at once (bulk import)."""
-    docs = []
-    grams: list[tuple[set[int], set[int]]] = []
-    for entry, version, provider_name in triples:
-        name = normalise(version.name)
-        item_names = " ".join(i["name"] for i in version.items)
-        text = join_fields([version.name, version.abstract, item_names, provider_name, entry.code])
-        docs.append(
-            {
-                "entry_id": entry.id,
-                "version_id": version.id,
-                "name_norm": name,
-                "text_norm": text,
-                "provider_department_id": entry.provider_department_id,
-                "sharing_type": version.sharing_type,
-                "classification": version.classification,
-                "update_cycle": version.update_cycle,
-                "is_certificate": version.is_certificate,
-            }
-        )
-        grams.append((bigrams(name), bigrams(text)))
-    repository.insert_docs(db, docs, grams)
