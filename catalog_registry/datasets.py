@@ -124,6 +124,12 @@ class _Loader:
     batch: list[tuple[str, int, str | None, str]] = field(default_factory=list)
     count: int = 0
 
+    def __post_init__(self) -> None:
+        # A row's lookup key is the contract's rule (service.py): looked up once per load, not per row.
+        from catalog_registry.service import _text, lookup_key
+
+        self._text, self._lookup_key = _text, lookup_key
+
     def error(self, line: int, column: str, message: str) -> None:
         self.errors.append({"field": f"line {line}: {column}", "line": line, "column": column, "message": message})
 
@@ -140,9 +146,7 @@ class _Loader:
         if self.errors:
             return
         self.count += 1
-        from catalog_registry.service import _text, lookup_key
-
-        key = lookup_key(_text(data[k]) for k in self.key_items) if self.key_items else None
+        key = self._lookup_key(self._text(data[k]) for k in self.key_items) if self.key_items else None
         self.batch.append((self.dataset_id, self.count, key, json.dumps(data, ensure_ascii=False)))
         if len(self.batch) >= ROW_BATCH:
             self.flush()
