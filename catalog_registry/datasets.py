@@ -16,12 +16,7 @@ from sqlalchemy.orm import Session
 
 from catalog_registry import repository
 from catalog_registry.common import _own
-from catalog_registry.models import (
-    Dataset,
-    DatasetState,
-    EntryState,
-    EntryVersion,
-)
+from catalog_registry.models import Dataset, DatasetState, EntryState, EntryVersion
 from catalog_registry.schemas import DatasetRead
 from ops import audit
 from ops.auth import Principal

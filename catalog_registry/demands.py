@@ -6,15 +6,8 @@ from sqlalchemy.orm import Session
 
 from catalog_registry import repository
 from catalog_registry.common import _enum_param
-from catalog_registry.models import (
-    Demand,
-    DemandState,
-    EntryState,
-)
-from catalog_registry.schemas import (
-    DemandAnswer,
-    DemandCreate,
-)
+from catalog_registry.models import Demand, DemandState, EntryState
+from catalog_registry.schemas import DemandAnswer, DemandCreate
 from ops import audit
 from ops.auth import Principal
 from ops.db import check_if_match, utcnow

@@ -11,20 +11,8 @@ from sqlalchemy.orm import Session
 from catalog_registry import repository
 from catalog_registry.common import _enum_param, _own
 from catalog_registry.datasets import _key_items, _rekey
-from catalog_registry.models import (
-    CatalogEntry,
-    EntryState,
-    EntryVersion,
-    SharingType,
-    VersionState,
-)
-from catalog_registry.schemas import (
-    EntryCreate,
-    EntryFields,
-    EntryRead,
-    VersionRead,
-    entry_problems,
-)
+from catalog_registry.models import CatalogEntry, EntryState, EntryVersion, SharingType, VersionState
+from catalog_registry.schemas import EntryCreate, EntryFields, EntryRead, VersionRead, entry_problems
 from catalog_registry.search import index_entry
 from ops import audit
 from ops.auth import Principal

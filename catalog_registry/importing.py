@@ -15,12 +15,7 @@ from sqlalchemy.orm import Session
 from catalog_registry import repository
 from catalog_registry.datasets import _FALSE, _TRUE
 from catalog_registry.entries import _version_values, entry_rules, full_code
-from catalog_registry.models import (
-    CatalogEntry,
-    EntryState,
-    EntryVersion,
-    VersionState,
-)
+from catalog_registry.models import CatalogEntry, EntryState, EntryVersion, VersionState
 from catalog_registry.schemas import EntryCreate
 from catalog_registry.search import index_many
 from ops import audit

@@ -6,10 +6,7 @@ from sqlalchemy.orm import Session
 
 from catalog_registry import repository
 from catalog_registry.models import SharingType
-from catalog_registry.schemas import (
-    ResponsibilityEntry,
-    ResponsibilityList,
-)
+from catalog_registry.schemas import ResponsibilityEntry, ResponsibilityList
 from ops import audit, spreadsheet
 from ops.auth import Principal
 from ops.errors import NotFound

@@ -10,14 +10,7 @@ from sqlalchemy.orm import Session
 
 from catalog_registry import repository
 from catalog_registry.common import _enum_param
-from catalog_registry.models import (
-    CatalogEntry,
-    Classification,
-    EntryVersion,
-    SearchDoc,
-    SharingType,
-    UpdateCycle,
-)
+from catalog_registry.models import CatalogEntry, Classification, EntryVersion, SearchDoc, SharingType, UpdateCycle
 from catalog_registry.schemas import SearchHit
 from catalog_registry.text import bigrams, join_fields, normalise, query_terms
 from ops.auth import Principal
