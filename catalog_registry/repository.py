@@ -516,9 +516,3 @@ def insert_docs(db: Session, docs: list[dict[str, Any]], grams: list[tuple[set[i
         rows += [(g, 1, doc_id) for g in name_grams]
         rows += [(g, 0, doc_id) for g in all_grams - name_grams]
     bulk_insert(db, "catalog_search_grams", ("gram", "scope", "doc_id"), rows)
-
-
-def insert_audit(db: Session, rows: list[dict[str, Any]], model: Any) -> None:
-    """Append many audit records at once (bulk import)."""
-    if rows:
-        db.execute(insert(model), rows)

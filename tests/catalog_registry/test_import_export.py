@@ -15,7 +15,9 @@ import pytest
 from fastapi.testclient import TestClient
 from rdflib import Graph, Namespace
 from rdflib.namespace import DCAT, DCTERMS, FOAF, RDF
+from sqlalchemy.orm import Session
 
+from ops import audit
 from tests.catalog_registry.helpers import publish
 from tests.conftest import MASTER_KEY, Actor, Hub
 from tests.factories import uscc
@@ -74,6 +76,20 @@ def test_a_department_imports_its_catalogue_spreadsheet_as_drafts(client: TestCl
     card = by_code[f"{police_dept.code}-JZ001"]["version"]
     assert card["is_certificate"] is True and card["api"]["url"] == "https://ga.example.gov.cn/api/sfz"
     assert card["update_cycle"] == "realtime"
+
+
+def test_each_imported_entry_is_audited_with_who_imported_it(client: TestClient, hub: Hub, db: Session) -> None:
+    police_dept = hub.department("市公安局")
+    police = hub.system(police_dept)
+    response = _import(client, police, _csv(GOOD))
+    assert response.status_code == 201, response.text
+    for code, entry_id in zip(("HJ001", "HJ002", "JZ001"), response.json()["entry_ids"], strict=True):
+        [record] = audit.records_for(db, object_type="catalog_entry", object_id=entry_id)
+        assert record.action == "catalog.entry.import" and record.outcome == "success"
+        assert police.client is not None and record.actor == police.client.client_id
+        assert record.role == "department_system" and record.department_id == police_dept.id
+        assert record.detail == {"code": f"{police_dept.code}-{code}"}
+        assert record.request_id and record.purpose is None and record.subject_ref is None
 
 
 def test_an_import_with_bad_rows_names_each_row_and_column_and_imports_nothing(client: TestClient, hub: Hub) -> None:
