@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from exchange import service, sources
+from exchange import access, grants, requests, service, sources, states, supervision
 from ops.errors import Conflict, NotFound
 from tests.conftest import Actor, Hub
 from tests.factories import citizen_id
@@ -141,7 +141,8 @@ class Clock:
 @pytest.fixture()
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     c = Clock()
-    monkeypatch.setattr(service, "utcnow", c)
+    for module in (states, requests, grants, access, supervision):  # the exchange's modules that read the time
+        monkeypatch.setattr(module, "utcnow", c)
     return c
 
 
