@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
@@ -227,12 +227,13 @@ def _settle_query(db: Session, pending: PendingAccess, grant: GrantTerms, journa
     metrics.DATA_ACCESSES.labels(kind=pending.kind, outcome="success").inc()
 
 
-@dataclass
+@dataclass(frozen=True)
 class _BatchRead:
-    """What a batch of lookups has read once in its transaction: grants, and the entries' datasets."""
+    """What a batch of lookups has read once in its transaction: grants, and of the catalogue, the
+    entries' datasets and their rows read ahead."""
 
     grants: dict[tuple[str, str | None], GrantTerms | None] = field(default_factory=dict)
-    served: dict[str, Any] = field(default_factory=dict)
+    catalogue: sources.ReadAhead = field(default_factory=sources.ReadAhead)
 
 
 @dataclass(frozen=True)
@@ -246,8 +247,23 @@ class LookupAsk:
     use_cause: str | None
 
 
-LookupRead = tuple[GrantTerms, list[str], list[dict[str, Any]], PendingAccess]
-LookupResult = tuple[GrantTerms, list[str], list[dict[str, Any]]]
+class LookupResult(NamedTuple):
+    """A granted lookup's answer: the grant it went through, the fields returned, the rows (masked where due)."""
+
+    grant: GrantTerms
+    fields: list[str]
+    rows: list[dict[str, Any]]
+
+
+class _LookupRead(NamedTuple):
+    """A lookup's answer before its count: and the access waiting to be counted."""
+
+    grant: GrantTerms
+    fields: list[str]
+    rows: list[dict[str, Any]]
+    pending: PendingAccess
+
+
 Lookups = GroupCommit[LookupAsk, LookupResult | HubError]
 
 
@@ -268,15 +284,15 @@ def run_lookups(db: Session, asks: Sequence[LookupAsk]) -> list[LookupResult | H
         if not isinstance(check, HubError):
             wanted.setdefault(check.grant.resource_id, []).append(check.ask.params)
     for resource_id, params in wanted.items():
-        sources.catalogue().prefetch_rows(db, resource_id=resource_id, params=params, served_read=read.served)
-    results: list[LookupRead | HubError] = []
+        sources.catalogue().prefetch_rows(db, resource_id=resource_id, params=params, read_ahead=read.catalogue)
+    results: list[_LookupRead | HubError] = []
     for check in checked:
         try:
             results.append(check if isinstance(check, HubError) else _lookup_read(db, check, read))
         except HubError as exc:
             results.append(exc)
     found = [(index, result) for index, result in enumerate(results) if not isinstance(result, HubError)]
-    allowed = settle_accesses(db, [result[3] for _, result in found])
+    allowed = settle_accesses(db, [result.pending for _, result in found])
     for (index, (grant, _, _, pending)), ok in zip(found, allowed, strict=True):
         if not ok:
             results[index] = _rate_limited(grant, pending.access["at"])
@@ -290,7 +306,7 @@ def run_lookups(db: Session, asks: Sequence[LookupAsk]) -> list[LookupResult | H
             out.append(result)
         else:
             metrics.DATA_ACCESSES.labels(kind="lookup", outcome="success").inc()
-            out.append(result[:3])
+            out.append(LookupResult(result.grant, result.fields, result.rows))
     return out
 
 
@@ -327,18 +343,18 @@ def _check_lookup(db: Session, ask: LookupAsk, read: _BatchRead) -> _CheckedLook
     return _CheckedLookup(ask, grant, chosen, limit, now)
 
 
-def _lookup_read(db: Session, check: _CheckedLookup, read: _BatchRead) -> LookupRead:
+def _lookup_read(db: Session, check: _CheckedLookup, read: _BatchRead) -> _LookupRead:
     """The rows of a checked lookup, shaped; and the access waiting to be counted."""
     grant, ask = check.grant, check.ask
     rows = sources.catalogue().lookup_rows(
-        db, resource_id=grant.resource_id, params=ask.params, fields=check.fields, limit=check.limit, served_read=read.served
+        db, resource_id=grant.resource_id, params=ask.params, fields=check.fields, limit=check.limit, read_ahead=read.catalogue
     )
     shaped = _shape(grant, rows, check.fields)
     pending = pending_access(
         grant, ask.who, kind="lookup", params=ask.params, rows=len(shaped), fields=check.fields, use_cause=ask.use_cause,
         now=check.now,
     )  # fmt: skip
-    return grant, check.fields, shaped, pending
+    return _LookupRead(grant, check.fields, shaped, pending)
 
 
 def export(

@@ -93,13 +93,13 @@ class Catalogue:
         params: dict[str, str],
         fields: list[str],
         limit: int,
-        served_read: dict[str, Any] | None = None,
+        read_ahead: sources.ReadAhead | None = None,
     ) -> list[dict[str, Any]]:
         found = [r for r in self.rows[resource_id] if all(str(r.get(k)) == v for k, v in params.items())]
         return [{f: r.get(f) for f in fields} for r in found[:limit]]
 
     def prefetch_rows(
-        self, db: Session, *, resource_id: str, params: Sequence[dict[str, str]], served_read: dict[str, Any]
+        self, db: Session, *, resource_id: str, params: Sequence[dict[str, str]], read_ahead: sources.ReadAhead
     ) -> None:
         """Rows are in memory here: nothing to read ahead."""
 
@@ -207,12 +207,8 @@ class World:
 
 @pytest.fixture()
 def catalogue() -> Iterator[Catalogue]:
-    cat = Catalogue()
-    sources.override = cat
-    try:
+    with sources.substituted(Catalogue()) as cat:
         yield cat
-    finally:
-        sources.override = None
 
 
 @pytest.fixture()
