@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, NamedTuple
 
 from sqlalchemy import insert
@@ -300,9 +301,15 @@ def run_lookups(db: Session, asks: Sequence[LookupAsk]) -> list[LookupResult | H
     for ask, result in zip(asks, results, strict=True):
         if isinstance(result, HubError):
             if result.status < 500:
-                record_refused_access(
-                    db, who=ask.who, grant_id=ask.grant_id, kind="lookup", code=result.code, detail=result.detail
+                refused = partial(
+                    record_refused_access,
+                    who=ask.who,
+                    grant_id=ask.grant_id,
+                    kind="lookup",
+                    code=result.code,
+                    detail=result.detail,
                 )
+                audit.record_refusal(db, refused, in_batch=True)
             out.append(result)
         else:
             metrics.DATA_ACCESSES.labels(kind="lookup", outcome="success").inc()
@@ -457,8 +464,8 @@ def accesses_about_holder(
 
 
 def record_refused_access(db: Session, *, who: Principal, grant_id: str, kind: str, code: str, detail: str) -> None:
-    """Record a refused query: in a lookup batch's transaction, or in a transaction of its own after a
-    refused request's was rolled back."""
+    """What the exchange keeps of a refused query: its access row (on the grant's usage trail, when the
+    grant is the caller's) and its audit record. Written through :func:`ops.audit.record_refusal`."""
     grant = db.get(Grant, grant_id)
     if grant is not None and grant.consumer_department_id == who.department_id:
         db.add(
