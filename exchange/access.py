@@ -220,9 +220,10 @@ def settle_accesses(db: Session, items: Sequence[PendingAccess]) -> list[bool]:
     return allowed
 
 
-def _settle_query(db: Session, pending: PendingAccess, grant: GrantTerms, journal: AccessJournal | None) -> None:
-    """Count the query and write its trail (with other queries' in one commit, given a journal); 429 over the limit."""
-    ok = journal.run(pending) if journal is not None else settle_accesses(db, [pending])[0]
+def _settle_query(pending: PendingAccess, grant: GrantTerms, journal: AccessJournal) -> None:
+    """Count the query and write its trail, with other queries' in one commit of the journal (a group commit,
+    which owns that transaction: the request's own only reads); 429 over the limit."""
+    ok = journal.run(pending)
     if not ok:
         raise _rate_limited(grant, pending.access["at"])
     metrics.DATA_ACCESSES.labels(kind=pending.kind, outcome="success").inc()
@@ -373,7 +374,7 @@ def export(
     cursor: str | None,
     limit: int,
     use_cause: str | None = None,
-    journal: AccessJournal | None = None,
+    journal: AccessJournal,
 ) -> tuple[GrantTerms, list[str], list[dict[str, Any]], str | None]:
     """A page of the granted dataset, where the catalogue entry allows export."""
     now = utcnow()
@@ -394,7 +395,7 @@ def export(
     pending = pending_access(
         grant, who, kind="export", params={"cursor": cursor or ""}, rows=len(shaped), fields=chosen, use_cause=use_cause, now=now
     )
-    _settle_query(db, pending, grant, journal)
+    _settle_query(pending, grant, journal)
     return grant, chosen, shaped, next_cursor
 
 
@@ -406,7 +407,7 @@ def call_api(
     params: dict[str, str],
     fields: list[str] | None,
     use_cause: str | None = None,
-    journal: AccessJournal | None = None,
+    journal: AccessJournal,
 ) -> tuple[GrantTerms, list[str], list[dict[str, Any]]]:
     """Query the provider's API through the hub; the answer is filtered to the granted fields and masked."""
     from exchange import upstream
@@ -430,7 +431,7 @@ def call_api(
         raise
     shaped = _shape(grant, rows, chosen)
     pending = pending_access(grant, who, kind="api", params=params, rows=len(shaped), fields=chosen, use_cause=use_cause, now=now)
-    _settle_query(db, pending, grant, journal)  # counted after the call: no write waits on the provider
+    _settle_query(pending, grant, journal)  # counted after the call: no write waits on the provider
     return grant, chosen, shaped
 
 

@@ -26,6 +26,7 @@ from exchange.models import (
     RequestStep,
     RequestTransition,
     SharingRequest,
+    Webhook,
 )
 from ops.auth import Principal
 from ops.errors import Invalid
@@ -290,3 +291,15 @@ def steps_in_period(db: Session, start: datetime, end: datetime) -> list[Request
 
 def ratings_in_period(db: Session, start: datetime, end: datetime) -> list[Rating]:
     return list(db.scalars(select(Rating).where(Rating.rated_at >= start, Rating.rated_at < end)))
+
+
+def webhook_deliveries_due(db: Session, *, now: datetime, max_attempts: int, limit: int) -> list[tuple[Notification, Webhook]]:
+    """Notifications not yet delivered whose next attempt is due, with their department's webhook (oldest first)."""
+    query = (
+        select(Notification, Webhook)
+        .join(Webhook, Webhook.department_id == Notification.department_id)
+        .where(Notification.delivered.is_(False), Notification.attempts < max_attempts, Notification.next_attempt_at <= now)
+        .order_by(Notification.id)
+        .limit(limit)
+    )
+    return [(note, hook) for note, hook in db.execute(query)]
