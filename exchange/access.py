@@ -10,7 +10,6 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, NamedTuple
 
-from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from exchange import repository as repo
@@ -20,7 +19,7 @@ from exchange.repository import GrantTerms
 from exchange.states import end_of_day
 from ops import audit, metrics
 from ops.auth import Principal
-from ops.db import table_of, utcnow
+from ops.db import utcnow
 from ops.errors import Conflict, Forbidden, HubError, Invalid, NotFound, TooManyRequests
 from ops.groupcommit import GroupCommit
 
@@ -215,7 +214,7 @@ def settle_accesses(db: Session, items: Sequence[PendingAccess]) -> list[bool]:
             allowed[index] = True
     admitted = [item for item, ok in zip(items, allowed, strict=True) if ok]
     if admitted:
-        db.connection().execute(insert(table_of(DataAccess)), [item.access for item in admitted])
+        repo.insert_accesses(db, [item.access for item in admitted])
         audit.append(db, [item.trail for item in admitted])
     return allowed
 

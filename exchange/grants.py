@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import and_, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from exchange import repository as repo
 from exchange import sources
-from exchange.models import ExchangeEvent, Grant, GrantState, SharingRequest
+from exchange.models import Grant, GrantState, SharingRequest
 from exchange.states import Policy, close_step, end_of_day, is_sensitive, notify, publish_event, require_reason, transition
 from ops import audit, metrics
 from ops.audit import Actor
 from ops.auth import Principal
-from ops.db import UTCDateTime, utcnow
+from ops.db import utcnow
 from ops.errors import Conflict, Forbidden, NotFound
 
 
@@ -119,25 +118,7 @@ def revoke_grant(db: Session, *, who: Principal, grant_id: str, reason: str, exp
 def expire_grants(db: Session, *, now: datetime | None = None) -> int:
     """Mark every active grant past its end date as expired (set-based); returns how many."""
     now = now or utcnow()
-    due = and_(Grant.state == GrantState.ACTIVE.value, Grant.expires_at <= now)
-    at = literal(now, UTCDateTime())
-    for department in (Grant.consumer_department_id, Grant.provider_department_id):
-        db.execute(
-            insert(ExchangeEvent).from_select(
-                ["department_id", "at", "kind", "object_type", "object_id", "state", "data"],
-                select(
-                    department,
-                    at,
-                    literal("grant.expired"),
-                    literal("grant"),
-                    Grant.id,
-                    literal("expired"),
-                    literal({}, ExchangeEvent.data.type),
-                ).where(due),
-            )
-        )
-    result = db.execute(update(Grant).where(due).values(state=GrantState.EXPIRED.value, version=Grant.version + 1))
-    count = int(getattr(result, "rowcount", 0) or 0)
+    count = repo.expire_grants_due(db, now)
     if count:
         audit.record(db, actor=audit.SYSTEM, action="grant.expire", object_type="grant", object_id="*", detail={"expired": count})
     return count

@@ -8,18 +8,16 @@ import hashlib
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from exchange import repository as repo
-from exchange.models import DeadlineBreach, Grant, GrantState, Notification, RequestState, RequestStep, SharingRequest, Webhook
+from exchange.models import RequestState, Webhook
 from exchange.schemas import DepartmentReport, Report
 from exchange.states import PLATFORM, end_of_day
 from ops import audit, metrics
 from ops.auth import Principal
-from ops.db import UTCDateTime, utcnow
+from ops.db import utcnow
 from ops.errors import Invalid
-from ops.identity.models import Department
 from ops.workdays.service import SHANGHAI, calendar
 
 # ---------------------------------------------------------------------------------------------
@@ -29,37 +27,7 @@ from ops.workdays.service import SHANGHAI, calendar
 def sweep_overdue(db: Session, *, now: datetime | None = None) -> int:
     """Mark every open step past its deadline overdue, record the breach and notify (a few SQL statements)."""
     now = now or utcnow()
-    at = literal(now, UTCDateTime())
-    due = and_(RequestStep.open.is_(True), RequestStep.overdue.is_(False), RequestStep.due_at <= now)
-    db.execute(
-        insert(DeadlineBreach).from_select(
-            ["step_id", "request_id", "step", "department_id", "due_at", "recorded_at"],
-            select(
-                RequestStep.id, RequestStep.request_id, RequestStep.step, RequestStep.department_id, RequestStep.due_at, at
-            ).where(due),
-        )
-    )
-    db.execute(
-        insert(Notification).from_select(
-            ["department_id", "kind", "request_id", "message", "created_at", "delivered", "attempts", "next_attempt_at"],
-            select(
-                RequestStep.department_id,
-                literal("deadline.overdue"),
-                RequestStep.request_id,
-                literal("overdue: the ")
-                + RequestStep.step
-                + literal(" step of request ")
-                + RequestStep.request_id
-                + literal(" passed its deadline"),
-                at,
-                literal(False),
-                literal(0),
-                at,
-            ).where(due),
-        )
-    )
-    result = db.execute(update(RequestStep).where(due).values(overdue=True))
-    count = int(getattr(result, "rowcount", 0) or 0)
+    count = repo.mark_overdue(db, now)
     if count:
         audit.record(
             db,
@@ -78,12 +46,7 @@ def recompute_deadlines(db: Session, year: int) -> int:
     cal = calendar(db)
     first = date(year, 1, 1)
     now = utcnow()
-    steps = db.scalars(
-        select(RequestStep).where(
-            RequestStep.open.is_(True),
-            (RequestStep.provisional.is_(True)) | (RequestStep.due_last_day >= first),
-        )
-    )
+    steps = repo.open_steps_reaching(db, first)
     changed = 0
     for step in steps:
         deadline = cal.add_working_days(step.started_at, step.working_days)
@@ -141,9 +104,7 @@ def report(db: Session, *, start: date, end: date) -> Report:
     for rating in repo.ratings_in_period(db, lo, hi):
         ratings = entry(rating.provider_department_id)["ratings"]
         ratings[rating.rating] = ratings.get(rating.rating, 0) + 1
-    names = {PLATFORM: "平台管理部门"} | {
-        d.id: d.name for d in db.scalars(select(Department).where(Department.id.in_([k for k in stats if k != PLATFORM])))
-    }
+    names = {PLATFORM: "平台管理部门"} | repo.department_names(db, {k for k in stats if k != PLATFORM})
     departments = []
     for key, e in sorted(stats.items()):
         judged = e["done"] + e["late_open"]
@@ -164,33 +125,17 @@ def report(db: Session, *, start: date, end: date) -> Report:
 
 def publish_gauges(db: Session, *, now: datetime | None = None) -> dict[str, Any]:
     """Set the exchange's state gauges (requests by state, overdue by department, on-time rate, active grants)."""
-    from sqlalchemy import func
-
     now = now or utcnow()
-    by_state = {state.value: 0 for state in RequestState}
-    by_state.update(
-        {str(k): int(v) for k, v in db.execute(select(SharingRequest.state, func.count()).group_by(SharingRequest.state))}
-    )
+    by_state = {state.value: 0 for state in RequestState} | repo.requests_by_state(db)
     for state, count in by_state.items():
         metrics.SHARING_REQUESTS_BY_STATE.labels(state=state).set(count)
-    overdue = {
-        str(k or PLATFORM): int(v)
-        for k, v in db.execute(
-            select(RequestStep.department_id, func.count())
-            .where(RequestStep.open.is_(True), RequestStep.overdue.is_(True))
-            .group_by(RequestStep.department_id)
-        )
-    }
+    overdue = {k or PLATFORM: v for k, v in repo.overdue_steps_by_department(db).items()}
     metrics.OVERDUE_BY_DEPARTMENT.clear()
     for department, count in overdue.items():
         metrics.OVERDUE_BY_DEPARTMENT.labels(department=department).set(count)
-    done, on_time = db.execute(
-        select(
-            func.count(), func.coalesce(func.sum(case((RequestStep.completed_at <= RequestStep.due_at, 1), else_=0)), 0)
-        ).where(RequestStep.completed_at >= now - timedelta(days=30))
-    ).one()
-    rate = (int(on_time) / int(done)) if done else 1.0
+    done, on_time = repo.steps_completed_on_time_since(db, now - timedelta(days=30))
+    rate = (on_time / done) if done else 1.0
     metrics.ON_TIME_RATE.set(rate)
-    active = int(db.scalar(select(func.count()).select_from(Grant).where(Grant.state == GrantState.ACTIVE.value)) or 0)
+    active = repo.active_grant_count(db)
     metrics.GRANTS_ACTIVE.set(active)
     return {"by_state": by_state, "overdue": overdue, "on_time_rate": rate, "grants_active": active}
