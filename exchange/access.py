@@ -35,10 +35,6 @@ class FieldsNotGranted(HubError):
     status, code, title = 403, "fields_not_granted", "Fields not granted"
 
 
-# ---------------------------------------------------------------------------------------------
-# Data access through a grant
-
-
 def mask(value: Any) -> Any:
     """Mask a sensitive value, keeping its first third and last quarter (110105********002X)."""
     if value is None:

@@ -83,7 +83,7 @@ def issue_grant(
 
 
 # ---------------------------------------------------------------------------------------------
-# Grants
+# Reading, revoking and expiring grants
 
 
 def get_grant(db: Session, *, who: Principal, grant_id: str) -> Grant:

@@ -82,7 +82,7 @@ class Policy:
 
 
 # ---------------------------------------------------------------------------------------------
-# Helpers: steps, transitions, events, notifications
+# What every step records: steps, transitions, history, events, notifications
 
 
 def now() -> datetime:

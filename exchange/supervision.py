@@ -20,9 +20,6 @@ from ops.db import utcnow
 from ops.errors import Invalid
 from ops.workdays.service import SHANGHAI, calendar
 
-# ---------------------------------------------------------------------------------------------
-# Supervision: overdue sweep, calendar recompute, webhooks, report
-
 
 def sweep_overdue(db: Session, *, now: datetime | None = None) -> int:
     """Mark every open step past its deadline overdue, record the breach and notify (a few SQL statements)."""
