@@ -33,6 +33,7 @@ from exchange.states import (
     now,
     open_step,
     publish_event,
+    record_action,
     require_reason,
     today,
     transition,
@@ -45,19 +46,17 @@ from ops.errors import Conflict, Forbidden, Invalid, NotFound
 from ops.workdays.service import WorkCalendar, calendar
 
 
-def _get(db: Session, who: Principal, request_id: str) -> SharingRequest:
+def _get(db: Session, who: Principal, request_id: str, expected_version: int | None = None) -> SharingRequest:
+    """A request the caller may see (404 otherwise), at the version the caller last read when it says which (409 otherwise)."""
     req = repo.get_request(db, who, request_id)
     if req is None:
         raise NotFound(f"no sharing request {request_id}")
-    return req
-
-
-def _check_version(req: SharingRequest, expected: int | None) -> None:
-    if expected is not None and expected != req.version:
+    if expected_version is not None and expected_version != req.version:
         raise Conflict(
-            f"the request is at version {req.version}, not {expected}; it was changed meanwhile, reload it",
+            f"the request is at version {req.version}, not {expected_version}; it was changed meanwhile, reload it",
             extra={"current_version": req.version},
         )
+    return req
 
 
 # ---------------------------------------------------------------------------------------------
@@ -159,8 +158,7 @@ def accept(
     db: Session, *, who: Principal, policy: Policy, request_id: str, expected_version: int | None = None
 ) -> SharingRequest:
     """Accept a request after the normative review, and route it (direct provision or the provider)."""
-    req = _get(db, who, request_id)
-    _check_version(req, expected_version)
+    req = _get(db, who, request_id, expected_version)
     now = utcnow()
     if req.state != RequestState.SUBMITTED:
         raise Conflict(f"the request is {req.state}; only a submitted request can be accepted", extra={"state": req.state})
@@ -202,8 +200,7 @@ def accept(
 
 def refuse(db: Session, *, who: Principal, request_id: str, reason: str, expected_version: int | None = None) -> SharingRequest:
     """Refuse to accept a request (不予受理); the reason is required and sent to the consumer."""
-    req = _get(db, who, request_id)
-    _check_version(req, expected_version)
+    req = _get(db, who, request_id, expected_version)
     reason = require_reason(reason, "a refusal (不予受理)")
     transition(db, req, who=who, action="refuse", reason=reason)
     close_step(db, req, outcome="refused", at=utcnow())
@@ -216,8 +213,7 @@ def provide(
     db: Session, *, who: Principal, policy: Policy, request_id: str, expected_version: int | None = None
 ) -> SharingRequest:
     """Issue the grant of a directly provided request once its data is available."""
-    req = _get(db, who, request_id)
-    _check_version(req, expected_version)
+    req = _get(db, who, request_id, expected_version)
     view = sources.catalogue().get_version_for_sharing(db, version_id=req.version_id)
     if req.state == RequestState.PROVISIONING and not (view.has_dataset or view.api is not None):
         raise Conflict(f"{req.resource_code} has no loaded dataset and no API yet; nothing can be provided")
@@ -243,8 +239,7 @@ def decide(
     db: Session, *, who: Principal, policy: Policy, request_id: str, data: ProviderDecision, expected_version: int | None = None
 ) -> SharingRequest:
     """The provider approves (possibly narrowing fields or period) or refuses with a reason."""
-    req = _get(db, who, request_id)
-    _check_version(req, expected_version)
+    req = _get(db, who, request_id, expected_version)
     if who.department_id != req.provider_department_id:
         raise Forbidden("only the provider department decides on this request")
     if not data.approve:
@@ -293,8 +288,7 @@ def withdraw(
     db: Session, *, who: Principal, request_id: str, reason: str | None, expected_version: int | None = None
 ) -> SharingRequest:
     """The consumer withdraws its request before a decision."""
-    req = _get(db, who, request_id)
-    _check_version(req, expected_version)
+    req = _get(db, who, request_id, expected_version)
     if who.department_id != req.consumer_department_id:
         raise Forbidden("only the consumer department withdraws its request")
     transition(db, req, who=who, action="withdraw", reason=reason)
@@ -308,8 +302,7 @@ def request_extension(
     db: Session, *, who: Principal, policy: Policy, request_id: str, data: ExtensionCreate, expected_version: int | None = None
 ) -> SharingRequest:
     """The provider asks the platform for more working days to decide (once per request, bounded)."""
-    req = _get(db, who, request_id)
-    _check_version(req, expected_version)
+    req = _get(db, who, request_id, expected_version)
     if who.department_id != req.provider_department_id:
         raise Forbidden("only the provider department asks for an extension")
     step = repo.open_step(db, req.id)
@@ -334,8 +327,7 @@ def decide_extension(
     db: Session, *, who: Principal, request_id: str, data: ExtensionDecision, expected_version: int | None = None
 ) -> SharingRequest:
     """The platform approves (the deadline moves) or refuses (with a reason) a pending extension."""
-    req = _get(db, who, request_id)
-    _check_version(req, expected_version)
+    req = _get(db, who, request_id, expected_version)
     step = repo.open_step(db, req.id)
     if step is None or step.extension_state != "pending":
         raise Conflict("there is no pending extension on this request")
@@ -372,26 +364,24 @@ def _record_side_action(
     db: Session, req: SharingRequest, *, who: Actor, action: str, reason: str | None, detail: dict[str, Any]
 ) -> None:
     """Record an action that changes no state (an extension) in the history, the audit and the feed."""
-    append_history(db, req, who=who, action=action, from_state=req.state, reason=reason, detail=detail)
-    publish_event(db, req, f"request.{action}", data=detail)
-    audit.record(
+    record_action(
         db,
-        actor=who,
-        action=f"sharing_request.{action}",
-        object_type="sharing_request",
-        object_id=req.id,
-        purpose=reason,
+        req,
+        who=who,
+        action=action,
+        from_state=req.state,
+        reason=reason,
         detail=detail,
+        event=(f"request.{action}", detail),
+        audited=detail,
     )
-    metrics.SHARING_REQUEST_EVENTS.labels(event=action).inc()
 
 
 def escalate(
     db: Session, *, who: Principal, policy: Policy, request_id: str, reason: str, expected_version: int | None = None
 ) -> SharingRequest:
     """The consumer escalates a refused conditional request to the platform for coordination (协调)."""
-    req = _get(db, who, request_id)
-    _check_version(req, expected_version)
+    req = _get(db, who, request_id, expected_version)
     if who.department_id != req.consumer_department_id:
         raise Forbidden("only the consumer department escalates its request")
     reason = require_reason(reason, "an escalation")
@@ -412,8 +402,7 @@ def coordinate(
     expected_version: int | None = None,
 ) -> SharingRequest:
     """Record the platform's coordination outcome: a grant, or the refusal upheld."""
-    req = _get(db, who, request_id)
-    _check_version(req, expected_version)
+    req = _get(db, who, request_id, expected_version)
     if data.outcome == "uphold":
         transition(db, req, who=who, action="coordinate_uphold", reason=data.reason)
         close_step(db, req, outcome="upheld", at=utcnow())

@@ -221,8 +221,35 @@ def transition(
     if reason is not None:
         req.reason = reason
     db.flush()  # UPDATE ... WHERE version = n: StaleDataError (409) if someone else changed it first
-    append_history(db, req, who=who, action=action, from_state=current.value, reason=reason, detail=detail or {})
-    publish_event(db, req, f"request.{target.value}", data={"action": action})
+    record_action(
+        db,
+        req,
+        who=who,
+        action=action,
+        from_state=current.value,
+        reason=reason,
+        detail=detail or {},
+        event=(f"request.{target.value}", {"action": action}),
+        audited={"from": current.value, "to": target.value, **(detail or {})},
+    )
+
+
+def record_action(
+    db: Session,
+    req: SharingRequest,
+    *,
+    who: Actor,
+    action: str,
+    from_state: str,
+    reason: str | None,
+    detail: dict[str, Any],
+    event: tuple[str, dict[str, Any]],
+    audited: dict[str, Any],
+) -> None:
+    """Record an action on a request in its history, the departments' feed (`event`: kind and data), the
+    audit (`audited`: its detail) and the metrics."""
+    append_history(db, req, who=who, action=action, from_state=from_state, reason=reason, detail=detail)
+    publish_event(db, req, event[0], data=event[1])
     audit.record(
         db,
         actor=who,
@@ -230,7 +257,7 @@ def transition(
         object_type="sharing_request",
         object_id=req.id,
         purpose=reason,
-        detail={"from": current.value, "to": target.value, **(detail or {})},
+        detail=audited,
     )
     metrics.SHARING_REQUEST_EVENTS.labels(event=action).inc()
 
