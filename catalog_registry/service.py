@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -313,15 +313,28 @@ def get_version_for_sharing(db: Session, *, version_id: str) -> SharingView:
     return _sharing_view(entry, version)
 
 
-def _served_dataset(
-    db: Session, resource_id: str, read: dict[str, repository.ServedDataset | None] | None = None
-) -> repository.ServedDataset:
-    if read is None:
-        served = repository.served_dataset(db, resource_id)
-    else:
-        if resource_id not in read:
-            read[resource_id] = repository.served_dataset(db, resource_id)
-        served = read[resource_id]
+@dataclass(frozen=True)
+class ReadAhead:
+    """What one transaction's batch of lookups has read of the catalogue, so that it reads each thing once:
+    each entry's served dataset, and rows read ahead by lookup key (:func:`prefetch_rows`). The exchange
+    makes one per batch and drops it with the batch's transaction."""
+
+    datasets: dict[str, repository.ServedDataset | None] = field(default_factory=dict)  # by resource id
+    rows: dict[str, dict[str, list[tuple[int, dict[str, Any]]]]] = field(default_factory=dict)  # by dataset id
+
+    def served_dataset(self, db: Session, resource_id: str) -> repository.ServedDataset | None:
+        """The entry's served dataset, read on first use."""
+        if resource_id not in self.datasets:
+            self.datasets[resource_id] = repository.served_dataset(db, resource_id)
+        return self.datasets[resource_id]
+
+    def rows_of(self, dataset_id: str) -> dict[str, list[tuple[int, dict[str, Any]]]]:
+        """The rows read ahead for a dataset, by lookup key."""
+        return self.rows.setdefault(dataset_id, {})
+
+
+def _served_dataset(db: Session, resource_id: str, read: ReadAhead | None = None) -> repository.ServedDataset:
+    served = repository.served_dataset(db, resource_id) if read is None else read.served_dataset(db, resource_id)
     if served is None or served.version_id is None:
         raise NotFound(f"no published catalogue entry {resource_id}")
     if served.state == EntryState.RETIRED:
@@ -362,24 +375,18 @@ def _params_key(key_items: list[str], params: dict[str, str]) -> str | None:
 PREFETCH_ROWS = 100
 
 
-def _read_ahead(served_read: dict[str, Any], dataset_id: str) -> dict[str, list[tuple[int, dict[str, Any]]]]:
-    """The rows read ahead for a dataset in this transaction, by lookup key (kept beside the entries read)."""
-    ahead: dict[str, list[tuple[int, dict[str, Any]]]] = served_read.setdefault(f"rows:{dataset_id}", {})
-    return ahead
-
-
-def prefetch_rows(db: Session, *, resource_id: str, params: Sequence[dict[str, str]], served_read: dict[str, Any]) -> None:
+def prefetch_rows(db: Session, *, resource_id: str, params: Sequence[dict[str, str]], read_ahead: ReadAhead) -> None:
     """Read ahead, in one statement, the rows that a batch of lookups on one entry will ask for (by
-    their lookup keys), so that :func:`lookup_rows` serves each from `served_read` instead of a query
+    their lookup keys), so that :func:`lookup_rows` serves each from `read_ahead` instead of a query
     of its own. Lookups that do not give every key parameter, or are wrong, are left to lookup_rows."""
     try:
-        served = _served_dataset(db, resource_id, served_read)
+        served = _served_dataset(db, resource_id, read_ahead)
     except HubError:
         return  # lookup_rows says what is wrong, to each lookup
     key_items = list(served.key_items)
     if not key_items or served.dataset_id is None:
         return
-    ahead = _read_ahead(served_read, served.dataset_id)
+    ahead = read_ahead.rows_of(served.dataset_id)
     keys = {key for p in params if (key := _params_key(key_items, p)) is not None} - ahead.keys()
     if keys:
         found = repository.rows_by_keys(db, served.dataset_id, sorted(keys), limit=PREFETCH_ROWS)
@@ -393,13 +400,13 @@ def lookup_rows(
     params: dict[str, str],
     fields: list[str],
     limit: int,
-    served_read: dict[str, Any] | None = None,
+    read_ahead: ReadAhead | None = None,
 ) -> list[dict[str, Any]]:
     """Rows of the current dataset version matching every given control parameter exactly (indexed lookup),
-    only `fields` returned, at most `limit` rows. `served_read`: what this transaction already read of the
+    only `fields` returned, at most `limit` rows. `read_ahead`: what this transaction already read of the
     catalogue (many lookups in one read transaction read each entry once, and their rows ahead together:
     :func:`prefetch_rows`)."""
-    served = _served_dataset(db, resource_id, served_read)
+    served = _served_dataset(db, resource_id, read_ahead)
     _check_fields(served.items, fields)
     declared = {p["item"]: p for p in served.control_parameters}
     unknown = [k for k in params if k not in declared]
@@ -424,7 +431,7 @@ def lookup_rows(
     found: list[dict[str, Any]] = []
     after = 0
     size = max(limit * 2, 100)
-    ahead = _read_ahead(served_read, str(served.dataset_id)) if served_read is not None else {}
+    ahead = read_ahead.rows_of(str(served.dataset_id)) if read_ahead is not None else {}
     while len(found) < limit:
         if after == 0 and key is not None and key in ahead:
             batch, asked = ahead[key], PREFETCH_ROWS

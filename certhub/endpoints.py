@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
@@ -42,6 +43,7 @@ from certhub.schemas import (
     VerdictRead,
     VerifyRequest,
 )
+from ops import audit
 from ops.auth import AnyCaller, DepartmentStaff, Holder, PlatformAdmin, Principal, Role, require_roles
 from ops.db import DbSession, HubRoute, etag, writes
 from ops.errors import BadRequest, Forbidden, Invalid, UnsupportedMediaType
@@ -456,12 +458,16 @@ def fetch(body: FetchRequest, db: DbSession, who: VerifierCaller) -> Any:
             db, who=who, holder_code=body.holder_code, type_code=body.type_code, use_cause=body.use_cause
         )
     except Forbidden as exc:
-        # The refusal is recorded too: nothing else was written, so commit just the audit record.
-        db.rollback()
-        service.record_denied_fetch(
-            db, who=who, holder_code=body.holder_code, type_code=body.type_code, use_cause=body.use_cause, reason=exc.detail
+        # The refusal is recorded too, in a transaction of its own.
+        denied = partial(
+            service.record_denied_fetch,
+            who=who,
+            holder_code=body.holder_code,
+            type_code=body.type_code,
+            use_cause=body.use_cause,
+            reason=exc.detail,
         )
-        db.commit()
+        audit.record_refusal(db, denied)
         raise
     return CertificateRead.of(certificate)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
+from functools import partial
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -36,8 +37,9 @@ from exchange.schemas import (
     TransitionRead,
     WebhookSet,
 )
+from ops import audit
 from ops.auth import DepartmentOrAdmin, DepartmentStaff, Holder, PlatformAdmin, Principal
-from ops.db import DbSession, HubRoute, etag, reads_only, writing
+from ops.db import DbSession, HubRoute, etag, reads_only
 from ops.errors import HubError, Invalid
 from ops.pagination import Page
 
@@ -63,16 +65,16 @@ def _expected(if_match: str | None) -> int | None:
 
 
 @contextmanager
-def _refusals_recorded(request: Request, db: Session, who: Principal, grant_id: str, kind: str) -> Iterator[None]:
+def _refusals_recorded(db: Session, who: Principal, grant_id: str, kind: str) -> Iterator[None]:
     """A refused query is recorded too, in a transaction of its own (the request's is rolled back first)."""
     try:
         yield
     except HubError as exc:
         if exc.status < 500:
-            db.rollback()  # releases what the refused query wrote (the rate-limit counter), and its locks
-            with writing(), request.app.state.sessionmaker() as trail:
-                service.record_refused_access(trail, who=who, grant_id=grant_id, kind=kind, code=exc.code, detail=exc.detail)
-                trail.commit()
+            audit.record_refusal(
+                db,
+                partial(service.record_refused_access, who=who, grant_id=grant_id, kind=kind, code=exc.code, detail=exc.detail),
+            )
         raise
 
 
@@ -260,7 +262,7 @@ def export(
     use_cause: Annotated[str | None, Query(max_length=200)] = None,
 ) -> DataResult:
     """A page of the granted dataset, where the catalogue entry allows export."""
-    with _refusals_recorded(request, db, who, grant_id, "export"):
+    with _refusals_recorded(db, who, grant_id, "export"):
         grant, chosen, rows, next_cursor = service.export(
             db,
             who=who,
@@ -284,7 +286,7 @@ def export(
 @reads_only  # the call is counted by the access journal: no write lock is held while the provider answers
 def call_api(grant_id: str, body: DataQuery, request: Request, db: DbSession, who: DepartmentStaff) -> DataResult:
     """Query the provider's API through the hub; the answer is filtered to the granted fields and masked."""
-    with _refusals_recorded(request, db, who, grant_id, "api"):
+    with _refusals_recorded(db, who, grant_id, "api"):
         grant, fields, rows = service.call_api(
             db,
             who=who,

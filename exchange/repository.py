@@ -10,7 +10,7 @@ from dataclasses import dataclass, fields
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Integer, Select, bindparam, case, or_, select, update
+from sqlalchemy import Integer, Select, and_, bindparam, case, func, insert, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -20,14 +20,17 @@ from exchange.models import (
     DeadlineBreach,
     ExchangeEvent,
     Grant,
+    GrantState,
     GrantUsage,
     Notification,
     Rating,
     RequestStep,
     RequestTransition,
     SharingRequest,
+    Webhook,
 )
 from ops.auth import Principal
+from ops.db import UTCDateTime, table_of
 from ops.errors import Invalid
 from ops.identity.models import Department
 from ops.pagination import MAX_LIMIT, decode_cursor, encode_cursor, keyset, page_of
@@ -290,3 +293,113 @@ def steps_in_period(db: Session, start: datetime, end: datetime) -> list[Request
 
 def ratings_in_period(db: Session, start: datetime, end: datetime) -> list[Rating]:
     return list(db.scalars(select(Rating).where(Rating.rated_at >= start, Rating.rated_at < end)))
+
+
+def webhook_deliveries_due(db: Session, *, now: datetime, max_attempts: int, limit: int) -> list[tuple[Notification, Webhook]]:
+    """Notifications not yet delivered whose next attempt is due, with their department's webhook (oldest first)."""
+    query = (
+        select(Notification, Webhook)
+        .join(Webhook, Webhook.department_id == Notification.department_id)
+        .where(Notification.delivered.is_(False), Notification.attempts < max_attempts, Notification.next_attempt_at <= now)
+        .order_by(Notification.id)
+        .limit(limit)
+    )
+    return [(note, hook) for note, hook in db.execute(query)]
+
+
+def insert_accesses(db: Session, rows: list[dict[str, Any]]) -> None:
+    """Append data access rows (the columns of DataAccess) with one statement: the hot path's trail."""
+    db.connection().execute(insert(table_of(DataAccess)), rows)
+
+
+def mark_overdue(db: Session, now: datetime) -> int:
+    """Mark every open step past its deadline overdue, recording its breach and a notification to the
+    responsible department (three set-based statements); returns how many."""
+    at = literal(now, UTCDateTime())
+    due = and_(RequestStep.open.is_(True), RequestStep.overdue.is_(False), RequestStep.due_at <= now)
+    db.execute(
+        insert(DeadlineBreach).from_select(
+            ["step_id", "request_id", "step", "department_id", "due_at", "recorded_at"],
+            select(
+                RequestStep.id, RequestStep.request_id, RequestStep.step, RequestStep.department_id, RequestStep.due_at, at
+            ).where(due),
+        )
+    )
+    db.execute(
+        insert(Notification).from_select(
+            ["department_id", "kind", "request_id", "message", "created_at", "delivered", "attempts", "next_attempt_at"],
+            select(
+                RequestStep.department_id,
+                literal("deadline.overdue"),
+                RequestStep.request_id,
+                literal("overdue: the ")
+                + RequestStep.step
+                + literal(" step of request ")
+                + RequestStep.request_id
+                + literal(" passed its deadline"),
+                at,
+                literal(False),
+                literal(0),
+                at,
+            ).where(due),
+        )
+    )
+    result = db.execute(update(RequestStep).where(due).values(overdue=True))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def open_steps_reaching(db: Session, first: date) -> list[RequestStep]:
+    """Open steps whose deadline is provisional or falls on or after `first`."""
+    query = select(RequestStep).where(
+        RequestStep.open.is_(True), (RequestStep.provisional.is_(True)) | (RequestStep.due_last_day >= first)
+    )
+    return list(db.scalars(query))
+
+
+def expire_grants_due(db: Session, now: datetime) -> int:
+    """Expire every active grant past its end (set-based), with a grant.expired event to both departments."""
+    due = and_(Grant.state == GrantState.ACTIVE.value, Grant.expires_at <= now)
+    at = literal(now, UTCDateTime())
+    for department in (Grant.consumer_department_id, Grant.provider_department_id):
+        db.execute(
+            insert(ExchangeEvent).from_select(
+                ["department_id", "at", "kind", "object_type", "object_id", "state", "data"],
+                select(
+                    department,
+                    at,
+                    literal("grant.expired"),
+                    literal("grant"),
+                    Grant.id,
+                    literal("expired"),
+                    literal({}, ExchangeEvent.data.type),
+                ).where(due),
+            )
+        )
+    result = db.execute(update(Grant).where(due).values(state=GrantState.EXPIRED.value, version=Grant.version + 1))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def requests_by_state(db: Session) -> dict[str, int]:
+    query = select(SharingRequest.state, func.count()).group_by(SharingRequest.state)
+    return {str(state): int(count) for state, count in db.execute(query)}
+
+
+def overdue_steps_by_department(db: Session) -> dict[str | None, int]:
+    """Open overdue steps by responsible department (None: the platform)."""
+    query = (
+        select(RequestStep.department_id, func.count())
+        .where(RequestStep.open.is_(True), RequestStep.overdue.is_(True))
+        .group_by(RequestStep.department_id)
+    )
+    return {department: int(count) for department, count in db.execute(query)}
+
+
+def steps_completed_on_time_since(db: Session, since: datetime) -> tuple[int, int]:
+    """Steps completed since `since`, and how many of them on time."""
+    on_time = func.coalesce(func.sum(case((RequestStep.completed_at <= RequestStep.due_at, 1), else_=0)), 0)
+    done, in_time = db.execute(select(func.count(), on_time).where(RequestStep.completed_at >= since)).one()
+    return int(done), int(in_time)
+
+
+def active_grant_count(db: Session) -> int:
+    return int(db.scalar(select(func.count()).select_from(Grant).where(Grant.state == GrantState.ACTIVE.value)) or 0)

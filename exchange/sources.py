@@ -1,16 +1,23 @@
 """The catalogue as the exchange sees it: published entry versions and their dataset rows.
 
-Everything goes through `catalog_registry.service` (the catalogue's public contract). The shapes the
-exchange relies on are written down here as protocols, so this package type-checks on its own.
+Everything goes through `catalog_registry.service` (the catalogue's public contract, its section
+"Contract with the exchange"). The shapes the exchange relies on are written down here as protocols;
+mypy checks that the catalogue's service meets them. Tests that exercise the exchange without a
+catalogue put another implementation in its place with :func:`substituted`.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Sequence
-from typing import Any, Protocol
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.orm import Session
+
+from catalog_registry import service as catalog_service
+from catalog_registry.service import ReadAhead
+
+__all__ = ["ReadAhead", "catalogue", "substituted"]
 
 
 class Item(Protocol):
@@ -84,10 +91,10 @@ class Catalogue(Protocol):
         params: dict[str, str],
         fields: list[str],
         limit: int,
-        served_read: dict[str, Any] | None = None,
+        read_ahead: ReadAhead | None = None,
     ) -> list[dict[str, Any]]: ...
     def prefetch_rows(
-        self, db: Session, *, resource_id: str, params: Sequence[dict[str, str]], served_read: dict[str, Any]
+        self, db: Session, *, resource_id: str, params: Sequence[dict[str, str]], read_ahead: ReadAhead
     ) -> None: ...
     def export_rows(
         self, db: Session, *, resource_id: str, fields: list[str], cursor: str | None, limit: int
@@ -96,16 +103,24 @@ class Catalogue(Protocol):
         """Refuse (403) an entry version that holds classified (涉密) items: the catalogue's rule."""
 
 
-# Set to another implementation only by tests that exercise the exchange without a catalogue.
-override: Catalogue | None = None
+_catalogue: Catalogue = catalog_service
+StandIn = TypeVar("StandIn", bound=Catalogue)
 
 
 def catalogue() -> Catalogue:
-    """The catalogue service (catalog_registry.service), or the override."""
-    if override is not None:
-        return override
-    module: Any = importlib.import_module("catalog_registry.service")
-    return module  # type: ignore[no-any-return]
+    """The catalogue service (catalog_registry.service), or what a test put in its place."""
+    return _catalogue
+
+
+@contextmanager
+def substituted(stand_in: StandIn) -> Iterator[StandIn]:
+    """Serve the exchange from `stand_in` instead of the catalogue until the block ends (for tests)."""
+    global _catalogue
+    before, _catalogue = _catalogue, stand_in
+    try:
+        yield stand_in
+    finally:
+        _catalogue = before
 
 
 def items_of(view: Sharing) -> list[Item]:

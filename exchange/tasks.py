@@ -6,11 +6,11 @@ import json
 from datetime import datetime, timedelta
 
 import httpx
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from exchange import repository as repo
 from exchange import service
-from exchange.models import Notification, Webhook
+from exchange.models import Notification
 from ops.config import get_settings
 from ops.db import reading, utcnow
 from ops.scheduler import Job
@@ -34,24 +34,14 @@ def deliver_webhooks(db: Session, *, now: datetime | None = None, max_attempts: 
     """Push pending notifications to the departments' webhooks (signed; retried with back-off)."""
     now = now or utcnow()
     max_attempts = max_attempts or get_settings().exchange_webhook_max_attempts
-    with reading():
-        rows = db.execute(
-            select(Notification, Webhook)
-            .join(Webhook, Webhook.department_id == Notification.department_id)
-            .where(
-                Notification.delivered.is_(False),
-                Notification.attempts < max_attempts,
-                Notification.next_attempt_at <= now,
-            )
-            .order_by(Notification.id)
-            .limit(WEBHOOK_BATCH)
-        ).all()
-    # End the read before calling out: no transaction (on SQLite, no write lock) is held while the
-    # webhooks answer; the outcomes are written by a transaction of their own, begun by the flush below.
-    db.commit()
-    delivered = 0
+    # Read in a short transaction of its own, ended before calling out: no transaction (on SQLite, no
+    # write lock) is held while the webhooks answer. The outcomes are written in the job's transaction,
+    # which the scheduler commits.
+    with reading(), Session(bind=db.get_bind(), expire_on_commit=False) as read:
+        due = repo.webhook_deliveries_due(read, now=now, max_attempts=max_attempts, limit=WEBHOOK_BATCH)
+    outcomes: list[tuple[int, str | None]] = []  # (notification, error or None when delivered)
     with httpx.Client(timeout=WEBHOOK_TIMEOUT_SECONDS, follow_redirects=False) as client:
-        for note, hook in rows:
+        for note, hook in due:
             body = json.dumps(
                 {
                     "id": note.id,
@@ -69,19 +59,24 @@ def deliver_webhooks(db: Session, *, now: datetime | None = None, max_attempts: 
                 "X-Govhub-Signature": service.sign(hook.secret, stamp, body),
                 "X-Govhub-Delivery": str(note.id),
             }
-            note.attempts += 1
             try:
                 response = client.post(hook.url, content=body, headers=headers)
-                ok = 200 <= response.status_code < 300
-                error = None if ok else f"HTTP {response.status_code}"
+                error = None if 200 <= response.status_code < 300 else f"HTTP {response.status_code}"
             except httpx.HTTPError as exc:
-                ok, error = False, f"{type(exc).__name__}: {exc}"
-            if ok:
-                note.delivered, note.last_error, note.next_attempt_at = True, None, None
-                delivered += 1
-            else:
-                note.last_error = error
-                note.next_attempt_at = now + timedelta(seconds=30 * 2 ** (note.attempts - 1))
+                error = f"{type(exc).__name__}: {exc}"
+            outcomes.append((note.id, error))
+    delivered = 0
+    for note_id, error in outcomes:  # written once every webhook has answered
+        sent = db.get(Notification, note_id)
+        if sent is None:
+            continue
+        sent.attempts += 1
+        if error is None:
+            sent.delivered, sent.last_error, sent.next_attempt_at = True, None, None
+            delivered += 1
+        else:
+            sent.last_error = error
+            sent.next_attempt_at = now + timedelta(seconds=30 * 2 ** (sent.attempts - 1))
     db.flush()
     return delivered
 

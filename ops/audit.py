@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -11,7 +12,7 @@ from sqlalchemy import JSON, BigInteger, Integer, String, event, insert, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from ops.context import current_request_id
-from ops.db import Base, table_of, utcnow
+from ops.db import Base, table_of, utcnow, writing
 
 
 class Actor(Protocol):
@@ -130,6 +131,25 @@ def record(
     db.add(record)
     db.flush()
     return record
+
+
+def record_refusal(db: Session, write: Callable[[Session], object], *, in_batch: bool = False) -> None:
+    """Record a refused access: the one way every domain does it. `write` adds what the domain keeps of
+    the refusal (an audit record whose outcome names it, and the domain's own trail, if any).
+
+    After a refused request (the default) the request's transaction is rolled back first: nothing the
+    refused request wrote stays (a rate-limit count) and its locks are released. The record is then
+    written and committed in a transaction of its own, one that writes even where the request's only
+    read (a GET, a @reads_only route), so that it stays although the request fails. In a batch
+    (`in_batch`: a group commit's items), the refusal is one item among others: its record is written
+    in the batch's transaction, which the group commit commits."""
+    if in_batch:
+        write(db)
+        return
+    db.rollback()
+    with writing():
+        write(db)
+        db.commit()
 
 
 def append(db: Session, entries: list[dict[str, Any]]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
+from functools import partial
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
@@ -28,6 +29,7 @@ from exchange import service as exchange
 from govhub.console import service as console
 from govhub.console.pages import ConsolePage, Page, console_router, errors_of, nav, templates
 from govhub.console.qr import MAX_BYTES, TooLong, qr_svg
+from ops import audit
 from ops.auth import Principal, Role
 from ops.db import DbSession
 from ops.errors import Forbidden, HubError, Invalid, PayloadTooLarge
@@ -202,16 +204,15 @@ async def fetch(page: ConsolePage, db: DbSession) -> HTMLResponse:
         )
     except Forbidden as exc:
         # As POST /certhub/fetch: the refusal is recorded, on its own.
-        db.rollback()
-        certhub.record_denied_fetch(
-            db,
+        denied = partial(
+            certhub.record_denied_fetch,
             who=page.principal,
             holder_code=values["holder_code"],
             type_code=values["type_code"],
             use_cause=values["useCause"],
             reason=exc.detail,
         )
-        db.commit()
+        audit.record_refusal(db, denied)
         errors = {"holder_code": "无授权：持证人没有授权本部门使用该类证照，或授权已过期、已撤回"}
         return _fetch_page(page, db, status=403, errors=errors, values=values, denied=exc.detail)
     except (HubError, ValidationError) as exc:

@@ -78,11 +78,11 @@ def test_a_batch_of_lookups_reads_its_rows_ahead_in_one_statement(
 
     event.listen(connection, "before_cursor_execute", count)
     try:
-        ahead: dict[str, object] = {}
-        service.prefetch_rows(db, resource_id=entry["id"], params=[zhang, li, nobody, {"姓名": "张三"}], served_read=ahead)
+        ahead = service.ReadAhead()
+        service.prefetch_rows(db, resource_id=entry["id"], params=[zhang, li, nobody, {"姓名": "张三"}], read_ahead=ahead)
         assert len(statements) == 2  # the entry's dataset, then the rows of every key at once
         together = {
-            n: service.lookup_rows(db, resource_id=entry["id"], params=p, fields=["户籍地址"], limit=5, served_read=ahead)
+            n: service.lookup_rows(db, resource_id=entry["id"], params=p, fields=["户籍地址"], limit=5, read_ahead=ahead)
             for n, p in (("li", li), ("nobody", nobody), ("zhang", zhang))
         }
         assert len(statements) == 3  # only 张三's lookup read again: for rows past the read-ahead (none)
@@ -92,10 +92,10 @@ def test_a_batch_of_lookups_reads_its_rows_ahead_in_one_statement(
     assert alone["zhang"] == [{"户籍地址": "北京市朝阳区幸福路1号"}, {"户籍地址": "北京市朝阳区幸福路1号(旧址)"}]
     assert alone["nobody"] == []
     monkeypatch.setattr(service, "PREFETCH_ROWS", 1)  # now his second row is past the read-ahead
-    ahead = {}
-    service.prefetch_rows(db, resource_id=entry["id"], params=[zhang], served_read=ahead)
+    ahead = service.ReadAhead()
+    service.prefetch_rows(db, resource_id=entry["id"], params=[zhang], read_ahead=ahead)
     assert (
-        service.lookup_rows(db, resource_id=entry["id"], params=zhang, fields=["户籍地址"], limit=5, served_read=ahead)
+        service.lookup_rows(db, resource_id=entry["id"], params=zhang, fields=["户籍地址"], limit=5, read_ahead=ahead)
         == (alone["zhang"])
     )
 

@@ -9,7 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
+from exchange import requests as exchange_requests
 from exchange import service as exchange
+from exchange import states as exchange_states
 from tests.catalog_registry.helpers import upload
 from tests.conftest import Hub
 from tests.console.sharing import PEOPLE_CSV, Sharing, field_error, sharing
@@ -24,7 +26,8 @@ def test_the_review_queue_puts_overdue_requests_first_and_marks_them(
     s: Sharing, monkeypatch: pytest.MonkeyPatch, db: Session
 ) -> None:
     fresh = s.file(purpose="新近提交的申请")
-    monkeypatch.setattr(exchange, "utcnow", lambda: datetime.now(UTC) - timedelta(days=20))
+    for module in (exchange_states, exchange_requests):  # filed twenty days ago
+        monkeypatch.setattr(module, "utcnow", lambda: datetime.now(UTC) - timedelta(days=20))
     late = s.file(purpose="二十天前提交的申请")
     monkeypatch.undo()
 

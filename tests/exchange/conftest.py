@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from exchange import service, sources
+from exchange import access, grants, requests, service, sources, states, supervision
 from ops.errors import Conflict, NotFound
 from tests.conftest import Actor, Hub
 from tests.factories import citizen_id
@@ -93,13 +93,13 @@ class Catalogue:
         params: dict[str, str],
         fields: list[str],
         limit: int,
-        served_read: dict[str, Any] | None = None,
+        read_ahead: sources.ReadAhead | None = None,
     ) -> list[dict[str, Any]]:
         found = [r for r in self.rows[resource_id] if all(str(r.get(k)) == v for k, v in params.items())]
         return [{f: r.get(f) for f in fields} for r in found[:limit]]
 
     def prefetch_rows(
-        self, db: Session, *, resource_id: str, params: Sequence[dict[str, str]], served_read: dict[str, Any]
+        self, db: Session, *, resource_id: str, params: Sequence[dict[str, str]], read_ahead: sources.ReadAhead
     ) -> None:
         """Rows are in memory here: nothing to read ahead."""
 
@@ -141,7 +141,8 @@ class Clock:
 @pytest.fixture()
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     c = Clock()
-    monkeypatch.setattr(service, "utcnow", c)
+    for module in (states, requests, grants, access, supervision):  # the exchange's modules that read the time
+        monkeypatch.setattr(module, "utcnow", c)
     return c
 
 
@@ -206,12 +207,8 @@ class World:
 
 @pytest.fixture()
 def catalogue() -> Iterator[Catalogue]:
-    cat = Catalogue()
-    sources.override = cat
-    try:
+    with sources.substituted(Catalogue()) as cat:
         yield cat
-    finally:
-        sources.override = None
 
 
 @pytest.fixture()

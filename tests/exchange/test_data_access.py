@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from exchange import service
 from exchange.models import DataAccess
 from ops.audit import AuditRecord, subject_ref
+from ops.errors import HubError
 from tests.exchange.conftest import Api, Item, View, World
 
 
@@ -267,7 +268,7 @@ def test_queries_settled_together_share_the_rate_limit_one_by_one(world: World, 
     row.rate_limit_per_minute = 2
     db.flush()
     principal = world.hub.admin_principal()  # any actor will do for the trail
-    now = service.utcnow()
+    now = service.now()
     pending = [
         service.pending_access(
             row, principal, kind="lookup", params={"身份证号": pid}, rows=1, fields=["姓名"], use_cause=None, now=now
@@ -309,10 +310,10 @@ def test_one_bad_lookup_in_a_batch_is_refused_alone_and_recorded(world: World, d
     results = service.run_lookups(db, asks)
     db.commit()
 
-    outcomes = [r.status if isinstance(r, service.HubError) else 200 for r in results]
+    outcomes = [r.status if isinstance(r, HubError) else 200 for r in results]
     assert outcomes == [200, 422, 404, 200, 200, 429]
     first = results[0]
-    assert not isinstance(first, service.HubError)
+    assert not isinstance(first, HubError)
     assert first[1] == ["姓名"] and len(first[2]) == 1
     trail = db.scalars(select(DataAccess).where(DataAccess.grant_id == grant_id).order_by(DataAccess.id)).all()
     assert sorted(a.outcome for a in trail) == sorted(["success"] * 3 + ["invalid", "rate_limited"])
