@@ -1988,3 +1988,35 @@ def dcat_catalog(db: Session, *, who: Principal, base_url: str, cursor: str | No
         db, actor=who, action="catalog.dcat.export", object_type="catalog", object_id="dcat", detail={"datasets": len(page)}
     )
     return document
+
+
+# ---------------------------------------------------------------------------------------------
+# The catalogue as the console sees it (issue 16: the console is a thin client and imports this
+# module only): who searches it, what a viewer may do on an entry, and the names its pages use.
+# Kept as one block at the end; a name is listed even when imported above, for when the imports move.
+
+from catalog_registry.models import Classification as Classification  # noqa: E402, F811
+from catalog_registry.models import SharingType as SharingType  # noqa: E402, F811
+from catalog_registry.models import UpdateCycle as UpdateCycle  # noqa: E402, F811
+from catalog_registry.models import VersionState as VersionState  # noqa: E402
+from catalog_registry.schemas import EntryRead as EntryRead  # noqa: E402, F811
+from catalog_registry.schemas import ReviewDecision as ReviewDecision  # noqa: E402
+from ops.auth import STAFF_ROLES, Role  # noqa: E402
+
+# Anyone acting for the government side reads the catalogue: departments, the platform, window
+# systems (not holders). The API's `ClientCaller` and the console's menu.
+SEARCHER_ROLES = (Role.PLATFORM_ADMIN, Role.DEPARTMENT_ADMIN, Role.DEPARTMENT_SYSTEM, Role.WINDOW)
+
+
+def entry_actions(who: Principal, entry: EntryRead) -> dict[str, bool]:
+    """What `who` may do on `entry` now: the buttons the console shows. Each action checks again when sent.
+
+    "request": file a sharing request (申请共享): department staff, a published and shared entry
+    of another department. "review": publish or return the submitted version (the platform)."""
+    return {
+        "request": who.has(*STAFF_ROLES)
+        and entry.state == "published"
+        and entry.version.sharing_type != SharingType.NOT_SHARED
+        and entry.provider_department_id != who.department_id,
+        "review": who.is_platform_admin and entry.version.state == VersionState.SUBMITTED,
+    }

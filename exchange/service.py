@@ -1475,3 +1475,53 @@ def publish_gauges(db: Session, *, now: datetime | None = None) -> dict[str, Any
     active = int(db.scalar(select(func.count()).select_from(Grant).where(Grant.state == GrantState.ACTIVE.value)) or 0)
     metrics.GRANTS_ACTIVE.set(active)
     return {"by_state": by_state, "overdue": overdue, "on_time_rate": rate, "grants_active": active}
+
+
+# ---------------------------------------------------------------------------------------------
+# The exchange as the console sees it (issue 16: the console is a thin client and imports this
+# module only). What a viewer may do on a request comes from the state machine and the parties
+# above; the API enforces the same rules when the action is sent. Kept as one block at the end;
+# a name is listed even when imported above, for when the imports move.
+
+from exchange.models import RequestState as RequestState  # noqa: E402
+from exchange.models import SharingRequest as SharingRequest  # noqa: E402, F811
+from exchange.repository import history as history  # noqa: E402
+from exchange.repository import list_accesses as list_accesses  # noqa: E402
+from exchange.repository import list_requests as list_requests  # noqa: E402
+from exchange.repository import rating_for as rating_for  # noqa: E402
+from exchange.schemas import CoordinationOutcome as CoordinationOutcome  # noqa: E402, F811
+from exchange.schemas import DeadlineRead as DeadlineRead  # noqa: E402, F811
+from exchange.schemas import ExtensionCreate as ExtensionCreate  # noqa: E402, F811
+from exchange.schemas import ExtensionDecision as ExtensionDecision  # noqa: E402, F811
+from exchange.schemas import ProviderDecision as ProviderDecision  # noqa: E402, F811
+from exchange.schemas import RatingCreate as RatingCreate  # noqa: E402, F811
+from exchange.schemas import Reason as Reason  # noqa: E402
+from exchange.schemas import RequestCreate as RequestCreate  # noqa: E402, F811
+from ops.auth import STAFF_ROLES  # noqa: E402
+
+
+def available_actions(who: Principal, req: SharingRequest, *, deadline: DeadlineRead | None, rated: bool) -> dict[str, bool]:
+    """Which actions `who` may take on `req` now: the forms the console shows. Each action checks again when sent.
+
+    `deadline` is the request's open step (`deadlines_of`); `rated` whether its consumer rated it already."""
+
+    def possible(action: str) -> bool:
+        return RequestState(req.state) in TRANSITIONS[action][0]
+
+    admin = who.is_platform_admin
+    staff = who.has(*STAFF_ROLES)
+    provider = staff and who.department_id == req.provider_department_id
+    consumer = staff and who.department_id == req.consumer_department_id
+    # The extension of the provider's decision step: None when none was asked yet.
+    extension = deadline.extension_state if deadline is not None and deadline.step == "decision" else "no decision step"
+    return {
+        "accept": admin and possible("accept_to_provider"),
+        "provide": admin and possible("provide"),
+        "extension_decision": admin and extension == "pending",
+        "coordinate": admin and possible("coordinate_grant"),
+        "decide": provider and possible("approve"),
+        "extension": provider and extension is None,
+        "withdraw": consumer and RequestState(req.state) in OPEN_STATES,
+        "escalate": consumer and possible("escalate"),
+        "rate": consumer and not rated and RequestState(req.state) in RATEABLE_STATES,
+    }
