@@ -4,22 +4,50 @@ from __future__ import annotations
 
 import pytest
 
-from ops.codes import (
-    citizen_id_problem,
-    mask_identifier,
-    mod37_36_check_char,
-    mod37_36_valid,
-    region_code_problem,
-    uscc_problem,
-    validate_citizen_id,
-    validate_uscc,
-)
+from ops.codes import citizen_id_problem, mask_identifier, mod37_36_check_char, region_code_problem, uscc_problem
 from ops.errors import Invalid
 from tests.factories import citizen_id, corrupt_check, uscc
 
 # Published examples: a company's credit code and the GB 11643 standard's sample number.
 REAL_USCC = "91350100M000100Y43"
 GB11643_SAMPLE = "11010519491231002X"
+
+
+# -- how a caller would use the checks: normalise, or refuse with the reason ----------------------
+
+
+def validate_uscc(code: str, *, field: str = "code") -> str:
+    """Return the normalised credit code, or raise Invalid naming what is wrong."""
+    normalised = code.strip().upper()
+    problem = uscc_problem(normalised)
+    if problem:
+        raise Invalid(
+            f"{field} is not a valid 统一社会信用代码: {problem}",
+            errors=[{"field": field, "message": problem}],
+        )
+    return normalised
+
+
+def validate_citizen_id(code: str, *, field: str = "id_number") -> str:
+    """Return the normalised identity number (upper-case X), or raise Invalid."""
+    normalised = code.strip().upper()
+    problem = citizen_id_problem(normalised)
+    if problem:
+        raise Invalid(
+            f"{field} is not a valid 公民身份号码: {problem}",
+            errors=[{"field": field, "message": problem}],
+        )
+    return normalised
+
+
+def mod37_36_valid(data_with_check: str) -> bool:
+    """Whether the last character is the MOD 37,36 check character of the rest."""
+    if len(data_with_check) < 2:
+        return False
+    try:
+        return mod37_36_check_char(data_with_check[:-1]) == data_with_check[-1]
+    except ValueError:
+        return False
 
 
 def test_a_published_credit_code_is_accepted() -> None:
