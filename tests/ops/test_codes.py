@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from ops.codes import citizen_id_problem, mask_identifier, mod37_36_check_char, region_code_problem, uscc_problem
@@ -16,28 +18,21 @@ GB11643_SAMPLE = "11010519491231002X"
 # -- how a caller would use the checks: normalise, or refuse with the reason ----------------------
 
 
-def validate_uscc(code: str, *, field: str = "code") -> str:
-    """Return the normalised credit code, or raise Invalid naming what is wrong."""
+def _validated(code: str, problem_of: Callable[[str], str | None], *, field: str, what: str) -> str:
+    """Return the normalised code (upper case), or raise Invalid naming what is wrong."""
     normalised = code.strip().upper()
-    problem = uscc_problem(normalised)
+    problem = problem_of(normalised)
     if problem:
-        raise Invalid(
-            f"{field} is not a valid 统一社会信用代码: {problem}",
-            errors=[{"field": field, "message": problem}],
-        )
+        raise Invalid(f"{field} is not a valid {what}: {problem}", errors=[{"field": field, "message": problem}])
     return normalised
+
+
+def validate_uscc(code: str, *, field: str = "code") -> str:
+    return _validated(code, uscc_problem, field=field, what="统一社会信用代码")
 
 
 def validate_citizen_id(code: str, *, field: str = "id_number") -> str:
-    """Return the normalised identity number (upper-case X), or raise Invalid."""
-    normalised = code.strip().upper()
-    problem = citizen_id_problem(normalised)
-    if problem:
-        raise Invalid(
-            f"{field} is not a valid 公民身份号码: {problem}",
-            errors=[{"field": field, "message": problem}],
-        )
-    return normalised
+    return _validated(code, citizen_id_problem, field=field, what="公民身份号码")
 
 
 def mod37_36_valid(data_with_check: str) -> bool:
