@@ -2001,7 +2001,7 @@ from catalog_registry.models import UpdateCycle as UpdateCycle  # noqa: E402, F8
 from catalog_registry.models import VersionState as VersionState  # noqa: E402
 from catalog_registry.schemas import EntryRead as EntryRead  # noqa: E402, F811
 from catalog_registry.schemas import ReviewDecision as ReviewDecision  # noqa: E402
-from ops.auth import STAFF_ROLES, Role  # noqa: E402
+from ops.auth import STAFF_ROLES, Principal, Role  # noqa: E402, F811
 
 # Anyone acting for the government side reads the catalogue: departments, the platform, window
 # systems (not holders). The API's `ClientCaller` and the console's menu.

@@ -2292,6 +2292,7 @@ from certhub.schemas import DownloadQuery as DownloadQuery  # noqa: E402
 from certhub.schemas import FetchRequest as FetchRequest  # noqa: E402
 from certhub.schemas import ShowRequest as ShowRequest  # noqa: E402, F811
 from certhub.schemas import VerifyRequest as VerifyRequest  # noqa: E402
+from ops.auth import Principal, Role  # noqa: E402, F811
 
 # Who verifies presentations and fetches certificates with the holder's authorisation (POST
 # /certhub/verifications, /certhub/fetch, and the console's window pages).

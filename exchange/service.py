@@ -1483,6 +1483,7 @@ def publish_gauges(db: Session, *, now: datetime | None = None) -> dict[str, Any
 # above; the API enforces the same rules when the action is sent. Kept as one block at the end;
 # a name is listed even when imported above, for when the imports move.
 
+from exchange.models import OPEN_STATES  # noqa: E402
 from exchange.models import RequestState as RequestState  # noqa: E402
 from exchange.models import SharingRequest as SharingRequest  # noqa: E402, F811
 from exchange.repository import history as history  # noqa: E402
@@ -1497,7 +1498,7 @@ from exchange.schemas import ProviderDecision as ProviderDecision  # noqa: E402,
 from exchange.schemas import RatingCreate as RatingCreate  # noqa: E402, F811
 from exchange.schemas import Reason as Reason  # noqa: E402
 from exchange.schemas import RequestCreate as RequestCreate  # noqa: E402, F811
-from ops.auth import STAFF_ROLES  # noqa: E402
+from ops.auth import STAFF_ROLES, Principal  # noqa: E402, F811
 
 
 def available_actions(who: Principal, req: SharingRequest, *, deadline: DeadlineRead | None, rated: bool) -> dict[str, bool]:
