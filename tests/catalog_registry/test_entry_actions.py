@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
 
 from catalog_registry import service
 from ops.auth import Principal, Role
-from tests.catalog_registry.helpers import create, publish
+from tests.catalog_registry.helpers import create, publish, sharing_request_body
 from tests.conftest import Actor, Hub
 
 
@@ -29,17 +28,7 @@ def _offered(hub: Hub, who: Actor, role: Role, entry_id: str) -> dict[str, bool]
 
 
 def _file(client: TestClient, who: Actor, entry_id: str) -> Any:
-    body = {
-        "resource_id": entry_id,
-        "items": ["身份证号", "姓名"],
-        "purpose": "低保资格审核",
-        "scenario": "窗口受理低保申请时核验户籍",
-        "legal_basis": "《社会救助暂行办法》第十一条",
-        "valid_until": (date.today() + timedelta(days=300)).isoformat(),
-        "contact_name": "李四",
-        "contact_phone": "010-12345678",
-    }
-    return client.post("/exchange/requests", json=body, headers=who.headers)
+    return client.post("/exchange/requests", json=sharing_request_body(entry_id), headers=who.headers)
 
 
 def test_the_request_button_shows_exactly_where_the_exchange_files_the_request(client: TestClient, hub: Hub) -> None:
