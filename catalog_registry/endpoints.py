@@ -24,7 +24,7 @@ from catalog_registry.schemas import (
     SearchHit,
     VersionRead,
 )
-from ops.auth import DepartmentOrAdmin, DepartmentStaff, PlatformAdmin, Principal, Role, require_roles
+from ops.auth import DepartmentOrAdmin, DepartmentStaff, PlatformAdmin, Principal, require_roles
 from ops.db import DbSession, HubRoute, etag, writes
 from ops.pagination import Page
 from ops.storage import read_file_chunks
@@ -32,10 +32,7 @@ from ops.storage import read_file_chunks
 router = APIRouter(prefix="/catalog", tags=["catalogue"], route_class=HubRoute)
 
 # Anyone acting for the government side: departments, the platform, window systems (not holders).
-ClientCaller = Annotated[
-    Principal,
-    Depends(require_roles(Role.PLATFORM_ADMIN, Role.DEPARTMENT_ADMIN, Role.DEPARTMENT_SYSTEM, Role.WINDOW)),
-]
+ClientCaller = Annotated[Principal, Depends(require_roles(*service.SEARCHER_ROLES))]
 
 
 def _entry(db: DbSession, who: Principal, entry: Any, response: Response | None = None) -> EntryRead:

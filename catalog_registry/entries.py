@@ -15,7 +15,7 @@ from catalog_registry.models import CatalogEntry, EntryState, EntryVersion, Shar
 from catalog_registry.schemas import EntryCreate, EntryFields, EntryRead, VersionRead, entry_problems
 from catalog_registry.search import index_entry
 from ops import audit
-from ops.auth import Principal
+from ops.auth import STAFF_ROLES, Principal, Role
 from ops.db import check_if_match, utcnow
 from ops.errors import Conflict, Forbidden, Invalid, NotFound
 from ops.metrics import CATALOGUE_EVENTS
@@ -364,3 +364,22 @@ def list_versions(db: Session, *, who: Principal, entry_id: str) -> list[EntryVe
     """The versions of an entry: every one for its provider and the platform, published ones for others."""
     entry = get_entry(db, who=who, entry_id=entry_id)
     return repository.versions_of(db, entry.id, published_only=not _sees_drafts(who, entry))
+
+
+# Anyone acting for the government side reads the catalogue: departments, the platform, window
+# systems (not holders). The API's `ClientCaller` and the console's menu.
+SEARCHER_ROLES = (Role.PLATFORM_ADMIN, Role.DEPARTMENT_ADMIN, Role.DEPARTMENT_SYSTEM, Role.WINDOW)
+
+
+def entry_actions(who: Principal, entry: EntryRead) -> dict[str, bool]:
+    """What `who` may do on `entry` now: the buttons the console shows. Each action checks again when sent.
+
+    "request": file a sharing request (申请共享): department staff, a published and shared entry
+    of another department. "review": publish or return the submitted version (the platform)."""
+    return {
+        "request": who.has(*STAFF_ROLES)
+        and entry.state == "published"
+        and entry.version.sharing_type != SharingType.NOT_SHARED
+        and entry.provider_department_id != who.department_id,
+        "review": who.is_platform_admin and entry.version.state == VersionState.SUBMITTED,
+    }

@@ -206,10 +206,6 @@ class EntryUpdate(EntryFields):
     """A full replacement of an editable version's metadata."""
 
 
-class ItemRead(Item):
-    pass
-
-
 class VersionRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -354,12 +350,6 @@ class ResponsibilityList(BaseModel):
     department_code: str
     totals: dict[str, int]
     entries: list[ResponsibilityEntry]
-
-
-class ImportError_(BaseModel):
-    row: int
-    field: str
-    message: str
 
 
 class ImportResult(BaseModel):

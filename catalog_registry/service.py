@@ -34,7 +34,9 @@ from catalog_registry.datasets import list_datasets, media_type_of, text_lines, 
 from catalog_registry.dcat import DCAT_PAGE, dcat_catalog
 from catalog_registry.demands import answer_demand, decline_demand, get_demand, list_demands, post_demand, withdraw_demand
 from catalog_registry.entries import (
+    SEARCHER_ROLES,
     create_entry,
+    entry_actions,
     entry_read,
     get_entry,
     list_entries,
@@ -48,15 +50,17 @@ from catalog_registry.entries import (
 from catalog_registry.importing import ImportReport, import_entries
 from catalog_registry.models import (
     CatalogEntry,
+    Classification,
     EntryState,
     EntryVersion,
     OpenAttribute,
     Sensitivity,
     SharingType,
+    UpdateCycle,
     VersionState,
 )
 from catalog_registry.responsibility import responsibility_csv, responsibility_list
-from catalog_registry.schemas import LABELS
+from catalog_registry.schemas import LABELS, EntryRead, ReviewDecision
 from catalog_registry.search import providers, search
 from ops.errors import Conflict, Forbidden, HubError, Invalid, NotFound
 from ops.pagination import decode_cursor, encode_cursor
@@ -65,12 +69,19 @@ from ops.pagination import decode_cursor, encode_cursor
 __all__ = [
     "DCAT_PAGE",
     "PREFETCH_ROWS",
+    "SEARCHER_ROLES",
     "ApiDistributionView",
+    "Classification",
     "ClassifiedNotShared",
     "ControlParameter",
+    "EntryRead",
     "ImportReport",
     "ItemView",
+    "ReviewDecision",
+    "SharingType",
     "SharingView",
+    "UpdateCycle",
+    "VersionState",
     "answer_demand",
     "classified_items",
     "classified_problems",
@@ -78,6 +89,7 @@ __all__ = [
     "dcat_catalog",
     "decline_demand",
     "ensure_shareable",
+    "entry_actions",
     "entry_read",
     "export_rows",
     "get_demand",

@@ -54,7 +54,7 @@ router = APIRouter(prefix="/certhub", tags=["certhub"], route_class=HubRoute)
 # matched one by one, so a verification does not first try every other route of the hub.
 busy = APIRouter(prefix="/certhub", tags=["certhub"], route_class=HubRoute)
 
-VerifierCaller = Annotated[Principal, Depends(require_roles(Role.WINDOW, Role.DEPARTMENT_SYSTEM, Role.DEPARTMENT_ADMIN))]
+VerifierCaller = Annotated[Principal, Depends(require_roles(*service.VERIFIER_ROLES))]
 Staff = Annotated[Principal, Depends(require_roles(Role.PLATFORM_ADMIN, Role.DEPARTMENT_ADMIN, Role.DEPARTMENT_SYSTEM))]
 OnBehalfOf = Annotated[str | None, Query(max_length=18, description="委托用证: the holder you act for")]
 

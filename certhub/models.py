@@ -12,11 +12,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 from ops.db import Base, IdMixin, TimestampMixin, VersionedMixin, utcnow
 
 
-class HolderKind(StrEnum):
-    PERSON = "person"  # 自然人, identified by 公民身份号码
-    ENTERPRISE = "enterprise"  # 法人及其他组织, identified by 统一社会信用代码
-
-
 class CertificateStatus(StrEnum):
     ACTIVE = "active"
     SUSPENDED = "suspended"  # 异议处理中 (objection open): reversible

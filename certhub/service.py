@@ -2278,3 +2278,27 @@ def parse_rows(
             if record.get(optional):
                 parsed[optional] = record[optional]
         yield number, parsed
+
+
+# ---------------------------------------------------------------------------------------------
+# The certificate hub as the console sees it (issue 16: the console is a thin client and imports
+# this module only): the roles that verify at a window, and the names and queries its pages use.
+# Kept as one block at the end; a name is listed even when imported above, for when the imports move.
+
+from certhub.models import Certificate as Certificate  # noqa: E402, F811
+from certhub.repository import list_types as list_types  # noqa: E402
+from certhub.schemas import AuthorisationCreate as AuthorisationCreate  # noqa: E402, F811
+from certhub.schemas import DownloadQuery as DownloadQuery  # noqa: E402
+from certhub.schemas import FetchRequest as FetchRequest  # noqa: E402
+from certhub.schemas import ShowRequest as ShowRequest  # noqa: E402, F811
+from certhub.schemas import VerifyRequest as VerifyRequest  # noqa: E402
+from ops.auth import Principal, Role  # noqa: E402, F811
+
+# Who verifies presentations and fetches certificates with the holder's authorisation (POST
+# /certhub/verifications, /certhub/fetch, and the console's window pages).
+VERIFIER_ROLES = (Role.WINDOW, Role.DEPARTMENT_SYSTEM, Role.DEPARTMENT_ADMIN)
+
+
+def acts_as_verifier(who: Principal) -> bool:
+    """A verifier acting for a department: presentations are shown to a department, fetches are for one."""
+    return who.has(*VERIFIER_ROLES) and who.department_id is not None

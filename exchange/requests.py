@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from exchange import repository as repo
 from exchange import sources
 from exchange.grants import issue_grant
-from exchange.models import Rating, RequestState, RequestStep, SharingRequest, Step
+from exchange.models import OPEN_STATES, Rating, RequestState, RequestStep, SharingRequest, Step
 from exchange.schemas import (
     CoordinationOutcome,
     DeadlineRead,
@@ -25,6 +25,7 @@ from exchange.schemas import (
 from exchange.states import (
     PLATFORM,
     RATEABLE_STATES,
+    TRANSITIONS,
     Policy,
     append_history,
     close_step,
@@ -40,7 +41,7 @@ from exchange.states import (
 )
 from ops import audit, metrics
 from ops.audit import Actor
-from ops.auth import Principal
+from ops.auth import STAFF_ROLES, Principal
 from ops.db import utcnow
 from ops.errors import Conflict, Forbidden, Invalid, NotFound
 from ops.workdays.service import WorkCalendar, calendar
@@ -494,3 +495,30 @@ def deadlines_of(db: Session, request_ids: list[str]) -> dict[str, DeadlineRead]
 def get_request(db: Session, *, who: Principal, request_id: str) -> SharingRequest:
     """A request the caller may see (404 otherwise)."""
     return _get(db, who, request_id)
+
+
+def available_actions(who: Principal, req: SharingRequest, *, deadline: DeadlineRead | None, rated: bool) -> dict[str, bool]:
+    """Which actions `who` may take on `req` now: the forms the console shows. Each action checks again when sent.
+
+    `deadline` is the request's open step (`deadlines_of`); `rated` whether its consumer rated it already."""
+
+    def possible(action: str) -> bool:
+        return RequestState(req.state) in TRANSITIONS[action][0]
+
+    admin = who.is_platform_admin
+    staff = who.has(*STAFF_ROLES)
+    provider = staff and who.department_id == req.provider_department_id
+    consumer = staff and who.department_id == req.consumer_department_id
+    # The extension of the provider's decision step: None when none was asked yet.
+    extension = deadline.extension_state if deadline is not None and deadline.step == "decision" else "no decision step"
+    return {
+        "accept": admin and possible("accept_to_provider"),
+        "provide": admin and possible("provide"),
+        "extension_decision": admin and extension == "pending",
+        "coordinate": admin and possible("coordinate_grant"),
+        "decide": provider and possible("approve"),
+        "extension": provider and extension is None,
+        "withdraw": consumer and RequestState(req.state) in OPEN_STATES,
+        "escalate": consumer and possible("escalate"),
+        "rate": consumer and not rated and RequestState(req.state) in RATEABLE_STATES,
+    }

@@ -38,8 +38,11 @@ from exchange.access import (
     settle_accesses,
 )
 from exchange.grants import expire_grants, get_grant, revoke_grant
+from exchange.models import OPEN_STATES, RequestState, SharingRequest
+from exchange.repository import history, list_accesses, list_requests, rating_for
 from exchange.requests import (
     accept,
+    available_actions,
     coordinate,
     deadline_of,
     deadlines_of,
@@ -55,17 +58,32 @@ from exchange.requests import (
     routes_directly,
     withdraw,
 )
+from exchange.schemas import (
+    CoordinationOutcome,
+    DeadlineRead,
+    ExtensionCreate,
+    ExtensionDecision,
+    ProviderDecision,
+    RatingCreate,
+    Reason,
+    RequestCreate,
+)
 from exchange.states import PLATFORM, RATEABLE_STATES, SENSITIVE_GRADES, TRANSITIONS, Policy, now, today
 from exchange.supervision import publish_gauges, recompute_deadlines, report, set_webhook, sign, sweep_overdue
 
 __all__ = [
     "DEFAULT_LOOKUP_ROWS",
     "MAX_EXPORT_PAGE",
+    "OPEN_STATES",
     "PLATFORM",
     "RATEABLE_STATES",
     "SENSITIVE_GRADES",
     "TRANSITIONS",
     "AccessJournal",
+    "CoordinationOutcome",
+    "DeadlineRead",
+    "ExtensionCreate",
+    "ExtensionDecision",
     "FieldsNotGranted",
     "GrantNotUsable",
     "LookupAsk",
@@ -73,9 +91,16 @@ __all__ = [
     "Lookups",
     "PendingAccess",
     "Policy",
+    "ProviderDecision",
+    "RatingCreate",
+    "Reason",
+    "RequestCreate",
+    "RequestState",
+    "SharingRequest",
     "SubjectAccess",
     "accept",
     "accesses_about_holder",
+    "available_actions",
     "call_api",
     "coordinate",
     "deadline_of",
@@ -88,6 +113,9 @@ __all__ = [
     "file_request",
     "get_grant",
     "get_request",
+    "history",
+    "list_accesses",
+    "list_requests",
     "lookup",
     "mask",
     "now",
@@ -95,6 +123,7 @@ __all__ = [
     "provide",
     "publish_gauges",
     "rate",
+    "rating_for",
     "recompute_deadlines",
     "record_refused_access",
     "refuse",

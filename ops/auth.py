@@ -236,13 +236,14 @@ def require_roles(*roles: Role) -> Callable[..., Awaitable[Principal]]:
     return dependency
 
 
+# The role sets of the dependencies below, for code that asks about a role itself (the console).
+STAFF_ROLES = (Role.DEPARTMENT_ADMIN, Role.DEPARTMENT_SYSTEM)  # a department's staff and systems
+STAFF_OR_ADMIN_ROLES = (Role.PLATFORM_ADMIN, *STAFF_ROLES)
+
 AnyCaller = Annotated[Principal, Depends(get_principal)]
 PlatformAdmin = Annotated[Principal, Depends(require_roles(Role.PLATFORM_ADMIN))]
-DepartmentStaff = Annotated[Principal, Depends(require_roles(Role.DEPARTMENT_ADMIN, Role.DEPARTMENT_SYSTEM))]
-DepartmentOrAdmin = Annotated[
-    Principal,
-    Depends(require_roles(Role.PLATFORM_ADMIN, Role.DEPARTMENT_ADMIN, Role.DEPARTMENT_SYSTEM)),
-]
+DepartmentStaff = Annotated[Principal, Depends(require_roles(*STAFF_ROLES))]
+DepartmentOrAdmin = Annotated[Principal, Depends(require_roles(*STAFF_OR_ADMIN_ROLES))]
 ClientManager = Annotated[Principal, Depends(require_roles(Role.PLATFORM_ADMIN, Role.DEPARTMENT_ADMIN))]
 WindowCaller = Annotated[Principal, Depends(require_roles(Role.WINDOW))]
 Holder = Annotated[Principal, Depends(require_roles(Role.HOLDER))]

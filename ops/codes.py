@@ -11,8 +11,6 @@ from __future__ import annotations
 import re
 from datetime import date
 
-from ops.errors import Invalid
-
 USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 _USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
 _USCC_RE = re.compile(rf"^[{USCC_ALPHABET}]{{18}}$")
@@ -86,18 +84,6 @@ def uscc_problem(code: str) -> str | None:
     return None
 
 
-def validate_uscc(code: str, *, field: str = "code") -> str:
-    """Return the normalised credit code, or raise Invalid naming what is wrong."""
-    normalised = code.strip().upper()
-    problem = uscc_problem(normalised)
-    if problem:
-        raise Invalid(
-            f"{field} is not a valid 统一社会信用代码: {problem}",
-            errors=[{"field": field, "message": problem}],
-        )
-    return normalised
-
-
 def id_check_char(body17: str) -> str:
     """The GB 11643 check character (ISO 7064 MOD 11-2) for 17 digits."""
     total = sum(int(c) * w for c, w in zip(body17, _ID_WEIGHTS, strict=True))
@@ -124,18 +110,6 @@ def citizen_id_problem(code: str) -> str | None:
     return None
 
 
-def validate_citizen_id(code: str, *, field: str = "id_number") -> str:
-    """Return the normalised identity number (upper-case X), or raise Invalid."""
-    normalised = code.strip().upper()
-    problem = citizen_id_problem(normalised)
-    if problem:
-        raise Invalid(
-            f"{field} is not a valid 公民身份号码: {problem}",
-            errors=[{"field": field, "message": problem}],
-        )
-    return normalised
-
-
 def region_code_problem(code: str) -> str | None:
     """Why `code` is not a 6-digit administrative region code, or None."""
     if len(code) != 6 or not code.isdigit():
@@ -155,16 +129,6 @@ def mod37_36_check_char(data: str) -> str:
         total = (product + value) % 36 or 36
         product = (total * 2) % 37
     return _MOD36_ALPHABET[(37 - product) % 36]
-
-
-def mod37_36_valid(data_with_check: str) -> bool:
-    """Whether the last character is the MOD 37,36 check character of the rest."""
-    if len(data_with_check) < 2:
-        return False
-    try:
-        return mod37_36_check_char(data_with_check[:-1]) == data_with_check[-1]
-    except ValueError:
-        return False
 
 
 def mask_identifier(code: str) -> str:

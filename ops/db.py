@@ -523,21 +523,6 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
 DbSession = Annotated[Session, Depends(get_session, scope="function")]
 
 
-@contextmanager
-def request_session(request: Request) -> Iterator[Session]:
-    """The request's session, opened by the endpoint itself: committed when the block ends, rolled back
-    if it raises. The same contract as :data:`DbSession`, without FastAPI's machinery for generator
-    dependencies, which costs more than the work on the busiest endpoints (verifications, lookups)."""
-    factory: sessionmaker[Session] = request.app.state.sessionmaker
-    with factory() as session:
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-
-
 def _commit_in_thread(endpoint: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(endpoint)
     def committing(*args: Any, **kwargs: Any) -> Any:

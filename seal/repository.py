@@ -60,10 +60,6 @@ def seal_by_certificate_serial(db: Session, serial: str) -> Seal | None:
     return db.scalars(select(Seal).where(Seal.certificate_serial == serial)).first()
 
 
-def seal_by_code(db: Session, code: str) -> Seal | None:
-    return db.scalars(select(Seal).where(Seal.code == code)).first()
-
-
 def seals_expired_by(db: Session, moment: datetime) -> list[Seal]:
     query = select(Seal).where(Seal.valid_to <= moment, Seal.status.in_([SealStatus.ACTIVE.value, SealStatus.SUSPENDED.value]))
     return list(db.scalars(query))

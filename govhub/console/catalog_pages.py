@@ -13,19 +13,18 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from catalog_registry import service as catalogue
-from catalog_registry.models import Classification, SharingType, UpdateCycle, VersionState
-from catalog_registry.schemas import EntryRead, ReviewDecision
+from catalog_registry.service import Classification, ReviewDecision, SharingType, UpdateCycle, VersionState
 from exchange import service as exchange
-from exchange.schemas import RequestCreate
+from exchange.service import RequestCreate
 from govhub.console.forms import Failure, attempt, form_lists, version_of
 from govhub.console.pages import ConsolePage, Page, console_router, nav
-from ops.auth import Principal, Role
+from ops.auth import STAFF_ROLES, Role
 from ops.db import DbSession
 
 router = console_router()
 
-SEARCHERS = (Role.PLATFORM_ADMIN, Role.DEPARTMENT_ADMIN, Role.DEPARTMENT_SYSTEM, Role.WINDOW)
-STAFF = (Role.DEPARTMENT_ADMIN, Role.DEPARTMENT_SYSTEM)
+SEARCHERS = catalogue.SEARCHER_ROLES  # as the API's catalogue readers
+STAFF = STAFF_ROLES  # as the API's DepartmentStaff, who file sharing requests
 PAGE_SIZE = 20
 SEARCH_FIELDS = ("q", "sharing_type", "provider", "classification", "update_cycle", "certificate")
 REQUEST_TEXT = ("purpose", "scenario", "legal_basis", "valid_from", "valid_until", "contact_name", "contact_phone")
@@ -82,28 +81,19 @@ def search(page: ConsolePage, db: DbSession, cursor: str | None = None) -> HTMLR
 # -- an entry --------------------------------------------------------------------------------------
 
 
-def _may_request(who: Principal, entry: EntryRead) -> bool:
-    """Whether to offer 申请共享 (filing checks again): a published, shared entry of another department."""
-    return (
-        who.has(*STAFF)
-        and entry.state == "published"
-        and entry.version.sharing_type != SharingType.NOT_SHARED
-        and entry.provider_department_id != who.department_id
-    )
-
-
 def _entry_page(
     page: Page, db: Session, entry_id: str, *, failure: Failure | None = None, values: dict[str, str] | None = None
 ) -> HTMLResponse:
     entry = catalogue.entry_read(db, who=page.principal, entry=catalogue.get_entry(db, who=page.principal, entry_id=entry_id))
     shown = failure.placed({"decision", "reason"}) if failure else None
+    can = catalogue.entry_actions(page.principal, entry)
     return page.render(
         "catalog/entry.html",
         status=shown.status if shown else 200,
         entry=entry,
-        may_request=_may_request(page.principal, entry),
+        may_request=can["request"],
         controls={p["item"]: p for p in entry.version.control_parameters},
-        reviewable=page.principal.is_platform_admin and entry.version.state == VersionState.SUBMITTED,
+        reviewable=can["review"],
         error=shown.message if shown else None,
         errors=shown.fields if shown else {},
         values=values or {},
@@ -138,7 +128,7 @@ def _request_form(
         "catalog/request.html",
         status=shown.status if shown else 200,
         entry=entry,
-        may_request=_may_request(page.principal, entry),
+        may_request=catalogue.entry_actions(page.principal, entry)["request"],
         item_names=[i["name"] for i in items],
         sensitive=sensitive,
         sensitive_notes=dict.fromkeys(sensitive, "敏感，默认脱敏"),

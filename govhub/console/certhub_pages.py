@@ -21,10 +21,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from certhub import repository as certhub_repo
 from certhub import service as certhub
-from certhub.models import Certificate
-from certhub.schemas import AuthorisationCreate, DownloadQuery, FetchRequest, ShowRequest, VerifyRequest
+from certhub.service import AuthorisationCreate, Certificate, DownloadQuery, FetchRequest, ShowRequest, VerifyRequest
 from exchange import service as exchange
 from govhub.console import service as console
 from govhub.console.pages import ConsolePage, Page, console_router, errors_of, nav, templates
@@ -38,7 +36,7 @@ from seal.config import get_seal_settings
 
 router = console_router()
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-VERIFIERS = (Role.WINDOW, Role.DEPARTMENT_SYSTEM, Role.DEPARTMENT_ADMIN)  # as POST /certhub/verifications
+VERIFIERS = certhub.VERIFIER_ROLES  # as POST /certhub/verifications
 PAGE_SIZE = 50
 
 # Why a presentation was accepted or refused, in the words a window clerk reads (codes: docs/certhub.md).
@@ -95,10 +93,6 @@ templates.env.filters["until_beijing"] = _until_beijing
 templates.env.globals.update(
     cert_status_names=STATUS_NAMES, cert_action_names=ACTION_NAMES, check_names=CHECK_NAMES, check_status=CHECK_STATUS
 )
-
-
-def _is_verifier(p: Principal) -> bool:
-    return p.has(*VERIFIERS) and p.department_id is not None
 
 
 def _require_verifier(page: Page) -> None:
@@ -170,7 +164,7 @@ async def verify(page: ConsolePage, db: DbSession) -> HTMLResponse:
 
 
 def _fetch_page(page: Page, db: Session, status: int = 200, **context: Any) -> HTMLResponse:
-    types = certhub_repo.list_types(db, include_inactive=False)
+    types = certhub.list_types(db, include_inactive=False)
     return _window_page(page, "certhub/fetch.html", status=status, types=types, **context)
 
 
@@ -371,7 +365,7 @@ def _authorisations_page(page: Page, db: Session, status: int = 200, **context: 
         "certhub/authorisations.html",
         status=status,
         authorisations=certhub.holder_authorisations(db, who=page.principal),
-        types=certhub_repo.list_types(db, include_inactive=False),
+        types=certhub.list_types(db, include_inactive=False),
         departments=certhub.department_directory(db),
         errors=context.pop("errors", {}),
         **context,
@@ -440,8 +434,8 @@ def _holder_nav(p: Principal) -> bool:
 
 
 _MENU: tuple[tuple[str, str, Callable[[Principal], bool]], ...] = (
-    ("/console/verify", "亮证核验", _is_verifier),
-    ("/console/verify/fetch", "一证通办", _is_verifier),
+    ("/console/verify", "亮证核验", certhub.acts_as_verifier),
+    ("/console/verify/fetch", "一证通办", certhub.acts_as_verifier),
     ("/console/verify/pdf", "验证 PDF", lambda p: p.has(*VERIFIERS, Role.PLATFORM_ADMIN)),
     ("/console/me/certificates", "我的证照", _holder_nav),
     ("/console/me/authorisations", "授权用证", _holder_nav),

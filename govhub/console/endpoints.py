@@ -179,7 +179,7 @@ def home(page: ConsolePage, db: DbSession) -> HTMLResponse:
 
 
 def _departments(db: DbSession, page: Page) -> list[Department]:
-    return list(db.scalars(identity_repo.readable_departments(page.principal).order_by(Department.created_at.desc())))
+    return identity_repo.all_departments(db, page.principal)
 
 
 @router.get("/departments", response_class=HTMLResponse)
@@ -216,10 +216,7 @@ async def create_department(page: ConsolePage, db: DbSession) -> Response:
 
 
 def _clients(db: DbSession, page: Page) -> list[Any]:
-    from ops.identity.models import ApiClient
-
-    query = identity_repo.readable_clients(page.principal).order_by(ApiClient.created_at.desc())
-    return list(db.scalars(query))
+    return identity_repo.all_clients(db, page.principal)
 
 
 @router.get("/clients", response_class=HTMLResponse)
@@ -285,9 +282,7 @@ def calendar(page: ConsolePage, db: DbSession) -> HTMLResponse:
 
 
 def _year_page(page: Page, db: DbSession, year: int, status: int = 200, **extra: Any) -> HTMLResponse:
-    from ops.workdays.models import CalendarYear
-
-    row = db.get(CalendarYear, year)
+    row = workdays.loaded_year(db, year)
     return page.render(
         "calendar_year.html",
         status=status,

@@ -14,28 +14,26 @@ from fastapi import Query
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from exchange import repository as repo
 from exchange import service
-from exchange.models import OPEN_STATES, RequestState, SharingRequest
-from exchange.schemas import (
+from exchange.service import (
     CoordinationOutcome,
-    DeadlineRead,
     ExtensionCreate,
     ExtensionDecision,
     ProviderDecision,
     RatingCreate,
     Reason,
+    RequestState,
 )
 from govhub.console.forms import Failure, attempt, date_field, department_names, failure_of, form_lists, version_of
 from govhub.console.pages import ConsolePage, Page, console_router, nav
-from ops.auth import Principal, Role
+from ops.auth import STAFF_OR_ADMIN_ROLES, STAFF_ROLES, Principal, Role
 from ops.db import DbSession
 from ops.errors import Invalid
 
 router = console_router()
 
-STAFF = (Role.DEPARTMENT_ADMIN, Role.DEPARTMENT_SYSTEM)
-READERS = (Role.PLATFORM_ADMIN, *STAFF)
+STAFF = STAFF_ROLES  # as the API's DepartmentStaff
+READERS = STAFF_OR_ADMIN_ROLES  # as the API's DepartmentOrAdmin
 PAGE_SIZE = 50
 
 # What the request page says after an action succeeded (?done=...).
@@ -87,7 +85,7 @@ def _list(
     cursor: str | None = None,
     by_deadline: bool = False,
 ) -> HTMLResponse:
-    rows, next_cursor = repo.list_requests(
+    rows, next_cursor = service.list_requests(
         db, page.principal, state=state, side=side, overdue=overdue, extension=extension, cursor=cursor, limit=PAGE_SIZE
     )
     deadlines = service.deadlines_of(db, [r.id for r in rows])
@@ -191,10 +189,10 @@ def my_requests(page: ConsolePage, db: DbSession, state: str | None = None, curs
 def coordination(page: ConsolePage, db: DbSession) -> HTMLResponse:
     """Escalated refusals to coordinate (协调) and providers' extension requests to decide."""
     page.require(Role.PLATFORM_ADMIN)
-    escalated, _ = repo.list_requests(
+    escalated, _ = service.list_requests(
         db, page.principal, state=RequestState.COORDINATING.value, side=None, overdue=None, cursor=None, limit=200
     )
-    extensions, _ = repo.list_requests(
+    extensions, _ = service.list_requests(
         db, page.principal, state=None, side=None, overdue=None, extension="pending", cursor=None, limit=200
     )
     deadlines = service.deadlines_of(db, [r.id for r in escalated + extensions])
@@ -225,18 +223,18 @@ def _detail(
     deadline = service.deadlines_of(db, [req.id]).get(req.id)
     me = page.principal
     grant = service.get_grant(db, who=me, grant_id=req.grant_id) if req.grant_id else None
-    rating = repo.rating_for(db, req.id)
+    rating = service.rating_for(db, req.id)
     shown = failure.placed(FORM_FIELDS.get(active or "", set())) if failure else None
     return page.render(
         "exchange/request.html",
         status=shown.status if shown else 200,
         req=req,
         deadline=deadline,
-        history=repo.history(db, req.id),
+        history=service.history(db, req.id),
         grant=grant,
         rating=rating,
         names=department_names(db, [req.consumer_department_id, req.provider_department_id]),
-        can=_actions(page, req, deadline, rated=rating is not None),
+        can=service.available_actions(me, req, deadline=deadline, rated=rating is not None),
         active=active,
         error=shown.message if shown else None,
         errors=shown.fields if shown else {},
@@ -244,32 +242,6 @@ def _detail(
         checked=checked or {},
         notice=DONE.get(done or ""),
     )
-
-
-def _possible(req: SharingRequest, action: str) -> bool:
-    return RequestState(req.state) in service.TRANSITIONS[action][0]
-
-
-def _actions(page: Page, req: SharingRequest, deadline: DeadlineRead | None, *, rated: bool) -> dict[str, bool]:
-    """Which forms to show this viewer (the service decides again when one is sent)."""
-    me = page.principal
-    admin = me.is_platform_admin
-    staff = me.has(*STAFF)
-    provider = staff and me.department_id == req.provider_department_id
-    consumer = staff and me.department_id == req.consumer_department_id
-    # The extension of the provider's decision step: None when none was asked yet.
-    extension = deadline.extension_state if deadline is not None and deadline.step == "decision" else "no decision step"
-    return {
-        "accept": admin and _possible(req, "accept_to_provider"),
-        "provide": admin and _possible(req, "provide"),
-        "extension_decision": admin and extension == "pending",
-        "coordinate": admin and _possible(req, "coordinate_grant"),
-        "decide": provider and _possible(req, "approve"),
-        "extension": provider and extension is None,
-        "withdraw": consumer and RequestState(req.state) in OPEN_STATES,
-        "escalate": consumer and _possible(req, "escalate"),
-        "rate": consumer and not rated and RequestState(req.state) in service.RATEABLE_STATES,
-    }
 
 
 @router.get("/exchange/requests/{request_id}", response_class=HTMLResponse)
@@ -471,7 +443,7 @@ def accesses(page: ConsolePage, db: DbSession, cursor: str | None = None) -> HTM
     """Who used the department's data (every use, for the platform): when, which resource, why, what."""
     page.require(*READERS)
     side = None if page.principal.is_platform_admin else "provider"
-    rows, next_cursor = repo.list_accesses(db, page.principal, grant_id=None, side=side, cursor=cursor, limit=PAGE_SIZE)
+    rows, next_cursor = service.list_accesses(db, page.principal, grant_id=None, side=side, cursor=cursor, limit=PAGE_SIZE)
     resources = {g: service.get_grant(db, who=page.principal, grant_id=g).resource_name for g in {r.grant_id for r in rows}}
     return page.render(
         "exchange/accesses.html",

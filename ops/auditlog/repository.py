@@ -101,14 +101,6 @@ def entry_for(db: Session, audit_id: int) -> LogEntry | None:
     return db.scalars(select(LogEntry).where(LogEntry.audit_id == audit_id)).first()
 
 
-def leaf_hashes(db: Session, size: int | None = None) -> list[bytes]:
-    """The first `size` leaf hashes (all of them when None), in log order."""
-    query = select(LogEntry.leaf_hash).order_by(LogEntry.index)
-    if size is not None:
-        query = query.where(LogEntry.index < size)
-    return [bytes.fromhex(h) for h in db.scalars(query)]
-
-
 def _since(db: Session, lookback: timedelta | None) -> datetime | None:
     """Only records written after (time of the last logged record - lookback) can still be missing."""
     if lookback is None:

@@ -66,6 +66,16 @@ def client_and_department_active(db: Session, client_id: str) -> tuple[ApiClient
     return None if row is None else (row[0], row[1])
 
 
+def all_departments(db: Session, who: Principal) -> list[Department]:
+    """Every department the caller may read, newest first (for a chooser, not a paged list)."""
+    return list(db.scalars(readable_departments(who).order_by(Department.created_at.desc())))
+
+
+def all_clients(db: Session, who: Principal) -> list[ApiClient]:
+    """Every client the caller may read, newest first."""
+    return list(db.scalars(readable_clients(who).order_by(ApiClient.created_at.desc())))
+
+
 def list_clients(db: Session, who: Principal, *, cursor: str | None, limit: int) -> tuple[list[ApiClient], str | None]:
     query = readable_clients(who)
     rows = list(db.scalars(keyset(query, created=ApiClient.created_at, ident=ApiClient.id, cursor=cursor, limit=limit)))

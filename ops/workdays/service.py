@@ -156,6 +156,11 @@ def working_days_left(db: Session, now: datetime, deadline: datetime) -> int:
     return calendar(db).working_days_left(now, deadline)
 
 
+def loaded_year(db: Session, year: int) -> CalendarYear | None:
+    """The calendar an administrator loaded for `year`, if any."""
+    return db.get(CalendarYear, year)
+
+
 def calendar_status(db: Session, year: int) -> CalendarStatus:
     """ "loaded" (by an administrator), "published" (in the package) or "missing"."""
     if db.get(CalendarYear, year) is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from datetime import date, timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -62,3 +63,19 @@ def upload(client: TestClient, provider: Actor, entry_id: str, content: str, fil
         files={"file": (filename, content.encode("utf-8"), media)},
         headers=provider.headers,
     )
+
+
+def sharing_request_body(entry_id: str, **overrides: Any) -> dict[str, Any]:
+    """A valid sharing request (申请共享) for two items of an entry made by :func:`entry_body`."""
+    body: dict[str, Any] = {
+        "resource_id": entry_id,
+        "items": ["身份证号", "姓名"],
+        "purpose": "低保资格审核",
+        "scenario": "窗口受理低保申请时核验户籍",
+        "legal_basis": "《社会救助暂行办法》第十一条",
+        "valid_until": (date.today() + timedelta(days=300)).isoformat(),
+        "contact_name": "李四",
+        "contact_phone": "010-12345678",
+    }
+    body.update(overrides)
+    return body

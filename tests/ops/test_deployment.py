@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from govhub.database import head_revisions
 from ops.db import make_engine
+from tests.migrations import head_revisions
 
 ROOT = Path(__file__).resolve().parents[2]
 

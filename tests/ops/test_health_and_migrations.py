@@ -11,10 +11,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import inspect
 from sqlalchemy.exc import DBAPIError
 
-from govhub.database import alembic_config, head_revisions, upgrade
+from govhub.database import alembic_config, upgrade
 from ops import audit
 from ops.config import Settings
 from ops.db import Base, make_engine
+from tests.migrations import head_revisions
 
 
 def test_health_readiness_and_metrics(client: TestClient) -> None:
