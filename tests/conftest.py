@@ -104,6 +104,7 @@ def app(settings: Settings, engine: Engine, session_factory: sessionmaker[Sessio
         certhub_service.hub_signer(session, vault=KeyVault.from_settings(settings))  # as govhub.database.prepare does
         session.commit()
     TOKENS.clear()  # each test's database starts afresh: so does this process's memory of tokens
+    certhub_service.clear_caches()  # and of certificate-hub keys, names and lists
     return create_app(settings, engine=engine, session_factory=session_factory, storage=storage)
 
 

@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from certhub import sdjwt, service
+from certhub import sdjwt, service, verification
 from ops.auth import Principal, Role
 from tests.certhub.conftest import World
 from tests.factories import citizen_id
@@ -205,15 +205,14 @@ def test_a_verification_with_cold_caches_reads_the_database_then_the_next_runs_f
     key, a hub just started) it runs the same checks with a session in a thread, with the same verdict."""
     world, cert, presentation = shown
     in_thread: list[str] = []
-    real_checked = service._checked
+    real_checked = verification._checked
 
     def watched(db: Session | None, **kwargs: object) -> service.PendingVerification:
         in_thread.append("with session" if db is not None else "from caches")
         return real_checked(db, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(service, "_checked", watched)
-    service._keys.clear()
-    service._department_names.clear()
+    monkeypatch.setattr(verification, "_checked", watched)
+    service.clear_caches()
     verdict = world.verify(presentation["token"])
     assert verdict["valid"] is True and verdict["identifier"] == cert["identifier"]
     assert in_thread == ["from caches", "with session"]  # the caches missed, the session answered
