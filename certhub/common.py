@@ -57,5 +57,5 @@ def close_objection(objection: Objection, status: ObjectionStatus, resolution: s
 
 
 class NeedsDatabase(Exception):
-    """A verification read without a session found no answer in the caches (a key, a department's
-    name) or needs another hub's keys or status list: run it again with a session, in a thread."""
+    """A verification's lookups without a session found no answer in the caches (a key, a department's
+    name) or need another hub's trust-list entry: look them up with a session, in a thread."""

@@ -72,8 +72,9 @@ from certhub.objections import (
 from certhub.status import status_list_jwt
 from certhub.trust import add_trusted_hub, fetch_url, remove_trusted_hub, trust_bundle, update_trusted_hub
 from certhub.verification import (
+    Lookups,
     PendingVerification,
-    Verifier,
+    lookups,
     new_nonce,
     settle_verifications,
     verdict_outcome,
@@ -87,8 +88,8 @@ __all__ = [
     "AuthorisationView",
     "HubSigner",
     "IssueContext",
+    "Lookups",
     "PendingVerification",
-    "Verifier",
     "acting_holder",
     "add_trusted_hub",
     "allow_issuer",
@@ -123,6 +124,7 @@ __all__ = [
     "issue",
     "issuer_metadata",
     "load_types",
+    "lookups",
     "make_identifier",
     "mark_overdue_objections",
     "new_nonce",

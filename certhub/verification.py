@@ -16,6 +16,7 @@ from certhub import caches, repository, sdjwt, trust
 from certhub.accesses import access_records, department_name_of, write_accesses
 from certhub.common import NeedsDatabase
 from certhub.hubkey import hub_jwks
+from certhub.models import TrustedHub
 from certhub.trust import Fetcher, remote_status, trusted_jwks
 from ops import audit
 from ops.auth import Principal
@@ -58,39 +59,79 @@ def _local_key(db: Session | None, settings: Settings, kid: str) -> sdjwt.Resolv
     return keys.get(kid)
 
 
-@dataclass
-class Verifier:
-    """Everything a window verification needs to resolve keys and status. Without a session (`db`
-    None) it answers from the caches only, raising :class:`NeedsDatabase` for anything else."""
+def _trusted_key(hub: TrustedHub, kid: str, fetcher: Fetcher) -> sdjwt.ResolvedKey | None:
+    """A trusted hub's key by kid, from its trust-list entry or its published key set."""
+    for jwk in trusted_jwks(hub, fetcher).get("keys", []):
+        if jwk.get("kid") == kid:
+            resolved = _resolved(jwk, hub.issuer)
+            if resolved and jwk.get("use") == "presentation":
+                return sdjwt.ResolvedKey(jwk=jwk, alg=resolved.alg, hub=hub.issuer)
+            return resolved
+    return None
 
-    db: Session | None
-    settings: Settings
+
+def _named_keys(token: str) -> tuple[str, list[str]] | None:
+    """The issuer hub a presentation names and the kids of its two signatures (certificate, key binding),
+    read without checking anything; None when it cannot even be read (the checks then say why)."""
+    token = token.strip()
+    if not token.isascii():
+        return None
+    try:
+        issuer_jwt, _, kb_jwt = sdjwt.split_sd_jwt(token)
+        issued = sdjwt.parse_jws(issuer_jwt, what="certificate")
+        kids = [str(issued.header.get("kid", ""))]
+        if kb_jwt:
+            kids.append(str(sdjwt.parse_jws(kb_jwt, what="presentation").header.get("kid", "")))
+    except sdjwt.Rejected:
+        return None
+    return str(issued.payload.get("iss", "")), kids
+
+
+@dataclass(frozen=True)
+class Lookups:
+    """What one verification needs besides the presentation, gathered before its cryptography runs: the
+    window's audience and department name, the keys the presentation names, and for a certificate of
+    another hub, that hub's trust-list entry (its status list is fetched only if the checks get that far)."""
+
+    audience: str
+    department_name: str | None
+    iss: str
+    keys: dict[str, sdjwt.ResolvedKey]
+    local: bool
+    hub: TrustedHub | None
     fetcher: Fetcher
 
     def key(self, iss: str, kid: str) -> sdjwt.ResolvedKey | None:
-        if iss == self.settings.public_url:
-            return _local_key(self.db, self.settings, kid)
-        if self.db is None:
-            raise NeedsDatabase
-        hub = repository.trusted_hub_by_issuer(self.db, iss)
-        if hub is None or hub.status != "active":
-            return None
-        for jwk in trusted_jwks(hub, self.fetcher).get("keys", []):
-            if jwk.get("kid") == kid:
-                resolved = _resolved(jwk, iss)
-                if resolved and jwk.get("use") == "presentation":
-                    return sdjwt.ResolvedKey(jwk=jwk, alg=resolved.alg, hub=iss)
-                return resolved
-        return None
+        return self.keys.get(kid) if iss == self.iss else None
 
     def status(self, entries: list[dict[str, Any]], identifier: str, iss: str) -> str:
-        if iss == self.settings.public_url:
+        if self.local:
             return sdjwt.STATUS_LATER  # read in the same transaction that claims the nonce and records the access
-        if self.db is None:
+        assert self.hub is not None  # a key was found, so the hub is in the trust list
+        return remote_status(entries, hub=self.hub, fetcher=self.fetcher)
+
+
+def lookups(db: Session | None, *, who: Principal, settings: Settings, token: str, fetcher: Fetcher | None = None) -> Lookups:
+    """Gather what verifying `token` for the window `who` needs; `db` None: from the caches only, raising
+    :class:`NeedsDatabase` for anything they lack (a key, a department's name, another hub's entry)."""
+    if who.department_code is None:
+        raise Forbidden("a verifier must belong to a department")
+    name = department_name_of(db, who.department_id)
+    named = _named_keys(token)
+    iss, kids = named if named is not None else ("", [])
+    local = iss == settings.public_url
+    hub: TrustedHub | None = None
+    keys: dict[str, sdjwt.ResolvedKey] = {}
+    fetch = fetcher or trust.fetch_url
+    if local:
+        keys = {kid: key for kid in kids if (key := _local_key(db, settings, kid)) is not None}
+    elif named is not None:
+        if db is None:
             raise NeedsDatabase
-        hub = repository.trusted_hub_by_issuer(self.db, iss)
-        assert hub is not None
-        return remote_status(entries, hub=hub, fetcher=self.fetcher)
+        hub = repository.trusted_hub_by_issuer(db, iss)
+        if hub is not None and hub.status == "active":
+            keys = {kid: key for kid in kids if (key := _trusted_key(hub, kid, fetch)) is not None}
+    return Lookups(who.department_code, name, iss, keys, local, hub, fetch)
 
 
 # Verdicts a window cannot decide either way (ETSI "indeterminate"): the issuer is not one this hub trusts, or
@@ -135,12 +176,14 @@ def verify(
 ) -> sdjwt.Verdict:
     """证照验证: verify a presentation for the calling window; records the access and the nonce.
 
-    The checks that need no write (format, keys, signatures, validity, audience, disclosures) run
-    first; then one short write in `db` settles the verdict (:func:`settle_verifications`). The API's
-    busy path is :func:`verify_async`, whose write shares its commit with other windows' verifications.
+    What the checks need is looked up first (:func:`lookups`); then the checks that need no write
+    (format, keys, signatures, validity, audience, disclosures) run once; then one short write in `db`
+    settles the verdict (:func:`settle_verifications`). The API's busy path is :func:`verify_async`,
+    whose write shares its commit with other windows' verifications.
     """
     started = time.perf_counter()
-    pending = _checked(db, who=who, settings=settings, token=token, nonce=nonce, fetcher=fetcher, now=now)
+    found = lookups(db, who=who, settings=settings, token=token, fetcher=fetcher)
+    pending = _checked(found, who=who, token=token, nonce=nonce, now=now)
     return _counted(settle_verifications(db, [pending])[0], started)
 
 
@@ -153,42 +196,35 @@ async def verify_async(
     nonce: str | None,
     journal: GroupCommit[PendingVerification, sdjwt.Verdict],
 ) -> sdjwt.Verdict:
-    """:func:`verify` for the event loop: the checks run on the loop when the caches hold what they
-    need (this hub's keys, the window's department), else in a worker thread with a session; the
-    write is awaited from the journal without holding a thread."""
+    """:func:`verify` for the event loop: when the caches hold what the checks need (this hub's keys,
+    the window's department) the checks run on the loop; else a worker thread looks up the rest with a
+    session and runs the checks there, once. The write is awaited from the journal without holding a thread."""
     started = time.perf_counter()
     try:
-        pending = _checked(None, who=who, settings=settings, token=token, nonce=nonce)
+        found = lookups(None, who=who, settings=settings, token=token)
     except NeedsDatabase:
 
         def with_session() -> PendingVerification:
             with reading(), factory() as db:  # the checks only read; the writes are the journal's
-                return _checked(db, who=who, settings=settings, token=token, nonce=nonce)
+                found = lookups(db, who=who, settings=settings, token=token)
+                return _checked(found, who=who, token=token, nonce=nonce)
 
         pending = await anyio.to_thread.run_sync(with_session)
+    else:
+        pending = _checked(found, who=who, token=token, nonce=nonce)
     return _counted(await journal.run_async(pending), started)
 
 
 def _checked(
-    db: Session | None,
-    *,
-    who: Principal,
-    settings: Settings,
-    token: str,
-    nonce: str | None,
-    fetcher: Fetcher | None = None,
-    now: datetime | None = None,
+    found: Lookups, *, who: Principal, token: str, nonce: str | None, now: datetime | None = None
 ) -> PendingVerification:
-    """The checks of a verification that need no write; `db` None: from the caches only."""
-    if who.department_code is None:
-        raise Forbidden("a verifier must belong to a department")
+    """The checks of a verification that need no write (the cryptography among them), with what `found` holds."""
     claimed: list[str] = []
-    verifier = Verifier(db, settings, fetcher or trust.fetch_url)
     verdict = sdjwt.verify_presentation(
         token,
-        resolve_key=verifier.key,
-        resolve_status=verifier.status,
-        audience=who.department_code,
+        resolve_key=found.key,
+        resolve_status=found.status,
+        audience=found.audience,
         nonce=nonce,
         max_age_seconds=PRESENTATION_MAX_AGE,
         now=now,
@@ -198,7 +234,7 @@ def _checked(
         who=who,
         verdict=verdict,
         nonce=claimed[0] if claimed else None,
-        department_name=department_name_of(db, who.department_id),
+        department_name=found.department_name,
         request_id=current_request_id(),
     )
 
