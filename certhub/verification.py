@@ -70,21 +70,12 @@ def _trusted_key(hub: TrustedHub, kid: str, fetcher: Fetcher) -> sdjwt.ResolvedK
     return None
 
 
-def _named_keys(token: str) -> tuple[str, list[str]] | None:
-    """The issuer hub a presentation names and the kids of its two signatures (certificate, key binding),
-    read without checking anything; None when it cannot even be read (the checks then say why)."""
-    token = token.strip()
-    if not token.isascii():
-        return None
+def _read(token: str) -> sdjwt.Presentation | None:
+    """The presentation decoded (nothing checked yet), or None when it cannot be read (the checks then say why)."""
     try:
-        issuer_jwt, _, kb_jwt = sdjwt.split_sd_jwt(token)
-        issued = sdjwt.parse_jws(issuer_jwt, what="certificate")
-        kids = [str(issued.header.get("kid", ""))]
-        if kb_jwt:
-            kids.append(str(sdjwt.parse_jws(kb_jwt, what="presentation").header.get("kid", "")))
+        return sdjwt.read_presentation(token)
     except sdjwt.Rejected:
         return None
-    return str(issued.payload.get("iss", "")), kids
 
 
 @dataclass(frozen=True)
@@ -95,6 +86,7 @@ class Lookups:
 
     audience: str
     department_name: str | None
+    presentation: sdjwt.Presentation | None
     iss: str
     keys: dict[str, sdjwt.ResolvedKey]
     local: bool
@@ -117,21 +109,21 @@ def lookups(db: Session | None, *, who: Principal, settings: Settings, token: st
     if who.department_code is None:
         raise Forbidden("a verifier must belong to a department")
     name = department_name_of(db, who.department_id)
-    named = _named_keys(token)
-    iss, kids = named if named is not None else ("", [])
+    presentation = _read(token)
+    iss, kids = (presentation.iss, presentation.kids) if presentation is not None else ("", [])
     local = iss == settings.public_url
     hub: TrustedHub | None = None
     keys: dict[str, sdjwt.ResolvedKey] = {}
     fetch = fetcher or trust.fetch_url
     if local:
         keys = {kid: key for kid in kids if (key := _local_key(db, settings, kid)) is not None}
-    elif named is not None:
+    elif presentation is not None:
         if db is None:
             raise NeedsDatabase
         hub = repository.trusted_hub_by_issuer(db, iss)
         if hub is not None and hub.status == "active":
             keys = {kid: key for kid in kids if (key := _trusted_key(hub, kid, fetch)) is not None}
-    return Lookups(who.department_code, name, iss, keys, local, hub, fetch)
+    return Lookups(who.department_code, name, presentation, iss, keys, local, hub, fetch)
 
 
 # Verdicts a window cannot decide either way (ETSI "indeterminate"): the issuer is not one this hub trusts, or
@@ -221,7 +213,7 @@ def _checked(
     """The checks of a verification that need no write (the cryptography among them), with what `found` holds."""
     claimed: list[str] = []
     verdict = sdjwt.verify_presentation(
-        token,
+        found.presentation or token,  # read once, by the lookups
         resolve_key=found.key,
         resolve_status=found.status,
         audience=found.audience,

@@ -214,8 +214,8 @@ def test_a_verification_with_cold_caches_reads_the_database_then_the_next_runs_f
         in_thread.append("with session" if db is not None else "from caches")
         return real_lookups(db, **kwargs)  # type: ignore[arg-type]
 
-    def counted(token: str, **kwargs: object) -> sdjwt.Verdict:
-        checks.append(token)
+    def counted(token: str | sdjwt.Presentation, **kwargs: object) -> sdjwt.Verdict:
+        checks.append(token.token if isinstance(token, sdjwt.Presentation) else token)
         return real_verify(token, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(verification, "lookups", watched)
