@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from certhub import caches, repository
@@ -15,8 +14,9 @@ from certhub.models import (
 )
 from ops import audit
 from ops.auth import Principal
-from ops.db import new_id, table_of, utcnow
+from ops.db import new_id, utcnow
 from ops.errors import Forbidden
+from ops.identity import repository as departments
 
 
 def access_records(
@@ -63,7 +63,7 @@ def access_records(
 def write_accesses(db: Session, accesses: list[dict[str, Any]], trails: list[dict[str, Any]]) -> None:
     """Insert access-list rows and audit records, one statement each."""
     if accesses:
-        db.connection().execute(insert(table_of(Access)), accesses)
+        repository.insert_accesses(db, accesses)
     audit.append(db, trails)
 
 
@@ -105,8 +105,6 @@ def department_name_of(db: Session | None, department_id: str | None) -> str | N
         return cached[1]
     if db is None:
         raise NeedsDatabase
-    from ops.identity import repository as departments
-
     department = departments.department_by_id(db, department_id)
     name = department.name if department else None
     caches.department_names[department_id] = (time.monotonic(), name)

@@ -9,7 +9,6 @@ from itertools import islice
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import insert
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
@@ -26,7 +25,6 @@ from certhub.issuance import (
     signed_values,
 )
 from certhub.models import (
-    Certificate,
     CertificateType,
 )
 from certhub.schemas import (
@@ -36,7 +34,7 @@ from certhub.schemas import (
 )
 from ops import audit
 from ops.auth import Principal
-from ops.db import new_id, table_of, utcnow
+from ops.db import new_id, utcnow
 from ops.errors import HubError
 from ops.metrics import CERTIFICATE_EVENTS
 
@@ -180,7 +178,7 @@ class _BulkRun:
         return serials
 
     def _write(self, rows: list[dict[str, Any]], trails: list[dict[str, Any]]) -> None:
-        self.db.connection().execute(insert(table_of(Certificate)), rows)
+        repository.insert_certificates(self.db, rows)
         audit.append(self.db, trails)
 
     def _stored(self, number: int, key: str | None, digest: str, identifier: str) -> None:

@@ -28,6 +28,7 @@ from ops.auth import Principal
 from ops.codes import citizen_id_problem, mask_identifier, uscc_problem
 from ops.db import utcnow
 from ops.errors import Conflict, Forbidden, Invalid, NotFound
+from ops.identity import repository as departments
 
 
 def acting_holder(db: Session, *, who: Principal, on_behalf_of: str | None, action: str, type_code: str | None = None) -> str:
@@ -158,8 +159,6 @@ def authorise(db: Session, *, who: Principal, data: AuthorisationCreate, on_beha
             f"certificate type {type_code} is not in the catalogue",
             errors=[{"field": "type_code", "message": "not in the catalogue"}],
         )
-    from ops.identity import repository as departments
-
     department = departments.department_by_code(db, data.department_code.upper())
     if department is None:
         raise Invalid(
@@ -206,8 +205,6 @@ def holder_authorisations(db: Session, *, who: Principal) -> list[AuthorisationV
     """My authorisations (授权用证), newest first, with what each one names and whether it is in force."""
     if who.holder_code is None:
         raise Forbidden("this action is for certificate holders")
-    from ops.identity import repository as departments
-
     now = utcnow()
     views = []
     for row in repository.authorisations_of(db, who.holder_code):

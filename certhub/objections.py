@@ -118,7 +118,7 @@ def correct_objection(
     """反馈纠错: the issuer corrects the certificate (a new version) and closes the objection."""
     objection = _objection_for_issuer(db, who, objection_id)
     check_if_match(if_match, objection.version)
-    old = db.get(Certificate, objection.certificate_id)
+    old = repository.certificate_by_id(db, objection.certificate_id)
     assert old is not None
     new = next_version(
         db, who=who, ctx=ctx, old=old, face=face, holder_name=holder_name, valid_until=None, render_pdf=old.pdf_key is not None
@@ -148,7 +148,7 @@ def dismiss_objection(
     check_if_match(if_match, objection.version)
     close_objection(objection, ObjectionStatus.DISMISSED, resolution, who.subject)
     db.flush()
-    certificate = db.get(Certificate, objection.certificate_id)
+    certificate = repository.certificate_by_id(db, objection.certificate_id)
     assert certificate is not None
     if certificate.status == CertificateStatus.SUSPENDED.value and not repository.open_objections(
         db, certificate_id=certificate.id
@@ -225,7 +225,7 @@ def answer_feedback(db: Session, *, who: Principal, feedback_id: str, answer: st
     feedback.answered_by = who.subject
     feedback.answered_at = utcnow()
     db.flush()
-    certificate = db.get(Certificate, feedback.certificate_id)
+    certificate = repository.certificate_by_id(db, feedback.certificate_id)
     assert certificate is not None
     audit.record(
         db,
