@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from certhub import sdjwt, service, verification
+from certhub import caches, sdjwt, service, verification
 from ops.auth import Principal, Role
 from tests.certhub.conftest import World
 from tests.factories import citizen_id
@@ -231,3 +231,19 @@ def test_a_verification_with_cold_caches_reads_the_database_then_the_next_runs_f
     assert world.verify(again["token"])["disclosed"] == {"name": "张三"}
     assert in_thread == ["from caches"]  # warm now: no thread, no session
     assert checks == [presentation["token"], again["token"]]
+
+
+def test_clearing_the_caches_forgets_everything_this_process_remembered(shown: tuple[World, dict, dict]) -> None:
+    """One call empties every certificate-hub cache (keys replaced by hand, a fresh database); the next
+    verification reads the database again and is as valid as before."""
+    world, cert, presentation = shown
+    assert world.verify(presentation["token"])["valid"] is True
+    assert world.client.get("/certhub/status-lists/revocation").status_code == 200
+    assert caches.hub_signers and caches.face_validators and caches.status_lists
+    assert caches.keys.local and caches.department_names
+    service.clear_caches()
+    remembered = [caches.hub_signers, caches.face_validators, caches.status_lists, caches.keys.local, caches.department_names]
+    assert not any(remembered) and not caches.remote
+    again = world.show(world.hub.holder(str(cert["holder_code"])), str(cert["identifier"]), fields=["name"])
+    assert world.verify(again["token"])["disclosed"] == {"name": "张三"}
+    assert caches.keys.local and caches.department_names
