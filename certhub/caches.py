@@ -1,19 +1,19 @@
 """Every in-process cache of the certificate hub, and the one way to empty them all: :func:`clear_all`.
 
-=====================  ==========================================  =================================
-cache                  holds                                       kept until
-=====================  ==========================================  =================================
-``hub_signers``        the hub's unwrapped signing keys, by kid     the process ends (keys never change)
-``face_validators``    compiled face-field validators, by type      the type's version changes
-``status_lists``       signed status lists, by purpose and kid      ``STATUS_CACHE_SECONDS``, or a status change
-``keys``               this hub's public keys (hub and seals)       ``KEY_CACHE_SECONDS``, or a miss
-``department_names``   department names for the access list         ``DEPARTMENT_NAME_SECONDS``
-``remote``             other hubs' fetched keys and status lists    60 s (status) / 300 s (keys), or a trust-list change
-=====================  ==========================================  =================================
+- ``hub_signers``: the hub's unwrapped signing keys, by kid; for the life of the process (a key never changes);
+- ``face_validators``: compiled face-field validators, by type; until the type's version changes;
+- ``status_lists``: signed status lists, by purpose and key; ``STATUS_CACHE_SECONDS``, or until a status changes;
+- ``keys``: this hub's public keys (its own and the seals'); ``KEY_CACHE_SECONDS``, or until a kid is missing;
+- ``department_names``: department names for the access list; ``DEPARTMENT_NAME_SECONDS``;
+- ``remote``: other hubs' keys and status lists, fetched; ``REMOTE_KEYS_SECONDS`` / ``REMOTE_STATUS_SECONDS``,
+  or until the trust list changes.
 
 Each cache belongs to one process: another process's copy expires within its lifetime. Call
 :func:`clear_all` when what they remember stops being true at once (a test's fresh database, keys
 replaced by hand); :func:`invalidate_status_cache` and :func:`forget_remote` drop one cache each.
+
+Not here, on purpose: memos of pure functions, which can never hold a stale answer (``sdjwt``'s public
+keys by their JWK members and its encoded headers, ``repository``'s compiled nonce statement).
 """
 
 from __future__ import annotations
@@ -30,10 +30,12 @@ if TYPE_CHECKING:
 STATUS_CACHE_SECONDS = 2.0  # the published list reflects a change within this many seconds
 KEY_CACHE_SECONDS = 30.0
 DEPARTMENT_NAME_SECONDS = 60.0  # names rarely change
+REMOTE_KEYS_SECONDS = 300.0  # another hub's published keys
+REMOTE_STATUS_SECONDS = 60.0  # another hub's status lists
 
 
 class KeyCache:
-    """Keys of this hub's departments and of trusted hubs, refreshed on a miss or after a while."""
+    """The public keys of this hub and of its departments' seals, refreshed on a miss or after a while."""
 
     def __init__(self) -> None:
         self.local: dict[str, sdjwt.ResolvedKey] = {}

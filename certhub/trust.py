@@ -58,7 +58,7 @@ def trusted_jwks(hub: TrustedHub, fetcher: Fetcher) -> dict[str, Any]:
         return hub.jwks
     if hub.jwks_url:
         try:
-            result: dict[str, Any] = json.loads(cached_fetch(hub.jwks_url, fetcher, 300))
+            result: dict[str, Any] = json.loads(cached_fetch(hub.jwks_url, fetcher, caches.REMOTE_KEYS_SECONDS))
             return result
         except (ValueError, UpstreamError):
             return {"keys": []}
@@ -75,7 +75,7 @@ def remote_status(entries: list[dict[str, Any]], *, hub: TrustedHub, fetcher: Fe
         if not any(url.startswith(prefix) for prefix in hub.status_list_urls):
             raise sdjwt.Rejected("status_unavailable", f"status list {url} is not one the trust list names for {hub.issuer}")
         try:
-            token = cached_fetch(url, fetcher, 60).decode("ascii").strip()
+            token = cached_fetch(url, fetcher, caches.REMOTE_STATUS_SECONDS).decode("ascii").strip()
         except (UpstreamError, UnicodeDecodeError) as exc:
             raise sdjwt.Rejected("status_unavailable", f"the status list of {hub.issuer} cannot be fetched: {exc}") from exc
         jwks = trusted_jwks(hub, fetcher)
