@@ -3,7 +3,7 @@ the hub's rules from here. Each concern lives in a module of its own:
 
 ==========================  ========================================================================
 ``certhub/cert_types.py``   certificate types (证照目录), who may issue them, face-field validation
-``certhub/issuance.py``     issue (签发), change (变更), revoke (注销), suspend, reinstate; GB/T 36904
+``certhub/issuance.py``     issue (签发), change (变更), revoke (注销); GB/T 36904
                             identifiers and GB/T 36903 metadata
 ``certhub/bulk.py``         bulk issuance (归集) from JSON Lines or CSV
 ``certhub/holders.py``      a holder's certificates: list, show (亮证), authorise (授权用证), delegate (委托用证)
@@ -22,19 +22,16 @@ the hub's rules from here. Each concern lives in a module of its own:
 
 from __future__ import annotations
 
-from certhub.accesses import holder_accesses, record_access
+from certhub.accesses import holder_accesses
 from certhub.bulk import bulk_issue, parse_rows
-from certhub.caches import STATUS_CACHE_SECONDS, invalidate_status_cache
+from certhub.caches import STATUS_CACHE_SECONDS
 from certhub.caches import clear_all as clear_caches
-from certhub.cert_types import allow_issuer, create_type, example_types, get_type, load_types, update_type, validate_face
-from certhub.common import ROOT
+from certhub.cert_types import allow_issuer, create_type, example_types, get_type, load_types, update_type
 from certhub.downloads import fetch_for_department, pdf_copy, record_denied_fetch
 from certhub.holders import (
-    AuthorisationView,
     acting_holder,
     authorise,
     delegate,
-    delegated_types,
     department_directory,
     field_labels,
     holder_authorisations,
@@ -44,7 +41,7 @@ from certhub.holders import (
     revoke_delegation,
     show,
 )
-from certhub.hubkey import HubSigner, hub_jwks, hub_signer, issuer_metadata
+from certhub.hubkey import hub_jwks, hub_signer, issuer_metadata
 from certhub.issuance import (
     IssueContext,
     change,
@@ -52,10 +49,8 @@ from certhub.issuance import (
     identifier_problem,
     issue,
     make_identifier,
-    reinstate,
     reinstate_issued,
     revoke,
-    suspend,
     suspend_issued,
 )
 from certhub.objections import (
@@ -83,10 +78,7 @@ from certhub.verification import (
 )
 
 __all__ = [
-    "ROOT",
     "STATUS_CACHE_SECONDS",
-    "AuthorisationView",
-    "HubSigner",
     "IssueContext",
     "Lookups",
     "PendingVerification",
@@ -101,7 +93,6 @@ __all__ = [
     "correct_objection",
     "create_type",
     "delegate",
-    "delegated_types",
     "department_directory",
     "dismiss_objection",
     "example_types",
@@ -120,7 +111,6 @@ __all__ = [
     "hub_jwks",
     "hub_signer",
     "identifier_problem",
-    "invalidate_status_cache",
     "issue",
     "issuer_metadata",
     "load_types",
@@ -132,9 +122,7 @@ __all__ = [
     "pdf_copy",
     "presentable_fields",
     "recompute_objection_deadlines",
-    "record_access",
     "record_denied_fetch",
-    "reinstate",
     "reinstate_issued",
     "remove_trusted_hub",
     "revoke",
@@ -143,12 +131,10 @@ __all__ = [
     "settle_verifications",
     "show",
     "status_list_jwt",
-    "suspend",
     "suspend_issued",
     "trust_bundle",
     "update_trusted_hub",
     "update_type",
-    "validate_face",
     "verdict_outcome",
     "verify",
     "verify_async",
