@@ -175,6 +175,15 @@ def certificate_by_identifier(db: Session, identifier: str) -> Certificate | Non
     return db.scalars(select(Certificate).where(Certificate.identifier == identifier)).first()
 
 
+def certificate_by_id(db: Session, certificate_id: str) -> Certificate | None:
+    return db.get(Certificate, certificate_id)
+
+
+def insert_certificates(db: Session, rows: list[dict[str, Any]]) -> None:
+    """Certificates already signed, in one multi-row INSERT (bulk issuance)."""
+    db.connection().execute(insert(table_of(Certificate)), rows)
+
+
 def statuses_of(db: Session, identifiers: Iterable[str]) -> dict[str, tuple[str, str]]:
     """identifier → (status, holder code) of the certificates among `identifiers` (one query)."""
     wanted = list(identifiers)
@@ -362,6 +371,11 @@ def active_departments(db: Session) -> list[tuple[str, str]]:
     """(code, name) of every active department, by name: the public directory of verifiers and grantees."""
     query = select(Department.code, Department.name).where(Department.active.is_(True)).order_by(Department.name)
     return [(code, name) for code, name in db.execute(query)]
+
+
+def insert_accesses(db: Session, rows: list[dict[str, Any]]) -> None:
+    """Access-list rows in one multi-row INSERT."""
+    db.connection().execute(insert(table_of(Access)), rows)
 
 
 def accesses_of(db: Session, holder_code: str, *, cursor: str | None, limit: int) -> tuple[list[Access], str | None]:

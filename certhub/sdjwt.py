@@ -298,8 +298,51 @@ def _check_signature(parsed: ParsedJws, key: ResolvedKey, check: SignatureCheck,
         raise Rejected("bad_signature", f"the {what} signature does not verify: it was altered or not signed by {key.hub}")
 
 
+@dataclass(frozen=True)
+class Presentation:
+    """A presentation split and decoded, nothing checked yet: a verifier reads from it what to look up
+    (the issuer hub, the kids of both signatures) before the cryptography, which then decodes nothing twice."""
+
+    token: str
+    issued: ParsedJws
+    disclosures: list[str]
+    kb_jwt: str
+    kb: ParsedJws | Rejected  # the key-binding part, or why it cannot be decoded (reported in its turn)
+
+    @property
+    def iss(self) -> str:
+        return str(self.issued.payload.get("iss", ""))
+
+    @property
+    def kids(self) -> list[str]:
+        """The key ids of the certificate's signature and, when it can be read, the key binding's."""
+        kids = [str(self.issued.header.get("kid", ""))]
+        if isinstance(self.kb, ParsedJws):
+            kids.append(str(self.kb.header.get("kid", "")))
+        return kids
+
+
+def read_presentation(token: str) -> Presentation:
+    """Split and decode a presentation; Rejected when it is not one (not ASCII, not an SD-JWT VC, no key binding)."""
+    token = token.strip()
+    if not token.isascii():
+        raise Rejected("malformed", "the presentation contains characters that never appear in one: it was altered")
+    issuer_jwt, disclosures, kb_jwt = split_sd_jwt(token)
+    issued = parse_jws(issuer_jwt, what="certificate")
+    if issued.header.get("typ") != SD_JWT_TYP:
+        raise Rejected("malformed", f"the certificate is not an SD-JWT VC (typ {issued.header.get('typ')!r})")
+    if not kb_jwt:
+        raise Rejected("malformed", "the presentation has no key-binding part: it is not bound to an audience and nonce")
+    kb: ParsedJws | Rejected
+    try:
+        kb = parse_jws(kb_jwt, what="presentation")
+    except Rejected as exc:
+        kb = exc
+    return Presentation(token, issued, disclosures, kb_jwt, kb)
+
+
 def verify_presentation(
-    token: str,
+    token: str | Presentation,
     *,
     resolve_key: KeyResolver,
     resolve_status: StatusResolver,
@@ -318,10 +361,11 @@ def verify_presentation(
     `sd_hash`; audience; nonce (when the verifier gave one); presentation age; every disclosure
     matches a digest; status (revoked / suspended / superseded). `claim_nonce` is called with the
     presentation's nonce once everything but the status has passed; it raises Rejected for a replay.
+    `token` may come read already (:func:`read_presentation`), as a verifier that looked up its keys first has it.
     """
     try:
         return _verify(
-            token.strip(),
+            token if isinstance(token, Presentation) else read_presentation(token),
             resolve_key=resolve_key,
             resolve_status=resolve_status,
             audience=audience,
@@ -337,7 +381,7 @@ def verify_presentation(
 
 
 def _verify(
-    token: str,
+    presentation: Presentation,
     *,
     resolve_key: KeyResolver,
     resolve_status: StatusResolver,
@@ -349,15 +393,8 @@ def _verify(
     check: SignatureCheck,
     claim: Callable[[str], None] | None,
 ) -> Verdict:
-    if not token.isascii():
-        raise Rejected("malformed", "the presentation contains characters that never appear in one: it was altered")
-    issuer_jwt, disclosures, kb_jwt = split_sd_jwt(token)
-    issued = parse_jws(issuer_jwt, what="certificate")
-    if issued.header.get("typ") != SD_JWT_TYP:
-        raise Rejected("malformed", f"the certificate is not an SD-JWT VC (typ {issued.header.get('typ')!r})")
-    if not kb_jwt:
-        raise Rejected("malformed", "the presentation has no key-binding part: it is not bound to an audience and nonce")
-    iss = str(issued.payload.get("iss", ""))
+    issued, disclosures, kb_jwt = presentation.issued, presentation.disclosures, presentation.kb_jwt
+    iss = presentation.iss
     kid = str(issued.header.get("kid", ""))
     key = resolve_key(iss, kid)
     if key is None:
@@ -372,13 +409,16 @@ def _verify(
         raise Rejected("not_yet_valid", "the certificate is not valid yet")
     if isinstance(exp, (int, float)) and stamp - leeway >= exp:
         raise Rejected("expired", "the certificate has expired (its validity period has ended)")
-    kb = parse_jws(kb_jwt, what="presentation")
+    kb = presentation.kb
+    if isinstance(kb, Rejected):
+        raise kb
     if kb.header.get("typ") != KB_JWT_TYP:
         raise Rejected("malformed", "the key-binding part of the presentation has the wrong type")
     kb_key = resolve_key(iss, str(kb.header.get("kid", "")))
     if kb_key is None or kb_key.dept_code:
         raise Rejected("untrusted_issuer", "the presentation is not signed by a hub key in the trust list")
     _check_signature(kb, kb_key, check, "presentation")
+    token = presentation.token
     body = token[: len(token) - len(kb_jwt)]
     if kb.payload.get("sd_hash") != b64u(hashlib.sha256(body.encode("ascii")).digest()):
         raise Rejected("bad_signature", "the presentation does not cover these disclosures: it was altered")

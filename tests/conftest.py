@@ -99,6 +99,7 @@ def storage(tmp_path: Path) -> LocalStore:
 
 @pytest.fixture()
 def app(settings: Settings, engine: Engine, session_factory: sessionmaker[Session], storage: LocalStore) -> FastAPI:
+    certhub_service.clear_caches()  # each test's database starts afresh: so do the certificate hub's caches
     with session_factory() as session:
         ensure_signing_key(session, KeyVault.from_settings(settings))
         certhub_service.hub_signer(session, vault=KeyVault.from_settings(settings))  # as govhub.database.prepare does

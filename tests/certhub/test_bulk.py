@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, update
 
-from certhub import sdjwt, service
+from certhub import bulk, sdjwt, service
 from certhub.models import Certificate, Counter
 from govhub.cli import main
 from ops.audit import AuditRecord
@@ -167,7 +167,7 @@ def _issue_records(world: World, identifiers: list[str]) -> int:
 def test_a_file_of_several_chunks_gets_consecutive_serials_and_every_certificate_verifies(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(service, "BULK_CHUNK", 4)
+    monkeypatch.setattr(bulk, "BULK_CHUNK", 4)
     holders = [citizen_id() for _ in range(10)]
     rows = [_id_row(h) for h in holders]
     rows[5]["face"] = id_face(holders[5], sex="未知")  # row 6: refused by the schema, in the middle of the second chunk

@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from certhub import sdjwt, service, statuslist
+from certhub import sdjwt, service, statuslist, trust
 from tests.certhub.conftest import ID_CARD, World
 from tests.factories import citizen_id, uscc
 
@@ -79,10 +79,10 @@ def other_hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[OtherHub]:
                 return other.status_list(purpose)
         raise AssertionError(f"unexpected fetch of {url}")
 
-    monkeypatch.setattr(service, "fetch_url", fetch)
-    service._remote_cache.clear()
+    monkeypatch.setattr(trust, "fetch_url", fetch)
+    service.clear_caches()
     yield other
-    service._remote_cache.clear()
+    service.clear_caches()
 
 
 def _present(world: World, other: OtherHub, sd_jwt: str) -> str:
@@ -122,7 +122,7 @@ def test_once_trusted_the_other_hubs_certificate_verifies_and_its_revocation_is_
     assert verdict["valid"] is True and verdict["issuer_hub"] == SHANGHAI and verdict["disclosed"] == {"name": "王小明"}
     assert verdict["issuer_name"] == "上海市公安局"
     other_hub.revoked.add(7)
-    service._remote_cache.clear()  # its status list is cached for a minute
+    service.clear_caches()  # its status list is cached for a minute
     verdict = world.verify(_present(world, other_hub, certificate))
     assert verdict["valid"] is False and verdict["code"] == "revoked"
     suspended = world.client.patch(
@@ -172,7 +172,7 @@ def test_a_hub_trusted_by_key_url_has_its_keys_fetched(
     world: World, other_hub: OtherHub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fetched: list[str] = []
-    serve_lists = service.fetch_url
+    serve_lists = trust.fetch_url
 
     def fetch(url: str) -> bytes:
         fetched.append(url)
@@ -180,7 +180,7 @@ def test_a_hub_trusted_by_key_url_has_its_keys_fetched(
             return json.dumps(other_hub.jwks()).encode()
         return serve_lists(url)
 
-    monkeypatch.setattr(service, "fetch_url", fetch)
+    monkeypatch.setattr(trust, "fetch_url", fetch)
     body = {
         "issuer": SHANGHAI,
         "name": "上海市电子证照库",

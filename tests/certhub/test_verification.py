@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from certhub import sdjwt, service
+from certhub import caches, sdjwt, service, verification
 from ops.auth import Principal, Role
 from tests.certhub.conftest import World
 from tests.factories import citizen_id
@@ -180,11 +180,11 @@ def test_the_same_presentation_twice_in_one_commit_is_valid_once(shown: tuple[Wo
     )
     settings = world.hub.app.state.settings
     claimed: list[str] = []
-    checked = service.Verifier(db, settings, service.fetch_url)
+    found = service.lookups(db, who=window, settings=settings, token=presentation["token"])
     verdict = sdjwt.verify_presentation(
         presentation["token"],
-        resolve_key=checked.key,
-        resolve_status=checked.status,
+        resolve_key=found.key,
+        resolve_status=found.status,
         audience=department.code,
         nonce=None,
         claim_nonce=claimed.append,
@@ -202,23 +202,48 @@ def test_a_verification_with_cold_caches_reads_the_database_then_the_next_runs_f
     shown: tuple[World, dict, dict], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The window's endpoint checks on the event loop from the caches; when a cache is cold (a new seal
-    key, a hub just started) it runs the same checks with a session in a thread, with the same verdict."""
+    key, a hub just started) a thread looks up what they lack with a session, and the checks (the
+    cryptography) run once either way, with the same verdict."""
     world, cert, presentation = shown
     in_thread: list[str] = []
-    real_checked = service._checked
+    checks: list[str] = []
+    real_lookups = verification.lookups
+    real_verify = sdjwt.verify_presentation
 
-    def watched(db: Session | None, **kwargs: object) -> service.PendingVerification:
+    def watched(db: Session | None, **kwargs: object) -> service.Lookups:
         in_thread.append("with session" if db is not None else "from caches")
-        return real_checked(db, **kwargs)  # type: ignore[arg-type]
+        return real_lookups(db, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(service, "_checked", watched)
-    service._keys.clear()
-    service._department_names.clear()
+    def counted(token: str | sdjwt.Presentation, **kwargs: object) -> sdjwt.Verdict:
+        checks.append(token.token if isinstance(token, sdjwt.Presentation) else token)
+        return real_verify(token, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(verification, "lookups", watched)
+    monkeypatch.setattr(sdjwt, "verify_presentation", counted)
+    service.clear_caches()
     verdict = world.verify(presentation["token"])
     assert verdict["valid"] is True and verdict["identifier"] == cert["identifier"]
     assert in_thread == ["from caches", "with session"]  # the caches missed, the session answered
+    assert checks == [presentation["token"]]  # the cryptography ran once
 
     in_thread.clear()
     again = world.show(world.hub.holder(str(cert["holder_code"])), str(cert["identifier"]), fields=["name"])
     assert world.verify(again["token"])["disclosed"] == {"name": "张三"}
     assert in_thread == ["from caches"]  # warm now: no thread, no session
+    assert checks == [presentation["token"], again["token"]]
+
+
+def test_clearing_the_caches_forgets_everything_this_process_remembered(shown: tuple[World, dict, dict]) -> None:
+    """One call empties every certificate-hub cache (keys replaced by hand, a fresh database); the next
+    verification reads the database again and is as valid as before."""
+    world, cert, presentation = shown
+    assert world.verify(presentation["token"])["valid"] is True
+    assert world.client.get("/certhub/status-lists/revocation").status_code == 200
+    assert caches.hub_signers and caches.face_validators and caches.status_lists
+    assert caches.keys.local and caches.department_names
+    service.clear_caches()
+    remembered = [caches.hub_signers, caches.face_validators, caches.status_lists, caches.keys.local, caches.department_names]
+    assert not any(remembered) and not caches.remote
+    again = world.show(world.hub.holder(str(cert["holder_code"])), str(cert["identifier"]), fields=["name"])
+    assert world.verify(again["token"])["disclosed"] == {"name": "张三"}
+    assert caches.keys.local and caches.department_names

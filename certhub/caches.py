@@ -1,0 +1,78 @@
+"""Every in-process cache of the certificate hub, and the one way to empty them all: :func:`clear_all`.
+
+- ``hub_signers``: the hub's unwrapped signing keys, by kid; for the life of the process (a key never changes);
+- ``face_validators``: compiled face-field validators, by type; until the type's version changes;
+- ``status_lists``: signed status lists, by purpose and key; ``STATUS_CACHE_SECONDS``, or until a status changes;
+- ``keys``: this hub's public keys (its own and the seals'); ``KEY_CACHE_SECONDS``, or until a kid is missing;
+- ``department_names``: department names for the access list; ``DEPARTMENT_NAME_SECONDS``;
+- ``remote``: other hubs' keys and status lists, fetched; ``REMOTE_KEYS_SECONDS`` / ``REMOTE_STATUS_SECONDS``,
+  or until the trust list changes.
+
+Each cache belongs to one process: another process's copy expires within its lifetime. Call
+:func:`clear_all` when what they remember stops being true at once (a test's fresh database, keys
+replaced by hand); :func:`invalidate_status_cache` and :func:`forget_remote` drop one cache each.
+
+Not here, on purpose: memos of pure functions, which can never hold a stale answer (``sdjwt``'s public
+keys by their JWK members and its encoded headers, ``repository``'s compiled nonce statement).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+from certhub import sdjwt
+
+if TYPE_CHECKING:
+    from certhub.cert_types import FaceValidator
+    from certhub.hubkey import HubSigner
+
+STATUS_CACHE_SECONDS = 2.0  # the published list reflects a change within this many seconds
+KEY_CACHE_SECONDS = 30.0
+DEPARTMENT_NAME_SECONDS = 60.0  # names rarely change
+REMOTE_KEYS_SECONDS = 300.0  # another hub's published keys
+REMOTE_STATUS_SECONDS = 60.0  # another hub's status lists
+
+
+class KeyCache:
+    """The public keys of this hub and of its departments' seals, refreshed on a miss or after a while."""
+
+    def __init__(self) -> None:
+        self.local: dict[str, sdjwt.ResolvedKey] = {}
+        self.loaded_at = 0.0
+        self.lock = threading.Lock()
+
+    def clear(self) -> None:
+        with self.lock:
+            self.local = {}
+            self.loaded_at = 0.0
+
+
+hub_signers: dict[str, HubSigner] = {}
+face_validators: dict[str, FaceValidator] = {}
+status_lock = threading.Lock()
+status_lists: dict[str, tuple[float, str]] = {}
+keys = KeyCache()
+department_names: dict[str, tuple[float, str | None]] = {}
+remote: dict[str, tuple[float, Any]] = {}  # URL → (monotonic time, body)
+
+
+def invalidate_status_cache() -> None:
+    """Drop the cached lists of this process (another process's cache expires within seconds)."""
+    with status_lock:
+        status_lists.clear()
+
+
+def forget_remote() -> None:
+    """Drop what was fetched from other hubs (after the trust list changes)."""
+    remote.clear()
+
+
+def clear_all() -> None:
+    """Empty every cache of this process: the next use reads the database (or the other hub) again."""
+    hub_signers.clear()
+    face_validators.clear()
+    invalidate_status_cache()
+    keys.clear()
+    department_names.clear()
+    forget_remote()

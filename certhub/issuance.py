@@ -1,0 +1,560 @@
+"""Issuing certificates (签发) and changing their state: change (变更), revoke (注销), suspend and reinstate."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from datetime import time as dtime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from certhub import pdf as pdf_render
+from certhub import repository, sdjwt, sealing, statuslist
+from certhub.caches import invalidate_status_cache
+from certhub.cert_types import validate_face
+from certhub.common import HOLDER_CODE_TYPE, ROOT, SHANGHAI, close_objection, field_errors, not_found, status_base_of
+from certhub.models import (
+    Certificate,
+    CertificateStatus,
+    CertificateType,
+    ObjectionStatus,
+)
+from certhub.schemas import (
+    ChangeRequest,
+    IssueRequest,
+)
+from ops import audit
+from ops.audit import Actor
+from ops.auth import Principal
+from ops.codes import citizen_id_problem, mask_identifier, mod37_36_check_char, uscc_problem
+from ops.config import Settings
+from ops.crypto import KeyVault
+from ops.db import utcnow
+from ops.errors import Conflict, Forbidden, Invalid, NotFound
+from ops.identity import service as identity
+from ops.metrics import CERTIFICATE_EVENTS
+from ops.storage import ObjectStore
+
+
+def holder_code_problem(code: str, kind: str) -> str | None:
+    if kind == "person":
+        problem = citizen_id_problem(code)
+        return f"not a valid 公民身份号码: {problem}" if problem else None
+    problem = uscc_problem(code)
+    return f"not a valid 统一社会信用代码: {problem}" if problem else None
+
+
+def make_identifier(*, type_code: str, issuer_code: str, serial: str, version: int) -> str:
+    """The GB/T 36904 identifier; its check character is ISO 7064 MOD 37,36 over the joined parts."""
+    ver = f"{version:03d}"
+    check = mod37_36_check_char(f"{type_code}{issuer_code}{serial}{ver}")
+    return f"{ROOT}.{type_code}.{issuer_code}.{serial}.{ver}.{check}"
+
+
+def identifier_problem(identifier: str) -> str | None:
+    """Why a string is not a well-formed GB/T 36904 identifier, or None."""
+    if not identifier.startswith(ROOT + "."):
+        return f"must start with {ROOT}"
+    parts = identifier[len(ROOT) + 1 :].split(".")
+    if len(parts) != 5:
+        return "must be root.type.issuer.serial.version.check"
+    type_code, issuer, serial, version, check = parts
+    try:
+        expected = mod37_36_check_char(f"{type_code}{issuer}{serial}{version}")
+    except ValueError:
+        return "contains characters outside 0-9A-Z"
+    return None if check == expected else f"check character is {check}, expected {expected} (ISO 7064 MOD 37,36)"
+
+
+def _today() -> date:
+    return datetime.now(SHANGHAI).date()
+
+
+def _validity(ctype: CertificateType, valid_from: date, valid_until: date | None) -> date | None:
+    rule = ctype.validity or {}
+    if valid_until is None:
+        if rule.get("end_required"):
+            raise Invalid("valid_until is required for this type", errors=[{"field": "valid_until", "message": "required"}])
+        years = rule.get("default_years")
+        return _add_years(valid_from, int(years)) if years else None
+    if valid_until <= valid_from:
+        raise Invalid("valid_until must be after valid_from", errors=[{"field": "valid_until", "message": "before valid_from"}])
+    max_years = rule.get("max_years")
+    if max_years and valid_until > _add_years(valid_from, int(max_years)):
+        raise Invalid(
+            f"a {ctype.name} is valid for at most {max_years} years",
+            errors=[{"field": "valid_until", "message": f"more than {max_years} years after valid_from"}],
+        )
+    return valid_until
+
+
+def _add_years(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year + years, day=28)
+
+
+def _epoch(day: date, *, end: bool = False) -> int:
+    moment = datetime.combine(day + timedelta(days=1) if end else day, dtime.min, tzinfo=SHANGHAI)
+    return int(moment.timestamp())
+
+
+@dataclass
+class IssueContext:
+    """What issuing needs besides the database: keys, storage, settings.
+
+    With `bulk`, what does not change during one bulk run is looked up once: the department's signer,
+    the type, the department.
+    """
+
+    vault: KeyVault
+    settings: Settings
+    storage: ObjectStore | None = None
+    bulk: bool = False
+    _signers: dict[str, Any] = field(default_factory=dict)
+    _types: dict[str, CertificateType | None] = field(default_factory=dict)
+    _departments: dict[str, Any] = field(default_factory=dict)
+
+    def signer(self, db: Session, department_id: str) -> Any:
+        if not self.bulk:
+            return sealing.department_signer(db, department_id=department_id, vault=self.vault)
+        if department_id not in self._signers:
+            self._signers[department_id] = sealing.department_signer(db, department_id=department_id, vault=self.vault)
+        return self._signers[department_id]
+
+    def type_by_code(self, db: Session, code: str) -> CertificateType | None:
+        if not self.bulk:
+            return repository.type_by_code(db, code)
+        if code not in self._types:
+            self._types[code] = repository.type_by_code(db, code)
+        return self._types[code]
+
+    def department(self, db: Session, who: Principal, department_id: str) -> Any:
+        if not self.bulk:
+            return identity.get_department(db, who=who, department_id=department_id)
+        if department_id not in self._departments:
+            self._departments[department_id] = identity.get_department(db, who=who, department_id=department_id)
+        return self._departments[department_id]
+
+
+_REQUEST_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
+
+
+def request_hash(data: IssueRequest) -> str:
+    return hashlib.sha256(_REQUEST_JSON.encode(data.model_dump(mode="json")).encode()).hexdigest()
+
+
+def check_replay(stored_hash: str | None, digest: str) -> None:
+    """An Idempotency-Key used again must come with the same request."""
+    if stored_hash != digest:
+        raise Conflict(
+            "this Idempotency-Key was already used for a different request; use a new key for a new certificate",
+            errors=[{"field": "Idempotency-Key", "message": "reused with another body"}],
+        )
+
+
+@dataclass(frozen=True)
+class Checked:
+    """An issue request that passed every check, with what the checks looked up."""
+
+    ctype: CertificateType
+    department: Any
+    holder_code: str
+    valid_from: date
+    valid_until: date | None
+
+    @property
+    def serial_counter(self) -> str:
+        return f"serial:{self.ctype.code}:{self.department.code}"
+
+
+def check_request(db: Session, *, who: Principal, ctx: IssueContext, data: IssueRequest) -> Checked:
+    """Every rule an issue request must follow: type, issuer, holder, face, validity (HubError names the field)."""
+    department_id = who.require_department()
+    ctype = ctx.type_by_code(db, data.type_code.strip().upper())
+    if ctype is None or not ctype.active:
+        raise Invalid(
+            f"certificate type {data.type_code} is not in the catalogue", errors=[{"field": "type_code", "message": "unknown"}]
+        )
+    department = ctx.department(db, who, department_id)
+    if department.code not in ctype.issuer_codes:
+        raise Forbidden(f"{department.name} ({department.code}) may not issue {ctype.name} ({ctype.code})")
+    holder_code = data.holder.code.strip().upper()
+    errors: list[dict[str, Any]] = []
+    if data.holder.kind != ctype.holder_kind:
+        errors.append(
+            {"field": "holder.kind", "message": f"a {ctype.name} is held by a {ctype.holder_kind}, not a {data.holder.kind}"}
+        )
+    problem = holder_code_problem(holder_code, data.holder.kind)
+    if problem:
+        errors.append({"field": "holder.code", "message": problem})
+    if errors:
+        raise field_errors(errors, "the holder is invalid")
+    validate_face(ctype, data.face)
+    valid_from = data.valid_from or _today()
+    valid_until = _validity(ctype, valid_from, data.valid_until)
+    return Checked(ctype, department, holder_code, valid_from, valid_until)
+
+
+@dataclass(frozen=True)
+class _Draft:
+    """What one certificate version says, before its status index, issue time and signatures."""
+
+    type_id: str
+    type_code: str
+    type_name: str
+    department_id: str
+    issuer_code: str
+    issuer_name: str
+    serial: str
+    version: int
+    number: str
+    holder_code: str
+    holder_kind: str
+    holder_name: str
+    face: dict[str, Any]
+    valid_from: date
+    valid_until: date | None
+    previous_id: str | None = None
+    idempotency_key: str | None = None
+    request_hash: str | None = None
+
+
+def first_version(checked: Checked, data: IssueRequest, *, serial: str, idempotency_key: str | None, digest: str) -> _Draft:
+    return _Draft(
+        type_id=checked.ctype.id,
+        type_code=checked.ctype.code,
+        type_name=checked.ctype.name,
+        department_id=checked.department.id,
+        issuer_code=checked.department.code,
+        issuer_name=checked.department.name,
+        serial=serial,
+        version=1,
+        number=data.number or serial,
+        holder_code=checked.holder_code,
+        holder_kind=data.holder.kind,
+        holder_name=data.holder.name,
+        face=data.face,
+        valid_from=checked.valid_from,
+        valid_until=checked.valid_until,
+        idempotency_key=idempotency_key,
+        request_hash=digest,
+    )
+
+
+def issue_trail(who: Actor, *, identifier: str, holder_code: str, type_code: str) -> dict[str, Any]:
+    """The audit record of one issued certificate, as arguments of audit.record or audit.entry."""
+    return {
+        "actor": who,
+        "action": "certificate.issue",
+        "object_type": "certificate",
+        "object_id": identifier,
+        "subject": holder_code,
+        "detail": {"type": type_code, "holder": mask_identifier(holder_code)},
+    }
+
+
+def issue(
+    db: Session, *, who: Principal, ctx: IssueContext, data: IssueRequest, idempotency_key: str | None = None
+) -> tuple[Certificate, bool]:
+    """签发: validate, identify, sign and store a certificate; returns (certificate, created)."""
+    department_id = who.require_department()
+    digest = request_hash(data)
+    if idempotency_key:
+        existing = repository.by_idempotency_key(db, department_id, idempotency_key)
+        if existing is not None:
+            check_replay(existing.request_hash, digest)
+            return existing, False
+    checked = check_request(db, who=who, ctx=ctx, data=data)
+    serial = f"{repository.allocate(db, checked.serial_counter):010d}"
+    draft = first_version(checked, data, serial=serial, idempotency_key=idempotency_key, digest=digest)
+    certificate = _build(db, who=who, ctx=ctx, ctype=checked.ctype, draft=draft, render_pdf=data.render_pdf)
+    audit.record(
+        db, **issue_trail(who, identifier=certificate.identifier, holder_code=draft.holder_code, type_code=draft.type_code)
+    )
+    CERTIFICATE_EVENTS.labels(event="issued").inc()
+    return certificate, True
+
+
+def signed_values(draft: _Draft, *, signer: sdjwt.JoseSigner, public_url: str, index: int, issued_at: datetime) -> dict[str, Any]:
+    """The columns of a certificate: its GB/T 36904 identifier, GB/T 36903 metadata, SD-JWT VC and JWS.
+
+    Two signatures: the JWS signs the whole certificate in clear, the SD-JWT signs only digests of the
+    holder and face fields (so that a holder can show some of them); neither signature verifies the other's bytes.
+    """
+    identifier = make_identifier(
+        type_code=draft.type_code, issuer_code=draft.issuer_code, serial=draft.serial, version=draft.version
+    )
+    meta = {
+        "ZZMC": draft.type_name,
+        "ZZLXDM": draft.type_code,
+        "ZZBH": draft.number,
+        "ZZBS": identifier,
+        "ZZBFJG": draft.issuer_name,
+        "ZZBFJGDM": draft.issuer_code,
+        "ZZBFRQ": issued_at.astimezone(SHANGHAI).date().isoformat(),
+        "CZZT": draft.holder_name,
+        "CZZTDM": draft.holder_code,
+        "CZZTDMLX": HOLDER_CODE_TYPE[draft.holder_kind],
+        "ZZYXQQSRQ": draft.valid_from.isoformat(),
+        "ZZYXQJZRQ": draft.valid_until.isoformat() if draft.valid_until else "长期",
+    }
+    clear: dict[str, Any] = {
+        "iss": public_url,
+        "vct": f"urn:cn:gbt36904:{draft.type_code}",
+        "jti": identifier,
+        "iat": int(issued_at.timestamp()),
+        "nbf": _epoch(draft.valid_from),
+        "credentialStatus": statuslist.entries(base_url=status_base_of(public_url), index=index),
+        **{k: meta[k] for k in sdjwt.CLEAR_CLAIMS},
+    }
+    if draft.valid_until:
+        clear["exp"] = _epoch(draft.valid_until, end=True)
+    disclosable = {k: v for k, v in meta.items() if k not in sdjwt.CLEAR_CLAIMS} | draft.face
+    sd_jwt = sdjwt.issue_sd_jwt(signer, clear=clear, disclosable=disclosable)
+    jws = sdjwt.sign_jws(signer, dict(clear, sub=draft.holder_code, meta=meta, face=draft.face), typ=sdjwt.VC_JWT_TYP)
+    return {
+        "identifier": identifier,
+        "type_id": draft.type_id,
+        "type_code": draft.type_code,
+        "issuer_department_id": draft.department_id,
+        "issuer_code": draft.issuer_code,
+        "serial": draft.serial,
+        "cert_version": draft.version,
+        "number": draft.number,
+        "holder_code": draft.holder_code,
+        "holder_kind": draft.holder_kind,
+        "holder_name": draft.holder_name,
+        "face": draft.face,
+        "meta": meta,
+        "valid_from": draft.valid_from,
+        "valid_until": draft.valid_until,
+        "issued_at": issued_at,
+        "status": CertificateStatus.ACTIVE.value,
+        "status_index": index,
+        "status_changed_at": issued_at,
+        "status_reason": None,
+        "previous_id": draft.previous_id,
+        "superseded_by": None,
+        "alg": signer.alg,
+        "kid": signer.kid,
+        "jws": jws,
+        "sd_jwt": sd_jwt,
+        "pdf_key": None,
+        "idempotency_key": draft.idempotency_key,
+        "request_hash": draft.request_hash,
+    }
+
+
+def _build(db: Session, *, who: Actor, ctx: IssueContext, ctype: CertificateType, draft: _Draft, render_pdf: bool) -> Certificate:
+    """Sign and store one certificate version (with its sealed PDF copy if asked)."""
+    index = repository.allocate(db, "status-index")
+    signer = ctx.signer(db, draft.department_id)
+    certificate = Certificate(
+        **signed_values(draft, signer=signer, public_url=ctx.settings.public_url, index=index, issued_at=utcnow())
+    )
+    db.add(certificate)
+    db.flush()
+    if render_pdf and ctx.storage is not None:
+        certificate.pdf_key = _render_pdf(
+            db, who=who, ctx=ctx, ctype=ctype, certificate=certificate, issuer_name=draft.issuer_name
+        )
+        db.flush()
+    return certificate
+
+
+def _render_pdf(
+    db: Session, *, who: Actor, ctx: IssueContext, ctype: CertificateType, certificate: Certificate, issuer_name: str
+) -> str:
+    assert ctx.storage is not None
+    raw = pdf_render.render(
+        certificate=certificate,
+        type_name=ctype.name,
+        schema=ctype.face_schema,
+        template=ctype.template,
+        issuer_name=issuer_name,
+        qr=f"{ctx.settings.public_url}/certhub/certificates/{certificate.identifier}",
+    )
+    sealed = sealing.seal_pdf(
+        db,
+        vault=ctx.vault,
+        department_id=certificate.issuer_department_id,
+        pdf=raw,
+        purpose=f"电子证照 {ctype.name} {certificate.identifier}",
+        actor=who,
+    )
+    return ctx.storage.put([sealed]).key
+
+
+def _issued(db: Session, who: Principal, identifier: str) -> Certificate:
+    department_id = who.require_department()
+    certificate = repository.issued_certificate(db, department_id, identifier)
+    if certificate is None:
+        raise NotFound(f"certificate {identifier} not found among the certificates your department issued")
+    return certificate
+
+
+def change(db: Session, *, who: Principal, ctx: IssueContext, identifier: str, data: ChangeRequest) -> Certificate:
+    """变更: issue the next version with the changed face; the old version is superseded."""
+    old = _issued(db, who, identifier)
+    if old.status in (CertificateStatus.SUPERSEDED.value, CertificateStatus.REVOKED.value):
+        detail = f"superseded by {old.superseded_by}" if old.superseded_by else "revoked"
+        raise Conflict(f"certificate {identifier} is {detail}; change its current version")
+    new = next_version(
+        db,
+        who=who,
+        ctx=ctx,
+        old=old,
+        face=data.face,
+        holder_name=data.holder_name,
+        valid_until=data.valid_until,
+        render_pdf=data.render_pdf,
+    )
+    audit.record(
+        db,
+        actor=who,
+        action="certificate.change",
+        object_type="certificate",
+        object_id=new.identifier,
+        purpose=data.reason,
+        subject=new.holder_code,
+        detail={"previous": old.identifier},
+    )
+    CERTIFICATE_EVENTS.labels(event="changed").inc()
+    return new
+
+
+def next_version(
+    db: Session,
+    *,
+    who: Principal,
+    ctx: IssueContext,
+    old: Certificate,
+    face: dict[str, Any],
+    holder_name: str | None,
+    valid_until: date | None,
+    render_pdf: bool,
+) -> Certificate:
+    ctype = repository.type_by_id(db, old.type_id)
+    assert ctype is not None
+    new_face = {**old.face, **face}
+    validate_face(ctype, new_face)
+    until = _validity(ctype, old.valid_from, valid_until) if valid_until else old.valid_until
+    department = identity.get_department(db, who=who, department_id=old.issuer_department_id)
+    draft = _Draft(
+        type_id=ctype.id,
+        type_code=ctype.code,
+        type_name=ctype.name,
+        department_id=old.issuer_department_id,
+        issuer_code=old.issuer_code,
+        issuer_name=department.name,
+        serial=old.serial,
+        version=old.cert_version + 1,
+        number=old.number,
+        holder_code=old.holder_code,
+        holder_kind=old.holder_kind,
+        holder_name=holder_name or old.holder_name,
+        face=new_face,
+        valid_from=old.valid_from,
+        valid_until=until,
+        previous_id=old.id,
+    )
+    new = _build(db, who=who, ctx=ctx, ctype=ctype, draft=draft, render_pdf=render_pdf)
+    _set_status(old, CertificateStatus.SUPERSEDED, f"replaced by version {new.cert_version:03d}")
+    old.superseded_by = new.identifier
+    db.flush()
+    return new
+
+
+def _set_status(certificate: Certificate, status: CertificateStatus, reason: str | None) -> None:
+    certificate.status = status.value
+    certificate.status_reason = reason
+    certificate.status_changed_at = utcnow()
+    invalidate_status_cache()
+
+
+def revoke(db: Session, *, who: Principal, identifier: str, reason: str) -> Certificate:
+    """注销: the certificate is revoked for good, with the reason."""
+    certificate = _issued(db, who, identifier)
+    if certificate.status == CertificateStatus.REVOKED.value:
+        raise Conflict(f"certificate {identifier} is already revoked")
+    if certificate.status == CertificateStatus.SUPERSEDED.value:
+        raise Conflict(f"certificate {identifier} is superseded by {certificate.superseded_by}; revoke that version")
+    _set_status(certificate, CertificateStatus.REVOKED, reason)
+    for objection in repository.open_objections(db, certificate_id=certificate.id):
+        close_objection(objection, ObjectionStatus.DISMISSED, f"certificate revoked: {reason}", who.subject)
+    db.flush()
+    audit.record(
+        db,
+        actor=who,
+        action="certificate.revoke",
+        object_type="certificate",
+        object_id=identifier,
+        purpose=reason,
+        subject=certificate.holder_code,
+    )
+    CERTIFICATE_EVENTS.labels(event="revoked").inc()
+    return certificate
+
+
+def suspend(db: Session, *, who: Actor, certificate: Certificate, reason: str) -> None:
+    """Suspend an active certificate (reversible)."""
+    if certificate.status != CertificateStatus.ACTIVE.value:
+        raise Conflict(f"certificate {certificate.identifier} is {certificate.status}, not active")
+    _set_status(certificate, CertificateStatus.SUSPENDED, reason)
+    db.flush()
+    audit.record(
+        db,
+        actor=who,
+        action="certificate.suspend",
+        object_type="certificate",
+        object_id=certificate.identifier,
+        purpose=reason,
+        subject=certificate.holder_code,
+    )
+    CERTIFICATE_EVENTS.labels(event="suspended").inc()
+
+
+def reinstate(db: Session, *, who: Actor, certificate: Certificate, reason: str) -> None:
+    """Lift a suspension."""
+    if certificate.status != CertificateStatus.SUSPENDED.value:
+        raise Conflict(f"certificate {certificate.identifier} is {certificate.status}, not suspended")
+    if repository.open_objections(db, certificate_id=certificate.id):
+        raise Conflict("the certificate has an open objection; correct or dismiss it first")
+    _set_status(certificate, CertificateStatus.ACTIVE, None)
+    db.flush()
+    audit.record(
+        db,
+        actor=who,
+        action="certificate.reinstate",
+        object_type="certificate",
+        object_id=certificate.identifier,
+        purpose=reason,
+        subject=certificate.holder_code,
+    )
+
+
+def suspend_issued(db: Session, *, who: Principal, identifier: str, reason: str) -> Certificate:
+    """The issuer suspends one of its certificates."""
+    certificate = _issued(db, who, identifier)
+    suspend(db, who=who, certificate=certificate, reason=reason)
+    return certificate
+
+
+def reinstate_issued(db: Session, *, who: Principal, identifier: str, reason: str) -> Certificate:
+    """The issuer lifts a suspension it made."""
+    certificate = _issued(db, who, identifier)
+    reinstate(db, who=who, certificate=certificate, reason=reason)
+    return certificate
+
+
+def get_certificate(db: Session, *, who: Principal, identifier: str) -> Certificate:
+    """A certificate the caller may read (issuer, holder, platform), recorded as a view."""
+    certificate = repository.get_certificate(db, who, identifier)
+    if certificate is None:
+        raise not_found(identifier)
+    return certificate
