@@ -14,6 +14,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ops.private import keep_private, private_dir
+
 
 class Settings(BaseSettings):
     """Runtime configuration. Defaults run on one machine with nothing else installed."""
@@ -170,7 +172,7 @@ class Settings(BaseSettings):
             return decode_key(raw)
         path = self.data_dir / "master.key"
         if not path.exists():
-            self.data_dir.mkdir(parents=True, exist_ok=True)
+            private_dir(self.data_dir)
             # Written whole under a temporary name, then linked into place: several processes
             # starting together on one data directory all end up reading the same complete key.
             tmp = self.data_dir / f".master.key.{os.getpid()}.{secrets.token_hex(4)}"
@@ -185,6 +187,7 @@ class Settings(BaseSettings):
                 pass  # another process won; use its key
             finally:
                 tmp.unlink(missing_ok=True)
+        keep_private(path)
         return decode_key(path.read_text().strip())
 
 
