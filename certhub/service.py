@@ -645,7 +645,7 @@ def _signed_values(
 
 def _build(db: Session, *, who: Actor, ctx: IssueContext, ctype: CertificateType, draft: _Draft, render_pdf: bool) -> Certificate:
     """Sign and store one certificate version (with its sealed PDF copy if asked)."""
-    index = repository.allocate(db, "status-index")
+    index = repository.status_indices(db)[0]
     signer = ctx.signer(db, draft.department_id)
     certificate = Certificate(
         **_signed_values(draft, signer=signer, public_url=ctx.settings.public_url, index=index, issued_at=utcnow())
@@ -2107,15 +2107,13 @@ class _BulkRun:
         if not pending:
             return
         serials = self._serials(pending)
-        first_index = repository.allocate(self.db, "status-index", len(pending))
+        indices = repository.status_indices(self.db, len(pending))
         public_url = self.ctx.settings.public_url
         rows: list[dict[str, Any]] = []
         trails: list[dict[str, Any]] = []
         for offset, (item, serial) in enumerate(zip(pending, serials, strict=True)):
             draft = _first_version(item.checked, item.data, serial=serial, idempotency_key=item.key, digest=item.digest)
-            values = _signed_values(
-                draft, signer=item.signer, public_url=public_url, index=first_index + offset, issued_at=utcnow()
-            )
+            values = _signed_values(draft, signer=item.signer, public_url=public_url, index=indices[offset], issued_at=utcnow())
             values.update(id=new_id(), version=1)
             rows.append(values)
             trails.append(
