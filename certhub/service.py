@@ -675,6 +675,7 @@ def _render_pdf(
     sealed = sealing.seal_pdf(
         db,
         vault=ctx.vault,
+        settings=ctx.settings,
         department_id=certificate.issuer_department_id,
         pdf=raw,
         purpose=f"电子证照 {ctype.name} {certificate.identifier}",

@@ -1,4 +1,10 @@
-"""One typed settings object, read from GOVHUB_* environment variables."""
+"""One typed settings object, read from GOVHUB_* environment variables.
+
+How code reaches it: the composition roots read it once (``create_app``, the command line's
+``load_settings``, both through :func:`get_settings`) and hand it on: a request reaches it as
+``request.app.state.settings``, a service, job or command gets it as an argument. Nothing else reads
+the environment or calls :func:`get_settings`.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,6 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -65,7 +70,6 @@ class Settings(BaseSettings):
     holder_idp_jwks_url: str = ""
     holder_idp_audience: str = "govhub"
 
-    timezone: str = "Asia/Shanghai"
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_upload_bytes: int = Field(default=512 * 1_048_576, ge=1024)
 
@@ -86,17 +90,18 @@ class Settings(BaseSettings):
     # 电子证照异议处理: working days the issuer has to correct or dismiss an objection.
     certificate_objection_working_days: int = Field(default=5, ge=1, le=60)
 
+    # Electronic seals (seal/, GOVHUB_SEAL_*). An RFC 3161 time-stamp authority: when set, PDFs are sealed
+    # as PAdES B-T and detached signatures carry a time stamp.
+    seal_tsa_url: str = ""
+    # PEM bundle of other hubs' root certificates whose seals verify here (互通互认).
+    seal_trusted_roots_file: Path | None = None
+    seal_vendor_id: str = Field(default="GOVHUB", min_length=1, max_length=32)  # GB/T 38540 header vid
+    seal_max_picture_bytes: int = Field(default=256 * 1024, ge=1024)
+    seal_max_pdf_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    seal_max_data_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     run_scheduler: bool = True
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}") from exc
-        return value
 
     @field_validator("database_url")
     @classmethod
@@ -116,7 +121,7 @@ class Settings(BaseSettings):
             raise ValueError("bootstrap_admin_secret must be at least 16 characters")
         return value
 
-    @field_validator("public_url", "s3_endpoint", "holder_idp_jwks_url")
+    @field_validator("public_url", "s3_endpoint", "holder_idp_jwks_url", "seal_tsa_url")
     @classmethod
     def _url(cls, value: str, info: object) -> str:
         field = getattr(info, "field_name", "")
@@ -128,7 +133,7 @@ class Settings(BaseSettings):
             return value
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"{field} must be an http(s) URL")
-        return value.rstrip("/")
+        return value if field == "seal_tsa_url" else value.rstrip("/")  # a TSA's URL is used as given
 
     @model_validator(mode="after")
     def _s3_complete(self) -> Settings:
@@ -153,10 +158,6 @@ class Settings(BaseSettings):
     @property
     def holder_issuer(self) -> str:
         return self.holder_idp_issuer or f"{self.issuer}/holder-idp"
-
-    @property
-    def zone(self) -> ZoneInfo:
-        return ZoneInfo(self.timezone)
 
     def master_keys(self) -> list[bytes]:
         """The current master key first, then any previous ones still accepted for unwrapping."""

@@ -30,7 +30,6 @@ from ops.auth import Principal, Role
 from ops.db import DbSession
 from ops.errors import Forbidden, HubError, Invalid, PayloadTooLarge
 from seal import service as seal
-from seal.config import get_seal_settings
 
 router = console_router()
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -248,14 +247,15 @@ def verify_pdf(page: PostedPage, db: DbSession) -> HTMLResponse:
     page.require(*VERIFIERS, Role.PLATFORM_ADMIN)
     page.form()
     upload = page.submitted.get("file")
-    limit = get_seal_settings().max_pdf_bytes
+    settings = page.request.app.state.settings
+    limit = settings.seal_max_pdf_bytes
     try:
         if upload is None or isinstance(upload, str) or not upload.filename:
             raise Invalid("请选择要验证的 PDF 文件", errors=[{"field": "file", "message": "请选择要验证的 PDF 文件"}])
         pdf = upload.file.read(limit + 1)
         if len(pdf) > limit:
             raise PayloadTooLarge(f"文件超过 {limit} 字节", errors=[{"field": "file", "message": f"文件超过 {limit} 字节"}])
-        report = seal.verify_pdf(db, pdf_bytes=pdf)
+        report = seal.verify_pdf(db, pdf_bytes=pdf, settings=settings)
     except HubError as exc:
         message, errors = _failed(db, exc)
         errors = {"file": f"无法验证此文件：{message}"}
