@@ -3,7 +3,8 @@
 How code reaches it: the composition roots read it once (``create_app``, the command line's
 ``load_settings``, both through :func:`get_settings`) and hand it on: a request reaches it as
 ``request.app.state.settings``, a service, job or command gets it as an argument. Nothing else reads
-the environment or calls :func:`get_settings`.
+the environment or calls :func:`get_settings` (but certhub's objection-deadline recompute, a calendar
+listener called without settings, until listeners are given them).
 """
 
 from __future__ import annotations
