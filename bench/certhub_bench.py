@@ -130,6 +130,7 @@ class World:
                 db,
                 who=CLI_ADMIN,
                 vault=self.vault,
+                settings=self.settings,
                 data=SealCreate.model_validate(
                     {
                         "department_id": bureau.id,

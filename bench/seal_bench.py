@@ -22,6 +22,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from ops.config import Settings
 from ops.crypto import KeyVault, WrappedSecret
 
 
@@ -47,7 +48,6 @@ def _setup(data_dir: Path) -> tuple[Any, KeyVault, str, dict[str, Any]]:
 
     from govhub.database import upgrade
     from ops.cli import CLI_ADMIN
-    from ops.config import Settings
     from ops.db import make_engine, utcnow
     from ops.identity import service as identity
     from ops.identity.schemas import DepartmentCreate
@@ -74,6 +74,7 @@ def _setup(data_dir: Path) -> tuple[Any, KeyVault, str, dict[str, Any]]:
             db,
             who=CLI_ADMIN,
             vault=vault,
+            settings=SEAL_SETTINGS,
             data=SealCreate.model_validate(
                 {
                     "department_id": department.id,
@@ -89,6 +90,7 @@ def _setup(data_dir: Path) -> tuple[Any, KeyVault, str, dict[str, Any]]:
     return db, vault, department.id, seals
 
 
+SEAL_SETTINGS = Settings()  # the seal limits and time-stamp authority, from GOVHUB_SEAL_* as a hub would read them
 MESSAGE = b'{"alg":"ES256","kid":"k"}.{"iss":"https://hub.example","vct":"business-licence","sub":"91330000"}'
 
 
@@ -156,11 +158,18 @@ def _algorithm_rows(db: Any, vault: KeyVault, department_id: str, alg: str, seal
 
     def detached() -> dict[str, Any]:
         return service.sign_detached(
-            db, vault=vault, department_id=department_id, data=data, purpose="bench", actor=SYSTEM, seal_type=seal.seal_type
+            db,
+            vault=vault,
+            department_id=department_id,
+            data=data,
+            purpose="bench",
+            actor=SYSTEM,
+            seal_type=seal.seal_type,
+            settings=SEAL_SETTINGS,
         )
 
     signature = detached()
-    assert service.verify_detached(db, signature=signature, data=data).verdict == "valid"
+    assert service.verify_detached(db, signature=signature, data=data, settings=SEAL_SETTINGS).verdict == "valid"
     sign_name, verify_name = f"raw {alg} sign ({library})", f"raw {alg} verify ({library})"
     measured: list[tuple[str, Callable[[], object], Callable[[], object], str, str]] = [
         (f"seal.sign.{alg}", looked_up, raw_sign, "signatures/s", sign_name),
@@ -175,7 +184,7 @@ def _algorithm_rows(db: Any, vault: KeyVault, department_id: str, alg: str, seal
         (f"seal.detached_sign.{alg}", detached, raw_sign, "signatures/s", sign_name),
         (
             f"seal.detached_verify.{alg}",
-            lambda: service.verify_detached(db, signature=signature, data=data),
+            lambda: service.verify_detached(db, signature=signature, data=data, settings=SEAL_SETTINGS),
             raw_verify,
             "verifications/s",
             verify_name,
@@ -325,7 +334,14 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
 
         def hub_pdf() -> bytes:
             return service.seal_pdf(
-                db, vault=vault, department_id=department_id, pdf=document, purpose="bench", seal_id=es256.id, actor=SYSTEM
+                db,
+                vault=vault,
+                department_id=department_id,
+                pdf=document,
+                purpose="bench",
+                seal_id=es256.id,
+                actor=SYSTEM,
+                settings=SEAL_SETTINGS,
             )
 
         hub_rate, raw_rate = _compare(hub_pdf, raw_pdf, seconds)
@@ -342,7 +358,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
         db.commit()
         roots, intermediates = authority.root_certificates(db), authority.intermediate_certificates(db)
         hub_rate, raw_rate = _compare(
-            lambda: service.verify_pdf(db, pdf_bytes=sealed),
+            lambda: service.verify_pdf(db, pdf_bytes=sealed, settings=SEAL_SETTINGS),
             lambda: pades.validate(sealed, roots=roots, intermediates=intermediates),
             seconds,
         )

@@ -129,15 +129,13 @@ class _BulkRun:
         if not pending:
             return
         serials = self._serials(pending)
-        first_index = repository.allocate(self.db, "status-index", len(pending))
+        indices = repository.status_indices(self.db, len(pending))
         public_url = self.ctx.settings.public_url
         rows: list[dict[str, Any]] = []
         trails: list[dict[str, Any]] = []
         for offset, (item, serial) in enumerate(zip(pending, serials, strict=True)):
             draft = first_version(item.checked, item.data, serial=serial, idempotency_key=item.key, digest=item.digest)
-            values = signed_values(
-                draft, signer=item.signer, public_url=public_url, index=first_index + offset, issued_at=utcnow()
-            )
+            values = signed_values(draft, signer=item.signer, public_url=public_url, index=indices[offset], issued_at=utcnow())
             values.update(id=new_id(), version=1)
             rows.append(values)
             trails.append(

@@ -352,7 +352,7 @@ def signed_values(draft: _Draft, *, signer: sdjwt.JoseSigner, public_url: str, i
 
 def _build(db: Session, *, who: Actor, ctx: IssueContext, ctype: CertificateType, draft: _Draft, render_pdf: bool) -> Certificate:
     """Sign and store one certificate version (with its sealed PDF copy if asked)."""
-    index = repository.allocate(db, "status-index")
+    index = repository.status_indices(db)[0]
     signer = ctx.signer(db, draft.department_id)
     certificate = Certificate(
         **signed_values(draft, signer=signer, public_url=ctx.settings.public_url, index=index, issued_at=utcnow())
@@ -382,6 +382,7 @@ def _render_pdf(
     sealed = sealing.seal_pdf(
         db,
         vault=ctx.vault,
+        settings=ctx.settings,
         department_id=certificate.issuer_department_id,
         pdf=raw,
         purpose=f"电子证照 {ctype.name} {certificate.identifier}",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import secrets
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -274,6 +275,35 @@ def allocate(db: Session, name: str, count: int = 1) -> int:
     except IntegrityError:
         return int(db.execute(bump).scalar_one()) - count
     return 1
+
+
+# ---- status-list indices -----------------------------------------------------------------------
+
+STATUS_LIST_BLOCK = 131_072  # statuslist.MIN_BITS: the lists grow by this many positions
+
+
+def status_indices(db: Session, count: int = 1) -> list[int]:
+    """`count` free status-list positions, each drawn at random among the free ones (W3C Bitstring Status
+    List, privacy considerations: a position must not reveal the order of issuance).
+
+    Taking them takes the "status-index" counter's row lock until commit, so allocations take turns and
+    each sees the certificates of those before it: no two certificates get one position, on SQLite or
+    PostgreSQL. The counter counts the positions ever handed out, and the lists are kept at most half full
+    (at least STATUS_LIST_BLOCK long), so a random position is free at least every other time: of
+    4·count + 64 drawn at once, checked in one query, fewer than `count` are free with odds below 2⁻⁶⁰;
+    then the positions after the highest one held make up the rest."""
+    handed_out = allocate(db, "status-index", count) + count - 1
+    size = max(1, (2 * handed_out + STATUS_LIST_BLOCK - 1) // STATUS_LIST_BLOCK) * STATUS_LIST_BLOCK
+    drawn = _random.sample(range(size), min(size, 4 * count + 64))
+    held = set(db.scalars(select(Certificate.status_index).where(Certificate.status_index.in_(drawn))))
+    found = [index for index in drawn if index not in held][:count]
+    if len(found) < count:
+        after = max([max_status_index(db), *found]) + 1
+        found += range(after, after + count - len(found))
+    return found
+
+
+_random = secrets.SystemRandom()
 
 
 # ---- hub keys, nonces ---------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from ops.audit import Actor
+from ops.config import Settings
 from ops.crypto import KeyVault
 from seal import service as seal_service
 from seal.keys import Signer
@@ -27,6 +28,10 @@ def department_jwks(db: Session) -> dict[str, Any]:
     return seal_service.department_jwks(db)
 
 
-def seal_pdf(db: Session, *, vault: KeyVault, department_id: str, pdf: bytes, purpose: str, actor: Actor) -> bytes:
+def seal_pdf(
+    db: Session, *, vault: KeyVault, settings: Settings, department_id: str, pdf: bytes, purpose: str, actor: Actor
+) -> bytes:
     """PAdES-seal a PDF with the department's seal (visible stamp)."""
-    return seal_service.seal_pdf(db, vault=vault, department_id=department_id, pdf=pdf, purpose=purpose, actor=actor)
+    return seal_service.seal_pdf(
+        db, vault=vault, settings=settings, department_id=department_id, pdf=pdf, purpose=purpose, actor=actor
+    )

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from exchange import repository as repo
 from exchange import service
 from exchange.models import Notification
-from ops.config import get_settings
+from ops.config import Settings
 from ops.db import reading, utcnow
 from ops.scheduler import Job
 from ops.workdays.service import CalendarListener
@@ -30,10 +30,10 @@ def expire_grants(db: Session) -> int:
     return service.expire_grants(db)
 
 
-def deliver_webhooks(db: Session, *, now: datetime | None = None, max_attempts: int | None = None) -> int:
-    """Push pending notifications to the departments' webhooks (signed; retried with back-off)."""
+def deliver_webhooks(db: Session, *, max_attempts: int, now: datetime | None = None) -> int:
+    """Push pending notifications to the departments' webhooks (signed; at most `max_attempts` tries each,
+    with back-off)."""
     now = now or utcnow()
-    max_attempts = max_attempts or get_settings().exchange_webhook_max_attempts
     # Read in a short transaction of its own, ended before calling out: no transaction (on SQLite, no
     # write lock) is held while the webhooks answer. The outcomes are written in the job's transaction,
     # which the scheduler commits.
@@ -86,11 +86,19 @@ def publish_gauges(db: Session) -> object:
     return service.publish_gauges(db)
 
 
-JOBS: list[Job] = [
-    Job(name="exchange.sweep_overdue", interval_seconds=300, run=sweep_overdue),
-    Job(name="exchange.expire_grants", interval_seconds=600, run=expire_grants),
-    Job(name="exchange.deliver_webhooks", interval_seconds=60, run=deliver_webhooks),
-    Job(name="exchange.gauges", interval_seconds=60, run=publish_gauges),
-]
+def jobs(settings: Settings) -> list[Job]:
+    """This domain's periodic jobs."""
+
+    def webhooks(db: Session) -> int:
+        return deliver_webhooks(db, max_attempts=settings.exchange_webhook_max_attempts)
+
+    return [
+        Job(name="exchange.sweep_overdue", interval_seconds=300, run=sweep_overdue),
+        Job(name="exchange.expire_grants", interval_seconds=600, run=expire_grants),
+        Job(name="exchange.deliver_webhooks", interval_seconds=60, run=webhooks),
+        Job(name="exchange.gauges", interval_seconds=60, run=publish_gauges),
+    ]
+
+
 # Called when a year's working-day calendar is loaded, to recompute open deadlines of this domain.
 CALENDAR_LISTENERS: list[CalendarListener] = [service.recompute_deadlines]

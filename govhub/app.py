@@ -50,10 +50,10 @@ Department systems authenticate with client credentials at `POST /auth/token` an
 """
 
 
-def all_jobs() -> list[Job]:
+def all_jobs(settings: Settings) -> list[Job]:
     """Every periodic job the domains declare."""
     console_jobs = [Job("console.purge_sessions", 3600, console_service.purge_expired)]
-    return [*catalog_tasks.JOBS, *exchange_tasks.JOBS, *seal_tasks.JOBS, *certhub_tasks.JOBS, *console_jobs]
+    return [*catalog_tasks.JOBS, *exchange_tasks.jobs(settings), *seal_tasks.JOBS, *certhub_tasks.JOBS, *console_jobs]
 
 
 def calendar_listeners() -> list[CalendarListener]:
@@ -63,7 +63,7 @@ def calendar_listeners() -> list[CalendarListener]:
 
 def scheduled_jobs(*, vault: KeyVault, storage: ObjectStore | None, settings: Settings) -> list[Job]:
     """The domains' jobs and the platform's own (audit log, calendar warning)."""
-    return [*all_jobs(), *platform_jobs(vault=vault, store=storage, zone=settings.timezone)]
+    return [*all_jobs(settings), *platform_jobs(vault=vault, store=storage)]
 
 
 def serving_engine(settings: Settings) -> Engine:

@@ -27,13 +27,18 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
 
-def _print_admin(created: Any) -> None:
+def _print_admin(created: Any, settings: Settings) -> None:
+    """Say that the first administrator was made; its secret only when the hub generated it (a secret the
+    operator chose in GOVHUB_BOOTSTRAP_ADMIN_SECRET is theirs already and stays out of the logs)."""
     if created is None:
         return
+    generated = not settings.bootstrap_admin_secret.get_secret_value()
     print("=" * 72)
-    print("First platform administrator client (shown once; store the secret now):")
+    print("First platform administrator client", end=" ")
+    print("(shown once; store the secret now):" if generated else "(its secret is GOVHUB_BOOTSTRAP_ADMIN_SECRET):")
     print(f"  client_id:     {created.client.client_id}")
-    print(f"  client_secret: {created.secret}")
+    if generated:
+        print(f"  client_secret: {created.secret}")
     print("=" * 72, flush=True)
 
 
@@ -68,7 +73,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     # Migrations on an engine of their own, without the serving engine's statement and lock timeouts
     # (a migration may run long, and waits for the other processes' migrations).
     migrations = make_engine(settings.effective_database_url, busy_timeout=settings.database_busy_timeout_seconds)
-    _print_admin(prepare(migrations, settings))
+    _print_admin(prepare(migrations, settings), settings)
     migrations.dispose()
     print(f"govhub listening on http://{args.host}:{args.port}  (API docs: /docs)", flush=True)
     if args.workers > 1:
@@ -139,7 +144,7 @@ def cmd_db_upgrade(_args: argparse.Namespace) -> None:
 
     settings = load_settings()
     engine = make_engine(settings.effective_database_url, busy_timeout=settings.database_busy_timeout_seconds)
-    _print_admin(prepare(engine, settings))
+    _print_admin(prepare(engine, settings), settings)
     print("database is at the latest schema")
 
 

@@ -18,6 +18,7 @@ from ops.db import make_sessionmaker
 from ops.identity import service as identity
 from ops.identity.service import NewClient
 from ops.identity.tokens import ensure_signing_key
+from ops.private import private_dir
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _LOCK_ID = 0x60F4B  # arbitrary, fixed: the advisory lock all hub processes agree on
@@ -43,7 +44,7 @@ def startup_lock(engine: Engine, settings: Settings) -> Iterator[Connection]:
                 connection.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": _LOCK_ID})
                 connection.commit()
         else:
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            private_dir(settings.data_dir)
             with (settings.data_dir / ".startup.lock").open("w") as handle:
                 fcntl.flock(handle, fcntl.LOCK_EX)
                 try:
@@ -63,7 +64,7 @@ def upgrade(engine: Engine, settings: Settings) -> None:
 
 def prepare(engine: Engine, settings: Settings) -> NewClient | None:
     """Migrate, make sure the signing keys exist, create the first admin client if none."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     upgrade(engine, settings)
     vault = KeyVault.from_settings(settings)
     with startup_lock(engine, settings):

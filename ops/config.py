@@ -1,4 +1,11 @@
-"""One typed settings object, read from GOVHUB_* environment variables."""
+"""One typed settings object, read from GOVHUB_* environment variables.
+
+How code reaches it: the composition roots read it once (``create_app``, the command line's
+``load_settings``, both through :func:`get_settings`) and hand it on: a request reaches it as
+``request.app.state.settings``, a service, job or command gets it as an argument. Nothing else reads
+the environment or calls :func:`get_settings` (but certhub's objection-deadline recompute, a calendar
+listener called without settings, until listeners are given them).
+"""
 
 from __future__ import annotations
 
@@ -9,10 +16,11 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ops.private import keep_private, private_dir
 
 
 class Settings(BaseSettings):
@@ -63,7 +71,6 @@ class Settings(BaseSettings):
     holder_idp_jwks_url: str = ""
     holder_idp_audience: str = "govhub"
 
-    timezone: str = "Asia/Shanghai"
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_upload_bytes: int = Field(default=512 * 1_048_576, ge=1024)
 
@@ -84,17 +91,18 @@ class Settings(BaseSettings):
     # 电子证照异议处理: working days the issuer has to correct or dismiss an objection.
     certificate_objection_working_days: int = Field(default=5, ge=1, le=60)
 
+    # Electronic seals (seal/, GOVHUB_SEAL_*). An RFC 3161 time-stamp authority: when set, PDFs are sealed
+    # as PAdES B-T and detached signatures carry a time stamp.
+    seal_tsa_url: str = ""
+    # PEM bundle of other hubs' root certificates whose seals verify here (互通互认).
+    seal_trusted_roots_file: Path | None = None
+    seal_vendor_id: str = Field(default="GOVHUB", min_length=1, max_length=32)  # GB/T 38540 header vid
+    seal_max_picture_bytes: int = Field(default=256 * 1024, ge=1024)
+    seal_max_pdf_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    seal_max_data_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     run_scheduler: bool = True
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}") from exc
-        return value
 
     @field_validator("database_url")
     @classmethod
@@ -114,7 +122,7 @@ class Settings(BaseSettings):
             raise ValueError("bootstrap_admin_secret must be at least 16 characters")
         return value
 
-    @field_validator("public_url", "s3_endpoint", "holder_idp_jwks_url")
+    @field_validator("public_url", "s3_endpoint", "holder_idp_jwks_url", "seal_tsa_url")
     @classmethod
     def _url(cls, value: str, info: object) -> str:
         field = getattr(info, "field_name", "")
@@ -126,7 +134,7 @@ class Settings(BaseSettings):
             return value
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"{field} must be an http(s) URL")
-        return value.rstrip("/")
+        return value if field == "seal_tsa_url" else value.rstrip("/")  # a TSA's URL is used as given
 
     @model_validator(mode="after")
     def _s3_complete(self) -> Settings:
@@ -152,10 +160,6 @@ class Settings(BaseSettings):
     def holder_issuer(self) -> str:
         return self.holder_idp_issuer or f"{self.issuer}/holder-idp"
 
-    @property
-    def zone(self) -> ZoneInfo:
-        return ZoneInfo(self.timezone)
-
     def master_keys(self) -> list[bytes]:
         """The current master key first, then any previous ones still accepted for unwrapping."""
         keys = [self._current_master_key()]
@@ -170,7 +174,7 @@ class Settings(BaseSettings):
             return decode_key(raw)
         path = self.data_dir / "master.key"
         if not path.exists():
-            self.data_dir.mkdir(parents=True, exist_ok=True)
+            private_dir(self.data_dir)
             # Written whole under a temporary name, then linked into place: several processes
             # starting together on one data directory all end up reading the same complete key.
             tmp = self.data_dir / f".master.key.{os.getpid()}.{secrets.token_hex(4)}"
@@ -185,6 +189,7 @@ class Settings(BaseSettings):
                 pass  # another process won; use its key
             finally:
                 tmp.unlink(missing_ok=True)
+        keep_private(path)
         return decode_key(path.read_text().strip())
 
 

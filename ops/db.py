@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterat
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any, ClassVar, TypeVar
 
 import anyio
@@ -37,6 +38,7 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
 
 from ops.errors import PreconditionFailed
+from ops.private import create_private_file
 
 log = logging.getLogger("govhub.db")
 
@@ -266,12 +268,18 @@ _GATES: dict[str, _WriteGate] = {}
 _GATES_LOCK = threading.Lock()
 
 
-def _gate_of(database: Any) -> _WriteGate | None:
-    """The gate of a SQLite file (one per file and process); None for an in-memory database."""
+def _file_of(database: Any) -> str | None:
+    """The file of a SQLite database (as sqlite3.connect is given it); None for an in-memory database."""
     name = os.fsdecode(database)
     if name.startswith("file:"):
         name = name.removeprefix("file:").split("?", 1)[0]
-    if name in ("", ":memory:"):
+    return None if name in ("", ":memory:") else name
+
+
+def _gate_of(database: Any) -> _WriteGate | None:
+    """The gate of a SQLite file (one per file and process); None for an in-memory database."""
+    name = _file_of(database)
+    if name is None:
         return None
     key = os.path.realpath(name)
     with _GATES_LOCK:
@@ -291,6 +299,10 @@ class _SQLiteConnection(sqlite3.Connection):
     turn ends with the transaction (commit, rollback or close)."""
 
     def __init__(self, database: Any, *args: Any, **kwargs: Any) -> None:
+        name = os.fsdecode(database)
+        if _file_of(name) == name and os.path.isdir(os.path.dirname(name) or "."):  # a path, not a URI
+            # A new database is made private; its -wal and -shm files take the database file's mode.
+            create_private_file(Path(name))
         super().__init__(database, *args, **kwargs)
         self.gate = _gate_of(database)
         self.has_turn = False

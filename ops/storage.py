@@ -22,6 +22,7 @@ from typing import Any, BinaryIO, Protocol, TypeVar
 
 from ops.config import Settings
 from ops.errors import HubError, NotFound, PayloadTooLarge, Unavailable
+from ops.private import private_dir
 
 CHUNK = 1024 * 1024
 _MISSING = ("NoSuchKey", "NoSuchObject", "NotFound", "ResourceNotFound")
@@ -116,8 +117,13 @@ class LocalStore:
     def _path(self, key: str) -> Path:
         return self.root / key[:2] / key[2:4] / key
 
+    def _ready(self) -> None:
+        """The store's directory (private) and its directory of files being written."""
+        private_dir(self.root)
+        self._tmp.mkdir(exist_ok=True)
+
     def put(self, chunks: Iterable[bytes], *, max_bytes: int | None = None) -> StoredObject:
-        self._tmp.mkdir(parents=True, exist_ok=True)
+        self._ready()
         tmp, stored = spool(chunks, max_bytes=max_bytes, directory=self._tmp)
         target = self._path(stored.key)
         try:
@@ -158,7 +164,7 @@ class LocalStore:
 
     def ping(self) -> None:
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            private_dir(self.root)
             probe = self.root / ".ping"
             probe.write_bytes(b"ok")
             probe.unlink()
@@ -173,8 +179,8 @@ class LocalStore:
         try:
             if target.exists():
                 return  # written once, never overwritten
+            self._ready()
             target.parent.mkdir(parents=True, exist_ok=True)
-            self._tmp.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix="named-", dir=self._tmp)
             with os.fdopen(fd, "wb") as out:
                 out.write(data)

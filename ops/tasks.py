@@ -14,6 +14,7 @@ from ops.db import utcnow
 from ops.metrics import HOLIDAY_CALENDAR_MISSING
 from ops.scheduler import Job
 from ops.storage import ObjectStore
+from ops.workdays.service import SHANGHAI
 
 log = logging.getLogger("govhub.calendar")
 
@@ -28,12 +29,11 @@ def _calendar_status(db: Session, year: int) -> str:
 
 
 def check_next_year_calendar(
-    db: Session, *, now: datetime | None = None, zone: str = "Asia/Shanghai", status_of: CalendarStatus = _calendar_status
+    db: Session, *, now: datetime | None = None, status_of: CalendarStatus = _calendar_status
 ) -> str | None:
-    """From 1 December, warn when next year's holiday calendar is missing; returns the warning given."""
-    from zoneinfo import ZoneInfo
-
-    local = (now or utcnow()).astimezone(ZoneInfo(zone))
+    """From 1 December (Beijing time, as working days are counted), warn when next year's holiday calendar is
+    missing; returns the warning given."""
+    local = (now or utcnow()).astimezone(SHANGHAI)
     year = local.year + 1
     if local.month != 12:
         HOLIDAY_CALENDAR_MISSING.labels(str(year)).set(0)
@@ -52,13 +52,9 @@ def check_next_year_calendar(
     return message
 
 
-def platform_jobs(*, vault: KeyVault, store: ObjectStore | None, zone: str = "Asia/Shanghai") -> list[Job]:
+def platform_jobs(*, vault: KeyVault, store: ObjectStore | None) -> list[Job]:
     """Jobs of the platform itself: the audit log, and the next-year calendar warning."""
-
-    def calendar(db: Session) -> object:
-        return check_next_year_calendar(db, zone=zone)
-
     return [
         *auditlog_tasks.jobs(vault=vault, store=store),
-        Job(name="calendar.next_year_check", interval_seconds=3600, run=calendar),
+        Job(name="calendar.next_year_check", interval_seconds=3600, run=check_next_year_calendar),
     ]

@@ -45,7 +45,7 @@ def seals_issue(db: Session, settings: Settings, args: argparse.Namespace) -> No
         },
         valid_to=datetime.now(UTC) + timedelta(days=365 * args.years),
     )
-    seal = service.issue_seal(db, who=CLI_ADMIN, vault=KeyVault.from_settings(settings), data=data)
+    seal = service.issue_seal(db, who=CLI_ADMIN, vault=KeyVault.from_settings(settings), data=data, settings=settings)
     print(json.dumps({"id": seal.id, "code": seal.code, "kid": seal.kid, "alg": seal.alg}, ensure_ascii=False))
 
 
@@ -81,7 +81,7 @@ def seals_expire(db: Session, _settings: Settings, _args: argparse.Namespace) ->
     print(f"{service.expire_seals(db)} seal(s) marked expired")
 
 
-def seals_verify(db: Session, _settings: Settings, args: argparse.Namespace) -> None:
+def seals_verify(db: Session, settings: Settings, args: argparse.Namespace) -> None:
     from seal import service
 
     path = Path(args.file)
@@ -89,10 +89,10 @@ def seals_verify(db: Session, _settings: Settings, args: argparse.Namespace) -> 
         raise SystemExit(f"govhub: no file {path}")
     if args.signature:
         signature = json.loads(Path(args.signature).read_text())
-        report = service.verify_detached(db, signature=signature, data=path.read_bytes())
+        report = service.verify_detached(db, signature=signature, data=path.read_bytes(), settings=settings)
         print(report.model_dump_json(indent=2))
     else:
-        print(service.verify_pdf(db, pdf_bytes=path.read_bytes()).model_dump_json(indent=2))
+        print(service.verify_pdf(db, pdf_bytes=path.read_bytes(), settings=settings).model_dump_json(indent=2))
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -9,12 +9,12 @@ from fastapi import APIRouter, File, Form, Header, Query, Request, Response, Upl
 
 from ops import audit
 from ops.auth import DepartmentOrAdmin, DepartmentStaff, PlatformAdmin
+from ops.config import Settings
 from ops.crypto import KeyVault
 from ops.db import DbSession, HubRoute, etag, writes
 from ops.errors import Invalid, PayloadTooLarge
 from ops.pagination import Page
 from seal import repository, service
-from seal.config import get_seal_settings
 from seal.schemas import (
     DetachedSignRequest,
     DetachedVerifyRequest,
@@ -36,6 +36,11 @@ def _vault(request: Request) -> KeyVault:
     return vault
 
 
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
 def _read_upload(upload: UploadFile, *, limit: int, what: str) -> bytes:
     data = upload.file.read(limit + 1)
     if len(data) > limit:
@@ -48,7 +53,7 @@ def _read_upload(upload: UploadFile, *, limit: int, what: str) -> bytes:
 @router.post("/seals", status_code=201, response_model=SealRead, summary="Make and issue a seal for a department (制发)")
 def issue_seal(body: SealCreate, request: Request, response: Response, db: DbSession, who: PlatformAdmin) -> Any:
     """Create a seal: its key (kept encrypted in the hub), certificate, picture and signed seal structure."""
-    seal = service.issue_seal(db, who=who, vault=_vault(request), data=body)
+    seal = service.issue_seal(db, who=who, vault=_vault(request), data=body, settings=_settings(request))
     response.headers["ETag"] = etag(seal.version)
     response.headers["Location"] = f"/seals/{seal.id}"
     return seal
@@ -138,9 +143,8 @@ _status_endpoint("revoke", "Revoke a seal for good, with the reason")
 @router.post("/seal/sign", summary="Seal bytes or a JSON document with a detached GB/T 38540 seal signature (用印)")
 def sign_detached(body: DetachedSignRequest, request: Request, db: DbSession, who: DepartmentStaff) -> Any:
     """Return the SES_Signature (JSON encoding, see docs/seal.md); the use is recorded."""
-    data = service.document_bytes(
-        data_base64=body.data_base64, document=body.document, max_bytes=get_seal_settings().max_data_bytes
-    )
+    settings = _settings(request)
+    data = service.document_bytes(data_base64=body.data_base64, document=body.document, max_bytes=settings.seal_max_data_bytes)
     content_type = "application/json" if body.document is not None else body.content_type
     return service.sign_detached(
         db,
@@ -152,6 +156,7 @@ def sign_detached(body: DetachedSignRequest, request: Request, db: DbSession, wh
         content_type=content_type,
         seal_id=body.seal_id,
         seal_type=body.seal_type,
+        settings=settings,
     )
 
 
@@ -172,7 +177,8 @@ def seal_pdf(
     box: Annotated[str | None, Form(description="x1,y1,x2,y2 in PDF points; default: bottom right")] = None,
 ) -> Response:
     """Return the sealed PDF; the use is recorded with the sealed document's hash."""
-    data = _read_upload(file, limit=get_seal_settings().max_pdf_bytes, what="PDF")
+    settings = _settings(request)
+    data = _read_upload(file, limit=settings.seal_max_pdf_bytes, what="PDF")
     sealed = service.seal_pdf(
         db,
         vault=_vault(request),
@@ -183,6 +189,7 @@ def seal_pdf(
         page=page,
         box=_parse_box(box),
         actor=who,
+        settings=settings,
     )
     return Response(sealed, media_type="application/pdf", headers={"Content-Disposition": 'attachment; filename="sealed.pdf"'})
 
@@ -200,10 +207,11 @@ def _parse_box(box: str | None) -> tuple[float, float, float, float] | None:
 
 
 @router.post("/seal/verify/pdf", response_model=PdfVerificationReport, summary="Verify a sealed PDF (public, 核验)")
-def verify_pdf(db: DbSession, file: Annotated[UploadFile, File(description="the sealed PDF")]) -> Any:
+def verify_pdf(request: Request, db: DbSession, file: Annotated[UploadFile, File(description="the sealed PDF")]) -> Any:
     """Anyone may verify: integrity, signature, signer and seal, chain, seal status, time stamp, verdict."""
-    data = _read_upload(file, limit=get_seal_settings().max_pdf_bytes, what="PDF")
-    report = service.verify_pdf(db, pdf_bytes=data)
+    settings = _settings(request)
+    data = _read_upload(file, limit=settings.seal_max_pdf_bytes, what="PDF")
+    report = service.verify_pdf(db, pdf_bytes=data, settings=settings)
     service.record_verification(
         db, who=PUBLIC_VERIFIER, kind="pdf", verdict=report.verdict, document_hash=hashlib.sha256(data).hexdigest()
     )
@@ -215,12 +223,11 @@ def verify_pdf(db: DbSession, file: Annotated[UploadFile, File(description="the 
     response_model=VerificationReport,
     summary="Verify data against its detached seal signature (public, 核验)",
 )
-def verify_signature(body: DetachedVerifyRequest, db: DbSession) -> Any:
+def verify_signature(body: DetachedVerifyRequest, request: Request, db: DbSession) -> Any:
     """Anyone may verify a detached GB/T 38540 seal signature over bytes or a JSON document."""
-    data = service.document_bytes(
-        data_base64=body.data_base64, document=body.document, max_bytes=get_seal_settings().max_data_bytes
-    )
-    report = service.verify_detached(db, signature=body.signature, data=data)
+    settings = _settings(request)
+    data = service.document_bytes(data_base64=body.data_base64, document=body.document, max_bytes=settings.seal_max_data_bytes)
+    report = service.verify_detached(db, signature=body.signature, data=data, settings=settings)
     service.record_verification(
         db, who=PUBLIC_VERIFIER, kind="detached", verdict=report.verdict, document_hash=hashlib.sha256(data).hexdigest()
     )

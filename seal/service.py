@@ -23,13 +23,13 @@ from sqlalchemy.orm import Session
 from ops import audit
 from ops.audit import Actor
 from ops.auth import Principal
+from ops.config import Settings
 from ops.crypto import KeyVault, WrappedSecret
 from ops.db import check_if_match, new_id, utcnow
 from ops.errors import Conflict, Invalid, NotFound, PayloadTooLarge, UpstreamError
 from seal import authority, keys, repository, ses, timestamps
 from seal import pdf as pades
 from seal import verification as _verification
-from seal.config import SealSettings, get_seal_settings
 from seal.keys import ALGORITHMS, Signer, SoftwareSigner
 from seal.models import Seal, SealEvent, SealStatus, SealUse
 from seal.schemas import SEAL_TYPES, PdfVerificationReport, SealCreate, VerificationReport
@@ -64,15 +64,15 @@ def _field_error(field: str, message: str) -> Invalid:
     return Invalid(f"{field}: {message}", errors=[{"field": field, "message": message}])
 
 
-def check_picture(*, kind: str, data_base64: str, settings: SealSettings) -> bytes:
+def check_picture(*, kind: str, data_base64: str, settings: Settings) -> bytes:
     """Decode and check a seal picture: a real PNG or a safe SVG, within the size limit."""
     try:
         data = base64.b64decode(data_base64, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise _field_error("picture.data_base64", "is not valid base64") from exc
-    if len(data) > settings.max_picture_bytes:
+    if len(data) > settings.seal_max_picture_bytes:
         raise PayloadTooLarge(
-            f"the picture is {len(data)} bytes; at most {settings.max_picture_bytes} are accepted",
+            f"the picture is {len(data)} bytes; at most {settings.seal_max_picture_bytes} are accepted",
             errors=[{"field": "picture.data_base64", "message": "too large"}],
         )
     if kind == "png":
@@ -131,9 +131,8 @@ def _department(db: Session, department_id: str) -> Any:
     return department
 
 
-def issue_seal(db: Session, *, who: Principal, vault: KeyVault, data: SealCreate, settings: SealSettings | None = None) -> Seal:
+def issue_seal(db: Session, *, who: Principal, vault: KeyVault, data: SealCreate, settings: Settings) -> Seal:
     """Make a seal for a department: key, certificate, picture and the seal structure signed by the maker."""
-    settings = settings or get_seal_settings()
     department = _department(db, data.department_id)
     now = _now_seconds()
     valid_from = data.valid_from or now
@@ -148,7 +147,7 @@ def issue_seal(db: Session, *, who: Principal, vault: KeyVault, data: SealCreate
     picture = check_picture(kind=data.picture.type, data_base64=data.picture.data_base64, settings=settings)
     hub = authority.ensure_authority(db, vault)
     seal = Seal(id=new_id(), version=1)
-    seal.code = f"{settings.vendor_id}{department.code}{now:%Y%m%d%H%M%S}{seal.id[:8]}".upper()
+    seal.code = f"{settings.seal_vendor_id}{department.code}{now:%Y%m%d%H%M%S}{seal.id[:8]}".upper()
     pair = keys.generate(data.algorithm)
     cert = authority.issue_seal_certificate(
         hub,
@@ -161,7 +160,7 @@ def issue_seal(db: Session, *, who: Principal, vault: KeyVault, data: SealCreate
         not_after=data.valid_to,
     )
     info = ses.seal_info(
-        vendor_id=settings.vendor_id,
+        vendor_id=settings.seal_vendor_id,
         es_id=seal.code,
         type_name=data.seal_type,
         name=data.name,
@@ -472,8 +471,8 @@ def _check_purpose(purpose: str) -> str:
     return purpose
 
 
-def _timestamper(settings: SealSettings) -> TimeStamper | None:
-    return HTTPTimeStamper(settings.tsa_url, timeout=10) if settings.tsa_url else None
+def _timestamper(settings: Settings) -> TimeStamper | None:
+    return HTTPTimeStamper(settings.seal_tsa_url, timeout=10) if settings.seal_tsa_url else None
 
 
 def seal_pdf(
@@ -488,15 +487,14 @@ def seal_pdf(
     box: tuple[float, float, float, float] | None = None,
     actor: Actor,
     timestamper: TimeStamper | None = None,
-    settings: SealSettings | None = None,
+    settings: Settings,
 ) -> bytes:
     """PAdES-seal a PDF with the department's seal (visible stamp), record the use; return the sealed PDF."""
     # The HTTP API passes the caller's own department; a domain calling this acts for `department_id`
     # (e.g. the certificate hub sealing a copy of a certificate that department issued) and `actor` is audited.
-    settings = settings or get_seal_settings()
     purpose = _check_purpose(purpose)
-    if len(pdf) > settings.max_pdf_bytes:
-        raise PayloadTooLarge(f"the PDF is {len(pdf)} bytes; at most {settings.max_pdf_bytes} are accepted")
+    if len(pdf) > settings.seal_max_pdf_bytes:
+        raise PayloadTooLarge(f"the PDF is {len(pdf)} bytes; at most {settings.seal_max_pdf_bytes} are accepted")
     # pyHanko signs with Ed25519 and P-256; PAdES has no SM2 profile it can produce (see docs/seal.md).
     seal = _use_seal(db, department_id=department_id, seal_id=seal_id, seal_type=None, algorithms=(keys.ES256, keys.EDDSA))
     pem = vault.unwrap(WrappedSecret.from_dict(seal.private_key), purpose=_purpose(seal.id))
@@ -567,10 +565,9 @@ def sign_detached(
     seal_id: str | None = None,
     seal_type: str | None = None,
     timestamper: TimeStamper | None = None,
-    settings: SealSettings | None = None,
+    settings: Settings,
 ) -> dict[str, Any]:
     """Seal bytes with a detached GB/T 38540 seal signature (SES_Signature, JSON encoding); record the use."""
-    settings = settings or get_seal_settings()
     purpose = _check_purpose(purpose)
     seal = _use_seal(db, department_id=department_id, seal_id=seal_id, seal_type=seal_type)
     signer = signer_for(db, seal=seal, vault=vault)
@@ -607,16 +604,15 @@ def sign_detached(
 # ---------------------------------------------------------------- verification (核验)
 
 
-def verify_detached(db: Session, *, signature: dict[str, Any], data: bytes) -> VerificationReport:
+def verify_detached(db: Session, *, signature: dict[str, Any], data: bytes, settings: Settings) -> VerificationReport:
     """Verify data against its detached seal signature and report, ETSI-style."""
-    return _verification.verify_detached(db, signature=signature, data=data, settings=get_seal_settings())
+    return _verification.verify_detached(db, signature=signature, data=data, settings=settings)
 
 
-def verify_pdf(db: Session, *, pdf_bytes: bytes) -> PdfVerificationReport:
+def verify_pdf(db: Session, *, pdf_bytes: bytes, settings: Settings) -> PdfVerificationReport:
     """Verify every seal signature of a PDF and report, ETSI-style."""
-    settings = get_seal_settings()
-    if len(pdf_bytes) > settings.max_pdf_bytes:
-        raise PayloadTooLarge(f"the PDF is {len(pdf_bytes)} bytes; at most {settings.max_pdf_bytes} are accepted")
+    if len(pdf_bytes) > settings.seal_max_pdf_bytes:
+        raise PayloadTooLarge(f"the PDF is {len(pdf_bytes)} bytes; at most {settings.seal_max_pdf_bytes} are accepted")
     return _verification.verify_pdf(db, pdf_bytes=pdf_bytes, settings=settings)
 
 

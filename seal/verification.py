@@ -18,10 +18,10 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy.orm import Session
 
+from ops.config import Settings
 from ops.errors import Invalid
 from seal import authority, keys, repository, ses, timestamps
 from seal import pdf as pades
-from seal.config import SealSettings
 from seal.models import Seal, SealStatus
 from seal.schemas import Check, PdfVerificationReport, VerificationReport
 
@@ -34,11 +34,11 @@ class Trust:
     intermediates: list[x509.Certificate]
 
 
-def trust(db: Session, settings: SealSettings) -> Trust:
+def trust(db: Session, settings: Settings) -> Trust:
     roots = authority.root_certificates(db)
     intermediates = authority.intermediate_certificates(db)
-    if settings.trusted_roots_file is not None and settings.trusted_roots_file.exists():
-        for cert in x509.load_pem_x509_certificates(settings.trusted_roots_file.read_bytes()):
+    if settings.seal_trusted_roots_file is not None and settings.seal_trusted_roots_file.exists():
+        for cert in x509.load_pem_x509_certificates(settings.seal_trusted_roots_file.read_bytes()):
             (roots if cert.issuer == cert.subject else intermediates).append(cert)
     return Trust(roots, intermediates)
 
@@ -273,7 +273,7 @@ def _maker_check(eseal: dict[str, Any], trusted: Trust, signer_cert: x509.Certif
     return _check("passed", f"seal {info.get('esID')} made by {maker_cert.subject.rfc4514_string()}; structure intact")
 
 
-def verify_detached(db: Session, *, signature: dict[str, Any], data: bytes, settings: SealSettings) -> VerificationReport:
+def verify_detached(db: Session, *, signature: dict[str, Any], data: bytes, settings: Settings) -> VerificationReport:
     """Verify data against a detached SES_Signature (the hub's JSON encoding)."""
     from ops.db import utcnow
 
@@ -348,7 +348,7 @@ def verify_detached(db: Session, *, signature: dict[str, Any], data: bytes, sett
 ALLOWED_AFTER_SIGNING = {"NONE", "LTA_UPDATES"}
 
 
-def verify_pdf(db: Session, *, pdf_bytes: bytes, settings: SealSettings) -> PdfVerificationReport:
+def verify_pdf(db: Session, *, pdf_bytes: bytes, settings: Settings) -> PdfVerificationReport:
     """Verify every signature of a sealed PDF."""
     from ops.db import utcnow
 

@@ -17,7 +17,7 @@ from catalog_registry.service import Classification, ReviewDecision, SharingType
 from exchange import service as exchange
 from exchange.service import RequestCreate
 from govhub.console.forms import Failure, attempt, form_lists, version_of
-from govhub.console.pages import ConsolePage, Page, console_router, nav
+from govhub.console.pages import ConsolePage, Page, PostedPage, console_router, nav
 from ops.auth import STAFF_ROLES, Role
 from ops.db import DbSession
 
@@ -146,10 +146,10 @@ def request_form(entry_id: str, page: ConsolePage, db: DbSession) -> HTMLRespons
 
 
 @router.post("/catalog/entries/{entry_id}/request")
-async def file_request(entry_id: str, page: ConsolePage, db: DbSession) -> Response:
+def file_request(entry_id: str, page: PostedPage, db: DbSession) -> Response:
     """File the sharing request through the exchange; the platform's review period starts now."""
     page.require(*STAFF)
-    data, lists = await form_lists(page, "items", "clear_items")
+    data, lists = form_lists(page, "items", "clear_items")
     # A field left empty is missing, and is reported as such.
     given: dict[str, Any] = {k: data[k].strip() for k in REQUEST_TEXT if data.get(k, "").strip()}
 
@@ -177,10 +177,10 @@ def review_queue(page: ConsolePage, db: DbSession, done: str | None = None) -> H
 
 
 @router.post("/catalog/entries/{entry_id}/review")
-async def review(entry_id: str, page: ConsolePage, db: DbSession) -> Response:
+def review(entry_id: str, page: PostedPage, db: DbSession) -> Response:
     """Publish the submitted version, or return it to the provider with the reason."""
     page.require(Role.PLATFORM_ADMIN)
-    data = await page.form()
+    data = page.form()
 
     def decide() -> str:
         body = ReviewDecision(decision=data.get("decision", ""), reason=(data.get("reason") or "").strip() or None)

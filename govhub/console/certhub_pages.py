@@ -16,7 +16,6 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import Query, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
@@ -24,15 +23,13 @@ from sqlalchemy.orm import Session
 from certhub import service as certhub
 from certhub.service import AuthorisationCreate, Certificate, DownloadQuery, FetchRequest, ShowRequest, VerifyRequest
 from exchange import service as exchange
-from govhub.console import service as console
-from govhub.console.pages import ConsolePage, Page, console_router, errors_of, nav, templates
+from govhub.console.pages import ConsolePage, Page, PostedPage, console_router, errors_of, nav, templates
 from govhub.console.qr import MAX_BYTES, TooLong, qr_svg
 from ops import audit
 from ops.auth import Principal, Role
 from ops.db import DbSession
 from ops.errors import Forbidden, HubError, Invalid, PayloadTooLarge
 from seal import service as seal
-from seal.config import get_seal_settings
 
 router = console_router()
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -123,9 +120,9 @@ def verify_form(page: ConsolePage) -> HTMLResponse:
 
 
 @router.post("/verify", response_class=HTMLResponse)
-async def verify(page: ConsolePage, db: DbSession) -> HTMLResponse:
+def verify(page: PostedPage, db: DbSession) -> HTMLResponse:
     _require_verifier(page)
-    data = await page.form()
+    data = page.form()
     token = data.get("token", "").strip()
     values = {"token": token}
     if not token:
@@ -187,9 +184,9 @@ def fetch_form(page: ConsolePage, db: DbSession) -> HTMLResponse:
 
 
 @router.post("/verify/fetch", response_class=HTMLResponse)
-async def fetch(page: ConsolePage, db: DbSession) -> HTMLResponse:
+def fetch(page: PostedPage, db: DbSession) -> HTMLResponse:
     _require_verifier(page)
-    data = await page.form()
+    data = page.form()
     values = {k: data.get(k, "") for k in ("holder_code", "type_code", "useCause")}
     try:
         body = FetchRequest.model_validate(values)
@@ -241,20 +238,19 @@ def pdf_form(page: ConsolePage) -> HTMLResponse:
 
 
 @router.post("/verify/pdf", response_class=HTMLResponse)
-async def verify_pdf(page: ConsolePage, db: DbSession) -> HTMLResponse:
+def verify_pdf(page: PostedPage, db: DbSession) -> HTMLResponse:
     page.require(*VERIFIERS, Role.PLATFORM_ADMIN)
-    form = await page.request.form()
-    console.check_csrf(page.session, str(form.get("csrf", "")))
-    upload = form.get("file")
-    limit = get_seal_settings().max_pdf_bytes
+    page.form()
+    upload = page.submitted.get("file")
+    settings = page.request.app.state.settings
+    limit = settings.seal_max_pdf_bytes
     try:
         if upload is None or isinstance(upload, str) or not upload.filename:
             raise Invalid("请选择要验证的 PDF 文件", errors=[{"field": "file", "message": "请选择要验证的 PDF 文件"}])
-        pdf = await upload.read(limit + 1)
+        pdf = upload.file.read(limit + 1)
         if len(pdf) > limit:
             raise PayloadTooLarge(f"文件超过 {limit} 字节", errors=[{"field": "file", "message": f"文件超过 {limit} 字节"}])
-        # pyHanko runs its own event loop: validate in a worker thread, as the sync API endpoint does.
-        report = await run_in_threadpool(seal.verify_pdf, db, pdf_bytes=pdf)
+        report = seal.verify_pdf(db, pdf_bytes=pdf, settings=settings)
     except HubError as exc:
         message, errors = _failed(db, exc)
         errors = {"file": f"无法验证此文件：{message}"}
@@ -309,15 +305,14 @@ def show_form(identifier: str, page: ConsolePage, db: DbSession) -> HTMLResponse
 
 
 @router.post("/me/certificates/{identifier}/show", response_class=HTMLResponse)
-async def show(identifier: str, page: ConsolePage, db: DbSession) -> HTMLResponse:
+def show(identifier: str, page: PostedPage, db: DbSession) -> HTMLResponse:
     certificate = _own_certificate(db, page, identifier)
-    form = await page.request.form()
-    console.check_csrf(page.session, str(form.get("csrf", "")))
-    chosen = [str(f) for f in form.getlist("fields")]
+    data = page.form()
+    chosen = [str(f) for f in page.submitted.getlist("fields")]
     values: dict[str, Any] = {
         "fields": chosen,
-        "audience": str(form.get("audience", "")).strip().upper(),
-        "ttl_seconds": str(form.get("ttl_seconds", "300")),
+        "audience": data.get("audience", "").strip().upper(),
+        "ttl_seconds": data.get("ttl_seconds", "300"),
     }
     state = page.request.app.state
     ctx = certhub.IssueContext(vault=state.vault, settings=state.settings, storage=state.storage)
@@ -379,9 +374,9 @@ def authorisations(page: ConsolePage, db: DbSession, type_code: str = "") -> HTM
 
 
 @router.post("/me/authorisations", response_class=HTMLResponse)
-async def authorise(page: ConsolePage, db: DbSession) -> HTMLResponse:
+def authorise(page: PostedPage, db: DbSession) -> HTMLResponse:
     _holder(page)
-    data = await page.form()
+    data = page.form()
     values = {k: data.get(k, "").strip() for k in ("type_code", "department_code", "purpose", "valid_until")}
     values["department_code"] = values["department_code"].upper()
     try:
@@ -397,9 +392,9 @@ async def authorise(page: ConsolePage, db: DbSession) -> HTMLResponse:
 
 
 @router.post("/me/authorisations/{authorisation_id}/withdraw", response_model=None)
-async def withdraw(authorisation_id: str, page: ConsolePage, db: DbSession) -> Response:
+def withdraw(authorisation_id: str, page: PostedPage, db: DbSession) -> Response:
     _holder(page)
-    await page.form()
+    page.form()
     try:
         certhub.revoke_authorisation(db, who=page.principal, authorisation_id=authorisation_id)
     except HubError as exc:

@@ -7,9 +7,9 @@ from __future__ import annotations
 import inspect
 import secrets
 from datetime import date
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
@@ -22,6 +22,7 @@ from govhub.console.pages import (
     ConsolePage,
     LoginRequired,
     Page,
+    PostedPage,
     console_router,
     errors_of,
     nav,
@@ -124,6 +125,7 @@ def _signed_in(request: Request, signed: service.SignedIn, next_url: str) -> Red
 
 
 async def _login_fields(request: Request) -> dict[str, str]:
+    """The submitted sign-in form (read on the event loop), after its CSRF check."""
     data = {k: str(v) for k, v in (await request.form()).items()}
     cookie = request.cookies.get(LOGIN_CSRF)
     if not cookie or not secrets.compare_digest(cookie, data.get("csrf", "")):
@@ -131,9 +133,11 @@ async def _login_fields(request: Request) -> dict[str, str]:
     return data
 
 
+LoginForm = Annotated[dict[str, str], Depends(_login_fields)]
+
+
 @router.post("/login", response_class=HTMLResponse)
-async def login(request: Request, db: DbSession) -> Response:
-    data = await _login_fields(request)
+def login(request: Request, data: LoginForm, db: DbSession) -> Response:
     try:
         signed = service.sign_in_client(db, client_id=data.get("client_id", ""), client_secret=data.get("client_secret", ""))
     except HubError:
@@ -147,9 +151,8 @@ async def login(request: Request, db: DbSession) -> Response:
 
 
 @router.post("/holder-login", response_class=HTMLResponse)
-async def holder_login(request: Request, db: DbSession) -> Response:
+def holder_login(request: Request, data: LoginForm, db: DbSession) -> Response:
     """Development sign-in for holders (the built-in identity provider only)."""
-    data = await _login_fields(request)
     settings = request.app.state.settings
     kind = data.get("holder_kind", "person")
     try:
@@ -161,8 +164,8 @@ async def holder_login(request: Request, db: DbSession) -> Response:
 
 
 @router.post("/logout")
-async def logout(page: ConsolePage, db: DbSession) -> Response:
-    await page.form()
+def logout(page: PostedPage, db: DbSession) -> Response:
+    page.form()
     service.sign_out(db, page.request.cookies.get(COOKIE))
     response = RedirectResponse("/console/login", status_code=303)
     response.delete_cookie(COOKIE, path="/")
@@ -189,9 +192,9 @@ def departments(page: ConsolePage, db: DbSession) -> HTMLResponse:
 
 
 @router.post("/departments", response_class=HTMLResponse)
-async def create_department(page: ConsolePage, db: DbSession) -> Response:
+def create_department(page: PostedPage, db: DbSession) -> Response:
     page.require(Role.PLATFORM_ADMIN)
-    data = await page.form()
+    data = page.form()
     try:
         body = DepartmentCreate(
             code=data.get("code", ""),
@@ -226,15 +229,13 @@ def clients(page: ConsolePage, db: DbSession) -> HTMLResponse:
 
 
 @router.post("/clients", response_class=HTMLResponse)
-async def create_client(page: ConsolePage, db: DbSession) -> Response:
+def create_client(page: PostedPage, db: DbSession) -> Response:
     page.require(Role.PLATFORM_ADMIN, Role.DEPARTMENT_ADMIN)
-    form = await page.request.form()
-    service.check_csrf(page.session, str(form.get("csrf", "")))
-    data = {k: str(v) for k, v in form.items()}
+    data = page.form()
     try:
         body = ClientCreate(
             name=data.get("name", ""),
-            roles=[str(r) for r in form.getlist("roles")],
+            roles=[str(r) for r in page.submitted.getlist("roles")],
             department_id=data.get("department_id") or None,
         )
         created = identity.create_client(db, who=page.principal, data=body)
@@ -255,9 +256,9 @@ async def create_client(page: ConsolePage, db: DbSession) -> Response:
 
 
 @router.post("/clients/{client_id}/revoke", response_class=HTMLResponse)
-async def revoke_client(client_id: str, page: ConsolePage, db: DbSession) -> Response:
+def revoke_client(client_id: str, page: PostedPage, db: DbSession) -> Response:
     page.require(Role.PLATFORM_ADMIN, Role.DEPARTMENT_ADMIN)
-    data = await page.form()
+    data = page.form()
     try:
         identity.revoke_client(db, who=page.principal, client_id=client_id, reason=data.get("reason") or "在控制台吊销")
     except HubError as exc:
@@ -317,9 +318,9 @@ def _parse_days(text: str, field: str, errors: dict[str, str]) -> list[workdays.
 
 
 @router.post("/calendar/{year}", response_class=HTMLResponse)
-async def load_year(year: int, page: ConsolePage, db: DbSession) -> Response:
+def load_year(year: int, page: PostedPage, db: DbSession) -> Response:
     page.require(Role.PLATFORM_ADMIN)
-    data = await page.form()
+    data = page.form()
     errors: dict[str, str] = {}
     if len(data.get("source", "").strip()) < 2:
         errors["source"] = "请填写来源（如国务院办公厅通知文号）"

@@ -25,7 +25,7 @@ from exchange.service import (
     RequestState,
 )
 from govhub.console.forms import Failure, attempt, date_field, department_names, failure_of, form_lists, version_of
-from govhub.console.pages import ConsolePage, Page, console_router, nav
+from govhub.console.pages import ConsolePage, Page, PostedPage, console_router, nav
 from ops.auth import STAFF_OR_ADMIN_ROLES, STAFF_ROLES, Principal, Role
 from ops.db import DbSession
 from ops.errors import Invalid
@@ -259,9 +259,9 @@ def _after(page: Page, db: Session, request_id: str, name: str, outcome: object,
 
 
 @router.post("/exchange/requests/{request_id}/accept")
-async def accept(request_id: str, page: ConsolePage, db: DbSession) -> Response:
+def accept(request_id: str, page: PostedPage, db: DbSession) -> Response:
     page.require(Role.PLATFORM_ADMIN)
-    data = await page.form()
+    data = page.form()
     outcome = attempt(
         db,
         lambda: service.accept(
@@ -272,9 +272,9 @@ async def accept(request_id: str, page: ConsolePage, db: DbSession) -> Response:
 
 
 @router.post("/exchange/requests/{request_id}/refuse")
-async def refuse(request_id: str, page: ConsolePage, db: DbSession) -> Response:
+def refuse(request_id: str, page: PostedPage, db: DbSession) -> Response:
     page.require(Role.PLATFORM_ADMIN)
-    data = await page.form()
+    data = page.form()
     outcome = attempt(
         db,
         lambda: service.refuse(
@@ -289,9 +289,9 @@ async def refuse(request_id: str, page: ConsolePage, db: DbSession) -> Response:
 
 
 @router.post("/exchange/requests/{request_id}/provide")
-async def provide(request_id: str, page: ConsolePage, db: DbSession) -> Response:
+def provide(request_id: str, page: PostedPage, db: DbSession) -> Response:
     page.require(Role.PLATFORM_ADMIN)
-    data = await page.form()
+    data = page.form()
     outcome = attempt(
         db,
         lambda: service.provide(
@@ -302,10 +302,10 @@ async def provide(request_id: str, page: ConsolePage, db: DbSession) -> Response
 
 
 @router.post("/exchange/requests/{request_id}/decision")
-async def decide(request_id: str, page: ConsolePage, db: DbSession) -> Response:
+def decide(request_id: str, page: PostedPage, db: DbSession) -> Response:
     """The provider approves (with the ticked fields and the validity end) or refuses with a reason."""
     page.require(*STAFF)
-    data, lists = await form_lists(page, "fields", "clear_fields")
+    data, lists = form_lists(page, "fields", "clear_fields")
     approve = data.get("approve") == "true"
     errors: dict[str, str] = {}
     valid_until = date_field(data, "valid_until", errors) if approve else None
@@ -328,9 +328,9 @@ async def decide(request_id: str, page: ConsolePage, db: DbSession) -> Response:
 
 
 @router.post("/exchange/requests/{request_id}/extension")
-async def ask_extension(request_id: str, page: ConsolePage, db: DbSession) -> Response:
+def ask_extension(request_id: str, page: PostedPage, db: DbSession) -> Response:
     page.require(*STAFF)
-    data = await page.form()
+    data = page.form()
     outcome = attempt(
         db,
         lambda: service.request_extension(
@@ -346,9 +346,9 @@ async def ask_extension(request_id: str, page: ConsolePage, db: DbSession) -> Re
 
 
 @router.post("/exchange/requests/{request_id}/extension-decision")
-async def decide_extension(request_id: str, page: ConsolePage, db: DbSession) -> Response:
+def decide_extension(request_id: str, page: PostedPage, db: DbSession) -> Response:
     page.require(Role.PLATFORM_ADMIN)
-    data = await page.form()
+    data = page.form()
     outcome = attempt(
         db,
         lambda: service.decide_extension(
@@ -363,9 +363,9 @@ async def decide_extension(request_id: str, page: ConsolePage, db: DbSession) ->
 
 
 @router.post("/exchange/requests/{request_id}/withdraw")
-async def withdraw(request_id: str, page: ConsolePage, db: DbSession) -> Response:
+def withdraw(request_id: str, page: PostedPage, db: DbSession) -> Response:
     page.require(*STAFF)
-    data = await page.form()
+    data = page.form()
     outcome = attempt(
         db,
         lambda: service.withdraw(
@@ -380,9 +380,9 @@ async def withdraw(request_id: str, page: ConsolePage, db: DbSession) -> Respons
 
 
 @router.post("/exchange/requests/{request_id}/escalate")
-async def escalate(request_id: str, page: ConsolePage, db: DbSession) -> Response:
+def escalate(request_id: str, page: PostedPage, db: DbSession) -> Response:
     page.require(*STAFF)
-    data = await page.form()
+    data = page.form()
     outcome = attempt(
         db,
         lambda: service.escalate(
@@ -398,9 +398,9 @@ async def escalate(request_id: str, page: ConsolePage, db: DbSession) -> Respons
 
 
 @router.post("/exchange/requests/{request_id}/coordination")
-async def coordinate(request_id: str, page: ConsolePage, db: DbSession) -> Response:
+def coordinate(request_id: str, page: PostedPage, db: DbSession) -> Response:
     page.require(Role.PLATFORM_ADMIN)
-    data, lists = await form_lists(page, "fields")
+    data, lists = form_lists(page, "fields")
     outcome = attempt(
         db,
         lambda: service.coordinate(
@@ -420,9 +420,9 @@ async def coordinate(request_id: str, page: ConsolePage, db: DbSession) -> Respo
 
 
 @router.post("/exchange/requests/{request_id}/rating")
-async def rate(request_id: str, page: ConsolePage, db: DbSession) -> Response:
+def rate(request_id: str, page: PostedPage, db: DbSession) -> Response:
     page.require(*STAFF)
-    data = await page.form()
+    data = page.form()
     outcome = attempt(
         db,
         lambda: service.rate(

@@ -186,11 +186,9 @@ def attempt(db: Session, action: Callable[[], T]) -> T | Failure:
 # -- reading forms ---------------------------------------------------------------------------------
 
 
-async def form_lists(page: Page, *names: str) -> tuple[dict[str, str], dict[str, list[str]]]:
+def form_lists(page: Page, *names: str) -> tuple[dict[str, str], dict[str, list[str]]]:
     """The submitted form (CSRF checked) and the values of its multi-valued fields (checkboxes)."""
-    data = await page.form()
-    submitted = await page.request.form()
-    return data, {name: [str(v) for v in submitted.getlist(name)] for name in names}
+    return page.form(), {name: [str(v) for v in page.submitted.getlist(name)] for name in names}
 
 
 def version_of(data: dict[str, str]) -> int:

@@ -2,6 +2,10 @@
 
 Pages live in one module per audience (``endpoints`` for sign-in and platform set-up, others beside it);
 each registers its menu entries with :func:`nav` and its router in ``endpoints.install``.
+
+Page handlers are plain functions: FastAPI runs them in a worker thread, so their database work and hashing
+never hold up the event loop. A page that takes a form asks for :data:`PostedPage`, whose form is read on
+the event loop (a wait on the network, not work) after the person is known, before the handler runs.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
+from starlette.datastructures import FormData
 
 from govhub.console import service
 from govhub.console.models import ConsoleSession
@@ -45,6 +50,7 @@ class Page:
 
     def __init__(self, request: Request, session: ConsoleSession, principal: Principal) -> None:
         self.request, self.session, self.principal = request, session, principal
+        self.submitted = FormData()  # the form posted to the page (see PostedPage)
 
     def render(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         return templates.TemplateResponse(
@@ -61,9 +67,9 @@ class Page:
             },
         )
 
-    async def form(self) -> dict[str, str]:
+    def form(self) -> dict[str, str]:
         """The submitted form, after the CSRF check."""
-        data = {k: str(v) for k, v in (await self.request.form()).items()}
+        data = {k: str(v) for k, v in self.submitted.items()}
         service.check_csrf(self.session, data.get("csrf"))
         return data
 
@@ -81,6 +87,15 @@ def current_page(request: Request, db: DbSession) -> Page:
 
 
 ConsolePage = Annotated[Page, Depends(current_page)]
+
+
+async def posted_page(page: ConsolePage) -> Page:
+    """The signed-in page with its submitted form, read on the event loop."""
+    page.submitted = await page.request.form()
+    return page
+
+
+PostedPage = Annotated[Page, Depends(posted_page)]
 
 
 def errors_of(exc: HubError | ValidationError) -> tuple[str, dict[str, str]]:

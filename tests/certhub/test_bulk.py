@@ -205,12 +205,13 @@ def _certs(world: World, identifiers: list[str]) -> list[dict[str, Any]]:
 
 
 def test_a_row_the_database_refuses_is_reported_and_the_rest_of_its_chunk_is_issued(world: World) -> None:
-    # The status-list counter lags behind the stored certificates (say, restored from an older backup):
-    # the second row of the chunk gets a position a certificate already holds.
+    # The serial counter lags behind the stored certificates (say, restored from an older backup):
+    # the second row of the chunk gets the identifier a certificate already holds.
     taken = world.issue()
+    series = f"serial:{taken['type_code']}:{taken['issuer_code']}"
     with world.hub.factory() as db:
-        assert db.scalar(select(func.count()).where(Certificate.status_index == taken["status_index"] - 1)) == 0
-        db.execute(update(Counter).where(Counter.name == "status-index").values(next_value=taken["status_index"] - 1))
+        assert db.scalar(select(func.count()).where(Certificate.serial == f"{int(taken['serial']) - 1:010d}")) == 0
+        db.execute(update(Counter).where(Counter.name == series).values(next_value=int(taken["serial"]) - 1))
         db.commit()
     holders = [citizen_id() for _ in range(3)]
     report = _bulk(world, [_id_row(h) for h in holders])

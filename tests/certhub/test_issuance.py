@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from certhub import sdjwt, statuslist
+import pytest
+
+from certhub import repository, sdjwt, statuslist
 from ops.codes import mod37_36_check_char
 from tests.certhub.conftest import DRIVING, ID_CARD, LICENCE, World, id_face
 from tests.factories import citizen_id, corrupt_check
@@ -228,3 +230,25 @@ def test_an_administrator_adds_a_type_and_bad_definitions_are_refused(world: Wor
     )
     assert stale.status_code == 412
     assert world.client.get("/certhub/certificates/1.2.156.garbage", headers=world.issuer.headers).status_code == 404
+
+
+def test_status_list_positions_are_drawn_at_random_and_do_not_reveal_the_order_of_issuance(world: World) -> None:
+    indices = [world.issue()["status_index"] for _ in range(12)]
+    assert len(set(indices)) == 12
+    assert indices != sorted(indices)  # in order: odds of 1 in 12! (479,001,600)
+    assert all(0 <= index < statuslist.MIN_BITS for index in indices)
+    assert max(indices) - min(indices) > 1000  # spread over the list, not side by side (odds below 10⁻²¹)
+    for index in indices:  # and every one is a position of the published lists
+        assert not _bit(world, "revocation", index)
+
+
+def test_when_the_random_draw_finds_no_free_position_the_ones_after_the_highest_held_are_taken(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    held = [world.issue()["status_index"] for _ in range(3)]
+    # A draw that meets only positions already held (odds below 2⁻⁶⁰): no retry loop, no collision.
+    monkeypatch.setattr(repository._random, "sample", lambda _population, _k: list(held))
+    with world.hub.factory() as db:
+        assert repository.status_indices(db, 2) == [max(held) + 1, max(held) + 2]
+        db.rollback()
+    assert world.issue()["status_index"] == max(held) + 1

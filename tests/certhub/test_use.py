@@ -99,7 +99,7 @@ def test_the_pdf_copy_needs_a_reason_and_is_recorded(world: World) -> None:
     assert response.status_code == 200 and response.content.startswith(b"%PDF")
     assert response.headers["content-type"] == "application/pdf"
     with world.hub.factory() as db:
-        report = seal_service.verify_pdf(db, pdf_bytes=response.content)
+        report = seal_service.verify_pdf(db, pdf_bytes=response.content, settings=world.hub.settings)
     assert report.verdict == "valid" and len(report.signatures) == 1, report
     assert b"/ByteRange" in response.content
     assert world.client.get(url, params={"useCause": "看看"}, headers=world.window.headers).status_code == 404

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -15,8 +16,8 @@ from tests.conftest import MASTER_KEY
 from tests.factories import uscc
 
 
-def _govhub(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "GOVHUB_DATA_DIR": str(data_dir), "GOVHUB_MASTER_KEY": MASTER_KEY}
+def _govhub(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "GOVHUB_DATA_DIR": str(data_dir), "GOVHUB_MASTER_KEY": MASTER_KEY, **(env or {})}
     env.pop("GOVHUB_DATABASE_URL", None)
     return subprocess.run(
         [sys.executable, "-m", "govhub.cli", *args], env=env, capture_output=True, text=True, timeout=120, check=False
@@ -128,3 +129,59 @@ def test_audit_verify_reports_a_cut_off_tail_from_the_shell(tmp_path: Path) -> N
     report = json.loads(cut.stdout)
     assert report["ok"] is False and [p["kind"] for p in report["problems"]] == ["truncated"]
     assert f"covers {newest} entries, but the database holds {kept}" in report["problems"][0]["detail"]
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_a_fresh_data_directory_is_readable_by_the_hubs_user_only_whatever_the_umask(tmp_path: Path) -> None:
+    data_dir = tmp_path / "govhub-data"
+    env = {**os.environ, "GOVHUB_DATA_DIR": str(data_dir)}
+    for name in ("GOVHUB_DATABASE_URL", "GOVHUB_MASTER_KEY", "GOVHUB_STORAGE_DIR"):
+        env.pop(name, None)
+    # A permissive umask (000): whatever the hub makes is private all the same.
+    script = (
+        "import os, runpy, sys; os.umask(0); sys.argv[1:] = ['db', 'upgrade']; "
+        "runpy.run_module('govhub.cli', run_name='__main__')"
+    )
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+
+    assert _mode(data_dir) == 0o700
+    assert _mode(data_dir / "govhub.db") == 0o600
+    assert _mode(data_dir / "master.key") == 0o600
+    # The write-ahead log and its index take the database's mode: seen while a connection has them open.
+    with sqlite3.connect(data_dir / "govhub.db") as connection:
+        connection.execute("CREATE TABLE probe (x)")
+        for suffix in ("-wal", "-shm"):
+            assert _mode(data_dir / f"govhub.db{suffix}") == 0o600, suffix
+
+
+def test_a_master_key_left_readable_by_others_is_made_private(tmp_path: Path) -> None:
+    data_dir = tmp_path / "govhub-data"
+    data_dir.mkdir()
+    key = data_dir / "master.key"
+    key.write_text(MASTER_KEY)
+    key.chmod(0o644)
+    env = {**os.environ, "GOVHUB_DATA_DIR": str(data_dir)}
+    env.pop("GOVHUB_DATABASE_URL", None)
+    env.pop("GOVHUB_MASTER_KEY", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "govhub.cli", "db", "upgrade"], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert _mode(key) == 0o600
+    assert key.read_text() == MASTER_KEY
+
+
+def test_the_first_administrators_secret_is_printed_only_when_the_hub_generated_it(tmp_path: Path) -> None:
+    chosen = "operator-chosen-secret-0123456789"
+    env = {"GOVHUB_BOOTSTRAP_ADMIN_CLIENT_ID": "platform-admin", "GOVHUB_BOOTSTRAP_ADMIN_SECRET": chosen}
+    first = _govhub(tmp_path / "chosen", "db", "upgrade", env=env)
+    assert first.returncode == 0, first.stderr
+    assert "platform-admin" in first.stdout  # the operator learns which client was made...
+    assert chosen not in first.stdout and "client_secret:" not in first.stdout  # ...not their own secret, in the log
+
+    generated = _govhub(tmp_path / "generated", "db", "upgrade")
+    assert "client_secret:" in generated.stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -113,3 +114,9 @@ def test_a_named_object_is_written_once_and_listed_under_its_prefix(store: Objec
             store.get_named(bad)
     with pytest.raises(NotFound):
         store.get_named("audit-log/checkpoints/missing.json")
+
+
+def test_the_local_object_directory_is_created_readable_by_the_hubs_user_only(tmp_path: Path) -> None:
+    root = tmp_path / "data" / "objects"
+    LocalStore(root).put([b"a sealed PDF"])
+    assert stat.S_IMODE(root.stat().st_mode) == 0o700

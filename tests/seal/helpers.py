@@ -13,6 +13,7 @@ from pyhanko.pdf_utils.writer import PageObject, PdfFileWriter
 from sqlalchemy.orm import Session
 
 from ops.cli import CLI_ADMIN
+from ops.config import Settings
 from ops.crypto import KeyVault
 from ops.db import utcnow
 from seal import service
@@ -76,6 +77,7 @@ def make_seal(db: Session, vault: KeyVault, department_id: str, *, algorithm: st
         db,
         who=CLI_ADMIN,
         vault=vault,
+        settings=Settings(),
         data=SealCreate.model_validate(seal_body(department_id, algorithm=algorithm, seal_type=seal_type)),
     )
     db.flush()

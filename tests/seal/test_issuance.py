@@ -54,7 +54,7 @@ def test_the_seal_structure_is_signed_by_the_maker_and_an_altered_one_is_detecte
     created = client.post("/seals", headers=hub.admin.headers, json=seal_body(department.id)).json()
     seal = db.get(Seal, created["id"])
     assert seal is not None
-    trusted = verification.trust(db, service.get_seal_settings())
+    trusted = verification.trust(db, hub.settings)
     cert = x509.load_pem_x509_certificate(seal.certificate_pem.encode())
     assert verification._maker_check(seal.structure, trusted, cert).status == "passed"
     altered = json.loads(json.dumps(seal.structure))
@@ -246,8 +246,15 @@ def test_two_processes_making_the_authority_at_once_leave_one_consistent_signing
         report = service.verify_detached(
             db,
             signature=service.sign_detached(
-                db, vault=vault, department_id=seal.department_id, data=b"d", purpose="测试", actor=hub.admin_principal()
+                db,
+                vault=vault,
+                department_id=seal.department_id,
+                data=b"d",
+                purpose="测试",
+                actor=hub.admin_principal(),
+                settings=hub.settings,
             ),
             data=b"d",
+            settings=hub.settings,
         )
         assert report.verdict == "valid", report.reasons

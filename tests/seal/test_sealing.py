@@ -330,8 +330,9 @@ def test_a_pdf_sealed_with_a_time_stamp_is_pades_b_t(client: TestClient, hub: Hu
         purpose="带时间戳用印",
         actor=system,
         timestamper=hub_tsa(db, vault),
+        settings=app.state.settings,
     )
-    report = service.verify_pdf(db, pdf_bytes=sealed)
+    report = service.verify_pdf(db, pdf_bytes=sealed, settings=app.state.settings)
     signature = report.signatures[0]
     assert report.verdict == "valid", signature.reasons
     assert signature.timestamp_time is not None and signature.checks["timestamp"].status == "passed"
@@ -352,17 +353,18 @@ def test_a_detached_signature_carries_an_rfc3161_time_stamp_that_proves_it_preda
         purpose="回执",
         actor=system,
         timestamper=hub_tsa(db, app.state.vault),
+        settings=app.state.settings,
     )
     assert signed["timeStamp"]
     service.revoke_seal(db, who=hub.admin_principal(), seal_id=str(seal["id"]), reason="印章遗失")
     db.query(SealUse).filter(SealUse.seal_id == seal["id"]).delete()  # only the time stamp is left as proof
     db.flush()
-    report = service.verify_detached(db, signature=signed, data=b"receipt")
+    report = service.verify_detached(db, signature=signed, data=b"receipt", settings=app.state.settings)
     assert report.checks["timestamp"].status == "passed" and report.timestamp_time is not None
     assert report.verdict == "valid" and report.checks["seal_status_now"].status == "warning"
     other = json.loads(json.dumps(signed))
     other["timeStamp"] = base64.b64encode(b"not a token").decode()
-    broken = service.verify_detached(db, signature=other, data=b"receipt")
+    broken = service.verify_detached(db, signature=other, data=b"receipt", settings=app.state.settings)
     assert broken.checks["timestamp"].status == "failed" and broken.verdict == "invalid"
 
 
@@ -375,7 +377,6 @@ def test_a_seal_of_a_trusted_other_hub_chains_but_its_status_is_indeterminate_he
     from cryptography.hazmat.primitives import serialization
 
     from seal import repository, service
-    from seal.config import SealSettings
 
     department = hub.department()
     _issue(client, hub, department.id, algorithm="SM2")
@@ -394,10 +395,10 @@ def test_a_seal_of_a_trusted_other_hub_chains_but_its_status_is_indeterminate_he
         row.role = f"old-{row.role}"[:16]
     db.flush()
     monkeypatch.setattr(repository, "seal_by_certificate_serial", lambda _db, _serial: None)
-    untrusted = service.verify_detached(db, signature=signed, data=b'{"a":1}')
+    untrusted = service.verify_detached(db, signature=signed, data=b'{"a":1}', settings=hub.settings)
     assert untrusted.verdict == "indeterminate" and untrusted.sub_indication == "NO_CERTIFICATE_CHAIN_FOUND"
-    monkeypatch.setattr(service, "get_seal_settings", lambda: SealSettings(trusted_roots_file=bundle))
-    trusted = service.verify_detached(db, signature=signed, data=b'{"a":1}')
+    with_bundle = hub.settings.model_copy(update={"seal_trusted_roots_file": bundle})
+    trusted = service.verify_detached(db, signature=signed, data=b'{"a":1}', settings=with_bundle)
     assert trusted.checks["chain"].status == "passed" and trusted.checks["seal_structure"].status == "passed"
     assert trusted.checks["seal_valid_at_signing"].status == "passed"
     assert trusted.verdict == "indeterminate" and trusted.sub_indication == "TRY_LATER"
