@@ -5,8 +5,9 @@
   `get_version_for_sharing`;
 - the classified rule (涉密: `classified_items`, `classified_problems`, `ensure_shareable`), its one home,
   which entries (`entries.py`) and datasets (`datasets.py`) apply too;
-- the data paths: lookups (`lookup_rows`, read ahead for a batch by `prefetch_rows` into a `ReadAhead`)
-  and exports (`export_rows`), and the lookup key a dataset row is indexed by (`lookup_key`, `row_key`).
+- the data paths: lookups (`lookup_rows`; a batch of them, `lookup_many`, reads each entry's rows ahead
+  in one statement with `prefetch_rows` into a `ReadAhead`) and exports (`export_rows`), and the lookup
+  key a dataset row is indexed by (`lookup_key`, `row_key`).
 
 Other packages reach it through `catalog_registry.service`, which re-exports it.
 """
@@ -364,6 +365,44 @@ def lookup_rows(
             break  # that was the last of them
         after = batch[-1][0]
     return found
+
+
+@dataclass(frozen=True)
+class RowQuery:
+    """One lookup of a batch (:func:`lookup_many`): rows of an entry's dataset by control parameters."""
+
+    resource_id: str
+    params: dict[str, str]
+    fields: list[str]
+    limit: int
+
+
+def lookup_many(db: Session, queries: Sequence[RowQuery]) -> list[list[dict[str, Any]] | HubError]:
+    """A batch of lookups in one transaction, each answered as :func:`lookup_rows` answers it (or with its
+    own error): each entry's dataset is read once, and its lookups' rows ahead in one statement
+    (:func:`prefetch_rows`)."""
+    read_ahead = ReadAhead()
+    wanted: dict[str, list[dict[str, str]]] = {}
+    for query in queries:
+        wanted.setdefault(query.resource_id, []).append(query.params)
+    for resource_id, params in wanted.items():
+        prefetch_rows(db, resource_id=resource_id, params=params, read_ahead=read_ahead)
+    answers: list[list[dict[str, Any]] | HubError] = []
+    for query in queries:
+        try:
+            answers.append(
+                lookup_rows(
+                    db,
+                    resource_id=query.resource_id,
+                    params=query.params,
+                    fields=query.fields,
+                    limit=query.limit,
+                    read_ahead=read_ahead,
+                )
+            )
+        except HubError as exc:
+            answers.append(exc)
+    return answers
 
 
 def _text(value: Any) -> str:
