@@ -13,8 +13,8 @@ from typing import Any, NamedTuple
 from sqlalchemy.orm import Session
 
 from exchange import repository as repo
-from exchange import sources
-from exchange.models import DataAccess, Grant, GrantState
+from exchange import sources, upstream
+from exchange.models import DataAccess, GrantState
 from exchange.repository import GrantTerms
 from exchange.states import end_of_day
 from ops import audit, metrics
@@ -392,8 +392,6 @@ def call_api(
     journal: AccessJournal,
 ) -> tuple[GrantTerms, list[str], list[dict[str, Any]]]:
     """Query the provider's API through the hub; the answer is filtered to the granted fields and masked."""
-    from exchange import upstream
-
     now = utcnow()
     try:
         grant = _usable_grant(db, who, grant_id, now)
@@ -449,8 +447,8 @@ def accesses_about_holder(
 def record_refused_access(db: Session, *, who: Principal, grant_id: str, kind: str, code: str, detail: str) -> None:
     """What the exchange keeps of a refused query: its access row (on the grant's usage trail, when the
     grant is the caller's) and its audit record. Written through :func:`ops.audit.record_refusal`."""
-    grant = db.get(Grant, grant_id)
-    if grant is not None and grant.consumer_department_id == who.department_id:
+    grant = repo.consumer_grant(db, who, grant_id)
+    if grant is not None:
         db.add(
             DataAccess(
                 at=utcnow(),
