@@ -18,6 +18,7 @@ from catalog_registry import repository
 from catalog_registry.common import _own
 from catalog_registry.models import Dataset, DatasetState, EntryState, EntryVersion
 from catalog_registry.schemas import DatasetRead
+from catalog_registry.sharing import _refuse_classified, _text, classified_items, row_key
 from ops import audit
 from ops.auth import Principal
 from ops.errors import Conflict, Invalid
@@ -71,8 +72,6 @@ def _convert(item: dict[str, Any], raw: Any) -> tuple[Any, str | None]:
     if not isinstance(raw, str):
         if isinstance(raw, (dict, list)):
             return None, "must be a single value"
-        from catalog_registry.service import _text
-
         raw_text = _text(raw)
     else:
         raw_text = raw.strip()
@@ -119,12 +118,6 @@ class _Loader:
     batch: list[tuple[str, int, str | None, str]] = field(default_factory=list)
     count: int = 0
 
-    def __post_init__(self) -> None:
-        # A row's lookup key is the contract's rule (service.py): looked up once per load, not per row.
-        from catalog_registry.service import _text, lookup_key
-
-        self._text, self._lookup_key = _text, lookup_key
-
     def error(self, line: int, column: str, message: str) -> None:
         self.errors.append({"field": f"line {line}: {column}", "line": line, "column": column, "message": message})
 
@@ -141,7 +134,7 @@ class _Loader:
         if self.errors:
             return
         self.count += 1
-        key = self._lookup_key(self._text(data[k]) for k in self.key_items) if self.key_items else None
+        key = row_key(self.key_items, data)
         self.batch.append((self.dataset_id, self.count, key, json.dumps(data, ensure_ascii=False)))
         if len(self.batch) >= ROW_BATCH:
             self.flush()
@@ -259,8 +252,6 @@ def upload_dataset(
     assert version is not None
     if not version.serves_dataset:
         raise Conflict("the entry is not served from datasets (serves_dataset is false in its latest version)")
-    from catalog_registry.service import _refuse_classified, classified_items
-
     current = repository.version_by_id(db, entry.current_version_id) if entry.current_version_id else None
     secret = list(dict.fromkeys(classified_items([*version.items, *(current.items if current else [])])))
     if secret:
@@ -330,12 +321,7 @@ def _rekey(db: Session, dataset_id: str, key_items: list[str]) -> None:
         rows = repository.rows_page(db, dataset_id, after=after, limit=ROW_BATCH)
         if not rows:
             break
-        from catalog_registry.service import _text, lookup_key
-
-        keys = [
-            {"b_row": r.row_number, "b_key": lookup_key(_text(r.data.get(k)) for k in key_items) if key_items else None}
-            for r in rows
-        ]
+        keys = [{"b_row": r.row_number, "b_key": row_key(key_items, r.data)} for r in rows]
         repository.set_lookup_keys(db, dataset_id, keys)
         after = rows[-1].row_number
     dataset.key_items = key_items

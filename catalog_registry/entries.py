@@ -14,6 +14,7 @@ from catalog_registry.datasets import _key_items, _rekey
 from catalog_registry.models import CatalogEntry, EntryState, EntryVersion, SharingType, VersionState
 from catalog_registry.schemas import EntryCreate, EntryFields, EntryRead, VersionRead, entry_problems
 from catalog_registry.search import index_entry
+from catalog_registry.sharing import _version_problems, classified_problems
 from ops import audit
 from ops.auth import STAFF_ROLES, Principal, Role
 from ops.db import check_if_match, utcnow
@@ -30,8 +31,6 @@ def _problems_to_invalid(problems: list[tuple[str, str]]) -> Invalid:
 
 def entry_rules(data: EntryFields) -> list[tuple[str, str]]:
     """Every cross-field rule of an entry: conditions, legal basis, items, control parameters, classified items."""
-    from catalog_registry.service import classified_problems  # the classified rule's one home (see service.py)
-
     return [
         *entry_problems(data),
         *classified_problems(sharing_type=data.sharing_type, open_attribute=data.open_attribute, items=data.items),
@@ -47,8 +46,6 @@ def check_fields(data: EntryFields) -> None:
 
 def _check_version(version: EntryVersion) -> None:
     """Refuse to submit or publish a version that breaks the classified rule (a draft older than the rule)."""
-    from catalog_registry.service import _version_problems
-
     problems = _version_problems(version)
     if problems:
         raise _problems_to_invalid(problems)

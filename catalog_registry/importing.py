@@ -20,7 +20,7 @@ from catalog_registry.schemas import EntryCreate
 from catalog_registry.search import index_many
 from ops import audit
 from ops.auth import Principal
-from ops.db import utcnow
+from ops.db import new_id, utcnow
 from ops.errors import Forbidden, Invalid
 from ops.metrics import CATALOGUE_EVENTS
 
@@ -336,8 +336,6 @@ def import_entries(
 
 
 def _create_batch(db: Session, who: Principal, batch: list[_Validated], mode: str) -> list[str]:
-    from ops.db import new_id
-
     if not batch:
         return []
     now = utcnow()

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from certhub import caches, repository
-from certhub.common import NeedsDatabase
-from certhub.models import (
-    Access,
-)
+from certhub import caches, repository, sdjwt
+from certhub.models import Access
 from ops import audit
 from ops.auth import Principal
 from ops.db import new_id, utcnow
 from ops.errors import Forbidden
-from ops.identity import repository as departments
 
 
 def access_records(
@@ -77,10 +74,9 @@ def record_access(
     action: str,
     use_cause: str | None,
     fields: list[str] | None = None,
-    department_name: str | None = None,
     outcome: str = "success",
 ) -> None:
-    """One use of a certificate: in the holder's access list and the audit trail."""
+    """One use of a certificate by `who`'s department: in the holder's access list and the audit trail."""
     access, trail = access_records(
         who,
         known=known,
@@ -89,26 +85,57 @@ def record_access(
         action=action,
         use_cause=use_cause,
         fields=fields,
-        department_name=department_name,
+        department_name=caches.department_name(db, who.department_id),
         outcome=outcome,
     )
     write_accesses(db, [access] if access else [], [trail])
 
 
-def department_name_of(db: Session | None, department_id: str | None) -> str | None:
-    """A department's name for the access list (cached a minute: names rarely change).
-    Without a session only the cache answers (:class:`NeedsDatabase` on a miss)."""
-    if not department_id:
-        return None
-    cached = caches.department_names.get(department_id)
-    if cached and time.monotonic() - cached[0] < caches.DEPARTMENT_NAME_SECONDS:
-        return cached[1]
-    if db is None:
-        raise NeedsDatabase
-    department = departments.department_by_id(db, department_id)
-    name = department.name if department else None
-    caches.department_names[department_id] = (time.monotonic(), name)
-    return name
+@dataclass(frozen=True)
+class Verified:
+    """A settled window verification, as the access list and the audit trail record it."""
+
+    who: Principal
+    verdict: sdjwt.Verdict
+    local_holder: str | None  # the holder, when the certificate is in this hub's library
+    department_name: str | None
+    request_id: str | None  # the verifying request's (the batch is written on another thread)
+
+
+def record_verifications(db: Session, settled: Sequence[Verified]) -> None:
+    """Record a batch of verifications: an access-list row for each use of a known certificate, an audit
+    entry for each verification (one of the presentation when it names no certificate); one statement each."""
+    accesses: list[dict[str, Any]] = []
+    trails: list[dict[str, Any]] = []
+    for item in settled:
+        verdict = item.verdict
+        holder = item.local_holder or verdict.holder_code or ""
+        if verdict.identifier and holder:
+            access, trail = access_records(
+                item.who,
+                known=item.local_holder is not None,
+                holder_code=holder,
+                identifier=verdict.identifier,
+                action="verify",
+                use_cause=None,
+                fields=sorted(verdict.disclosed),
+                department_name=item.department_name,
+                outcome="success" if verdict.valid else verdict.code,
+            )
+            if access is not None:
+                accesses.append(access)
+        else:
+            trail = audit.entry(
+                actor=item.who,
+                action="certificate.verify",
+                object_type="presentation",
+                object_id=verdict.identifier or "-",
+                outcome=verdict.code,
+                detail={"message": verdict.message},
+            )
+        trail["request_id"] = item.request_id
+        trails.append(trail)
+    write_accesses(db, accesses, trails)
 
 
 def holder_accesses(db: Session, *, who: Principal, cursor: str | None, limit: int) -> tuple[list[Access], str | None]:

@@ -4,7 +4,8 @@
 - ``face_validators``: compiled face-field validators, by type; until the type's version changes;
 - ``status_lists``: signed status lists, by purpose and key; ``STATUS_CACHE_SECONDS``, or until a status changes;
 - ``keys``: this hub's public keys (its own and the seals'); ``KEY_CACHE_SECONDS``, or until a kid is missing;
-- ``department_names``: department names for the access list; ``DEPARTMENT_NAME_SECONDS``;
+- ``department_names``: department names for the access list, read through :func:`department_name`;
+  ``DEPARTMENT_NAME_SECONDS``;
 - ``remote``: other hubs' keys and status lists, fetched; ``REMOTE_KEYS_SECONDS`` / ``REMOTE_STATUS_SECONDS``,
   or until the trust list changes.
 
@@ -19,9 +20,14 @@ keys by their JWK members and its encoded headers, ``repository``'s compiled non
 from __future__ import annotations
 
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.orm import Session
+
 from certhub import sdjwt
+from certhub.common import NeedsDatabase
+from ops.identity import repository as departments
 
 if TYPE_CHECKING:
     from certhub.cert_types import FaceValidator
@@ -55,6 +61,22 @@ status_lists: dict[str, tuple[float, str]] = {}
 keys = KeyCache()
 department_names: dict[str, tuple[float, str | None]] = {}
 remote: dict[str, tuple[float, Any]] = {}  # URL → (monotonic time, body)
+
+
+def department_name(db: Session | None, department_id: str | None) -> str | None:
+    """A department's name for the access list, from ``department_names`` (names rarely change).
+    Without a session only the cache answers (:class:`NeedsDatabase` on a miss)."""
+    if not department_id:
+        return None
+    cached = department_names.get(department_id)
+    if cached and time.monotonic() - cached[0] < DEPARTMENT_NAME_SECONDS:
+        return cached[1]
+    if db is None:
+        raise NeedsDatabase
+    department = departments.department_by_id(db, department_id)
+    name = department.name if department else None
+    department_names[department_id] = (time.monotonic(), name)
+    return name
 
 
 def invalidate_status_cache() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from certhub import repository
-from certhub.accesses import department_name_of, record_access
+from certhub.accesses import record_access
 from certhub.common import not_found
 from certhub.models import (
     Certificate,
@@ -56,7 +56,6 @@ def fetch_for_department(db: Session, *, who: Principal, holder_code: str, type_
         identifier=certificate.identifier,
         action="fetch",
         use_cause=use_cause,
-        department_name=department_name_of(db, department_id),
     )
     return certificate
 
@@ -93,6 +92,5 @@ def pdf_copy(db: Session, *, who: Principal, storage: ObjectStore, identifier: s
         identifier=identifier,
         action="download",
         use_cause=use_cause,
-        department_name=department_name_of(db, who.department_id),
     )
     return certificate, data

@@ -43,6 +43,34 @@ def _filer_kind(who: Principal, certificate: Certificate) -> str:
     return "department"
 
 
+def _filing(who: Principal, certificate: Certificate, identifier: str, reason: str) -> dict[str, Any]:
+    """What an objection and a report both hold: the certificate, its issuer, who filed it and why."""
+    return {
+        "certificate_id": certificate.id,
+        "certificate_identifier": identifier,
+        "issuer_department_id": certificate.issuer_department_id,
+        "filed_by": who.holder_code or who.subject,
+        "filer_kind": _filer_kind(who, certificate),
+        "filer_department_id": who.department_id,
+        "reason": reason,
+    }
+
+
+def _audit_filing(db: Session, who: Principal, filed: Objection | Feedback, certificate: Certificate) -> None:
+    """Put a filed objection or report on the audit trail (objection.file, feedback.file)."""
+    kind = "objection" if isinstance(filed, Objection) else "feedback"
+    audit.record(
+        db,
+        actor=who,
+        action=f"{kind}.file",
+        object_type=f"cert_{kind}",
+        object_id=filed.id,
+        purpose=filed.reason,
+        subject=certificate.holder_code,
+        detail={"certificate": filed.certificate_identifier, "filer_kind": filed.filer_kind},
+    )
+
+
 def file_objection(
     db: Session, *, who: Principal, settings: Settings, identifier: str, reason: str, on_behalf_of: str | None = None
 ) -> Objection:
@@ -68,13 +96,7 @@ def file_objection(
     if holder and holder != who.holder_code:
         step["on_behalf_of"] = mask_identifier(holder)
     objection = Objection(
-        certificate_id=certificate.id,
-        certificate_identifier=identifier,
-        issuer_department_id=certificate.issuer_department_id,
-        filed_by=who.holder_code or who.subject,
-        filer_kind=_filer_kind(who, certificate),
-        filer_department_id=who.department_id,
-        reason=reason,
+        **_filing(who, certificate, identifier, reason),
         due_at=deadline.due_at,
         due_provisional=deadline.provisional,
         history=[step],
@@ -82,16 +104,7 @@ def file_objection(
     db.add(objection)
     db.flush()
     suspend(db, who=who, certificate=certificate, reason=f"objection: {reason}"[:500])
-    audit.record(
-        db,
-        actor=who,
-        action="objection.file",
-        object_type="cert_objection",
-        object_id=objection.id,
-        purpose=reason,
-        subject=certificate.holder_code,
-        detail={"certificate": identifier, "filer_kind": objection.filer_kind},
-    )
+    _audit_filing(db, who, objection, certificate)
     return objection
 
 
@@ -181,27 +194,10 @@ def file_feedback(db: Session, *, who: Principal, identifier: str, reason: str, 
     certificate = repository.one_certificate(db, scope, identifier)
     if certificate is None:
         raise not_found(identifier)
-    feedback = Feedback(
-        certificate_id=certificate.id,
-        certificate_identifier=identifier,
-        issuer_department_id=certificate.issuer_department_id,
-        filed_by=who.holder_code or who.subject,
-        filer_kind=_filer_kind(who, certificate),
-        filer_department_id=who.department_id,
-        reason=reason,
-    )
+    feedback = Feedback(**_filing(who, certificate, identifier, reason))
     db.add(feedback)
     db.flush()
-    audit.record(
-        db,
-        actor=who,
-        action="feedback.file",
-        object_type="cert_feedback",
-        object_id=feedback.id,
-        purpose=reason,
-        subject=certificate.holder_code,
-        detail={"certificate": identifier, "filer_kind": feedback.filer_kind},
-    )
+    _audit_filing(db, who, feedback, certificate)
     return feedback
 
 

@@ -13,12 +13,11 @@ import anyio.to_thread
 from sqlalchemy.orm import Session, sessionmaker
 
 from certhub import caches, repository, sdjwt, trust
-from certhub.accesses import access_records, department_name_of, write_accesses
+from certhub.accesses import Verified, record_verifications
 from certhub.common import NeedsDatabase
 from certhub.hubkey import hub_jwks
 from certhub.models import TrustedHub
 from certhub.trust import Fetcher, remote_status, trusted_jwks
-from ops import audit
 from ops.auth import Principal, Role
 from ops.config import Settings
 from ops.context import current_request_id
@@ -118,7 +117,7 @@ def lookups(db: Session | None, *, who: Principal, settings: Settings, token: st
     :class:`NeedsDatabase` for anything they lack (a key, a department's name, another hub's entry)."""
     if who.department_code is None:
         raise Forbidden("a verifier must belong to a department")
-    name = department_name_of(db, who.department_id)
+    name = caches.department_name(db, who.department_id)
     presentation = _read(token)
     iss, kids = (presentation.iss, presentation.kids) if presentation is not None else ("", [])
     local = iss == settings.public_url
@@ -252,15 +251,13 @@ REPLAYED = "this presentation was already used (its nonce was seen before); ask 
 
 def settle_verifications(db: Session, items: Sequence[PendingVerification]) -> list[sdjwt.Verdict]:
     """The write of many verifications at once: claim their nonces, read the status of this hub's
-    certificates, record the accesses; four statements whatever the number of items."""
+    certificates, record the accesses (:func:`record_verifications`); four statements whatever the number of items."""
     expires_at = utcnow() + timedelta(seconds=PRESENTATION_MAX_AGE + 60)
     wanted = {item.nonce: str(item.who.department_code) for item in items if item.nonce is not None}
     claimed = repository.claim_nonces(db, wanted, expires_at=expires_at)
     local = {i.verdict.identifier for i in items if i.verdict.status == sdjwt.STATUS_LATER and i.verdict.identifier}
     statuses = repository.statuses_of(db, local)
-    verdicts: list[sdjwt.Verdict] = []
-    accesses: list[dict[str, Any]] = []
-    trails: list[dict[str, Any]] = []
+    settled: list[Verified] = []
     for item in items:
         verdict = replace(item.verdict)
         local_holder: str | None = None
@@ -274,32 +271,6 @@ def settle_verifications(db: Session, items: Sequence[PendingVerification]) -> l
             else:
                 sdjwt.apply_status(verdict, found[0])
                 local_holder = found[1]
-        holder = local_holder or verdict.holder_code or ""
-        if verdict.identifier and holder:
-            access, trail = access_records(
-                item.who,
-                known=local_holder is not None,
-                holder_code=holder,
-                identifier=verdict.identifier,
-                action="verify",
-                use_cause=None,
-                fields=sorted(verdict.disclosed),
-                department_name=item.department_name,
-                outcome="success" if verdict.valid else verdict.code,
-            )
-            if access is not None:
-                accesses.append(access)
-        else:
-            trail = audit.entry(
-                actor=item.who,
-                action="certificate.verify",
-                object_type="presentation",
-                object_id=verdict.identifier or "-",
-                outcome=verdict.code,
-                detail={"message": verdict.message},
-            )
-        trail["request_id"] = item.request_id  # settled on the writer's thread: keep the request's id
-        trails.append(trail)
-        verdicts.append(verdict)
-    write_accesses(db, accesses, trails)
-    return verdicts
+        settled.append(Verified(item.who, verdict, local_holder, item.department_name, item.request_id))
+    record_verifications(db, settled)
+    return [s.verdict for s in settled]

@@ -5,7 +5,7 @@ provider's API; each query counted against its grant's limit and recorded, refus
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, NamedTuple
@@ -13,8 +13,8 @@ from typing import Any, NamedTuple
 from sqlalchemy.orm import Session
 
 from exchange import repository as repo
-from exchange import sources
-from exchange.models import DataAccess, Grant, GrantState
+from exchange import sources, upstream
+from exchange.models import DataAccess, GrantState
 from exchange.repository import GrantTerms
 from exchange.states import end_of_day
 from ops import audit, metrics
@@ -225,15 +225,6 @@ def _settle_query(pending: PendingAccess, grant: GrantTerms, journal: AccessJour
 
 
 @dataclass(frozen=True)
-class _BatchRead:
-    """What a batch of lookups has read once in its transaction: grants, and of the catalogue, the
-    entries' datasets and their rows read ahead."""
-
-    grants: dict[tuple[str, str | None], GrantTerms | None] = field(default_factory=dict)
-    catalogue: sources.ReadAhead = field(default_factory=sources.ReadAhead)
-
-
-@dataclass(frozen=True)
 class LookupAsk:
     """A granted lookup waiting for its batch (see :func:`run_lookups`)."""
 
@@ -265,29 +256,28 @@ Lookups = GroupCommit[LookupAsk, LookupResult | HubError]
 
 
 def run_lookups(db: Session, asks: Sequence[LookupAsk]) -> list[LookupResult | HubError]:
-    """Many granted lookups in one transaction: their checks (each grant and each entry's dataset read
-    once), their rows (read ahead in one statement per entry), then their counts and trails together
-    (:func:`settle_accesses`). A refused lookup is recorded too, and its error is its own result: one
-    department's bad query never touches another's."""
-    read = _BatchRead()
+    """Many granted lookups in one transaction: their checks (each grant read once), their rows (the
+    catalogue's `lookup_many`: each entry's dataset read once, its rows ahead in one statement), then their
+    counts and trails together (:func:`settle_accesses`). A refused lookup is recorded too, and its error
+    is its own result: one department's bad query never touches another's."""
+    grants: dict[tuple[str, str | None], GrantTerms | None] = {}
     checked: list[_CheckedLookup | HubError] = []
     for ask in asks:
         try:
-            checked.append(_check_lookup(db, ask, read))
+            checked.append(_check_lookup(db, ask, grants))
         except HubError as exc:
             checked.append(exc)
-    wanted: dict[str, list[dict[str, str]]] = {}
-    for check in checked:
-        if not isinstance(check, HubError):
-            wanted.setdefault(check.grant.resource_id, []).append(check.ask.params)
-    for resource_id, params in wanted.items():
-        sources.catalogue().prefetch_rows(db, resource_id=resource_id, params=params, read_ahead=read.catalogue)
+    passed = [check for check in checked if not isinstance(check, HubError)]
+    queries = [sources.RowQuery(c.grant.resource_id, c.ask.params, c.fields, c.limit) for c in passed]
+    answers = iter(sources.catalogue().lookup_many(db, queries))
     results: list[_LookupRead | HubError] = []
     for check in checked:
-        try:
-            results.append(check if isinstance(check, HubError) else _lookup_read(db, check, read))
-        except HubError as exc:
-            results.append(exc)
+        if isinstance(check, HubError):
+            results.append(check)
+        elif isinstance(rows := next(answers), HubError):
+            results.append(rows)
+        else:
+            results.append(_lookup_read(check, rows))
     found = [(index, result) for index, result in enumerate(results) if not isinstance(result, HubError)]
     allowed = settle_accesses(db, [result.pending for _, result in found])
     for (index, (grant, _, _, pending)), ok in zip(found, allowed, strict=True):
@@ -333,11 +323,11 @@ class _CheckedLookup:
     now: datetime
 
 
-def _check_lookup(db: Session, ask: LookupAsk, read: _BatchRead) -> _CheckedLookup:
+def _check_lookup(db: Session, ask: LookupAsk, grants: dict[tuple[str, str | None], GrantTerms | None]) -> _CheckedLookup:
     """The checks of a lookup before its rows: a usable grant of the caller's, granted fields, valid parameters."""
     now = utcnow()
     try:
-        grant = _usable_grant(db, ask.who, ask.grant_id, now, read.grants)
+        grant = _usable_grant(db, ask.who, ask.grant_id, now, grants)
         chosen = _fields(grant, ask.fields)
         limit = _check_params(grant, {k.strip(): v.strip() for k, v in ask.params.items()})
     except HubError as exc:
@@ -346,12 +336,9 @@ def _check_lookup(db: Session, ask: LookupAsk, read: _BatchRead) -> _CheckedLook
     return _CheckedLookup(ask, grant, chosen, limit, now)
 
 
-def _lookup_read(db: Session, check: _CheckedLookup, read: _BatchRead) -> _LookupRead:
+def _lookup_read(check: _CheckedLookup, rows: list[dict[str, Any]]) -> _LookupRead:
     """The rows of a checked lookup, shaped; and the access waiting to be counted."""
     grant, ask = check.grant, check.ask
-    rows = sources.catalogue().lookup_rows(
-        db, resource_id=grant.resource_id, params=ask.params, fields=check.fields, limit=check.limit, read_ahead=read.catalogue
-    )
     shaped = _shape(grant, rows, check.fields)
     pending = pending_access(
         grant, ask.who, kind="lookup", params=ask.params, rows=len(shaped), fields=check.fields, use_cause=ask.use_cause,
@@ -405,8 +392,6 @@ def call_api(
     journal: AccessJournal,
 ) -> tuple[GrantTerms, list[str], list[dict[str, Any]]]:
     """Query the provider's API through the hub; the answer is filtered to the granted fields and masked."""
-    from exchange import upstream
-
     now = utcnow()
     try:
         grant = _usable_grant(db, who, grant_id, now)
@@ -462,8 +447,8 @@ def accesses_about_holder(
 def record_refused_access(db: Session, *, who: Principal, grant_id: str, kind: str, code: str, detail: str) -> None:
     """What the exchange keeps of a refused query: its access row (on the grant's usage trail, when the
     grant is the caller's) and its audit record. Written through :func:`ops.audit.record_refusal`."""
-    grant = db.get(Grant, grant_id)
-    if grant is not None and grant.consumer_department_id == who.department_id:
+    grant = repo.consumer_grant(db, who, grant_id)
+    if grant is not None:
         db.add(
             DataAccess(
                 at=utcnow(),

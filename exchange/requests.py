@@ -5,7 +5,7 @@ extension, escalation and coordination, rating, and reading a request with its d
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy.orm import Session
 
@@ -47,8 +47,17 @@ from ops.errors import Conflict, Forbidden, Invalid, NotFound
 from ops.workdays.service import WorkCalendar, calendar
 
 
-def _get(db: Session, who: Principal, request_id: str, expected_version: int | None = None) -> SharingRequest:
-    """A request the caller may see (404 otherwise), at the version the caller last read when it says which (409 otherwise)."""
+def _get(
+    db: Session,
+    who: Principal,
+    request_id: str,
+    expected_version: int | None = None,
+    *,
+    only: tuple[Literal["consumer", "provider"], str] | None = None,
+) -> SharingRequest:
+    """A request the caller may see (404 otherwise), at the version the caller last read when it says which
+    (409 otherwise). `only`: a step only the consumer's or the provider's department takes, and what it
+    does (403 to anyone else)."""
     req = repo.get_request(db, who, request_id)
     if req is None:
         raise NotFound(f"no sharing request {request_id}")
@@ -57,6 +66,10 @@ def _get(db: Session, who: Principal, request_id: str, expected_version: int | N
             f"the request is at version {req.version}, not {expected_version}; it was changed meanwhile, reload it",
             extra={"current_version": req.version},
         )
+    if only is not None:
+        side, step = only
+        if who.department_id != (req.consumer_department_id if side == "consumer" else req.provider_department_id):
+            raise Forbidden(f"only the {side} department {step}")
     return req
 
 
@@ -240,9 +253,7 @@ def decide(
     db: Session, *, who: Principal, policy: Policy, request_id: str, data: ProviderDecision, expected_version: int | None = None
 ) -> SharingRequest:
     """The provider approves (possibly narrowing fields or period) or refuses with a reason."""
-    req = _get(db, who, request_id, expected_version)
-    if who.department_id != req.provider_department_id:
-        raise Forbidden("only the provider department decides on this request")
+    req = _get(db, who, request_id, expected_version, only=("provider", "decides on this request"))
     if not data.approve:
         reason = require_reason(data.reason, "a refusal")
         transition(db, req, who=who, action="reject", reason=reason)
@@ -289,9 +300,7 @@ def withdraw(
     db: Session, *, who: Principal, request_id: str, reason: str | None, expected_version: int | None = None
 ) -> SharingRequest:
     """The consumer withdraws its request before a decision."""
-    req = _get(db, who, request_id, expected_version)
-    if who.department_id != req.consumer_department_id:
-        raise Forbidden("only the consumer department withdraws its request")
+    req = _get(db, who, request_id, expected_version, only=("consumer", "withdraws its request"))
     transition(db, req, who=who, action="withdraw", reason=reason)
     step = close_step(db, req, outcome="withdrawn", at=utcnow())
     if step is not None and step.department_id is not None:
@@ -303,9 +312,7 @@ def request_extension(
     db: Session, *, who: Principal, policy: Policy, request_id: str, data: ExtensionCreate, expected_version: int | None = None
 ) -> SharingRequest:
     """The provider asks the platform for more working days to decide (once per request, bounded)."""
-    req = _get(db, who, request_id, expected_version)
-    if who.department_id != req.provider_department_id:
-        raise Forbidden("only the provider department asks for an extension")
+    req = _get(db, who, request_id, expected_version, only=("provider", "asks for an extension"))
     step = repo.open_step(db, req.id)
     if req.state != RequestState.PROVIDER_REVIEW or step is None or step.step != Step.DECISION:
         raise Conflict(f"the request is {req.state}; an extension is possible only while the provider decides")
@@ -382,9 +389,7 @@ def escalate(
     db: Session, *, who: Principal, policy: Policy, request_id: str, reason: str, expected_version: int | None = None
 ) -> SharingRequest:
     """The consumer escalates a refused conditional request to the platform for coordination (协调)."""
-    req = _get(db, who, request_id, expected_version)
-    if who.department_id != req.consumer_department_id:
-        raise Forbidden("only the consumer department escalates its request")
+    req = _get(db, who, request_id, expected_version, only=("consumer", "escalates its request"))
     reason = require_reason(reason, "an escalation")
     transition(db, req, who=who, action="escalate", reason=reason)
     db.flush()
@@ -431,9 +436,7 @@ def coordinate(
 
 def rate(db: Session, *, who: Principal, request_id: str, data: RatingCreate) -> Rating:
     """The consumer rates a fulfilled request (好差评: good / average / poor)."""
-    req = _get(db, who, request_id)
-    if who.department_id != req.consumer_department_id:
-        raise Forbidden("only the consumer department rates its request")
+    req = _get(db, who, request_id, only=("consumer", "rates its request"))
     if req.state not in RATEABLE_STATES:
         raise Conflict(f"the request is {req.state}; only a decided request can be rated")
     if repo.rating_for(db, req.id) is not None:

@@ -1,7 +1,7 @@
 """The catalogue as the exchange sees it: published entry versions and their dataset rows.
 
-Everything goes through `catalog_registry.service` (the catalogue's public contract, its section
-"Contract with the exchange"). The shapes the exchange relies on are written down here as protocols;
+Everything goes through `catalog_registry.service` (the catalogue's public surface; the contract with the
+exchange is its module `sharing.py`). The shapes the exchange relies on are written down here as protocols;
 mypy checks that the catalogue's service meets them. Tests that exercise the exchange without a
 catalogue put another implementation in its place with :func:`substituted`.
 """
@@ -15,9 +15,10 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy.orm import Session
 
 from catalog_registry import service as catalog_service
-from catalog_registry.service import ReadAhead
+from catalog_registry.service import RowQuery
+from ops.errors import HubError
 
-__all__ = ["ReadAhead", "catalogue", "substituted"]
+__all__ = ["RowQuery", "catalogue", "substituted"]
 
 
 class Item(Protocol):
@@ -83,19 +84,7 @@ class Sharing(Protocol):
 class Catalogue(Protocol):
     def get_published_for_sharing(self, db: Session, *, resource_id: str) -> Sharing: ...
     def get_version_for_sharing(self, db: Session, *, version_id: str) -> Sharing: ...
-    def lookup_rows(
-        self,
-        db: Session,
-        *,
-        resource_id: str,
-        params: dict[str, str],
-        fields: list[str],
-        limit: int,
-        read_ahead: ReadAhead | None = None,
-    ) -> list[dict[str, Any]]: ...
-    def prefetch_rows(
-        self, db: Session, *, resource_id: str, params: Sequence[dict[str, str]], read_ahead: ReadAhead
-    ) -> None: ...
+    def lookup_many(self, db: Session, queries: Sequence[RowQuery]) -> list[list[dict[str, Any]] | HubError]: ...
     def export_rows(
         self, db: Session, *, resource_id: str, fields: list[str], cursor: str | None, limit: int
     ) -> tuple[list[dict[str, Any]], str | None]: ...

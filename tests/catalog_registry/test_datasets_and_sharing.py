@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
-from catalog_registry import service
+from catalog_registry import service, sharing
 from catalog_registry.models import DatasetRow
 from ops.errors import Conflict, Forbidden, Invalid, NotFound
 from tests.catalog_registry.helpers import entry_body, publish, upload
@@ -64,7 +64,7 @@ def test_a_batch_of_lookups_reads_its_rows_ahead_in_one_statement(
     provider = hub.system(hub.department("市公安局"))
     entry = publish(client, provider, hub.admin)
     upload(client, provider, entry["id"], PEOPLE)
-    monkeypatch.setattr(service, "PREFETCH_ROWS", 2)  # 张三's two rows fill it: his lookup must look for more
+    monkeypatch.setattr(sharing, "PREFETCH_ROWS", 2)  # 张三's two rows fill it: his lookup must look for more
     zhang, li, nobody = ({"身份证号": n} for n in ("110105199001011234", "11010519491231002X", "000000000000000000"))
     alone = {
         n: service.lookup_rows(db, resource_id=entry["id"], params=p, fields=["户籍地址"], limit=5)
@@ -91,7 +91,7 @@ def test_a_batch_of_lookups_reads_its_rows_ahead_in_one_statement(
     assert together == alone
     assert alone["zhang"] == [{"户籍地址": "北京市朝阳区幸福路1号"}, {"户籍地址": "北京市朝阳区幸福路1号(旧址)"}]
     assert alone["nobody"] == []
-    monkeypatch.setattr(service, "PREFETCH_ROWS", 1)  # now his second row is past the read-ahead
+    monkeypatch.setattr(sharing, "PREFETCH_ROWS", 1)  # now his second row is past the read-ahead
     ahead = service.ReadAhead()
     service.prefetch_rows(db, resource_id=entry["id"], params=[zhang], read_ahead=ahead)
     assert (

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from exchange import access, grants, requests, service, sources, states, supervision
-from ops.errors import Conflict, NotFound
+from ops.errors import Conflict, HubError, NotFound
 from tests.conftest import Actor, Hub
 from tests.factories import citizen_id
 
@@ -93,15 +93,13 @@ class Catalogue:
         params: dict[str, str],
         fields: list[str],
         limit: int,
-        read_ahead: sources.ReadAhead | None = None,
     ) -> list[dict[str, Any]]:
         found = [r for r in self.rows[resource_id] if all(str(r.get(k)) == v for k, v in params.items())]
         return [{f: r.get(f) for f in fields} for r in found[:limit]]
 
-    def prefetch_rows(
-        self, db: Session, *, resource_id: str, params: Sequence[dict[str, str]], read_ahead: sources.ReadAhead
-    ) -> None:
+    def lookup_many(self, db: Session, queries: Sequence[sources.RowQuery]) -> list[list[dict[str, Any]] | HubError]:
         """Rows are in memory here: nothing to read ahead."""
+        return [self.lookup_rows(db, resource_id=q.resource_id, params=q.params, fields=q.fields, limit=q.limit) for q in queries]
 
     def export_rows(
         self, db: Session, *, resource_id: str, fields: list[str], cursor: str | None, limit: int

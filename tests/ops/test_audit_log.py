@@ -15,7 +15,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from ops import audit
-from ops.auditlog import service
+from ops.auditlog import service, tree
 from ops.auditlog.models import LogEntry
 from ops.storage import LocalStore
 from tests.conftest import Hub
@@ -570,7 +570,7 @@ def test_a_forged_or_rewritten_checkpoint_in_object_storage_is_reported(
     db.execute(text("DELETE FROM audit_log_checkpoints"))
     entries = db.execute(text('SELECT "index", leaf_hash FROM audit_log_entries ORDER BY "index"')).all()
     known = {(0, int(i)): bytes.fromhex(h) for i, h in entries}
-    service._complete_nodes(db, 0, len(entries), known)
+    tree._complete_nodes(db, 0, len(entries), known)
     db.expire_all()
     assert service.verify(db, grace_seconds=3600).ok  # the database alone is consistent again
     _seal_log(client, hub)
