@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -63,16 +64,19 @@ def cmd_serve(args: argparse.Namespace) -> None:
     from ops.logs import configure_logging
     from ops.runtime import tune_gc_for_serving
 
-    settings = load_settings()
+    settings = load_settings().bound_to(args.host, args.port)
     configure_logging(settings.log_level)
     # Migrations on an engine of their own, without the serving engine's statement and lock timeouts
     # (a migration may run long, and waits for the other processes' migrations).
     migrations = make_engine(settings.effective_database_url, busy_timeout=settings.database_busy_timeout_seconds)
     _print_admin(prepare(migrations, settings))
     migrations.dispose()
-    print(f"govhub listening on http://{args.host}:{args.port}  (API docs: /docs)", flush=True)
+    print(f"govhub listening on {args.host}:{args.port}, reached at {settings.public_url}", flush=True)
+    print(f"  console: {settings.public_url}/console/   API docs: {settings.public_url}/docs", flush=True)
     if args.workers > 1:
         _fresh_metrics_dir(settings)
+        # The workers read the environment: they advertise the same address.
+        os.environ["GOVHUB_PUBLIC_URL"] = settings.public_url
         # Each worker builds its own app from the same environment; metrics merge across them.
         uvicorn.run(
             "govhub.cli:serving_app",
