@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +12,8 @@ from sqlalchemy import func, select, update
 
 from certhub import bulk, sdjwt, service
 from certhub.models import Certificate, Counter
-from govhub.cli import main
 from ops.audit import AuditRecord
-from ops.config import get_settings
 from tests.certhub.conftest import ID_CARD, World, id_face
-from tests.conftest import MASTER_KEY
 from tests.factories import citizen_id, corrupt_check, uscc
 
 
@@ -64,25 +61,6 @@ def test_bulk_needs_a_known_format(world: World) -> None:
         "/certhub/certificates/bulk", content=b"x", headers={**world.issuer.headers, "Content-Type": "application/xml"}
     )
     assert response.status_code == 415 and "x-ndjson" in response.json()["detail"]  # refused before it is read
-
-
-@pytest.fixture()
-def govhub(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> Iterator[Callable[..., tuple[str, str]]]:
-    """Run `govhub …` in this process on a fresh data directory; returns (stdout, stderr)."""
-    monkeypatch.setenv("GOVHUB_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("GOVHUB_MASTER_KEY", MASTER_KEY)
-    monkeypatch.delenv("GOVHUB_DATABASE_URL", raising=False)
-    get_settings.cache_clear()
-
-    def run(*args: str) -> tuple[str, str]:
-        main(list(args))
-        captured = capsys.readouterr()
-        return captured.out, captured.err
-
-    yield run
-    get_settings.cache_clear()
 
 
 def test_an_operator_loads_the_catalogue_and_bulk_issues_a_csv_with_a_progress_bar(

@@ -10,8 +10,6 @@ from pathlib import Path
 import pytest
 
 from govhub.cli import build_parser, main
-from ops.config import get_settings
-from tests.conftest import MASTER_KEY
 
 
 def _screens(
@@ -37,25 +35,6 @@ def test_every_help_screen_describes_its_command_and_every_argument() -> None:
                 missing.append(f"{command}: {'/'.join(action.option_strings) or action.dest} has no help")
     assert len(screens) > 50
     assert not missing, "\n".join(missing)
-
-
-@pytest.fixture()
-def govhub(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> Iterator[Callable[..., tuple[str, str]]]:
-    """Run `govhub …` in this process on a fresh data directory; returns (stdout, stderr)."""
-    monkeypatch.setenv("GOVHUB_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("GOVHUB_MASTER_KEY", MASTER_KEY)
-    monkeypatch.delenv("GOVHUB_DATABASE_URL", raising=False)
-    get_settings.cache_clear()
-
-    def run(*args: str) -> tuple[str, str]:
-        main(list(args))
-        captured = capsys.readouterr()
-        return captured.out, captured.err
-
-    yield run
-    get_settings.cache_clear()
 
 
 def test_an_operator_finds_the_job_names_and_learns_that_nothing_has_run_yet(govhub: Callable[..., tuple[str, str]]) -> None:

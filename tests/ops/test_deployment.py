@@ -10,6 +10,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -63,14 +64,20 @@ def test_two_replicas_starting_together_migrate_once_and_share_one_admin_and_one
     assert [p.name for p in shared.iterdir() if "master.key" in p.name] == ["master.key"]
 
 
-def test_the_compose_file_runs_two_hubs_on_postgres_and_minio_with_prometheus() -> None:
+def _compose_services() -> dict[str, Any]:
+    """The services of docker-compose.yml as `docker-compose config` resolves them (skips without it)."""
     yaml = pytest.importorskip("yaml")
     compose = shutil.which("docker-compose")
     if compose is None:
         pytest.skip("docker-compose (Debian package docker-compose) is not installed; CI installs it")
     checked = subprocess.run([compose, "config"], cwd=ROOT, capture_output=True, text=True, check=False)
     assert checked.returncode == 0, checked.stderr
-    services = yaml.safe_load(checked.stdout)["services"]
+    return dict(yaml.safe_load(checked.stdout)["services"])
+
+
+def test_the_compose_file_runs_two_hubs_on_postgres_and_minio_with_prometheus() -> None:
+    yaml = pytest.importorskip("yaml")
+    services = _compose_services()
     assert {"hub-1", "hub-2", "postgres", "minio", "minio-init", "prometheus"} <= set(services)
     for name in ("hub-1", "hub-2"):
         env = services[name]["environment"]
@@ -84,12 +91,7 @@ def test_the_compose_file_runs_two_hubs_on_postgres_and_minio_with_prometheus() 
 
 def test_every_image_is_pinned_and_grafana_comes_up_with_prometheus_and_the_dashboard() -> None:
     yaml = pytest.importorskip("yaml")
-    compose = shutil.which("docker-compose")
-    if compose is None:
-        pytest.skip("docker-compose (Debian package docker-compose) is not installed; CI installs it")
-    checked = subprocess.run([compose, "config"], cwd=ROOT, capture_output=True, text=True, check=False)
-    assert checked.returncode == 0, checked.stderr
-    services = yaml.safe_load(checked.stdout)["services"]
+    services = _compose_services()
     for name, service in services.items():
         image = service["image"]
         repository, _, tag = image.rpartition(":")
