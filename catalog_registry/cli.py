@@ -59,6 +59,12 @@ def _principal(db: Session, department: str | None) -> Principal:
     return Principal(subject="cli", roles=frozenset({Role.DEPARTMENT_ADMIN}), department_id=found.id, department_code=found.code)
 
 
+PUBLISH_ALONE = (
+    "govhub: --mode publish cannot be combined with --department: a department's import goes to review "
+    "(draft or submit); only the platform publishes without review, with 提供部门代码 on each row"
+)
+
+
 def import_command(db: Session, _settings: Settings, args: argparse.Namespace) -> None:
     from catalog_registry import service
     from ops.errors import Invalid
@@ -66,6 +72,8 @@ def import_command(db: Session, _settings: Settings, args: argparse.Namespace) -
     path = Path(args.file)
     if not path.is_file():
         raise SystemExit(f"govhub: no such file {path}")
+    if args.mode == "publish" and args.department:
+        raise SystemExit(PUBLISH_ALONE)
     who = _principal(db, args.department)
     bar = ProgressBar(_count_rows(path)) if not args.quiet else None
 
@@ -138,15 +146,20 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         "(each problem is listed with its row and column). Columns: 资源代码, 资源名称, 资源分类, 资源摘要, "
         "信息项 (名称|类型|长度|分级|是否个人信息; ...), 共享类型, 共享条件, 不予共享依据, 共享方式, "
         "管控参数 (信息项|必填|每次最多行数; ...), 开放属性, 更新周期, 关联资源, 是否电子证照, 允许导出, "
-        "数据集提供, 接口地址, 接口方法, 接口超时秒, 提供部门代码.",
+        "数据集提供, 接口地址, 接口方法, 接口超时秒, 提供部门代码. "
+        "--mode publish cannot be combined with --department.",
     )
     imp.add_argument("file", help="CSV file (UTF-8)")
-    imp.add_argument("--department", help="import as this provider department (id or code); else 提供部门代码 per row")
+    imp.add_argument(
+        "--department",
+        help="import as this provider department (id or code), for review: not with --mode publish; "
+        "without it the platform imports, each row naming its 提供部门代码",
+    )
     imp.add_argument(
         "--mode",
         default="draft",
         choices=["draft", "submit", "publish"],
-        help="draft (default), submit for review, or publish at once (a catalogue already reviewed)",
+        help="draft (default), submit for review, or publish at once (a catalogue already reviewed; only without --department)",
     )
     imp.add_argument("--quiet", action="store_true", help="no progress bar")
     imp.set_defaults(func=with_db(import_command))

@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from catalog_registry import repository
-from catalog_registry.models import SharingType
-from catalog_registry.schemas import ResponsibilityEntry, ResponsibilityList
+from catalog_registry.models import SharingType, UpdateCycle
+from catalog_registry.schemas import LABELS, ResponsibilityEntry, ResponsibilityList
 from ops import audit, spreadsheet
 from ops.auth import Principal
 from ops.errors import NotFound
@@ -46,7 +46,17 @@ def responsibility_list(db: Session, *, who: Principal, department_id: str) -> R
     )
 
 
-SHARING_LABELS = {"unconditional": "无条件共享", "conditional": "有条件共享", "not_shared": "不予共享"}
+def _label_of(enum: type[SharingType] | type[UpdateCycle]) -> dict[str, str]:
+    """Each value's Chinese label: the first spelling the import template accepts for it."""
+    labels: dict[str, str] = {}
+    for label, value in LABELS[enum].items():
+        labels.setdefault(value, label)
+    return labels
+
+
+# The spreadsheet speaks one language, Chinese, in its headers and its values alike.
+SHARING_LABELS = _label_of(SharingType)
+CYCLE_LABELS = _label_of(UpdateCycle)
 
 
 def responsibility_csv(report: ResponsibilityList) -> str:
@@ -60,7 +70,7 @@ def responsibility_csv(report: ResponsibilityList) -> str:
             SHARING_LABELS[e.sharing_type],
             e.conditions or "",
             e.legal_basis or "",
-            e.update_cycle,
+            CYCLE_LABELS.get(e.update_cycle, e.update_cycle),
             "是" if e.is_certificate else "否",
         ]
         for e in report.entries

@@ -61,7 +61,8 @@ class _BulkRun:
         self.db, self.who, self.ctx, self.progress = db, who, ctx, progress
         self.department_id = who.require_department()
         self.total = 0
-        self.issued: dict[int, str] = {}  # row number → identifier
+        self.issued: dict[int, str] = {}  # row number → identifier (new, or replayed)
+        self.replayed: set[int] = set()  # rows whose idempotency key returned an earlier certificate
         self.errors: list[BulkRowError] = []
         self.pending: list[_Pending] = []
         self.pending_keys: set[str] = set()
@@ -108,6 +109,7 @@ class _BulkRun:
             stored_hash, identifier = self.keys[key]
             check_replay(stored_hash, digest)
             self.issued[number] = identifier
+            self.replayed.add(number)
             return
         if data.render_pdf:
             # The sealed PDF and the seal's use record are written with the certificate: a row of its own.
@@ -187,7 +189,14 @@ class _BulkRun:
     def report(self) -> BulkReport:
         identifiers = [self.issued[n] for n in sorted(self.issued)]
         errors = sorted(self.errors, key=lambda e: e.row)
-        return BulkReport(total=self.total, issued=len(identifiers), failed=len(errors), identifiers=identifiers, errors=errors)
+        return BulkReport(
+            total=self.total,
+            issued=len(identifiers) - len(self.replayed),
+            replayed=len(self.replayed),
+            failed=len(errors),
+            identifiers=identifiers,
+            errors=errors,
+        )
 
 
 def _refused_by_database(number: int, exc: IntegrityError | DataError) -> BulkRowError:
@@ -222,7 +231,7 @@ def bulk_issue(
         action="certificate.bulk_issue",
         object_type="bulk",
         object_id=f"{report.issued}/{report.total}",
-        detail={"failed": report.failed},
+        detail={"replayed": report.replayed, "failed": report.failed},
     )
     return report
 

@@ -36,11 +36,11 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     )
     examples.set_defaults(func=with_db(_load_examples))
     load = types_sub.add_parser("load", help='load type definitions from a JSON file ({"types": [...]})')
-    load.add_argument("file", type=Path)
+    load.add_argument("file", type=Path, help="the JSON file of type definitions")
     load.set_defaults(func=with_db(_load_file))
     allow = types_sub.add_parser("allow", help="let a department issue a type")
-    allow.add_argument("type_code")
-    allow.add_argument("department_code")
+    allow.add_argument("type_code", help="the certificate type's code (see `govhub certhub types list`)")
+    allow.add_argument("department_code", help="the department's 统一社会信用代码")
     allow.set_defaults(func=with_db(_allow))
 
     bulk = sub.add_parser(
@@ -50,7 +50,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         "CSV columns: holder_code, holder_kind, holder_name, number, valid_from, valid_until, idempotency_key, "
         "and one column per face field. JSON Lines: one issue request per line.",
     )
-    bulk.add_argument("file", type=Path)
+    bulk.add_argument("file", type=Path, help="the certificates to issue: CSV or JSON Lines, one per row")
     bulk.add_argument("--department", required=True, help="the issuing department's 统一社会信用代码")
     bulk.add_argument("--type", dest="type_code", help="the certificate type code (unless a column gives it)")
     bulk.add_argument("--format", choices=["csv", "jsonl"], help="default: from the file name")
@@ -154,7 +154,10 @@ def _bulk(db: Session, settings: Settings, args: argparse.Namespace) -> None:
     )
     if bar:
         bar.close()
-    print(f"{report.issued} of {report.total} row(s) issued, {report.failed} refused")
+    print(
+        f"{report.total} row(s): {report.issued} issued, {report.replayed} replayed "
+        f"(idempotency key seen before: the earlier certificate), {report.failed} failed"
+    )
     for error in report.errors[:20]:
         print(f"  row {error.row}: {error.message}")
     if report.failed > 20:

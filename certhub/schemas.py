@@ -424,7 +424,8 @@ class BulkRowError(BaseModel):
 
 class BulkReport(BaseModel):
     total: int
-    issued: int
+    issued: int = Field(description="rows issued a new certificate")
+    replayed: int = Field(description="rows whose idempotency key was used before for the same request: the earlier certificate")
     failed: int
-    identifiers: list[str]
+    identifiers: list[str] = Field(description="the certificate of each row that has one (issued or replayed), in row order")
     errors: list[BulkRowError]

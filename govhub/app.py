@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -48,6 +49,24 @@ govhub: the government data-sharing exchange and electronic-certificate hub.
 Department systems authenticate with client credentials at `POST /auth/token` and send
 `Authorization: Bearer <token>`. Errors are RFC 9457 `application/problem+json`.
 """
+
+
+HOME = """<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8"><title>govhub</title></head>
+<body>
+<h1>govhub 政务数据共享交换与电子证照平台</h1>
+<ul>
+<li><a href="/console/">管理控制台</a> (console: sign in with a client id and secret)</li>
+<li><a href="/docs">API 文档</a> (Swagger UI) · <a href="/redoc">ReDoc</a> · <a href="/openapi.json">OpenAPI</a></li>
+<li><a href="/healthz">运行状态</a> (health)</li>
+</ul>
+</body></html>
+"""
+
+
+def home() -> HTMLResponse:
+    """Where a visitor of `/` goes next: the console and the API documentation."""
+    return HTMLResponse(HOME)
 
 
 def all_jobs(settings: Settings) -> list[Job]:
@@ -147,6 +166,7 @@ def create_app(
     )
     # Routes are matched in order, one by one (twice: to pick the router, then the route in it): the
     # busiest (verifications, granted lookups) are in small routers of their own, included first.
+    app.add_api_route("/", home, methods=["GET"], include_in_schema=False)
     app.include_router(health.router)
     app.include_router(certhub_endpoints.busy)
     app.include_router(exchange_endpoints.busy)

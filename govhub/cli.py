@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -15,7 +16,7 @@ from catalog_registry import cli as catalog_cli
 from certhub import cli as certhub_cli
 from exchange import cli as exchange_cli
 from ops.auditlog import cli as auditlog_cli
-from ops.cli import CLI_ADMIN, load_settings, with_db
+from ops.cli import CLI_ADMIN, describe_from_help, load_settings, with_db
 from ops.config import Settings
 from ops.crypto import KeyVault
 from ops.db import make_engine, make_sessionmaker
@@ -68,16 +69,19 @@ def cmd_serve(args: argparse.Namespace) -> None:
     from ops.logs import configure_logging
     from ops.runtime import tune_gc_for_serving
 
-    settings = load_settings()
+    settings = load_settings().bound_to(args.host, args.port)
     configure_logging(settings.log_level)
     # Migrations on an engine of their own, without the serving engine's statement and lock timeouts
     # (a migration may run long, and waits for the other processes' migrations).
     migrations = make_engine(settings.effective_database_url, busy_timeout=settings.database_busy_timeout_seconds)
     _print_admin(prepare(migrations, settings), settings)
     migrations.dispose()
-    print(f"govhub listening on http://{args.host}:{args.port}  (API docs: /docs)", flush=True)
+    print(f"govhub listening on {args.host}:{args.port}, reached at {settings.public_url}", flush=True)
+    print(f"  console: {settings.public_url}/console/   API docs: {settings.public_url}/docs", flush=True)
     if args.workers > 1:
         _fresh_metrics_dir(settings)
+        # The workers read the environment: they advertise the same address.
+        os.environ["GOVHUB_PUBLIC_URL"] = settings.public_url
         # Each worker builds its own app from the same environment; metrics merge across them.
         uvicorn.run(
             "govhub.cli:serving_app",
@@ -126,12 +130,22 @@ def _runner(settings: Settings) -> Any:
 
 def cmd_jobs_status(_args: argparse.Namespace) -> None:
     runner = _runner(load_settings())
-    for row in runner.status():
+    rows = runner.status()
+    for row in rows:
         print(json.dumps(row, ensure_ascii=False))
+    never = sorted(set(runner.jobs) - {row["name"] for row in rows})
+    if not rows:
+        print("no job has run yet: a serving hub runs them on schedule, `govhub jobs run NAME` runs one now", file=sys.stderr)
+    if never:
+        print(f"never run: {', '.join(never)}", file=sys.stderr)
 
 
 def cmd_jobs_run(args: argparse.Namespace) -> None:
     runner = _runner(load_settings())
+    if args.name is None:
+        for name in sorted(runner.jobs):
+            print(name)
+        return
     if args.name not in runner.jobs:
         raise SystemExit(f"govhub: no job {args.name!r}; jobs are: {', '.join(sorted(runner.jobs))}")
     if not runner.run_once(args.name):
@@ -299,7 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
     create = deps.add_parser("create", help="register a department")
     create.add_argument("--code", required=True, help="统一社会信用代码 (18 characters)")
     create.add_argument("--name", required=True, help="department name")
-    create.add_argument("--level", required=True, choices=["province", "city", "county", "township", "village"])
+    create.add_argument(
+        "--level", required=True, choices=["province", "city", "county", "township", "village"], help="administrative level"
+    )
     create.add_argument("--region", required=True, help="6-digit administrative region code")
     create.add_argument("--parent", help="parent department id or code")
     create.set_defaults(func=with_db(departments_create))
@@ -318,8 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
     ccreate.add_argument("--department", help="department id or code (required except for platform admins)")
     ccreate.set_defaults(func=with_db(clients_create))
     revoke = clients.add_parser("revoke", help="revoke a client; its tokens stop working")
-    revoke.add_argument("client_id")
-    revoke.add_argument("--reason", required=True)
+    revoke.add_argument("client_id", help="the client to revoke (see `govhub clients list`)")
+    revoke.add_argument("--reason", required=True, help="why (kept in the audit trail)")
     revoke.set_defaults(func=with_db(clients_revoke))
     clients.add_parser("list", help="list clients").set_defaults(func=with_db(clients_list, writes=False))
 
@@ -328,9 +344,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="print an access token for a client (for scripting)",
         description="Print a token for an active client, or with --holder for a holder (built-in identity provider only).",
     )
-    token.add_argument("client_id", nargs="?")
+    token.add_argument("client_id", nargs="?", help="an active client (see `govhub clients list`)")
     token.add_argument("--holder", help="holder code (公民身份号码 or 统一社会信用代码)")
-    token.add_argument("--kind", default="person", choices=["person", "enterprise"])
+    token.add_argument(
+        "--kind",
+        default="person",
+        choices=["person", "enterprise"],
+        help="with --holder: a citizen or an enterprise (default person)",
+    )
     token.add_argument("--name", help="holder name")
     token.set_defaults(func=with_db(cmd_token))
 
@@ -340,13 +361,20 @@ def build_parser() -> argparse.ArgumentParser:
         "rewrap", help="re-encrypt private keys under the current master key (after setting GOVHUB_PREVIOUS_MASTER_KEYS)"
     ).set_defaults(func=with_db(keys_rewrap))
     jobs = sub.add_parser("jobs", help="scheduled jobs").add_subparsers(dest="sub", required=True)
-    jobs.add_parser("status", help="when each job last ran and is next due, cluster-wide").set_defaults(func=cmd_jobs_status)
-    run = jobs.add_parser("run", help="run one job now (if no other process holds it)")
-    run.add_argument("name")
+    jobs.add_parser(
+        "status", help="when each job last ran and is next due, cluster-wide (one JSON line each); jobs never run are named"
+    ).set_defaults(func=cmd_jobs_status)
+    run = jobs.add_parser(
+        "run",
+        help="run one job now (if no other process holds it); without NAME, list the jobs",
+        description="Run one scheduled job now, unless another process holds it. Without NAME, print every job's name.",
+    )
+    run.add_argument("name", nargs="?", help="the job's name (omit it to list the names)")
     run.set_defaults(func=cmd_jobs_run)
     workdays_cli.register(sub, calendar_listeners)
     for domain_cli in (auditlog_cli, catalog_cli, exchange_cli, seal_cli, certhub_cli):
         domain_cli.register(sub)
+    describe_from_help(parser)
     return parser
 
 

@@ -64,3 +64,17 @@ def with_db(
                 raise SystemExit("govhub: invalid input:\n" + "\n".join(lines)) from None
 
     return run
+
+
+def describe_from_help(parser: argparse.ArgumentParser) -> None:
+    """Give every subcommand without a description its one-line help as one, so that each
+    `govhub … --help` screen says what the command does (tests/ops/test_cli_help.py checks it)."""
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        for choice in action._choices_actions:
+            sub = action.choices[choice.dest]
+            if not sub.description and choice.help:
+                text = choice.help[0].upper() + choice.help[1:]
+                sub.description = text if text.endswith((".", "。", ")")) else text + "."
+            describe_from_help(sub)

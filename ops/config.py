@@ -15,12 +15,14 @@ import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ops.private import keep_private, private_dir
+
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 
 
 class Settings(BaseSettings):
@@ -56,7 +58,9 @@ class Settings(BaseSettings):
     # Old master keys still accepted for unwrapping during a rotation (comma-separated base64).
     previous_master_keys: SecretStr = SecretStr("")
 
-    public_url: str = "http://127.0.0.1:8000"
+    # The address clients reach the hub at: tokens' issuer, issuer metadata, JWKS, status lists, DCAT.
+    # Unset or empty: `govhub serve` advertises the address it listens on (`bound_to`).
+    public_url: str = DEFAULT_PUBLIC_URL
     token_issuer: str = ""
     token_audience: str = "govhub"  # noqa: S105 (an audience name, not a secret)
     token_ttl_seconds: int = Field(default=900, ge=60, le=86400)
@@ -136,6 +140,13 @@ class Settings(BaseSettings):
             raise ValueError(f"{field} must be an http(s) URL")
         return value if field == "seal_tsa_url" else value.rstrip("/")  # a TSA's URL is used as given
 
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_public_url_is_unset(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("public_url") == "":
+            return {key: value for key, value in data.items() if key != "public_url"}
+        return data
+
     @model_validator(mode="after")
     def _s3_complete(self) -> Settings:
         if self.storage_backend == "s3" and not self.s3_endpoint:
@@ -143,6 +154,16 @@ class Settings(BaseSettings):
         if self.holder_idp == "external" and not (self.holder_idp_issuer and self.holder_idp_jwks_url):
             raise ValueError("holder_idp=external needs GOVHUB_HOLDER_IDP_ISSUER and GOVHUB_HOLDER_IDP_JWKS_URL")
         return self
+
+    def bound_to(self, host: str, port: int) -> Settings:
+        """These settings for a hub listening on host:port: without GOVHUB_PUBLIC_URL it advertises that
+        address (a wildcard host as the loopback one: set GOVHUB_PUBLIC_URL when others reach it)."""
+        if "public_url" in self.model_fields_set:
+            return self
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)  # noqa: S104 (compared, not bound)
+        if ":" in host:
+            host = f"[{host}]"
+        return self.model_copy(update={"public_url": f"http://{host}:{port}"})
 
     @property
     def effective_database_url(self) -> str:

@@ -78,7 +78,6 @@ class HubProcess:
             "GOVHUB_BOOTSTRAP_ADMIN_SECRET": ADMIN_SECRET,
             "GOVHUB_RUN_SCHEDULER": "true" if scheduler else "false",
             "GOVHUB_LOG_LEVEL": "WARNING",
-            "GOVHUB_PUBLIC_URL": f"http://127.0.0.1:{self.port}",
             **(env or {}),
         }
         self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)

@@ -62,15 +62,17 @@ AUDIT_LOG_UNSEQUENCED = Gauge(
     "govhub_audit_log_unsequenced", "Audit records not yet added to the log", multiprocess_mode="mostrecent"
 )
 AUDIT_LOG_CHECKPOINTS = Counter("govhub_audit_log_checkpoints_signed_total", "Audit-log checkpoints signed")
-JOB_RUNS = Counter("govhub_job_runs_total", "Scheduled job runs", ["job", "outcome"])  # outcome: success / failure
+# The scheduled job's name is the label `task`: `job` is Prometheus's own target label (a scraped `job`
+# label would be renamed `exported_job`, and the target's `job` would stand in its place).
+JOB_RUNS = Counter("govhub_job_runs_total", "Scheduled job runs", ["task", "outcome"])  # outcome: success / failure
 JOB_DURATION = Histogram(
     "govhub_job_duration_seconds",
     "Scheduled job run time",
-    ["job"],
+    ["task"],
     buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300),
 )
 JOB_LAST_SUCCESS = Gauge(
-    "govhub_job_last_success_timestamp_seconds", "When a job last succeeded (Unix time)", ["job"], multiprocess_mode="max"
+    "govhub_job_last_success_timestamp_seconds", "When a job last succeeded (Unix time)", ["task"], multiprocess_mode="max"
 )
 HOLIDAY_CALENDAR_MISSING = Gauge(
     "govhub_holiday_calendar_missing",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,9 +19,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from certhub import service as certhub_service
 from govhub.app import create_app
+from govhub.cli import main
 from govhub.database import upgrade
 from ops.auth import TOKENS, Role
-from ops.config import Settings
+from ops.config import Settings, get_settings
 from ops.crypto import KeyVault
 from ops.db import check_write_intent, make_engine
 from ops.hubprocess import drop_postgres, fresh_postgres
@@ -228,3 +229,22 @@ def hub(app: FastAPI, session_factory: sessionmaker[Session]) -> Hub:
 
 
 __all__ = ["Actor", "Hub", "uscc"]
+
+
+@pytest.fixture()
+def govhub(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Iterator[Callable[..., tuple[str, str]]]:
+    """Run `govhub …` in this process on a fresh data directory; returns (stdout, stderr)."""
+    monkeypatch.setenv("GOVHUB_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("GOVHUB_MASTER_KEY", MASTER_KEY)
+    monkeypatch.delenv("GOVHUB_DATABASE_URL", raising=False)
+    get_settings.cache_clear()
+
+    def run(*args: str) -> tuple[str, str]:
+        main(list(args))
+        captured = capsys.readouterr()
+        return captured.out, captured.err
+
+    yield run
+    get_settings.cache_clear()

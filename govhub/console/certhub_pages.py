@@ -69,6 +69,43 @@ CHECK_NAMES = {
 }
 CHECK_STATUS = {"passed": "通过", "failed": "未通过", "indeterminate": "无法确定", "warning": "警告", "not_applicable": "不适用"}
 TTL_CHOICES = (60, 120, 300, 600)
+# What a seal check found, in Chinese, by check and outcome: the seal domain's own messages are English
+# (they are the API's); the page names the times itself, in Beijing time.
+CHECK_FINDINGS: dict[tuple[str, str], str] = {
+    ("document_integrity", "passed"): "盖章后文档未被改动（后来追加的签章除外）",
+    ("document_integrity", "failed"): "盖章后文档被改动过",
+    ("signature", "passed"): "签名值验证通过",
+    ("signature", "failed"): "签名值验证失败：签名或所签内容被改动",
+    ("seal_structure", "passed"): "印章结构完整，制章者可信",
+    ("seal_structure", "failed"): "印章结构无效或被改动",
+    ("seal_structure", "indeterminate"): "制章者不受信任",
+    ("chain", "passed"): "证书链可追溯到受信任的根证书",
+    ("chain", "failed"): "签章证书缺失，或签署时不在有效期内",
+    ("chain", "indeterminate"): "无法建立到受信任根证书的证书链",
+    ("seal_valid_at_signing", "passed"): "盖章时印章有效",
+    ("seal_valid_at_signing", "failed"): "盖章时印章已失效（暂停、注销或过期）",
+    ("seal_valid_at_signing", "indeterminate"): "印章未在本平台登记，其证书也不受信任",
+    ("seal_status_now", "passed"): "印章当前有效",
+    ("seal_status_now", "failed"): "印章在盖章前已注销",
+    ("seal_status_now", "warning"): "印章现已暂停、注销或过期，但签章早于该变更",
+    ("seal_status_now", "indeterminate"): "无法确认印章当前状态（其他平台的印章，或无法证明签章早于注销）",
+    ("timestamp", "passed"): "时间戳或本平台的用印记录证明签章当时已存在",
+    ("timestamp", "failed"): "时间戳无法验证或不受信任",
+    ("timestamp", "not_applicable"): "无时间戳，签署时间为签署者自报",
+}
+# Why a file could not be verified at all, by the field error the seal domain gives.
+PDF_PROBLEMS = {"not a PDF": "不是 PDF 文件", "no signature": "PDF 中没有可验证的签章"}
+
+
+def _pdf_problem(exc: HubError) -> str:
+    """Why a file could not be verified, in Chinese (the page's own reasons are; the seal domain's are English)."""
+    said = str(exc.errors[0].get("message", "")) if exc.errors else exc.detail
+    said = PDF_PROBLEMS.get(said, said)
+    return "文件无法读取或验证" if said.isascii() else said
+
+
+def check_finding(name: str, status: str) -> str:
+    return CHECK_FINDINGS.get((name, status), f"{CHECK_NAMES.get(name, name)}：{CHECK_STATUS.get(status, status)}")
 
 
 def _beijing(value: datetime | None) -> str:
@@ -88,7 +125,11 @@ def _until_beijing(value: datetime | None) -> str:
 templates.env.filters["beijing"] = _beijing
 templates.env.filters["until_beijing"] = _until_beijing
 templates.env.globals.update(
-    cert_status_names=STATUS_NAMES, cert_action_names=ACTION_NAMES, check_names=CHECK_NAMES, check_status=CHECK_STATUS
+    cert_status_names=STATUS_NAMES,
+    cert_action_names=ACTION_NAMES,
+    check_names=CHECK_NAMES,
+    check_status=CHECK_STATUS,
+    check_finding=check_finding,
 )
 
 
@@ -252,7 +293,8 @@ def verify_pdf(page: PostedPage, db: DbSession) -> HTMLResponse:
             raise PayloadTooLarge(f"文件超过 {limit} 字节", errors=[{"field": "file", "message": f"文件超过 {limit} 字节"}])
         report = seal.verify_pdf(db, pdf_bytes=pdf, settings=settings)
     except HubError as exc:
-        message, errors = _failed(db, exc)
+        _failed(db, exc)
+        message = _pdf_problem(exc)
         errors = {"file": f"无法验证此文件：{message}"}
         return _window_page(page, "certhub/verify_pdf.html", status=exc.status, error=message, errors=errors)
     seal.record_verification(

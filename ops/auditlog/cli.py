@@ -54,7 +54,12 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     v.add_argument("--grace", type=float, default=60.0, help="seconds a record may wait to be logged (default 60)")
     v.set_defaults(func=with_db(verify, writes=False))
     s = group.add_parser("sequence", help="append committed records to the log now")
-    s.add_argument("--grace", type=float, default=service.DEFAULT_GRACE_SECONDS)
+    s.add_argument(
+        "--grace",
+        type=float,
+        default=service.DEFAULT_GRACE_SECONDS,
+        help=f"leave records younger than this many seconds for later (default {service.DEFAULT_GRACE_SECONDS:g})",
+    )
     s.set_defaults(func=with_db(sequence))
     group.add_parser("checkpoint", help="sign a checkpoint now").set_defaults(func=with_db(checkpoint))
     group.add_parser("rotate-key", help="sign checkpoints with a new key").set_defaults(func=with_db(rotate_key))

@@ -21,7 +21,7 @@ def register(commands: argparse._SubParsersAction, listeners: Callable[[], Itera
     calendar = commands.add_parser("calendar", help="working-day calendar (holidays and 调休)")
     sub = calendar.add_subparsers(dest="sub", required=True)
     show = sub.add_parser("show", help="show a year's status and special days")
-    show.add_argument("year", type=int)
+    show.add_argument("year", type=int, help="the year, e.g. 2026")
     show.set_defaults(func=with_db(_show, writes=False))
     load = sub.add_parser(
         "load",
@@ -29,8 +29,8 @@ def register(commands: argparse._SubParsersAction, listeners: Callable[[], Itera
         description='JSON: {"source": "国办发明电〔2026〕…", "holidays": [{"date": "2027-01-01", "name": "元旦"}, …], '
         '"workdays": [{"date": "2027-02-07", "name": "春节调休"}, …]}. Open deadlines are recomputed.',
     )
-    load.add_argument("year", type=int)
-    load.add_argument("file", type=Path)
+    load.add_argument("year", type=int, help="the year the file describes")
+    load.add_argument("file", type=Path, help="the year's holidays and 调休 working days (JSON)")
 
     def _load(db: Session, settings: Settings, args: argparse.Namespace) -> None:
         try:

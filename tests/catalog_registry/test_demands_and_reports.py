@@ -111,4 +111,8 @@ def test_the_responsibility_list_names_each_published_resource_and_its_sharing_t
     rows = list(csv.reader(io.StringIO(sheet.text.lstrip("\ufeff"))))
     assert rows[0][:4] == ["提供部门", "资源代码", "资源名称", "共享类型"] and len(rows) == 4
     assert {r[3] for r in rows[1:]} == {"无条件共享", "有条件共享", "不予共享"}
+    # one language for the values too: the update cycle and the certificate flag are Chinese like the rest
+    assert rows[0][6:] == ["更新周期", "电子证照"]
+    assert {r[6] for r in rows[1:]} <= {"实时", "每天", "每周", "每月", "每季度", "每半年", "每年"}
+    assert {r[7] for r in rows[1:]} <= {"是", "否"}
     assert client.get("/catalog/responsibility-lists/nope", headers=viewer.headers).status_code == 404

@@ -27,6 +27,7 @@ require_browser()
 
 PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "device_scale_factor": 3}
 DESK = {"viewport": {"width": 1280, "height": 900}}
+LAPTOP = {"viewport": {"width": 1366, "height": 768}}  # the commonest office screen
 
 
 @dataclass
@@ -115,9 +116,9 @@ def holder_page(browser: Any, hub_url: str, code: str) -> Any:
     return page
 
 
-def clerk_page(browser: Any, hub_url: str, scene: Scene) -> Any:
+def clerk_page(browser: Any, hub_url: str, scene: Scene, screen: dict[str, Any] = DESK) -> Any:
     """The window clerk at the counter, signed in with the window's credentials."""
-    page = browser.new_context(**DESK).new_page()
+    page = browser.new_context(**screen).new_page()
     page.goto(f"{hub_url}/console/login")
     page.fill("#client_id", scene.window_id)
     page.fill("#client_secret", scene.window_secret)
@@ -268,4 +269,24 @@ def test_a_holder_authorises_a_department_whose_clerk_then_fetches_the_certifica
     clerk.click("form[action='/console/verify/fetch'] button[type=submit]")
     assert "无授权" in clerk.inner_text("#no-authorisation")
     holder.context.close()
+    clerk.context.close()
+
+
+def test_the_pdf_verdict_reads_in_chinese_and_fits_a_1366_pixel_screen(browser: Any, hub_url: str, scene: Scene) -> None:
+    certificate = scene.issue(citizen_id(), render_pdf=True)
+    pdf = scene.api.get(
+        f"/certhub/certificates/{certificate['identifier']}/pdf", params={"useCause": "打印留档"}, headers=scene.issuer
+    ).content
+    clerk = clerk_page(browser, hub_url, scene, LAPTOP)
+    clerk.click("text=验证 PDF")
+    clerk.set_input_files("#file", files=[{"name": "居民身份证.pdf", "mimeType": "application/pdf", "buffer": pdf}])
+    clerk.click("form[action='/console/verify/pdf'] button[type=submit]")
+    verdict = clerk.inner_text("#pdf-verdict")
+    assert "有效" in verdict and "（北京时间）" in verdict and "the " not in verdict
+    # Nothing wider than the screen: no sideways scrolling, every table and its explanation column in view.
+    assert clerk.evaluate("document.documentElement.scrollWidth") <= 1366
+    rights = clerk.evaluate("[...document.querySelectorAll('table, td')].map(e => e.getBoundingClientRect().right)")
+    assert rights and max(rights) <= 1366
+    assert clerk.locator("#pdf-verdict td.optional").first.is_visible()
+    shot(clerk, "31-clerk-verify-pdf-1366")
     clerk.context.close()

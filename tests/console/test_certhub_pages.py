@@ -359,9 +359,26 @@ def test_a_clerk_verifies_a_sealed_pdf_and_a_non_pdf_is_refused_at_the_field(wor
     assert "无效" in text_of(broken, "pdf-verdict") and "文档完整性 未通过" in text_of(broken, "pdf-verdict")
 
     text = browser.post("/console/verify/pdf", data={"csrf": csrf}, files={"file": ("notes.txt", b"hello", "text/plain")})
-    assert text.status_code == 422 and "not a PDF" in text_of(text, "file-error")
+    assert text.status_code == 422 and "不是 PDF 文件" in text_of(text, "file-error")
     nothing = browser.post("/console/verify/pdf", data={"csrf": csrf})
     assert nothing.status_code == 422 and "请选择" in text_of(nothing, "file-error")
+
+
+def test_the_pdf_verdict_speaks_chinese_and_gives_its_times_in_beijing_time(world: World) -> None:
+    cert = world.issue(citizen_id(), render_pdf=True)
+    pdf = world.client.get(
+        f"/certhub/certificates/{cert['identifier']}/pdf", params={"useCause": "打印留档"}, headers=world.issuer.headers
+    ).content
+    browser, csrf = clerk(world)
+    for document in (pdf, pdf.replace(b"/Author", b"/Authox", 1)):  # a sound and an altered file
+        checked = browser.post(
+            "/console/verify/pdf", data={"csrf": csrf}, files={"file": ("证照.pdf", document, "application/pdf")}
+        )
+        verdict = text_of(checked, "pdf-verdict")
+        assert set(re.findall(r"[A-Za-z]{2,}", verdict)) <= {"PDF", "pdf"}, verdict  # no English sentence
+        assert "UTC" not in verdict and not re.search(r"\d{2}:\d{2}:\d{2}Z", verdict)
+        assert re.search(r"签署时间：\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}（北京时间）", verdict), verdict
+    assert "盖章后文档被改动过" in verdict
 
 
 def test_the_fetched_pdf_is_downloaded_with_the_use_cause_on_record(world: World) -> None:

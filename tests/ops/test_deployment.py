@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -9,10 +10,12 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
 
+from govhub import __version__
 from ops.db import make_engine
 from tests.migrations import head_revisions
 
@@ -61,14 +64,20 @@ def test_two_replicas_starting_together_migrate_once_and_share_one_admin_and_one
     assert [p.name for p in shared.iterdir() if "master.key" in p.name] == ["master.key"]
 
 
-def test_the_compose_file_runs_two_hubs_on_postgres_and_minio_with_prometheus() -> None:
+def _compose_services() -> dict[str, Any]:
+    """The services of docker-compose.yml as `docker-compose config` resolves them (skips without it)."""
     yaml = pytest.importorskip("yaml")
     compose = shutil.which("docker-compose")
     if compose is None:
         pytest.skip("docker-compose (Debian package docker-compose) is not installed; CI installs it")
     checked = subprocess.run([compose, "config"], cwd=ROOT, capture_output=True, text=True, check=False)
     assert checked.returncode == 0, checked.stderr
-    services = yaml.safe_load(checked.stdout)["services"]
+    return dict(yaml.safe_load(checked.stdout)["services"])
+
+
+def test_the_compose_file_runs_two_hubs_on_postgres_and_minio_with_prometheus() -> None:
+    yaml = pytest.importorskip("yaml")
+    services = _compose_services()
     assert {"hub-1", "hub-2", "postgres", "minio", "minio-init", "prometheus"} <= set(services)
     for name in ("hub-1", "hub-2"):
         env = services[name]["environment"]
@@ -78,3 +87,33 @@ def test_the_compose_file_runs_two_hubs_on_postgres_and_minio_with_prometheus() 
     assert "mc mb" in " ".join(services["minio-init"]["command"])
     scrape = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
     assert scrape["scrape_configs"][0]["static_configs"][0]["targets"] == ["hub-1:8000", "hub-2:8000"]
+
+
+def test_every_image_is_pinned_and_grafana_comes_up_with_prometheus_and_the_dashboard() -> None:
+    yaml = pytest.importorskip("yaml")
+    services = _compose_services()
+    for name, service in services.items():
+        image = service["image"]
+        repository, _, tag = image.rpartition(":")
+        assert repository and tag and tag != "latest" and any(c.isdigit() for c in tag), f"{name}: {image} is not pinned"
+    assert services["hub-1"]["image"] == f"govhub:{__version__}"
+
+    grafana = services["grafana"]
+    mounts = dict(_bind_mount(volume) for volume in grafana["volumes"])
+    provisioning = Path(mounts["/etc/grafana/provisioning"])
+    sources = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())["datasources"]
+    assert [(s["type"], s["url"], s["isDefault"]) for s in sources] == [("prometheus", "http://prometheus:9090", True)]
+    assert "prometheus" in services and "9090" in str(services["prometheus"].get("ports", ""))
+    (provider,) = yaml.safe_load((provisioning / "dashboards" / "govhub.yml").read_text())["providers"]
+    folder = provider["options"]["path"]
+    dashboards = {target: Path(source) for target, source in mounts.items() if target.startswith(folder + "/")}
+    assert [path.name for path in dashboards.values()] == ["govhub-dashboard.json"]
+    assert json.loads(next(iter(dashboards.values())).read_text())["uid"] == "govhub-ops"
+
+
+def _bind_mount(volume: str | dict[str, str]) -> tuple[str, str]:
+    """(target, source) of a compose volume, in the short ("src:target:ro") or the long form."""
+    if isinstance(volume, dict):
+        return volume["target"], volume["source"]
+    source, target, *_ = volume.split(":")
+    return target, source

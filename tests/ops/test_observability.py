@@ -173,3 +173,36 @@ def test_the_dashboard_and_alerts_only_use_metrics_the_hub_exports() -> None:
     assert used, "the dashboard queries no govhub metric"
     assert used <= exported, f"unknown metrics: {sorted(used - exported)}"
     assert len(json.loads(dashboard)["panels"]) >= 10
+
+
+def test_no_metric_carries_a_label_prometheus_sets_on_every_target() -> None:
+    """A `job` or `instance` label of ours would be renamed `exported_job` by Prometheus, and the alert
+    rules and dashboard that read it would see the scrape job ("govhub") instead."""
+    from prometheus_client.metrics import MetricWrapperBase
+
+    from ops import metrics
+
+    labelled = {name: set(m._labelnames) for name, m in vars(metrics).items() if isinstance(m, MetricWrapperBase)}
+    assert labelled["JOB_RUNS"] == {"task", "outcome"}
+    assert {name: labels & {"job", "instance"} for name, labels in labelled.items() if labels & {"job", "instance"}} == {}
+
+
+def test_every_alert_rule_fires_when_it_should_and_only_then() -> None:
+    """deploy/alerts.test.yml has a promtool unit test for every rule of deploy/alerts.yml, and they pass."""
+    yaml = pytest.importorskip("yaml")
+    root = Path(__file__).resolve().parents[2] / "deploy"
+    rules = {rule["alert"] for group in yaml.safe_load((root / "alerts.yml").read_text())["groups"] for rule in group["rules"]}
+    tested = {
+        case["alertname"]
+        for test in yaml.safe_load((root / "alerts.test.yml").read_text())["tests"]
+        for case in test.get("alert_rule_test", [])
+        if case.get("exp_alerts")
+    }
+    assert rules == tested, f"alerts without a firing test: {sorted(rules - tested)}"
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not installed (Debian package prometheus); CI installs it")
+    checked = subprocess.run(
+        [promtool, "test", "rules", "alerts.test.yml"], cwd=root, capture_output=True, text=True, check=False
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr

@@ -120,11 +120,11 @@ def test_a_failing_job_is_recorded_and_counted_and_does_not_block_the_next_slot(
     ledger, clock = Ledger(), Clock()
     job = ledger.job(name="certhub.status_list_publish", interval=60, fail=True)
     [a, b] = _processes(cluster_url, [job], 2, clock)
-    before = REGISTRY.get_sample_value("govhub_job_runs_total", {"job": job.name, "outcome": "failure"}) or 0.0
+    before = REGISTRY.get_sample_value("govhub_job_runs_total", {"task": job.name, "outcome": "failure"}) or 0.0
     assert a.run_once(job.name)
-    after = REGISTRY.get_sample_value("govhub_job_runs_total", {"job": job.name, "outcome": "failure"})
+    after = REGISTRY.get_sample_value("govhub_job_runs_total", {"task": job.name, "outcome": "failure"})
     assert after == before + 1
-    assert REGISTRY.get_sample_value("govhub_job_duration_seconds_count", {"job": job.name})
+    assert REGISTRY.get_sample_value("govhub_job_duration_seconds_count", {"task": job.name})
     row = next(r for r in a.status() if r["name"] == job.name)
     assert row["last_outcome"] == "failure" and "the sweep failed" in row["last_error"]
     clock.now += timedelta(seconds=61)
