@@ -253,11 +253,9 @@ def mark_overdue_objections(db: Session, *, now: datetime | None = None) -> int:
     return count
 
 
-def recompute_objection_deadlines(db: Session, year: int, *, settings: Settings | None = None) -> int:
+def recompute_objection_deadlines(db: Session, year: int, *, settings: Settings) -> int:
     """After a year's calendar is loaded: recompute open deadlines that fall into or past that year."""
-    from ops.config import get_settings
-
-    days = (settings or get_settings()).certificate_objection_working_days
+    days = settings.certificate_objection_working_days
     changed = 0
     for objection in repository.open_objections(db):
         if objection.due_at.astimezone(SHANGHAI).year < year and not objection.due_provisional:

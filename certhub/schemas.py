@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ops.timestamps import ZonedDatetime
+
 HolderKindName = Literal["person", "enterprise"]
 USE_CAUSE_MAX = 200
 
@@ -227,14 +229,7 @@ class AuthorisationCreate(BaseModel):
     type_code: str = Field(min_length=1, max_length=21)
     department_code: str = Field(min_length=18, max_length=18)
     purpose: str = Field(min_length=1, max_length=200)
-    valid_until: datetime
-
-    @field_validator("valid_until")
-    @classmethod
-    def _aware(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            raise ValueError("give a time zone (e.g. 2027-01-01T00:00:00+08:00)")
-        return value
+    valid_until: ZonedDatetime
 
 
 class AuthorisationRead(BaseModel):
@@ -262,14 +257,7 @@ class DelegationCreate(BaseModel):
     actions: list[Literal["list", "show", "authorise", "object"]] = Field(
         min_length=1, description="object: file an objection (异议), which suspends the certificate, or report an error"
     )
-    valid_until: datetime
-
-    @field_validator("valid_until")
-    @classmethod
-    def _aware(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            raise ValueError("give a time zone (e.g. 2027-01-01T00:00:00+08:00)")
-        return value
+    valid_until: ZonedDatetime
 
 
 class DelegationRead(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from certhub import repository, service
+from ops.config import Settings
 from ops.db import utcnow
 from ops.scheduler import Job
 from ops.workdays.service import CalendarListener
@@ -20,14 +21,21 @@ def purge_used_nonces(db: Session) -> int:
     return repository.purge_nonces(db, utcnow())
 
 
-def recompute_objection_deadlines(db: Session, year: int) -> int:
+def recompute_objection_deadlines(db: Session, year: int, *, settings: Settings) -> int:
     """Recompute open objection deadlines after a year's working-day calendar is loaded."""
-    return service.recompute_objection_deadlines(db, year)
+    return service.recompute_objection_deadlines(db, year, settings=settings)
 
 
 JOBS: list[Job] = [
     Job(name="certhub.objection_deadlines", interval_seconds=600, run=check_objection_deadlines),
     Job(name="certhub.purge_nonces", interval_seconds=3600, run=purge_used_nonces),
 ]
-# Called when a year's working-day calendar is loaded, to recompute open deadlines of this domain.
-CALENDAR_LISTENERS: list[CalendarListener] = [recompute_objection_deadlines]
+
+
+def calendar_listeners(settings: Settings) -> list[CalendarListener]:
+    """Called when a year's working-day calendar is loaded, to recompute open deadlines of this domain."""
+
+    def objection_deadlines(db: Session, year: int) -> int:
+        return recompute_objection_deadlines(db, year, settings=settings)
+
+    return [objection_deadlines]

@@ -75,9 +75,9 @@ def all_jobs(settings: Settings) -> list[Job]:
     return [*catalog_tasks.JOBS, *exchange_tasks.jobs(settings), *seal_tasks.JOBS, *certhub_tasks.JOBS, *console_jobs]
 
 
-def calendar_listeners() -> list[CalendarListener]:
+def calendar_listeners(settings: Settings) -> list[CalendarListener]:
     """Every domain's recompute-deadlines hook, run when a year's calendar is loaded."""
-    return [*exchange_tasks.CALENDAR_LISTENERS, *certhub_tasks.CALENDAR_LISTENERS]
+    return [*exchange_tasks.CALENDAR_LISTENERS, *certhub_tasks.calendar_listeners(settings)]
 
 
 def scheduled_jobs(*, vault: KeyVault, storage: ObjectStore | None, settings: Settings) -> list[Job]:
@@ -153,7 +153,7 @@ def create_app(
         "access_commits": GroupCommit(factory, exchange_service.settle_accesses, name="data_accesses"),
         # Granted lookups, batched the same way: their reads and their writes, one transaction for many.
         "lookups": GroupCommit(factory, exchange_service.run_lookups, name="lookups", loop_writer=loop_writer),
-        "calendar_listeners": calendar_listeners(),
+        "calendar_listeners": calendar_listeners(settings),
     }
     for key, value in state.items():
         setattr(app.state, key, value)

@@ -282,10 +282,10 @@ def keys_rewrap(db: Session, settings: Settings, _args: argparse.Namespace) -> N
     print(f"re-wrapped {changed} key(s) under the current master key")
 
 
-def calendar_listeners() -> list[CalendarListener]:
+def calendar_listeners(settings: Settings) -> list[CalendarListener]:
     from govhub.app import calendar_listeners as listeners
 
-    return listeners()
+    return listeners(settings)
 
 
 def build_parser() -> argparse.ArgumentParser:

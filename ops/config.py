@@ -2,9 +2,9 @@
 
 How code reaches it: the composition roots read it once (``create_app``, the command line's
 ``load_settings``, both through :func:`get_settings`) and hand it on: a request reaches it as
-``request.app.state.settings``, a service, job or command gets it as an argument. Nothing else reads
-the environment or calls :func:`get_settings` (but certhub's objection-deadline recompute, a calendar
-listener called without settings, until listeners are given them).
+``request.app.state.settings``, a service, job or command gets it as an argument (jobs and calendar
+listeners are built from it at the composition root). Nothing else reads the environment or calls
+:func:`get_settings`.
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ops.timestamps import ZonedDatetime
+
 SEAL_TYPES = ("公章", "合同专用章", "财务专用章", "业务专用章", "发票专用章", "电子证照专用章")
 Algorithm = Literal["EdDSA", "ES256", "SM2"]
 
@@ -32,21 +34,14 @@ class SealCreate(BaseModel):
     seal_type: str = Field(description="公章, 合同专用章, 财务专用章, 业务专用章, 发票专用章 or 电子证照专用章")
     algorithm: Algorithm = "SM2"
     picture: SealPicture
-    valid_from: datetime | None = Field(default=None, description="default: now")
-    valid_to: datetime
+    valid_from: ZonedDatetime | None = Field(default=None, description="default: now")
+    valid_to: ZonedDatetime
 
     @field_validator("seal_type")
     @classmethod
     def _known_type(cls, value: str) -> str:
         if value not in SEAL_TYPES:
             raise ValueError(f"unknown seal type {value!r}; use one of {', '.join(SEAL_TYPES)}")
-        return value
-
-    @field_validator("valid_from", "valid_to")
-    @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("give a time zone (e.g. 2027-01-01T00:00:00+08:00)")
         return value
 
 

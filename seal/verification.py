@@ -1,4 +1,6 @@
-"""Verification (核验) of seal signatures: the checks, and the verdict in the spirit of ETSI EN 319 102-1.
+"""Verification (核验) of seal signatures: the entry points (a detached signature, a sealed PDF, the audit
+of a verification, the certificates verifiers trust), the checks, and the verdict in the spirit of
+ETSI EN 319 102-1.
 
 Verdicts: valid (TOTAL_PASSED), invalid (TOTAL_FAILED: the document or signature is broken, or the seal
 was not usable when it signed), indeterminate (INDETERMINATE: the evidence is not enough either way, e.g.
@@ -18,8 +20,11 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy.orm import Session
 
+from ops import audit
+from ops.audit import Actor
 from ops.config import Settings
-from ops.errors import Invalid
+from ops.crypto import KeyVault
+from ops.errors import Invalid, PayloadTooLarge
 from seal import authority, keys, repository, ses, timestamps
 from seal import pdf as pades
 from seal.models import Seal, SealStatus
@@ -352,6 +357,8 @@ def verify_pdf(db: Session, *, pdf_bytes: bytes, settings: Settings) -> PdfVerif
     """Verify every signature of a sealed PDF."""
     from ops.db import utcnow
 
+    if len(pdf_bytes) > settings.seal_max_pdf_bytes:
+        raise PayloadTooLarge(f"the PDF is {len(pdf_bytes)} bytes; at most {settings.seal_max_pdf_bytes} are accepted")
     trusted = trust(db, settings)
     results = pades.validate(pdf_bytes, roots=trusted.roots, intermediates=trusted.intermediates)
     if not results:
@@ -428,3 +435,26 @@ def verify_pdf(db: Session, *, pdf_bytes: bytes, settings: Settings) -> PdfVerif
 
 def certificate_pem(cert: x509.Certificate) -> str:
     return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def record_verification(db: Session, *, who: Actor, kind: str, verdict: str, document_hash: str) -> None:
+    """Audit a verification (anyone may verify; the trail says what was checked and the verdict)."""
+    audit.record(
+        db,
+        actor=who,
+        action=f"seal.verify.{kind}",
+        object_type="seal_document",
+        object_id=document_hash,
+        outcome=verdict,
+    )
+
+
+def authority_certificates(db: Session, *, vault: KeyVault) -> dict[str, Any]:
+    """The hub's root and issuing CA certificates (PEM): what verifiers trust."""
+    hub = authority.ensure_authority(db, vault)
+    return {
+        "root": hub.root.certificate_pem,
+        "issuing": hub.issuing.certificate_pem,
+        "maker": hub.maker.certificate_pem,
+        "roots": [c.public_bytes(serialization.Encoding.PEM).decode() for c in authority.root_certificates(db)],
+    }

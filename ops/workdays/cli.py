@@ -17,7 +17,7 @@ from ops.workdays import service
 from ops.workdays.schemas import CalendarLoad
 
 
-def register(commands: argparse._SubParsersAction, listeners: Callable[[], Iterable[service.CalendarListener]]) -> None:  # type: ignore[type-arg]
+def register(commands: argparse._SubParsersAction, listeners: Callable[[Settings], Iterable[service.CalendarListener]]) -> None:  # type: ignore[type-arg]
     calendar = commands.add_parser("calendar", help="working-day calendar (holidays and 调休)")
     sub = calendar.add_subparsers(dest="sub", required=True)
     show = sub.add_parser("show", help="show a year's status and special days")
@@ -46,7 +46,7 @@ def register(commands: argparse._SubParsersAction, listeners: Callable[[], Itera
             source=body.source,
             holidays=[service.DayEntry(d.date, d.name) for d in body.holidays],
             workdays=[service.DayEntry(d.date, d.name) for d in body.workdays],
-            listeners=listeners(),
+            listeners=listeners(settings),
         )
         print(
             f"loaded {args.year}: {len(body.holidays)} holidays, {len(body.workdays)} working weekend days; "

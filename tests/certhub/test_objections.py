@@ -118,9 +118,17 @@ def test_loading_a_calendar_recomputes_open_objection_deadlines(world: World) ->
         row.due_at = correct_due + timedelta(days=3)  # as if computed under an older calendar
         db.flush()
         year = correct_due.year
-        assert tasks.recompute_objection_deadlines(db, year) == 1
+        assert tasks.recompute_objection_deadlines(db, year, settings=world.hub.settings) == 1
         assert row.due_at == correct_due
-        assert [tasks.recompute_objection_deadlines] == tasks.CALENDAR_LISTENERS
+        # The listener the hub runs when a calendar is loaded is built from the hub's settings.
+        [listener] = tasks.calendar_listeners(world.hub.settings)
+        row.due_at = correct_due + timedelta(days=3)
+        db.flush()
+        assert listener(db, year) == 1
+        assert row.due_at == correct_due
+        longer = world.hub.settings.model_copy(update={"certificate_objection_working_days": 30})
+        assert tasks.calendar_listeners(longer)[0](db, year) == 1
+        assert row.due_at > correct_due
         db.commit()
 
 

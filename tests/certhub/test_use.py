@@ -66,6 +66,17 @@ def test_an_expired_authorisation_no_longer_works(world: World) -> None:
     assert response.status_code == 422 and "future" in response.json()["detail"]
 
 
+def test_an_authorisation_or_delegation_until_a_time_without_a_time_zone_is_refused_at_the_field(world: World) -> None:
+    holder = world.hub.holder(citizen_id())
+    naive = "2030-01-01T00:00:00"  # which instant? it depends on where the reader is
+    authorisation = {"type_code": ID_CARD, "department_code": world.window.department.code, "purpose": "x", "valid_until": naive}  # type: ignore[union-attr]
+    delegation = {"agent_code": citizen_id(), "agent_name": "李四", "actions": ["list"], "valid_until": naive}
+    for url, body in (("/certhub/me/authorisations", authorisation), ("/certhub/me/delegations", delegation)):
+        response = world.client.post(url, json=body, headers=holder.headers)
+        assert response.status_code == 422, response.text
+        assert [e["field"] for e in response.json()["errors"]] == ["valid_until"] and "time zone" in response.text
+
+
 def test_the_issuer_fetches_its_own_certificate_without_authorisation(world: World) -> None:
     holder = citizen_id()
     world.issue(holder)
