@@ -301,11 +301,18 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem_response(
-            status=500,
-            code="internal",
-            title="Internal error",
-            detail="an unexpected error occurred; it has been logged with the request id",
-            instance=request.url.path,
-        )
+        return internal_error(request.method, request.url.path)
+
+
+def internal_error(method: str, path: str) -> JSONResponse:
+    """Log the error being handled and answer 500. Called while the request is served (by
+    ``ops.middleware``, inside its request id) so that the log line, the problem and the
+    ``X-Request-ID`` header all carry the id that ties them together."""
+    log.exception("unhandled error on %s %s", method, path, extra={"request_id": current_request_id()})
+    return problem_response(
+        status=500,
+        code="internal",
+        title="Internal error",
+        detail="an unexpected error occurred; it has been logged with the request id",
+        instance=path,
+    )

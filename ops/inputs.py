@@ -35,7 +35,7 @@ from starlette.requests import Request
 BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
 EARLIEST, LATEST = date(1900, 1, 1), date(2999, 12, 31)
 _INTEGER = re.compile(r"^\s*[+-]?\d[\d_]*\s*$")
-_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+_URLENCODED, _MULTIPART = "application/x-www-form-urlencoded", "multipart/form-data"
 _MAX_ERRORS = 20
 
 
@@ -103,7 +103,10 @@ class InputRule:
     path: tuple[tuple[str, Kind], ...]
     query: tuple[tuple[str, Kind], ...]
     body: Any  # the JSON body's annotation, None when the route takes no JSON body
-    form: bool  # a declared Form/File body, or a route that reads its own form (the console's pages)
+    # The form media types checked: a declared Form/File body (FastAPI parses the form: both), or an endpoint
+    # that reads its own body (the console's pages, the token endpoint: URL-encoded forms only, read whole,
+    # never an upload).
+    form: frozenset[str]
 
 
 def input_rule(route: APIRoute) -> InputRule:
@@ -116,11 +119,12 @@ def input_rule(route: APIRoute) -> InputRule:
 
     field = route.body_field
     if field is not None:
-        form = isinstance(field.field_info, params.Form)  # File is a Form
-        body = None if form else field.field_info.annotation
+        declares_form = isinstance(field.field_info, params.Form)  # File is a Form
+        form = frozenset({_URLENCODED, _MULTIPART} if declares_form else ())
+        body = None if declares_form else field.field_info.annotation
     else:  # an endpoint that reads its body itself says what it takes (or is a console page: a form)
         declared = (route.openapi_extra or {}).get("requestBody", {}).get("content")
-        form = declared is None or any(media in declared for media in _FORM_TYPES)
+        form = frozenset({_URLENCODED} if declared is None or _URLENCODED in declared else ())
         body = Any if declared is not None and "application/json" in declared else None
     return InputRule(path=typed(params.Path), query=typed(params.Query), body=body, form=form)
 
@@ -245,7 +249,9 @@ async def check(request: Request, rule: InputRule) -> None:
             body = None  # malformed: the route's own reading answers 400
         found.json(("body",), body)
         found.typed(("body",), body, rule.body)
-    elif rule.form and content_type in _FORM_TYPES:
+    elif content_type in rule.form:
+        if content_type == _URLENCODED:
+            await request.body()  # kept by the request: an endpoint that reads it itself finds it again
         form = await request.form()  # kept by the request, as above
         for name, value in form.multi_items():
             found.text(("body", name), name)

@@ -54,9 +54,7 @@ def latest_checkpoint(db: DbSession, _who: AnyCaller) -> object:
 @router.post("/log/checkpoint", response_model=CheckpointRead, status_code=201, summary="Sign a checkpoint now")
 def sign_checkpoint(request: Request, db: DbSession, _who: PlatformAdmin) -> object:
     """Sequence pending records and sign a checkpoint now (also published to object storage)."""
-    return service.checkpoint_now(
-        db, vault=request.app.state.vault, store=request.app.state.storage, force=True, grace_seconds=0
-    )
+    return service.checkpoint_now(db, vault=request.app.state.vault, store=request.app.state.storage, force=True, grace_seconds=0)
 
 
 @router.get("/log/keys", response_model=list[LogKeyRead], summary="Public keys that sign checkpoints")

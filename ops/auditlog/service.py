@@ -680,9 +680,7 @@ def _report_missing(
         )
         return
     named = candidates if len(candidates) == count and count <= _MAX_NAMED else None
-    which = (
-        f"audit records {', '.join(map(str, named))}" if named else f"the records logged between records {low} and {high}"
-    )
+    which = f"audit records {', '.join(map(str, named))}" if named else f"the records logged between records {low} and {high}"
     report.problems.append(
         {
             "kind": "removed",

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import logging
+
+import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from ops.logs import JsonFormatter
 from tests.conftest import Hub
 
 
@@ -63,3 +69,20 @@ def test_the_request_id_is_echoed_in_the_header_and_the_problem(client: TestClie
     response = client.get("/me", headers={"X-Request-ID": "trace-12345678"})
     assert response.headers["x-request-id"] == "trace-12345678"
     assert _problem(response)["request_id"] == "trace-12345678"
+
+
+def test_a_500_carries_its_request_id_in_the_body_the_header_and_the_log(app: FastAPI, caplog: pytest.LogCaptureFixture) -> None:
+    def broken() -> None:
+        raise RuntimeError("a bug nobody foresaw")
+
+    app.add_api_route("/broken", broken)
+    with TestClient(app, raise_server_exceptions=False) as client, caplog.at_level(logging.ERROR, logger="govhub.errors"):
+        response = client.get("/broken", headers={"X-Request-ID": "trace-50050050"})
+    assert response.status_code == 500
+    assert response.headers["x-request-id"] == "trace-50050050"
+    body = _problem(response)
+    assert body["request_id"] == "trace-50050050" and body["code"] == "internal"
+    assert "a bug nobody foresaw" not in response.text  # the details stay in the log
+    (line,) = [r for r in caplog.records if r.name == "govhub.errors"]
+    assert line.request_id == "trace-50050050" and line.exc_info is not None  # type: ignore[attr-defined]
+    assert json.loads(JsonFormatter().format(line))["request_id"] == "trace-50050050"
