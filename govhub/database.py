@@ -19,6 +19,7 @@ from ops.db import make_sessionmaker
 from ops.identity import service as identity
 from ops.identity.service import NewClient
 from ops.identity.tokens import ensure_signing_key
+from seal import authority as seal_authority
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _LOCK_ID = 0x60F4B  # arbitrary, fixed: the advisory lock all hub processes agree on
@@ -67,7 +68,7 @@ def upgrade(engine: Engine, settings: Settings) -> None:
 
 
 def prepare(engine: Engine, settings: Settings) -> NewClient | None:
-    """Migrate, make sure the signing keys exist, create the first admin client if none."""
+    """Migrate, make sure the signing keys and the seal authority exist, create the first admin client if none."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(engine, settings)
     vault = KeyVault.from_settings(settings)
@@ -75,6 +76,8 @@ def prepare(engine: Engine, settings: Settings) -> NewClient | None:
         factory = make_sessionmaker(engine)
         with factory.begin() as db:
             ensure_signing_key(db, vault)
-            # Made here, not on first use: its first use may be a read (a status list, the JWKS).
+            # Made here, not on first use: their first use may be a read (a status list, the JWKS,
+            # a verifier fetching GET /seal/ca).
             certhub_service.hub_signer(db, vault=vault)
+            seal_authority.ensure_authority(db, vault)
             return identity.bootstrap_admin(db, settings)

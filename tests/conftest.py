@@ -30,6 +30,7 @@ from ops.identity.models import ApiClient, Department
 from ops.identity.schemas import ClientCreate, DepartmentCreate
 from ops.identity.tokens import ensure_signing_key
 from ops.storage import LocalStore
+from seal import authority as seal_authority
 from tests.factories import uscc
 
 MASTER_KEY = base64.b64encode(b"k" * 32).decode()
@@ -102,6 +103,7 @@ def app(settings: Settings, engine: Engine, session_factory: sessionmaker[Sessio
     with session_factory() as session:
         ensure_signing_key(session, KeyVault.from_settings(settings))
         certhub_service.hub_signer(session, vault=KeyVault.from_settings(settings))  # as govhub.database.prepare does
+        seal_authority.ensure_authority(session, KeyVault.from_settings(settings))
         session.commit()
     TOKENS.clear()  # each test's database starts afresh: so does this process's memory of tokens
     return create_app(settings, engine=engine, session_factory=session_factory, storage=storage)
