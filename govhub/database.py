@@ -11,6 +11,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.orm import Session
 
 from certhub import service as certhub_service
 from ops.config import Settings
@@ -67,17 +68,22 @@ def upgrade(engine: Engine, settings: Settings) -> None:
             command.upgrade(config, "heads")
 
 
+def ensure_keys(db: Session, vault: KeyVault) -> None:
+    """The keys the hub signs with: its token-signing key, its certificate signer, its seal authority.
+    Made before the hub serves, not on first use: their first use may be a read (the JWKS, a status
+    list, a verifier fetching GET /seal/ca), and a read does not write."""
+    ensure_signing_key(db, vault)
+    certhub_service.hub_signer(db, vault=vault)
+    seal_authority.ensure_authority(db, vault)
+
+
 def prepare(engine: Engine, settings: Settings) -> NewClient | None:
-    """Migrate, make sure the signing keys and the seal authority exist, create the first admin client if none."""
+    """Migrate, make sure the hub's keys exist, create the first admin client if none."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(engine, settings)
     vault = KeyVault.from_settings(settings)
     with startup_lock(engine, settings):
         factory = make_sessionmaker(engine)
         with factory.begin() as db:
-            ensure_signing_key(db, vault)
-            # Made here, not on first use: their first use may be a read (a status list, the JWKS,
-            # a verifier fetching GET /seal/ca).
-            certhub_service.hub_signer(db, vault=vault)
-            seal_authority.ensure_authority(db, vault)
+            ensure_keys(db, vault)
             return identity.bootstrap_admin(db, settings)

@@ -17,9 +17,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from certhub import service as certhub_service
 from govhub.app import create_app
-from govhub.database import upgrade
+from govhub.database import ensure_keys, upgrade
 from ops.auth import TOKENS, Role
 from ops.config import Settings
 from ops.crypto import KeyVault
@@ -28,9 +27,7 @@ from ops.hubprocess import drop_postgres, fresh_postgres
 from ops.identity import service as identity
 from ops.identity.models import ApiClient, Department
 from ops.identity.schemas import ClientCreate, DepartmentCreate
-from ops.identity.tokens import ensure_signing_key
 from ops.storage import LocalStore
-from seal import authority as seal_authority
 from tests.factories import uscc
 
 MASTER_KEY = base64.b64encode(b"k" * 32).decode()
@@ -101,9 +98,7 @@ def storage(tmp_path: Path) -> LocalStore:
 @pytest.fixture()
 def app(settings: Settings, engine: Engine, session_factory: sessionmaker[Session], storage: LocalStore) -> FastAPI:
     with session_factory() as session:
-        ensure_signing_key(session, KeyVault.from_settings(settings))
-        certhub_service.hub_signer(session, vault=KeyVault.from_settings(settings))  # as govhub.database.prepare does
-        seal_authority.ensure_authority(session, KeyVault.from_settings(settings))
+        ensure_keys(session, KeyVault.from_settings(settings))  # as govhub.database.prepare does
         session.commit()
     TOKENS.clear()  # each test's database starts afresh: so does this process's memory of tokens
     return create_app(settings, engine=engine, session_factory=session_factory, storage=storage)
