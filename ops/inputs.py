@@ -4,8 +4,8 @@
   parameter, a query parameter, a JSON body (its keys too) or a form field.
 - An integer fits a BIGINT column: ``-2**63 .. 2**63-1``.
 - A number is finite: no NaN or Infinity (``json`` reads ``NaN``, ``Infinity`` and ``1e400``).
-- A date or a date-time lies between ``EARLIEST`` and ``LATEST``: far enough from the calendar's ends that
-  working-day arithmetic and time-zone conversion cannot overflow.
+- A date or a date-time is ISO 8601 text (not a Unix time) between ``EARLIEST`` and ``LATEST``: far enough
+  from the calendar's ends that working-day arithmetic and time-zone conversion cannot overflow.
 
 What breaks the rule is refused as a :class:`RequestValidationError`, so it is answered like every other 422
 (``ops.errors``) and names the field and where it was sent (``in``: path, query or body). Nothing that breaks
@@ -35,6 +35,7 @@ from starlette.requests import Request
 BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
 EARLIEST, LATEST = date(1900, 1, 1), date(2999, 12, 31)
 _INTEGER = re.compile(r"^\s*[+-]?\d[\d_]*\s*$")
+_NUMBER = re.compile(r"^\s*[+-]?(\d[\d_]*\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$")
 _URLENCODED, _MULTIPART = "application/x-www-form-urlencoded", "multipart/form-data"
 _MAX_ERRORS = 20
 
@@ -151,7 +152,12 @@ class _Findings:
             self.add(loc, "float_not_finite", "must be a finite number (not NaN or Infinity)")
 
     def when(self, loc: Loc, value: Any, kind: Kind) -> None:
-        """A date or date-time, read as pydantic reads it (ISO text or a Unix time), within the range."""
+        """A date or date-time: ISO 8601 text, as the OpenAPI description says (``format: date`` or
+        ``date-time``; pydantic alone would also take a Unix time), within the range."""
+        if (isinstance(value, int | float) and not isinstance(value, bool)) or (isinstance(value, str) and _NUMBER.match(value)):
+            example = "2026-09-30" if kind is Kind.DATE else "2026-09-30T16:00:00+08:00"
+            self.add(loc, "date_not_iso", f"must be an ISO 8601 {kind.value} such as {example}, not a number")
+            return
         try:
             parsed = _adapter(kind).validate_python(value)
         except (ValidationError, OverflowError, ValueError):

@@ -104,3 +104,11 @@ def test_a_date_in_a_json_body_is_bounded_too(client: TestClient, hub: Hub) -> N
         json={"type_code": "x", "holder": {"code": "x", "name": "x"}, "valid_from": "0001-01-01"},
     )
     _refused(response, "valid_from", "body")
+
+
+def test_a_date_sent_as_a_unix_time_is_refused_as_the_openapi_says(client: TestClient, hub: Hub) -> None:
+    """The description says `format: date-time`; a number used to be read as seconds since 1970."""
+    response = client.get("/calendar/deadline", params={"days": 82, "start": "-106"}, headers=hub.admin.headers)
+    assert "ISO 8601" in _refused(response, "start", "query")["detail"]
+    report = client.get("/exchange/report", params={"start": "1700000000", "end": "2026-01-31"}, headers=hub.admin.headers)
+    _refused(report, "start", "query")
