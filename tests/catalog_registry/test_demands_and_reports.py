@@ -112,3 +112,14 @@ def test_the_responsibility_list_names_each_published_resource_and_its_sharing_t
     assert rows[0][:4] == ["提供部门", "资源代码", "资源名称", "共享类型"] and len(rows) == 4
     assert {r[3] for r in rows[1:]} == {"无条件共享", "有条件共享", "不予共享"}
     assert client.get("/catalog/responsibility-lists/nope", headers=viewer.headers).status_code == 404
+
+
+def test_a_demand_with_the_longest_purpose_allowed_is_filed_and_audited_whole(client: TestClient, hub: Hub) -> None:
+    """The purpose may be 1000 characters; the audit record kept 500, and PostgreSQL answered 500."""
+    consumer = hub.system(hub.department("市住建局"), "公积金系统")
+    purpose = ("住房公积金贷款审批需核验申请人婚姻状况" * 53)[:1000]
+    assert len(purpose) == 1000
+    posted = client.post("/catalog/demands", json={"title": "婚姻状况信息", "purpose": purpose}, headers=consumer.headers)
+    assert posted.status_code == 201, posted.text
+    trail = client.get("/audit/records", params={"object_id": posted.json()["id"]}, headers=hub.admin.headers).json()
+    assert [r["purpose"] for r in trail["items"]] == [purpose]
