@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from ops.workdays.service import MAX_WORKING_DAYS
 from tests.conftest import Hub
 from tests.factories import uscc
 
@@ -77,8 +78,10 @@ def test_a_report_for_a_period_at_the_ends_of_the_calendar_is_refused(client: Te
 
 
 def test_a_deadline_from_the_last_day_in_range_is_computed(client: TestClient, hub: Hub) -> None:
-    late = client.get("/calendar/deadline", params={"days": 20, "start": "2999-12-31T12:00:00+08:00"}, headers=hub.admin.headers)
+    longest = {"days": MAX_WORKING_DAYS, "start": "2999-12-31T12:00:00+08:00"}
+    late = client.get("/calendar/deadline", params=longest, headers=hub.admin.headers)
     assert late.status_code == 200, late.text
+    assert late.json()["last_day"].startswith("3001-")  # past the range, and nowhere near the calendar's end
     early = client.get("/calendar/deadline", params={"days": 20, "start": "0001-01-01T00:00:00+08:00"}, headers=hub.admin.headers)
     _refused(early, "start", "query")
 
