@@ -286,16 +286,7 @@ def _template(path: str) -> re.Pattern[str]:
 
 
 def install_handlers(app: FastAPI) -> None:
-    """Map every error to a problem response; nothing escapes as a bare 500 page. The OpenAPI
-    description says so (:func:`document_problems`)."""
-    describe = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            app.openapi_schema = document_problems(describe())
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
+    """Map every error to a problem response; nothing escapes as a bare 500 page."""
 
     @app.exception_handler(HubError)
     async def _hub_error(request: Request, exc: HubError) -> JSONResponse:

@@ -227,6 +227,28 @@ class _Findings:
                     self.when(loc, value, kind)
 
 
+def document_bounds(openapi: dict[str, Any]) -> dict[str, Any]:
+    """Say in the OpenAPI description what the rule holds integers to: every integer without a bound of
+    its own is between BIGINT_MIN and BIGINT_MAX (so a client, or a fuzzer, knows where they end)."""
+
+    def bound(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "integer":
+                if "maximum" not in node and "exclusiveMaximum" not in node:
+                    node["maximum"] = BIGINT_MAX
+                if "minimum" not in node and "exclusiveMinimum" not in node:
+                    node["minimum"] = BIGINT_MIN
+            for value in node.values():
+                bound(value)
+        elif isinstance(node, list):
+            for value in node:
+                bound(value)
+
+    bound(openapi.get("paths", {}))
+    bound(openapi.get("components", {}))
+    return openapi
+
+
 @cache
 def _adapter(kind: Kind) -> TypeAdapter[Any]:
     return TypeAdapter(datetime if kind is Kind.DATETIME else date)

@@ -115,3 +115,11 @@ def test_a_date_sent_as_a_unix_time_is_refused_as_the_openapi_says(client: TestC
     assert "ISO 8601" in _refused(response, "start", "query")["detail"]
     report = client.get("/exchange/report", params={"start": "1700000000", "end": "2026-01-31"}, headers=hub.admin.headers)
     _refused(report, "start", "query")
+
+
+def test_the_openapi_says_where_integers_end(client: TestClient) -> None:
+    """A client (or a fuzzer) reads the bounds from the description instead of meeting them."""
+    inclusion = client.get("/openapi.json").json()["paths"]["/audit/log/inclusion/{audit_id}"]["get"]
+    schemas = {p["name"]: p["schema"] for p in inclusion["parameters"]}
+    assert schemas["audit_id"]["maximum"] == 2**63 - 1 and schemas["audit_id"]["minimum"] == -(2**63)
+    assert schemas["tree_size"]["anyOf"][0]["minimum"] == 1  # a bound of its own is kept
