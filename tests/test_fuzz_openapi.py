@@ -19,6 +19,7 @@ import schemathesis
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, Phase, settings
+from hypothesis import strategies as st
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 from sqlalchemy import Engine
 from starlette.types import Receive, Scope, Send
@@ -65,6 +66,43 @@ schema = schemathesis.openapi.from_dict(_description())
 schema.app = HUB_UNDER_TEST
 # Query parameters the description does not name are ignored, as HTTP APIs do; not a fault to report.
 schema.config.generation.update(allow_extra_parameters=False)
+
+# Text PostgreSQL cannot store (NUL, an unpaired surrogate) is what broke most routes once (issue 15):
+# besides what the schema makes, a case is also tried with it in one of its strings. A surrogate cannot
+# travel in a URL (not UTF-8), so path and query get the NUL only.
+NUL, SURROGATE = "\x00", "\ud800"
+
+
+def _spikes(value: Any, text: str) -> list[Any]:
+    """`value` once for each of its strings, with `text` added to that one (the rest unchanged)."""
+    if isinstance(value, str):
+        return [value + text]
+    if isinstance(value, dict):
+        return [{**value, key: spiked} for key, item in value.items() for spiked in _spikes(item, text)]
+    if isinstance(value, list):
+        return [[*value[:i], spiked, *value[i + 1 :]] for i, item in enumerate(value) for spiked in _spikes(item, text)]
+    return []
+
+
+def _with_spikes(value: Any, *texts: str) -> st.SearchStrategy[Any]:
+    return st.sampled_from([value, *(spiked for text in texts for spiked in _spikes(value, text))])
+
+
+@schema.hook
+def flatmap_body(context: Any, body: Any) -> st.SearchStrategy[Any]:
+    return _with_spikes(body, NUL, SURROGATE)
+
+
+@schema.hook
+def flatmap_query(context: Any, query: Any) -> st.SearchStrategy[Any]:
+    return _with_spikes(query, NUL)
+
+
+@schema.hook
+def flatmap_path_parameters(context: Any, path_parameters: Any) -> st.SearchStrategy[Any]:
+    return _with_spikes(path_parameters, NUL)
+
+
 # Bulk issuance takes JSON lines: sent as the text they are.
 schemathesis.serializer.alias(["application/x-ndjson", "application/jsonl"], "text/plain")
 
