@@ -2,7 +2,10 @@
 system: no input gives a server error, and every answer is one the description documents (its status code,
 content type, headers and body shape). Bounded and derandomized: the same cases every run, a few minutes.
 
-What each failure class taught is pinned by its own scenario test (tests/ops/test_inputs.py, test_errors.py).
+What each class of failure it found taught is pinned by a scenario test of its own: tests/ops/test_inputs.py
+(text, integers, numbers and dates the database cannot hold), tests/ops/test_errors.py (problems in the
+OpenAPI, a 405's Allow, /metrics as text, a 500's request id), tests/seal/test_issuance.py (GET /seal/ca on
+a fresh hub), tests/catalog_registry/test_demands_and_reports.py (a 1000-character purpose audited whole).
 """
 
 from __future__ import annotations
