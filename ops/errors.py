@@ -8,6 +8,7 @@ from __future__ import annotations
 import inspect
 import logging
 import re
+from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -243,9 +244,11 @@ def document_problems(openapi: dict[str, Any]) -> dict[str, Any]:
     return openapi
 
 
-def _field_errors(exc: RequestValidationError) -> tuple[str, list[dict[str, Any]]]:
+def field_errors(found: Sequence[Any]) -> tuple[str, list[dict[str, Any]]]:
+    """The summary and the field errors of a 422, from pydantic-style errors (``loc``, ``msg``, ``type``):
+    FastAPI's validation errors and ``ops.inputs``' alike, so every 422 reads the same."""
     errors: list[dict[str, Any]] = []
-    for err in exc.errors():
+    for err in found:
         loc = [str(part) for part in err.get("loc", ())]
         # Drop the "body"/"query" prefix for the field path, keep it as "in".
         where = loc[0] if loc else "body"
@@ -303,7 +306,7 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        summary, errors = _field_errors(exc)
+        summary, errors = field_errors(exc.errors())
         malformed = any(e["type"] == "json_invalid" for e in errors)
         return problem_response(
             status=400 if malformed else 422,

@@ -7,8 +7,9 @@
 - A date or a date-time is ISO 8601 text (not a Unix time) between ``EARLIEST`` and ``LATEST``: far enough
   from the calendar's ends that working-day arithmetic and time-zone conversion cannot overflow.
 
-What breaks the rule is refused as a :class:`RequestValidationError`, so it is answered like every other 422
-(``ops.errors``) and names the field and where it was sent (``in``: path, query or body). Nothing that breaks
+What breaks the rule is refused with a 422 built like every validation error's (``ops.errors.field_errors``),
+naming the field and where it was sent (``in``: path, query or body); as an ``Invalid`` (a ``HubError``), so
+the console's pages show it as a page. Nothing that breaks
 it reaches a service or the database. ``ops.db.HubRoute`` applies :func:`check` on every route of the hub;
 the types of the parameters are read once from the route's declaration (:func:`input_rule`).
 """
@@ -26,11 +27,12 @@ from typing import Annotated, Any, Union, get_args, get_origin
 
 from fastapi import params
 from fastapi.dependencies.utils import get_flat_params
-from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
+
+from ops.errors import Invalid, field_errors
 
 BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
 EARLIEST, LATEST = date(1900, 1, 1), date(2999, 12, 31)
@@ -288,7 +290,8 @@ async def check(request: Request, rule: InputRule) -> None:
             elif isinstance(value, UploadFile) and value.filename:
                 found.text(("body", name), value.filename)
     if found.errors:
-        raise RequestValidationError(found.errors)
+        summary, errors = field_errors(found.errors)
+        raise Invalid(summary, errors=errors)  # a 422 like a validation error's; the console's pages show it
 
 
 def _is_json(content_type: str) -> bool:
