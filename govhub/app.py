@@ -28,10 +28,11 @@ from ops.auditlog import endpoints as auditlog_endpoints
 from ops.config import Settings, get_settings
 from ops.crypto import KeyVault
 from ops.db import make_engine, make_loop_writer, make_sessionmaker
-from ops.errors import install_handlers
+from ops.errors import document_problems, install_handlers
 from ops.groupcommit import GroupCommit
 from ops.identity import endpoints as identity_endpoints
 from ops.identity.tokens import KeyRing
+from ops.inputs import document_bounds
 from ops.middleware import HubMiddleware
 from ops.scheduler import Job, LeaseRunner, Scheduler
 from ops.storage import ObjectStore, make_store
@@ -94,6 +95,20 @@ def serving_engine(settings: Settings) -> Engine:
         statement_timeout=settings.database_statement_timeout_seconds,
         lock_timeout=settings.database_lock_timeout_seconds,
     )
+
+
+def describe_answers(app: FastAPI) -> None:
+    """The OpenAPI description says what the API really answers and takes: its errors as problems
+    (``ops.errors.document_problems``), its integers within what the database holds
+    (``ops.inputs.document_bounds``)."""
+    describe = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_bounds(document_problems(describe()))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def create_app(
@@ -159,6 +174,7 @@ def create_app(
         setattr(app.state, key, value)
 
     install_handlers(app)
+    describe_answers(app)
     app.add_middleware(
         HubMiddleware,
         max_body_bytes=settings.max_body_bytes,

@@ -10,6 +10,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.orm import Session
 
 from certhub import service as certhub_service
 from ops.config import Settings
@@ -19,6 +20,7 @@ from ops.identity import service as identity
 from ops.identity.service import NewClient
 from ops.identity.tokens import ensure_signing_key
 from ops.private import private_dir
+from seal import service as seal_service
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _LOCK_ID = 0x60F4B  # arbitrary, fixed: the advisory lock all hub processes agree on
@@ -62,15 +64,22 @@ def upgrade(engine: Engine, settings: Settings) -> None:
             command.upgrade(config, "heads")
 
 
+def ensure_keys(db: Session, vault: KeyVault) -> None:
+    """The keys the hub signs with: its token-signing key, its certificate signer, its seal authority.
+    Made before the hub serves, not on first use: their first use may be a read (the JWKS, a status
+    list, a verifier fetching GET /seal/ca), and a read does not write."""
+    ensure_signing_key(db, vault)
+    certhub_service.hub_signer(db, vault=vault)
+    seal_service.ensure_authority(db, vault)
+
+
 def prepare(engine: Engine, settings: Settings) -> NewClient | None:
-    """Migrate, make sure the signing keys exist, create the first admin client if none."""
+    """Migrate, make sure the hub's keys exist, create the first admin client if none."""
     private_dir(settings.data_dir)
     upgrade(engine, settings)
     vault = KeyVault.from_settings(settings)
     with startup_lock(engine, settings):
         factory = make_sessionmaker(engine)
         with factory.begin() as db:
-            ensure_signing_key(db, vault)
-            # Made here, not on first use: its first use may be a read (a status list, the JWKS).
-            certhub_service.hub_signer(db, vault=vault)
+            ensure_keys(db, vault)
             return identity.bootstrap_admin(db, settings)

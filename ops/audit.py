@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import JSON, BigInteger, Integer, String, event, insert, select
+from sqlalchemy import JSON, BigInteger, Integer, String, Text, event, insert, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from ops.context import current_request_id
@@ -41,7 +41,7 @@ class AuditRecord(Base):
     action: Mapped[str] = mapped_column(String(64), index=True)
     object_type: Mapped[str] = mapped_column(String(64))
     object_id: Mapped[str] = mapped_column(String(200))
-    purpose: Mapped[str | None] = mapped_column(String(500))
+    purpose: Mapped[str | None] = mapped_column(Text)
     outcome: Mapped[str] = mapped_column(String(32), default="success")
     # Keyed hash of the personal identifier the action concerns (a holder looks up by it).
     subject_ref: Mapped[str | None] = mapped_column(String(64), index=True)

@@ -38,6 +38,8 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
 
 from ops.errors import PreconditionFailed
+from ops.inputs import check as check_inputs
+from ops.inputs import input_rule
 from ops.private import create_private_file
 
 log = logging.getLogger("govhub.db")
@@ -556,7 +558,9 @@ class HubRoute(APIRoute):
     Every router of the hub uses this class (``APIRouter(route_class=HubRoute)``).
 
     It also decides whether the request's transactions write (:func:`route_writes`), for everything
-    the request runs: its dependencies, its endpoint and their commit.
+    the request runs: its dependencies, its endpoint and their commit; and it refuses, before anything
+    runs, input the hub cannot take (:mod:`ops.inputs`: unstorable text, integers past BIGINT, NaN,
+    dates out of range), with a 422 like every other.
     """
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
@@ -575,9 +579,10 @@ class HubRoute(APIRoute):
         return route_writes(self.methods or (), calls)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler, writer = super().get_route_handler(), self.writes
+        handler, writer, inputs = super().get_route_handler(), self.writes, input_rule(self)
 
         async def in_its_transactions(request: Request) -> Response:
+            await check_inputs(request, inputs)
             # Kept until the request's exit stack closes: the session dependency commits after this returns.
             token = _WRITES.set(writer)
             request.scope["fastapi_inner_astack"].callback(_WRITES.reset, token)

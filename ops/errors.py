@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import inspect
 import logging
+import re
+from collections.abc import Sequence
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -16,6 +19,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from ops.context import current_request_id
 
@@ -191,9 +195,60 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-def _field_errors(exc: RequestValidationError) -> tuple[str, list[dict[str, Any]]]:
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "description": "RFC 9457 problem details; `code` is the hub's stable error code, `errors` names each field at fault.",
+    "type": "object",
+    "required": ["type", "title", "status", "detail", "code"],
+    "properties": {
+        "type": {"type": "string", "description": "a URI reference naming the kind of problem"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "code": {"type": "string"},
+        "instance": {"type": "string"},
+        "request_id": {"type": "string", "description": "the X-Request-ID of the request: quote it when reporting"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "field": {"type": "string"},
+                    "in": {"type": "string", "description": "where the field was sent: path, query, header or body"},
+                    "message": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
+
+
+def document_problems(openapi: dict[str, Any]) -> dict[str, Any]:
+    """Describe the errors as they are answered: every operation may answer a 4xx or 5xx problem
+    (``application/problem+json``), including the 422 FastAPI documents as its own validation error."""
+    content = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    problem = {"description": "A problem (RFC 9457)", "content": content}
+    for operations in openapi.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            for status, response in responses.items():
+                if status[0] in "45":
+                    response["content"] = content
+            for status in ("4XX", "5XX"):
+                responses.setdefault(status, problem)
+    schemas = openapi.setdefault("components", {}).setdefault("schemas", {})
+    for name in _VALIDATION_SCHEMAS:
+        schemas.pop(name, None)
+    schemas["Problem"] = PROBLEM_SCHEMA
+    return openapi
+
+
+def field_errors(found: Sequence[Any]) -> tuple[str, list[dict[str, Any]]]:
+    """The summary and the field errors of a 422, from pydantic-style errors (``loc``, ``msg``, ``type``):
+    FastAPI's validation errors and ``ops.inputs``' alike, so every 422 reads the same."""
     errors: list[dict[str, Any]] = []
-    for err in exc.errors():
+    for err in found:
         loc = [str(part) for part in err.get("loc", ())]
         # Drop the "body"/"query" prefix for the field path, keep it as "in".
         where = loc[0] if loc else "body"
@@ -209,6 +264,28 @@ def _field_errors(exc: RequestValidationError) -> tuple[str, list[dict[str, Any]
     else:
         summary = f"{len(errors)} fields are invalid: " + "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
     return summary, errors
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """A 405's ``Allow``: the methods of the resource (RFC 9110), not only those of the one route the
+    router tried. Where the OpenAPI description has the path, its most specific template decides, as
+    OpenAPI reads paths (``/certhub/types/examples`` before ``/certhub/types/{code}``)."""
+    routes = request.app.router.routes
+    served = [m for m in _METHODS if any(r.matches({**request.scope, "method": m})[0] is Match.FULL for r in routes)]
+    path = request.url.path
+    templates = [(t, ops) for t, ops in request.app.openapi().get("paths", {}).items() if _template(t).fullmatch(path)]
+    if not templates:
+        return served
+    fewest = min(t.count("{") for t, _ in templates)
+    documented = {m.upper() for t, ops in templates if t.count("{") == fewest for m in ops}
+    return [m for m in served if m in documented]
+
+
+def _template(path: str) -> re.Pattern[str]:
+    return re.compile("".join("[^/]+" if part.startswith("{") else re.escape(part) for part in re.split(r"(\{[^}]+\})", path)))
 
 
 def install_handlers(app: FastAPI) -> None:
@@ -229,7 +306,7 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        summary, errors = _field_errors(exc)
+        summary, errors = field_errors(exc.errors())
         malformed = any(e["type"] == "json_invalid" for e in errors)
         return problem_response(
             status=400 if malformed else 422,
@@ -244,15 +321,20 @@ def install_handlers(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthenticated"}
         detail = exc.detail if isinstance(exc.detail, str) else "request refused"
+        headers = getattr(exc, "headers", None)
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"no such endpoint: {request.method} {request.url.path}"
+        if exc.status_code == 405:
+            allowed = allowed_methods(request)
+            headers = {**(headers or {}), "Allow": ", ".join(allowed)}
+            detail = f"{request.method} is not allowed here; this resource takes {', '.join(allowed)}"
         return problem_response(
             status=exc.status_code,
             code=codes.get(exc.status_code, f"http_{exc.status_code}"),
-            title=detail if exc.status_code != 404 else "Not found",
+            title=detail if exc.status_code not in (404, 405) else HTTPStatus(exc.status_code).phrase,
             detail=detail,
             instance=request.url.path,
-            headers=getattr(exc, "headers", None),
+            headers=headers,
         )
 
     @app.exception_handler(StaleDataError)
@@ -301,11 +383,18 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem_response(
-            status=500,
-            code="internal",
-            title="Internal error",
-            detail="an unexpected error occurred; it has been logged with the request id",
-            instance=request.url.path,
-        )
+        return internal_error(request.method, request.url.path)
+
+
+def internal_error(method: str, path: str) -> JSONResponse:
+    """Log the error being handled and answer 500. Called while the request is served (by
+    ``ops.middleware``, inside its request id) so that the log line, the problem and the
+    ``X-Request-ID`` header all carry the id that ties them together."""
+    log.exception("unhandled error on %s %s", method, path, extra={"request_id": current_request_id()})
+    return problem_response(
+        status=500,
+        code="internal",
+        title="Internal error",
+        detail="an unexpected error occurred; it has been logged with the request id",
+        instance=path,
+    )

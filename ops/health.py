@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import PlainTextResponse
 from sqlalchemy import Engine, text
 
 from ops.db import HubRoute
@@ -65,7 +66,7 @@ def readyz(request: Request) -> dict[str, Any]:
     return {"status": "ready", "checks": checks}
 
 
-@router.get("/metrics", summary="Prometheus metrics", include_in_schema=True)
+@router.get("/metrics", summary="Prometheus metrics", include_in_schema=True, response_class=PlainTextResponse)
 def metrics() -> Response:
     body, content_type = render()
     return Response(content=body, media_type=content_type)

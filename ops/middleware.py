@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ops.auth import bearer_principal
 from ops.context import reset_request_id, set_request_id
-from ops.errors import HubError, PayloadTooLarge, UnsupportedMediaType, problem_response
+from ops.errors import HubError, PayloadTooLarge, UnsupportedMediaType, internal_error, problem_response
 from ops.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
 log = logging.getLogger("govhub.access")
@@ -81,6 +81,9 @@ def body_rule(route: Any) -> BodyRule:
 
 class HubMiddleware:
     """Request id, metrics and the access log; and the gate every request body passes as it arrives.
+
+    An error no handler answered becomes a 500 problem here, where the request id is known: in its body,
+    its ``X-Request-ID`` header and the log line.
 
     A body is refused before it is read: 413 when its declared length is over the limit (the upload
     limit for the routes that take files, the JSON limit otherwise), 415 when the route does not take its
@@ -150,8 +153,12 @@ class HubMiddleware:
             try:
                 await self.app(scope, receive_gated, send_wrapper)
             except Exception:
-                if not status_holder["refused"]:
-                    raise
+                if status_holder["refused"]:
+                    return
+                if status_holder["started"]:
+                    raise  # too late for a problem response: the server ends the connection
+                # Answered here, inside the request id, not by the outermost handler that runs after it.
+                await internal_error(scope.get("method", "GET"), scope.get("path", ""))(scope, receive, send_wrapper)
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")

@@ -19,6 +19,7 @@ This module defines nothing: it re-exports.
 
 from __future__ import annotations
 
+from seal.authority import ensure_authority
 from seal.custody import department_jwks, department_signer, rewrap_keys, signer_for, verify_jose_signature
 from seal.issuance import change_status, check_picture, expire_seals, get_seal, issue_seal, revoke_seal
 from seal.keys import Signer
@@ -33,6 +34,7 @@ __all__ = [
     "department_jwks",
     "department_signer",
     "document_bytes",
+    "ensure_authority",
     "expire_seals",
     "get_seal",
     "issue_seal",

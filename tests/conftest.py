@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from certhub import service as certhub_service
 from govhub.app import create_app
 from govhub.cli import main
-from govhub.database import upgrade
+from govhub.database import ensure_keys, upgrade
 from ops.auth import TOKENS, Role
 from ops.config import Settings, get_settings
 from ops.crypto import KeyVault
@@ -29,7 +29,6 @@ from ops.hubprocess import drop_postgres, fresh_postgres
 from ops.identity import service as identity
 from ops.identity.models import ApiClient, Department
 from ops.identity.schemas import ClientCreate, DepartmentCreate
-from ops.identity.tokens import ensure_signing_key
 from ops.storage import LocalStore
 from tests.factories import uscc
 
@@ -102,8 +101,7 @@ def storage(tmp_path: Path) -> LocalStore:
 def app(settings: Settings, engine: Engine, session_factory: sessionmaker[Session], storage: LocalStore) -> FastAPI:
     certhub_service.clear_caches()  # each test's database starts afresh: so do the certificate hub's caches
     with session_factory() as session:
-        ensure_signing_key(session, KeyVault.from_settings(settings))
-        certhub_service.hub_signer(session, vault=KeyVault.from_settings(settings))  # as govhub.database.prepare does
+        ensure_keys(session, KeyVault.from_settings(settings))  # as govhub.database.prepare does
         session.commit()
     TOKENS.clear()  # each test's database starts afresh: so does this process's memory of tokens
     return create_app(settings, engine=engine, session_factory=session_factory, storage=storage)

@@ -116,3 +116,14 @@ def test_the_responsibility_list_names_each_published_resource_and_its_sharing_t
     assert {r[6] for r in rows[1:]} <= {"实时", "每天", "每周", "每月", "每季度", "每半年", "每年"}
     assert {r[7] for r in rows[1:]} <= {"是", "否"}
     assert client.get("/catalog/responsibility-lists/nope", headers=viewer.headers).status_code == 404
+
+
+def test_a_demand_with_the_longest_purpose_allowed_is_filed_and_audited_whole(client: TestClient, hub: Hub) -> None:
+    """The purpose may be 1000 characters; the audit record kept 500, and PostgreSQL answered 500."""
+    consumer = hub.system(hub.department("市住建局"), "公积金系统")
+    purpose = ("住房公积金贷款审批需核验申请人婚姻状况" * 53)[:1000]
+    assert len(purpose) == 1000
+    posted = client.post("/catalog/demands", json={"title": "婚姻状况信息", "purpose": purpose}, headers=consumer.headers)
+    assert posted.status_code == 201, posted.text
+    trail = client.get("/audit/records", params={"object_id": posted.json()["id"]}, headers=hub.admin.headers).json()
+    assert [r["purpose"] for r in trail["items"]] == [purpose]

@@ -56,6 +56,14 @@ def test_a_sign_in_form_without_its_csrf_token_is_refused(client: TestClient, hu
     assert response.status_code == 403 and "已过期" in response.text
 
 
+def test_a_sign_in_with_text_the_database_cannot_store_shows_a_page(client: TestClient) -> None:
+    """A NUL typed (or pasted) into a form is refused before the database sees it, on a page, not in JSON."""
+    login = client.get("/console/login")
+    response = client.post("/console/login", data={"csrf": _csrf(login.text), "client_id": "gh_\x00", "client_secret": "x"})
+    assert response.status_code == 422
+    assert response.headers["content-type"].startswith("text/html") and "client_id" in response.text
+
+
 def test_an_administrator_registers_a_department_and_sees_mistakes_next_to_the_field(client: TestClient, hub: Hub) -> None:
     csrf = sign_in(client, hub.admin.client.client_id, hub.admin.extra["secret"])  # type: ignore[union-attr]
     bad = client.post(

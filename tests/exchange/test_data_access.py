@@ -52,6 +52,25 @@ def test_a_lookup_by_identity_number_returns_only_granted_fields_with_sensitive_
     assert lookup(world, grant["id"], {"身份证号": "110105190001010000"}).json()["rows"] == []
 
 
+def test_a_lookup_or_a_request_with_text_the_database_cannot_store_is_refused_naming_the_field(world: World) -> None:
+    grant = world.granted(world.persons)
+    # a lone surrogate, as a fuzzer sends it (a JSON escape no UTF-8 text can carry)
+    body = b'{"params": {"\\u8eab\\u4efd\\u8bc1\\u53f7": "\\ud800abc"}}'
+    response = world.client.post(
+        f"/exchange/grants/{grant['id']}/lookup",
+        content=body,
+        headers={**world.consumer.headers, "content-type": "application/json"},
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["field"] == "params.身份证号"
+    nul = lookup(world, grant["id"], {"身份证号": world.person_ids[0]}, use_cause="低保\x00申请")
+    assert nul.status_code == 422 and nul.json()["errors"][0]["field"] == "use_cause"
+    purpose = world.client.post(
+        "/exchange/requests", json=world.request_body(world.persons, purpose="办理\x00审核"), headers=world.consumer.headers
+    )
+    assert purpose.status_code == 422 and purpose.json()["errors"][0]["field"] == "purpose"
+
+
 def test_sensitive_items_named_in_the_grant_are_returned_in_clear(world: World) -> None:
     grant = world.granted(world.persons, clear_items=["姓名"])
     assert grant["clear_fields"] == ["姓名"] and "姓名" not in grant["masked_fields"]

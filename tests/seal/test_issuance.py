@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,11 +16,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from govhub.app import create_app
+from govhub.database import prepare
 from ops.audit import AuditRecord
-from ops.db import utcnow
+from ops.config import Settings
+from ops.db import check_write_intent, make_engine, utcnow
 from seal import service, verification
 from seal.models import Seal, SealEvent
-from tests.conftest import Hub
+from tests.conftest import MASTER_KEY, Hub
 from tests.seal.helpers import SVG_PICTURE, png_picture, seal_body
 
 
@@ -258,3 +262,18 @@ def test_two_processes_making_the_authority_at_once_leave_one_consistent_signing
             settings=hub.settings,
         )
         assert report.verdict == "valid", report.reasons
+
+
+def test_a_verifier_fetching_the_seal_ca_of_a_freshly_prepared_hub_gets_it(tmp_path: Path) -> None:
+    """The first request to a new hub may be a verifier's read: the authority exists before it."""
+    settings = Settings(data_dir=tmp_path, master_key=MASTER_KEY, public_url="http://hub.test", run_scheduler=False)  # type: ignore[arg-type]
+    engine = make_engine(settings.effective_database_url)
+    try:
+        prepare(engine, settings)
+        check_write_intent(engine)  # a read that writes fails here, as it fails now and then under load
+        with TestClient(create_app(settings, engine=engine), raise_server_exceptions=False) as client:
+            response = client.get("/seal/ca")
+        assert response.status_code == 200, response.text
+        assert "BEGIN CERTIFICATE" in response.json()["root"]
+    finally:
+        engine.dispose()
