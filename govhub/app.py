@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
+from fastapi_offline import FastAPIOffline
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -130,7 +131,8 @@ def create_app(
             app.state.access_commits.stop()
             app.state.lookups.stop()
 
-    app = FastAPI(
+    # Swagger UI and ReDoc are served from the fastapi-offline package: the docs work without internet.
+    app = FastAPIOffline(
         lifespan=lifespan,
         title="govhub",
         version=__version__,
@@ -138,6 +140,7 @@ def create_app(
         docs_url="/docs",
         redoc_url="/redoc",
         openapi_url="/openapi.json",
+        static_url="/docs-assets",
     )
     state: dict[str, Any] = {
         "settings": settings,
