@@ -34,6 +34,7 @@ from ops.groupcommit import GroupCommit
 from ops.identity import endpoints as identity_endpoints
 from ops.identity.tokens import KeyRing
 from ops.middleware import HubMiddleware
+from ops.queryparams import KNOWN_QUERY_ONLY
 from ops.scheduler import Job, LeaseRunner, Scheduler
 from ops.storage import ObjectStore, make_store
 from ops.tasks import platform_jobs
@@ -170,15 +171,20 @@ def create_app(
     # Routes are matched in order, one by one (twice: to pick the router, then the route in it): the
     # busiest (verifications, granted lookups) are in small routers of their own, included first.
     app.add_api_route("/", home, methods=["GET"], include_in_schema=False)
-    app.include_router(health.router)
-    app.include_router(certhub_endpoints.busy)
-    app.include_router(exchange_endpoints.busy)
-    app.include_router(certhub_endpoints.router)
-    app.include_router(exchange_endpoints.router)
-    app.include_router(identity_endpoints.router)
-    app.include_router(auditlog_endpoints.router)
-    app.include_router(workdays_endpoints.router)
-    app.include_router(catalog_endpoints.router)
-    app.include_router(seal_endpoints.router)
+    api_routers = [
+        health.router,
+        certhub_endpoints.busy,
+        exchange_endpoints.busy,
+        certhub_endpoints.router,
+        exchange_endpoints.router,
+        identity_endpoints.router,
+        auditlog_endpoints.router,
+        workdays_endpoints.router,
+        catalog_endpoints.router,
+        seal_endpoints.router,
+    ]
+    for router in api_routers:
+        # One rule for the whole API: a query parameter an operation does not declare is refused.
+        app.include_router(router, dependencies=[KNOWN_QUERY_ONLY])
     console.install(app)
     return app
