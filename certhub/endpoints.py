@@ -11,6 +11,7 @@ from fastapi.responses import PlainTextResponse
 
 from certhub import repository, service
 from certhub.schemas import (
+    USE_CAUSE_MAX,
     AccessRead,
     AuthorisationCreate,
     AuthorisationRead,
@@ -64,13 +65,13 @@ def _ctx(request: Request) -> service.IssueContext:
     return service.IssueContext(vault=state.vault, settings=state.settings, storage=state.storage)
 
 
-def _use_cause(value: str | None) -> str:
+def _use_cause(value: str | None, *, spelt: str) -> str:
     try:
         return DownloadQuery(use_cause=value or "").use_cause
     except Exception as exc:  # pydantic ValidationError: one message, as a field error
         message = str(exc).split("\n")[2].strip() if "\n" in str(exc) else str(exc)
         message = message.removeprefix("Value error, ").split(" [type=")[0]
-        raise Invalid(message, errors=[{"field": "useCause", "message": message}]) from exc
+        raise Invalid(message, errors=[{"field": spelt, "in": "query", "message": message}]) from exc
 
 
 # ---- window verification: the busiest endpoint (see `busy`) ------------------------------------------
@@ -264,9 +265,17 @@ def download_pdf(
     request: Request,
     db: DbSession,
     who: AnyCaller,
-    use_cause: Annotated[str | None, Query(alias="useCause", max_length=1000)] = None,
+    use_cause: Annotated[str | None, Query(max_length=USE_CAUSE_MAX, description="申请事由")] = None,
+    former: Annotated[
+        str | None, Query(alias="useCause", max_length=USE_CAUSE_MAX, deprecated=True, description="use `use_cause`")
+    ] = None,
 ) -> Response:
-    cause = _use_cause(use_cause)
+    # `useCause`, the former spelling, is still accepted: tests/certhub/test_use.py and tests/console send it.
+    cause = (
+        _use_cause(former, spelt="useCause")
+        if use_cause is None and former is not None
+        else _use_cause(use_cause, spelt="use_cause")
+    )
     certificate, data = service.pdf_copy(db, who=who, storage=request.app.state.storage, identifier=identifier, use_cause=cause)
     return Response(
         data,

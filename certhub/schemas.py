@@ -5,12 +5,15 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from ops.timestamps import ZonedDatetime
 
 HolderKindName = Literal["person", "enterprise"]
 USE_CAUSE_MAX = 200
+# A moment is `…_at` (`valid_until` is a date wherever it appears); `valid_until`, the former spelling of an
+# authorisation's or a delegation's end, is still accepted (tests/certhub/test_use.py, the console's form).
+EXPIRES_AT = AliasChoices("expires_at", "valid_until")
 
 
 def _use_cause(value: str) -> str:
@@ -216,7 +219,10 @@ class FetchRequest(BaseModel):
 
     holder_code: str = Field(min_length=1, max_length=30)
     type_code: str = Field(min_length=1, max_length=21)
-    use_cause: str = Field(alias="useCause", max_length=1000)
+    # `useCause` is the former spelling, still accepted (tests/certhub/test_use.py and the clients docs/certhub.md described).
+    use_cause: str = Field(
+        validation_alias=AliasChoices("use_cause", "useCause"), max_length=USE_CAUSE_MAX, description="申请事由"
+    )
 
     _check = field_validator("use_cause")(_use_cause)
 
@@ -229,7 +235,7 @@ class AuthorisationCreate(BaseModel):
     type_code: str = Field(min_length=1, max_length=21)
     department_code: str = Field(min_length=18, max_length=18)
     purpose: str = Field(min_length=1, max_length=200)
-    valid_until: ZonedDatetime
+    expires_at: ZonedDatetime = Field(validation_alias=EXPIRES_AT, description="the moment it stops working")
 
 
 class AuthorisationRead(BaseModel):
@@ -240,7 +246,7 @@ class AuthorisationRead(BaseModel):
     type_code: str
     grantee_department_id: str
     purpose: str
-    valid_until: datetime
+    expires_at: datetime = Field(validation_alias=EXPIRES_AT)
     granted_by: str
     created_at: datetime
     revoked_at: datetime | None
@@ -257,7 +263,7 @@ class DelegationCreate(BaseModel):
     actions: list[Literal["list", "show", "authorise", "object"]] = Field(
         min_length=1, description="object: file an objection (异议), which suspends the certificate, or report an error"
     )
-    valid_until: ZonedDatetime
+    expires_at: ZonedDatetime = Field(validation_alias=EXPIRES_AT, description="the moment it stops working")
 
 
 class DelegationRead(BaseModel):
@@ -269,7 +275,7 @@ class DelegationRead(BaseModel):
     agent_name: str
     type_codes: list[str]
     actions: list[str]
-    valid_until: datetime
+    expires_at: datetime = Field(validation_alias=EXPIRES_AT)
     revoked_at: datetime | None
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from ops.timestamps import ZonedDatetime
 
@@ -57,7 +57,7 @@ class SealRead(BaseModel):
     department_name: str
     name: str
     seal_type: str
-    alg: str
+    algorithm: str = Field(validation_alias=AliasChoices("algorithm", "alg"), description="as given when it was made")
     kid: str
     public_jwk: dict[str, Any]
     certificate_pem: str

@@ -1,0 +1,60 @@
+"""What a client generator reads in /openapi.json: one spelling per concept, constraints as enforced."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+
+def _properties(spec: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for schema_name, schema in spec["components"]["schemas"].items():
+        for name, prop in (schema.get("properties") or {}).items():
+            yield schema_name, name, prop
+
+
+def _parameters(spec: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            for parameter in operation.get("parameters", []):
+                yield f"{method.upper()} {path}", parameter
+
+
+def _types(prop: dict[str, Any]) -> set[str | None]:
+    variants = prop.get("anyOf") or [prop]
+    return {v.get("format") or v.get("type") for v in variants} - {"null"}
+
+
+def test_every_field_and_query_parameter_is_spelt_in_snake_case(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    camel = re.compile(r"[a-z][A-Z]")
+    fields = [f"{schema}.{name}" for schema, name, _ in _properties(spec) if camel.search(name)]
+    params = [
+        f"{where} ?{p['name']}"
+        for where, p in _parameters(spec)
+        if p["in"] == "query" and camel.search(p["name"]) and not p.get("deprecated")
+    ]
+    assert fields == [] and params == []
+
+
+def test_a_name_means_one_type_everywhere(client: TestClient) -> None:
+    """`valid_until` is a date wherever it appears; a moment is an `…_at`; a seal names its `algorithm`."""
+    spec = client.get("/openapi.json").json()
+    until = {f"{schema}.{name}": _types(prop) for schema, name, prop in _properties(spec) if name == "valid_until"}
+    assert until and all(kinds == {"date"} for kinds in until.values()), until
+    assert not [f"{schema}.{name}" for schema, name, _ in _properties(spec) if name == "alg"]
+
+
+def test_the_use_cause_limit_documented_is_the_one_enforced(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    documented = {prop.get("maxLength") for _, name, prop in _properties(spec) if name == "use_cause" and "maxLength" in prop}
+    documented |= {
+        variant.get("maxLength")
+        for _, p in _parameters(spec)
+        if p["name"] in ("use_cause", "useCause")
+        for variant in p["schema"].get("anyOf", [p["schema"]])
+        if "maxLength" in variant
+    }
+    assert documented == {200}
