@@ -47,7 +47,7 @@ router = APIRouter(prefix="/exchange", tags=["exchange"], route_class=HubRoute)
 # The busiest route, in a router of its own that the app includes before all others: routes are
 # matched one by one, so a lookup does not first try every other route of the hub.
 busy = APIRouter(prefix="/exchange", tags=["exchange"], route_class=HubRoute)
-IfMatch = Annotated[str | None, Header(description="the request's ETag; a stale one gets 409")]
+IfMatch = Annotated[str | None, Header(description="the ETag you read; a stale one gets 412")]
 Limit = Annotated[int, Query(ge=1, le=200)]
 
 

@@ -42,7 +42,7 @@ from exchange.states import (
 from ops import audit, metrics
 from ops.audit import Actor
 from ops.auth import STAFF_ROLES, Principal
-from ops.db import utcnow
+from ops.db import check_version, utcnow
 from ops.errors import Conflict, Forbidden, Invalid, NotFound
 from ops.workdays.service import WorkCalendar, calendar
 
@@ -56,16 +56,12 @@ def _get(
     only: tuple[Literal["consumer", "provider"], str] | None = None,
 ) -> SharingRequest:
     """A request the caller may see (404 otherwise), at the version the caller last read when it says which
-    (409 otherwise). `only`: a step only the consumer's or the provider's department takes, and what it
+    (412 otherwise). `only`: a step only the consumer's or the provider's department takes, and what it
     does (403 to anyone else)."""
     req = repo.get_request(db, who, request_id)
     if req is None:
         raise NotFound(f"no sharing request {request_id}")
-    if expected_version is not None and expected_version != req.version:
-        raise Conflict(
-            f"the request is at version {req.version}, not {expected_version}; it was changed meanwhile, reload it",
-            extra={"current_version": req.version},
-        )
+    check_version(expected_version, req.version, what="request")
     if only is not None:
         side, step = only
         if who.department_id != (req.consumer_department_id if side == "consumer" else req.provider_department_id):
