@@ -137,7 +137,7 @@ def test_an_agent_acts_for_the_holder_only_within_the_delegation(world: World) -
         headers=holder.headers,
     )
     assert delegation.status_code == 201, delegation.text
-    listed = world.client.get(url, headers=agent.headers).json()
+    listed = world.client.get(url, headers=agent.headers).json()["items"]
     assert [c["identifier"] for c in listed] == [cert["identifier"]]
     shown = world.client.post(
         f"/certhub/me/certificates/{cert['identifier']}/presentations?on_behalf_of={holder_code}",

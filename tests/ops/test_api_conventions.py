@@ -8,6 +8,9 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from tests.conftest import Hub
+from tests.factories import citizen_id
+
 
 def _properties(spec: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
     for schema_name, schema in spec["components"]["schemas"].items():
@@ -58,3 +61,25 @@ def test_the_use_cause_limit_documented_is_the_one_enforced(client: TestClient) 
         if "maxLength" in variant
     }
     assert documented == {200}
+
+
+def test_every_list_comes_in_the_same_page_envelope(client: TestClient) -> None:
+    """A client reads `items` and follows `next_cursor` the same way on every list, never a bare array."""
+    spec = client.get("/openapi.json").json()
+    bare = [
+        f"{method.upper()} {path}"
+        for path, operations in spec["paths"].items()
+        for method, operation in operations.items()
+        for response in [operation.get("responses", {}).get("200") or operation.get("responses", {}).get("201") or {}]
+        if (response.get("content", {}).get("application/json", {}).get("schema") or {}).get("type") == "array"
+    ]
+    assert bare == []
+
+
+def test_a_holder_pages_through_authorisations_and_an_issuer_through_objections(client: TestClient, hub: Hub) -> None:
+    holder = hub.holder(citizen_id())
+    listed = client.get("/certhub/me/authorisations", headers=holder.headers, params={"limit": 1})
+    assert listed.status_code == 200, listed.text
+    assert listed.json() == {"items": [], "next_cursor": None}
+    objections = client.get("/certhub/objections", headers=hub.admin.headers, params={"limit": 1})
+    assert objections.status_code == 200 and set(objections.json()) == {"items", "next_cursor"}
