@@ -193,7 +193,9 @@ class GrantRead(BaseModel):
     id: str
     request_id: str
     consumer_department_id: str
+    consumer_department_name: str | None = Field(default=None, description="the department's name, for a reader")
     provider_department_id: str
+    provider_department_name: str | None = Field(default=None, description="the department's name, for a reader")
     resource_id: str
     version_id: str
     resource_name: str
@@ -228,7 +230,9 @@ class AccessRead(BaseModel):
     at: datetime
     grant_id: str
     consumer_department_id: str
+    consumer_department_name: str | None = Field(default=None, description="the department's name, for a reader")
     provider_department_id: str
+    provider_department_name: str | None = Field(default=None, description="the department's name, for a reader")
     resource_id: str
     actor: str
     kind: str
