@@ -12,10 +12,10 @@ from fastapi.responses import PlainTextResponse
 from certhub import repository, service
 from certhub.schemas import (
     USE_CAUSE_MAX,
-    AccessRead,
     AuthorisationCreate,
     AuthorisationRead,
     BulkReport,
+    CertificateAccessRead,
     CertificateRead,
     CertificateSummary,
     CertificateTypeCreate,
@@ -77,7 +77,7 @@ def _use_cause(value: str | None, *, spelt: str) -> str:
 # ---- window verification: the busiest endpoint (see `busy`) ------------------------------------------
 
 
-@busy.post("/verifications", response_model=VerdictRead, tags=["certhub verification"])
+@busy.post("/verifications", response_model=VerdictRead, tags=["certhub verification"], name="verify_presentation")
 async def verify(body: VerifyRequest, request: Request, who: VerifierCaller) -> Any:
     """证照验证: signature, trust list, validity, status, audience and nonce; only the disclosed fields return."""
     state = request.app.state
@@ -450,11 +450,11 @@ def withdraw_delegation(delegation_id: str, db: DbSession, who: Holder) -> Any:
     return service.revoke_delegation(db, who=who, delegation_id=delegation_id)
 
 
-@router.get("/me/accesses", response_model=Page[AccessRead], tags=["certhub holder"])
+@router.get("/me/accesses", response_model=Page[CertificateAccessRead], tags=["certhub holder"], name="my_certificate_accesses")
 def my_accesses(db: DbSession, who: Holder, cursor: str | None = None, limit: Annotated[int, Query(ge=1, le=200)] = 50) -> Any:
     """Every use of my certificates: who, when, why (useCause)."""
     items, next_cursor = service.holder_accesses(db, who=who, cursor=cursor, limit=limit)
-    return Page[AccessRead](items=[AccessRead.model_validate(a) for a in items], next_cursor=next_cursor)
+    return Page[CertificateAccessRead](items=[CertificateAccessRead.model_validate(a) for a in items], next_cursor=next_cursor)
 
 
 # ---- window verification ------------------------------------------------------------------------------
@@ -509,7 +509,9 @@ def issuer_metadata(request: Request, db: DbSession) -> dict[str, Any]:
     return service.issuer_metadata(db, settings=request.app.state.settings)
 
 
-@router.get("/.well-known/jwks.json", tags=["certhub trust"], summary="Keys of this hub and its issuing departments")
+@router.get(
+    "/.well-known/jwks.json", tags=["certhub trust"], summary="Keys of this hub and its issuing departments", name="certhub_jwks"
+)
 def jwks(request: Request, db: DbSession, response: Response) -> dict[str, Any]:
     service.hub_signer(db, vault=request.app.state.vault)
     response.headers["Cache-Control"] = "public, max-age=60"

@@ -85,7 +85,27 @@ class HolderIn(BaseModel):
 class IssueRequest(BaseModel):
     """签发: what an issuing department's system sends to put a certificate into the library."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "type_code": "11100000000019713D001",
+                    "holder": {"code": "110105199003074341", "kind": "person", "name": "张三"},
+                    "face": {
+                        "name": "张三",
+                        "sex": "女",
+                        "ethnicity": "汉",
+                        "birth_date": "1990-03-07",
+                        "address": "北京市朝阳区某某街道1号",
+                        "id_number": "110105199003074341",
+                        "authority": "北京市公安局朝阳分局",
+                    },
+                    "valid_until": "2036-03-07",
+                }
+            ]
+        },
+    )
 
     type_code: str = Field(min_length=1, max_length=21)
     holder: HolderIn
@@ -215,7 +235,13 @@ class NonceRead(BaseModel):
 class FetchRequest(BaseModel):
     """一证通办: fetch a holder's certificate of a type, with the reason."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+        json_schema_extra={
+            "examples": [{"holder_code": "110105199003074341", "type_code": "11100000000019713D001", "use_cause": "办理居住证"}]
+        },
+    )
 
     holder_code: str = Field(min_length=1, max_length=30)
     type_code: str = Field(min_length=1, max_length=21)
@@ -230,7 +256,19 @@ class FetchRequest(BaseModel):
 class AuthorisationCreate(BaseModel):
     """授权用证: let a department use one type of my certificates for a purpose until a time."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "type_code": "11100000000019713D001",
+                    "department_code": "11110000T5MY01MRN4",
+                    "purpose": "办理居住证",
+                    "expires_at": "2027-06-30T23:59:59+08:00",
+                }
+            ]
+        },
+    )
 
     type_code: str = Field(min_length=1, max_length=21)
     department_code: str = Field(min_length=18, max_length=18)
@@ -279,7 +317,7 @@ class DelegationRead(BaseModel):
     revoked_at: datetime | None
 
 
-class AccessRead(BaseModel):
+class CertificateAccessRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     at: datetime

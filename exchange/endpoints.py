@@ -15,9 +15,9 @@ from exchange import repository as repo
 from exchange import service
 from exchange.models import GrantState, RequestState, SharingRequest
 from exchange.schemas import (
-    AccessRead,
     BreachRead,
     CoordinationOutcome,
+    DataAccessRead,
     DataQuery,
     DataResult,
     EventFeed,
@@ -51,7 +51,7 @@ IfMatch = Annotated[str | None, Header(description="the ETag you read; a stale o
 Limit = Annotated[int, Query(ge=1, le=200)]
 
 
-Named = TypeVar("Named", GrantRead, AccessRead)
+Named = TypeVar("Named", GrantRead, DataAccessRead)
 
 
 def _named(db: Session, reads: list[Named]) -> list[Named]:
@@ -318,7 +318,7 @@ def call_api(grant_id: str, body: DataQuery, request: Request, db: DbSession, wh
     return DataResult(grant_id=grant.id, fields=fields, masked_fields=[f for f in grant.masked_fields if f in fields], rows=rows)
 
 
-@router.get("/accesses", response_model=Page[AccessRead])
+@router.get("/accesses", response_model=Page[DataAccessRead])
 def list_accesses(
     db: DbSession,
     who: DepartmentOrAdmin,
@@ -326,17 +326,17 @@ def list_accesses(
     side: Literal["consumer", "provider"] | None = None,
     cursor: str | None = None,
     limit: Limit = 50,
-) -> Page[AccessRead]:
+) -> Page[DataAccessRead]:
     """Who used the caller's data (provider), or what it queried (consumer); everything for the platform."""
     rows, next_cursor = repo.list_accesses(db, who, grant_id=grant_id, side=side, cursor=cursor, limit=limit)
-    return Page(items=_named(db, [AccessRead.model_validate(r) for r in rows]), next_cursor=next_cursor)
+    return Page(items=_named(db, [DataAccessRead.model_validate(r) for r in rows]), next_cursor=next_cursor)
 
 
-@router.get("/my-accesses", response_model=Page[AccessRead])
-def my_accesses(db: DbSession, who: Holder, cursor: str | None = None, limit: Limit = 50) -> Page[AccessRead]:
+@router.get("/my-accesses", response_model=Page[DataAccessRead], name="my_data_accesses")
+def my_accesses(db: DbSession, who: Holder, cursor: str | None = None, limit: Limit = 50) -> Page[DataAccessRead]:
     """A citizen or enterprise sees which departments queried records about them, and why."""
     rows, next_cursor = service.accesses_about_holder(db, who=who, cursor=cursor, limit=limit)
-    return Page(items=_named(db, [AccessRead.model_validate(r.access) for r in rows]), next_cursor=next_cursor)
+    return Page(items=_named(db, [DataAccessRead.model_validate(r.access) for r in rows]), next_cursor=next_cursor)
 
 
 @router.get("/breaches", response_model=Page[BreachRead])

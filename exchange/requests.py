@@ -15,12 +15,12 @@ from exchange.grants import issue_grant
 from exchange.models import OPEN_STATES, Rating, RequestState, RequestStep, SharingRequest, Step
 from exchange.schemas import (
     CoordinationOutcome,
-    DeadlineRead,
     ExtensionCreate,
     ExtensionDecision,
     ProviderDecision,
     RatingCreate,
     RequestCreate,
+    RequestDeadlineRead,
 )
 from exchange.states import (
     PLATFORM,
@@ -464,13 +464,13 @@ def rate(db: Session, *, who: Principal, request_id: str, data: RatingCreate) ->
 
 def deadline_of(
     db: Session, step: RequestStep | None, now: datetime | None = None, *, cal: WorkCalendar | None = None
-) -> DeadlineRead | None:
+) -> RequestDeadlineRead | None:
     """The current deadline of a request: due time, working days left, overdue."""
     if step is None:
         return None
     now = now or utcnow()
     left = (cal or calendar(db)).working_days_left(now, step.due_at)
-    return DeadlineRead(
+    return RequestDeadlineRead(
         step=step.step,
         responsible=step.department_id or PLATFORM,
         started_at=step.started_at,
@@ -485,7 +485,7 @@ def deadline_of(
     )
 
 
-def deadlines_of(db: Session, request_ids: list[str]) -> dict[str, DeadlineRead]:
+def deadlines_of(db: Session, request_ids: list[str]) -> dict[str, RequestDeadlineRead]:
     """The current deadline of each of these requests that has an open step."""
     steps, cal, at = repo.open_steps_for(db, request_ids), calendar(db), now()
     return {rid: deadline for rid, step in steps.items() if (deadline := deadline_of(db, step, at, cal=cal)) is not None}
@@ -496,7 +496,9 @@ def get_request(db: Session, *, who: Principal, request_id: str) -> SharingReque
     return _get(db, who, request_id)
 
 
-def available_actions(who: Principal, req: SharingRequest, *, deadline: DeadlineRead | None, rated: bool) -> dict[str, bool]:
+def available_actions(
+    who: Principal, req: SharingRequest, *, deadline: RequestDeadlineRead | None, rated: bool
+) -> dict[str, bool]:
     """Which actions `who` may take on `req` now: the forms the console shows. Each action checks again when sent.
 
     `deadline` is the request's open step (`deadlines_of`); `rated` whether its consumer rated it already."""

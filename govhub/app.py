@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
+from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -64,6 +65,11 @@ HOME = """<!doctype html>
 </ul>
 </body></html>
 """
+
+
+def operation_id(route: APIRoute) -> str:
+    """An operation's id in the OpenAPI: its endpoint function's name (e.g. `list_grants`)."""
+    return route.name
 
 
 def home() -> HTMLResponse:
@@ -142,6 +148,9 @@ def create_app(
         redoc_url="/redoc",
         openapi_url="/openapi.json",
         static_url="/docs-assets",
+        # Plain names in /openapi.json: the operation ids (and the multipart bodies named after them) are
+        # the endpoint functions' names, unique across the hub (tests/ops/test_api_conventions.py).
+        generate_unique_id_function=operation_id,
     )
     state: dict[str, Any] = {
         "settings": settings,

@@ -26,6 +26,20 @@ class Page(BaseModel, Generic[T]):
     items: list[T]
     next_cursor: str | None = None
 
+    def __class_getitem__(cls, item: Any) -> Any:
+        """`Page[GrantRead]` is a class named `GrantReadPage`, and so is its OpenAPI schema (not
+        `Page_GrantRead_`, nor `ops__pagination__Page_AccessRead___1` when two item classes share a name)."""
+        parametrized: Any = super().__class_getitem__(item)
+        if cls is not Page or not isinstance(item, type):  # Page[T] in generic code stays generic
+            return parametrized
+        named = _NAMED.get(item)
+        if named is None:
+            named = _NAMED[item] = type(f"{item.__name__}Page", (parametrized,), {"__module__": __name__, "__doc__": cls.__doc__})
+        return named
+
+
+_NAMED: dict[type[Any], type[Any]] = {}
+
 
 PageLimit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="at most this many items")]
 

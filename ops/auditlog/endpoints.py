@@ -91,7 +91,9 @@ def consistency_proof(
     return ConsistencyProofRead(first=first, second=second, proof=[p.hex() for p in proof])
 
 
-@router.get("/log/verify", response_model=VerifyReportRead, summary="Rebuild the tree and check every record")
+@router.get(
+    "/log/verify", response_model=VerifyReportRead, summary="Rebuild the tree and check every record", name="verify_audit_log"
+)
 def verify(request: Request, db: DbSession, _who: PlatformAdmin) -> VerifyReportRead:
     """Every record against its leaf, and the tree against every signed checkpoint (database and object storage)."""
     return VerifyReportRead(**service.verify(db, store=request.app.state.storage).as_dict())

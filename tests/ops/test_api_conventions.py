@@ -83,3 +83,29 @@ def test_a_holder_pages_through_authorisations_and_an_issuer_through_objections(
     assert listed.json() == {"items": [], "next_cursor": None}
     objections = client.get("/certhub/objections", headers=hub.admin.headers, params={"limit": 1})
     assert objections.status_code == 200 and set(objections.json()) == {"items", "next_cursor"}
+
+
+def test_every_schema_and_operation_has_a_plain_name(client: TestClient) -> None:
+    """A client generator makes classes `GrantReadPage` and methods `list_grants`, not `Page_GrantRead_` or
+    `ops__pagination__Page_AccessRead___1`."""
+    spec = client.get("/openapi.json").json()
+    names = list(spec["components"]["schemas"])
+    assert [n for n in names if not re.fullmatch(r"[A-Za-z][A-Za-z0-9]*(_[a-z0-9]+)*", n) or "__" in n] == []
+    assert "GrantReadPage" in names and not [n for n in names if n.startswith("Page_")]
+    operation_ids = [o["operationId"] for ops in spec["paths"].values() for o in ops.values()]
+    assert len(operation_ids) == len(set(operation_ids))
+    assert spec["paths"]["/exchange/grants"]["get"]["operationId"] == "list_grants"
+
+
+def test_the_main_request_bodies_carry_an_example_their_operation_accepts(client: TestClient) -> None:
+    from certhub.schemas import AuthorisationCreate, FetchRequest, IssueRequest
+    from exchange.schemas import RequestCreate
+    from ops.identity.schemas import ClientCreate, DepartmentCreate
+    from seal.schemas import SealCreate
+
+    spec = client.get("/openapi.json").json()["components"]["schemas"]
+    for model in (DepartmentCreate, ClientCreate, RequestCreate, IssueRequest, FetchRequest, AuthorisationCreate, SealCreate):
+        examples = spec[model.__name__].get("examples")
+        assert examples, model.__name__
+        for example in examples:
+            model.model_validate(example)  # raises if the example is not a valid body
