@@ -13,15 +13,16 @@ from pydantic import BaseModel
 
 from ops.errors import Invalid
 
-_declared: dict[int, frozenset[str]] = {}
+# Route id → (the route, its names); keeping the route keeps its id from being reused by another.
+_declared: dict[int, tuple[APIRoute, frozenset[str]]] = {}
 
 
 def declared_query_names(route: APIRoute) -> frozenset[str]:
     """The query parameter names a route accepts (its own and its dependencies', by alias)."""
-    names = _declared.get(id(route))
-    if names is None:
-        names = _declared[id(route)] = frozenset(_query_names(route.dependant))
-    return names
+    known = _declared.get(id(route))
+    if known is None or known[0] is not route:
+        known = _declared[id(route)] = (route, frozenset(_query_names(route.dependant)))
+    return known[1]
 
 
 def _query_names(dependant: Dependant) -> set[str]:
