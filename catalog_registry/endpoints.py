@@ -26,7 +26,7 @@ from catalog_registry.schemas import (
 )
 from ops.auth import DepartmentOrAdmin, DepartmentStaff, PlatformAdmin, Principal, require_roles
 from ops.db import DbSession, HubRoute, etag, writes
-from ops.pagination import Page
+from ops.pagination import Page, whole_page
 from ops.storage import read_file_chunks
 
 router = APIRouter(prefix="/catalog", tags=["catalogue"], route_class=HubRoute)
@@ -99,10 +99,10 @@ def new_version(entry_id: str, body: EntryUpdate, db: DbSession, who: Department
     return _entry(db, who, entry, response)
 
 
-@router.get("/entries/{entry_id}/versions", response_model=list[VersionRead], summary="Versions of an entry")
-def list_versions(entry_id: str, db: DbSession, who: ClientCaller) -> list[Any]:
-    """Every version for the provider and the platform; published ones for everyone else."""
-    return list(service.list_versions(db, who=who, entry_id=entry_id))
+@router.get("/entries/{entry_id}/versions", response_model=Page[VersionRead], summary="Versions of an entry")
+def list_versions(entry_id: str, db: DbSession, who: ClientCaller) -> Page[VersionRead]:
+    """Every version for the provider and the platform; published ones for everyone else (one page)."""
+    return whole_page([VersionRead.model_validate(v) for v in service.list_versions(db, who=who, entry_id=entry_id)])
 
 
 @router.post("/entries/{entry_id}/submit", response_model=EntryRead, summary="Submit the draft for review")
@@ -163,10 +163,10 @@ def upload_dataset(
     )
 
 
-@router.get("/entries/{entry_id}/datasets", response_model=list[DatasetRead], summary="Dataset versions of an entry")
-def list_datasets(entry_id: str, db: DbSession, who: DepartmentOrAdmin) -> list[DatasetRead]:
-    """Provider and platform only."""
-    return service.list_datasets(db, who=who, entry_id=entry_id)
+@router.get("/entries/{entry_id}/datasets", response_model=Page[DatasetRead], summary="Dataset versions of an entry")
+def list_datasets(entry_id: str, db: DbSession, who: DepartmentOrAdmin) -> Page[DatasetRead]:
+    """Provider and platform only (one page)."""
+    return whole_page(service.list_datasets(db, who=who, entry_id=entry_id))
 
 
 @router.get("/search", response_model=Page[SearchHit], summary="Search the published catalogue")

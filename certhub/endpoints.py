@@ -11,10 +11,11 @@ from fastapi.responses import PlainTextResponse
 
 from certhub import repository, service
 from certhub.schemas import (
-    AccessRead,
+    USE_CAUSE_MAX,
     AuthorisationCreate,
     AuthorisationRead,
     BulkReport,
+    CertificateAccessRead,
     CertificateRead,
     CertificateSummary,
     CertificateTypeCreate,
@@ -47,7 +48,7 @@ from ops import audit
 from ops.auth import AnyCaller, DepartmentStaff, Holder, PlatformAdmin, Principal, Role, require_roles
 from ops.db import DbSession, HubRoute, etag, writes
 from ops.errors import BadRequest, Forbidden, Invalid, UnsupportedMediaType
-from ops.pagination import Page
+from ops.pagination import Page, PageLimit, whole_page
 
 router = APIRouter(prefix="/certhub", tags=["certhub"], route_class=HubRoute)
 # The busiest route, in a router of its own that the app includes before all others: routes are
@@ -64,19 +65,19 @@ def _ctx(request: Request) -> service.IssueContext:
     return service.IssueContext(vault=state.vault, settings=state.settings, storage=state.storage)
 
 
-def _use_cause(value: str | None) -> str:
+def _use_cause(value: str | None, *, spelt: str) -> str:
     try:
         return DownloadQuery(use_cause=value or "").use_cause
     except Exception as exc:  # pydantic ValidationError: one message, as a field error
         message = str(exc).split("\n")[2].strip() if "\n" in str(exc) else str(exc)
         message = message.removeprefix("Value error, ").split(" [type=")[0]
-        raise Invalid(message, errors=[{"field": "useCause", "message": message}]) from exc
+        raise Invalid(message, errors=[{"field": spelt, "in": "query", "message": message}]) from exc
 
 
 # ---- window verification: the busiest endpoint (see `busy`) ------------------------------------------
 
 
-@busy.post("/verifications", response_model=VerdictRead, tags=["certhub verification"])
+@busy.post("/verifications", response_model=VerdictRead, tags=["certhub verification"], name="verify_presentation")
 async def verify(body: VerifyRequest, request: Request, who: VerifierCaller) -> Any:
     """证照验证: signature, trust list, validity, status, audience and nonce; only the disclosed fields return."""
     state = request.app.state
@@ -109,9 +110,11 @@ async def verify(body: VerifyRequest, request: Request, who: VerifierCaller) -> 
 # ---- types ----------------------------------------------------------------------------------------
 
 
-@router.get("/types", response_model=list[CertificateTypeRead], summary="The certificate catalogue (证照目录)")
+@router.get("/types", response_model=Page[CertificateTypeRead], summary="The certificate catalogue (证照目录)")
 def list_types(db: DbSession, who: AnyCaller, include_inactive: bool = False) -> Any:
-    return repository.list_types(db, include_inactive=include_inactive and who.is_platform_admin)
+    """Every certificate type: a short list, one page."""
+    types = repository.list_types(db, include_inactive=include_inactive and who.is_platform_admin)
+    return whole_page([CertificateTypeRead.model_validate(t) for t in types])
 
 
 @router.get("/types/{code}", response_model=CertificateTypeRead)
@@ -264,9 +267,17 @@ def download_pdf(
     request: Request,
     db: DbSession,
     who: AnyCaller,
-    use_cause: Annotated[str | None, Query(alias="useCause", max_length=1000)] = None,
+    use_cause: Annotated[str | None, Query(max_length=USE_CAUSE_MAX, description="申请事由")] = None,
+    former: Annotated[
+        str | None, Query(alias="useCause", max_length=USE_CAUSE_MAX, deprecated=True, description="use `use_cause`")
+    ] = None,
 ) -> Response:
-    cause = _use_cause(use_cause)
+    # `useCause`, the former spelling, is still accepted: tests/certhub/test_use.py and tests/console send it.
+    cause = (
+        _use_cause(former, spelt="useCause")
+        if use_cause is None and former is not None
+        else _use_cause(use_cause, spelt="use_cause")
+    )
     certificate, data = service.pdf_copy(db, who=who, storage=request.app.state.storage, identifier=identifier, use_cause=cause)
     return Response(
         data,
@@ -304,10 +315,13 @@ def file_feedback(identifier: str, body: FeedbackCreate, db: DbSession, who: Any
 # ---- objections -----------------------------------------------------------------------------------
 
 
-@router.get("/objections", response_model=list[ObjectionRead])
-def list_objections(db: DbSession, who: AnyCaller, status: str | None = None) -> Any:
-    """Objections to your certificates (issuer), filed by you, or all (platform)."""
-    return repository.list_objections(db, who, status=status)
+@router.get("/objections", response_model=Page[ObjectionRead])
+def list_objections(
+    db: DbSession, who: AnyCaller, status: str | None = None, cursor: str | None = None, limit: PageLimit = 50
+) -> Any:
+    """Objections to your certificates (issuer), filed by you, or all (platform); newest first."""
+    items, next_cursor = repository.list_objections(db, who, status=status, cursor=cursor, limit=limit)
+    return Page[ObjectionRead](items=[ObjectionRead.model_validate(o) for o in items], next_cursor=next_cursor)
 
 
 @router.get("/objections/{objection_id}", response_model=ObjectionRead)
@@ -353,10 +367,13 @@ def dismiss_objection(
 # ---- reports of a suspected error (反馈纠错) ----------------------------------------------------------
 
 
-@router.get("/feedback", response_model=list[FeedbackRead])
-def list_feedback(db: DbSession, who: AnyCaller, status: str | None = None) -> Any:
-    """Reports about your certificates (issuer), filed by you, or all (platform)."""
-    return repository.list_feedback(db, who, status=status)
+@router.get("/feedback", response_model=Page[FeedbackRead])
+def list_feedback(
+    db: DbSession, who: AnyCaller, status: str | None = None, cursor: str | None = None, limit: PageLimit = 50
+) -> Any:
+    """Reports about your certificates (issuer), filed by you, or all (platform); newest first."""
+    items, next_cursor = repository.list_feedback(db, who, status=status, cursor=cursor, limit=limit)
+    return Page[FeedbackRead](items=[FeedbackRead.model_validate(f) for f in items], next_cursor=next_cursor)
 
 
 @router.get("/feedback/{feedback_id}", response_model=FeedbackRead)
@@ -380,12 +397,12 @@ def answer_feedback(
 # ---- holder ---------------------------------------------------------------------------------------
 
 
-@router.get("/me/certificates", response_model=list[CertificateSummary], tags=["certhub holder"])
+@router.get("/me/certificates", response_model=Page[CertificateSummary], tags=["certhub holder"])
 @writes  # the holder's look is recorded in the audit log
 def my_certificates(db: DbSession, who: Holder, on_behalf_of: OnBehalfOf = None) -> Any:
-    """My certificates (or, as an agent, those of the holder I act for)."""
+    """My current certificates (or, as an agent, those of the holder I act for): one page, at most one per type."""
     holder = service.acting_holder(db, who=who, on_behalf_of=on_behalf_of, action="list")
-    return [_summary(c) for c in service.holder_certificates(db, who=who, holder_code=holder)]
+    return whole_page([_summary(c) for c in service.holder_certificates(db, who=who, holder_code=holder)])
 
 
 @router.post("/me/certificates/{identifier}/presentations", status_code=201, response_model=Presentation, tags=["certhub holder"])
@@ -399,9 +416,10 @@ def show(
     return Presentation(token=token, nonce=nonce, audience=body.audience, expires_at=expires_at, fields=body.fields)
 
 
-@router.get("/me/authorisations", response_model=list[AuthorisationRead], tags=["certhub holder"])
-def my_authorisations(db: DbSession, who: Holder) -> Any:
-    return repository.authorisations_of(db, who.holder_code or "")
+@router.get("/me/authorisations", response_model=Page[AuthorisationRead], tags=["certhub holder"])
+def my_authorisations(db: DbSession, who: Holder, cursor: str | None = None, limit: PageLimit = 50) -> Any:
+    items, next_cursor = repository.authorisations_page(db, who.holder_code or "", cursor=cursor, limit=limit)
+    return Page[AuthorisationRead](items=[AuthorisationRead.model_validate(a) for a in items], next_cursor=next_cursor)
 
 
 @router.post("/me/authorisations", status_code=201, response_model=AuthorisationRead, tags=["certhub holder"])
@@ -415,9 +433,10 @@ def withdraw_authorisation(authorisation_id: str, db: DbSession, who: Holder, on
     return service.revoke_authorisation(db, who=who, authorisation_id=authorisation_id, on_behalf_of=on_behalf_of)
 
 
-@router.get("/me/delegations", response_model=list[DelegationRead], tags=["certhub holder"])
-def my_delegations(db: DbSession, who: Holder) -> Any:
-    return repository.delegations_of(db, who.holder_code or "")
+@router.get("/me/delegations", response_model=Page[DelegationRead], tags=["certhub holder"])
+def my_delegations(db: DbSession, who: Holder, cursor: str | None = None, limit: PageLimit = 50) -> Any:
+    items, next_cursor = repository.delegations_of(db, who.holder_code or "", cursor=cursor, limit=limit)
+    return Page[DelegationRead](items=[DelegationRead.model_validate(d) for d in items], next_cursor=next_cursor)
 
 
 @router.post("/me/delegations", status_code=201, response_model=DelegationRead, tags=["certhub holder"])
@@ -431,11 +450,11 @@ def withdraw_delegation(delegation_id: str, db: DbSession, who: Holder) -> Any:
     return service.revoke_delegation(db, who=who, delegation_id=delegation_id)
 
 
-@router.get("/me/accesses", response_model=Page[AccessRead], tags=["certhub holder"])
+@router.get("/me/accesses", response_model=Page[CertificateAccessRead], tags=["certhub holder"], name="my_certificate_accesses")
 def my_accesses(db: DbSession, who: Holder, cursor: str | None = None, limit: Annotated[int, Query(ge=1, le=200)] = 50) -> Any:
     """Every use of my certificates: who, when, why (useCause)."""
     items, next_cursor = service.holder_accesses(db, who=who, cursor=cursor, limit=limit)
-    return Page[AccessRead](items=[AccessRead.model_validate(a) for a in items], next_cursor=next_cursor)
+    return Page[CertificateAccessRead](items=[CertificateAccessRead.model_validate(a) for a in items], next_cursor=next_cursor)
 
 
 # ---- window verification ------------------------------------------------------------------------------
@@ -490,7 +509,9 @@ def issuer_metadata(request: Request, db: DbSession) -> dict[str, Any]:
     return service.issuer_metadata(db, settings=request.app.state.settings)
 
 
-@router.get("/.well-known/jwks.json", tags=["certhub trust"], summary="Keys of this hub and its issuing departments")
+@router.get(
+    "/.well-known/jwks.json", tags=["certhub trust"], summary="Keys of this hub and its issuing departments", name="certhub_jwks"
+)
 def jwks(request: Request, db: DbSession, response: Response) -> dict[str, Any]:
     service.hub_signer(db, vault=request.app.state.vault)
     response.headers["Cache-Control"] = "public, max-age=60"
@@ -502,9 +523,10 @@ def trust_bundle(request: Request, db: DbSession, who: AnyCaller) -> dict[str, A
     return service.trust_bundle(db, settings=request.app.state.settings)
 
 
-@router.get("/trusted-hubs", response_model=list[TrustedHubRead], tags=["certhub trust"])
+@router.get("/trusted-hubs", response_model=Page[TrustedHubRead], tags=["certhub trust"])
 def list_trusted_hubs(db: DbSession, who: PlatformAdmin) -> Any:
-    return repository.trusted_hubs(db)
+    """The hubs this hub trusts: a short list, one page."""
+    return whole_page([TrustedHubRead.model_validate(h) for h in repository.trusted_hubs(db)])
 
 
 @router.post("/trusted-hubs", status_code=201, response_model=TrustedHubRead, tags=["certhub trust"])

@@ -165,14 +165,14 @@ def authorise(db: Session, *, who: Principal, data: AuthorisationCreate, on_beha
             f"no department with code {data.department_code}",
             errors=[{"field": "department_code", "message": "no department has this code"}],
         )
-    if data.valid_until <= utcnow():
-        raise Invalid("valid_until must be in the future", errors=[{"field": "valid_until", "message": "must be in the future"}])
+    if data.expires_at <= utcnow():
+        raise Invalid("expires_at must be in the future", errors=[{"field": "expires_at", "message": "must be in the future"}])
     row = Authorisation(
         holder_code=holder,
         type_code=type_code,
         grantee_department_id=department.id,
         purpose=data.purpose,
-        valid_until=data.valid_until,
+        valid_until=data.expires_at,
         granted_by=who.subject,
     )
     db.add(row)
@@ -252,15 +252,15 @@ def delegate(db: Session, *, who: Principal, data: DelegationCreate) -> Delegati
         raise Invalid(f"agent_code is not a valid 公民身份号码: {problem}", errors=[{"field": "agent_code", "message": problem}])
     if agent == who.holder_code:
         raise Invalid("a holder cannot delegate to itself", errors=[{"field": "agent_code", "message": "self"}])
-    if data.valid_until <= utcnow():
-        raise Invalid("valid_until must be in the future", errors=[{"field": "valid_until", "message": "in the past"}])
+    if data.expires_at <= utcnow():
+        raise Invalid("expires_at must be in the future", errors=[{"field": "expires_at", "message": "in the past"}])
     row = Delegation(
         holder_code=who.holder_code,
         agent_code=agent,
         agent_name=data.agent_name,
         type_codes=sorted({c.upper() for c in data.type_codes}),
         actions=sorted(set(data.actions)),
-        valid_until=data.valid_until,
+        valid_until=data.expires_at,
     )
     db.add(row)
     db.flush()

@@ -30,7 +30,7 @@ from certhub.models import (
 from ops.auth import Principal, Role
 from ops.db import table_of, utcnow
 from ops.identity.models import Department
-from ops.pagination import keyset, page_of
+from ops.pagination import fetch_page, keyset, page_of
 
 # ---- types ---------------------------------------------------------------------------------
 
@@ -368,8 +368,18 @@ def active_authorisation(
 
 
 def authorisations_of(db: Session, holder_code: str) -> list[Authorisation]:
-    query = select(Authorisation).where(Authorisation.holder_code == holder_code)
-    return list(db.scalars(query.order_by(Authorisation.created_at.desc())))
+    return list(db.scalars(_authorisations(holder_code).order_by(Authorisation.created_at.desc())))
+
+
+def authorisations_page(
+    db: Session, holder_code: str, *, cursor: str | None, limit: int
+) -> tuple[list[Authorisation], str | None]:
+    query = _authorisations(holder_code)
+    return fetch_page(db, query, created=Authorisation.created_at, ident=Authorisation.id, cursor=cursor, limit=limit)
+
+
+def _authorisations(holder_code: str) -> Select[Authorisation]:
+    return select(Authorisation).where(Authorisation.holder_code == holder_code)
 
 
 def authorisation_of(db: Session, holder_code: str, authorisation_id: str) -> Authorisation | None:
@@ -377,9 +387,9 @@ def authorisation_of(db: Session, holder_code: str, authorisation_id: str) -> Au
     return db.scalars(query).first()
 
 
-def delegations_of(db: Session, holder_code: str) -> list[Delegation]:
+def delegations_of(db: Session, holder_code: str, *, cursor: str | None, limit: int) -> tuple[list[Delegation], str | None]:
     query = select(Delegation).where(Delegation.holder_code == holder_code)
-    return list(db.scalars(query.order_by(Delegation.created_at.desc())))
+    return fetch_page(db, query, created=Delegation.created_at, ident=Delegation.id, cursor=cursor, limit=limit)
 
 
 def delegation_of(db: Session, holder_code: str, delegation_id: str) -> Delegation | None:
@@ -446,11 +456,13 @@ def issuer_objection(db: Session, department_id: str, objection_id: str) -> Obje
     return db.scalars(query).first()
 
 
-def list_objections(db: Session, who: Principal, *, status: str | None) -> list[Objection]:
+def list_objections(
+    db: Session, who: Principal, *, status: str | None, cursor: str | None, limit: int
+) -> tuple[list[Objection], str | None]:
     query = readable_objections(who)
     if status:
         query = query.where(Objection.status == status)
-    return list(db.scalars(query.order_by(Objection.created_at.desc()).limit(500)))
+    return fetch_page(db, query, created=Objection.created_at, ident=Objection.id, cursor=cursor, limit=limit)
 
 
 def open_objections(db: Session, *, certificate_id: str | None = None) -> list[Objection]:
@@ -488,11 +500,13 @@ def issuer_feedback(db: Session, department_id: str, feedback_id: str) -> Feedba
     return db.scalars(query).first()
 
 
-def list_feedback(db: Session, who: Principal, *, status: str | None) -> list[Feedback]:
+def list_feedback(
+    db: Session, who: Principal, *, status: str | None, cursor: str | None, limit: int
+) -> tuple[list[Feedback], str | None]:
     query = readable_feedback(who)
     if status:
         query = query.where(Feedback.status == status)
-    return list(db.scalars(query.order_by(Feedback.created_at.desc()).limit(500)))
+    return fetch_page(db, query, created=Feedback.created_at, ident=Feedback.id, cursor=cursor, limit=limit)
 
 
 # ---- trust list -------------------------------------------------------------------------------

@@ -5,12 +5,15 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from ops.timestamps import ZonedDatetime
 
 HolderKindName = Literal["person", "enterprise"]
 USE_CAUSE_MAX = 200
+# A moment is `…_at` (`valid_until` is a date wherever it appears); `valid_until`, the former spelling of an
+# authorisation's or a delegation's end, is still accepted (tests/certhub/test_use.py, the console's form).
+EXPIRES_AT = AliasChoices("expires_at", "valid_until")
 
 
 def _use_cause(value: str) -> str:
@@ -82,7 +85,27 @@ class HolderIn(BaseModel):
 class IssueRequest(BaseModel):
     """签发: what an issuing department's system sends to put a certificate into the library."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "type_code": "11100000000019713D001",
+                    "holder": {"code": "110105199003074341", "kind": "person", "name": "张三"},
+                    "face": {
+                        "name": "张三",
+                        "sex": "女",
+                        "ethnicity": "汉",
+                        "birth_date": "1990-03-07",
+                        "address": "北京市朝阳区某某街道1号",
+                        "id_number": "110105199003074341",
+                        "authority": "北京市公安局朝阳分局",
+                    },
+                    "valid_until": "2036-03-07",
+                }
+            ]
+        },
+    )
 
     type_code: str = Field(min_length=1, max_length=21)
     holder: HolderIn
@@ -212,11 +235,20 @@ class NonceRead(BaseModel):
 class FetchRequest(BaseModel):
     """一证通办: fetch a holder's certificate of a type, with the reason."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+        json_schema_extra={
+            "examples": [{"holder_code": "110105199003074341", "type_code": "11100000000019713D001", "use_cause": "办理居住证"}]
+        },
+    )
 
     holder_code: str = Field(min_length=1, max_length=30)
     type_code: str = Field(min_length=1, max_length=21)
-    use_cause: str = Field(alias="useCause", max_length=1000)
+    # `useCause` is the former spelling, still accepted (tests/certhub/test_use.py and the clients docs/certhub.md described).
+    use_cause: str = Field(
+        validation_alias=AliasChoices("use_cause", "useCause"), max_length=USE_CAUSE_MAX, description="申请事由"
+    )
 
     _check = field_validator("use_cause")(_use_cause)
 
@@ -224,12 +256,24 @@ class FetchRequest(BaseModel):
 class AuthorisationCreate(BaseModel):
     """授权用证: let a department use one type of my certificates for a purpose until a time."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "type_code": "11100000000019713D001",
+                    "department_code": "11110000T5MY01MRN4",
+                    "purpose": "办理居住证",
+                    "expires_at": "2027-06-30T23:59:59+08:00",
+                }
+            ]
+        },
+    )
 
     type_code: str = Field(min_length=1, max_length=21)
     department_code: str = Field(min_length=18, max_length=18)
     purpose: str = Field(min_length=1, max_length=200)
-    valid_until: ZonedDatetime
+    expires_at: ZonedDatetime = Field(validation_alias=EXPIRES_AT, description="the moment it stops working")
 
 
 class AuthorisationRead(BaseModel):
@@ -240,7 +284,7 @@ class AuthorisationRead(BaseModel):
     type_code: str
     grantee_department_id: str
     purpose: str
-    valid_until: datetime
+    expires_at: datetime = Field(validation_alias=EXPIRES_AT)
     granted_by: str
     created_at: datetime
     revoked_at: datetime | None
@@ -257,7 +301,7 @@ class DelegationCreate(BaseModel):
     actions: list[Literal["list", "show", "authorise", "object"]] = Field(
         min_length=1, description="object: file an objection (异议), which suspends the certificate, or report an error"
     )
-    valid_until: ZonedDatetime
+    expires_at: ZonedDatetime = Field(validation_alias=EXPIRES_AT, description="the moment it stops working")
 
 
 class DelegationRead(BaseModel):
@@ -269,11 +313,11 @@ class DelegationRead(BaseModel):
     agent_name: str
     type_codes: list[str]
     actions: list[str]
-    valid_until: datetime
+    expires_at: datetime = Field(validation_alias=EXPIRES_AT)
     revoked_at: datetime | None
 
 
-class AccessRead(BaseModel):
+class CertificateAccessRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     at: datetime

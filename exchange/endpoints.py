@@ -6,18 +6,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
 from functools import partial
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from sqlalchemy.orm import Session
 
 from exchange import repository as repo
 from exchange import service
-from exchange.models import Grant, GrantState, RequestState, SharingRequest
+from exchange.models import GrantState, RequestState, SharingRequest
 from exchange.schemas import (
-    AccessRead,
     BreachRead,
     CoordinationOutcome,
+    DataAccessRead,
     DataQuery,
     DataResult,
     EventFeed,
@@ -47,8 +47,26 @@ router = APIRouter(prefix="/exchange", tags=["exchange"], route_class=HubRoute)
 # The busiest route, in a router of its own that the app includes before all others: routes are
 # matched one by one, so a lookup does not first try every other route of the hub.
 busy = APIRouter(prefix="/exchange", tags=["exchange"], route_class=HubRoute)
-IfMatch = Annotated[str | None, Header(description="the request's ETag; a stale one gets 409")]
+IfMatch = Annotated[str | None, Header(description="the ETag you read; a stale one gets 412")]
 Limit = Annotated[int, Query(ge=1, le=200)]
+
+
+Named = TypeVar("Named", GrantRead, DataAccessRead)
+
+
+def _named(db: Session, reads: list[Named]) -> list[Named]:
+    """Grants or access records with the names of both departments (one query for the page)."""
+    ids = {r.consumer_department_id for r in reads} | {r.provider_department_id for r in reads}
+    names = repo.department_names(db, ids)
+    return [
+        r.model_copy(
+            update={
+                "consumer_department_name": names.get(r.consumer_department_id),
+                "provider_department_name": names.get(r.provider_department_id),
+            }
+        )
+        for r in reads
+    ]
 
 
 def _policy(request: Request) -> service.Policy:
@@ -233,21 +251,22 @@ def list_grants(
 ) -> Page[GrantRead]:
     """Grants the caller's department holds or provides."""
     rows, next_cursor = repo.list_grants(db, who, state=state, cursor=cursor, limit=limit)
-    return Page(items=[GrantRead.model_validate(g) for g in rows], next_cursor=next_cursor)
+    return Page(items=_named(db, [GrantRead.model_validate(g) for g in rows]), next_cursor=next_cursor)
 
 
 @router.get("/grants/{grant_id}", response_model=GrantRead)
-def get_grant(grant_id: str, response: Response, db: DbSession, who: DepartmentOrAdmin) -> Grant:
+def get_grant(grant_id: str, response: Response, db: DbSession, who: DepartmentOrAdmin) -> GrantRead:
     """A grant: consumer, resource version, fields, purpose, validity, rate limit, control parameters."""
     grant = service.get_grant(db, who=who, grant_id=grant_id)
     response.headers["ETag"] = etag(grant.version)
-    return grant
+    return _named(db, [GrantRead.model_validate(grant)])[0]
 
 
 @router.post("/grants/{grant_id}/revoke", response_model=GrantRead)
-def revoke_grant(grant_id: str, body: Reason, db: DbSession, who: DepartmentOrAdmin, if_match: IfMatch = None) -> Grant:
+def revoke_grant(grant_id: str, body: Reason, db: DbSession, who: DepartmentOrAdmin, if_match: IfMatch = None) -> GrantRead:
     """The provider or the platform revokes a grant, with a reason."""
-    return service.revoke_grant(db, who=who, grant_id=grant_id, reason=body.reason, expected_version=_expected(if_match))
+    grant = service.revoke_grant(db, who=who, grant_id=grant_id, reason=body.reason, expected_version=_expected(if_match))
+    return _named(db, [GrantRead.model_validate(grant)])[0]
 
 
 @router.get("/grants/{grant_id}/export", response_model=DataResult)
@@ -299,7 +318,7 @@ def call_api(grant_id: str, body: DataQuery, request: Request, db: DbSession, wh
     return DataResult(grant_id=grant.id, fields=fields, masked_fields=[f for f in grant.masked_fields if f in fields], rows=rows)
 
 
-@router.get("/accesses", response_model=Page[AccessRead])
+@router.get("/accesses", response_model=Page[DataAccessRead])
 def list_accesses(
     db: DbSession,
     who: DepartmentOrAdmin,
@@ -307,17 +326,17 @@ def list_accesses(
     side: Literal["consumer", "provider"] | None = None,
     cursor: str | None = None,
     limit: Limit = 50,
-) -> Page[AccessRead]:
+) -> Page[DataAccessRead]:
     """Who used the caller's data (provider), or what it queried (consumer); everything for the platform."""
     rows, next_cursor = repo.list_accesses(db, who, grant_id=grant_id, side=side, cursor=cursor, limit=limit)
-    return Page(items=[AccessRead.model_validate(r) for r in rows], next_cursor=next_cursor)
+    return Page(items=_named(db, [DataAccessRead.model_validate(r) for r in rows]), next_cursor=next_cursor)
 
 
-@router.get("/my-accesses", response_model=Page[AccessRead])
-def my_accesses(db: DbSession, who: Holder, cursor: str | None = None, limit: Limit = 50) -> Page[AccessRead]:
+@router.get("/my-accesses", response_model=Page[DataAccessRead], name="my_data_accesses")
+def my_accesses(db: DbSession, who: Holder, cursor: str | None = None, limit: Limit = 50) -> Page[DataAccessRead]:
     """A citizen or enterprise sees which departments queried records about them, and why."""
     rows, next_cursor = service.accesses_about_holder(db, who=who, cursor=cursor, limit=limit)
-    return Page(items=[AccessRead.model_validate(r.access) for r in rows], next_cursor=next_cursor)
+    return Page(items=_named(db, [DataAccessRead.model_validate(r.access) for r in rows]), next_cursor=next_cursor)
 
 
 @router.get("/breaches", response_model=Page[BreachRead])

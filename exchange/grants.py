@@ -13,7 +13,7 @@ from exchange.states import Policy, close_step, end_of_day, is_sensitive, notify
 from ops import audit, metrics
 from ops.audit import Actor
 from ops.auth import Principal
-from ops.db import utcnow
+from ops.db import check_version, utcnow
 from ops.errors import Conflict, Forbidden, NotFound
 
 
@@ -98,8 +98,7 @@ def revoke_grant(db: Session, *, who: Principal, grant_id: str, reason: str, exp
     grant = get_grant(db, who=who, grant_id=grant_id)
     if not who.is_platform_admin and who.department_id != grant.provider_department_id:
         raise Forbidden("only the provider department or the platform revokes a grant")
-    if expected_version is not None and expected_version != grant.version:
-        raise Conflict(f"the grant is at version {grant.version}, not {expected_version}; reload it")
+    check_version(expected_version, grant.version, what="grant")
     reason = require_reason(reason, "a revocation")
     if grant.state != GrantState.ACTIVE:
         raise Conflict(f"the grant is already {grant.state}")

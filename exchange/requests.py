@@ -15,12 +15,12 @@ from exchange.grants import issue_grant
 from exchange.models import OPEN_STATES, Rating, RequestState, RequestStep, SharingRequest, Step
 from exchange.schemas import (
     CoordinationOutcome,
-    DeadlineRead,
     ExtensionCreate,
     ExtensionDecision,
     ProviderDecision,
     RatingCreate,
     RequestCreate,
+    RequestDeadlineRead,
 )
 from exchange.states import (
     PLATFORM,
@@ -42,7 +42,7 @@ from exchange.states import (
 from ops import audit, metrics
 from ops.audit import Actor
 from ops.auth import STAFF_ROLES, Principal
-from ops.db import utcnow
+from ops.db import check_version, utcnow
 from ops.errors import Conflict, Forbidden, Invalid, NotFound
 from ops.workdays.service import WorkCalendar, calendar
 
@@ -56,16 +56,12 @@ def _get(
     only: tuple[Literal["consumer", "provider"], str] | None = None,
 ) -> SharingRequest:
     """A request the caller may see (404 otherwise), at the version the caller last read when it says which
-    (409 otherwise). `only`: a step only the consumer's or the provider's department takes, and what it
+    (412 otherwise). `only`: a step only the consumer's or the provider's department takes, and what it
     does (403 to anyone else)."""
     req = repo.get_request(db, who, request_id)
     if req is None:
         raise NotFound(f"no sharing request {request_id}")
-    if expected_version is not None and expected_version != req.version:
-        raise Conflict(
-            f"the request is at version {req.version}, not {expected_version}; it was changed meanwhile, reload it",
-            extra={"current_version": req.version},
-        )
+    check_version(expected_version, req.version, what="request")
     if only is not None:
         side, step = only
         if who.department_id != (req.consumer_department_id if side == "consumer" else req.provider_department_id):
@@ -468,13 +464,13 @@ def rate(db: Session, *, who: Principal, request_id: str, data: RatingCreate) ->
 
 def deadline_of(
     db: Session, step: RequestStep | None, now: datetime | None = None, *, cal: WorkCalendar | None = None
-) -> DeadlineRead | None:
+) -> RequestDeadlineRead | None:
     """The current deadline of a request: due time, working days left, overdue."""
     if step is None:
         return None
     now = now or utcnow()
     left = (cal or calendar(db)).working_days_left(now, step.due_at)
-    return DeadlineRead(
+    return RequestDeadlineRead(
         step=step.step,
         responsible=step.department_id or PLATFORM,
         started_at=step.started_at,
@@ -489,7 +485,7 @@ def deadline_of(
     )
 
 
-def deadlines_of(db: Session, request_ids: list[str]) -> dict[str, DeadlineRead]:
+def deadlines_of(db: Session, request_ids: list[str]) -> dict[str, RequestDeadlineRead]:
     """The current deadline of each of these requests that has an open step."""
     steps, cal, at = repo.open_steps_for(db, request_ids), calendar(db), now()
     return {rid: deadline for rid, step in steps.items() if (deadline := deadline_of(db, step, at, cal=cal)) is not None}
@@ -500,7 +496,9 @@ def get_request(db: Session, *, who: Principal, request_id: str) -> SharingReque
     return _get(db, who, request_id)
 
 
-def available_actions(who: Principal, req: SharingRequest, *, deadline: DeadlineRead | None, rated: bool) -> dict[str, bool]:
+def available_actions(
+    who: Principal, req: SharingRequest, *, deadline: RequestDeadlineRead | None, rated: bool
+) -> dict[str, bool]:
     """Which actions `who` may take on `req` now: the forms the console shows. Each action checks again when sent.
 
     `deadline` is the request's open step (`deadlines_of`); `rated` whether its consumer rated it already."""

@@ -18,7 +18,23 @@ def _stripped(value: str | None) -> str | None:
 class RequestCreate(BaseModel):
     """A sharing request (共享申请) for a published catalogue entry."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "resource_id": "3d9a6c1e-5b7f-4e2a-8c0d-1a2b3c4d5e6f",
+                    "items": ["身份证号", "姓名", "户籍地址"],
+                    "purpose": "办理社会救助资格审核",
+                    "scenario": "窗口受理低保申请时核验申请人户籍",
+                    "legal_basis": "《社会救助暂行办法》第十一条",
+                    "valid_until": "2027-12-31",
+                    "contact_name": "李四",
+                    "contact_phone": "010-12345678",
+                }
+            ]
+        },
+    )
 
     resource_id: str = Field(min_length=1, max_length=36)
     items: list[str] = Field(min_length=1, max_length=500, description="the information items (信息项) wanted")
@@ -126,7 +142,7 @@ class DataQuery(BaseModel):
     use_cause: str | None = Field(default=None, max_length=200, description="申请事由 of this query")
 
 
-class DeadlineRead(BaseModel):
+class RequestDeadlineRead(BaseModel):
     step: str
     responsible: str  # a department id, or "platform"
     started_at: datetime
@@ -183,7 +199,7 @@ class RequestRead(BaseModel):
     reason: str | None
     grant_id: str | None
     version: int
-    deadline: DeadlineRead | None = None
+    deadline: RequestDeadlineRead | None = None
     history: list[TransitionRead] | None = None
 
 
@@ -193,7 +209,9 @@ class GrantRead(BaseModel):
     id: str
     request_id: str
     consumer_department_id: str
+    consumer_department_name: str | None = Field(default=None, description="the department's name, for a reader")
     provider_department_id: str
+    provider_department_name: str | None = Field(default=None, description="the department's name, for a reader")
     resource_id: str
     version_id: str
     resource_name: str
@@ -221,14 +239,16 @@ class DataResult(BaseModel):
     next_cursor: str | None = None
 
 
-class AccessRead(BaseModel):
+class DataAccessRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: int
     at: datetime
     grant_id: str
     consumer_department_id: str
+    consumer_department_name: str | None = Field(default=None, description="the department's name, for a reader")
     provider_department_id: str
+    provider_department_name: str | None = Field(default=None, description="the department's name, for a reader")
     resource_id: str
     actor: str
     kind: str

@@ -60,13 +60,13 @@ from exchange.requests import (
 )
 from exchange.schemas import (
     CoordinationOutcome,
-    DeadlineRead,
     ExtensionCreate,
     ExtensionDecision,
     ProviderDecision,
     RatingCreate,
     Reason,
     RequestCreate,
+    RequestDeadlineRead,
 )
 from exchange.states import PLATFORM, RATEABLE_STATES, SENSITIVE_GRADES, TRANSITIONS, Policy, now, today
 from exchange.supervision import publish_gauges, recompute_deadlines, report, set_webhook, sign, sweep_overdue
@@ -81,7 +81,6 @@ __all__ = [
     "TRANSITIONS",
     "AccessJournal",
     "CoordinationOutcome",
-    "DeadlineRead",
     "ExtensionCreate",
     "ExtensionDecision",
     "FieldsNotGranted",
@@ -95,6 +94,7 @@ __all__ = [
     "RatingCreate",
     "Reason",
     "RequestCreate",
+    "RequestDeadlineRead",
     "RequestState",
     "SharingRequest",
     "SubjectAccess",

@@ -9,6 +9,8 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
+from fastapi.routing import APIRoute
+from fastapi_offline import FastAPIOffline
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -34,6 +36,7 @@ from ops.identity import endpoints as identity_endpoints
 from ops.identity.tokens import KeyRing
 from ops.inputs import document_bounds
 from ops.middleware import HubMiddleware
+from ops.queryparams import KNOWN_QUERY_ONLY
 from ops.scheduler import Job, LeaseRunner, Scheduler
 from ops.storage import ObjectStore, make_store
 from ops.tasks import platform_jobs
@@ -63,6 +66,11 @@ HOME = """<!doctype html>
 </ul>
 </body></html>
 """
+
+
+def operation_id(route: APIRoute) -> str:
+    """An operation's id in the OpenAPI: its endpoint function's name (e.g. `list_grants`)."""
+    return route.name
 
 
 def home() -> HTMLResponse:
@@ -145,7 +153,8 @@ def create_app(
             app.state.access_commits.stop()
             app.state.lookups.stop()
 
-    app = FastAPI(
+    # Swagger UI and ReDoc are served from the fastapi-offline package: the docs work without internet.
+    app = FastAPIOffline(
         lifespan=lifespan,
         title="govhub",
         version=__version__,
@@ -153,6 +162,10 @@ def create_app(
         docs_url="/docs",
         redoc_url="/redoc",
         openapi_url="/openapi.json",
+        static_url="/docs-assets",
+        # Plain names in /openapi.json: the operation ids (and the multipart bodies named after them) are
+        # the endpoint functions' names, unique across the hub (tests/ops/test_api_conventions.py).
+        generate_unique_id_function=operation_id,
     )
     state: dict[str, Any] = {
         "settings": settings,
@@ -183,15 +196,20 @@ def create_app(
     # Routes are matched in order, one by one (twice: to pick the router, then the route in it): the
     # busiest (verifications, granted lookups) are in small routers of their own, included first.
     app.add_api_route("/", home, methods=["GET"], include_in_schema=False)
-    app.include_router(health.router)
-    app.include_router(certhub_endpoints.busy)
-    app.include_router(exchange_endpoints.busy)
-    app.include_router(certhub_endpoints.router)
-    app.include_router(exchange_endpoints.router)
-    app.include_router(identity_endpoints.router)
-    app.include_router(auditlog_endpoints.router)
-    app.include_router(workdays_endpoints.router)
-    app.include_router(catalog_endpoints.router)
-    app.include_router(seal_endpoints.router)
+    api_routers = [
+        health.router,
+        certhub_endpoints.busy,
+        exchange_endpoints.busy,
+        certhub_endpoints.router,
+        exchange_endpoints.router,
+        identity_endpoints.router,
+        auditlog_endpoints.router,
+        workdays_endpoints.router,
+        catalog_endpoints.router,
+        seal_endpoints.router,
+    ]
+    for router in api_routers:
+        # One rule for the whole API: a query parameter an operation does not declare is refused.
+        app.include_router(router, dependencies=[KNOWN_QUERY_ONLY])
     console.install(app)
     return app

@@ -118,16 +118,23 @@ class VersionedMixin:
         return {"version_id_col": cls.__table__.c.version}  # type: ignore[attr-defined]
 
 
-def check_if_match(if_match: str | None, current_version: int) -> None:
-    """Refuse a change made against an older version (HTTP If-Match with the record's ETag)."""
+def check_if_match(if_match: str | None, current_version: int, *, what: str = "record") -> None:
+    """Refuse a change made against an older version (HTTP If-Match with the record's ETag): 412, the one
+    answer to a stale version everywhere (the exchange's and the console's forms too)."""
     if if_match is None:
         return
     wanted = if_match.strip().removeprefix("W/").strip('"')
     if wanted != str(current_version):
         raise PreconditionFailed(
-            f"the record is at version {current_version}, not {wanted}; reload it and retry",
+            f"the {what} is at version {current_version}, not {wanted}; it was changed meanwhile, reload it and retry",
             extra={"current_version": current_version},
         )
+
+
+def check_version(expected_version: int | None, current_version: int, *, what: str = "record") -> None:
+    """`check_if_match` for a version already read (a form's hidden field, a parsed ETag)."""
+    if expected_version is not None:
+        check_if_match(str(expected_version), current_version, what=what)
 
 
 def etag(version: int) -> str:

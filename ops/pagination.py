@@ -5,11 +5,12 @@ from __future__ import annotations
 import base64
 import json
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
+from fastapi import Query
 from pydantic import BaseModel
 from sqlalchemy import Select, and_, or_
-from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from ops.errors import Invalid
 
@@ -18,10 +19,34 @@ MAX_LIMIT = 200
 
 
 class Page(BaseModel, Generic[T]):
-    """One page of a list; pass `next_cursor` back as `cursor` for the next page."""
+    """One page of a list; pass `next_cursor` back as `cursor` for the next page. Every list the API
+    returns is a `Page`; a short list bounded by nature (the certificate types, the trusted hubs) comes
+    whole, in one page whose `next_cursor` is null."""
 
     items: list[T]
     next_cursor: str | None = None
+
+    def __class_getitem__(cls, item: Any) -> Any:
+        """`Page[GrantRead]` is a class named `GrantReadPage`, and so is its OpenAPI schema (not
+        `Page_GrantRead_`, nor `ops__pagination__Page_AccessRead___1` when two item classes share a name)."""
+        parametrized: Any = super().__class_getitem__(item)
+        if cls is not Page or not isinstance(item, type):  # Page[T] in generic code stays generic
+            return parametrized
+        named = _NAMED.get(item)
+        if named is None:
+            named = _NAMED[item] = type(f"{item.__name__}Page", (parametrized,), {"__module__": __name__, "__doc__": cls.__doc__})
+        return named
+
+
+_NAMED: dict[type[Any], type[Any]] = {}
+
+
+PageLimit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="at most this many items")]
+
+
+def whole_page(items: list[T]) -> Page[T]:
+    """A short list, bounded by nature, as the one page of itself."""
+    return Page[T](items=items)
 
 
 def encode_cursor(values: list[Any]) -> str:
@@ -68,3 +93,17 @@ def page_of(rows: list[Any], limit: int, *, created: str = "created_at", ident: 
         return rows, None
     last = rows[limit - 1]
     return rows[:limit], encode_cursor([getattr(last, created), getattr(last, ident)])
+
+
+def fetch_page(
+    db: Session,
+    query: Select[Any],
+    *,
+    created: InstrumentedAttribute[datetime],
+    ident: InstrumentedAttribute[str],
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[Any], str | None]:
+    """One page of `query`, newest first, and the cursor of the next (`keyset` then `page_of`)."""
+    rows = list(db.scalars(keyset(query, created=created, ident=ident, cursor=cursor, limit=limit)))
+    return page_of(rows, limit)

@@ -234,7 +234,7 @@ def verify_signature(body: DetachedVerifyRequest, request: Request, db: DbSessio
     return report
 
 
-@router.get("/seal/jwks", summary="Public keys of the seals (JWK set), for verifying what they signed")
+@router.get("/seal/jwks", summary="Public keys of the seals (JWK set), for verifying what they signed", name="seal_jwks")
 def jwks(db: DbSession, department_code: str | None = None) -> Any:
     """Every seal key with its kid, alg, department code and status (public)."""
     department_id = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from ops.timestamps import ZonedDatetime
 
@@ -27,7 +27,26 @@ class SealPicture(BaseModel):
 class SealCreate(BaseModel):
     """A seal to make (制发) for a department."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "department_id": "6f1c2b7e-0d4a-4c1e-9a53-2f1f0c1d9e11",
+                    "name": "北京市市场监督管理局",
+                    "seal_type": "公章",
+                    "algorithm": "SM2",
+                    "picture": {
+                        "type": "svg",
+                        "data_base64": "PHN2ZyB4bWxucz0iaHR0cDovL3d3dy53My5vcmcvMjAwMC9zdmciIHZpZXdCb3g9IjAgMCA0MiA0MiIvPg==",
+                        "width_mm": 42,
+                        "height_mm": 42,
+                    },
+                    "valid_to": "2031-12-31T23:59:59+08:00",
+                }
+            ]
+        },
+    )
 
     department_id: str = Field(min_length=1, max_length=36)
     name: str = Field(min_length=1, max_length=200, description="the text of the seal, e.g. 某某市市场监督管理局")
@@ -57,7 +76,7 @@ class SealRead(BaseModel):
     department_name: str
     name: str
     seal_type: str
-    alg: str
+    algorithm: str = Field(validation_alias=AliasChoices("algorithm", "alg"), description="as given when it was made")
     kid: str
     public_jwk: dict[str, Any]
     certificate_pem: str

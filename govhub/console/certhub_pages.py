@@ -426,6 +426,8 @@ def authorise(page: PostedPage, db: DbSession) -> HTMLResponse:
         granted = certhub.authorise(db, who=page.principal, data=body)
     except (HubError, ValidationError) as exc:
         message, errors = _failed(db, exc)
+        if "expires_at" in errors:  # the API's name of the form's 授权截止日期
+            errors["valid_until"] = errors.pop("expires_at")
         return _authorisations_page(page, db, status=getattr(exc, "status", 422), error=message, errors=errors, values=values)
     department = dict(certhub.department_directory(db)).get(values["department_code"], values["department_code"])
     until = _until_beijing(granted.valid_until)

@@ -18,7 +18,7 @@ from ops.auditlog.schemas import (
 from ops.auth import AnyCaller, PlatformAdmin
 from ops.db import DbSession, HubRoute
 from ops.errors import Invalid
-from ops.pagination import MAX_LIMIT, Page, decode_cursor, encode_cursor
+from ops.pagination import MAX_LIMIT, Page, decode_cursor, encode_cursor, whole_page
 
 router = APIRouter(prefix="/audit", tags=["audit"], route_class=HubRoute)
 
@@ -57,9 +57,10 @@ def sign_checkpoint(request: Request, db: DbSession, _who: PlatformAdmin) -> obj
     return service.checkpoint_now(db, vault=request.app.state.vault, store=request.app.state.storage, force=True, grace_seconds=0)
 
 
-@router.get("/log/keys", response_model=list[LogKeyRead], summary="Public keys that sign checkpoints")
-def keys(db: DbSession, _who: AnyCaller) -> list[object]:
-    return list(repository.all_keys(db))
+@router.get("/log/keys", response_model=Page[LogKeyRead], summary="Public keys that sign checkpoints")
+def keys(db: DbSession, _who: AnyCaller) -> Page[LogKeyRead]:
+    """Every key that ever signed a checkpoint (one page)."""
+    return whole_page([LogKeyRead.model_validate(k) for k in repository.all_keys(db)])
 
 
 @router.get("/log/inclusion/{audit_id}", response_model=InclusionProofRead, summary="Inclusion proof of a record")
@@ -90,7 +91,9 @@ def consistency_proof(
     return ConsistencyProofRead(first=first, second=second, proof=[p.hex() for p in proof])
 
 
-@router.get("/log/verify", response_model=VerifyReportRead, summary="Rebuild the tree and check every record")
+@router.get(
+    "/log/verify", response_model=VerifyReportRead, summary="Rebuild the tree and check every record", name="verify_audit_log"
+)
 def verify(request: Request, db: DbSession, _who: PlatformAdmin) -> VerifyReportRead:
     """Every record against its leaf, and the tree against every signed checkpoint (database and object storage)."""
     return VerifyReportRead(**service.verify(db, store=request.app.state.storage).as_dict())

@@ -190,9 +190,10 @@ def list_departments(
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     region_code: str | None = None,
+    code: Annotated[str | None, Query(description="统一社会信用代码 (GB 32100), to find one department")] = None,
 ) -> Any:
     """Departments you may see: all for a platform admin, your own otherwise."""
-    items, next_cursor = repository.list_departments(db, who, cursor=cursor, limit=limit, region_code=region_code)
+    items, next_cursor = repository.list_departments(db, who, cursor=cursor, limit=limit, region_code=region_code, code=code)
     return Page[DepartmentRead](items=[DepartmentRead.model_validate(d) for d in items], next_cursor=next_cursor)
 
 

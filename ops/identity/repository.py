@@ -31,11 +31,13 @@ def department_by_code(db: Session, code: str) -> Department | None:
 
 
 def list_departments(
-    db: Session, who: Principal, *, cursor: str | None, limit: int, region_code: str | None = None
+    db: Session, who: Principal, *, cursor: str | None, limit: int, region_code: str | None = None, code: str | None = None
 ) -> tuple[list[Department], str | None]:
     query = readable_departments(who)
     if region_code:
         query = query.where(Department.region_code == region_code)
+    if code:
+        query = query.where(Department.code == code.strip().upper())
     rows = list(db.scalars(keyset(query, created=Department.created_at, ident=Department.id, cursor=cursor, limit=limit)))
     return page_of(rows, limit)
 

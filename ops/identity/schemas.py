@@ -28,6 +28,12 @@ class DepartmentBase(BaseModel):
 
 
 class DepartmentCreate(DepartmentBase):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"code": "11110000T5MY01MRN4", "name": "北京市公安局", "level": "province", "region_code": "110000"}]
+        }
+    )
+
     code: str = Field(description="统一社会信用代码 (18 characters, GB 32100 check character)")
 
     @field_validator("code")
@@ -61,6 +67,14 @@ ClientRole = Literal["platform_admin", "department_admin", "department_system", 
 
 
 class ClientCreate(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"name": "户籍系统", "roles": ["department_system"], "department_id": "6f1c2b7e-0d4a-4c1e-9a53-2f1f0c1d9e11"}
+            ]
+        }
+    )
+
     name: str = Field(min_length=2, max_length=200, description="What the client is, e.g. 户籍系统")
     roles: list[ClientRole] = Field(min_length=1, description="Roles the client acts in")
     department_id: str | None = Field(

@@ -137,7 +137,7 @@ def test_export_pages_through_a_dataset_in_a_stable_order_when_allowed(client: T
     assert upload(client, provider, entry["id"], lines, "again.jsonl").status_code == 201
     with pytest.raises(Conflict, match="start again"):
         service.export_rows(db, resource_id=entry["id"], fields=["身份证号"], cursor=cursor, limit=3)
-    versions = client.get(f"/catalog/entries/{entry['id']}/datasets", headers=provider.headers).json()
+    versions = client.get(f"/catalog/entries/{entry['id']}/datasets", headers=provider.headers).json()["items"]
     assert [(d["number"], d["state"]) for d in versions] == [(2, "loaded"), (1, "replaced")]
 
 

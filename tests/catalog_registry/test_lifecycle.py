@@ -102,7 +102,7 @@ def test_a_published_version_is_immutable_and_changes_make_a_reviewed_new_versio
     old = service.get_version_for_sharing(db, version_id=first_version)
     assert old.name == "社保参保信息" and old.is_current is False
 
-    history = client.get(f"/catalog/entries/{entry['id']}/versions", headers=consumer.headers).json()
+    history = client.get(f"/catalog/entries/{entry['id']}/versions", headers=consumer.headers).json()["items"]
     assert [(v["number"], v["state"]) for v in history] == [(2, "published"), (1, "superseded")]
 
 

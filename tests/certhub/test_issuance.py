@@ -18,7 +18,7 @@ def _jwk(world: World, kid: str) -> dict[str, Any]:
 
 
 def test_the_example_catalogue_holds_the_seven_types_with_schemas(world: World) -> None:
-    types = {t["name"]: t for t in world.client.get("/certhub/types", headers=world.issuer.headers).json()}
+    types = {t["name"]: t for t in world.client.get("/certhub/types", headers=world.issuer.headers).json()["items"]}
     assert {"居民身份证", "居民户口簿", "营业执照", "机动车驾驶证", "结婚证", "学位证书", "不动产权证书"} <= set(types)
     assert types["营业执照"]["holder_kind"] == "enterprise"
     assert types["居民身份证"]["face_schema"]["properties"]["sex"]["enum"] == ["男", "女"]

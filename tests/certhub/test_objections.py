@@ -39,7 +39,7 @@ def test_a_holders_objection_suspends_the_certificate_until_the_issuer_corrects_
         headers=holder.headers,
     )
     assert shown.status_code == 409 and "suspended" in shown.json()["detail"]
-    listed = world.client.get("/certhub/objections?status=open", headers=world.issuer.headers).json()
+    listed = world.client.get("/certhub/objections?status=open", headers=world.issuer.headers).json()["items"]
     assert [o["id"] for o in listed] == [objection["id"]]
     response = world.client.post(
         f"/certhub/objections/{objection['id']}/correct",
@@ -157,7 +157,7 @@ def test_a_window_client_cannot_suspend_a_citizens_certificate_by_objecting(worl
             feedback, _try(world, unknown_id, stranger, "feedback"), identifier=cert["identifier"], unknown_id=unknown_id
         )
     assert _status(world, cert) == "active"
-    assert world.client.get("/certhub/objections", headers=world.issuer.headers).json() == []
+    assert world.client.get("/certhub/objections", headers=world.issuer.headers).json()["items"] == []
 
 
 def test_the_holder_the_issuer_the_platform_and_an_agent_allowed_to_object_suspend_by_objecting(world: World) -> None:
@@ -192,7 +192,7 @@ def test_the_holder_the_issuer_the_platform_and_an_agent_allowed_to_object_suspe
     assert _status(world, by_agent) == "suspended"
     assert _status(world, licence) == "active"
     # the holder sees every objection to their certificates, whoever filed it
-    seen = {o["certificate_identifier"] for o in world.client.get("/certhub/objections", headers=holder.headers).json()}
+    seen = {o["certificate_identifier"] for o in world.client.get("/certhub/objections", headers=holder.headers).json()["items"]}
     assert seen == {c["identifier"] for c in (by_holder, by_issuer, by_platform, by_agent)}
 
 
@@ -219,7 +219,7 @@ def test_a_department_that_verified_a_certificate_reports_a_suspected_error_that
     again = world.show(holder, cert["identifier"], fields=["name"])
     assert world.verify(again["token"])["valid"] is True
     # the issuer sees it and answers it; the window reads the answer
-    listed = world.client.get("/certhub/feedback?status=open", headers=world.issuer.headers).json()
+    listed = world.client.get("/certhub/feedback?status=open", headers=world.issuer.headers).json()["items"]
     assert [(r["id"], r["reason"]) for r in listed] == [(report["id"], "住址与户口簿不一致")]
     assert world.client.get(f"/certhub/feedback/{report['id']}", headers=world.other_window.headers).status_code == 404
     not_the_issuer = world.client.post(

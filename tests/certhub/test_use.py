@@ -137,7 +137,7 @@ def test_an_agent_acts_for_the_holder_only_within_the_delegation(world: World) -
         headers=holder.headers,
     )
     assert delegation.status_code == 201, delegation.text
-    listed = world.client.get(url, headers=agent.headers).json()
+    listed = world.client.get(url, headers=agent.headers).json()["items"]
     assert [c["identifier"] for c in listed] == [cert["identifier"]]
     shown = world.client.post(
         f"/certhub/me/certificates/{cert['identifier']}/presentations?on_behalf_of={holder_code}",
@@ -210,3 +210,22 @@ def test_an_agent_learns_nothing_about_a_certificate_outside_the_delegation(worl
     assert unknown.status_code == 404  # type: ignore[attr-defined]
     for cert in (licence, someone_elses):
         assert_same_refusal(show(cert["identifier"]), unknown, identifier=cert["identifier"], unknown_id=unknown_id)
+
+
+def test_a_client_spells_use_cause_and_expires_at_as_the_rest_of_the_api(world: World) -> None:
+    """snake_case throughout: `use_cause` in bodies and queries; an authorisation ends at a moment, `expires_at`."""
+    holder_code = citizen_id()
+    cert = world.issue(holder_code, render_pdf=True)
+    holder = world.hub.holder(holder_code)
+    until = _later()
+    body = {"type_code": ID_CARD, "department_code": world.window.department.code, "purpose": "办理居住证", "expires_at": until}  # type: ignore[union-attr]
+    granted = world.client.post("/certhub/me/authorisations", json=body, headers=holder.headers)
+    assert granted.status_code == 201, granted.text
+    assert datetime.fromisoformat(granted.json()["expires_at"]) == datetime.fromisoformat(until)
+    fetch = {"holder_code": holder_code, "type_code": ID_CARD, "use_cause": "办理居住证"}
+    assert world.client.post("/certhub/fetch", json=fetch, headers=world.window.headers).status_code == 200
+    url = f"/certhub/certificates/{cert['identifier']}/pdf"
+    pdf = world.client.get(url, params={"use_cause": "打印留档"}, headers=holder.headers)
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    too_long = world.client.get(url, params={"use_cause": "因" * 201}, headers=holder.headers)
+    assert too_long.status_code == 422 and too_long.json()["errors"][0]["field"] == "use_cause"

@@ -104,7 +104,7 @@ def decode_qr(svg: str) -> str:
 def test_a_clerk_verifies_a_presentation_and_reads_the_disclosed_fields_in_chinese(world: World) -> None:
     holder_code = citizen_id()
     world.issue(holder_code)
-    (certificate,) = world.client.get("/certhub/me/certificates", headers=world.hub.holder(holder_code).headers).json()
+    (certificate,) = world.client.get("/certhub/me/certificates", headers=world.hub.holder(holder_code).headers).json()["items"]
     shown = world.show(world.hub.holder(holder_code), certificate["identifier"], fields=["CZZT", "name", "address"])
     browser, csrf = clerk(world)
 

@@ -134,7 +134,7 @@ def test_of_two_people_acting_on_the_same_request_the_second_is_told_it_changed(
     first = s.post(f"/console/exchange/requests/{req['id']}/accept", csrf, {"version": req["version"]})
     assert first.status_code == 200
     second = s.post(f"/console/exchange/requests/{req['id']}/accept", csrf, {"version": req["version"]})
-    assert second.status_code == 409 and "已被他人处理或修改" in second.text
+    assert second.status_code == 412 and "已被他人处理或修改" in second.text
     history = s.client.get(f"/exchange/requests/{req['id']}", headers=s.admin.headers).json()["history"]
     assert [h["action"] for h in history] == ["file", "accept_to_provider"]
     no_version = s.post(f"/console/exchange/requests/{req['id']}/provide", csrf, {})

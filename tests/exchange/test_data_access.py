@@ -338,3 +338,17 @@ def test_one_bad_lookup_in_a_batch_is_refused_alone_and_recorded(world: World, d
     assert sorted(a.outcome for a in trail) == sorted(["success"] * 3 + ["invalid", "rate_limited"])
     refused = db.scalars(select(AuditRecord).where(AuditRecord.object_id == grant_id, AuditRecord.outcome != "success")).all()
     assert len(refused) == 3  # the stranger's attempt is audited, though not in the grant's trail
+
+
+def test_a_grant_and_its_access_records_name_both_departments(world: World) -> None:
+    """A reader of a grant or of the usage trail sees which departments, not only their ids."""
+    grant = world.granted(world.persons)
+    assert (grant["consumer_department_name"], grant["provider_department_name"]) == ("市民政局", "市公安局")
+    assert grant["consumer_department_id"] == world.consumer.department_id
+    listed = world.client.get("/exchange/grants", headers=world.provider.headers).json()["items"]
+    assert [(g["id"], g["consumer_department_name"]) for g in listed] == [(grant["id"], "市民政局")]
+    assert lookup(world, grant["id"], {"身份证号": world.person_ids[0]}).status_code == 200
+    trail = world.client.get(f"/exchange/accesses?grant_id={grant['id']}", headers=world.provider.headers).json()["items"]
+    assert trail and all(
+        (a["consumer_department_name"], a["provider_department_name"]) == ("市民政局", "市公安局") for a in trail
+    )

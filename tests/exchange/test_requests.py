@@ -11,7 +11,7 @@ from exchange.models import RequestTransition
 from exchange.schemas import CoordinationOutcome, ExtensionCreate, ExtensionDecision
 from ops.audit import AuditRecord
 from ops.auth import Principal, Role
-from ops.errors import Conflict
+from ops.errors import PreconditionFailed
 from tests.conftest import Actor
 from tests.exchange.conftest import Clock, World
 
@@ -173,7 +173,7 @@ def test_a_refused_conditional_request_can_be_escalated_and_coordinated(world: W
     assert upheld["state"] == "closed"
 
 
-def test_two_people_approving_at_once_one_wins_the_other_gets_409(world: World, db: Session) -> None:
+def test_two_people_approving_at_once_one_wins_the_other_gets_412(world: World, db: Session) -> None:
     req = world.file(world.persons)
     world.act(world.admin, req["id"], "accept")
     etag = world.client.get(f"/exchange/requests/{req['id']}", headers=world.provider.headers).headers["ETag"]
@@ -185,7 +185,8 @@ def test_two_people_approving_at_once_one_wins_the_other_gets_409(world: World, 
         json={"approve": False, "reason": "不同意"},
         headers={**world.provider.headers, "If-Match": etag},
     )
-    assert first.status_code == 200 and second.status_code == 409
+    assert first.status_code == 200 and second.status_code == 412
+    assert second.json()["code"] == "precondition_failed" and second.json()["current_version"] > int(etag.strip('"'))
     actions = [t.action for t in db.scalars(select(RequestTransition).where(RequestTransition.request_id == req["id"]))]
     assert actions.count("approve") == 1 and "reject" not in actions
 
@@ -313,10 +314,10 @@ def test_a_form_drawn_from_an_older_version_cannot_escalate_coordinate_or_extend
     seen = world.client.get(f"/exchange/requests/{asked['id']}", headers=world.admin.headers).json()["version"]
     stale = seen - 1
     extension = ExtensionCreate(days=2, reason="需核实")
-    with pytest.raises(Conflict):
+    with pytest.raises(PreconditionFailed):
         service.request_extension(db, who=provider, policy=policy, request_id=asked["id"], data=extension, expected_version=stale)
     service.request_extension(db, who=provider, policy=policy, request_id=asked["id"], data=extension, expected_version=seen)
-    with pytest.raises(Conflict):
+    with pytest.raises(PreconditionFailed):
         service.decide_extension(
             db, who=admin, request_id=asked["id"], data=ExtensionDecision(approve=True), expected_version=stale
         )
@@ -325,12 +326,12 @@ def test_a_form_drawn_from_an_older_version_cannot_escalate_coordinate_or_extend
     world.act(world.admin, refused["id"], "accept")
     world.act(world.provider, refused["id"], "decision", {"approve": False, "reason": "不符合条件"})
     seen = world.client.get(f"/exchange/requests/{refused['id']}", headers=world.admin.headers).json()["version"]
-    with pytest.raises(Conflict):
+    with pytest.raises(PreconditionFailed):
         service.escalate(db, who=consumer, policy=policy, request_id=refused["id"], reason="请协调", expected_version=seen - 1)
     req = service.escalate(db, who=consumer, policy=policy, request_id=refused["id"], reason="请协调", expected_version=seen)
     db.flush()
     outcome = CoordinationOutcome(outcome="uphold", reason="维持")
-    with pytest.raises(Conflict):
+    with pytest.raises(PreconditionFailed):
         service.coordinate(db, who=admin, policy=policy, request_id=refused["id"], data=outcome, expected_version=req.version - 1)
     assert (
         service.coordinate(

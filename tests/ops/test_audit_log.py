@@ -148,7 +148,7 @@ def test_a_holder_proves_with_a_few_lines_of_code_that_an_access_to_their_data_i
     proof = client.get(f"/audit/log/inclusion/{mine}", headers=holder.headers)
     assert proof.status_code == 200, proof.text
     body = proof.json()
-    keys = client.get("/audit/log/keys", headers=holder.headers).json()
+    keys = client.get("/audit/log/keys", headers=holder.headers).json()["items"]
     assert signature_ok(body["checkpoint"], keys)
     assert body["tree_size"] == checkpoint["tree_size"]
     assert rfc9162_inclusion_ok(
@@ -417,7 +417,7 @@ def test_a_checkpoint_survives_a_log_key_rotation_and_rewrap(client: TestClient,
     _access(db, 1)
     after = _seal_log(client, hub)
     assert before["key_id"] != after["key_id"]
-    keys = client.get("/audit/log/keys", headers=hub.admin.headers).json()
+    keys = client.get("/audit/log/keys", headers=hub.admin.headers).json()["items"]
     assert signature_ok(before, keys) and signature_ok(after, keys)
     assert service.verify(db).ok
 

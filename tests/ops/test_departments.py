@@ -109,3 +109,24 @@ def test_listing_pages_with_a_cursor(client: TestClient, hub: Hub) -> None:
     assert len(seen) == len(set(seen)) >= 5
     bad = client.get("/departments", headers=hub.admin.headers, params={"cursor": "%%%"})
     assert bad.status_code == 422 and "cursor" in bad.json()["detail"]
+
+
+def test_a_platform_admin_finds_a_department_by_its_credit_code(client: TestClient, hub: Hub) -> None:
+    police = hub.department("公安局")
+    hub.department("卫健委")
+    found = client.get("/departments", headers=hub.admin.headers, params={"code": police.code})
+    assert found.status_code == 200, found.text
+    assert [d["id"] for d in found.json()["items"]] == [police.id]
+
+
+def test_an_unknown_query_parameter_is_refused_naming_it(client: TestClient, hub: Hub) -> None:
+    """A misspelt filter is an error, not a silently unfiltered list."""
+    response = client.get("/departments", headers=hub.admin.headers, params={"regioncode": "110000"})
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "regioncode" in response.json()["detail"]
+    assert response.json()["errors"][0]["field"] == "regioncode"
+    assert response.json()["errors"][0]["in"] == "query"
+    # Every route keeps the same rule, not only the departments.
+    elsewhere = client.get("/certhub/types", headers=hub.admin.headers, params={"nosuch": "1"})
+    assert elsewhere.status_code == 422 and "nosuch" in elsewhere.json()["detail"]

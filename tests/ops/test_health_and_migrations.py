@@ -49,6 +49,20 @@ def test_the_docs_list_the_endpoints(client: TestClient) -> None:
     assert {"/auth/token", "/departments", "/clients", "/.well-known/jwks.json"} <= set(paths)
 
 
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_the_api_docs_work_on_a_machine_without_internet(client: TestClient, page: str) -> None:
+    """Swagger UI and ReDoc load their scripts from the hub itself, never from a CDN."""
+    import re
+
+    html = client.get(page).text
+    assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert assets and all(url.startswith("/") for url in assets), assets
+    assert "cdn" not in html.lower() and "googleapis" not in html
+    for url in assets:
+        response = client.get(url)
+        assert response.status_code == 200 and response.content, url
+
+
 def test_migrations_from_empty_build_exactly_the_models(tmp_path: object, settings: Settings) -> None:
     """Upgrade a brand-new database to head, compare with the models, then downgrade to empty."""
     base = os.environ.get("GOVHUB_TEST_DATABASE_URL")

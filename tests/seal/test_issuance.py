@@ -35,7 +35,7 @@ def test_the_platform_issues_a_seal_bound_to_the_department_by_its_certificate(
     response = client.post("/seals", headers=hub.admin.headers, json=seal_body(department.id, algorithm=algorithm))
     assert response.status_code == 201, response.text
     seal = response.json()
-    assert seal["status"] == "active" and seal["alg"] == algorithm and response.headers["etag"] == '"1"'
+    assert seal["status"] == "active" and seal["algorithm"] == algorithm and response.headers["etag"] == '"1"'
     assert "private_key" not in seal and "PRIVATE" not in response.text
     cert = x509.load_pem_x509_certificate(seal["certificate_pem"].encode())
     assert cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_IDENTIFIER)[0].value == department.code
