@@ -260,7 +260,13 @@ def reinstate(identifier: str, body: ReasonBody, db: DbSession, who: DepartmentS
     return CertificateRead.of(service.reinstate_issued(db, who=who, identifier=identifier, reason=body.reason))
 
 
-@router.get("/certificates/{identifier}/pdf", summary="Download the sealed PDF copy, with the reason")
+@router.get(
+    "/certificates/{identifier}/pdf",
+    summary="Download the sealed PDF copy, with the reason",
+    response_class=Response,
+    # the answer is the PDF's bytes: a generated client must not read it as JSON (tests/test_generated_client.py)
+    responses={200: {"content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}}},
+)
 @writes  # the use is recorded (用证记录)
 def download_pdf(
     identifier: str,

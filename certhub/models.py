@@ -142,7 +142,7 @@ class Delegation(IdMixin, TimestampMixin, Base):
 
 
 class Access(IdMixin, Base):
-    """One use of a certificate (verify, fetch, download, view): who, when and why (useCause)."""
+    """One use of a certificate (verify, fetch, download, view): who, when and why (use_cause)."""
 
     __tablename__ = "cert_accesses"
     __table_args__ = (Index("ix_cert_accesses_holder", "holder_code", "at"),)

@@ -19,9 +19,9 @@ EXPIRES_AT = AliasChoices("expires_at", "valid_until")
 def _use_cause(value: str) -> str:
     value = value.strip()
     if not value:
-        raise ValueError("useCause (申请事由) is required: say why the certificate is needed")
+        raise ValueError("use_cause (申请事由) is required: say why the certificate is needed")
     if len(value) > USE_CAUSE_MAX:
-        raise ValueError(f"useCause (申请事由) must be at most {USE_CAUSE_MAX} characters, got {len(value)}")
+        raise ValueError(f"use_cause (申请事由) must be at most {USE_CAUSE_MAX} characters, got {len(value)}")
     return value
 
 

@@ -51,11 +51,11 @@ IfMatch = Annotated[str | None, Header(description="the ETag you read; a stale o
 Limit = Annotated[int, Query(ge=1, le=200)]
 
 
-Named = TypeVar("Named", GrantRead, DataAccessRead)
+Named = TypeVar("Named", RequestRead, GrantRead, DataAccessRead)
 
 
 def _named(db: Session, reads: list[Named]) -> list[Named]:
-    """Grants or access records with the names of both departments (one query for the page)."""
+    """Requests, grants or access records with the names of both departments (one query for the page)."""
     ids = {r.consumer_department_id for r in reads} | {r.provider_department_id for r in reads}
     names = repo.department_names(db, ids)
     return [
@@ -98,7 +98,7 @@ def _refusals_recorded(db: Session, who: Principal, grant_id: str, kind: str) ->
 
 def _read(db: DbSession, req: SharingRequest, response: Response | None = None, *, history: bool = False) -> RequestRead:
     db.flush()
-    out = RequestRead.model_validate(req)
+    [out] = _named(db, [RequestRead.model_validate(req)])
     out.deadline = service.deadline_of(db, repo.open_step(db, req.id))
     if history:
         out.history = [TransitionRead.model_validate(t) for t in repo.history(db, req.id)]
@@ -144,7 +144,7 @@ def list_requests(
     """Requests the caller's department filed or provides data for (all, for the platform), newest first."""
     rows, next_cursor = repo.list_requests(db, who, state=state, side=side, overdue=overdue, cursor=cursor, limit=limit)
     deadlines = service.deadlines_of(db, [r.id for r in rows])
-    items = [RequestRead.model_validate(req).model_copy(update={"deadline": deadlines.get(req.id)}) for req in rows]
+    items = _named(db, [RequestRead.model_validate(req).model_copy(update={"deadline": deadlines.get(req.id)}) for req in rows])
     return Page(items=items, next_cursor=next_cursor)
 
 

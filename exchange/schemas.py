@@ -176,7 +176,9 @@ class RequestRead(BaseModel):
     id: str
     state: str
     consumer_department_id: str
+    consumer_department_name: str | None = Field(default=None, description="the department's name, for a reader")
     provider_department_id: str
+    provider_department_name: str | None = Field(default=None, description="the department's name, for a reader")
     resource_id: str
     version_id: str
     resource_version: int

@@ -46,7 +46,7 @@ def seals_issue(db: Session, settings: Settings, args: argparse.Namespace) -> No
         valid_to=datetime.now(UTC) + timedelta(days=365 * args.years),
     )
     seal = service.issue_seal(db, who=CLI_ADMIN, vault=KeyVault.from_settings(settings), data=data, settings=settings)
-    print(json.dumps({"id": seal.id, "code": seal.code, "kid": seal.kid, "alg": seal.alg}, ensure_ascii=False))
+    print(json.dumps({"id": seal.id, "code": seal.code, "kid": seal.kid, "algorithm": seal.alg}, ensure_ascii=False))
 
 
 def seals_list(db: Session, _settings: Settings, args: argparse.Namespace) -> None:

@@ -164,7 +164,7 @@ def sign_detached(body: DetachedSignRequest, request: Request, db: DbSession, wh
     "/seal/pdf",
     summary="Seal a PDF with a visible PAdES seal (用印)",
     response_class=Response,
-    responses={200: {"content": {"application/pdf": {}}}},
+    responses={200: {"content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}}},
 )
 def seal_pdf(
     request: Request,

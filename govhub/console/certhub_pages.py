@@ -228,7 +228,7 @@ def fetch_form(page: ConsolePage, db: DbSession) -> HTMLResponse:
 def fetch(page: PostedPage, db: DbSession) -> HTMLResponse:
     _require_verifier(page)
     data = page.form()
-    values = {k: data.get(k, "") for k in ("holder_code", "type_code", "useCause")}
+    values = {k: data.get(k, "") for k in ("holder_code", "type_code", "use_cause")}
     try:
         body = FetchRequest.model_validate(values)
         certificate = certhub.fetch_for_department(
@@ -241,7 +241,7 @@ def fetch(page: PostedPage, db: DbSession) -> HTMLResponse:
             who=page.principal,
             holder_code=values["holder_code"],
             type_code=values["type_code"],
-            use_cause=values["useCause"],
+            use_cause=values["use_cause"],
             reason=exc.detail,
         )
         audit.record_refusal(db, denied)
@@ -255,14 +255,14 @@ def fetch(page: PostedPage, db: DbSession) -> HTMLResponse:
 
 @router.get("/verify/fetch/{identifier}/pdf", response_model=None)
 def fetch_pdf(
-    identifier: str, page: ConsolePage, db: DbSession, use_cause: Annotated[str, Query(alias="useCause", max_length=1000)] = ""
+    identifier: str, page: ConsolePage, db: DbSession, use_cause: Annotated[str, Query(max_length=1000)] = ""
 ) -> Response:
-    """The sealed PDF copy of a fetched certificate; recorded with the same useCause."""
+    """The sealed PDF copy of a fetched certificate; recorded with the same use_cause."""
     _require_verifier(page)
     try:
         cause = DownloadQuery(use_cause=use_cause).use_cause
     except ValidationError as exc:
-        raise Invalid(errors_of(exc)[1].get("use_cause", "申请事由 (useCause) is required")) from exc
+        raise Invalid(errors_of(exc)[1].get("use_cause", "申请事由 (use_cause) is required")) from exc
     storage = page.request.app.state.storage
     certificate, data = certhub.pdf_copy(db, who=page.principal, storage=storage, identifier=identifier, use_cause=cause)
     filename = f"{certificate.serial}-{certificate.cert_version:03d}.pdf"

@@ -170,7 +170,7 @@ def test_a_presentation_made_for_another_department_is_refused_at_this_window(wo
 
 
 def _fetch(browser: TestClient, csrf: str, holder_code: str, cause: str = "办理居住证需核验身份") -> Any:
-    data = {"csrf": csrf, "holder_code": holder_code, "type_code": ID_CARD, "useCause": cause}
+    data = {"csrf": csrf, "holder_code": holder_code, "type_code": ID_CARD, "use_cause": cause}
     return browser.post("/console/verify/fetch", data=data)
 
 
@@ -193,9 +193,10 @@ def test_a_missing_or_too_long_use_cause_and_a_bad_check_digit_are_shown_at_thei
     world.issue(holder_code)
     browser, csrf = clerk(world)
     empty = _fetch(browser, csrf, holder_code, "")
-    assert empty.status_code == 422 and "required" in text_of(empty, "useCause-error")
+    assert empty.status_code == 422 and "required" in text_of(empty, "use_cause-error")
+    assert "useCause" not in empty.text  # one spelling, as in the API: the form field is use_cause
     too_long = _fetch(browser, csrf, holder_code, "因" * 201)
-    assert too_long.status_code == 422 and "at most 200" in text_of(too_long, "useCause-error")
+    assert too_long.status_code == 422 and "at most 200" in text_of(too_long, "use_cause-error")
     assert "因" * 201 in too_long.text  # what was typed is kept
     bad = _fetch(browser, csrf, corrupt_check(holder_code))
     assert bad.status_code == 422 and "GB 11643" in text_of(bad, "holder_code-error")
@@ -396,7 +397,7 @@ def test_the_fetched_pdf_is_downloaded_with_the_use_cause_on_record(world: World
         headers=world.hub.holder(holder_code).headers,
     )
     fetched = _fetch(browser, csrf, holder_code, "居住证 留档")
-    link = html.unescape(re.search(r'href="(/console/verify/fetch/[^"]+/pdf\?useCause=[^"]+)"', fetched.text).group(1))  # type: ignore[union-attr]
+    link = html.unescape(re.search(r'href="(/console/verify/fetch/[^"]+/pdf\?use_cause=[^"]+)"', fetched.text).group(1))  # type: ignore[union-attr]
     download = browser.get(link)
     assert download.status_code == 200 and download.content.startswith(b"%PDF")
     assert browser.get(f"/console/verify/fetch/{cert['identifier']}/pdf").status_code == 422

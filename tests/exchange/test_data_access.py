@@ -340,6 +340,18 @@ def test_one_bad_lookup_in_a_batch_is_refused_alone_and_recorded(world: World, d
     assert len(refused) == 3  # the stranger's attempt is audited, though not in the grant's trail
 
 
+def test_a_sharing_request_names_both_departments(world: World) -> None:
+    """A reader of a request, or of the list of requests, sees which departments, as for grants."""
+    filed = world.file(world.persons)
+    assert (filed["consumer_department_name"], filed["provider_department_name"]) == ("市民政局", "市公安局")
+    read = world.client.get(f"/exchange/requests/{filed['id']}", headers=world.provider.headers).json()
+    assert (read["consumer_department_name"], read["provider_department_name"]) == ("市民政局", "市公安局")
+    listed = world.client.get("/exchange/requests", headers=world.consumer.headers).json()["items"]
+    assert [(r["id"], r["consumer_department_name"], r["provider_department_name"]) for r in listed] == [
+        (filed["id"], "市民政局", "市公安局")
+    ]
+
+
 def test_a_grant_and_its_access_records_name_both_departments(world: World) -> None:
     """A reader of a grant or of the usage trail sees which departments, not only their ids."""
     grant = world.granted(world.persons)

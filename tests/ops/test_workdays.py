@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -81,6 +82,21 @@ def test_a_deadline_in_2027_is_provisional_until_the_calendar_is_loaded(db: Sess
     assert not after.provisional
     assert after.last_day == date(2027, 1, 12)
     assert workdays.calendar_status(db, 2027) == "loaded"
+
+
+def test_a_deadline_into_a_year_not_yet_loaded_is_answered_provisionally_as_operations_md_says(
+    client: TestClient, hub: Hub, govhub: Callable[..., tuple[str, str]]
+) -> None:
+    """docs/operations.md "Next year's holiday calendar": until next year's calendar is loaded, a deadline
+    reaching into it is still computed (Monday to Friday), flagged provisional, and `calendar show` says so."""
+    answer = client.get(
+        "/calendar/deadline", headers=hub.system().headers, params={"start": "2026-12-28T10:00:00+08:00", "days": 10}
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["provisional"] is True and answer.json()["last_day"] == "2027-01-11"
+    govhub("db", "upgrade")
+    out, _ = govhub("calendar", "show", "2027")
+    assert out.splitlines()[0] == "2027: missing"
 
 
 def test_a_deadline_wholly_inside_a_published_year_is_never_provisional(db: Session) -> None:
