@@ -210,7 +210,7 @@ def test_a_holder_authorises_a_department_whose_clerk_then_fetches_the_certifica
     clerk.click("text=一证通办")
     clerk.fill("#holder_code", holder_code)
     clerk.select_option("#type_code", label="居民身份证")
-    clerk.fill("#useCause", "办理居住证，受理号 2026-0815")
+    clerk.fill("#use_cause", "办理居住证，受理号 2026-0815")
     clerk.click("form[action='/console/verify/fetch'] button[type=submit]")
     assert "无授权" in clerk.inner_text("#no-authorisation")
     shot(clerk, "25-clerk-fetch-no-authorisation")
@@ -228,11 +228,11 @@ def test_a_holder_authorises_a_department_whose_clerk_then_fetches_the_certifica
     assert "北京市政务服务中心" in listed and "居民身份证" in listed and "有效" in listed
     shot(holder, "26-holder-authorisations-phone")
 
-    clerk.fill("#useCause", "")
+    clerk.fill("#use_cause", "")
     clerk.click("form[action='/console/verify/fetch'] button[type=submit]")
-    assert "required" in clerk.inner_text("#useCause-error")
+    assert "required" in clerk.inner_text("#use_cause-error")
     assert clerk.input_value("#holder_code") == holder_code
-    clerk.fill("#useCause", "办理居住证，受理号 2026-0815")
+    clerk.fill("#use_cause", "办理居住证，受理号 2026-0815")
     clerk.click("form[action='/console/verify/fetch'] button[type=submit]")
     fetched = clerk.inner_text("#fetched")
     assert certificate["identifier"] in fetched and "北京市东城区正义路1号" in fetched and "有效" in fetched
@@ -248,7 +248,7 @@ def test_a_holder_authorises_a_department_whose_clerk_then_fetches_the_certifica
 
     # The sealed PDF copy verifies at the window; a text file does not.
     pdf = scene.api.get(
-        f"/certhub/certificates/{certificate['identifier']}/pdf", params={"useCause": "打印留档"}, headers=scene.issuer
+        f"/certhub/certificates/{certificate['identifier']}/pdf", params={"use_cause": "打印留档"}, headers=scene.issuer
     ).content
     clerk.click("text=验证 PDF")
     clerk.set_input_files("#file", files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"hello"}])
@@ -265,7 +265,7 @@ def test_a_holder_authorises_a_department_whose_clerk_then_fetches_the_certifica
     assert "已撤回" in holder.inner_text("#authorisations")
     clerk.click("text=一证通办")
     clerk.fill("#holder_code", holder_code)
-    clerk.fill("#useCause", "办理居住证")
+    clerk.fill("#use_cause", "办理居住证")
     clerk.click("form[action='/console/verify/fetch'] button[type=submit]")
     assert "无授权" in clerk.inner_text("#no-authorisation")
     holder.context.close()
@@ -275,7 +275,7 @@ def test_a_holder_authorises_a_department_whose_clerk_then_fetches_the_certifica
 def test_the_pdf_verdict_reads_in_chinese_and_fits_a_1366_pixel_screen(browser: Any, hub_url: str, scene: Scene) -> None:
     certificate = scene.issue(citizen_id(), render_pdf=True)
     pdf = scene.api.get(
-        f"/certhub/certificates/{certificate['identifier']}/pdf", params={"useCause": "打印留档"}, headers=scene.issuer
+        f"/certhub/certificates/{certificate['identifier']}/pdf", params={"use_cause": "打印留档"}, headers=scene.issuer
     ).content
     clerk = clerk_page(browser, hub_url, scene, LAPTOP)
     clerk.click("text=验证 PDF")
