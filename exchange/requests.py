@@ -181,17 +181,7 @@ def accept(
         db.flush()
         open_step(db, req, step=Step.PROVISION, department_id=None, start=now, days=policy.provision_days)
         if view.has_dataset or view.api is not None:
-            issue_grant(
-                db,
-                req,
-                who=who,
-                policy=policy,
-                action="provide",
-                fields=req.items,
-                clear=req.clear_items,
-                valid_until=req.valid_until,
-                view=view,
-            )
+            _provide_grant(db, req, who=who, policy=policy, view=view)
     else:
         req.route = "provider"
         transition(db, req, who=who, action="accept_to_provider")
@@ -227,6 +217,12 @@ def provide(
     view = sources.catalogue().get_version_for_sharing(db, version_id=req.version_id)
     if req.state == RequestState.PROVISIONING and not (view.has_dataset or view.api is not None):
         raise Conflict(f"{req.resource_code} has no loaded dataset and no API yet; nothing can be provided")
+    _provide_grant(db, req, who=who, policy=policy, view=view)
+    return req
+
+
+def _provide_grant(db: Session, req: SharingRequest, *, who: Principal, policy: Policy, view: sources.Sharing) -> None:
+    """The platform provides a directly routed request: a grant of what was asked, as asked."""
     issue_grant(
         db,
         req,
@@ -238,7 +234,6 @@ def provide(
         valid_until=req.valid_until,
         view=view,
     )
-    return req
 
 
 # ---------------------------------------------------------------------------------------------
