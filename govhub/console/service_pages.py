@@ -218,23 +218,36 @@ def prefill_form(page: ConsolePage, db: DbSession) -> HTMLResponse:
 
 @router.post("/window/prefill", response_class=HTMLResponse)
 def prefill(page: PostedPage, db: DbSession) -> HTMLResponse:
+    """预填 (the form's values and the checklist) or, with the other button, 一证通办 in one step (every
+    certificate the service needs); either with the holder's authorisation or their ID card shown at the window."""
     _window(page)
     data = page.form()
-    values = {k: data.get(k, "") for k in ("holder_code", "service_code", "use_cause")}
+    values = {k: data.get(k, "") for k in ("holder_code", "service_code", "use_cause", "presentation")}
+    one_step = data.get("action") == "fetch"
     try:
-        body = PrefillRequest.model_validate(values)
-        settings = page.request.app.state.settings
-        done = certhub.prefill(
-            db,
-            who=page.principal,
-            settings=settings,
-            holder_code=body.holder_code,
-            service_code=body.service_code,
-            use_cause=body.use_cause,
-        )
-        service = certhub.get_service(db, code=done.service.code)
+        body = PrefillRequest.model_validate({**values, "presentation": values["presentation"].strip() or None})
+        ask = {
+            "who": page.principal,
+            "settings": page.request.app.state.settings,
+            "holder_code": body.holder_code,
+            "service_code": body.service_code,
+            "use_cause": body.use_cause,
+            "presentation": body.presentation,
+        }
+        if one_step:
+            found, certificates = certhub.service_certificates(db, **ask)
+            done: Any = None
+            missing_list = found.missing
+        else:
+            done = certhub.prefill(db, **ask)
+            certificates, missing_list = [], done.missing
+        service = certhub.get_service(db, code=body.service_code)
     except Forbidden as exc:  # recorded by the service, as a refused fetch is
-        errors = {"holder_code": "无授权：持证人没有授权本部门使用该事项所需的证照，或授权已过期、已撤回"}
+        if values["presentation"].strip():
+            errors = {"presentation": f"亮证码未被接受：{exc.detail}"}
+        else:
+            errors = {"holder_code": "无授权：持证人没有授权本部门使用该事项所需的证照，或授权已过期、已撤回"}
+        values["presentation"] = ""  # a presentation is used once: the next scan goes in an empty box
         return _prefill_page(page, db, status=403, errors=errors, values=values, denied=exc.detail)
     except (HubError, ValidationError) as exc:
         db.rollback()
@@ -243,9 +256,13 @@ def prefill(page: PostedPage, db: DbSession) -> HTMLResponse:
         if isinstance(exc, NotFound):
             errors = {"service_code": "没有该事项，或该事项尚未发布"}
         return _prefill_page(page, db, status=status, error=message, errors=errors, values=values)
-    missing = {m.key: m.reason for m in done.missing}
+    missing = {m.key: m.reason for m in missing_list}
     checklist = [(m, missing.get(m.key)) for m in service.materials]
-    return _prefill_page(page, db, values=values, done=done, service=service, checklist=checklist)
+    values["presentation"] = ""
+    fetched = [(c, certhub.field_labels(db, type_code=c.type_code)) for c in certificates]
+    return _prefill_page(
+        page, db, values=values, done=done, one_step=one_step, fetched=fetched, service=service, checklist=checklist
+    )
 
 
 def _editor_nav(p: Principal) -> bool:

@@ -13,7 +13,7 @@ import httpx
 
 from tests.certhub.conftest import ID_CARD
 from tests.console.conftest import require_browser, shot, sign_in_as_admin
-from tests.console.test_browser_certhub import DESK, Scene, clerk_page, holder_page, scene
+from tests.console.test_browser_certhub import DESK, Scene, clerk_page, holder_page, scene, show_certificate
 from tests.factories import citizen_id
 
 require_browser()
@@ -94,5 +94,22 @@ def test_the_platform_publishes_a_service_and_a_window_prefills_it_for_an_author
     holder.click("text=证照使用记录")
     row = holder.inner_text("#accesses")
     assert "预填表单" in row and "受理号 2026-0816" in row and "北京市政务服务中心" in row
-    for page in (admin, clerk, holder):
+
+    # Another holder, who authorised nothing, shows their ID card at the counter: 一证通办 in one step.
+    walk_in = citizen_id()
+    card = scene.issue(walk_in)
+    phone = holder_page(browser, hub_url, walk_in)
+    token = show_certificate(phone, scene, ["name"])
+    clerk.fill("#holder_code", walk_in)
+    clerk.fill("#presentation", token)
+    clerk.click("#fetch-all-button")
+    fetched = clerk.inner_text("#fetched-certificates")
+    assert "居民身份证" in fetched and card["identifier"] in fetched
+    assert "✗ 近期免冠照片" in clerk.inner_text("#checklist")
+    assert clerk.input_value("#presentation") == ""  # used once: the box is ready for the next scan
+    shot(clerk, "44-window-one-step-with-id-card")
+    clerk.fill("#presentation", token)  # the same code again is a replay
+    clerk.click("#fetch-all-button")
+    assert "replayed" in clerk.inner_text("#presentation-error")
+    for page in (admin, clerk, holder, phone):
         page.context.close()

@@ -61,3 +61,7 @@ def test_the_window_is_told_what_is_wrong_with_a_prefill_and_cannot_edit_service
     assert unknown.status_code == 404 and "尚未发布" in field_error(unknown.text, "service_code")
     refused = browser.post("/console/window/prefill", data={**form, "holder_code": holder})
     assert refused.status_code == 403 and "无授权" in refused.text
+    garbage = browser.post(
+        "/console/window/prefill", data={**form, "holder_code": holder, "presentation": "不是亮证码", "action": "fetch"}
+    )
+    assert garbage.status_code == 403 and "malformed" in field_error(garbage.text, "presentation")
