@@ -113,6 +113,13 @@ def gather(
     department_id = who.require_department()
     holder = holder_code_of(holder_code)
     service, materials = _published(db, service_code)
+    personal = citizen_id_problem(holder) is None
+    if personal != (service.holder_kind == "person"):
+        who_applies = "persons (a 公民身份号码)" if service.holder_kind == "person" else "enterprises (a 统一社会信用代码)"
+        raise Invalid(
+            f"service {service.code} is applied for by {who_applies}",
+            errors=[{"field": "holder_code", "message": f"service {service.code} is for {who_applies}"}],
+        )
     certificate_materials = [m for m in materials if m.kind == MaterialKind.CERTIFICATE.value]
     try:
         if presentation:

@@ -13,7 +13,7 @@ from certhub.models import ServiceItem, ServiceMaterial
 from ops import audit
 from tests.catalog_registry.helpers import publish, upload
 from tests.certhub.conftest import DRIVING, ID_CARD, LICENCE, World, driving_face
-from tests.factories import citizen_id, corrupt_check
+from tests.factories import citizen_id, corrupt_check, uscc
 
 RESIDENCE = "11110000000019713D4000117001"  # 居住证申领
 PEOPLE = "身份证号,姓名,户籍地址,出生日期\n{holder},张三,北京市朝阳区幸福路1号,1990-03-07\n"
@@ -134,9 +134,15 @@ def test_a_bad_definition_is_refused_at_its_field_and_nothing_is_written(world: 
     body = service_body(world, materials=[{"key": "photo", "name": "照片", "kind": "submit"}], form_fields=[])
     assert world.client.post("/certhub/services", json=body, headers=other.headers).status_code == 403
     assert world.client.post("/certhub/services", json=body, headers=world.window.headers).status_code == 403
-    assert world.client.post("/certhub/services", json=body, headers=admin).status_code == 201
+    staff = world.hub.actor(world.window.department, "department_admin", name="政务服务中心管理员")
+    assert world.client.post("/certhub/services", json=body, headers=staff.headers).status_code == 201  # its own
     assert world.client.post("/certhub/services", json=body, headers=admin).status_code == 409
     assert _rows(world) == (before[0] + 1, before[1] + 1)
+    # the other department neither sees nor publishes it
+    assert world.client.get("/certhub/services", headers=other.headers).json()["items"] == []
+    assert world.client.post(f"/certhub/services/{RESIDENCE}/versions/1/publish", headers=other.headers).status_code == 404
+    published = world.client.post(f"/certhub/services/{RESIDENCE}/versions/1/publish", headers=staff.headers)
+    assert published.status_code == 200 and published.json()["department_name"] == "北京市政务服务中心"
 
 
 def test_the_public_lists_are_open_cacheable_and_formula_safe(world: World) -> None:
@@ -212,6 +218,9 @@ def test_prefill_without_authorisation_is_refused_and_recorded_and_bad_codes_are
     bad = _prefill(world, corrupt_check(holder))
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "holder_code"
     assert "公民身份号码" in bad.json()["errors"][0]["message"]
+    enterprise = _prefill(world, uscc(kind="91"))  # a valid code, but the service is for persons
+    assert enterprise.status_code == 422 and enterprise.json()["errors"][0]["field"] == "holder_code"
+    assert "persons" in enterprise.json()["detail"]
     unknown = _prefill(world, holder, code="NO-SUCH-SERVICE")
     assert unknown.status_code == 404 and "NO-SUCH-SERVICE" in unknown.json()["detail"]
     no_cause = world.client.post(
