@@ -10,20 +10,23 @@ Thin: every rule is in ``certhub.service``.
 from __future__ import annotations
 
 import json
+from datetime import date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from certhub import service as certhub
-from certhub.service import PrefillRequest, ServiceCreate, ServiceUpdate
+from certhub.service import PrefillRequest, ServiceAuthorisationCreate, ServiceCreate, ServiceUpdate
 from govhub.console.pages import ConsolePage, Page, PostedPage, console_router, errors_of, nav
-from ops.auth import Principal
+from ops.auth import Principal, Role
 from ops.db import DbSession
 from ops.errors import Forbidden, HubError, NotFound
 
 router = console_router()
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 STATE_NAMES = {"draft": "草稿", "published": "已发布", "superseded": "已被新版本替代"}
 HOLDER_KINDS = {"person": "自然人", "enterprise": "法人"}
 SOURCE_NAMES = {"certificate": "电子证照", "data": "共享数据"}
@@ -265,6 +268,66 @@ def prefill(page: PostedPage, db: DbSession) -> HTMLResponse:
     )
 
 
+# ---- holder: one authorisation for a whole service (一次授权，一证通办) -------------------------------------
+
+
+def _holder(page: Page) -> None:
+    page.require(Role.HOLDER)
+
+
+def _last_day(text: str) -> datetime | str:
+    """A date typed in the form is the last day: the authorisation ends at 24:00 of it, Beijing time."""
+    try:
+        day = date.fromisoformat(text.strip())
+    except ValueError:
+        return text  # left to the schema, which says what is wrong
+    return datetime.combine(day + timedelta(days=1), time(0), tzinfo=SHANGHAI)
+
+
+def _service_authorisation_page(page: Page, db: Session, status: int = 200, **context: Any) -> HTMLResponse:
+    return _render(
+        page,
+        "services/authorise.html",
+        status=status,
+        services=certhub.published_service_choices(db),
+        departments=certhub.department_directory(db),
+        **context,
+    )
+
+
+@router.get("/me/services", response_class=HTMLResponse)
+def service_authorisation_form(page: ConsolePage, db: DbSession) -> HTMLResponse:
+    _holder(page)
+    return _service_authorisation_page(page, db)
+
+
+@router.post("/me/services", response_class=HTMLResponse)
+def authorise_service(page: PostedPage, db: DbSession) -> HTMLResponse:
+    """One authorisation: the department may use every certificate the chosen service requires."""
+    _holder(page)
+    data = page.form()
+    values = {k: data.get(k, "").strip() for k in ("service_code", "department_code", "purpose", "valid_until")}
+    values["department_code"] = values["department_code"].upper()
+    body = {k: values[k] for k in ("department_code", "purpose")}
+    try:
+        ask = ServiceAuthorisationCreate.model_validate({**body, "expires_at": _last_day(values["valid_until"])})
+        granted = certhub.authorise_service(db, who=page.principal, service_code=values["service_code"], data=ask)
+    except (HubError, ValidationError) as exc:
+        db.rollback()
+        message, errors = errors_of(exc)
+        if "expires_at" in errors:  # the API's name of the form's 授权截止日期
+            errors["valid_until"] = errors.pop("expires_at")
+        if isinstance(exc, NotFound):
+            errors = {"service_code": "没有该事项，或该事项尚未发布"}
+        status = getattr(exc, "status", 422)
+        return _service_authorisation_page(page, db, status=status, error=message, errors=errors, values=values)
+    department = dict(certhub.department_directory(db)).get(values["department_code"], values["department_code"])
+    types = {t.code: t.name for t in certhub.list_types(db, include_inactive=True)}
+    names = "、".join(types.get(a.type_code, a.type_code) for a in granted)
+    notice = f"已授权：{department}办理该事项时可以调取您的{names}（{len(granted)} 项授权，可在“授权用证”中逐项撤回）"
+    return _service_authorisation_page(page, db, notice=notice, values={})
+
+
 def _editor_nav(p: Principal) -> bool:
     return certhub.may_edit_services(p)
 
@@ -273,5 +336,6 @@ for _href, _label, _allowed in (
     ("/console/window/prefill", "预填表单", certhub.acts_as_verifier),
     ("/console/services", "政务服务事项", _editor_nav),
     ("/console/services/lists", "免证办清单", _editor_nav),
+    ("/console/me/services", "授权办理事项", lambda p: p.has(Role.HOLDER)),
 ):
     nav(_href, _label, _allowed)

@@ -74,14 +74,18 @@ def test_the_platform_publishes_a_service_and_a_window_prefills_it_for_an_author
     clerk.click("#prefill-button")
     assert "无授权" in clerk.inner_text("#no-authorisation")  # refused, and recorded
 
+    # One authorisation for the whole service, on the holder's phone.
     holder = holder_page(browser, hub_url, holder_code)
-    holder.click("text=我的证照")
-    holder.click(".cert-card a.button >> text=授权部门使用")
+    holder.click("text=授权办理事项")
+    holder.select_option("#service_code", value=CODE)
     holder.fill("#department_code", scene.window_code)
     holder.fill("#purpose", "办理居住证")
     holder.fill("#valid_until", (date.today() + timedelta(days=30)).isoformat())
-    holder.click("form[action='/console/me/authorisations'] button[type=submit]")
-    assert "已授权" in holder.inner_text("[role=status]")
+    holder.click("#authorise-service")
+    assert "已授权：北京市政务服务中心" in holder.inner_text("[role=status]") and "居民身份证" in holder.inner_text(
+        "[role=status]"
+    )
+    shot(holder, "45-holder-authorises-a-service-phone")
 
     clerk.click("#prefill-button")
     values = clerk.inner_text("#form-values")

@@ -9,7 +9,7 @@ from certhub.models import ServiceItem
 from tests.certhub.conftest import World, world
 from tests.certhub.test_services import RESIDENCE, register_and_publish, service_body
 from tests.console.sharing import field_error
-from tests.console.test_certhub_pages import clerk
+from tests.console.test_certhub_pages import clerk, holder_signed_in
 from tests.console.test_pages import _csrf
 from tests.factories import citizen_id, corrupt_check
 
@@ -65,3 +65,22 @@ def test_the_window_is_told_what_is_wrong_with_a_prefill_and_cannot_edit_service
         "/console/window/prefill", data={**form, "holder_code": holder, "presentation": "不是亮证码", "action": "fetch"}
     )
     assert garbage.status_code == 403 and "malformed" in field_error(garbage.text, "presentation")
+
+
+def test_a_holder_authorises_a_whole_service_once_and_bad_input_is_named(world: World) -> None:
+    register_and_publish(world, service_body(world))
+    browser, csrf = holder_signed_in(world, citizen_id())
+    page = browser.get("/console/me/services")
+    assert page.status_code == 200 and RESIDENCE in page.text
+    assert world.window.department is not None
+    form = {"csrf": csrf, "service_code": RESIDENCE, "department_code": world.window.department.code, "purpose": "办理居住证"}
+    past = browser.post("/console/me/services", data={**form, "valid_until": "2020-01-01"})
+    assert past.status_code == 422 and "future" in field_error(past.text, "valid_until")
+    nobody = browser.post("/console/me/services", data={**form, "department_code": "X" * 18, "valid_until": "2099-01-01"})
+    assert nobody.status_code == 422 and field_error(nobody.text, "department_code")
+    unknown = browser.post("/console/me/services", data={**form, "service_code": "NO-SUCH", "valid_until": "2099-01-01"})
+    assert unknown.status_code == 404 and "尚未发布" in field_error(unknown.text, "service_code")
+    done = browser.post("/console/me/services", data={**form, "valid_until": "2099-01-01"})
+    assert done.status_code == 200 and "2 项授权" in done.text  # the ID card and the driving licence
+    listed = browser.get("/console/me/authorisations").text
+    assert listed.count("北京市政务服务中心") >= 2 and "机动车驾驶证" in listed
