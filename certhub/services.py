@@ -359,7 +359,8 @@ def public_list(db: Session, *, name: str) -> PublicList:
     services = repository.published_services(db)
     materials = repository.materials_of(db, [s.id for s in services])
     names = repository.department_names_of(db, {s.department_id for s in services})
-    type_names = {t.code: t.name for t in repository.list_types(db, include_inactive=True)}
+    types = repository.list_types(db, include_inactive=True)
+    type_names = {t.code: t.name for t in types}
     rows: list[dict[str, Any]] = []
     if name == "exempt-materials":
         columns = ["service_code", "service_name", "service_version", "department", "material", "satisfied_by"]
@@ -392,5 +393,8 @@ def public_list(db: Session, *, name: str) -> PublicList:
                     }
                 )
     digest = hashlib.sha256(json.dumps([name, rows], ensure_ascii=False, sort_keys=True).encode()).hexdigest()[:32]
+    # The list changes when a service is published, and when a type it names is renamed.
+    named = {m.type_code for held in materials.values() for m in held if m.type_code}
     changed = [s.published_at for s in services if s.published_at is not None]
+    changed += [t.updated_at for t in types if t.code in named]
     return PublicList(name, LISTS[name], columns, rows, f'"{digest}"', max(changed) if changed else None)
