@@ -623,10 +623,7 @@ def edit_service_draft(
     if_match: Annotated[str | None, Header()] = None,
 ) -> Any:
     """Change a draft version (a published one cannot change: 409)."""
-    expected = int(if_match.strip().removeprefix("W/").strip('"')) if if_match and if_match.strip('W/" ').isdigit() else None
-    if if_match and expected is None:
-        raise Invalid("If-Match must be the ETag the version was read with", errors=[{"field": "If-Match", "in": "header"}])
-    row = service.edit_draft(db, who=who, code=code, number=number, data=body, expected_version=expected)
+    row = service.edit_draft(db, who=who, code=code, number=number, data=body, if_match=if_match)
     response.headers["ETag"] = etag(row.version)
     return service.get_service(db, code=row.code, number=row.number, who=who)
 

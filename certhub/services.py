@@ -24,7 +24,7 @@ from certhub.models import MaterialKind, ServiceItem, ServiceMaterial, ServiceSt
 from certhub.schemas import FormFieldSpec, MaterialRead, MaterialSpec, ServiceCreate, ServiceRead, ServiceUpdate
 from ops import audit
 from ops.auth import Principal, Role
-from ops.db import check_version, utcnow
+from ops.db import check_if_match, utcnow
 from ops.errors import Conflict, Forbidden, Invalid, NotFound
 from ops.identity import repository as departments
 from ops.spreadsheet import write_csv
@@ -219,13 +219,13 @@ def _version(db: Session, who: Principal, code: str, number: int) -> ServiceItem
 
 
 def edit_draft(
-    db: Session, *, who: Principal, code: str, number: int, data: ServiceUpdate, expected_version: int | None = None
+    db: Session, *, who: Principal, code: str, number: int, data: ServiceUpdate, if_match: str | None = None
 ) -> ServiceItem:
     """Change a draft version; a published (or replaced) version cannot change: make a new version."""
     row = _version(db, who, code, number)
     if row.state != ServiceState.DRAFT.value:
         raise Conflict(f"version {number} of service {row.code} is {row.state} and cannot be changed; make a new version")
-    check_version(expected_version, row.version, what="service version")
+    check_if_match(if_match, row.version, what="service version")
     _check_definition(db, materials=data.materials, form_fields=data.form_fields)
     row.name = data.name
     row.holder_kind = data.holder_kind

@@ -187,8 +187,9 @@ def save_version(code: str, page: PostedPage, db: DbSession) -> HTMLResponse | R
     try:
         update = ServiceUpdate.model_validate(body)
         if latest.state == "draft":
-            expected = int(data["version"]) if data.get("version", "").isdigit() else None
-            certhub.edit_draft(db, who=page.principal, code=code, number=latest.number, data=update, expected_version=expected)
+            certhub.edit_draft(
+                db, who=page.principal, code=code, number=latest.number, data=update, if_match=data.get("version") or None
+            )
         else:
             certhub.new_version(db, who=page.principal, code=code, data=update)
     except (HubError, ValidationError) as exc:
