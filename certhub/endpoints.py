@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
+from email.utils import format_datetime, parsedate_to_datetime
 from functools import partial
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -35,8 +39,15 @@ from certhub.schemas import (
     ObjectionCreate,
     ObjectionDismiss,
     ObjectionRead,
+    PrefillRead,
+    PrefillRequest,
     Presentation,
     ReasonBody,
+    ServiceAuthorisationCreate,
+    ServiceCertificatesRead,
+    ServiceCreate,
+    ServiceRead,
+    ServiceUpdate,
     ShowRequest,
     TrustedHubCreate,
     TrustedHubRead,
@@ -552,3 +563,178 @@ def update_trusted_hub(
 def remove_trusted_hub(hub_id: str, db: DbSession, who: PlatformAdmin) -> Response:
     service.remove_trusted_hub(db, who=who, hub_id=hub_id)
     return Response(status_code=204)
+
+
+# ---- service items (政务服务事项), their public lists, prefill and 一证通办 in one step ------------------------
+
+ServiceEditor = Annotated[Principal, Depends(require_roles(*service.SERVICE_EDITOR_ROLES))]
+LIST_MEDIA = {"json": "application/json", "csv": "text/csv; charset=utf-8"}
+
+
+@router.get("/services", response_model=Page[ServiceRead], tags=["certhub services"])
+def list_services(db: DbSession, who: ServiceEditor) -> Any:
+    """The services you may edit (the platform: all; a department: its own), each at its latest version."""
+    return whole_page(service.editable_service_list(db, who=who))
+
+
+@router.post("/services", status_code=201, response_model=ServiceRead, tags=["certhub services"])
+def register_service(body: ServiceCreate, db: DbSession, who: ServiceEditor, response: Response) -> Any:
+    """Register a service item (事项) with its materials and form fields: version 1, a draft."""
+    row = service.register_service(db, who=who, data=body)
+    response.headers["ETag"] = etag(row.version)
+    return service.get_service(db, code=row.code, number=row.number, who=who)
+
+
+@router.get("/services/{code}", response_model=ServiceRead, tags=["certhub services"])
+def get_service(code: str, db: DbSession, who: AnyCaller) -> Any:
+    """A service's current published version."""
+    return service.get_service(db, code=code, who=who)
+
+
+@router.get("/services/{code}/versions", response_model=Page[ServiceRead], tags=["certhub services"])
+def service_versions(code: str, db: DbSession, who: AnyCaller) -> Any:
+    """Every version you may read (published and replaced ones; drafts for their editors), oldest first."""
+    return whole_page(service.service_history(db, code=code, who=who))
+
+
+@router.get("/services/{code}/versions/{number}", response_model=ServiceRead, tags=["certhub services"])
+def service_version(code: str, number: int, db: DbSession, who: AnyCaller, response: Response) -> Any:
+    read = service.get_service(db, code=code, number=number, who=who)
+    response.headers["ETag"] = etag(read.version)
+    return read
+
+
+@router.post("/services/{code}/versions", status_code=201, response_model=ServiceRead, tags=["certhub services"])
+def new_service_version(code: str, body: ServiceUpdate, db: DbSession, who: ServiceEditor, response: Response) -> Any:
+    """Edit a service: a new version, a draft, until it is published."""
+    row = service.new_version(db, who=who, code=code, data=body)
+    response.headers["ETag"] = etag(row.version)
+    return service.get_service(db, code=row.code, number=row.number, who=who)
+
+
+@router.put("/services/{code}/versions/{number}", response_model=ServiceRead, tags=["certhub services"])
+def edit_service_draft(
+    code: str,
+    number: int,
+    body: ServiceUpdate,
+    db: DbSession,
+    who: ServiceEditor,
+    response: Response,
+    if_match: Annotated[str | None, Header()] = None,
+) -> Any:
+    """Change a draft version (a published one cannot change: 409)."""
+    row = service.edit_draft(db, who=who, code=code, number=number, data=body, if_match=if_match)
+    response.headers["ETag"] = etag(row.version)
+    return service.get_service(db, code=row.code, number=row.number, who=who)
+
+
+@router.post("/services/{code}/versions/{number}/publish", response_model=ServiceRead, tags=["certhub services"])
+def publish_service(code: str, number: int, db: DbSession, who: ServiceEditor) -> Any:
+    """Publish a draft: it becomes the current version; the one it replaces stays readable."""
+    row = service.publish_service(db, who=who, code=code, number=number)
+    return service.get_service(db, code=row.code, number=row.number, who=who)
+
+
+@router.get(
+    "/service-lists/{name}",
+    tags=["certhub services"],
+    summary="The published lists: 两个免于提交 (exempt-materials), 一证通办 (one-id-card), 一照通办 (one-licence)",
+    responses={200: {"content": {"application/json": {}, "text/csv": {}}}, 304: {"description": "not modified"}},
+)
+def service_list(
+    name: str,
+    db: DbSession,
+    format: Annotated[Literal["json", "csv"], Query(description="json or csv (formula-safe)")] = "json",
+    if_none_match: Annotated[str | None, Header()] = None,
+    if_modified_since: Annotated[str | None, Header()] = None,
+) -> Response:
+    """Public, no sign-in: built from the current published versions; ETag and Last-Modified for caches."""
+    found = service.public_list(db, name=name)
+    tag = f'"{format}-{found.etag.strip(chr(34))}"'
+    headers = {"ETag": tag, "Cache-Control": "public, max-age=60"}
+    if found.last_modified is not None:
+        headers["Last-Modified"] = format_datetime(found.last_modified.astimezone(UTC), usegmt=True)
+    if _not_modified(tag, found.last_modified, if_none_match=if_none_match, if_modified_since=if_modified_since):
+        return Response(status_code=304, headers=headers)
+    if format == "csv":
+        disposition = f"attachment; filename=\"{name}.csv\"; filename*=UTF-8''{quote(found.title)}.csv"
+        return Response(found.csv(), media_type=LIST_MEDIA["csv"], headers={**headers, "Content-Disposition": disposition})
+    body = {"name": found.name, "title": found.title, "columns": found.columns, "items": found.rows}
+    return Response(json.dumps(body, ensure_ascii=False), media_type=LIST_MEDIA["json"], headers=headers)
+
+
+def _not_modified(tag: str, changed: datetime | None, *, if_none_match: str | None, if_modified_since: str | None) -> bool:
+    """RFC 9110 §13.1: If-None-Match decides when present; else If-Modified-Since against Last-Modified."""
+    if if_none_match is not None:
+        return any(t.strip() in (tag, f"W/{tag}", "*") for t in if_none_match.split(","))
+    if if_modified_since and changed is not None:
+        try:
+            since = parsedate_to_datetime(if_modified_since)
+        except (TypeError, ValueError):
+            return False
+        return since.tzinfo is not None and changed.replace(microsecond=0) <= since
+    return False
+
+
+@router.post("/prefill", response_model=PrefillRead, tags=["certhub services"], summary="Prefill a service's form (免证办)")
+def prefill(body: PrefillRequest, request: Request, db: DbSession, who: VerifierCaller) -> Any:
+    """The form's values from the holder's authorised certificates and your granted data, each naming its source,
+    and the materials still missing. Every value read is in the holder's access list; no authorisation: 403, recorded."""
+    done = service.prefill(
+        db,
+        who=who,
+        settings=request.app.state.settings,
+        holder_code=body.holder_code,
+        service_code=body.service_code,
+        use_cause=body.use_cause,
+        presentation=body.presentation,
+        nonce=body.nonce,
+    )
+    return PrefillRead(
+        service_code=done.service.code,
+        service_version=done.service.number,
+        holder_code=done.holder_code,
+        values=done.values,
+        missing=done.missing,
+        authorised_by=done.authorised_by,
+    )
+
+
+@router.post(
+    "/service-fetch",
+    response_model=ServiceCertificatesRead,
+    tags=["certhub services"],
+    summary="一证通办 in one step: every certificate a service needs",
+)
+def service_fetch(body: PrefillRequest, request: Request, db: DbSession, who: VerifierCaller) -> Any:
+    """With one authorisation for the service (or the holder's ID card or business licence presented at the
+    window): every certificate the service requires that the holder has, each fetch recorded."""
+    found, certificates = service.service_certificates(
+        db,
+        who=who,
+        settings=request.app.state.settings,
+        holder_code=body.holder_code,
+        service_code=body.service_code,
+        use_cause=body.use_cause,
+        presentation=body.presentation,
+        nonce=body.nonce,
+    )
+    return ServiceCertificatesRead(
+        service_code=found.service.code,
+        service_version=found.service.number,
+        holder_code=found.holder_code,
+        certificates=[CertificateRead.of(c) for c in certificates],
+        missing=found.missing,
+        authorised_by=found.authorised_by,
+    )
+
+
+@router.post(
+    "/me/services/{code}/authorisations", status_code=201, response_model=Page[AuthorisationRead], tags=["certhub holder"]
+)
+def authorise_service(
+    code: str, body: ServiceAuthorisationCreate, db: DbSession, who: Holder, on_behalf_of: OnBehalfOf = None
+) -> Any:
+    """One authorisation for a service: the department may use every certificate type the service requires."""
+    rows = service.authorise_service(db, who=who, service_code=code, data=body, on_behalf_of=on_behalf_of)
+    return whole_page([AuthorisationRead.model_validate(r) for r in rows])

@@ -222,3 +222,53 @@ class TrustedHub(IdMixin, TimestampMixin, VersionedMixin, Base):
     status_list_urls: Mapped[list[Any]] = mapped_column(JSON, default=list)
     status: Mapped[str] = mapped_column(String(16), default="active")  # active / suspended
     jwks_fetched_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class ServiceState(StrEnum):
+    DRAFT = "draft"
+    PUBLISHED = "published"
+    SUPERSEDED = "superseded"  # a newer version was published; still readable
+
+
+class MaterialKind(StrEnum):
+    CERTIFICATE = "certificate"  # satisfied by an electronic certificate of a type (免于提交)
+    DATA = "data"  # satisfied by an item of a shared data resource (免于提交)
+    SUBMIT = "submit"  # the applicant submits it
+
+
+class ServiceItem(IdMixin, TimestampMixin, VersionedMixin, Base):
+    """One version of a service item (政务服务事项): its form fields and required materials. Edits make a new
+    version (a draft), which is published; earlier versions stay readable."""
+
+    __tablename__ = "cert_services"
+    __table_args__ = (UniqueConstraint("code", "number", name="uq_cert_services_code_number"),)
+
+    code: Mapped[str] = mapped_column(String(40), index=True)  # 事项编码
+    number: Mapped[int] = mapped_column(Integer)  # the version's number, 1, 2, …
+    name: Mapped[str] = mapped_column(String(200))
+    department_id: Mapped[str] = mapped_column(ForeignKey("departments.id"), index=True)  # the owning department
+    holder_kind: Mapped[str] = mapped_column(String(16))  # who applies: person / enterprise
+    # [{"name", "label", "material", "field"}]: a form field, and the material (by key) and field it is filled from.
+    form_fields: Mapped[list[Any]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16), default=ServiceState.DRAFT.value, index=True)
+    published_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_by: Mapped[str] = mapped_column(String(128))
+
+
+class ServiceMaterial(IdMixin, Base):
+    """A material a service version requires, and what satisfies it: a certificate type, an item of a shared
+    data resource (looked up by the holder's code in one of its control parameters), or the applicant."""
+
+    __tablename__ = "cert_service_materials"
+    __table_args__ = (UniqueConstraint("service_id", "key", name="uq_cert_service_materials_key"),)
+
+    service_id: Mapped[str] = mapped_column(ForeignKey("cert_services.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    key: Mapped[str] = mapped_column(String(40))
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16), index=True)
+    type_code: Mapped[str | None] = mapped_column(String(21))
+    resource_id: Mapped[str | None] = mapped_column(String(36))
+    resource_name: Mapped[str | None] = mapped_column(String(200))
+    item: Mapped[str | None] = mapped_column(String(100))
+    key_item: Mapped[str | None] = mapped_column(String(100))  # the control parameter that takes the holder's code

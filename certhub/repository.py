@@ -24,6 +24,9 @@ from certhub.models import (
     HubKey,
     Objection,
     ObjectionStatus,
+    ServiceItem,
+    ServiceMaterial,
+    ServiceState,
     TrustedHub,
     UsedNonce,
 )
@@ -522,3 +525,63 @@ def trusted_hub(db: Session, hub_id: str) -> TrustedHub | None:
 
 def trusted_hub_by_issuer(db: Session, issuer: str) -> TrustedHub | None:
     return db.scalars(select(TrustedHub).where(TrustedHub.issuer == issuer)).first()
+
+
+# ---- service items (政务服务事项) ------------------------------------------------------------------
+
+
+def editable_services(who: Principal) -> Select[ServiceItem]:
+    """The service versions the caller may edit: every one for the platform, its own department's otherwise."""
+    query = select(ServiceItem)
+    if not who.is_platform_admin:
+        query = query.where(ServiceItem.department_id == (who.department_id or ""))
+    return query
+
+
+def service_versions(db: Session, code: str, *, who: Principal | None = None) -> list[ServiceItem]:
+    """A service's versions, oldest first: every one the caller may edit, or (no caller) the published ones."""
+    query = editable_services(who) if who is not None else published_services_query(current_only=False)
+    return list(db.scalars(query.where(ServiceItem.code == code).order_by(ServiceItem.number)))
+
+
+def published_services_query(*, current_only: bool = True) -> Select[ServiceItem]:
+    states = [ServiceState.PUBLISHED.value] if current_only else [ServiceState.PUBLISHED.value, ServiceState.SUPERSEDED.value]
+    return select(ServiceItem).where(ServiceItem.state.in_(states))
+
+
+def current_service(db: Session, code: str) -> ServiceItem | None:
+    """The published (current) version of a service."""
+    return db.scalars(published_services_query().where(ServiceItem.code == code)).first()
+
+
+def any_service_version(db: Session, code: str) -> ServiceItem | None:
+    """Whether a code is taken, by any department (codes are unique across the hub)."""
+    return db.scalars(select(ServiceItem).where(ServiceItem.code == code).limit(1)).first()
+
+
+def published_services(db: Session) -> list[ServiceItem]:
+    return list(db.scalars(published_services_query().order_by(ServiceItem.code)))
+
+
+def services_for(db: Session, who: Principal) -> list[ServiceItem]:
+    """Every version of the services the caller may edit (the latest is the last of each code)."""
+    return list(db.scalars(editable_services(who).order_by(ServiceItem.code, ServiceItem.number)))
+
+
+def materials_of(db: Session, service_ids: Sequence[str]) -> dict[str, list[ServiceMaterial]]:
+    """The materials of service versions, in their order, by version id (one statement)."""
+    found: dict[str, list[ServiceMaterial]] = {i: [] for i in service_ids}
+    if service_ids:
+        query = select(ServiceMaterial).where(ServiceMaterial.service_id.in_(list(service_ids)))
+        for row in db.scalars(query.order_by(ServiceMaterial.service_id, ServiceMaterial.position)):
+            found[row.service_id].append(row)
+    return found
+
+
+def department_names_of(db: Session, department_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
+    """(统一社会信用代码, name) of departments, by id."""
+    ids = list(set(department_ids))
+    if not ids:
+        return {}
+    rows = db.execute(select(Department.id, Department.code, Department.name).where(Department.id.in_(ids)))
+    return {row.id: (row.code, row.name) for row in rows}

@@ -461,3 +461,179 @@ class BulkReport(BaseModel):
     failed: int
     identifiers: list[str] = Field(description="the certificate of each row that has one (issued or replayed), in row order")
     errors: list[BulkRowError]
+
+
+# ---- service items (政务服务事项), prefill and 一证通办 in one step ------------------------------------------
+
+MaterialKindName = Literal["certificate", "data", "submit"]
+
+
+class MaterialSpec(BaseModel):
+    """A material a service requires, and what satisfies it: a certificate type (`type_code`), an item of a
+    shared data resource (`resource_id`, `item`, and `key_item`: the control parameter that takes the
+    holder's code), or nothing the government holds (`submit`: the applicant brings it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key: str = Field(min_length=1, max_length=40, pattern=r"^[A-Za-z][A-Za-z0-9_]*$", description="unique in the service")
+    name: str = Field(min_length=1, max_length=200)
+    kind: MaterialKindName
+    type_code: str | None = Field(default=None, max_length=21)
+    resource_id: str | None = Field(default=None, max_length=36)
+    item: str | None = Field(default=None, max_length=100)
+    key_item: str | None = Field(default=None, max_length=100)
+
+
+class FormFieldSpec(BaseModel):
+    """A field of the service's form, filled from a material: a certificate's face field or a data item."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=60)
+    label: str = Field(min_length=1, max_length=100)
+    material: str = Field(min_length=1, max_length=40, description="the key of the material it is filled from")
+    field: str | None = Field(default=None, max_length=100, description="the certificate's face field (data: the item)")
+
+
+class ServiceCreate(BaseModel):
+    """A service item (政务服务事项): its code, name, owning department, form fields and required materials."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "code": "11110000000019713D4000117001",
+                    "name": "居住证申领",
+                    "department_code": "11110000000019713D",
+                    "holder_kind": "person",
+                    "materials": [
+                        {"key": "id_card", "name": "居民身份证", "kind": "certificate", "type_code": "11100000000019713D001"},
+                        {"key": "photo", "name": "近期免冠照片", "kind": "submit"},
+                    ],
+                    "form_fields": [{"name": "applicant_name", "label": "申请人姓名", "material": "id_card", "field": "name"}],
+                }
+            ]
+        },
+    )
+
+    code: str = Field(min_length=1, max_length=40, pattern=r"^[0-9A-Za-z\-]+$", description="事项编码")
+    name: str = Field(min_length=1, max_length=200)
+    department_code: str = Field(min_length=18, max_length=18, description="the owning department's 统一社会信用代码")
+    holder_kind: HolderKindName = "person"
+    materials: list[MaterialSpec] = Field(max_length=100)
+    form_fields: list[FormFieldSpec] = Field(default_factory=list, max_length=200)
+
+
+class ServiceUpdate(BaseModel):
+    """A new version's (or a draft's) definition: what a service item says, its code and department kept."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    holder_kind: HolderKindName = "person"
+    materials: list[MaterialSpec] = Field(max_length=100)
+    form_fields: list[FormFieldSpec] = Field(default_factory=list, max_length=200)
+
+
+class MaterialRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    key: str
+    name: str
+    kind: str
+    type_code: str | None
+    resource_id: str | None
+    resource_name: str | None
+    item: str | None
+    key_item: str | None
+
+
+class ServiceRead(BaseModel):
+    """One version of a service item."""
+
+    code: str
+    number: int
+    name: str
+    department_code: str
+    department_name: str
+    holder_kind: str
+    state: str
+    published_at: datetime | None
+    version: int
+    materials: list[MaterialRead]
+    form_fields: list[FormFieldSpec]
+
+
+class PrefillRequest(BaseModel):
+    """Prefill a service's form for a holder, with the reason (申请事由); optionally the holder's ID-card (or
+    business-licence) presentation scanned at the window, in place of an authorisation."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+        json_schema_extra={
+            "examples": [
+                {"holder_code": "110105199003074341", "service_code": "11110000000019713D4000117001", "use_cause": "办理居住证"}
+            ]
+        },
+    )
+
+    holder_code: str = Field(min_length=1, max_length=30)
+    service_code: str = Field(min_length=1, max_length=40)
+    use_cause: str = Field(
+        validation_alias=AliasChoices("use_cause", "useCause"), max_length=USE_CAUSE_MAX, description="申请事由"
+    )
+    presentation: str | None = Field(default=None, max_length=20000, description="亮证: the holder's presentation token")
+    nonce: str | None = Field(default=None, max_length=128, description="the nonce the window gave for the presentation")
+
+    _check = field_validator("use_cause")(_use_cause)
+
+
+class PrefillValue(BaseModel):
+    """A form field's value and where it came from."""
+
+    name: str
+    label: str
+    value: Any
+    material: str
+    source: str  # certificate / data
+    source_name: str  # the certificate type's or the data resource's name
+    source_ref: str  # the certificate identifier, or the grant id
+
+
+class MissingMaterial(BaseModel):
+    key: str
+    name: str
+    kind: str
+    reason: str  # submit / not_authorised / not_held / not_granted / no_record / not_active
+
+
+class PrefillRead(BaseModel):
+    service_code: str
+    service_version: int
+    holder_code: str
+    values: list[PrefillValue]
+    missing: list[MissingMaterial]
+    authorised_by: str  # authorisation / presentation / issuer
+
+
+class ServiceCertificatesRead(BaseModel):
+    """一证通办 in one step: every certificate the service needs that the holder has, and what is missing."""
+
+    service_code: str
+    service_version: int
+    holder_code: str
+    certificates: list[CertificateRead]
+    missing: list[MissingMaterial]
+    authorised_by: str
+
+
+class ServiceAuthorisationCreate(BaseModel):
+    """One authorisation for a whole service: the department may use every certificate type it requires."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    department_code: str = Field(min_length=18, max_length=18)
+    purpose: str = Field(min_length=1, max_length=200)
+    expires_at: ZonedDatetime = Field(validation_alias=EXPIRES_AT, description="the moment it stops working")

@@ -10,6 +10,10 @@ the hub's rules from here. Each concern lives in a module of its own:
 ``certhub/accesses.py``     the access list: every use of a certificate, for its holder and the audit trail
 ``certhub/downloads.py``    a department fetches a holder's certificate (一证通办); the sealed PDF copy
 ``certhub/verification.py`` window verification (证照验证) of a presentation, settled in group commits
+``certhub/services.py``     service items (政务服务事项) and their materials, versions, the public lists
+                            (两个免于提交, 一证通办, 一照通办)
+``certhub/prefill.py``      a service's form filled for a holder; 一证通办 in one step; one authorisation
+                            for a whole service
 ``certhub/objections.py``   objections (异议处理) and reports of suspected errors (反馈纠错)
 ``certhub/trust.py``        the trust list (互通互认): other hubs' keys and status lists
 ``certhub/hubkey.py``       the hub's own key, its published keys and issuer metadata
@@ -65,8 +69,43 @@ from certhub.objections import (
     mark_overdue_objections,
     recompute_objection_deadlines,
 )
+from certhub.prefill import (
+    IDENTITY_TYPES,
+    MISSING_REASONS,
+    Prefilled,
+    authorise_service,
+    holder_code_of,
+    prefill,
+    service_certificates,
+)
 from certhub.repository import list_types
-from certhub.schemas import AuthorisationCreate, DownloadQuery, FetchRequest, ShowRequest, VerifyRequest
+from certhub.schemas import (
+    AuthorisationCreate,
+    DownloadQuery,
+    FetchRequest,
+    PrefillRequest,
+    ServiceAuthorisationCreate,
+    ServiceCreate,
+    ServiceUpdate,
+    ShowRequest,
+    VerifyRequest,
+)
+from certhub.services import (
+    KIND_NAMES,
+    LISTS,
+    SERVICE_EDITOR_ROLES,
+    PublicList,
+    edit_draft,
+    editable_service_list,
+    get_service,
+    may_edit_services,
+    new_version,
+    public_list,
+    publish_service,
+    published_service_choices,
+    register_service,
+    service_history,
+)
 from certhub.status import status_list_jwt
 from certhub.trust import add_trusted_hub, fetch_url, remove_trusted_hub, trust_bundle, update_trusted_hub
 from certhub.verification import (
@@ -83,6 +122,11 @@ from certhub.verification import (
 )
 
 __all__ = [
+    "IDENTITY_TYPES",
+    "KIND_NAMES",
+    "LISTS",
+    "MISSING_REASONS",
+    "SERVICE_EDITOR_ROLES",
     "STATUS_CACHE_SECONDS",
     "VERIFIER_ROLES",
     "AuthorisationCreate",
@@ -92,6 +136,12 @@ __all__ = [
     "IssueContext",
     "Lookups",
     "PendingVerification",
+    "PrefillRequest",
+    "Prefilled",
+    "PublicList",
+    "ServiceAuthorisationCreate",
+    "ServiceCreate",
+    "ServiceUpdate",
     "ShowRequest",
     "VerifyRequest",
     "acting_holder",
@@ -100,6 +150,7 @@ __all__ = [
     "allow_issuer",
     "answer_feedback",
     "authorise",
+    "authorise_service",
     "bulk_issue",
     "change",
     "clear_caches",
@@ -108,6 +159,8 @@ __all__ = [
     "delegate",
     "department_directory",
     "dismiss_objection",
+    "edit_draft",
+    "editable_service_list",
     "example_types",
     "fetch_for_department",
     "fetch_url",
@@ -117,10 +170,12 @@ __all__ = [
     "get_certificate",
     "get_feedback",
     "get_objection",
+    "get_service",
     "get_type",
     "holder_accesses",
     "holder_authorisations",
     "holder_certificates",
+    "holder_code_of",
     "hub_jwks",
     "hub_signer",
     "identifier_problem",
@@ -131,17 +186,26 @@ __all__ = [
     "lookups",
     "make_identifier",
     "mark_overdue_objections",
+    "may_edit_services",
     "new_nonce",
+    "new_version",
     "parse_rows",
     "pdf_copy",
+    "prefill",
     "presentable_fields",
+    "public_list",
+    "publish_service",
+    "published_service_choices",
     "recompute_objection_deadlines",
     "record_denied_fetch",
+    "register_service",
     "reinstate_issued",
     "remove_trusted_hub",
     "revoke",
     "revoke_authorisation",
     "revoke_delegation",
+    "service_certificates",
+    "service_history",
     "settle_verifications",
     "show",
     "status_list_jwt",

@@ -121,3 +121,10 @@ def expire_grants(db: Session, *, now: datetime | None = None) -> int:
     if count:
         audit.record(db, actor=audit.SYSTEM, action="grant.expire", object_type="grant", object_id="*", detail={"expired": count})
     return count
+
+
+def usable_grant_on(db: Session, *, who: Principal, resource_id: str) -> str | None:
+    """The id of a grant the caller's department can use now on a catalogue entry (None: it holds none):
+    for another domain that reads granted data for a purpose of its own (a service's form filled from it)."""
+    grant = repo.usable_grant_on(db, who, resource_id, utcnow())
+    return grant.id if grant is not None else None

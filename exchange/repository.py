@@ -144,6 +144,23 @@ def consumer_grant(db: Session, who: Principal, grant_id: str) -> GrantTerms | N
     return GrantTerms(*row) if row is not None else None
 
 
+def usable_grant_on(db: Session, who: Principal, resource_id: str, now: datetime) -> GrantTerms | None:
+    """The caller's department's grant on a resource that can be used now (the one that lasts longest)."""
+    query = (
+        select(*(getattr(Grant, f.name) for f in fields(GrantTerms)))
+        .where(
+            Grant.consumer_department_id == (who.department_id or ""),
+            Grant.resource_id == resource_id,
+            Grant.state == GrantState.ACTIVE.value,
+            Grant.expires_at > now,
+        )
+        .order_by(Grant.expires_at.desc())
+        .limit(1)
+    )
+    row = db.connection().execute(query).first()
+    return GrantTerms(*row) if row is not None else None
+
+
 def list_grants(
     db: Session, who: Principal, *, state: str | None, cursor: str | None, limit: int
 ) -> tuple[list[Grant], str | None]:

@@ -37,7 +37,7 @@ from exchange.access import (
     run_lookups,
     settle_accesses,
 )
-from exchange.grants import expire_grants, get_grant, revoke_grant
+from exchange.grants import expire_grants, get_grant, revoke_grant, usable_grant_on
 from exchange.models import OPEN_STATES, RequestState, SharingRequest
 from exchange.repository import history, list_accesses, list_requests, rating_for
 from exchange.requests import (
@@ -137,5 +137,6 @@ __all__ = [
     "sign",
     "sweep_overdue",
     "today",
+    "usable_grant_on",
     "withdraw",
 ]

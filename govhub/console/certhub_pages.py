@@ -57,7 +57,7 @@ REASONS = {
 OUTCOMES = {"valid": "有效", "invalid": "无效", "indeterminate": "无法确定"}
 UNREADABLE = frozenset({"malformed", "bad_signature"})  # the pasted text itself is wrong: say so at the field
 STATUS_NAMES = {"active": "有效", "suspended": "已暂停", "superseded": "已变更", "revoked": "已注销"}
-ACTION_NAMES = {"verify": "核验", "fetch": "调取", "download": "下载", "view": "查看"}
+ACTION_NAMES = {"verify": "核验", "fetch": "调取", "download": "下载", "view": "查看", "prefill": "预填表单"}
 CHECK_NAMES = {
     "document_integrity": "文档完整性",
     "signature": "签名",
