@@ -10,6 +10,8 @@ the hub's rules from here. Each concern lives in a module of its own:
 ``certhub/accesses.py``     the access list: every use of a certificate, for its holder and the audit trail
 ``certhub/downloads.py``    a department fetches a holder's certificate (一证通办); the sealed PDF copy
 ``certhub/verification.py`` window verification (证照验证) of a presentation, settled in group commits
+``certhub/shortcodes.py``   亮证码: a short code the window redeems once for the verdict of a presentation
+``certhub/public.py``       public 验真 of a certificate copy from its QR code (rate limited, public fields only)
 ``certhub/objections.py``   objections (异议处理) and reports of suspected errors (反馈纠错)
 ``certhub/trust.py``        the trust list (互通互认): other hubs' keys and status lists
 ``certhub/hubkey.py``       the hub's own key, its published keys and issuer metadata
@@ -22,7 +24,7 @@ the hub's rules from here. Each concern lives in a module of its own:
 
 from __future__ import annotations
 
-from certhub.accesses import holder_accesses
+from certhub.accesses import holder_accesses, rating_event
 from certhub.bulk import bulk_issue, parse_rows
 from certhub.caches import STATUS_CACHE_SECONDS
 from certhub.caches import clear_all as clear_caches
@@ -65,8 +67,11 @@ from certhub.objections import (
     mark_overdue_objections,
     recompute_objection_deadlines,
 )
+from certhub.public import PUBLIC_API_PATH, PUBLIC_PAGE_PATH, PublicCheck, check_public
 from certhub.repository import list_types
 from certhub.schemas import AuthorisationCreate, DownloadQuery, FetchRequest, ShowRequest, VerifyRequest
+from certhub.shortcodes import MadeShortCode, make_short_code, record_refused_redeem
+from certhub.shortcodes import redeem as redeem_short_code
 from certhub.status import status_list_jwt
 from certhub.trust import add_trusted_hub, fetch_url, remove_trusted_hub, trust_bundle, update_trusted_hub
 from certhub.verification import (
@@ -83,6 +88,8 @@ from certhub.verification import (
 )
 
 __all__ = [
+    "PUBLIC_API_PATH",
+    "PUBLIC_PAGE_PATH",
     "STATUS_CACHE_SECONDS",
     "VERIFIER_ROLES",
     "AuthorisationCreate",
@@ -91,7 +98,9 @@ __all__ = [
     "FetchRequest",
     "IssueContext",
     "Lookups",
+    "MadeShortCode",
     "PendingVerification",
+    "PublicCheck",
     "ShowRequest",
     "VerifyRequest",
     "acting_holder",
@@ -102,6 +111,7 @@ __all__ = [
     "authorise",
     "bulk_issue",
     "change",
+    "check_public",
     "clear_caches",
     "correct_objection",
     "create_type",
@@ -130,13 +140,17 @@ __all__ = [
     "load_types",
     "lookups",
     "make_identifier",
+    "make_short_code",
     "mark_overdue_objections",
     "new_nonce",
     "parse_rows",
     "pdf_copy",
     "presentable_fields",
+    "rating_event",
     "recompute_objection_deadlines",
     "record_denied_fetch",
+    "record_refused_redeem",
+    "redeem_short_code",
     "reinstate_issued",
     "remove_trusted_hub",
     "revoke",
