@@ -39,7 +39,7 @@ from exchange.access import (
 )
 from exchange.grants import expire_grants, get_grant, revoke_grant
 from exchange.models import OPEN_STATES, RequestState, SharingRequest
-from exchange.repository import history, list_accesses, list_requests, rating_for
+from exchange.repository import history, list_accesses, list_requests
 from exchange.requests import (
     accept,
     available_actions,
@@ -48,11 +48,13 @@ from exchange.requests import (
     deadlines_of,
     decide,
     decide_extension,
+    decision_event,
     escalate,
     file_request,
     get_request,
     provide,
     rate,
+    rating_for,
     refuse,
     request_extension,
     routes_directly,
@@ -107,6 +109,7 @@ __all__ = [
     "deadlines_of",
     "decide",
     "decide_extension",
+    "decision_event",
     "escalate",
     "expire_grants",
     "export",
