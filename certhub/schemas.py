@@ -359,6 +359,7 @@ class DelegationRead(BaseModel):
 class CertificateAccessRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
+    id: str = Field(description="a verification or fetch can be rated by its holder: POST …/me/accesses/{id}/rating-token")
     at: datetime
     certificate_identifier: str
     action: str
