@@ -70,7 +70,7 @@ from certhub.objections import (
 from certhub.public import PUBLIC_API_PATH, PUBLIC_PAGE_PATH, PublicCheck, check_public
 from certhub.repository import list_types
 from certhub.schemas import AuthorisationCreate, DownloadQuery, FetchRequest, ShowRequest, VerifyRequest
-from certhub.shortcodes import MadeShortCode, make_short_code, record_refused_redeem
+from certhub.shortcodes import MadeShortCode, is_short_code, make_short_code, record_refused_redeem
 from certhub.shortcodes import redeem as redeem_short_code
 from certhub.status import status_list_jwt
 from certhub.trust import add_trusted_hub, fetch_url, remove_trusted_hub, trust_bundle, update_trusted_hub
@@ -134,6 +134,7 @@ __all__ = [
     "hub_jwks",
     "hub_signer",
     "identifier_problem",
+    "is_short_code",
     "issue",
     "issuer_metadata",
     "list_types",

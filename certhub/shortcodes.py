@@ -68,6 +68,12 @@ def normalise(code: str) -> str:
     return text
 
 
+def is_short_code(text: str) -> bool:
+    """Whether scanned text is a 亮证码 (not a full presentation)."""
+    value = normalise(text)
+    return value.startswith(PREFIX) and len(value) == len(PREFIX) + RANDOM_LENGTH
+
+
 def code_hash(code: str) -> str:
     return hashlib.sha256(b"govhub-short-code:" + code.encode()).hexdigest()
 
