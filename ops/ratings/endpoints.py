@@ -13,13 +13,13 @@ from ops.db import DbSession, HubRoute, utcnow, writes
 from ops.identity import repository as identity
 from ops.pagination import Page, whole_page
 from ops.ratings import service
-from ops.ratings.schemas import RatingCreate, RectificationRead, ReplyCreate, ServiceRatingRead
+from ops.ratings.schemas import ServiceRatingCreate, RectificationRead, ReplyCreate, ServiceRatingRead
 
 router = APIRouter(prefix="/ratings", tags=["ratings"], route_class=HubRoute)
 
 
 @router.post("", status_code=201, response_model=ServiceRatingRead)
-def rate_service(body: RatingCreate, request: Request, db: DbSession, who: AnyCaller) -> Any:
+def rate_service(body: ServiceRatingCreate, request: Request, db: DbSession, who: AnyCaller) -> Any:
     """好差评: rate the service a rating token names, once, as the party it was given to; 1–2 opens a rectification."""
     state = request.app.state
     rating = service.rate(

@@ -25,7 +25,7 @@ class RatingTokenRead(BaseModel):
         return cls(token=token, link=service.rating_link(state.settings, token), event_kind=event.kind, expires_at=expires_at)
 
 
-class RatingCreate(BaseModel):
+class ServiceRatingCreate(BaseModel):
     """好差评: the rating token given for the service, a score from 1 (very poor) to 5 (very good), a comment."""
 
     model_config = ConfigDict(
