@@ -254,6 +254,12 @@ def request_rating_token(request_id: str, request: Request, db: DbSession, who: 
     return RatingTokenRead.issued(request.app.state, event)
 
 
+@router.post("/grants/{grant_id}/rating-token", status_code=201, response_model=RatingTokenRead)
+def grant_rating_token(grant_id: str, request: Request, db: DbSession, who: DepartmentStaff) -> RatingTokenRead:
+    """好差评 by link or QR code: a signed token with which the consumer rates, once, the data delivered through a grant."""
+    return RatingTokenRead.issued(request.app.state, service.delivery_event(db, who=who, grant_id=grant_id))
+
+
 @router.get("/grants", response_model=Page[GrantRead])
 def list_grants(
     db: DbSession, who: DepartmentOrAdmin, state: GrantState | None = None, cursor: str | None = None, limit: Limit = 50

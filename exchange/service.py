@@ -37,7 +37,7 @@ from exchange.access import (
     run_lookups,
     settle_accesses,
 )
-from exchange.grants import expire_grants, get_grant, revoke_grant
+from exchange.grants import delivery_event, expire_grants, get_grant, revoke_grant
 from exchange.models import OPEN_STATES, RequestState, SharingRequest
 from exchange.repository import history, list_accesses, list_requests
 from exchange.requests import (
@@ -110,6 +110,7 @@ __all__ = [
     "decide",
     "decide_extension",
     "decision_event",
+    "delivery_event",
     "escalate",
     "expire_grants",
     "export",

@@ -13,7 +13,7 @@ from ops.db import DbSession, HubRoute, utcnow, writes
 from ops.identity import repository as identity
 from ops.pagination import Page, whole_page
 from ops.ratings import service
-from ops.ratings.schemas import ServiceRatingCreate, RectificationRead, ReplyCreate, ServiceRatingRead
+from ops.ratings.schemas import RectificationRead, ReplyCreate, ServiceRatingCreate, ServiceRatingRead
 
 router = APIRouter(prefix="/ratings", tags=["ratings"], route_class=HubRoute)
 

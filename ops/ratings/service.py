@@ -95,7 +95,7 @@ def rating_token(issue: Signer, settings: Settings, event: RatableEvent) -> tupl
 
 def rating_link(settings: Settings, token: str) -> str:
     """The link (and QR code) a served party opens to rate: the console's rating page."""
-    return f"{settings.public_url}/console/ratings/new?token={token}"
+    return f"{settings.public_url}/console/ratings/new/{token}"
 
 
 def _served_event(check: Checker, settings: Settings, token: str) -> RatableEvent:

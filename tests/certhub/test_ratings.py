@@ -8,7 +8,7 @@ import io
 import json
 from datetime import timedelta
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import urlparse
 
 import pytest
 from sqlalchemy import select, update
@@ -35,7 +35,7 @@ def served(world: World) -> dict[str, Any]:
     made = world.client.post(f"/certhub/me/accesses/{verification['id']}/rating-token", headers=holder.headers)
     assert made.status_code == 201, made.text
     link = made.json()["link"]
-    token = parse_qs(urlparse(link).query)["token"][0]
+    token = urlparse(link).path.rsplit("/", 1)[1]
     assert token == made.json()["token"]
     staff = world.hub.actor(world.window.department, "department_admin", name="东城中心管理员")
     return {"holder": holder, "code": code, "access": verification, "token": token, "staff": staff}
