@@ -44,7 +44,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("public_token_hash", sa.String(length=64), nullable=True))
         batch_op.create_unique_constraint(batch_op.f("uq_certificates_public_token_hash"), ["public_token_hash"])
 
-    ratings = op.create_table(
+    op.create_table(
         "service_ratings",
         sa.Column("event_kind", sa.String(length=40), nullable=False),
         sa.Column("event_id", sa.String(length=64), nullable=False),
@@ -97,6 +97,9 @@ def upgrade() -> None:
         )
     ).all()
     if old:
+        # Untyped columns: each value goes back as the database gave it (SQLite's stored text, PostgreSQL's timestamp).
+        names = ("id", "event_kind", "event_id", "department_id", "rater_kind", "rater_ref", "rated_by", "score", "comment")
+        ratings = sa.table("service_ratings", *(sa.column(n) for n in (*names, "channel", "rated_at")))
         op.bulk_insert(
             ratings,
             [
