@@ -211,6 +211,8 @@ def test_public_checks_are_rate_limited_per_client_address(world: World) -> None
     refused = world.client.get(f"/certhub/public/verifications/{token}")
     assert refused.status_code == 429 and refused.json()["code"] == "rate_limited"
     assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    page = world.client.get(f"/console/public/verify/{token}")  # the page people open counts the same
+    assert page.status_code == 429 and "Retry-After" in page.headers and "too many checks" in page.text
 
 
 def test_public_fields_must_be_face_fields(world: World) -> None:

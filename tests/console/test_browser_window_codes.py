@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import io
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import zxingcpp
@@ -110,6 +112,13 @@ def test_a_short_code_at_the_window_then_a_poor_rating_answered_by_the_centre(br
     staff.wait_for_url("**/console/ratings/rectifications?replied=1")
     assert "按时答复" in staff.inner_text("#rectifications")
     shot(staff, "64-centre-replied")
+
+    # The platform's report shows the centre's rectification and reply rates beside its on-time rate.
+    today = datetime.now(UTC).astimezone(ZoneInfo("Asia/Shanghai")).date()
+    platform.goto(f"{hub_url}/console/exchange/report?start={today - timedelta(days=1)}&end={today}")
+    rates = platform.inner_text(".report")
+    assert "北京市政务服务中心" in rates and "整改率 100.0%" in rates and "按时回复率 100.0%" in rates
+    shot(platform, "67-platform-report-rectification-rates")
 
     holder.goto(f"{hub_url}/console/me/ratings")
     assert "已增开两个窗口并电话致歉。" in holder.inner_text("#ratings")
