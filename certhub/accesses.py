@@ -13,7 +13,8 @@ from certhub.models import Access
 from ops import audit
 from ops.auth import Principal
 from ops.db import new_id, utcnow
-from ops.errors import Forbidden
+from ops.errors import Conflict, Forbidden, NotFound
+from ops.ratings import service as ratings
 
 
 def access_records(
@@ -143,3 +144,22 @@ def holder_accesses(db: Session, *, who: Principal, cursor: str | None, limit: i
     if who.holder_code is None:
         raise Forbidden("this action is for certificate holders")
     return repository.accesses_of(db, who.holder_code, cursor=cursor, limit=limit)
+
+
+# The uses of a certificate its holder may rate (好差评): a window's verification, a department's fetch (一证通办).
+RATABLE_ACTIONS = {"verify": "certificate.verify", "fetch": "certificate.fetch"}
+
+
+def rating_event(db: Session, *, who: Principal, access_id: str) -> ratings.RatableEvent:
+    """The service a use of my certificate was, as I may rate it: the department that verified or fetched it."""
+    if who.holder_code is None:
+        raise Forbidden("this action is for certificate holders")
+    access = repository.access_of(db, who.holder_code, access_id)
+    if access is None:
+        raise NotFound(f"access {access_id} not found among the uses of your certificates")
+    kind = RATABLE_ACTIONS.get(access.action)
+    if kind is None or access.accessor_department_id is None:
+        raise Conflict(f"a {access.action} of your certificate is not a service you can rate; rate a verification or a fetch")
+    return ratings.RatableEvent(
+        kind=kind, event_id=access.id, department_id=access.accessor_department_id, rater_ref=who.holder_code
+    )

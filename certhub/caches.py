@@ -7,7 +7,8 @@
 - ``department_names``: department names for the access list, read through :func:`department_name`;
   ``DEPARTMENT_NAME_SECONDS``;
 - ``remote``: other hubs' keys and status lists, fetched; ``REMOTE_KEYS_SECONDS`` / ``REMOTE_STATUS_SECONDS``,
-  or until the trust list changes.
+  or until the trust list changes;
+- ``public_checks``: the recent public 验真 checks of each client address (the rate limit), for a minute.
 
 Each cache belongs to one process: another process's copy expires within its lifetime. Call
 :func:`clear_all` when what they remember stops being true at once (a test's fresh database, keys
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
@@ -63,6 +65,38 @@ department_names: dict[str, tuple[float, str | None]] = {}
 remote: dict[str, tuple[float, Any]] = {}  # URL → (monotonic time, body)
 
 
+class RateWindow:
+    """Hits per client address in the last minute (a sliding window), for a per-address rate limit."""
+
+    WINDOW = 60.0
+    MAX_CLIENTS = 50_000  # beyond this many addresses, the idle ones are forgotten first
+
+    def __init__(self) -> None:
+        self.hits: dict[str, deque[float]] = {}
+        self.lock = threading.Lock()
+
+    def hit(self, client: str, *, limit: int, now: float | None = None) -> float | None:
+        """Count a hit; None when within `limit` a minute, else the seconds until the next one is allowed."""
+        now = time.monotonic() if now is None else now
+        with self.lock:
+            if len(self.hits) > self.MAX_CLIENTS:
+                self.hits = {k: v for k, v in self.hits.items() if v and v[-1] > now - self.WINDOW}
+            seen = self.hits.setdefault(client, deque())
+            while seen and seen[0] <= now - self.WINDOW:
+                seen.popleft()
+            if len(seen) >= limit:
+                return max(seen[0] + self.WINDOW - now, 0.0)
+            seen.append(now)
+            return None
+
+    def clear(self) -> None:
+        with self.lock:
+            self.hits = {}
+
+
+public_checks = RateWindow()
+
+
 def department_name(db: Session | None, department_id: str | None) -> str | None:
     """A department's name for the access list, from ``department_names`` (names rarely change).
     Without a session only the cache answers (:class:`NeedsDatabase` on a miss)."""
@@ -98,3 +132,4 @@ def clear_all() -> None:
     keys.clear()
     department_names.clear()
     forget_remote()
+    public_checks.clear()

@@ -67,11 +67,24 @@ def create_type(db: Session, *, who: Actor, data: CertificateTypeCreate) -> Cert
         validity=data.validity.model_dump(),
         issuer_codes=sorted({c.upper() for c in data.issuer_codes}),
         template=data.template,
+        public_fields=_checked_public_fields(data.public_fields, data.face_schema),
     )
     db.add(row)
     db.flush()
     audit.record(db, actor=who, action="cert_type.create", object_type="cert_type", object_id=code, detail={"name": data.name})
     return row
+
+
+def _checked_public_fields(fields: list[str], schema: dict[str, Any]) -> list[str]:
+    """The face fields a type lets the public 验真 page show: each must be a field of its face schema."""
+    known = set(schema.get("properties", {}))
+    unknown = [f for f in fields if f not in known]
+    if unknown:
+        raise Invalid(
+            f"public_fields names no face field: {', '.join(unknown)}",
+            errors=[{"field": "public_fields", "message": f"not a face field: {f}"} for f in unknown],
+        )
+    return list(dict.fromkeys(fields))
 
 
 def get_type(db: Session, *, code: str) -> CertificateType:
@@ -87,6 +100,9 @@ def update_type(db: Session, *, who: Actor, code: str, data: CertificateTypeUpda
     check_if_match(if_match, row.version)
     changes = data.model_dump(exclude_unset=True)
     _check_type_definition(None, changes.get("face_schema"), changes.get("issuer_codes"))
+    if "public_fields" in changes or "face_schema" in changes:
+        wanted = changes.get("public_fields", row.public_fields) or []
+        changes["public_fields"] = _checked_public_fields(wanted, changes.get("face_schema", row.face_schema))
     for key, value in changes.items():
         if key == "issuer_codes":
             value = sorted({c.upper() for c in value})

@@ -9,7 +9,7 @@ from functools import partial
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse
 
@@ -42,12 +42,16 @@ from certhub.schemas import (
     PrefillRead,
     PrefillRequest,
     Presentation,
+    PublicCheckRead,
     ReasonBody,
+    RedeemRequest,
     ServiceAuthorisationCreate,
     ServiceCertificatesRead,
     ServiceCreate,
     ServiceRead,
     ServiceUpdate,
+    ShortCodeCreate,
+    ShortCodeRead,
     ShowRequest,
     TrustedHubCreate,
     TrustedHubRead,
@@ -58,8 +62,9 @@ from certhub.schemas import (
 from ops import audit
 from ops.auth import AnyCaller, DepartmentStaff, Holder, PlatformAdmin, Principal, Role, require_roles
 from ops.db import DbSession, HubRoute, etag, writes
-from ops.errors import BadRequest, Forbidden, Invalid, UnsupportedMediaType
+from ops.errors import BadRequest, Forbidden, HubError, Invalid, UnsupportedMediaType
 from ops.pagination import Page, PageLimit, whole_page
+from ops.ratings.schemas import RatingTokenRead
 
 router = APIRouter(prefix="/certhub", tags=["certhub"], route_class=HubRoute)
 # The busiest route, in a router of its own that the app includes before all others: routes are
@@ -100,8 +105,13 @@ async def verify(body: VerifyRequest, request: Request, who: VerifierCaller) -> 
         nonce=body.nonce,
         journal=state.verification_commits,
     )
+    # Serialised here: FastAPI would otherwise validate the model it was just given once more.
+    return Response(_verdict_read(verdict).model_dump_json(), media_type="application/json")
+
+
+def _verdict_read(verdict: Any) -> VerdictRead:
     claims = verdict.claims
-    read = VerdictRead(
+    return VerdictRead(
         valid=verdict.valid,
         code=verdict.code,
         message=verdict.message,
@@ -114,8 +124,6 @@ async def verify(body: VerifyRequest, request: Request, who: VerifierCaller) -> 
         status=verdict.status,
         disclosed=verdict.disclosed,
     )
-    # Serialised here: FastAPI would otherwise validate the model it was just given once more.
-    return Response(read.model_dump_json(), media_type="application/json")
 
 
 # ---- types ----------------------------------------------------------------------------------------
@@ -433,6 +441,16 @@ def show(
     return Presentation(token=token, nonce=nonce, audience=body.audience, expires_at=expires_at, fields=body.fields)
 
 
+@router.post("/me/certificates/{identifier}/short-codes", status_code=201, response_model=ShortCodeRead, tags=["certhub holder"])
+def make_short_code(
+    identifier: str, body: ShortCodeCreate, request: Request, db: DbSession, who: Holder, on_behalf_of: OnBehalfOf = None
+) -> Any:
+    """亮证码: a short code (a QR code of version 10 or lower) that the window redeems once, within minutes."""
+    shown = ShowRequest(fields=body.fields, audience=body.audience, nonce=body.nonce)
+    made = service.make_short_code(db, who=who, ctx=_ctx(request), identifier=identifier, data=shown, on_behalf_of=on_behalf_of)
+    return ShortCodeRead(code=made.code, audience=made.audience, nonce=made.nonce, fields=made.fields, expires_at=made.expires_at)
+
+
 @router.get("/me/authorisations", response_model=Page[AuthorisationRead], tags=["certhub holder"])
 def my_authorisations(db: DbSession, who: Holder, cursor: str | None = None, limit: PageLimit = 50) -> Any:
     items, next_cursor = repository.authorisations_page(db, who.holder_code or "", cursor=cursor, limit=limit)
@@ -474,6 +492,12 @@ def my_accesses(db: DbSession, who: Holder, cursor: str | None = None, limit: An
     return Page[CertificateAccessRead](items=[CertificateAccessRead.model_validate(a) for a in items], next_cursor=next_cursor)
 
 
+@router.post("/me/accesses/{access_id}/rating-token", status_code=201, response_model=RatingTokenRead, tags=["certhub holder"])
+def access_rating_token(access_id: str, request: Request, db: DbSession, who: Holder) -> Any:
+    """好差评: a link (and QR code) to rate, once, the verification or fetch this use of my certificate was."""
+    return RatingTokenRead.issued(request.app.state, service.rating_event(db, who=who, access_id=access_id))
+
+
 # ---- window verification ------------------------------------------------------------------------------
 
 
@@ -482,6 +506,34 @@ def new_nonce(who: VerifierCaller) -> Any:
     """A nonce for the holder to bind the presentation to (show it as a QR code at the window)."""
     nonce, audience = service.new_nonce(who=who)
     return NonceRead(nonce=nonce, audience=audience)
+
+
+@router.post("/short-codes/redeem", response_model=VerdictRead, tags=["certhub verification"])
+def redeem_short_code(body: RedeemRequest, request: Request, db: DbSession, who: VerifierCaller) -> Any:
+    """Redeem a 亮证码 once, with the nonce this window showed: the verdict a verification of the presentation gives."""
+    try:
+        verdict = service.redeem_short_code(db, who=who, settings=request.app.state.settings, code=body.code, nonce=body.nonce)
+    except HubError as exc:
+        audit.record_refusal(db, partial(service.record_refused_redeem, who=who, code=body.code, reason=exc))
+        raise
+    return _verdict_read(verdict)
+
+
+# ---- public 验真 (no sign-in) ---------------------------------------------------------------------------
+
+
+@router.get("/public/verifications/{token}", response_model=PublicCheckRead, tags=["certhub public"])
+@writes  # the check is recorded in the audit trail
+def public_check(token: Annotated[str, Path(max_length=64)], request: Request, db: DbSession) -> Any:
+    """Public 验真 of a certificate copy from its QR code: valid now or not, type, issuer, validity and only the
+    fields the type makes public. No sign-in; rate limited per client address (429 with Retry-After)."""
+    found = service.check_public(
+        db,
+        token=token,
+        client=request.client.host if request.client else "unknown",
+        per_minute=request.app.state.settings.public_verification_per_minute,
+    )
+    return PublicCheckRead.of(found)
 
 
 @router.post(

@@ -22,6 +22,7 @@ from certhub.models import (
     CertificateType,
     ObjectionStatus,
 )
+from certhub.public import new_public_token, public_link
 from certhub.schemas import (
     ChangeRequest,
     IssueRequest,
@@ -371,13 +372,14 @@ def _render_pdf(
     db: Session, *, who: Actor, ctx: IssueContext, ctype: CertificateType, certificate: Certificate, issuer_name: str
 ) -> str:
     assert ctx.storage is not None
+    token, certificate.public_token_hash = new_public_token()  # the copy's QR code opens the public 验真 page
     raw = pdf_render.render(
         certificate=certificate,
         type_name=ctype.name,
         schema=ctype.face_schema,
         template=ctype.template,
         issuer_name=issuer_name,
-        qr=f"{ctx.settings.public_url}/certhub/certificates/{certificate.identifier}",
+        qr=public_link(ctx.settings.public_url, token),
     )
     sealed = sealing.seal_pdf(
         db,

@@ -35,6 +35,8 @@ class CertificateType(IdMixin, TimestampMixin, VersionedMixin, Base):
     issuer_codes: Mapped[list[Any]] = mapped_column(JSON)
     template: Mapped[dict[str, Any]] = mapped_column(JSON)
     active: Mapped[bool] = mapped_column(default=True)
+    # Face fields the public 验真 page may show besides the type, issuer and validity (default: none).
+    public_fields: Mapped[list[Any]] = mapped_column(JSON, default=list)
 
 
 class Certificate(IdMixin, VersionedMixin, Base):
@@ -76,6 +78,8 @@ class Certificate(IdMixin, VersionedMixin, Base):
     pdf_key: Mapped[str | None] = mapped_column(String(64))
     idempotency_key: Mapped[str | None] = mapped_column(String(128))
     request_hash: Mapped[str | None] = mapped_column(String(64))
+    # SHA-256 of the unguessable token in the copy's QR code (public 验真); the token itself is not kept.
+    public_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
 
 
 class Counter(Base):
@@ -272,3 +276,21 @@ class ServiceMaterial(IdMixin, Base):
     resource_name: Mapped[str | None] = mapped_column(String(200))
     item: Mapped[str | None] = mapped_column(String(100))
     key_item: Mapped[str | None] = mapped_column(String(100))  # the control parameter that takes the holder's code
+class ShortCode(Base):
+    """亮证码: a short reference to a presentation, redeemed once by the window it was made for.
+
+    Only a hash of the code is kept; the presentation is kept encrypted under a key derived from the code,
+    so the table alone reveals neither."""
+
+    __tablename__ = "cert_short_codes"
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    certificate_identifier: Mapped[str] = mapped_column(String(80), index=True)
+    holder_code: Mapped[str] = mapped_column(String(18))
+    audience: Mapped[str] = mapped_column(String(64))  # the window's department (统一社会信用代码)
+    nonce: Mapped[str] = mapped_column(String(128))
+    sealed: Mapped[str] = mapped_column(Text)  # the presentation, AES-GCM under a key derived from the code
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    redeemed_at: Mapped[datetime | None] = mapped_column(default=None)
+    redeemed_by: Mapped[str | None] = mapped_column(String(128))

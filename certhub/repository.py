@@ -27,6 +27,7 @@ from certhub.models import (
     ServiceItem,
     ServiceMaterial,
     ServiceState,
+    ShortCode,
     TrustedHub,
     UsedNonce,
 )
@@ -427,6 +428,11 @@ def accesses_of(db: Session, holder_code: str, *, cursor: str | None, limit: int
     return page_of(rows, limit, created="at")
 
 
+def access_of(db: Session, holder_code: str, access_id: str) -> Access | None:
+    """One use of the holder's certificates (another holder's is not found)."""
+    return db.scalars(select(Access).where(Access.id == access_id, Access.holder_code == holder_code)).first()
+
+
 # ---- objections -------------------------------------------------------------------------------
 
 
@@ -585,3 +591,28 @@ def department_names_of(db: Session, department_ids: Iterable[str]) -> dict[str,
         return {}
     rows = db.execute(select(Department.id, Department.code, Department.name).where(Department.id.in_(ids)))
     return {row.id: (row.code, row.name) for row in rows}
+# ---- 亮证码 (short codes) and public 验真 -----------------------------------------------------------------
+
+
+def short_code(db: Session, code_hash: str) -> ShortCode | None:
+    return db.get(ShortCode, code_hash)
+
+
+def claim_short_code(db: Session, code_hash: str, *, now: datetime, by: str) -> bool:
+    """Mark a short code redeemed; False when another redemption got there first (one use, even in a race)."""
+    result = db.execute(
+        update(ShortCode)
+        .where(ShortCode.code_hash == code_hash, ShortCode.redeemed_at.is_(None))
+        .values(redeemed_at=now, redeemed_by=by)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+def purge_short_codes(db: Session, before: datetime) -> int:
+    result = db.execute(delete(ShortCode).where(ShortCode.expires_at < before))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def certificate_by_public_token(db: Session, token_hash: str) -> Certificate | None:
+    return db.scalars(select(Certificate).where(Certificate.public_token_hash == token_hash)).first()

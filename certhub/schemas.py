@@ -47,6 +47,9 @@ class CertificateTypeCreate(BaseModel):
     validity: Validity = Field(default_factory=Validity)
     issuer_codes: list[str] = Field(default_factory=list, description="统一社会信用代码 of the departments that may issue it")
     template: dict[str, Any] = Field(default_factory=dict, description='rendering template: {"title": …, "accent": "#rrggbb"}')
+    public_fields: list[str] = Field(
+        default_factory=list, max_length=50, description="face fields the public 验真 page may show (default: none)"
+    )
 
 
 class CertificateTypeUpdate(BaseModel):
@@ -58,6 +61,7 @@ class CertificateTypeUpdate(BaseModel):
     issuer_codes: list[str] | None = None
     template: dict[str, Any] | None = None
     active: bool | None = None
+    public_fields: list[str] | None = Field(default=None, max_length=50)
 
 
 class CertificateTypeRead(BaseModel):
@@ -72,6 +76,7 @@ class CertificateTypeRead(BaseModel):
     template: dict[str, Any]
     active: bool
     version: int
+    public_fields: list[str] = Field(default_factory=list, description="face fields the public 验真 page shows")
 
 
 class HolderIn(BaseModel):
@@ -213,6 +218,40 @@ class VerifyRequest(BaseModel):
     nonce: str | None = Field(default=None, max_length=128, description="the nonce this verifier gave the holder, if any")
 
 
+class ShortCodeCreate(BaseModel):
+    """亮证码: which fields to show to which window, bound to the nonce that window showed."""
+
+    fields: list[str] = Field(min_length=1, max_length=50)
+    audience: str = Field(min_length=1, max_length=64, description="the verifying department's 统一社会信用代码")
+    nonce: str = Field(min_length=8, max_length=128, description="the nonce the window showed (its QR code)")
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"fields": ["name", "id_number"], "audience": "11110000000000001X", "nonce": "n0nce-from-window"}]
+        },
+    )
+
+
+class ShortCodeRead(BaseModel):
+    code: str = Field(description="the 亮证码: show it as a QR code (version 10 or lower) or read it out")
+    audience: str
+    nonce: str
+    fields: list[str]
+    expires_at: datetime
+
+
+class RedeemRequest(BaseModel):
+    """A window redeems a 亮证码 with the nonce it showed the holder."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"code": "LZ1ABCDEFGHJKMNPQRSTVWXYZ0", "nonce": "n0nce-from-window"}]}
+    )
+
+    code: str = Field(min_length=1, max_length=64)
+    nonce: str = Field(min_length=1, max_length=128)
+
+
 class VerdictRead(BaseModel):
     valid: bool
     code: str
@@ -320,6 +359,7 @@ class DelegationRead(BaseModel):
 class CertificateAccessRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
+    id: str = Field(description="a verification or fetch can be rated by its holder: POST …/me/accesses/{id}/rating-token")
     at: datetime
     certificate_identifier: str
     action: str
@@ -637,3 +677,37 @@ class ServiceAuthorisationCreate(BaseModel):
     department_code: str = Field(min_length=18, max_length=18)
     purpose: str = Field(min_length=1, max_length=200)
     expires_at: ZonedDatetime = Field(validation_alias=EXPIRES_AT, description="the moment it stops working")
+class PublicField(BaseModel):
+    name: str
+    label: str
+    value: str
+
+
+class PublicCheckRead(BaseModel):
+    """Public 验真: whether the certificate of a copy is valid now; no personal data beyond the type's public fields."""
+
+    valid: bool
+    state: Literal["valid", "suspended", "superseded", "revoked", "expired", "not_yet_valid"]
+    message: str
+    type_name: str
+    issuer_name: str
+    issuer_code: str
+    valid_from: date
+    valid_until: date | None
+    checked_at: datetime
+    fields: list[PublicField]
+
+    @classmethod
+    def of(cls, found: Any) -> PublicCheckRead:
+        return cls(
+            valid=found.valid,
+            state=found.state,
+            message=found.message,
+            type_name=found.type_name,
+            issuer_name=found.issuer_name,
+            issuer_code=found.issuer_code,
+            valid_from=found.valid_from,
+            valid_until=found.valid_until,
+            checked_at=found.checked_at,
+            fields=[PublicField(name=n, label=label, value=v) for n, label, v in found.fields],
+        )

@@ -14,6 +14,8 @@ the hub's rules from here. Each concern lives in a module of its own:
                             (两个免于提交, 一证通办, 一照通办)
 ``certhub/prefill.py``      a service's form filled for a holder; 一证通办 in one step; one authorisation
                             for a whole service
+``certhub/shortcodes.py``   亮证码: a short code the window redeems once for the verdict of a presentation
+``certhub/public.py``       public 验真 of a certificate copy from its QR code (rate limited, public fields only)
 ``certhub/objections.py``   objections (异议处理) and reports of suspected errors (反馈纠错)
 ``certhub/trust.py``        the trust list (互通互认): other hubs' keys and status lists
 ``certhub/hubkey.py``       the hub's own key, its published keys and issuer metadata
@@ -26,7 +28,7 @@ the hub's rules from here. Each concern lives in a module of its own:
 
 from __future__ import annotations
 
-from certhub.accesses import holder_accesses
+from certhub.accesses import holder_accesses, rating_event
 from certhub.bulk import bulk_issue, parse_rows
 from certhub.caches import STATUS_CACHE_SECONDS
 from certhub.caches import clear_all as clear_caches
@@ -78,6 +80,7 @@ from certhub.prefill import (
     prefill,
     service_certificates,
 )
+from certhub.public import PUBLIC_API_PATH, PUBLIC_PAGE_PATH, PublicCheck, check_public
 from certhub.repository import list_types
 from certhub.schemas import (
     AuthorisationCreate,
@@ -106,6 +109,8 @@ from certhub.services import (
     register_service,
     service_history,
 )
+from certhub.shortcodes import MadeShortCode, is_short_code, make_short_code, record_refused_redeem
+from certhub.shortcodes import redeem as redeem_short_code
 from certhub.status import status_list_jwt
 from certhub.trust import add_trusted_hub, fetch_url, remove_trusted_hub, trust_bundle, update_trusted_hub
 from certhub.verification import (
@@ -126,6 +131,8 @@ __all__ = [
     "KIND_NAMES",
     "LISTS",
     "MISSING_REASONS",
+    "PUBLIC_API_PATH",
+    "PUBLIC_PAGE_PATH",
     "SERVICE_EDITOR_ROLES",
     "STATUS_CACHE_SECONDS",
     "VERIFIER_ROLES",
@@ -135,9 +142,11 @@ __all__ = [
     "FetchRequest",
     "IssueContext",
     "Lookups",
+    "MadeShortCode",
     "PendingVerification",
     "PrefillRequest",
     "Prefilled",
+    "PublicCheck",
     "PublicList",
     "ServiceAuthorisationCreate",
     "ServiceCreate",
@@ -153,6 +162,7 @@ __all__ = [
     "authorise_service",
     "bulk_issue",
     "change",
+    "check_public",
     "clear_caches",
     "correct_objection",
     "create_type",
@@ -179,12 +189,14 @@ __all__ = [
     "hub_jwks",
     "hub_signer",
     "identifier_problem",
+    "is_short_code",
     "issue",
     "issuer_metadata",
     "list_types",
     "load_types",
     "lookups",
     "make_identifier",
+    "make_short_code",
     "mark_overdue_objections",
     "may_edit_services",
     "new_nonce",
@@ -196,8 +208,11 @@ __all__ = [
     "public_list",
     "publish_service",
     "published_service_choices",
+    "rating_event",
     "recompute_objection_deadlines",
     "record_denied_fetch",
+    "record_refused_redeem",
+    "redeem_short_code",
     "register_service",
     "reinstate_issued",
     "remove_trusted_hub",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy.orm import Session
 
 from certhub import repository, service
@@ -21,6 +23,11 @@ def purge_used_nonces(db: Session) -> int:
     return repository.purge_nonces(db, utcnow())
 
 
+def purge_short_codes(db: Session) -> int:
+    """Forget 亮证码 a day after they expired (redeemed or not: the access record and the audit trail remain)."""
+    return repository.purge_short_codes(db, utcnow() - timedelta(days=1))
+
+
 def recompute_objection_deadlines(db: Session, year: int, *, settings: Settings) -> int:
     """Recompute open objection deadlines after a year's working-day calendar is loaded."""
     return service.recompute_objection_deadlines(db, year, settings=settings)
@@ -29,6 +36,7 @@ def recompute_objection_deadlines(db: Session, year: int, *, settings: Settings)
 JOBS: list[Job] = [
     Job(name="certhub.objection_deadlines", interval_seconds=600, run=check_objection_deadlines),
     Job(name="certhub.purge_nonces", interval_seconds=3600, run=purge_used_nonces),
+    Job(name="certhub.purge_short_codes", interval_seconds=3600, run=purge_short_codes),
 ]
 
 

@@ -42,6 +42,7 @@ from ops.auth import DepartmentOrAdmin, DepartmentStaff, Holder, PlatformAdmin, 
 from ops.db import DbSession, HubRoute, etag, reads_only
 from ops.errors import HubError, Invalid
 from ops.pagination import Page
+from ops.ratings.schemas import RatingTokenRead
 
 router = APIRouter(prefix="/exchange", tags=["exchange"], route_class=HubRoute)
 # The busiest route, in a router of its own that the app includes before all others: routes are
@@ -240,9 +241,23 @@ def coordinate(
 
 
 @router.post("/requests/{request_id}/rating", status_code=201, response_model=RatingRead)
-def rate(request_id: str, body: RatingCreate, db: DbSession, who: DepartmentStaff) -> RatingRead:
-    """Rate a decided request (好差评: good / average / poor, with a comment)."""
-    return RatingRead.model_validate(service.rate(db, who=who, request_id=request_id, data=body))
+def rate(request_id: str, body: RatingCreate, request: Request, db: DbSession, who: DepartmentStaff) -> RatingRead:
+    """Rate a decided request (好差评: good / average / poor, with a comment); poor opens a rectification item."""
+    days = request.app.state.settings.rectification_working_days
+    return RatingRead.model_validate(service.rate(db, who=who, request_id=request_id, data=body, rectification_days=days))
+
+
+@router.post("/requests/{request_id}/rating-token", status_code=201, response_model=RatingTokenRead)
+def request_rating_token(request_id: str, request: Request, db: DbSession, who: DepartmentStaff) -> RatingTokenRead:
+    """好差评 by link or QR code: a signed token with which the consumer rates the request's decision once."""
+    event = service.decision_event(db, who=who, request_id=request_id)
+    return RatingTokenRead.issued(request.app.state, event)
+
+
+@router.post("/grants/{grant_id}/rating-token", status_code=201, response_model=RatingTokenRead)
+def grant_rating_token(grant_id: str, request: Request, db: DbSession, who: DepartmentStaff) -> RatingTokenRead:
+    """好差评 by link or QR code: a signed token with which the consumer rates, once, the data delivered through a grant."""
+    return RatingTokenRead.issued(request.app.state, service.delivery_event(db, who=who, grant_id=grant_id))
 
 
 @router.get("/grants", response_model=Page[GrantRead])

@@ -15,6 +15,7 @@ from ops.audit import Actor
 from ops.auth import Principal
 from ops.db import check_version, utcnow
 from ops.errors import Conflict, Forbidden, NotFound
+from ops.ratings import service as ratings
 
 
 def issue_grant(
@@ -91,6 +92,19 @@ def get_grant(db: Session, *, who: Principal, grant_id: str) -> Grant:
     if grant is None:
         raise NotFound(f"no grant {grant_id}")
     return grant
+
+
+def delivery_event(db: Session, *, who: Principal, grant_id: str) -> ratings.RatableEvent:
+    """The data a provider delivers through a grant, as the consumer may rate it (a rating token names it)."""
+    grant = get_grant(db, who=who, grant_id=grant_id)
+    if grant.consumer_department_id != who.department_id:
+        raise Forbidden("only the consumer department rates the data delivered through a grant")
+    return ratings.RatableEvent(
+        kind="data.delivery",
+        event_id=grant.id,
+        department_id=grant.provider_department_id,
+        rater_ref=grant.consumer_department_id,
+    )
 
 
 def revoke_grant(db: Session, *, who: Principal, grant_id: str, reason: str, expected_version: int | None = None) -> Grant:

@@ -7,7 +7,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, Date, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ops.db import Base, IdMixin, TimestampMixin, VersionedMixin, utcnow
@@ -240,18 +240,3 @@ class ExchangeEvent(Base):
     object_id: Mapped[str] = mapped_column(String(36))
     state: Mapped[str] = mapped_column(String(20))
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-
-
-class Rating(Base):
-    """The consumer's evaluation (好差评) of a fulfilled request."""
-
-    __tablename__ = "sharing_ratings"
-    __table_args__ = (UniqueConstraint("request_id"),)
-
-    id: Mapped[int] = mapped_column(BIGID, primary_key=True, autoincrement=True)
-    request_id: Mapped[str] = mapped_column(String(36), ForeignKey("sharing_requests.id"))
-    provider_department_id: Mapped[str] = mapped_column(String(36), index=True)
-    rating: Mapped[str] = mapped_column(String(10))  # good / average / poor
-    comment: Mapped[str | None] = mapped_column(Text)
-    rated_by: Mapped[str] = mapped_column(String(128))
-    rated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -23,7 +23,6 @@ from exchange.models import (
     GrantState,
     GrantUsage,
     Notification,
-    Rating,
     RequestStep,
     RequestTransition,
     SharingRequest,
@@ -290,10 +289,6 @@ def events_after(db: Session, who: Principal, *, after: int, limit: int) -> list
     return list(db.scalars(query.order_by(ExchangeEvent.id).limit(limit)))
 
 
-def rating_for(db: Session, request_id: str) -> Rating | None:
-    return db.scalars(select(Rating).where(Rating.request_id == request_id)).first()
-
-
 def steps_in_period(db: Session, start: datetime, end: datetime) -> list[RequestStep]:
     """Steps completed in [start, end), and open steps whose deadline fell in it."""
     return list(
@@ -306,10 +301,6 @@ def steps_in_period(db: Session, start: datetime, end: datetime) -> list[Request
             )
         )
     )
-
-
-def ratings_in_period(db: Session, start: datetime, end: datetime) -> list[Rating]:
-    return list(db.scalars(select(Rating).where(Rating.rated_at >= start, Rating.rated_at < end)))
 
 
 def webhook_deliveries_due(db: Session, *, now: datetime, max_attempts: int, limit: int) -> list[tuple[Notification, Webhook]]:

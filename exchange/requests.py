@@ -4,6 +4,7 @@ extension, escalation and coordination, rating, and reading a request with its d
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -12,7 +13,7 @@ from sqlalchemy.orm import Session
 from exchange import repository as repo
 from exchange import sources
 from exchange.grants import issue_grant
-from exchange.models import OPEN_STATES, Rating, RequestState, RequestStep, SharingRequest, Step
+from exchange.models import OPEN_STATES, RequestState, RequestStep, SharingRequest, Step
 from exchange.schemas import (
     CoordinationOutcome,
     ExtensionCreate,
@@ -44,6 +45,7 @@ from ops.audit import Actor
 from ops.auth import STAFF_ROLES, Principal
 from ops.db import check_version, utcnow
 from ops.errors import Conflict, Forbidden, Invalid, NotFound
+from ops.ratings import service as ratings
 from ops.workdays.service import WorkCalendar, calendar
 
 
@@ -425,32 +427,76 @@ def coordinate(
     return req
 
 
-def rate(db: Session, *, who: Principal, request_id: str, data: RatingCreate) -> Rating:
-    """The consumer rates a fulfilled request (好差评: good / average / poor)."""
+# 好差评 of a decided request, on the hub's one rating scale (ops.ratings: 1–5; poor opens a rectification).
+RATING_SCORES = {"good": 5, "average": 3, "poor": 1}
+
+
+@dataclass(frozen=True)
+class RequestRating:
+    """A decided request's rating as the exchange shows it (good / average / poor)."""
+
+    request_id: str
+    rating: str
+    comment: str | None
+    rated_by: str
+    rated_at: datetime
+
+
+def rating_word(score: int) -> str:
+    return "good" if score >= 4 else "average" if score == 3 else "poor"
+
+
+def decision_event(db: Session, *, who: Principal, request_id: str) -> ratings.RatableEvent:
+    """The decision of a request, as the consumer may rate it (a rating token names it)."""
     req = _get(db, who, request_id, only=("consumer", "rates its request"))
     if req.state not in RATEABLE_STATES:
         raise Conflict(f"the request is {req.state}; only a decided request can be rated")
-    if repo.rating_for(db, req.id) is not None:
-        raise Conflict("this request was already rated")
-    rating = Rating(
-        request_id=req.id,
-        provider_department_id=req.provider_department_id,
-        rating=data.rating,
-        comment=data.comment,
-        rated_by=who.subject,
-        rated_at=utcnow(),
+    return ratings.RatableEvent(
+        kind="sharing_request.decision",
+        event_id=req.id,
+        department_id=req.provider_department_id,
+        rater_ref=req.consumer_department_id,
     )
-    db.add(rating)
-    db.flush()
+
+
+def rate(
+    db: Session,
+    *,
+    who: Principal,
+    request_id: str,
+    data: RatingCreate,
+    rectification_days: int = ratings.DEFAULT_RECTIFICATION_DAYS,
+) -> RequestRating:
+    """The consumer rates a fulfilled request (好差评: good / average / poor), once; poor opens a rectification."""
+    event = decision_event(db, who=who, request_id=request_id)
+    if rating_for(db, request_id) is not None:
+        raise Conflict("this request was already rated")
+    stored = ratings.record(
+        db,
+        who=who,
+        event=event,
+        score=RATING_SCORES[data.rating],
+        comment=data.comment,
+        working_days=rectification_days,
+        at=utcnow(),
+    )
     audit.record(
         db,
         actor=who,
         action="sharing_request.rate",
         object_type="sharing_request",
-        object_id=req.id,
+        object_id=request_id,
         detail={"rating": data.rating},
     )
-    return rating
+    return RequestRating(request_id, data.rating, stored.comment, stored.rated_by, stored.rated_at)
+
+
+def rating_for(db: Session, request_id: str) -> RequestRating | None:
+    """The request's rating, if the consumer gave one."""
+    stored = ratings.rating_of_event(db, "sharing_request.decision", request_id)
+    if stored is None:
+        return None
+    return RequestRating(request_id, rating_word(stored.score), stored.comment, stored.rated_by, stored.rated_at)
 
 
 # ---------------------------------------------------------------------------------------------

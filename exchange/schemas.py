@@ -323,6 +323,10 @@ class DepartmentReport(BaseModel):
     on_time_rate: float | None
     average_working_days: float | None
     ratings: dict[str, int]
+    average_score: float | None = Field(default=None, description="好差评: mean score (1–5) of the period's ratings")
+    rectifications_opened: int = Field(default=0, description="poor ratings (1–2) that opened a rectification item")
+    rectification_rate: float | None = Field(default=None, description="整改率: items replied to, of those opened")
+    reply_on_time_rate: float | None = Field(default=None, description="按时回复率: items replied to in time, of those opened")
 
 
 class Report(BaseModel):

@@ -37,9 +37,9 @@ from exchange.access import (
     run_lookups,
     settle_accesses,
 )
-from exchange.grants import expire_grants, get_grant, revoke_grant, usable_grant_on
+from exchange.grants import delivery_event, expire_grants, get_grant, revoke_grant, usable_grant_on
 from exchange.models import OPEN_STATES, RequestState, SharingRequest
-from exchange.repository import history, list_accesses, list_requests, rating_for
+from exchange.repository import history, list_accesses, list_requests
 from exchange.requests import (
     accept,
     available_actions,
@@ -48,11 +48,13 @@ from exchange.requests import (
     deadlines_of,
     decide,
     decide_extension,
+    decision_event,
     escalate,
     file_request,
     get_request,
     provide,
     rate,
+    rating_for,
     refuse,
     request_extension,
     routes_directly,
@@ -107,6 +109,8 @@ __all__ = [
     "deadlines_of",
     "decide",
     "decide_extension",
+    "decision_event",
+    "delivery_event",
     "escalate",
     "expire_grants",
     "export",

@@ -18,6 +18,7 @@ from ops import audit, metrics
 from ops.auth import Principal
 from ops.db import utcnow
 from ops.errors import Invalid
+from ops.ratings import service as ratings
 from ops.workdays.service import SHANGHAI, calendar
 
 
@@ -78,7 +79,8 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
 
 
 def report(db: Session, *, start: date, end: date) -> Report:
-    """Each department's on-time rate, average handling time (working days) and ratings for [start, end]."""
+    """Each department's on-time rate, average handling time (working days), ratings (好差评) and, beside
+    them, its rectification and on-time reply rates for poor ratings, for [start, end]."""
     if end < start:
         raise Invalid("end must not be before start", errors=[{"field": "end", "message": "before start"}])
     lo, hi = end_of_day(start) - timedelta(days=1), end_of_day(end)
@@ -98,9 +100,11 @@ def report(db: Session, *, start: date, end: date) -> Report:
         e["days"].append(
             cal.working_days_between(step.started_at.astimezone(SHANGHAI).date(), step.completed_at.astimezone(SHANGHAI).date())
         )
-    for rating in repo.ratings_in_period(db, lo, hi):
-        ratings = entry(rating.provider_department_id)["ratings"]
-        ratings[rating.rating] = ratings.get(rating.rating, 0) + 1
+    # 好差评 of every service the department gave (certificates too, not only requests), from the one rating
+    # store: the scores as good / average / poor, and how the department answered the poor ones.
+    rated = ratings.department_rates(db, start=start, end=end)
+    for department, rates in rated.items():
+        entry(department)["ratings"] = rates.words
     names = {PLATFORM: "平台管理部门"} | repo.department_names(db, {k for k in stats if k != PLATFORM})
     departments = []
     for key, e in sorted(stats.items()):
@@ -115,6 +119,10 @@ def report(db: Session, *, start: date, end: date) -> Report:
                 on_time_rate=round(e["on_time"] / judged, 4) if judged else None,
                 average_working_days=round(sum(e["days"]) / len(e["days"]), 2) if e["days"] else None,
                 ratings=e["ratings"],
+                average_score=rated[key].average_score if key in rated else None,
+                rectifications_opened=rated[key].opened if key in rated else 0,
+                rectification_rate=rated[key].rectification_rate if key in rated else None,
+                reply_on_time_rate=rated[key].reply_on_time_rate if key in rated else None,
             )
         )
     return Report(start=start, end=end, departments=departments)

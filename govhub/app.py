@@ -37,6 +37,7 @@ from ops.identity.tokens import KeyRing
 from ops.inputs import document_bounds
 from ops.middleware import HubMiddleware
 from ops.queryparams import KNOWN_QUERY_ONLY
+from ops.ratings import endpoints as ratings_endpoints
 from ops.scheduler import Job, LeaseRunner, Scheduler
 from ops.storage import ObjectStore, make_store
 from ops.tasks import platform_jobs
@@ -207,6 +208,7 @@ def create_app(
         workdays_endpoints.router,
         catalog_endpoints.router,
         seal_endpoints.router,
+        ratings_endpoints.router,
     ]
     for router in api_routers:
         # One rule for the whole API: a query parameter an operation does not declare is refused.

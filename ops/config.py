@@ -94,6 +94,13 @@ class Settings(BaseSettings):
     exchange_webhook_max_attempts: int = Field(default=5, ge=1, le=50)
     # 电子证照异议处理: working days the issuer has to correct or dismiss an objection.
     certificate_objection_working_days: int = Field(default=5, ge=1, le=60)
+    # 亮证码: seconds a short code stays redeemable at the window it was made for (minutes, not hours).
+    short_code_ttl_seconds: int = Field(default=180, ge=30, le=600)
+    # Public 验真 (the QR code on a certificate copy): checks per minute from one client address.
+    public_verification_per_minute: int = Field(default=30, ge=1, le=100_000)
+    # 好差评: working days a department has to reply to a poor rating (整改), and how long a rating link lasts.
+    rectification_working_days: int = Field(default=5, ge=1, le=60)
+    rating_token_days: int = Field(default=30, ge=1, le=366)
 
     # Electronic seals (seal/, GOVHUB_SEAL_*). An RFC 3161 time-stamp authority: when set, PDFs are sealed
     # as PAdES B-T and detached signatures carry a time stamp.

@@ -151,7 +151,20 @@ def _failed(db: Session, exc: HubError | ValidationError) -> tuple[str, dict[str
 def _window_page(page: Page, template: str, status: int = 200, **context: Any) -> HTMLResponse:
     context.setdefault("errors", {})
     context.setdefault("values", {})
+    if template == "certhub/verify.html" and certhub.acts_as_verifier(page.principal):
+        # The window's nonce for a short 亮证码: the holder binds the code to it, the window redeems with it.
+        context.setdefault("window_nonce", certhub.new_nonce(who=page.principal)[0])
     return page.render(template, status=status, **context)
+
+
+def _redeem(page: Page, db: Session, code: str, nonce: str) -> Any:
+    """Redeem a short 亮证码 scanned at the window; a refusal is recorded and said on the page."""
+    settings = page.request.app.state.settings
+    try:
+        return certhub.redeem_short_code(db, who=page.principal, settings=settings, code=code, nonce=nonce)
+    except HubError as exc:
+        audit.record_refusal(db, partial(certhub.record_refused_redeem, who=page.principal, code=code, reason=exc))
+        raise
 
 
 @router.get("/verify", response_class=HTMLResponse)
@@ -175,7 +188,14 @@ def verify(page: PostedPage, db: DbSession) -> HTMLResponse:
         message, errors = errors_of(exc)
         return _window_page(page, "certhub/verify.html", status=422, error=message, errors=errors, values=values)
     settings = page.request.app.state.settings
-    verdict = certhub.verify(db, who=page.principal, settings=settings, token=body.token, nonce=None)
+    if certhub.is_short_code(token):
+        try:
+            verdict = _redeem(page, db, token, data.get("nonce", ""))
+        except HubError as exc:
+            errors = {"token": exc.detail}
+            return _window_page(page, "certhub/verify.html", status=exc.status, error=exc.detail, errors=errors, values=values)
+    else:
+        verdict = certhub.verify(db, who=page.principal, settings=settings, token=body.token, nonce=None)
     # As POST /certhub/verifications: commit here, so the nonce claim's write lock is released at once.
     db.commit()
     outcome = certhub.verdict_outcome(verdict.code)
@@ -361,6 +381,9 @@ def show(identifier: str, page: PostedPage, db: DbSession) -> HTMLResponse:
     try:
         if not chosen:
             raise Invalid("请至少选择一项要出示的信息", errors=[{"field": "fields", "message": "请至少选择一项要出示的信息"}])
+        if data.get("mode") == "short":
+            values["nonce"] = data.get("nonce", "").strip()
+            return _short_code(page, db, certificate, ctx, values)
         body = ShowRequest.model_validate(values)
         token, _nonce, expires_at = certhub.show(db, who=page.principal, ctx=ctx, identifier=identifier, data=body)
     except (HubError, ValidationError) as exc:
@@ -380,6 +403,28 @@ def show(identifier: str, page: PostedPage, db: DbSession) -> HTMLResponse:
         "seconds": body.ttl_seconds,
         "audience": body.audience,
         "audience_name": names.get(body.audience, body.audience),
+    }
+    return _show_page(page, db, certificate, values=values, presentation=presentation)
+
+
+def _short_code(
+    page: Page, db: Session, certificate: Certificate, ctx: certhub.IssueContext, values: dict[str, Any]
+) -> HTMLResponse:
+    """亮证码: a short code bound to the window's nonce, in a QR code small enough for any scanner."""
+    if not values["nonce"]:
+        message = "短亮证码要绑定窗口的随机码：请扫描或输入窗口显示的随机码"
+        raise Invalid(message, errors=[{"field": "nonce", "message": message}])
+    body = ShowRequest.model_validate({**values, "ttl_seconds": ctx.settings.short_code_ttl_seconds})
+    made = certhub.make_short_code(db, who=page.principal, ctx=ctx, identifier=certificate.identifier, data=body)
+    names = dict(certhub.department_directory(db))
+    presentation = {
+        "token": made.code,
+        "short": True,
+        "qr": qr_svg(made.code, title=f"{certificate.meta.get('ZZMC', '')}亮证码"),
+        "expires_at": made.expires_at,
+        "seconds": ctx.settings.short_code_ttl_seconds,
+        "audience": made.audience,
+        "audience_name": names.get(made.audience, made.audience),
     }
     return _show_page(page, db, certificate, values=values, presentation=presentation)
 

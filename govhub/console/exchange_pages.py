@@ -430,6 +430,7 @@ def rate(request_id: str, page: PostedPage, db: DbSession) -> Response:
             who=page.principal,
             request_id=request_id,
             data=RatingCreate(rating=data.get("rating", ""), comment=(data.get("comment") or "").strip() or None),
+            rectification_days=page.request.app.state.settings.rectification_working_days,
         ),
     )
     return _after(page, db, request_id, "rating", outcome, values=data)

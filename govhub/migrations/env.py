@@ -15,6 +15,7 @@ import govhub.console.models  # noqa: F401
 import ops.audit
 import ops.auditlog.models
 import ops.identity.models
+import ops.ratings.models
 import ops.scheduler
 import ops.workdays.models  # noqa: F401
 import seal.models  # noqa: F401
