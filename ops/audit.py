@@ -86,7 +86,11 @@ def entry(
     subject: str | None = None,
     detail: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The columns of one audit record (for :func:`append`)."""
+    """The columns of one audit record (for :func:`append`). A person (signed in through the identity
+    provider) is named in the detail too: ``person_id`` and ``actor_name``."""
+    person_id = getattr(actor, "person_id", None)
+    if person_id:
+        detail = {**(detail or {}), "person_id": person_id, "actor_name": getattr(actor, "display_name", None)}
     return {
         "at": utcnow(),
         "request_id": current_request_id(),
