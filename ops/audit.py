@@ -87,10 +87,10 @@ def entry(
     detail: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The columns of one audit record (for :func:`append`). A person (signed in through the identity
-    provider) is named in the detail too: ``person_id`` and ``actor_name``."""
-    person_id = getattr(actor, "person_id", None)
-    if person_id:
-        detail = {**(detail or {}), "person_id": person_id, "actor_name": getattr(actor, "display_name", None)}
+    provider, or a holder in the console) is named in the detail too: ``person_id`` and ``actor_name``."""
+    person_id, name = getattr(actor, "person_id", None), getattr(actor, "display_name", None)
+    if person_id or name:
+        detail = {**(detail or {}), **({"person_id": person_id} if person_id else {}), "actor_name": name}
     return {
         "at": utcnow(),
         "request_id": current_request_id(),

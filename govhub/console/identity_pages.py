@@ -103,10 +103,10 @@ def oidc_callback(request: Request, db: DbSession) -> Response:
     """The identity provider's answer: check it, then open the console session."""
     settings = _settings(request)
     params = request.query_params
-    audience = "staff"
+    audience, claimed = "staff", False
     try:
         pending = service.claim_pending(db, state=params.get("state", ""), browser_state=request.cookies.get(STATE_COOKIE))
-        audience = pending.audience
+        audience, claimed = pending.audience, True
         db.commit()  # the state is used up whatever happens next: a replayed answer finds nothing
         if params.get("error"):
             reason = params.get("error_description") or params.get("error")
@@ -115,7 +115,8 @@ def oidc_callback(request: Request, db: DbSession) -> Response:
         signed = service.finish_sign_in(db, settings, pending, verified)
     except HubError as exc:
         problem = sign_in_problem(request, exc, audience=audience)
-        problem.delete_cookie(STATE_COOKIE, path="/console/oidc")
+        if claimed:  # an answer with a wrong state leaves the sign-in this browser began alone
+            problem.delete_cookie(STATE_COOKIE, path="/console/oidc")
         return problem  # what was written stands: a person's first sign-in is kept for the administrator
     response = RedirectResponse(pending.next_url or "/console/", status_code=303)
     response.set_cookie(

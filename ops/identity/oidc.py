@@ -276,5 +276,11 @@ class RelyingParty:
         separator = "&" if "?" in endpoint else "?"
         return f"{endpoint}{separator}{urlencode(params)}"
 
+    @property
+    def known_kids(self) -> frozenset[str]:
+        """The ids of the provider's keys this relying party has fetched."""
+        with self._lock:
+            return frozenset(self._keys)
+
     def close(self) -> None:
         self._http.close()

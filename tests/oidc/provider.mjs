@@ -39,14 +39,43 @@ function rsaKey(kid) {
 const keyA = rsaKey('key-a');
 const keyB = rsaKey('key-b');
 
+// One store for every Provider instance of this process (a key rotation makes a new instance): the
+// registered clients, sessions and grants outlive the rotation, as a real provider's database does.
+const STORE = new Map();
+class SharedAdapter {
+  constructor(model) { this.model = model; }
+  key(id) { return `${this.model}:${id}`; }
+  async upsert(id, payload, expiresIn) {
+    STORE.set(this.key(id), { payload, expiresAt: expiresIn ? Date.now() + expiresIn * 1000 : undefined });
+    if (payload.grantId) STORE.set(`grant:${payload.grantId}:${this.key(id)}`, true);
+    if (payload.uid) STORE.set(`uid:${this.model}:${payload.uid}`, id);
+    if (payload.userCode) STORE.set(`userCode:${this.model}:${payload.userCode}`, id);
+  }
+  async find(id) {
+    const found = STORE.get(this.key(id));
+    if (!found || (found.expiresAt && found.expiresAt < Date.now())) return undefined;
+    return found.payload;
+  }
+  async findByUid(uid) { const id = STORE.get(`uid:${this.model}:${uid}`); return id ? this.find(id) : undefined; }
+  async findByUserCode(code) { const id = STORE.get(`userCode:${this.model}:${code}`); return id ? this.find(id) : undefined; }
+  async consume(id) { const found = STORE.get(this.key(id)); if (found) found.payload.consumed = Math.floor(Date.now() / 1000); }
+  async destroy(id) { STORE.delete(this.key(id)); }
+  async revokeByGrantId(grantId) {
+    for (const key of [...STORE.keys()]) {
+      if (key.startsWith(`grant:${grantId}:`)) { STORE.delete(key.slice(`grant:${grantId}:`.length)); STORE.delete(key); }
+    }
+  }
+}
+
 function configuration(keys) {
   return {
+    adapter: SharedAdapter,
     jwks: { keys },
     clients: [],
     cookies: { keys: ['govhub-test-cookie-key'] },
     acrValues: [ACR_PASSWORD, ACR_TWO_FACTOR],
     scopes: ['openid', 'profile', 'govhub_id'],
-    claims: { openid: ['sub'], profile: ['name'], govhub_id: ['id_number'], acr: null, amr: null },
+    claims: { openid: ['sub', 'acr', 'amr', 'auth_time'], profile: ['name'], govhub_id: ['id_number'] },
     conformIdTokenClaims: false, // the ID token carries the scopes' claims: the relying party reads them there
     features: {
       devInteractions: { enabled: false },
