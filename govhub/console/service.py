@@ -79,7 +79,9 @@ def _open(
     )
     db.add(row)
     db.flush()
-    actor = actor or Principal(subject=subject, roles=frozenset({Role.HOLDER}) if kind == "holder" else frozenset())
+    if actor is None:
+        holder = kind == "holder"
+        actor = Principal(subject=subject, roles=frozenset({Role.HOLDER} if holder else ()), display_name=name if holder else None)
     audit.record(
         db,
         actor=actor,
