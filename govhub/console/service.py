@@ -81,7 +81,9 @@ def _open(
     db.flush()
     if actor is None:
         holder = kind == "holder"
-        actor = Principal(subject=subject, roles=frozenset({Role.HOLDER} if holder else ()), display_name=name if holder else None)
+        actor = Principal(
+            subject=subject, roles=frozenset({Role.HOLDER} if holder else ()), display_name=name if holder else None
+        )
     audit.record(
         db,
         actor=actor,
