@@ -113,6 +113,7 @@ def oidc_callback(request: Request, db: DbSession) -> Response:
             raise SignInRefused(f"the identity provider did not sign you in ({reason}); start the sign-in again")
         verified = service.verified_sign_in(relying_party(request), pending, code=params.get("code", ""))  # no transaction open
         signed = service.finish_sign_in(db, settings, pending, verified)
+        service.sign_out(db, request.cookies.get(COOKIE))  # a step-up replaces the session it steps up
     except HubError as exc:
         problem = sign_in_problem(request, exc, audience=audience)
         if claimed:  # an answer with a wrong state leaves the sign-in this browser began alone

@@ -291,12 +291,16 @@ def test_platform_administration_asks_for_a_second_factor_and_the_console_restar
     assert needs.status_code == 403 and "sign in again with a second factor" in needs.text
     assert 'id="step-up-button"' in needs.text and "step_up=1" in needs.text
 
+    before_step_up = hub_browser.cookies["govhub_session"]
     url = start(hub_browser, query="&step_up=1&next=/console/departments")
     assert query_of(url)["acr_values"] == TWO_FACTOR and query_of(url)["prompt"] == "login"
     back = driver.sign_in(url, login="admin1", otp=OTP, back_to=CALLBACK)
     stepped = finish(hub_browser, back)
     assert stepped.status_code == 303 and stepped.headers["location"] == "/console/departments"
     assert hub_browser.get("/console/departments").status_code == 200
+    stale = browser(app)
+    stale.cookies.set("govhub_session", before_step_up)
+    assert stale.get("/console/", follow_redirects=False).status_code == 303  # the stepped-up session replaced it
 
     # Without the second factor at the provider the step-up is refused, saying what to do.
     url = start(hub_browser, query="&step_up=1")
