@@ -24,7 +24,7 @@ from ops.identity.models import Person
 from tests.conftest import MASTER_KEY
 from tests.console.conftest import ADMIN_ID, ADMIN_SECRET, require_browser, shot
 from tests.factories import uscc
-from tests.oidc.provider import HOLDER_ID, PASSWORD, Provider
+from tests.oidc.provider import HOLDER_ID, OTP, PASSWORD, Provider
 
 require_browser()
 
@@ -139,6 +139,10 @@ def test_a_staff_member_and_a_holder_sign_in_through_the_provider_work_and_are_n
     assert record.detail["actor_name"] == "李雷" and record.department_id == department["id"]
     assert holder_sign_in and holder_sign_in[-1].detail["actor_name"] == "张三"
 
+    staff.goto(f"{hub_url}/console/people")
+    assert "李雷" in staff.inner_text("table")
+    shot(staff, "sso-06-people")
+
     staff.click("header form[action='/console/logout'] button")  # RP-initiated logout at the provider
     staff.wait_for_selector("button[autofocus], form button")
     shot(staff, "sso-05-provider-logout")
@@ -148,3 +152,41 @@ def test_a_staff_member_and_a_holder_sign_in_through_the_provider_work_and_are_n
     staff.wait_for_selector("#login")  # the provider's session ended too: it asks for the password again
     staff.context.close()
     holder.context.close()
+
+
+def test_a_platform_administrator_is_asked_for_a_second_factor_and_steps_up_in_the_browser(
+    browser: Any, sso_hub: tuple[str, Engine]
+) -> None:
+    hub_url, engine = sso_hub
+    token = httpx.post(
+        f"{hub_url}/auth/token", data={"grant_type": "client_credentials", "client_id": ADMIN_ID, "client_secret": ADMIN_SECRET}
+    ).json()["access_token"]
+    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    page.goto(f"{hub_url}/console/departments")
+    page.click("#sso-staff")
+    provider_login(page, "admin1")
+    page.wait_for_selector("#sign-in-problem")
+    with engine.connect() as connection:
+        person_id = connection.scalar(select(Person.id).where(Person.subject == "admin1"))
+    placed = httpx.put(
+        f"{hub_url}/people/{person_id}/assignment",
+        json={"department_id": None, "roles": ["platform_admin"]},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert placed.status_code == 200, placed.text
+
+    page.goto(f"{hub_url}/console/departments")
+    page.click("#sso-staff")  # the provider remembers them: straight back, signed in with a password only
+    page.wait_for_selector("#step-up")
+    assert "第二因素" in page.inner_text("#step-up")
+    shot(page, "sso-07-step-up")
+    page.click("#step-up-button")
+    page.wait_for_selector("#otp")  # prompt=login: the provider asks again, this time for the dynamic password
+    page.fill("#login", "admin1")
+    page.fill("#password", PASSWORD)
+    page.fill("#otp", OTP)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{hub_url}/console/departments")
+    assert "部门" in page.inner_text("main")
+    shot(page, "sso-08-stepped-up")
+    page.context.close()
