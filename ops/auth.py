@@ -84,15 +84,23 @@ class SecondFactorRequired(Forbidden):
     code = "second_factor_required"
 
 
-def has_second_factor(who: Principal, settings: Settings) -> bool:
+def _policy(settings: Settings | None) -> Settings:
+    # Without the deployment's settings: the policy's defaults (never the environment, read only at start-up).
+    return settings if settings is not None else Settings.model_construct()
+
+
+def has_second_factor(who: Principal, settings: Settings | None = None) -> bool:
     """Whether the provider's ``acr``/``amr`` claims of `who`'s sign-in count as a second factor."""
-    return (who.acr is not None and who.acr in settings.step_up_acr_set) or bool(set(who.amr) & settings.step_up_amr_set)
+    policy = _policy(settings)
+    return (who.acr is not None and who.acr in policy.step_up_acr_set) or bool(set(who.amr) & policy.step_up_amr_set)
 
 
-def require_second_factor(who: Principal, action: str, settings: Settings) -> None:
+def require_second_factor(who: Principal, action: str, settings: Settings | None = None) -> None:
     """Refuse `action` (``platform_admin``, ``seal_use``) to a person signed in without a second factor when
-    the step-up policy (``GOVHUB_STEP_UP_*``) asks for one. Systems authenticating by key are exempt."""
-    if action not in settings.step_up_action_set or not who.is_person or has_second_factor(who, settings):
+    the step-up policy (``GOVHUB_STEP_UP_*`` of `settings`; its defaults when none is given) asks for one.
+    Systems authenticating by key (clients) are exempt."""
+    policy = _policy(settings)
+    if action not in policy.step_up_action_set or not who.is_person or has_second_factor(who, policy):
         return
     raise SecondFactorRequired(
         f"{action.replace('_', ' ')} needs a second factor: sign in again with a second factor (请使用第二因素重新登录)",

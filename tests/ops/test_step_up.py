@@ -37,3 +37,9 @@ def test_actions_outside_the_policy_and_systems_are_not_asked() -> None:
     require_second_factor(password_only, "seal_use", Settings(step_up_actions="platform_admin"))
     system = Principal(subject="gh_system", roles=frozenset({Role.DEPARTMENT_SYSTEM}), department_id="d-1")
     require_second_factor(system, "seal_use", SETTINGS)
+
+
+def test_without_the_deployments_settings_the_policys_defaults_apply() -> None:
+    with pytest.raises(SecondFactorRequired):
+        require_second_factor(staff(acr=None, amr=("pwd",)), "seal_use")
+    require_second_factor(staff(acr=None, amr=("pwd", "otp")), "seal_use")
