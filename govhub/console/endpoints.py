@@ -67,7 +67,8 @@ def install(app: FastAPI) -> None:
                 request,
                 "step_up.html",
                 status_code=exc.status,
-                context={"error": None, "problem": exc.detail, "next": request.url.path},
+                # Back to the page after the step-up (a form's target cannot be opened again: the home page).
+                context={"error": None, "problem": exc.detail, "next": request.url.path if request.method == "GET" else "/console/"},
             )
         if request.url.path.startswith("/console/") and isinstance(exc, HubError):
             return templates.TemplateResponse(
