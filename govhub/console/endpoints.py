@@ -63,12 +63,10 @@ def install(app: FastAPI) -> None:
     async def _hub_error(request: Request, exc: Exception) -> Response:
         # People get a page; API clients keep their problem+json.
         if request.url.path.startswith("/console/") and isinstance(exc, SecondFactorRequired):
+            # Back to the page after the step-up (a form's target cannot be opened again: the home page).
+            back = request.url.path if request.method == "GET" else "/console/"
             return templates.TemplateResponse(
-                request,
-                "step_up.html",
-                status_code=exc.status,
-                # Back to the page after the step-up (a form's target cannot be opened again: the home page).
-                context={"error": None, "problem": exc.detail, "next": request.url.path if request.method == "GET" else "/console/"},
+                request, "step_up.html", status_code=exc.status, context={"error": None, "problem": exc.detail, "next": back}
             )
         if request.url.path.startswith("/console/") and isinstance(exc, HubError):
             return templates.TemplateResponse(
