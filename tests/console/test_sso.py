@@ -440,3 +440,23 @@ def test_id_tokens_with_a_bad_signature_another_audience_or_an_old_nonce_are_ref
     _, newer_nonce = _id_token(ours, oidc_provider, "staff1")
     with pytest.raises(SignInRefused, match="nonce"):
         ours.verify_id_token(token, nonce=newer_nonce)
+
+
+def test_a_sign_in_left_at_the_provider_too_long_is_refused_and_then_purged(
+    app: FastAPI, oidc_provider: Provider, session_factory: sessionmaker[Session]
+) -> None:
+    from govhub.console import service
+
+    hub_browser = browser(app)
+    back = answer(hub_browser, Driver(oidc_provider), login="staff2")
+    abandoned = start(browser(app))  # another sign-in nobody finishes
+    with session_factory() as db:
+        db.execute(update(PendingSignIn).values(created_at=utcnow() - timedelta(minutes=11)))
+        db.commit()
+    late = finish(hub_browser, back)
+    assert late.status_code == 401 and "took too long" in late.text
+    with session_factory() as db:
+        assert service.purge_expired(db) >= 1
+        db.commit()
+        assert db.scalars(select(PendingSignIn)).first() is None
+    assert query_of(abandoned)["state"]
