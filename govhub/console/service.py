@@ -27,6 +27,7 @@ IDLE = timedelta(minutes=30)
 ABSOLUTE = timedelta(hours=8)
 PENDING = timedelta(minutes=10)  # how long the identity provider may take to send the browser back
 AUDIENCES = ("staff", "holder")
+STEP_UP_FRESH = 600  # seconds: a step-up's sign-in at the provider (its auth_time) is at most this old
 
 
 def _hash(token: str) -> str:
@@ -232,6 +233,9 @@ def finish_sign_in(db: Session, settings: Settings, pending: Pending, verified: 
             "the identity provider did not confirm a second factor for this sign-in; sign in again and use your "
             "second factor (e.g. the dynamic password) when the provider asks"
         )
+    auth_time = verified.claims.get("auth_time")
+    if pending.step_up and not (isinstance(auth_time, int | float) and utcnow().timestamp() - auth_time <= STEP_UP_FRESH):
+        raise Forbidden("the identity provider did not sign you in afresh (prompt=login, auth_time); sign in again")
     return _open(
         db,
         kind="person",
