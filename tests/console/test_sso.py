@@ -229,6 +229,22 @@ def test_a_holder_signs_in_with_the_verified_id_number_and_authorises_a_departme
     records = [r for r in audit_of(session_factory, actor=HOLDER_ID) if r.action != "console.sign_in"]
     assert records and records[-1].detail["actor_name"] == "张三"
 
+    # A window clerk, a person of the window's department, fetches it with that authorisation (一证通办).
+    sso(world.hub.app, oidc_provider, login="staff2")
+    clerk_id = person(session_factory, "staff2").id
+    place(world.hub, clerk_id, world.window.department, "window")
+    clerk, _ = sso(world.hub.app, oidc_provider, login="staff2")
+    counter = clerk.get("/console/verify/fetch")
+    fetched = clerk.post(
+        "/console/verify/fetch",
+        data={"csrf": _csrf(counter.text), "holder_code": HOLDER_ID, "type_code": ID_CARD, "use_cause": "办理居住证（受理号 7）"},
+    )
+    assert fetched.status_code == 200, fetched.text
+    actions = {r.action: r for r in audit_of(session_factory, actor=clerk_id)}
+    used = actions["certificate.fetch"]
+    assert used.detail["actor_name"] == "韩梅梅" and used.detail["person_id"] == clerk_id
+    assert used.department_id == world.window.department.id and used.purpose == "办理居住证（受理号 7）"
+
 
 def test_a_holder_claim_that_fails_its_check_digit_is_refused_with_what_to_do(app: FastAPI, oidc_provider: Provider) -> None:
     holder, refused = sso(app, oidc_provider, login="holder2", audience="holder")
