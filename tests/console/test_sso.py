@@ -380,6 +380,8 @@ def test_a_wrong_state_a_replayed_answer_and_a_replayed_code_are_refused(
     app: FastAPI, hub: Hub, oidc_provider: Provider, session_factory: sessionmaker[Session]
 ) -> None:
     hub_browser, driver = browser(app), Driver(oidc_provider)
+    robot = hub_browser.get("/console/oidc/start?as=robot", follow_redirects=False)
+    assert robot.status_code == 422 and "sign in as staff or holder" in robot.text
     back = answer(hub_browser, driver, login="staff2")
     wrong = hub_browser.get(f"/console/oidc/callback?code={query_of(back)['code']}&state=forged")
     assert wrong.status_code == 401 and "does not belong to the sign-in this browser began" in wrong.text
