@@ -86,7 +86,11 @@ def entry(
     subject: str | None = None,
     detail: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The columns of one audit record (for :func:`append`)."""
+    """The columns of one audit record (for :func:`append`). A person (signed in through the identity
+    provider, or a holder in the console) is named in the detail too: ``person_id`` and ``actor_name``."""
+    person_id, name = getattr(actor, "person_id", None), getattr(actor, "display_name", None)
+    if person_id or name:
+        detail = {**(detail or {}), **({"person_id": person_id} if person_id else {}), "actor_name": name}
     return {
         "at": utcnow(),
         "request_id": current_request_id(),

@@ -48,6 +48,11 @@ class Principal:
     holder_name: str | None = None
     token_id: str | None = None
     claims: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # A person signed in through the identity provider (staff: their id in ``people``); None for a system.
+    person_id: str | None = None
+    display_name: str | None = None
+    acr: str | None = None  # how the provider authenticated them (its ``acr`` and ``amr`` claims)
+    amr: tuple[str, ...] = ()
 
     @property
     def primary_role(self) -> str:
@@ -61,11 +66,46 @@ class Principal:
     def has(self, *roles: Role) -> bool:
         return any(r in self.roles for r in roles)
 
+    @property
+    def is_person(self) -> bool:
+        """A staff member signed in through the identity provider, not a system (a client)."""
+        return self.person_id is not None
+
     def require_department(self) -> str:
         """The caller's department id, or Forbidden if it acts for none."""
         if self.department_id is None:
             raise Forbidden("this action needs a caller that belongs to a department")
         return self.department_id
+
+
+class SecondFactorRequired(Forbidden):
+    """The action needs a sign-in with a second factor; the console offers to sign in again."""
+
+    code = "second_factor_required"
+
+
+def _policy(settings: Settings | None) -> Settings:
+    # Without the deployment's settings: the policy's defaults (never the environment, read only at start-up).
+    return settings if settings is not None else Settings.model_construct()
+
+
+def has_second_factor(who: Principal, settings: Settings | None = None) -> bool:
+    """Whether the provider's ``acr``/``amr`` claims of `who`'s sign-in count as a second factor."""
+    policy = _policy(settings)
+    return (who.acr is not None and who.acr in policy.step_up_acr_set) or bool(set(who.amr) & policy.step_up_amr_set)
+
+
+def require_second_factor(who: Principal, action: str, settings: Settings | None = None) -> None:
+    """Refuse `action` (``platform_admin``, ``seal_use``) to a person signed in without a second factor when
+    the step-up policy (``GOVHUB_STEP_UP_*`` of `settings`; its defaults when none is given) asks for one.
+    Systems authenticating by key (clients) are exempt."""
+    policy = _policy(settings)
+    if action not in policy.step_up_action_set or not who.is_person or has_second_factor(who, policy):
+        return
+    raise SecondFactorRequired(
+        f"{action.replace('_', ' ')} needs a second factor: sign in again with a second factor (请使用第二因素重新登录)",
+        extra={"action": action, "step_up": True},
+    )
 
 
 _bearer = HTTPBearer(auto_error=False, description="A token from POST /auth/token")
@@ -230,6 +270,8 @@ def require_roles(*roles: Role) -> Callable[..., Awaitable[Principal]]:
         principal = await get_principal(request, credentials)
         if not principal.has(*roles):
             raise Forbidden(f"this action needs one of the roles: {names}")
+        if roles == (Role.PLATFORM_ADMIN,):
+            require_second_factor(principal, "platform_admin", _settings(request))
         return principal
 
     dependency.__name__ = f"require_{'_or_'.join(r.value for r in roles)}"

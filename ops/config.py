@@ -75,6 +75,27 @@ class Settings(BaseSettings):
     holder_idp_jwks_url: str = ""
     holder_idp_audience: str = "govhub"
 
+    # OpenID Connect sign-in of the console (staff and holders) at the provincial identity provider
+    # (统一身份认证). Empty issuer: no single sign-on (the embedded default's development sign-in only).
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: SecretStr = SecretStr("")
+    # Where the provider sends the browser back; empty means public_url + /console/oidc/callback.
+    oidc_redirect_url: str = ""
+    oidc_scopes: str = "openid profile"
+    # The verified claim that carries a holder's 公民身份号码 (checked with its check digit).
+    oidc_holder_id_claim: str = "id_number"
+    # Network calls to the provider give up after this long: a provider that is down gets a clear page.
+    oidc_timeout_seconds: float = Field(default=3.0, gt=0, le=60)
+    # Staff may sign in to the console with an API client's id and secret (development; off in production).
+    console_client_sign_in: bool = True
+
+    # Step-up (二次认证): the actions that need a second factor, and which of the provider's `acr` values
+    # or `amr` methods count as one (comma-separated). The first acr value is the one asked for.
+    step_up_actions: str = "platform_admin,seal_use"
+    step_up_acr_values: str = "urn:govhub:acr:two-factor"
+    step_up_amr_values: str = "otp,hwk,sms,mfa,swk,sc"
+
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_upload_bytes: int = Field(default=512 * 1_048_576, ge=1024)
 
@@ -133,7 +154,7 @@ class Settings(BaseSettings):
             raise ValueError("bootstrap_admin_secret must be at least 16 characters")
         return value
 
-    @field_validator("public_url", "s3_endpoint", "holder_idp_jwks_url", "seal_tsa_url")
+    @field_validator("public_url", "s3_endpoint", "holder_idp_jwks_url", "seal_tsa_url", "oidc_issuer", "oidc_redirect_url")
     @classmethod
     def _url(cls, value: str, info: object) -> str:
         field = getattr(info, "field_name", "")
@@ -145,6 +166,8 @@ class Settings(BaseSettings):
             return value
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"{field} must be an http(s) URL")
+        if field == "oidc_issuer":
+            return value  # compared with the provider's `iss` exactly as configured
         return value if field == "seal_tsa_url" else value.rstrip("/")  # a TSA's URL is used as given
 
     @model_validator(mode="before")
@@ -158,6 +181,8 @@ class Settings(BaseSettings):
     def _s3_complete(self) -> Settings:
         if self.storage_backend == "s3" and not self.s3_endpoint:
             raise ValueError("storage_backend=s3 needs GOVHUB_S3_ENDPOINT")
+        if self.oidc_issuer and not self.oidc_client_id:
+            raise ValueError("GOVHUB_OIDC_ISSUER needs GOVHUB_OIDC_CLIENT_ID (and usually GOVHUB_OIDC_CLIENT_SECRET)")
         if self.holder_idp == "external" and not (self.holder_idp_issuer and self.holder_idp_jwks_url):
             raise ValueError("holder_idp=external needs GOVHUB_HOLDER_IDP_ISSUER and GOVHUB_HOLDER_IDP_JWKS_URL")
         return self
@@ -187,6 +212,31 @@ class Settings(BaseSettings):
     @property
     def holder_issuer(self) -> str:
         return self.holder_idp_issuer or f"{self.issuer}/holder-idp"
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return bool(self.oidc_issuer)
+
+    @property
+    def oidc_callback_url(self) -> str:
+        return self.oidc_redirect_url or f"{self.public_url}/console/oidc/callback"
+
+    @property
+    def step_up_action_set(self) -> frozenset[str]:
+        return _words(self.step_up_actions)
+
+    @property
+    def step_up_acr_set(self) -> frozenset[str]:
+        return _words(self.step_up_acr_values)
+
+    @property
+    def step_up_acr_wanted(self) -> str:
+        """The acr value a step-up sign-in asks the provider for."""
+        return next((v.strip() for v in self.step_up_acr_values.split(",") if v.strip()), "")
+
+    @property
+    def step_up_amr_set(self) -> frozenset[str]:
+        return _words(self.step_up_amr_values)
 
     def master_keys(self) -> list[bytes]:
         """The current master key first, then any previous ones still accepted for unwrapping."""
@@ -219,6 +269,10 @@ class Settings(BaseSettings):
                 tmp.unlink(missing_ok=True)
         keep_private(path)
         return decode_key(path.read_text().strip())
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(part.strip() for part in text.split(",") if part.strip())
 
 
 def decode_key(raw: str) -> bytes:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Header, Query, Request, Response, UploadFile
 
 from ops import audit
-from ops.auth import DepartmentOrAdmin, DepartmentStaff, PlatformAdmin
+from ops.auth import DepartmentOrAdmin, DepartmentStaff, PlatformAdmin, require_second_factor
 from ops.config import Settings
 from ops.crypto import KeyVault
 from ops.db import DbSession, HubRoute, etag, writes
@@ -144,6 +144,7 @@ _status_endpoint("revoke", "Revoke a seal for good, with the reason")
 def sign_detached(body: DetachedSignRequest, request: Request, db: DbSession, who: DepartmentStaff) -> Any:
     """Return the SES_Signature (JSON encoding, see docs/seal.md); the use is recorded."""
     settings = _settings(request)
+    require_second_factor(who, "seal_use", settings)  # a person signed in without one is asked to step up
     data = service.document_bytes(data_base64=body.data_base64, document=body.document, max_bytes=settings.seal_max_data_bytes)
     content_type = "application/json" if body.document is not None else body.content_type
     return service.sign_detached(
@@ -178,6 +179,7 @@ def seal_pdf(
 ) -> Response:
     """Return the sealed PDF; the use is recorded with the sealed document's hash."""
     settings = _settings(request)
+    require_second_factor(who, "seal_use", settings)  # a person signed in without one is asked to step up
     data = _read_upload(file, limit=settings.seal_max_pdf_bytes, what="PDF")
     sealed = service.seal_pdf(
         db,

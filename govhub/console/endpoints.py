@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 
 from govhub.console import service
+from govhub.console.identity_pages import relying_party
 from govhub.console.pages import (
     COOKIE,
     HERE,
@@ -28,7 +29,7 @@ from govhub.console.pages import (
     nav,
     templates,
 )
-from ops.auth import Role
+from ops.auth import Role, SecondFactorRequired
 from ops.db import DbSession
 from ops.errors import Forbidden, HubError
 from ops.identity import repository as identity_repo
@@ -39,7 +40,14 @@ from ops.workdays import service as workdays
 
 router = console_router()
 # Further page modules of govhub.console, each with a ``router``.
-PAGE_MODULES: tuple[str, ...] = ("exchange_pages", "catalog_pages", "certhub_pages", "service_pages", "ratings_pages")
+PAGE_MODULES: tuple[str, ...] = (
+    "exchange_pages",
+    "catalog_pages",
+    "certhub_pages",
+    "service_pages",
+    "ratings_pages",
+    "identity_pages",
+)
 
 
 def install(app: FastAPI) -> None:
@@ -53,12 +61,20 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(LoginRequired)
     async def _login(request: Request, _exc: LoginRequired) -> Response:
-        return RedirectResponse(f"/console/login?next={request.url.path}", status_code=303)
+        # A cookie that no longer opens a session: it expired (idle or absolute); say so on the sign-in page.
+        expired = "&expired=1" if request.cookies.get(COOKIE) else ""
+        return RedirectResponse(f"/console/login?next={request.url.path}{expired}", status_code=303)
 
     api_handler = app.exception_handlers[HubError]
 
     async def _hub_error(request: Request, exc: Exception) -> Response:
         # People get a page; API clients keep their problem+json.
+        if request.url.path.startswith("/console/") and isinstance(exc, SecondFactorRequired):
+            # Back to the page after the step-up (a form's target cannot be opened again: the home page).
+            back = request.url.path if request.method == "GET" else "/console/"
+            return templates.TemplateResponse(
+                request, "step_up.html", status_code=exc.status, context={"error": None, "problem": exc.detail, "next": back}
+            )
         if request.url.path.startswith("/console/") and isinstance(exc, HubError):
             return templates.TemplateResponse(
                 request,
@@ -94,6 +110,9 @@ def _login_page(
             "holder_error": holder_error,
             "values": values or {},
             "builtin_holder": settings.holder_idp == "builtin",
+            "oidc": settings.oidc_enabled,
+            "client_sign_in": settings.console_client_sign_in,
+            "expired": request.query_params.get("expired") == "1",
             "next": request.query_params.get("next", ""),
         },
     )
@@ -138,6 +157,13 @@ LoginForm = Annotated[dict[str, str], Depends(_login_fields)]
 
 @router.post("/login", response_class=HTMLResponse)
 def login(request: Request, data: LoginForm, db: DbSession) -> Response:
+    if not request.app.state.settings.console_client_sign_in:
+        return _login_page(
+            request,
+            status=403,
+            error="此枢纽已关闭以客户端密钥登录控制台，请通过统一身份认证登录 "
+            "(console sign-in with a client secret is turned off here: sign in through single sign-on)",
+        )
     try:
         signed = service.sign_in_client(db, client_id=data.get("client_id", ""), client_secret=data.get("client_secret", ""))
     except HubError:
@@ -154,6 +180,12 @@ def login(request: Request, data: LoginForm, db: DbSession) -> Response:
 def holder_login(request: Request, data: LoginForm, db: DbSession) -> Response:
     """Development sign-in for holders (the built-in identity provider only)."""
     settings = request.app.state.settings
+    if settings.holder_idp != "builtin":
+        return _login_page(
+            request,
+            status=403,
+            holder_error="持证人请通过统一身份认证登录 (holders sign in through the identity provider: use its button)",
+        )
     kind = data.get("holder_kind", "person")
     try:
         code = identity.check_holder_token_request(settings, data.get("holder_code", ""), kind)
@@ -167,7 +199,12 @@ def holder_login(request: Request, data: LoginForm, db: DbSession) -> Response:
 def logout(page: PostedPage, db: DbSession) -> Response:
     page.form()
     service.sign_out(db, page.request.cookies.get(COOKIE))
-    response = RedirectResponse("/console/login", status_code=303)
+    settings = page.request.app.state.settings
+    target = "/console/login"
+    if settings.oidc_enabled and (page.session.kind == "person" or page.session.acr is not None):
+        # RP-initiated logout: the provider's session ends too, then it sends the browser back here.
+        target = relying_party(page.request).logout_url(post_logout_redirect_uri=f"{settings.public_url}/console/login") or target
+    response = RedirectResponse(target, status_code=303)
     response.delete_cookie(COOKIE, path="/")
     return response
 

@@ -22,7 +22,7 @@ from starlette.datastructures import FormData
 
 from govhub.console import service
 from govhub.console.models import ConsoleSession
-from ops.auth import Principal, Role
+from ops.auth import Principal, Role, require_second_factor
 from ops.db import DbSession, HubRoute, writes
 from ops.errors import Forbidden, HubError
 
@@ -76,6 +76,9 @@ class Page:
     def require(self, *roles: Role) -> None:
         if not self.principal.has(*roles):
             raise Forbidden("你没有访问此页面的权限 (this page needs the role: " + ", ".join(r.value for r in roles) + ")")
+        if not self.principal.has(*(r for r in roles if r is not Role.PLATFORM_ADMIN)):
+            # Admitted as a platform administrator only: platform administration needs a second factor.
+            require_second_factor(self.principal, "platform_admin", self.request.app.state.settings)
 
 
 @writes  # every page a signed-in person opens keeps their session alive (its last_seen_at)

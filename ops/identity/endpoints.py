@@ -1,4 +1,4 @@
-"""HTTP API of identity: tokens, JWKS, departments and clients."""
+"""HTTP API of identity: tokens, JWKS, departments, clients and people."""
 
 from __future__ import annotations
 
@@ -26,6 +26,8 @@ from ops.identity.schemas import (
     DepartmentRead,
     DepartmentUpdate,
     HolderTokenRequest,
+    PersonAssign,
+    PersonRead,
     TokenResponse,
     WhoAmI,
 )
@@ -241,3 +243,32 @@ def list_clients(
 def revoke_client(client_id: str, body: ClientRevoke, db: DbSession, who: ClientManager) -> Any:
     """Revoke a client; tokens it holds stop working immediately."""
     return service.revoke_client(db, who=who, client_id=client_id, reason=body.reason)
+
+
+@router.get("/people", response_model=Page[PersonRead], tags=["people"])
+def list_people(
+    db: DbSession,
+    who: ClientManager,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> Any:
+    """People who signed in through the identity provider: the platform sees everyone, a department's
+    administrator its own people and those not yet placed in a department."""
+    items, next_cursor = repository.list_people(db, who, cursor=cursor, limit=limit)
+    return Page[PersonRead](items=[PersonRead.model_validate(p) for p in items], next_cursor=next_cursor)
+
+
+@router.put("/people/{person_id}/assignment", response_model=PersonRead, tags=["people"])
+def assign_person(
+    person_id: str,
+    body: PersonAssign,
+    db: DbSession,
+    who: ClientManager,
+    response: Response,
+    if_match: Annotated[str | None, Header()] = None,
+) -> Any:
+    """Give a person a department and roles (a department's administrator: in their own department,
+    department_admin and window only)."""
+    person = service.assign_person(db, who=who, person_id=person_id, data=body, if_match=if_match)
+    response.headers["ETag"] = etag(person.version)
+    return person

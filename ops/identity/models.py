@@ -65,3 +65,21 @@ class SigningKey(Base):
     # After this instant no token signed by the key can still be valid: it leaves the JWKS.
     verify_until: Mapped[datetime | None] = mapped_column(default=None)
     note: Mapped[str | None] = mapped_column(Text)
+
+
+class Person(IdMixin, TimestampMixin, VersionedMixin, Base):
+    """A person who signs in through the identity provider (统一身份认证): known by the provider's issuer
+    and subject, given a department and roles by that department's administrator or by the platform."""
+
+    __tablename__ = "people"
+    __table_args__ = (Index("uq_people_issuer_subject", "issuer", "subject", unique=True),)
+
+    issuer: Mapped[str] = mapped_column(String(500))
+    subject: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(String(200))
+    id_number: Mapped[str | None] = mapped_column(String(18))  # 公民身份号码, from a verified claim
+    department_id: Mapped[str | None] = mapped_column(ForeignKey("departments.id"), index=True)
+    roles: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    active: Mapped[bool] = mapped_column(default=True)
+    assigned_by: Mapped[str | None] = mapped_column(String(64))
+    last_sign_in_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -1,12 +1,12 @@
-"""Every query of departments and clients, scoped to what the caller may see."""
+"""Every query of departments, clients and people, scoped to what the caller may see."""
 
 from __future__ import annotations
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
 from ops.auth import Principal
-from ops.identity.models import ApiClient, Department
+from ops.identity.models import ApiClient, Department, Person
 from ops.pagination import keyset, page_of
 
 
@@ -81,4 +81,35 @@ def all_clients(db: Session, who: Principal) -> list[ApiClient]:
 def list_clients(db: Session, who: Principal, *, cursor: str | None, limit: int) -> tuple[list[ApiClient], str | None]:
     query = readable_clients(who)
     rows = list(db.scalars(keyset(query, created=ApiClient.created_at, ident=ApiClient.id, cursor=cursor, limit=limit)))
+    return page_of(rows, limit)
+
+
+def readable_people(who: Principal) -> Select[Person]:
+    """People the caller may read: all for a platform admin; for a department's administrator its own
+    people and those nobody has placed yet (so that it can add them)."""
+    query = select(Person)
+    if not who.is_platform_admin:
+        query = query.where(or_(Person.department_id == (who.department_id or ""), Person.department_id.is_(None)))
+    return query
+
+
+def get_person(db: Session, who: Principal, person_id: str) -> Person | None:
+    return db.scalars(readable_people(who).where(Person.id == person_id)).first()
+
+
+def person_by_id(db: Session, person_id: str) -> Person | None:
+    return db.get(Person, person_id)
+
+
+def person_by_provider(db: Session, *, issuer: str, subject: str) -> Person | None:
+    return db.scalars(select(Person).where(Person.issuer == issuer, Person.subject == subject)).first()
+
+
+def all_people(db: Session, who: Principal) -> list[Person]:
+    """Every person the caller may read, newest first (for the console's list)."""
+    return list(db.scalars(readable_people(who).order_by(Person.created_at.desc())))
+
+
+def list_people(db: Session, who: Principal, *, cursor: str | None, limit: int) -> tuple[list[Person], str | None]:
+    rows = list(db.scalars(keyset(readable_people(who), created=Person.created_at, ident=Person.id, cursor=cursor, limit=limit)))
     return page_of(rows, limit)

@@ -121,3 +121,29 @@ class WhoAmI(BaseModel):
     department_code: str | None
     holder_code: str | None
     holder_kind: str | None
+
+
+class PersonAssign(BaseModel):
+    """A person's department and roles, as their department's administrator (or the platform) sets them."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"department_id": None, "roles": ["window"]}]})
+
+    department_id: str | None = Field(default=None, description="The department the person works for")
+    roles: list[Role] = Field(default_factory=list, description="platform_admin, department_admin or window")
+    active: bool | None = Field(default=None, description="false withdraws the person's access")
+
+
+class PersonRead(BaseModel):
+    """A person who signs in through the identity provider (the 公民身份号码 is not shown)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    name: str
+    issuer: str
+    subject: str
+    department_id: str | None
+    roles: list[str]
+    active: bool
+    last_sign_in_at: datetime | None
+    created_at: datetime

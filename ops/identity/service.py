@@ -17,6 +17,15 @@ from ops.db import check_if_match, utcnow
 from ops.errors import BadRequest, Conflict, Forbidden, Invalid, NotFound, Unauthenticated
 from ops.identity import repository
 from ops.identity.models import ApiClient, Department
+from ops.identity.people import (  # people who sign in through the identity provider: ops/identity/people.py
+    PERSON_ROLES as PERSON_ROLES,
+)
+from ops.identity.people import NoDepartment as NoDepartment
+from ops.identity.people import assign_person as assign_person
+from ops.identity.people import get_person as get_person
+from ops.identity.people import person_principal as person_principal
+from ops.identity.people import signed_in_person as signed_in_person
+from ops.identity.people import verified_id_number as verified_id_number
 from ops.identity.schemas import ClientCreate, DepartmentCreate, DepartmentUpdate
 
 # A precomputed hash, checked when the client id is unknown so timing does not reveal it.

@@ -103,3 +103,13 @@ def sign_in_as_admin(page: Any, hub_url: str) -> None:
     page.fill("#client_secret", ADMIN_SECRET)
     page.click("form[action='/console/login'] button[type=submit]")
     page.wait_for_url("**/console/**")
+
+
+@pytest.fixture(scope="session")
+def oidc_provider() -> Iterator[Any]:
+    """A real OpenID Provider (oidc-provider, npm) on loopback, one for the whole run (tests/oidc)."""
+    from tests.oidc.provider import start_provider, stop_provider
+
+    provider = start_provider()
+    yield provider
+    stop_provider(provider)
