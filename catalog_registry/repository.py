@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, func, insert, not_, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, func, insert, not_, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from catalog_registry.models import (
@@ -339,9 +339,8 @@ def scoped_rows_page(
     query = select(DatasetRow).where(DatasetRow.dataset_id == dataset_id, region)
     if after is not None:
         code, number = after
-        query = query.where(
-            or_(DatasetRow.region_code > code, and_(DatasetRow.region_code == code, DatasetRow.row_number > number))
-        )
+        # A row-value comparison: both databases seek the index to it (an OR of the two would rescan the range).
+        query = query.where(tuple_(DatasetRow.region_code, DatasetRow.row_number) > tuple_(code, number))
     return list(db.scalars(query.order_by(DatasetRow.region_code, DatasetRow.row_number).limit(limit)))
 
 
