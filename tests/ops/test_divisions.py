@@ -14,7 +14,6 @@ from stdnum import numdb
 from ops.divisions import service
 from tests.conftest import Hub
 
-
 TRADITIONAL = str.maketrans("別區門灣", "别区门湾")
 
 
@@ -50,7 +49,12 @@ def test_the_shipped_list_agrees_with_an_independent_list_of_codes() -> None:
 def test_the_hierarchy_is_read_from_the_codes(client: TestClient, hub: Hub) -> None:
     caller = hub.system()
     provinces = client.get("/divisions", headers=caller.headers).json()["items"]
-    assert len(provinces) == 34 and provinces[10] == {"code": "330000", "name": "浙江省", "level": "province", "parent_code": None}
+    assert len(provinces) == 34 and provinces[10] == {
+        "code": "330000",
+        "name": "浙江省",
+        "level": "province",
+        "parent_code": None,
+    }
     xihu = client.get("/divisions/330106", headers=caller.headers).json()
     assert [(d["code"], d["name"], d["level"]) for d in xihu["path"]] == [
         ("330000", "浙江省", "province"),
