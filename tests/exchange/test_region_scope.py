@@ -183,3 +183,64 @@ def test_the_grant_page_of_the_console_shows_the_scope(province: Province, clien
     page = client.get(f"/console/exchange/requests/{grant['request_id']}")
     assert page.status_code == 200
     assert "仅本辖区：西湖区（330106）" in page.text
+
+
+def test_rows_loaded_before_the_entry_named_its_division_item_are_scoped_once_it_does(client: TestClient, hub: Hub) -> None:
+    """Version 1 has no division item; its dataset is loaded. Version 2 names one and flows back: publishing it
+    gives the loaded rows their division codes, and a county's grant on version 2 is scoped by them."""
+    provider = hub.system(hub.department("浙江省民政厅", region="330000", level="province"), "社会救助系统")
+    first = publish(
+        client,
+        provider,
+        hub.admin,
+        name="低保对象名册",
+        items=ITEMS,
+        control_parameters=[{"item": "身份证号", "required": True, "max_rows": 10}],
+        sharing_type="conditional",
+        conditions="仅限社会救助工作",
+        allows_export=True,
+    )
+    assert upload(client, provider, first["id"], CSV).status_code == 201
+    body = {k: v for k, v in first["version"].items() if k in ("name", "classification", "abstract", "format", "items")}
+    body.update(
+        sharing_type="conditional",
+        conditions="仅限社会救助工作",
+        control_parameters=first["version"]["control_parameters"],
+        update_cycle="monthly",
+        allows_export=True,
+        serves_dataset=True,
+        division_item="行政区划",
+        region_scoped=True,
+    )
+    started = client.post(f"/catalog/entries/{first['id']}/versions", json=body, headers=provider.headers)
+    assert started.status_code == 201, started.text
+    assert client.post(f"/catalog/entries/{first['id']}/submit", headers=provider.headers).status_code == 200
+    reviewed = client.post(f"/catalog/entries/{first['id']}/review", json={"decision": "publish"}, headers=hub.admin.headers)
+    assert reviewed.status_code == 200 and reviewed.json()["version"]["region_scoped"] is True
+
+    province = Province(client, hub, provider, reviewed.json())
+    county, grant = province.granted("上城区民政局", "330102", "county")
+    assert grant["region_scope"] == "330102"
+    assert province.export_all(county, grant) == [("330102", "1100")]
+
+
+def test_no_grant_is_issued_to_a_department_whose_region_code_became_unknown(province: Province, db: Session) -> None:
+    """The division is checked again when the grant is issued: a request filed before the department's
+    region code was changed to one the table does not hold is not granted, and stays where it was."""
+    from ops.identity.models import Department
+
+    consumer = province.hub.system(province.hub.department("余杭区民政局", region="330110", level="county"))
+    filed = province.client.post("/exchange/requests", json=request_body(province.entry["id"]), headers=consumer.headers)
+    assert filed.status_code == 201, filed.text
+    accepted = province.client.post(f"/exchange/requests/{filed.json()['id']}/accept", headers=province.hub.admin.headers)
+    assert accepted.status_code == 200
+    department = db.get(Department, consumer.department_id)
+    assert department is not None
+    department.region_code = "330199"
+    db.commit()
+    decided = province.client.post(
+        f"/exchange/requests/{filed.json()['id']}/decision", json={"approve": True}, headers=province.provider.headers
+    )
+    assert decided.status_code == 409 and decided.json()["code"] == "region_unknown", decided.text
+    again = province.client.get(f"/exchange/requests/{filed.json()['id']}", headers=consumer.headers).json()
+    assert again["state"] == "provider_review" and again["grant_id"] is None
