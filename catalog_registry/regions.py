@@ -15,11 +15,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, true
+from sqlalchemy import ColumnElement, true
 from sqlalchemy.orm import Session
 
 from catalog_registry import repository
 from catalog_registry.models import DatasetRow
+from catalog_registry.repository import within_bounds
 from ops.codes import region_code_problem
 from ops.divisions import service as divisions
 from ops.errors import HubError
@@ -37,8 +38,12 @@ def region_predicate(scope: str | None, column: Any = DatasetRow.region_code) ->
     A row without a division code is within no scope."""
     if scope is None:
         return true()
-    low, high = divisions.scope_bounds(scope)
-    return and_(column >= low, column < high)
+    return within_bounds(column, *divisions.scope_bounds(scope))
+
+
+def scope_bounds(scope: str) -> tuple[str, str]:
+    """The division codes within `scope` as [low, high) (for the statements built once, which bind them)."""
+    return divisions.scope_bounds(scope)
 
 
 def in_scope(code: str | None, scope: str | None) -> bool:

@@ -290,33 +290,57 @@ def rows_by_keys(db: Session, dataset_id: str, keys: Sequence[str], *, limit: in
     return found
 
 
+def within_bounds(column: Any, low: Any, high: Any) -> ColumnElement[bool]:
+    """A division code column lies in [low, high): the form of every division scope's condition
+    (catalog_registry.regions.region_predicate builds it from a scope)."""
+    return and_(column >= low, column < high)
+
+
+# The rows of several lookup keys with, for each, whether it lies within a division scope ([low, high) on
+# its code): built once, as _ROWS_BY_KEYS, since scoped lookups are on the same busy path.
+_SCOPED_KEYED = (
+    select(
+        DatasetRow.lookup_key,
+        DatasetRow.row_number,
+        func.row_number().over(partition_by=DatasetRow.lookup_key, order_by=DatasetRow.row_number).label("n"),
+    )
+    .where(
+        DatasetRow.dataset_id == bindparam("dataset_id"),
+        DatasetRow.lookup_key.in_(bindparam("keys", expanding=True)),
+        DatasetRow.row_number > bindparam("after"),
+    )
+    .subquery()
+)
+_SCOPED_ROWS_BY_KEYS = (
+    select(
+        _SCOPED_KEYED.c.lookup_key,
+        DatasetRow.row_number,
+        DatasetRow.data,
+        within_bounds(DatasetRow.region_code, bindparam("low"), bindparam("high")).label("in_scope"),
+    )
+    .join(DatasetRow, and_(DatasetRow.dataset_id == bindparam("dataset_id"), DatasetRow.row_number == _SCOPED_KEYED.c.row_number))
+    .where(_SCOPED_KEYED.c.n <= bindparam("limit"))
+    .order_by(_SCOPED_KEYED.c.lookup_key, DatasetRow.row_number)
+)
+
+
 def scoped_rows_by_key(
-    db: Session, dataset_id: str, lookup_keys: Sequence[str], *, region: ColumnElement[bool], after: int, limit: int
+    db: Session, dataset_id: str, lookup_keys: Sequence[str], *, bounds: tuple[str, str], after: int, limit: int
 ) -> dict[str, list[tuple[int, dict[str, Any] | None]]]:
     """The rows of the lookup keys, at most `limit` each after row `after`, in row order, each with its row when
-    it lies within the division scope `region` and None when it does not: a scoped lookup returns the first and
-    records how many of the second it withheld. One statement, by the lookup index."""
-    keyed = (
-        select(
-            DatasetRow.lookup_key,
-            DatasetRow.row_number,
-            func.row_number().over(partition_by=DatasetRow.lookup_key, order_by=DatasetRow.row_number).label("n"),
-        )
-        .where(
-            DatasetRow.dataset_id == dataset_id,
-            DatasetRow.lookup_key.in_(sorted(set(lookup_keys))),
-            DatasetRow.row_number > after,
-        )
-        .subquery()
-    )
-    query = (
-        select(keyed.c.lookup_key, DatasetRow.row_number, DatasetRow.data, region.label("in_scope"))
-        .join(DatasetRow, and_(DatasetRow.dataset_id == dataset_id, DatasetRow.row_number == keyed.c.row_number))
-        .where(keyed.c.n <= limit)
-        .order_by(keyed.c.lookup_key, DatasetRow.row_number)
-    )
+    its division code lies within the scope's `bounds` ([low, high), regions.scope_bounds) and None when it does
+    not: a scoped lookup returns the first and records how many of the second it withheld. One statement, by
+    the lookup index."""
+    params = {
+        "dataset_id": dataset_id,
+        "keys": sorted(set(lookup_keys)),
+        "after": after,
+        "limit": limit,
+        "low": bounds[0],
+        "high": bounds[1],
+    }
     found: dict[str, list[tuple[int, dict[str, Any] | None]]] = {}
-    for key, number, data, inside in db.execute(query):
+    for key, number, data, inside in db.connection().execute(_SCOPED_ROWS_BY_KEYS, params):
         found.setdefault(key, []).append((int(number), data if inside else None))
     return found
 

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from catalog_registry import repository
 from catalog_registry.models import CatalogEntry, EntryState, EntryVersion, OpenAttribute, Sensitivity, SharingType, VersionState
-from catalog_registry.regions import division_code, in_scope, region_predicate
+from catalog_registry.regions import division_code, in_scope, region_predicate, scope_bounds
 from catalog_registry.schemas import LABELS
 from ops.errors import Conflict, Forbidden, HubError, Invalid, NotFound
 from ops.pagination import decode_cursor, encode_cursor
@@ -331,9 +331,8 @@ def prefetch_rows(
     if region is not None:
         scoped = read_ahead.scoped_rows_of(served.dataset_id, region)
         if keys := wanted - scoped.keys():
-            predicate = region_predicate(region)
             found_scoped = repository.scoped_rows_by_key(
-                db, served.dataset_id, sorted(keys), region=predicate, after=0, limit=PREFETCH_ROWS
+                db, served.dataset_id, sorted(keys), bounds=scope_bounds(region), after=0, limit=PREFETCH_ROWS
             )
             scoped.update({key: found_scoped.get(key, []) for key in keys})
         return
@@ -421,12 +420,12 @@ def _scoped_lookup(
     after = 0
     size = max(limit * 2, 100)
     ahead = read_ahead.scoped_rows_of(dataset_id, region) if read_ahead is not None else {}
-    predicate = region_predicate(region)
+    bounds = scope_bounds(region)
     while len(found) < limit:
         if after == 0 and key in ahead:
             batch, asked = ahead[key], PREFETCH_ROWS
         else:
-            batch = repository.scoped_rows_by_key(db, dataset_id, [key], region=predicate, after=after, limit=size).get(key, [])
+            batch = repository.scoped_rows_by_key(db, dataset_id, [key], bounds=bounds, after=after, limit=size).get(key, [])
             asked = size
         for _number, data in batch:
             if data is None:
