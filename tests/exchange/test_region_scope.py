@@ -175,6 +175,17 @@ def test_a_department_whose_region_code_is_not_a_known_division_is_told_before_a
     assert problem["code"] == "region_unknown" and "339999" in problem["detail"]
     assert problem["region_code"] == "339999"
 
+    # The platform corrects the department: only to a division the table holds.
+    admin = province.hub.admin.headers
+    wrong = province.client.patch(f"/departments/{consumer.department_id}", json={"region_code": "330199"}, headers=admin)
+    assert wrong.status_code == 422 and "330199 is not an administrative division the platform knows" in wrong.text
+    emptied = province.client.patch(f"/departments/{consumer.department_id}", json={"region_code": None}, headers=admin)
+    assert emptied.status_code == 422
+    fixed = province.client.patch(f"/departments/{consumer.department_id}", json={"region_code": "330110"}, headers=admin)
+    assert fixed.status_code == 200 and fixed.json()["region_code"] == "330110"
+    again = province.client.post("/exchange/requests", json=request_body(province.entry["id"]), headers=consumer.headers)
+    assert again.status_code == 201, again.text
+
 
 def test_the_grant_page_of_the_console_shows_the_scope(province: Province, client: TestClient) -> None:
     county, grant = province.granted("西湖区民政局", "330106", "county")
