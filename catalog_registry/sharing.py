@@ -536,7 +536,8 @@ def _scoped_export(
 
 def rows_within(rows: list[dict[str, Any]], *, division_item: str | None, region: str | None) -> tuple[list[dict[str, Any]], int]:
     """Rows answered by a provider's own API, kept to a grant's division scope by the division item's value:
-    (the rows within it, how many were withheld). Unscoped (or no division item): all of them."""
+    (the rows within it, how many were withheld). Unscoped: all of them; scoped but the entry names no
+    division item: none (a row whose division is unknown lies within no scope)."""
     if region is None:
         return rows, 0
     if division_item is None:

@@ -102,3 +102,21 @@ def test_the_console_shows_the_division_item_of_an_entry(client: TestClient, hub
     page = client.get(f"/console/catalog/entries/{entry['id']}")
     assert page.status_code == 200
     assert "所在区县（每行的行政区划代码，GB/T 2260）" in page.text and "数据回流" in page.text
+
+
+def test_a_provider_apis_answer_is_kept_to_the_grants_division() -> None:
+    """The rule on values in hand (a provider's own API answers through the hub): the same ranges as the rows'."""
+    from catalog_registry.service import rows_within
+
+    answer = [
+        {"企业名称": "西湖科技", "所在区县": "330106"},
+        {"企业名称": "上城商贸", "所在区县": 330102},
+        {"企业名称": "鄞州贸易", "所在区县": "330212"},
+        {"企业名称": "无区划", "所在区县": None},
+    ]
+    kept, withheld = rows_within(answer, division_item="所在区县", region="330100")
+    assert [r["企业名称"] for r in kept] == ["西湖科技", "上城商贸"] and withheld == 2
+    kept, withheld = rows_within(answer, division_item="所在区县", region="330106")
+    assert [r["企业名称"] for r in kept] == ["西湖科技"] and withheld == 3
+    assert rows_within(answer, division_item="所在区县", region=None) == (answer, 0)
+    assert rows_within(answer, division_item=None, region="330000") == ([], 4)
