@@ -3,7 +3,10 @@ the rows of its own division (and those below it), in every access path; a provi
 
 from __future__ import annotations
 
+import json
+import threading
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import pytest
@@ -255,3 +258,51 @@ def test_no_grant_is_issued_to_a_department_whose_region_code_became_unknown(pro
     assert decided.status_code == 409 and decided.json()["code"] == "region_unknown", decided.text
     again = province.client.get(f"/exchange/requests/{filed.json()['id']}", headers=consumer.headers).json()
     assert again["state"] == "provider_review" and again["grant_id"] is None
+
+
+class _CountyApi(BaseHTTPRequestHandler):
+    """A provincial department's own API: it answers the rows of every county."""
+
+    def do_GET(self) -> None:
+        rows = [{"身份证号": i, "姓名": n, "行政区划": r, "保障金额": a} for i, n, r, a in ROWS if r in ("330106", "330102")]
+        raw = json.dumps({"data": rows}, ensure_ascii=False).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_a_county_grant_gets_only_its_countys_rows_from_the_providers_own_api(client: TestClient, hub: Hub, db: Session) -> None:
+    server = HTTPServer(("127.0.0.1", 0), _CountyApi)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        provider = hub.system(hub.department("浙江省民政厅", region="330000", level="province"), "社会救助系统")
+        entry = publish(
+            client,
+            provider,
+            hub.admin,
+            name="低保对象名册（接口）",
+            items=ITEMS,
+            control_parameters=[],
+            sharing_type="conditional",
+            conditions="仅限社会救助工作",
+            serves_dataset=False,
+            api={"url": f"http://127.0.0.1:{server.server_port}/dibao", "method": "GET"},
+            division_item="行政区划",
+            region_scoped=True,
+        )
+        county, grant = Province(client, hub, provider, entry).granted("上城区民政局", "330102", "county")
+        answer = client.post(f"/exchange/grants/{grant['id']}/call", json={"params": {}}, headers=county.headers)
+        assert answer.status_code == 200, answer.text
+        assert [(r["姓名"], r["行政区划"]) for r in answer.json()["rows"]] == [("王上城", "330102")]
+        (trail,) = db.scalars(
+            select(AuditRecord).where(AuditRecord.object_id == grant["id"], AuditRecord.action == "data.api")
+        ).all()
+        assert trail.detail["withheld_rows"] == 3 and trail.detail["rows"] == 1
+    finally:
+        server.shutdown()
+        server.server_close()
