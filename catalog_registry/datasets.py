@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from catalog_registry import repository
 from catalog_registry.common import _own
 from catalog_registry.models import Dataset, DatasetState, EntryState, EntryVersion
+from catalog_registry.regions import DivisionCheck, division_code
 from catalog_registry.schemas import DatasetRead
 from catalog_registry.sharing import _refuse_classified, _text, classified_items, row_key
 from ops import audit
@@ -114,9 +115,11 @@ class _Loader:
     dataset_id: str
     items: dict[str, dict[str, Any]]
     key_items: list[str]
+    division_item: str | None = None
     errors: list[dict[str, Any]] = field(default_factory=list)
-    batch: list[tuple[str, int, str | None, str]] = field(default_factory=list)
+    batch: list[tuple[str, int, str | None, str | None, str]] = field(default_factory=list)
     count: int = 0
+    divisions: DivisionCheck | None = None
 
     def error(self, line: int, column: str, message: str) -> None:
         self.errors.append({"field": f"line {line}: {column}", "line": line, "column": column, "message": message})
@@ -131,11 +134,17 @@ class _Loader:
         for name in self.key_items:
             if data.get(name) in (None, ""):
                 self.error(line, name, "a control parameter's value is required in every row")
+        region: str | None = None
+        if self.division_item is not None and self.divisions is not None:
+            region = division_code(data.get(self.division_item))
+            problem = self.divisions.problem(region)
+            if problem:
+                self.error(line, self.division_item, problem)
         if self.errors:
             return
         self.count += 1
         key = row_key(self.key_items, data)
-        self.batch.append((self.dataset_id, self.count, key, json.dumps(data, ensure_ascii=False)))
+        self.batch.append((self.dataset_id, self.count, key, region, json.dumps(data, ensure_ascii=False)))
         if len(self.batch) >= ROW_BATCH:
             self.flush()
 
@@ -266,12 +275,14 @@ def upload_dataset(
         size=stored.size,
         columns=[],
         key_items=_key_items(version),
+        division_item=version.division_item,
         uploaded_by=who.subject,
     )
     db.add(dataset)
     db.flush()
     items = {i["name"]: i for i in version.items}
-    loader = _Loader(db, dataset.id, items, list(dataset.key_items))
+    loader = _Loader(db, dataset.id, items, list(dataset.key_items), version.division_item)
+    loader.divisions = DivisionCheck(db) if version.division_item else None
     text = _text_stream(iter(storage.open(stored.key)))
     try:
         load = _load_csv if media_type == "text/csv" else _load_jsonl
@@ -311,21 +322,41 @@ def upload_dataset(
     return dataset
 
 
-def _rekey(db: Session, dataset_id: str, key_items: list[str]) -> None:
-    """Recompute the lookup keys of a dataset when the published control parameters changed."""
+def _rekey(db: Session, dataset_id: str, key_items: list[str], division_item: str | None = None) -> None:
+    """Recompute the lookup keys of a dataset when the published control parameters changed, and its rows'
+    division codes when the published division item changed (a value that is no division the platform knows
+    is kept as no code: such a row lies within no division scope)."""
     dataset = repository.dataset_by_id(db, dataset_id)
-    if dataset is None or list(dataset.key_items) == key_items:
+    if dataset is None:
         return
+    new_keys = list(dataset.key_items) != key_items
+    new_division = dataset.division_item != division_item
+    if not (new_keys or new_division):
+        return
+    check = DivisionCheck(db)
     after = 0
     while True:
         rows = repository.rows_page(db, dataset_id, after=after, limit=ROW_BATCH)
         if not rows:
             break
-        keys = [{"b_row": r.row_number, "b_key": row_key(key_items, r.data)} for r in rows]
-        repository.set_lookup_keys(db, dataset_id, keys)
+        if new_keys:
+            keys = [{"b_row": r.row_number, "b_key": row_key(key_items, r.data)} for r in rows]
+            repository.set_lookup_keys(db, dataset_id, keys)
+        if new_division:
+            codes = [
+                {"b_row": r.row_number, "b_code": _known_code(check, r.data.get(division_item)) if division_item else None}
+                for r in rows
+            ]
+            repository.set_region_codes(db, dataset_id, codes)
         after = rows[-1].row_number
     dataset.key_items = key_items
+    dataset.division_item = division_item
     db.flush()
+
+
+def _known_code(check: DivisionCheck, value: Any) -> str | None:
+    code = division_code(value)
+    return None if check.problem(code) else code
 
 
 def list_datasets(db: Session, *, who: Principal, entry_id: str) -> list[DatasetRead]:

@@ -266,7 +266,7 @@ def _publish(db: Session, entry: CatalogEntry, version: EntryVersion, now: datet
     provider = repository.department(db, entry.provider_department_id)
     index_entry(db, entry=entry, version=version, provider_name=provider.name if provider else "")
     if entry.current_dataset_id:
-        _rekey(db, entry.current_dataset_id, _key_items(version))
+        _rekey(db, entry.current_dataset_id, _key_items(version), version.division_item)
 
 
 def retire(db: Session, *, who: Principal, entry_id: str, reason: str) -> CatalogEntry:

@@ -147,6 +147,10 @@ class EntryVersion(IdMixin, TimestampMixin, VersionedMixin, Base):
     allows_export: Mapped[bool] = mapped_column(default=False)
     serves_dataset: Mapped[bool] = mapped_column(default=False)
     api: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # 数据回流: the item holding each row's administrative division (GB/T 2260), and whether grants to
+    # departments of lower-level governments are scoped to their own division by it.
+    division_item: Mapped[str | None] = mapped_column(String(100), default=None)
+    region_scoped: Mapped[bool] = mapped_column(default=False)
     created_by: Mapped[str] = mapped_column(String(128))
     submitted_at: Mapped[datetime | None] = mapped_column(default=None)
     reviewed_at: Mapped[datetime | None] = mapped_column(default=None)
@@ -170,22 +174,26 @@ class Dataset(IdMixin, Base):
     row_count: Mapped[int] = mapped_column(Integer, default=0)
     columns: Mapped[list[Any]] = mapped_column(JSON)
     key_items: Mapped[list[Any]] = mapped_column(JSON)  # the items whose values make up lookup_key
+    division_item: Mapped[str | None] = mapped_column(String(100), default=None)  # the item region_code holds
     uploaded_by: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class DatasetRow(Base):
-    """A row of a dataset version; `lookup_key` indexes the control-parameter values."""
+    """A row of a dataset version; `lookup_key` indexes the control-parameter values, `region_code` the
+    administrative division the row concerns (its division item's value), for grants scoped to a division."""
 
     __tablename__ = "catalog_dataset_rows"
     __table_args__ = (
         Index("ix_catalog_dataset_rows_lookup", "dataset_id", "lookup_key", "row_number"),
+        Index("ix_catalog_dataset_rows_region", "dataset_id", "region_code", "row_number"),
         {"sqlite_with_rowid": False},
     )
 
     dataset_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     row_number: Mapped[int] = mapped_column(Integer, primary_key=True)
     lookup_key: Mapped[str | None] = mapped_column(String(64))
+    region_code: Mapped[str | None] = mapped_column(String(6), default=None)
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, func, insert, not_, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, func, insert, not_, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from catalog_registry.models import (
@@ -221,9 +221,9 @@ def bulk_insert(db: Session, table: str, columns: Sequence[str], rows: Sequence[
         connection.exec_driver_sql(f"INSERT INTO {table} ({names}) VALUES ({marks})", list(rows))  # noqa: S608 (fixed names)
 
 
-def insert_rows(db: Session, rows: list[tuple[str, int, str | None, str]]) -> None:
-    """Insert dataset rows: (dataset id, row number, lookup key, row as JSON text)."""
-    bulk_insert(db, "catalog_dataset_rows", ("dataset_id", "row_number", "lookup_key", "data"), rows)
+def insert_rows(db: Session, rows: list[tuple[str, int, str | None, str | None, str]]) -> None:
+    """Insert dataset rows: (dataset id, row number, lookup key, division code, row as JSON text)."""
+    bulk_insert(db, "catalog_dataset_rows", ("dataset_id", "row_number", "lookup_key", "region_code", "data"), rows)
 
 
 def delete_rows(db: Session, dataset_id: str) -> None:
@@ -250,11 +250,12 @@ _ROWS_BY_KEY = (
 
 
 def rows_by_key(
-    db: Session, dataset_id: str, lookup_key: str | None, *, after: int, limit: int
+    db: Session, dataset_id: str, lookup_key: str | None, *, after: int, limit: int, region: ColumnElement[bool] | None = None
 ) -> list[tuple[int, dict[str, Any]]]:
-    """(row number, row) of the rows with a lookup key (or any rows, without one), in row order after `after`."""
+    """(row number, row) of the rows with a lookup key (or any rows, without one), in row order after `after`.
+    `region`: the division scope's condition (catalog_registry.regions.region_predicate); see scoped_rows_by_key."""
     if lookup_key is None:
-        return [(row.row_number, row.data) for row in rows_page(db, dataset_id, after=after, limit=limit)]
+        return [(row.row_number, row.data) for row in rows_page(db, dataset_id, after=after, limit=limit, region=region)]
     # The row numbers come from the covering (dataset, key, row) index; written as a subquery so that
     # no planner prefers walking the primary key in row order.
     params = {"dataset_id": dataset_id, "lookup_key": lookup_key, "after": after, "limit": limit}
@@ -289,14 +290,93 @@ def rows_by_keys(db: Session, dataset_id: str, keys: Sequence[str], *, limit: in
     return found
 
 
-def rows_page(db: Session, dataset_id: str, *, after: int, limit: int) -> list[DatasetRow]:
-    query = (
-        select(DatasetRow)
-        .where(DatasetRow.dataset_id == dataset_id, DatasetRow.row_number > after)
-        .order_by(DatasetRow.row_number)
-        .limit(limit)
+def within_bounds(column: Any, low: Any, high: Any) -> ColumnElement[bool]:
+    """A division code column lies in [low, high): the form of every division scope's condition
+    (catalog_registry.regions.region_predicate builds it from a scope)."""
+    return and_(column >= low, column < high)
+
+
+# The rows of several lookup keys with, for each, whether it lies within a division scope ([low, high) on
+# its code): built once, as _ROWS_BY_KEYS, since scoped lookups are on the same busy path.
+_SCOPED_KEYED = (
+    select(
+        DatasetRow.lookup_key,
+        DatasetRow.row_number,
+        func.row_number().over(partition_by=DatasetRow.lookup_key, order_by=DatasetRow.row_number).label("n"),
     )
-    return list(db.scalars(query))
+    .where(
+        DatasetRow.dataset_id == bindparam("dataset_id"),
+        DatasetRow.lookup_key.in_(bindparam("keys", expanding=True)),
+        DatasetRow.row_number > bindparam("after"),
+    )
+    .subquery()
+)
+_SCOPED_ROWS_BY_KEYS = (
+    select(
+        _SCOPED_KEYED.c.lookup_key,
+        DatasetRow.row_number,
+        DatasetRow.data,
+        within_bounds(DatasetRow.region_code, bindparam("low"), bindparam("high")).label("in_scope"),
+    )
+    .join(DatasetRow, and_(DatasetRow.dataset_id == bindparam("dataset_id"), DatasetRow.row_number == _SCOPED_KEYED.c.row_number))
+    .where(_SCOPED_KEYED.c.n <= bindparam("limit"))
+    .order_by(_SCOPED_KEYED.c.lookup_key, DatasetRow.row_number)
+)
+
+
+def scoped_rows_by_key(
+    db: Session, dataset_id: str, lookup_keys: Sequence[str], *, bounds: tuple[str, str], after: int, limit: int
+) -> dict[str, list[tuple[int, dict[str, Any] | None]]]:
+    """The rows of the lookup keys, at most `limit` each after row `after`, in row order, each with its row when
+    its division code lies within the scope's `bounds` ([low, high), regions.scope_bounds) and None when it does
+    not: a scoped lookup returns the first and records how many of the second it withheld. One statement, by
+    the lookup index."""
+    params = {
+        "dataset_id": dataset_id,
+        "keys": sorted(set(lookup_keys)),
+        "after": after,
+        "limit": limit,
+        "low": bounds[0],
+        "high": bounds[1],
+    }
+    found: dict[str, list[tuple[int, dict[str, Any] | None]]] = {}
+    for key, number, data, inside in db.connection().execute(_SCOPED_ROWS_BY_KEYS, params):
+        found.setdefault(key, []).append((int(number), data if inside else None))
+    return found
+
+
+def rows_page(
+    db: Session, dataset_id: str, *, after: int, limit: int, region: ColumnElement[bool] | None = None
+) -> list[DatasetRow]:
+    """Rows in row order after `after`; `region`: only those within a division scope (its condition)."""
+    query = select(DatasetRow).where(DatasetRow.dataset_id == dataset_id, DatasetRow.row_number > after)
+    if region is not None:
+        query = query.where(region)
+    return list(db.scalars(query.order_by(DatasetRow.row_number).limit(limit)))
+
+
+def scoped_rows_page(
+    db: Session, dataset_id: str, *, region: ColumnElement[bool], after: tuple[str, int] | None, limit: int
+) -> list[DatasetRow]:
+    """Rows within a division scope in (division code, row number) order after `after`: a range scan of the
+    (dataset, region_code, row_number) index, however few of the dataset's rows the scope holds."""
+    query = select(DatasetRow).where(DatasetRow.dataset_id == dataset_id, region)
+    if after is not None:
+        code, number = after
+        # A row-value comparison: both databases seek the index to it (an OR of the two would rescan the range).
+        query = query.where(tuple_(DatasetRow.region_code, DatasetRow.row_number) > tuple_(code, number))
+    return list(db.scalars(query.order_by(DatasetRow.region_code, DatasetRow.row_number).limit(limit)))
+
+
+def set_region_codes(db: Session, dataset_id: str, codes: list[dict[str, Any]]) -> None:
+    """Rewrite division codes of rows, given as {"b_row": row number, "b_code": code or None}."""
+    if codes:
+        statement = (
+            update(DatasetRow)
+            .where(DatasetRow.dataset_id == dataset_id, DatasetRow.row_number == bindparam("b_row"))
+            .values(region_code=bindparam("b_code"))
+        )
+        db.connection().execute(statement, codes)
 
 
 def set_lookup_keys(db: Session, dataset_id: str, keys: list[dict[str, Any]]) -> None:

@@ -162,6 +162,56 @@ class EntryFields(BaseModel):
     allows_export: bool = Field(default=False, description="Consumers may page through the whole dataset")
     serves_dataset: bool = Field(default=False, description="Served from datasets the provider uploads")
     api: ApiDistribution | None = Field(default=None, description="Served from the provider's own API")
+    division_item: str | None = Field(
+        default=None,
+        max_length=100,
+        description="The item holding each row's administrative division (GB/T 2260 code, e.g. 330106); "
+        "every dataset row must carry a division the platform knows",
+    )
+    region_scoped: bool = Field(
+        default=False,
+        description="数据回流: a grant to a department of a lower-level government than the provider's is "
+        "scoped to the consumer's own division and those below it (requires division_item)",
+    )
+
+    @field_validator("division_item")
+    @classmethod
+    def _division_item(cls, value: str | None) -> str | None:
+        return (value or "").strip() or None
+
+
+# Data types an item holding a GB/T 2260 code may have (a code is six digits).
+DIVISION_ITEM_TYPES = (DataType.STRING, DataType.INTEGER)
+
+
+def division_item_problems(fields: EntryFields) -> list[tuple[str, str]]:
+    """The rules of an entry's division item (数据回流), as (field, message) pairs."""
+    problems: list[tuple[str, str]] = []
+    if fields.region_scoped and not fields.division_item:
+        problems.append(
+            (
+                "division_item",
+                "a region-scoped (数据回流) entry must name its division item: the information item that holds "
+                "each row's administrative division code (GB/T 2260)",
+            )
+        )
+    if fields.division_item:
+        item = next((i for i in fields.items if i.name == fields.division_item), None)
+        if item is None:
+            problems.append(("division_item", f"division item {fields.division_item!r} names no information item"))
+        elif item.data_type not in DIVISION_ITEM_TYPES:
+            problems.append(
+                (
+                    "division_item",
+                    f"division item {item.name!r} is a {item.data_type.value} item; a GB/T 2260 code is a string "
+                    "(or integer) item of six digits",
+                )
+            )
+        elif item.length is not None and item.length < 6:
+            problems.append(
+                ("division_item", f"division item {item.name!r} holds at most {item.length} characters; a code has 6")
+            )
+    return problems
 
 
 def entry_problems(fields: EntryFields) -> list[tuple[str, str]]:
@@ -184,6 +234,7 @@ def entry_problems(fields: EntryFields) -> list[tuple[str, str]]:
         if param.item in seen:
             problems.append(("control_parameters", f"control parameter {param.item!r} is given twice"))
         seen.add(param.item)
+    problems.extend(division_item_problems(fields))
     return problems
 
 
@@ -229,6 +280,8 @@ class VersionRead(BaseModel):
     allows_export: bool
     serves_dataset: bool
     api: dict[str, Any] | None
+    division_item: str | None
+    region_scoped: bool
     created_by: str
     created_at: datetime
     submitted_at: datetime | None
@@ -274,6 +327,7 @@ class DatasetRead(BaseModel):
     row_count: int
     columns: list[str]
     key_items: list[str]
+    division_item: str | None
     created_at: datetime
 
 

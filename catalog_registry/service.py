@@ -15,6 +15,8 @@ Where each concern lives:
 - `responsibility.py`: the responsibility list (共享责任清单), as JSON or a spreadsheet;
 - `importing.py`: import from the departments' spreadsheet template;
 - `dcat.py`: the DCAT-AP export;
+- `regions.py`: 数据回流: an entry's division item, the division codes of dataset rows, a grant's division
+  scope (`grant_region_scope`) and the one row filter every data path applies (`region_predicate`);
 - `common.py`: small helpers several of those share; `repository.py`: every query.
 
 This module defines nothing: it re-exports.
@@ -41,6 +43,7 @@ from catalog_registry.entries import (
 )
 from catalog_registry.importing import ImportReport, import_entries
 from catalog_registry.models import Classification, SharingType, UpdateCycle, VersionState
+from catalog_registry.regions import RegionUnknown, grant_region_scope, in_scope, region_predicate
 from catalog_registry.responsibility import responsibility_csv, responsibility_list
 from catalog_registry.schemas import EntryRead, ReviewDecision
 from catalog_registry.search import providers, search
@@ -52,6 +55,7 @@ from catalog_registry.sharing import (
     ItemView,
     ReadAhead,
     RowQuery,
+    Rows,
     SharingView,
     classified_items,
     classified_problems,
@@ -63,6 +67,7 @@ from catalog_registry.sharing import (
     lookup_many,
     lookup_rows,
     prefetch_rows,
+    rows_within,
     shared_entries_holding_classified,
 )
 
@@ -79,8 +84,10 @@ __all__ = [
     "ImportReport",
     "ItemView",
     "ReadAhead",
+    "RegionUnknown",
     "ReviewDecision",
     "RowQuery",
+    "Rows",
     "SharingType",
     "SharingView",
     "UpdateCycle",
@@ -99,7 +106,9 @@ __all__ = [
     "get_entry",
     "get_published_for_sharing",
     "get_version_for_sharing",
+    "grant_region_scope",
     "import_entries",
+    "in_scope",
     "list_datasets",
     "list_demands",
     "list_entries",
@@ -112,10 +121,12 @@ __all__ = [
     "post_demand",
     "prefetch_rows",
     "providers",
+    "region_predicate",
     "responsibility_csv",
     "responsibility_list",
     "retire",
     "review",
+    "rows_within",
     "search",
     "shared_entries_holding_classified",
     "submit",

@@ -7,7 +7,8 @@
   which entries (`entries.py`) and datasets (`datasets.py`) apply too;
 - the data paths: lookups (`lookup_rows`; a batch of them, `lookup_many`, reads each entry's rows ahead
   in one statement with `prefetch_rows` into a `ReadAhead`) and exports (`export_rows`), and the lookup
-  key a dataset row is indexed by (`lookup_key`, `row_key`).
+  key a dataset row is indexed by (`lookup_key`, `row_key`); each kept to a grant's division scope
+  (数据回流, `region`: the filter is `regions.region_predicate`; an API's answer: `rows_within`).
 
 Other packages reach it through `catalog_registry.service`, which re-exports it.
 """
@@ -23,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from catalog_registry import repository
 from catalog_registry.models import CatalogEntry, EntryState, EntryVersion, OpenAttribute, Sensitivity, SharingType, VersionState
+from catalog_registry.regions import division_code, in_scope, region_predicate, scope_bounds
 from catalog_registry.schemas import LABELS
 from ops.errors import Conflict, Forbidden, HubError, Invalid, NotFound
 from ops.pagination import decode_cursor, encode_cursor
@@ -76,6 +78,8 @@ class SharingView:
     api: ApiDistributionView | None
     entry_state: str = "published"  # "published" | "retired"
     is_current: bool = True  # False for a version a newer one has replaced
+    division_item: str | None = None  # the item holding each row's division code (数据回流)
+    region_scoped: bool = False  # grants to lower-level governments are scoped to their division
 
 
 def _sharing_view(entry: CatalogEntry, version: EntryVersion) -> SharingView:
@@ -116,6 +120,8 @@ def _sharing_view(entry: CatalogEntry, version: EntryVersion) -> SharingView:
         else None,
         entry_state=entry.state,
         is_current=entry.current_version_id == version.id,
+        division_item=version.division_item,
+        region_scoped=bool(version.region_scoped),
     )
 
 
@@ -235,6 +241,8 @@ class ReadAhead:
 
     datasets: dict[str, repository.ServedDataset | None] = field(default_factory=dict)  # by resource id
     rows: dict[str, dict[str, list[tuple[int, dict[str, Any]]]]] = field(default_factory=dict)  # by dataset id
+    # For grants scoped to a division: by (dataset id, scope), each row None where it lies outside the scope.
+    scoped: dict[tuple[str, str], dict[str, list[tuple[int, dict[str, Any] | None]]]] = field(default_factory=dict)
 
     def served_dataset(self, db: Session, resource_id: str) -> repository.ServedDataset | None:
         """The entry's served dataset, read on first use."""
@@ -245,6 +253,17 @@ class ReadAhead:
     def rows_of(self, dataset_id: str) -> dict[str, list[tuple[int, dict[str, Any]]]]:
         """The rows read ahead for a dataset, by lookup key."""
         return self.rows.setdefault(dataset_id, {})
+
+    def scoped_rows_of(self, dataset_id: str, region: str) -> dict[str, list[tuple[int, dict[str, Any] | None]]]:
+        """The rows read ahead for a dataset and a division scope, by lookup key."""
+        return self.scoped.setdefault((dataset_id, region), {})
+
+
+class Rows(list[dict[str, Any]]):
+    """The rows a lookup returns; `withheld`: how many more rows matched its lookup key but lie outside the
+    caller's division scope (数据回流). The caller never sees them: the count is for the trail."""
+
+    withheld: int = 0
 
 
 def _served_dataset(db: Session, resource_id: str, read: ReadAhead | None = None) -> repository.ServedDataset:
@@ -294,10 +313,13 @@ def _params_key(key_items: list[str], params: dict[str, str]) -> str | None:
 PREFETCH_ROWS = 100
 
 
-def prefetch_rows(db: Session, *, resource_id: str, params: Sequence[dict[str, str]], read_ahead: ReadAhead) -> None:
+def prefetch_rows(
+    db: Session, *, resource_id: str, params: Sequence[dict[str, str]], read_ahead: ReadAhead, region: str | None = None
+) -> None:
     """Read ahead, in one statement, the rows that a batch of lookups on one entry will ask for (by
     their lookup keys), so that :func:`lookup_rows` serves each from `read_ahead` instead of a query
-    of its own. Lookups that do not give every key parameter, or are wrong, are left to lookup_rows."""
+    of its own. Lookups that do not give every key parameter, or are wrong, are left to lookup_rows.
+    `region`: the division scope of the lookups' grants (None: unscoped)."""
     try:
         served = _served_dataset(db, resource_id, read_ahead)
     except HubError:
@@ -305,8 +327,17 @@ def prefetch_rows(db: Session, *, resource_id: str, params: Sequence[dict[str, s
     key_items = list(served.key_items)
     if not key_items or served.dataset_id is None:
         return
+    wanted = {key for p in params if (key := _params_key(key_items, p)) is not None}
+    if region is not None:
+        scoped = read_ahead.scoped_rows_of(served.dataset_id, region)
+        if keys := wanted - scoped.keys():
+            found_scoped = repository.scoped_rows_by_key(
+                db, served.dataset_id, sorted(keys), bounds=scope_bounds(region), after=0, limit=PREFETCH_ROWS
+            )
+            scoped.update({key: found_scoped.get(key, []) for key in keys})
+        return
     ahead = read_ahead.rows_of(served.dataset_id)
-    keys = {key for p in params if (key := _params_key(key_items, p)) is not None} - ahead.keys()
+    keys = wanted - ahead.keys()
     if keys:
         found = repository.rows_by_keys(db, served.dataset_id, sorted(keys), limit=PREFETCH_ROWS)
         ahead.update({key: found.get(key, []) for key in keys})
@@ -320,11 +351,13 @@ def lookup_rows(
     fields: list[str],
     limit: int,
     read_ahead: ReadAhead | None = None,
-) -> list[dict[str, Any]]:
+    region: str | None = None,
+) -> Rows:
     """Rows of the current dataset version matching every given control parameter exactly (indexed lookup),
     only `fields` returned, at most `limit` rows. `read_ahead`: what this transaction already read of the
     catalogue (many lookups in one read transaction read each entry once, and their rows ahead together:
-    :func:`prefetch_rows`)."""
+    :func:`prefetch_rows`). `region`: the division the caller's grant is scoped to (数据回流): only rows
+    within it are returned, as if the others did not exist; how many were withheld is in `Rows.withheld`."""
     served = _served_dataset(db, resource_id, read_ahead)
     _check_fields(served.items, fields)
     declared = {p["item"]: p for p in served.control_parameters}
@@ -347,15 +380,19 @@ def lookup_rows(
     key_items: list[str] = list(served.key_items)
     key = _params_key(key_items, params)
     rest = {k: str(v).strip() for k, v in params.items() if k not in key_items or key is None}
-    found: list[dict[str, Any]] = []
+    if region is not None and key is not None:
+        return _scoped_lookup(db, str(served.dataset_id), key, rest, fields, limit, region, read_ahead)
+    found = Rows()
     after = 0
     size = max(limit * 2, 100)
-    ahead = read_ahead.rows_of(str(served.dataset_id)) if read_ahead is not None else {}
+    ahead = read_ahead.rows_of(str(served.dataset_id)) if read_ahead is not None and region is None else {}
+    predicate = region_predicate(region) if region is not None else None
     while len(found) < limit:
         if after == 0 and key is not None and key in ahead:
             batch, asked = ahead[key], PREFETCH_ROWS
         else:
-            batch, asked = repository.rows_by_key(db, str(served.dataset_id), key, after=after, limit=size), size
+            batch = repository.rows_by_key(db, str(served.dataset_id), key, after=after, limit=size, region=predicate)
+            asked = size
         for _number, data in batch:
             if all(_text(data.get(k)) == v for k, v in rest.items()):
                 found.append({f: data.get(f) for f in fields})
@@ -363,6 +400,42 @@ def lookup_rows(
                     break
         if len(batch) < asked:
             break  # that was the last of them
+        after = batch[-1][0]
+    return found
+
+
+def _scoped_lookup(
+    db: Session,
+    dataset_id: str,
+    key: str,
+    rest: dict[str, str],
+    fields: list[str],
+    limit: int,
+    region: str,
+    read_ahead: ReadAhead | None,
+) -> Rows:
+    """A lookup by key through a grant scoped to a division: the key's rows within the scope, and the count of
+    those outside it (withheld, for the trail)."""
+    found = Rows()
+    after = 0
+    size = max(limit * 2, 100)
+    ahead = read_ahead.scoped_rows_of(dataset_id, region) if read_ahead is not None else {}
+    bounds = scope_bounds(region)
+    while len(found) < limit:
+        if after == 0 and key in ahead:
+            batch, asked = ahead[key], PREFETCH_ROWS
+        else:
+            batch = repository.scoped_rows_by_key(db, dataset_id, [key], bounds=bounds, after=after, limit=size).get(key, [])
+            asked = size
+        for _number, data in batch:
+            if data is None:
+                found.withheld += 1
+            elif all(_text(data.get(k)) == v for k, v in rest.items()):
+                found.append({f: data.get(f) for f in fields})
+                if len(found) >= limit:
+                    break
+        if len(batch) < asked:
+            break
         after = batch[-1][0]
     return found
 
@@ -375,19 +448,20 @@ class RowQuery:
     params: dict[str, str]
     fields: list[str]
     limit: int
+    region: str | None = None  # the division scope of the grant it goes through (数据回流)
 
 
-def lookup_many(db: Session, queries: Sequence[RowQuery]) -> list[list[dict[str, Any]] | HubError]:
+def lookup_many(db: Session, queries: Sequence[RowQuery]) -> list[Rows | HubError]:
     """A batch of lookups in one transaction, each answered as :func:`lookup_rows` answers it (or with its
     own error): each entry's dataset is read once, and its lookups' rows ahead in one statement
     (:func:`prefetch_rows`)."""
     read_ahead = ReadAhead()
-    wanted: dict[str, list[dict[str, str]]] = {}
+    wanted: dict[tuple[str, str | None], list[dict[str, str]]] = {}
     for query in queries:
-        wanted.setdefault(query.resource_id, []).append(query.params)
-    for resource_id, params in wanted.items():
-        prefetch_rows(db, resource_id=resource_id, params=params, read_ahead=read_ahead)
-    answers: list[list[dict[str, Any]] | HubError] = []
+        wanted.setdefault((query.resource_id, query.region), []).append(query.params)
+    for (resource_id, region), params in wanted.items():
+        prefetch_rows(db, resource_id=resource_id, params=params, read_ahead=read_ahead, region=region)
+    answers: list[Rows | HubError] = []
     for query in queries:
         try:
             answers.append(
@@ -398,6 +472,7 @@ def lookup_many(db: Session, queries: Sequence[RowQuery]) -> list[list[dict[str,
                     fields=query.fields,
                     limit=query.limit,
                     read_ahead=read_ahead,
+                    region=query.region,
                 )
             )
         except HubError as exc:
@@ -414,18 +489,23 @@ def _text(value: Any) -> str:
 
 
 def export_rows(
-    db: Session, *, resource_id: str, fields: list[str], cursor: str | None, limit: int
+    db: Session, *, resource_id: str, fields: list[str], cursor: str | None, limit: int, region: str | None = None
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """A page of the current dataset version in a stable order, with the next cursor."""
+    """A page of the current dataset version in a stable order, with the next cursor. `region`: the division
+    the caller's grant is scoped to: only rows within it, in (division, row) order."""
     served = _served_dataset(db, resource_id)
     if not served.allows_export:
         raise Forbidden(f"catalogue entry {served.code} allows lookups by control parameters only, not export")
     _check_fields(served.items, fields)
     if limit < 1 or limit > 10000:
         raise Invalid("limit must be between 1 and 10000", errors=[{"field": "limit", "message": "out of range"}])
+    if region is not None:
+        return _scoped_export(db, served, fields=fields, cursor=cursor, limit=limit, region=region)
     after = 0
     if cursor:
         dataset_id, after_raw = decode_cursor(cursor, 2)
+        if not isinstance(after_raw, int):
+            raise Invalid("cursor is not one this hub returned", errors=[{"field": "cursor", "message": "malformed"}])
         if dataset_id != served.dataset_id:
             raise Conflict("the dataset was replaced by a newer version since this export began; start again")
         after = int(after_raw)
@@ -433,3 +513,34 @@ def export_rows(
     page = rows[:limit]
     next_cursor = encode_cursor([served.dataset_id, page[-1].row_number]) if len(rows) > limit else None
     return [{f: r.data.get(f) for f in fields} for r in page], next_cursor
+
+
+def _scoped_export(
+    db: Session, served: repository.ServedDataset, *, fields: list[str], cursor: str | None, limit: int, region: str
+) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of the rows within a division scope, in (division code, row) order: the region index's range."""
+    after: tuple[str, int] | None = None
+    if cursor:
+        dataset_id, code, number = decode_cursor(cursor, 3)
+        if not isinstance(code, str) or not isinstance(number, int):
+            raise Invalid("cursor is not one this hub returned", errors=[{"field": "cursor", "message": "malformed"}])
+        if dataset_id != served.dataset_id:
+            raise Conflict("the dataset was replaced by a newer version since this export began; start again")
+        after = (code, number)
+    predicate = region_predicate(region)
+    rows = repository.scoped_rows_page(db, str(served.dataset_id), region=predicate, after=after, limit=limit + 1)
+    page = rows[:limit]
+    next_cursor = encode_cursor([served.dataset_id, page[-1].region_code, page[-1].row_number]) if len(rows) > limit else None
+    return [{f: r.data.get(f) for f in fields} for r in page], next_cursor
+
+
+def rows_within(rows: list[dict[str, Any]], *, division_item: str | None, region: str | None) -> tuple[list[dict[str, Any]], int]:
+    """Rows answered by a provider's own API, kept to a grant's division scope by the division item's value:
+    (the rows within it, how many were withheld). Unscoped: all of them; scoped but the entry names no
+    division item: none (a row whose division is unknown lies within no scope)."""
+    if region is None:
+        return rows, 0
+    if division_item is None:
+        return [], len(rows)
+    kept = [row for row in rows if in_scope(division_code(row.get(division_item)), region)]
+    return kept, len(rows) - len(kept)

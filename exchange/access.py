@@ -268,9 +268,10 @@ def run_lookups(db: Session, asks: Sequence[LookupAsk]) -> list[LookupResult | H
         except HubError as exc:
             checked.append(exc)
     passed = [check for check in checked if not isinstance(check, HubError)]
-    queries = [sources.RowQuery(c.grant.resource_id, c.ask.params, c.fields, c.limit) for c in passed]
+    queries = [sources.RowQuery(c.grant.resource_id, c.ask.params, c.fields, c.limit, c.grant.region_scope) for c in passed]
     answers = iter(sources.catalogue().lookup_many(db, queries))
     results: list[_LookupRead | HubError] = []
+    out_of_scope: list[dict[str, Any]] = []
     for check in checked:
         if isinstance(check, HubError):
             results.append(check)
@@ -278,6 +279,9 @@ def run_lookups(db: Session, asks: Sequence[LookupAsk]) -> list[LookupResult | H
             results.append(rows)
         else:
             results.append(_lookup_read(check, rows))
+            if withheld := sources.withheld(rows):
+                out_of_scope.append(_withheld_trail(check, withheld))
+    audit.append(db, out_of_scope)  # the caller sees "no such row", the trail keeps what was withheld
     found = [(index, result) for index, result in enumerate(results) if not isinstance(result, HubError)]
     allowed = settle_accesses(db, [result.pending for _, result in found])
     for (index, (grant, _, _, pending)), ok in zip(found, allowed, strict=True):
@@ -336,6 +340,25 @@ def _check_lookup(db: Session, ask: LookupAsk, grants: dict[tuple[str, str | Non
     return _CheckedLookup(ask, grant, chosen, limit, now)
 
 
+def _withheld_trail(check: _CheckedLookup, withheld: int) -> dict[str, Any]:
+    """The audit record of rows a lookup matched but its grant's division scope withheld (数据回流): the
+    consumer is answered as if they did not exist; the refusal stays on the trail, for the provider and the
+    platform."""
+    grant, ask = check.grant, check.ask
+    personal = set(grant.personal_fields)
+    logged = {k: ("sha256:" + audit.subject_ref(v) if k in personal else v) for k, v in ask.params.items()}
+    metrics.DATA_ACCESSES.labels(kind="lookup", outcome="out_of_scope").inc()
+    return audit.entry(
+        actor=ask.who,
+        action="data.lookup",
+        object_type="grant",
+        object_id=grant.id,
+        purpose=grant.purpose,
+        outcome="out_of_scope",
+        detail={"parameters": logged, "withheld_rows": withheld, "region_scope": grant.region_scope},
+    )
+
+
 def _lookup_read(check: _CheckedLookup, rows: list[dict[str, Any]]) -> _LookupRead:
     """The rows of a checked lookup, shaped; and the access waiting to be counted."""
     grant, ask = check.grant, check.ask
@@ -370,9 +393,13 @@ def export(
     except HubError as exc:
         metrics.DATA_ACCESSES.labels(kind="export", outcome=exc.code).inc()
         raise
-    rows, next_cursor = sources.catalogue().export_rows(
-        db, resource_id=grant.resource_id, fields=chosen, cursor=cursor, limit=limit
-    )
+    catalogue = sources.catalogue()
+    if grant.region_scope is None:
+        rows, next_cursor = catalogue.export_rows(db, resource_id=grant.resource_id, fields=chosen, cursor=cursor, limit=limit)
+    else:  # 数据回流: only the rows of the consumer's division
+        rows, next_cursor = catalogue.export_rows(
+            db, resource_id=grant.resource_id, fields=chosen, cursor=cursor, limit=limit, region=grant.region_scope
+        )
     shaped = _shape(grant, rows, chosen)
     pending = pending_access(
         grant, who, kind="export", params={"cursor": cursor or ""}, rows=len(shaped), fields=chosen, use_cause=use_cause, now=now
@@ -409,8 +436,13 @@ def call_api(
     except HubError as exc:
         metrics.DATA_ACCESSES.labels(kind="api", outcome=exc.code).inc()
         raise
+    withheld = 0
+    if grant.region_scope is not None:  # 数据回流: the provider's answer kept to the consumer's division
+        rows, withheld = sources.rows_within(rows, division_item=getattr(view, "division_item", None), region=grant.region_scope)
     shaped = _shape(grant, rows, chosen)
     pending = pending_access(grant, who, kind="api", params=params, rows=len(shaped), fields=chosen, use_cause=use_cause, now=now)
+    if withheld:  # on the trail, never in the answer
+        pending.trail["detail"].update({"withheld_rows": withheld, "region_scope": grant.region_scope})
     _settle_query(pending, grant, journal)  # counted after the call: no write waits on the provider
     return grant, chosen, shaped
 

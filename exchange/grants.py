@@ -32,6 +32,7 @@ def issue_grant(
     reason: str | None = None,
 ) -> Grant:
     sources.catalogue().ensure_shareable(view)  # no grant ever opens an entry holding classified items
+    region_scope = sources.region_scope(db, view, req.consumer_department_id)  # 数据回流: before any write
     transition(db, req, who=who, action=action, reason=reason, detail={"fields": fields})
     now = utcnow()
     close_step(db, req, outcome="granted", at=now)
@@ -57,6 +58,7 @@ def issue_grant(
             {"item": p.item, "required": p.required, "max_rows": p.max_rows} for p in sources.control_parameters_of(view)
         ],
         allows_export=bool(view.allows_export),
+        region_scope=region_scope,
         state=GrantState.ACTIVE.value,
     )
     db.add(grant)
@@ -78,7 +80,7 @@ def issue_grant(
         object_type="grant",
         object_id=grant.id,
         purpose=req.purpose,
-        detail={"request_id": req.id, "fields": fields, "valid_until": valid_until.isoformat()},
+        detail={"request_id": req.id, "fields": fields, "valid_until": valid_until.isoformat(), "region_scope": region_scope},
     )
     return grant
 

@@ -147,6 +147,9 @@ class Grant(IdMixin, TimestampMixin, VersionedMixin, Base):
     rate_limit_per_minute: Mapped[int] = mapped_column(Integer)
     control_parameters: Mapped[list[Any]] = mapped_column(JSON)
     allows_export: Mapped[bool] = mapped_column(Boolean, default=False)
+    # 数据回流: the division (GB/T 2260) a grant to a lower-level government's department is scoped to:
+    # only rows of that division and those below it are returned. None: every row.
+    region_scope: Mapped[str | None] = mapped_column(String(6), default=None)
     state: Mapped[str] = mapped_column(String(16), index=True)
     revoked_at: Mapped[datetime | None] = mapped_column()
     revoked_by: Mapped[str | None] = mapped_column(String(128))

@@ -130,6 +130,7 @@ class GrantTerms:
     state: str
     revoked_at: datetime | None
     revoke_reason: str | None
+    region_scope: str | None  # the division its rows are kept to (数据回流); None: every row
 
 
 _CONSUMER_GRANT = select(*(getattr(Grant, f.name) for f in fields(GrantTerms))).where(

@@ -91,6 +91,7 @@ def file_request(db: Session, *, who: Principal, policy: Policy, data: RequestCr
         raise Invalid(
             "a department does not request its own resource", errors=[{"field": "resource_id", "message": "own resource"}]
         )
+    sources.region_scope(db, view, consumer)  # 数据回流: a consumer whose division is unknown is told now
     items = {item.name: item for item in sources.items_of(view)}
     errors: list[dict[str, str]] = []
     wanted = list(dict.fromkeys(i.strip() for i in data.items))

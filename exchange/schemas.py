@@ -227,6 +227,12 @@ class GrantRead(BaseModel):
     rate_limit_per_minute: int
     control_parameters: list[dict[str, Any]]
     allows_export: bool
+    region_scope: str | None = Field(
+        default=None,
+        description="数据回流: the administrative division (GB/T 2260) the grant is scoped to; only rows of it and "
+        "the divisions below it are returned. None: every row",
+    )
+    region_scope_name: str | None = Field(default=None, description="the division's name, for a reader")
     state: str
     revoked_at: datetime | None
     revoke_reason: str | None

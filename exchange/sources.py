@@ -15,10 +15,10 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy.orm import Session
 
 from catalog_registry import service as catalog_service
-from catalog_registry.service import RowQuery
+from catalog_registry.service import RowQuery, Rows
 from ops.errors import HubError
 
-__all__ = ["RowQuery", "catalogue", "substituted"]
+__all__ = ["RowQuery", "Rows", "catalogue", "region_scope", "rows_within", "substituted", "withheld"]
 
 
 class Item(Protocol):
@@ -84,10 +84,12 @@ class Sharing(Protocol):
 class Catalogue(Protocol):
     def get_published_for_sharing(self, db: Session, *, resource_id: str) -> Sharing: ...
     def get_version_for_sharing(self, db: Session, *, version_id: str) -> Sharing: ...
-    def lookup_many(self, db: Session, queries: Sequence[RowQuery]) -> list[list[dict[str, Any]] | HubError]: ...
+    def lookup_many(self, db: Session, queries: Sequence[RowQuery]) -> Sequence[list[dict[str, Any]] | HubError]: ...
     def export_rows(
-        self, db: Session, *, resource_id: str, fields: list[str], cursor: str | None, limit: int
-    ) -> tuple[list[dict[str, Any]], str | None]: ...
+        self, db: Session, *, resource_id: str, fields: list[str], cursor: str | None, limit: int, region: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of rows; `region`: only those within a grant's division scope (passed only when it has one)."""
+
     def ensure_shareable(self, view: Any) -> None:
         """Refuse (403) an entry version that holds classified (涉密) items: the catalogue's rule."""
 
@@ -118,3 +120,21 @@ def items_of(view: Sharing) -> list[Item]:
 
 def control_parameters_of(view: Sharing) -> list[ControlParam]:
     return list(view.control_parameters)
+
+
+def region_scope(db: Session, view: Any, consumer_department_id: str) -> str | None:
+    """The division a grant on `view` to the consumer is scoped to (数据回流), by the catalogue's rule
+    (`grant_region_scope`); None for an entry that is not region-scoped."""
+    if not getattr(view, "region_scoped", False):
+        return None
+    return catalog_service.grant_region_scope(db, view=view, consumer_department_id=consumer_department_id)
+
+
+def rows_within(rows: list[dict[str, Any]], *, division_item: str | None, region: str | None) -> tuple[list[dict[str, Any]], int]:
+    """A provider API's answer kept to a grant's division scope, by the catalogue's rule: (kept, withheld)."""
+    return catalog_service.rows_within(rows, division_item=division_item, region=region)
+
+
+def withheld(rows: Sequence[Any]) -> int:
+    """How many rows a lookup withheld as outside the grant's division scope (0 from a catalogue that never scopes)."""
+    return int(getattr(rows, "withheld", 0))

@@ -30,6 +30,7 @@ from ops.auditlog import endpoints as auditlog_endpoints
 from ops.config import Settings, get_settings
 from ops.crypto import KeyVault
 from ops.db import make_engine, make_loop_writer, make_sessionmaker
+from ops.divisions import endpoints as divisions_endpoints
 from ops.errors import document_problems, install_handlers
 from ops.groupcommit import GroupCommit
 from ops.identity import endpoints as identity_endpoints
@@ -209,6 +210,7 @@ def create_app(
         catalog_endpoints.router,
         seal_endpoints.router,
         ratings_endpoints.router,
+        divisions_endpoints.router,
     ]
     for router in api_routers:
         # One rule for the whole API: a query parameter an operation does not declare is refused.

@@ -20,6 +20,7 @@ from ops.cli import CLI_ADMIN, describe_from_help, load_settings, with_db
 from ops.config import Settings
 from ops.crypto import KeyVault
 from ops.db import make_engine, make_sessionmaker
+from ops.divisions import cli as divisions_cli
 from ops.workdays import cli as workdays_cli
 from ops.workdays.service import CalendarListener
 from seal import cli as seal_cli
@@ -372,6 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("name", nargs="?", help="the job's name (omit it to list the names)")
     run.set_defaults(func=cmd_jobs_run)
     workdays_cli.register(sub, calendar_listeners)
+    divisions_cli.register(sub)
     for domain_cli in (auditlog_cli, catalog_cli, exchange_cli, seal_cli, certhub_cli):
         domain_cli.register(sub)
     describe_from_help(parser)

@@ -28,6 +28,7 @@ from govhub.console.forms import Failure, attempt, date_field, department_names,
 from govhub.console.pages import ConsolePage, Page, PostedPage, console_router, nav
 from ops.auth import STAFF_OR_ADMIN_ROLES, STAFF_ROLES, Principal, Role
 from ops.db import DbSession
+from ops.divisions import service as divisions
 from ops.errors import Invalid
 
 router = console_router()
@@ -232,6 +233,7 @@ def _detail(
         deadline=deadline,
         history=service.history(db, req.id),
         grant=grant,
+        scope_name=divisions.names_of(db, [grant.region_scope]).get(grant.region_scope) if grant and grant.region_scope else None,
         rating=rating,
         names=department_names(db, [req.consumer_department_id, req.provider_department_id]),
         can=service.available_actions(me, req, deadline=deadline, rated=rating is not None),

@@ -14,6 +14,7 @@ import exchange.models  # noqa: F401
 import govhub.console.models  # noqa: F401
 import ops.audit
 import ops.auditlog.models
+import ops.divisions.models
 import ops.identity.models
 import ops.ratings.models
 import ops.scheduler

@@ -50,6 +50,19 @@ class DepartmentUpdate(BaseModel):
     name: str | None = Field(default=None, min_length=2, max_length=200)
     active: bool | None = None
     parent_id: str | None = None
+    region_code: str | None = Field(
+        default=None, description="6-digit administrative division code (GB/T 2260) the platform's division table holds"
+    )
+
+    @field_validator("region_code")
+    @classmethod
+    def _region(cls, value: str | None) -> str:
+        if value is None:
+            raise ValueError("a department keeps a region code; give the corrected one")
+        problem = region_code_problem(value.strip())
+        if problem:
+            raise ValueError(f"not an administrative region code: {problem}")
+        return value.strip()
 
 
 class DepartmentRead(DepartmentBase):

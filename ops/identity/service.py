@@ -14,6 +14,7 @@ from ops.codes import citizen_id_problem, uscc_problem
 from ops.config import Settings
 from ops.crypto import hash_secret, new_secret, verify_secret
 from ops.db import check_if_match, utcnow
+from ops.divisions.service import division_problem
 from ops.errors import BadRequest, Conflict, Forbidden, Invalid, NotFound, Unauthenticated
 from ops.identity import repository
 from ops.identity.models import ApiClient, Department
@@ -69,7 +70,8 @@ def get_department(db: Session, *, who: Principal, department_id: str) -> Depart
 def update_department(
     db: Session, *, who: Principal, department_id: str, data: DepartmentUpdate, if_match: str | None
 ) -> Department:
-    """Change a department's name, parent or active flag (optimistic concurrency)."""
+    """Change a department's name, parent, active flag or region code (a division the platform knows; optimistic
+    concurrency)."""
     department = get_department(db, who=who, department_id=department_id)
     check_if_match(if_match, department.version)
     changes = data.model_dump(exclude_unset=True)
@@ -78,6 +80,8 @@ def update_department(
             raise Invalid("a department cannot be its own parent", errors=[{"field": "parent_id", "message": "self"}])
         if repository.department_by_id(db, changes["parent_id"]) is None:
             raise Invalid("parent department does not exist", errors=[{"field": "parent_id", "message": "unknown"}])
+    if "region_code" in changes and (problem := division_problem(db, changes["region_code"])):
+        raise Invalid(f"region_code: {problem}", errors=[{"field": "region_code", "message": problem}])
     for key, value in changes.items():
         setattr(department, key, value)
     db.flush()
