@@ -228,8 +228,12 @@ def issue_seal_certificate(
     seal_code: str,
     not_before: datetime,
     not_after: datetime,
+    crl_url: str | None = None,
 ) -> x509.Certificate:
-    """Certify a seal key for its department and seal, signed by the issuing CA."""
+    """Certify a seal key for its department and seal, signed by the (P-256) issuing CA; `crl_url` names its CRL.
+
+    SM2 seals get their certificates from the SM2 chain (`seal.sm2ca`); an SM2 key certified here is the
+    form seals made before the SM2 chain kept."""
     issuing = authority.issuing
     # For SM2 the builder gets a stand-in key; its SubjectPublicKeyInfo is replaced below before signing.
     stand_in = None if key.alg != keys.SM2 else ec.generate_private_key(ec.SECP256R1())
@@ -251,6 +255,9 @@ def issue_seal_certificate(
         .add_extension(x509.KeyUsage(True, True, False, False, False, False, False, False, False), critical=True)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuing.private.public_key()), critical=False)
     )
+    if crl_url:
+        point = x509.DistributionPoint([x509.UniformResourceIdentifier(crl_url)], None, None, None)
+        builder = builder.add_extension(x509.CRLDistributionPoints([point]), critical=False)
     cert = builder.sign(issuing.private, hashes.SHA256())
     if stand_in is None:
         return cert
