@@ -173,8 +173,13 @@ def active_rows(db: Session) -> dict[str, AuthorityKey]:
     return max(complete, key=lambda g: (g[ROOT].created_at, g[ROOT].id))
 
 
-def ensure_authority(db: Session, vault: KeyVault) -> Authority:
-    """The hub's authority, created on first use."""
+def ensure_authority(db: Session, vault: KeyVault, *, public_url: str | None = None) -> Authority:
+    """The hub's authority, created on first use; the SM2 chain (`seal.sm2ca`) is made with it (its seal
+    maker's certificate names the CRL at `public_url`, by default the settings' default public URL)."""
+    from ops.config import DEFAULT_PUBLIC_URL
+    from seal import sm2ca
+
+    sm2ca.ensure(db, vault, public_url=public_url or DEFAULT_PUBLIC_URL)
     rows = active_rows(db)
     if not rows:
         create_authority(db, vault)
@@ -274,6 +279,25 @@ def issue_seal_certificate(
         }
     )
     return x509.load_der_x509_certificate(rebuilt.dump())
+
+
+def issuer_certificate_pem(db: Session, cert: x509.Certificate) -> str | None:
+    """The issuing CA certificate (PEM) that signed `cert`, of either chain (P-256 or SM2), if this hub has it."""
+    from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+
+    from seal import sm2ca
+
+    if cert.signature_algorithm_oid.dotted_string == sm2ca.SM2_SM3:
+        der = cert.public_bytes(serialization.Encoding.DER)
+        return next((sm2ca.pem(c) for c in sm2ca.certificates(db, sm2ca.ISSUING) if sm2ca.issued_by(der, c)), None)
+    for issuing in intermediate_certificates(db):
+        if issuing.subject == cert.issuer:
+            try:
+                cert.verify_directly_issued_by(issuing)
+            except (InvalidSignature, UnsupportedAlgorithm, ValueError, TypeError):
+                continue  # another issuing CA with the same name (an older generation)
+            return issuing.public_bytes(serialization.Encoding.PEM).decode()
+    return None
 
 
 def spki_der(cert: x509.Certificate) -> bytes:

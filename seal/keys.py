@@ -14,13 +14,14 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Protocol, runtime_checkable
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 from tongsuopy.crypto import hashes as sm_hashes
 from tongsuopy.crypto import serialization as sm_serialization
 from tongsuopy.crypto.asymciphers import ec as sm_ec
+from tongsuopy.crypto.exceptions import InternalError as SmInternalError
 from tongsuopy.crypto.exceptions import InvalidSignature as SmInvalidSignature
 
 EDDSA, ES256, SM2 = "EdDSA", "ES256", "SM2"
@@ -227,8 +228,19 @@ def raw_to_der(alg: str, signature: bytes) -> bytes:
     return encode_dss_signature(int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big"))
 
 
+def well_formed_ecdsa_der(signature: bytes) -> bool:
+    """A DER SEQUENCE { r, s } of two positive integers and nothing else (checked before a library sees it)."""
+    try:
+        r, s = decode_dss_signature(signature)
+        return r > 0 and s > 0 and encode_dss_signature(r, s) == signature
+    except (ValueError, TypeError):
+        return False
+
+
 def verify_der(alg: str, spki_der: bytes, data: bytes, signature: bytes) -> bool:
     """True when `signature` (DER form) is `alg`'s signature of `data` by the key in `spki_der`."""
+    if alg in (ES256, SM2) and not well_formed_ecdsa_der(signature):
+        return False
     try:
         public = public_from_spki(alg, spki_der)
         if alg == EDDSA:
@@ -239,7 +251,7 @@ def verify_der(alg: str, spki_der: bytes, data: bytes, signature: bytes) -> bool
             public.verify(signature, data, sm_ec.ECDSA(sm_hashes.SM3()))
         else:
             return False
-    except (InvalidSignature, SmInvalidSignature, ValueError, TypeError, AttributeError):
+    except (InvalidSignature, SmInvalidSignature, SmInternalError, UnsupportedAlgorithm, ValueError, TypeError, AttributeError):
         return False
     return True
 

@@ -29,7 +29,6 @@ from sqlalchemy.orm import Session
 from tongsuopy.crypto import hashes as sm_hashes
 from tongsuopy.crypto import serialization as sm_serialization
 from tongsuopy.crypto.asymciphers import ec as sm_ec
-from tongsuopy.crypto.exceptions import InvalidSignature as SmInvalidSignature
 
 from ops.crypto import KeyVault, WrappedSecret
 from ops.db import utcnow
@@ -90,12 +89,7 @@ def sign(private: Any, data: bytes) -> bytes:
 
 def verify(spki_der: bytes, data: bytes, signature: bytes) -> bool:
     """True when `signature` (DER r, s) is an SM2-with-SM3 signature of `data` by the key of `spki_der`."""
-    try:
-        public = sm_serialization.load_der_public_key(spki_der)
-        public.verify(signature, data, sm_ec.ECDSA(sm_hashes.SM3()))
-    except (SmInvalidSignature, ValueError, TypeError):
-        return False
-    return True
+    return keys.verify_der(keys.SM2, spki_der, data, signature)
 
 
 def _name(common_name: str, *, org: str = "govhub 电子印章平台") -> asn1_x509.Name:

@@ -368,13 +368,20 @@ def verify_detached(
     )
 
 
+def _well_formed(cert: x509.Certificate) -> bool:
+    """cryptography parses a certificate lazily: a broken name, serial or time shows only when read."""
+    try:
+        _ = (cert.subject, cert.issuer, cert.serial_number, cert.not_valid_before_utc, cert.not_valid_after_utc)
+        _ = cert.signature_algorithm_oid
+    except ValueError:
+        return False
+    return True
+
+
 def _load_any_cert(der: bytes, where: str) -> x509.Certificate:
     cert = _load_cert(der, where)
-    try:
-        cert.subject  # noqa: B018 (cryptography parses lazily: a broken name shows here)
-        cert.not_valid_before_utc  # noqa: B018
-    except ValueError as exc:
-        raise _bad(f"{where} is not a well-formed X.509 certificate") from exc
+    if not _well_formed(cert):
+        raise _bad(f"{where} is not a well-formed X.509 certificate")
     return cert
 
 
@@ -387,6 +394,8 @@ def _der_seal_check(parsed: sesder.ParsedSignature, trusted: Trust, signer_der: 
     try:
         maker_cert = x509.load_der_x509_certificate(seal.maker_cert)
         maker_spki = authority.spki_der(maker_cert)
+        if not _well_formed(maker_cert):
+            raise ValueError("not well-formed")
     except ValueError:
         return _check("failed", "the seal maker's certificate (SESeal.cert) is not a DER X.509 certificate")
     if not keys.verify_der(maker_alg, maker_spki, seal.maker_signed, seal.maker_signature):
