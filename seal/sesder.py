@@ -334,7 +334,8 @@ def _v1_cert(item: core.Any) -> bytes:
 
 def _v1_time(raw: bytes) -> tuple[datetime | None, str]:
     text = raw.decode("ascii", errors="replace").strip("\x00 ")
-    for pattern in ("%Y%m%d%H%M%SZ", "%y%m%d%H%M%SZ", "%Y-%m-%d %H:%M:%S", "%Y%m%d%H%M%S"):
+    patterns = ("%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%SZ", "%Y%m%d%H%M%SZ", "%y%m%d%H%M%SZ", "%Y-%m-%d %H:%M:%S")
+    for pattern in patterns:
         try:
             return datetime.strptime(text, pattern).replace(tzinfo=UTC), text
         except ValueError:

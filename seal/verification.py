@@ -399,6 +399,12 @@ def _der_seal_check(parsed: sesder.ParsedSignature, trusted: Trust, signer_der: 
     except ValueError:
         return _check("failed", "the seal maker's certificate (SESeal.cert) is not a DER X.509 certificate")
     if not keys.verify_der(maker_alg, maker_spki, seal.maker_signed, seal.maker_signature):
+        if seal.version < sesder.VERSION:
+            return _check(
+                "failed",
+                "the seal maker's signature does not verify over the DER of the version-1 seal information "
+                "(the seal was altered, or its producer signed other bytes)",
+            )
         return _check("failed", "the seal maker's signature over SES_SealInfo does not verify (the seal was altered)")
     if seal.cert_list_type == sesder.CERT_LIST_DIGESTS:
         digests = {hashlib.sha1(signer_der).digest(), hashlib.sha256(signer_der).digest(), keys.digest(keys.SM2, signer_der)}  # noqa: S324
