@@ -58,7 +58,7 @@ class DerError(ValueError):
 # ---------------------------------------------------------------- version 4 (GB/T 38540-2020)
 
 
-class ExtData(core.Sequence):
+class ExtData(core.Sequence):  # type: ignore[misc]
     _fields = [
         ("extnID", core.ObjectIdentifier),
         ("critical", core.Boolean, {"default": False}),
@@ -66,25 +66,25 @@ class ExtData(core.Sequence):
     ]
 
 
-class ExtensionDatas(core.SequenceOf):
+class ExtensionDatas(core.SequenceOf):  # type: ignore[misc]
     _child_spec = ExtData
 
 
-class Header(core.Sequence):
+class Header(core.Sequence):  # type: ignore[misc]
     _fields = [("id", core.IA5String), ("version", core.Integer), ("vid", core.IA5String)]
 
 
-class CertList(core.SequenceOf):
+class CertList(core.SequenceOf):  # type: ignore[misc]
     """certListType 1: SEQUENCE OF OCTET STRING (certificates); 2: SEQUENCE OF CertDigestObj. Read as Any."""
 
     _child_spec = core.Any
 
 
-class CertDigestObj(core.Sequence):
+class CertDigestObj(core.Sequence):  # type: ignore[misc]
     _fields = [("type", core.PrintableString), ("value", core.OctetString)]
 
 
-class PropertyInfo(core.Sequence):
+class PropertyInfo(core.Sequence):  # type: ignore[misc]
     _fields = [
         ("type", core.Integer),
         ("name", core.UTF8String),
@@ -96,11 +96,11 @@ class PropertyInfo(core.Sequence):
     ]
 
 
-class PictureInfo(core.Sequence):
+class PictureInfo(core.Sequence):  # type: ignore[misc]
     _fields = [("type", core.IA5String), ("data", core.OctetString), ("width", core.Integer), ("height", core.Integer)]
 
 
-class SealInfo(core.Sequence):
+class SealInfo(core.Sequence):  # type: ignore[misc]
     _fields = [
         ("header", Header),
         ("esID", core.IA5String),
@@ -110,7 +110,7 @@ class SealInfo(core.Sequence):
     ]
 
 
-class SESeal(core.Sequence):
+class SESeal(core.Sequence):  # type: ignore[misc]
     _fields = [
         ("eSealInfo", SealInfo),
         ("cert", core.OctetString),
@@ -119,7 +119,7 @@ class SESeal(core.Sequence):
     ]
 
 
-class TBSSign(core.Sequence):
+class TBSSign(core.Sequence):  # type: ignore[misc]
     _fields = [
         ("version", core.Integer),
         ("eseal", SESeal),
@@ -130,7 +130,7 @@ class TBSSign(core.Sequence):
     ]
 
 
-class SESSignature(core.Sequence):
+class SESSignature(core.Sequence):  # type: ignore[misc]
     _fields = [
         ("toSign", TBSSign),
         ("cert", core.OctetString),
@@ -143,7 +143,7 @@ class SESSignature(core.Sequence):
 # ---------------------------------------------------------------- version 1 (GM/T 0031-2014)
 
 
-class V1PropertyInfo(core.Sequence):
+class V1PropertyInfo(core.Sequence):  # type: ignore[misc]
     _fields = [
         ("type", core.Integer),
         ("name", core.UTF8String),
@@ -154,7 +154,7 @@ class V1PropertyInfo(core.Sequence):
     ]
 
 
-class V1SealInfo(core.Sequence):
+class V1SealInfo(core.Sequence):  # type: ignore[misc]
     _fields = [
         ("header", Header),
         ("esID", core.IA5String),
@@ -164,15 +164,15 @@ class V1SealInfo(core.Sequence):
     ]
 
 
-class V1SignInfo(core.Sequence):
+class V1SignInfo(core.Sequence):  # type: ignore[misc]
     _fields = [("cert", core.OctetString), ("signatureAlgorithm", core.ObjectIdentifier), ("signData", core.OctetBitString)]
 
 
-class V1SESeal(core.Sequence):
+class V1SESeal(core.Sequence):  # type: ignore[misc]
     _fields = [("esealInfo", V1SealInfo), ("signInfo", V1SignInfo)]
 
 
-class V1TBSSign(core.Sequence):
+class V1TBSSign(core.Sequence):  # type: ignore[misc]
     _fields = [
         ("version", core.Integer),
         ("eseal", V1SESeal),
@@ -184,7 +184,7 @@ class V1TBSSign(core.Sequence):
     ]
 
 
-class V1Signature(core.Sequence):
+class V1Signature(core.Sequence):  # type: ignore[misc]
     _fields = [("toSign", V1TBSSign), ("signature", core.OctetBitString)]
 
 
@@ -432,9 +432,7 @@ def parse_seal(data: bytes) -> ParsedSeal:
 
 
 def _ext_datas(extensions: list[Extension]) -> ExtensionDatas:
-    return ExtensionDatas(
-        [{"extnID": e.oid, "critical": e.critical, "extnValue": e.value} for e in extensions]  # type: ignore[misc]
-    )
+    return ExtensionDatas([{"extnID": e.oid, "critical": e.critical, "extnValue": e.value} for e in extensions])
 
 
 def seal_info(
@@ -461,7 +459,7 @@ def seal_info(
             "type": seal_type,
             "name": name,
             "certListType": CERT_LIST_CERTIFICATES,
-            "certList": CertList([core.OctetString(c) for c in certificates]),  # type: ignore[misc]
+            "certList": CertList([core.OctetString(c) for c in certificates]),
             "createDate": _utc(created).replace(microsecond=0),
             "validStart": _utc(valid_start).replace(microsecond=0),
             "validEnd": _utc(valid_end).replace(microsecond=0),
@@ -475,7 +473,7 @@ def seal_info(
 
 def seal(info: SealInfo, *, maker_cert: bytes, alg: str, signed_value: bytes) -> bytes:
     """The DER SESeal: the seal information with the seal maker's certificate and signature."""
-    return SESeal({"eSealInfo": info, "cert": maker_cert, "signAlgID": alg, "signedValue": signed_value}).dump(force=True)
+    return bytes(SESeal({"eSealInfo": info, "cert": maker_cert, "signAlgID": alg, "signedValue": signed_value}).dump(force=True))
 
 
 def to_sign(*, seal_der: bytes, at: datetime, data_hash: bytes, property_info: str, extensions: list[Extension]) -> TBSSign:
@@ -497,7 +495,7 @@ def signature(tbs: TBSSign, *, cert: bytes, alg: str, value: bytes, timestamp: b
     values: dict[str, Any] = {"toSign": tbs, "cert": cert, "signatureAlgID": alg, "signature": value}
     if timestamp is not None:
         values["timeStamp"] = timestamp
-    return SESSignature(values).dump(force=True)
+    return bytes(SESSignature(values).dump(force=True))
 
 
 # ---------------------------------------------------------------- the readable view (JSON)

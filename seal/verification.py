@@ -623,14 +623,14 @@ def authority_certificates(db: Session, *, vault: KeyVault, settings: Settings |
     """The hub's root and issuing CA certificates (PEM): what verifiers trust; with the settings, the SM2 chain
     and where the CRLs are published too."""
     hub = authority.ensure_authority(db, vault)
-    sm2 = sm2ca.ensure(db, vault, public_url=settings.public_url) if settings is not None else None
-    out = {
+    out: dict[str, Any] = {
         "root": hub.root.certificate_pem,
         "issuing": hub.issuing.certificate_pem,
         "maker": hub.maker.certificate_pem,
         "roots": [c.public_bytes(serialization.Encoding.PEM).decode() for c in authority.root_certificates(db)],
     }
-    if sm2 is not None:
+    if settings is not None:
+        sm2 = sm2ca.ensure(db, vault, public_url=settings.public_url)
         out |= {
             "sm2_root": sm2.root.certificate_pem,
             "sm2_issuing": sm2.issuing.certificate_pem,
