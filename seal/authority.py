@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from asn1crypto import keys as asn1_keys
@@ -197,6 +198,26 @@ def intermediate_certificates(db: Session) -> list[x509.Certificate]:
     """Every issuing CA certificate this hub has used."""
     rows = db.scalars(select(AuthorityKey).where(AuthorityKey.role == ISSUING).order_by(AuthorityKey.created_at))
     return [x509.load_pem_x509_certificate(row.certificate_pem.encode()) for row in rows]
+
+
+@lru_cache(maxsize=256)
+def _parsed(pem: str) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(pem.encode())
+
+
+def trusted_certificates(db: Session) -> tuple[list[x509.Certificate], list[x509.Certificate]]:
+    """(roots, issuing CAs) of both chains this hub has used, current and retired, in one query."""
+    from seal import sm2ca
+
+    roles = (ROOT, ISSUING, sm2ca.ROOT, sm2ca.ISSUING)
+    rows = db.execute(
+        select(AuthorityKey.role, AuthorityKey.certificate_pem)
+        .where(AuthorityKey.role.in_(roles))
+        .order_by(AuthorityKey.created_at)
+    ).all()
+    roots = [_parsed(pem) for role, pem in rows if role in (ROOT, sm2ca.ROOT)]
+    issuing = [_parsed(pem) for role, pem in rows if role in (ISSUING, sm2ca.ISSUING)]
+    return roots, issuing
 
 
 def rewrap(db: Session, vault: KeyVault) -> int:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from asn1crypto import core
@@ -265,6 +266,12 @@ def _cert_list(certs: CertList, list_type: int) -> list[bytes]:
 
 
 def _seal_v4(seal: SESeal) -> ParsedSeal:
+    return _seal_v4_of(seal.dump())
+
+
+@lru_cache(maxsize=512)  # every signature of a seal carries the same seal: read it once
+def _seal_v4_of(der: bytes) -> ParsedSeal:
+    seal = SESeal.load(der)
     info = seal["eSealInfo"]
     prop = info["property"]
     header = info["header"]

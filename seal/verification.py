@@ -40,10 +40,7 @@ class Trust:
 
 
 def trust(db: Session, settings: Settings) -> Trust:
-    roots = authority.root_certificates(db) + [x509.load_der_x509_certificate(c) for c in sm2ca.certificates(db, sm2ca.ROOT)]
-    intermediates = authority.intermediate_certificates(db) + [
-        x509.load_der_x509_certificate(c) for c in sm2ca.certificates(db, sm2ca.ISSUING)
-    ]
+    roots, intermediates = authority.trusted_certificates(db)
     if settings.seal_trusted_roots_file is not None and settings.seal_trusted_roots_file.exists():
         for cert in x509.load_pem_x509_certificates(settings.seal_trusted_roots_file.read_bytes()):
             (roots if cert.issuer == cert.subject else intermediates).append(cert)
@@ -385,6 +382,11 @@ def _load_any_cert(der: bytes, where: str) -> x509.Certificate:
     return cert
 
 
+@lru_cache(maxsize=1024)  # a pure function of its bytes: every signature of a seal carries the same seal
+def _maker_signature_ok(alg: str, spki: bytes, signed: bytes, signature: bytes) -> bool:
+    return keys.verify_der(alg, spki, signed, signature)
+
+
 def _der_seal_check(parsed: sesder.ParsedSignature, trusted: Trust, signer_der: bytes) -> Check:
     """The seal inside the signature: its maker's signature over SES_SealInfo, the signer listed, the maker trusted."""
     seal = parsed.seal
@@ -398,7 +400,7 @@ def _der_seal_check(parsed: sesder.ParsedSignature, trusted: Trust, signer_der: 
             raise ValueError("not well-formed")
     except ValueError:
         return _check("failed", "the seal maker's certificate (SESeal.cert) is not a DER X.509 certificate")
-    if not keys.verify_der(maker_alg, maker_spki, seal.maker_signed, seal.maker_signature):
+    if not _maker_signature_ok(maker_alg, maker_spki, seal.maker_signed, seal.maker_signature):
         if seal.version < sesder.VERSION:
             return _check(
                 "failed",
