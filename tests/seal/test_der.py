@@ -467,3 +467,35 @@ def test_a_seal_made_before_the_der_form_gets_it_from_the_migration(db: Session,
         settings=hub.settings,
     )
     assert service.verify_detached(db, signature=signed, data=b"data", settings=hub.settings).verdict == "valid"
+
+
+def test_a_seal_signature_in_the_earlier_json_form_still_verifies(db: Session, hub: Hub, app: Any) -> None:
+    """Signatures made before the DER form (the hub's JSON encoding, P-256 seal maker) keep verifying."""
+    from seal import authority, ses
+    from tests.seal.helpers import make_seal
+
+    vault: KeyVault = app.state.vault
+    seal = make_seal(db, vault, hub.department().id, algorithm="ES256")
+    maker = authority.ensure_authority(db, vault).maker
+    cert = x509.load_pem_x509_certificate(seal.certificate_pem.encode())
+    info = {
+        "header": {"id": "ES", "version": 4, "vid": "GOVHUB"},
+        "esID": seal.code,
+        "property": {"type": 1, "name": seal.name, "certListType": 1, "certList": [ses.b64(ses.der(cert))]},
+    }
+    eseal = {
+        "eSealInfo": info,
+        "signInfo": {
+            "cert": ses.b64(ses.der(maker.certificate)),
+            "signatureAlgorithm": keys.SIGNATURE_OID[keys.ES256],
+            "signData": ses.b64(keys.sign_with(keys.ES256, maker.private, ses.canonical(info))),
+        },
+    }
+    tbs = {"version": 4, "eseal": eseal, "timeInfo": ses.timestamp(utcnow()), "dataHash": ses.b64(keys.digest("ES256", b"d"))}
+    value = service.signer_for(db, seal=seal, vault=vault).sign(ses.canonical(tbs))
+    old = {"toSign": tbs, "cert": ses.b64(ses.der(cert)), "signatureAlgorithm": keys.SIGNATURE_OID[keys.ES256]}
+    old["signature"] = ses.b64(value)
+    report = service.verify_detached(db, signature=old, data=b"d", settings=hub.settings)
+    assert report.checks["signature"].status == "passed" and report.checks["seal_structure"].status == "passed"
+    assert report.checks["chain"].status == "passed" and report.format is None
+    assert service.verify_detached(db, signature=old, data=b"e", settings=hub.settings).verdict == "invalid"
