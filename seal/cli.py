@@ -61,10 +61,18 @@ def seals_list(db: Session, _settings: Settings, args: argparse.Namespace) -> No
         print(f"{s.id}  {s.status:<9} {s.alg:<5} {s.seal_type:<8} {s.valid_to:%Y-%m-%d}  {s.department_code}  {s.name}")
 
 
-def seals_revoke(db: Session, _settings: Settings, args: argparse.Namespace) -> None:
+def seals_revoke(db: Session, settings: Settings, args: argparse.Namespace) -> None:
     from seal import service
 
-    seal = service.change_status(db, who=CLI_ADMIN, seal_id=args.seal_id, action=args.action, reason=args.reason)
+    seal = service.change_status(
+        db,
+        who=CLI_ADMIN,
+        seal_id=args.seal_id,
+        action=args.action,
+        reason=args.reason,
+        vault=KeyVault.from_settings(settings),
+        public_url=settings.public_url,
+    )
     print(f"{seal.id} is now {seal.status}")
 
 
