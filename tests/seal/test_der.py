@@ -499,3 +499,24 @@ def test_a_seal_signature_in_the_earlier_json_form_still_verifies(db: Session, h
     assert report.checks["signature"].status == "passed" and report.checks["seal_structure"].status == "passed"
     assert report.checks["chain"].status == "passed" and report.format is None
     assert service.verify_detached(db, signature=old, data=b"e", settings=hub.settings).verdict == "invalid"
+
+
+@pytest.mark.parametrize("algorithm", ["ES256", "EdDSA"])
+def test_p256_and_ed25519_seal_signatures_are_der_too_with_the_sm2_makers_seal(
+    client: TestClient, hub: Hub, algorithm: str
+) -> None:
+    """Seals for PAdES keep their P-256 / Ed25519 keys; their seal signatures are GB/T 38540 DER all the same,
+    and their seals are signed by the SM2 seal maker."""
+    module = _asn1()
+    department = hub.department()
+    client.post("/seals", headers=hub.admin.headers, json=seal_body(department.id, algorithm=algorithm)).raise_for_status()
+    signed = client.post(
+        "/seal/sign", headers=hub.system(department).headers, json={"purpose": "回执", "data_base64": "ZGF0YQ=="}
+    ).json()
+    decoded = module.decode("SES-Signature", base64.b64decode(signed["der_base64"]))
+    assert decoded["signatureAlgID"] == keys.SIGNATURE_OID[algorithm]
+    eseal = decoded["toSign"]["eseal"]
+    assert eseal["signAlgID"] == sm2ca.SM2_SM3
+    assert _gmssl_verify(eseal["cert"], module.encode("SES-SealInfo", eseal["eSealInfo"]), eseal["signedValue"][0])
+    report = client.post("/seal/verify/signature", json={"signature": signed, "data_base64": "ZGF0YQ=="}).json()
+    assert report["verdict"] == "valid", report["reasons"]
