@@ -62,6 +62,10 @@ def _gmssl_verify(cert_der: bytes, data: bytes, signature_der: bytes) -> bool:
     return bool(sm2.CryptSM2(private_key=None, public_key=point[1:].hex()).verify_with_sm3(value, data))
 
 
+def _pem_to_der(path: Path) -> bytes:
+    return x509.load_pem_x509_certificate(path.read_bytes()).public_bytes(serialization.Encoding.DER)
+
+
 def _sm3(data: bytes) -> bytes:
     digest = hashes.Hash(hashes.SM3())
     digest.update(data)
@@ -165,6 +169,13 @@ def test_the_sm2_chain_verifies_with_openssl_and_its_crl_lists_a_revoked_seal(
         check=False,
     )
     assert without_id.returncode != 0  # the signature is over Z of the default ID, not of an empty one
+    # gmssl checks every certificate's SM2 signature too, over its TBSCertificate
+    ders = {
+        name: asn1_x509.Certificate.load(_pem_to_der(tmp_path / f"{name}.pem")) for name in ("root", "issuing", "maker", "seal")
+    }
+    for child, parent in (("root", "root"), ("issuing", "root"), ("maker", "issuing"), ("seal", "issuing")):
+        cert = ders[child]
+        assert _gmssl_verify(ders[parent].dump(), cert["tbs_certificate"].dump(), bytes(cert["signature_value"].native)), child
     other_root = client.get("/seal/ca").json()["root"]  # the P-256 root does not vouch for the SM2 chain
     (tmp_path / "p256.pem").write_text(other_root)
     wrong = subprocess.run(
