@@ -64,13 +64,13 @@ def upgrade(engine: Engine, settings: Settings) -> None:
             command.upgrade(config, "heads")
 
 
-def ensure_keys(db: Session, vault: KeyVault) -> None:
+def ensure_keys(db: Session, vault: KeyVault, settings: Settings | None = None) -> None:
     """The keys the hub signs with: its token-signing key, its certificate signer, its seal authority.
     Made before the hub serves, not on first use: their first use may be a read (the JWKS, a status
     list, a verifier fetching GET /seal/ca), and a read does not write."""
     ensure_signing_key(db, vault)
     certhub_service.hub_signer(db, vault=vault)
-    seal_service.ensure_authority(db, vault)
+    seal_service.ensure_authority(db, vault, public_url=settings.public_url if settings is not None else None)
 
 
 def prepare(engine: Engine, settings: Settings) -> NewClient | None:
@@ -81,5 +81,5 @@ def prepare(engine: Engine, settings: Settings) -> NewClient | None:
     with startup_lock(engine, settings):
         factory = make_sessionmaker(engine)
         with factory.begin() as db:
-            ensure_keys(db, vault)
+            ensure_keys(db, vault, settings)
             return identity.bootstrap_admin(db, settings)

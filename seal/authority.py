@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from asn1crypto import keys as asn1_keys
@@ -173,8 +174,13 @@ def active_rows(db: Session) -> dict[str, AuthorityKey]:
     return max(complete, key=lambda g: (g[ROOT].created_at, g[ROOT].id))
 
 
-def ensure_authority(db: Session, vault: KeyVault) -> Authority:
-    """The hub's authority, created on first use."""
+def ensure_authority(db: Session, vault: KeyVault, *, public_url: str | None = None) -> Authority:
+    """The hub's authority, created on first use; the SM2 chain (`seal.sm2ca`) is made with it (its seal
+    maker's certificate names the CRL at `public_url`, by default the settings' default public URL)."""
+    from ops.config import DEFAULT_PUBLIC_URL
+    from seal import sm2ca
+
+    sm2ca.ensure(db, vault, public_url=public_url or DEFAULT_PUBLIC_URL)
     rows = active_rows(db)
     if not rows:
         create_authority(db, vault)
@@ -192,6 +198,26 @@ def intermediate_certificates(db: Session) -> list[x509.Certificate]:
     """Every issuing CA certificate this hub has used."""
     rows = db.scalars(select(AuthorityKey).where(AuthorityKey.role == ISSUING).order_by(AuthorityKey.created_at))
     return [x509.load_pem_x509_certificate(row.certificate_pem.encode()) for row in rows]
+
+
+@lru_cache(maxsize=256)
+def _parsed(pem: str) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(pem.encode())
+
+
+def trusted_certificates(db: Session) -> tuple[list[x509.Certificate], list[x509.Certificate]]:
+    """(roots, issuing CAs) of both chains this hub has used, current and retired, in one query."""
+    from seal import sm2ca
+
+    roles = (ROOT, ISSUING, sm2ca.ROOT, sm2ca.ISSUING)
+    rows = db.execute(
+        select(AuthorityKey.role, AuthorityKey.certificate_pem)
+        .where(AuthorityKey.role.in_(roles))
+        .order_by(AuthorityKey.created_at)
+    ).all()
+    roots = [_parsed(pem) for role, pem in rows if role in (ROOT, sm2ca.ROOT)]
+    issuing = [_parsed(pem) for role, pem in rows if role in (ISSUING, sm2ca.ISSUING)]
+    return roots, issuing
 
 
 def rewrap(db: Session, vault: KeyVault) -> int:
@@ -228,8 +254,12 @@ def issue_seal_certificate(
     seal_code: str,
     not_before: datetime,
     not_after: datetime,
+    crl_url: str | None = None,
 ) -> x509.Certificate:
-    """Certify a seal key for its department and seal, signed by the issuing CA."""
+    """Certify a seal key for its department and seal, signed by the (P-256) issuing CA; `crl_url` names its CRL.
+
+    SM2 seals get their certificates from the SM2 chain (`seal.sm2ca`); an SM2 key certified here is the
+    form seals made before the SM2 chain kept."""
     issuing = authority.issuing
     # For SM2 the builder gets a stand-in key; its SubjectPublicKeyInfo is replaced below before signing.
     stand_in = None if key.alg != keys.SM2 else ec.generate_private_key(ec.SECP256R1())
@@ -251,6 +281,9 @@ def issue_seal_certificate(
         .add_extension(x509.KeyUsage(True, True, False, False, False, False, False, False, False), critical=True)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuing.private.public_key()), critical=False)
     )
+    if crl_url:
+        point = x509.DistributionPoint([x509.UniformResourceIdentifier(crl_url)], None, None, None)
+        builder = builder.add_extension(x509.CRLDistributionPoints([point]), critical=False)
     cert = builder.sign(issuing.private, hashes.SHA256())
     if stand_in is None:
         return cert
@@ -267,6 +300,25 @@ def issue_seal_certificate(
         }
     )
     return x509.load_der_x509_certificate(rebuilt.dump())
+
+
+def issuer_certificate_pem(db: Session, cert: x509.Certificate) -> str | None:
+    """The issuing CA certificate (PEM) that signed `cert`, of either chain (P-256 or SM2), if this hub has it."""
+    from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+
+    from seal import sm2ca
+
+    if cert.signature_algorithm_oid.dotted_string == sm2ca.SM2_SM3:
+        der = cert.public_bytes(serialization.Encoding.DER)
+        return next((sm2ca.pem(c) for c in sm2ca.certificates(db, sm2ca.ISSUING) if sm2ca.issued_by(der, c)), None)
+    for issuing in intermediate_certificates(db):
+        if issuing.subject == cert.issuer:
+            try:
+                cert.verify_directly_issued_by(issuing)
+            except (InvalidSignature, UnsupportedAlgorithm, ValueError, TypeError):
+                continue  # another issuing CA with the same name (an older generation)
+            return issuing.public_bytes(serialization.Encoding.PEM).decode()
+    return None
 
 
 def spki_der(cert: x509.Certificate) -> bytes:

@@ -61,10 +61,18 @@ def seals_list(db: Session, _settings: Settings, args: argparse.Namespace) -> No
         print(f"{s.id}  {s.status:<9} {s.alg:<5} {s.seal_type:<8} {s.valid_to:%Y-%m-%d}  {s.department_code}  {s.name}")
 
 
-def seals_revoke(db: Session, _settings: Settings, args: argparse.Namespace) -> None:
+def seals_revoke(db: Session, settings: Settings, args: argparse.Namespace) -> None:
     from seal import service
 
-    seal = service.change_status(db, who=CLI_ADMIN, seal_id=args.seal_id, action=args.action, reason=args.reason)
+    seal = service.change_status(
+        db,
+        who=CLI_ADMIN,
+        seal_id=args.seal_id,
+        action=args.action,
+        reason=args.reason,
+        vault=KeyVault.from_settings(settings),
+        public_url=settings.public_url,
+    )
     print(f"{seal.id} is now {seal.status}")
 
 
@@ -81,6 +89,13 @@ def seals_expire(db: Session, _settings: Settings, _args: argparse.Namespace) ->
     print(f"{service.expire_seals(db)} seal(s) marked expired")
 
 
+def seals_migrate_der(db: Session, settings: Settings, _args: argparse.Namespace) -> None:
+    from seal import service
+
+    count = service.migrate_der(db, vault=KeyVault.from_settings(settings), settings=settings)
+    print(f"{count} seal(s) given their GB/T 38540 v4 DER structure (signed by the SM2 seal maker)")
+
+
 def seals_verify(db: Session, settings: Settings, args: argparse.Namespace) -> None:
     from seal import service
 
@@ -88,7 +103,8 @@ def seals_verify(db: Session, settings: Settings, args: argparse.Namespace) -> N
     if not path.is_file():
         raise SystemExit(f"govhub: no file {path}")
     if args.signature:
-        signature = json.loads(Path(args.signature).read_text())
+        raw = Path(args.signature).read_bytes()
+        signature = raw if raw[:1] == b"\x30" else json.loads(raw)
         report = service.verify_detached(db, signature=signature, data=path.read_bytes(), settings=settings)
         print(report.model_dump_json(indent=2))
     else:
@@ -119,7 +135,10 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         change.set_defaults(func=with_db(seals_revoke), action=action)
     seals.add_parser("rewrap", help="re-wrap seal keys under the current master key").set_defaults(func=with_db(seals_rewrap))
     seals.add_parser("expire", help="mark seals past their validity as expired").set_defaults(func=with_db(seals_expire))
+    seals.add_parser("migrate-der", help="give seals made before the DER form their GB/T 38540 v4 DER structure").set_defaults(
+        func=with_db(seals_migrate_der)
+    )
     verify = seals.add_parser("verify", help="verify a sealed PDF, or data with --signature FILE")
     verify.add_argument("file", help="the sealed PDF, or the signed data with --signature")
-    verify.add_argument("--signature", help="detached seal signature (JSON) of FILE")
+    verify.add_argument("--signature", help="detached seal signature of FILE: DER (SignedValue.dat) or the earlier JSON")
     verify.set_defaults(func=with_db(seals_verify))

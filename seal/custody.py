@@ -10,8 +10,6 @@ from datetime import datetime
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from sqlalchemy.orm import Session
 
 from ops import audit
@@ -55,15 +53,8 @@ def _usable(seal: Seal, now: datetime) -> bool:
 
 
 def chain_pem(db: Session, seal: Seal) -> list[str]:
-    cert = x509.load_pem_x509_certificate(seal.certificate_pem.encode())
-    for issuing in authority.intermediate_certificates(db):
-        if issuing.subject == cert.issuer:
-            try:
-                cert.verify_directly_issued_by(issuing)
-            except (InvalidSignature, ValueError, TypeError):
-                continue  # another issuing CA with the same name (an older generation)
-            return [seal.certificate_pem, issuing.public_bytes(serialization.Encoding.PEM).decode()]
-    return [seal.certificate_pem]
+    issuing = authority.issuer_certificate_pem(db, x509.load_pem_x509_certificate(seal.certificate_pem.encode()))
+    return [seal.certificate_pem] if issuing is None else [seal.certificate_pem, issuing]
 
 
 # Unwrapped signers of this process, keyed by the seal, its wrapped key and the vault's master key:

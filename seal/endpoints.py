@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Header, Query, Request, Response, UploadFile
 
@@ -83,13 +84,27 @@ def read_seal(seal_id: str, response: Response, db: DbSession, who: DepartmentOr
     return seal
 
 
-@router.get("/seals/{seal_id}/structure", summary="The signed GB/T 38540 seal structure (SES_Seal, JSON encoding)")
+@router.get(
+    "/seals/{seal_id}/structure",
+    summary="The signed GB/T 38540 seal (SESeal): DER with Accept: application/octet-stream, else a readable JSON view",
+    responses={200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
+)
 @writes
-def seal_structure(seal_id: str, db: DbSession, who: DepartmentOrAdmin) -> Any:
-    """The seal as signed by the seal maker."""
+def seal_structure(seal_id: str, request: Request, db: DbSession, who: DepartmentOrAdmin) -> Any:
+    """The seal as signed by the seal maker (the DER is what is signed; the JSON only shows it)."""
     seal = service.get_seal(db, who=who, seal_id=seal_id)
+    der = seal.structure_der or service.make_seal_der(db, vault=_vault(request), seal=seal, settings=_settings(request))
     audit.record(db, actor=who, action="seal.structure.read", object_type="seal", object_id=seal.id)
-    return seal.structure
+    if _wants_der(request):
+        return Response(
+            der, media_type="application/octet-stream", headers={"Content-Disposition": 'attachment; filename="seal.esl"'}
+        )
+    return {"format": "GB/T 38540-2020 SESeal, DER", "der_base64": base64.b64encode(der).decode(), "view": seal.structure}
+
+
+def _wants_der(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return "application/octet-stream" in accept and "application/json" not in accept
 
 
 @router.get("/seals/{seal_id}/picture", summary="The seal's picture (PNG or SVG)")
@@ -123,12 +138,22 @@ def _status_endpoint(action: str, summary: str) -> None:
     def change(
         seal_id: str,
         body: StatusChange,
+        request: Request,
         response: Response,
         db: DbSession,
         who: PlatformAdmin,
         if_match: Annotated[str | None, Header()] = None,
     ) -> Any:
-        seal = service.change_status(db, who=who, seal_id=seal_id, action=action, reason=body.reason, if_match=if_match)
+        seal = service.change_status(
+            db,
+            who=who,
+            seal_id=seal_id,
+            action=action,
+            reason=body.reason,
+            if_match=if_match,
+            vault=_vault(request),
+            public_url=_settings(request).public_url,
+        )
         response.headers["ETag"] = etag(seal.version)
         return seal
 
@@ -140,14 +165,19 @@ _status_endpoint("resume", "Resume a suspended seal")
 _status_endpoint("revoke", "Revoke a seal for good, with the reason")
 
 
-@router.post("/seal/sign", summary="Seal bytes or a JSON document with a detached GB/T 38540 seal signature (用印)")
+@router.post(
+    "/seal/sign",
+    summary="Seal bytes or a JSON document with a detached GB/T 38540 seal signature (用印)",
+    responses={200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
+)
 def sign_detached(body: DetachedSignRequest, request: Request, db: DbSession, who: DepartmentStaff) -> Any:
-    """Return the SES_Signature (JSON encoding, see docs/seal.md); the use is recorded."""
+    """Return the DER SES_Signature: base64 in JSON with a readable view, or the bytes themselves when the
+    request asks for `Accept: application/octet-stream`; the use is recorded."""
     settings = _settings(request)
     require_second_factor(who, "seal_use", settings)  # a person signed in without one is asked to step up
     data = service.document_bytes(data_base64=body.data_base64, document=body.document, max_bytes=settings.seal_max_data_bytes)
     content_type = "application/json" if body.document is not None else body.content_type
-    return service.sign_detached(
+    der = service.sign_detached_der(
         db,
         vault=_vault(request),
         department_id=who.require_department(),
@@ -159,6 +189,11 @@ def sign_detached(body: DetachedSignRequest, request: Request, db: DbSession, wh
         seal_type=body.seal_type,
         settings=settings,
     )
+    if _wants_der(request):
+        return Response(
+            der, media_type="application/octet-stream", headers={"Content-Disposition": 'attachment; filename="SignedValue.dat"'}
+        )
+    return service.detached_result(der)
 
 
 @router.post(
@@ -236,6 +271,41 @@ def verify_signature(body: DetachedVerifyRequest, request: Request, db: DbSessio
     return report
 
 
+@router.post(
+    "/seal/verify/signature/der",
+    response_model=VerificationReport,
+    summary="Verify data against its DER seal signature, both uploaded as files (public, 核验)",
+)
+def verify_signature_der(
+    request: Request,
+    db: DbSession,
+    file: Annotated[UploadFile, File(description="the signed data (for an OFD: its Signature.xml)")],
+    signature: Annotated[UploadFile, File(description="the DER SES_Signature (for an OFD: its SignedValue.dat)")],
+) -> Any:
+    """A GB/T 38540 seal signature of this hub or of another producer, version 4 or the version-1 layout."""
+    settings = _settings(request)
+    data = _read_upload(file, limit=settings.seal_max_data_bytes, what="data")
+    der = _read_upload(signature, limit=settings.seal_max_data_bytes, what="seal signature")
+    report = service.verify_detached(db, signature=der, data=data, settings=settings)
+    service.record_verification(
+        db, who=PUBLIC_VERIFIER, kind="detached", verdict=report.verdict, document_hash=hashlib.sha256(data).hexdigest()
+    )
+    return report
+
+
+@router.get(
+    "/seal/crl/{chain}",
+    summary="The certificate revocation list of the SM2 or P-256 issuing CA (public, DER)",
+    response_class=Response,
+    responses={200: {"content": {"application/pkix-crl": {"schema": {"type": "string", "format": "binary"}}}}},
+)
+@writes  # a CRL is issued anew when what it lists changed
+def crl(chain: Literal["sm2", "p256"], request: Request, db: DbSession) -> Response:
+    """What the certificates' CRL distribution point names: revoked seals' certificates (suspended ones on hold)."""
+    der = service.current_crl(db, vault=_vault(request), chain=chain, public_url=_settings(request).public_url)
+    return Response(der, media_type="application/pkix-crl", headers={"Cache-Control": "max-age=300"})
+
+
 @router.get("/seal/jwks", summary="Public keys of the seals (JWK set), for verifying what they signed", name="seal_jwks")
 def jwks(db: DbSession, department_code: str | None = None) -> Any:
     """Every seal key with its kid, alg, department code and status (public)."""
@@ -253,4 +323,4 @@ def jwks(db: DbSession, department_code: str | None = None) -> Any:
 @router.get("/seal/ca", summary="The hub's seal root and issuing CA certificates (public)")
 def ca_certificates(request: Request, db: DbSession) -> Any:
     """What a verifier adds to its trust store to verify this hub's seals offline."""
-    return service.authority_certificates(db, vault=_vault(request))
+    return service.authority_certificates(db, vault=_vault(request), settings=_settings(request))

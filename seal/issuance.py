@@ -10,6 +10,7 @@ import xml.etree.ElementTree as ET
 from datetime import datetime, timedelta
 from typing import Any
 
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from PIL import Image, UnidentifiedImageError
 from sqlalchemy.orm import Session
@@ -21,7 +22,7 @@ from ops.config import Settings
 from ops.crypto import KeyVault
 from ops.db import check_if_match, new_id, utcnow
 from ops.errors import Conflict, NotFound, PayloadTooLarge
-from seal import authority, keys, repository, ses
+from seal import authority, keys, repository, ses, sesder, sm2ca
 from seal.common import field_error, key_purpose
 from seal.models import Seal, SealEvent, SealStatus
 from seal.schemas import SealCreate
@@ -114,42 +115,35 @@ def issue_seal(db: Session, *, who: Principal, vault: KeyVault, data: SealCreate
     if data.valid_to - valid_from > timedelta(days=365 * 10):
         raise field_error("valid_to", "a seal is valid for at most 10 years")
     picture = check_picture(kind=data.picture.type, data_base64=data.picture.data_base64, settings=settings)
-    hub = authority.ensure_authority(db, vault)
     seal = Seal(id=new_id(), version=1)
     seal.code = f"{settings.seal_vendor_id}{department.code}{now:%Y%m%d%H%M%S}{seal.id[:8]}".upper()
     pair = keys.generate(data.algorithm)
-    cert = authority.issue_seal_certificate(
-        hub,
-        key=pair,
-        department_name=department.name,
-        department_code=department.code,
-        seal_name=data.name,
-        seal_code=seal.code,
-        not_before=valid_from,
-        not_after=data.valid_to,
-    )
-    info = ses.seal_info(
-        vendor_id=settings.seal_vendor_id,
-        es_id=seal.code,
-        type_name=data.seal_type,
-        name=data.name,
-        certificates=[cert],
-        created=now,
-        valid_from=valid_from,
-        valid_to=data.valid_to,
-        picture_type=data.picture.type,
-        picture=picture,
-        width_mm=data.picture.width_mm,
-        height_mm=data.picture.height_mm,
-        extensions=[
-            {"extnID": "department", "critical": False, "extnValue": {"code": department.code, "name": department.name}},
-            {"extnID": "algorithm", "critical": False, "extnValue": data.algorithm},
-        ],
-    )
-
-    def maker_sign(payload: bytes) -> bytes:
-        return keys.sign_with(keys.ES256, hub.maker.private, payload)
-
+    if data.algorithm == keys.SM2:
+        cert = x509.load_der_x509_certificate(
+            sm2ca.issue_seal_certificate(
+                sm2ca.ensure(db, vault, public_url=settings.public_url),
+                spki_der=pair.spki_der,
+                department_name=department.name,
+                department_code=department.code,
+                seal_name=data.name,
+                seal_code=seal.code,
+                not_before=valid_from,
+                not_after=data.valid_to,
+                public_url=settings.public_url,
+            )
+        )
+    else:
+        cert = authority.issue_seal_certificate(
+            authority.ensure_authority(db, vault),
+            key=pair,
+            department_name=department.name,
+            department_code=department.code,
+            seal_name=data.name,
+            seal_code=seal.code,
+            not_before=valid_from,
+            not_after=data.valid_to,
+            crl_url=sm2ca.crl_url_p256(settings.public_url),
+        )
     kid = f"seal-{keys.jwk_thumbprint(pair.public_jwk)[:24]}"
     seal.department_id = department.id
     seal.department_code = department.code
@@ -168,10 +162,10 @@ def issue_seal(db: Session, *, who: Principal, vault: KeyVault, data: SealCreate
     seal.picture_height_mm = data.picture.height_mm
     seal.valid_from = valid_from
     seal.valid_to = data.valid_to
-    seal.structure = ses.sign_seal(info, maker_cert=hub.maker.certificate, maker_sign=maker_sign)
+    seal.created_at = now
+    make_seal_der(db, vault=vault, seal=seal, settings=settings)
     seal.status = SealStatus.ACTIVE.value
     seal.created_by = who.subject
-    seal.created_at = now
     db.add(seal)
     db.flush()
     db.add(SealEvent(seal_id=seal.id, at=now, status=SealStatus.ACTIVE.value, reason="issued", actor=who.subject))
@@ -184,6 +178,47 @@ def issue_seal(db: Session, *, who: Principal, vault: KeyVault, data: SealCreate
         detail={"department_id": department.id, "type": data.seal_type, "alg": data.algorithm, "code": seal.code},
     )
     return seal
+
+
+def make_seal_der(db: Session, *, vault: KeyVault, seal: Seal, settings: Settings) -> bytes:
+    """The seal's GB/T 38540 v4 SESeal in DER, signed by the SM2 seal maker; kept with its readable view."""
+    maker = sm2ca.ensure(db, vault, public_url=settings.public_url).maker
+    cert = x509.load_pem_x509_certificate(seal.certificate_pem.encode())
+    info = sesder.seal_info(
+        vendor_id=settings.seal_vendor_id,
+        es_id=seal.code,
+        seal_type=ses.SEAL_TYPE_ORGANISATION,
+        name=seal.name,
+        certificates=[cert.public_bytes(serialization.Encoding.DER)],
+        created=seal.created_at,
+        valid_start=seal.valid_from,
+        valid_end=seal.valid_to,
+        picture_type=seal.picture_type.upper(),
+        picture=seal.picture,
+        width_mm=round(seal.picture_width_mm),
+        height_mm=round(seal.picture_height_mm),
+        extensions=[
+            sesder.Extension(sesder.EXT_DEPARTMENT_CODE, False, seal.department_code.encode()),
+            sesder.Extension(sesder.EXT_DEPARTMENT_NAME, False, seal.department_name.encode()),
+            sesder.Extension(sesder.EXT_SEAL_TYPE, False, seal.seal_type.encode()),
+        ],
+    )
+    info_der = info.dump()
+    der = sesder.seal(info, maker_cert=maker.certificate_der, alg=sesder.SM2_SM3, signed_value=maker.sign(info_der))
+    seal.structure_der = der
+    seal.structure = sesder.seal_view(sesder.parse_seal(der))
+    return der
+
+
+def migrate_der(db: Session, *, vault: KeyVault, settings: Settings) -> int:
+    """Give every seal made before the DER form its SESeal in DER (same key and certificate); returns how many."""
+    count = 0
+    for seal in repository.seals_without_der(db):
+        make_seal_der(db, vault=vault, seal=seal, settings=settings)
+        audit.record(db, actor=audit.SYSTEM, action="seal.migrate_der", object_type="seal", object_id=seal.id)
+        count += 1
+    db.flush()
+    return count
 
 
 def get_seal(db: Session, *, who: Principal, seal_id: str) -> Seal:
@@ -202,9 +237,20 @@ _TRANSITIONS = {
 
 
 def change_status(
-    db: Session, *, who: Actor, seal_id: str, action: str, reason: str, if_match: str | None = None, at: datetime | None = None
+    db: Session,
+    *,
+    who: Actor,
+    seal_id: str,
+    action: str,
+    reason: str,
+    if_match: str | None = None,
+    at: datetime | None = None,
+    vault: KeyVault | None = None,
+    public_url: str | None = None,
 ) -> Seal:
-    """Suspend, resume or revoke a seal (with a reason); each change is an event and an audit record."""
+    """Suspend, resume or revoke a seal (with a reason); each change is an event and an audit record.
+
+    With the vault, the issuing CAs' CRLs are re-issued at once (else when next fetched: `GET /seal/crl/...`)."""
     seal = db.get(Seal, seal_id)
     if seal is None:
         raise NotFound(f"no seal {seal_id}")
@@ -222,6 +268,8 @@ def change_status(
     db.add(SealEvent(seal_id=seal.id, at=now, status=target, reason=reason, actor=who.subject))
     db.flush()
     audit.record(db, actor=who, action=f"seal.{action}", object_type="seal", object_id=seal.id, detail={"reason": reason})
+    if vault is not None and public_url is not None:
+        sm2ca.publish(db, vault, public_url=public_url)
     return seal
 
 

@@ -14,13 +14,14 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Protocol, runtime_checkable
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 from tongsuopy.crypto import hashes as sm_hashes
 from tongsuopy.crypto import serialization as sm_serialization
 from tongsuopy.crypto.asymciphers import ec as sm_ec
+from tongsuopy.crypto.exceptions import InternalError as SmInternalError
 from tongsuopy.crypto.exceptions import InvalidSignature as SmInvalidSignature
 
 EDDSA, ES256, SM2 = "EdDSA", "ES256", "SM2"
@@ -211,3 +212,99 @@ class SoftwareSigner:
 
     def certificate_chain_pem(self) -> list[str]:
         return list(self._chain)
+
+
+# ---------------------------------------------------------------- signatures in DER (GB/T 38540, X.509)
+
+# Signature algorithm OIDs of the seal structures, and the DER form of their values: SM2 and ECDSA values are
+# the DER SEQUENCE { r, s } (GM/T 0009, RFC 3279); Ed25519 values are the 64 raw bytes (RFC 8410).
+ALG_FOR_OID = {oid: alg for alg, oid in SIGNATURE_OID.items()}
+
+
+def raw_to_der(alg: str, signature: bytes) -> bytes:
+    """The DER form of a JOSE-encoded signature (r||s becomes SEQUENCE { r, s }; Ed25519 stays as it is)."""
+    if alg == EDDSA:
+        return signature
+    return encode_dss_signature(int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big"))
+
+
+def well_formed_ecdsa_der(signature: bytes) -> bool:
+    """A DER SEQUENCE { r, s } of two positive integers and nothing else (checked before a library sees it)."""
+    try:
+        r, s = decode_dss_signature(signature)
+        return r > 0 and s > 0 and encode_dss_signature(r, s) == signature
+    except (ValueError, TypeError):
+        return False
+
+
+def verify_der(alg: str, spki_der: bytes, data: bytes, signature: bytes) -> bool:
+    """True when `signature` (DER form) is `alg`'s signature of `data` by the key in `spki_der`."""
+    if alg in (ES256, SM2) and not well_formed_ecdsa_der(signature):
+        return False
+    try:
+        public = public_from_spki(alg, spki_der)
+        if alg == EDDSA:
+            public.verify(signature, data)
+        elif alg == ES256:
+            public.verify(signature, data, ec.ECDSA(hashes.SHA256()))
+        elif alg == SM2:
+            public.verify(signature, data, sm_ec.ECDSA(sm_hashes.SM3()))
+        else:
+            return False
+    except (InvalidSignature, SmInvalidSignature, SmInternalError, UnsupportedAlgorithm, ValueError, TypeError, AttributeError):
+        return False
+    return True
+
+
+_SM2_P = 0xFFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF00000000FFFFFFFFFFFFFFFF
+_SM2_A = _SM2_P - 3
+_SM2_N = 0xFFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFF7203DF6B21C6052B53BBF40939D54123
+_SM2_G = (
+    0x32C4AE2C1F1981195F9904466A39C9948FE30BBFF2660BE1715A4589334C74C7,
+    0xBC3736A2F4F6779C59BDCEE36B692153D0A9877CC62A474002DF32E52139F0A0,
+)
+_Point = tuple[int, int] | None
+
+
+def _add(p: _Point, q: _Point) -> _Point:
+    if p is None:
+        return q
+    if q is None:
+        return p
+    if p[0] == q[0] and (p[1] + q[1]) % _SM2_P == 0:
+        return None
+    if p == q:
+        slope = (3 * p[0] * p[0] + _SM2_A) * pow(2 * p[1], -1, _SM2_P) % _SM2_P
+    else:
+        slope = (q[1] - p[1]) * pow(q[0] - p[0], -1, _SM2_P) % _SM2_P
+    x = (slope * slope - p[0] - q[0]) % _SM2_P
+    return x, (slope * (p[0] - x) - p[1]) % _SM2_P
+
+
+def _mul(k: int, p: _Point) -> _Point:
+    out: _Point = None
+    while k:
+        if k & 1:
+            out = _add(out, p)
+        p = _add(p, p)
+        k >>= 1
+    return out
+
+
+def sm2_verify_digest(spki_der: bytes, digest_e: bytes, signature: bytes) -> bool:
+    """SM2 verification of a given digest e (no Z, no hashing): the form some GM/T 0031 (version 1) producers
+    used, signing the data hash directly. Only the legacy reader uses it."""
+    try:
+        numbers = sm_serialization.load_der_public_key(spki_der).public_numbers()
+        r, s = decode_dss_signature(signature)
+    except (ValueError, TypeError, AttributeError):
+        return False
+    if not (0 < r < _SM2_N and 0 < s < _SM2_N):
+        return False
+    t = (r + s) % _SM2_N
+    if t == 0:
+        return False
+    point = _add(_mul(s, _SM2_G), _mul(t, (numbers.x, numbers.y)))
+    if point is None:
+        return False
+    return (int.from_bytes(digest_e, "big") + point[0]) % _SM2_N == r

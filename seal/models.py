@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, Index, LargeBinary, String, Text
+from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ops.db import Base, IdMixin, TimestampMixin, VersionedMixin, utcnow
@@ -61,11 +61,27 @@ class Seal(IdMixin, TimestampMixin, VersionedMixin, Base):
     picture_height_mm: Mapped[float] = mapped_column(Float)
     valid_from: Mapped[datetime]
     valid_to: Mapped[datetime]
-    structure: Mapped[dict[str, Any]] = mapped_column(JSON)  # the signed SES_Seal (documented JSON encoding)
+    structure: Mapped[dict[str, Any]] = mapped_column(JSON)  # a readable JSON view of the seal (structure_der)
+    # The GB/T 38540 v4 SESeal in DER, signed by the SM2 seal maker (None: made before DER; `govhub seals migrate-der`)
+    structure_der: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
     status: Mapped[str] = mapped_column(String(16), default=SealStatus.ACTIVE.value)
     status_reason: Mapped[str | None] = mapped_column(String(500))
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
     created_by: Mapped[str] = mapped_column(String(128))
+
+
+class SealCrl(IdMixin, Base):
+    """A certificate revocation list the hub's issuing CA published (the newest is served)."""
+
+    __tablename__ = "seal_crls"
+    __table_args__ = (Index("ix_seal_crls_issuer_number", "issuer_key_id", "number"),)
+
+    issuer_key_id: Mapped[str] = mapped_column(String(64))  # seal_authority_keys.id of the issuing CA
+    number: Mapped[int] = mapped_column(Integer)  # cRLNumber
+    this_update: Mapped[datetime]
+    next_update: Mapped[datetime]
+    entries_hash: Mapped[str] = mapped_column(String(64))  # what it lists, to know when a new one is due
+    der: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class SealEvent(IdMixin, Base):

@@ -78,3 +78,8 @@ def list_uses(db: Session, *, seal_id: str, cursor: str | None, limit: int) -> t
     query = select(SealUse).where(SealUse.seal_id == seal_id)
     rows = list(db.scalars(keyset(query, created=SealUse.at, ident=SealUse.id, cursor=cursor, limit=limit)))
     return page_of(rows, limit, created="at")
+
+
+def seals_without_der(db: Session) -> list[Seal]:
+    """Seals made before the DER form of the seal (structure_der empty), oldest first."""
+    return list(db.scalars(select(Seal).where(Seal.structure_der.is_(None)).order_by(Seal.created_at, Seal.id)))

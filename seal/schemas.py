@@ -134,7 +134,9 @@ class DetachedVerifyRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    signature: dict[str, Any]
+    signature: str | dict[str, Any] = Field(
+        description="the DER SES_Signature in base64 (or the sealing API's answer, or a signature in the earlier JSON form)"
+    )
     data_base64: str | None = None
     document: dict[str, Any] | list[Any] | None = None
 
@@ -157,6 +159,7 @@ class VerificationReport(BaseModel):
     seal: dict[str, Any] | None = None
     signing_time: datetime | None = None
     timestamp_time: datetime | None = None
+    format: str | None = Field(default=None, description="the seal signature's format, e.g. GB/T 38540 version 4 (DER)")
 
 
 class PdfVerificationReport(BaseModel):

@@ -1,4 +1,4 @@
-"""Sealing (用印): a PAdES-sealed PDF or a detached GB/T 38540 seal signature, each use recorded."""
+"""Sealing (用印): a PAdES-sealed PDF or a detached GB/T 38540 seal signature (DER), each use recorded."""
 
 from __future__ import annotations
 
@@ -17,10 +17,11 @@ from ops.config import Settings
 from ops.crypto import KeyVault, WrappedSecret
 from ops.db import utcnow
 from ops.errors import Invalid, PayloadTooLarge, UpstreamError
-from seal import authority, keys, ses, timestamps
+from seal import authority, keys, ses, sesder, timestamps
 from seal import pdf as pades
 from seal.common import field_error, key_purpose
 from seal.custody import chain_pem, seal_to_use, signer_for
+from seal.issuance import make_seal_der
 from seal.models import Seal, SealUse
 
 
@@ -141,6 +142,70 @@ def document_bytes(*, data_base64: str | None, document: Any, max_bytes: int) ->
     return data
 
 
+def sign_detached_der(
+    db: Session,
+    *,
+    vault: KeyVault,
+    department_id: str,
+    data: bytes,
+    purpose: str,
+    actor: Actor,
+    content_type: str = "application/octet-stream",
+    seal_id: str | None = None,
+    seal_type: str | None = None,
+    timestamper: TimeStamper | None = None,
+    settings: Settings,
+) -> bytes:
+    """Seal bytes with a detached GB/T 38540 v4 seal signature; return the DER SES_Signature; record the use.
+
+    The seal's key signs the DER of TBS_Sign (SM2 with SM3 and the default user ID for SM2 seals); dataHash is
+    the SM3 hash of the data (SHA-256 for the P-256 and Ed25519 seals PAdES uses)."""
+    purpose = _check_purpose(purpose)
+    if not content_type.isascii() or not content_type.isprintable():
+        raise field_error("content_type", "must be printable ASCII (it is the IA5String propertyInfo)")
+    seal = seal_to_use(db, department_id=department_id, seal_id=seal_id, seal_type=seal_type)
+    signer = signer_for(db, seal=seal, vault=vault)
+    seal_der = seal.structure_der or make_seal_der(db, vault=vault, seal=seal, settings=settings)
+    data_hash = keys.digest(seal.alg, data)
+    tbs = sesder.to_sign(
+        seal_der=seal_der,
+        at=utcnow(),
+        data_hash=data_hash,
+        property_info=content_type,
+        extensions=[sesder.Extension(sesder.EXT_PURPOSE, False, purpose.encode())],
+    )
+    value = keys.raw_to_der(seal.alg, signer.sign(tbs.dump()))
+    cert = x509.load_pem_x509_certificate(seal.certificate_pem.encode())
+    token = None
+    stamper = timestamper or _timestamper(settings)
+    if stamper is not None:
+        try:
+            token = timestamps.stamp(value, stamper)
+        except (OSError, ValueError) as exc:  # TimestampRequestError and network errors are OSErrors
+            raise UpstreamError(f"the time-stamp authority did not answer: {exc}") from exc
+    der = sesder.signature(tbs, cert=ses.der(cert), alg=keys.SIGNATURE_OID[seal.alg], value=value, timestamp=token)
+    _record_use(
+        db,
+        seal=seal,
+        actor=actor,
+        kind="data",
+        document_hash=data_hash.hex(),
+        hash_alg=keys.HASH_NAME[seal.alg],
+        signature=value,
+        purpose=purpose,
+    )
+    return der
+
+
+def detached_result(der: bytes) -> dict[str, Any]:
+    """The JSON answer for a DER seal signature: the DER (base64) and a readable view of it."""
+    return {
+        "format": "GB/T 38540-2020 SES_Signature, DER",
+        "der_base64": ses.b64(der),
+        "view": sesder.signature_view(sesder.parse_signature(der)),
+    }
+
+
 def sign_detached(
     db: Session,
     *,
@@ -155,35 +220,18 @@ def sign_detached(
     timestamper: TimeStamper | None = None,
     settings: Settings,
 ) -> dict[str, Any]:
-    """Seal bytes with a detached GB/T 38540 seal signature (SES_Signature, JSON encoding); record the use."""
-    purpose = _check_purpose(purpose)
-    seal = seal_to_use(db, department_id=department_id, seal_id=seal_id, seal_type=seal_type)
-    signer = signer_for(db, seal=seal, vault=vault)
-    data_hash = keys.digest(seal.alg, data)
-    tbs = ses.to_sign(
-        eseal=seal.structure,
-        at=utcnow(),
-        data_hash=data_hash,
-        property_info=content_type,
-        extensions=[{"extnID": "purpose", "critical": False, "extnValue": purpose}],
-    )
-    value = signer.sign(ses.canonical(tbs))
-    cert = x509.load_pem_x509_certificate(seal.certificate_pem.encode())
-    result = ses.signature(tbs, cert=cert, alg=seal.alg, value=value)
-    stamper = timestamper or _timestamper(settings)
-    if stamper is not None:
-        try:
-            result["timeStamp"] = ses.b64(timestamps.stamp(value, stamper))
-        except (OSError, ValueError) as exc:  # TimestampRequestError and network errors are OSErrors
-            raise UpstreamError(f"the time-stamp authority did not answer: {exc}") from exc
-    _record_use(
+    """Seal bytes with a detached GB/T 38540 seal signature: {"der_base64": the DER SES_Signature, "view"}."""
+    der = sign_detached_der(
         db,
-        seal=seal,
-        actor=actor,
-        kind="data",
-        document_hash=data_hash.hex(),
-        hash_alg=keys.HASH_NAME[seal.alg],
-        signature=value,
+        vault=vault,
+        department_id=department_id,
+        data=data,
         purpose=purpose,
+        actor=actor,
+        content_type=content_type,
+        seal_id=seal_id,
+        seal_type=seal_type,
+        timestamper=timestamper,
+        settings=settings,
     )
-    return result
+    return detached_result(der)

@@ -10,6 +10,8 @@ jobs, certhub, tests) import the seal rules from here. Each concern lives in a m
                            recorded
 ``seal/verification.py``   verification (核验): a detached signature or a sealed PDF, the checks and
                            the verdict, the audit of a verification, the certificates verifiers trust
+``seal/sesder.py``         GB/T 38540 seal and seal signature in DER (version 4; the version-1 layout read)
+``seal/sm2ca.py``          the SM2 chain (root, issuing CA, seal maker) and the CRLs of both chains
 ``seal/common.py``         small helpers the modules share
 ``seal/repository.py``     every query
 =========================  ========================================================================
@@ -21,29 +23,45 @@ from __future__ import annotations
 
 from seal.authority import ensure_authority
 from seal.custody import department_jwks, department_signer, rewrap_keys, signer_for, verify_jose_signature
-from seal.issuance import change_status, check_picture, expire_seals, get_seal, issue_seal, revoke_seal
+from seal.issuance import (
+    change_status,
+    check_picture,
+    expire_seals,
+    get_seal,
+    issue_seal,
+    make_seal_der,
+    migrate_der,
+    revoke_seal,
+)
 from seal.keys import Signer
-from seal.sealing import document_bytes, seal_pdf, sign_detached
-from seal.verification import authority_certificates, record_verification, verify_detached, verify_pdf
+from seal.sealing import detached_result, document_bytes, seal_pdf, sign_detached, sign_detached_der
+from seal.sm2ca import current_crl
+from seal.verification import authority_certificates, record_verification, verify_der, verify_detached, verify_pdf
 
 __all__ = [
     "Signer",
     "authority_certificates",
     "change_status",
     "check_picture",
+    "current_crl",
     "department_jwks",
     "department_signer",
+    "detached_result",
     "document_bytes",
     "ensure_authority",
     "expire_seals",
     "get_seal",
     "issue_seal",
+    "make_seal_der",
+    "migrate_der",
     "record_verification",
     "revoke_seal",
     "rewrap_keys",
     "seal_pdf",
     "sign_detached",
+    "sign_detached_der",
     "signer_for",
+    "verify_der",
     "verify_detached",
     "verify_jose_signature",
     "verify_pdf",

@@ -1,8 +1,10 @@
-"""GB/T 38540 seal (SES_Seal) and seal signature (SES_Signature) structures, in the hub's JSON encoding.
+"""The hub's earlier JSON encoding of GB/T 38540 seals and seal signatures, still read by the verifier (seal
+signatures made before the DER form), and small helpers the seal modules share (base64, UTC times, DER of a
+certificate). The hub now makes seals and seal signatures in DER: `seal/sesder.py`.
 
-The standard defines them in ASN.1. The hub keeps the same members and order of meaning and encodes
-them as JSON: binary values are standard base64, times are UTC ISO 8601 ("2026-11-24T07:00:00Z"), and
-whatever is signed is the *canonical* JSON of the to-be-signed member (UTF-8, keys sorted, no spaces).
+The earlier encoding kept the standard's members and encoded them as JSON: binary values are standard base64,
+times are UTC ISO 8601 ("2026-11-24T07:00:00Z"), and whatever is signed is the *canonical* JSON of the to-be-
+signed member (UTF-8, keys sorted, no spaces).
 Signature values use the JOSE encoding (Ed25519 64 bytes; ES256 and SM2 raw r||s, 64 bytes).
 
     SES_Seal      = {"eSealInfo": SES_SealInfo, "signInfo": {"cert", "signatureAlgorithm", "signData"}}
@@ -66,78 +68,6 @@ def parse_time(text: Any, what: str) -> datetime:
 
 def der(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.DER)
-
-
-def seal_info(
-    *,
-    vendor_id: str,
-    es_id: str,
-    type_name: str,
-    name: str,
-    certificates: list[x509.Certificate],
-    created: datetime,
-    valid_from: datetime,
-    valid_to: datetime,
-    picture_type: str,
-    picture: bytes,
-    width_mm: float,
-    height_mm: float,
-    extensions: list[dict[str, Any]],
-) -> dict[str, Any]:
-    """The to-be-signed seal information (SES_SealInfo)."""
-    return {
-        "header": {"id": HEADER_ID, "version": VERSION, "vid": vendor_id},
-        "esID": es_id,
-        "property": {
-            "type": SEAL_TYPE_ORGANISATION,
-            "typeName": type_name,
-            "name": name,
-            "certListType": CERT_LIST_CERTIFICATES,
-            "certList": [b64(der(c)) for c in certificates],
-            "createDate": timestamp(created),
-            "validStart": timestamp(valid_from),
-            "validEnd": timestamp(valid_to),
-        },
-        "picture": {"type": picture_type, "data": b64(picture), "width": width_mm, "height": height_mm},
-        "extDatas": extensions,
-    }
-
-
-def sign_seal(info: dict[str, Any], *, maker_cert: x509.Certificate, maker_sign: Any) -> dict[str, Any]:
-    """The seal signed by the seal maker (制章人): SES_Seal."""
-    return {
-        "eSealInfo": info,
-        "signInfo": {
-            "cert": b64(der(maker_cert)),
-            "signatureAlgorithm": keys.SIGNATURE_OID[keys.ES256],
-            "signData": b64(maker_sign(canonical(info))),
-        },
-    }
-
-
-def to_sign(
-    *, eseal: dict[str, Any], at: datetime, data_hash: bytes, property_info: str, extensions: list[dict[str, Any]]
-) -> dict[str, Any]:
-    """The to-be-signed part of a seal signature (TBS_Sign)."""
-    return {
-        "version": VERSION,
-        "eseal": eseal,
-        "timeInfo": timestamp(at),
-        "dataHash": b64(data_hash),
-        "propertyInfo": property_info,
-        "extDatas": extensions,
-    }
-
-
-def signature(tbs: dict[str, Any], *, cert: x509.Certificate, alg: str, value: bytes) -> dict[str, Any]:
-    """A complete seal signature (SES_Signature)."""
-    return {
-        "toSign": tbs,
-        "cert": b64(der(cert)),
-        "signatureAlgorithm": keys.SIGNATURE_OID[alg],
-        "signature": b64(value),
-        "timeStamp": None,
-    }
 
 
 def alg_for_oid(oid: Any) -> str | None:

@@ -16,7 +16,7 @@ from functools import lru_cache
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy.orm import Session
 
@@ -25,7 +25,7 @@ from ops.audit import Actor
 from ops.config import Settings
 from ops.crypto import KeyVault
 from ops.errors import Invalid, PayloadTooLarge
-from seal import authority, keys, repository, ses, timestamps
+from seal import authority, keys, repository, ses, sesder, sm2ca, timestamps
 from seal import pdf as pades
 from seal.models import Seal, SealStatus
 from seal.schemas import Check, PdfVerificationReport, VerificationReport
@@ -40,8 +40,7 @@ class Trust:
 
 
 def trust(db: Session, settings: Settings) -> Trust:
-    roots = authority.root_certificates(db)
-    intermediates = authority.intermediate_certificates(db)
+    roots, intermediates = authority.trusted_certificates(db)
     if settings.seal_trusted_roots_file is not None and settings.seal_trusted_roots_file.exists():
         for cert in x509.load_pem_x509_certificates(settings.seal_trusted_roots_file.read_bytes()):
             (roots if cert.issuer == cert.subject else intermediates).append(cert)
@@ -56,9 +55,11 @@ def _check(status: str, message: str) -> Check:
 def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     if cert.issuer != issuer.subject:
         return False
+    if cert.signature_algorithm_oid.dotted_string == sm2ca.SM2_SM3:
+        return sm2ca.issued_by(ses.der(cert), ses.der(issuer))
     try:
         cert.verify_directly_issued_by(issuer)
-    except (InvalidSignature, ValueError, TypeError):
+    except (InvalidSignature, UnsupportedAlgorithm, ValueError, TypeError):
         return False
     return True
 
@@ -194,6 +195,7 @@ def verdict(checks: dict[str, Check]) -> tuple[str, str, str | None, list[str]]:
         "seal_structure": "FORMAT_FAILURE",
         "chain": "NO_CERTIFICATE_CHAIN_FOUND",
         "seal_valid_at_signing": "EXPIRED",
+        "seal_period": "EXPIRED",
         "seal_status_now": "REVOKED_NO_POE",
         "timestamp": "TIMESTAMP_FAILURE",
     }
@@ -278,9 +280,22 @@ def _maker_check(eseal: dict[str, Any], trusted: Trust, signer_cert: x509.Certif
     return _check("passed", f"seal {info.get('esID')} made by {maker_cert.subject.rfc4514_string()}; structure intact")
 
 
-def verify_detached(db: Session, *, signature: dict[str, Any], data: bytes, settings: Settings) -> VerificationReport:
-    """Verify data against a detached SES_Signature (the hub's JSON encoding)."""
+def verify_detached(
+    db: Session, *, signature: dict[str, Any] | bytes | str, data: bytes, settings: Settings
+) -> VerificationReport:
+    """Verify data against a detached seal signature: the DER SES_Signature (bytes, base64, or the
+    {"der_base64": ...} answer of the sealing API), or a signature in the hub's earlier JSON encoding."""
     from ops.db import utcnow
+
+    if isinstance(signature, dict) and "der_base64" in signature:
+        signature = signature["der_base64"]
+    if isinstance(signature, str):
+        try:
+            signature = ses.unb64(signature.strip(), "the seal signature")
+        except ValueError as exc:
+            raise _bad(str(exc)) from exc
+    if isinstance(signature, bytes):
+        return verify_der(db, der=signature, data=data, settings=settings)
 
     tbs = _member(signature, "toSign", dict, "signature")
     eseal = _member(tbs, "eseal", dict, "toSign")
@@ -347,6 +362,163 @@ def verify_detached(db: Session, *, signature: dict[str, Any], data: bytes, sett
         seal=_seal_summary(seal, cert),
         signing_time=signing_time,
         timestamp_time=stamp_time or poe,
+    )
+
+
+def _well_formed(cert: x509.Certificate) -> bool:
+    """cryptography parses a certificate lazily: a broken name, serial or time shows only when read."""
+    try:
+        _ = (cert.subject, cert.issuer, cert.serial_number, cert.not_valid_before_utc, cert.not_valid_after_utc)
+        _ = cert.signature_algorithm_oid
+    except ValueError:
+        return False
+    return True
+
+
+def _load_any_cert(der: bytes, where: str) -> x509.Certificate:
+    cert = _load_cert(der, where)
+    if not _well_formed(cert):
+        raise _bad(f"{where} is not a well-formed X.509 certificate")
+    return cert
+
+
+@lru_cache(maxsize=1024)  # a pure function of its bytes: every signature of a seal carries the same seal
+def _maker_signature_ok(alg: str, spki: bytes, signed: bytes, signature: bytes) -> bool:
+    return keys.verify_der(alg, spki, signed, signature)
+
+
+def _der_seal_check(parsed: sesder.ParsedSignature, trusted: Trust, signer_der: bytes) -> Check:
+    """The seal inside the signature: its maker's signature over SES_SealInfo, the signer listed, the maker trusted."""
+    seal = parsed.seal
+    maker_alg = keys.ALG_FOR_OID.get(seal.maker_alg)
+    if maker_alg is None:
+        return _check("failed", f"the seal maker's signature algorithm {seal.maker_alg} is not supported")
+    try:
+        maker_cert = x509.load_der_x509_certificate(seal.maker_cert)
+        maker_spki = authority.spki_der(maker_cert)
+        if not _well_formed(maker_cert):
+            raise ValueError("not well-formed")
+    except ValueError:
+        return _check("failed", "the seal maker's certificate (SESeal.cert) is not a DER X.509 certificate")
+    if not _maker_signature_ok(maker_alg, maker_spki, seal.maker_signed, seal.maker_signature):
+        if seal.version < sesder.VERSION:
+            return _check(
+                "failed",
+                "the seal maker's signature does not verify over the DER of the version-1 seal information "
+                "(the seal was altered, or its producer signed other bytes)",
+            )
+        return _check("failed", "the seal maker's signature over SES_SealInfo does not verify (the seal was altered)")
+    if seal.cert_list_type == sesder.CERT_LIST_DIGESTS:
+        digests = {hashlib.sha1(signer_der).digest(), hashlib.sha256(signer_der).digest(), keys.digest(keys.SM2, signer_der)}  # noqa: S324
+        listed = any(d in digests for d in seal.certificates)
+    else:
+        listed = signer_der in seal.certificates
+    if not listed:
+        return _check("failed", "the signer's certificate is not one the seal lists (certList)")
+    maker_chain, _ = chain_check(maker_cert, trusted, maker_cert.not_valid_before_utc)
+    if maker_chain.status != "passed":
+        return _check(
+            "indeterminate", f"the seal maker's signature checks out but the maker is not trusted: {maker_chain.message}"
+        )
+    return _check("passed", f"seal {seal.es_id} made by {maker_cert.subject.rfc4514_string()}; structure intact")
+
+
+def _der_signature_check(parsed: sesder.ParsedSignature, alg: str | None, spki: bytes | None) -> Check:
+    if alg is None:
+        return _check(
+            "failed",
+            f"the signature algorithm {parsed.alg} is not supported (SM2 with SM3 is {sesder.SM2_SM3})",
+        )
+    if spki is None:
+        return _check("failed", "the signer's certificate holds no key usable for the signature")
+    name = "SM2 with SM3" if alg == keys.SM2 else alg
+    if keys.verify_der(alg, spki, parsed.signed, parsed.signature):
+        return _check("passed", f"the {name} signature over TBS_Sign verifies with the signer certificate's key")
+    if parsed.version < sesder.VERSION and alg == keys.SM2 and keys.sm2_verify_digest(spki, parsed.data_hash, parsed.signature):
+        return _check(
+            "warning",
+            "version-1 signature: the signer signed the data hash itself (as some GM/T 0031 producers did), "
+            "so the seal and time inside TBS_Sign are not covered by it",
+        )
+    return _check("failed", "the signature value does not verify (signature or signed content altered)")
+
+
+def verify_der(db: Session, *, der: bytes, data: bytes, settings: Settings) -> VerificationReport:
+    """Verify data against a DER seal signature (GB/T 38540 v4, or the GM/T 0031 version-1 layout), from this
+    hub or another producer: data hash, signature, the seal and its maker, the seal's validity period, the
+    certificate chain, the seal's status (for this hub's seals) and the time stamp."""
+    from ops.db import utcnow
+
+    try:
+        parsed = sesder.parse_signature(der)
+    except sesder.DerError as exc:
+        raise _bad(str(exc)) from exc
+    cert = _load_any_cert(parsed.signer_cert, "the signer's certificate (cert)")
+    alg = keys.ALG_FOR_OID.get(parsed.alg)
+    try:
+        spki: bytes | None = authority.spki_der(cert)
+    except ValueError:
+        spki = None
+    trusted = trust(db, settings)
+    now = utcnow()
+    checks: dict[str, Check] = {}
+    hash_alg = alg or keys.SM2
+    if parsed.data_hash == keys.digest(hash_alg, data):
+        checks["document_integrity"] = _check("passed", f"the data's {keys.HASH_NAME[hash_alg]} hash matches dataHash")
+    else:
+        checks["document_integrity"] = _check("failed", "the data is not what was sealed (hash mismatch)")
+    checks["signature"] = _der_signature_check(parsed, alg, spki)
+    checks["seal_structure"] = _der_seal_check(parsed, trusted, parsed.signer_cert)
+    signing_time = parsed.time_info
+    if signing_time is None:
+        checks["seal_period"] = _check("indeterminate", f"the signing time {parsed.time_text!r} cannot be read")
+        signing_time = now
+    elif not parsed.seal.valid_start <= signing_time <= parsed.seal.valid_end:
+        checks["seal_period"] = _check(
+            "failed",
+            f"signed at {ses.timestamp(signing_time)}, outside the seal's validity period "
+            f"{ses.timestamp(parsed.seal.valid_start)} .. {ses.timestamp(parsed.seal.valid_end)}",
+        )
+    else:
+        checks["seal_period"] = _check(
+            "passed", f"signed within the seal's validity period (until {ses.timestamp(parsed.seal.valid_end)})"
+        )
+    checks["chain"], _ = chain_check(cert, trusted, signing_time)
+    seal = repository.seal_by_certificate_serial(db, format(cert.serial_number, "x"))
+    if seal is not None and ses.der(cert) != ses.der(x509.load_pem_x509_certificate(seal.certificate_pem.encode())):
+        seal = None
+    use = (
+        repository.use_with_signature(db, seal_id=seal.id, signature_hash=hashlib.sha256(parsed.signature).hexdigest())
+        if seal
+        else None
+    )
+    poe = use.at if use is not None else None
+    stamp_time = None
+    if parsed.timestamp is not None:
+        stamped = timestamps.check(parsed.timestamp, parsed.signature, roots=trusted.roots, intermediates=trusted.intermediates)
+        checks["timestamp"] = _check("passed" if stamped.ok else "failed", stamped.message)
+        if stamped.ok and stamped.at is not None:
+            stamp_time = stamped.at
+            poe = min(poe, stamped.at) if poe is not None else stamped.at
+    elif poe is not None:
+        checks["timestamp"] = _check(
+            "passed", f"no time stamp; the hub recorded this signature when it was made ({ses.timestamp(poe)})"
+        )
+    else:
+        checks["timestamp"] = _check("not_applicable", "no time stamp; the signing time is the one the signer claims")
+    checks["seal_valid_at_signing"], checks["seal_status_now"] = seal_checks(
+        db, seal, signing_time=signing_time, poe=poe, now=now, foreign_chain_ok=checks["chain"].status == "passed"
+    )
+    summary = _seal_summary(seal, cert) or {}
+    summary.update({"es_id": parsed.seal.es_id, "seal_name": parsed.seal.name, "version": parsed.seal.version})
+    return _report(
+        "detached",
+        checks,
+        signer=_signer(cert),
+        seal=summary,
+        signing_time=parsed.time_info,
+        timestamp_time=stamp_time or poe,
+        format=f"GB/T 38540 SES_Signature version {parsed.version} (DER)",
     )
 
 
@@ -449,12 +621,23 @@ def record_verification(db: Session, *, who: Actor, kind: str, verdict: str, doc
     )
 
 
-def authority_certificates(db: Session, *, vault: KeyVault) -> dict[str, Any]:
-    """The hub's root and issuing CA certificates (PEM): what verifiers trust."""
+def authority_certificates(db: Session, *, vault: KeyVault, settings: Settings | None = None) -> dict[str, Any]:
+    """The hub's root and issuing CA certificates (PEM): what verifiers trust; with the settings, the SM2 chain
+    and where the CRLs are published too."""
     hub = authority.ensure_authority(db, vault)
-    return {
+    out: dict[str, Any] = {
         "root": hub.root.certificate_pem,
         "issuing": hub.issuing.certificate_pem,
         "maker": hub.maker.certificate_pem,
         "roots": [c.public_bytes(serialization.Encoding.PEM).decode() for c in authority.root_certificates(db)],
     }
+    if settings is not None:
+        sm2 = sm2ca.ensure(db, vault, public_url=settings.public_url)
+        out |= {
+            "sm2_root": sm2.root.certificate_pem,
+            "sm2_issuing": sm2.issuing.certificate_pem,
+            "sm2_maker": sm2.maker.certificate_pem,
+            "sm2_roots": [sm2ca.pem(c) for c in sm2ca.certificates(db, sm2ca.ROOT)],
+            "crls": {"sm2": sm2ca.crl_url_sm2(settings.public_url), "p256": sm2ca.crl_url_p256(settings.public_url)},
+        }
+    return out

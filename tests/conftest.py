@@ -101,7 +101,7 @@ def storage(tmp_path: Path) -> LocalStore:
 def app(settings: Settings, engine: Engine, session_factory: sessionmaker[Session], storage: LocalStore) -> FastAPI:
     certhub_service.clear_caches()  # each test's database starts afresh: so do the certificate hub's caches
     with session_factory() as session:
-        ensure_keys(session, KeyVault.from_settings(settings))  # as govhub.database.prepare does
+        ensure_keys(session, KeyVault.from_settings(settings), settings)  # as govhub.database.prepare does
         session.commit()
     TOKENS.clear()  # each test's database starts afresh: so does this process's memory of tokens
     return create_app(settings, engine=engine, session_factory=session_factory, storage=storage)

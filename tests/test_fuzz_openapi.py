@@ -123,7 +123,7 @@ def fuzz_hub(settings: Settings, engine: Engine, tmp_path_factory: pytest.TempPa
     outer = connection.begin()
     factory = sessionmaker(bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint")
     with factory() as session:
-        ensure_keys(session, KeyVault.from_settings(settings))
+        ensure_keys(session, KeyVault.from_settings(settings), settings)
         session.commit()
     TOKENS.clear()
     storage = LocalStore(tmp_path_factory.mktemp("fuzz-objects"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from ops.config import get_settings
 from tests.conftest import MASTER_KEY
 from tests.factories import uscc
 from tests.seal.helpers import png_picture
+from tests.seal.test_der import SAMPLES
 
 
 def _govhub(capsys: pytest.CaptureFixture[str], *args: str) -> str:
@@ -70,10 +72,21 @@ def test_an_operator_issues_lists_revokes_and_rewraps_seals_from_the_shell(
             "--picture",
             str(tmp_path / "none.png"),
         )
+    assert "0 seal(s) given their GB/T 38540 v4 DER structure" in _govhub(capsys, "seals", "migrate-der")
+    sample = SAMPLES / "ofd" / "sesv4-gomain-invoice.ofd"
+    if sample.is_file():  # another producer's DER seal signature, verified from the shell
+        with zipfile.ZipFile(sample) as ofd:
+            (tmp_path / "Signature.xml").write_bytes(ofd.read("Doc_0/Signs/Sign_0/Signature.xml"))
+            (tmp_path / "SignedValue.dat").write_bytes(ofd.read("Doc_0/Signs/Sign_0/SignedValue.dat"))
+        report = json.loads(
+            _govhub(capsys, "seals", "verify", str(tmp_path / "Signature.xml"), "--signature", str(tmp_path / "SignedValue.dat"))
+        )
+        assert report["checks"]["signature"]["status"] == "passed" and report["verdict"] == "indeterminate"
     assert "revoked" in _govhub(capsys, "seals", "revoke", seal["id"], "--reason", "机构改革")
     with pytest.raises(SystemExit, match="cannot be revoked"):
         _govhub(capsys, "seals", "revoke", seal["id"], "--reason", "再次")
     monkeypatch.setenv("GOVHUB_MASTER_KEY", "bmV3LW1hc3Rlci1rZXktMzItYnl0ZXMtbG9uZyEhISE=")  # a new 32-byte key
     monkeypatch.setenv("GOVHUB_PREVIOUS_MASTER_KEYS", MASTER_KEY)
-    assert "re-wrapped 4" in _govhub(capsys, "seals", "rewrap")  # the seal key and the three authority keys
+    # the seal key and the authority keys of both chains (P-256 root, issuing CA, maker; the same for SM2)
+    assert "re-wrapped 7" in _govhub(capsys, "seals", "rewrap")
     assert "re-wrapped 0" in _govhub(capsys, "seals", "rewrap")

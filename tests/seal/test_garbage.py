@@ -52,20 +52,30 @@ def _mutated(document: bytes, rng: random.Random) -> bytes:
 
 
 def test_a_damaged_seal_signature_is_answered_with_a_4xx_or_a_report(client: TestClient, hub: Hub) -> None:
+    """Bytes of the DER seal signature flipped, cut or zeroed; other values in its place: a 422 or a verdict."""
+    rng = random.Random(20261206)
     department = hub.department()
     client.post("/seals", headers=hub.admin.headers, json=seal_body(department.id, algorithm="SM2")).raise_for_status()
     signed = client.post(
         "/seal/sign", headers=hub.system(department).headers, json={"purpose": "回执", "document": {"a": 1}}
     ).json()
+    der = base64.b64decode(signed["der_base64"])
     answers = set()
-    for path in _paths(signed):
+    candidates: list[Any] = [base64.b64encode(_mutated(der, rng)).decode() for _ in range(120)]
+    candidates += [value for value in REPLACEMENTS if value is not None] + [{"der_base64": "%%%"}, {"der_base64": 5}]
+    for candidate in candidates:
+        response = client.post("/seal/verify/signature", json={"signature": candidate, "document": {"a": 1}})
+        assert response.status_code < 500, (candidate, response.text)
+        answers.add(response.status_code if response.status_code != 200 else response.json()["verdict"])
+    assert answers <= {422, "invalid", "indeterminate", "valid"} and 422 in answers and "invalid" in answers
+    # the earlier JSON form is still read: damaged, it is refused or reported too
+    legacy = {"toSign": {"version": 4, "eseal": {}}, "cert": "AAAA", "signatureAlgorithm": "1.2.156.10197.1.501"}
+    for path in _paths(legacy):
         for value in [_DELETE, *REPLACEMENTS]:
             response = client.post(
-                "/seal/verify/signature", json={"signature": _damaged(signed, path, value), "document": {"a": 1}}
+                "/seal/verify/signature", json={"signature": _damaged(legacy, path, value), "document": {"a": 1}}
             )
             assert response.status_code < 500, (path, value, response.text)
-            answers.add(response.status_code if response.status_code != 200 else response.json()["verdict"])
-    assert answers <= {422, "invalid", "indeterminate", "valid"} and 422 in answers and "invalid" in answers
 
 
 def test_damaged_pdfs_are_refused_or_reported_never_a_500(client: TestClient, hub: Hub) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from govhub.database import prepare
 from ops.audit import AuditRecord
 from ops.config import Settings
 from ops.db import check_write_intent, make_engine, utcnow
-from seal import service, verification
+from seal import authority, keys, service, sesder, verification
 from seal.models import Seal, SealEvent
 from tests.conftest import MASTER_KEY, Hub
 from tests.seal.helpers import SVG_PICTURE, png_picture, seal_body
@@ -41,14 +40,21 @@ def test_the_platform_issues_a_seal_bound_to_the_department_by_its_certificate(
     assert cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_IDENTIFIER)[0].value == department.code
     assert cert.subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)[0].value == seal["code"]
     ca = client.get("/seal/ca").json()
-    issuing = x509.load_pem_x509_certificate(ca["issuing"].encode())
-    cert.verify_directly_issued_by(issuing)  # raises if the issuing CA did not sign it
+    # SM2 seals are certified by the SM2 issuing CA (SM2 with SM3), the others by the P-256 one
+    issuing = x509.load_pem_x509_certificate(ca["sm2_issuing" if algorithm == "SM2" else "issuing"].encode())
+    assert verification._issued_by(cert, issuing)
+    other = x509.load_pem_x509_certificate(ca["issuing" if algorithm == "SM2" else "sm2_issuing"].encode())
+    assert not verification._issued_by(cert, other)
     structure = client.get(f"/seals/{seal['id']}/structure", headers=hub.admin.headers).json()
-    info = structure["eSealInfo"]
+    info = structure["view"]
     assert info["header"]["id"] == "ES" and info["header"]["version"] == 4 and info["esID"] == seal["code"]
-    assert info["property"]["typeName"] == "公章"
+    assert {"extnID": sesder.EXT_SEAL_TYPE, "critical": False, "extnValue": "公章"} in info["extDatas"]
     assert base64.b64decode(info["property"]["certList"][0]) == cert.public_bytes(serialization.Encoding.DER)
-    assert info["picture"]["width"] == 42 and base64.b64decode(info["picture"]["data"]).startswith(b"\x89PNG")
+    assert info["picture"]["width"] == 42 and info["picture"]["type"] == "PNG"
+    der = client.get(f"/seals/{seal['id']}/structure", headers={**hub.admin.headers, "Accept": "application/octet-stream"})
+    assert der.headers["content-type"] == "application/octet-stream"
+    assert der.content == base64.b64decode(structure["der_base64"])
+    assert sesder.parse_seal(der.content).picture.startswith(b"\x89PNG")
 
 
 def test_the_seal_structure_is_signed_by_the_maker_and_an_altered_one_is_detected(
@@ -58,12 +64,16 @@ def test_the_seal_structure_is_signed_by_the_maker_and_an_altered_one_is_detecte
     created = client.post("/seals", headers=hub.admin.headers, json=seal_body(department.id)).json()
     seal = db.get(Seal, created["id"])
     assert seal is not None
-    trusted = verification.trust(db, hub.settings)
-    cert = x509.load_pem_x509_certificate(seal.certificate_pem.encode())
-    assert verification._maker_check(seal.structure, trusted, cert).status == "passed"
-    altered = json.loads(json.dumps(seal.structure))
+    assert seal.structure_der is not None
+    parsed = sesder.parse_seal(seal.structure_der)
+    maker = x509.load_der_x509_certificate(parsed.maker_cert)
+    assert parsed.maker_alg == "1.2.156.10197.1.501"  # SM2 with SM3, by the SM2 seal maker
+    assert keys.verify_der("SM2", authority.spki_der(maker), parsed.maker_signed, parsed.maker_signature)
+    altered = sesder.SESeal.load(seal.structure_der)
     altered["eSealInfo"]["property"]["name"] = "伪造的印章"
-    assert verification._maker_check(altered, trusted, cert).status == "failed"
+    forged = sesder.parse_seal(altered.dump(force=True))
+    assert forged.name == "伪造的印章"
+    assert not keys.verify_der("SM2", authority.spki_der(maker), forged.maker_signed, forged.maker_signature)
 
 
 def test_an_svg_picture_is_accepted_and_served_with_its_type(client: TestClient, hub: Hub) -> None:

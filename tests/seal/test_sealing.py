@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
-import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from ops.audit import AuditRecord
 from ops.auth import Principal, Role
-from seal import authority, service
+from seal import authority, service, sesder, sm2ca
 from seal import pdf as pades
 from seal.models import SealUse
 from tests.conftest import Actor, Hub
@@ -220,10 +220,11 @@ def test_a_json_document_is_sealed_with_a_detached_signature_and_verified(client
     document = {"证照名称": "营业执照", "持证主体": "某某科技有限公司", "金额": 100}
     signed = client.post("/seal/sign", headers=system.headers, json={"purpose": "电子证照签发", "document": document})
     assert signed.status_code == 200, signed.text
-    signature = signed.json()
-    assert signature["toSign"]["version"] == 4 and signature["toSign"]["eseal"]["eSealInfo"]["esID"] == seal["code"]
+    view = signed.json()["view"]
+    signature = signed.json()["der_base64"]  # the DER SES_Signature; the view only shows it
+    assert view["toSign"]["version"] == 4 and view["toSign"]["eseal"]["esID"] == seal["code"]
     assert (
-        signature["signatureAlgorithm"]
+        view["signatureAlgID"]
         == {"SM2": "1.2.156.10197.1.501", "ES256": "1.2.840.10045.4.3.2", "EdDSA": "1.3.101.112"}[algorithm]
     )
     reordered = dict(reversed(list(document.items())))  # the canonical form does not depend on key order
@@ -232,9 +233,11 @@ def test_a_json_document_is_sealed_with_a_detached_signature_and_verified(client
     assert report["seal"]["id"] == seal["id"] and report["kind"] == "detached"
     changed = client.post("/seal/verify/signature", json={"signature": signature, "document": {**document, "金额": 1000}}).json()
     assert changed["verdict"] == "invalid" and changed["sub_indication"] == "HASH_FAILURE"
-    forged = json.loads(json.dumps(signature))
-    forged["toSign"]["timeInfo"] = "2020-01-01T00:00:00Z"
-    backdated = client.post("/seal/verify/signature", json={"signature": forged, "document": document}).json()
+    forged = sesder.SESSignature.load(base64.b64decode(signature))
+    forged["toSign"]["timeInfo"] = datetime(2020, 1, 1, tzinfo=UTC)
+    backdated = client.post(
+        "/seal/verify/signature", json={"signature": base64.b64encode(forged.dump(force=True)).decode(), "document": document}
+    ).json()
     assert backdated["verdict"] == "invalid" and backdated["checks"]["signature"]["status"] == "failed"
 
 
@@ -355,16 +358,16 @@ def test_a_detached_signature_carries_an_rfc3161_time_stamp_that_proves_it_preda
         timestamper=hub_tsa(db, app.state.vault),
         settings=app.state.settings,
     )
-    assert signed["timeStamp"]
+    assert signed["view"]["timeStamp"]
     service.revoke_seal(db, who=hub.admin_principal(), seal_id=str(seal["id"]), reason="印章遗失")
     db.query(SealUse).filter(SealUse.seal_id == seal["id"]).delete()  # only the time stamp is left as proof
     db.flush()
     report = service.verify_detached(db, signature=signed, data=b"receipt", settings=app.state.settings)
     assert report.checks["timestamp"].status == "passed" and report.timestamp_time is not None
     assert report.verdict == "valid" and report.checks["seal_status_now"].status == "warning"
-    other = json.loads(json.dumps(signed))
-    other["timeStamp"] = base64.b64encode(b"not a token").decode()
-    broken = service.verify_detached(db, signature=other, data=b"receipt", settings=app.state.settings)
+    other = sesder.SESSignature.load(base64.b64decode(signed["der_base64"]))
+    other["timeStamp"] = b"not a token"
+    broken = service.verify_detached(db, signature=other.dump(force=True), data=b"receipt", settings=app.state.settings)
     assert broken.checks["timestamp"].status == "failed" and broken.verdict == "invalid"
 
 
@@ -390,6 +393,7 @@ def test_a_seal_of_a_trusted_other_hub_chains_but_its_status_is_indeterminate_he
             c.public_bytes(serialization.Encoding.PEM)
             for c in authority.root_certificates(db) + authority.intermediate_certificates(db)
         )
+        + b"".join(sm2ca.pem(c).encode() for c in sm2ca.certificates(db, sm2ca.ROOT) + sm2ca.certificates(db, sm2ca.ISSUING))
     )
     for row in db.scalars(select(authority.AuthorityKey)):
         row.role = f"old-{row.role}"[:16]
