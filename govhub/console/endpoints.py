@@ -39,7 +39,7 @@ from ops.workdays import service as workdays
 
 router = console_router()
 # Further page modules of govhub.console, each with a ``router``.
-PAGE_MODULES: tuple[str, ...] = ("exchange_pages", "catalog_pages", "certhub_pages")
+PAGE_MODULES: tuple[str, ...] = ("exchange_pages", "catalog_pages", "certhub_pages", "seal_pages")
 
 
 def install(app: FastAPI) -> None:
