@@ -146,7 +146,9 @@ def sealer(hub: Any, department: Any, name: str = "部门系统") -> Any:
     return system
 
 
-def grant(db: Session, seal_id: str, subject: str, *, kind: str = "person", may_use: bool = True, may_approve: bool = False) -> None:
+def grant(
+    db: Session, seal_id: str, subject: str, *, kind: str = "person", may_use: bool = True, may_approve: bool = False
+) -> None:
     """As the seal's department administrator, in the caller's session: authorise `subject` on one seal."""
     from ops.auth import Principal, Role
 

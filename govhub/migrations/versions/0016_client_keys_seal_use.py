@@ -5,7 +5,9 @@ Revision ID: 0016_client_keys_seal_use
 Revises: 0003_seal
 """
 
+import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from alembic import op
@@ -107,6 +109,37 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("seal_use_requests", schema=None) as batch_op:
         batch_op.create_index("ix_seal_use_requests_seal_created", ["seal_id", "created_at"], unique=False)
+
+    # Before this revision the certificate hub sealed certificates' PDF copies with any active seal of the
+    # issuing department. It keeps doing so with the seals that exist now (each department may withdraw it);
+    # a seal made from now on is used by whoever its department authorises, the hub included.
+    seals = sa.table("seals", sa.column("id", sa.String), sa.column("status", sa.String))
+    existing = op.get_bind().execute(sa.select(seals.c.id).where(seals.c.status != "revoked")).scalars().all()
+    if existing:
+        now = datetime.now(UTC)
+        authorisations = sa.table(
+            "seal_authorisations",
+            *(sa.column(name) for name in ("id", "seal_id", "subject", "subject_kind", "may_use", "may_approve", "note")),
+            sa.column("granted_by"),
+            sa.column("granted_at", sa.DateTime(timezone=True)),
+        )
+        op.bulk_insert(
+            authorisations,
+            [
+                {
+                    "id": str(uuid.uuid4()),
+                    "seal_id": seal_id,
+                    "subject": "certhub",
+                    "subject_kind": "system",
+                    "may_use": True,
+                    "may_approve": False,
+                    "note": "电子证照副本用印（升级时保留）",
+                    "granted_by": "migration 0016",
+                    "granted_at": now,
+                }
+                for seal_id in existing
+            ],
+        )
 
 
 def downgrade() -> None:
