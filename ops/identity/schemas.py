@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from ops.auth import Role
 from ops.codes import region_code_problem, uscc_problem
@@ -151,7 +151,7 @@ class ClientKeyRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     kid: str
-    alg: str
+    algorithm: str = Field(validation_alias=AliasChoices("algorithm", "alg"), description="what the key signs with")
     public_jwk: dict[str, Any]
     created_at: datetime
     created_by: str

@@ -91,7 +91,9 @@ def test_a_not_shared_catalogue_entry_cannot_be_requested(client: TestClient, hu
     assert response.status_code == 422 and "居民身份证法" in response.json()["detail"]
 
 
-def test_an_entry_published_with_a_secret_item_before_the_rule_shares_nothing(client: TestClient, hub: Hub, db: Session) -> None:
+def test_an_entry_published_with_a_secret_item_before_the_rule_shares_nothing(
+    client: TestClient, hub: Hub, db: Session
+) -> None:
     provider = hub.system(hub.department("市公安局"), "户籍系统")
     consumer = hub.system(hub.department("市民政局"), "救助系统")
     entry = publish(

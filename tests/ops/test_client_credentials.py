@@ -103,7 +103,7 @@ def test_a_system_gets_a_token_with_an_assertion_signed_by_its_registered_key(
     key = make_key()
     registered = _register(client, system, key)
     assert registered.status_code == 201, registered.text
-    assert registered.json()["alg"] == alg and "d" not in registered.json()["public_jwk"]
+    assert registered.json()["algorithm"] == alg and "d" not in registered.json()["public_jwk"]
     endpoint = f"{hub.settings.public_url}/auth/token"
     response = _token(client, _assertion(key, client_id=system.client_id, aud=endpoint, alg=alg))
     assert response.status_code == 200, response.text
@@ -115,7 +115,7 @@ def test_a_system_gets_a_token_with_an_assertion_signed_by_its_registered_key(
     )
     assert by_issuer.status_code == 200, by_issuer.text
     listed = client.get(f"/clients/{system.client_id}/keys", headers=system.admin.headers).json()["items"]
-    assert [(k["kid"], k["alg"], k["revoked_at"]) for k in listed] == [("k1", alg, None)]
+    assert [(k["kid"], k["algorithm"], k["revoked_at"]) for k in listed] == [("k1", alg, None)]
     with hub.factory() as db:
         actions = db.scalars(select(AuditRecord.action).where(AuditRecord.object_id == system.client_id)).all()
     assert "client.key.register" in actions
