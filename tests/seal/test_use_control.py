@@ -270,3 +270,55 @@ def test_a_person_principal_is_authorised_by_subject(db: Session, hub: Hub, clie
             db, vault=app.state.vault, settings=hub.settings, department_id=department_id, pdf=one_page_pdf(), purpose="证照",
             actor=person, system=service.CERTHUB,
         )  # fmt: skip
+
+
+def test_upgrading_keeps_the_certificate_hub_sealing_copies_with_the_existing_seals(tmp_path: Any, settings: Any) -> None:
+    """A hub upgraded to use control: its seals keep sealing certificate copies (certhub authorised on each)."""
+    import os
+    import uuid
+
+    from alembic import command
+
+    from govhub.database import alembic_config, upgrade
+    from ops.cli import CLI_ADMIN
+    from ops.crypto import KeyVault
+    from ops.db import make_engine
+    from ops.identity import service as identity
+    from ops.identity.schemas import DepartmentCreate
+    from seal.models import SealAuthorisation
+    from tests.factories import uscc
+    from tests.seal.helpers import make_seal
+
+    base = os.environ.get("GOVHUB_TEST_DATABASE_URL")
+    if base:
+        from ops.hubprocess import drop_postgres, fresh_postgres
+
+        url, name = fresh_postgres(base)
+    else:
+        url, name = f"sqlite:///{tmp_path}/upgrade-{uuid.uuid4().hex}.db", ""
+    engine = make_engine(url)
+    try:
+        upgrade(engine, settings)
+        with Session(engine) as db:
+            department = identity.create_department(
+                db, who=CLI_ADMIN, data=DepartmentCreate(code=uscc(), name="北京市公安局", level="province", region_code="110000")
+            )  # type: ignore[arg-type]
+            seal_id = make_seal(db, KeyVault.from_settings(settings), department.id).id
+            db.commit()
+        with engine.begin() as connection:  # back to before use control, the seal kept
+            config = alembic_config(url)
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0003_seal")
+        upgrade(engine, settings)
+        with Session(engine) as db:
+            (granted,) = db.scalars(select(SealAuthorisation).where(SealAuthorisation.seal_id == seal_id)).all()
+            assert (granted.subject, granted.subject_kind, granted.may_use, granted.may_approve) == (
+                "certhub",
+                "system",
+                True,
+                False,
+            )
+    finally:
+        engine.dispose()
+        if name and base:
+            drop_postgres(base, name)

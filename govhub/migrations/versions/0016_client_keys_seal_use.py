@@ -63,11 +63,10 @@ def upgrade() -> None:
     with op.batch_alter_table("api_client_used_assertions", schema=None) as batch_op:
         batch_op.create_index("ix_api_client_used_assertions_expires_at", ["expires_at"], unique=False)
 
-    with op.batch_alter_table("seals", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("requires_approval", sa.Boolean(), server_default=sa.false(), nullable=False))
-        batch_op.add_column(sa.Column("approval_valid_hours", sa.Integer(), server_default="24", nullable=False))
-    with op.batch_alter_table("seal_uses", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("request_id", sa.String(length=36), nullable=True))
+    # Added in place: a batch copy of `seals` on SQLite would break the keys of the rows that refer to it.
+    op.add_column("seals", sa.Column("requires_approval", sa.Boolean(), server_default=sa.false(), nullable=False))
+    op.add_column("seals", sa.Column("approval_valid_hours", sa.Integer(), server_default="24", nullable=False))
+    op.add_column("seal_uses", sa.Column("request_id", sa.String(length=36), nullable=True))
 
     op.create_table(
         "seal_authorisations",
@@ -145,11 +144,10 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("seal_use_requests")
     op.drop_table("seal_authorisations")
-    with op.batch_alter_table("seal_uses", schema=None) as batch_op:
-        batch_op.drop_column("request_id")
-    with op.batch_alter_table("seals", schema=None) as batch_op:
-        batch_op.drop_column("approval_valid_hours")
-        batch_op.drop_column("requires_approval")
+    # Dropped in place (SQLite 3.35 and later can), for the same reason.
+    op.execute("ALTER TABLE seal_uses DROP COLUMN request_id")
+    op.execute("ALTER TABLE seals DROP COLUMN approval_valid_hours")
+    op.execute("ALTER TABLE seals DROP COLUMN requires_approval")
     op.drop_table("api_client_used_assertions")
     op.drop_table("api_client_retiring_secrets")
     op.drop_table("api_client_keys")
