@@ -19,20 +19,20 @@ from ops.errors import Invalid, PayloadTooLarge
 from ops.pagination import Page, whole_page
 from seal import repository, service
 from seal.schemas import (
-    AuthorisationCreate,
-    AuthorisationRead,
-    AuthorisationWithdraw,
     DetachedSignRequest,
     DetachedVerifyRequest,
     PdfVerificationReport,
+    SealAuthorisationCreate,
+    SealAuthorisationRead,
+    SealAuthorisationWithdraw,
     SealCreate,
     SealRead,
+    SealUseDecision,
+    SealUsePolicy,
     SealUseRead,
+    SealUseRequestCreate,
+    SealUseRequestRead,
     StatusChange,
-    UseDecision,
-    UsePolicy,
-    UseRequestCreate,
-    UseRequestRead,
     VerificationReport,
 )
 
@@ -284,19 +284,23 @@ def ca_certificates(request: Request, db: DbSession) -> Any:
 # ---- use control (用印管理): authorisations, the approval policy, use requests and their decisions
 
 
-@router.get("/seals/{seal_id}/authorisations", response_model=Page[AuthorisationRead], summary="Who may use and approve a seal")
+@router.get(
+    "/seals/{seal_id}/authorisations", response_model=Page[SealAuthorisationRead], summary="Who may use and approve a seal"
+)
 def list_seal_authorisations(seal_id: str, db: DbSession, who: DepartmentOrAdmin) -> Any:
     """The seal's authorisations, withdrawn ones too, newest first (a short list, one page)."""
-    return whole_page([AuthorisationRead.model_validate(a) for a in service.seal_authorisations(db, who=who, seal_id=seal_id)])
+    return whole_page(
+        [SealAuthorisationRead.model_validate(a) for a in service.seal_authorisations(db, who=who, seal_id=seal_id)]
+    )
 
 
 @router.post(
     "/seals/{seal_id}/authorisations",
     status_code=201,
-    response_model=AuthorisationRead,
+    response_model=SealAuthorisationRead,
     summary="Authorise a person or system to use a seal or approve its uses (用印授权)",
 )
-def authorise_seal_use(seal_id: str, body: AuthorisationCreate, db: DbSession, who: DepartmentStaff) -> Any:
+def authorise_seal_use(seal_id: str, body: SealAuthorisationCreate, db: DbSession, who: DepartmentStaff) -> Any:
     """The seal's department administrator decides; a new authorisation of a subject replaces its former one."""
     return service.authorise(
         db, who=who, seal_id=seal_id, subject=body.subject, subject_kind=body.subject_kind,
@@ -306,11 +310,11 @@ def authorise_seal_use(seal_id: str, body: AuthorisationCreate, db: DbSession, w
 
 @router.post(
     "/seals/{seal_id}/authorisations/{authorisation_id}/withdraw",
-    response_model=AuthorisationRead,
+    response_model=SealAuthorisationRead,
     summary="Withdraw an authorisation",
 )
 def withdraw_seal_authorisation(
-    seal_id: str, authorisation_id: str, body: AuthorisationWithdraw, db: DbSession, who: DepartmentStaff
+    seal_id: str, authorisation_id: str, body: SealAuthorisationWithdraw, db: DbSession, who: DepartmentStaff
 ) -> Any:
     """At once: the subject can no longer use the seal, nor use approvals it holds."""
     return service.withdraw(db, who=who, seal_id=seal_id, authorisation_id=authorisation_id, reason=body.reason)
@@ -321,7 +325,7 @@ def withdraw_seal_authorisation(
 )
 def set_seal_use_policy(
     seal_id: str,
-    body: UsePolicy,
+    body: SealUsePolicy,
     response: Response,
     db: DbSession,
     who: DepartmentStaff,
@@ -339,10 +343,10 @@ def set_seal_use_policy(
 @router.post(
     "/seals/{seal_id}/use-requests",
     status_code=201,
-    response_model=UseRequestRead,
+    response_model=SealUseRequestRead,
     summary="Request to use a seal on a document (用印申请)",
 )
-def request_seal_use(seal_id: str, body: UseRequestCreate, db: DbSession, who: DepartmentStaff) -> Any:
+def request_seal_use(seal_id: str, body: SealUseRequestCreate, db: DbSession, who: DepartmentStaff) -> Any:
     """Name the document by its SHA-256; another authorised person approves or refuses."""
     with _refusals_recorded(db):
         return service.request_use(
@@ -350,7 +354,7 @@ def request_seal_use(seal_id: str, body: UseRequestCreate, db: DbSession, who: D
         )
 
 
-@router.get("/seals/{seal_id}/use-requests", response_model=Page[UseRequestRead], summary="A seal's use requests")
+@router.get("/seals/{seal_id}/use-requests", response_model=Page[SealUseRequestRead], summary="A seal's use requests")
 def list_seal_use_requests(
     seal_id: str,
     db: DbSession,
@@ -360,17 +364,17 @@ def list_seal_use_requests(
 ) -> Any:
     """Newest first, with their decisions and uses."""
     items, next_cursor = service.use_requests(db, who=who, seal_id=seal_id, cursor=cursor, limit=limit)
-    return Page[UseRequestRead](items=[UseRequestRead.model_validate(r) for r in items], next_cursor=next_cursor)
+    return Page[SealUseRequestRead](items=[SealUseRequestRead.model_validate(r) for r in items], next_cursor=next_cursor)
 
 
 def _decision_endpoint(action: str, approve: bool, summary: str) -> None:
     @router.post(
         f"/seal/use-requests/{{request_id}}/{action}",
-        response_model=UseRequestRead,
+        response_model=SealUseRequestRead,
         summary=summary,
         name=f"{action}_use_request",
     )
-    def decide(request_id: str, body: UseDecision, db: DbSession, who: DepartmentStaff) -> Any:
+    def decide(request_id: str, body: SealUseDecision, db: DbSession, who: DepartmentStaff) -> Any:
         with _refusals_recorded(db):
             return service.decide(db, who=who, request_id=request_id, approve=approve, reason=body.reason)
 

@@ -170,7 +170,7 @@ class PdfVerificationReport(BaseModel):
     signatures: list[VerificationReport]
 
 
-class AuthorisationCreate(BaseModel):
+class SealAuthorisationCreate(BaseModel):
     """Authorise a person or a system to use a seal and/or approve its uses (用印授权)."""
 
     model_config = ConfigDict(
@@ -185,7 +185,7 @@ class AuthorisationCreate(BaseModel):
     note: str | None = Field(default=None, max_length=500)
 
 
-class AuthorisationRead(BaseModel):
+class SealAuthorisationRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: str
@@ -201,13 +201,13 @@ class AuthorisationRead(BaseModel):
     withdrawn_at: datetime | None
 
 
-class AuthorisationWithdraw(BaseModel):
+class SealAuthorisationWithdraw(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: str = Field(min_length=2, max_length=500)
 
 
-class UsePolicy(BaseModel):
+class SealUsePolicy(BaseModel):
     """Whether every use of the seal needs a second person's approval, and how long an approval lasts."""
 
     model_config = ConfigDict(
@@ -218,7 +218,7 @@ class UsePolicy(BaseModel):
     approval_valid_hours: int = Field(default=24, ge=1, le=168)
 
 
-class UseRequestCreate(BaseModel):
+class SealUseRequestCreate(BaseModel):
     """A request to use the seal on one document (用印申请)."""
 
     model_config = ConfigDict(
@@ -239,13 +239,13 @@ class UseRequestCreate(BaseModel):
     purpose: str = Field(min_length=2, max_length=500, description="why the seal is used (用印事由)")
 
 
-class UseDecision(BaseModel):
+class SealUseDecision(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: str | None = Field(default=None, max_length=500)
 
 
-class UseRequestRead(BaseModel):
+class SealUseRequestRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: str
