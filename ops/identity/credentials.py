@@ -255,17 +255,14 @@ def authenticate_assertion(db: Session, *, assertion: str, client_id: str | None
         raise _refuse("the client assertion's sub must equal its iss: both are your client id")
     if client_id and client_id != iss:
         raise _refuse(f"the client assertion was made for client {iss}, not for client_id {client_id}")
-    client = repository.client_by_client_id(db, iss)
-    if client is None:
-        raise _refuse(f"the client assertion names client {iss}, which this hub does not know")
-    if client.revoked_at is not None:
-        raise _refuse("this client has been revoked")
     alg = header.get("alg")
     if alg not in ASSERTION_ALGORITHMS:
         raise _refuse(f"the client assertion is signed with {alg!r}; sign with one of {', '.join(ASSERTION_ALGORITHMS)}")
-    keys = repository.client_keys(db, client.client_id)
-    if not keys:
-        raise _refuse(f"client {iss} has registered no key; register its public key first, or use its secret")
+    client = repository.client_by_client_id(db, iss)
+    keys = repository.client_keys(db, client.client_id) if client is not None and client.revoked_at is None else []
+    if client is None or not keys:
+        # One answer whether the client is unknown, revoked or has no key: client ids are not revealed.
+        raise _refuse(f"there is no active client {iss} with a registered key; register its public key first, or use its secret")
     kid = header.get("kid")
     candidates = keys if kid is None else [k for k in keys if k.kid == kid]
     if not candidates:

@@ -149,6 +149,7 @@ def test_bad_assertions_are_refused_each_saying_why(
     refused(_assertion(other_key, client_id=other.client_id, aud=endpoint, kid="other-1"), "not for client_id", client_id=mine)
     refused(_assertion(other_key, client_id=mine, aud=endpoint, kid="other-1"), "key id 'other-1' is not a registered key")
     refused("not.a.jwt", "not a well-formed JWT")
+    refused(_assertion(key, client_id="gh_unknown", aud=endpoint), "no active client gh_unknown with a registered key")
     # A replayed assertion: its jti is spent, also for another hub process sharing the database.
     once = _assertion(key, client_id=mine, aud=endpoint)
     assert _token(client, once).status_code == 200
@@ -169,7 +170,7 @@ def test_bad_assertions_are_refused_each_saying_why(
     # A removed key no longer works.
     removed = client.delete(f"/clients/{mine}/keys/k1", headers=system.admin.headers)
     assert removed.status_code == 200 and removed.json()["revoked_at"]
-    refused(_assertion(key, client_id=mine, aud=endpoint), "registered no key")
+    refused(_assertion(key, client_id=mine, aud=endpoint), "no active client")
 
 
 def test_keys_that_cannot_be_registered(client: TestClient, hub: Hub, system: System) -> None:
