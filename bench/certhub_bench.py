@@ -126,7 +126,7 @@ class World:
             picture = base64.b64encode(
                 (ROOT / "bench" / "seal.svg").read_bytes() if (ROOT / "bench" / "seal.svg").exists() else _svg()
             ).decode()
-            seals.issue_seal(
+            seal = seals.issue_seal(
                 db,
                 who=CLI_ADMIN,
                 vault=self.vault,
@@ -141,6 +141,18 @@ class World:
                         "valid_to": (utcnow() + timedelta(days=365)).isoformat(),
                     }
                 ),
+            )
+            # The bureau lets the certificate hub seal its certificates' PDF copies (用印授权).
+            office = Principal(subject="bench-admin", roles=frozenset({Role.DEPARTMENT_ADMIN}), department_id=bureau.id)
+            seals.authorise(
+                db,
+                who=office,
+                seal_id=seal.id,
+                subject=seals.CERTHUB,
+                subject_kind="system",
+                may_use=True,
+                may_approve=False,
+                note=None,
             )
             service.load_types(db, who=CLI_ADMIN, definitions=service.example_types(), issuer_codes={ID_CARD: [bureau.code]})
             self.window_client = identity.create_client(

@@ -47,10 +47,11 @@ def _setup(data_dir: Path) -> tuple[Any, KeyVault, str, dict[str, Any]]:
     from sqlalchemy.orm import Session
 
     from govhub.database import upgrade
+    from ops.auth import Principal, Role
     from ops.cli import CLI_ADMIN
     from ops.db import make_engine, utcnow
     from ops.identity import service as identity
-    from ops.identity.schemas import DepartmentCreate
+    from ops.identity.schemas import ClientCreate, DepartmentCreate
     from seal import service
     from seal.schemas import SealCreate
     from tests.factories import uscc
@@ -86,8 +87,30 @@ def _setup(data_dir: Path) -> tuple[Any, KeyVault, str, dict[str, Any]]:
                 }
             ),
         )
+    # The department's system that seals, authorised on each seal by the department's administrator (用印授权).
+    system = identity.create_client(
+        db, who=CLI_ADMIN, data=ClientCreate(name="bench system", roles=["department_system"], department_id=department.id)
+    ).client
+    admin = Principal(subject="bench-admin", roles=frozenset({Role.DEPARTMENT_ADMIN}), department_id=department.id)
+    for seal in seals.values():
+        service.authorise(
+            db,
+            who=admin,
+            seal_id=seal.id,
+            subject=system.client_id,
+            subject_kind="client",
+            may_use=True,
+            may_approve=False,
+            note=None,
+        )
     db.commit()
+    BENCH_USERS[department.id] = Principal(
+        subject=system.client_id, roles=frozenset({Role.DEPARTMENT_SYSTEM}), department_id=department.id
+    )
     return db, vault, department.id, seals
+
+
+BENCH_USERS: dict[str, Any] = {}  # the authorised system of each bench department
 
 
 SEAL_SETTINGS = Settings()  # the seal limits and time-stamp authority, from GOVHUB_SEAL_* as a hub would read them
@@ -122,8 +145,9 @@ def _algorithm_rows(db: Any, vault: KeyVault, department_id: str, alg: str, seal
     from tongsuopy.crypto import hashes as sm_hashes
     from tongsuopy.crypto.asymciphers import ec as sm_ec
 
-    from ops.audit import SYSTEM
     from seal import keys, service
+
+    SYSTEM = BENCH_USERS[department_id]
 
     pem = vault.unwrap(WrappedSecret.from_dict(seal.private_key), purpose=f"seal-key:{seal.id}")
     private = keys.load_private(alg, pem)
@@ -238,10 +262,12 @@ def _http_rows(seconds: float) -> list[dict[str, object]]:
         )
         assert status == 201, department
         picture = {"type": "png", "data_base64": base64.b64encode(png_picture()).decode(), "width_mm": 42, "height_mm": 42}
+        made = []
         for alg, seal_type in (("SM2", "电子证照专用章"), ("ES256", "公章")):
             body = seal_body(department["id"], algorithm=alg, seal_type=seal_type, picture=picture)
             status, seal = hub.request("POST", "/seals", json_body=body, auth=True)
             assert status == 201, seal
+            made.append(seal["id"])
         status, client = hub.request(
             "POST",
             "/clients",
@@ -254,6 +280,27 @@ def _http_rows(seconds: float) -> list[dict[str, object]]:
         )
         headers = {"Authorization": f"Bearer {token['access_token']}"}
         document = one_page_pdf()
+        # The department's administrator authorises the bench system on both seals (用印授权).
+        status, office = hub.request(
+            "POST",
+            "/clients",
+            json_body={"name": "bench administrator", "roles": ["department_admin"], "department_id": department["id"]},
+            auth=True,
+        )
+        assert status == 201, office
+        status, office_token = hub.request(
+            "POST", "/auth/token", form={"grant_type": "client_credentials"}, basic=(office["client_id"], office["client_secret"])
+        )
+        for seal_id in made:
+            grant = json.dumps({"subject": client["client_id"], "subject_kind": "client"}).encode()
+            authorise = urllib.request.Request(  # noqa: S310 (the bench's own hub on 127.0.0.1)
+                f"{hub.base}/seals/{seal_id}/authorisations",
+                data=grant,
+                method="POST",
+                headers={"Authorization": f"Bearer {office_token['access_token']}", "Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(authorise, timeout=30) as response:  # noqa: S310
+                assert response.status == 201
 
         def call(path: str, data: bytes, content_type: str, *, authorised: bool = True) -> bytes:
             request = urllib.request.Request(  # noqa: S310 (the bench's own hub on 127.0.0.1)
@@ -310,7 +357,6 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
     args = parser.parse_args(argv)
     seconds = 5.0 if args.full else 1.0
 
-    from ops.audit import SYSTEM
     from seal import pdf as pades
     from seal import service
     from tests.seal.helpers import one_page_pdf
@@ -318,6 +364,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory(prefix="seal-bench-") as tmp:
         db, vault, department_id, seals = _setup(Path(tmp))
+        SYSTEM = BENCH_USERS[department_id]
         for alg, seal in seals.items():
             rows += _algorithm_rows(db, vault, department_id, alg, seal, seconds)
             db.rollback()

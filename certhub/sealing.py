@@ -14,7 +14,12 @@ from seal.keys import Signer
 
 
 def department_signer(db: Session, *, department_id: str, vault: KeyVault) -> Signer:
-    """The signer of the department's active seal (Conflict with a clear message if it has none)."""
+    """The signer of the department's active seal (Conflict with a clear message if it has none).
+
+    Signing a certificate is not a use of the seal on a document (用印) and needs no use authorisation:
+    it is the issuing itself, which the certificate catalogue already allows only to the type's issuing
+    departments (``cert_types``), and every issuance is recorded with who issued it. The visible seal on a
+    certificate's PDF copy is a use, and is controlled (``seal_pdf`` below)."""
     return seal_service.department_signer(db, department_id=department_id, vault=vault)
 
 
@@ -31,7 +36,15 @@ def department_jwks(db: Session) -> dict[str, Any]:
 def seal_pdf(
     db: Session, *, vault: KeyVault, settings: Settings, department_id: str, pdf: bytes, purpose: str, actor: Actor
 ) -> bytes:
-    """PAdES-seal a PDF with the department's seal (visible stamp)."""
+    """PAdES-seal a PDF with the department's seal (visible stamp): a use by the certificate hub, which the
+    department must have authorised on the seal (用印管理); `actor`, who issued the certificate, is recorded."""
     return seal_service.seal_pdf(
-        db, vault=vault, settings=settings, department_id=department_id, pdf=pdf, purpose=purpose, actor=actor
+        db,
+        vault=vault,
+        settings=settings,
+        department_id=department_id,
+        pdf=pdf,
+        purpose=purpose,
+        actor=actor,
+        system=seal_service.CERTHUB,
     )

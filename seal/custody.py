@@ -99,8 +99,16 @@ def _choose(seals: list[Seal], now: datetime, *, algorithms: tuple[str, ...] = A
 
 
 def seal_to_use(
-    db: Session, *, department_id: str, seal_id: str | None, seal_type: str | None, algorithms: tuple[str, ...] = ALGORITHMS
+    db: Session,
+    *,
+    department_id: str,
+    seal_id: str | None,
+    seal_type: str | None,
+    algorithms: tuple[str, ...] = ALGORITHMS,
+    among: set[str] | None = None,
 ) -> Seal:
+    """The seal to use: the one named, else the department's preferred usable seal (of a type, an algorithm),
+    among the seals `among` (those the user is authorised for) when one of them fits."""
     now = utcnow()
     if seal_id:
         seal = repository.own_seal(db, department_id=department_id, seal_id=seal_id)
@@ -120,7 +128,9 @@ def seal_to_use(
         return seal
     if seal_type is not None and seal_type not in SEAL_TYPES:
         raise field_error("seal_type", f"unknown seal type {seal_type!r}; use one of {', '.join(SEAL_TYPES)}")
-    chosen = _choose(repository.active_seals(db, department_id=department_id, seal_type=seal_type), now, algorithms=algorithms)
+    seals = repository.active_seals(db, department_id=department_id, seal_type=seal_type)
+    preferred = [s for s in seals if s.id in among] if among is not None else seals
+    chosen = _choose(preferred, now, algorithms=algorithms) or _choose(seals, now, algorithms=algorithms)
     if chosen is None:
         what = f"active {seal_type}" if seal_type else "active seal"
         if algorithms != ALGORITHMS:

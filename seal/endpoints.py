@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Header, Query, Request, Response, UploadFile
+from sqlalchemy.orm import Session
 
 from ops import audit
 from ops.auth import DepartmentOrAdmin, DepartmentStaff, PlatformAdmin, require_second_factor
@@ -14,15 +17,22 @@ from ops.config import Settings
 from ops.crypto import KeyVault
 from ops.db import DbSession, HubRoute, etag, writes
 from ops.errors import Invalid, PayloadTooLarge
-from ops.pagination import Page
+from ops.pagination import Page, whole_page
 from seal import repository, service
 from seal.schemas import (
     DetachedSignRequest,
     DetachedVerifyRequest,
     PdfVerificationReport,
+    SealAuthorisationCreate,
+    SealAuthorisationRead,
+    SealAuthorisationWithdraw,
     SealCreate,
     SealRead,
+    SealUseDecision,
+    SealUsePolicy,
     SealUseRead,
+    SealUseRequestCreate,
+    SealUseRequestRead,
     StatusChange,
     VerificationReport,
 )
@@ -172,28 +182,41 @@ _status_endpoint("revoke", "Revoke a seal for good, with the reason")
 )
 def sign_detached(body: DetachedSignRequest, request: Request, db: DbSession, who: DepartmentStaff) -> Any:
     """Return the DER SES_Signature: base64 in JSON with a readable view, or the bytes themselves when the
-    request asks for `Accept: application/octet-stream`; the use is recorded."""
+    request asks for `Accept: application/octet-stream`; the use is recorded. The caller must be authorised to
+    use the seal, and send the approval of these bytes (`approval_id`) where the seal requires one."""
     settings = _settings(request)
     require_second_factor(who, "seal_use", settings)  # a person signed in without one is asked to step up
     data = service.document_bytes(data_base64=body.data_base64, document=body.document, max_bytes=settings.seal_max_data_bytes)
     content_type = "application/json" if body.document is not None else body.content_type
-    der = service.sign_detached_der(
-        db,
-        vault=_vault(request),
-        department_id=who.require_department(),
-        data=data,
-        purpose=body.purpose,
-        actor=who,
-        content_type=content_type,
-        seal_id=body.seal_id,
-        seal_type=body.seal_type,
-        settings=settings,
-    )
+    with _refusals_recorded(db):
+        der = service.sign_detached_der(
+            db,
+            vault=_vault(request),
+            department_id=who.require_department(),
+            data=data,
+            purpose=body.purpose,
+            actor=who,
+            content_type=content_type,
+            seal_id=body.seal_id,
+            seal_type=body.seal_type,
+            settings=settings,
+            approval_id=body.approval_id,
+        )
     if _wants_der(request):
         return Response(
             der, media_type="application/octet-stream", headers={"Content-Disposition": 'attachment; filename="SignedValue.dat"'}
         )
     return service.detached_result(der)
+
+
+@contextmanager
+def _refusals_recorded(db: Session) -> Iterator[None]:
+    """A use, request or approval refused for want of authorisation is recorded (in a transaction of its own)."""
+    try:
+        yield
+    except service.SealUseRefused as exc:
+        audit.record_refusal(db, exc.record)
+        raise
 
 
 @router.post(
@@ -211,23 +234,27 @@ def seal_pdf(
     seal_id: Annotated[str | None, Form()] = None,
     page: Annotated[int, Form(ge=0, le=100000)] = 0,
     box: Annotated[str | None, Form(description="x1,y1,x2,y2 in PDF points; default: bottom right")] = None,
+    approval_id: Annotated[str | None, Form(description="the approved use request (用印审批) for this PDF")] = None,
 ) -> Response:
-    """Return the sealed PDF; the use is recorded with the sealed document's hash."""
+    """Return the sealed PDF; the use is recorded with the sealed document's hash. The caller must be authorised
+    to use the seal, and send the approval of this PDF (`approval_id`) where the seal requires one."""
     settings = _settings(request)
     require_second_factor(who, "seal_use", settings)  # a person signed in without one is asked to step up
     data = _read_upload(file, limit=settings.seal_max_pdf_bytes, what="PDF")
-    sealed = service.seal_pdf(
-        db,
-        vault=_vault(request),
-        department_id=who.require_department(),
-        pdf=data,
-        purpose=purpose,
-        seal_id=seal_id,
-        page=page,
-        box=_parse_box(box),
-        actor=who,
-        settings=settings,
-    )
+    with _refusals_recorded(db):
+        sealed = service.seal_pdf(
+            db,
+            vault=_vault(request),
+            department_id=who.require_department(),
+            pdf=data,
+            purpose=purpose,
+            seal_id=seal_id,
+            page=page,
+            box=_parse_box(box),
+            actor=who,
+            settings=settings,
+            approval_id=approval_id or None,
+        )
     return Response(sealed, media_type="application/pdf", headers={"Content-Disposition": 'attachment; filename="sealed.pdf"'})
 
 
@@ -324,3 +351,107 @@ def jwks(db: DbSession, department_code: str | None = None) -> Any:
 def ca_certificates(request: Request, db: DbSession) -> Any:
     """What a verifier adds to its trust store to verify this hub's seals offline."""
     return service.authority_certificates(db, vault=_vault(request), settings=_settings(request))
+
+
+# ---- use control (用印管理): authorisations, the approval policy, use requests and their decisions
+
+
+@router.get(
+    "/seals/{seal_id}/authorisations", response_model=Page[SealAuthorisationRead], summary="Who may use and approve a seal"
+)
+def list_seal_authorisations(seal_id: str, db: DbSession, who: DepartmentOrAdmin) -> Any:
+    """The seal's authorisations, withdrawn ones too, newest first (a short list, one page)."""
+    return whole_page(
+        [SealAuthorisationRead.model_validate(a) for a in service.seal_authorisations(db, who=who, seal_id=seal_id)]
+    )
+
+
+@router.post(
+    "/seals/{seal_id}/authorisations",
+    status_code=201,
+    response_model=SealAuthorisationRead,
+    summary="Authorise a person or system to use a seal or approve its uses (用印授权)",
+)
+def authorise_seal_use(seal_id: str, body: SealAuthorisationCreate, db: DbSession, who: DepartmentStaff) -> Any:
+    """The seal's department administrator decides; a new authorisation of a subject replaces its former one."""
+    return service.authorise(
+        db, who=who, seal_id=seal_id, subject=body.subject, subject_kind=body.subject_kind,
+        may_use=body.may_use, may_approve=body.may_approve, note=body.note,
+    )  # fmt: skip
+
+
+@router.post(
+    "/seals/{seal_id}/authorisations/{authorisation_id}/withdraw",
+    response_model=SealAuthorisationRead,
+    summary="Withdraw an authorisation",
+)
+def withdraw_seal_authorisation(
+    seal_id: str, authorisation_id: str, body: SealAuthorisationWithdraw, db: DbSession, who: DepartmentStaff
+) -> Any:
+    """At once: the subject can no longer use the seal, nor use approvals it holds."""
+    return service.withdraw(db, who=who, seal_id=seal_id, authorisation_id=authorisation_id, reason=body.reason)
+
+
+@router.put(
+    "/seals/{seal_id}/use-policy", response_model=SealRead, summary="Whether each use of a seal needs approval (用印审批)"
+)
+def set_seal_use_policy(
+    seal_id: str,
+    body: SealUsePolicy,
+    response: Response,
+    db: DbSession,
+    who: DepartmentStaff,
+    if_match: Annotated[str | None, Header()] = None,
+) -> Any:
+    """The seal's department administrator decides; send If-Match with the seal's ETag."""
+    seal = service.set_policy(
+        db, who=who, seal_id=seal_id, requires_approval=body.requires_approval,
+        approval_valid_hours=body.approval_valid_hours, if_match=if_match,
+    )  # fmt: skip
+    response.headers["ETag"] = etag(seal.version)
+    return seal
+
+
+@router.post(
+    "/seals/{seal_id}/use-requests",
+    status_code=201,
+    response_model=SealUseRequestRead,
+    summary="Request to use a seal on a document (用印申请)",
+)
+def request_seal_use(seal_id: str, body: SealUseRequestCreate, db: DbSession, who: DepartmentStaff) -> Any:
+    """Name the document by its SHA-256; another authorised person approves or refuses."""
+    with _refusals_recorded(db):
+        return service.request_use(
+            db, who=who, seal_id=seal_id, document_name=body.document_name, document_hash=body.document_hash, purpose=body.purpose
+        )
+
+
+@router.get("/seals/{seal_id}/use-requests", response_model=Page[SealUseRequestRead], summary="A seal's use requests")
+def list_seal_use_requests(
+    seal_id: str,
+    db: DbSession,
+    who: DepartmentOrAdmin,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> Any:
+    """Newest first, with their decisions and uses."""
+    items, next_cursor = service.use_requests(db, who=who, seal_id=seal_id, cursor=cursor, limit=limit)
+    return Page[SealUseRequestRead](items=[SealUseRequestRead.model_validate(r) for r in items], next_cursor=next_cursor)
+
+
+def _decision_endpoint(action: str, approve: bool, summary: str) -> None:
+    @router.post(
+        f"/seal/use-requests/{{request_id}}/{action}",
+        response_model=SealUseRequestRead,
+        summary=summary,
+        name=f"{action}_use_request",
+    )
+    def decide(request_id: str, body: SealUseDecision, db: DbSession, who: DepartmentStaff) -> Any:
+        with _refusals_recorded(db):
+            return service.decide(db, who=who, request_id=request_id, approve=approve, reason=body.reason)
+
+    decide.__doc__ = summary
+
+
+_decision_endpoint("approve", True, "Approve a use request (a second person authorised to approve; used once, before it expires)")
+_decision_endpoint("refuse", False, "Refuse a use request")

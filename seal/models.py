@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, LargeBinary, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ops.db import Base, IdMixin, TimestampMixin, VersionedMixin, utcnow
@@ -68,6 +68,9 @@ class Seal(IdMixin, TimestampMixin, VersionedMixin, Base):
     status_reason: Mapped[str | None] = mapped_column(String(500))
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
     created_by: Mapped[str] = mapped_column(String(128))
+    # 用印审批: each use needs another authorised person's approval, valid this many hours, used once.
+    requires_approval: Mapped[bool] = mapped_column(default=False, server_default=false())
+    approval_valid_hours: Mapped[int] = mapped_column(default=24, server_default="24")
 
 
 class SealCrl(IdMixin, Base):
@@ -117,3 +120,45 @@ class SealUse(IdMixin, Base):
     # SHA-256 of the signature value: the hub's own proof that the signature existed at `at`.
     signature_hash: Mapped[str] = mapped_column(String(64))
     purpose: Mapped[str] = mapped_column(String(500))
+    request_id: Mapped[str | None] = mapped_column(String(36), default=None)  # the approved request it used
+
+
+class SealAuthorisation(IdMixin, Base):
+    """Who may use a seal (用印授权), and who may approve its uses: a person or a system, by subject,
+    authorised by the seal's department administrator."""
+
+    __tablename__ = "seal_authorisations"
+    __table_args__ = (Index("ix_seal_authorisations_seal_subject", "seal_id", "subject"),)
+
+    seal_id: Mapped[str] = mapped_column(ForeignKey("seals.id"))
+    subject: Mapped[str] = mapped_column(String(128))  # a client id, a person's id, or a hub system's name
+    subject_kind: Mapped[str] = mapped_column(String(16))  # client | person | system
+    may_use: Mapped[bool]
+    may_approve: Mapped[bool]
+    note: Mapped[str | None] = mapped_column(String(500))
+    granted_by: Mapped[str] = mapped_column(String(128))
+    granted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    withdrawn_by: Mapped[str | None] = mapped_column(String(128))
+    withdrawn_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class SealUseRequest(IdMixin, Base):
+    """A request to use a seal on one document (用印申请), approved or refused by another authorised person;
+    an approval is used once, before it expires."""
+
+    __tablename__ = "seal_use_requests"
+    __table_args__ = (Index("ix_seal_use_requests_seal_created", "seal_id", "created_at"),)
+
+    seal_id: Mapped[str] = mapped_column(ForeignKey("seals.id"))
+    requested_by: Mapped[str] = mapped_column(String(128))
+    document_name: Mapped[str] = mapped_column(String(300))
+    document_hash: Mapped[str] = mapped_column(String(64))  # SHA-256 (hex) of the document to seal
+    purpose: Mapped[str] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(16))  # pending | approved | refused | used
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_by: Mapped[str | None] = mapped_column(String(128))
+    decided_at: Mapped[datetime | None] = mapped_column(default=None)
+    decision_reason: Mapped[str | None] = mapped_column(String(500))
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)  # of the approval
+    used_at: Mapped[datetime | None] = mapped_column(default=None)
+    use_id: Mapped[str | None] = mapped_column(String(36))

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from ops.auth import Principal
 from ops.pagination import keyset, page_of
-from seal.models import Seal, SealEvent, SealStatus, SealUse
+from seal.models import Seal, SealAuthorisation, SealEvent, SealStatus, SealUse, SealUseRequest
 
 
 def readable_seals(who: Principal) -> Select[Seal]:
@@ -83,3 +83,74 @@ def list_uses(db: Session, *, seal_id: str, cursor: str | None, limit: int) -> t
 def seals_without_der(db: Session) -> list[Seal]:
     """Seals made before the DER form of the seal (structure_der empty), oldest first."""
     return list(db.scalars(select(Seal).where(Seal.structure_der.is_(None)).order_by(Seal.created_at, Seal.id)))
+# ---------------------------------------------------------------- use control (用印管理)
+
+
+def standing_authorisation(db: Session, *, seal_id: str, subject: str, kinds: tuple[str, ...]) -> SealAuthorisation | None:
+    """The subject's authorisation for the seal that has not been withdrawn, if any."""
+    query = select(SealAuthorisation).where(
+        SealAuthorisation.seal_id == seal_id,
+        SealAuthorisation.subject == subject,
+        SealAuthorisation.subject_kind.in_(kinds),
+        SealAuthorisation.withdrawn_at.is_(None),
+    )
+    return db.scalars(query.order_by(SealAuthorisation.granted_at.desc())).first()
+
+
+def seals_usable_by(db: Session, *, department_id: str, subject: str, kinds: tuple[str, ...]) -> set[str]:
+    """Ids of the department's seals the subject is authorised to use."""
+    query = (
+        select(SealAuthorisation.seal_id)
+        .join(Seal, Seal.id == SealAuthorisation.seal_id)
+        .where(
+            Seal.department_id == department_id,
+            SealAuthorisation.subject == subject,
+            SealAuthorisation.subject_kind.in_(kinds),
+            SealAuthorisation.may_use.is_(True),
+            SealAuthorisation.withdrawn_at.is_(None),
+        )
+    )
+    return set(db.scalars(query))
+
+
+def authorisation(db: Session, *, seal_id: str, authorisation_id: str) -> SealAuthorisation | None:
+    query = select(SealAuthorisation).where(SealAuthorisation.seal_id == seal_id, SealAuthorisation.id == authorisation_id)
+    return db.scalars(query).first()
+
+
+def authorisations(db: Session, *, seal_id: str) -> list[SealAuthorisation]:
+    """Every authorisation of a seal, withdrawn ones too, newest first (a short list)."""
+    query = select(SealAuthorisation).where(SealAuthorisation.seal_id == seal_id)
+    return list(db.scalars(query.order_by(SealAuthorisation.granted_at.desc(), SealAuthorisation.id)))
+
+
+def get_use_request(db: Session, who: Principal, request_id: str) -> tuple[SealUseRequest, Seal] | None:
+    """A use request of a seal the caller may read, with its seal."""
+    readable = readable_seals(who).subquery()
+    row = db.execute(
+        select(SealUseRequest, Seal)
+        .join(Seal, Seal.id == SealUseRequest.seal_id)
+        .where(SealUseRequest.id == request_id, Seal.id.in_(select(readable.c.id)))
+    ).first()
+    return None if row is None else (row[0], row[1])
+
+
+def use_request(db: Session, *, seal_id: str, request_id: str) -> SealUseRequest | None:
+    query = select(SealUseRequest).where(SealUseRequest.seal_id == seal_id, SealUseRequest.id == request_id)
+    return db.scalars(query).first()
+
+
+def use_request_seal(db: Session, *, department_id: str, request_id: str) -> str | None:
+    """The seal a use request of the department's seals is for."""
+    query = (
+        select(SealUseRequest.seal_id)
+        .join(Seal, Seal.id == SealUseRequest.seal_id)
+        .where(SealUseRequest.id == request_id, Seal.department_id == department_id)
+    )
+    return db.scalars(query).first()
+
+
+def list_use_requests(db: Session, *, seal_id: str, cursor: str | None, limit: int) -> tuple[list[SealUseRequest], str | None]:
+    query = select(SealUseRequest).where(SealUseRequest.seal_id == seal_id)
+    rows = list(db.scalars(keyset(query, created=SealUseRequest.created_at, ident=SealUseRequest.id, cursor=cursor, limit=limit)))
+    return page_of(rows, limit)

@@ -91,6 +91,8 @@ class SealRead(BaseModel):
     created_at: datetime
     created_by: str
     version: int
+    requires_approval: bool = Field(description="each use needs a second person's approval (用印审批)")
+    approval_valid_hours: int
 
 
 class StatusChange(BaseModel):
@@ -112,6 +114,7 @@ class SealUseRead(BaseModel):
     document_hash: str
     hash_alg: str
     purpose: str
+    request_id: str | None = Field(default=None, description="the approved use request this use consumed")
 
 
 class DetachedSignRequest(BaseModel):
@@ -127,6 +130,7 @@ class DetachedSignRequest(BaseModel):
         default=None, description="a JSON document to seal; its canonical form (sorted keys, compact, UTF-8) is hashed"
     )
     content_type: str = Field(default="application/octet-stream", max_length=100)
+    approval_id: str | None = Field(default=None, description="the approved use request (用印审批) for these bytes")
 
 
 class DetachedVerifyRequest(BaseModel):
@@ -167,3 +171,97 @@ class PdfVerificationReport(BaseModel):
 
     verdict: Literal["valid", "invalid", "indeterminate"]
     signatures: list[VerificationReport]
+
+
+class SealAuthorisationCreate(BaseModel):
+    """Authorise a person or a system to use a seal and/or approve its uses (用印授权)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"subject": "gh_3f9a1c2b7d4e5f60", "subject_kind": "client", "may_use": True}]},
+    )
+
+    subject: str = Field(min_length=1, max_length=128, description="a client id, a person's id, or a hub system (certhub)")
+    subject_kind: Literal["client", "person", "system"]
+    may_use: bool = True
+    may_approve: bool = False
+    note: str | None = Field(default=None, max_length=500)
+
+
+class SealAuthorisationRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    seal_id: str
+    subject: str
+    subject_kind: str
+    may_use: bool
+    may_approve: bool
+    note: str | None
+    granted_by: str
+    granted_at: datetime
+    withdrawn_by: str | None
+    withdrawn_at: datetime | None
+
+
+class SealAuthorisationWithdraw(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=2, max_length=500)
+
+
+class SealUsePolicy(BaseModel):
+    """Whether every use of the seal needs a second person's approval, and how long an approval lasts."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"requires_approval": True, "approval_valid_hours": 24}]}
+    )
+
+    requires_approval: bool
+    approval_valid_hours: int = Field(default=24, ge=1, le=168)
+
+
+class SealUseRequestCreate(BaseModel):
+    """A request to use the seal on one document (用印申请)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "document_name": "关于开展数据共享工作的通知.pdf",
+                    "document_hash": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+                    "purpose": "发文用印",
+                }
+            ]
+        },
+    )
+
+    document_name: str = Field(min_length=1, max_length=300)
+    document_hash: str = Field(min_length=64, max_length=64, description="SHA-256 of the document to seal, hex")
+    purpose: str = Field(min_length=2, max_length=500, description="why the seal is used (用印事由)")
+
+
+class SealUseDecision(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class SealUseRequestRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    seal_id: str
+    requested_by: str
+    document_name: str
+    document_hash: str
+    purpose: str
+    status: str = Field(description="pending, approved, refused or used (an approval past expires_at cannot be used)")
+    created_at: datetime
+    decided_by: str | None
+    decided_at: datetime | None
+    decision_reason: str | None
+    expires_at: datetime | None
+    used_at: datetime | None
+    use_id: str | None

@@ -16,17 +16,27 @@ from ops.audit import Actor
 from ops.config import Settings
 from ops.crypto import KeyVault, WrappedSecret
 from ops.db import utcnow
-from ops.errors import Invalid, PayloadTooLarge, UpstreamError
-from seal import authority, keys, ses, sesder, timestamps
+from ops.errors import Invalid, NotFound, PayloadTooLarge, UpstreamError
+from seal import authority, keys, repository, ses, sesder, timestamps, usage
 from seal import pdf as pades
 from seal.common import field_error, key_purpose
 from seal.custody import chain_pem, seal_to_use, signer_for
 from seal.issuance import make_seal_der
-from seal.models import Seal, SealUse
+from seal.models import Seal, SealUse, SealUseRequest
 
 
 def _record_use(
-    db: Session, *, seal: Seal, actor: Actor, kind: str, document_hash: str, hash_alg: str, signature: bytes, purpose: str
+    db: Session,
+    *,
+    seal: Seal,
+    actor: Actor,
+    kind: str,
+    document_hash: str,
+    hash_alg: str,
+    signature: bytes,
+    purpose: str,
+    approval: SealUseRequest | None,
+    system: str | None,
 ) -> SealUse:
     use = SealUse(
         seal_id=seal.id,
@@ -38,19 +48,47 @@ def _record_use(
         hash_alg=hash_alg,
         signature_hash=hashlib.sha256(signature).hexdigest(),
         purpose=purpose,
+        request_id=approval.id if approval else None,
     )
     db.add(use)
     db.flush()
+    if approval is not None:
+        approval.use_id = use.id
+    detail: dict[str, Any] = {"document_hash": document_hash, "hash_alg": hash_alg, "use_id": use.id}
+    if approval is not None:
+        detail.update(approval_id=approval.id, approved_by=approval.decided_by)
+    if system is not None:
+        detail["through"] = system
     audit.record(
-        db,
-        actor=actor,
-        action=f"seal.use.{kind}",
-        object_type="seal",
-        object_id=seal.id,
-        purpose=purpose,
-        detail={"document_hash": document_hash, "hash_alg": hash_alg, "use_id": use.id},
+        db, actor=actor, action=f"seal.use.{kind}", object_type="seal", object_id=seal.id, purpose=purpose, detail=detail
     )
     return use
+
+
+def _user(actor: Actor, system: str | None) -> Actor:
+    """Whose authorisation a use needs: the caller's, or the hub system's that seals on the caller's behalf."""
+    return audit.SystemActor(subject=system, primary_role="system") if system is not None else actor
+
+
+def _seal_for_use(
+    db: Session,
+    *,
+    user: Actor,
+    department_id: str,
+    seal_id: str | None,
+    seal_type: str | None,
+    approval_id: str | None,
+    algorithms: tuple[str, ...] = keys.ALGORITHMS,
+) -> Seal:
+    """The seal to use (named, the approval's, or the department's preferred one the user is authorised for)."""
+    if seal_id is None and approval_id is not None:
+        seal_id = repository.use_request_seal(db, department_id=department_id, request_id=approval_id)
+        if seal_id is None:
+            raise NotFound(f"no use request {approval_id} of your department's seals")
+    among = None
+    if seal_id is None:
+        among = repository.seals_usable_by(db, department_id=department_id, subject=user.subject, kinds=usage.kinds_of(user))
+    return seal_to_use(db, department_id=department_id, seal_id=seal_id, seal_type=seal_type, algorithms=algorithms, among=among)
 
 
 def _check_purpose(purpose: str) -> str:
@@ -77,15 +115,25 @@ def seal_pdf(
     actor: Actor,
     timestamper: TimeStamper | None = None,
     settings: Settings,
+    approval_id: str | None = None,
+    system: str | None = None,
 ) -> bytes:
-    """PAdES-seal a PDF with the department's seal (visible stamp), record the use; return the sealed PDF."""
+    """PAdES-seal a PDF with the department's seal (visible stamp), record the use; return the sealed PDF.
+
+    The user must be authorised for the seal (`system`: one of the hub's systems sealing for `actor`), and
+    hold an approval of this PDF (`approval_id`) where the seal requires one (用印管理, seal/usage.py)."""
     # The HTTP API passes the caller's own department; a domain calling this acts for `department_id`
     # (e.g. the certificate hub sealing a copy of a certificate that department issued) and `actor` is audited.
     purpose = _check_purpose(purpose)
     if len(pdf) > settings.seal_max_pdf_bytes:
         raise PayloadTooLarge(f"the PDF is {len(pdf)} bytes; at most {settings.seal_max_pdf_bytes} are accepted")
     # pyHanko signs with Ed25519 and P-256; PAdES has no SM2 profile it can produce (see docs/seal.md).
-    seal = seal_to_use(db, department_id=department_id, seal_id=seal_id, seal_type=None, algorithms=(keys.ES256, keys.EDDSA))
+    user = _user(actor, system)
+    seal = _seal_for_use(
+        db, user=user, department_id=department_id, seal_id=seal_id, seal_type=None, approval_id=approval_id,
+        algorithms=(keys.ES256, keys.EDDSA),
+    )  # fmt: skip
+    approval = usage.check_use(db, seal=seal, actor=user, document=pdf, approval_id=approval_id)
     pem = vault.unwrap(WrappedSecret.from_dict(seal.private_key), purpose=key_purpose(seal.id))
     cert = x509.load_pem_x509_certificate(seal.certificate_pem.encode())
     chain = [x509.load_pem_x509_certificate(p.encode()) for p in chain_pem(db, seal)[1:]]
@@ -119,6 +167,8 @@ def seal_pdf(
         hash_alg="SHA-256",
         signature=signature_value,
         purpose=purpose,
+        approval=approval,
+        system=system,
     )
     return sealed
 
@@ -155,15 +205,20 @@ def sign_detached_der(
     seal_type: str | None = None,
     timestamper: TimeStamper | None = None,
     settings: Settings,
+    approval_id: str | None = None,
 ) -> bytes:
     """Seal bytes with a detached GB/T 38540 v4 seal signature; return the DER SES_Signature; record the use.
 
     The seal's key signs the DER of TBS_Sign (SM2 with SM3 and the default user ID for SM2 seals); dataHash is
-    the SM3 hash of the data (SHA-256 for the P-256 and Ed25519 seals PAdES uses)."""
+    the SM3 hash of the data (SHA-256 for the P-256 and Ed25519 seals PAdES uses). The caller must be authorised
+    for the seal, with an approval of these bytes where the seal requires one (用印管理, seal/usage.py)."""
     purpose = _check_purpose(purpose)
     if not content_type.isascii() or not content_type.isprintable():
         raise field_error("content_type", "must be printable ASCII (it is the IA5String propertyInfo)")
-    seal = seal_to_use(db, department_id=department_id, seal_id=seal_id, seal_type=seal_type)
+    seal = _seal_for_use(
+        db, user=actor, department_id=department_id, seal_id=seal_id, seal_type=seal_type, approval_id=approval_id
+    )
+    approval = usage.check_use(db, seal=seal, actor=actor, document=data, approval_id=approval_id)
     signer = signer_for(db, seal=seal, vault=vault)
     seal_der = seal.structure_der or make_seal_der(db, vault=vault, seal=seal, settings=settings)
     data_hash = keys.digest(seal.alg, data)
@@ -193,6 +248,8 @@ def sign_detached_der(
         hash_alg=keys.HASH_NAME[seal.alg],
         signature=value,
         purpose=purpose,
+        approval=approval,
+        system=None,
     )
     return der
 
@@ -219,6 +276,7 @@ def sign_detached(
     seal_type: str | None = None,
     timestamper: TimeStamper | None = None,
     settings: Settings,
+    approval_id: str | None = None,
 ) -> dict[str, Any]:
     """Seal bytes with a detached GB/T 38540 seal signature: {"der_base64": the DER SES_Signature, "view"}."""
     der = sign_detached_der(
@@ -233,5 +291,6 @@ def sign_detached(
         seal_type=seal_type,
         timestamper=timestamper,
         settings=settings,
+        approval_id=approval_id,
     )
     return detached_result(der)

@@ -8,6 +8,9 @@ jobs, certhub, tests) import the seal rules from here. Each concern lives in a m
                            other domains use, the public keys (JWKS) of what the seals signed
 ``seal/sealing.py``        sealing (用印): a PAdES-sealed PDF or a detached seal signature, each use
                            recorded
+``seal/usage.py``          seal use under control (用印管理): who may use and approve a seal, use
+                           requests and their approval by a second person (用印审批), the check
+                           every sealing path makes first
 ``seal/verification.py``   verification (核验): a detached signature or a sealed PDF, the checks and
                            the verdict, the audit of a verification, the certificates verifiers trust
 ``seal/sesder.py``         GB/T 38540 seal and seal signature in DER (version 4; the version-1 layout read)
@@ -36,14 +39,33 @@ from seal.issuance import (
 from seal.keys import Signer
 from seal.sealing import detached_result, document_bytes, seal_pdf, sign_detached, sign_detached_der
 from seal.sm2ca import current_crl
+from seal.usage import (
+    CERTHUB,
+    SealUseRefused,
+    authorise,
+    decide,
+    recent_uses,
+    refused_attempts,
+    request_use,
+    seal_authorisations,
+    set_policy,
+    use_actions,
+    use_requests,
+    visible_seals,
+    withdraw,
+)
 from seal.verification import authority_certificates, record_verification, verify_der, verify_detached, verify_pdf
 
 __all__ = [
+    "CERTHUB",
+    "SealUseRefused",
     "Signer",
+    "authorise",
     "authority_certificates",
     "change_status",
     "check_picture",
     "current_crl",
+    "decide",
     "department_jwks",
     "department_signer",
     "detached_result",
@@ -54,15 +76,24 @@ __all__ = [
     "issue_seal",
     "make_seal_der",
     "migrate_der",
+    "recent_uses",
     "record_verification",
+    "refused_attempts",
+    "request_use",
     "revoke_seal",
     "rewrap_keys",
+    "seal_authorisations",
     "seal_pdf",
+    "set_policy",
     "sign_detached",
     "sign_detached_der",
     "signer_for",
+    "use_actions",
+    "use_requests",
     "verify_der",
     "verify_detached",
     "verify_jose_signature",
     "verify_pdf",
+    "visible_seals",
+    "withdraw",
 ]

@@ -47,6 +47,7 @@ PAGE_MODULES: tuple[str, ...] = (
     "service_pages",
     "ratings_pages",
     "identity_pages",
+    "seal_pages",
 )
 
 

@@ -13,13 +13,15 @@ from fastapi.concurrency import run_in_threadpool
 
 from ops import audit
 from ops.auth import AnyCaller, ClientManager, DepartmentOrAdmin, PlatformAdmin
-from ops.db import DbSession, HubRoute, etag, reading
+from ops.db import DbSession, HubRoute, etag, reading, writing
 from ops.errors import BadRequest, Unauthenticated, UnsupportedMediaType
-from ops.identity import repository, service
+from ops.identity import credentials, repository, service
 from ops.identity.models import ApiClient
 from ops.identity.schemas import (
     ClientCreate,
     ClientCreated,
+    ClientKeyCreate,
+    ClientKeyRead,
     ClientRead,
     ClientRevoke,
     DepartmentCreate,
@@ -28,11 +30,14 @@ from ops.identity.schemas import (
     HolderTokenRequest,
     PersonAssign,
     PersonRead,
+    RetiringSecretRead,
+    SecretRotate,
+    SecretRotated,
     TokenResponse,
     WhoAmI,
 )
 from ops.identity.tokens import rotate_signing_key
-from ops.pagination import Page
+from ops.pagination import Page, whole_page
 
 router = APIRouter(tags=["identity"], route_class=HubRoute)
 
@@ -74,6 +79,8 @@ _TOKEN_REQUEST = {
         "grant_type": {"type": "string", "enum": ["client_credentials"]},
         "client_id": {"type": "string"},
         "client_secret": {"type": "string"},
+        "client_assertion_type": {"type": "string", "enum": [credentials.ASSERTION_TYPE]},
+        "client_assertion": {"type": "string", "description": "a JWT signed with a key the client registered (RFC 7523)"},
     },
 }
 
@@ -81,7 +88,7 @@ _TOKEN_REQUEST = {
 @router.post(
     "/auth/token",
     response_model=TokenResponse,
-    summary="Get an access token with client credentials (OAuth2 client_credentials)",
+    summary="Get an access token with client credentials: a secret, or a signed assertion (private_key_jwt)",
     # Read by the endpoint itself (RFC 6749 form, or JSON); declared so that the body gate and the
     # OpenAPI description know it (client credentials may also come in a Basic header, with no body).
     openapi_extra={
@@ -94,13 +101,17 @@ _TOKEN_REQUEST = {
     },
 )
 async def issue_token(request: Request) -> Any:
-    """Exchange client_id and client_secret for a short-lived access token."""
+    """Exchange client_id and client_secret, or a client assertion signed with a registered key
+    (`private_key_jwt`, RFC 7523), for a short-lived access token."""
     fields = await _token_request(request)
     if fields.get("grant_type", "client_credentials") != "client_credentials":
         raise BadRequest(
             f"grant_type {fields.get('grant_type')!r} is not supported; use client_credentials",
             extra={"error": "unsupported_grant_type"},
         )
+    if "client_assertion" in fields or "client_assertion_type" in fields:
+        client, claims = await run_in_threadpool(_check_assertion, request, fields)
+        return _issue(request, client, claims)
     missing = [f for f in ("client_id", "client_secret") if not fields.get(f)]
     if missing:
         raise BadRequest(
@@ -108,7 +119,6 @@ async def issue_token(request: Request) -> Any:
             extra={"error": "invalid_request"},
             errors=[{"field": f, "message": "required"} for f in missing],
         )
-    settings = request.app.state.settings
 
     def check() -> tuple[ApiClient, dict[str, Any]]:
         # scrypt and the database are blocking: keep them off the event loop.
@@ -117,6 +127,11 @@ async def issue_token(request: Request) -> Any:
             return client, service.token_claims(db, client)
 
     client, claims = await run_in_threadpool(check)
+    return _issue(request, client, claims)
+
+
+def _issue(request: Request, client: ApiClient, claims: dict[str, Any]) -> TokenResponse:
+    settings = request.app.state.settings
     token = request.app.state.keyring.issue(
         subject=client.client_id,
         audience=settings.token_audience,
@@ -125,6 +140,43 @@ async def issue_token(request: Request) -> Any:
         **claims,
     )
     return TokenResponse(access_token=token, expires_in=settings.token_ttl_seconds)
+
+
+def token_endpoint_audiences(request: Request) -> list[str]:
+    """What a client assertion's `aud` may be: the token endpoint's URL, or the hub's issuer."""
+    settings = request.app.state.settings
+    return [f"{settings.public_url.rstrip('/')}/auth/token", settings.issuer]
+
+
+def _check_assertion(request: Request, fields: dict[str, str]) -> tuple[ApiClient, dict[str, Any]]:
+    if fields.get("client_assertion_type") != credentials.ASSERTION_TYPE:
+        raise BadRequest(
+            f"client_assertion_type must be {credentials.ASSERTION_TYPE}",
+            extra={"error": "invalid_request"},
+            errors=[{"field": "client_assertion_type", "message": "unsupported"}],
+        )
+    if not fields.get("client_assertion"):
+        raise BadRequest(
+            "missing client_assertion",
+            extra={"error": "invalid_request"},
+            errors=[{"field": "client_assertion", "message": "required"}],
+        )
+    if fields.get("client_secret"):
+        raise BadRequest(
+            "authenticate with one method only: a client_assertion or a client_secret, not both",
+            extra={"error": "invalid_request"},
+        )
+    # The spent jti is written (a replay is refused by every hub process): this check writes.
+    with writing(), request.app.state.sessionmaker() as db:
+        client = credentials.authenticate_assertion(
+            db,
+            assertion=fields["client_assertion"],
+            client_id=fields.get("client_id") or None,
+            audiences=token_endpoint_audiences(request),
+        )
+        claims = service.token_claims(db, client)
+        db.commit()
+        return client, claims
 
 
 @router.get("/.well-known/jwks.json", summary="The hub's public token-signing keys (JWKS)")
@@ -272,3 +324,41 @@ def assign_person(
     person = service.assign_person(db, who=who, person_id=person_id, data=body, if_match=if_match)
     response.headers["ETag"] = etag(person.version)
     return person
+@router.post("/clients/{client_id}/keys", status_code=201, response_model=ClientKeyRead, tags=["clients"])
+def register_client_key(client_id: str, body: ClientKeyCreate, db: DbSession, who: ClientManager) -> Any:
+    """Register a public key the client signs its token requests with (`private_key_jwt`)."""
+    return credentials.register_key(db, who=who, client_id=client_id, jwk=body.jwk)
+
+
+@router.get("/clients/{client_id}/keys", response_model=Page[ClientKeyRead], tags=["clients"])
+def list_client_keys(client_id: str, db: DbSession, who: DepartmentOrAdmin) -> Any:
+    """The client's keys, removed ones with the moment they stopped working (a short list, one page)."""
+    keys = credentials.list_keys(db, who=who, client_id=client_id)
+    return whole_page([ClientKeyRead.model_validate(k) for k in keys])
+
+
+@router.delete("/clients/{client_id}/keys/{kid}", response_model=ClientKeyRead, tags=["clients"])
+def remove_client_key(client_id: str, kid: str, db: DbSession, who: ClientManager) -> Any:
+    """Remove a key: assertions signed with it are refused from now on."""
+    return credentials.remove_key(db, who=who, client_id=client_id, kid=kid)
+
+
+@router.post("/clients/{client_id}/secrets/rotate", response_model=SecretRotated, tags=["clients"])
+def rotate_client_secret(client_id: str, body: SecretRotate, db: DbSession, who: ClientManager) -> Any:
+    """Issue a new secret (shown once); the current one keeps working for the hours asked (at most 30 days)."""
+    rotated = credentials.rotate_secret(db, who=who, client_id=client_id, old_secret_valid_hours=body.old_secret_valid_hours)
+    old = RetiringSecretRead.model_validate(rotated.retiring) if rotated.retiring else None
+    return SecretRotated(client_id=rotated.client.client_id, client_secret=rotated.secret, old_secret=old)
+
+
+@router.get("/clients/{client_id}/secrets", response_model=Page[RetiringSecretRead], tags=["clients"])
+def list_former_secrets(client_id: str, db: DbSession, who: DepartmentOrAdmin) -> Any:
+    """The client's former secrets: until when each works, or when it was revoked (one page)."""
+    former = credentials.list_retiring_secrets(db, who=who, client_id=client_id)
+    return whole_page([RetiringSecretRead.model_validate(s) for s in former])
+
+
+@router.post("/clients/{client_id}/secrets/{secret_id}/revoke", response_model=RetiringSecretRead, tags=["clients"])
+def revoke_former_secret(client_id: str, secret_id: str, db: DbSession, who: ClientManager) -> Any:
+    """Stop a former secret at once, before its overlap ends."""
+    return credentials.revoke_retiring_secret(db, who=who, client_id=client_id, secret_id=secret_id)

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ops.db import Base, IdMixin, TimestampMixin, VersionedMixin, utcnow
@@ -83,3 +83,41 @@ class Person(IdMixin, TimestampMixin, VersionedMixin, Base):
     active: Mapped[bool] = mapped_column(default=True)
     assigned_by: Mapped[str | None] = mapped_column(String(64))
     last_sign_in_at: Mapped[datetime | None] = mapped_column(default=None)
+class ClientKey(IdMixin, Base):
+    """A public key a client registered to authenticate with `private_key_jwt` (RFC 7523)."""
+
+    __tablename__ = "api_client_keys"
+    __table_args__ = (UniqueConstraint("client_id", "kid", name="uq_api_client_keys_client_kid"),)
+
+    client_id: Mapped[str] = mapped_column(ForeignKey("api_clients.client_id"), index=True)
+    kid: Mapped[str] = mapped_column(String(128))
+    alg: Mapped[str] = mapped_column(String(16))
+    public_jwk: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(128))
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class RetiringSecret(IdMixin, Base):
+    """A client's former secret, still accepted until `expires_at` while the client moves to its new one
+    (rotation without downtime); only its hash is stored."""
+
+    __tablename__ = "api_client_retiring_secrets"
+
+    client_id: Mapped[str] = mapped_column(ForeignKey("api_clients.client_id"), index=True)
+    secret_hash: Mapped[str] = mapped_column(String(255))
+    retired_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_by: Mapped[str] = mapped_column(String(128))
+
+
+class UsedAssertion(Base):
+    """The `jti` of a client assertion already used, kept until the assertion expires (replay refused)."""
+
+    __tablename__ = "api_client_used_assertions"
+    __table_args__ = (Index("ix_api_client_used_assertions_expires_at", "expires_at"),)
+
+    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    jti: Mapped[str] = mapped_column(String(200), primary_key=True)
+    expires_at: Mapped[datetime]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
 from ops.auth import Principal
-from ops.identity.models import ApiClient, Department, Person
+from ops.identity.models import ApiClient, ClientKey, Department, Person, RetiringSecret
 from ops.pagination import keyset, page_of
 
 
@@ -113,3 +115,17 @@ def all_people(db: Session, who: Principal) -> list[Person]:
 def list_people(db: Session, who: Principal, *, cursor: str | None, limit: int) -> tuple[list[Person], str | None]:
     rows = list(db.scalars(keyset(readable_people(who), created=Person.created_at, ident=Person.id, cursor=cursor, limit=limit)))
     return page_of(rows, limit)
+def client_keys(db: Session, client_id: str, *, include_removed: bool = False) -> list[ClientKey]:
+    """A client's registered keys (active ones only, unless `include_removed`), oldest first."""
+    query = select(ClientKey).where(ClientKey.client_id == client_id)
+    if not include_removed:
+        query = query.where(ClientKey.revoked_at.is_(None))
+    return list(db.scalars(query.order_by(ClientKey.created_at, ClientKey.id)))
+
+
+def retiring_secrets(db: Session, client_id: str, *, at: datetime | None) -> list[RetiringSecret]:
+    """A client's former secrets, newest first; with `at`, only those still accepted at that moment."""
+    query = select(RetiringSecret).where(RetiringSecret.client_id == client_id)
+    if at is not None:
+        query = query.where(RetiringSecret.revoked_at.is_(None), RetiringSecret.expires_at > at)
+    return list(db.scalars(query.order_by(RetiringSecret.retired_at.desc(), RetiringSecret.id)))

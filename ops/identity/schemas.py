@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from ops.auth import Role
 from ops.codes import region_code_problem, uscc_problem
@@ -160,3 +160,63 @@ class PersonRead(BaseModel):
     active: bool
     last_sign_in_at: datetime | None
     created_at: datetime
+class ClientKeyCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "jwk": {
+                        "kty": "EC",
+                        "crv": "P-256",
+                        "kid": "2026-12-a",
+                        "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+                        "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0",
+                    }
+                }
+            ]
+        },
+    )
+
+    jwk: dict[str, Any] = Field(
+        description="the public key (JWK, RFC 7517): EC P-256/P-384, RSA of 2048 bits or more, or Ed25519; "
+        "without kid, its RFC 7638 thumbprint becomes the kid"
+    )
+
+
+class ClientKeyRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    kid: str
+    algorithm: str = Field(validation_alias=AliasChoices("algorithm", "alg"), description="what the key signs with")
+    public_jwk: dict[str, Any]
+    created_at: datetime
+    created_by: str
+    revoked_at: datetime | None
+
+
+class SecretRotate(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"old_secret_valid_hours": 72}]})
+
+    old_secret_valid_hours: int = Field(
+        ge=0,
+        le=720,
+        description="how long the current secret keeps working beside the new one (0: it stops now; at most 30 days)",
+    )
+
+
+class RetiringSecretRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    retired_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+
+
+class SecretRotated(BaseModel):
+    client_id: str
+    client_secret: str = Field(description="The new secret, shown once; the hub keeps only a hash")
+    old_secret: RetiringSecretRead | None = Field(
+        description="the former secret while it still works (none if it stopped at once)"
+    )

@@ -16,7 +16,7 @@ from ops.crypto import hash_secret, new_secret, verify_secret
 from ops.db import check_if_match, utcnow
 from ops.divisions.service import division_problem
 from ops.errors import BadRequest, Conflict, Forbidden, Invalid, NotFound, Unauthenticated
-from ops.identity import repository
+from ops.identity import credentials, repository
 from ops.identity.models import ApiClient, Department
 from ops.identity.people import (  # people who sign in through the identity provider: ops/identity/people.py
     PERSON_ROLES as PERSON_ROLES,
@@ -170,6 +170,8 @@ def authenticate_client(db: Session, *, client_id: str, client_secret: str) -> A
     """Check client credentials; the same error whatever part was wrong."""
     client = repository.client_by_client_id(db, client_id)
     valid = verify_secret(client_secret, client.secret_hash if client else _DUMMY_HASH)
+    if client is not None and not valid:  # a former secret in its overlap after a rotation
+        valid = credentials.retiring_secret_matches(db, client, client_secret)
     if client is None or not valid:
         raise Unauthenticated("invalid client credentials", extra={"error": "invalid_client"})
     if client.revoked_at is not None:

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from tests.conftest import Actor, Hub
 from tests.factories import citizen_id, uscc
-from tests.seal.helpers import make_seal
+from tests.seal.helpers import grant, make_seal
 
 ID_CARD = "11100000000019713D001"  # 居民身份证
 DRIVING = "11100000000019713D003"  # 机动车驾驶证
@@ -108,7 +108,8 @@ def world(hub: Hub, client: TestClient, request: pytest.FixtureRequest) -> World
     bureau = hub.department("北京市公安局", code=uscc(region="110000"))
     algorithm = getattr(request, "param", "ES256")
     with hub.factory() as db:
-        make_seal(db, hub.app.state.vault, bureau.id, algorithm=algorithm)
+        seal = make_seal(db, hub.app.state.vault, bureau.id, algorithm=algorithm)
+        grant(db, seal.id, "certhub", kind="system")  # the bureau lets the hub seal its certificates' PDF copies
         db.commit()
     for code in (ID_CARD, DRIVING):
         response = client.patch(f"/certhub/types/{code}", json={"issuer_codes": [bureau.code]}, headers=admin.headers)

@@ -81,7 +81,21 @@ def scene(hub_url: str) -> Iterator[Scene]:
                 headers=admin,
             )
         )
-        _created(api.post("/seals", json=seal_body(bureau["id"], name="北京市公安局"), headers=admin))
+        seal = _created(api.post("/seals", json=seal_body(bureau["id"], name="北京市公安局"), headers=admin))
+        bureau_admin = _created(
+            api.post(
+                "/clients",
+                json={"name": "公安局管理员", "roles": ["department_admin"], "department_id": bureau["id"]},
+                headers=admin,
+            )
+        )
+        _created(  # the bureau lets the hub seal the PDF copies of the certificates it issues (用印授权)
+            api.post(
+                f"/seals/{seal['id']}/authorisations",
+                json={"subject": "certhub", "subject_kind": "system"},
+                headers=_token(api, bureau_admin["client_id"], bureau_admin["client_secret"]),
+            )
+        )
         _created(api.post("/certhub/types/examples", headers=admin))
         _created(api.patch(f"/certhub/types/{ID_CARD}", json={"issuer_codes": [bureau["code"]]}, headers=admin))
         system = _created(

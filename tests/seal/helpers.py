@@ -113,3 +113,48 @@ def hub_tsa(db: Session, vault: KeyVault) -> Any:
     return DummyTimeStamper(
         tsa_cert=pades.asn1_cert(tsa_cert), tsa_key=asn1_keys.PrivateKeyInfo.load(der_key), certs_to_embed=None
     )
+
+
+def authorise_on_department_seals(
+    hub: Any, department_id: str, subject: str, *, kind: str = "client", may_approve: bool = False
+) -> None:
+    """As the department's administrator: authorise `subject` to use every seal the department has now (用印授权)."""
+    from sqlalchemy import select
+
+    from ops.auth import Principal, Role
+
+    admin = Principal(subject="部门管理员", roles=frozenset({Role.DEPARTMENT_ADMIN}), department_id=department_id)
+    with hub.factory() as db:
+        for seal in db.scalars(select(Seal).where(Seal.department_id == department_id)).all():
+            service.authorise(
+                db,
+                who=admin,
+                seal_id=seal.id,
+                subject=subject,
+                subject_kind=kind,
+                may_use=True,
+                may_approve=may_approve,
+                note=None,
+            )
+        db.commit()
+
+
+def sealer(hub: Any, department: Any, name: str = "部门系统") -> Any:
+    """A department system authorised to use every seal its department has now."""
+    system = hub.system(department, name=name)
+    authorise_on_department_seals(hub, department.id, system.client.client_id)
+    return system
+
+
+def grant(
+    db: Session, seal_id: str, subject: str, *, kind: str = "person", may_use: bool = True, may_approve: bool = False
+) -> None:
+    """As the seal's department administrator, in the caller's session: authorise `subject` on one seal."""
+    from ops.auth import Principal, Role
+
+    seal = db.get(Seal, seal_id)
+    assert seal is not None
+    admin = Principal(subject="部门管理员", roles=frozenset({Role.DEPARTMENT_ADMIN}), department_id=seal.department_id)
+    service.authorise(
+        db, who=admin, seal_id=seal_id, subject=subject, subject_kind=kind, may_use=may_use, may_approve=may_approve, note=None
+    )

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from tests.conftest import Hub
-from tests.seal.helpers import one_page_pdf, seal_body
+from tests.seal.helpers import one_page_pdf, seal_body, sealer
 
 REPLACEMENTS: list[Any] = [None, 1, "x", "AAAA", [], {}, base64.b64encode(b"\x30\x03\x02\x01\x01").decode()]
 _DELETE = object()
@@ -57,7 +57,7 @@ def test_a_damaged_seal_signature_is_answered_with_a_4xx_or_a_report(client: Tes
     department = hub.department()
     client.post("/seals", headers=hub.admin.headers, json=seal_body(department.id, algorithm="SM2")).raise_for_status()
     signed = client.post(
-        "/seal/sign", headers=hub.system(department).headers, json={"purpose": "回执", "document": {"a": 1}}
+        "/seal/sign", headers=sealer(hub, department).headers, json={"purpose": "回执", "document": {"a": 1}}
     ).json()
     der = base64.b64decode(signed["der_base64"])
     answers = set()
@@ -81,8 +81,8 @@ def test_a_damaged_seal_signature_is_answered_with_a_4xx_or_a_report(client: Tes
 def test_damaged_pdfs_are_refused_or_reported_never_a_500(client: TestClient, hub: Hub) -> None:
     rng = random.Random(20261124)
     department = hub.department()
-    system = hub.system(department)
     client.post("/seals", headers=hub.admin.headers, json=seal_body(department.id)).raise_for_status()
+    system = sealer(hub, department)
     original = one_page_pdf()
     sealed = client.post(
         "/seal/pdf", headers=system.headers, files={"file": ("a.pdf", original)}, data={"purpose": "用印"}

@@ -246,7 +246,7 @@ def test_a_seal_past_its_validity_is_marked_expired_by_the_scheduled_job(db: Ses
 
 def test_two_processes_making_the_authority_at_once_leave_one_consistent_signing_chain(db: Session, hub: Hub, app: Any) -> None:
     from seal import authority
-    from tests.seal.helpers import make_seal
+    from tests.seal.helpers import grant, make_seal
 
     vault = app.state.vault
     authority.create_authority(db, vault)
@@ -254,6 +254,7 @@ def test_two_processes_making_the_authority_at_once_leave_one_consistent_signing
     authority.create_authority(db, vault)  # a second generation, as if another process raced the first
     second = make_seal(db, vault, hub.department().id)
     for seal in (first, second):
+        grant(db, seal.id, hub.admin_principal().subject)
         signer = service.signer_for(db, seal=seal, vault=vault)
         leaf, issuing = (x509.load_pem_x509_certificate(p.encode()) for p in signer.certificate_chain_pem())
         leaf.verify_directly_issued_by(issuing)

@@ -23,7 +23,7 @@ from seal import authority, service, sesder, sm2ca
 from seal import pdf as pades
 from seal.models import SealUse
 from tests.conftest import Actor, Hub
-from tests.seal.helpers import hub_tsa, one_page_pdf, seal_body
+from tests.seal.helpers import grant, hub_tsa, one_page_pdf, seal_body, sealer
 
 
 def _issue(client: TestClient, hub: Hub, department_id: str, **kwargs: object) -> dict[str, object]:
@@ -56,7 +56,7 @@ def test_a_department_seals_a_pdf_and_anyone_verifies_it_as_valid(
 ) -> None:
     department = hub.department("测试市市场监督管理局")
     seal = _issue(client, hub, department.id, algorithm=algorithm)
-    system = hub.system(department)
+    system = sealer(hub, department)
     sealed = _seal_pdf(client, system, one_page_pdf(), page="0", box="400,60,520,180")
     report = _verify_pdf(client, sealed)
     assert report["verdict"] == "valid", report
@@ -82,7 +82,7 @@ def test_a_hub_sealed_pdf_validates_with_pyhankos_own_validator_given_the_hub_ro
 ) -> None:
     department = hub.department()
     _issue(client, hub, department.id)
-    sealed = _seal_pdf(client, hub.system(department), one_page_pdf())
+    sealed = _seal_pdf(client, sealer(hub, department), one_page_pdf())
     from cryptography import x509
 
     root_pem = client.get("/seal/ca").json()["root"]
@@ -99,7 +99,7 @@ def test_a_hub_sealed_pdf_validates_with_pyhankos_own_validator_given_the_hub_ro
 def test_a_pdf_changed_after_sealing_is_invalid(client: TestClient, hub: Hub) -> None:
     department = hub.department()
     _issue(client, hub, department.id)
-    sealed = _seal_pdf(client, hub.system(department), one_page_pdf("Approved: 10 units"))
+    sealed = _seal_pdf(client, sealer(hub, department), one_page_pdf("Approved: 10 units"))
     tampered = sealed.replace(b"Approved: 10 units", b"Approved: 99 units")
     assert tampered != sealed
     report = _verify_pdf(client, tampered)
@@ -120,7 +120,7 @@ def test_a_pdf_changed_after_sealing_is_invalid(client: TestClient, hub: Hub) ->
 def test_a_pdf_verifier_reports_a_seal_revoked_after_signing_as_revoked_since(client: TestClient, hub: Hub) -> None:
     department = hub.department()
     seal = _issue(client, hub, department.id)
-    sealed = _seal_pdf(client, hub.system(department), one_page_pdf())
+    sealed = _seal_pdf(client, sealer(hub, department), one_page_pdf())
     client.post(f"/seals/{seal['id']}/revoke", headers=hub.admin.headers, json={"reason": "印章遗失"}).raise_for_status()
     report = _verify_pdf(client, sealed)
     checks = report["signatures"][0]["checks"]  # type: ignore[index]
@@ -135,7 +135,7 @@ def test_a_department_uses_only_its_own_active_seals(client: TestClient, hub: Hu
     health = hub.department("卫健委")
     police_seal = _issue(client, hub, police.id)
     health_seal = _issue(client, hub, health.id)
-    police_system = hub.system(police)
+    police_system = sealer(hub, police)
     pdf = one_page_pdf()
     other = client.post(
         "/seal/pdf",
@@ -165,7 +165,7 @@ def test_an_sm2_seal_cannot_make_a_pades_signature_and_says_so(client: TestClien
     department = hub.department()
     _issue(client, hub, department.id, algorithm="SM2")
     response = client.post(
-        "/seal/pdf", headers=hub.system(department).headers, files={"file": ("a.pdf", one_page_pdf())}, data={"purpose": "用印"}
+        "/seal/pdf", headers=sealer(hub, department).headers, files={"file": ("a.pdf", one_page_pdf())}, data={"purpose": "用印"}
     )
     assert response.status_code == 409 and "ES256 or EdDSA" in response.json()["detail"]
 
@@ -190,7 +190,7 @@ def test_bad_pdf_sealing_requests_get_a_clear_4xx(
     data = {"purpose": "用印", **form}
     response = client.post(
         "/seal/pdf",
-        headers=hub.system(department).headers,
+        headers=sealer(hub, department).headers,
         files={"file": ("a.pdf", one_page_pdf() if content is None else content)},
         data=data,
     )
@@ -216,7 +216,7 @@ def test_an_unsealed_pdf_is_reported_as_carrying_no_signature(client: TestClient
 def test_a_json_document_is_sealed_with_a_detached_signature_and_verified(client: TestClient, hub: Hub, algorithm: str) -> None:
     department = hub.department()
     seal = _issue(client, hub, department.id, algorithm=algorithm)
-    system = hub.system(department)
+    system = sealer(hub, department)
     document = {"证照名称": "营业执照", "持证主体": "某某科技有限公司", "金额": 100}
     signed = client.post("/seal/sign", headers=system.headers, json={"purpose": "电子证照签发", "document": document})
     assert signed.status_code == 200, signed.text
@@ -244,7 +244,7 @@ def test_a_json_document_is_sealed_with_a_detached_signature_and_verified(client
 def test_bytes_are_sealed_and_verified_and_the_use_is_recorded(client: TestClient, hub: Hub, db: Session) -> None:
     department = hub.department()
     seal = _issue(client, hub, department.id, algorithm="SM2")
-    system = hub.system(department)
+    system = sealer(hub, department)
     data = "共享数据交换回执".encode()
     signed = client.post(
         "/seal/sign", headers=system.headers, json={"purpose": "数据交换回执", "data_base64": base64.b64encode(data).decode()}
@@ -265,7 +265,7 @@ def test_a_detached_signature_of_a_seal_revoked_later_is_reported_with_the_revoc
 ) -> None:
     department = hub.department()
     seal = _issue(client, hub, department.id)
-    system = hub.system(department)
+    system = sealer(hub, department)
     signed = client.post("/seal/sign", headers=system.headers, json={"purpose": "回执", "document": {"a": 1}}).json()
     client.post(f"/seals/{seal['id']}/revoke", headers=hub.admin.headers, json={"reason": "密钥泄露"}).raise_for_status()
     report = client.post("/seal/verify/signature", json={"signature": signed, "document": {"a": 1}}).json()
@@ -286,7 +286,7 @@ def test_a_signature_from_an_untrusted_authority_is_indeterminate(client: TestCl
     department = hub.department()
     _issue(client, hub, department.id)
     signed = client.post(
-        "/seal/sign", headers=hub.system(department).headers, json={"purpose": "回执", "document": {"a": 1}}
+        "/seal/sign", headers=sealer(hub, department).headers, json={"purpose": "回执", "document": {"a": 1}}
     ).json()
     for row in db.scalars(select(authority.AuthorityKey)):
         row.role = f"old-{row.role}"[:16]  # the verifier no longer knows this hub's CA
@@ -322,9 +322,10 @@ def test_garbage_given_to_the_signature_verifier_gets_a_clear_4xx(client: TestCl
 def test_a_pdf_sealed_with_a_time_stamp_is_pades_b_t(client: TestClient, hub: Hub, db: Session, app: Any) -> None:
     """With a time-stamp authority configured, the seal carries an RFC 3161 token over its signature."""
     department = hub.department()
-    _issue(client, hub, department.id)
+    seal = _issue(client, hub, department.id)
     vault = app.state.vault
     system = Principal(subject="records-system", roles=frozenset({Role.DEPARTMENT_SYSTEM}), department_id=department.id)
+    grant(db, str(seal["id"]), system.subject)
     sealed = service.seal_pdf(
         db,
         vault=vault,
@@ -348,6 +349,7 @@ def test_a_detached_signature_carries_an_rfc3161_time_stamp_that_proves_it_preda
     department = hub.department()
     seal = _issue(client, hub, department.id, algorithm="SM2")
     system = Principal(subject="records-system", roles=frozenset({Role.DEPARTMENT_SYSTEM}), department_id=department.id)
+    grant(db, str(seal["id"]), system.subject)
     signed = service.sign_detached(
         db,
         vault=app.state.vault,
@@ -384,7 +386,7 @@ def test_a_seal_of_a_trusted_other_hub_chains_but_its_status_is_indeterminate_he
     department = hub.department()
     _issue(client, hub, department.id, algorithm="SM2")
     signed = client.post(
-        "/seal/sign", headers=hub.system(department).headers, json={"purpose": "跨省互认", "document": {"a": 1}}
+        "/seal/sign", headers=sealer(hub, department).headers, json={"purpose": "跨省互认", "document": {"a": 1}}
     ).json()
     # this hub's authority becomes "the other hub": forgotten here, its certificates given in the trust file
     bundle = Path(str(tmp_path)) / "other-hub.pem"
@@ -411,7 +413,7 @@ def test_a_seal_of_a_trusted_other_hub_chains_but_its_status_is_indeterminate_he
 def test_no_seal_endpoint_ever_returns_a_private_key(client: TestClient, hub: Hub) -> None:
     department = hub.department()
     seal = _issue(client, hub, department.id, algorithm="SM2")
-    system = hub.system(department)
+    system = sealer(hub, department)
     signed = client.post("/seal/sign", headers=system.headers, json={"purpose": "回执", "document": {"a": 1}})
     bodies = [
         client.get(f"/seals/{seal['id']}", headers=hub.admin.headers).text,
@@ -433,8 +435,8 @@ def test_two_departments_seal_the_same_pdf_and_both_seals_verify(client: TestCli
     first, second = hub.department("市场监督管理局"), hub.department("税务局")
     _issue(client, hub, first.id)
     _issue(client, hub, second.id, algorithm="EdDSA")
-    once = _seal_pdf(client, hub.system(first), one_page_pdf(), box="300,60,420,180")
-    twice = _seal_pdf(client, hub.system(second), once, box="440,60,560,180")
+    once = _seal_pdf(client, sealer(hub, first), one_page_pdf(), box="300,60,420,180")
+    twice = _seal_pdf(client, sealer(hub, second), once, box="440,60,560,180")
     report = _verify_pdf(client, twice)
     assert [s["signer"]["organization_identifier"] for s in report["signatures"]] == [first.code, second.code]  # type: ignore[index]
     assert report["verdict"] == "valid", report
@@ -448,7 +450,7 @@ def test_a_signature_made_before_its_seal_expired_stays_valid_with_a_warning(cli
     department = hub.department()
     created = _issue(client, hub, department.id)
     signed = client.post(
-        "/seal/sign", headers=hub.system(department).headers, json={"purpose": "回执", "document": {"a": 1}}
+        "/seal/sign", headers=sealer(hub, department).headers, json={"purpose": "回执", "document": {"a": 1}}
     ).json()
     seal = db.get(Seal, created["id"])
     assert seal is not None
@@ -461,5 +463,5 @@ def test_a_signature_made_before_its_seal_expired_stays_valid_with_a_warning(cli
         report["checks"]["seal_status_now"]["status"] == "warning" and "expired" in report["checks"]["seal_status_now"]["message"]
     )
     assert report["verdict"] == "valid"
-    refused = client.post("/seal/sign", headers=hub.system(department).headers, json={"purpose": "回执", "document": {"a": 1}})
+    refused = client.post("/seal/sign", headers=sealer(hub, department).headers, json={"purpose": "回执", "document": {"a": 1}})
     assert refused.status_code == 409
