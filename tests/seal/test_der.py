@@ -24,12 +24,13 @@ from fastapi.testclient import TestClient
 from gmssl import sm2
 from sqlalchemy.orm import Session
 
+from ops.auth import Principal, Role
 from ops.crypto import KeyVault
 from ops.db import utcnow
 from seal import keys, service, sesder, sm2ca
 from seal.models import Seal
 from tests.conftest import Hub
-from tests.seal.helpers import seal_body
+from tests.seal.helpers import grant, seal_body, sealer
 
 OPENSSL = shutil.which("openssl")
 DEFAULT_ID = "1234567812345678"
@@ -84,7 +85,7 @@ def test_an_sm2_seal_and_its_signature_decode_with_the_standards_module_and_veri
 ) -> None:
     module = _asn1()
     department, seal = _sm2_seal(client, hub)
-    system = hub.system(department)
+    system = sealer(hub, department)
     data = "准予行政许可决定书 第 2026-001 号".encode()
     signed = client.post(
         "/seal/sign",
@@ -414,7 +415,8 @@ def _signed_at(db: Session, vault: KeyVault, seal: Seal, at: Any, *, alg_oid: st
 def test_bad_der_seal_signatures_get_a_4xx_or_an_invalid_verdict_with_the_reason(
     client: TestClient, hub: Hub, db: Session, app: Any
 ) -> None:
-    _, created = _sm2_seal(client, hub)
+    department, created = _sm2_seal(client, hub)
+    system = sealer(hub, department)
     seal = db.get(Seal, created["id"])
     assert seal is not None
     vault: KeyVault = app.state.vault
@@ -447,9 +449,9 @@ def test_bad_der_seal_signatures_get_a_4xx_or_an_invalid_verdict_with_the_reason
     client.post(f"/seals/{seal.id}/revoke", headers=hub.admin.headers, json={"reason": "印章遗失"}).raise_for_status()
     db.expire_all()
     refused = client.post(
-        "/seal/sign", headers=hub.system(hub.department()).headers, json={"purpose": "回执", "data_base64": "ZGF0YQ=="}
+        "/seal/sign", headers=system.headers, json={"purpose": "回执", "data_base64": "ZGF0YQ=="}
     )
-    assert 400 <= refused.status_code < 500
+    assert refused.status_code == 409 and "no active seal" in refused.json()["detail"], refused.text
     after = verify(_signed_at(db, vault, seal, utcnow() + timedelta(minutes=1))).json()
     assert after["verdict"] == "invalid" and after["sub_indication"] == "REVOKED", after
 
@@ -468,13 +470,17 @@ def test_a_seal_made_before_the_der_form_gets_it_from_the_migration(db: Session,
     assert seal.structure_der is not None and seal.structure["esID"] == seal.code
     parsed = sesder.parse_seal(seal.structure_der)
     assert parsed.es_id == seal.code and parsed.maker_alg == sm2ca.SM2_SM3
+    system = hub.system(department)
+    assert system.client is not None
+    grant(db, seal.id, system.client.client_id, kind="client")  # 用印授权, as its department administrator
+    user = Principal(subject=system.client.client_id, roles=frozenset({Role.DEPARTMENT_SYSTEM}), department_id=department.id)
     signed = service.sign_detached(
         db,
         vault=vault,
         department_id=department.id,
         data=b"data",
         purpose="迁移后用印",
-        actor=hub.admin_principal(),
+        actor=user,
         settings=hub.settings,
     )
     assert service.verify_detached(db, signature=signed, data=b"data", settings=hub.settings).verdict == "valid"
@@ -522,7 +528,7 @@ def test_p256_and_ed25519_seal_signatures_are_der_too_with_the_sm2_makers_seal(
     department = hub.department()
     client.post("/seals", headers=hub.admin.headers, json=seal_body(department.id, algorithm=algorithm)).raise_for_status()
     signed = client.post(
-        "/seal/sign", headers=hub.system(department).headers, json={"purpose": "回执", "data_base64": "ZGF0YQ=="}
+        "/seal/sign", headers=sealer(hub, department).headers, json={"purpose": "回执", "data_base64": "ZGF0YQ=="}
     ).json()
     decoded = module.decode("SES-Signature", base64.b64decode(signed["der_base64"]))
     assert decoded["signatureAlgID"] == keys.SIGNATURE_OID[algorithm]

@@ -18,8 +18,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("seals") as batch:
-        batch.add_column(sa.Column("structure_der", sa.LargeBinary(), nullable=True))
+    # A plain ADD COLUMN (SQLite too): recreating "seals" would trip the foreign keys that name it.
+    op.add_column("seals", sa.Column("structure_der", sa.LargeBinary(), nullable=True))
     op.create_table(
         "seal_crls",
         sa.Column("id", sa.String(length=36), nullable=False),
@@ -37,5 +37,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_seal_crls_issuer_number", table_name="seal_crls")
     op.drop_table("seal_crls")
-    with op.batch_alter_table("seals") as batch:
-        batch.drop_column("structure_der")
+    # Dropped in place (SQLite 3.35 and later can): recreating "seals" would trip the foreign keys that name it.
+    op.execute("ALTER TABLE seals DROP COLUMN structure_der")
