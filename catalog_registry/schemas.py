@@ -275,6 +275,9 @@ class DatasetRead(BaseModel):
     columns: list[str]
     key_items: list[str]
     created_at: datetime
+    rows_added: int = Field(default=0, description="rows added since the version it replaced (by key)")
+    rows_changed: int = Field(default=0, description="rows changed since the version it replaced (by key)")
+    rows_removed: int = Field(default=0, description="rows removed since the version it replaced (by key)")
 
 
 class SearchHit(BaseModel):
