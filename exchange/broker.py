@@ -44,7 +44,21 @@ async def _publish(url: str, messages: list[tuple[int, str, str, bytes]]) -> lis
     from nats.js.errors import NotFoundError
 
     acked: list[int] = []
-    nc = await nats.connect(url, connect_timeout=CONNECT_TIMEOUT_SECONDS, allow_reconnect=False, max_reconnect_attempts=0)
+    async def quiet(exc: Exception) -> None:  # the caller logs the outcome once
+        return None
+
+    # One attempt (nats-py reads 0 attempts as "for ever"), bounded in time whatever the client does.
+    nc = await asyncio.wait_for(
+        nats.connect(
+            url,
+            connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            allow_reconnect=False,
+            max_reconnect_attempts=1,
+            reconnect_time_wait=0.1,
+            error_cb=quiet,
+        ),
+        timeout=3 * CONNECT_TIMEOUT_SECONDS,
+    )
     try:
         js = nc.jetstream(timeout=ACK_TIMEOUT_SECONDS)
         try:

@@ -272,7 +272,7 @@ class Subscription(IdMixin, Base):
     department_id: Mapped[str | None] = mapped_column(String(36), index=True)  # the subscriber; NULL: the platform
     kind: Mapped[str] = mapped_column(String(16))
     url: Mapped[str | None] = mapped_column(String(500))
-    secret: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # the signing secret, wrapped (ops.crypto)
+    signing_secret: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # wrapped (ops.crypto)
     event_types: Mapped[list[Any]] = mapped_column(JSON, default=list)  # supervision subscriptions only
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     # It receives the events after this outbox position (those recorded once it existed).

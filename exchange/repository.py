@@ -500,7 +500,7 @@ def deliveries_due(db: Session, *, now: datetime, limit: int) -> list[tuple[Deli
         .order_by(Delivery.next_attempt_at, Delivery.id)
         .limit(limit)
     )
-    return [(d, s, e) for d, s, e in db.execute(query).tuples()]
+    return [(d, s, e) for d, s, e in db.execute(query)]
 
 
 def deliveries_of(db: Session, subscription_ids: list[str], *, state: str | None, limit: int) -> list[Delivery]:

@@ -142,8 +142,8 @@ def _wrap(vault: KeyVault, subscription_id: str, secret: str) -> dict[str, str]:
 
 
 def _unwrap(vault: KeyVault, sub: Subscription) -> str:
-    assert sub.secret is not None
-    return vault.unwrap(WrappedSecret.from_dict(sub.secret), purpose=f"subscription:{sub.id}").decode()
+    assert sub.signing_secret is not None
+    return vault.unwrap(WrappedSecret.from_dict(sub.signing_secret), purpose=f"subscription:{sub.id}").decode()
 
 
 def subscribe(
@@ -213,7 +213,7 @@ def _create(
         created_at=utcnow(),
     )
     if secret is not None:
-        sub.secret = _wrap(vault, sub.id, secret)
+        sub.signing_secret = _wrap(vault, sub.id, secret)
     db.add(sub)
     db.flush()
     audit.record(
@@ -501,7 +501,7 @@ def deliver(
                 refused = "the grant is no longer active: nothing more is delivered through it"
             rendered = render(read, event, grant) if refused is None else None
             body = json.dumps(rendered.body, ensure_ascii=False, default=str).encode() if rendered else b""
-            secret = _unwrap(vault, sub) if sub.secret else ""
+            secret = _unwrap(vault, sub) if sub.signing_secret else ""
             outgoing.append(_Outgoing(delivery.id, str(sub.url), secret, body, rendered, grant, actor, refused))
     outcomes: list[tuple[_Outgoing, str | None]] = []
     with httpx.Client(timeout=timeout, follow_redirects=False) as client:

@@ -45,7 +45,7 @@ def upgrade() -> None:
         sa.Column("department_id", sa.String(length=36), nullable=True),
         sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("url", sa.String(length=500), nullable=True),
-        sa.Column("secret", sa.JSON(), nullable=True),
+        sa.Column("signing_secret", sa.JSON(), nullable=True),
         sa.Column("event_types", sa.JSON(), nullable=False),
         sa.Column("active", sa.Boolean(), nullable=False),
         sa.Column("start_after", BIGID, nullable=False),
