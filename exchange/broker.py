@@ -44,6 +44,7 @@ async def _publish(url: str, messages: list[tuple[int, str, str, bytes]]) -> lis
     from nats.js.errors import NotFoundError
 
     acked: list[int] = []
+
     async def quiet(exc: Exception) -> None:  # the caller logs the outcome once
         return None
 
