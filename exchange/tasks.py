@@ -99,12 +99,14 @@ def jobs(settings: Settings) -> list[Job]:
     def webhooks(db: Session) -> int:
         return deliver_webhooks(db, max_attempts=settings.exchange_webhook_max_attempts)
 
-    vault = KeyVault.from_settings(settings)
+    vaults: list[KeyVault] = []  # made on the first delivery, not when the jobs are listed
 
     def deliver_subscriptions(db: Session) -> int:
+        if not vaults:
+            vaults.append(KeyVault.from_settings(settings))
         return service.deliver_subscriptions(
             db,
-            vault=vault,
+            vault=vaults[0],
             allow_private=settings.webhook_allow_private,
             max_attempts=settings.subscription_max_attempts,
             timeout=settings.subscription_timeout_seconds,
