@@ -398,6 +398,38 @@ def test_supervising_departments_receive_the_event_types_they_subscribed_to(
     assert event["type"] == "grant.revoked" and event["provider_department_id"] == g.provider.department_id
 
 
+def test_an_overdue_request_reaches_the_platform_and_the_responsible_department(client: TestClient, hub: Hub) -> None:
+    platform = client.post(
+        "/exchange/supervision/subscriptions",
+        json={"event_types": ["request.overdue"], "kind": "feed"},
+        headers=hub.admin.headers,
+    ).json()["id"]
+    consumer = hub.system(hub.department("市民政局"))
+    own = client.post(
+        "/exchange/supervision/subscriptions", json={"event_types": ["request.overdue"], "kind": "feed"}, headers=consumer.headers
+    ).json()["id"]
+    provider = hub.system(hub.department("市公安局"))
+    entry = publish(client, provider, hub.admin, sharing_type="conditional", conditions="仅限社会救助审核")
+    body = {
+        "resource_id": entry["id"],
+        "items": ["姓名"],
+        "purpose": "低保资格审核",
+        "scenario": "核验",
+        "legal_basis": "《社会救助暂行办法》",
+        "valid_until": (utcnow().date() + timedelta(days=100)).isoformat(),
+        "contact_name": "李四",
+        "contact_phone": "010-1",
+    }
+    filed = client.post("/exchange/requests", json=body, headers=consumer.headers).json()
+    with hub.factory() as db:  # the platform did not review it in time
+        assert service.sweep_overdue(db, now=utcnow() + timedelta(days=30)) == 1
+        db.commit()
+    (seen,) = client.get(f"/exchange/subscriptions/{platform}/feed", headers=hub.admin.headers).json()["items"]
+    assert seen["type"] == "request.overdue" and seen["request_id"] == filed["id"] and seen["step"] == "review"
+    # The review is the platform's step: the consumer's own subscription has nothing to receive.
+    assert client.get(f"/exchange/subscriptions/{own}/feed", headers=consumer.headers).json()["items"] == []
+
+
 def nats_up() -> bool:
     try:
         with socket.create_connection(("127.0.0.1", 4222), timeout=1):
