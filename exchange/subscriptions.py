@@ -329,6 +329,14 @@ class Rendered:
     subjects: list[str]  # holders (personal identifiers) the rows concern
 
 
+def _holder_field(grant: GrantTerms) -> list[str]:
+    """The granted field naming the holder a row concerns: a personal control parameter (an identity
+    number), else the first personal field; none when the grant has no personal field."""
+    personal = [f for f in grant.personal_fields if f in grant.fields]
+    keys = {str(p["item"]) for p in grant.control_parameters}
+    return ([f for f in personal if f in keys] or personal)[:1]
+
+
 def render(db: Session, event: OutboxEvent, grant: GrantTerms | None) -> Rendered:
     """The event's content for its subscriber: the version's changes it covers, scoped, granted fields only,
     sensitive ones masked; or a supervision event's payload."""
@@ -345,8 +353,7 @@ def render(db: Session, event: OutboxEvent, grant: GrantTerms | None) -> Rendere
     )
     scoped = rows_for_grant(grant, found)
     shaped = _shape(grant, [c.data for c in scoped], list(grant.fields))
-    personal = [f for f in grant.personal_fields if f in grant.fields]
-    subjects = sorted({str(v) for c in scoped for f in personal[:1] if (v := c.data.get(f)) not in (None, "")})
+    subjects = sorted({str(v) for c in scoped for f in _holder_field(grant) if (v := c.data.get(f)) not in (None, "")})
     body = {
         **head,
         "grant_id": grant.id,
