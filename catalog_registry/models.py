@@ -96,6 +96,7 @@ class VersionState(StrEnum):
 class DatasetState(StrEnum):
     LOADED = "loaded"
     REPLACED = "replaced"
+    ARCHIVED = "archived"  # replaced long ago: its rows dropped, its file kept in object storage
 
 
 class DemandState(StrEnum):

@@ -24,7 +24,7 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from catalog_registry.models import (
     CatalogEntry,
@@ -592,3 +592,28 @@ def dataset_current_at(db: Session, entry_id: str, moment: datetime) -> Dataset 
         select(Dataset).where(Dataset.entry_id == entry_id, Dataset.created_at <= moment).order_by(Dataset.number.desc()).limit(1)
     )
     return db.scalars(query).first()
+
+
+def versions_beyond(db: Session, *, kept: int, limit: int) -> list[Dataset]:
+    """Replaced dataset versions older than their entry's newest `kept` ones, whose rows are still stored."""
+    newer = aliased(Dataset)
+    count = (
+        select(func.count())
+        .select_from(newer)
+        .where(newer.entry_id == Dataset.entry_id, newer.number > Dataset.number)
+        .scalar_subquery()
+    )
+    query = select(Dataset).where(Dataset.state == "replaced", count >= kept).order_by(Dataset.created_at).limit(limit)
+    return list(db.scalars(query))
+
+
+def delete_rows_batch(db: Session, dataset_id: str, *, limit: int) -> int:
+    """Delete up to `limit` rows of a dataset (the first by row number); how many went."""
+    numbers = (
+        select(DatasetRow.row_number).where(DatasetRow.dataset_id == dataset_id).order_by(DatasetRow.row_number).limit(limit)
+    )
+    last = db.scalar(select(func.max(numbers.subquery().c.row_number)))
+    if last is None:
+        return 0
+    result = db.execute(delete(DatasetRow).where(DatasetRow.dataset_id == dataset_id, DatasetRow.row_number <= last))
+    return int(getattr(result, "rowcount", 0) or 0)

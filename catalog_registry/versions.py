@@ -18,11 +18,16 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from catalog_registry import repository
-from catalog_registry.models import Dataset
+from catalog_registry.models import Dataset, DatasetState
 from ops.errors import HubError, NotFound
 
 SCAN_BATCH = 5000
 CHANGE_BATCH = 2000
+# The rows of each entry's newest VERSIONS_KEPT dataset versions are kept for lookups and exports by
+# version; older versions' rows are dropped by the job `catalog.archive_versions` (their files stay in
+# object storage, their change sets in the database).
+VERSIONS_KEPT = 5
+ARCHIVE_BATCH = 20_000
 
 
 class VersionNotCovered(HubError):
@@ -202,6 +207,11 @@ def served_version(
     dataset = repository.dataset_by_number(db, resource_id, number)
     if dataset is None:
         raise NotFound(f"catalogue entry {served.code} has no dataset version {number}")
+    if dataset.state == DatasetState.ARCHIVED:
+        raise NotFound(
+            f"the rows of dataset version {number} of catalogue entry {served.code} are no longer kept: the hub keeps "
+            f"the newest {VERSIONS_KEPT} versions (its file stays in object storage)"
+        )
     if since is not None:
         first = repository.dataset_current_at(db, resource_id, since)
         if first is not None and number < first.number:
@@ -211,3 +221,18 @@ def served_version(
                 extra={"first_version": first.number},
             )
     return replace(served, dataset_id=dataset.id, key_items=list(dataset.key_items))
+
+
+def archive_versions(db: Session, *, kept: int = VERSIONS_KEPT, batch: int = ARCHIVE_BATCH) -> int:
+    """Drop the rows of dataset versions older than each entry's newest `kept` (a batch per run, so that no
+    run holds the database long); a version whose rows are all gone is archived. Returns the rows dropped."""
+    dropped = 0
+    for dataset in repository.versions_beyond(db, kept=kept, limit=10):
+        room = batch - dropped
+        gone = repository.delete_rows_batch(db, dataset.id, limit=room)
+        dropped += gone
+        if gone == room:
+            break  # maybe more rows: the next run goes on
+        dataset.state = DatasetState.ARCHIVED
+    db.flush()
+    return dropped

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from catalog_registry import service
 from catalog_registry.models import CatalogEntry, Dataset
+from catalog_registry.versions import archive_versions
+from ops.errors import NotFound
 from tests.catalog_registry.helpers import publish, upload
 from tests.conftest import Hub
 
@@ -70,3 +73,23 @@ def test_without_comparable_keys_rows_are_compared_whole(client: TestClient, hub
     db.commit()
     result = upload(client, provider, entry["id"], HEADER + ZHANG + LI.replace("和平街2号", "和平街9号")).json()
     assert (result["rows_added"], result["rows_changed"], result["rows_removed"]) == (1, 0, 1)
+
+
+def test_versions_beyond_the_newest_ones_drop_their_rows_and_say_so(client: TestClient, hub: Hub, db: Session) -> None:
+    provider = hub.system(hub.department("市公安局"))
+    entry = publish(client, provider, hub.admin)
+    for n in range(3):
+        upload(client, provider, entry["id"], HEADER + ZHANG + LI.replace("李四", f"李四{n}"))
+    assert archive_versions(db, kept=2, batch=1) == 1  # a batch at a time: version 1 keeps one row for now
+    assert archive_versions(db, kept=2) == 1 and archive_versions(db, kept=2) == 0
+    db.commit()
+    states = {
+        d["number"]: d["state"]
+        for d in client.get(f"/catalog/entries/{entry['id']}/datasets", headers=provider.headers).json()["items"]
+    }
+    assert states == {1: "archived", 2: "replaced", 3: "loaded"}
+    params = {"身份证号": "11010519491231002X"}
+    kept = service.lookup_rows(db, resource_id=entry["id"], params=params, fields=["姓名"], limit=5, version=2)
+    assert kept == [{"姓名": "李四1"}]
+    with pytest.raises(NotFound, match="no longer kept"):
+        service.lookup_rows(db, resource_id=entry["id"], params=params, fields=["姓名"], limit=5, version=1)
