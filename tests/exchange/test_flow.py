@@ -23,9 +23,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from exchange import service
+from exchange import tasks as exchange_tasks
 from exchange.models import Delivery, OutboxEvent
 from ops.codes import id_check_char
 from ops.db import utcnow
+from ops.scheduler import LeaseRunner
 from tests.catalog_registry.helpers import publish, upload
 from tests.conftest import Actor, Hub
 
@@ -288,6 +290,20 @@ def test_a_delivery_is_parked_after_its_attempts_and_replayed_by_the_subscriber(
     replayed = client.post(f"/exchange/subscriptions/{sub}/replay", json={}, headers=g.consumer.headers)
     assert replayed.status_code == 200 and replayed.json() == {"replayed": 1}
     assert deliver(hub) == 1 and len(receiver.applied) == 1
+
+
+def test_two_hub_processes_running_the_delivery_job_deliver_each_event_once(
+    client: TestClient, hub: Hub, receiver: Receiver, allow_private: None
+) -> None:
+    g = granted(client, hub)
+    subscribe(client, g.consumer, g.grant_id, kind="webhook", url=receiver.url)
+    upload(client, g.provider, g.entry_id, csv_of(three_changed()))
+    jobs = [j for j in exchange_tasks.jobs(hub.settings) if j.name in ("exchange.take_changes", "exchange.deliver_subscriptions")]
+    first, second = LeaseRunner(hub.factory, jobs, owner="hub-1"), LeaseRunner(hub.factory, jobs, owner="hub-2")
+    assert first.run_once("exchange.take_changes") and not second.run_once("exchange.take_changes")
+    assert first.run_once("exchange.deliver_subscriptions")
+    assert not second.run_once("exchange.deliver_subscriptions")  # the lease: one process runs a slot
+    assert len(receiver.received) == 1 and len(receiver.applied) == 1
 
 
 def test_unreachable_or_slow_subscribers_are_recorded_failures_and_block_nothing(
