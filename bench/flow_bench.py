@@ -21,6 +21,7 @@ import json
 import multiprocessing
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -306,6 +307,7 @@ def run(rows: int, *, database_url: str | None, nats: bool, lookup_threads: int,
         hub.stop()
         stop_subscriber.set()
         subscriber.join(timeout=10)
+        shutil.rmtree(data_dir, ignore_errors=True)
     # Lookups begun while the delivery ran (those begun during the upload waited for it: not counted here).
     during = [took for at, took in latencies if uploaded_at <= at <= last]
     alone = [took for at, took in latencies if quiet_from <= at <= quiet_until]
