@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import logging
 import socket
 import time
 import uuid
@@ -45,6 +46,8 @@ from ops.config import Settings
 from ops.crypto import KeyVault, WrappedSecret, new_secret
 from ops.db import reading, utcnow
 from ops.errors import Forbidden, HubError, Invalid, NotFound
+
+log = logging.getLogger("govhub.exchange.subscriptions")
 
 FEED_EVENTS = 20  # events per page of a change feed
 DELIVERY_BATCH = 50  # deliveries tried per run of the job
@@ -506,9 +509,15 @@ def deliver(
                 refused = "the subscription has ended"
             elif event.grant_id and (grant is None or grant.state != "active" or now >= grant.expires_at):
                 refused = "the grant is no longer active: nothing more is delivered through it"
-            rendered = render(read, event, grant) if refused is None else None
-            body = json.dumps(rendered.body, ensure_ascii=False, default=str).encode() if rendered else b""
-            secret = _unwrap(vault, sub) if sub.signing_secret else ""
+            rendered, body, secret = None, b"", ""
+            try:
+                if refused is None:
+                    rendered = render(read, event, grant)
+                    body = json.dumps(rendered.body, ensure_ascii=False, default=str).encode()
+                    secret = _unwrap(vault, sub) if sub.signing_secret else ""
+            except (HubError, ValueError) as exc:  # one subscription's problem holds up no other
+                log.warning("delivery %s cannot be prepared: %s", delivery.id, exc)
+                refused = f"the event cannot be prepared: {exc}"[:500]
             outgoing.append(_Outgoing(delivery.id, str(sub.url), secret, body, rendered, grant, actor, refused))
     outcomes: list[tuple[_Outgoing, str | None]] = []
     with httpx.Client(timeout=timeout, follow_redirects=False) as client:
