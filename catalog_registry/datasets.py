@@ -20,6 +20,7 @@ from catalog_registry.models import Dataset, DatasetState, EntryState, EntryVers
 from catalog_registry.regions import DivisionCheck, division_code
 from catalog_registry.schemas import DatasetRead
 from catalog_registry.sharing import _refuse_classified, _text, classified_items, row_key
+from catalog_registry.versions import record_change_set
 from ops import audit
 from ops.auth import Principal
 from ops.errors import Conflict, Invalid
@@ -253,7 +254,8 @@ def upload_dataset(
     media_type: str,
     max_bytes: int | None = None,
 ) -> Dataset:
-    """Store a new dataset version of an entry and load its rows (streamed, in batches); the previous one is replaced."""
+    """Store a new dataset version of an entry and load its rows (streamed, in batches); the previous one is
+    replaced, its rows kept, and the new version's change set against it recorded."""
     entry = _own(db, who, entry_id)
     if entry.state == EntryState.RETIRED:
         raise Conflict(f"catalogue entry {entry.code} is retired")
@@ -306,8 +308,9 @@ def upload_dataset(
     if entry.current_dataset_id:
         previous = repository.dataset_by_id(db, entry.current_dataset_id)
         if previous is not None:
-            previous.state = DatasetState.REPLACED
-            repository.delete_rows(db, previous.id)  # its file stays in object storage
+            previous.state = DatasetState.REPLACED  # its rows stay: a grant may read any version it covers
+            db.flush()
+            record_change_set(db, previous=previous, dataset=dataset)
     entry.current_dataset_id = dataset.id
     db.flush()
     audit.record(
@@ -316,7 +319,13 @@ def upload_dataset(
         action="catalog.dataset.upload",
         object_type="catalog_entry",
         object_id=entry.id,
-        detail={"dataset_id": dataset.id, "number": dataset.number, "rows": dataset.row_count, "sha256": stored.key},
+        detail={
+            "dataset_id": dataset.id,
+            "number": dataset.number,
+            "rows": dataset.row_count,
+            "sha256": stored.key,
+            "changes": {"added": dataset.rows_added, "changed": dataset.rows_changed, "removed": dataset.rows_removed},
+        },
     )
     CATALOGUE_EVENTS.labels(event="dataset_loaded").inc()
     return dataset

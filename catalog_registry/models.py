@@ -96,6 +96,7 @@ class VersionState(StrEnum):
 class DatasetState(StrEnum):
     LOADED = "loaded"
     REPLACED = "replaced"
+    ARCHIVED = "archived"  # replaced long ago: its rows dropped, its file kept in object storage
 
 
 class DemandState(StrEnum):
@@ -177,6 +178,26 @@ class Dataset(IdMixin, Base):
     division_item: Mapped[str | None] = mapped_column(String(100), default=None)  # the item region_code holds
     uploaded_by: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The version this one replaced, and its change set against it (rows added, changed, removed by key).
+    previous_id: Mapped[str | None] = mapped_column(String(36))
+    rows_added: Mapped[int] = mapped_column(Integer, default=0)
+    rows_changed: Mapped[int] = mapped_column(Integer, default=0)
+    rows_removed: Mapped[int] = mapped_column(Integer, default=0)
+    # "none": no change set (the first version); "pending": not yet taken by the exchange's outbox; "taken".
+    changes_state: Mapped[str] = mapped_column(String(16), default="none", index=True)
+
+
+class DatasetChange(Base):
+    """One row of a version's change set: added or changed (the new row) or removed (the old row)."""
+
+    __tablename__ = "catalog_dataset_changes"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    dataset_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    op: Mapped[str] = mapped_column(String(8))  # added / changed / removed
+    lookup_key: Mapped[str | None] = mapped_column(String(64))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
 class DatasetRow(Base):

@@ -4,14 +4,32 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, func, insert, not_, or_, select, tuple_, update
-from sqlalchemy.orm import Session
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Text,
+    and_,
+    bindparam,
+    cast,
+    delete,
+    func,
+    insert,
+    literal,
+    not_,
+    or_,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.orm import Session, aliased
 
 from catalog_registry.models import (
     CatalogEntry,
     Dataset,
+    DatasetChange,
     DatasetRow,
     Demand,
     DemandState,
@@ -596,3 +614,86 @@ def insert_docs(db: Session, docs: list[dict[str, Any]], grams: list[tuple[set[i
         rows += [(g, 1, doc_id) for g in name_grams]
         rows += [(g, 0, doc_id) for g in all_grams - name_grams]
     bulk_insert(db, "catalog_search_grams", ("gram", "scope", "doc_id"), rows)
+
+
+# --- dataset versions and change sets ------------------------------------------------------------
+
+
+def keyed_rows_text(db: Session, dataset_id: str, *, after: tuple[str, int] | None, limit: int) -> list[tuple[str, int, str]]:
+    """(lookup key, row number, row as JSON text) in key order after `after`, by the (dataset, key, row) index."""
+    query = select(DatasetRow.lookup_key, DatasetRow.row_number, cast(DatasetRow.data, Text)).where(
+        DatasetRow.dataset_id == dataset_id, DatasetRow.lookup_key.is_not(None)
+    )
+    if after is not None:
+        query = query.where(tuple_(DatasetRow.lookup_key, DatasetRow.row_number) > tuple_(literal(after[0]), literal(after[1])))
+    query = query.order_by(DatasetRow.lookup_key, DatasetRow.row_number).limit(limit)
+    return [(str(k), int(n), str(t)) for k, n, t in db.execute(query)]
+
+
+def rows_text(db: Session, dataset_id: str, *, after: int, limit: int) -> list[tuple[int, str | None, str]]:
+    """(row number, lookup key, row as JSON text) in row order after `after`."""
+    query = (
+        select(DatasetRow.row_number, DatasetRow.lookup_key, cast(DatasetRow.data, Text))
+        .where(DatasetRow.dataset_id == dataset_id, DatasetRow.row_number > after)
+        .order_by(DatasetRow.row_number)
+        .limit(limit)
+    )
+    return [(int(n), k, str(t)) for n, k, t in db.execute(query)]
+
+
+def insert_changes(db: Session, rows: list[tuple[str, int, str, str | None, str]]) -> None:
+    """Insert change-set rows: (dataset id, seq, op, lookup key, row as JSON text)."""
+    bulk_insert(db, "catalog_dataset_changes", ("dataset_id", "seq", "op", "lookup_key", "data"), rows)
+
+
+def changes_page(db: Session, dataset_id: str, *, after: int, upto: int, limit: int) -> list[DatasetChange]:
+    """A version's changes with after < seq <= upto, in order."""
+    query = (
+        select(DatasetChange)
+        .where(DatasetChange.dataset_id == dataset_id, DatasetChange.seq > after, DatasetChange.seq <= upto)
+        .order_by(DatasetChange.seq)
+        .limit(limit)
+    )
+    return list(db.scalars(query))
+
+
+def datasets_with_pending_changes(db: Session, *, limit: int) -> list[Dataset]:
+    query = select(Dataset).where(Dataset.changes_state == "pending").order_by(Dataset.created_at, Dataset.id).limit(limit)
+    return list(db.scalars(query))
+
+
+def dataset_by_number(db: Session, entry_id: str, number: int) -> Dataset | None:
+    return db.scalars(select(Dataset).where(Dataset.entry_id == entry_id, Dataset.number == number)).first()
+
+
+def dataset_current_at(db: Session, entry_id: str, moment: datetime) -> Dataset | None:
+    """The entry's newest dataset version loaded at or before `moment`."""
+    query = (
+        select(Dataset).where(Dataset.entry_id == entry_id, Dataset.created_at <= moment).order_by(Dataset.number.desc()).limit(1)
+    )
+    return db.scalars(query).first()
+
+
+def versions_beyond(db: Session, *, kept: int, limit: int) -> list[Dataset]:
+    """Replaced dataset versions older than their entry's newest `kept` ones, whose rows are still stored."""
+    newer = aliased(Dataset)
+    count = (
+        select(func.count())
+        .select_from(newer)
+        .where(newer.entry_id == Dataset.entry_id, newer.number > Dataset.number)
+        .scalar_subquery()
+    )
+    query = select(Dataset).where(Dataset.state == "replaced", count >= kept).order_by(Dataset.created_at).limit(limit)
+    return list(db.scalars(query))
+
+
+def delete_rows_batch(db: Session, dataset_id: str, *, limit: int) -> int:
+    """Delete up to `limit` rows of a dataset (the first by row number); how many went."""
+    numbers = (
+        select(DatasetRow.row_number).where(DatasetRow.dataset_id == dataset_id).order_by(DatasetRow.row_number).limit(limit)
+    )
+    last = db.scalar(select(func.max(numbers.subquery().c.row_number)))
+    if last is None:
+        return 0
+    result = db.execute(delete(DatasetRow).where(DatasetRow.dataset_id == dataset_id, DatasetRow.row_number <= last))
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -329,6 +329,9 @@ class DatasetRead(BaseModel):
     key_items: list[str]
     division_item: str | None
     created_at: datetime
+    rows_added: int = Field(default=0, description="rows added since the version it replaced (by key)")
+    rows_changed: int = Field(default=0, description="rows changed since the version it replaced (by key)")
+    rows_removed: int = Field(default=0, description="rows removed since the version it replaced (by key)")
 
 
 class SearchHit(BaseModel):

@@ -10,6 +10,9 @@ Where each concern lives:
   (publish or return), retire, and what a caller sees of them;
 - `datasets.py`: a dataset upload (CSV or JSON Lines), checked against the items, loaded in batches and
   keyed by the control parameters;
+- `versions.py`: dataset versions: each version's change set by key (added, changed, removed), written
+  in the upload's transaction and taken by the exchange's outbox (`pending_change_sets`,
+  `take_change_set`, `changes`), and serving a version by number;
 - `search.py`: the search index of published entries, and search;
 - `demands.py`: supply and demand (供需对接);
 - `responsibility.py`: the responsibility list (共享责任清单), as JSON or a spreadsheet;
@@ -70,6 +73,14 @@ from catalog_registry.sharing import (
     rows_within,
     shared_entries_holding_classified,
 )
+from catalog_registry.versions import (
+    ChangeSetView,
+    ChangeView,
+    VersionNotCovered,
+    changes,
+    pending_change_sets,
+    take_change_set,
+)
 
 # The public surface: what the modules above hold.
 __all__ = [
@@ -77,6 +88,8 @@ __all__ = [
     "PREFETCH_ROWS",
     "SEARCHER_ROLES",
     "ApiDistributionView",
+    "ChangeSetView",
+    "ChangeView",
     "Classification",
     "ClassifiedNotShared",
     "ControlParameter",
@@ -91,8 +104,10 @@ __all__ = [
     "SharingType",
     "SharingView",
     "UpdateCycle",
+    "VersionNotCovered",
     "VersionState",
     "answer_demand",
+    "changes",
     "classified_items",
     "classified_problems",
     "create_entry",
@@ -118,6 +133,7 @@ __all__ = [
     "lookup_rows",
     "media_type_of",
     "new_version",
+    "pending_change_sets",
     "post_demand",
     "prefetch_rows",
     "providers",
@@ -130,6 +146,7 @@ __all__ = [
     "search",
     "shared_entries_holding_classified",
     "submit",
+    "take_change_set",
     "text_lines",
     "update_draft",
     "upload_dataset",

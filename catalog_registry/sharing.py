@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -26,6 +27,7 @@ from catalog_registry import repository
 from catalog_registry.models import CatalogEntry, EntryState, EntryVersion, OpenAttribute, Sensitivity, SharingType, VersionState
 from catalog_registry.regions import division_code, in_scope, region_predicate, scope_bounds
 from catalog_registry.schemas import LABELS
+from catalog_registry.versions import served_version
 from ops.errors import Conflict, Forbidden, HubError, Invalid, NotFound
 from ops.pagination import decode_cursor, encode_cursor
 
@@ -352,13 +354,19 @@ def lookup_rows(
     limit: int,
     read_ahead: ReadAhead | None = None,
     region: str | None = None,
+    version: int | None = None,
+    since: datetime | None = None,
 ) -> Rows:
     """Rows of the current dataset version matching every given control parameter exactly (indexed lookup),
     only `fields` returned, at most `limit` rows. `read_ahead`: what this transaction already read of the
     catalogue (many lookups in one read transaction read each entry once, and their rows ahead together:
     :func:`prefetch_rows`). `region`: the division the caller's grant is scoped to (数据回流): only rows
-    within it are returned, as if the others did not exist; how many were withheld is in `Rows.withheld`."""
+    within it are returned, as if the others did not exist; how many were withheld is in `Rows.withheld`.
+    `version`: a dataset version by number instead of the current one, covered by a grant issued at `since`
+    (:func:`catalog_registry.versions.served_version`)."""
     served = _served_dataset(db, resource_id, read_ahead)
+    if version is not None:
+        served = served_version(db, served, resource_id=resource_id, number=version, since=since)
     _check_fields(served.items, fields)
     declared = {p["item"]: p for p in served.control_parameters}
     unknown = [k for k in params if k not in declared]
@@ -449,6 +457,8 @@ class RowQuery:
     fields: list[str]
     limit: int
     region: str | None = None  # the division scope of the grant it goes through (数据回流)
+    version: int | None = None  # a dataset version by number; None: the current one
+    since: datetime | None = None  # when the grant asking was issued (it covers versions from then on)
 
 
 def lookup_many(db: Session, queries: Sequence[RowQuery]) -> list[Rows | HubError]:
@@ -473,6 +483,8 @@ def lookup_many(db: Session, queries: Sequence[RowQuery]) -> list[Rows | HubErro
                     limit=query.limit,
                     read_ahead=read_ahead,
                     region=query.region,
+                    version=query.version,
+                    since=query.since,
                 )
             )
         except HubError as exc:
@@ -489,11 +501,22 @@ def _text(value: Any) -> str:
 
 
 def export_rows(
-    db: Session, *, resource_id: str, fields: list[str], cursor: str | None, limit: int, region: str | None = None
+    db: Session,
+    *,
+    resource_id: str,
+    fields: list[str],
+    cursor: str | None,
+    limit: int,
+    region: str | None = None,
+    version: int | None = None,
+    since: datetime | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """A page of the current dataset version in a stable order, with the next cursor. `region`: the division
-    the caller's grant is scoped to: only rows within it, in (division, row) order."""
+    """A page of the current dataset version (or of version `version`, covered by a grant issued at
+    `since`) in a stable order, with the next cursor. `region`: the division the caller's grant is scoped
+    to: only rows within it, in (division, row) order."""
     served = _served_dataset(db, resource_id)
+    if version is not None:
+        served = served_version(db, served, resource_id=resource_id, number=version, since=since)
     if not served.allows_export:
         raise Forbidden(f"catalogue entry {served.code} allows lookups by control parameters only, not export")
     _check_fields(served.items, fields)

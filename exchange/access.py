@@ -233,6 +233,7 @@ class LookupAsk:
     params: dict[str, str]
     fields: list[str] | None
     use_cause: str | None
+    version: int | None = None  # a dataset version by number (one the grant covers); None: the current one
 
 
 class LookupResult(NamedTuple):
@@ -268,7 +269,18 @@ def run_lookups(db: Session, asks: Sequence[LookupAsk]) -> list[LookupResult | H
         except HubError as exc:
             checked.append(exc)
     passed = [check for check in checked if not isinstance(check, HubError)]
-    queries = [sources.RowQuery(c.grant.resource_id, c.ask.params, c.fields, c.limit, c.grant.region_scope) for c in passed]
+    queries = [
+        sources.RowQuery(
+            c.grant.resource_id,
+            c.ask.params,
+            c.fields,
+            c.limit,
+            region=c.grant.region_scope,
+            version=c.ask.version,
+            since=None if c.ask.version is None else c.grant.created_at,
+        )
+        for c in passed
+    ]
     answers = iter(sources.catalogue().lookup_many(db, queries))
     results: list[_LookupRead | HubError] = []
     out_of_scope: list[dict[str, Any]] = []
@@ -380,8 +392,10 @@ def export(
     limit: int,
     use_cause: str | None = None,
     journal: AccessJournal,
+    version: int | None = None,
 ) -> tuple[GrantTerms, list[str], list[dict[str, Any]], str | None]:
-    """A page of the granted dataset, where the catalogue entry allows export."""
+    """A page of the granted dataset (its current version, or `version`, one the grant covers), where the
+    catalogue entry allows export."""
     now = utcnow()
     try:
         grant = _usable_grant(db, who, grant_id, now)
@@ -393,16 +407,19 @@ def export(
     except HubError as exc:
         metrics.DATA_ACCESSES.labels(kind="export", outcome=exc.code).inc()
         raise
-    catalogue = sources.catalogue()
-    if grant.region_scope is None:
-        rows, next_cursor = catalogue.export_rows(db, resource_id=grant.resource_id, fields=chosen, cursor=cursor, limit=limit)
-    else:  # 数据回流: only the rows of the consumer's division
-        rows, next_cursor = catalogue.export_rows(
-            db, resource_id=grant.resource_id, fields=chosen, cursor=cursor, limit=limit, region=grant.region_scope
-        )
+    # Only what a grant's terms add is passed (数据回流: its division scope; a dataset version by number).
+    options: dict[str, Any] = {}
+    if grant.region_scope is not None:  # 数据回流: only the rows of the consumer's division
+        options["region"] = grant.region_scope
+    if version is not None:
+        options.update(version=version, since=grant.created_at)
+    rows, next_cursor = sources.catalogue().export_rows(
+        db, resource_id=grant.resource_id, fields=chosen, cursor=cursor, limit=limit, **options
+    )
     shaped = _shape(grant, rows, chosen)
+    logged = {"cursor": cursor or ""} if version is None else {"cursor": cursor or "", "version": str(version)}
     pending = pending_access(
-        grant, who, kind="export", params={"cursor": cursor or ""}, rows=len(shaped), fields=chosen, use_cause=use_cause, now=now
+        grant, who, kind="export", params=logged, rows=len(shaped), fields=chosen, use_cause=use_cause, now=now
     )
     _settle_query(pending, grant, journal)
     return grant, chosen, shaped, next_cursor

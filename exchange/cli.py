@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from exchange import service, tasks
 from ops.cli import with_db
 from ops.config import Settings
+from ops.crypto import KeyVault
 
 
 def _date(value: str) -> date:
@@ -30,6 +31,10 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     expire.set_defaults(func=with_db(_expire))
     deliver = sub.add_parser("deliver", help="push pending notifications to the departments' webhooks now")
     deliver.set_defaults(func=with_db(_deliver))
+    flow = sub.add_parser(
+        "flow", help="take new dataset versions' changes into the outbox, push due events to subscribers, publish to NATS"
+    )
+    flow.set_defaults(func=with_db(_flow))
     report = sub.add_parser("report", help="on-time rate, average handling time and ratings per department")
     report.add_argument("--start", type=_date, required=True, help="first day, YYYY-MM-DD")
     report.add_argument("--end", type=_date, required=True, help="last day, YYYY-MM-DD")
@@ -47,6 +52,20 @@ def _expire(db: Session, _settings: Settings, _args: argparse.Namespace) -> None
 
 def _deliver(db: Session, settings: Settings, _args: argparse.Namespace) -> None:
     print(f"{tasks.deliver_webhooks(db, max_attempts=settings.exchange_webhook_max_attempts)} notification(s) delivered")
+
+
+def _flow(db: Session, settings: Settings, _args: argparse.Namespace) -> None:
+    print(f"{service.take_change_sets(db)} event(s) taken into the outbox")
+    delivered = service.deliver_subscriptions(
+        db,
+        vault=KeyVault.from_settings(settings),
+        allow_private=settings.webhook_allow_private,
+        max_attempts=settings.subscription_max_attempts,
+        timeout=settings.subscription_timeout_seconds,
+    )
+    print(f"{delivered} event(s) delivered to webhooks")
+    if settings.nats_url:
+        print(f"{service.publish_outbox(db, url=settings.nats_url)} event(s) published to {settings.nats_url}")
 
 
 def _report(db: Session, _settings: Settings, args: argparse.Namespace) -> None:

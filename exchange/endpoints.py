@@ -16,10 +16,12 @@ from exchange import service
 from exchange.models import GrantState, RequestState, SharingRequest
 from exchange.schemas import (
     BreachRead,
+    ChangeFeed,
     CoordinationOutcome,
     DataAccessRead,
     DataQuery,
     DataResult,
+    DeliveryRead,
     EventFeed,
     EventRead,
     ExtensionCreate,
@@ -31,18 +33,23 @@ from exchange.schemas import (
     RatingCreate,
     RatingRead,
     Reason,
+    ReplayRequest,
+    ReplayResult,
     Report,
     RequestCreate,
     RequestRead,
+    SubscriptionCreate,
+    SubscriptionRead,
+    SupervisionSubscriptionCreate,
     TransitionRead,
     WebhookSet,
 )
 from ops import audit
 from ops.auth import DepartmentOrAdmin, DepartmentStaff, Holder, PlatformAdmin, Principal
-from ops.db import DbSession, HubRoute, etag, reads_only
+from ops.db import DbSession, HubRoute, etag, reads_only, writes
 from ops.divisions import service as divisions
 from ops.errors import HubError, Invalid
-from ops.pagination import Page
+from ops.pagination import Page, whole_page
 from ops.ratings.schemas import RatingTokenRead
 
 router = APIRouter(prefix="/exchange", tags=["exchange"], route_class=HubRoute)
@@ -122,7 +129,9 @@ def _read(db: DbSession, req: SharingRequest, response: Response | None = None, 
 async def lookup(grant_id: str, body: DataQuery, request: Request, who: DepartmentStaff) -> Response:
     """Look up granted dataset rows by control parameters (sent in the body, never in the URL)."""
     state = request.app.state
-    ask = service.LookupAsk(who=who, grant_id=grant_id, params=body.params, fields=body.fields, use_cause=body.use_cause)
+    ask = service.LookupAsk(
+        who=who, grant_id=grant_id, params=body.params, fields=body.fields, use_cause=body.use_cause, version=body.version
+    )
     grant, fields, rows = await service.lookup(ask, lookups=state.lookups)
     masked = [f for f in grant.masked_fields if f in fields]
     # Serialised here: FastAPI would otherwise validate the model it was just given once more.
@@ -301,6 +310,7 @@ def export(
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
     use_cause: Annotated[str | None, Query(max_length=200)] = None,
+    version: Annotated[int | None, Query(ge=1, description="a dataset version the grant covers; default: the current")] = None,
 ) -> DataResult:
     """A page of the granted dataset, where the catalogue entry allows export."""
     with _refusals_recorded(db, who, grant_id, "export"):
@@ -313,6 +323,7 @@ def export(
             limit=limit,
             use_cause=use_cause,
             journal=request.app.state.access_commits,
+            version=version,
         )
     return DataResult(
         grant_id=grant.id,
@@ -400,3 +411,108 @@ def events(
 def report(db: DbSession, who: PlatformAdmin, start: date, end: date) -> Report:
     """Each department's on-time rate, average handling time in working days, and ratings, for a period."""
     return service.report(db, start=start, end=end)
+
+
+# -- subscriptions: changes of a grant pushed or read from a feed, supervision events (双推送) ----------
+
+
+def _subscription_read(summary: service.SubscriptionSummary, secret: str | None = None) -> SubscriptionRead:
+    read = SubscriptionRead.model_validate(summary.subscription)
+    return read.model_copy(
+        update={"secret": secret, "pending": summary.pending, "delivered": summary.delivered, "parked": summary.parked}
+    )
+
+
+@router.post("/grants/{grant_id}/subscriptions", status_code=201, response_model=SubscriptionRead)
+def subscribe(grant_id: str, body: SubscriptionCreate, request: Request, db: DbSession, who: DepartmentStaff) -> SubscriptionRead:
+    """Subscribe to the changes of the caller's grant: pushed to a webhook (signed; the secret is shown once)
+    or read from a change feed. Only granted fields, masked as the grant says."""
+    settings = request.app.state.settings
+    made = service.subscribe(
+        db,
+        who=who,
+        grant_id=grant_id,
+        kind=body.kind,
+        url=body.url,
+        vault=request.app.state.vault,
+        allow_private=settings.webhook_allow_private,
+    )
+    return _subscription_read(service.SubscriptionSummary(made.subscription, 0, 0, 0), made.secret)
+
+
+@router.get("/grants/{grant_id}/subscriptions", response_model=Page[SubscriptionRead])
+def grant_subscriptions(grant_id: str, db: DbSession, who: DepartmentOrAdmin) -> Page[SubscriptionRead]:
+    """A grant's subscriptions and their deliveries: pending, delivered, parked."""
+    return whole_page([_subscription_read(s) for s in service.subscriptions_of_grant(db, who=who, grant_id=grant_id)])
+
+
+@router.post("/supervision/subscriptions", status_code=201, response_model=SubscriptionRead)
+def subscribe_supervision(
+    body: SupervisionSubscriptionCreate, request: Request, db: DbSession, who: DepartmentOrAdmin
+) -> SubscriptionRead:
+    """Subscribe to supervision events (双推送): the platform to every request's, a department to its own."""
+    settings = request.app.state.settings
+    made = service.subscribe_supervision(
+        db,
+        who=who,
+        event_types=body.event_types,
+        kind=body.kind,
+        url=body.url,
+        vault=request.app.state.vault,
+        allow_private=settings.webhook_allow_private,
+    )
+    return _subscription_read(service.SubscriptionSummary(made.subscription, 0, 0, 0), made.secret)
+
+
+@router.get("/subscriptions/{subscription_id}", response_model=SubscriptionRead)
+def get_subscription(subscription_id: str, db: DbSession, who: DepartmentOrAdmin) -> SubscriptionRead:
+    """A subscription of the caller's department (the platform: any)."""
+    sub = service.get_subscription(db, who=who, subscription_id=subscription_id)
+    return _subscription_read(service.SubscriptionSummary(sub, 0, 0, 0))
+
+
+@router.delete("/subscriptions/{subscription_id}", response_model=SubscriptionRead)
+def end_subscription(subscription_id: str, db: DbSession, who: DepartmentOrAdmin) -> SubscriptionRead:
+    """End a subscription: nothing more is delivered to it."""
+    sub = service.end_subscription(db, who=who, subscription_id=subscription_id)
+    return _subscription_read(service.SubscriptionSummary(sub, 0, 0, 0))
+
+
+@router.get("/subscriptions/{subscription_id}/feed", response_model=ChangeFeed)
+@writes  # each page read is recorded on the trail
+def read_feed(
+    subscription_id: str,
+    request: Request,
+    db: DbSession,
+    who: DepartmentOrAdmin,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=20)] = 10,
+) -> ChangeFeed:
+    """The next events of a feed subscription: pass back `next_cursor` (signed by the hub) to read on."""
+    page = service.read_feed(
+        db,
+        who=who,
+        subscription_id=subscription_id,
+        cursor=cursor,
+        limit=limit,
+        key=service.cursor_key(request.app.state.settings),
+    )
+    return ChangeFeed(items=page.events, next_cursor=page.next_cursor)
+
+
+@router.get("/subscriptions/{subscription_id}/deliveries", response_model=Page[DeliveryRead])
+def subscription_deliveries(
+    subscription_id: str,
+    db: DbSession,
+    who: DepartmentOrAdmin,
+    state: Literal["pending", "delivered", "parked"] | None = None,
+) -> Page[DeliveryRead]:
+    """A subscription's latest deliveries (100), or those in one state."""
+    rows = service.deliveries(db, who=who, subscription_id=subscription_id, state=state)
+    return whole_page([DeliveryRead.model_validate(r) for r in rows])
+
+
+@router.post("/subscriptions/{subscription_id}/replay", response_model=ReplayResult)
+def replay(subscription_id: str, body: ReplayRequest, db: DbSession, who: DepartmentOrAdmin) -> ReplayResult:
+    """Deliver parked events again (all of them, or those named), from the first try."""
+    return ReplayResult(replayed=service.replay(db, who=who, subscription_id=subscription_id, delivery_ids=body.delivery_ids))

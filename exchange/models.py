@@ -7,7 +7,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Date, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ops.db import Base, IdMixin, TimestampMixin, VersionedMixin, utcnow
@@ -243,3 +243,81 @@ class ExchangeEvent(Base):
     object_id: Mapped[str] = mapped_column(String(36))
     state: Mapped[str] = mapped_column(String(20))
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class SubscriptionKind(StrEnum):
+    WEBHOOK = "webhook"  # pushed to the subscriber's URL, signed
+    FEED = "feed"  # pulled from the change feed with a hub-signed cursor
+
+
+class Subscription(IdMixin, Base):
+    """A consumer's subscription to a grant's changes (or a supervising department's to event types)."""
+
+    __tablename__ = "exchange_subscriptions"
+
+    # The grant whose data changes it receives; NULL for a supervision subscription (双推送).
+    grant_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    department_id: Mapped[str | None] = mapped_column(String(36), index=True)  # the subscriber; NULL: the platform
+    kind: Mapped[str] = mapped_column(String(16))
+    url: Mapped[str | None] = mapped_column(String(500))
+    signing_secret: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # wrapped (ops.crypto)
+    event_types: Mapped[list[Any]] = mapped_column(JSON, default=list)  # supervision subscriptions only
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # It receives the events after this outbox position (those recorded once it existed).
+    start_after: Mapped[int] = mapped_column(BIGID, default=0)
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column()
+
+
+class OutboxEvent(Base):
+    """An event in the database outbox (the source of truth): a slice of a dataset version's change set for
+    one grant, or a supervision event. Its `id` orders the change feed; `event_id` is what a subscriber
+    applies once (and NATS's Nats-Msg-Id); `published_at` is set when the broker acknowledged it."""
+
+    __tablename__ = "exchange_outbox"
+    __table_args__ = (
+        UniqueConstraint("grant_id", "dataset_id", "first_seq"),
+        Index("ix_exchange_outbox_unpublished", "published_at", "id"),
+        Index("ix_exchange_outbox_grant_id", "grant_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BIGID, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(36), unique=True)
+    kind: Mapped[str] = mapped_column(String(40))  # dataset.changed / request.filed / … / grant.revoked
+    grant_id: Mapped[str | None] = mapped_column(String(36))
+    department_id: Mapped[str | None] = mapped_column(String(36))  # a supervision event's department concerned
+    resource_id: Mapped[str | None] = mapped_column(String(36))
+    dataset_id: Mapped[str | None] = mapped_column(String(36))
+    dataset_number: Mapped[int | None] = mapped_column(Integer)
+    first_seq: Mapped[int] = mapped_column(Integer, default=0)  # changes first_seq..last_seq of the version
+    last_seq: Mapped[int] = mapped_column(Integer, default=0)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # a supervision event's content
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    published_at: Mapped[datetime | None] = mapped_column()
+
+
+class DeliveryState(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    PARKED = "parked"  # failed too often: waits for a replay
+
+
+class Delivery(Base):
+    """One event to push to one webhook subscription: its attempts, backoff and outcome."""
+
+    __tablename__ = "exchange_deliveries"
+    __table_args__ = (
+        UniqueConstraint("subscription_id", "event_pk"),
+        Index("ix_exchange_deliveries_due", "state", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BIGID, primary_key=True, autoincrement=True)
+    subscription_id: Mapped[str] = mapped_column(String(36), index=True)
+    event_pk: Mapped[int] = mapped_column(BIGID)
+    state: Mapped[str] = mapped_column(String(16), default=DeliveryState.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[datetime | None] = mapped_column()
+    rows: Mapped[int] = mapped_column(Integer, default=0)

@@ -18,14 +18,18 @@ from sqlalchemy.orm import Session
 from exchange.models import (
     DataAccess,
     DeadlineBreach,
+    Delivery,
+    DeliveryState,
     ExchangeEvent,
     Grant,
     GrantState,
     GrantUsage,
     Notification,
+    OutboxEvent,
     RequestStep,
     RequestTransition,
     SharingRequest,
+    Subscription,
     Webhook,
 )
 from ops.auth import Principal
@@ -131,6 +135,7 @@ class GrantTerms:
     revoked_at: datetime | None
     revoke_reason: str | None
     region_scope: str | None  # the division its rows are kept to (数据回流); None: every row
+    created_at: datetime  # when it was issued: it covers the dataset version then served and every later one
 
 
 _CONSUMER_GRANT = select(*(getattr(Grant, f.name) for f in fields(GrantTerms))).where(
@@ -412,3 +417,119 @@ def steps_completed_on_time_since(db: Session, since: datetime) -> tuple[int, in
 
 def active_grant_count(db: Session) -> int:
     return int(db.scalar(select(func.count()).select_from(Grant).where(Grant.state == GrantState.ACTIVE.value)) or 0)
+
+
+# --- subscriptions and the outbox ------------------------------------------------------------------
+
+_GRANT_TERMS = select(*(getattr(Grant, f.name) for f in fields(GrantTerms)))
+
+
+def grant_terms(db: Session, grant_ids: set[str]) -> dict[str, GrantTerms]:
+    """The terms of grants by id, for the hub's own jobs (delivery acts for the grant's consumer)."""
+    if not grant_ids:
+        return {}
+    rows = db.execute(_GRANT_TERMS.where(Grant.id.in_(sorted(grant_ids))))
+    return {row[0]: GrantTerms(*row) for row in rows}
+
+
+def active_grant_ids(db: Session, resource_id: str) -> list[str]:
+    query = select(Grant.id).where(Grant.resource_id == resource_id, Grant.state == GrantState.ACTIVE).order_by(Grant.id)
+    return list(db.scalars(query))
+
+
+def readable_subscriptions(who: Principal) -> Select[Subscription]:
+    """The subscriptions the caller's department holds (the platform: all)."""
+    query = select(Subscription)
+    if not who.is_platform_admin:
+        query = query.where(Subscription.department_id == (who.department_id or ""))
+    return query
+
+
+def get_subscription(db: Session, who: Principal, subscription_id: str) -> Subscription | None:
+    return db.scalars(readable_subscriptions(who).where(Subscription.id == subscription_id)).first()
+
+
+def subscriptions_of_grant(db: Session, grant_id: str) -> list[Subscription]:
+    query = select(Subscription).where(Subscription.grant_id == grant_id).order_by(Subscription.created_at, Subscription.id)
+    return list(db.scalars(query))
+
+
+def active_webhooks(db: Session, grant_ids: list[str]) -> list[Subscription]:
+    query = select(Subscription).where(
+        Subscription.grant_id.in_(grant_ids), Subscription.active.is_(True), Subscription.kind == "webhook"
+    )
+    return list(db.scalars(query))
+
+
+def supervision_webhooks(db: Session) -> list[Subscription]:
+    query = select(Subscription).where(
+        Subscription.grant_id.is_(None), Subscription.active.is_(True), Subscription.kind == "webhook"
+    )
+    return list(db.scalars(query))
+
+
+def last_outbox_id(db: Session) -> int:
+    return int(db.scalar(select(func.coalesce(func.max(OutboxEvent.id), 0))) or 0)
+
+
+def outbox_of_grant(db: Session, grant_id: str, *, after: int, limit: int) -> list[OutboxEvent]:
+    query = select(OutboxEvent).where(OutboxEvent.grant_id == grant_id, OutboxEvent.id > after).order_by(OutboxEvent.id)
+    return list(db.scalars(query.limit(limit)))
+
+
+def supervision_outbox(db: Session, *, after: int, kinds: list[str], department_id: str | None, limit: int) -> list[OutboxEvent]:
+    """Supervision events after a position, of some kinds: a department's (those concerning it) or the
+    platform's (`department_id` None: every one)."""
+    query = select(OutboxEvent).where(OutboxEvent.grant_id.is_(None), OutboxEvent.id > after, OutboxEvent.kind.in_(kinds))
+    query = query.where(OutboxEvent.department_id == department_id if department_id else OutboxEvent.department_id.is_(None))
+    return list(db.scalars(query.order_by(OutboxEvent.id).limit(limit)))
+
+
+def unpublished_events(db: Session, *, limit: int) -> list[OutboxEvent]:
+    query = select(OutboxEvent).where(OutboxEvent.published_at.is_(None)).order_by(OutboxEvent.id).limit(limit)
+    return list(db.scalars(query))
+
+
+def mark_published(db: Session, ids: list[int], at: datetime) -> None:
+    if ids:
+        db.execute(update(OutboxEvent).where(OutboxEvent.id.in_(ids)).values(published_at=at))
+
+
+def insert_deliveries(db: Session, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        db.connection().execute(insert(table_of(Delivery)), rows)
+
+
+def deliveries_due(db: Session, *, now: datetime, limit: int) -> list[tuple[Delivery, Subscription, OutboxEvent]]:
+    query = (
+        select(Delivery, Subscription, OutboxEvent)
+        .join(Subscription, Subscription.id == Delivery.subscription_id)
+        .join(OutboxEvent, OutboxEvent.id == Delivery.event_pk)
+        .where(Delivery.state == DeliveryState.PENDING, Delivery.next_attempt_at <= now)
+        .order_by(Delivery.next_attempt_at, Delivery.id)
+        .limit(limit)
+    )
+    return [(d, s, e) for d, s, e in db.execute(query)]
+
+
+def deliveries_of(db: Session, subscription_ids: list[str], *, state: str | None, limit: int) -> list[Delivery]:
+    query = select(Delivery).where(Delivery.subscription_id.in_(subscription_ids))
+    if state is not None:
+        query = query.where(Delivery.state == state)
+    return list(db.scalars(query.order_by(Delivery.id.desc()).limit(limit)))
+
+
+def delivery_counts(db: Session, subscription_ids: list[str]) -> dict[tuple[str, str], int]:
+    if not subscription_ids:
+        return {}
+    query = (
+        select(Delivery.subscription_id, Delivery.state, func.count())
+        .where(Delivery.subscription_id.in_(subscription_ids))
+        .group_by(Delivery.subscription_id, Delivery.state)
+    )
+    return {(s, st): int(n) for s, st, n in db.execute(query)}
+
+
+def breaches_recorded_at(db: Session, at: datetime) -> list[DeadlineBreach]:
+    """The deadline breaches one sweep recorded (at its moment)."""
+    return list(db.scalars(select(DeadlineBreach).where(DeadlineBreach.recorded_at == at).order_by(DeadlineBreach.id)))

@@ -140,6 +140,9 @@ class DataQuery(BaseModel):
     params: dict[str, str] = Field(default_factory=dict)
     fields: list[str] | None = Field(default=None, description="default: every granted field")
     use_cause: str | None = Field(default=None, max_length=200, description="申请事由 of this query")
+    version: int | None = Field(
+        default=None, ge=1, description="a dataset version by number (one the grant covers); default: the current one"
+    )
 
 
 class RequestDeadlineRead(BaseModel):
@@ -339,3 +342,79 @@ class Report(BaseModel):
     start: date
     end: date
     departments: list[DepartmentReport]
+
+
+class SubscriptionCreate(BaseModel):
+    """Subscribe to a grant's changes: pushed to a webhook, or read from a change feed."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"kind": "webhook", "url": "https://mz.example.gov.cn/hooks/hj"}]}
+    )
+
+    kind: Literal["webhook", "feed"]
+    url: str | None = Field(default=None, max_length=500, description="the webhook (kind webhook only)")
+
+
+class SupervisionSubscriptionCreate(BaseModel):
+    """Subscribe to supervision events (双推送): the platform to all, a department to its own requests'."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"event_types": ["request.filed", "request.overdue"], "kind": "feed"}]},
+    )
+
+    event_types: list[str] = Field(
+        min_length=1, description="request.filed, request.accepted, request.decided, request.overdue, grant.revoked"
+    )
+    kind: Literal["webhook", "feed"]
+    url: str | None = Field(default=None, max_length=500)
+
+
+class SubscriptionRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    grant_id: str | None
+    department_id: str | None
+    kind: str
+    url: str | None
+    event_types: list[str]
+    active: bool
+    created_by: str
+    created_at: datetime
+    ended_at: datetime | None
+    secret: str | None = Field(default=None, description="the webhook's signing secret: shown once, at creation")
+    pending: int = 0
+    delivered: int = 0
+    parked: int = 0
+
+
+class DeliveryRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    subscription_id: str
+    event_pk: int
+    state: str
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    delivered_at: datetime | None
+    rows: int
+
+
+class ReplayRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    delivery_ids: list[int] | None = Field(default=None, description="default: every parked delivery")
+
+
+class ReplayResult(BaseModel):
+    replayed: int
+
+
+class ChangeFeed(BaseModel):
+    """A page of a change feed: events in order, and the hub-signed cursor to pass next."""
+
+    items: list[dict[str, Any]]
+    next_cursor: str

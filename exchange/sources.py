@@ -10,15 +10,26 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.orm import Session
 
 from catalog_registry import service as catalog_service
-from catalog_registry.service import RowQuery, Rows
+from catalog_registry.service import ChangeSetView, ChangeView, RowQuery, Rows
 from ops.errors import HubError
 
-__all__ = ["RowQuery", "Rows", "catalogue", "region_scope", "rows_within", "substituted", "withheld"]
+__all__ = [
+    "ChangeSetView",
+    "ChangeView",
+    "RowQuery",
+    "Rows",
+    "catalogue",
+    "region_scope",
+    "rows_within",
+    "substituted",
+    "withheld",
+]
 
 
 class Item(Protocol):
@@ -86,12 +97,27 @@ class Catalogue(Protocol):
     def get_version_for_sharing(self, db: Session, *, version_id: str) -> Sharing: ...
     def lookup_many(self, db: Session, queries: Sequence[RowQuery]) -> Sequence[list[dict[str, Any]] | HubError]: ...
     def export_rows(
-        self, db: Session, *, resource_id: str, fields: list[str], cursor: str | None, limit: int, region: str | None = None
+        self,
+        db: Session,
+        *,
+        resource_id: str,
+        fields: list[str],
+        cursor: str | None,
+        limit: int,
+        region: str | None = None,
+        version: int | None = None,
+        since: datetime | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
-        """A page of rows; `region`: only those within a grant's division scope (passed only when it has one)."""
+        """A page of rows; `region`: only those within a grant's division scope; `version`: a dataset version
+        by number, covered by a grant issued at `since` (each passed only when the grant has one)."""
 
     def ensure_shareable(self, view: Any) -> None:
         """Refuse (403) an entry version that holds classified (涉密) items: the catalogue's rule."""
+
+    # Dataset versions' change sets (catalog_registry.versions), which the outbox takes.
+    def pending_change_sets(self, db: Session, *, limit: int = 20) -> list[ChangeSetView]: ...
+    def take_change_set(self, db: Session, *, dataset_id: str) -> None: ...
+    def changes(self, db: Session, *, dataset_id: str, after: int, upto: int, limit: int) -> list[ChangeView]: ...
 
 
 _catalogue: Catalogue = catalog_service

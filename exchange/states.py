@@ -27,6 +27,7 @@ from exchange.models import (
     SharingRequest,
     Step,
 )
+from exchange.outbox import SUPERVISED_KINDS, record_supervision_event
 from ops import audit, metrics
 from ops.audit import Actor
 from ops.config import Settings
@@ -152,6 +153,23 @@ def publish_event(
                 state=state or req.state,
                 data={"request_id": req.id, "resource_id": req.resource_id, **(data or {})},
             )
+        )
+    if kind in SUPERVISED_KINDS:  # 双推送: to the supervising departments subscribed
+        record_supervision_event(
+            db,
+            kind=SUPERVISED_KINDS[kind],
+            department_ids=[req.consumer_department_id, req.provider_department_id],
+            payload={
+                "request_id": req.id,
+                "resource_id": req.resource_id,
+                "resource_name": req.resource_name,
+                "state": state or req.state,
+                "object_type": object_type,
+                "object_id": object_id or req.id,
+                "consumer_department_id": req.consumer_department_id,
+                "provider_department_id": req.provider_department_id,
+                **(data or {}),
+            },
         )
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from exchange import repository as repo
 from exchange.models import RequestState, Webhook
+from exchange.outbox import record_supervision_event
 from exchange.schemas import DepartmentReport, Report
 from exchange.states import PLATFORM, end_of_day
 from ops import audit, metrics
@@ -26,6 +27,18 @@ def sweep_overdue(db: Session, *, now: datetime | None = None) -> int:
     """Mark every open step past its deadline overdue, record the breach and notify (a few SQL statements)."""
     now = now or utcnow()
     count = repo.mark_overdue(db, now)
+    for breach in repo.breaches_recorded_at(db, now) if count else []:  # 双推送: to the supervising departments
+        record_supervision_event(
+            db,
+            kind="request.overdue",
+            department_ids=[breach.department_id] if breach.department_id else [],
+            payload={
+                "request_id": breach.request_id,
+                "step": breach.step,
+                "department_id": breach.department_id,
+                "due_at": breach.due_at.isoformat(),
+            },
+        )
     if count:
         audit.record(
             db,

@@ -1,4 +1,5 @@
-"""Scheduled jobs of the exchange domain: deadline supervision, grant expiry, webhook delivery."""
+"""Scheduled jobs of the exchange domain: deadline supervision, grant expiry, webhook delivery, and the flow of
+changes (the outbox taking new versions' change sets, deliveries to subscribers, publishing to the broker)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from exchange import repository as repo
 from exchange import service
 from exchange.models import Notification
 from ops.config import Settings
+from ops.crypto import KeyVault
 from ops.db import reading, utcnow
 from ops.scheduler import Job
 from ops.workdays.service import CalendarListener
@@ -81,6 +83,11 @@ def deliver_webhooks(db: Session, *, max_attempts: int, now: datetime | None = N
     return delivered
 
 
+def take_changes(db: Session) -> int:
+    """Turn new dataset versions' change sets into outbox events for the grants on their entries."""
+    return service.take_change_sets(db)
+
+
 def publish_gauges(db: Session) -> object:
     """Refresh the exchange's state gauges (once per cluster, so every process reports the same)."""
     return service.publish_gauges(db)
@@ -92,7 +99,26 @@ def jobs(settings: Settings) -> list[Job]:
     def webhooks(db: Session) -> int:
         return deliver_webhooks(db, max_attempts=settings.exchange_webhook_max_attempts)
 
+    vaults: list[KeyVault] = []  # made on the first delivery, not when the jobs are listed
+
+    def deliver_subscriptions(db: Session) -> int:
+        if not vaults:
+            vaults.append(KeyVault.from_settings(settings))
+        return service.deliver_subscriptions(
+            db,
+            vault=vaults[0],
+            allow_private=settings.webhook_allow_private,
+            max_attempts=settings.subscription_max_attempts,
+            timeout=settings.subscription_timeout_seconds,
+        )
+
+    def publish_to_broker(db: Session) -> int:
+        return service.publish_outbox(db, url=settings.nats_url) if settings.nats_url else 0
+
     return [
+        Job(name="exchange.take_changes", interval_seconds=2, run=take_changes),
+        Job(name="exchange.deliver_subscriptions", interval_seconds=2, run=deliver_subscriptions),
+        Job(name="exchange.publish_outbox", interval_seconds=2, run=publish_to_broker),
         Job(name="exchange.sweep_overdue", interval_seconds=300, run=sweep_overdue),
         Job(name="exchange.expire_grants", interval_seconds=600, run=expire_grants),
         Job(name="exchange.deliver_webhooks", interval_seconds=60, run=webhooks),

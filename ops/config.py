@@ -113,6 +113,15 @@ class Settings(BaseSettings):
     max_grant_days: int = Field(default=1096, ge=1, le=3660)
     default_grant_rate_limit_per_minute: int = Field(default=600, ge=1, le=1_000_000)
     exchange_webhook_max_attempts: int = Field(default=5, ge=1, le=50)
+    # Subscriptions to grants (pushed changes): webhooks to loopback, private and link-local addresses are
+    # refused unless this deployment allows them (a test rig, or a closed government network).
+    webhook_allow_private: bool = False
+    # A subscriber's event is tried this many times (exponential backoff), then parked for a replay.
+    subscription_max_attempts: int = Field(default=8, ge=1, le=50)
+    subscription_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    # NATS with JetStream (nats://host:4222): when set, every outbox event is also published there, one
+    # subject per grant (govhub.grants.<grant id>.changes). Empty: the database outbox only.
+    nats_url: str = ""
     # 电子证照异议处理: working days the issuer has to correct or dismiss an objection.
     certificate_objection_working_days: int = Field(default=5, ge=1, le=60)
     # 亮证码: seconds a short code stays redeemable at the window it was made for (minutes, not hours).

@@ -438,6 +438,49 @@ def rate(request_id: str, page: PostedPage, db: DbSession) -> Response:
     return _after(page, db, request_id, "rating", outcome, values=data)
 
 
+# -- a grant: its subscriptions and parked deliveries ------------------------------------------------
+
+
+def _grant_page(
+    page: Page, db: Session, grant_id: str, *, notice: str | None = None, failure: Failure | None = None
+) -> HTMLResponse:
+    me = page.principal
+    grant = service.get_grant(db, who=me, grant_id=grant_id)
+    subscriptions = service.subscriptions_of_grant(db, who=me, grant_id=grant_id)
+    parked = service.parked_of_grant(db, who=me, grant_id=grant_id)
+    return page.render(
+        "exchange/grant.html",
+        status=failure.status if failure else 200,
+        grant=grant,
+        subscriptions=subscriptions,
+        parked=parked,
+        own={
+            s.subscription.id for s in subscriptions if me.is_platform_admin or s.subscription.department_id == me.department_id
+        },
+        names=department_names(db, [grant.consumer_department_id, grant.provider_department_id]),
+        notice=notice,
+        error=failure.message if failure else None,
+    )
+
+
+@router.get("/exchange/grants/{grant_id}", response_class=HTMLResponse)
+def grant_page(grant_id: str, page: ConsolePage, db: DbSession, replayed: int | None = None) -> HTMLResponse:
+    """A grant: its terms, its subscriptions (pushed or read from a feed) and their parked deliveries."""
+    page.require(*READERS)
+    return _grant_page(page, db, grant_id, notice=f"已重新排队 {replayed} 条暂停的推送。" if replayed is not None else None)
+
+
+@router.post("/exchange/grants/{grant_id}/subscriptions/{subscription_id}/replay")
+def replay_parked(grant_id: str, subscription_id: str, page: PostedPage, db: DbSession) -> Response:
+    """Put a subscription's parked deliveries back in line (its department, or the platform)."""
+    page.require(*READERS)
+    page.form()
+    outcome = attempt(db, lambda: service.replay(db, who=page.principal, subscription_id=subscription_id))
+    if isinstance(outcome, Failure):
+        return _grant_page(page, db, grant_id, failure=outcome)
+    return RedirectResponse(f"/console/exchange/grants/{grant_id}?replayed={outcome}", status_code=303)
+
+
 # -- who used the data, and the report --------------------------------------------------------------
 
 

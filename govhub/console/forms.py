@@ -86,7 +86,16 @@ LABELS: dict[str, dict[str, str]] = {
         "withdrawn": "已撤销",
     },
     "rating": {"good": "好评", "average": "中评", "poor": "差评"},
-    "access_kind": {"lookup": "按参数查询", "export": "批量导出", "api": "接口调用"},
+    "access_kind": {
+        "lookup": "按参数查询",
+        "export": "批量导出",
+        "api": "接口调用",
+        "push": "变更推送",
+        "feed": "变更订阅拉取",
+        "broker": "消息总线发布",
+    },
+    "subscription_kind": {"webhook": "推送到回调地址", "feed": "按游标拉取"},
+    "delivery_state": {"pending": "待推送", "delivered": "已送达", "parked": "已暂停（待重放）"},
     "grant_state": {"active": "有效", "expired": "已过期", "revoked": "已撤销"},
 }
 

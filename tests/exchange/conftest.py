@@ -102,7 +102,15 @@ class Catalogue:
         return [self.lookup_rows(db, resource_id=q.resource_id, params=q.params, fields=q.fields, limit=q.limit) for q in queries]
 
     def export_rows(
-        self, db: Session, *, resource_id: str, fields: list[str], cursor: str | None, limit: int
+        self,
+        db: Session,
+        *,
+        resource_id: str,
+        fields: list[str],
+        cursor: str | None,
+        limit: int,
+        version: int | None = None,
+        since: datetime | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
         if resource_id not in self.views:
             raise Conflict("gone")
@@ -110,6 +118,16 @@ class Catalogue:
         page = self.rows[resource_id][start : start + limit]
         more = start + limit < len(self.rows[resource_id])
         return [{f: r.get(f) for f in fields} for r in page], str(start + limit) if more else None
+
+    def pending_change_sets(self, db: Session, *, limit: int = 20) -> list[sources.ChangeSetView]:
+        """No dataset versions here: the exchange's flow is tested on the real catalogue."""
+        return []
+
+    def take_change_set(self, db: Session, *, dataset_id: str) -> None:
+        return None
+
+    def changes(self, db: Session, *, dataset_id: str, after: int, upto: int, limit: int) -> list[sources.ChangeView]:
+        return []
 
     def ensure_shareable(self, view: Any) -> None:
         """The catalogue's own rule on classified items (one rule, in catalog_registry.service)."""

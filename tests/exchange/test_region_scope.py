@@ -306,3 +306,43 @@ def test_a_county_grant_gets_only_its_countys_rows_from_the_providers_own_api(cl
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_county_subscriber_and_an_older_version_carry_only_its_countys_rows(province: Province) -> None:
+    """Versions and subscriptions keep the division scope too: a new version changing rows in two counties
+    reaches the county's feed with its own county's changes only; version 1 is served within the scope."""
+    from tests.exchange.test_flow import subscribe, take
+
+    county, grant = province.granted("西湖区民政局", "330106", "county")
+    feed = subscribe(province.client, county, grant["id"], kind="feed")
+    assert feed.status_code == 201, feed.text
+    # Version 2: one 西湖区 amount and one 鄞州区 amount change, and a 上城区 row is added.
+    changed = [
+        (i, n, r, {"330106199001010027": "1400", "330212199001010055": "1090"}.get(i, a)) for i, n, r, a in ROWS
+    ] + [("330102199001010041", "吴上城", "330102", "870")]
+    csv = "身份证号,姓名,行政区划,保障金额\n" + "".join(f"{i},{n},{r},{a}\n" for i, n, r, a in changed)
+    uploaded = upload(province.client, province.provider, province.entry["id"], csv)
+    assert uploaded.status_code == 201, uploaded.text
+    assert (uploaded.json()["rows_added"], uploaded.json()["rows_changed"]) == (1, 2)
+    assert take(province.hub) == 1
+
+    page = province.client.get(f"/exchange/subscriptions/{feed.json()['id']}/feed", headers=county.headers)
+    assert page.status_code == 200, page.text
+    changes = [c for event in page.json()["items"] for c in event["changes"]]
+    assert [(c["op"], c["row"]["行政区划"], c["row"]["保障金额"]) for c in changes] == [("changed", "330106", "1400")]
+
+    old = province.client.get(
+        f"/exchange/grants/{grant['id']}/export", params={"version": 1, "limit": 20}, headers=county.headers
+    )
+    assert old.status_code == 200, old.text
+    assert sorted((r["行政区划"], r["保障金额"]) for r in old.json()["rows"]) == [
+        ("330106", "1200"),
+        ("330106", "1350"),
+        ("330106", "900"),
+    ]
+    other = province.client.post(
+        f"/exchange/grants/{grant['id']}/lookup",
+        json={"params": {"身份证号": "330212199001010055"}, "version": 1},
+        headers=county.headers,
+    )
+    assert other.status_code == 200 and other.json()["rows"] == []
