@@ -280,6 +280,33 @@ def _maker_check(eseal: dict[str, Any], trusted: Trust, signer_cert: x509.Certif
     return _check("passed", f"seal {info.get('esID')} made by {maker_cert.subject.rfc4514_string()}; structure intact")
 
 
+def _seal_and_time_evidence(
+    db: Session, cert: x509.Certificate, value: bytes, token: bytes | None, trusted: Trust, checks: dict[str, Check]
+) -> tuple[Seal | None, datetime | None, datetime | None]:
+    """This hub's seal whose certificate made a seal signature (None for another producer's), and the evidence
+    of when it was signed: the hub's record of the use and an RFC 3161 time stamp over the signature value
+    (checked into ``checks["timestamp"]``). Returns (seal, proof of existence, the time stamp's time)."""
+    seal = repository.seal_by_certificate_serial(db, format(cert.serial_number, "x"))
+    if seal is not None and ses.der(cert) != ses.der(x509.load_pem_x509_certificate(seal.certificate_pem.encode())):
+        seal = None
+    use = repository.use_with_signature(db, seal_id=seal.id, signature_hash=hashlib.sha256(value).hexdigest()) if seal else None
+    poe = use.at if use is not None else None
+    stamp_time = None
+    if token is not None:
+        stamped = timestamps.check(token, value, roots=trusted.roots, intermediates=trusted.intermediates)
+        checks["timestamp"] = _check("passed" if stamped.ok else "failed", stamped.message)
+        if stamped.ok and stamped.at is not None:
+            stamp_time = stamped.at
+            poe = min(poe, stamped.at) if poe is not None else stamped.at
+    elif poe is not None:
+        checks["timestamp"] = _check(
+            "passed", f"no time stamp; the hub recorded this signature when it was made ({ses.timestamp(poe)})"
+        )
+    else:
+        checks["timestamp"] = _check("not_applicable", "no time stamp; the signing time is the one the signer claims")
+    return seal, poe, stamp_time
+
+
 def verify_detached(
     db: Session, *, signature: dict[str, Any] | bytes | str, data: bytes, settings: Settings
 ) -> VerificationReport:
@@ -330,28 +357,13 @@ def verify_detached(
     )
     checks["seal_structure"] = _maker_check(eseal, trusted, cert)
     checks["chain"], _ = chain_check(cert, trusted, signing_time)
-    seal = repository.seal_by_certificate_serial(db, format(cert.serial_number, "x"))
-    if seal is not None and ses.der(cert) != ses.der(x509.load_pem_x509_certificate(seal.certificate_pem.encode())):
-        seal = None
-    use = repository.use_with_signature(db, seal_id=seal.id, signature_hash=hashlib.sha256(value).hexdigest()) if seal else None
-    poe = use.at if use is not None else None
-    stamp_time = None
+    token = None
     if signature.get("timeStamp") is not None:
         try:
             token = ses.unb64(signature.get("timeStamp"), "timeStamp")
         except ValueError as exc:
             raise _bad(str(exc)) from exc
-        stamped = timestamps.check(token, value, roots=trusted.roots, intermediates=trusted.intermediates)
-        checks["timestamp"] = _check("passed" if stamped.ok else "failed", stamped.message)
-        if stamped.ok and stamped.at is not None:
-            stamp_time = stamped.at
-            poe = min(poe, stamped.at) if poe is not None else stamped.at
-    elif poe is not None:
-        checks["timestamp"] = _check(
-            "passed", f"no time stamp; the hub recorded this signature when it was made ({ses.timestamp(poe)})"
-        )
-    else:
-        checks["timestamp"] = _check("not_applicable", "no time stamp; the signing time is the one the signer claims")
+    seal, poe, stamp_time = _seal_and_time_evidence(db, cert, value, token, trusted, checks)
     checks["seal_valid_at_signing"], checks["seal_status_now"] = seal_checks(
         db, seal, signing_time=signing_time, poe=poe, now=now, foreign_chain_ok=checks["chain"].status == "passed"
     )
@@ -484,28 +496,7 @@ def verify_der(db: Session, *, der: bytes, data: bytes, settings: Settings) -> V
             "passed", f"signed within the seal's validity period (until {ses.timestamp(parsed.seal.valid_end)})"
         )
     checks["chain"], _ = chain_check(cert, trusted, signing_time)
-    seal = repository.seal_by_certificate_serial(db, format(cert.serial_number, "x"))
-    if seal is not None and ses.der(cert) != ses.der(x509.load_pem_x509_certificate(seal.certificate_pem.encode())):
-        seal = None
-    use = (
-        repository.use_with_signature(db, seal_id=seal.id, signature_hash=hashlib.sha256(parsed.signature).hexdigest())
-        if seal
-        else None
-    )
-    poe = use.at if use is not None else None
-    stamp_time = None
-    if parsed.timestamp is not None:
-        stamped = timestamps.check(parsed.timestamp, parsed.signature, roots=trusted.roots, intermediates=trusted.intermediates)
-        checks["timestamp"] = _check("passed" if stamped.ok else "failed", stamped.message)
-        if stamped.ok and stamped.at is not None:
-            stamp_time = stamped.at
-            poe = min(poe, stamped.at) if poe is not None else stamped.at
-    elif poe is not None:
-        checks["timestamp"] = _check(
-            "passed", f"no time stamp; the hub recorded this signature when it was made ({ses.timestamp(poe)})"
-        )
-    else:
-        checks["timestamp"] = _check("not_applicable", "no time stamp; the signing time is the one the signer claims")
+    seal, poe, stamp_time = _seal_and_time_evidence(db, cert, parsed.signature, parsed.timestamp, trusted, checks)
     checks["seal_valid_at_signing"], checks["seal_status_now"] = seal_checks(
         db, seal, signing_time=signing_time, poe=poe, now=now, foreign_chain_ok=checks["chain"].status == "passed"
     )
