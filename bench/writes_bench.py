@@ -37,6 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import certhub_bench
 from loadgen import alternate, http_request, measure
 
+ACCEPTS = ("--postgres", "--quick")  # the options of bench/run.py this benchmark takes
+
 
 def _uscc() -> str:
     body = "11110000" + "".join(secrets.choice(USCC_ALPHABET) for _ in range(9))
@@ -190,6 +192,7 @@ def _issuer_token(world: Any) -> str:
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--full", action="store_true", help="30 s of load instead of 10")
+    parser.add_argument("--quick", action="store_true", help="the default sizes (for bench/run.py --quick)")
     parser.add_argument("--writers", type=int, default=16, help="concurrent writers (and as many /healthz callers)")
     parser.add_argument("--seconds", type=float, help="load time of each kind, all rounds together")
     parser.add_argument("--rounds", type=int, default=5, help="writes and /healthz take turns this many times")
