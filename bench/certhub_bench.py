@@ -354,8 +354,15 @@ def verification_rows(
             "<= 2x baseline",
             ("<=", 2.0),
         ),
-        _row("verifications failed", float(errors), "req", "verifications answered", float(round(result.rate * seconds)), "0",
-             ("none", 0.0)),  # fmt: skip
+        _row(
+            "verifications failed",
+            float(errors),
+            "req",
+            "verifications answered",
+            float(round(result.rate * seconds)),
+            "0",
+            ("none", 0.0),
+        ),
     ]
 
 
