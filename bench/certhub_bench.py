@@ -50,7 +50,7 @@ from ops.identity.tokens import KeyRing  # noqa: E402
 from ops.storage import LocalStore  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
-from loadgen import alternate, average_batch, http_request, measure, status_ok  # noqa: E402
+from loadgen import alternate, average_batch, http_request, measure, profile_summary, start_profile, status_ok  # noqa: E402
 
 ID_CARD = "11100000000019713D001"
 MASTER_KEY = base64.b64encode(b"certhub-bench-master-key-32bytes").decode()
@@ -255,7 +255,7 @@ class Hub:
 
 
 def verification_rows(
-    world: World, *, seconds: float, connections: int, workers: int = 1, rounds: int = 5
+    world: World, *, seconds: float, connections: int, workers: int = 1, rounds: int = 5, profile: str | None = None
 ) -> list[dict[str, object]]:
     ctx = service.IssueContext(vault=world.vault, settings=world.settings)
     with world.factory() as db:
@@ -284,7 +284,7 @@ def verification_rows(
     try:
         trivial = http_request("GET", "/healthz")
         # Each holder wallet makes a fresh presentation (a fresh nonce): pre-made here, as many as can be used.
-        budget = int(seconds * 3000) + 1000
+        budget = int(seconds * (6000 if profile else 3000)) + 1000
         requests = []
         for _ in range(budget):
             presentation = sdjwt.present(
@@ -313,6 +313,12 @@ def verification_rows(
             return head.startswith(b"HTTP/1.1 200") and b'"valid":false' not in body
 
         measure(hub.port, verifications, connections=8, seconds=2, ok=valid)  # warm-up (key and status caches)
+        if profile:  # where the hub's time goes, sampled by py-spy during a load of its own
+            spy = start_profile(hub.process.pid, seconds, profile)
+            if spy is not None:
+                measure(hub.port, verifications, connections=connections, seconds=seconds, ok=valid)
+                spy.wait(timeout=seconds + 30)
+                print(profile_summary(profile), flush=True)
         # Turn about, so that a slow spell of the machine falls on both.
         base, result = alternate(
             hub.port, [(lambda _n: trivial, status_ok), (verifications, valid)],
@@ -379,6 +385,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
         default=os.environ.get("GOVHUB_BENCH_POSTGRES_URL", ""),
         help="a PostgreSQL server URL: the benchmark creates and drops its own database there (default: SQLite)",
     )
+    parser.add_argument("--profile", metavar="FILE", help="sample the hub with py-spy during the verifications (into FILE)")
     args = parser.parse_args(argv)
     n = 10_000 if args.full else 1_000
     n_pdf = 1_000 if args.full else 100
@@ -391,7 +398,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
     try:
         world = World(data_dir, algorithm=args.algorithm, database_url=database_url)
         if args.part in ("all", "verify"):
-            rows += verification_rows(world, seconds=seconds, connections=64, workers=args.workers)
+            rows += verification_rows(world, seconds=seconds, connections=64, workers=args.workers, profile=args.profile)
         if args.part == "verify":
             world.engine.dispose()
             return _print(rows)
