@@ -182,9 +182,7 @@ def create_app(
         ),
         "access_commits": GroupCommit(factory, exchange_service.settle_accesses, name="data_accesses", writers=writers),
         # Granted lookups, batched the same way: their reads and their writes, one transaction for many.
-        "lookups": GroupCommit(
-            factory, exchange_service.run_lookups, name="lookups", loop_writer=loop_writer, writers=writers
-        ),
+        "lookups": GroupCommit(factory, exchange_service.run_lookups, name="lookups", loop_writer=loop_writer, writers=writers),
         "calendar_listeners": calendar_listeners(settings),
     }
     for key, value in state.items():
