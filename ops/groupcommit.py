@@ -27,7 +27,9 @@ write lock. A batch that finds the database busy, or fails, goes to the writer t
 On a database server (PostgreSQL) a batch spends most of its time waiting for the server's answers,
 one round trip per statement, during which one writer thread does nothing else. With ``writers`` above
 one, that many writer threads take batches from the same queue and as many loop batches may be under
-way at once: while one batch waits for the server, the next is already being settled. (On SQLite one
+way at once: while one batch waits for the server, the next is already being settled. A further loop
+batch is handed over only once EXTRA_WRITER_AFTER items wait: with few callers, one writer settling
+them together costs less than several settling each alone. (On SQLite one
 writer holds the database at a time, so one writer thread is all there is to have.) Two batches that
 count against the same row (a grant's per-minute counter) still take that row in turn, the database's
 row lock deciding; the batch functions take such rows in a fixed order so two batches never deadlock.
@@ -78,6 +80,8 @@ _STOP = object()
 
 # Writer threads of a group commit on a database server, unless configured (GOVHUB_GROUP_COMMIT_WRITERS).
 SERVER_WRITERS = 3
+# Items waiting on the event loop before a further writer takes a batch while another batch is under way.
+EXTRA_WRITER_AFTER = 8
 
 
 def writers_for(engine: Engine, configured: int = 0) -> int:
@@ -158,8 +162,10 @@ class GroupCommit(Generic[In, Out]):
         future: asyncio.Future[Out] = loop.create_future()
         self._waiting.append((item, future))
         # Each flush under way is either settling a batch or about to take the next one (it takes
-        # without waiting in between): while fewer than the writer threads, one more can start now.
-        if len(self._flushes) < self.writers:
+        # without waiting in between). A further one starts, while fewer than the writer threads, only
+        # once a batch's worth waits: a few callers are better served together by the writer under way
+        # than each alone by another (small batches cost more per item than the wait saves).
+        if not self._flushes or (len(self._flushes) < self.writers and len(self._waiting) >= EXTRA_WRITER_AFTER):
             flush = loop.create_task(self._flush_waiting())
             self._flushes.add(flush)
             flush.add_done_callback(self._flushes.discard)
