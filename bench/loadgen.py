@@ -182,3 +182,70 @@ def average_batch(port: int, writer: str) -> float:
             if line.startswith(f'govhub_group_commit_batch_size_{part}{{writer="{writer}"}}'):
                 values[part] = float(line.rsplit(" ", 1)[1])
     return values.get("sum", 0.0) / values["count"] if values.get("count") else 0.0
+
+
+def start_profile(pid: int, seconds: float, out: str) -> Any:
+    """Sample the hub's threads with py-spy (from PyPI: `pip install py-spy`) for `seconds`, into `out`
+    (collapsed stacks); returns the py-spy process, or None when py-spy is not installed. Waits included
+    (`--idle`), so that time spent waiting for the database shows."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(spy).exists():
+        print("py-spy is not installed: no profile", flush=True)
+        return None
+    command = [spy, "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))), "--rate", "200",
+               "--format", "raw", "--idle", "--threads", "--output", out, "--nonblocking"]  # fmt: skip
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def profile_summary(path: str, *, top: int = 12) -> str:
+    """Where the hub's busy threads spend their time in a collapsed-stack profile, as lines of text: for
+    the event loop, the group-commit writers and the thread pool (its idle waits left out), the share of
+    that thread's samples in each function (inclusive), `share  function (file:line)`."""
+    from collections import Counter
+
+    kinds: dict[str, Counter[str]] = {}
+    totals: Counter[str] = Counter()
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            stack, _, count_text = line.rstrip("\n").rpartition(" ")
+            if not count_text.isdigit():
+                continue
+            frames = [_short(frame) for frame in stack.split(";")]
+            joined = ";".join(frames)
+            if "WorkerThread.run" in joined and "Queue.get (queue.py" in joined:
+                continue  # a thread-pool worker waiting for work
+            if "GroupCommit._loop" in joined:
+                kind = "group-commit writer thread(s)"
+            elif "Server.run" in joined:
+                kind = "event loop"
+            elif "WorkerThread.run" in joined:
+                kind = "thread pool (busy)"
+            else:
+                kind = "other threads"
+            totals[kind] += int(count_text)
+            counter = kinds.setdefault(kind, Counter())
+            for frame in set(frames):
+                if not frame.startswith(("thread (", "process ")):
+                    counter[frame] += int(count_text)
+    lines = []
+    for kind, total in totals.most_common():
+        lines.append(f"{kind}: {total} samples")
+        lines += [f"  {n / total:6.1%}  {frame}" for frame, n in kinds[kind].most_common(top) if "_bootstrap" not in frame]
+    return "\n".join(lines)
+
+
+def _short(frame: str) -> str:
+    """`lookup (exchange/access.py:312)` from py-spy's `lookup (/path/to/exchange/access.py:312)`."""
+    name, _, where = frame.partition(" (")
+    from pathlib import Path
+
+    for marker in ("site-packages/", str(Path(__file__).resolve().parent.parent) + "/", "/lib/python3.11/"):
+        if marker in where:
+            where = where.split(marker, 1)[1]
+            break
+    return f"{name} ({where}" if where else name

@@ -31,6 +31,8 @@ from ops.hubprocess import HubProcess, drop_postgres, fresh_postgres
 from ops.scheduler import Job, LeaseRunner
 from tests.ops.merkle_textbook import inclusion_proof
 
+ACCEPTS = ("--postgres",)  # the options of bench/run.py this benchmark takes
+
 
 def _uscc() -> str:
     body = "11330000" + "".join(secrets.choice(USCC_ALPHABET) for _ in range(9))

@@ -4,10 +4,17 @@
     python bench/run.py ops exchange    # only bench/ops_bench.py and bench/exchange_bench.py
     python bench/run.py writes          # audited writes with 16 concurrent writers (bench/writes_bench.py)
     python bench/run.py --full          # the full sizes each issue names
+    python bench/run.py --postgres postgresql+psycopg://postgres@127.0.0.1:5432/postgres
+                                        # the hubs on fresh PostgreSQL databases next to that URL
+    python bench/run.py targets --quick # only the benchmarks of the speed targets, reduced sizes
+
+After the table of every figure comes the table of the targets: each figure that has one, its ratio
+to its baseline measured in the same run (for bulk issuance, per signature), and whether it is met.
 
 A benchmark module exposes `main(argv: list[str] | None = None) -> list[dict[str, object]]`
 (rows with name, value, unit, baseline_name, baseline_value, optional target); each starts and
-stops its own hub process. See docs/ops.md, "Benchmarks".
+stops its own hub process. A module's `ACCEPTS` names the options of run.py it takes (`--postgres`,
+`--quick`); the others run as they are. See docs/ops.md, "Benchmarks", and docs/operations.md.
 """
 
 from __future__ import annotations
@@ -21,6 +28,43 @@ from pathlib import Path
 from types import ModuleType
 
 HERE = Path(__file__).resolve().parent
+
+
+# The benchmarks whose figures carry the speed targets (granted lookups, verifications, writes, bulk issuance).
+TARGETS = ["exchange", "certhub", "writes"]
+
+
+def check(row: dict[str, object]) -> tuple[str, str] | None:
+    """A figure's target as (what was got, "met" or "NOT met"), or None when it has none. A row's
+    `check` is ("none", 0): its value must be 0; (">=", x) or ("<=", x): its ratio to its baseline
+    (times its `per`, e.g. signatures per certificate) against x."""
+    rule = row.get("check")
+    value, base = row.get("value"), row.get("baseline_value")
+    if not isinstance(rule, (tuple, list)) or not isinstance(value, (int, float)):
+        return None
+    op, bound = str(rule[0]), float(rule[1])
+    if op == "none":
+        return f"{value:g}", "met" if value == 0 else "NOT met"
+    if not isinstance(base, (int, float)) or not base:
+        return "no baseline", "NOT met"
+    per = row.get("per", 1.0)
+    ratio = value / base * (float(per) if isinstance(per, (int, float)) else 1.0)
+    met = ratio >= bound if op == ">=" else ratio <= bound
+    shown = f"{ratio:.0%}" if op == ">=" else f"{ratio:.2f}x"
+    return shown, "met" if met else "NOT met"
+
+
+def targets(rows: list[dict[str, object]]) -> str:
+    """The table of the figures that have a target."""
+    lines = [["benchmark", "figure", "target", "got", ""]]
+    for row in rows:
+        verdict = check(row)
+        if verdict is not None:
+            lines.append([str(row.get("benchmark", "")), str(row.get("name", "")), str(row.get("target", "")), *verdict])
+    widths = [max(len(line[i]) for line in lines) for i in range(5)]
+    out = ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) for line in lines]
+    out.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(out)
 
 
 def discover() -> dict[str, Path]:
@@ -69,10 +113,15 @@ def table(rows: list[dict[str, object]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the govhub benchmarks and print one table.")
-    parser.add_argument("names", nargs="*", help="benchmarks to run (default: all): " + ", ".join(discover()))
+    parser.add_argument("names", nargs="*", help="benchmarks to run (default: all; targets: "
+                        + ", ".join(TARGETS) + "): " + ", ".join(discover()))  # fmt: skip
     parser.add_argument("--full", action="store_true", help="the full sizes the issues name (slow)")
+    parser.add_argument("--quick", action="store_true", help="reduced sizes, where a benchmark has them")
+    parser.add_argument("--postgres", metavar="URL", help="a PostgreSQL server: each hub runs on a fresh database there")
     args = parser.parse_args(argv)
     found = discover()
+    if "targets" in args.names:
+        args.names = [n for n in args.names if n != "targets"] + [n for n in TARGETS if n not in args.names]
     unknown = [n for n in args.names if n not in found]
     if unknown:
         parser.error(f"no benchmark {', '.join(unknown)}; available: {', '.join(found)}")
@@ -83,7 +132,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== {name} ({found[name].name})", flush=True)
         try:
             module = load(found[name])
-            result = module.main(["--full"] if args.full else [])
+            accepts = getattr(module, "ACCEPTS", ())
+            options = ["--full"] if args.full else []
+            options += ["--quick"] if args.quick and "--quick" in accepts else []
+            if args.postgres and "--postgres" not in accepts:
+                print(f"   {name} runs on SQLite only", flush=True)
+            options += ["--postgres", args.postgres] if args.postgres and "--postgres" in accepts else []
+            result = module.main(options)
         except Exception:
             traceback.print_exc()
             failed.append(name)
@@ -93,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"   {len(result)} figure(s) in {time.monotonic() - started:.0f} s", flush=True)
     print()
     print(table(rows))
+    print(f"\nTargets ({'PostgreSQL' if args.postgres else 'SQLite'}; ratios to the baseline of the same run)")
+    print(targets(rows))
     if failed:
         print(f"\nfailed: {', '.join(failed)}", file=sys.stderr)
         return 1

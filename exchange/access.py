@@ -200,7 +200,8 @@ def settle_accesses(db: Session, items: Sequence[PendingAccess]) -> list[bool]:
     for index, item in enumerate(items):
         groups.setdefault((item.grant_id, item.window), []).append(index)
     allowed = [False] * len(items)
-    for (grant_id, window), indexes in sorted(groups.items(), key=lambda g: g[0][1]):
+    # In a fixed order (minute, then grant), so that two batches settled at once never wait for each other in a cycle.
+    for (grant_id, window), indexes in sorted(groups.items(), key=lambda g: (g[0][1], g[0][0])):
         wanted = len(indexes)
         before = repo.count_uses(db, grant_id, window, wanted) - wanted
         room = max(0, min(wanted, items[indexes[0]].limit_per_minute - before))

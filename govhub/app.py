@@ -32,7 +32,7 @@ from ops.crypto import KeyVault
 from ops.db import make_engine, make_loop_writer, make_sessionmaker
 from ops.divisions import endpoints as divisions_endpoints
 from ops.errors import document_problems, install_handlers
-from ops.groupcommit import GroupCommit
+from ops.groupcommit import GroupCommit, writers_for
 from ops.identity import endpoints as identity_endpoints
 from ops.identity.tokens import KeyRing
 from ops.inputs import document_bounds
@@ -135,6 +135,8 @@ def create_app(
     # On a SQLite file the busiest writes are settled on the event loop when they need not wait
     # (ops.groupcommit); not under a caller's own session factory (the tests' rolled-back transaction).
     loop_writer = make_loop_writer(engine) if session_factory is None else None
+    # On PostgreSQL several batches at once (ops.groupcommit); one under a caller's session factory.
+    writers = writers_for(engine, settings.group_commit_writers) if session_factory is None else 1
     vault = KeyVault.from_settings(settings)
     store = storage or make_store(settings)
 
@@ -178,11 +180,11 @@ def create_app(
         "keyring": KeyRing(factory, vault, settings),
         # The writes every window verification and every data query make: shared commits (ops.groupcommit).
         "verification_commits": GroupCommit(
-            factory, certhub_service.settle_verifications, name="verifications", loop_writer=loop_writer
+            factory, certhub_service.settle_verifications, name="verifications", loop_writer=loop_writer, writers=writers
         ),
-        "access_commits": GroupCommit(factory, exchange_service.settle_accesses, name="data_accesses"),
+        "access_commits": GroupCommit(factory, exchange_service.settle_accesses, name="data_accesses", writers=writers),
         # Granted lookups, batched the same way: their reads and their writes, one transaction for many.
-        "lookups": GroupCommit(factory, exchange_service.run_lookups, name="lookups", loop_writer=loop_writer),
+        "lookups": GroupCommit(factory, exchange_service.run_lookups, name="lookups", loop_writer=loop_writer, writers=writers),
         "calendar_listeners": calendar_listeners(settings),
     }
     for key, value in state.items():

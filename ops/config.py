@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     # How long a write waits for its turn when other writers hold the database (SQLite has one writer at
     # a time); past it the request gets 503 database_busy.
     database_busy_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
+    # Writer threads of each group commit (the busy paths' shared commits, ops.groupcommit); 0: one on
+    # SQLite, three on PostgreSQL, where a batch mostly waits for the server's answers.
+    group_commit_writers: int = Field(default=0, ge=0, le=32)
 
     storage_backend: Literal["local", "s3"] = "local"
     # Empty means: data_dir/objects.

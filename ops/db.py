@@ -26,6 +26,7 @@ from fastapi import Depends, Request, Response
 from fastapi.routing import APIRoute
 from sqlalchemy import JSON, DateTime, Engine, MetaData, String, Table, create_engine, event
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import (
     DeclarativeBase,
     Mapped,
@@ -448,14 +449,46 @@ def make_engine(
         return engine
     limits = {"statement_timeout": statement_timeout, "lock_timeout": lock_timeout}
     options = " ".join(f"-c {name}={round(seconds * 1000)}" for name, seconds in limits.items() if seconds > 0)
-    return create_engine(
+    engine = create_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
         pool_recycle=1800,
         connect_args={"options": options} if options else {},
     )
+    _ping_when_idle(engine, PING_AFTER_IDLE_SECONDS)
+    return engine
+
+
+# A pooled server connection unused for this long is checked (one round trip) before it is handed out.
+PING_AFTER_IDLE_SECONDS = 10.0
+
+
+def _ping_when_idle(engine: Engine, idle_seconds: float) -> None:
+    """Check a pooled connection before use only when it sat idle for `idle_seconds` or more.
+
+    A check on every checkout (SQLAlchemy's ``pool_pre_ping``) is a round trip to the server on every
+    transaction: on the busy paths, whose group commits check a connection out for every batch, it
+    was a fifth of the writer's time (docs/operations.md, "Where the time goes"). A connection in
+    steady use has just proved itself; one that sat idle (a restarted server, a firewall's timeout) is
+    checked, and a dead one is replaced before anyone uses it. A connection that dies while in steady
+    use fails that one transaction, and SQLAlchemy then refreshes the whole pool."""
+
+    @event.listens_for(engine, "checkin")
+    def _idle_from(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < idle_seconds:
+            return  # new (just connected) or in steady use
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise DisconnectionError(f"a pooled connection idle for {idle_seconds:.0f} s is gone") from exc
+        if not alive:
+            raise DisconnectionError(f"a pooled connection idle for {idle_seconds:.0f} s is gone")
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

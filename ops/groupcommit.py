@@ -24,6 +24,16 @@ statement). Given a ``loop_writer`` (``ops.db.make_loop_writer``), the loop sett
 whenever it can do so without waiting: the loop writer's transactions never wait for the database's
 write lock. A batch that finds the database busy, or fails, goes to the writer thread as above.
 
+On a database server (PostgreSQL) a batch spends most of its time waiting for the server's answers,
+one round trip per statement, during which one writer thread does nothing else. With ``writers`` above
+one, that many writer threads take batches from the same queue and as many loop batches may be under
+way at once: while one batch waits for the server, the next is already being settled. A further loop
+batch is handed over only once EXTRA_WRITER_AFTER items wait: with few callers, one writer settling
+them together costs less than several settling each alone. (On SQLite one
+writer holds the database at a time, so one writer thread is all there is to have.) Two batches that
+count against the same row (a grant's per-minute counter) still take that row in turn, the database's
+row lock deciding; the batch functions take such rows in a fixed order so two batches never deadlock.
+
 The batch function gets a Session and the items, returns one result per item, and only reads and
 writes the database (no other side effects): if a batch fails, it is rolled back and each item is
 settled again alone, so one bad item never sinks the others and its exception reaches its own caller.
@@ -41,6 +51,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from prometheus_client import Counter, Histogram
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from ops.errors import DatabaseBusy, Unavailable, is_database_busy
@@ -67,6 +78,19 @@ HANDED_OVER = Counter(
 
 _STOP = object()
 
+# Writer threads of a group commit on a database server, unless configured (GOVHUB_GROUP_COMMIT_WRITERS).
+SERVER_WRITERS = 3
+# Items waiting on the event loop before a further writer takes a batch while another batch is under way.
+EXTRA_WRITER_AFTER = 8
+
+
+def writers_for(engine: Engine, configured: int = 0) -> int:
+    """How many writer threads a group commit on `engine` gets: `configured` if not 0, else one on
+    SQLite (one writer at a time holds the database) and SERVER_WRITERS on a database server."""
+    if configured:
+        return configured
+    return 1 if engine.dialect.name == "sqlite" else SERVER_WRITERS
+
 
 @dataclass
 class _LoopBatch(Generic[In, Out]):
@@ -92,19 +116,24 @@ class GroupCommit(Generic[In, Out]):
         max_batch: int = 256,
         timeout: float = 30.0,
         loop_writer: sessionmaker[Session] | None = None,
+        writers: int = 1,
     ) -> None:
+        if writers < 1:
+            raise ValueError("a group commit needs at least one writer thread")
         self.factory, self.settle, self.name, self.max_batch, self.timeout = factory, settle, name, max_batch, timeout
+        self.writers = writers
         self.loop_writer = loop_writer
         self._handed_over = HANDED_OVER.labels(writer=name)
         self._on_loop = ON_LOOP.labels(writer=name)
         self._queue: queue.SimpleQueue[tuple[In, Future[Out]] | _LoopBatch[In, Out] | object] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._start_lock = threading.Lock()
         self._stopped = False
         self._batch_size = BATCH_SIZE.labels(writer=name)
-        # The event loop's side: items waiting for the next flush, and the flush under way.
+        # The event loop's side: items waiting for the next flush, and the flushes under way (at most
+        # one per writer thread).
         self._waiting: list[tuple[In, asyncio.Future[Out]]] = []
-        self._flush: asyncio.Task[None] | None = None
+        self._flushes: set[asyncio.Task[None]] = set()
 
     # ---- from worker threads ----------------------------------------------------------------------
 
@@ -132,8 +161,14 @@ class GroupCommit(Generic[In, Out]):
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Out] = loop.create_future()
         self._waiting.append((item, future))
-        if self._flush is None:
-            self._flush = loop.create_task(self._flush_waiting())
+        # Each flush under way is either settling a batch or about to take the next one (it takes
+        # without waiting in between). A further one starts, while fewer than the writer threads, only
+        # once a batch's worth waits: a few callers are better served together by the writer under way
+        # than each alone by another (small batches cost more per item than the wait saves).
+        if not self._flushes or (len(self._flushes) < self.writers and len(self._waiting) >= EXTRA_WRITER_AFTER):
+            flush = loop.create_task(self._flush_waiting())
+            self._flushes.add(flush)
+            flush.add_done_callback(self._flushes.discard)
         try:
             return await asyncio.wait_for(future, self.timeout)
         except TimeoutError as exc:
@@ -160,7 +195,9 @@ class GroupCommit(Generic[In, Out]):
                     else:
                         future.set_result(result)  # type: ignore[arg-type]
         finally:
-            self._flush = None
+            task = asyncio.current_task()
+            if task is not None:
+                self._flushes.discard(task)
 
     def _settle_on_loop(self, items: list[In]) -> list[_Outcome[Out]] | None:
         """Settle a batch right here with the loop writer; None when it cannot be done without waiting
@@ -182,9 +219,10 @@ class GroupCommit(Generic[In, Out]):
     def stop(self) -> None:
         """Settle the items already queued, then end the writer thread."""
         self._stopped = True
-        if self._thread is not None:
+        for _ in self._threads:
             self._queue.put(_STOP)
-            self._thread.join(timeout=self.timeout)
+        for thread in self._threads:
+            thread.join(timeout=self.timeout)
 
     def _refuse_if_stopped(self) -> None:
         if self._stopped:
@@ -194,12 +232,17 @@ class GroupCommit(Generic[In, Out]):
         return DatabaseBusy(f"the database is busy: it did not take the write within {self.timeout:.0f} s; retry")
 
     def _ensure_started(self) -> None:
-        if self._thread is not None:
+        if self._threads:
             return
         with self._start_lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name=f"group-commit-{self.name}", daemon=True)
-                self._thread.start()
+            if not self._threads:
+                threads = [
+                    threading.Thread(target=self._loop, name=f"group-commit-{self.name}-{n}", daemon=True)
+                    for n in range(self.writers)
+                ]
+                for thread in threads:
+                    thread.start()
+                self._threads = threads
 
     def _loop(self) -> None:
         """The writer thread: take everything waiting (both ways), settle it together, answer each."""

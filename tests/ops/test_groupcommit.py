@@ -7,11 +7,12 @@ import threading
 from collections.abc import Sequence
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from ops.db import make_sessionmaker
 from ops.errors import Unavailable
-from ops.groupcommit import GroupCommit
+from ops.groupcommit import SERVER_WRITERS, GroupCommit, writers_for
 
 NOTE = "groupcommit-test"
 
@@ -169,3 +170,89 @@ def test_callers_on_the_loop_and_in_threads_share_one_commit_when_they_meet(sess
     assert seen_batches == [["first"], ["thread", "loop"]]
     with session_factory() as db:
         assert _notes(db) == ["first", "loop", "thread"]
+
+
+def test_with_several_writers_a_slow_batch_does_not_hold_up_the_callers_behind_it(engine: Engine) -> None:
+    """On a database server a batch mostly waits for answers: with writers=2, callers that arrive
+    while one batch is waiting are settled and answered by the other writer meanwhile."""
+    factory = make_sessionmaker(engine)  # real transactions: two writers need two connections
+    waiting, release = threading.Event(), threading.Event()
+    seen_batches: list[list[str]] = []
+
+    def settle(db: Session, items: Sequence[str]) -> list[str]:
+        seen_batches.append(list(items))
+        if "slow" in items:
+            waiting.set()
+            release.wait(timeout=30)  # as if the server were slow to answer this batch
+        # Each batch reads in its own transaction on its own connection (the session database is
+        # shared with other tests and its audit trail is append-only: nothing is written here).
+        one = db.execute(text("SELECT 1")).scalar_one()
+        return [f"answered {i} ({one})" for i in items]
+
+    writer = GroupCommit(factory, settle, name="test", writers=2)
+
+    async def windows() -> tuple[str, list[str], bool]:
+        slow = asyncio.ensure_future(writer.run_async("slow"))
+        while not waiting.is_set():
+            await asyncio.sleep(0.01)
+        fast = await asyncio.wait_for(asyncio.gather(*(writer.run_async(f"fast{i}") for i in range(10))), 30)
+        still_waiting = not slow.done()
+        release.set()
+        return await slow, list(fast), still_waiting
+
+    try:
+        slow, fast, still_waiting = asyncio.run(windows())
+    finally:
+        release.set()
+        writer.stop()
+    assert still_waiting  # the fast callers were answered while the slow batch still waited
+    assert slow == "answered slow (1)"
+    assert fast == [f"answered fast{i} (1)" for i in range(10)]
+    assert seen_batches[0] == ["slow"] and sorted(i for batch in seen_batches[1:] for i in batch) == [
+        f"fast{i}" for i in range(10)
+    ]
+
+
+def test_a_group_commit_has_one_writer_on_sqlite_and_several_on_a_server(engine: Engine) -> None:
+    assert writers_for(engine, 5) == 5  # as configured (GOVHUB_GROUP_COMMIT_WRITERS)
+    assert writers_for(engine) == (1 if engine.dialect.name == "sqlite" else SERVER_WRITERS)
+    with pytest.raises(ValueError, match="at least one writer"):
+        GroupCommit(make_sessionmaker(engine), _write_notes, name="test", writers=0)
+
+
+def test_a_few_callers_wait_for_the_writer_under_way_and_share_its_next_batch(engine: Engine) -> None:
+    """Fewer than a batch's worth of callers (EXTRA_WRITER_AFTER) are not each sent to another writer:
+    they wait for the one under way and are settled together."""
+    factory = make_sessionmaker(engine)
+    waiting, release = threading.Event(), threading.Event()
+    seen_batches: list[list[str]] = []
+
+    def settle(db: Session, items: Sequence[str]) -> list[str]:
+        seen_batches.append(list(items))
+        if "slow" in items:
+            waiting.set()
+            release.wait(timeout=30)
+        db.execute(text("SELECT 1"))
+        return [f"answered {i}" for i in items]
+
+    writer = GroupCommit(factory, settle, name="test", writers=3)
+
+    async def windows() -> tuple[list[str], bool]:
+        slow = asyncio.ensure_future(writer.run_async("slow"))
+        while not waiting.is_set():
+            await asyncio.sleep(0.01)
+        few = asyncio.ensure_future(asyncio.gather(*(writer.run_async(f"few{i}") for i in range(3))))
+        await asyncio.sleep(0.3)
+        answered_early = few.done()
+        release.set()
+        await slow
+        return list(await few), answered_early
+
+    try:
+        few, answered_early = asyncio.run(windows())
+    finally:
+        release.set()
+        writer.stop()
+    assert not answered_early
+    assert few == ["answered few0", "answered few1", "answered few2"]
+    assert seen_batches == [["slow"], ["few0", "few1", "few2"]]

@@ -70,7 +70,7 @@ def test_window_batches_are_settled_on_the_loop_without_a_writer_thread(sqlite_f
         return list(await asyncio.gather(*(writer.run_async(f"n{i:02d}") for i in range(20))))
 
     assert asyncio.run(callers()) == [f"written n{i:02d}" for i in range(20)]
-    assert writer._thread is None  # nothing was handed over
+    assert not writer._threads  # nothing was handed over: no writer thread was started
     assert _handed_over() == before
     assert 1 <= _on_loop() - on_loop < 20  # settled on the loop, together
     writer.stop()

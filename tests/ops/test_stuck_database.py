@@ -78,3 +78,29 @@ def test_a_table_locked_by_someone_else_gives_503_in_bounded_time_and_readyz_say
             assert client.get("/readyz").json()["checks"] == {"database": "ok", "object_store": "ok"}
         finally:
             holder.dispose()
+
+
+def test_a_pooled_connection_that_died_while_idle_is_replaced_before_anyone_uses_it(
+    database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pool checks a connection before use only after it sat idle (ops.db.PING_AFTER_IDLE_SECONDS):
+    a connection the server ended meanwhile (a restart, an administrator) never reaches a request."""
+    import ops.db
+
+    monkeypatch.setattr(ops.db, "PING_AFTER_IDLE_SECONDS", 0.2)
+    engine = make_engine(database, pool_size=1)
+    killer = create_engine(database, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            first = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        with killer.connect() as other:  # the server ends the pooled connection while it is idle
+            assert other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first}).scalar_one()
+        time.sleep(0.3)
+        with engine.connect() as connection:
+            second = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()  # no error: a new connection
+        assert second != first
+        with engine.connect() as connection:  # in steady use: the same connection again, unchecked
+            assert connection.execute(text("SELECT pg_backend_pid()")).scalar_one() == second
+    finally:
+        engine.dispose()
+        killer.dispose()
