@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -111,6 +112,20 @@ def seals_verify(db: Session, settings: Settings, args: argparse.Namespace) -> N
         print(service.verify_pdf(db, pdf_bytes=path.read_bytes(), settings=settings).model_dump_json(indent=2))
 
 
+def seals_verify_ofd(db: Session, settings: Settings, args: argparse.Namespace) -> None:
+    from seal import service
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise SystemExit(f"govhub: no file {path}")
+    data = path.read_bytes()
+    report = service.verify_ofd(db, ofd_bytes=data, settings=settings)
+    service.record_verification(
+        db, who=CLI_ADMIN, kind="ofd", verdict=report.verdict, document_hash=hashlib.sha256(data).hexdigest()
+    )
+    print(report.model_dump_json(indent=2))
+
+
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add this domain's commands to `govhub`."""
     from seal.schemas import SEAL_TYPES
@@ -142,3 +157,6 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     verify.add_argument("file", help="the sealed PDF, or the signed data with --signature")
     verify.add_argument("--signature", help="detached seal signature of FILE: DER (SignedValue.dat) or the earlier JSON")
     verify.set_defaults(func=with_db(seals_verify))
+    verify_ofd = seals.add_parser("verify-ofd", help="verify every seal signature of a sealed OFD document")
+    verify_ofd.add_argument("file", help="the sealed OFD")
+    verify_ofd.set_defaults(func=with_db(seals_verify_ofd))

@@ -22,6 +22,7 @@ from seal import repository, service
 from seal.schemas import (
     DetachedSignRequest,
     DetachedVerifyRequest,
+    OfdVerificationReport,
     PdfVerificationReport,
     SealAuthorisationCreate,
     SealAuthorisationRead,
@@ -278,6 +279,20 @@ def verify_pdf(request: Request, db: DbSession, file: Annotated[UploadFile, File
     report = service.verify_pdf(db, pdf_bytes=data, settings=settings)
     service.record_verification(
         db, who=PUBLIC_VERIFIER, kind="pdf", verdict=report.verdict, document_hash=hashlib.sha256(data).hexdigest()
+    )
+    return report
+
+
+@router.post("/seal/verify/ofd", response_model=OfdVerificationReport, summary="Verify a sealed OFD document (public, 核验)")
+def verify_ofd(request: Request, db: DbSession, file: Annotated[UploadFile, File(description="the sealed OFD")]) -> Any:
+    """Anyone may verify an OFD (GB/T 33190) sealed by this hub or another producer: each signed file's digest,
+    the GB/T 38540 seal signature over Signature.xml, the seal and its maker, the chain, the seal's status and
+    the time stamp, with a verdict per signature."""
+    settings = _settings(request)
+    data = _read_upload(file, limit=settings.seal_max_pdf_bytes, what="OFD")
+    report = service.verify_ofd(db, ofd_bytes=data, settings=settings)
+    service.record_verification(
+        db, who=PUBLIC_VERIFIER, kind="ofd", verdict=report.verdict, document_hash=hashlib.sha256(data).hexdigest()
     )
     return report
 

@@ -157,7 +157,7 @@ class VerificationReport(BaseModel):
     indication: Literal["TOTAL_PASSED", "TOTAL_FAILED", "INDETERMINATE"]
     sub_indication: str | None = None
     reasons: list[str]
-    kind: Literal["pdf", "detached"]
+    kind: Literal["pdf", "detached", "ofd"]
     checks: dict[str, Check]
     signer: dict[str, Any] | None = None
     seal: dict[str, Any] | None = None
@@ -171,6 +171,33 @@ class PdfVerificationReport(BaseModel):
 
     verdict: Literal["valid", "invalid", "indeterminate"]
     signatures: list[VerificationReport]
+
+
+class OfdReference(BaseModel):
+    file: str = Field(description="the FileRef as Signature.xml writes it")
+    status: Literal["passed", "failed"]
+    message: str = ""
+
+
+class OfdSignatureReport(VerificationReport):
+    """One seal signature of an OFD: what its Signature.xml says, each signed file, and the checks."""
+
+    signature_id: str | None = None
+    path: str | None = Field(default=None, description="the Signature.xml in the package")
+    provider: dict[str, str] = Field(default_factory=dict)
+    signature_method: str | None = None
+    signature_date_time: str | None = Field(default=None, description="SignatureDateTime as the producer wrote it")
+    check_method: str | None = None
+    references: list[OfdReference] = Field(default_factory=list)
+    stamp_annots: list[dict[str, str]] = Field(default_factory=list)
+
+
+class OfdVerificationReport(BaseModel):
+    """A report per seal signature of the OFD, and the verdict of the whole document."""
+
+    verdict: Literal["valid", "invalid", "indeterminate"]
+    doc_id: str | None = None
+    signatures: list[OfdSignatureReport]
 
 
 class SealAuthorisationCreate(BaseModel):

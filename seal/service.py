@@ -11,9 +11,10 @@ jobs, certhub, tests) import the seal rules from here. Each concern lives in a m
 ``seal/usage.py``          seal use under control (用印管理): who may use and approve a seal, use
                            requests and their approval by a second person (用印审批), the check
                            every sealing path makes first
-``seal/verification.py``   verification (核验): a detached signature or a sealed PDF, the checks and
+``seal/verification.py``   verification (核验): a detached signature, a sealed PDF or OFD, the checks and
                            the verdict, the audit of a verification, the certificates verifiers trust
 ``seal/sesder.py``         GB/T 38540 seal and seal signature in DER (version 4; the version-1 layout read)
+``seal/ofd.py``            reading an OFD package safely (ZIP and XML limits) and its seal signatures
 ``seal/sm2ca.py``          the SM2 chain (root, issuing CA, seal maker) and the CRLs of both chains
 ``seal/common.py``         small helpers the modules share
 ``seal/repository.py``     every query
@@ -54,7 +55,14 @@ from seal.usage import (
     visible_seals,
     withdraw,
 )
-from seal.verification import authority_certificates, record_verification, verify_der, verify_detached, verify_pdf
+from seal.verification import (
+    authority_certificates,
+    record_verification,
+    verify_der,
+    verify_detached,
+    verify_ofd,
+    verify_pdf,
+)
 
 __all__ = [
     "CERTHUB",
@@ -93,6 +101,7 @@ __all__ = [
     "verify_der",
     "verify_detached",
     "verify_jose_signature",
+    "verify_ofd",
     "verify_pdf",
     "visible_seals",
     "withdraw",

@@ -1,7 +1,7 @@
 """Console pages of the certificate hub: the window clerk's verification and the holder's own certificates.
 
 Window (窗口, and department staff who may verify): verify a presentation scanned or pasted at the counter,
-fetch a holder's certificate with their authorisation (一证通办), verify a sealed PDF.
+fetch a holder's certificate with their authorisation (一证通办), verify a sealed PDF or OFD.
 Holder (持证人): my certificates, 亮证 as a QR code, 授权用证, and who used my certificates and my data.
 Thin: every rule is in ``certhub.service``, ``seal.service`` and ``exchange.service``.
 """
@@ -66,6 +66,9 @@ CHECK_NAMES = {
     "seal_valid_at_signing": "盖章时印章有效",
     "seal_status_now": "印章当前状态",
     "timestamp": "时间戳",
+    "references": "受保护文件摘要",
+    "signature_xml": "签名描述文件（Signature.xml）",
+    "seal_period": "印章有效期",
 }
 CHECK_STATUS = {"passed": "通过", "failed": "未通过", "indeterminate": "无法确定", "warning": "警告", "not_applicable": "不适用"}
 TTL_CHOICES = (60, 120, 300, 600)
@@ -92,9 +95,50 @@ CHECK_FINDINGS: dict[tuple[str, str], str] = {
     ("timestamp", "passed"): "时间戳或本平台的用印记录证明签章当时已存在",
     ("timestamp", "failed"): "时间戳无法验证或不受信任",
     ("timestamp", "not_applicable"): "无时间戳，签署时间为签署者自报",
+    ("references", "passed"): "签章保护的每个文件的摘要均一致，签署后未被改动",
+    ("references", "failed"): "有受保护的文件在签署后被改动、缺失，或校验方法不受支持",
+    ("signature_xml", "passed"): "签名描述文件与签章签名所签内容一致",
+    ("signature_xml", "failed"): "签名描述文件缺失、无法读取，或在签署后被改动",
+    ("seal_period", "passed"): "签署时间在印章有效期内",
+    ("seal_period", "failed"): "签署时间不在印章有效期内",
+    ("seal_period", "indeterminate"): "无法读取签署时间",
+}
+# What was wrong with one signed file of an OFD, by the seal domain's finding.
+REFERENCE_PROBLEMS = {
+    "the file is missing": "文件缺失",
+    "names a path outside the package": "路径超出文件包",
+    "its CheckValue is not base64": "校验值格式错误",
 }
 # Why a file could not be verified at all, by the field error the seal domain gives.
 PDF_PROBLEMS = {"not a PDF": "不是 PDF 文件", "no signature": "PDF 中没有可验证的签章"}
+
+
+# Why an uploaded file could not be verified as an OFD, by what the seal domain's reason says.
+OFD_PROBLEMS = (
+    ("no signature", "OFD 中没有可验证的签章"),
+    ("zip bomb", "压缩比异常（疑似压缩炸弹），已拒绝"),
+    ("entry name", "文件包中有不安全的路径（绝对路径、“..” 或反斜杠），已拒绝"),
+    ("DTD or entities", "XML 中含有 DTD 或实体声明，已拒绝"),
+    ("not a readable OFD package", "不是 OFD 文件（无法作为 ZIP 文件包读取）"),
+    ("no OFD.xml", "不是 OFD 文件（缺少 OFD.xml）"),
+    ("cannot be read", "文件包损坏或被截断"),
+    ("entries", "文件包中的文件过多，已拒绝"),
+    ("unpacks to", "解压后过大，已拒绝"),
+    ("not well-formed XML", "XML 格式错误"),
+)
+
+
+def _ofd_problem(exc: HubError) -> str:
+    said = str(exc.errors[0].get("message", "")) if exc.errors else exc.detail
+    if not said.isascii():
+        return said
+    return next((chinese for key, chinese in OFD_PROBLEMS if key in said), "文件无法读取或验证")
+
+
+def reference_problem(message: str) -> str:
+    if "digest differs" in message:
+        return "摘要不一致（签署后被改动）"
+    return REFERENCE_PROBLEMS.get(message, "无法读取")
 
 
 def _pdf_problem(exc: HubError) -> str:
@@ -130,6 +174,8 @@ templates.env.globals.update(
     check_names=CHECK_NAMES,
     check_status=CHECK_STATUS,
     check_finding=check_finding,
+    reference_problem=reference_problem,
+    outcomes=OUTCOMES,
 )
 
 
@@ -322,6 +368,42 @@ def verify_pdf(page: PostedPage, db: DbSession) -> HTMLResponse:
     )
     filename = upload.filename
     return _window_page(page, "certhub/verify_pdf.html", report=report, outcome_name=OUTCOMES[report.verdict], filename=filename)
+
+
+# ---- window: verify a sealed OFD ----------------------------------------------------------------------------
+
+
+@router.get("/verify/ofd", response_class=HTMLResponse)
+def ofd_form(page: ConsolePage) -> HTMLResponse:
+    page.require(*VERIFIERS, Role.PLATFORM_ADMIN)
+    return _window_page(page, "certhub/verify_ofd.html")
+
+
+@router.post("/verify/ofd", response_class=HTMLResponse)
+def verify_ofd(page: PostedPage, db: DbSession) -> HTMLResponse:
+    page.require(*VERIFIERS, Role.PLATFORM_ADMIN)
+    page.form()
+    upload = page.submitted.get("file")
+    settings = page.request.app.state.settings
+    limit = settings.seal_max_pdf_bytes
+    try:
+        if upload is None or isinstance(upload, str) or not upload.filename:
+            raise Invalid("请选择要验证的 OFD 文件", errors=[{"field": "file", "message": "请选择要验证的 OFD 文件"}])
+        document = upload.file.read(limit + 1)
+        if len(document) > limit:
+            raise PayloadTooLarge(f"文件超过 {limit} 字节", errors=[{"field": "file", "message": f"文件超过 {limit} 字节"}])
+        report = seal.verify_ofd(db, ofd_bytes=document, settings=settings)
+    except HubError as exc:
+        _failed(db, exc)
+        message = _ofd_problem(exc)
+        errors = {"file": f"无法验证此文件：{message}"}
+        return _window_page(page, "certhub/verify_ofd.html", status=exc.status, error=message, errors=errors)
+    seal.record_verification(
+        db, who=page.principal, kind="ofd", verdict=report.verdict, document_hash=hashlib.sha256(document).hexdigest()
+    )
+    return _window_page(
+        page, "certhub/verify_ofd.html", report=report, outcome_name=OUTCOMES[report.verdict], filename=upload.filename
+    )
 
 
 # ---- holder: my certificates and 亮证 ---------------------------------------------------------------------
