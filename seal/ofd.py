@@ -83,7 +83,7 @@ class Package:
         try:
             self._zip = zipfile.ZipFile(io.BytesIO(data))
             infos = self._zip.infolist()
-        except (*UNREADABLE, zipfile.LargeZipFile) as exc:
+        except (*UNREADABLE, zipfile.LargeZipFile, NotImplementedError) as exc:
             raise OfdError(f"the file is not a readable OFD package (ZIP): {exc}") from exc
         if len(infos) > self.limits.entries:
             raise OfdError(f"the OFD package has {len(infos)} entries; at most {self.limits.entries} are accepted")
@@ -153,7 +153,7 @@ def parse_xml(data: bytes, where: str) -> Element:
         root: Element = fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as exc:
         raise OfdError(f"{where} declares a DTD or entities, which an OFD may not ({type(exc).__name__})") from exc
-    except (ParseError, ValueError) as exc:
+    except (ParseError, ValueError, LookupError) as exc:  # LookupError: an unknown declared encoding
         raise OfdError(f"{where} is not well-formed XML: {exc}") from exc
     return root
 

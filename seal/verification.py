@@ -24,7 +24,7 @@ from ops import audit
 from ops.audit import Actor
 from ops.config import Settings
 from ops.crypto import KeyVault
-from ops.errors import Invalid, PayloadTooLarge
+from ops.errors import HubError, Invalid, PayloadTooLarge
 from seal import authority, keys, ofd, repository, ses, sesder, sm2ca, timestamps
 from seal import pdf as pades
 from seal.models import Seal, SealStatus
@@ -626,7 +626,7 @@ def _ofd_signature(db: Session, package: ofd.Package, sig: ofd.OfdSignature, set
     assert sig.signed_value is not None
     try:
         detached = verify_der(db, der=sig.signed_value, data=sig.xml, settings=settings)
-    except Invalid as exc:
+    except HubError as exc:  # malformed DER, a broken certificate, too large: this signature fails, not the upload
         checks["seal_structure"] = _check(
             "failed", f"{sig.signed_value_path} is not a GB/T 38540 seal signature this hub reads: {exc.detail}"
         )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import random
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -164,6 +165,34 @@ def test_a_signed_file_missing_or_a_reference_outside_the_package_is_invalid(cli
     assert "not a GB/T 38540 seal signature" in garbage["signatures"][0]["checks"]["seal_structure"]["message"]
 
 
+def test_damaged_signed_parts_are_refused_or_invalid_never_a_500(client: TestClient) -> None:
+    """Random bytes changed in the files a verifier reads or that are signed: a 4xx, or "invalid"."""
+    rng = random.Random(20261207)
+    original = _sample("sesv4-gomain-invoice.ofd")
+    targets = ["OFD.xml", "Doc_0/Signs/Sign_0/Signature.xml", "Doc_0/Signs/Sign_0/SignedValue.dat", *_signed_files(original)]
+    for _ in range(40):
+        target = rng.choice(targets)
+
+        def damage(entry: str, body: bytes, target: str = target) -> bytes:
+            if entry != target:
+                return body
+            changed = bytearray(body)
+            for _ in range(rng.randint(1, 3)):
+                changed[rng.randrange(len(changed))] ^= rng.randint(1, 255)
+            return bytes(changed)
+
+        response = _verify(client, _rezip(original, damage))
+        assert response.status_code in (200, 422), (target, response.status_code, response.text)
+        if response.status_code == 200:
+            assert response.json()["verdict"] == "invalid", (target, response.json())
+    raw = bytearray(original)
+    for _ in range(20):  # damage to the archive itself
+        damaged = bytearray(raw)
+        damaged[rng.randrange(len(damaged))] ^= rng.randint(1, 255)
+        response = _verify(client, bytes(damaged))
+        assert response.status_code in (200, 422), response.text
+
+
 def _bomb() -> bytes:
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as package:
@@ -200,6 +229,10 @@ def test_hostile_and_broken_packages_are_refused_with_the_reason(client: TestCli
         "billion laughs": (
             _rezip(original, lambda e, b: LAUGHS if e.endswith("Signs/Signatures.xml") else b),
             "declares a DTD or entities",
+        ),
+        "unknown encoding": (
+            _rezip(original, lambda e, b: b.replace(b'encoding="UTF-8"', b'encoding="UTF-g"') if e == "OFD.xml" else b),
+            "not well-formed XML",
         ),
         "no OFD.xml": (_rezip(original, lambda e, b: None if e == "OFD.xml" else b), "no OFD.xml"),
         "unsigned": (_rezip(original, lambda e, b: None if "/Signs/" in e else b), "Signatures file"),
