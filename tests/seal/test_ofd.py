@@ -209,6 +209,22 @@ def _named(name: str) -> bytes:
     return out.getvalue()
 
 
+def _many(count: int) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as package:
+        for i in range(count):
+            package.writestr(f"Doc_0/Res/{i}.xml", b"<a/>")
+    return out.getvalue()
+
+
+def _twice() -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as package, pytest.warns(UserWarning, match="Duplicate name"):
+        package.writestr("OFD.xml", b"<ofd:OFD xmlns:ofd='http://www.ofdspec.org/2016'/>")
+        package.writestr("OFD.xml", b"<ofd:OFD xmlns:ofd='http://www.ofdspec.org/2016'><ofd:DocBody/></ofd:OFD>")
+    return out.getvalue()
+
+
 XXE = b"""<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]>
 <ofd:OFD xmlns:ofd="http://www.ofdspec.org/2016"><ofd:DocBody><ofd:DocRoot>&x;</ofd:DocRoot></ofd:DocBody></ofd:OFD>"""
 LAUGHS = b"""<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "lol"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">
@@ -234,6 +250,8 @@ def test_hostile_and_broken_packages_are_refused_with_the_reason(client: TestCli
             _rezip(original, lambda e, b: b.replace(b'encoding="UTF-8"', b'encoding="UTF-g"') if e == "OFD.xml" else b),
             "not well-formed XML",
         ),
+        "too many entries": (_many(5001), "5001 entries; at most 5000"),
+        "one name twice": (_twice(), "two entries named 'OFD.xml'"),
         "no OFD.xml": (_rezip(original, lambda e, b: None if e == "OFD.xml" else b), "no OFD.xml"),
         "unsigned": (_rezip(original, lambda e, b: None if "/Signs/" in e else b), "Signatures file"),
     }
@@ -242,6 +260,15 @@ def test_hostile_and_broken_packages_are_refused_with_the_reason(client: TestCli
         assert response.status_code == 422, (case, response.status_code, response.text)
         assert reason in response.json()["detail"], (case, response.json())
     assert _verify(client, b"").status_code == 422
+
+
+def test_the_reader_refuses_a_package_over_its_total_unpacked_size() -> None:
+    from seal import ofd
+
+    sample = _sample("sesv4-gomain-invoice.ofd")
+    with pytest.raises(ofd.OfdError, match="unpacks to 38614 bytes; at most 20000"):  # checked before any is read
+        ofd.Package(sample, ofd.Limits(total_bytes=20_000))
+    assert len(ofd.read_document(ofd.Package(sample, ofd.Limits(total_bytes=40_000))).signatures) == 1
 
 
 def test_a_truncated_entry_inside_an_intact_directory_is_refused(client: TestClient) -> None:
