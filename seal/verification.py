@@ -200,6 +200,7 @@ def verdict(checks: dict[str, Check]) -> tuple[str, str, str | None, list[str]]:
         "document_integrity": "HASH_FAILURE",
         "references": "HASH_FAILURE",
         "signature_xml": "HASH_FAILURE",
+        "seal_file": "FORMAT_FAILURE",
         "signature": "SIG_CRYPTO_FAILURE",
         "seal_structure": "FORMAT_FAILURE",
         "chain": "NO_CERTIFICATE_CHAIN_FOUND",
@@ -638,8 +639,27 @@ def _ofd_signature(db: Session, package: ofd.Package, sig: ofd.OfdSignature, set
         else _check("failed", f"{sig.path} was changed after signing (its hash differs from the seal signature's dataHash)")
     )
     checks.update(detached.checks)
+    checks["seal_file"] = _seal_file_check(package, sig)
     extra = detached.model_dump(include={"signer", "seal", "signing_time", "timestamp_time", "format"})
     return OfdSignatureReport(**_report("ofd", checks, **extra).model_dump(), **about)
+
+
+def _seal_file_check(package: ofd.Package, sig: ofd.OfdSignature) -> Check:
+    """The seal file Signature.xml names beside the signature (``Seal/BaseLoc``, e.g. Seal.esl) must be the seal
+    inside the seal signature: a reader shows that one."""
+    if sig.seal_path is None:
+        return _check("not_applicable", "Signature.xml names no seal file; the seal is the one inside the seal signature")
+    if not package.has(sig.seal_path):
+        return _check("failed", f"the seal file {sig.seal_path} that Signature.xml names is not in the package")
+    assert sig.signed_value is not None
+    try:
+        seal_der = sesder.parse_signature(sig.signed_value).seal.der
+        same = package.read(sig.seal_path) == seal_der
+    except (sesder.DerError, ofd.OfdError) as exc:
+        return _check("failed", f"the seal file {sig.seal_path} cannot be compared: {exc}")
+    if not same:
+        return _check("failed", f"the seal file {sig.seal_path} is not the seal inside the seal signature")
+    return _check("passed", f"the seal file {sig.seal_path} is the seal inside the seal signature")
 
 
 def verify_ofd(db: Session, *, ofd_bytes: bytes, settings: Settings) -> OfdVerificationReport:

@@ -69,6 +69,7 @@ CHECK_NAMES = {
     "references": "受保护文件摘要",
     "signature_xml": "签名描述文件（Signature.xml）",
     "seal_period": "印章有效期",
+    "seal_file": "印章文件",
 }
 CHECK_STATUS = {"passed": "通过", "failed": "未通过", "indeterminate": "无法确定", "warning": "警告", "not_applicable": "不适用"}
 TTL_CHOICES = (60, 120, 300, 600)
@@ -102,6 +103,9 @@ CHECK_FINDINGS: dict[tuple[str, str], str] = {
     ("seal_period", "passed"): "签署时间在印章有效期内",
     ("seal_period", "failed"): "签署时间不在印章有效期内",
     ("seal_period", "indeterminate"): "无法读取签署时间",
+    ("seal_file", "passed"): "签章旁的印章文件与签章中的印章一致",
+    ("seal_file", "failed"): "签章旁的印章文件缺失，或与签章中的印章不一致",
+    ("seal_file", "not_applicable"): "未单独存放印章文件，以签章中的印章为准",
 }
 # What was wrong with one signed file of an OFD, by the seal domain's finding.
 REFERENCE_PROBLEMS = {

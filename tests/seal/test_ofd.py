@@ -5,6 +5,7 @@ broken upload gets (zip bombs, path tricks, entity expansion, truncation, missin
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import random
@@ -73,6 +74,8 @@ def test_other_producers_ofd_documents_are_verified_file_by_file_and_open_in_eas
             assert checks["chain"]["status"] == "indeterminate"
             assert signature["format"] == "GB/T 38540 SES_Signature version 4 (DER)"
     ofdrw, gomain = seen["sesv4-ofdrw.ofd"], seen["sesv4-gomain-invoice.ofd"]
+    assert ofdrw["signatures"][0]["checks"]["seal_file"]["status"] == "passed"  # Seal.esl is the seal inside
+    assert gomain["signatures"][0]["checks"]["seal_file"]["status"] == "not_applicable"  # it keeps no Seal.esl
     assert ofdrw["signatures"][0]["provider"]["ProviderName"] == "ofdrw-sign"
     assert ofdrw["signatures"][0]["check_method"] == "SM3" and len(ofdrw["signatures"][0]["references"]) == 5
     # the ofdrw seal was valid 2020-04-22 .. 2022-04-22 and used in 2026: invalid for that reason alone
@@ -137,6 +140,27 @@ def test_a_signature_xml_edited_after_signing_is_invalid(client: TestClient) -> 
 
     dropped = _verify(client, _rezip(original, drop_reference)).json()
     assert dropped["verdict"] == "invalid" and dropped["signatures"][0]["checks"]["signature_xml"]["status"] == "failed"
+
+
+def test_a_seal_file_other_than_the_seal_inside_the_signature_is_invalid(client: TestClient) -> None:
+    """Seal.esl swapped and its reference digest recomputed: every digest passes, the seal file check does not."""
+    from seal import ofd
+
+    original = _sample("sesv4-ofdrw.ofd")
+    other = b"\x30\x03\x02\x01\x04"
+    old_value = base64.b64encode(ofd.digest("SM3", zipfile.ZipFile(io.BytesIO(original)).read("Doc_0/Signs/Sign_0/Seal.esl")))
+    new_value = base64.b64encode(ofd.digest("SM3", other))
+
+    def swap(entry: str, body: bytes) -> bytes:
+        if entry.endswith("Seal.esl"):
+            return other
+        return body.replace(old_value, new_value) if entry.endswith("Signature.xml") else body
+
+    body = _verify(client, _rezip(original, swap)).json()
+    [sig] = body["signatures"]
+    assert sig["checks"]["references"]["status"] == "passed"
+    assert sig["checks"]["seal_file"]["status"] == "failed" and "is not the seal inside" in sig["checks"]["seal_file"]["message"]
+    assert body["verdict"] == "invalid"
 
 
 def test_a_signed_file_missing_or_a_reference_outside_the_package_is_invalid(client: TestClient) -> None:
