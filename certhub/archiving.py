@@ -154,7 +154,7 @@ def archive_package(
 def check_certificate_package(bag: archive.Bag, report: archive.Report) -> None:
     """Metadata complete and consistent with the files; the credential's signature under the key in the package;
     the audit records are about this certificate."""
-    integrity, authenticity = archive.Property.INTEGRITY, archive.Property.AUTHENTICITY
+    integrity = archive.Property.INTEGRITY
     payload = bag.payload()
     dat46 = archive.load_json(bag, DAT46_FILE)
     meta = archive.load_json(bag, GBT36903_FILE)
@@ -180,10 +180,14 @@ def check_certificate_package(bag: archive.Bag, report: archive.Report) -> None:
             integrity,
             "metadata identifier",
             value == identifier,
-            f"{label} is {value}, the package is of {identifier}" if value != identifier else f"{label} names the package's record",
+            f"{label} is {value}, the package is of {identifier}"
+            if value != identifier
+            else f"{label} names the package's record",
             f"data/{file}",
         )
-    listed = {f.get("计算机文件名"): f for f in dat46.get("计算机文件") or [] if isinstance(f, dict)}
+    listed: dict[str, dict[str, Any]] = {
+        str(f.get("计算机文件名")): f for f in dat46.get("计算机文件") or [] if isinstance(f, dict)
+    }
     originals = {n for n in payload if n.startswith("original/")}
     for name in sorted(originals | listed.keys()):
         entry, data = listed.get(name), payload.get(name)
@@ -228,16 +232,24 @@ def _check_signature(payload: dict[str, bytes], meta: dict[str, Any], identifier
             parsed = sdjwt.parse_jws(token.split("~")[0] if name == SD_JWT_FILE else token, what=name)
             alg = str(parsed.header.get("alg"))
             kid_ok = parsed.header.get("kid") == key_doc.get("kid")
-            valid = kid_ok and sdjwt.default_signature_check(alg=alg, jwk=jwk, data=parsed.signing_input, signature=parsed.signature)
+            valid = kid_ok and sdjwt.default_signature_check(
+                alg=alg, jwk=jwk, data=parsed.signing_input, signature=parsed.signature
+            )
         except (UnicodeDecodeError, sdjwt.Rejected, ValueError, KeyError) as exc:
             report.add(authenticity, "credential signature", False, f"{name} cannot be read: {exc}", f"data/{name}")
             continue
         if not valid:
             report.add(
-                authenticity, "credential signature", False, f"the signature of {name} does not verify with the key in the package", f"data/{name}"
+                authenticity,
+                "credential signature",
+                False,
+                f"the signature of {name} does not verify with the key in the package",
+                f"data/{name}",
             )
             continue
-        report.add(authenticity, "credential signature", True, f"{name} verifies ({alg}, key {key_doc.get('kid')})", f"data/{name}")
+        report.add(
+            authenticity, "credential signature", True, f"{name} verifies ({alg}, key {key_doc.get('kid')})", f"data/{name}"
+        )
         if name == JWS_FILE:
             consistent = parsed.payload.get("jti") == identifier and parsed.payload.get("meta") == meta
             report.add(

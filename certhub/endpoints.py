@@ -342,7 +342,8 @@ def download_archive_package(identifier: str, package_id: str, request: Request,
     package, data = service.archive_package(
         db, who=who, storage=request.app.state.storage, identifier=identifier, package_id=package_id
     )
-    return Response(data, media_type="application/zip", headers={"Content-Disposition": f'attachment; filename="{package.file_name}"'})
+    disposition = f'attachment; filename="{package.file_name}"'
+    return Response(data, media_type="application/zip", headers={"Content-Disposition": disposition})
 
 
 @router.post(

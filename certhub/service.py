@@ -131,9 +131,6 @@ from certhub.verification import (
 
 __all__ = [
     "ARCHIVE_PROFILES",
-    "archive_certificate",
-    "archive_package",
-    "archive_packages",
     "IDENTITY_TYPES",
     "KIND_NAMES",
     "LISTS",
@@ -165,6 +162,9 @@ __all__ = [
     "add_trusted_hub",
     "allow_issuer",
     "answer_feedback",
+    "archive_certificate",
+    "archive_package",
+    "archive_packages",
     "authorise",
     "authorise_service",
     "bulk_issue",

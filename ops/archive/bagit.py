@@ -36,7 +36,7 @@ def digest(algorithm: str, data: bytes) -> str:
 
         h = hashes.Hash(hashes.SM3())
         h.update(data)
-        return h.finalize().hex()
+        return str(h.finalize().hex())
 
 
 def _manifest(files: Mapping[str, bytes], algorithm: str) -> bytes:

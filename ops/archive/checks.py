@@ -136,11 +136,17 @@ def _integrity(bag: Bag, report: Report) -> None:
             for name, value in sorted(listed.items()):
                 if name not in bag.files:
                     bad = True
-                    report.add(Property.INTEGRITY, "missing file", False, f"{covered} lists {name}, absent from the package", name)
+                    report.add(
+                        Property.INTEGRITY, "missing file", False, f"{covered} lists {name}, absent from the package", name
+                    )
                 elif digest(algorithm, bag.files[name]) != value:
                     bad = True
                     report.add(
-                        Property.INTEGRITY, f"fixity {algorithm}", False, f"{name} does not match its {algorithm} in {covered}", name
+                        Property.INTEGRITY,
+                        f"fixity {algorithm}",
+                        False,
+                        f"{name} does not match its {algorithm} in {covered}",
+                        name,
                     )
             if expected is not None:
                 for name in sorted(expected - listed.keys()):
@@ -152,7 +158,9 @@ def _integrity(bag: Bag, report: Report) -> None:
                     bad = True
                     report.add(Property.INTEGRITY, "extra file", False, f"tag file {name} is not in {covered}", name)
             if not bad:
-                report.add(Property.INTEGRITY, f"{kind} {algorithm}", True, f"every file listed in {covered} matches ({len(listed)})")
+                report.add(
+                    Property.INTEGRITY, f"{kind} {algorithm}", True, f"every file listed in {covered} matches ({len(listed)})"
+                )
     oxum = bag.info().get("Payload-Oxum")
     actual = f"{sum(len(bag.files[n]) for n in payload)}.{len(payload)}"
     report.add(
@@ -169,13 +177,17 @@ def _usability(bag: Bag, report: Report) -> None:
         suffix = next((s for s in FORMATS if name.endswith(s)), None)
         path = f"data/{name}"
         if suffix is None:
-            report.add(Property.USABILITY, "format", False, f"{path}: not one of the archival formats ({', '.join(FORMATS)})", path)
+            report.add(
+                Property.USABILITY, "format", False, f"{path}: not one of the archival formats ({', '.join(FORMATS)})", path
+            )
             continue
         problem = _format_problem(FORMATS[suffix], data)
         if problem:
             report.add(Property.USABILITY, "format", False, f"{path} {problem}", path)
     if not any(f.property == Property.USABILITY and not f.ok for f in report.findings):
-        report.add(Property.USABILITY, "format", True, "every payload file opens in its format (JSON parses, PDF opens, text is UTF-8)")
+        report.add(
+            Property.USABILITY, "format", True, "every payload file opens in its format (JSON parses, PDF opens, text is UTF-8)"
+        )
 
 
 def _format_problem(kind: str, data: bytes) -> str | None:
@@ -190,7 +202,7 @@ def _format_problem(kind: str, data: bytes) -> str | None:
             reader = PdfFileReader(io.BytesIO(data), strict=False)
             if reader.root.get("/Pages") is None:
                 return "the PDF has no pages"
-    except Exception as exc:  # noqa: BLE001 - any failure to open is the finding
+    except Exception as exc:
         return f"does not open as {kind}: {type(exc).__name__}: {str(exc)[:200]}"
     return None
 
@@ -233,13 +245,19 @@ def root_from_inclusion(index: int, size: int, leaf: bytes, proof: list[bytes]) 
 def _audit_evidence(bag: Bag, report: Report) -> None:
     path = f"data/{CHECKPOINT}"
     checkpoint = load_json(bag, CHECKPOINT)
-    if not isinstance(checkpoint, dict) or not all(isinstance(checkpoint.get(k), str) for k in ("body", "signature", "public_key")):
+    if not isinstance(checkpoint, dict) or not all(
+        isinstance(checkpoint.get(k), str) for k in ("body", "signature", "public_key")
+    ):
         report.add(Property.AUTHENTICITY, "checkpoint", False, f"{path} is missing or lacks body, signature, public_key", path)
         return
     if not signature_ok(checkpoint["public_key"], checkpoint["signature"], checkpoint["body"]):
-        report.add(Property.AUTHENTICITY, "checkpoint signature", False, f"the signature in {path} does not verify its body", path)
+        report.add(
+            Property.AUTHENTICITY, "checkpoint signature", False, f"the signature in {path} does not verify its body", path
+        )
         return
-    report.add(Property.AUTHENTICITY, "checkpoint signature", True, f"checkpoint signed by {checkpoint.get('key_id')} verifies", path)
+    report.add(
+        Property.AUTHENTICITY, "checkpoint signature", True, f"checkpoint signed by {checkpoint.get('key_id')} verifies", path
+    )
     lines = checkpoint["body"].split("\n")
     try:
         size, root = int(lines[1]), base64.b64decode(lines[2], validate=True)
@@ -269,4 +287,10 @@ def _audit_evidence(bag: Bag, report: Report) -> None:
                 ipath,
             )
         else:
-            report.add(Property.AUTHENTICITY, "audit inclusion", True, f"audit record {audit_id} is in the log at leaf {item['leaf_index']}", ipath)
+            report.add(
+                Property.AUTHENTICITY,
+                "audit inclusion",
+                True,
+                f"audit record {audit_id} is in the log at leaf {item['leaf_index']}",
+                ipath,
+            )

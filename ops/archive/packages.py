@@ -86,9 +86,7 @@ def _root(identifier: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in identifier)
 
 
-def store_package(
-    db: Session, *, who: Principal, storage: ObjectStore, contents: Contents, organisation: str
-) -> ArchivePackage:
+def store_package(db: Session, *, who: Principal, storage: ObjectStore, contents: Contents, organisation: str) -> ArchivePackage:
     """Build the package, put it in object storage, record it (and the use in the audit trail)."""
     data = build(db, contents, organisation=organisation)
     stored = storage.put([data])

@@ -27,7 +27,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _checkpoint(world: World) -> None:
     with world.hub.factory() as db:
-        auditlog.checkpoint_now(db, vault=world.hub.app.state.vault, store=world.hub.app.state.storage, force=True, grace_seconds=0)
+        auditlog.checkpoint_now(
+            db, vault=world.hub.app.state.vault, store=world.hub.app.state.storage, force=True, grace_seconds=0
+        )
         db.commit()
 
 
@@ -83,14 +85,26 @@ def test_an_archived_certificate_passes_the_four_checks_from_the_package_alone(w
     env |= {"GOVHUB_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none", "PYTHONPATH": str(ROOT)}
     for target in (package, bag_dir):
         run = subprocess.run(
-            [sys.executable, "-m", "govhub.cli", "archive", "check", str(target)], capture_output=True, text=True, env=env, cwd=tmp_path
+            [sys.executable, "-m", "govhub.cli", "archive", "check", str(target)],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
         )
         assert run.returncode == 0, run.stdout + run.stderr
         report = json.loads(run.stdout)
         assert report["ok"] and report["identifier"] == cert["identifier"]
         assert report["properties"] == {"authenticity": True, "integrity": True, "usability": True, "security": True}
         checks = {f["check"] for f in report["findings"]}
-        assert {"credential signature", "checkpoint signature", "audit inclusion", "metadata signed", "fixity sm3"} - checks == {"fixity sm3"}
+        wanted = {
+            "credential signature",
+            "checkpoint signature",
+            "audit inclusion",
+            "metadata signed",
+            "manifest sm3",
+            "tagmanifest sm3",
+        }
+        assert wanted <= checks
     # The endpoint gives the same verdict.
     response = world.client.post(
         "/archive/check", files={"file": ("package.zip", data, "application/zip")}, headers=world.hub.admin.headers
@@ -152,7 +166,11 @@ def test_bad_packages_are_reported_with_their_reason(world: World) -> None:
     made = world.client.post(f"/certhub/certificates/{other['identifier']}/archive", headers=world.issuer.headers).json()
     with world.hub.factory() as db:
         _, other_zip = service.archive_package(
-            db, who=world.hub.admin_principal(), storage=world.hub.app.state.storage, identifier=other["identifier"], package_id=made["id"]
+            db,
+            who=world.hub.admin_principal(),
+            storage=world.hub.app.state.storage,
+            identifier=other["identifier"],
+            package_id=made["id"],
         )
     other_proofs = json.loads(archive.read_zip(other_zip).files["data/evidence/audit-inclusion.json"])
     proofs = json.loads(files["data/evidence/audit-inclusion.json"])
@@ -166,7 +184,9 @@ def test_bad_packages_are_reported_with_their_reason(world: World) -> None:
     assert {(f.property, f.check) for f in failures} >= {("security", "executable content"), ("integrity", "metadata files")}
 
     # What is not a package at all is a clear 422, not a 500.
-    response = world.client.post("/archive/check", files={"file": ("x.zip", b"not a zip", "application/zip")}, headers=world.hub.admin.headers)
+    response = world.client.post(
+        "/archive/check", files={"file": ("x.zip", b"not a zip", "application/zip")}, headers=world.hub.admin.headers
+    )
     assert response.status_code == 422 and "not a zip" in response.json()["detail"]
 
 
