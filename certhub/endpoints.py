@@ -325,10 +325,11 @@ def archive_certificate(identifier: str, request: Request, db: DbSession, who: S
     return service.archive_certificate(db, who=who, storage=state.storage, settings=state.settings, identifier=identifier)
 
 
-@router.get("/certificates/{identifier}/archive-packages", response_model=list[ArchivePackageRead])
+@router.get("/certificates/{identifier}/archive-packages", response_model=Page[ArchivePackageRead])
 def list_archive_packages(identifier: str, db: DbSession, who: Staff) -> Any:
     """The archive packages written for this certificate version, newest first."""
-    return service.archive_packages(db, who=who, identifier=identifier)
+    packages = service.archive_packages(db, who=who, identifier=identifier)
+    return whole_page([ArchivePackageRead.model_validate(p) for p in packages])
 
 
 @router.get(

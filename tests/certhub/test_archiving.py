@@ -41,7 +41,7 @@ def _archived(world: World, *, pdf: bool = True) -> tuple[dict[str, Any], bytes]
     made = world.client.post(f"{url}/archive", headers=world.issuer.headers)
     assert made.status_code == 201, made.text
     listed = world.client.get(f"{url}/archive-packages", headers=world.issuer.headers)
-    assert [p["id"] for p in listed.json()] == [made.json()["id"]]
+    assert [p["id"] for p in listed.json()["items"]] == [made.json()["id"]]
     got = world.client.get(f"{url}/archive-packages/{made.json()['id']}", headers=world.issuer.headers)
     assert got.status_code == 200 and got.headers["content-type"] == "application/zip"
     assert len(got.content) == made.json()["size"] and archive.digest("sm3", got.content) == made.json()["sm3"]
