@@ -10,7 +10,7 @@ docs/certhub.md for the mapping), the GB/T 36903 metadata (`metadata/gbt36903.js
 from __future__ import annotations
 
 import json
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -22,6 +22,7 @@ from certhub.models import Certificate
 from ops.archive import service as archive
 from ops.auth import Principal, Role
 from ops.config import Settings
+from ops.errors import Conflict
 from ops.storage import ObjectStore, get_bytes
 
 RECORD_CLASS = "certificate_version"
@@ -130,6 +131,21 @@ def archive_certificate(
     certificate = archivable(db, who, identifier)
     contents = certificate_contents(db, certificate, storage=storage)
     return archive.store_package(db, who=who, storage=storage, contents=contents, organisation=settings.public_url)
+
+
+def archive_range(
+    db: Session, *, who: Principal, storage: ObjectStore, settings: Settings, since: datetime, until: datetime
+) -> tuple[list[archive.ArchivePackage], list[tuple[str, str]]]:
+    """Archive every certificate version issued in [since, until) that the caller may archive; returns the
+    packages and, for each version left out, why (its audit records not yet in a signed checkpoint)."""
+    department = None if Role.PLATFORM_ADMIN in who.roles else who.require_department()
+    written, skipped = [], []
+    for identifier in repository.issued_between(db, since=since, until=until, department_id=department):
+        try:
+            written.append(archive_certificate(db, who=who, storage=storage, settings=settings, identifier=identifier))
+        except Conflict as exc:
+            skipped.append((identifier, exc.detail))
+    return written, skipped
 
 
 def archive_packages(db: Session, *, who: Principal, identifier: str) -> list[archive.ArchivePackage]:

@@ -233,6 +233,14 @@ def list_certificates(
     return page_of(rows, limit, created="issued_at")
 
 
+def issued_between(db: Session, *, since: datetime, until: datetime, department_id: str | None = None) -> list[str]:
+    """The identifiers of the certificate versions issued in [since, until), oldest first (for archiving)."""
+    query = select(Certificate.identifier).where(Certificate.issued_at >= since, Certificate.issued_at < until)
+    if department_id:
+        query = query.where(Certificate.issuer_department_id == department_id)
+    return list(db.scalars(query.order_by(Certificate.issued_at, Certificate.id)))
+
+
 def holder_certificates(db: Session, holder_code: str, *, type_codes: list[str] | None = None) -> list[Certificate]:
     """A holder's current certificates (superseded versions left out), newest first."""
     query = select(Certificate).where(
@@ -591,6 +599,8 @@ def department_names_of(db: Session, department_ids: Iterable[str]) -> dict[str,
         return {}
     rows = db.execute(select(Department.id, Department.code, Department.name).where(Department.id.in_(ids)))
     return {row.id: (row.code, row.name) for row in rows}
+
+
 # ---- 亮证码 (short codes) and public 验真 -----------------------------------------------------------------
 
 

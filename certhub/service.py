@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from certhub.accesses import holder_accesses, rating_event
 from certhub.archiving import PROFILES as ARCHIVE_PROFILES
-from certhub.archiving import archive_certificate, archive_package, archive_packages
+from certhub.archiving import archive_certificate, archive_package, archive_packages, archive_range
 from certhub.bulk import bulk_issue, parse_rows
 from certhub.caches import STATUS_CACHE_SECONDS
 from certhub.caches import clear_all as clear_caches
@@ -165,6 +165,7 @@ __all__ = [
     "archive_certificate",
     "archive_package",
     "archive_packages",
+    "archive_range",
     "authorise",
     "authorise_service",
     "bulk_issue",

@@ -207,3 +207,28 @@ def test_only_the_issuer_or_the_platform_archives(world: World) -> None:
     assert world.client.post(url, headers=world.hub.admin.headers).status_code == 201
     unknown = world.client.get("/certhub/certificates/NOPE/archive-packages", headers=world.issuer.headers)
     assert unknown.status_code == 404
+
+
+def test_the_command_archives_the_versions_issued_in_a_period(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+    from datetime import UTC, datetime, timedelta
+
+    from certhub.cli import _archive
+
+    issued = [world.issue()["identifier"] for _ in range(2)]
+    today = datetime.now(UTC).date()
+    args = argparse.Namespace(since=today, until=today + timedelta(days=1), department=None, out=tmp_path / "out")
+    with world.hub.factory() as db:
+        _archive(db, world.hub.settings, args)
+        db.commit()
+    printed = capsys.readouterr()
+    assert {line.split("\t")[0] for line in printed.out.splitlines()} >= set(issued), printed
+    zips = sorted((tmp_path / "out").glob("*.zip"))
+    assert len(zips) >= 2
+    for package in zips:
+        report = archive.check_path(package, service.ARCHIVE_PROFILES)
+        assert report.ok, report.failures()
+        where = _unpack(package.read_bytes(), tmp_path / package.stem)
+        assert bagit.Bag(str(where)).is_valid()
