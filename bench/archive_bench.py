@@ -27,8 +27,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from certhub import service  # noqa: E402
 from certhub_bench import World, bulk_rate  # noqa: E402
+
+from certhub import service  # noqa: E402
 from ops.archive import service as archive  # noqa: E402
 from ops.auditlog import service as auditlog  # noqa: E402
 from ops.cli import CLI_ADMIN  # noqa: E402
