@@ -60,7 +60,13 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
         t0 = time.perf_counter()
         with world.factory() as db:
             written, skipped = service.archive_range(
-                db, who=CLI_ADMIN, storage=store, settings=world.settings, since=started, until=utcnow() + timedelta(minutes=1)
+                db,
+                who=CLI_ADMIN,
+                storage=store,
+                settings=world.settings,
+                vault=world.vault,
+                since=started,
+                until=utcnow() + timedelta(minutes=1),
             )
             db.commit()
         elapsed = time.perf_counter() - t0

@@ -9,19 +9,22 @@ docs/certhub.md for the mapping), the GB/T 36903 metadata (`metadata/gbt36903.js
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import UTC, datetime
 from typing import Any
 
+from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy.orm import Session
 
-from certhub import repository, sdjwt
+from certhub import repository, sdjwt, sealing
 from certhub.common import not_found
 from certhub.hubkey import hub_jwks
 from certhub.models import Certificate
 from ops.archive import service as archive
 from ops.auth import Principal, Role
 from ops.config import Settings
+from ops.crypto import KeyVault
 from ops.errors import Conflict
 from ops.storage import ObjectStore, get_bytes
 
@@ -32,6 +35,7 @@ PDF_FILE = "original/copy.pdf"
 DAT46_FILE = "metadata/dat46.json"
 GBT36903_FILE = "metadata/gbt36903.json"
 KEY_FILE = "signature/issuer-key.json"
+SEAL_CA_FILE = "signature/seal-ca.json"
 # 保管期限: a certificate version is kept permanently (永久) until a retention schedule says otherwise.
 RETENTION = "永久"
 # The DA/T 46 elements every certificate package must fill (the rest are named in docs/certhub.md).
@@ -55,7 +59,7 @@ def archivable(db: Session, who: Principal, identifier: str) -> Certificate:
     return certificate
 
 
-def certificate_contents(db: Session, certificate: Certificate, *, storage: ObjectStore) -> archive.Contents:
+def certificate_contents(db: Session, certificate: Certificate, *, storage: ObjectStore, vault: KeyVault) -> archive.Contents:
     """The files and metadata of one certificate version's package."""
     files: dict[str, bytes] = {
         JWS_FILE: certificate.jws.encode(),
@@ -64,6 +68,8 @@ def certificate_contents(db: Session, certificate: Certificate, *, storage: Obje
     }
     if certificate.pdf_key:
         files[PDF_FILE] = get_bytes(storage, certificate.pdf_key)
+        chain = sealing.authority_chain(db, vault=vault)
+        files[SEAL_CA_FILE] = _json({"roots": [chain["root"], *chain["roots"]], "intermediates": [chain["issuing"]]})
     jwk = next((k for k in hub_jwks(db)["keys"] if k.get("kid") == certificate.kid), None)
     files[KEY_FILE] = _json({"alg": certificate.alg, "kid": certificate.kid, "jwk": jwk})
     computer_files = [
@@ -125,16 +131,16 @@ def _format_name(name: str) -> str:
 
 
 def archive_certificate(
-    db: Session, *, who: Principal, storage: ObjectStore, settings: Settings, identifier: str
+    db: Session, *, who: Principal, storage: ObjectStore, settings: Settings, vault: KeyVault, identifier: str
 ) -> archive.ArchivePackage:
     """Write the archive package of one certificate version to object storage (its issuer or the platform)."""
     certificate = archivable(db, who, identifier)
-    contents = certificate_contents(db, certificate, storage=storage)
+    contents = certificate_contents(db, certificate, storage=storage, vault=vault)
     return archive.store_package(db, who=who, storage=storage, contents=contents, organisation=settings.public_url)
 
 
 def archive_range(
-    db: Session, *, who: Principal, storage: ObjectStore, settings: Settings, since: datetime, until: datetime
+    db: Session, *, who: Principal, storage: ObjectStore, settings: Settings, vault: KeyVault, since: datetime, until: datetime
 ) -> tuple[list[archive.ArchivePackage], list[tuple[str, str]]]:
     """Archive every certificate version issued in [since, until) that the caller may archive; returns the
     packages and, for each version left out, why (its audit records not yet in a signed checkpoint)."""
@@ -142,7 +148,9 @@ def archive_range(
     written, skipped = [], []
     for identifier in repository.issued_between(db, since=since, until=until, department_id=department):
         try:
-            written.append(archive_certificate(db, who=who, storage=storage, settings=settings, identifier=identifier))
+            written.append(
+                archive_certificate(db, who=who, storage=storage, settings=settings, vault=vault, identifier=identifier)
+            )
         except Conflict as exc:
             skipped.append((identifier, exc.detail))
     return written, skipped
@@ -228,6 +236,8 @@ def check_certificate_package(bag: archive.Bag, report: archive.Report) -> None:
             f"data/{DAT46_FILE}",
         )
     _check_signature(payload, meta, identifier, report)
+    if PDF_FILE in payload:
+        _check_pdf_seal(payload, report)
     _check_audit_subject(bag, identifier, report)
 
 
@@ -277,6 +287,66 @@ def _check_signature(payload: dict[str, bytes], meta: dict[str, Any], identifier
                 else f"data/{GBT36903_FILE} differs from the metadata signed in {name}",
                 f"data/{GBT36903_FILE}",
             )
+
+
+def _check_pdf_seal(payload: dict[str, bytes], report: archive.Report) -> None:
+    """The sealed PDF copy: every seal intact, cryptographically valid, covering the whole file, and chained to
+    the hub CA certificates in the package, as of the time the seal says it was made (no time stamp or revocation
+    data is in the package yet, so that time is the signer's own claim)."""
+    from cryptography import x509
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.validation import validate_pdf_signature
+    from pyhanko_certvalidator import ValidationContext
+
+    authenticity, path = archive.Property.AUTHENTICITY, f"data/{PDF_FILE}"
+    try:
+        chain = json.loads(payload[SEAL_CA_FILE])
+
+        def load(pem: str) -> Any:
+            from asn1crypto import x509 as asn1_x509
+
+            return asn1_x509.Certificate.load(x509.load_pem_x509_certificate(pem.encode()).public_bytes(Encoding.DER))
+
+        roots, intermediates = [load(p) for p in chain["roots"]], [load(p) for p in chain["intermediates"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        report.add(authenticity, "seal", False, f"data/{SEAL_CA_FILE} is missing or unreadable ({exc})", f"data/{SEAL_CA_FILE}")
+        return
+    try:
+        signatures = list(PdfFileReader(io.BytesIO(payload[PDF_FILE]), strict=False).embedded_signatures)
+    except Exception as exc:  # an unreadable PDF is the finding
+        report.add(authenticity, "seal", False, f"the seals of {PDF_FILE} cannot be read: {exc}", path)
+        return
+    if not signatures:
+        report.add(authenticity, "seal", False, f"{PDF_FILE} carries no seal", path)
+    for sig in signatures:
+        context = ValidationContext(
+            trust_roots=roots, other_certs=intermediates, allow_fetching=False, moment=sig.self_reported_timestamp
+        )
+        try:
+            status = validate_pdf_signature(sig, context)
+        except Exception as exc:  # a broken signature structure is the finding
+            report.add(authenticity, "seal", False, f"seal {sig.field_name} of {PDF_FILE} cannot be checked: {exc}", path)
+            continue
+        whole = status.coverage is not None and status.coverage.name == "ENTIRE_FILE"
+        problems = [
+            text
+            for ok, text in (
+                (status.intact, "the sealed bytes were altered"),
+                (status.valid, "the signature does not verify"),
+                (status.trusted, "the seal's certificate does not chain to the CA certificates in the package"),
+                (whole, "the seal does not cover the whole file"),
+            )
+            if not ok
+        ]
+        report.add(
+            authenticity,
+            "seal",
+            not problems,
+            f"seal {sig.field_name} of {PDF_FILE}: {'; '.join(problems)}"
+            if problems
+            else f"seal {sig.field_name} of {PDF_FILE} is intact, valid and chains to the hub CA",
+            path,
+        )
 
 
 def _check_audit_subject(bag: archive.Bag, identifier: str | None, report: archive.Report) -> None:

@@ -155,10 +155,13 @@ def _archive(db: Session, settings: Settings, args: argparse.Namespace) -> None:
         )
     storage = make_store(settings)
     # The packages carry inclusion proofs: sequence the log and sign a checkpoint of it first.
-    auditlog.checkpoint_now(db, vault=KeyVault.from_settings(settings), store=storage, force=True, grace_seconds=0)
+    vault = KeyVault.from_settings(settings)
+    auditlog.checkpoint_now(db, vault=vault, store=storage, force=True, grace_seconds=0)
     since = datetime.combine(args.since, datetime.min.time(), UTC)
     until = datetime.combine(args.until, datetime.min.time(), UTC)
-    written, skipped = service.archive_range(db, who=who, storage=storage, settings=settings, since=since, until=until)
+    written, skipped = service.archive_range(
+        db, who=who, storage=storage, settings=settings, vault=vault, since=since, until=until
+    )
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         for package in written:

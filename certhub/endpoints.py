@@ -322,7 +322,9 @@ def archive_certificate(identifier: str, request: Request, db: DbSession, who: S
     """The issuer's staff or the platform: the package holds the certificate as issued, its sealed PDF copy,
     DA/T 46 and GB/T 36903 metadata, SHA-256 and SM3 fixity and the audit-log evidence."""
     state = request.app.state
-    return service.archive_certificate(db, who=who, storage=state.storage, settings=state.settings, identifier=identifier)
+    return service.archive_certificate(
+        db, who=who, storage=state.storage, settings=state.settings, vault=state.vault, identifier=identifier
+    )
 
 
 @router.get("/certificates/{identifier}/archive-packages", response_model=Page[ArchivePackageRead])

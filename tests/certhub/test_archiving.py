@@ -105,6 +105,21 @@ def test_an_archived_certificate_passes_the_four_checks_from_the_package_alone(w
             "tagmanifest sm3",
         }
         assert wanted <= checks
+        seals = [f for f in report["findings"] if f["check"] == "seal"]
+        assert seals and all(f["ok"] for f in seals) and "chains to the hub CA" in seals[0]["reason"]
+    # A forger who changes the sealed PDF and recomputes every manifest and the metadata is caught by the seal.
+    files = archive.read_zip(data).files
+    pdf = files["data/original/copy.pdf"]
+    at = pdf.index(b"STSong") if b"STSong" in pdf else len(pdf) // 3
+    forged_pdf = pdf[:at] + b"STSonh" + pdf[at + 6 :]
+    dat46 = json.loads(files["data/metadata/dat46.json"])
+    for entry in dat46["计算机文件"]:
+        if entry["计算机文件名"] == "original/copy.pdf":
+            entry.update({"SHA-256": archive.digest("sha256", forged_pdf), "SM3": archive.digest("sm3", forged_pdf)})
+    forged = _rebag(files, {"original/copy.pdf": forged_pdf, "metadata/dat46.json": json.dumps(dat46).encode()})
+    failures = _check(forged).failures()
+    assert [(f.check, f.file) for f in failures] == [("seal", "data/original/copy.pdf")], failures
+    assert "the sealed bytes were altered" in failures[0].reason
     # The endpoint gives the same verdict.
     response = world.client.post(
         "/archive/check", files={"file": ("package.zip", data, "application/zip")}, headers=world.hub.admin.headers
