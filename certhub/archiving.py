@@ -209,8 +209,9 @@ def check_certificate_package(bag: archive.Bag, report: archive.Report) -> None:
             else f"{label} names the package's record",
             f"data/{file}",
         )
+    described = dat46.get("计算机文件")
     listed: dict[str, dict[str, Any]] = {
-        str(f.get("计算机文件名")): f for f in dat46.get("计算机文件") or [] if isinstance(f, dict)
+        str(f.get("计算机文件名")): f for f in (described if isinstance(described, list) else []) if isinstance(f, dict)
     }
     originals = {n for n in payload if n.startswith("original/")}
     for name in sorted(originals | listed.keys()):
@@ -243,7 +244,10 @@ def check_certificate_package(bag: archive.Bag, report: archive.Report) -> None:
 
 def _check_signature(payload: dict[str, bytes], meta: dict[str, Any], identifier: str | None, report: archive.Report) -> None:
     authenticity = archive.Property.AUTHENTICITY
-    key_doc = json.loads(payload[KEY_FILE]) if KEY_FILE in payload else None
+    try:
+        key_doc = json.loads(payload[KEY_FILE]) if KEY_FILE in payload else None
+    except ValueError:  # not JSON, or not UTF-8
+        key_doc = None
     jwk = key_doc.get("jwk") if isinstance(key_doc, dict) else None
     if not isinstance(jwk, dict) or not isinstance(key_doc, dict):
         report.add(authenticity, "credential signature", False, f"data/{KEY_FILE} holds no public key", f"data/{KEY_FILE}")
@@ -261,7 +265,7 @@ def _check_signature(payload: dict[str, bytes], meta: dict[str, Any], identifier
             valid = kid_ok and sdjwt.default_signature_check(
                 alg=alg, jwk=jwk, data=parsed.signing_input, signature=parsed.signature
             )
-        except (UnicodeDecodeError, sdjwt.Rejected, ValueError, KeyError) as exc:
+        except (sdjwt.Rejected, ValueError, KeyError, TypeError, AttributeError) as exc:
             report.add(authenticity, "credential signature", False, f"{name} cannot be read: {exc}", f"data/{name}")
             continue
         if not valid:
@@ -308,7 +312,7 @@ def _check_pdf_seal(payload: dict[str, bytes], report: archive.Report) -> None:
             return asn1_x509.Certificate.load(x509.load_pem_x509_certificate(pem.encode()).public_bytes(Encoding.DER))
 
         roots, intermediates = [load(p) for p in chain["roots"]], [load(p) for p in chain["intermediates"]]
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         report.add(authenticity, "seal", False, f"data/{SEAL_CA_FILE} is missing or unreadable ({exc})", f"data/{SEAL_CA_FILE}")
         return
     try:
@@ -319,10 +323,10 @@ def _check_pdf_seal(payload: dict[str, bytes], report: archive.Report) -> None:
     if not signatures:
         report.add(authenticity, "seal", False, f"{PDF_FILE} carries no seal", path)
     for sig in signatures:
-        context = ValidationContext(
-            trust_roots=roots, other_certs=intermediates, allow_fetching=False, moment=sig.self_reported_timestamp
-        )
         try:
+            context = ValidationContext(
+                trust_roots=roots, other_certs=intermediates, allow_fetching=False, moment=sig.self_reported_timestamp
+            )
             status = validate_pdf_signature(sig, context)
         except Exception as exc:  # a broken signature structure is the finding
             report.add(authenticity, "seal", False, f"seal {sig.field_name} of {PDF_FILE} cannot be checked: {exc}", path)
@@ -358,6 +362,8 @@ def _check_audit_subject(bag: archive.Bag, identifier: str | None, report: archi
         try:
             record = json.loads(item["record"])
         except (TypeError, KeyError, ValueError):
+            continue
+        if not isinstance(record, dict):
             continue
         if record.get("object_type") != "certificate" or record.get("object_id") != identifier:
             others.append(str(record.get("id")))

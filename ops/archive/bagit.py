@@ -98,7 +98,10 @@ def read_zip(data: bytes) -> Bag:
         path = PurePosixPath(inner)
         if path.is_absolute() or ".." in path.parts or "\\" in inner:
             raise Invalid(f"unsafe file name in the package: {member.filename!r}")
-        files[inner] = archive.read(member)
+        try:
+            files[inner] = archive.read(member)
+        except Exception as exc:  # an encrypted member, an unknown compression, a damaged stream: untrusted input
+            raise Invalid(f"{member.filename!r} in the package cannot be read: {exc}") from exc
     return Bag(files)
 
 
@@ -106,6 +109,9 @@ def read_dir(root: Path) -> Bag:
     """The bag in a directory (as bagit-python and unzip leave it)."""
     if not root.is_dir():
         raise Invalid(f"{root} is not a directory")
+    links = [p for p in root.rglob("*") if p.is_symlink()]
+    if links:
+        raise Invalid(f"the bag holds a symbolic link, which a package may not: {links[0].relative_to(root)}")
     return Bag({p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()})
 
 

@@ -224,7 +224,7 @@ def _security(bag: Bag, report: Report) -> None:
 
 def root_from_inclusion(index: int, size: int, leaf: bytes, proof: list[bytes]) -> bytes | None:
     """The root an inclusion proof leads to (RFC 9162 §2.1.3.2), or None when the proof has the wrong shape."""
-    if index >= size:
+    if index < 0 or index >= size:
         return None
     fn, sn, r = index, size - 1, leaf
     for p in proof:

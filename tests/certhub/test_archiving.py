@@ -247,3 +247,24 @@ def test_the_command_archives_the_versions_issued_in_a_period(
         assert report.ok, report.failures()
         where = _unpack(package.read_bytes(), tmp_path / package.stem)
         assert bagit.Bag(str(where)).is_valid()
+
+
+def test_a_package_of_the_wrong_shapes_is_reported_never_crashes(world: World) -> None:
+    _, data = _archived(world)
+    files = archive.read_zip(data).files
+    odd: list[dict[str, bytes]] = [
+        {"signature/issuer-key.json": b"not json", "signature/seal-ca.json": b'{"roots": 5, "intermediates": [1]}'},
+        {"metadata/dat46.json": b'{"\\u8ba1\\u7b97\\u673a\\u6587\\u4ef6": 7}', "metadata/gbt36903.json": b"[]"},
+        {"evidence/audit-inclusion.json": b'[1, {"record": "[]", "leaf_index": -1, "proof": 3}]'},
+        {"evidence/checkpoint.json": b'{"body": "x", "signature": "!!", "public_key": "AAAA"}', "metadata/package.json": b"{}"},
+    ]
+    for changes in odd:
+        report = _check(_rebag(files, changes))
+        assert not report.ok and all(f.reason for f in report.failures()), changes
+    for bad, why in ((b"PK\x03\x04broken", "not a zip"), (_rezip({"x": b"1"}, root="a") + b"", "")):
+        response = world.client.post(
+            "/archive/check", files={"file": ("p.zip", bad, "application/zip")}, headers=world.hub.admin.headers
+        )
+        assert response.status_code in (200, 422), response.text
+        if why:
+            assert why in response.json()["detail"]
