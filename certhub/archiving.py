@@ -252,6 +252,19 @@ def _check_signature(payload: dict[str, bytes], meta: dict[str, Any], identifier
     if not isinstance(jwk, dict) or not isinstance(key_doc, dict):
         report.add(authenticity, "credential signature", False, f"data/{KEY_FILE} holds no public key", f"data/{KEY_FILE}")
         return
+    trust = report.trust
+    if trust is not None and trust.issuer_keys:
+        members = ("kid", "kty", "crv", "x", "y")
+        known = any(all(k.get(m) == jwk.get(m) for m in members) for k in trust.issuer_keys)
+        report.add(
+            authenticity,
+            "issuer key trusted",
+            known,
+            f"the issuer key {key_doc.get('kid')} is one of the hub's published keys"
+            if known
+            else f"the issuer key {key_doc.get('kid')} in the package is not among the published keys given",
+            f"data/{KEY_FILE}",
+        )
     for name in (JWS_FILE, SD_JWT_FILE):
         raw = payload.get(name)
         if raw is None:

@@ -52,10 +52,33 @@ class Finding:
 
 
 @dataclass
+class Trust:
+    """Keys known from outside the package (the hub's published JWKS, its audit-log keys): a package's own keys
+    prove only that it is consistent; these anchors prove who signed it."""
+
+    issuer_keys: list[dict[str, Any]] = field(default_factory=list)  # JWKs
+    log_keys: dict[str, str] = field(default_factory=dict)  # key_id -> Ed25519 public key, base64
+
+    @classmethod
+    def from_documents(cls, documents: list[Any]) -> Trust:
+        """From `/certhub/.well-known/jwks.json` (`keys`) and `/audit/log/keys` (`items`) as published."""
+        trust = cls()
+        for doc in documents:
+            if not isinstance(doc, dict):
+                raise ValueError("a trust file must be a JSON object (a JWKS, or the page of /audit/log/keys)")
+            trust.issuer_keys += [k for k in doc.get("keys") or [] if isinstance(k, dict)]
+            for item in doc.get("items") or []:
+                if isinstance(item, dict) and isinstance(item.get("key_id"), str) and isinstance(item.get("public_key"), str):
+                    trust.log_keys[item["key_id"]] = item["public_key"]
+        return trust
+
+
+@dataclass
 class Report:
     record_class: str | None = None
     identifier: str | None = None
     findings: list[Finding] = field(default_factory=list)
+    trust: Trust | None = None
 
     @property
     def ok(self) -> bool:
@@ -93,9 +116,10 @@ def load_json(bag: Bag, name: str) -> Any:
         return None
 
 
-def check_bag(bag: Bag, profiles: Mapping[str, Profile]) -> Report:
-    """Every check of 四性检测 on one bag; the report names each failing file and why."""
-    report = Report()
+def check_bag(bag: Bag, profiles: Mapping[str, Profile], trust: Trust | None = None) -> Report:
+    """Every check of 四性检测 on one bag; the report names each failing file and why. With `trust`, the keys in
+    the package must also be among the keys known from outside it."""
+    report = Report(trust=trust)
     _integrity(bag, report)
     _usability(bag, report)
     _security(bag, report)
@@ -258,6 +282,17 @@ def _audit_evidence(bag: Bag, report: Report) -> None:
     report.add(
         Property.AUTHENTICITY, "checkpoint signature", True, f"checkpoint signed by {checkpoint.get('key_id')} verifies", path
     )
+    if report.trust is not None and report.trust.log_keys:
+        known = report.trust.log_keys.get(str(checkpoint.get("key_id"))) == checkpoint["public_key"]
+        report.add(
+            Property.AUTHENTICITY,
+            "checkpoint key trusted",
+            known,
+            f"the checkpoint's key {checkpoint.get('key_id')} is one of the audit log's published keys"
+            if known
+            else f"the checkpoint's key {checkpoint.get('key_id')} is not among the audit log keys given",
+            path,
+        )
     lines = checkpoint["body"].split("\n")
     try:
         size, root = int(lines[1]), base64.b64decode(lines[2], validate=True)

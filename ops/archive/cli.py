@@ -23,12 +23,27 @@ def register(commands: argparse._SubParsersAction, profiles: Mapping[str, servic
     )
     check.add_argument("package", type=Path, help="PACKAGE.zip or the bag's directory")
     check.add_argument("--summary", action="store_true", help="print only the failing checks, one a line")
+    check.add_argument(
+        "--trust",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="FILE",
+        help="keys known from outside the package (repeatable): the hub's /certhub/.well-known/jwks.json and the page "
+        "of /audit/log/keys; the package's keys must then be among them",
+    )
 
     def run(args: argparse.Namespace) -> None:
         if not args.package.exists():
             raise SystemExit(f"govhub: {args.package} does not exist")
+        trust = None
+        if args.trust:
+            try:
+                trust = service.Trust.from_documents([json.loads(p.read_text(encoding="utf-8")) for p in args.trust])
+            except (OSError, ValueError) as exc:
+                raise SystemExit(f"govhub: cannot read the trust files: {exc}") from None
         try:
-            report = service.check_path(args.package, profiles)
+            report = service.check_path(args.package, profiles, trust)
         except HubError as exc:
             raise SystemExit(f"govhub: {exc.detail}") from None
         if args.summary:

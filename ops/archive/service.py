@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ops.archive.bagit import ALGORITHMS, MAX_PACKAGE_BYTES, Bag, digest, read_dir, read_zip, write_bag
-from ops.archive.checks import PACKAGE_METADATA, Finding, Profile, Property, Report, check_bag, load_json
+from ops.archive.checks import PACKAGE_METADATA, Finding, Profile, Property, Report, Trust, check_bag, load_json
 from ops.archive.models import ArchivePackage
 from ops.archive.packages import Contents, audit_evidence, build, package_bytes, packages, store_package
 
@@ -26,6 +26,7 @@ __all__ = [
     "Profile",
     "Property",
     "Report",
+    "Trust",
     "audit_evidence",
     "build",
     "check_bag",
@@ -42,13 +43,13 @@ __all__ = [
 ]
 
 
-def check_bytes(data: bytes, profiles: Mapping[str, Profile]) -> Report:
+def check_bytes(data: bytes, profiles: Mapping[str, Profile], trust: Trust | None = None) -> Report:
     """四性检测 of a zipped package."""
-    return check_bag(read_zip(data), profiles)
+    return check_bag(read_zip(data), profiles, trust)
 
 
-def check_path(path: Path, profiles: Mapping[str, Profile]) -> Report:
+def check_path(path: Path, profiles: Mapping[str, Profile], trust: Trust | None = None) -> Report:
     """四性检测 of a package file (.zip) or an unpacked bag directory."""
     if path.is_dir():
-        return check_bag(read_dir(path), profiles)
-    return check_bytes(path.read_bytes(), profiles)
+        return check_bag(read_dir(path), profiles, trust)
+    return check_bytes(path.read_bytes(), profiles, trust)

@@ -107,6 +107,32 @@ def test_an_archived_certificate_passes_the_four_checks_from_the_package_alone(w
         assert wanted <= checks
         seals = [f for f in report["findings"] if f["check"] == "seal"]
         assert seals and all(f["ok"] for f in seals) and "chains to the hub CA" in seals[0]["reason"]
+    # With the keys the hub publishes, the package's keys are checked against them too.
+    jwks = world.client.get("/certhub/.well-known/jwks.json").json()
+    log_keys = world.client.get("/audit/log/keys", headers=world.hub.admin.headers).json()
+    (tmp_path / "jwks.json").write_text(json.dumps(jwks))
+    (tmp_path / "log-keys.json").write_text(json.dumps(log_keys))
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "govhub.cli",
+            "archive",
+            "check",
+            str(package),
+            "--trust",
+            "jwks.json",
+            "--trust",
+            "log-keys.json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    trusted = {f["check"]: f["ok"] for f in json.loads(run.stdout)["findings"] if "trusted" in f["check"]}
+    assert trusted == {"checkpoint key trusted": True, "issuer key trusted": True}
     # A forger who changes the sealed PDF and recomputes every manifest and the metadata is caught by the seal.
     files = archive.read_zip(data).files
     pdf = files["data/original/copy.pdf"]
@@ -268,3 +294,57 @@ def test_a_package_of_the_wrong_shapes_is_reported_never_crashes(world: World) -
         assert response.status_code in (200, 422), response.text
         if why:
             assert why in response.json()["detail"]
+
+
+def test_a_package_re_signed_with_another_key_fails_only_against_the_published_keys(world: World) -> None:
+    """The keys inside a package prove it consistent; who signed it is proved by the keys the hub publishes."""
+    import base64
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    from certhub import sdjwt
+
+    _, data = _archived(world, pdf=False)
+    files = archive.read_zip(data).files
+    key = json.loads(files["data/signature/issuer-key.json"])
+    forger = Ed25519PrivateKey.generate()
+
+    class Signer:
+        alg, kid = "EdDSA", key["kid"]
+
+        def sign(self, data: bytes) -> bytes:
+            return forger.sign(data)
+
+    def resign(token: str) -> str:
+        head, *rest = token.split("~")
+        parsed = sdjwt.parse_jws(head)
+        payload = dict(parsed.payload)
+        if "face" in payload:
+            payload["face"] = dict(payload["face"], address="伪造地址")
+        return "~".join([sdjwt.sign_jws(Signer(), payload, typ=parsed.header["typ"]), *rest])
+
+    raw = forger.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    jwk = {"kty": "OKP", "crv": "Ed25519", "x": base64.urlsafe_b64encode(raw).rstrip(b"=").decode(), "kid": key["kid"]}
+    jws = resign(files["data/original/credential.jws"].decode()).encode()
+    sd = resign(files["data/original/credential.sd-jwt"].decode()).encode()
+    dat46 = json.loads(files["data/metadata/dat46.json"])
+    for entry in dat46["计算机文件"]:
+        content = {"original/credential.jws": jws, "original/credential.sd-jwt": sd}[entry["计算机文件名"]]
+        entry.update(
+            {"计算机文件大小": len(content), "SHA-256": archive.digest("sha256", content), "SM3": archive.digest("sm3", content)}
+        )
+    forged = _rebag(
+        files,
+        {
+            "original/credential.jws": jws,
+            "original/credential.sd-jwt": sd,
+            "signature/issuer-key.json": json.dumps({"alg": "EdDSA", "kid": key["kid"], "jwk": jwk}).encode(),
+            "metadata/dat46.json": json.dumps(dat46).encode(),
+        },
+    )
+    assert _check(forged).ok  # consistent in itself...
+    published = archive.Trust.from_documents([world.client.get("/certhub/.well-known/jwks.json").json()])
+    report = archive.check_bag(archive.Bag(forged), service.ARCHIVE_PROFILES, published)
+    assert [(f.check, f.file) for f in report.failures()] == [("issuer key trusted", "data/signature/issuer-key.json")]
+    assert "not among the published keys" in report.failures()[0].reason
