@@ -348,3 +348,19 @@ def test_a_package_re_signed_with_another_key_fails_only_against_the_published_k
     report = archive.check_bag(archive.Bag(forged), service.ARCHIVE_PROFILES, published)
     assert [(f.check, f.file) for f in report.failures()] == [("issuer key trusted", "data/signature/issuer-key.json")]
     assert "not among the published keys" in report.failures()[0].reason
+    # The endpoint takes the same trust files.
+    response = world.client.post(
+        "/archive/check",
+        files=[
+            ("file", ("p.zip", _rezip(forged), "application/zip")),
+            ("trust", ("jwks.json", json.dumps(world.client.get("/certhub/.well-known/jwks.json").json()), "application/json")),
+        ],
+        headers=world.hub.admin.headers,
+    )
+    assert response.status_code == 200 and not response.json()["ok"], response.text
+    bad = world.client.post(
+        "/archive/check",
+        files=[("file", ("p.zip", _rezip(forged), "application/zip")), ("trust", ("t.json", b"[1]", "application/json"))],
+        headers=world.hub.admin.headers,
+    )
+    assert bad.status_code == 422 and "trust file" in bad.json()["detail"]
