@@ -677,8 +677,6 @@ class ServiceAuthorisationCreate(BaseModel):
     department_code: str = Field(min_length=18, max_length=18)
     purpose: str = Field(min_length=1, max_length=200)
     expires_at: ZonedDatetime = Field(validation_alias=EXPIRES_AT, description="the moment it stops working")
-
-
 class PublicField(BaseModel):
     name: str
     label: str
