@@ -60,6 +60,7 @@ from certhub.schemas import (
     VerifyRequest,
 )
 from ops import audit
+from ops.archive.schemas import ArchivePackageRead
 from ops.auth import AnyCaller, DepartmentStaff, Holder, PlatformAdmin, Principal, Role, require_roles
 from ops.db import DbSession, HubRoute, etag, writes
 from ops.errors import BadRequest, Forbidden, HubError, Invalid, UnsupportedMediaType
@@ -309,6 +310,43 @@ def download_pdf(
         media_type="application/pdf",
         headers={"Content-Disposition": f'attachment; filename="{certificate.serial}-{certificate.cert_version:03d}.pdf"'},
     )
+
+
+@router.post(
+    "/certificates/{identifier}/archive",
+    status_code=201,
+    response_model=ArchivePackageRead,
+    summary="Archive (归档) this certificate version: a BagIt package in object storage",
+)
+def archive_certificate(identifier: str, request: Request, db: DbSession, who: Staff) -> Any:
+    """The issuer's staff or the platform: the package holds the certificate as issued, its sealed PDF copy,
+    DA/T 46 and GB/T 36903 metadata, SHA-256 and SM3 fixity and the audit-log evidence."""
+    state = request.app.state
+    return service.archive_certificate(
+        db, who=who, storage=state.storage, settings=state.settings, vault=state.vault, identifier=identifier
+    )
+
+
+@router.get("/certificates/{identifier}/archive-packages", response_model=Page[ArchivePackageRead])
+def list_archive_packages(identifier: str, db: DbSession, who: Staff) -> Any:
+    """The archive packages written for this certificate version, newest first."""
+    packages = service.archive_packages(db, who=who, identifier=identifier)
+    return whole_page([ArchivePackageRead.model_validate(p) for p in packages])
+
+
+@router.get(
+    "/certificates/{identifier}/archive-packages/{package_id}",
+    summary="Download an archive package (zip)",
+    response_class=Response,
+    responses={200: {"content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}}},
+)
+@writes  # the download is recorded in the audit trail
+def download_archive_package(identifier: str, package_id: str, request: Request, db: DbSession, who: Staff) -> Response:
+    package, data = service.archive_package(
+        db, who=who, storage=request.app.state.storage, identifier=identifier, package_id=package_id
+    )
+    disposition = f'attachment; filename="{package.file_name}"'
+    return Response(data, media_type="application/zip", headers={"Content-Disposition": disposition})
 
 
 @router.post(

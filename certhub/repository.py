@@ -233,6 +233,14 @@ def list_certificates(
     return page_of(rows, limit, created="issued_at")
 
 
+def issued_between(db: Session, *, since: datetime, until: datetime, department_id: str | None = None) -> list[str]:
+    """The identifiers of the certificate versions issued in [since, until), oldest first (for archiving)."""
+    query = select(Certificate.identifier).where(Certificate.issued_at >= since, Certificate.issued_at < until)
+    if department_id:
+        query = query.where(Certificate.issuer_department_id == department_id)
+    return list(db.scalars(query.order_by(Certificate.issued_at, Certificate.id)))
+
+
 def holder_certificates(db: Session, holder_code: str, *, type_codes: list[str] | None = None) -> list[Certificate]:
     """A holder's current certificates (superseded versions left out), newest first."""
     query = select(Certificate).where(

@@ -28,6 +28,11 @@ def verify_signature(*, alg: str, jwk: dict[str, Any], data: bytes, signature: b
     return seal_service.verify_jose_signature(alg=alg, jwk=jwk, data=data, signature=signature)
 
 
+def authority_chain(db: Session, *, vault: KeyVault) -> dict[str, Any]:
+    """The hub CA's root and issuing certificates (PEM) that a sealed PDF copy's seal chains to."""
+    return seal_service.authority_certificates(db, vault=vault)
+
+
 def department_jwks(db: Session) -> dict[str, Any]:
     """Public keys of every department's active and previously active seals."""
     return seal_service.department_jwks(db)

@@ -22,6 +22,7 @@ the hub's rules from here. Each concern lives in a module of its own:
 ``certhub/status.py``       the published status lists
 ``certhub/caches.py``       every in-process cache, and :func:`clear_caches` to empty them all
 ``certhub/common.py``       constants and small helpers the rooms share
+``certhub/archiving.py``    电子档案: the archive package of a certificate version, its checks in 四性检测
 ``certhub/repository.py``   every query
 ==========================  ========================================================================
 """
@@ -29,6 +30,8 @@ the hub's rules from here. Each concern lives in a module of its own:
 from __future__ import annotations
 
 from certhub.accesses import holder_accesses, rating_event
+from certhub.archiving import PROFILES as ARCHIVE_PROFILES
+from certhub.archiving import archive_certificate, archive_package, archive_packages, archive_range
 from certhub.bulk import bulk_issue, parse_rows
 from certhub.caches import STATUS_CACHE_SECONDS
 from certhub.caches import clear_all as clear_caches
@@ -127,6 +130,7 @@ from certhub.verification import (
 )
 
 __all__ = [
+    "ARCHIVE_PROFILES",
     "IDENTITY_TYPES",
     "KIND_NAMES",
     "LISTS",
@@ -158,6 +162,10 @@ __all__ = [
     "add_trusted_hub",
     "allow_issuer",
     "answer_feedback",
+    "archive_certificate",
+    "archive_package",
+    "archive_packages",
+    "archive_range",
     "authorise",
     "authorise_service",
     "bulk_issue",

@@ -26,6 +26,7 @@ from govhub import __version__
 from govhub.console import endpoints as console
 from govhub.console import service as console_service
 from ops import health
+from ops.archive import endpoints as archive_endpoints
 from ops.auditlog import endpoints as auditlog_endpoints
 from ops.config import Settings, get_settings
 from ops.crypto import KeyVault
@@ -186,6 +187,8 @@ def create_app(
         # Granted lookups, batched the same way: their reads and their writes, one transaction for many.
         "lookups": GroupCommit(factory, exchange_service.run_lookups, name="lookups", loop_writer=loop_writer, writers=writers),
         "calendar_listeners": calendar_listeners(settings),
+        # 四性检测: each record class's own checks of its archive packages (POST /archive/check).
+        "archive_profiles": certhub_service.ARCHIVE_PROFILES,
     }
     for key, value in state.items():
         setattr(app.state, key, value)
@@ -213,6 +216,7 @@ def create_app(
         seal_endpoints.router,
         ratings_endpoints.router,
         divisions_endpoints.router,
+        archive_endpoints.router,
     ]
     for router in api_routers:
         # One rule for the whole API: a query parameter an operation does not declare is refused.

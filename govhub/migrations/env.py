@@ -12,6 +12,7 @@ import catalog_registry.models  # noqa: F401
 import certhub.models  # noqa: F401
 import exchange.models  # noqa: F401
 import govhub.console.models  # noqa: F401
+import ops.archive.models
 import ops.audit
 import ops.auditlog.models
 import ops.divisions.models

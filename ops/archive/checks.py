@@ -1,0 +1,331 @@
+"""四性检测 (DA/T 70): the authenticity, integrity, usability and security of an archive package, checked
+from the package alone (no database, no network).
+
+The checks every package gets are here: fixity of every file against both manifests, no missing or
+extra file, the tag files, the audit-log evidence (each record's inclusion proof against the signed
+checkpoint in the package, and the checkpoint's signature), usable formats and no executable content.
+A record class adds its own checks (its metadata against its files, its signatures) as a `Profile`,
+named by `record_class` in `data/metadata/package.json`; the composition root passes the profiles.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from ops.archive.bagit import ALGORITHMS, BAGIT_TXT, Bag, digest, parse_manifest
+from ops.auditlog import merkle
+from ops.auditlog.checkpoints import signature_ok
+
+PACKAGE_METADATA = "metadata/package.json"
+CHECKPOINT = "evidence/checkpoint.json"
+INCLUSIONS = "evidence/audit-inclusion.json"
+# The formats a package may hold, by file name ending: anything else is refused as unusable.
+FORMATS = {".json": "json", ".pdf": "pdf", ".jws": "text", ".txt": "text", ".sd-jwt": "text"}
+# The first bytes of executables and scripts (PE, ELF, Mach-O, shell, Java class).
+_EXECUTABLE_MAGIC = (b"MZ", b"\x7fELF", b"\xfe\xed\xfa", b"\xcf\xfa\xed\xfe", b"\xce\xfa\xed\xfe", b"#!", b"\xca\xfe\xba\xbe")
+_PDF_ACTIVE = (b"/JavaScript", b"/JS ", b"/JS(", b"/Launch", b"/EmbeddedFile", b"/RichMedia")
+
+
+class Property(StrEnum):
+    AUTHENTICITY = "authenticity"  # 真实性
+    INTEGRITY = "integrity"  # 完整性
+    USABILITY = "usability"  # 可用性
+    SECURITY = "security"  # 安全性
+
+
+@dataclass
+class Finding:
+    property: Property
+    check: str
+    ok: bool
+    reason: str
+    file: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"property": self.property.value, "check": self.check, "ok": self.ok, "reason": self.reason, "file": self.file}
+
+
+@dataclass
+class Trust:
+    """Keys known from outside the package (the hub's published JWKS, its audit-log keys): a package's own keys
+    prove only that it is consistent; these anchors prove who signed it."""
+
+    issuer_keys: list[dict[str, Any]] = field(default_factory=list)  # JWKs
+    log_keys: dict[str, str] = field(default_factory=dict)  # key_id -> Ed25519 public key, base64
+
+    @classmethod
+    def from_documents(cls, documents: list[Any]) -> Trust:
+        """From `/certhub/.well-known/jwks.json` (`keys`) and `/audit/log/keys` (`items`) as published."""
+        trust = cls()
+        for doc in documents:
+            if not isinstance(doc, dict):
+                raise ValueError("a trust file must be a JSON object (a JWKS, or the page of /audit/log/keys)")
+            trust.issuer_keys += [k for k in doc.get("keys") or [] if isinstance(k, dict)]
+            for item in doc.get("items") or []:
+                if isinstance(item, dict) and isinstance(item.get("key_id"), str) and isinstance(item.get("public_key"), str):
+                    trust.log_keys[item["key_id"]] = item["public_key"]
+        return trust
+
+
+@dataclass
+class Report:
+    record_class: str | None = None
+    identifier: str | None = None
+    findings: list[Finding] = field(default_factory=list)
+    trust: Trust | None = None
+
+    @property
+    def ok(self) -> bool:
+        return all(f.ok for f in self.findings)
+
+    def add(self, prop: Property, check: str, ok: bool, reason: str, file: str | None = None) -> bool:
+        self.findings.append(Finding(prop, check, ok, reason, file))
+        return ok
+
+    def failures(self) -> list[Finding]:
+        return [f for f in self.findings if not f.ok]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "record_class": self.record_class,
+            "identifier": self.identifier,
+            "properties": {p.value: all(f.ok for f in self.findings if f.property == p) for p in Property},
+            "findings": [f.as_dict() for f in self.findings],
+        }
+
+
+# A record class's own checks: they read the bag and add findings to the report.
+Profile = Callable[[Bag, Report], None]
+
+
+def load_json(bag: Bag, name: str) -> Any:
+    """A payload JSON file, or None when it is absent or does not parse (the generic checks report why)."""
+    raw = bag.files.get(f"data/{name}")
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+
+
+def check_bag(bag: Bag, profiles: Mapping[str, Profile], trust: Trust | None = None) -> Report:
+    """Every check of 四性检测 on one bag; the report names each failing file and why. With `trust`, the keys in
+    the package must also be among the keys known from outside it."""
+    report = Report(trust=trust)
+    _integrity(bag, report)
+    _usability(bag, report)
+    _security(bag, report)
+    meta = load_json(bag, PACKAGE_METADATA)
+    if not isinstance(meta, dict):
+        report.add(Property.INTEGRITY, "package metadata", False, f"data/{PACKAGE_METADATA} is missing or not a JSON object")
+        return report
+    report.record_class, report.identifier = str(meta.get("record_class")), str(meta.get("identifier"))
+    _audit_evidence(bag, report)
+    profile = profiles.get(report.record_class)
+    if profile is None:
+        report.add(Property.INTEGRITY, "record class", False, f"unknown record class {report.record_class!r}")
+    else:
+        profile(bag, report)
+    return report
+
+
+def _integrity(bag: Bag, report: Report) -> None:
+    if bag.files.get("bagit.txt", b"").replace(b"\r\n", b"\n") != BAGIT_TXT:
+        report.add(Property.INTEGRITY, "bag declaration", False, "bagit.txt is missing or not BagIt 1.0 in UTF-8", "bagit.txt")
+    payload = {n for n in bag.files if n.startswith("data/")}
+    tag_files = set(bag.files) - payload
+    for algorithm in ALGORITHMS:
+        for kind, expected, covered in (
+            ("manifest", payload, f"manifest-{algorithm}.txt"),
+            ("tagmanifest", None, f"tagmanifest-{algorithm}.txt"),
+        ):
+            raw = bag.files.get(covered)
+            if raw is None:
+                report.add(Property.INTEGRITY, f"{kind} {algorithm}", False, f"{covered} is missing", covered)
+                continue
+            try:
+                listed = parse_manifest(raw)
+            except (UnicodeDecodeError, ValueError) as exc:
+                report.add(Property.INTEGRITY, f"{kind} {algorithm}", False, f"{covered} cannot be read: {exc}", covered)
+                continue
+            bad = False
+            for name, value in sorted(listed.items()):
+                if name not in bag.files:
+                    bad = True
+                    report.add(
+                        Property.INTEGRITY, "missing file", False, f"{covered} lists {name}, absent from the package", name
+                    )
+                elif digest(algorithm, bag.files[name]) != value:
+                    bad = True
+                    report.add(
+                        Property.INTEGRITY,
+                        f"fixity {algorithm}",
+                        False,
+                        f"{name} does not match its {algorithm} in {covered}",
+                        name,
+                    )
+            if expected is not None:
+                for name in sorted(expected - listed.keys()):
+                    bad = True
+                    report.add(Property.INTEGRITY, "extra file", False, f"{name} is in the package but not in {covered}", name)
+            else:
+                wanted = tag_files - {f"tagmanifest-{a}.txt" for a in ALGORITHMS}
+                for name in sorted(wanted - listed.keys()):
+                    bad = True
+                    report.add(Property.INTEGRITY, "extra file", False, f"tag file {name} is not in {covered}", name)
+            if not bad:
+                report.add(
+                    Property.INTEGRITY, f"{kind} {algorithm}", True, f"every file listed in {covered} matches ({len(listed)})"
+                )
+    oxum = bag.info().get("Payload-Oxum")
+    actual = f"{sum(len(bag.files[n]) for n in payload)}.{len(payload)}"
+    report.add(
+        Property.INTEGRITY,
+        "payload oxum",
+        oxum == actual,
+        f"Payload-Oxum {oxum} matches" if oxum == actual else f"Payload-Oxum says {oxum}, the payload is {actual}",
+        "bag-info.txt",
+    )
+
+
+def _usability(bag: Bag, report: Report) -> None:
+    for name, data in sorted(bag.payload().items()):
+        suffix = next((s for s in FORMATS if name.endswith(s)), None)
+        path = f"data/{name}"
+        if suffix is None:
+            report.add(
+                Property.USABILITY, "format", False, f"{path}: not one of the archival formats ({', '.join(FORMATS)})", path
+            )
+            continue
+        problem = _format_problem(FORMATS[suffix], data)
+        if problem:
+            report.add(Property.USABILITY, "format", False, f"{path} {problem}", path)
+    if not any(f.property == Property.USABILITY and not f.ok for f in report.findings):
+        report.add(
+            Property.USABILITY, "format", True, "every payload file opens in its format (JSON parses, PDF opens, text is UTF-8)"
+        )
+
+
+def _format_problem(kind: str, data: bytes) -> str | None:
+    try:
+        if kind == "json":
+            json.loads(data)
+        elif kind == "text":
+            data.decode("utf-8")
+        else:
+            from pyhanko.pdf_utils.reader import PdfFileReader
+
+            reader = PdfFileReader(io.BytesIO(data), strict=False)
+            if reader.root.get("/Pages") is None:
+                return "the PDF has no pages"
+    except Exception as exc:
+        return f"does not open as {kind}: {type(exc).__name__}: {str(exc)[:200]}"
+    return None
+
+
+def _security(bag: Bag, report: Report) -> None:
+    bad = False
+    for name, data in sorted(bag.files.items()):
+        if data.startswith(_EXECUTABLE_MAGIC):
+            bad = report.add(Property.SECURITY, "executable content", False, f"{name} is an executable or a script", name) or True
+        elif data.startswith(b"PK\x03\x04"):
+            bad = report.add(Property.SECURITY, "nested archive", False, f"{name} is an archive inside the package", name) or True
+        elif name.endswith(".pdf"):
+            active = [m.decode() for m in _PDF_ACTIVE if m in data]
+            if active:
+                bad = report.add(Property.SECURITY, "active content", False, f"{name} holds {', '.join(active)}", name) or True
+    if not bad:
+        report.add(Property.SECURITY, "executable content", True, "no executable, script, nested archive or active PDF content")
+
+
+def root_from_inclusion(index: int, size: int, leaf: bytes, proof: list[bytes]) -> bytes | None:
+    """The root an inclusion proof leads to (RFC 9162 §2.1.3.2), or None when the proof has the wrong shape."""
+    if index < 0 or index >= size:
+        return None
+    fn, sn, r = index, size - 1, leaf
+    for p in proof:
+        if sn == 0:
+            return None
+        if fn & 1 or fn == sn:
+            r = merkle.node_hash(p, r)
+            while not fn & 1 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        else:
+            r = merkle.node_hash(r, p)
+        fn >>= 1
+        sn >>= 1
+    return r if sn == 0 else None
+
+
+def _audit_evidence(bag: Bag, report: Report) -> None:
+    path = f"data/{CHECKPOINT}"
+    checkpoint = load_json(bag, CHECKPOINT)
+    if not isinstance(checkpoint, dict) or not all(
+        isinstance(checkpoint.get(k), str) for k in ("body", "signature", "public_key")
+    ):
+        report.add(Property.AUTHENTICITY, "checkpoint", False, f"{path} is missing or lacks body, signature, public_key", path)
+        return
+    if not signature_ok(checkpoint["public_key"], checkpoint["signature"], checkpoint["body"]):
+        report.add(
+            Property.AUTHENTICITY, "checkpoint signature", False, f"the signature in {path} does not verify its body", path
+        )
+        return
+    report.add(
+        Property.AUTHENTICITY, "checkpoint signature", True, f"checkpoint signed by {checkpoint.get('key_id')} verifies", path
+    )
+    if report.trust is not None and report.trust.log_keys:
+        known = report.trust.log_keys.get(str(checkpoint.get("key_id"))) == checkpoint["public_key"]
+        report.add(
+            Property.AUTHENTICITY,
+            "checkpoint key trusted",
+            known,
+            f"the checkpoint's key {checkpoint.get('key_id')} is one of the audit log's published keys"
+            if known
+            else f"the checkpoint's key {checkpoint.get('key_id')} is not among the audit log keys given",
+            path,
+        )
+    lines = checkpoint["body"].split("\n")
+    try:
+        size, root = int(lines[1]), base64.b64decode(lines[2], validate=True)
+    except (IndexError, ValueError):
+        report.add(Property.AUTHENTICITY, "checkpoint", False, f"the checkpoint body in {path} is malformed", path)
+        return
+    ipath = f"data/{INCLUSIONS}"
+    inclusions = load_json(bag, INCLUSIONS)
+    if not isinstance(inclusions, list) or not inclusions:
+        report.add(Property.AUTHENTICITY, "audit inclusion", False, f"{ipath} is missing or holds no proof", ipath)
+        return
+    for item in inclusions:
+        try:
+            leaf = merkle.leaf_hash(item["record"].encode())
+            proof = [base64.b64decode(p, validate=True) for p in item["proof"]]
+            got = root_from_inclusion(int(item["leaf_index"]), size, leaf, proof)
+            audit_id = json.loads(item["record"])["id"]
+        except (KeyError, TypeError, ValueError, AttributeError):
+            report.add(Property.AUTHENTICITY, "audit inclusion", False, f"a proof in {ipath} is malformed", ipath)
+            continue
+        if got != root:
+            report.add(
+                Property.AUTHENTICITY,
+                "audit inclusion",
+                False,
+                f"audit record {audit_id}: its inclusion proof does not lead to the checkpoint's root (size {size})",
+                ipath,
+            )
+        else:
+            report.add(
+                Property.AUTHENTICITY,
+                "audit inclusion",
+                True,
+                f"audit record {audit_id} is in the log at leaf {item['leaf_index']}",
+                ipath,
+            )
