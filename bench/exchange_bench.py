@@ -21,27 +21,25 @@ import argparse
 import base64
 import os
 import random
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
 
 from ops.codes import USCC_ALPHABET, id_check_char, uscc_check_char
-from ops.hubprocess import drop_postgres, free_port, fresh_postgres
+from ops.hubprocess import drop_postgres, fresh_postgres
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ADMIN_ID, ADMIN_SECRET, Hub
+from common import bearer as _token
+from common import ok as _ok
 from loadgen import alternate, average_batch, http_request, measure, profile_summary, start_profile, status_ok
 
-ADMIN_ID = "bench-admin"
-ADMIN_SECRET = "bench-admin-secret-0123456789"  # noqa: S105 (a throwaway hub's credential)
 LOOKUP_SHARE_TARGET = 0.35
 P99_FACTOR = 2.0  # a lookup's p99 at most twice /healthz's at the same concurrency
 RSS_TARGET_MB = 250.0
@@ -67,67 +65,6 @@ def _peak_rss_mb(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
-
-
-class Hub:
-    """A hub process of its own, on a free port, with a throwaway data directory."""
-
-    def __init__(self, data_dir: Path, database_url: str | None) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {
-            **os.environ,
-            "GOVHUB_DATA_DIR": str(data_dir),
-            "GOVHUB_MASTER_KEY": base64.b64encode(os.urandom(32)).decode(),
-            "GOVHUB_BOOTSTRAP_ADMIN_CLIENT_ID": ADMIN_ID,
-            "GOVHUB_BOOTSTRAP_ADMIN_SECRET": ADMIN_SECRET,
-            "GOVHUB_RUN_SCHEDULER": "false",
-            "GOVHUB_LOG_LEVEL": "WARNING",
-            "GOVHUB_PUBLIC_URL": self.url,
-            "GOVHUB_DEFAULT_GRANT_RATE_LIMIT_PER_MINUTE": "1000000",
-            "GOVHUB_MAX_UPLOAD_BYTES": str(2 * 1024**3),
-            "GOVHUB_TOKEN_TTL_SECONDS": "86400",
-        }
-        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        if database_url:
-            env["GOVHUB_DATABASE_URL"] = database_url
-        self.log = (data_dir / "hub.log").open("w")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "govhub.cli", "serve", "--port", str(self.port)],
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        self.stop()
-        raise SystemExit(f"the hub did not start; see {data_dir / 'hub.log'}")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        self.log.close()
-
-
-def _ok(response: httpx.Response, status: int = 200) -> Any:
-    if response.status_code != status:
-        raise SystemExit(f"{response.request.method} {response.request.url} -> {response.status_code}: {response.text[:500]}")
-    return response.json() if response.content else None
-
-
-def _token(client: httpx.Client, client_id: str, secret: str) -> dict[str, str]:
-    body = _ok(client.post("/auth/token", data={"grant_type": "client_credentials", "client_id": client_id,
-                                                "client_secret": secret}))  # fmt: skip
-    return {"Authorization": f"Bearer {body['access_token']}"}
 
 
 def _setup(hub: Hub, rows: int, data_dir: Path) -> tuple[dict[str, str], str, list[str], float]:

@@ -16,14 +16,11 @@ database (a fresh one is created beside it).
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import multiprocessing
 import os
 import random
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -40,8 +37,11 @@ import httpx
 from ops.codes import id_check_char, uscc_check_char
 from ops.hubprocess import drop_postgres, free_port, fresh_postgres
 
-ADMIN_ID = "bench-admin"
-ADMIN_SECRET = "bench-admin-secret-0123456789"  # noqa: S105 (a throwaway hub's credential)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ADMIN_ID, ADMIN_SECRET, Hub
+from common import bearer as _token
+from common import ok as _ok
+
 BASELINE_SECONDS = 10.0
 
 
@@ -73,68 +73,6 @@ def _subscriber(port: int, out: Any, stop: Any) -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     stop.wait()
     server.shutdown()
-
-
-class Hub:
-    """A hub process with its scheduler on, on a free port, with a throwaway data directory."""
-
-    def __init__(self, data_dir: Path, database_url: str | None, nats: bool) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {
-            **os.environ,
-            "GOVHUB_DATA_DIR": str(data_dir),
-            "GOVHUB_MASTER_KEY": base64.b64encode(os.urandom(32)).decode(),
-            "GOVHUB_BOOTSTRAP_ADMIN_CLIENT_ID": ADMIN_ID,
-            "GOVHUB_BOOTSTRAP_ADMIN_SECRET": ADMIN_SECRET,
-            "GOVHUB_RUN_SCHEDULER": "true",
-            "GOVHUB_WEBHOOK_ALLOW_PRIVATE": "true",
-            "GOVHUB_LOG_LEVEL": "WARNING",
-            "GOVHUB_PUBLIC_URL": self.url,
-            "GOVHUB_DEFAULT_GRANT_RATE_LIMIT_PER_MINUTE": "1000000",
-            "GOVHUB_MAX_UPLOAD_BYTES": str(2 * 1024**3),
-            "GOVHUB_TOKEN_TTL_SECONDS": "86400",
-            "GOVHUB_DATABASE_STATEMENT_TIMEOUT_SECONDS": "0",
-            "GOVHUB_NATS_URL": "nats://127.0.0.1:4222" if nats else "",
-        }
-        if database_url:
-            env["GOVHUB_DATABASE_URL"] = database_url
-        self.log = (data_dir / "hub.log").open("w")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "govhub.cli", "serve", "--port", str(self.port)],
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        self.stop()
-        raise SystemExit(f"the hub did not start; see {data_dir / 'hub.log'}")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        self.log.close()
-
-
-def _ok(response: httpx.Response, status: int = 200) -> Any:
-    if response.status_code != status:
-        raise SystemExit(f"{response.request.method} {response.request.url} -> {response.status_code}: {response.text[:500]}")
-    return response.json() if response.content else None
-
-
-def _token(client: httpx.Client, client_id: str, secret: str) -> dict[str, str]:
-    form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
-    return {"Authorization": f"Bearer {_ok(client.post('/auth/token', data=form))['access_token']}"}
 
 
 def _uscc(rng: random.Random) -> str:
@@ -261,7 +199,17 @@ def run(rows: int, *, database_url: str | None, nats: bool, lookup_threads: int,
     port = free_port()
     subscriber = multiprocessing.Process(target=_subscriber, args=(port, arrivals, stop_subscriber), daemon=True)
     subscriber.start()
-    hub = Hub(data_dir, database_url, nats)
+    hub = Hub(
+        data_dir,
+        database_url,
+        {
+            "GOVHUB_RUN_SCHEDULER": "true",
+            "GOVHUB_WEBHOOK_ALLOW_PRIVATE": "true",
+            "GOVHUB_DATABASE_STATEMENT_TIMEOUT_SECONDS": "0",
+            "GOVHUB_NATS_URL": "nats://127.0.0.1:4222" if nats else "",
+        },
+        stop_timeout=30,
+    )
     try:
         with httpx.Client(base_url=hub.url, timeout=3600) as client:
             admin, provider, consumer, entry_id = _setup(client)
