@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypedDict
 
 from asn1crypto import core
 from asn1crypto import x509 as asn1_x509
@@ -273,29 +273,13 @@ def _seal_v4(seal: SESeal) -> ParsedSeal:
 def _seal_v4_of(der: bytes) -> ParsedSeal:
     seal = SESeal.load(der)
     info = seal["eSealInfo"]
-    prop = info["property"]
-    header = info["header"]
-    picture = info["picture"]
-    list_type = int(prop["certListType"].native)
+    list_type = int(info["property"]["certListType"].native)
     return ParsedSeal(
-        version=int(header["version"].native),
-        vendor_id=str(header["vid"].native),
-        es_id=str(info["esID"].native),
-        type=int(prop["type"].native),
-        name=str(prop["name"].native),
+        **_seal_info_fields(info),
         cert_list_type=list_type,
-        certificates=_cert_list(prop["certList"], list_type),
-        created=_utc(prop["createDate"].native),
-        valid_start=_utc(prop["validStart"].native),
-        valid_end=_utc(prop["validEnd"].native),
-        picture_type=str(picture["type"].native),
-        picture=bytes(picture["data"].native),
-        width=int(picture["width"].native),
-        height=int(picture["height"].native),
-        extensions=_extensions(info["extDatas"]),
+        certificates=_cert_list(info["property"]["certList"], list_type),
         maker_cert=bytes(seal["cert"].native),
         maker_alg=seal["signAlgID"].dotted,
-        maker_signed=info.dump(),
         maker_signature=bytes(seal["signedValue"].native),
         der=seal.dump(),
     )
@@ -303,18 +287,46 @@ def _seal_v4_of(der: bytes) -> ParsedSeal:
 
 def _seal_v1(seal: V1SESeal) -> ParsedSeal:
     info = seal["esealInfo"]
+    sign_info = seal["signInfo"]
+    return ParsedSeal(
+        **_seal_info_fields(info),
+        cert_list_type=CERT_LIST_CERTIFICATES,
+        certificates=[_v1_cert(item) for item in info["property"]["certList"]],
+        maker_cert=bytes(sign_info["cert"].native),
+        maker_alg=sign_info["signatureAlgorithm"].dotted,
+        maker_signature=bytes(sign_info["signData"].native),
+        der=seal.dump(),
+    )
+
+
+class _SealInfoFields(TypedDict):
+    version: int
+    vendor_id: str
+    es_id: str
+    type: int
+    name: str
+    created: datetime
+    valid_start: datetime
+    valid_end: datetime
+    picture_type: str
+    picture: bytes
+    width: int
+    height: int
+    extensions: list[Extension]
+    maker_signed: bytes
+
+
+def _seal_info_fields(info: core.Sequence) -> _SealInfoFields:
+    """The fields both seal layouts keep alike in their seal information (header, property, picture, extensions)."""
     prop = info["property"]
     header = info["header"]
     picture = info["picture"]
-    sign_info = seal["signInfo"]
-    return ParsedSeal(
+    return _SealInfoFields(
         version=int(header["version"].native),
         vendor_id=str(header["vid"].native),
         es_id=str(info["esID"].native),
         type=int(prop["type"].native),
         name=str(prop["name"].native),
-        cert_list_type=CERT_LIST_CERTIFICATES,
-        certificates=[_v1_cert(item) for item in prop["certList"]],
         created=_utc(prop["createDate"].native),
         valid_start=_utc(prop["validStart"].native),
         valid_end=_utc(prop["validEnd"].native),
@@ -323,11 +335,7 @@ def _seal_v1(seal: V1SESeal) -> ParsedSeal:
         width=int(picture["width"].native),
         height=int(picture["height"].native),
         extensions=_extensions(info["extDatas"]),
-        maker_cert=bytes(sign_info["cert"].native),
-        maker_alg=sign_info["signatureAlgorithm"].dotted,
         maker_signed=info.dump(),
-        maker_signature=bytes(sign_info["signData"].native),
-        der=seal.dump(),
     )
 
 
