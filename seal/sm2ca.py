@@ -193,38 +193,36 @@ def create(db: Session, vault: KeyVault, *, public_url: str) -> None:
     maker_key = sm_ec.generate_private_key(sm_ec.SM2())
     root_name = _name("govhub 电子印章 SM2 根 CA")
     issuing_name = _name("govhub 电子印章 SM2 签发 CA")
-    root = _certificate(
-        subject=root_name,
-        issuer=root_name,
-        spki_der=_spki(root_key),
-        issuer_spki_der=_spki(root_key),
-        sign_with=root_key,
-        not_before=start,
-        not_after=now + timedelta(days=365 * ROOT_YEARS),
-        ca=True,
-        path_length=1,
-    )
-    issuing = _certificate(
-        subject=issuing_name,
-        issuer=root_name,
-        spki_der=_spki(issuing_key),
-        issuer_spki_der=_spki(root_key),
-        sign_with=root_key,
-        not_before=start,
-        not_after=now + timedelta(days=365 * ISSUING_YEARS),
-        ca=True,
-        path_length=0,
-    )
-    maker = _certificate(
-        subject=_name("govhub SM2 制章人"),
-        issuer=issuing_name,
-        spki_der=_spki(maker_key),
-        issuer_spki_der=_spki(issuing_key),
-        sign_with=issuing_key,
-        not_before=start,
-        not_after=now + timedelta(days=365 * MAKER_YEARS),
-        ca=False,
-        crl_url=_crl_url(public_url),
+
+    def certify(
+        subject: asn1_x509.Name,
+        key: Any,
+        issuer: asn1_x509.Name,
+        issuer_key: Any,
+        years: int,
+        *,
+        ca: bool,
+        path_length: int | None = None,
+        crl_url: str | None = None,
+    ) -> bytes:
+        """`key` certified by `issuer_key` from five minutes ago for `years`."""
+        return _certificate(
+            subject=subject,
+            issuer=issuer,
+            spki_der=_spki(key),
+            issuer_spki_der=_spki(issuer_key),
+            sign_with=issuer_key,
+            not_before=start,
+            not_after=now + timedelta(days=365 * years),
+            ca=ca,
+            path_length=path_length,
+            crl_url=crl_url,
+        )
+
+    root = certify(root_name, root_key, root_name, root_key, ROOT_YEARS, ca=True, path_length=1)
+    issuing = certify(issuing_name, issuing_key, root_name, root_key, ISSUING_YEARS, ca=True, path_length=0)
+    maker = certify(
+        _name("govhub SM2 制章人"), maker_key, issuing_name, issuing_key, MAKER_YEARS, ca=False, crl_url=_crl_url(public_url)
     )
     generation = f"sm2ca-{now:%Y%m%d%H%M%S}-{secrets.token_hex(4)}"
     for role, private, cert in ((ROOT, root_key, root), (ISSUING, issuing_key, issuing), (MAKER, maker_key, maker)):
