@@ -770,16 +770,7 @@ def _not_modified(tag: str, changed: datetime | None, *, if_none_match: str | No
 def prefill(body: PrefillRequest, request: Request, db: DbSession, who: VerifierCaller) -> Any:
     """The form's values from the holder's authorised certificates and your granted data, each naming its source,
     and the materials still missing. Every value read is in the holder's access list; no authorisation: 403, recorded."""
-    done = service.prefill(
-        db,
-        who=who,
-        settings=request.app.state.settings,
-        holder_code=body.holder_code,
-        service_code=body.service_code,
-        use_cause=body.use_cause,
-        presentation=body.presentation,
-        nonce=body.nonce,
-    )
+    done = service.prefill(db, who=who, settings=request.app.state.settings, data=body)
     return PrefillRead(
         service_code=done.service.code,
         service_version=done.service.number,
@@ -799,16 +790,7 @@ def prefill(body: PrefillRequest, request: Request, db: DbSession, who: Verifier
 def service_fetch(body: PrefillRequest, request: Request, db: DbSession, who: VerifierCaller) -> Any:
     """With one authorisation for the service (or the holder's ID card or business licence presented at the
     window): every certificate the service requires that the holder has, each fetch recorded."""
-    found, certificates = service.service_certificates(
-        db,
-        who=who,
-        settings=request.app.state.settings,
-        holder_code=body.holder_code,
-        service_code=body.service_code,
-        use_cause=body.use_cause,
-        presentation=body.presentation,
-        nonce=body.nonce,
-    )
+    found, certificates = service.service_certificates(db, who=who, settings=request.app.state.settings, data=body)
     return ServiceCertificatesRead(
         service_code=found.service.code,
         service_version=found.service.number,

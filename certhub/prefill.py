@@ -24,7 +24,7 @@ from certhub.accesses import access_records, write_accesses
 from certhub.caches import department_name
 from certhub.holders import authorise
 from certhub.models import Authorisation, Certificate, CertificateStatus, MaterialKind, ServiceItem, ServiceMaterial
-from certhub.schemas import AuthorisationCreate, MissingMaterial, PrefillValue, ServiceAuthorisationCreate
+from certhub.schemas import AuthorisationCreate, MissingMaterial, PrefillRequest, PrefillValue, ServiceAuthorisationCreate
 from certhub.verification import verify
 from exchange import service as exchange
 from ops import audit
@@ -101,18 +101,14 @@ def gather(
     *,
     who: Principal,
     settings: Settings,
-    holder_code: str,
-    service_code: str,
-    use_cause: str,
-    presentation: str | None = None,
-    nonce: str | None = None,
+    data: PrefillRequest,
     read_data: bool = True,
 ) -> Gathered:
     """Find what satisfies each material of a service for a holder, on the caller's authority. Refused (403, and
     recorded) when the service needs certificates and the holder authorised the caller for none of them."""
     department_id = who.require_department()
-    holder = holder_code_of(holder_code)
-    service, materials = _published(db, service_code)
+    holder = holder_code_of(data.holder_code)
+    service, materials = _published(db, data.service_code)
     personal = citizen_id_problem(holder) is None
     if personal != (service.holder_kind == "person"):
         who_applies = "persons (a 公民身份号码)" if service.holder_kind == "person" else "enterprises (a 统一社会信用代码)"
@@ -122,8 +118,8 @@ def gather(
         )
     certificate_materials = [m for m in materials if m.kind == MaterialKind.CERTIFICATE.value]
     try:
-        if presentation:
-            _presented_identity(db, who=who, settings=settings, holder=holder, token=presentation, nonce=nonce)
+        if data.presentation:
+            _presented_identity(db, who=who, settings=settings, holder=holder, token=data.presentation, nonce=data.nonce)
             allowed = {m.key: "presentation" for m in certificate_materials}
         else:
             allowed = {}
@@ -143,7 +139,12 @@ def gather(
                 )
     except Forbidden as exc:
         denied = partial(
-            record_denied_prefill, who=who, holder_code=holder, service_code=service.code, use_cause=use_cause, reason=exc.detail
+            record_denied_prefill,
+            who=who,
+            holder_code=holder,
+            service_code=service.code,
+            use_cause=data.use_cause,
+            reason=exc.detail,
         )
         audit.record_refusal(db, denied)
         raise
@@ -163,7 +164,7 @@ def gather(
             else:
                 found.certificates[m.key] = certificate
     if read_data:
-        _read_data(db, who=who, found=found, use_cause=use_cause)
+        _read_data(db, who=who, found=found, use_cause=data.use_cause)
     return found
 
 
@@ -256,23 +257,10 @@ def prefill(
     *,
     who: Principal,
     settings: Settings,
-    holder_code: str,
-    service_code: str,
-    use_cause: str,
-    presentation: str | None = None,
-    nonce: str | None = None,
+    data: PrefillRequest,
 ) -> Prefilled:
     """Fill a service's form for a holder from their authorised certificates and the caller's granted data."""
-    found = gather(
-        db,
-        who=who,
-        settings=settings,
-        holder_code=holder_code,
-        service_code=service_code,
-        use_cause=use_cause,
-        presentation=presentation,
-        nonce=nonce,
-    )
+    found = gather(db, who=who, settings=settings, data=data)
     by_key = {m.key: m for m in found.materials}
     types = {t.code: t.name for t in repository.list_types(db, include_inactive=True)}
     values: list[PrefillValue] = []
@@ -307,7 +295,7 @@ def prefill(
                 )
             )
     _record_uses(
-        db, who=who, found=found, action="prefill", use_cause=use_cause, fields={k: sorted(set(v)) for k, v in read.items()}
+        db, who=who, found=found, action="prefill", use_cause=data.use_cause, fields={k: sorted(set(v)) for k, v in read.items()}
     )
     return Prefilled(found.service, found.holder_code, values, found.missing, found.authorised_by)
 
@@ -317,25 +305,11 @@ def service_certificates(
     *,
     who: Principal,
     settings: Settings,
-    holder_code: str,
-    service_code: str,
-    use_cause: str,
-    presentation: str | None = None,
-    nonce: str | None = None,
+    data: PrefillRequest,
 ) -> tuple[Gathered, list[Certificate]]:
     """一证通办 in one step: every certificate the service needs that the holder has, in one call; each fetch recorded."""
-    found = gather(
-        db,
-        who=who,
-        settings=settings,
-        holder_code=holder_code,
-        service_code=service_code,
-        use_cause=use_cause,
-        presentation=presentation,
-        nonce=nonce,
-        read_data=False,
-    )
-    _record_uses(db, who=who, found=found, action="fetch", use_cause=use_cause, fields={})
+    found = gather(db, who=who, settings=settings, data=data, read_data=False)
+    _record_uses(db, who=who, found=found, action="fetch", use_cause=data.use_cause, fields={})
     return found, list(found.certificates.values())
 
 

@@ -230,14 +230,7 @@ def prefill(page: PostedPage, db: DbSession) -> HTMLResponse:
     one_step = data.get("action") == "fetch"
     try:
         body = PrefillRequest.model_validate({**values, "presentation": values["presentation"].strip() or None})
-        ask = {
-            "who": page.principal,
-            "settings": page.request.app.state.settings,
-            "holder_code": body.holder_code,
-            "service_code": body.service_code,
-            "use_cause": body.use_cause,
-            "presentation": body.presentation,
-        }
+        ask = {"who": page.principal, "settings": page.request.app.state.settings, "data": body}
         if one_step:
             found, certificates = certhub.service_certificates(db, **ask)
             done: Any = None
