@@ -23,11 +23,9 @@ import json
 import os
 import secrets
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -43,7 +41,7 @@ from ops.codes import USCC_ALPHABET, id_check_char, uscc_check_char  # noqa: E40
 from ops.config import Settings  # noqa: E402
 from ops.crypto import KeyVault  # noqa: E402
 from ops.db import make_engine, make_sessionmaker, utcnow  # noqa: E402
-from ops.hubprocess import drop_postgres, free_port, fresh_postgres  # noqa: E402
+from ops.hubprocess import HubProcess, drop_postgres, fresh_postgres  # noqa: E402
 from ops.identity import service as identity  # noqa: E402
 from ops.identity.schemas import ClientCreate, DepartmentCreate  # noqa: E402
 from ops.identity.tokens import KeyRing  # noqa: E402
@@ -233,39 +231,6 @@ def bulk_rate(world: World, n: int, *, pdf: bool, offset: int) -> float:
 # ---- HTTP verification --------------------------------------------------------------------------
 
 
-class Hub:
-    """The hub as its own process (uvicorn), stopped at the end."""
-
-    def __init__(self, data_dir: Path, database_url: str, workers: int = 1) -> None:
-        self.port = free_port()
-        env = {**os.environ, "GOVHUB_DATA_DIR": str(data_dir), "GOVHUB_MASTER_KEY": MASTER_KEY, "GOVHUB_RUN_SCHEDULER": "false",
-               "GOVHUB_PUBLIC_URL": "http://127.0.0.1", "GOVHUB_LOG_LEVEL": "WARNING", "GOVHUB_DATABASE_URL": database_url,
-               "GOVHUB_DATABASE_POOL_SIZE": "40"}  # fmt: skip
-        self.log = (data_dir / "hub.log").open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "govhub.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-             "--workers", str(workers)],
-            env=env, stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT,
-        )  # fmt: skip
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1):
-                    return
-            except OSError:
-                time.sleep(0.2)
-        self.stop()
-        raise RuntimeError("the hub did not start")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-        self.log.close()
-
-
 def verification_rows(
     world: World, *, seconds: float, connections: int, workers: int = 1, rounds: int = 5, profile: str | None = None
 ) -> list[dict[str, object]]:
@@ -292,7 +257,15 @@ def verification_rows(
         subject=world.window_client.client_id, audience=world.settings.token_audience, issuer=world.settings.issuer, ttl=3600,
         roles=["window"], client_name="窗口", dept=world.window.id, dept_code=world.window.code,
     )  # fmt: skip
-    hub = Hub(world.settings.data_dir, world.settings.database_url, workers)
+    hub = HubProcess(
+        database_url=world.settings.database_url,
+        env={"GOVHUB_MASTER_KEY": MASTER_KEY, "GOVHUB_PUBLIC_URL": "http://127.0.0.1", "GOVHUB_DATABASE_POOL_SIZE": "40"},
+        workers=workers,
+        scheduler=False,
+        data_dir=world.settings.data_dir,
+    ).start(timeout=60)
+    assert hub.proc is not None
+    hub_pid = hub.proc.pid
     try:
         trivial = http_request("GET", "/healthz")
         # Each holder wallet makes a fresh presentation (a fresh nonce): pre-made here, as many as can be used.
@@ -326,7 +299,7 @@ def verification_rows(
 
         measure(hub.port, verifications, connections=8, seconds=2, ok=valid)  # warm-up (key and status caches)
         if profile:  # where the hub's time goes, sampled by py-spy during a load of its own
-            spy = start_profile(hub.process.pid, seconds, profile)
+            spy = start_profile(hub_pid, seconds, profile)
             if spy is not None:
                 measure(hub.port, verifications, connections=connections, seconds=seconds, ok=valid)
                 spy.wait(timeout=seconds + 30)
@@ -334,7 +307,7 @@ def verification_rows(
         # Turn about, so that a slow spell of the machine falls on both.
         base, result = alternate(
             hub.port, [(lambda _n: trivial, status_ok), (verifications, valid)],
-            rounds=rounds, connections=connections, seconds=seconds / rounds, pid=hub.process.pid,
+            rounds=rounds, connections=connections, seconds=seconds / rounds, pid=hub_pid,
         )  # fmt: skip
         errors = result.errors
         batch = average_batch(hub.port, "verifications")
