@@ -350,28 +350,39 @@ def pdf_form(page: ConsolePage) -> HTMLResponse:
 
 @router.post("/verify/pdf", response_class=HTMLResponse)
 def verify_pdf(page: PostedPage, db: DbSession) -> HTMLResponse:
+    settings = page.request.app.state.settings
+    return _verify_upload(
+        page, db, kind="pdf", verify=lambda pdf: seal.verify_pdf(db, pdf_bytes=pdf, settings=settings), problem=_pdf_problem
+    )
+
+
+def _verify_upload(
+    page: PostedPage, db: Session, *, kind: str, verify: Callable[[bytes], Any], problem: Callable[[HubError], str]
+) -> HTMLResponse:
+    """A window verifies an uploaded sealed document (`kind`: pdf or ofd): the report, or why the file cannot be
+    verified, at the upload field; each verification recorded."""
     page.require(*VERIFIERS, Role.PLATFORM_ADMIN)
     page.form()
+    template = f"certhub/verify_{kind}.html"
     upload = page.submitted.get("file")
-    settings = page.request.app.state.settings
-    limit = settings.seal_max_pdf_bytes
+    limit = page.request.app.state.settings.seal_max_pdf_bytes
+    choose = f"请选择要验证的 {kind.upper()} 文件"
     try:
         if upload is None or isinstance(upload, str) or not upload.filename:
-            raise Invalid("请选择要验证的 PDF 文件", errors=[{"field": "file", "message": "请选择要验证的 PDF 文件"}])
-        pdf = upload.file.read(limit + 1)
-        if len(pdf) > limit:
+            raise Invalid(choose, errors=[{"field": "file", "message": choose}])
+        document = upload.file.read(limit + 1)
+        if len(document) > limit:
             raise PayloadTooLarge(f"文件超过 {limit} 字节", errors=[{"field": "file", "message": f"文件超过 {limit} 字节"}])
-        report = seal.verify_pdf(db, pdf_bytes=pdf, settings=settings)
+        report = verify(document)
     except HubError as exc:
         _failed(db, exc)
-        message = _pdf_problem(exc)
+        message = problem(exc)
         errors = {"file": f"无法验证此文件：{message}"}
-        return _window_page(page, "certhub/verify_pdf.html", status=exc.status, error=message, errors=errors)
+        return _window_page(page, template, status=exc.status, error=message, errors=errors)
     seal.record_verification(
-        db, who=page.principal, kind="pdf", verdict=report.verdict, document_hash=hashlib.sha256(pdf).hexdigest()
+        db, who=page.principal, kind=kind, verdict=report.verdict, document_hash=hashlib.sha256(document).hexdigest()
     )
-    filename = upload.filename
-    return _window_page(page, "certhub/verify_pdf.html", report=report, outcome_name=OUTCOMES[report.verdict], filename=filename)
+    return _window_page(page, template, report=report, outcome_name=OUTCOMES[report.verdict], filename=upload.filename)
 
 
 # ---- window: verify a sealed OFD ----------------------------------------------------------------------------
@@ -385,28 +396,9 @@ def ofd_form(page: ConsolePage) -> HTMLResponse:
 
 @router.post("/verify/ofd", response_class=HTMLResponse)
 def verify_ofd(page: PostedPage, db: DbSession) -> HTMLResponse:
-    page.require(*VERIFIERS, Role.PLATFORM_ADMIN)
-    page.form()
-    upload = page.submitted.get("file")
     settings = page.request.app.state.settings
-    limit = settings.seal_max_pdf_bytes
-    try:
-        if upload is None or isinstance(upload, str) or not upload.filename:
-            raise Invalid("请选择要验证的 OFD 文件", errors=[{"field": "file", "message": "请选择要验证的 OFD 文件"}])
-        document = upload.file.read(limit + 1)
-        if len(document) > limit:
-            raise PayloadTooLarge(f"文件超过 {limit} 字节", errors=[{"field": "file", "message": f"文件超过 {limit} 字节"}])
-        report = seal.verify_ofd(db, ofd_bytes=document, settings=settings)
-    except HubError as exc:
-        _failed(db, exc)
-        message = _ofd_problem(exc)
-        errors = {"file": f"无法验证此文件：{message}"}
-        return _window_page(page, "certhub/verify_ofd.html", status=exc.status, error=message, errors=errors)
-    seal.record_verification(
-        db, who=page.principal, kind="ofd", verdict=report.verdict, document_hash=hashlib.sha256(document).hexdigest()
-    )
-    return _window_page(
-        page, "certhub/verify_ofd.html", report=report, outcome_name=OUTCOMES[report.verdict], filename=upload.filename
+    return _verify_upload(
+        page, db, kind="ofd", verify=lambda ofd: seal.verify_ofd(db, ofd_bytes=ofd, settings=settings), problem=_ofd_problem
     )
 
 
