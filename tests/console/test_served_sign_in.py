@@ -84,9 +84,10 @@ def test_health_checks_keep_their_pace_while_several_people_sign_in_to_the_conso
                 thread.join(60)
 
     # Twice the idle value, plus room for a busy two-core machine (the sign-ins' threads and the loop share
-    # the interpreter lock): about 30 ms there. A loop that runs the sign-ins' scrypt (tens of ms each,
-    # several people in turn) and their database waits is far beyond it (150 ms to seconds).
-    assert loaded <= 2 * idle + 40, f"/healthz p95 {loaded:.1f} ms while people sign in, {idle:.1f} ms idle"
+    # the interpreter lock, and CI runs two suites at once): up to about 80 ms there. A loop that runs the
+    # sign-ins' scrypt (tens of ms each, several people in turn) and their database waits is far beyond it
+    # (150 ms to seconds).
+    assert loaded <= 2 * idle + 80, f"/healthz p95 {loaded:.1f} ms while people sign in, {idle:.1f} ms idle"
     assert signed and set(signed) == {303}, f"sign-ins answered {sorted(set(signed))}"
 
 
