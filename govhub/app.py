@@ -84,7 +84,7 @@ def home() -> HTMLResponse:
 def all_jobs(settings: Settings) -> list[Job]:
     """Every periodic job the domains declare."""
     console_jobs = [Job("console.purge_sessions", 3600, console_service.purge_expired)]
-    return [*catalog_tasks.JOBS, *exchange_tasks.jobs(settings), *seal_tasks.JOBS, *certhub_tasks.JOBS, *console_jobs]
+    return [*catalog_tasks.JOBS, *exchange_tasks.jobs(settings), *seal_tasks.jobs(settings), *certhub_tasks.JOBS, *console_jobs]
 
 
 def calendar_listeners(settings: Settings) -> list[CalendarListener]:

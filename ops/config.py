@@ -141,6 +141,12 @@ class Settings(BaseSettings):
     # PEM bundle of other hubs' root certificates whose seals verify here (互通互认).
     seal_trusted_roots_file: Path | None = None
     seal_vendor_id: str = Field(default="GOVHUB", min_length=1, max_length=32)  # GB/T 38540 header vid
+    # PAdES B-LTA (seal/ltv.py): a document time stamp chain is renewed this many days before the last stamp's
+    # TSA certificate expires, or at once when its digest algorithm is listed as weakened (comma-separated,
+    # e.g. "sha1,sha224"); each renewal stamps with `seal_lta_digest_algorithm`.
+    seal_lta_renewal_margin_days: int = Field(default=365, ge=1, le=3650)
+    seal_lta_weakened_digests: str = ""
+    seal_lta_digest_algorithm: Literal["sha256", "sha384", "sha512", "sha3_256", "sha3_512"] = "sha256"
     seal_max_picture_bytes: int = Field(default=256 * 1024, ge=1024)
     seal_max_pdf_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     seal_max_data_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)

@@ -90,6 +90,13 @@ def seals_expire(db: Session, _settings: Settings, _args: argparse.Namespace) ->
     print(f"{service.expire_seals(db)} seal(s) marked expired")
 
 
+def seals_renew_lta(db: Session, settings: Settings, _args: argparse.Namespace) -> None:
+    from seal import service
+
+    done = service.renew_due(db, vault=KeyVault.from_settings(settings), settings=settings)
+    print(json.dumps({"renewed": done.renewed, "failed": done.failed}, ensure_ascii=False))  # failures stay due
+
+
 def seals_migrate_der(db: Session, settings: Settings, _args: argparse.Namespace) -> None:
     from seal import service
 
@@ -150,6 +157,9 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         change.set_defaults(func=with_db(seals_revoke), action=action)
     seals.add_parser("rewrap", help="re-wrap seal keys under the current master key").set_defaults(func=with_db(seals_rewrap))
     seals.add_parser("expire", help="mark seals past their validity as expired").set_defaults(func=with_db(seals_expire))
+    seals.add_parser(
+        "renew-lta", help="add a document time stamp to every kept PAdES B-LTA PDF whose time stamp chain is due"
+    ).set_defaults(func=with_db(seals_renew_lta))
     seals.add_parser("migrate-der", help="give seals made before the DER form their GB/T 38540 v4 DER structure").set_defaults(
         func=with_db(seals_migrate_der)
     )

@@ -6,6 +6,7 @@ import base64
 import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Header, Query, Request, Response, UploadFile
@@ -22,6 +23,7 @@ from seal import repository, service
 from seal.schemas import (
     DetachedSignRequest,
     DetachedVerifyRequest,
+    LtaRecordRead,
     OfdVerificationReport,
     PdfVerificationReport,
     SealAuthorisationCreate,
@@ -236,9 +238,15 @@ def seal_pdf(
     page: Annotated[int, Form(ge=0, le=100000)] = 0,
     box: Annotated[str | None, Form(description="x1,y1,x2,y2 in PDF points; default: bottom right")] = None,
     approval_id: Annotated[str | None, Form(description="the approved use request (用印审批) for this PDF")] = None,
+    level: Annotated[
+        str | None,
+        Form(description="PAdES level: B-B, B-T, B-LT or B-LTA (default: B-T with a time-stamp authority, else B-B)"),
+    ] = None,
 ) -> Response:
     """Return the sealed PDF; the use is recorded with the sealed document's hash. The caller must be authorised
-    to use the seal, and send the approval of this PDF (`approval_id`) where the seal requires one."""
+    to use the seal, and send the approval of this PDF (`approval_id`) where the seal requires one. At B-LT the
+    hub's certificates and revocation data are embedded; at B-LTA a document time stamp too, and the hub keeps the
+    PDF to renew its time stamp chain (`GET /seal/lta-records`)."""
     settings = _settings(request)
     require_second_factor(who, "seal_use", settings)  # a person signed in without one is asked to step up
     data = _read_upload(file, limit=settings.seal_max_pdf_bytes, what="PDF")
@@ -255,6 +263,7 @@ def seal_pdf(
             actor=who,
             settings=settings,
             approval_id=approval_id or None,
+            level=level or None,
         )
     return Response(sealed, media_type="application/pdf", headers={"Content-Disposition": 'attachment; filename="sealed.pdf"'})
 
@@ -272,11 +281,19 @@ def _parse_box(box: str | None) -> tuple[float, float, float, float] | None:
 
 
 @router.post("/seal/verify/pdf", response_model=PdfVerificationReport, summary="Verify a sealed PDF (public, 核验)")
-def verify_pdf(request: Request, db: DbSession, file: Annotated[UploadFile, File(description="the sealed PDF")]) -> Any:
-    """Anyone may verify: integrity, signature, signer and seal, chain, seal status, time stamp, verdict."""
+def verify_pdf(
+    request: Request,
+    db: DbSession,
+    file: Annotated[UploadFile, File(description="the sealed PDF")],
+    as_of: Annotated[
+        datetime | None, Query(description="give the verdict as of this past time (with a time zone); default now")
+    ] = None,
+) -> Any:
+    """Anyone may verify: integrity, signature, signer and seal, chain, seal status, time stamp, revocation data,
+    the long-term evidence (which of it carries the verdict, `carried_by`), verdict."""
     settings = _settings(request)
     data = _read_upload(file, limit=settings.seal_max_pdf_bytes, what="PDF")
-    report = service.verify_pdf(db, pdf_bytes=data, settings=settings)
+    report = service.verify_pdf(db, pdf_bytes=data, settings=settings, as_of=as_of)
     service.record_verification(
         db, who=PUBLIC_VERIFIER, kind="pdf", verdict=report.verdict, document_hash=hashlib.sha256(data).hexdigest()
     )
@@ -470,3 +487,34 @@ def _decision_endpoint(action: str, approve: bool, summary: str) -> None:
 
 _decision_endpoint("approve", True, "Approve a use request (a second person authorised to approve; used once, before it expires)")
 _decision_endpoint("refuse", False, "Refuse a use request")
+
+
+@router.get("/seal/lta-records", response_model=Page[LtaRecordRead], summary="PDFs kept at PAdES B-LTA (长期验证)")
+def list_lta_records(
+    db: DbSession,
+    who: DepartmentOrAdmin,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> Any:
+    """The department's PDFs sealed at B-LTA (every one for the platform), newest first: the time stamp chain,
+    when it is next renewed, and why the last renewal failed, if it did."""
+    items, next_cursor = repository.list_lta_records(db, who, cursor=cursor, limit=limit)
+    return Page[LtaRecordRead](items=[LtaRecordRead.model_validate(r) for r in items], next_cursor=next_cursor)
+
+
+@router.get("/seal/lta-records/{record_id}", response_model=LtaRecordRead, summary="A PDF kept at PAdES B-LTA")
+def read_lta_record(record_id: str, db: DbSession, who: DepartmentOrAdmin) -> Any:
+    return service.lta_record(db, who=who, record_id=record_id)
+
+
+@router.get(
+    "/seal/lta-records/{record_id}/document",
+    summary="The newest form of a PDF kept at PAdES B-LTA (with every document time stamp)",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}}},
+)
+def lta_record_document(record_id: str, db: DbSession, who: DepartmentOrAdmin) -> Response:
+    record = service.lta_record(db, who=who, record_id=record_id)
+    return Response(
+        record.document, media_type="application/pdf", headers={"Content-Disposition": 'attachment; filename="sealed-lta.pdf"'}
+    )

@@ -162,3 +162,29 @@ class SealUseRequest(IdMixin, Base):
     expires_at: Mapped[datetime | None] = mapped_column(default=None)  # of the approval
     used_at: Mapped[datetime | None] = mapped_column(default=None)
     use_id: Mapped[str | None] = mapped_column(String(36))
+
+
+class LtaRecord(IdMixin, TimestampMixin, VersionedMixin, Base):
+    """A PDF sealed at PAdES B-LTA that the hub keeps verifiable: its newest form (each renewal adds a document
+    time stamp, a chain as RFC 4998 does) and what decides the next renewal (the last stamp's TSA certificate
+    expiry and its digest algorithm)."""
+
+    __tablename__ = "seal_lta_records"
+    __table_args__ = (Index("ix_seal_lta_records_due", "renew_after"),)
+
+    department_id: Mapped[str] = mapped_column(String(36), index=True)
+    seal_id: Mapped[str] = mapped_column(ForeignKey("seals.id"))
+    use_id: Mapped[str] = mapped_column(String(36))  # seal_uses.id of the sealing
+    field_name: Mapped[str] = mapped_column(String(100))  # the seal's signature field
+    document: Mapped[bytes] = mapped_column(LargeBinary)  # the newest form of the PDF
+    document_sha256: Mapped[str] = mapped_column(String(64))
+    timestamps: Mapped[int] = mapped_column(Integer)  # document time stamps in the chain
+    last_timestamp_at: Mapped[datetime]
+    last_tsa_subject: Mapped[str] = mapped_column(String(500))
+    last_tsa_expires_at: Mapped[datetime]
+    last_digest_algorithm: Mapped[str] = mapped_column(String(32))
+    renew_after: Mapped[datetime]  # the TSA certificate's expiry less the configured margin
+    renewals: Mapped[int] = mapped_column(Integer, default=0)
+    last_renewed_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)  # why the last renewal failed, if it did

@@ -18,13 +18,15 @@ from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.pdf_utils.text import TextBoxStyle
 from pyhanko.sign import fields, signers
-from pyhanko.sign.timestamps import TimeStamper
+from pyhanko.sign.general import SigningError
+from pyhanko.sign.timestamps import TimeStamper, TimestampRequestError
 from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko.stamp import TextStampStyle
 from pyhanko_certvalidator import ValidationContext
+from pyhanko_certvalidator.errors import PathBuildingError, PathValidationError
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
-from ops.errors import Invalid
+from ops.errors import Conflict, Invalid, UpstreamError
 
 log = logging.getLogger("govhub.seal")
 MM = 72 / 25.4  # PDF points per millimetre
@@ -119,8 +121,12 @@ def sign(
     signer_name: str,
     field_name: str,
     timestamper: TimeStamper | None,
+    validation_context: ValidationContext | None = None,
+    archival: bool = False,
 ) -> bytes:
-    """Add a PAdES signature with a visible stamp; B-T when a time stamper is given."""
+    """Add a PAdES signature with a visible stamp: B-B; B-T when a time stamper is given; B-LT when a
+    validation context is given too (the certificates and revocation data it finds go into the DSS); B-LTA
+    when `archival` (a document time stamp over all of it)."""
     reader = read_pdf(pdf)
     box = _stamp_box(reader, spec)
     signer = signers.SimpleSigner(
@@ -152,7 +158,9 @@ def sign(
         subfilter=fields.SigSeedSubFilter.PADES,
         reason=reason[:200],
         name=signer_name,
-        use_pades_lta=False,
+        validation_context=validation_context,
+        embed_validation_info=validation_context is not None,
+        use_pades_lta=archival,
     )
     pdf_signer = signers.PdfSigner(
         meta,
@@ -163,6 +171,15 @@ def sign(
     )
     try:
         out = pdf_signer.sign_pdf(writer)
+    except TimestampRequestError as exc:
+        raise UpstreamError(f"the time-stamp authority did not answer: {_why(exc)}") from exc
+    except SigningError as exc:
+        cause = exc.__cause__
+        if validation_context is not None and isinstance(cause, PathValidationError | PathBuildingError):
+            # the seal's certificate (or the TSA's) fails validation with the hub's own revocation data
+            raise Conflict(f"the validation data for a long-term signature cannot be gathered: {_why(exc)}: {_why(cause)}") from exc
+        log.warning("PDF sealing failed on a readable document", exc_info=True)
+        raise Invalid(f"the PDF cannot be sealed: {_why(exc)}") from exc
     except Exception as exc:  # the document read but its structure defeats the signer: the file's fault
         log.warning("PDF sealing failed on a readable document", exc_info=True)
         raise Invalid(f"the PDF cannot be sealed: {_why(exc)}") from exc
@@ -193,8 +210,19 @@ class PdfSignatureResult:
     signer_reported_time: datetime | None
     timestamp_time: datetime | None
     timestamp_ok: bool | None
+    timestamp_tsa_expires_at: datetime | None
     signature_value: bytes
     trust_problem: str | None
+
+
+def _stamp_time(signed_data: Any) -> datetime | None:
+    """The genTime of an RFC 3161 token (CMS SignedData), or None when there is none or it cannot be read."""
+    if signed_data is None:
+        return None
+    try:
+        return signed_data["encap_content_info"]["content"].parsed["gen_time"].native  # type: ignore[no-any-return]
+    except Exception:  # untrusted input: the validation below reports a broken token
+        return None
 
 
 def validate(
@@ -215,12 +243,22 @@ def validate(
             moment=moment,
         )
         try:
-            status = validate_pdf_signature(sig, context)
+            # The signature's time stamp is judged at its own time (its TSA certificate valid then); whether it is
+            # still protected later is the long-term evidence's question (seal/ltv.py).
+            stamped_at = _stamp_time(sig.attached_timestamp_data)
+            ts_context = ValidationContext(
+                trust_roots=[asn1_cert(c) for c in roots],
+                other_certs=[asn1_cert(c) for c in intermediates],
+                allow_fetching=False,
+                moment=stamped_at,
+            )
+            status = validate_pdf_signature(sig, context, ts_validation_context=ts_context)
             signature_value = bytes(sig.signer_info["signature"].native)
         except Exception as exc:  # untrusted input: a broken signature dictionary or CMS structure
             raise Invalid(f"signature {sig.field_name!r} cannot be read: {_why(exc)}") from exc
         ts = status.timestamp_validity
         cert = status.signing_cert
+        tsa_cert = ts.signing_cert if ts is not None else None
         problem = None
         if not status.trusted:
             problem = str(getattr(status, "trust_problem_indic", None) or "no chain to a trusted root")
@@ -237,6 +275,9 @@ def validate(
                 signer_reported_time=status.signer_reported_dt,
                 timestamp_time=ts.timestamp if ts is not None else None,
                 timestamp_ok=(bool(ts.intact and ts.valid and ts.trusted) if ts is not None else None),
+                timestamp_tsa_expires_at=(
+                    x509.load_der_x509_certificate(tsa_cert.dump()).not_valid_after_utc if tsa_cert is not None else None
+                ),
                 signature_value=signature_value,
                 trust_problem=problem,
             )

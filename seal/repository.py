@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
 from ops.auth import Principal
 from ops.pagination import keyset, page_of
-from seal.models import Seal, SealAuthorisation, SealEvent, SealStatus, SealUse, SealUseRequest
+from seal.models import LtaRecord, Seal, SealAuthorisation, SealEvent, SealStatus, SealUse, SealUseRequest
 
 
 def readable_seals(who: Principal) -> Select[Seal]:
@@ -154,3 +154,32 @@ def list_use_requests(db: Session, *, seal_id: str, cursor: str | None, limit: i
     query = select(SealUseRequest).where(SealUseRequest.seal_id == seal_id)
     rows = list(db.scalars(keyset(query, created=SealUseRequest.created_at, ident=SealUseRequest.id, cursor=cursor, limit=limit)))
     return page_of(rows, limit)
+
+
+# ---------------------------------------------------------------- PDFs kept at PAdES B-LTA
+
+
+def readable_lta_records(who: Principal) -> Select[LtaRecord]:
+    """Kept B-LTA PDFs the caller may read: all for a platform admin, else its own department's."""
+    query = select(LtaRecord)
+    if not who.is_platform_admin:
+        query = query.where(LtaRecord.department_id == (who.department_id or ""))
+    return query
+
+
+def get_lta_record(db: Session, who: Principal, record_id: str) -> LtaRecord | None:
+    return db.scalars(readable_lta_records(who).where(LtaRecord.id == record_id)).first()
+
+
+def list_lta_records(db: Session, who: Principal, *, cursor: str | None, limit: int) -> tuple[list[LtaRecord], str | None]:
+    query = readable_lta_records(who)
+    rows = list(db.scalars(keyset(query, created=LtaRecord.created_at, ident=LtaRecord.id, cursor=cursor, limit=limit)))
+    return page_of(rows, limit)
+
+
+def lta_records_due(db: Session, *, now: datetime, weakened: set[str], limit: int = 100) -> list[LtaRecord]:
+    """Kept PDFs whose time stamp chain is due for renewal (by date, or because its algorithm weakened)."""
+    due = LtaRecord.renew_after <= now
+    if weakened:
+        due = or_(due, LtaRecord.last_digest_algorithm.in_(sorted(weakened)))
+    return list(db.scalars(select(LtaRecord).where(due).order_by(LtaRecord.renew_after, LtaRecord.id).limit(limit)))

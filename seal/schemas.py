@@ -150,6 +150,16 @@ class Check(BaseModel):
     message: str
 
 
+class EvidenceRead(BaseModel):
+    """One piece of evidence about a PDF signature and how long it holds (long-term validation)."""
+
+    kind: Literal["signature", "signature_timestamp", "dss_revocation", "hub_record", "document_timestamp"]
+    status: str = Field(description="passed, failed or not_applicable")
+    at: datetime | None = None
+    valid_until: datetime | None = Field(default=None, description="until when it holds (its certificate's expiry)")
+    message: str
+
+
 class VerificationReport(BaseModel):
     """What a verifier learns about one seal signature, ETSI-style (EU DSS simple report in spirit)."""
 
@@ -164,6 +174,10 @@ class VerificationReport(BaseModel):
     signing_time: datetime | None = None
     timestamp_time: datetime | None = None
     format: str | None = Field(default=None, description="the seal signature's format, e.g. GB/T 38540 version 4 (DER)")
+    as_of: datetime | None = Field(default=None, description="the time the verdict is given for (PDF: now, or as asked)")
+    level: str | None = Field(default=None, description="the PAdES level the PDF signature reaches (B-B … B-LTA)")
+    evidence: list[EvidenceRead] | None = Field(default=None, description="PDF: every piece of evidence found")
+    carried_by: list[str] | None = Field(default=None, description="PDF: the evidence kinds that carry the verdict")
 
 
 class PdfVerificationReport(BaseModel):
@@ -292,3 +306,26 @@ class SealUseRequestRead(BaseModel):
     expires_at: datetime | None
     used_at: datetime | None
     use_id: str | None
+
+
+class LtaRecordRead(BaseModel):
+    """A PDF the hub keeps at PAdES B-LTA: its document time stamp chain and when it is next renewed."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    seal_id: str
+    use_id: str
+    field_name: str = Field(description="the seal's signature field")
+    document_sha256: str = Field(description="SHA-256 of the newest form of the PDF")
+    timestamps: int = Field(description="document time stamps in the chain")
+    last_timestamp_at: datetime
+    last_tsa_subject: str
+    last_tsa_expires_at: datetime = Field(description="when the last stamp's TSA certificate expires")
+    last_digest_algorithm: str
+    renew_after: datetime = Field(description="when the renewal job adds the next stamp")
+    renewals: int
+    last_renewed_at: datetime | None = None
+    last_attempt_at: datetime | None = None
+    last_error: str | None = Field(default=None, description="why the last renewal failed (it is tried again)")
+    created_at: datetime

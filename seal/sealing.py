@@ -8,7 +8,7 @@ import hashlib
 from typing import Any
 
 from cryptography import x509
-from pyhanko.sign.timestamps import HTTPTimeStamper, TimeStamper
+from pyhanko.sign.timestamps import TimeStamper
 from sqlalchemy.orm import Session
 
 from ops import audit
@@ -16,8 +16,8 @@ from ops.audit import Actor
 from ops.config import Settings
 from ops.crypto import KeyVault, WrappedSecret
 from ops.db import utcnow
-from ops.errors import Invalid, NotFound, PayloadTooLarge, UpstreamError
-from seal import authority, keys, repository, ses, sesder, timestamps, usage
+from ops.errors import Conflict, Invalid, NotFound, PayloadTooLarge, UpstreamError
+from seal import authority, keys, ltv, repository, ses, sesder, timestamps, usage
 from seal import pdf as pades
 from seal.common import field_error, key_purpose
 from seal.custody import chain_pem, seal_to_use, signer_for
@@ -98,10 +98,6 @@ def _check_purpose(purpose: str) -> str:
     return purpose
 
 
-def _timestamper(settings: Settings) -> TimeStamper | None:
-    return HTTPTimeStamper(settings.seal_tsa_url, timeout=10) if settings.seal_tsa_url else None
-
-
 def seal_pdf(
     db: Session,
     *,
@@ -117,16 +113,28 @@ def seal_pdf(
     settings: Settings,
     approval_id: str | None = None,
     system: str | None = None,
+    level: str | None = None,
 ) -> bytes:
     """PAdES-seal a PDF with the department's seal (visible stamp), record the use; return the sealed PDF.
 
     The user must be authorised for the seal (`system`: one of the hub's systems sealing for `actor`), and
-    hold an approval of this PDF (`approval_id`) where the seal requires one (用印管理, seal/usage.py)."""
+    hold an approval of this PDF (`approval_id`) where the seal requires one (用印管理, seal/usage.py).
+    `level`: B-B, B-T, B-LT or B-LTA (seal/ltv.py); none: B-T when a time-stamp authority is configured, else
+    B-B. A B-LTA PDF is kept, and its time stamp chain renewed on schedule."""
     # The HTTP API passes the caller's own department; a domain calling this acts for `department_id`
     # (e.g. the certificate hub sealing a copy of a certificate that department issued) and `actor` is audited.
     purpose = _check_purpose(purpose)
+    chosen = ltv.check_level(level)
     if len(pdf) > settings.seal_max_pdf_bytes:
         raise PayloadTooLarge(f"the PDF is {len(pdf)} bytes; at most {settings.seal_max_pdf_bytes} are accepted")
+    stamper = timestamper or ltv.timestamper_for(settings)
+    if level is not None and chosen == ltv.B_B:
+        stamper = None
+    elif ltv.needs_timestamp(chosen) and stamper is None:
+        raise Conflict(
+            f"PAdES {chosen} needs a time-stamp authority and none is configured (GOVHUB_SEAL_TSA_URL); "
+            "seal at level B-B or configure one"
+        )
     # pyHanko signs with Ed25519 and P-256; PAdES has no SM2 profile it can produce (see docs/seal.md).
     user = _user(actor, system)
     seal = _seal_for_use(
@@ -139,6 +147,8 @@ def seal_pdf(
     chain = [x509.load_pem_x509_certificate(p.encode()) for p in chain_pem(db, seal)[1:]]
     roots = authority.root_certificates(db)
     field_name = f"Seal-{seal.code[-8:]}-{utcnow():%Y%m%d%H%M%S%f}"
+    long_term = chosen in (ltv.B_LT, ltv.B_LTA)
+    context = ltv.signing_context(db, vault, settings) if long_term else None
     sealed = pades.sign(
         pdf,
         cert=cert,
@@ -155,10 +165,12 @@ def seal_pdf(
         reason=purpose,
         signer_name=f"{seal.department_name} {seal.name}",
         field_name=field_name,
-        timestamper=timestamper or _timestamper(settings),
+        timestamper=stamper,
+        validation_context=context,
+        archival=chosen == ltv.B_LTA,
     )
     signature_value = pades.signature_value(sealed, field_name)
-    _record_use(
+    use = _record_use(
         db,
         seal=seal,
         actor=actor,
@@ -170,6 +182,11 @@ def seal_pdf(
         approval=approval,
         system=system,
     )
+    if chosen == ltv.B_LTA:
+        ltv.keep(
+            db, seal_id=seal.id, department_id=seal.department_id, use_id=use.id, field_name=field_name, document=sealed,
+            settings=settings,
+        )  # fmt: skip
     return sealed
 
 
@@ -232,7 +249,7 @@ def sign_detached_der(
     value = keys.raw_to_der(seal.alg, signer.sign(tbs.dump()))
     cert = x509.load_pem_x509_certificate(seal.certificate_pem.encode())
     token = None
-    stamper = timestamper or _timestamper(settings)
+    stamper = timestamper or ltv.timestamper_for(settings)
     if stamper is not None:
         try:
             token = timestamps.stamp(value, stamper)

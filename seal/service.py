@@ -15,6 +15,8 @@ jobs, certhub, tests) import the seal rules from here. Each concern lives in a m
                            the verdict, the audit of a verification, the certificates verifiers trust
 ``seal/sesder.py``         GB/T 38540 seal and seal signature in DER (version 4; the version-1 layout read)
 ``seal/ofd.py``            reading an OFD package safely (ZIP and XML limits) and its seal signatures
+``seal/ltv.py``            long-term validation: PAdES levels B-B … B-LTA, the kept B-LTA PDFs and
+                           the renewal of their document time stamp chain, the evidence "as of" a time
 ``seal/sm2ca.py``          the SM2 chain (root, issuing CA, seal maker) and the CRLs of both chains
 ``seal/common.py``         small helpers the modules share
 ``seal/repository.py``     every query
@@ -38,6 +40,7 @@ from seal.issuance import (
     revoke_seal,
 )
 from seal.keys import Signer
+from seal.ltv import LEVELS, RenewalRun, lta_record, renew_due
 from seal.sealing import detached_result, document_bytes, seal_pdf, sign_detached, sign_detached_der
 from seal.sm2ca import current_crl
 from seal.usage import (
@@ -66,6 +69,8 @@ from seal.verification import (
 
 __all__ = [
     "CERTHUB",
+    "LEVELS",
+    "RenewalRun",
     "SealUseRefused",
     "Signer",
     "authorise",
@@ -82,9 +87,11 @@ __all__ = [
     "expire_seals",
     "get_seal",
     "issue_seal",
+    "lta_record",
     "make_seal_der",
     "migrate_der",
     "recent_uses",
+    "renew_due",
     "record_verification",
     "refused_attempts",
     "request_use",

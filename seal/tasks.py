@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from ops.config import Settings
+from ops.crypto import KeyVault
 from ops.scheduler import Job
 from seal import service
 
@@ -13,4 +15,19 @@ def expire_seals(db: Session) -> int:
     return service.expire_seals(db)
 
 
+def renew_time_stamps(settings: Settings) -> Job:
+    """Add a document time stamp to every kept B-LTA PDF whose chain is due (seal/ltv.py), once an hour."""
+
+    def run(db: Session) -> int:
+        done = service.renew_due(db, vault=KeyVault.from_settings(settings), settings=settings)
+        return len(done.renewed)
+
+    return Job(name="seal.lta_renew", interval_seconds=3600, run=run)
+
+
 JOBS: list[Job] = [Job(name="seal.expire", interval_seconds=300, run=expire_seals)]
+
+
+def jobs(settings: Settings) -> list[Job]:
+    """The seal domain's jobs; the renewal job needs the settings (the TSA, the margin, the weakened digests)."""
+    return [*JOBS, renew_time_stamps(settings)]

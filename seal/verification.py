@@ -9,9 +9,10 @@ no chain to a trusted root, or a seal revoked since with no proof that the signa
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -25,11 +26,12 @@ from ops.audit import Actor
 from ops.config import Settings
 from ops.crypto import KeyVault
 from ops.errors import HubError, Invalid, PayloadTooLarge
-from seal import authority, keys, ofd, repository, ses, sesder, sm2ca, timestamps
+from seal import authority, keys, ltv, ofd, repository, ses, sesder, sm2ca, timestamps
 from seal import pdf as pades
 from seal.models import Seal, SealStatus
 from seal.schemas import (
     Check,
+    EvidenceRead,
     OfdReference,
     OfdSignatureReport,
     OfdVerificationReport,
@@ -208,6 +210,8 @@ def verdict(checks: dict[str, Check]) -> tuple[str, str, str | None, list[str]]:
         "seal_period": "EXPIRED",
         "seal_status_now": "REVOKED_NO_POE",
         "timestamp": "TIMESTAMP_FAILURE",
+        "revocation": "REVOKED",
+        "long_term": "OUT_OF_BOUNDS_NO_POE",
     }
     failed = [name for name, c in checks.items() if c.status == "failed"]
     undecided = [name for name, c in checks.items() if c.status == "indeterminate"]
@@ -524,19 +528,78 @@ def verify_der(db: Session, *, der: bytes, data: bytes, settings: Settings) -> V
 
 
 ALLOWED_AFTER_SIGNING = {"NONE", "LTA_UPDATES"}
+CLOCK_SKEW = timedelta(minutes=5)
 
 
-def verify_pdf(db: Session, *, pdf_bytes: bytes, settings: Settings) -> PdfVerificationReport:
-    """Verify every signature of a sealed PDF."""
+def _as_of(as_of: datetime | None, now: datetime) -> datetime:
+    """The time a PDF verdict is asked for: now, or a past instant (with a time zone)."""
+    if as_of is None:
+        return now
+    if as_of.tzinfo is None:
+        raise Invalid(
+            "as_of must carry a time zone (e.g. 2027-01-01T00:00:00+08:00)",
+            errors=[{"field": "as_of", "message": "no time zone"}],
+        )
+    if as_of > now + CLOCK_SKEW:
+        raise Invalid(
+            f"as_of {as_of.isoformat()} is in the future; a verdict can be given for now or a past time only",
+            errors=[{"field": "as_of", "message": "in the future"}],
+        )
+    return as_of.astimezone(UTC)
+
+
+def _status_as_of(db: Session, seal: Seal, *, as_of: datetime, signing_time: datetime, poe: datetime | None) -> Check:
+    """The seal's status as of a past instant, from its history (a revocation after `as_of` does not count)."""
+    then = status_at(db, seal, as_of)
+    when = ses.timestamp(as_of)
+    if then == SealStatus.ACTIVE.value:
+        return _check("passed", f"as of {when} the seal was active")
+    if then == SealStatus.REVOKED.value and seal.revoked_at is not None:
+        if seal.revoked_at > signing_time and poe is not None and poe < seal.revoked_at:
+            return _check("warning", f"as of {when} the seal had been revoked ({ses.timestamp(seal.revoked_at)}), after this "
+                          f"signature, which existed by {ses.timestamp(poe)}")  # fmt: skip
+        if seal.revoked_at > signing_time:
+            return _check("indeterminate", f"as of {when} the seal had been revoked ({ses.timestamp(seal.revoked_at)}); "
+                          "nothing proves the signature existed before (REVOKED_NO_POE)")  # fmt: skip
+        return _check("failed", f"the seal was revoked on {ses.timestamp(seal.revoked_at)} ({seal.status_reason})")
+    return _check("warning", f"as of {when} the seal was {then}")
+
+
+def _document_stamps(reader_pdf: bytes, trusted: Trust) -> list[ltv.DocumentStamp]:
+    """The PDF's document time stamps; one whose TSA does not chain to a trusted root counts as broken."""
+    stamps = ltv.document_stamps(pades.read_pdf(reader_pdf))
+    out = []
+    for stamp in stamps:
+        trusted_tsa = stamp.tsa_certificate is not None and chain_check(stamp.tsa_certificate, trusted, stamp.at)[0].status == "passed"
+        out.append(stamp if trusted_tsa else dataclasses.replace(stamp, intact=False))
+    return out
+
+
+def _level(result: pades.PdfSignatureResult, revocation: ltv.RevocationFinding, stamps: list[ltv.DocumentStamp]) -> str:
+    if result.timestamp_time is None:
+        return ltv.B_B
+    if revocation.status == "not_applicable":
+        return ltv.B_T
+    return ltv.B_LTA if stamps else ltv.B_LT
+
+
+def verify_pdf(db: Session, *, pdf_bytes: bytes, settings: Settings, as_of: datetime | None = None) -> PdfVerificationReport:
+    """Verify every signature of a sealed PDF, now or as of a past time (`as_of`), and say which evidence carries
+    each verdict: the signature, its time stamp, the embedded revocation data (DSS), the hub's own records, the
+    chain of document time stamps (seal/ltv.py)."""
     from ops.db import utcnow
 
     if len(pdf_bytes) > settings.seal_max_pdf_bytes:
         raise PayloadTooLarge(f"the PDF is {len(pdf_bytes)} bytes; at most {settings.seal_max_pdf_bytes} are accepted")
+    now = utcnow()
+    moment = _as_of(as_of, now)
     trusted = trust(db, settings)
     results = pades.validate(pdf_bytes, roots=trusted.roots, intermediates=trusted.intermediates)
     if not results:
         raise Invalid("the PDF carries no signature to verify", errors=[{"field": "file", "message": "no signature"}])
-    now = utcnow()
+    store = ltv.security_store(pades.read_pdf(pdf_bytes))
+    stamps = _document_stamps(pdf_bytes, trusted)
+    weak = ltv.weakened(settings)
     reports = []
     for result in results:
         checks: dict[str, Check] = {}
@@ -581,6 +644,8 @@ def verify_pdf(db: Session, *, pdf_bytes: bytes, settings: Settings) -> PdfVerif
         checks["seal_valid_at_signing"], checks["seal_status_now"] = seal_checks(
             db, seal, signing_time=signing_time, poe=poe, now=now, foreign_chain_ok=checks["chain"].status == "passed"
         )
+        if as_of is not None and seal is not None and (seal.revoked_at is None or seal.revoked_at > moment):
+            checks["seal_status_now"] = _status_as_of(db, seal, as_of=moment, signing_time=signing_time, poe=poe)
         if result.timestamp_time is not None:
             checks["timestamp"] = (
                 _check("passed", f"RFC 3161 time stamp at {ses.timestamp(result.timestamp_time)} (PAdES B-T)")
@@ -591,6 +656,35 @@ def verify_pdf(db: Session, *, pdf_bytes: bytes, settings: Settings) -> PdfVerif
             checks["timestamp"] = _check("passed", f"no time stamp; the hub recorded this sealing at {ses.timestamp(use.at)}")
         else:
             checks["timestamp"] = _check("not_applicable", "no time stamp (PAdES B-B); the signing time is the signer's claim")
+        revocation = (
+            ltv.revocation_at(store, cert, [*trusted.intermediates, *trusted.roots], signing_time)
+            if cert is not None
+            else ltv.RevocationFinding("not_applicable", "no signer certificate", None)
+        )
+        checks["revocation"] = _check(
+            revocation.status,
+            revocation.message
+            if revocation.status != "not_applicable"
+            else "no revocation data is embedded (DSS); the seal's status at signing comes from the hub's history",
+        )
+        evidence: list[EvidenceRead] = []
+        carried: list[str] = []
+        if cert is not None:
+            assessment = ltv.assess(
+                as_of=moment,
+                signing_time=signing_time,
+                certificate_expires_at=cert.not_valid_after_utc,
+                signature_stamp=ltv.SignatureStamp(result.timestamp_time, bool(result.timestamp_ok), result.timestamp_tsa_expires_at)
+                if result.timestamp_time is not None
+                else None,
+                revocation=revocation,
+                hub_record_at=use.at if use is not None else None,
+                stamps=stamps,
+                weak=weak,
+            )
+            checks["long_term"] = _check(assessment.status, assessment.message)
+            evidence = [EvidenceRead(**dataclasses.asdict(e)) for e in assessment.evidence]
+            carried = assessment.carried_by
         reports.append(
             _report(
                 "pdf",
@@ -599,6 +693,10 @@ def verify_pdf(db: Session, *, pdf_bytes: bytes, settings: Settings) -> PdfVerif
                 seal=_seal_summary(seal, cert),
                 signing_time=result.signer_reported_time,
                 timestamp_time=result.timestamp_time,
+                as_of=moment,
+                level=_level(result, revocation, stamps),
+                evidence=evidence,
+                carried_by=carried,
             )
         )
     order = {"invalid": 0, "indeterminate": 1, "valid": 2}
