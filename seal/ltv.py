@@ -64,16 +64,18 @@ def needs_timestamp(level: str) -> bool:
 def signing_context(
     db: Session, vault: KeyVault, settings: Settings, *, extra_crls: Sequence[bytes] = (), ocsps: Sequence[bytes] = ()
 ) -> ValidationContext:
-    """A validation context for embedding validation data: the hub's P-256 chain (PAdES seals chain to it), its
-    current CRL issued in-process (and any other revocation data given), no network fetching; revocation is
-    checked for every certificate that names where its status is published ("hard-fail")."""
+    """A validation context for embedding validation data: the hub's P-256 chain (PAdES seals chain to it), the
+    issuing CA's current CRL and the root's (for the issuing CA's certificate), issued in-process, and any other
+    revocation data given; no network fetching; revocation is checked for every certificate that names where its
+    status is published ("hard-fail")."""
     roots = authority.root_certificates(db)
     intermediates = authority.intermediate_certificates(db)
     crl = sm2ca.current_crl(db, vault, chain="p256", public_url=settings.public_url)
+    arl = sm2ca.current_root_crl(db, vault)  # the issuing CA's own status: a validator sliding back in time needs it
     return ValidationContext(
         trust_roots=[pades.asn1_cert(c) for c in roots],
         other_certs=[pades.asn1_cert(c) for c in intermediates],
-        crls=[crl, *extra_crls],
+        crls=[crl, arl, *extra_crls],
         ocsps=list(ocsps),
         allow_fetching=False,
         revocation_mode="hard-fail",
@@ -101,8 +103,11 @@ def _tst_info(signed_data: cms.SignedData) -> tsp.TSTInfo:
     return signed_data["encap_content_info"]["content"].parsed
 
 
-def document_stamps(reader: PdfFileReader) -> list[DocumentStamp]:
-    """The PDF's document time stamps, oldest first (each checked for integrity, not for trust)."""
+def document_stamps(
+    reader: PdfFileReader, *, roots: Sequence[x509.Certificate] = (), intermediates: Sequence[x509.Certificate] = ()
+) -> list[DocumentStamp]:
+    """The PDF's document time stamps, oldest first (each checked for integrity; its TSA's trust is the caller's
+    to judge, against `roots` here only to build the stamp's certificate path)."""
     out = []
     try:
         embedded = list(reader.embedded_timestamp_signatures)
@@ -114,7 +119,13 @@ def document_stamps(reader: PdfFileReader) -> list[DocumentStamp]:
             at = info["gen_time"].native
             algorithm = str(info["message_imprint"]["hash_algorithm"]["algorithm"].native)
             cert = sig.signer_cert
-            status = validate_pdf_timestamp(sig, ValidationContext(allow_fetching=False, moment=at), skip_diff=True)
+            context = ValidationContext(
+                trust_roots=[pades.asn1_cert(c) for c in roots],
+                other_certs=[pades.asn1_cert(c) for c in intermediates],
+                allow_fetching=False,
+                moment=at,
+            )
+            status = validate_pdf_timestamp(sig, context, skip_diff=True)
             intact = bool(status.intact and status.valid)
         except Exception as exc:  # untrusted input: a broken stamp is reported, not a crash
             log.info("unreadable document time stamp %s: %s", sig.field_name, _why(exc))
@@ -273,7 +284,7 @@ def _apply(record: LtaRecord, document: bytes, stamps: list[DocumentStamp], sett
 
 def keep(db: Session, *, seal_id: str, department_id: str, use_id: str, field_name: str, document: bytes, settings: Settings) -> LtaRecord:
     """Keep a PDF just sealed at B-LTA so that its time stamp chain is renewed on schedule."""
-    stamps = document_stamps(pades.read_pdf(document))
+    stamps = document_stamps(pades.read_pdf(document), roots=authority.root_certificates(db))
     if not stamps:
         raise Conflict("the sealed PDF carries no document time stamp; it cannot be kept at B-LTA")
     record = LtaRecord(seal_id=seal_id, department_id=department_id, use_id=use_id, field_name=field_name, renewals=0)
@@ -312,7 +323,7 @@ def renew_record(
         record.last_error = f"the time stamp chain cannot be renewed: {_why(exc)}"
         raise Conflict(record.last_error) from exc
     previous = record.last_digest_algorithm
-    _apply(record, renewed, document_stamps(pades.read_pdf(renewed)), settings)
+    _apply(record, renewed, document_stamps(pades.read_pdf(renewed), roots=authority.root_certificates(db)), settings)
     record.renewals += 1
     record.last_renewed_at = now
     record.last_error = None

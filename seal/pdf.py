@@ -215,14 +215,17 @@ class PdfSignatureResult:
     trust_problem: str | None
 
 
-def _stamp_time(signed_data: Any) -> datetime | None:
-    """The genTime of an RFC 3161 token (CMS SignedData), or None when there is none or it cannot be read."""
-    if signed_data is None:
-        return None
+def _stamp_time(signer_info: Any) -> datetime | None:
+    """The genTime of the signature's RFC 3161 time stamp (an unsigned attribute), or None when there is none or
+    it cannot be read."""
     try:
-        return signed_data["encap_content_info"]["content"].parsed["gen_time"].native  # type: ignore[no-any-return]
+        for attribute in signer_info["unsigned_attrs"] or ():
+            if attribute["type"].native == "signature_time_stamp_token":
+                token = attribute["values"][0]["content"]
+                return token["encap_content_info"]["content"].parsed["gen_time"].native  # type: ignore[no-any-return]
     except Exception:  # untrusted input: the validation below reports a broken token
         return None
+    return None
 
 
 def validate(
@@ -231,7 +234,7 @@ def validate(
     """Validate every signature of the PDF against the given trust roots."""
     reader = read_pdf(pdf)
     try:
-        embedded = list(reader.embedded_signatures)
+        embedded = list(reader.embedded_regular_signatures)  # document time stamps: seal/ltv.py
     except Exception as exc:  # untrusted input
         raise Invalid(f"the PDF's signature fields cannot be read: {_why(exc)}") from exc
     results = []
@@ -245,7 +248,7 @@ def validate(
         try:
             # The signature's time stamp is judged at its own time (its TSA certificate valid then); whether it is
             # still protected later is the long-term evidence's question (seal/ltv.py).
-            stamped_at = _stamp_time(sig.attached_timestamp_data)
+            stamped_at = _stamp_time(sig.signer_info)
             ts_context = ValidationContext(
                 trust_roots=[asn1_cert(c) for c in roots],
                 other_certs=[asn1_cert(c) for c in intermediates],

@@ -475,3 +475,38 @@ def crl_url_sm2(public_url: str) -> str:
 
 def crl_url_p256(public_url: str) -> str:
     return f"{public_url.rstrip('/')}{P256_CRL_PATH}"
+
+
+def current_root_crl(db: Session, vault: KeyVault) -> bytes:
+    """The P-256 root's CRL of the CA certificates it issued (an authority revocation list): none are revoked, and
+    it is what a long-term validator needs for the issuing CA's certificate (issued anew each day)."""
+    from seal import authority
+
+    root = authority.ensure_authority(db, vault).root
+    now = utcnow().replace(microsecond=0)
+    latest = _latest(db, root.id)
+    if latest is not None and latest.this_update > now - timedelta(days=1):
+        return latest.der
+    number = (latest.number + 1) if latest is not None else 1
+    der = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(root.certificate.subject)
+        .last_update(now)
+        .next_update(now + timedelta(days=CRL_DAYS))
+        .add_extension(x509.CRLNumber(number), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(root.private.public_key()), critical=False)
+        .sign(root.private, hashes.SHA256())
+        .public_bytes(serialization.Encoding.DER)
+    )
+    db.add(
+        SealCrl(
+            issuer_key_id=root.id,
+            number=number,
+            this_update=now,
+            next_update=now + timedelta(days=CRL_DAYS),
+            entries_hash=_fingerprint([]),
+            der=der,
+        )
+    )
+    db.flush()
+    return der

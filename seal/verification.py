@@ -567,7 +567,7 @@ def _status_as_of(db: Session, seal: Seal, *, as_of: datetime, signing_time: dat
 
 def _document_stamps(reader_pdf: bytes, trusted: Trust) -> list[ltv.DocumentStamp]:
     """The PDF's document time stamps; one whose TSA does not chain to a trusted root counts as broken."""
-    stamps = ltv.document_stamps(pades.read_pdf(reader_pdf))
+    stamps = ltv.document_stamps(pades.read_pdf(reader_pdf), roots=trusted.roots, intermediates=trusted.intermediates)
     out = []
     for stamp in stamps:
         trusted_tsa = stamp.tsa_certificate is not None and chain_check(stamp.tsa_certificate, trusted, stamp.at)[0].status == "passed"

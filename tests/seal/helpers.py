@@ -158,3 +158,44 @@ def grant(
     service.authorise(
         db, who=admin, seal_id=seal_id, subject=subject, subject_kind=kind, may_use=may_use, may_approve=may_approve, note=None
     )
+
+
+def ltv_tsa(
+    db: Session, vault: KeyVault, *, public_url: str, years: int = 5, not_before: Any = None, declares_crl: bool = False
+) -> Any:
+    """A time-stamp authority for long-term validation tests, certified by the hub's issuing CA for `years`; with
+    `declares_crl` its certificate names the hub's P-256 CRL (a validator then wants that CRL, fresh, for it)."""
+    from asn1crypto import keys as asn1_keys
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+    from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
+
+    from seal import authority, sm2ca
+    from seal import pdf as pades
+
+    hub_ca = authority.ensure_authority(db, vault)
+    start = not_before or utcnow() - timedelta(hours=1)
+    tsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)  # pyHanko's test TSA signs with RSA
+    point = x509.DistributionPoint([x509.UniformResourceIdentifier(sm2ca.crl_url_p256(public_url))], None, None, None)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"govhub test TSA {years}y")]))
+        .issuer_name(hub_ca.issuing.certificate.subject)
+        .public_key(tsa_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + timedelta(days=365 * years))
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=True)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(hub_ca.issuing.private.public_key()), critical=False)
+    )
+    if declares_crl:
+        builder = builder.add_extension(x509.CRLDistributionPoints([point]), critical=False)
+    tsa_cert = builder.sign(hub_ca.issuing.private, hashes.SHA256())
+    der_key = tsa_key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return DummyTimeStamper(
+        tsa_cert=pades.asn1_cert(tsa_cert),
+        tsa_key=asn1_keys.PrivateKeyInfo.load(der_key),
+        certs_to_embed=[pades.asn1_cert(hub_ca.issuing.certificate)],  # type: ignore[list-item]
+    )
