@@ -31,10 +31,10 @@ from pyhanko_certvalidator import ValidationContext
 from sqlalchemy.orm import Session
 
 from ops import audit
+from ops.auth import Principal
 from ops.config import Settings
 from ops.crypto import KeyVault
 from ops.db import utcnow
-from ops.auth import Principal
 from ops.errors import Conflict, HubError, Invalid, NotFound, UpstreamError
 from seal import authority, repository, sm2ca
 from seal import pdf as pades
@@ -242,9 +242,7 @@ def renew(pdf: bytes, *, timestamper: TimeStamper, context: ValidationContext, d
         writer, last.pkcs7_content, paths=(status.validation_path,), validation_context=context
     )
     stamper = signers.PdfTimeStamper(timestamper, field_name=f"Renewal-{status.timestamp:%Y%m%d%H%M%S%f}")
-    result = asyncio.run(
-        stamper.async_timestamp_pdf(writer, digest_algorithm, context, in_place=True)  # type: ignore[arg-type]
-    )
+    result = asyncio.run(stamper.async_timestamp_pdf(writer, digest_algorithm, context, in_place=True))
     return bytes(result.getvalue())
 
 
@@ -261,7 +259,6 @@ def renew_after(stamp: DocumentStamp, settings: Settings) -> datetime:
         return stamp.at
     margin = timedelta(days=settings.seal_lta_renewal_margin_days)
     return max(stamp.tsa_expires_at - margin, stamp.at + (stamp.tsa_expires_at - stamp.at) / 2)
-
 
 
 def timestamper_for(settings: Settings) -> TimeStamper | None:
@@ -282,7 +279,9 @@ def _apply(record: LtaRecord, document: bytes, stamps: list[DocumentStamp], sett
     record.renew_after = renew_after(last, settings)
 
 
-def keep(db: Session, *, seal_id: str, department_id: str, use_id: str, field_name: str, document: bytes, settings: Settings) -> LtaRecord:
+def keep(
+    db: Session, *, seal_id: str, department_id: str, use_id: str, field_name: str, document: bytes, settings: Settings
+) -> LtaRecord:
     """Keep a PDF just sealed at B-LTA so that its time stamp chain is renewed on schedule."""
     stamps = document_stamps(pades.read_pdf(document), roots=authority.root_certificates(db))
     if not stamps:
@@ -312,7 +311,9 @@ def renew_record(
         raise UpstreamError(record.last_error)
     try:
         context = signing_context(db, vault, settings)
-        renewed = renew(record.document, timestamper=timestamper, context=context, digest_algorithm=settings.seal_lta_digest_algorithm)
+        renewed = renew(
+            record.document, timestamper=timestamper, context=context, digest_algorithm=settings.seal_lta_digest_algorithm
+        )
     except HubError as exc:
         record.last_error = exc.detail
         raise
@@ -356,7 +357,14 @@ def renew_due(
     stamper = timestamper or timestamper_for(settings)
     renewed: list[str] = []
     failed: dict[str, str] = {}
-    for record in repository.lta_records_due(db, now=moment, weakened=weakened(settings)):
+    weak = weakened(settings)
+    algorithm = settings.seal_lta_digest_algorithm
+    for record in repository.lta_records_due(db, now=moment, weakened=weak):
+        if algorithm.replace("-", "") in weak:  # renewing would only make another weak stamp, every run
+            record.last_attempt_at = moment
+            record.last_error = f"the renewal algorithm {algorithm} is itself listed as weakened; configure a stronger one"
+            failed[record.id] = record.last_error
+            continue
         try:
             with db.begin_nested():
                 renew_record(db, record, vault=vault, settings=settings, timestamper=stamper, now=moment)
@@ -382,7 +390,7 @@ class Evidence:
     kind: str  # signature | signature_timestamp | dss_revocation | hub_record | document_timestamp
     status: str  # passed | failed | not_applicable
     at: datetime | None
-    valid_until: datetime | None
+    expires_at: datetime | None
     message: str
 
 
@@ -439,7 +447,13 @@ def assess(
     status at signing time (the embedded DSS data, or the hub's seal history), and, once the time stamp's own
     certificate has expired, the chain of document time stamps."""
     evidence = [
-        Evidence("signature", "passed", signing_time, certificate_expires_at, f"the seal's certificate is valid until {_t(certificate_expires_at)}")
+        Evidence(
+            "signature",
+            "passed",
+            signing_time,
+            certificate_expires_at,
+            f"the seal's certificate is valid until {_t(certificate_expires_at)}",
+        )
     ]
     if signature_stamp is not None:
         evidence.append(
@@ -454,7 +468,9 @@ def assess(
         )
     evidence.append(Evidence("dss_revocation", revocation.status, revocation.issued_at, None, revocation.message))
     if hub_record_at is not None:
-        evidence.append(Evidence("hub_record", "passed", hub_record_at, None, f"the hub recorded this sealing at {_t(hub_record_at)}"))
+        evidence.append(
+            Evidence("hub_record", "passed", hub_record_at, None, f"the hub recorded this sealing at {_t(hub_record_at)}")
+        )
     for stamp in stamps:
         note = f"document time stamp {stamp.field_name} ({stamp.digest_algorithm}) by {stamp.tsa_subject}"
         if stamp.digest_algorithm.lower().replace("-", "") in weak:
@@ -483,7 +499,9 @@ def assess(
         assert signature_stamp is not None
         holds, why, used = _chain_holds(signature_stamp.tsa_expires_at, stamps, as_of)
         if not holds:
-            return result("indeterminate", f"as of {_t(as_of)} the seal's certificate had expired and {why}", ["signature_timestamp"])
+            return result(
+                "indeterminate", f"as of {_t(as_of)} the seal's certificate had expired and {why}", ["signature_timestamp"]
+            )
         carried = ["signature_timestamp", status_source] + (["document_timestamp"] if used else [])
         via = f"; renewed by {len(used)} document time stamp(s), {why}" if used else f"; the time stamp is {why}"
         return result(

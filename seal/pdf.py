@@ -177,7 +177,9 @@ def sign(
         cause = exc.__cause__
         if validation_context is not None and isinstance(cause, PathValidationError | PathBuildingError):
             # the seal's certificate (or the TSA's) fails validation with the hub's own revocation data
-            raise Conflict(f"the validation data for a long-term signature cannot be gathered: {_why(exc)}: {_why(cause)}") from exc
+            raise Conflict(
+                f"the validation data for a long-term signature cannot be gathered: {_why(exc)}: {_why(cause)}"
+            ) from exc
         log.warning("PDF sealing failed on a readable document", exc_info=True)
         raise Invalid(f"the PDF cannot be sealed: {_why(exc)}") from exc
     except Exception as exc:  # the document read but its structure defeats the signer: the file's fault

@@ -156,7 +156,7 @@ class EvidenceRead(BaseModel):
     kind: Literal["signature", "signature_timestamp", "dss_revocation", "hub_record", "document_timestamp"]
     status: str = Field(description="passed, failed or not_applicable")
     at: datetime | None = None
-    valid_until: datetime | None = Field(default=None, description="until when it holds (its certificate's expiry)")
+    expires_at: datetime | None = Field(default=None, description="until when it holds (its certificate's expiry)")
     message: str
 
 

@@ -570,7 +570,9 @@ def _document_stamps(reader_pdf: bytes, trusted: Trust) -> list[ltv.DocumentStam
     stamps = ltv.document_stamps(pades.read_pdf(reader_pdf), roots=trusted.roots, intermediates=trusted.intermediates)
     out = []
     for stamp in stamps:
-        trusted_tsa = stamp.tsa_certificate is not None and chain_check(stamp.tsa_certificate, trusted, stamp.at)[0].status == "passed"
+        trusted_tsa = (
+            stamp.tsa_certificate is not None and chain_check(stamp.tsa_certificate, trusted, stamp.at)[0].status == "passed"
+        )
         out.append(stamp if trusted_tsa else dataclasses.replace(stamp, intact=False))
     return out
 
@@ -674,7 +676,9 @@ def verify_pdf(db: Session, *, pdf_bytes: bytes, settings: Settings, as_of: date
                 as_of=moment,
                 signing_time=signing_time,
                 certificate_expires_at=cert.not_valid_after_utc,
-                signature_stamp=ltv.SignatureStamp(result.timestamp_time, bool(result.timestamp_ok), result.timestamp_tsa_expires_at)
+                signature_stamp=ltv.SignatureStamp(
+                    result.timestamp_time, bool(result.timestamp_ok), result.timestamp_tsa_expires_at
+                )
                 if result.timestamp_time is not None
                 else None,
                 revocation=revocation,

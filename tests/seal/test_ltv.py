@@ -17,8 +17,8 @@ from pyhanko.sign.ades.report import AdESIndeterminate, AdESPassed
 from pyhanko.sign.validation.ades import ades_lta_validation
 from pyhanko.sign.validation.policy_decl import (
     PdfSignatureValidationSpec,
-    RevocationInfoGatheringSpec,
     RevinfoOnlineFetchingRule,
+    RevocationInfoGatheringSpec,
     SignatureValidationSpec,
 )
 from pyhanko_certvalidator.context import CertValidationPolicySpec
@@ -104,7 +104,7 @@ def test_pyhanko_validates_a_b_lta_pdf_offline_after_the_seal_certificate_expire
     """Sealed at B-LTA, the PDF carries everything: pyHanko, with revocation checking on and no network, finds it
     valid a month after the seal's certificate expired; the hub, its clock moved there too, says which evidence
     carried the verdict."""
-    system, seal, cert = _seal_and_cert(hub, client, db)
+    system, _, cert = _seal_and_cert(hub, client, db)
     response = _seal_pdf(client, system, one_page_pdf(), level="B-LTA")
     assert response.status_code == 200, response.text
     sealed = response.content
@@ -144,7 +144,9 @@ def test_b_lt_embeds_the_hubs_crl_and_certificates_in_the_dss(client: TestClient
     store = ltv.security_store(PdfFileReader(io.BytesIO(response.content), strict=False))
     assert any(crl.issuer == cert.issuer for crl in store.crls)
     assert any(c.subject == cert.issuer for c in store.certificates)
-    assert ltv.document_stamps(PdfFileReader(io.BytesIO(response.content), strict=False), roots=[root]) == []  # B-LT: no document stamp
+    assert (
+        ltv.document_stamps(PdfFileReader(io.BytesIO(response.content), strict=False), roots=[root]) == []
+    )  # B-LT: no document stamp
     assert db.scalars(select(LtaRecord).where(LtaRecord.seal_id == seal.id)).first() is None  # only B-LTA is kept
 
 
@@ -195,7 +197,9 @@ def test_a_signature_made_after_the_seal_was_revoked_is_invalid_with_the_reason(
 
     status = validate_pdf_signature(PdfFileReader(io.BytesIO(forged), strict=False).embedded_signatures[0], context)
     assert status.intact and status.valid and not status.trusted
-    assert status.revocation_details is not None and status.revocation_details.revocation_reason.native == "cessation_of_operation"
+    assert (
+        status.revocation_details is not None and status.revocation_details.revocation_reason.native == "cessation_of_operation"
+    )
 
 
 def test_the_renewal_job_adds_a_document_time_stamp_and_the_chain_still_validates(
@@ -255,6 +259,11 @@ def test_a_weakened_digest_algorithm_makes_the_chain_due_at_once_and_the_renewal
     assert record.last_digest_algorithm == "sha512" and record.timestamps == 2
     again = service.renew_due(db, vault=app.state.vault, settings=settings, timestamper=tsa)
     assert again.renewed == []  # sha512 is not weakened: nothing more to do
+    both = settings.model_copy(update={"seal_lta_weakened_digests": "sha256,sha512"})
+    refused = service.renew_due(db, vault=app.state.vault, settings=both, timestamper=tsa)
+    assert refused.renewed == [] and "itself listed as weakened" in refused.failed[record.id]
+    db.refresh(record)
+    assert record.timestamps == 2  # nothing added
 
 
 def test_without_a_time_stamp_authority_the_renewal_waits_visibly(
@@ -275,19 +284,20 @@ def test_without_a_time_stamp_authority_the_renewal_waits_visibly(
 def test_verification_as_of_a_past_time_says_which_evidence_carried_it(
     client: TestClient, hub: Hub, db: Session, app: Any, tsa: Any
 ) -> None:
-    system, seal, cert = _seal_and_cert(hub, client, db)
+    system, seal, _ = _seal_and_cert(hub, client, db)
     sealed = _seal_pdf(client, system, one_page_pdf(), level="B-LTA").content
     revoked = client.post(f"/seals/{seal.id}/revoke", headers=hub.admin.headers, json={"reason": "机构撤销"})
     assert revoked.status_code == 200
     now = client.post("/seal/verify/pdf", files={"file": ("s.pdf", sealed, "application/pdf")}).json()
     (signature,) = now["signatures"]
     assert now["verdict"] == "valid" and signature["checks"]["seal_status_now"]["status"] == "warning"  # revoked after
-    stamped, revoked_at = datetime.fromisoformat(signature["timestamp_time"]), datetime.fromisoformat(revoked.json()["revoked_at"])
+    stamped, revoked_at = (
+        datetime.fromisoformat(signature["timestamp_time"]),
+        datetime.fromisoformat(revoked.json()["revoked_at"]),
+    )
     assert stamped < revoked_at
     before = (stamped + (revoked_at - stamped) / 2).isoformat()  # sealed, not yet revoked
-    then = client.post(
-        "/seal/verify/pdf", params={"as_of": before}, files={"file": ("s.pdf", sealed, "application/pdf")}
-    ).json()
+    then = client.post("/seal/verify/pdf", params={"as_of": before}, files={"file": ("s.pdf", sealed, "application/pdf")}).json()
     (signature,) = then["signatures"]
     assert then["verdict"] == "valid" and signature["checks"]["seal_status_now"]["status"] == "passed"
     assert signature["as_of"].startswith(before[:19])
