@@ -336,3 +336,31 @@ def test_settings_for_the_renewal_are_read_from_the_environment(monkeypatch: pyt
     monkeypatch.setenv("GOVHUB_SEAL_LTA_WEAKENED_DIGESTS", "sha1, SHA-224")
     settings = Settings()
     assert settings.seal_lta_renewal_margin_days == 90 and ltv.weakened(settings) == {"sha1", "sha224"}
+
+
+def test_after_the_tsa_certificate_expires_only_a_renewed_chain_keeps_the_evidence(
+    client: TestClient, hub: Hub, db: Session, app: Any, tsa: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stamped by a TSA whose certificate lasts 5 years, a B-LTA PDF left alone lapses when that certificate
+    expires: the hub says so and names the date. Renewed in time by a TSA with a 10-year certificate, the chain
+    carries it past that date."""
+    system, seal, cert = _seal_and_cert(hub, client, db)
+    assert _seal_pdf(client, system, one_page_pdf(), level="B-LTA").status_code == 200
+    record = db.scalars(select(LtaRecord).where(LtaRecord.seal_id == seal.id)).one()
+    alone = record.document
+    lapsed_on = record.last_tsa_expires_at
+    longer = ltv_tsa(db, app.state.vault, public_url=app.state.settings.public_url, years=10)
+    done = service.renew_due(db, vault=app.state.vault, settings=app.state.settings, timestamper=longer, now=record.renew_after)
+    assert done.renewed == [record.id]
+    db.refresh(record)
+    assert record.last_tsa_expires_at > lapsed_on + timedelta(days=365 * 4)
+    renewed = record.document
+    then = lapsed_on + timedelta(days=30)  # the seal's and the first TSA's certificates have both expired
+    monkeypatch.setattr(ops.db, "utcnow", lambda: then)
+    left = service.verify_pdf(db, pdf_bytes=alone, settings=app.state.settings).signatures[0]
+    assert left.verdict == "indeterminate" and left.checks["long_term"].status == "indeterminate"
+    assert "lapsed" in left.checks["long_term"].message and left.sub_indication == "OUT_OF_BOUNDS_NO_POE"
+    kept = service.verify_pdf(db, pdf_bytes=renewed, settings=app.state.settings).signatures[0]
+    assert kept.verdict == "valid", kept.reasons
+    assert kept.carried_by is not None and "document_timestamp" in kept.carried_by
+    assert cert.not_valid_after_utc < then
