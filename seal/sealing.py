@@ -8,7 +8,7 @@ import hashlib
 from typing import Any
 
 from cryptography import x509
-from pyhanko.sign.timestamps import HTTPTimeStamper, TimeStamper
+from pyhanko.sign.timestamps import TimeStamper
 from sqlalchemy.orm import Session
 
 from ops import audit
@@ -17,7 +17,7 @@ from ops.config import Settings
 from ops.crypto import KeyVault, WrappedSecret
 from ops.db import utcnow
 from ops.errors import Invalid, NotFound, PayloadTooLarge, UpstreamError
-from seal import authority, keys, repository, ses, sesder, timestamps, usage
+from seal import authority, keys, repository, ses, sesder, timestamps, tsa, usage
 from seal import pdf as pades
 from seal.common import field_error, key_purpose
 from seal.custody import chain_pem, seal_to_use, signer_for
@@ -98,10 +98,6 @@ def _check_purpose(purpose: str) -> str:
     return purpose
 
 
-def _timestamper(settings: Settings) -> TimeStamper | None:
-    return HTTPTimeStamper(settings.seal_tsa_url, timeout=10) if settings.seal_tsa_url else None
-
-
 def seal_pdf(
     db: Session,
     *,
@@ -155,7 +151,7 @@ def seal_pdf(
         reason=purpose,
         signer_name=f"{seal.department_name} {seal.name}",
         field_name=field_name,
-        timestamper=timestamper or _timestamper(settings),
+        timestamper=timestamper or tsa.timestamper(db, vault, settings),
     )
     signature_value = pades.signature_value(sealed, field_name)
     _record_use(
@@ -231,13 +227,12 @@ def sign_detached_der(
     )
     value = keys.raw_to_der(seal.alg, signer.sign(tbs.dump()))
     cert = x509.load_pem_x509_certificate(seal.certificate_pem.encode())
-    token = None
-    stamper = timestamper or _timestamper(settings)
-    if stamper is not None:
-        try:
-            token = timestamps.stamp(value, stamper)
-        except (OSError, ValueError) as exc:  # TimestampRequestError and network errors are OSErrors
-            raise UpstreamError(f"the time-stamp authority did not answer: {exc}") from exc
+    stamper = timestamper or tsa.timestamper(db, vault, settings)
+    try:
+        token = timestamps.stamp(value, stamper)
+    except (OSError, ValueError) as exc:  # TimestampRequestError and network errors are OSErrors
+        # refused rather than handed out without the stamp the deployment asks for
+        raise UpstreamError(f"the time-stamp authority did not answer: {exc}") from exc
     der = sesder.signature(tbs, cert=ses.der(cert), alg=keys.SIGNATURE_OID[seal.alg], value=value, timestamp=token)
     _record_use(
         db,
