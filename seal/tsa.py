@@ -8,7 +8,7 @@ authority keys. A new TSA certificate is made when the issuing CA changes or the
 
 `respond` answers a DER TimeStampReq with a DER TimeStampResp: granted (a SignedData token over a TSTInfo
 with the request's imprint and nonce, signing-certificate-v2 naming the TSA certificate, which is embedded
-when the request asks for it) or rejection with the RFC's failInfo (badAlg, badRequest, badDataFormat,
+with the issuing CA's when the request asks for them) or rejection with the RFC's failInfo (badAlg, badRequest, badDataFormat,
 unacceptedPolicy, unacceptedExtension) and a statusString saying what was wrong. `HubTimeStamper` is a pyHanko
 `TimeStamper` that asks the hub's TSA in process; `timestamper` chooses the hub's TSA or the external one
 (`GOVHUB_SEAL_TSA_URL`).
@@ -129,17 +129,26 @@ def _usable(row: AuthorityKey, issuing: x509.Certificate) -> bool:
     return cert.not_valid_after_utc > utcnow() + timedelta(days=RENEW_DAYS)
 
 
+# Loaded TSA keys by key id: each request to the hub's TSA would otherwise unwrap the key again.
+_LOADED: dict[str, HubTsa] = {}
+
+
 def ensure_tsa(db: Session, vault: KeyVault, *, public_url: str = DEFAULT_PUBLIC_URL) -> HubTsa:
     """The hub's TSA key and certificate under the current issuing CA, made (and flushed) on first use; its
     certificate names the P-256 CRL and OCSP responder at `public_url`."""
-    issuing = authority.ensure_authority(db, vault, public_url=public_url).issuing
+    active = authority.active_rows(db)
+    if not active:
+        authority.ensure_authority(db, vault, public_url=public_url)
+        active = authority.active_rows(db)
+    issuing_cert = x509.load_pem_x509_certificate(active[authority.ISSUING].certificate_pem.encode())
     rows = db.scalars(
         select(AuthorityKey)
         .where(AuthorityKey.role == ROLE, AuthorityKey.retired_at.is_(None))
         .order_by(AuthorityKey.created_at.desc(), AuthorityKey.id.desc())
     ).all()
-    row = next((r for r in rows if _usable(r, issuing.certificate)), None)
+    row = next((r for r in rows if _usable(r, issuing_cert)), None)
     if row is None:
+        issuing = authority.ensure_authority(db, vault, public_url=public_url).issuing
         private = ec.generate_private_key(ec.SECP256R1())
         cert = _certify(issuing, private, public_url)
         key_id = f"tsa-{utcnow():%Y%m%d%H%M%S}-{secrets.token_hex(4)}.{ROLE}"
@@ -153,11 +162,14 @@ def ensure_tsa(db: Session, vault: KeyVault, *, public_url: str = DEFAULT_PUBLIC
         )
         db.add(row)
         db.flush()
-    private_pem = vault.unwrap(WrappedSecret.from_dict(row.private_key), purpose=_purpose(row.id))
-    loaded = serialization.load_pem_private_key(private_pem, password=None)
-    assert isinstance(loaded, ec.EllipticCurvePrivateKey)
-    cert = x509.load_pem_x509_certificate(row.certificate_pem.encode())
-    return HubTsa(key_id=row.id, certificate=cert, private=loaded, issuer=issuing.certificate)
+    loaded = _LOADED.get(row.id)
+    if loaded is None:
+        private_pem = vault.unwrap(WrappedSecret.from_dict(row.private_key), purpose=_purpose(row.id))
+        private_key = serialization.load_pem_private_key(private_pem, password=None)
+        assert isinstance(private_key, ec.EllipticCurvePrivateKey)
+        cert = x509.load_pem_x509_certificate(row.certificate_pem.encode())
+        loaded = _LOADED[row.id] = HubTsa(key_id=row.id, certificate=cert, private=private_key, issuer=issuing_cert)
+    return loaded
 
 
 def tsa_certificates(db: Session) -> list[x509.Certificate]:
@@ -258,7 +270,8 @@ def _token(tsa: HubTsa, req: tsp.TimeStampReq, now: datetime) -> cms.ContentInfo
         ],
     }
     if req["cert_req"].native:
-        signed_data["certificates"] = [cert]
+        # the TSA certificate and the issuing CA above it: a verifier who trusts the hub's root needs no more
+        signed_data["certificates"] = [cert, asn1_x509.Certificate.load(tsa.issuer.public_bytes(serialization.Encoding.DER))]
     return cms.ContentInfo({"content_type": "signed_data", "content": cms.SignedData(signed_data)})
 
 
