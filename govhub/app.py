@@ -25,6 +25,7 @@ from exchange import tasks as exchange_tasks
 from govhub import __version__
 from govhub.console import endpoints as console
 from govhub.console import service as console_service
+from govhub.timestamping import configure_time_stamps
 from ops import health
 from ops.archive import endpoints as archive_endpoints
 from ops.auditlog import endpoints as auditlog_endpoints
@@ -140,6 +141,7 @@ def create_app(
     writers = writers_for(engine, settings.group_commit_writers) if session_factory is None else 1
     vault = KeyVault.from_settings(settings)
     store = storage or make_store(settings)
+    configure_time_stamps(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

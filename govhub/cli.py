@@ -16,6 +16,7 @@ from catalog_registry import cli as catalog_cli
 from certhub import cli as certhub_cli
 from certhub import service as certhub_service
 from exchange import cli as exchange_cli
+from govhub.timestamping import configure_time_stamps
 from ops.archive import cli as archive_cli
 from ops.auditlog import cli as auditlog_cli
 from ops.cli import CLI_ADMIN, describe_from_help, load_settings, with_db
@@ -386,6 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    configure_time_stamps()  # audit checkpoints are stamped (and checked) by the TSA the settings choose
     args.func(args)
 
 

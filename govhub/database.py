@@ -65,12 +65,18 @@ def upgrade(engine: Engine, settings: Settings) -> None:
 
 
 def ensure_keys(db: Session, vault: KeyVault, settings: Settings | None = None) -> None:
-    """The keys the hub signs with: its token-signing key, its certificate signer, its seal authority.
-    Made before the hub serves, not on first use: their first use may be a read (the JWKS, a status
-    list, a verifier fetching GET /seal/ca), and a read does not write."""
+    """The keys the hub signs with: its token-signing key, its certificate signer, its seal authority and
+    time-stamp authority. Made before the hub serves, not on first use: their first use may be a read (the
+    JWKS, a status list, a verifier fetching GET /seal/ca, a sealed copy stamped while it is read), and a
+    read does not write."""
     ensure_signing_key(db, vault)
     certhub_service.hub_signer(db, vault=vault)
-    seal_service.ensure_authority(db, vault, public_url=settings.public_url if settings is not None else None)
+    if settings is not None:
+        seal_service.ensure_authority(db, vault, public_url=settings.public_url)
+        seal_service.ensure_tsa(db, vault, public_url=settings.public_url)
+    else:
+        seal_service.ensure_authority(db, vault)
+        seal_service.ensure_tsa(db, vault)
 
 
 def prepare(engine: Engine, settings: Settings) -> NewClient | None:

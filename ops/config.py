@@ -135,8 +135,8 @@ class Settings(BaseSettings):
     rectification_working_days: int = Field(default=5, ge=1, le=60)
     rating_token_days: int = Field(default=30, ge=1, le=366)
 
-    # Electronic seals (seal/, GOVHUB_SEAL_*). An RFC 3161 time-stamp authority: when set, PDFs are sealed
-    # as PAdES B-T and detached signatures carry a time stamp.
+    # Electronic seals (seal/, GOVHUB_SEAL_*). An external RFC 3161 time-stamp authority (production); empty,
+    # the hub's own (seal/tsa.py). It stamps sealed PDFs (PAdES B-T), detached signatures, audit checkpoints.
     seal_tsa_url: str = ""
     # PEM bundle of other hubs' root certificates whose seals verify here (互通互认).
     seal_trusted_roots_file: Path | None = None

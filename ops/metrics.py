@@ -62,6 +62,11 @@ AUDIT_LOG_UNSEQUENCED = Gauge(
     "govhub_audit_log_unsequenced", "Audit records not yet added to the log", multiprocess_mode="mostrecent"
 )
 AUDIT_LOG_CHECKPOINTS = Counter("govhub_audit_log_checkpoints_signed_total", "Audit-log checkpoints signed")
+AUDIT_LOG_AWAITING_TIMESTAMP = Gauge(
+    "govhub_audit_log_checkpoints_awaiting_timestamp",
+    "Signed audit-log checkpoints still waiting for their RFC 3161 time stamp (the TSA was unreachable)",
+    multiprocess_mode="mostrecent",
+)
 # The scheduled job's name is the label `task`: `job` is Prometheus's own target label (a scraped `job`
 # label would be renamed `exported_job`, and the target's `job` would stand in its place).
 JOB_RUNS = Counter("govhub_job_runs_total", "Scheduled job runs", ["task", "outcome"])  # outcome: success / failure

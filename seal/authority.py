@@ -19,7 +19,7 @@ from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -158,6 +158,11 @@ def _load(vault: KeyVault, row: AuthorityKey) -> AuthorityMember:
     return AuthorityMember(row.id, row.role, x509.load_pem_x509_certificate(row.certificate_pem.encode()), private)
 
 
+def load_member(vault: KeyVault, row: AuthorityKey) -> AuthorityMember:
+    """An authority key row with its private key unwrapped (e.g. an older generation's, to answer for it)."""
+    return _load(vault, row)
+
+
 def active_rows(db: Session) -> dict[str, AuthorityKey]:
     """The newest complete generation of authority keys (root, issuing CA, maker created together).
 
@@ -232,6 +237,16 @@ def rewrap(db: Session, vault: KeyVault) -> int:
     return changed
 
 
+def access_extension(ocsp_url: str, ca_issuers_url: str) -> x509.AuthorityInformationAccess:
+    """Authority information access: the OCSP responder and the issuing CA's certificate."""
+    return x509.AuthorityInformationAccess(
+        [
+            x509.AccessDescription(AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(ocsp_url)),
+            x509.AccessDescription(AuthorityInformationAccessOID.CA_ISSUERS, x509.UniformResourceIdentifier(ca_issuers_url)),
+        ]
+    )
+
+
 def _seal_subject(*, department_name: str, department_code: str, seal_name: str, seal_code: str) -> x509.Name:
     return x509.Name(
         [
@@ -255,8 +270,10 @@ def issue_seal_certificate(
     not_before: datetime,
     not_after: datetime,
     crl_url: str | None = None,
+    aia: tuple[str, str] | None = None,
 ) -> x509.Certificate:
-    """Certify a seal key for its department and seal, signed by the (P-256) issuing CA; `crl_url` names its CRL.
+    """Certify a seal key for its department and seal, signed by the (P-256) issuing CA; `crl_url` names its CRL,
+    `aia` its (OCSP responder, issuing CA certificate) URLs.
 
     SM2 seals get their certificates from the SM2 chain (`seal.sm2ca`); an SM2 key certified here is the
     form seals made before the SM2 chain kept."""
@@ -284,6 +301,8 @@ def issue_seal_certificate(
     if crl_url:
         point = x509.DistributionPoint([x509.UniformResourceIdentifier(crl_url)], None, None, None)
         builder = builder.add_extension(x509.CRLDistributionPoints([point]), critical=False)
+    if aia:
+        builder = builder.add_extension(access_extension(*aia), critical=False)
     cert = builder.sign(issuing.private, hashes.SHA256())
     if stand_in is None:
         return cert

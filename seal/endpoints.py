@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Form, Header, Query, Request, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, Response, UploadFile
 from sqlalchemy.orm import Session
 
 from ops import audit
@@ -17,7 +17,7 @@ from ops.auth import DepartmentOrAdmin, DepartmentStaff, PlatformAdmin, require_
 from ops.config import Settings
 from ops.crypto import KeyVault
 from ops.db import DbSession, HubRoute, etag, writes
-from ops.errors import Invalid, PayloadTooLarge
+from ops.errors import Invalid, PayloadTooLarge, UnsupportedMediaType
 from ops.pagination import Page, whole_page
 from seal import repository, service
 from seal.schemas import (
@@ -363,6 +363,104 @@ def crl(chain: Literal["sm2", "p256"], request: Request, db: DbSession) -> Respo
     """What the certificates' CRL distribution point names: revoked seals' certificates (suspended ones on hold)."""
     der = service.current_crl(db, vault=_vault(request), chain=chain, public_url=_settings(request).public_url)
     return Response(der, media_type="application/pkix-crl", headers={"Cache-Control": "max-age=300"})
+
+
+async def _ocsp_body(request: Request) -> bytes:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/ocsp-request":
+        raise UnsupportedMediaType("send a DER OCSPRequest as application/ocsp-request (RFC 6960 A.1)")
+    body = await request.body()
+    if len(body) > service.OCSP_MAX_REQUEST_BYTES:
+        raise PayloadTooLarge(f"an OCSP request is at most {service.OCSP_MAX_REQUEST_BYTES} bytes")
+    return body
+
+
+def _ocsp_reply(request: Request, db: Session, chain: str, request_der: bytes) -> Response:
+    answer = service.ocsp_respond(
+        db, _vault(request), chain=chain, request_der=request_der, public_url=_settings(request).public_url
+    )
+    # RFC 6960 answers a bad request in its own terms: malformedRequest (with HTTP 400 here), unauthorized
+    return Response(
+        answer.der,
+        status_code=400 if answer.status == "malformed_request" else 200,
+        media_type="application/ocsp-response",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+_OCSP_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/ocsp-response": {"schema": {"type": "string", "format": "binary"}}}},
+    400: {"description": "malformedRequest (an OCSPResponse without response bytes)"},
+}
+
+
+@router.post(
+    "/seal/ocsp/{chain}",
+    summary="OCSP responder of the SM2 or P-256 issuing CA (RFC 6960, public)",
+    response_class=Response,
+    responses=_OCSP_RESPONSES,
+)
+@writes  # the CA is made on first use
+def ocsp_post(
+    chain: Literal["sm2", "p256"], request: Request, db: DbSession, body: Annotated[bytes, Depends(_ocsp_body)]
+) -> Response:
+    """good, revoked (time and reason) or unknown for each certificate the request names, signed by the CA."""
+    return _ocsp_reply(request, db, chain, body)
+
+
+@router.get(
+    "/seal/ocsp/{chain}/{encoded:path}",
+    summary="OCSP responder, GET form (base64 of the DER request in the path, RFC 6960 A.1)",
+    response_class=Response,
+    responses=_OCSP_RESPONSES,
+)
+@writes  # the CA is made on first use
+def ocsp_get(chain: Literal["sm2", "p256"], encoded: str, request: Request, db: DbSession) -> Response:
+    try:
+        der = service.ocsp_decode_get(encoded)
+    except ValueError:
+        der = b""  # answered as malformedRequest
+    return _ocsp_reply(request, db, chain, der)
+
+
+@router.get(
+    "/seal/ca/{chain}/issuing.cer",
+    summary="The SM2 or P-256 issuing CA certificate (DER), named by the certificates' AIA caIssuers (public)",
+    response_class=Response,
+    responses={200: {"content": {"application/pkix-cert": {"schema": {"type": "string", "format": "binary"}}}}},
+)
+@writes  # the CA is made on first use
+def issuing_certificate(chain: Literal["sm2", "p256"], request: Request, db: DbSession) -> Response:
+    der = service.issuing_certificate_der(db, _vault(request), chain=chain, public_url=_settings(request).public_url)
+    return Response(der, media_type="application/pkix-cert", headers={"Cache-Control": "max-age=3600"})
+
+
+async def _timestamp_query(request: Request) -> bytes:
+    """The body of an RFC 3161 request: `application/timestamp-query`, at most a few kilobytes."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/timestamp-query":
+        raise UnsupportedMediaType("send a DER TimeStampReq as application/timestamp-query (RFC 3161 §3.4)")
+    body = await request.body()
+    if len(body) > service.TSA_MAX_REQUEST_BYTES:
+        raise PayloadTooLarge(f"a time-stamp request is at most {service.TSA_MAX_REQUEST_BYTES} bytes")
+    return body
+
+
+@router.post(
+    "/tsa",
+    summary="The hub's time-stamp authority (RFC 3161, public)",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/timestamp-reply": {"schema": {"type": "string", "format": "binary"}}}},
+        400: {"description": "a rejection (TimeStampResp with failInfo and statusString) for a malformed request"},
+    },
+)
+@writes  # the TSA's key and certificate are made on first use
+def time_stamp(request: Request, db: DbSession, query: Annotated[bytes, Depends(_timestamp_query)]) -> Response:
+    """A DER TimeStampReq in, a DER TimeStampResp out: granted with a token signed by the hub's TSA certificate
+    (under the P-256 issuing CA), or rejected with the RFC 3161 failInfo and a statusString saying why."""
+    reply, granted = service.time_stamp_reply(db, _vault(request), query, public_url=_settings(request).public_url)
+    return Response(reply, status_code=200 if granted else 400, media_type="application/timestamp-reply")
 
 
 @router.get("/seal/jwks", summary="Public keys of the seals (JWK set), for verifying what they signed", name="seal_jwks")

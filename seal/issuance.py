@@ -143,6 +143,7 @@ def issue_seal(db: Session, *, who: Principal, vault: KeyVault, data: SealCreate
             not_before=valid_from,
             not_after=data.valid_to,
             crl_url=sm2ca.crl_url_p256(settings.public_url),
+            aia=sm2ca.authority_access(settings.public_url, "p256"),
         )
     kid = f"seal-{keys.jwk_thumbprint(pair.public_jwk)[:24]}"
     seal.department_id = department.id

@@ -24,7 +24,7 @@ from cryptography import x509
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import signers
-from pyhanko.sign.timestamps import HTTPTimeStamper, TimeStamper
+from pyhanko.sign.timestamps import TimeStamper
 from pyhanko.sign.validation import validate_pdf_timestamp
 from pyhanko.sign.validation.dss import DocumentSecurityStore
 from pyhanko_certvalidator import ValidationContext
@@ -36,7 +36,7 @@ from ops.config import Settings
 from ops.crypto import KeyVault
 from ops.db import utcnow
 from ops.errors import Conflict, HubError, Invalid, NotFound, UpstreamError
-from seal import authority, repository, sm2ca
+from seal import authority, repository, sm2ca, tsa
 from seal import pdf as pades
 from seal.models import LtaRecord
 
@@ -46,9 +46,9 @@ B_B, B_T, B_LT, B_LTA = "B-B", "B-T", "B-LT", "B-LTA"
 LEVELS = (B_B, B_T, B_LT, B_LTA)
 
 
-def check_level(level: str | None) -> str:
-    """The PAdES level asked for (B-B when none), or Invalid naming the levels there are."""
-    value = (level or B_B).strip().upper()
+def check_level(level: str) -> str:
+    """The PAdES level asked for, or Invalid naming the levels there are."""
+    value = level.strip().upper()
     if value not in LEVELS:
         raise Invalid(
             f"level {level!r} is not a PAdES level this hub makes; use one of {', '.join(LEVELS)}",
@@ -261,10 +261,10 @@ def renew_after(stamp: DocumentStamp, settings: Settings) -> datetime:
     return max(stamp.tsa_expires_at - margin, stamp.at + (stamp.tsa_expires_at - stamp.at) / 2)
 
 
-def timestamper_for(settings: Settings) -> TimeStamper | None:
-    """The time-stamp authority sealing and renewal use: the configured RFC 3161 service, or none. (The one seam
-    where a time stamper of the hub's own plugs in.)"""
-    return HTTPTimeStamper(settings.seal_tsa_url, timeout=10) if settings.seal_tsa_url else None
+def timestamper_for(db: Session, vault: KeyVault, settings: Settings) -> TimeStamper:
+    """The time stamper sealing and renewal use: the external TSA at `GOVHUB_SEAL_TSA_URL`, else the hub's own
+    (seal/tsa.py)."""
+    return tsa.timestamper(db, vault, settings)
 
 
 def _apply(record: LtaRecord, document: bytes, stamps: list[DocumentStamp], settings: Settings) -> None:
@@ -302,13 +302,10 @@ class RenewalRun:
 
 
 def renew_record(
-    db: Session, record: LtaRecord, *, vault: KeyVault, settings: Settings, timestamper: TimeStamper | None, now: datetime
+    db: Session, record: LtaRecord, *, vault: KeyVault, settings: Settings, timestamper: TimeStamper, now: datetime
 ) -> None:
     """Add a document time stamp to a kept PDF now; on failure the record says why and stays due."""
     record.last_attempt_at = now
-    if timestamper is None:
-        record.last_error = "no time-stamp authority is configured (GOVHUB_SEAL_TSA_URL); the renewal waits for one"
-        raise UpstreamError(record.last_error)
     try:
         context = signing_context(db, vault, settings)
         renewed = renew(
@@ -354,7 +351,7 @@ def renew_due(
     """Renew every kept PDF whose chain is due: its TSA certificate expires within the margin, or its digest
     algorithm is listed as weakened. A failure is kept on the record (visible) and retried on the next run."""
     moment = now or utcnow()
-    stamper = timestamper or timestamper_for(settings)
+    stamper = timestamper or timestamper_for(db, vault, settings)
     renewed: list[str] = []
     failed: dict[str, str] = {}
     weak = weakened(settings)

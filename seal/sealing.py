@@ -16,7 +16,7 @@ from ops.audit import Actor
 from ops.config import Settings
 from ops.crypto import KeyVault, WrappedSecret
 from ops.db import utcnow
-from ops.errors import Conflict, Invalid, NotFound, PayloadTooLarge, UpstreamError
+from ops.errors import Invalid, NotFound, PayloadTooLarge, UpstreamError
 from seal import authority, keys, ltv, repository, ses, sesder, timestamps, usage
 from seal import pdf as pades
 from seal.common import field_error, key_purpose
@@ -119,22 +119,16 @@ def seal_pdf(
 
     The user must be authorised for the seal (`system`: one of the hub's systems sealing for `actor`), and
     hold an approval of this PDF (`approval_id`) where the seal requires one (用印管理, seal/usage.py).
-    `level`: B-B, B-T, B-LT or B-LTA (seal/ltv.py); none: B-T when a time-stamp authority is configured, else
-    B-B. A B-LTA PDF is kept, and its time stamp chain renewed on schedule."""
+    `level`: B-B, B-T, B-LT or B-LTA (seal/ltv.py); none: B-T. A B-LTA PDF is kept, and its time stamp chain
+    renewed on schedule."""
     # The HTTP API passes the caller's own department; a domain calling this acts for `department_id`
     # (e.g. the certificate hub sealing a copy of a certificate that department issued) and `actor` is audited.
     purpose = _check_purpose(purpose)
-    chosen = ltv.check_level(level)
+    chosen = ltv.check_level(level) if level is not None else ltv.B_T
     if len(pdf) > settings.seal_max_pdf_bytes:
         raise PayloadTooLarge(f"the PDF is {len(pdf)} bytes; at most {settings.seal_max_pdf_bytes} are accepted")
-    stamper = timestamper or ltv.timestamper_for(settings)
-    if level is not None and chosen == ltv.B_B:
-        stamper = None
-    elif ltv.needs_timestamp(chosen) and stamper is None:
-        raise Conflict(
-            f"PAdES {chosen} needs a time-stamp authority and none is configured (GOVHUB_SEAL_TSA_URL); "
-            "seal at level B-B or configure one"
-        )
+    # B-B: no time stamp; any other level: the time stamper the settings choose (the hub's own TSA by default)
+    stamper = None if chosen == ltv.B_B else (timestamper or ltv.timestamper_for(db, vault, settings))
     # pyHanko signs with Ed25519 and P-256; PAdES has no SM2 profile it can produce (see docs/seal.md).
     user = _user(actor, system)
     seal = _seal_for_use(
@@ -248,13 +242,12 @@ def sign_detached_der(
     )
     value = keys.raw_to_der(seal.alg, signer.sign(tbs.dump()))
     cert = x509.load_pem_x509_certificate(seal.certificate_pem.encode())
-    token = None
-    stamper = timestamper or ltv.timestamper_for(settings)
-    if stamper is not None:
-        try:
-            token = timestamps.stamp(value, stamper)
-        except (OSError, ValueError) as exc:  # TimestampRequestError and network errors are OSErrors
-            raise UpstreamError(f"the time-stamp authority did not answer: {exc}") from exc
+    stamper = timestamper or ltv.timestamper_for(db, vault, settings)
+    try:
+        token = timestamps.stamp(value, stamper)
+    except (OSError, ValueError) as exc:  # TimestampRequestError and network errors are OSErrors
+        # refused rather than handed out without the stamp the deployment asks for
+        raise UpstreamError(f"the time-stamp authority did not answer: {exc}") from exc
     der = sesder.signature(tbs, cert=ses.der(cert), alg=keys.SIGNATURE_OID[seal.alg], value=value, timestamp=token)
     _record_use(
         db,

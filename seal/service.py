@@ -18,6 +18,9 @@ jobs, certhub, tests) import the seal rules from here. Each concern lives in a m
 ``seal/ltv.py``            long-term validation: PAdES levels B-B … B-LTA, the kept B-LTA PDFs and
                            the renewal of their document time stamp chain, the evidence "as of" a time
 ``seal/sm2ca.py``          the SM2 chain (root, issuing CA, seal maker) and the CRLs of both chains
+``seal/ocsp.py``           the OCSP responder (RFC 6960) of both issuing CAs
+``seal/tsa.py``            the hub's own time-stamp authority (RFC 3161) and the time stampers (the
+                           hub's in process, or an external TSA's)
 ``seal/common.py``         small helpers the modules share
 ``seal/repository.py``     every query
 =========================  ========================================================================
@@ -41,8 +44,17 @@ from seal.issuance import (
 )
 from seal.keys import Signer
 from seal.ltv import LEVELS, RenewalRun, lta_record, renew_due
+from seal.ocsp import MAX_REQUEST_BYTES as OCSP_MAX_REQUEST_BYTES
+from seal.ocsp import decode_get as ocsp_decode_get
+from seal.ocsp import issuing_certificate_der
+from seal.ocsp import respond as ocsp_respond
 from seal.sealing import detached_result, document_bytes, seal_pdf, sign_detached, sign_detached_der
 from seal.sm2ca import current_crl
+from seal.tsa import MAX_REQUEST_BYTES as TSA_MAX_REQUEST_BYTES
+from seal.tsa import HubTimeStamper, ensure_tsa, hub_timestamper, timestamper
+from seal.tsa import respond as time_stamp_reply
+from seal.tsa import stamper as time_stamper
+from seal.tsa import trust_source as time_stamp_trust
 from seal.usage import (
     CERTHUB,
     SealUseRefused,
@@ -70,6 +82,9 @@ from seal.verification import (
 __all__ = [
     "CERTHUB",
     "LEVELS",
+    "OCSP_MAX_REQUEST_BYTES",
+    "TSA_MAX_REQUEST_BYTES",
+    "HubTimeStamper",
     "RenewalRun",
     "SealUseRefused",
     "Signer",
@@ -84,12 +99,17 @@ __all__ = [
     "detached_result",
     "document_bytes",
     "ensure_authority",
+    "ensure_tsa",
     "expire_seals",
     "get_seal",
+    "hub_timestamper",
     "issue_seal",
+    "issuing_certificate_der",
     "lta_record",
     "make_seal_der",
     "migrate_der",
+    "ocsp_decode_get",
+    "ocsp_respond",
     "recent_uses",
     "record_verification",
     "refused_attempts",
@@ -103,6 +123,10 @@ __all__ = [
     "sign_detached",
     "sign_detached_der",
     "signer_for",
+    "time_stamp_reply",
+    "time_stamp_trust",
+    "time_stamper",
+    "timestamper",
     "use_actions",
     "use_requests",
     "verify_der",

@@ -40,6 +40,7 @@ ROOT, ISSUING, MAKER = "sm2-root", "sm2-issuing", "sm2-maker"
 ROOT_YEARS, ISSUING_YEARS, MAKER_YEARS = 20, 10, 5
 CRL_DAYS = 7
 SM2_CRL_PATH, P256_CRL_PATH = "/seal/crl/sm2", "/seal/crl/p256"
+OCSP_PATH = "/seal/ocsp"
 
 
 def _purpose(key_id: str) -> str:
@@ -119,6 +120,7 @@ def _certificate(
     ca: bool,
     path_length: int | None = None,
     crl_url: str | None = None,
+    aia: tuple[str, str] | None = None,
 ) -> bytes:
     spki = asn1_keys.PublicKeyInfo.load(spki_der)
     issuer_spki = asn1_keys.PublicKeyInfo.load(issuer_spki_der)
@@ -148,6 +150,18 @@ def _certificate(
                             value=[asn1_x509.GeneralName(name="uniform_resource_identifier", value=crl_url)],
                         )
                     }
+                ],
+            }
+        )
+    if aia:
+        ocsp_at, issuer_at = aia
+        extensions.append(
+            {
+                "extn_id": "authority_information_access",
+                "critical": False,
+                "extn_value": [
+                    {"access_method": method, "access_location": {"uniform_resource_identifier": url}}
+                    for method, url in (("ocsp", ocsp_at), ("ca_issuers", issuer_at))
                 ],
             }
         )
@@ -204,6 +218,7 @@ def create(db: Session, vault: KeyVault, *, public_url: str) -> None:
         ca: bool,
         path_length: int | None = None,
         crl_url: str | None = None,
+        aia: tuple[str, str] | None = None,
     ) -> bytes:
         """`key` certified by `issuer_key` from five minutes ago for `years`."""
         return _certificate(
@@ -217,13 +232,15 @@ def create(db: Session, vault: KeyVault, *, public_url: str) -> None:
             ca=ca,
             path_length=path_length,
             crl_url=crl_url,
+            aia=aia,
         )
 
     root = certify(root_name, root_key, root_name, root_key, ROOT_YEARS, ca=True, path_length=1)
     issuing = certify(issuing_name, issuing_key, root_name, root_key, ISSUING_YEARS, ca=True, path_length=0)
     maker = certify(
-        _name("govhub SM2 制章人"), maker_key, issuing_name, issuing_key, MAKER_YEARS, ca=False, crl_url=_crl_url(public_url)
-    )
+        _name("govhub SM2 制章人"), maker_key, issuing_name, issuing_key, MAKER_YEARS, ca=False, crl_url=_crl_url(public_url),
+        aia=authority_access(public_url, "sm2"),
+    )  # fmt: skip
     generation = f"sm2ca-{now:%Y%m%d%H%M%S}-{secrets.token_hex(4)}"
     for role, private, cert in ((ROOT, root_key, root), (ISSUING, issuing_key, issuing), (MAKER, maker_key, maker)):
         key_id = f"{generation}.{role}"
@@ -249,6 +266,11 @@ def _der(row: AuthorityKey) -> bytes:
 def _load(vault: KeyVault, row: AuthorityKey) -> Sm2Member:
     private_pem = vault.unwrap(WrappedSecret.from_dict(row.private_key), purpose=_purpose(row.id))
     return Sm2Member(row.id, row.role, _der(row), sm_serialization.load_pem_private_key(private_pem, password=None))
+
+
+def load_member(vault: KeyVault, row: AuthorityKey) -> Sm2Member:
+    """An SM2 authority key row with its private key unwrapped (e.g. an older generation's, to answer for it)."""
+    return _load(vault, row)
 
 
 def _active_rows(db: Session) -> dict[str, AuthorityKey]:
@@ -319,6 +341,7 @@ def issue_seal_certificate(
         not_after=not_after,
         ca=False,
         crl_url=_crl_url(public_url),
+        aia=authority_access(public_url, "sm2"),
     )
 
 
@@ -510,3 +533,18 @@ def current_root_crl(db: Session, vault: KeyVault) -> bytes:
     )
     db.flush()
     return der
+
+
+def ocsp_url(public_url: str, chain: str) -> str:
+    """The OCSP responder of a chain's issuing CA (`seal.ocsp`)."""
+    return f"{public_url.rstrip('/')}{OCSP_PATH}/{chain}"
+
+
+def ca_issuers_url(public_url: str, chain: str) -> str:
+    """Where a chain's issuing CA certificate (DER) is published."""
+    return f"{public_url.rstrip('/')}/seal/ca/{chain}/issuing.cer"
+
+
+def authority_access(public_url: str, chain: str) -> tuple[str, str]:
+    """(OCSP URL, caIssuers URL): the authority information access of a certificate the chain's issuing CA issues."""
+    return ocsp_url(public_url, chain), ca_issuers_url(public_url, chain)

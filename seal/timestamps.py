@@ -28,6 +28,7 @@ class StampCheck:
     ok: bool
     at: datetime | None
     message: str
+    untrusted: bool = False  # intact and well signed, but its TSA does not chain to a trusted root
 
 
 def check(
@@ -53,5 +54,5 @@ def check(
     if not (status.get("intact") and status.get("valid")):
         return StampCheck(False, at, "the time stamp does not match this signature or its own signature is broken")
     if status.get("trust_problem_indic") is not None:
-        return StampCheck(False, at, f"the time-stamp authority is not trusted ({status['trust_problem_indic']})")
+        return StampCheck(False, at, f"the time-stamp authority is not trusted ({status['trust_problem_indic']})", True)
     return StampCheck(True, at, f"RFC 3161 time stamp at {at:%Y-%m-%dT%H:%M:%SZ} over the signature value")

@@ -308,7 +308,9 @@ def _seal_and_time_evidence(
     stamp_time = None
     if token is not None:
         stamped = timestamps.check(token, value, roots=trusted.roots, intermediates=trusted.intermediates)
-        checks["timestamp"] = _check("passed" if stamped.ok else "failed", stamped.message)
+        # a token intact but from a TSA not trusted here proves nothing either way: indeterminate, not failed
+        status = "passed" if stamped.ok else "indeterminate" if stamped.untrusted else "failed"
+        checks["timestamp"] = _check(status, stamped.message)
         if stamped.ok and stamped.at is not None:
             stamp_time = stamped.at
             poe = min(poe, stamped.at) if poe is not None else stamped.at

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import logging
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from cryptography.exceptions import InvalidSignature
@@ -14,12 +17,15 @@ from sqlalchemy.orm import Session
 
 from ops import audit
 from ops.auditlog import repository
-from ops.auditlog.models import LogCheckpoint, LogKey
+from ops.auditlog.models import LogCheckpoint, LogKey, LogTimestamp
 from ops.auditlog.tree import DEFAULT_GRACE_SECONDS, iso_time, lock_log, sequence, tree_root
 from ops.crypto import KeyVault, WrappedSecret
 from ops.db import utcnow
-from ops.metrics import AUDIT_LOG_CHECKPOINTS
+from ops.metrics import AUDIT_LOG_AWAITING_TIMESTAMP, AUDIT_LOG_CHECKPOINTS
 from ops.storage import ObjectStore
+from ops.timestamping import Stamper, StampUnavailable
+
+log = logging.getLogger("govhub.auditlog")
 
 LOG_NAME = "govhub audit log"
 # Refresh the signed checkpoint at least this often even when nothing was appended.
@@ -138,6 +144,69 @@ def checkpoint_now(
     sequence(db, grace_seconds=grace_seconds)
     db.commit()
     return sign_checkpoint(db, vault=vault, store=store, force=force)
+
+
+# Checkpoints stamped in one go at most (the job comes back for the rest).
+STAMP_BATCH = 50
+
+
+def stamped_bytes(checkpoint: LogCheckpoint) -> bytes:
+    """What a checkpoint's RFC 3161 time stamp covers (SHA-256 imprint): its signed text, then its signature."""
+    return checkpoint.body.encode() + checkpoint.signature.encode()
+
+
+def _gen_time(token: bytes, digest: bytes) -> datetime:
+    """The token's genTime, after checking its imprint is `digest` (a TSA answering for other data is refused)."""
+    from asn1crypto import cms
+
+    try:
+        info = cms.ContentInfo.load(token)["content"]["encap_content_info"]["content"].parsed
+        imprint = info["message_imprint"]["hashed_message"].native
+        at = info["gen_time"].native
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise StampUnavailable(f"the time-stamp authority answered with no readable token: {exc}") from exc
+    if imprint != digest:
+        raise StampUnavailable("the time-stamp authority answered with a token over other data")
+    if not isinstance(at, datetime):
+        raise StampUnavailable("the time-stamp authority's token has no genTime")
+    return at.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class StampRun:
+    """What one pass over the checkpoints awaiting a time stamp did."""
+
+    stamped: int
+    awaiting: int
+    failure: str | None  # why the TSA gave no token, when it did not
+
+
+def stamp_awaiting(db: Session, *, stamper: Stamper | None, limit: int = STAMP_BATCH) -> StampRun:
+    """Time-stamp the checkpoints awaiting one, oldest first.
+
+    When the TSA does not answer (or none is configured), the checkpoints keep waiting, the failure is logged
+    and returned, and the number awaiting is published as a metric: never skipped silently, a checkpoint is
+    either stamped or visibly awaiting."""
+    stamped, failure = 0, None
+    if stamper is None:
+        failure = "no time-stamp authority is configured"
+    else:
+        for checkpoint in repository.awaiting_timestamp(db, limit):
+            digest = hashlib.sha256(stamped_bytes(checkpoint)).digest()
+            try:
+                token = stamper(db, digest)
+                at = _gen_time(token, digest)
+            except StampUnavailable as exc:
+                failure = str(exc)
+                break
+            db.add(LogTimestamp(checkpoint_id=checkpoint.id, token=token, gen_time=at))
+            stamped += 1
+        db.flush()
+    awaiting = repository.count_awaiting_timestamp(db)
+    AUDIT_LOG_AWAITING_TIMESTAMP.set(awaiting)
+    if failure is not None and awaiting:
+        log.warning("%d audit checkpoint(s) await a time stamp: %s", awaiting, failure, extra={"awaiting": awaiting})
+    return StampRun(stamped=stamped, awaiting=awaiting, failure=failure)
 
 
 def checkpoint_signature_valid(checkpoint: LogCheckpoint, key: LogKey | None) -> bool:

@@ -7,6 +7,7 @@ import json
 
 from sqlalchemy.orm import Session
 
+from ops import timestamping
 from ops.auditlog import service
 from ops.cli import with_db
 from ops.config import Settings
@@ -32,6 +33,14 @@ def checkpoint(db: Session, settings: Settings, _args: argparse.Namespace) -> No
     assert signed is not None
     print(signed.body, end="")
     print(f"signature {signed.signature}")
+
+
+def timestamp(db: Session, _settings: Settings, _args: argparse.Namespace) -> None:
+    run = service.stamp_awaiting(db, stamper=timestamping.current_stamper())
+    print(f"time-stamped {run.stamped} checkpoint(s); {run.awaiting} still awaiting a time stamp")
+    if run.awaiting:
+        db.commit()  # keep what was stamped
+        raise SystemExit(f"the time-stamp authority gave no token: {run.failure}")
 
 
 def rotate_key(db: Session, settings: Settings, _args: argparse.Namespace) -> None:
@@ -62,5 +71,8 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     )
     s.set_defaults(func=with_db(sequence))
     group.add_parser("checkpoint", help="sign a checkpoint now").set_defaults(func=with_db(checkpoint))
+    group.add_parser(
+        "timestamp", help="time-stamp the checkpoints awaiting one now; exit 1 if some still wait (TSA unreachable)"
+    ).set_defaults(func=with_db(timestamp))
     group.add_parser("rotate-key", help="sign checkpoints with a new key").set_defaults(func=with_db(rotate_key))
     group.add_parser("rewrap", help="re-wrap log keys under the current master key").set_defaults(func=with_db(rewrap))

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
+from ops import timestamping
 from ops.auditlog import repository, service
 from ops.auditlog.schemas import (
     AuditRecordRead,
@@ -53,8 +54,13 @@ def latest_checkpoint(db: DbSession, _who: AnyCaller) -> object:
 
 @router.post("/log/checkpoint", response_model=CheckpointRead, status_code=201, summary="Sign a checkpoint now")
 def sign_checkpoint(request: Request, db: DbSession, _who: PlatformAdmin) -> object:
-    """Sequence pending records and sign a checkpoint now (also published to object storage)."""
-    return service.checkpoint_now(db, vault=request.app.state.vault, store=request.app.state.storage, force=True, grace_seconds=0)
+    """Sequence pending records and sign a checkpoint now (also published to object storage), then time-stamp it;
+    when the TSA does not answer it is returned "awaiting" a time stamp, which the audit-log job adds later."""
+    signed = service.checkpoint_now(
+        db, vault=request.app.state.vault, store=request.app.state.storage, force=True, grace_seconds=0
+    )
+    service.stamp_awaiting(db, stamper=timestamping.current_stamper())
+    return signed
 
 
 @router.get("/log/keys", response_model=Page[LogKeyRead], summary="Public keys that sign checkpoints")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, LargeBinary, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ops.db import Base, utcnow
 
@@ -47,6 +47,38 @@ class LogCheckpoint(Base):
     # The exact signed text (see service.checkpoint_body) and its Ed25519 signature, base64.
     body: Mapped[str] = mapped_column(Text)
     signature: Mapped[str] = mapped_column(String(128))
+    # Its RFC 3161 time stamp, once the TSA gave one (read only: the stamp is a row of its own).
+    timestamp: Mapped[LogTimestamp | None] = relationship(
+        primaryjoin="LogCheckpoint.id == foreign(LogTimestamp.checkpoint_id)", viewonly=True, uselist=False
+    )
+
+    @property
+    def timestamp_state(self) -> str:
+        """ "stamped", or "awaiting" its time stamp (the TSA was unreachable; the audit-log job stamps it later)."""
+        return "stamped" if self.timestamp is not None else "awaiting"
+
+    @property
+    def timestamped_at(self) -> datetime | None:
+        return self.timestamp.gen_time if self.timestamp is not None else None
+
+    @property
+    def timestamp_token(self) -> bytes | None:
+        return self.timestamp.token if self.timestamp is not None else None
+
+
+class LogTimestamp(Base):
+    """The RFC 3161 time stamp of a signed checkpoint, over `checkpoints.stamped_bytes` (append-only, like the
+    checkpoint). A checkpoint without one is awaiting its time stamp: the audit-log job adds it later."""
+
+    __tablename__ = "audit_log_timestamps"
+
+    # No foreign key on purpose, as for the leaves: the log must outlive, and report, a checkpoint removed.
+    checkpoint_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
+    )
+    token: Mapped[bytes] = mapped_column(LargeBinary)  # DER ContentInfo (SignedData over a TSTInfo)
+    gen_time: Mapped[datetime]  # the time the token states
+    stamped_at: Mapped[datetime] = mapped_column(default=utcnow)  # when the hub got it (later, after a wait)
 
 
 class LogKey(Base):

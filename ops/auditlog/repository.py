@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from ops.audit import AuditRecord, subject_ref
 from ops.auditlog.merkle import Node
-from ops.auditlog.models import LogCheckpoint, LogEntry, LogKey, LogNode
+from ops.auditlog.models import LogCheckpoint, LogEntry, LogKey, LogNode, LogTimestamp
 from ops.auth import Principal, Role
 from ops.db import utcnow
 
@@ -172,3 +172,16 @@ def active_key(db: Session) -> LogKey | None:
 
 def all_keys(db: Session) -> list[LogKey]:
     return list(db.scalars(select(LogKey).order_by(LogKey.created_at)))
+
+
+def awaiting_timestamp(db: Session, limit: int) -> list[LogCheckpoint]:
+    """Checkpoints without a time stamp yet, oldest first."""
+    stamped = select(LogTimestamp.checkpoint_id)
+    query = select(LogCheckpoint).where(LogCheckpoint.id.not_in(stamped)).order_by(LogCheckpoint.id).limit(limit)
+    return list(db.scalars(query))
+
+
+def count_awaiting_timestamp(db: Session) -> int:
+    stamped = select(LogTimestamp.checkpoint_id)
+    query = select(func.count()).select_from(LogCheckpoint).where(LogCheckpoint.id.not_in(stamped))
+    return int(db.scalar(query) or 0)

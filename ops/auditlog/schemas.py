@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class CheckpointRead(BaseModel):
@@ -19,6 +20,18 @@ class CheckpointRead(BaseModel):
     key_id: str
     body: str
     signature: str
+    timestamp_state: str = Field(
+        description='"stamped", or "awaiting" an RFC 3161 time stamp (the TSA was unreachable; stamped later)'
+    )
+    timestamped_at: datetime | None = Field(description="the time stamp's genTime")
+    timestamp_token: str | None = Field(
+        description="the RFC 3161 token (DER, base64) over SHA-256 of the UTF-8 `body` followed by `signature`"
+    )
+
+    @field_validator("timestamp_token", mode="before")
+    @classmethod
+    def _base64(cls, value: object) -> object:
+        return base64.b64encode(value).decode() if isinstance(value, bytes) else value
 
 
 class LogKeyRead(BaseModel):
@@ -72,4 +85,6 @@ class VerifyReportRead(BaseModel):
     checkpoints: int
     published_checkpoints: int = Field(description="signed checkpoints read from object storage")
     unsequenced: int
+    timestamped: int = Field(description="checkpoints whose RFC 3161 time stamp verified")
+    awaiting_timestamp: int = Field(description="checkpoints still waiting for a time stamp (the TSA was unreachable)")
     problems: list[dict[str, Any]]

@@ -5,7 +5,8 @@ Where each concern lives:
 - `tree.py`: the leaf of an audit record, sequencing committed records into the Merkle tree, the root of
   a tree size;
 - `checkpoints.py`: the log's signing keys (create, rotate, rewrap) and its signed checkpoints, kept in
-  the database and published to object storage;
+  the database and published to object storage, and their RFC 3161 time stamps (stamped later when the
+  TSA is unreachable);
 - `proofs.py`: an audit record's inclusion proof, and the consistency proof of two tree sizes;
 - `verification.py`: `govhub audit verify`, the whole log checked against the audit trail, its stored
   nodes and its signed checkpoints;
@@ -18,6 +19,7 @@ from ops.auditlog.checkpoints import (
     CHECKPOINT_MAX_AGE,
     LOG_NAME,
     PUBLISHED_PREFIX,
+    StampRun,
     checkpoint_body,
     checkpoint_now,
     checkpoint_signature_valid,
@@ -27,6 +29,8 @@ from ops.auditlog.checkpoints import (
     rewrap_log_keys,
     rotate_log_key,
     sign_checkpoint,
+    stamp_awaiting,
+    stamped_bytes,
 )
 from ops.auditlog.proofs import Inclusion, consistency, inclusion, latest_checkpoint
 from ops.auditlog.tree import DEFAULT_GRACE_SECONDS, SEQUENCE_LOOKBACK, canonical_record, record_leaf_hash, sequence, tree_root
@@ -40,6 +44,7 @@ __all__ = [
     "SEQUENCE_LOOKBACK",
     "Inclusion",
     "PublishedCheckpoint",
+    "StampRun",
     "VerifyReport",
     "canonical_record",
     "checkpoint_body",
@@ -57,6 +62,8 @@ __all__ = [
     "rotate_log_key",
     "sequence",
     "sign_checkpoint",
+    "stamp_awaiting",
+    "stamped_bytes",
     "tree_root",
     "verify",
 ]

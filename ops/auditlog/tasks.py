@@ -1,9 +1,11 @@
-"""Scheduled jobs of the audit log: sequencing records into the tree and signing checkpoints."""
+"""Scheduled jobs of the audit log: sequencing records into the tree, signing checkpoints, time-stamping them
+(a checkpoint the TSA could not stamp waits for the next run)."""
 
 from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from ops import timestamping
 from ops.auditlog import service
 from ops.crypto import KeyVault
 from ops.scheduler import Job
@@ -19,7 +21,16 @@ def jobs(*, vault: KeyVault, store: ObjectStore | None) -> list[Job]:
     def checkpoint(db: Session) -> object:
         return service.checkpoint_now(db, vault=vault, store=store)
 
+    def timestamp(db: Session) -> int:
+        # the stamper the composition root configured (the hub's TSA or an external one)
+        run = service.stamp_awaiting(db, stamper=timestamping.current_stamper())
+        if run.failure is not None and run.awaiting:
+            db.commit()  # keep the stamps this run got; the job's failure shows the wait (metrics, log)
+            raise timestamping.StampUnavailable(f"{run.awaiting} checkpoint(s) await a time stamp: {run.failure}")
+        return run.stamped
+
     return [
         Job(name="audit_log.sequence", interval_seconds=5, run=sequence),
         Job(name="audit_log.checkpoint", interval_seconds=60, run=checkpoint),
+        Job(name="audit_log.timestamp", interval_seconds=30, run=timestamp),
     ]

@@ -11,9 +11,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from ops import timestamping
 from ops.audit import AuditRecord
 from ops.auditlog import merkle, repository
-from ops.auditlog.checkpoints import LOG_NAME, PUBLISHED_PREFIX, checkpoint_signature_valid, signature_ok
+from ops.auditlog.checkpoints import LOG_NAME, PUBLISHED_PREFIX, checkpoint_signature_valid, signature_ok, stamped_bytes
 from ops.auditlog.models import LogCheckpoint, LogEntry, LogKey
 from ops.auditlog.tree import iso_time, record_leaf_hash
 from ops.db import utcnow
@@ -35,6 +36,8 @@ class VerifyReport:
     problems: list[dict[str, Any]] = field(default_factory=list)
     unsequenced: int = 0
     published_checkpoints: int = 0
+    timestamped: int = 0
+    awaiting_timestamp: int = 0
 
     @property
     def ok(self) -> bool:
@@ -47,6 +50,8 @@ class VerifyReport:
             "checkpoints": self.checkpoints,
             "published_checkpoints": self.published_checkpoints,
             "unsequenced": self.unsequenced,
+            "timestamped": self.timestamped,
+            "awaiting_timestamp": self.awaiting_timestamp,
             "problems": self.problems,
         }
 
@@ -132,6 +137,7 @@ def verify(db: Session, *, store: ObjectStore | None = None, grace_seconds: floa
     report = VerifyReport()
     checkpoints = repository.checkpoints(db)
     report.checkpoints = len(checkpoints)
+    _check_timestamps(db, report, checkpoints)
     keys = {key.key_id: key for key in repository.all_keys(db)}
     in_database = {(cp.body, cp.signature) for cp in checkpoints}
     published = published_checkpoints(db, store, report, in_database=in_database) if store is not None else []
@@ -344,6 +350,23 @@ def _root_mismatch(cp: LogCheckpoint | PublishedCheckpoint) -> dict[str, Any]:
         "detail": f"the records no longer give the root signed in the checkpoint kept in object storage as {cp.name} "
         f"(size {cp.tree_size}), which the database does not hold",
     }
+
+
+def _check_timestamps(db: Session, report: VerifyReport, checkpoints: list[LogCheckpoint]) -> None:
+    """Each checkpoint's RFC 3161 token covers its signed bytes and chains to a trusted TSA; one awaiting a time
+    stamp is counted (the TSA was unreachable, the audit-log job stamps it later), not a problem."""
+    trusted = timestamping.trust(db) if any(cp.timestamp_token is not None for cp in checkpoints) else None
+    for cp in checkpoints:
+        if cp.timestamp_token is None:
+            report.awaiting_timestamp += 1
+            continue
+        checked = timestamping.check_token(cp.timestamp_token, stamped_bytes(cp), trusted=trusted)
+        if checked.ok:
+            report.timestamped += 1
+        else:
+            report.problems.append(
+                {"kind": "bad_timestamp", "checkpoint_id": cp.id, "detail": f"checkpoint {cp.id}: {checked.message}"}
+            )
 
 
 def _check_signature(keys: dict[str, LogKey], report: VerifyReport, cp: LogCheckpoint) -> None:

@@ -103,7 +103,7 @@ def _seal_log(client: TestClient, hub: Hub) -> dict[str, str]:
     return body
 
 
-APPEND_ONLY = ("audit_records", "audit_log_entries", "audit_log_nodes", "audit_log_checkpoints")
+APPEND_ONLY = ("audit_records", "audit_log_entries", "audit_log_nodes", "audit_log_checkpoints", "audit_log_timestamps")
 
 
 @pytest.fixture()
@@ -120,7 +120,8 @@ def unlocked(db: Session) -> Iterator[Session]:
 
 
 def cut_tail(db: Session | sqlite3.Connection, keep: int) -> None:
-    """Delete every leaf from `keep` on, with its record, the subtrees over it and the checkpoints signing it."""
+    """Delete every leaf from `keep` on, with its record, the subtrees over it and the checkpoints signing it (and
+    their time stamps)."""
     run = db.execute
     ids = [row[0] for row in run(text('SELECT audit_id FROM audit_log_entries WHERE "index" >= :k'), {"k": keep})]
     for audit_id in ids:
@@ -129,6 +130,8 @@ def cut_tail(db: Session | sqlite3.Connection, keep: int) -> None:
     for level, position in list(run(text("SELECT level, position FROM audit_log_nodes"))):
         if (position + 1) << level > keep:
             run(text("DELETE FROM audit_log_nodes WHERE level = :l AND position = :p"), {"l": level, "p": position})
+    cut = "SELECT id FROM audit_log_checkpoints WHERE tree_size > :k"
+    run(text(f"DELETE FROM audit_log_timestamps WHERE checkpoint_id IN ({cut})"), {"k": keep})
     run(text("DELETE FROM audit_log_checkpoints WHERE tree_size > :k"), {"k": keep})
 
 
@@ -567,6 +570,7 @@ def test_a_forged_or_rewritten_checkpoint_in_object_storage_is_reported(
         {"h": service.record_leaf_hash(record).hex(), "id": ids[2]},
     )
     db.execute(text("DELETE FROM audit_log_nodes"))
+    db.execute(text("DELETE FROM audit_log_timestamps"))
     db.execute(text("DELETE FROM audit_log_checkpoints"))
     entries = db.execute(text('SELECT "index", leaf_hash FROM audit_log_entries ORDER BY "index"')).all()
     known = {(0, int(i)): bytes.fromhex(h) for i, h in entries}

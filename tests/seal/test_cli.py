@@ -87,6 +87,7 @@ def test_an_operator_issues_lists_revokes_and_rewraps_seals_from_the_shell(
         _govhub(capsys, "seals", "revoke", seal["id"], "--reason", "再次")
     monkeypatch.setenv("GOVHUB_MASTER_KEY", "bmV3LW1hc3Rlci1rZXktMzItYnl0ZXMtbG9uZyEhISE=")  # a new 32-byte key
     monkeypatch.setenv("GOVHUB_PREVIOUS_MASTER_KEYS", MASTER_KEY)
-    # the seal key and the authority keys of both chains (P-256 root, issuing CA, maker; the same for SM2)
-    assert "re-wrapped 7" in _govhub(capsys, "seals", "rewrap")
+    # the seal key, the authority keys of both chains (P-256 root, issuing CA, maker; the same for SM2) and the
+    # time-stamp authority's key
+    assert "re-wrapped 8" in _govhub(capsys, "seals", "rewrap")
     assert "re-wrapped 0" in _govhub(capsys, "seals", "rewrap")

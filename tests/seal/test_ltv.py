@@ -14,6 +14,7 @@ from cryptography import x509
 from fastapi.testclient import TestClient
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.ades.report import AdESIndeterminate, AdESPassed
+from pyhanko.sign.timestamps import HTTPTimeStamper
 from pyhanko.sign.validation.ades import ades_lta_validation
 from pyhanko.sign.validation.policy_decl import (
     PdfSignatureValidationSpec,
@@ -85,7 +86,7 @@ def tsa(monkeypatch: pytest.MonkeyPatch, app: Any, session_factory: Any) -> Any:
     with session_factory() as session:
         stamper = ltv_tsa(session, app.state.vault, public_url=app.state.settings.public_url)
         session.commit()
-    monkeypatch.setattr(ltv, "timestamper_for", lambda settings: stamper)
+    monkeypatch.setattr(ltv, "timestamper_for", lambda *args: stamper)
     return stamper
 
 
@@ -266,19 +267,26 @@ def test_a_weakened_digest_algorithm_makes_the_chain_due_at_once_and_the_renewal
     assert record.timestamps == 2  # nothing added
 
 
-def test_without_a_time_stamp_authority_the_renewal_waits_visibly(
+def test_with_the_time_stamp_authority_unreachable_the_renewal_waits_visibly(
     client: TestClient, hub: Hub, db: Session, app: Any, tsa: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     system, seal, _ = _seal_and_cert(hub, client, db)
     assert _seal_pdf(client, system, one_page_pdf(), level="B-LTA").status_code == 200
     record = db.scalars(select(LtaRecord).where(LtaRecord.seal_id == seal.id)).one()
-    monkeypatch.setattr(ltv, "timestamper_for", lambda settings: None)
-    run = service.renew_due(db, vault=app.state.vault, settings=app.state.settings, now=record.renew_after)
-    assert run.renewed == [] and "no time-stamp authority" in run.failed[record.id]
+    before = record.document
+    unreachable = HTTPTimeStamper("http://127.0.0.1:9/tsa", timeout=2)  # nothing listens on the discard port
+    run = service.renew_due(
+        db, vault=app.state.vault, settings=app.state.settings, timestamper=unreachable, now=record.renew_after
+    )
+    assert run.renewed == [] and "did not answer" in run.failed[record.id]
     db.refresh(record)
-    assert record.timestamps == 1 and record.last_attempt_at is not None and "GOVHUB_SEAL_TSA_URL" in (record.last_error or "")
+    assert record.timestamps == 1 and record.document == before and record.last_attempt_at is not None
     shown = client.get(f"/seal/lta-records/{record.id}", headers=system.headers).json()
-    assert "no time-stamp authority" in shown["last_error"]
+    assert "did not answer" in shown["last_error"]
+    again = service.renew_due(db, vault=app.state.vault, settings=app.state.settings, timestamper=tsa, now=record.renew_after)
+    assert again.renewed == [record.id]  # still due: the next run with the TSA back stamps it
+    db.refresh(record)
+    assert record.timestamps == 2 and record.last_error is None
 
 
 def test_verification_as_of_a_past_time_says_which_evidence_carried_it(
@@ -323,12 +331,23 @@ def test_bad_input_gets_a_clear_4xx(client: TestClient, hub: Hub, db: Session, t
     assert garbage_lta.status_code == 422 and "not a PDF" in garbage_lta.json()["detail"]
 
 
-def test_a_level_needing_a_time_stamp_without_an_authority_is_refused(client: TestClient, hub: Hub, db: Session) -> None:
-    system, _, _ = _seal_and_cert(hub, client, db)
-    for level in ("B-T", "B-LT", "B-LTA"):
-        refused = _seal_pdf(client, system, one_page_pdf(), level=level)
-        assert refused.status_code == 409 and "time-stamp authority" in refused.json()["detail"], refused.text
-    assert _seal_pdf(client, system, one_page_pdf(), level="B-B").status_code == 200
+def test_the_hubs_own_time_stamp_authority_makes_b_lta_by_default_and_b_b_has_no_stamp(
+    client: TestClient, hub: Hub, db: Session
+) -> None:
+    """Without a stand-in TSA: the hub's own (seal/tsa.py) stamps the signature and the document."""
+    system, seal, _ = _seal_and_cert(hub, client, db)
+    lta = _seal_pdf(client, system, one_page_pdf(), level="B-LTA")
+    assert lta.status_code == 200, lta.text
+    report = client.post("/seal/verify/pdf", files={"file": ("s.pdf", lta.content, "application/pdf")}).json()
+    assert report["verdict"] == "valid" and report["signatures"][0]["level"] == "B-LTA", report
+    assert db.scalars(select(LtaRecord).where(LtaRecord.seal_id == seal.id)).one().timestamps == 1
+    plain = _seal_pdf(client, system, one_page_pdf(), level="B-B")
+    assert plain.status_code == 200
+    b_b = client.post("/seal/verify/pdf", files={"file": ("s.pdf", plain.content, "application/pdf")}).json()
+    assert b_b["signatures"][0]["level"] == "B-B" and b_b["signatures"][0]["timestamp_time"] is None
+    default = _seal_pdf(client, system, one_page_pdf())
+    b_t = client.post("/seal/verify/pdf", files={"file": ("s.pdf", default.content, "application/pdf")}).json()
+    assert b_t["signatures"][0]["level"] == "B-T"
 
 
 def test_settings_for_the_renewal_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -276,10 +276,18 @@ def test_a_detached_signature_of_a_seal_revoked_later_is_reported_with_the_revoc
         report["checks"]["seal_status_now"]["status"] == "warning"
         and "密钥泄露" in report["checks"]["seal_status_now"]["message"]
     )
-    # without the hub's record of the use there is no proof the signature predates the revocation
+    # without the hub's record of the use, the time stamp (the hub's TSA's) still proves it predates the revocation
     db.query(SealUse).filter(SealUse.seal_id == seal["id"]).delete()
     db.flush()
-    unproven = client.post("/seal/verify/signature", json={"signature": signed, "document": {"a": 1}}).json()
+    stamped = client.post("/seal/verify/signature", json={"signature": signed, "document": {"a": 1}}).json()
+    assert stamped["verdict"] == "valid" and stamped["checks"]["timestamp"]["status"] == "passed", stamped
+    # without the time stamp either (it is outside what the seal signs), nothing proves it
+    parsed = sesder.SESSignature.load(base64.b64decode(signed["der_base64"]))
+    unstamped = sesder.signature(
+        parsed["toSign"], cert=parsed["cert"].native, alg=parsed["signatureAlgID"].dotted, value=parsed["signature"].native
+    )
+    body = {"signature": base64.b64encode(unstamped).decode(), "document": {"a": 1}}
+    unproven = client.post("/seal/verify/signature", json=body).json()
     assert unproven["verdict"] == "indeterminate" and unproven["sub_indication"] == "REVOKED_NO_POE"
     after = client.post("/seal/sign", headers=system.headers, json={"purpose": "回执", "document": {"a": 1}})
     assert after.status_code == 409

@@ -1,0 +1,155 @@
+"""The hub's own time-stamp authority (RFC 3161), checked with implementations that are not ours: OpenSSL's
+`ts` makes the requests and verifies the replies, pyHanko's HTTPTimeStamper asks a served hub."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from asn1crypto import tsp
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from ops.hubprocess import HubProcess
+from seal import service, tsa
+from seal.models import AuthorityKey
+from tests.conftest import Hub
+
+OPENSSL = shutil.which("openssl")
+QUERY = {"Content-Type": "application/timestamp-query"}
+
+
+def _openssl() -> str:
+    if OPENSSL is None:
+        pytest.skip("no openssl on this machine")
+    return OPENSSL
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([_openssl(), *args], capture_output=True, text=True, check=False)
+
+
+def _trust_files(client: TestClient, tmp_path: Path, tsa_pem: str) -> tuple[Path, Path]:
+    ca = client.get("/seal/ca").json()
+    root, untrusted = tmp_path / "root.pem", tmp_path / "untrusted.pem"
+    root.write_text(ca["root"])
+    untrusted.write_text(ca["issuing"] + tsa_pem)
+    return root, untrusted
+
+
+def test_openssl_stamps_a_file_at_the_hub_tsa_and_verifies_the_reply(client: TestClient, hub: Hub, tmp_path: Path) -> None:
+    document = tmp_path / "会议纪要.pdf"
+    document.write_bytes(b"%PDF-1.7 minutes of the meeting " * 50)
+    query = tmp_path / "request.tsq"
+    made = _run("ts", "-query", "-data", str(document), "-sha256", "-cert", "-out", str(query))
+    assert made.returncode == 0, made.stderr
+
+    answer = client.post("/tsa", content=query.read_bytes(), headers=QUERY)
+    assert answer.status_code == 200 and answer.headers["content-type"] == "application/timestamp-reply"
+    reply = tmp_path / "reply.tsr"
+    reply.write_bytes(answer.content)
+    text = _run("ts", "-reply", "-in", str(reply), "-text")
+    assert text.returncode == 0, text.stderr
+    assert "Status: Granted." in text.stdout and f"Policy OID: {tsa.POLICY}" in text.stdout
+    assert "Nonce: 0x" in text.stdout and "Accuracy: 0x01 seconds" in text.stdout
+
+    with hub.factory() as db:
+        tsa_cert = service.ensure_tsa(db, hub.app.state.vault).certificate
+    from cryptography.hazmat.primitives import serialization
+
+    root, untrusted = _trust_files(client, tmp_path, tsa_cert.public_bytes(serialization.Encoding.PEM).decode())
+    verified = _run(
+        "ts", "-verify", "-data", str(document), "-in", str(reply), "-CAfile", str(root), "-untrusted", str(untrusted)
+    )
+    assert verified.returncode == 0 and "Verification: OK" in verified.stdout, verified.stdout + verified.stderr
+
+    # the same reply does not vouch for other bytes
+    other = tmp_path / "other.pdf"
+    other.write_bytes(b"%PDF-1.7 another document")
+    refused = _run("ts", "-verify", "-data", str(other), "-in", str(reply), "-CAfile", str(root), "-untrusted", str(untrusted))
+    assert refused.returncode != 0 and "Verification: FAILED" in refused.stdout
+
+
+def test_the_tsa_certificate_is_for_time_stamping_only_and_its_key_is_wrapped(hub: Hub) -> None:
+    with hub.factory() as db:
+        first = service.ensure_tsa(db, hub.app.state.vault)
+        db.commit()
+        again = service.ensure_tsa(db, hub.app.state.vault)
+        row = db.scalars(select(AuthorityKey).where(AuthorityKey.id == first.key_id)).one()
+    assert again.key_id == first.key_id  # made once, then reused
+    usage = first.certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
+    assert usage.critical and list(usage.value) == [ExtendedKeyUsageOID.TIME_STAMPING]
+    assert first.certificate.issuer == first.issuer.subject
+    first.certificate.verify_directly_issued_by(first.issuer)
+    assert "PRIVATE KEY" not in str(row.private_key)  # encrypted at rest under the master key
+
+
+def _rejected(client: TestClient, tmp_path: Path, query: bytes) -> str:
+    """What OpenSSL reads in the hub's answer to `query`: a rejection, with HTTP 400."""
+    answer = client.post("/tsa", content=query, headers=QUERY)
+    assert answer.status_code == 400 and answer.headers["content-type"] == "application/timestamp-reply"
+    (tmp_path / "rejected.tsr").write_bytes(answer.content)
+    text = _run("ts", "-reply", "-in", str(tmp_path / "rejected.tsr"), "-text")
+    assert text.returncode == 0 and "Status: Rejected." in text.stdout, text.stdout + text.stderr
+    return text.stdout
+
+
+def test_bad_requests_get_a_rejection_that_says_why(client: TestClient, tmp_path: Path) -> None:
+    garbage = _rejected(client, tmp_path, b"not a time-stamp request")
+    assert "not a DER TimeStampReq" in garbage and "Failure info: the data submitted has the wrong format" in garbage
+
+    document = tmp_path / "doc.txt"
+    document.write_bytes(b"hello")
+    query = tmp_path / "q.tsq"
+    assert _run("ts", "-query", "-data", str(document), "-sha1", "-out", str(query)).returncode == 0
+    sha1 = _rejected(client, tmp_path, query.read_bytes())
+    assert "sha1 is not accepted" in sha1 and "unsupported algorithm" in sha1
+
+    assert _run("ts", "-query", "-data", str(document), "-tspolicy", "1.2.3.4", "-out", str(query)).returncode == 0
+    policy = _rejected(client, tmp_path, query.read_bytes())
+    assert "policy 1.2.3.4 is not this TSA's" in policy and "Failure info: the requested TSA policy is not supported" in policy
+
+    short = tsp.TimeStampReq(
+        {"version": 1, "message_imprint": {"hash_algorithm": {"algorithm": "sha256"}, "hashed_message": b"\x01" * 20}}
+    )
+    assert "the imprint is 20 bytes; a sha256 digest has 32" in _rejected(client, tmp_path, short.dump())
+
+    not_a_query = client.post("/tsa", content=b"{}", headers={"Content-Type": "application/json"})
+    assert not_a_query.status_code == 415 and "application/timestamp-query" in not_a_query.json()["detail"]
+    too_big = client.post("/tsa", content=b"\x30" * (tsa.MAX_REQUEST_BYTES + 1), headers=QUERY)
+    assert too_big.status_code == 413
+
+
+def test_the_in_process_time_stamper_gives_pyhanko_a_token(hub: Hub) -> None:
+    with hub.factory() as db:
+        stamper = service.hub_timestamper(db, hub.app.state.vault)
+        db.commit()
+    digest = hashlib.sha256(b"the signature value").digest()
+    token = asyncio.run(stamper.async_timestamp(digest, "sha256"))
+    info = token["content"]["encap_content_info"]["content"].parsed
+    assert info["message_imprint"]["hashed_message"].native == digest
+    assert info["policy"].dotted == tsa.POLICY
+
+
+def test_pyhanko_http_timestamper_stamps_at_a_served_hub(tmp_path: Path) -> None:
+    from pyhanko.sign.timestamps import HTTPTimeStamper
+
+    from seal import timestamps
+
+    with HubProcess(scheduler=False) as served:
+        stamper = HTTPTimeStamper(f"{served.base}/tsa", timeout=30)
+        value = b"a detached seal signature value"
+        token = timestamps.stamp(value, stamper)
+        status, ca = served.request("GET", "/seal/ca")
+        assert status == 200
+    roots = [x509.load_pem_x509_certificate(ca["root"].encode())]
+    intermediates = [x509.load_pem_x509_certificate(ca["issuing"].encode())]
+    checked = timestamps.check(token, value, roots=roots, intermediates=intermediates)
+    assert checked.ok, checked.message
+    assert not timestamps.check(token, b"other bytes", roots=roots, intermediates=intermediates).ok
