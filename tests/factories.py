@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import date
+from datetime import date, timedelta
 
 from ops.codes import USCC_ALPHABET, id_check_char, uscc_check_char
 
@@ -16,9 +16,21 @@ def uscc(*, region: str = "110000", kind: str = "11") -> str:
     return body + uscc_check_char(body)
 
 
+_drawn: dict[tuple[str, date], set[int]] = {}
+
+
 def citizen_id(*, region: str = "110105", born: date = date(1990, 3, 7)) -> str:
-    """A valid 18-digit 公民身份号码."""
-    body = f"{region}{born:%Y%m%d}{_rng.randint(0, 999):03d}"
+    """A valid 18-digit 公民身份号码, never one this test run has handed out before.
+
+    A region and birth date give only 1,000 numbers, so random draws would repeat within a module's
+    tests (two "different" people sharing one number); the sequence digits are drawn without
+    replacement, and once a day's 1,000 are used the next day's are drawn.
+    """
+    while len(taken := _drawn.setdefault((region, born), set())) >= 1000:
+        born += timedelta(days=1)
+    sequence = _rng.choice([n for n in range(1000) if n not in taken])
+    taken.add(sequence)
+    body = f"{region}{born:%Y%m%d}{sequence:03d}"
     return body + id_check_char(body)
 
 
