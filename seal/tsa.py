@@ -20,6 +20,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import ClassVar
 
 from asn1crypto import cms, core, tsp
@@ -118,15 +119,23 @@ def _certify(issuing: authority.AuthorityMember, private: ec.EllipticCurvePrivat
     )
 
 
-def _usable(row: AuthorityKey, issuing: x509.Certificate) -> bool:
-    cert = x509.load_pem_x509_certificate(row.certificate_pem.encode())
+@lru_cache(maxsize=64)
+def _issued_by(cert_pem: str, issuing_pem: str) -> datetime | None:
+    """The certificate's notAfter when the issuing CA signed it, else None (remembered: checked on every stamp)."""
+    cert = x509.load_pem_x509_certificate(cert_pem.encode())
+    issuing = x509.load_pem_x509_certificate(issuing_pem.encode())
     if cert.issuer != issuing.subject:
-        return False
+        return None
     try:
         cert.verify_directly_issued_by(issuing)
     except (InvalidSignature, ValueError, TypeError):
-        return False
-    return cert.not_valid_after_utc > utcnow() + timedelta(days=RENEW_DAYS)
+        return None
+    return cert.not_valid_after_utc
+
+
+def _usable(row: AuthorityKey, issuing_pem: str) -> bool:
+    not_after = _issued_by(row.certificate_pem, issuing_pem)
+    return not_after is not None and not_after > utcnow() + timedelta(days=RENEW_DAYS)
 
 
 # Loaded TSA keys by key id: each request to the hub's TSA would otherwise unwrap the key again.
@@ -140,13 +149,13 @@ def ensure_tsa(db: Session, vault: KeyVault, *, public_url: str = DEFAULT_PUBLIC
     if not active:
         authority.ensure_authority(db, vault, public_url=public_url)
         active = authority.active_rows(db)
-    issuing_cert = x509.load_pem_x509_certificate(active[authority.ISSUING].certificate_pem.encode())
+    issuing_pem = active[authority.ISSUING].certificate_pem
     rows = db.scalars(
         select(AuthorityKey)
         .where(AuthorityKey.role == ROLE, AuthorityKey.retired_at.is_(None))
         .order_by(AuthorityKey.created_at.desc(), AuthorityKey.id.desc())
     ).all()
-    row = next((r for r in rows if _usable(r, issuing_cert)), None)
+    row = next((r for r in rows if _usable(r, issuing_pem)), None)
     if row is None:
         issuing = authority.ensure_authority(db, vault, public_url=public_url).issuing
         private = ec.generate_private_key(ec.SECP256R1())
@@ -168,7 +177,8 @@ def ensure_tsa(db: Session, vault: KeyVault, *, public_url: str = DEFAULT_PUBLIC
         private_key = serialization.load_pem_private_key(private_pem, password=None)
         assert isinstance(private_key, ec.EllipticCurvePrivateKey)
         cert = x509.load_pem_x509_certificate(row.certificate_pem.encode())
-        loaded = _LOADED[row.id] = HubTsa(key_id=row.id, certificate=cert, private=private_key, issuer=issuing_cert)
+        issuer = x509.load_pem_x509_certificate(issuing_pem.encode())
+        loaded = _LOADED[row.id] = HubTsa(key_id=row.id, certificate=cert, private=private_key, issuer=issuer)
     return loaded
 
 
@@ -189,7 +199,7 @@ def _parse(request_der: bytes) -> tsp.TimeStampReq:
     try:
         req = tsp.TimeStampReq.load(request_der, strict=True)
         req.native  # noqa: B018 (parses every field now: a malformed one fails here, not later)
-    except (ValueError, TypeError, KeyError, OverflowError) as exc:
+    except Exception as exc:  # untrusted input: whatever asn1crypto raises on it is a malformed request
         raise TsaRequestError("bad_data_format", f"the request is not a DER TimeStampReq: {str(exc)[:160]}") from exc
     if req["version"].native not in ("v1", 1):
         raise TsaRequestError("bad_request", f"TimeStampReq version {req['version'].native} is not 1")
@@ -212,25 +222,25 @@ def _parse(request_der: bytes) -> tsp.TimeStampReq:
     return req
 
 
-def _token(tsa: HubTsa, req: tsp.TimeStampReq, now: datetime) -> cms.ContentInfo:
-    cert = asn1_x509.Certificate.load(tsa.certificate_der)
-    info: dict[str, object] = {
-        "version": "v1",
-        "policy": POLICY,
-        "message_imprint": req["message_imprint"],
-        "serial_number": secrets.randbits(127) | 1 << 126,
-        "gen_time": core.GeneralizedTime(now),
-        "accuracy": {"seconds": 1},
-        "tsa": asn1_x509.GeneralName(name="directory_name", value=cert.subject),
-    }
-    if req["nonce"].native is not None:
-        info["nonce"] = req["nonce"].native
-    tst_der = tsp.TSTInfo(info).dump()
-    signed_attrs = cms.CMSAttributes(
-        [
-            {"type": "content_type", "values": ["tst_info"]},
-            {"type": "signing_time", "values": [cms.Time(name="utc_time", value=now)]},
-            {"type": "message_digest", "values": [hashlib.sha256(tst_der).digest()]},
+@dataclass(frozen=True)
+class _Parts:
+    """What every token of one TSA key repeats, encoded once (building them anew each time costs more than
+    the signature)."""
+
+    name: bytes  # GeneralName of the TSA
+    signing_certificate: bytes  # the signed attribute naming the TSA certificate (ESSCertIDv2)
+    sid: bytes  # SignerIdentifier
+    certificates: tuple[bytes, bytes]  # the TSA's certificate and the issuing CA's
+
+
+_PARTS: dict[str, _Parts] = {}
+
+
+def _parts(tsa: HubTsa) -> _Parts:
+    parts = _PARTS.get(tsa.key_id)
+    if parts is None:
+        cert = asn1_x509.Certificate.load(tsa.certificate_der)
+        attribute = cms.CMSAttribute(
             {
                 "type": "signing_certificate_v2",
                 "values": [
@@ -247,7 +257,40 @@ def _token(tsa: HubTsa, req: tsp.TimeStampReq, now: datetime) -> cms.ContentInfo
                         ]
                     }
                 ],
-            },
+            }
+        )
+        sid = cms.SignerIdentifier(
+            name="issuer_and_serial_number", value={"issuer": cert.issuer, "serial_number": cert.serial_number}
+        )
+        parts = _PARTS[tsa.key_id] = _Parts(
+            name=asn1_x509.GeneralName(name="directory_name", value=cert.subject).dump(),
+            signing_certificate=attribute.dump(),
+            sid=sid.dump(),
+            certificates=(tsa.certificate_der, tsa.issuer.public_bytes(serialization.Encoding.DER)),
+        )
+    return parts
+
+
+def _token(tsa: HubTsa, req: tsp.TimeStampReq, now: datetime) -> cms.ContentInfo:
+    parts = _parts(tsa)
+    info: dict[str, object] = {
+        "version": "v1",
+        "policy": POLICY,
+        "message_imprint": tsp.MessageImprint.load(req["message_imprint"].dump()),
+        "serial_number": secrets.randbits(127) | 1 << 126,
+        "gen_time": core.GeneralizedTime(now),
+        "accuracy": {"seconds": 1},
+        "tsa": asn1_x509.GeneralName.load(parts.name),
+    }
+    if req["nonce"].native is not None:
+        info["nonce"] = req["nonce"].native
+    tst_der = tsp.TSTInfo(info).dump()
+    signed_attrs = cms.CMSAttributes(
+        [
+            {"type": "content_type", "values": ["tst_info"]},
+            {"type": "signing_time", "values": [cms.Time(name="utc_time", value=now)]},
+            {"type": "message_digest", "values": [hashlib.sha256(tst_der).digest()]},
+            cms.CMSAttribute.load(parts.signing_certificate),
         ]
     )
     signature = tsa.private.sign(signed_attrs.dump(), ec.ECDSA(hashes.SHA256()))
@@ -258,10 +301,7 @@ def _token(tsa: HubTsa, req: tsp.TimeStampReq, now: datetime) -> cms.ContentInfo
         "signer_infos": [
             {
                 "version": "v1",
-                "sid": cms.SignerIdentifier(
-                    name="issuer_and_serial_number",
-                    value={"issuer": cert.issuer, "serial_number": cert.serial_number},
-                ),
+                "sid": cms.SignerIdentifier.load(parts.sid),
                 "digest_algorithm": {"algorithm": "sha256"},
                 "signed_attrs": signed_attrs,
                 "signature_algorithm": {"algorithm": "sha256_ecdsa"},
@@ -271,7 +311,7 @@ def _token(tsa: HubTsa, req: tsp.TimeStampReq, now: datetime) -> cms.ContentInfo
     }
     if req["cert_req"].native:
         # the TSA certificate and the issuing CA above it: a verifier who trusts the hub's root needs no more
-        signed_data["certificates"] = [cert, asn1_x509.Certificate.load(tsa.issuer.public_bytes(serialization.Encoding.DER))]
+        signed_data["certificates"] = [asn1_x509.Certificate.load(der) for der in parts.certificates]
     return cms.ContentInfo({"content_type": "signed_data", "content": cms.SignedData(signed_data)})
 
 

@@ -33,6 +33,8 @@ def checkpoint(db: Session, settings: Settings, _args: argparse.Namespace) -> No
     assert signed is not None
     print(signed.body, end="")
     print(f"signature {signed.signature}")
+    run = service.stamp_awaiting(db, stamper=timestamping.current_stamper())
+    print(f"time stamp: {signed.timestamp_state}" + (f" ({run.failure}; `govhub audit timestamp` later)" if run.failure else ""))
 
 
 def timestamp(db: Session, _settings: Settings, _args: argparse.Namespace) -> None:

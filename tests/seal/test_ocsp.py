@@ -261,3 +261,16 @@ def _request_hashes(issuer: x509.Certificate) -> tuple[bytes, bytes]:
 
     cert = asn1_x509.Certificate.load(issuer.public_bytes(serialization.Encoding.DER))
     return hashlib.sha1(cert.subject.dump()).digest(), hashlib.sha1(cert.public_key["public_key"].contents[1:]).digest()  # noqa: S324
+
+
+def test_mangled_ocsp_requests_are_answered_never_a_server_error(client: TestClient) -> None:
+    from tests.seal.test_tsa import _mangled
+
+    issuing = _pem(client.get("/seal/ca").json()["issuing"])
+    good = _request(issuing, issuing, nonce=b"0123456789abcdef")
+    seen = set()
+    for query in _mangled(good, 150, seed=6960):
+        answer = client.post("/seal/ocsp/p256", content=query, headers=OCSP_REQUEST)
+        assert answer.status_code in (200, 400), (query.hex(), answer.status_code, answer.text[:200])
+        seen.add(ocsp.load_der_ocsp_response(answer.content).response_status)
+    assert ocsp.OCSPResponseStatus.MALFORMED_REQUEST in seen

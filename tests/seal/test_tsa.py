@@ -153,3 +153,42 @@ def test_pyhanko_http_timestamper_stamps_at_a_served_hub(tmp_path: Path) -> None
     checked = timestamps.check(token, value, roots=roots, intermediates=intermediates)
     assert checked.ok, checked.message
     assert not timestamps.check(token, b"other bytes", roots=roots, intermediates=intermediates).ok
+
+
+def _mangled(good: bytes, count: int, seed: int) -> list[bytes]:
+    """`count` versions of `good` with a few bytes changed, dropped or added, and some random bytes."""
+    import random
+
+    rng = random.Random(seed)
+    out = []
+    for i in range(count):
+        data = bytearray(good) if i % 10 else bytearray(rng.randbytes(rng.randint(1, 120)))
+        for _ in range(rng.randint(1, 4)):
+            at = rng.randrange(len(data))
+            change = rng.random()
+            if change < 0.6:
+                data[at] = rng.randrange(256)
+            elif change < 0.8 and len(data) > 1:
+                del data[at]
+            else:
+                data.insert(at, rng.randrange(256))
+        out.append(bytes(data))
+    return out
+
+
+def test_mangled_requests_are_answered_never_a_server_error(client: TestClient) -> None:
+    good = tsp.TimeStampReq(
+        {
+            "version": 1,
+            "message_imprint": {"hash_algorithm": {"algorithm": "sha256"}, "hashed_message": hashlib.sha256(b"x").digest()},
+            "nonce": 42,
+            "cert_req": True,
+        }
+    ).dump()
+    statuses = set()
+    for query in _mangled(good, 150, seed=3161):
+        answer = client.post("/tsa", content=query, headers=QUERY)
+        assert answer.status_code in (200, 400), (query.hex(), answer.status_code, answer.text[:200])
+        assert answer.headers["content-type"] == "application/timestamp-reply"
+        statuses.add(answer.status_code)
+    assert 400 in statuses  # most are refused; a change inside the imprint or the nonce is still a request
