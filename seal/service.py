@@ -16,6 +16,8 @@ jobs, certhub, tests) import the seal rules from here. Each concern lives in a m
 ``seal/sesder.py``         GB/T 38540 seal and seal signature in DER (version 4; the version-1 layout read)
 ``seal/ofd.py``            reading an OFD package safely (ZIP and XML limits) and its seal signatures
 ``seal/sm2ca.py``          the SM2 chain (root, issuing CA, seal maker) and the CRLs of both chains
+``seal/caches.py``         what verification remembers in the process (trusted certificates, seals'
+                           status, use records), and :func:`clear_caches` to empty it
 ``seal/common.py``         small helpers the modules share
 ``seal/repository.py``     every query
 =========================  ========================================================================
@@ -26,6 +28,7 @@ This module defines nothing: it re-exports.
 from __future__ import annotations
 
 from seal.authority import ensure_authority
+from seal.caches import clear_all as clear_caches
 from seal.custody import department_jwks, department_signer, rewrap_keys, signer_for, verify_jose_signature
 from seal.issuance import (
     change_status,
@@ -72,6 +75,7 @@ __all__ = [
     "authority_certificates",
     "change_status",
     "check_picture",
+    "clear_caches",
     "current_crl",
     "decide",
     "department_jwks",
