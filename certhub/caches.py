@@ -15,7 +15,8 @@ Each cache belongs to one process: another process's copy expires within its lif
 replaced by hand); :func:`invalidate_status_cache` and :func:`forget_remote` drop one cache each.
 
 Not here, on purpose: memos of pure functions, which can never hold a stale answer (``sdjwt``'s public
-keys by their JWK members and its encoded headers, ``repository``'s compiled nonce statement).
+keys by their JWK members, its encoded headers, the certificates it read and their signatures it checked, by
+their bytes and the key; ``repository``'s compiled nonce statement).
 """
 
 from __future__ import annotations

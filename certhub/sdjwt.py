@@ -116,9 +116,13 @@ def parse_jws(token: str, *, what: str = "token") -> ParsedJws:
 _KEY_CACHE: dict[str, Any] = {}  # public keys by their JWK members
 
 
-def _public_key(alg: str, jwk: dict[str, Any]) -> Any:
+def _key_members(alg: str, jwk: dict[str, Any]) -> str:
     # The members that make the key (RFC 7518 §6.2.1, RFC 8037 §2): cheaper than serialising the JWK.
-    cache_key = f"{alg}|{jwk.get('kty')}|{jwk.get('crv')}|{jwk.get('x')}|{jwk.get('y')}"
+    return f"{alg}|{jwk.get('kty')}|{jwk.get('crv')}|{jwk.get('x')}|{jwk.get('y')}"
+
+
+def _public_key(alg: str, jwk: dict[str, Any]) -> Any:
+    cache_key = _key_members(alg, jwk)
     key = _KEY_CACHE.get(cache_key)
     if key is None:
         if alg == "EdDSA":
@@ -286,12 +290,28 @@ KeyResolver = Callable[[str, str], ResolvedKey | None]
 StatusResolver = Callable[[list[dict[str, Any]], str, str], str]
 
 
-def _check_signature(parsed: ParsedJws, key: ResolvedKey, check: SignatureCheck, what: str) -> None:
+# Certificates' signatures already checked, by (key, signed bytes, signature): a holder shows the same certificate
+# again and again, each time with a fresh key binding; the answer for the same bytes and key never changes.
+_CHECKED: dict[tuple[str, bytes, bytes], bool] = {}
+CHECKED_REMEMBERED = 4096
+
+
+def _check_signature(parsed: ParsedJws, key: ResolvedKey, check: SignatureCheck, what: str, *, remember: bool = False) -> None:
     alg = parsed.header.get("alg")
     if alg != key.alg:
         raise Rejected("bad_signature", f"the {what} says alg {alg!r} but its key is {key.alg}")
     try:
-        ok = check(alg=key.alg, jwk=key.jwk, data=parsed.signing_input, signature=parsed.signature)
+        if remember and check is default_signature_check:
+            memo = (_key_members(key.alg, key.jwk), parsed.signing_input, parsed.signature)
+            known = _CHECKED.get(memo)
+            if known is None:
+                known = bool(check(alg=key.alg, jwk=key.jwk, data=parsed.signing_input, signature=parsed.signature))
+                if len(_CHECKED) >= CHECKED_REMEMBERED:
+                    _CHECKED.clear()
+                _CHECKED[memo] = known
+            ok = known
+        else:
+            ok = check(alg=key.alg, jwk=key.jwk, data=parsed.signing_input, signature=parsed.signature)
     except (ValueError, KeyError, TypeError) as exc:
         raise Rejected("bad_signature", f"the {what} signature cannot be checked: {exc}") from exc
     if not ok:
@@ -322,13 +342,18 @@ class Presentation:
         return kids
 
 
+@lru_cache(maxsize=4096)  # a pure function of the text (read only: the parsed header and payload are shared)
+def _parse_certificate(issuer_jwt: str) -> ParsedJws:
+    return parse_jws(issuer_jwt, what="certificate")
+
+
 def read_presentation(token: str) -> Presentation:
     """Split and decode a presentation; Rejected when it is not one (not ASCII, not an SD-JWT VC, no key binding)."""
     token = token.strip()
     if not token.isascii():
         raise Rejected("malformed", "the presentation contains characters that never appear in one: it was altered")
     issuer_jwt, disclosures, kb_jwt = split_sd_jwt(token)
-    issued = parse_jws(issuer_jwt, what="certificate")
+    issued = _parse_certificate(issuer_jwt)
     if issued.header.get("typ") != SD_JWT_TYP:
         raise Rejected("malformed", f"the certificate is not an SD-JWT VC (typ {issued.header.get('typ')!r})")
     if not kb_jwt:
@@ -399,7 +424,7 @@ def _verify(
     key = resolve_key(iss, kid)
     if key is None:
         raise Rejected("untrusted_issuer", f"issuer {iss or '(none)'} with key {kid or '(none)'} is not in the trust list")
-    _check_signature(issued, key, check, "certificate")
+    _check_signature(issued, key, check, "certificate", remember=True)
     claims = issued.payload
     if key.dept_code and claims.get("ZZBFJGDM") != key.dept_code:
         raise Rejected("bad_signature", "the certificate is signed with the seal key of another department than its issuer")

@@ -150,6 +150,9 @@ class Settings(BaseSettings):
     seal_max_picture_bytes: int = Field(default=256 * 1024, ge=1024)
     seal_max_pdf_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     seal_max_data_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    # How long one hub process remembers a seal's status and the hub's trusted certificates when it verifies
+    # seal signatures (0: read them every time). A seal revoked in another process is refused within this time.
+    seal_status_cache_seconds: float = Field(default=5.0, ge=0, le=60)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     run_scheduler: bool = True

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from ops.crypto import KeyVault, WrappedSecret
 from ops.db import utcnow
-from seal import keys
+from seal import caches, keys
 from seal.models import AuthorityKey
 
 ROOT, ISSUING, MAKER = "root", "issuing", "maker"
@@ -102,6 +102,7 @@ def _store(
 ) -> None:
     key_id = f"{generation}.{role}"
     pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    caches.forget_trust()
     db.add(
         AuthorityKey(
             id=key_id,

@@ -22,7 +22,7 @@ from ops.config import Settings
 from ops.crypto import KeyVault
 from ops.db import check_if_match, new_id, utcnow
 from ops.errors import Conflict, NotFound, PayloadTooLarge
-from seal import authority, keys, repository, ses, sesder, sm2ca
+from seal import authority, caches, keys, repository, ses, sesder, sm2ca
 from seal.common import field_error, key_purpose
 from seal.models import Seal, SealEvent, SealStatus
 from seal.schemas import SealCreate
@@ -268,6 +268,7 @@ def change_status(
         seal.revoked_at = now
     db.add(SealEvent(seal_id=seal.id, at=now, status=target, reason=reason, actor=who.subject))
     db.flush()
+    caches.forget_seal_on_commit(db, seal.certificate_serial)  # other processes: within seal_status_cache_seconds
     audit.record(db, actor=who, action=f"seal.{action}", object_type="seal", object_id=seal.id, detail={"reason": reason})
     if vault is not None and public_url is not None:
         sm2ca.publish(db, vault, public_url=public_url)
@@ -292,6 +293,7 @@ def expire_seals(db: Session, *, now: datetime | None = None) -> int:
         seal.status = SealStatus.EXPIRED.value
         seal.status_reason = "validity period ended"
         db.add(SealEvent(seal_id=seal.id, at=seal.valid_to, status=SealStatus.EXPIRED.value, reason=None, actor="system"))
+        caches.forget_seal_on_commit(db, seal.certificate_serial)
         audit.record(db, actor=audit.SYSTEM, action="seal.expire", object_type="seal", object_id=seal.id)
         count += 1
     db.flush()

@@ -237,12 +237,17 @@ def well_formed_ecdsa_der(signature: bytes) -> bool:
         return False
 
 
+@lru_cache(maxsize=1024)  # a pure function of the key's bytes: a seal's key verifies many signatures
+def _public_key(alg: str, spki_der: bytes) -> Any:
+    return public_from_spki(alg, spki_der)
+
+
 def verify_der(alg: str, spki_der: bytes, data: bytes, signature: bytes) -> bool:
     """True when `signature` (DER form) is `alg`'s signature of `data` by the key in `spki_der`."""
     if alg in (ES256, SM2) and not well_formed_ecdsa_der(signature):
         return False
     try:
-        public = public_from_spki(alg, spki_der)
+        public = _public_key(alg, spki_der)
         if alg == EDDSA:
             public.verify(signature, data)
         elif alg == ES256:

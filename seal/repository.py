@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Select, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.orm import Session, load_only
 
 from ops.auth import Principal
 from ops.pagination import keyset, page_of
+from seal.caches import SealState
 from seal.models import LtaRecord, Seal, SealAuthorisation, SealEvent, SealStatus, SealUse, SealUseRequest
 
 
@@ -58,6 +59,68 @@ def published_seals(db: Session, *, department_id: str | None) -> list[Seal]:
 
 def seal_by_certificate_serial(db: Session, serial: str) -> Seal | None:
     return db.scalars(select(Seal).where(Seal.certificate_serial == serial)).first()
+
+
+_SEAL_STATE_COLUMNS = (
+    Seal.id,
+    Seal.code,
+    Seal.name,
+    Seal.seal_type,
+    Seal.alg,
+    Seal.department_code,
+    Seal.department_name,
+    Seal.valid_from,
+    Seal.valid_to,
+    Seal.status,
+    Seal.status_reason,
+    Seal.revoked_at,
+    Seal.certificate_pem,
+)
+
+
+def seal_state_by_serial(db: Session, serial: str, signature_hash: str | None) -> tuple[SealState | None, datetime | None]:
+    """What verification needs of the seal behind a certificate serial, in one statement: the seal, its status
+    history, and when it made the signature whose SHA-256 is `signature_hash` (its use record), if it did."""
+    use_at = (
+        select(func.min(SealUse.at))
+        .where(SealUse.seal_id == Seal.id, SealUse.signature_hash == (signature_hash or ""))
+        .scalar_subquery()
+    )
+    rows = db.execute(
+        select(Seal, SealEvent.at, SealEvent.status, use_at)
+        .outerjoin(SealEvent, SealEvent.seal_id == Seal.id)
+        .where(Seal.certificate_serial == serial)
+        .order_by(SealEvent.at, SealEvent.id)
+        .options(load_only(*_SEAL_STATE_COLUMNS, raiseload=True))
+    ).all()
+    if not rows:
+        return None, None
+    seal: Seal = rows[0][0]
+    history: tuple[tuple[datetime, str], ...] = tuple((at, status) for _, at, status, _ in rows if at is not None)
+    state = SealState(
+        id=seal.id,
+        code=seal.code,
+        name=seal.name,
+        seal_type=seal.seal_type,
+        alg=seal.alg,
+        department_code=seal.department_code,
+        department_name=seal.department_name,
+        valid_from=seal.valid_from,
+        valid_to=seal.valid_to,
+        status=seal.status,
+        status_reason=seal.status_reason,
+        revoked_at=seal.revoked_at,
+        certificate_pem=seal.certificate_pem,
+        history=history,
+    )
+    used_at: datetime | None = rows[0][3]
+    return state, used_at
+
+
+def use_time_with_signature(db: Session, *, seal_id: str, signature_hash: str) -> datetime | None:
+    """When the seal made the signature whose SHA-256 is `signature_hash` (its first use record), if it did."""
+    query = select(func.min(SealUse.at)).where(SealUse.seal_id == seal_id, SealUse.signature_hash == signature_hash)
+    return db.scalars(query).first()
 
 
 def seals_expired_by(db: Session, moment: datetime) -> list[Seal]:

@@ -21,6 +21,8 @@ jobs, certhub, tests) import the seal rules from here. Each concern lives in a m
 ``seal/ocsp.py``           the OCSP responder (RFC 6960) of both issuing CAs
 ``seal/tsa.py``            the hub's own time-stamp authority (RFC 3161) and the time stampers (the
                            hub's in process, or an external TSA's)
+``seal/caches.py``         what verification remembers in the process (trusted certificates, seals'
+                           status, use records), and :func:`clear_caches` to empty it
 ``seal/common.py``         small helpers the modules share
 ``seal/repository.py``     every query
 =========================  ========================================================================
@@ -31,6 +33,7 @@ This module defines nothing: it re-exports.
 from __future__ import annotations
 
 from seal.authority import ensure_authority
+from seal.caches import clear_all as clear_caches
 from seal.custody import department_jwks, department_signer, rewrap_keys, signer_for, verify_jose_signature
 from seal.issuance import (
     change_status,
@@ -92,6 +95,7 @@ __all__ = [
     "authority_certificates",
     "change_status",
     "check_picture",
+    "clear_caches",
     "current_crl",
     "decide",
     "department_jwks",

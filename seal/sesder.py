@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, TypedDict
 
-from asn1crypto import core
+from asn1crypto import core, parser
 from asn1crypto import x509 as asn1_x509
 
 VERSION = 4
@@ -367,13 +367,18 @@ def _check_size(data: bytes) -> None:
         raise DerError(f"the data does not start with a DER SEQUENCE (first byte 0x{data[0]:02x})")
 
 
+_SEQUENCE, _INTEGER = (0, 1, 16), (0, 0, 2)  # (class, constructed, tag) of a universal SEQUENCE and INTEGER
+
+
 def _version_of(data: bytes) -> int:
+    """The version at the head of TBS_Sign, read from the headers alone (the structure is parsed once, after)."""
     try:
-        outer = core.load(data, strict=True)
-        tbs = outer[0] if isinstance(outer, core.Sequence) and len(outer) else None
-        if not isinstance(tbs, core.Sequence) or len(tbs) == 0 or not isinstance(tbs[0], core.Integer):
+        cls, method, tag, _, content, _ = parser.parse(data, strict=True)
+        tbs = parser.parse(content) if (cls, method, tag) == _SEQUENCE and content else None
+        first = parser.parse(tbs[4]) if tbs is not None and tbs[:3] == _SEQUENCE and tbs[4] else None
+        if first is None or first[:3] != _INTEGER or not first[4]:
             raise DerError("the data is not a seal signature (no TBS_Sign with a version first)")
-        return int(tbs[0].native)
+        return int.from_bytes(first[4], "big", signed=True)
     except DerError:
         raise
     except Exception as exc:  # asn1crypto raises ValueError, TypeError, IndexError... on bad bytes

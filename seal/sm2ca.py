@@ -32,7 +32,7 @@ from tongsuopy.crypto.asymciphers import ec as sm_ec
 
 from ops.crypto import KeyVault, WrappedSecret
 from ops.db import utcnow
-from seal import keys
+from seal import caches, keys
 from seal.models import AuthorityKey, Seal, SealCrl, SealStatus
 
 SM2_SM3 = "1.2.156.10197.1.501"
@@ -257,6 +257,7 @@ def create(db: Session, vault: KeyVault, *, public_url: str) -> None:
             )
         )
     db.flush()
+    caches.forget_trust()
 
 
 def _der(row: AuthorityKey) -> bytes:

@@ -14,6 +14,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from cryptography import x509
@@ -26,9 +27,10 @@ from ops.audit import Actor
 from ops.config import Settings
 from ops.crypto import KeyVault
 from ops.errors import HubError, Invalid, PayloadTooLarge
-from seal import authority, keys, ltv, ofd, repository, ses, sesder, sm2ca, timestamps
+from seal import authority, caches, keys, ltv, ofd, repository, ses, sesder, sm2ca, timestamps
 from seal import pdf as pades
-from seal.models import Seal, SealStatus
+from seal.caches import SealState
+from seal.models import SealStatus
 from seal.schemas import (
     Check,
     EvidenceRead,
@@ -49,11 +51,27 @@ class Trust:
 
 
 def trust(db: Session, settings: Settings) -> Trust:
-    roots, intermediates = authority.trusted_certificates(db)
-    if settings.seal_trusted_roots_file is not None and settings.seal_trusted_roots_file.exists():
-        for cert in x509.load_pem_x509_certificates(settings.seal_trusted_roots_file.read_bytes()):
-            (roots if cert.issuer == cert.subject else intermediates).append(cert)
+    """This hub's roots and issuing CAs (remembered for ``seal_status_cache_seconds``) and the configured bundle
+    of other hubs' certificates (read again when the file changes)."""
+    ttl = settings.seal_status_cache_seconds
+    roots, intermediates = caches.trust(db, ttl, lambda: authority.trusted_certificates(db))
+    roots, intermediates = list(roots), list(intermediates)
+    bundle = settings.seal_trusted_roots_file
+    if bundle is not None and bundle.exists():
+        stat = bundle.stat()
+        other_roots, other_intermediates = _bundle(str(bundle), stat.st_mtime_ns, stat.st_size)
+        roots += other_roots
+        intermediates += other_intermediates
     return Trust(roots, intermediates)
+
+
+@lru_cache(maxsize=8)  # keyed by the file's path, modification time and size: an edited bundle is read again
+def _bundle(path: str, _mtime_ns: int, _size: int) -> tuple[list[x509.Certificate], list[x509.Certificate]]:
+    roots: list[x509.Certificate] = []
+    intermediates: list[x509.Certificate] = []
+    for cert in x509.load_pem_x509_certificates(Path(path).read_bytes()):
+        (roots if cert.issuer == cert.subject else intermediates).append(cert)
+    return roots, intermediates
 
 
 def _check(status: str, message: str) -> Check:
@@ -73,35 +91,54 @@ def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     return True
 
 
-def chain_check(cert: x509.Certificate, trusted: Trust, at: datetime) -> tuple[Check, list[x509.Certificate]]:
-    """Build the path seal certificate -> issuing CA -> trusted root; every certificate valid at `at`."""
+@lru_cache(maxsize=1024)  # a pure function of the certificates (the same seal's chain is built once)
+def _path(
+    cert: x509.Certificate, roots: tuple[x509.Certificate, ...], intermediates: tuple[x509.Certificate, ...]
+) -> tuple[tuple[x509.Certificate, ...], str | None]:
+    """The path seal certificate -> issuing CA -> trusted root, or the path found so far and why it stops."""
     path = [cert]
     current = cert
     for _ in range(4):
-        root = next((r for r in trusted.roots if _issued_by(current, r)), None)
+        root = next((r for r in roots if _issued_by(current, r)), None)
         if root is not None:
             path.append(root)
-            break
-        nxt = next((i for i in trusted.intermediates if i not in path and _issued_by(current, i)), None)
+            return tuple(path), None
+        nxt = next((i for i in intermediates if i not in path and _issued_by(current, i)), None)
         if nxt is None:
-            return _check("indeterminate", "no chain to a trusted root (NO_CERTIFICATE_CHAIN_FOUND)"), path
+            return tuple(path), "no chain to a trusted root (NO_CERTIFICATE_CHAIN_FOUND)"
         path.append(nxt)
         current = nxt
-    else:
-        return _check("indeterminate", "the certificate chain is too long"), path
+    return tuple(path), "the certificate chain is too long"
+
+
+@lru_cache(maxsize=1024)
+def _validity(path: tuple[x509.Certificate, ...]) -> tuple[datetime, datetime]:
+    """When every certificate of the path is valid: (the latest start, the earliest end)."""
+    return max(c.not_valid_before_utc for c in path), min(c.not_valid_after_utc for c in path)
+
+
+def chain_check(cert: x509.Certificate, trusted: Trust, at: datetime) -> tuple[Check, list[x509.Certificate]]:
+    """Build the path seal certificate -> issuing CA -> trusted root; every certificate valid at `at`."""
+    found, problem = _path(cert, tuple(trusted.roots), tuple(trusted.intermediates))
+    path = list(found)
+    if problem is not None:
+        return _check("indeterminate", problem), path
+    start, end = _validity(found)
+    if start <= at <= end:
+        return _check("passed", f"chain of {len(path)} certificates to the trusted root {_name(path[-1].subject)}"), path
     for member in path:
         if not member.not_valid_before_utc <= at <= member.not_valid_after_utc:
-            name = member.subject.rfc4514_string()
+            name = _name(member.subject)
             return _check("failed", f"certificate {name} was not valid at the signing time {ses.timestamp(at)}"), path
-    return _check("passed", f"chain of {len(path)} certificates to the trusted root {path[-1].subject.rfc4514_string()}"), path
+    return _check("passed", f"chain of {len(path)} certificates to the trusted root {_name(path[-1].subject)}"), path
 
 
-def status_at(db: Session, seal: Seal, at: datetime) -> str:
+def status_at(seal: SealState, at: datetime) -> str:
     """The seal's status at an instant, from its recorded history."""
     status = None
-    for event in repository.events(db, seal.id):
-        if event.at <= at:
-            status = event.status
+    for when, recorded in seal.history:
+        if when <= at:
+            status = recorded
     if status is None:
         return "not_yet_issued"
     if status == SealStatus.ACTIVE.value and not seal.valid_from <= at < seal.valid_to:
@@ -110,8 +147,7 @@ def status_at(db: Session, seal: Seal, at: datetime) -> str:
 
 
 def seal_checks(
-    db: Session,
-    seal: Seal | None,
+    seal: SealState | None,
     *,
     signing_time: datetime,
     poe: datetime | None,
@@ -126,7 +162,7 @@ def seal_checks(
             else _check("indeterminate", "the seal is not registered at this hub and its certificate is not trusted"),
             _check("indeterminate", "a seal of another hub: its current status cannot be checked here (TRY_LATER)"),
         )
-    then = status_at(db, seal, signing_time)
+    then = status_at(seal, signing_time)
     if then == SealStatus.ACTIVE.value:
         at_signing = _check("passed", f"the seal was active at the signing time {ses.timestamp(signing_time)}")
     else:
@@ -157,7 +193,7 @@ def seal_checks(
     return at_signing, now_check
 
 
-def _seal_summary(seal: Seal | None, cert: x509.Certificate | None) -> dict[str, Any] | None:
+def _seal_summary(seal: SealState | None, cert: x509.Certificate | None) -> dict[str, Any] | None:
     if seal is not None:
         return {
             "id": seal.id,
@@ -182,14 +218,22 @@ def _attr(cert: x509.Certificate, oid: x509.ObjectIdentifier) -> str | None:
     return str(values[0].value) if values else None
 
 
+@lru_cache(maxsize=1024)  # a pure function of the name (hashable, immutable)
+def _name(name: x509.Name) -> str:
+    return name.rfc4514_string()
+
+
 def _signer(cert: x509.Certificate | None) -> dict[str, Any] | None:
-    if cert is None:
-        return None
+    return None if cert is None else dict(_signer_of(cert))
+
+
+@lru_cache(maxsize=1024)  # a pure function of the certificate; callers get a copy
+def _signer_of(cert: x509.Certificate) -> dict[str, Any]:
     return {
-        "subject": cert.subject.rfc4514_string(),
+        "subject": _name(cert.subject),
         "organization": _attr(cert, x509.NameOID.ORGANIZATION_NAME),
         "organization_identifier": _attr(cert, x509.NameOID.ORGANIZATION_IDENTIFIER),
-        "issuer": cert.issuer.rfc4514_string(),
+        "issuer": _name(cert.issuer),
         "serial": format(cert.serial_number, "x"),
         "not_before": cert.not_valid_before_utc,
         "not_after": cert.not_valid_after_utc,
@@ -259,9 +303,55 @@ def _member(obj: Any, name: str, kind: type, where: str) -> Any:
 
 def _load_cert(der: bytes, where: str) -> x509.Certificate:
     try:
-        return x509.load_der_x509_certificate(der)
+        return _parsed_certificate(der)
     except ValueError as exc:
         raise _bad(f"{where} is not a DER X.509 certificate") from exc
+
+
+@lru_cache(maxsize=1024)  # a pure function of the bytes: every signature of a seal carries the same certificates
+def _parsed_certificate(der: bytes) -> x509.Certificate:
+    return x509.load_der_x509_certificate(der)
+
+
+@lru_cache(maxsize=1024)
+def _spki(cert: x509.Certificate) -> bytes:
+    return authority.spki_der(cert)
+
+
+@lru_cache(maxsize=1024)
+def _der_of(cert: x509.Certificate) -> bytes:
+    return ses.der(cert)
+
+
+@lru_cache(maxsize=1024)
+def _certificate_der(pem: str) -> bytes:
+    return ses.der(x509.load_pem_x509_certificate(pem.encode()))
+
+
+def seal_evidence(
+    db: Session, cert: x509.Certificate, signature_value: bytes, settings: Settings
+) -> tuple[SealState | None, datetime | None]:
+    """This hub's seal whose certificate is `cert` (None for another producer's), and when the hub recorded the
+    signature `signature_value` (None if it did not). The seal is remembered for ``seal_status_cache_seconds``
+    and a use record for good (it never changes); what is not remembered is read in one statement."""
+    ttl = settings.seal_status_cache_seconds
+    serial = format(cert.serial_number, "x")
+    signature_hash = hashlib.sha256(signature_value).hexdigest()
+    known, seal = caches.seal(db, serial, ttl)
+    if known:
+        if seal is None:
+            return None, None
+        use_at = caches.use_time(db, seal.id, signature_hash)
+        if use_at is None:
+            use_at = repository.use_time_with_signature(db, seal_id=seal.id, signature_hash=signature_hash)
+    else:
+        seal, use_at = repository.seal_state_by_serial(db, serial, signature_hash)
+        caches.remember_seal(db, serial, seal, ttl)
+    if seal is None or _certificate_der(seal.certificate_pem) != _der_of(cert):
+        return None, None  # not this hub's seal (another issuer's certificate with the same serial)
+    if use_at is not None:
+        caches.remember_use(db, seal.id, signature_hash, use_at)
+    return seal, use_at
 
 
 def _maker_check(eseal: dict[str, Any], trusted: Trust, signer_cert: x509.Certificate) -> Check:
@@ -291,20 +381,22 @@ def _maker_check(eseal: dict[str, Any], trusted: Trust, signer_cert: x509.Certif
     maker_chain, _ = chain_check(maker_cert, trusted, maker_cert.not_valid_before_utc)
     if maker_chain.status != "passed":
         return _check("indeterminate", f"the seal maker is not trusted: {maker_chain.message}")
-    return _check("passed", f"seal {info.get('esID')} made by {maker_cert.subject.rfc4514_string()}; structure intact")
+    return _check("passed", f"seal {info.get('esID')} made by {_name(maker_cert.subject)}; structure intact")
 
 
 def _seal_and_time_evidence(
-    db: Session, cert: x509.Certificate, value: bytes, token: bytes | None, trusted: Trust, checks: dict[str, Check]
-) -> tuple[Seal | None, datetime | None, datetime | None]:
+    db: Session,
+    cert: x509.Certificate,
+    value: bytes,
+    token: bytes | None,
+    trusted: Trust,
+    checks: dict[str, Check],
+    settings: Settings,
+) -> tuple[SealState | None, datetime | None, datetime | None]:
     """This hub's seal whose certificate made a seal signature (None for another producer's), and the evidence
     of when it was signed: the hub's record of the use and an RFC 3161 time stamp over the signature value
     (checked into ``checks["timestamp"]``). Returns (seal, proof of existence, the time stamp's time)."""
-    seal = repository.seal_by_certificate_serial(db, format(cert.serial_number, "x"))
-    if seal is not None and ses.der(cert) != ses.der(x509.load_pem_x509_certificate(seal.certificate_pem.encode())):
-        seal = None
-    use = repository.use_with_signature(db, seal_id=seal.id, signature_hash=hashlib.sha256(value).hexdigest()) if seal else None
-    poe = use.at if use is not None else None
+    seal, poe = seal_evidence(db, cert, value, settings)
     stamp_time = None
     if token is not None:
         stamped = timestamps.check(token, value, roots=trusted.roots, intermediates=trusted.intermediates)
@@ -379,9 +471,9 @@ def verify_detached(
             token = ses.unb64(signature.get("timeStamp"), "timeStamp")
         except ValueError as exc:
             raise _bad(str(exc)) from exc
-    seal, poe, stamp_time = _seal_and_time_evidence(db, cert, value, token, trusted, checks)
+    seal, poe, stamp_time = _seal_and_time_evidence(db, cert, value, token, trusted, checks, settings)
     checks["seal_valid_at_signing"], checks["seal_status_now"] = seal_checks(
-        db, seal, signing_time=signing_time, poe=poe, now=now, foreign_chain_ok=checks["chain"].status == "passed"
+        seal, signing_time=signing_time, poe=poe, now=now, foreign_chain_ok=checks["chain"].status == "passed"
     )
     return _report(
         "detached",
@@ -393,6 +485,7 @@ def verify_detached(
     )
 
 
+@lru_cache(maxsize=1024)  # a pure function of the certificate
 def _well_formed(cert: x509.Certificate) -> bool:
     """cryptography parses a certificate lazily: a broken name, serial or time shows only when read."""
     try:
@@ -422,8 +515,8 @@ def _der_seal_check(parsed: sesder.ParsedSignature, trusted: Trust, signer_der: 
     if maker_alg is None:
         return _check("failed", f"the seal maker's signature algorithm {seal.maker_alg} is not supported")
     try:
-        maker_cert = x509.load_der_x509_certificate(seal.maker_cert)
-        maker_spki = authority.spki_der(maker_cert)
+        maker_cert = _parsed_certificate(seal.maker_cert)
+        maker_spki = _spki(maker_cert)
         if not _well_formed(maker_cert):
             raise ValueError("not well-formed")
     except ValueError:
@@ -448,7 +541,7 @@ def _der_seal_check(parsed: sesder.ParsedSignature, trusted: Trust, signer_der: 
         return _check(
             "indeterminate", f"the seal maker's signature checks out but the maker is not trusted: {maker_chain.message}"
         )
-    return _check("passed", f"seal {seal.es_id} made by {maker_cert.subject.rfc4514_string()}; structure intact")
+    return _check("passed", f"seal {seal.es_id} made by {_name(maker_cert.subject)}; structure intact")
 
 
 def _der_signature_check(parsed: sesder.ParsedSignature, alg: str | None, spki: bytes | None) -> Check:
@@ -484,7 +577,7 @@ def verify_der(db: Session, *, der: bytes, data: bytes, settings: Settings) -> V
     cert = _load_any_cert(parsed.signer_cert, "the signer's certificate (cert)")
     alg = keys.ALG_FOR_OID.get(parsed.alg)
     try:
-        spki: bytes | None = authority.spki_der(cert)
+        spki: bytes | None = _spki(cert)
     except ValueError:
         spki = None
     trusted = trust(db, settings)
@@ -512,9 +605,9 @@ def verify_der(db: Session, *, der: bytes, data: bytes, settings: Settings) -> V
             "passed", f"signed within the seal's validity period (until {ses.timestamp(parsed.seal.valid_end)})"
         )
     checks["chain"], _ = chain_check(cert, trusted, signing_time)
-    seal, poe, stamp_time = _seal_and_time_evidence(db, cert, parsed.signature, parsed.timestamp, trusted, checks)
+    seal, poe, stamp_time = _seal_and_time_evidence(db, cert, parsed.signature, parsed.timestamp, trusted, checks, settings)
     checks["seal_valid_at_signing"], checks["seal_status_now"] = seal_checks(
-        db, seal, signing_time=signing_time, poe=poe, now=now, foreign_chain_ok=checks["chain"].status == "passed"
+        seal, signing_time=signing_time, poe=poe, now=now, foreign_chain_ok=checks["chain"].status == "passed"
     )
     summary = _seal_summary(seal, cert) or {}
     summary.update({"es_id": parsed.seal.es_id, "seal_name": parsed.seal.name, "version": parsed.seal.version})
@@ -632,21 +725,14 @@ def verify_pdf(db: Session, *, pdf_bytes: bytes, settings: Settings, as_of: date
         signing_time = claimed or now
         if cert is None:
             checks["chain"] = _check("failed", "the signature carries no signer certificate")
-            seal = None
+            seal, use_at = None, None
         else:
             checks["chain"], _ = chain_check(cert, trusted, signing_time)
-            seal = repository.seal_by_certificate_serial(db, format(cert.serial_number, "x"))
-            if seal is not None and ses.der(cert) != ses.der(x509.load_pem_x509_certificate(seal.certificate_pem.encode())):
-                seal = None
-        use = (
-            repository.use_with_signature(db, seal_id=seal.id, signature_hash=hashlib.sha256(result.signature_value).hexdigest())
-            if seal
-            else None
-        )
-        poe_candidates = [t for t in (result.timestamp_time if result.timestamp_ok else None, use.at if use else None) if t]
+            seal, use_at = seal_evidence(db, cert, result.signature_value, settings)
+        poe_candidates = [t for t in (result.timestamp_time if result.timestamp_ok else None, use_at) if t]
         poe = min(poe_candidates) if poe_candidates else None
         checks["seal_valid_at_signing"], checks["seal_status_now"] = seal_checks(
-            db, seal, signing_time=signing_time, poe=poe, now=now, foreign_chain_ok=checks["chain"].status == "passed"
+            seal, signing_time=signing_time, poe=poe, now=now, foreign_chain_ok=checks["chain"].status == "passed"
         )
         if as_of is not None and seal is not None and (seal.revoked_at is None or seal.revoked_at > moment):
             checks["seal_status_now"] = _status_as_of(db, seal, as_of=moment, signing_time=signing_time, poe=poe)
@@ -656,8 +742,8 @@ def verify_pdf(db: Session, *, pdf_bytes: bytes, settings: Settings, as_of: date
                 if result.timestamp_ok
                 else _check("failed", "the signature's time stamp does not verify or is not trusted")
             )
-        elif use is not None:
-            checks["timestamp"] = _check("passed", f"no time stamp; the hub recorded this sealing at {ses.timestamp(use.at)}")
+        elif use_at is not None:
+            checks["timestamp"] = _check("passed", f"no time stamp; the hub recorded this sealing at {ses.timestamp(use_at)}")
         else:
             checks["timestamp"] = _check("not_applicable", "no time stamp (PAdES B-B); the signing time is the signer's claim")
         revocation = (
@@ -684,7 +770,7 @@ def verify_pdf(db: Session, *, pdf_bytes: bytes, settings: Settings, as_of: date
                 if result.timestamp_time is not None
                 else None,
                 revocation=revocation,
-                hub_record_at=use.at if use is not None else None,
+                hub_record_at=use_at,
                 stamps=stamps,
                 weak=weak,
             )

@@ -279,6 +279,7 @@ def test_a_detached_signature_of_a_seal_revoked_later_is_reported_with_the_revoc
     # without the hub's record of the use, the time stamp (the hub's TSA's) still proves it predates the revocation
     db.query(SealUse).filter(SealUse.seal_id == seal["id"]).delete()
     db.flush()
+    service.clear_caches()  # a use record never changes: the hub remembers it, so one removed by hand must be forgotten
     stamped = client.post("/seal/verify/signature", json={"signature": signed, "document": {"a": 1}}).json()
     assert stamped["verdict"] == "valid" and stamped["checks"]["timestamp"]["status"] == "passed", stamped
     # without the time stamp either (it is outside what the seal signs), nothing proves it
@@ -411,7 +412,8 @@ def test_a_seal_of_a_trusted_other_hub_chains_but_its_status_is_indeterminate_he
     for row in db.scalars(select(authority.AuthorityKey)):
         row.role = f"old-{row.role}"[:16]
     db.flush()
-    monkeypatch.setattr(repository, "seal_by_certificate_serial", lambda _db, _serial: None)
+    monkeypatch.setattr(repository, "seal_state_by_serial", lambda _db, _serial, _hash: (None, None))
+    service.clear_caches()  # the authority and the seal were changed by hand: what the process remembers goes
     untrusted = service.verify_detached(db, signature=signed, data=b'{"a":1}', settings=hub.settings)
     assert untrusted.verdict == "indeterminate" and untrusted.sub_indication == "NO_CERTIFICATE_CHAIN_FOUND"
     with_bundle = hub.settings.model_copy(update={"seal_trusted_roots_file": bundle})
