@@ -6,8 +6,9 @@ jobs, certhub, tests) import the seal rules from here. Each concern lives in a m
                            expire
 ``seal/custody.py``        key custody: keys at rest (re-wrapped under a new master key), the signers
                            other domains use, the public keys (JWKS) of what the seals signed
-``seal/sealing.py``        sealing (用印): a PAdES-sealed PDF or a detached seal signature, each use
-                           recorded
+``seal/sealing.py``        sealing (用印): a PAdES-sealed PDF, a sealed OFD document or a detached seal
+                           signature, each use recorded
+``seal/ofdsign.py``        an OFD package gaining a seal signature (GB/T 33190 §18), no database
 ``seal/usage.py``          seal use under control (用印管理): who may use and approve a seal, use
                            requests and their approval by a second person (用印审批), the check
                            every sealing path makes first
@@ -38,7 +39,15 @@ from seal.issuance import (
     revoke_seal,
 )
 from seal.keys import Signer
-from seal.sealing import detached_result, document_bytes, seal_pdf, sign_detached, sign_detached_der
+from seal.sealing import (
+    SealedOfd,
+    detached_result,
+    document_bytes,
+    seal_ofd,
+    seal_pdf,
+    sign_detached,
+    sign_detached_der,
+)
 from seal.sm2ca import current_crl
 from seal.usage import (
     CERTHUB,
@@ -67,6 +76,7 @@ from seal.verification import (
 __all__ = [
     "CERTHUB",
     "SealUseRefused",
+    "SealedOfd",
     "Signer",
     "authorise",
     "authority_certificates",
@@ -91,6 +101,7 @@ __all__ = [
     "revoke_seal",
     "rewrap_keys",
     "seal_authorisations",
+    "seal_ofd",
     "seal_pdf",
     "set_policy",
     "sign_detached",
