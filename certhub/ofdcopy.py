@@ -270,9 +270,8 @@ def render(
 
     font_file = fonts.source.subset("".join(fonts.used)) if fonts.source is not None else None
     font_name = ofdfont.FAMILY if font_file is not None else "宋体"
-    font_xml = (
-        f'<ofd:Font ID="{font_id}" FontName="{font_name}" FamilyName="{font_name}"'
-        + (f"><ofd:FontFile>font_{font_id}.ttf</ofd:FontFile></ofd:Font>" if font_file is not None else "/>")
+    font_xml = f'<ofd:Font ID="{font_id}" FontName="{font_name}" FamilyName="{font_name}"' + (
+        f"><ofd:FontFile>font_{font_id}.ttf</ofd:FontFile></ofd:Font>" if font_file is not None else "/>"
     )
     title_text = f"{clean(type_name)} {certificate.identifier}"
     files: dict[str, bytes] = {
@@ -295,9 +294,7 @@ def render(
             f'</ofd:CommonData><ofd:Pages><ofd:Page ID="{page_id}" BaseLoc="Pages/Page_0/Content.xml"/></ofd:Pages>'
             "</ofd:Document>"
         ),
-        "Doc_0/PublicRes.xml": _xml(
-            f'<ofd:Res xmlns:ofd="{NS}" BaseLoc="Res"><ofd:Fonts>{font_xml}</ofd:Fonts></ofd:Res>'
-        ),
+        "Doc_0/PublicRes.xml": _xml(f'<ofd:Res xmlns:ofd="{NS}" BaseLoc="Res"><ofd:Fonts>{font_xml}</ofd:Fonts></ofd:Res>'),
         "Doc_0/DocumentRes.xml": _xml(
             f'<ofd:Res xmlns:ofd="{NS}" BaseLoc="Res"><ofd:MultiMedias>'
             f'<ofd:MultiMedia ID="{media_id}" Type="Image" Format="PNG"><ofd:MediaFile>qr_{media_id}.png</ofd:MediaFile>'

@@ -144,6 +144,9 @@ class Settings(BaseSettings):
     seal_max_picture_bytes: int = Field(default=256 * 1024, ge=1024)
     seal_max_pdf_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     seal_max_data_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    # A CJK TrueType font (.ttf/.ttc with TrueType outlines) whose glyphs OFD certificate copies embed; empty:
+    # the first of certhub.ofdfont.KNOWN_FONTS installed (Debian's fonts-wqy-zenhei).
+    ofd_font: str = ""
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     run_scheduler: bool = True

@@ -19,7 +19,7 @@ from ops.audit import Actor
 from ops.config import Settings
 from ops.crypto import KeyVault, WrappedSecret
 from ops.db import utcnow
-from ops.errors import Invalid, NotFound, PayloadTooLarge, UpstreamError
+from ops.errors import Conflict, Invalid, NotFound, PayloadTooLarge, UpstreamError
 from seal import authority, keys, ofd, ofdsign, repository, ses, sesder, timestamps, usage
 from seal import pdf as pades
 from seal.common import field_error, key_purpose
@@ -93,6 +93,18 @@ def _seal_for_use(
     if seal_id is None:
         among = repository.seals_usable_by(db, department_id=department_id, subject=user.subject, kinds=usage.kinds_of(user))
     return seal_to_use(db, department_id=department_id, seal_id=seal_id, seal_type=seal_type, algorithms=algorithms, among=among)
+
+
+def can_seal_with(db: Session, *, department_id: str, algorithm: str, actor: Actor, system: str | None = None) -> bool:
+    """Whether the department has a seal of `algorithm` this user (`system` sealing for `actor`, or the actor) may
+    seal with now: active, within its validity period, and authorised for the user (用印管理). Nothing is recorded."""
+    user = _user(actor, system)
+    among = repository.seals_usable_by(db, department_id=department_id, subject=user.subject, kinds=usage.kinds_of(user))
+    try:
+        seal = seal_to_use(db, department_id=department_id, seal_id=None, seal_type=None, algorithms=(algorithm,), among=among)
+    except Conflict:
+        return False
+    return seal.id in among
 
 
 def _check_purpose(purpose: str) -> str:

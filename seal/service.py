@@ -41,6 +41,7 @@ from seal.issuance import (
 from seal.keys import Signer
 from seal.sealing import (
     SealedOfd,
+    can_seal_with,
     detached_result,
     document_bytes,
     seal_ofd,
@@ -80,6 +81,7 @@ __all__ = [
     "Signer",
     "authorise",
     "authority_certificates",
+    "can_seal_with",
     "change_status",
     "check_picture",
     "current_crl",
