@@ -264,7 +264,10 @@ def render(
     ]
     for i, line in enumerate(footer):
         page.text(MARGIN, 116.0 + i * 4.4, fonts.fit(line, FOOTER_SIZE, footer_width), size=FOOTER_SIZE)
-    page.text(QR_BOX[0] + 3.0, QR_BOX[1] + QR_BOX[3] + 4.0, "扫码验真", size=FOOTER_SIZE)
+    caption = "扫码验真"
+    page.text(
+        QR_BOX[0] + (QR_BOX[2] - fonts.width(caption, FOOTER_SIZE)) / 2, QR_BOX[1] + QR_BOX[3] + 4.0, caption, size=FOOTER_SIZE
+    )
     page.image(media_id, QR_BOX)
     max_id = page.next_id
 

@@ -262,3 +262,26 @@ def test_long_values_wrap_to_three_lines_and_fields_that_do_not_fit_are_counted(
     for boundary in re.findall(rb'TextObject ID="\d+" Boundary="([\d. ]+)"', content):
         x, _, width, _ = (float(v) for v in boundary.split())
         assert x + width <= ofdcopy.PAGE_WIDTH - 6, boundary
+
+
+@SM2_WORLD
+def test_the_holder_downloads_the_ofd_copy_from_the_console_and_the_download_is_on_record(world: World) -> None:
+    from certhub.models import Access
+    from tests.console.test_certhub_pages import holder_signed_in
+
+    holder = citizen_id()
+    cert = world.issue(holder, render_pdf=True)
+    world.issue(render_pdf=True)  # someone else's
+    browser, _ = holder_signed_in(world, holder)
+    mine = browser.get("/console/me/certificates")
+    link = f"/console/me/certificates/{cert['identifier']}/copy?format=ofd"
+    assert mine.status_code == 200 and link in mine.text and "下载加盖电子印章的 OFD" in mine.text
+    assert "format=pdf" not in mine.text  # this certificate has no PDF copy
+    download = browser.get(link)
+    assert download.status_code == 200 and download.headers["content-type"] == "application/ofd"
+    assert any("张三" in t for t in _easyofd_texts(download.content))
+    as_pdf = browser.get(f"/console/me/certificates/{cert['identifier']}/copy?format=pdf")
+    assert as_pdf.status_code == 404
+    with world.hub.factory() as db:
+        downloads = db.query(Access).filter_by(certificate_identifier=cert["identifier"], action="download").all()
+        assert [d.use_cause for d in downloads] == ["持证人下载留存"]
