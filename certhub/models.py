@@ -277,6 +277,8 @@ class ServiceMaterial(IdMixin, Base):
     resource_name: Mapped[str | None] = mapped_column(String(200))
     item: Mapped[str | None] = mapped_column(String(100))
     key_item: Mapped[str | None] = mapped_column(String(100))  # the control parameter that takes the holder's code
+
+
 class ShortCode(Base):
     """亮证码: a short reference to a presentation, redeemed once by the window it was made for.
 

@@ -19,7 +19,8 @@ from typing import Any
 
 from fontTools.fontBuilder import FontBuilder
 from fontTools.pens.ttGlyphPen import TTGlyphPen
-from fontTools.ttLib import TTFont
+from fontTools.ttLib import TTFont, newTable
+from fontTools.ttLib.tables._g_l_y_f import Glyph as TTGlyph
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +35,22 @@ FAMILY = "GovhubCJK"  # the embedded subset's family name (the file is ours: a s
 
 @dataclass(frozen=True)
 class Glyph:
-    glyph: Any  # a fontTools glyf Glyph, decomposed (no components)
+    """One glyph, decomposed (no components) and compiled once: its glyf data, metrics and bounds."""
+
+    data: bytes
     advance: int  # in font units
+    bounds: tuple[int, int, int, int]  # xMin, yMin, xMax, yMax (all 0 for an empty glyph)
+    points: int
+    contours: int
+
+    @classmethod
+    def of(cls, glyph: Any, advance: int) -> Glyph:
+        glyph.recalcBounds(None)
+        empty = glyph.numberOfContours == 0
+        data = b"" if empty else bytes(glyph.compile(None, recalcBBoxes=False))
+        bounds = (0, 0, 0, 0) if empty else (glyph.xMin, glyph.yMin, glyph.xMax, glyph.yMax)
+        points = 0 if empty else len(glyph.coordinates)
+        return cls(data, advance, bounds, points, max(glyph.numberOfContours, 0))
 
 
 class FontSource:
@@ -50,6 +65,7 @@ class FontSource:
         self.units_per_em = 1000
         self.ascent = 800
         self.descent = -200
+        self.created = 0
         self.name = Path(path).stem
 
     def _load(self) -> TTFont:
@@ -62,6 +78,7 @@ class FontSource:
             self.ascent = int(font["hhea"].ascent)
             self.descent = int(font["hhea"].descent)
             self.name = str(font["name"].getDebugName(1) or self.name)
+            self.created = int(font["head"].created)  # the subset is dated as the font it comes from
             self._font = font
         return self._font
 
@@ -77,7 +94,7 @@ class FontSource:
                 glyph_set = font.getGlyphSet()
                 pen = TTGlyphPen(glyph_set)
                 glyph_set[name].draw(pen)
-                found = self._glyphs[name] = Glyph(pen.glyph(), int(glyph_set[name].width))
+                found = self._glyphs[name] = Glyph.of(pen.glyph(), int(glyph_set[name].width))
             return found
 
     def advance(self, char: str) -> float:
@@ -86,27 +103,31 @@ class FontSource:
         return glyph.advance / self.units_per_em if glyph else 1.0
 
     def subset(self, chars: str) -> bytes:
-        """A TrueType font holding exactly the glyphs of `chars` (and .notdef), mapped by Unicode."""
+        """A TrueType font holding exactly the glyphs of `chars` (and .notdef), mapped by Unicode.
+
+        The glyphs go in as compiled once (:class:`Glyph`), so the font's bounds and maxp figures are summed here
+        rather than recomputed by expanding every glyph again."""
         self._load()
-        glyphs: dict[str, Any] = {".notdef": _box(self.units_per_em)}
-        metrics: dict[str, tuple[int, int]] = {".notdef": (self.units_per_em, 0)}
+        glyphs: dict[str, Glyph] = {".notdef": self._notdef()}
         cmap: dict[int, str] = {}
         for char in sorted(set(chars)):
             found = self.glyph(char)
             if found is None:
                 continue
             name = f"uni{ord(char):04X}"
-            glyphs[name] = found.glyph
-            metrics[name] = (found.advance, 0)
+            glyphs[name] = found
             cmap[ord(char)] = name
-        builder = FontBuilder(self.units_per_em, isTTF=True)
+        builder = FontBuilder(font=TTFont(recalcBBoxes=False, recalcTimestamp=False))
+        builder.isTTF = True
+        builder.setupHead(unitsPerEm=self.units_per_em, created=self.created, modified=self.created)
         builder.setupGlyphOrder(list(glyphs))
         builder.setupCharacterMap(cmap)
-        builder.setupGlyf(glyphs)
-        glyf = builder.font["glyf"]
-        builder.setupHorizontalMetrics(
-            {name: (advance, getattr(glyf[name], "xMin", 0)) for name, (advance, _) in metrics.items()}
-        )
+        glyf = newTable("glyf")  # not setupGlyf: that expands every glyph again to look for cubic curves
+        glyf.glyphs = {name: TTGlyph(glyph.data) for name, glyph in glyphs.items()}
+        glyf.glyphOrder = list(glyphs)
+        builder.font["loca"] = newTable("loca")
+        builder.font["glyf"] = glyf
+        builder.setupHorizontalMetrics({name: (glyph.advance, glyph.bounds[0]) for name, glyph in glyphs.items()})
         builder.setupHorizontalHeader(ascent=self.ascent, descent=self.descent)
         builder.setupNameTable({"familyName": FAMILY, "styleName": "Regular"})
         builder.setupOS2(
@@ -116,9 +137,25 @@ class FontSource:
             usWinDescent=-self.descent,
         )
         builder.setupPost()
+        builder.setupMaxp()
+        drawn = [g.bounds for g in glyphs.values() if g.data]
+        head, maxp, hhea = builder.font["head"], builder.font["maxp"], builder.font["hhea"]
+        head.xMin, head.yMin = min(b[0] for b in drawn), min(b[1] for b in drawn)
+        head.xMax, head.yMax = max(b[2] for b in drawn), max(b[3] for b in drawn)
+        maxp.maxPoints = max(g.points for g in glyphs.values())
+        maxp.maxContours = max(g.contours for g in glyphs.values())
+        hhea.advanceWidthMax = max(g.advance for g in glyphs.values())
+        hhea.minLeftSideBearing = min(b[0] for b in drawn)
+        hhea.minRightSideBearing = min(g.advance - g.bounds[2] for g in glyphs.values() if g.data)
+        hhea.xMaxExtent = max(b[2] for b in drawn)
         out = io.BytesIO()
         builder.save(out)
         return out.getvalue()
+
+    def _notdef(self) -> Glyph:
+        if ".notdef" not in self._glyphs:
+            self._glyphs[".notdef"] = Glyph.of(_box(self.units_per_em), self.units_per_em)
+        return self._glyphs[".notdef"]
 
 
 def _box(units: int) -> Any:
