@@ -331,6 +331,8 @@ def seal_package(
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as package_out:
         written = set()
+        for folder in package.folders():
+            package_out.writestr(folder, b"")
         for name in names:
             package_out.writestr(name, files.get(name) or package.read(name))
             written.add(name)

@@ -1,0 +1,254 @@
+"""A department seals an OFD document (GB/T 33190 §18) with its SM2 seal: what it gets back is opened by easyofd,
+its seal and seal signature decode with a decoder generated from the standard's ASN.1 module, gmssl verifies the
+SM2 signature, and the hub's verifier says "valid"; another producer's sealed document keeps its signature when
+the hub adds one. A change after sealing, and every kind of bad input, is caught with its reason."""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from ops.db import utcnow
+from seal.models import Seal, SealUse
+from tests.conftest import Actor, Hub
+from tests.seal.helpers import plain_ofd, seal_body, sealer
+from tests.seal.test_der import _asn1, _gmssl_verify, _sm2_seal, _sm3
+from tests.seal.test_ofd import _rezip, _sample, _verify
+
+PURPOSE = "发文用印"
+
+
+def _seal_ofd(client: TestClient, who: Actor, data: bytes, **form: Any) -> Any:
+    return client.post(
+        "/seal/ofd",
+        headers=who.headers,
+        files={"file": ("通知.ofd", data, "application/ofd")},
+        data={"purpose": PURPOSE, **{k: str(v) for k, v in form.items()}},
+    )
+
+
+def _entries(data: bytes) -> dict[str, bytes]:
+    with zipfile.ZipFile(io.BytesIO(data)) as package:
+        return {name: package.read(name) for name in package.namelist()}
+
+
+def _uses(db: Session) -> int:
+    db.expire_all()
+    return int(db.scalar(select(func.count()).select_from(SealUse)) or 0)
+
+
+def _easyofd_reads(data: bytes) -> Any:
+    easyofd = pytest.importorskip("easyofd")
+    reader = easyofd.OFD()
+    reader.read(data, fmt="binary")
+    assert reader.data  # an independent reader opens the package, its pages and its signatures
+    return reader
+
+
+def test_a_department_seals_an_ofd_that_other_implementations_read_and_the_hub_verifies(
+    client: TestClient, hub: Hub, db: Session
+) -> None:
+    module = _asn1()
+    department, seal = _sm2_seal(client, hub)
+    system = sealer(hub, department)
+    original = plain_ofd(pages=2)
+    response = _seal_ofd(client, system, original, page=1, x_mm=120, y_mm=200.5, size_mm=40)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/ofd"
+    sealed = response.content
+    files = _entries(sealed)
+    # The original files keep their bytes; OFD.xml now names the list of signatures.
+    for name, body in _entries(original).items():
+        if name != "OFD.xml":
+            assert files[name] == body, name
+    assert b"<ofd:Signatures>/Doc_0/Signs/Signatures.xml</ofd:Signatures></ofd:DocBody>" in files["OFD.xml"]
+    listing = files["Doc_0/Signs/Signatures.xml"].decode()
+    assert '<ofd:MaxSignId>2</ofd:MaxSignId><ofd:Signature ID="1" Type="Seal"' in listing
+    assert 'BaseLoc="/Doc_0/Signs/Sign_0/Signature.xml"' in listing
+    signature_xml = files["Doc_0/Signs/Sign_0/Signature.xml"]
+    text = signature_xml.decode()
+    assert "<ofd:SignatureMethod>1.2.156.10197.1.501</ofd:SignatureMethod>" in text
+    assert '<ofd:References CheckMethod="1.2.156.10197.1.401">' in text
+    # the StampAnnot: the second page's ID, where the picture was asked to go (40 mm wide, the seal is round)
+    assert '<ofd:StampAnnot ID="2" PageRef="12" Boundary="120 200.5 40 40"/>' in text
+    assert "<ofd:BaseLoc>/Doc_0/Signs/Sign_0/Seal.esl</ofd:BaseLoc>" in text
+    # Every file but the list of signatures and the signature's own files is protected by its SM3 digest.
+    refs = dict(re.findall(r'FileRef="/([^"]+)"><ofd:CheckValue>([^<]+)<', text))
+    expected = {n for n in files if n != "Doc_0/Signs/Signatures.xml" and not n.startswith("Doc_0/Signs/Sign_0/")}
+    assert set(refs) == expected
+    import base64
+
+    assert all(base64.b64decode(value) == _sm3(files[name]) for name, value in refs.items())
+
+    # The seal signature and the seal, decoded by asn1tools from the standard's module; gmssl checks the signatures.
+    decoded = module.decode("SES-Signature", files["Doc_0/Signs/Sign_0/SignedValue.dat"])
+    tbs = decoded["toSign"]
+    assert tbs["version"] == 4 and decoded["signatureAlgID"] == "1.2.156.10197.1.501"
+    assert tbs["dataHash"][0] == _sm3(signature_xml)  # what is signed is the Signature.xml file itself
+    assert tbs["propertyInfo"] == "/Doc_0/Signs/Sign_0/Signature.xml"
+    assert _gmssl_verify(decoded["cert"], module.encode("TBS-Sign", tbs), decoded["signature"][0])
+    assert not _gmssl_verify(decoded["cert"], module.encode("TBS-Sign", tbs) + b"\x00", decoded["signature"][0])
+    eseal = module.decode("SESeal", files["Doc_0/Signs/Sign_0/Seal.esl"])
+    assert eseal == tbs["eseal"] and eseal["eSealInfo"]["esID"] == seal["code"]
+    assert _gmssl_verify(eseal["cert"], module.encode("SES-SealInfo", eseal["eSealInfo"]), eseal["signedValue"][0])
+
+    # easyofd opens it; the hub's verifier says valid, every check passed.
+    _easyofd_reads(sealed)
+    report = _verify(client, sealed).json()
+    assert report["verdict"] == "valid", report
+    [signature] = report["signatures"]
+    assert signature["provider"]["ProviderName"] == "govhub"
+    assert {ref["status"] for ref in signature["references"]} == {"passed"} and len(signature["references"]) == len(expected)
+    assert signature["checks"]["seal_file"]["status"] == "passed"
+    assert signature["checks"]["chain"]["status"] == "passed"
+    assert signature["checks"]["timestamp"]["message"].startswith("no time stamp; the hub recorded this signature")
+
+    # The use is on the seal's page, with the sealed document's hash, and in the audit trail.
+    uses = client.get(f"/seals/{seal['id']}/uses", headers=hub.admin.headers).json()["items"]
+    assert [(u["kind"], u["purpose"]) for u in uses] == [("ofd", PURPOSE)]
+    import hashlib
+
+    assert uses[0]["document_hash"] == hashlib.sha256(sealed).hexdigest()
+    assert response.headers["x-seal-use-id"] == uses[0]["id"]
+
+
+def test_sealing_another_producers_sealed_ofd_adds_a_second_signature_and_both_verify(client: TestClient, hub: Hub) -> None:
+    theirs = _sample("sesv4-ofdrw.ofd")
+    department, _ = _sm2_seal(client, hub)
+    response = _seal_ofd(client, sealer(hub, department), theirs, x_mm=140, y_mm=230)
+    assert response.status_code == 200, response.text
+    sealed = response.content
+    files = _entries(sealed)
+    for name, body in _entries(theirs).items():
+        if name != "Doc_0/Signs/Signatures.xml":
+            assert files[name] == body, name  # their files, OFD.xml among them, are untouched
+    listing = files["Doc_0/Signs/Signatures.xml"].decode()
+    # their MaxSignId was 2 (signature 1, its stamp 2): ours is 3, its stamp 4
+    assert (
+        '<ofd:MaxSignId>4</ofd:MaxSignId><ofd:Signature ID="1" Type="Seal" BaseLoc="/Doc_0/Signs/Sign_0/Signature.xml"/>'
+        in listing
+    )
+    assert '<ofd:Signature ID="3" Type="Seal" BaseLoc="/Doc_0/Signs/Sign_1/Signature.xml"/>' in listing
+    ours = files["Doc_0/Signs/Sign_1/Signature.xml"].decode()
+    assert 'PageRef="1"' in ours and 'ID="4"' in ours
+    # our signature also protects their signature's files
+    assert 'FileRef="/Doc_0/Signs/Sign_0/SignedValue.dat"' in ours
+    _easyofd_reads(sealed)
+    report = _verify(client, sealed).json()
+    first, second = report["signatures"]
+    assert first["provider"]["ProviderName"] == "ofdrw-sign" and second["provider"]["ProviderName"] == "govhub"
+    # theirs: intact, its issuer not trusted here; ours: valid
+    assert first["checks"]["references"]["status"] == "passed" and first["checks"]["signature"]["status"] == "passed"
+    assert first["checks"]["signature_xml"]["status"] == "passed"
+    assert first["checks"]["chain"]["status"] == "indeterminate" and first["verdict"] != "valid"
+    assert second["verdict"] == "valid", second
+
+
+def test_a_change_after_sealing_is_found_and_named(client: TestClient, hub: Hub) -> None:
+    department, _ = _sm2_seal(client, hub)
+    sealed = _seal_ofd(client, sealer(hub, department), plain_ofd()).content
+    page = "Doc_0/Pages/Page_0/Content.xml"
+
+    def one_byte(name: str, body: bytes) -> bytes:
+        return body.replace("第1页".encode(), "第7页".encode()) if name == page else body
+
+    report = _verify(client, _rezip(sealed, one_byte)).json()
+    assert report["verdict"] == "invalid"
+    [signature] = report["signatures"]
+    assert signature["checks"]["references"]["status"] == "failed"
+    assert page in signature["checks"]["references"]["message"]
+    assert [r["file"] for r in signature["references"] if r["status"] == "failed"] == ["/" + page]
+
+    def edit_signature(name: str, body: bytes) -> bytes:  # move the stamp after signing
+        return body.replace(b'Boundary="', b'Boundary="1') if name.endswith("Sign_0/Signature.xml") else body
+
+    edited = _verify(client, _rezip(sealed, edit_signature)).json()
+    assert edited["verdict"] == "invalid"
+    assert edited["signatures"][0]["checks"]["signature_xml"]["status"] == "failed"
+    assert "changed after signing" in edited["signatures"][0]["checks"]["signature_xml"]["message"]
+
+
+def _zip(entries: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as package:
+        for name, body in entries.items():
+            package.writestr(name, body)
+    return out.getvalue()
+
+
+def _with(name: str, body: bytes) -> bytes:
+    return _rezip(plain_ofd(), lambda n, b: body if n == name else b)
+
+
+XXE = b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><ofd:OFD xmlns:ofd="x">&x;</ofd:OFD>'
+
+
+@pytest.mark.parametrize(
+    ("make", "form", "says"),
+    [
+        (lambda: plain_ofd()[:300], {}, "not a readable OFD package"),
+        (lambda: _zip({"OFD.xml": b"<a/>", "Doc_0/big.bin": b"\x00" * (8 * 1024 * 1024)}), {}, "zip bomb"),
+        (lambda: _zip({"OFD.xml": b"<a/>", "Doc_0/../../etc/x": b"x"}), {}, "'..' component"),
+        (lambda: _with("OFD.xml", XXE), {}, "declares a DTD or entities"),
+        (lambda: b"PK\x03\x04 not a zip at all", {}, "not a readable OFD package"),
+        (lambda: _zip({"Doc_0/Document.xml": b"<a/>"}), {}, "no OFD.xml"),
+        (lambda: plain_ofd(pages=2), {"page": 2}, "the document has 2 page(s) (0 to 1); there is no page 2"),
+        (lambda: plain_ofd(), {"x_mm": 190, "y_mm": 100}, "does not fit on page 0, which is 210 x 297 mm"),
+        (lambda: plain_ofd(), {"x_mm": -1, "y_mm": 10}, "does not fit on page 0"),
+        (lambda: plain_ofd(), {"x_mm": 10}, "give both x_mm and y_mm"),
+        (lambda: plain_ofd(), {"size_mm": 1000}, "size_mm"),
+        (lambda: plain_ofd(), {"x_mm": "nan", "y_mm": 10}, "finite"),
+    ],
+)
+def test_bad_documents_and_positions_are_refused_with_the_reason_and_nothing_is_recorded(
+    client: TestClient, hub: Hub, db: Session, make: Any, form: dict[str, Any], says: str
+) -> None:
+    department, _ = _sm2_seal(client, hub)
+    response = _seal_ofd(client, sealer(hub, department), make(), **form)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert says in response.json()["detail"], response.json()
+    assert _uses(db) == 0
+
+
+def test_only_an_authorised_caller_with_a_usable_sm2_seal_seals(client: TestClient, hub: Hub, db: Session) -> None:
+    department, seal = _sm2_seal(client, hub)
+    document = plain_ofd()
+    # not authorised on the seal: 403, the refusal recorded, no use
+    outsider = hub.system(department, name="其他系统")
+    refused = _seal_ofd(client, outsider, document)
+    assert refused.status_code == 403 and "not authorised to use seal" in refused.json()["detail"]
+    assert _uses(db) == 0
+    # another department's seal: not found; the platform administrator is no department's staff
+    system = sealer(hub, department)
+    stranger = hub.department("另一个部门")
+    assert _seal_ofd(client, sealer(hub, stranger), document, seal_id=seal["id"]).status_code == 404
+    assert _seal_ofd(client, hub.admin, document).status_code == 403
+    assert client.post("/seal/ofd", files={"file": ("a.ofd", document)}, data={"purpose": PURPOSE}).status_code == 401
+    # a P-256 seal cannot make an OFD seal signature
+    p256 = client.post(
+        "/seals", headers=hub.admin.headers, json=seal_body(department.id, algorithm="ES256", seal_type="合同专用章")
+    )
+    assert p256.status_code == 201, p256.text
+    wrong = _seal_ofd(client, sealer(hub, department, name="合同系统"), document, seal_id=p256.json()["id"])
+    assert wrong.status_code == 409 and "use a seal with SM2" in wrong.json()["detail"]
+    # expired, then revoked: refused with the reason
+    db.execute(update(Seal).where(Seal.id == seal["id"]).values(valid_to=utcnow() - timedelta(minutes=1)))
+    db.commit()
+    expired = _seal_ofd(client, system, document, seal_id=seal["id"])
+    assert expired.status_code == 409 and "outside its validity period" in expired.json()["detail"]
+    db.execute(update(Seal).where(Seal.id == seal["id"]).values(valid_to=utcnow() + timedelta(days=30)))
+    db.commit()
+    client.post(f"/seals/{seal['id']}/revoke", headers=hub.admin.headers, json={"reason": "机构撤并"}).raise_for_status()
+    revoked = _seal_ofd(client, system, document, seal_id=seal["id"])
+    assert revoked.status_code == 409 and "revoked" in revoked.json()["detail"]
+    assert _seal_ofd(client, system, document).status_code == 409  # no usable SM2 seal left
+    assert _uses(db) == 0
