@@ -28,6 +28,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from importlib import metadata
 from xml.etree.ElementTree import Element
 from xml.sax.saxutils import quoteattr
@@ -177,6 +178,7 @@ def _with_signatures(ofd_xml: bytes, loc: str) -> bytes:
     return ofd_xml[: match.start()] + element + ofd_xml[match.start() :]
 
 
+@cache
 def _version() -> str:
     try:
         return metadata.version("govhub")
