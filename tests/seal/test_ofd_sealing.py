@@ -5,6 +5,8 @@ the hub adds one. A change after sealing, and every kind of bad input, is caught
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
 import re
 import zipfile
@@ -16,7 +18,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from ops.auth import Principal, Role
 from ops.db import utcnow
+from seal import service
 from seal.models import Seal, SealUse
 from tests.conftest import Actor, Hub
 from tests.seal.helpers import plain_ofd, seal_body, sealer
@@ -84,8 +88,6 @@ def test_a_department_seals_an_ofd_that_other_implementations_read_and_the_hub_v
     refs = dict(re.findall(r'FileRef="/([^"]+)"><ofd:CheckValue>([^<]+)<', text))
     expected = {n for n in files if n != "Doc_0/Signs/Signatures.xml" and not n.startswith("Doc_0/Signs/Sign_0/")}
     assert set(refs) == expected
-    import base64
-
     assert all(base64.b64decode(value) == _sm3(files[name]) for name, value in refs.items())
 
     # The seal signature and the seal, decoded by asn1tools from the standard's module; gmssl checks the signatures.
@@ -114,8 +116,6 @@ def test_a_department_seals_an_ofd_that_other_implementations_read_and_the_hub_v
     # The use is on the seal's page, with the sealed document's hash, and in the audit trail.
     uses = client.get(f"/seals/{seal['id']}/uses", headers=hub.admin.headers).json()["items"]
     assert [(u["kind"], u["purpose"]) for u in uses] == [("ofd", PURPOSE)]
-    import hashlib
-
     assert uses[0]["document_hash"] == hashlib.sha256(sealed).hexdigest()
     assert response.headers["x-seal-use-id"] == uses[0]["id"]
 
@@ -252,3 +252,40 @@ def test_only_an_authorised_caller_with_a_usable_sm2_seal_seals(client: TestClie
     assert revoked.status_code == 409 and "revoked" in revoked.json()["detail"]
     assert _seal_ofd(client, system, document).status_code == 409  # no usable SM2 seal left
     assert _uses(db) == 0
+
+
+def test_a_seal_that_needs_approval_seals_the_approved_ofd_once_and_a_hub_system_needs_its_own_authorisation(
+    client: TestClient, hub: Hub, db: Session, app: Any
+) -> None:
+    department, seal = _sm2_seal(client, hub)
+    clerk = sealer(hub, department, name="公文系统")
+    admin = hub.actor(department, "department_admin", name="办公室主任")
+    approver = hub.actor(department, "department_admin", name="分管领导")
+    body = {"subject": approver.client.client_id, "subject_kind": "client", "may_use": False, "may_approve": True}  # type: ignore[union-attr]
+    assert client.post(f"/seals/{seal['id']}/authorisations", json=body, headers=admin.headers).status_code == 201
+    etag = client.get(f"/seals/{seal['id']}", headers=admin.headers).headers["ETag"]
+    policy = {"requires_approval": True, "approval_valid_hours": 24}
+    assert (
+        client.put(f"/seals/{seal['id']}/use-policy", json=policy, headers={**admin.headers, "If-Match": etag}).status_code == 200
+    )
+    document = plain_ofd()
+    without = _seal_ofd(client, clerk, document)
+    assert without.status_code == 403 and "approval" in without.json()["detail"]
+    asked = {"document_name": "通知.ofd", "document_hash": hashlib.sha256(document).hexdigest(), "purpose": PURPOSE}
+    request_id = client.post(f"/seals/{seal['id']}/use-requests", json=asked, headers=clerk.headers).json()["id"]
+    assert client.post(f"/seal/use-requests/{request_id}/approve", json={}, headers=approver.headers).status_code == 200
+    other = _seal_ofd(client, clerk, plain_ofd(pages=2), approval_id=request_id)
+    assert other.status_code == 409 and "another document" in other.json()["detail"]
+    sealed = _seal_ofd(client, clerk, document, approval_id=request_id)
+    assert sealed.status_code == 200, sealed.text
+    again = _seal_ofd(client, clerk, document, approval_id=request_id)
+    assert again.status_code == 409 and "already used" in again.json()["detail"]
+    use = db.scalars(select(SealUse).where(SealUse.request_id == request_id)).one()
+    assert use.kind == "ofd" and use.id == sealed.headers["x-seal-use-id"]
+    # The certificate hub sealing for a person: the system itself must be authorised on the seal.
+    person = Principal(subject="person-7f3a", roles=frozenset({Role.DEPARTMENT_ADMIN}), department_id=department.id)
+    with pytest.raises(service.SealUseRefused):
+        service.seal_ofd(
+            db, vault=app.state.vault, settings=hub.settings, department_id=department.id, ofd_bytes=document,
+            purpose="证照", actor=person, system=service.CERTHUB,
+        )  # fmt: skip
