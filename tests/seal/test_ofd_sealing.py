@@ -19,11 +19,13 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from ops.auth import Principal, Role
+from ops.config import Settings
 from ops.db import utcnow
+from ops.errors import PayloadTooLarge
 from seal import service
 from seal.models import Seal, SealUse
 from tests.conftest import Actor, Hub
-from tests.seal.helpers import plain_ofd, seal_body, sealer
+from tests.seal.helpers import grant, hub_tsa, plain_ofd, seal_body, sealer
 from tests.seal.test_der import _asn1, _gmssl_verify, _sm2_seal, _sm3
 from tests.seal.test_ofd import _rezip, _sample, _verify
 
@@ -292,3 +294,27 @@ def test_a_seal_that_needs_approval_seals_the_approved_ofd_once_and_a_hub_system
             db, vault=app.state.vault, settings=hub.settings, department_id=department.id, ofd_bytes=document,
             purpose="证照", actor=person, system=service.CERTHUB,
         )  # fmt: skip
+
+
+def test_an_ofd_sealed_with_a_time_stamp_carries_it_and_a_too_large_one_is_refused(
+    client: TestClient, hub: Hub, db: Session, app: Any
+) -> None:
+    department, seal = _sm2_seal(client, hub)
+    system = Principal(subject="records-system", roles=frozenset({Role.DEPARTMENT_SYSTEM}), department_id=department.id)
+    grant(db, str(seal["id"]), system.subject)
+
+    def seal_it(settings: Settings, **extra: Any) -> Any:
+        return service.seal_ofd(
+            db, vault=app.state.vault, settings=settings, department_id=department.id, ofd_bytes=plain_ofd(pages=3),
+            purpose="带时间戳用印", actor=system, **extra,
+        )  # fmt: skip
+
+    sealed = seal_it(app.state.settings, timestamper=hub_tsa(db, app.state.vault), page=2)
+    report = service.verify_ofd(db, ofd_bytes=sealed.data, settings=app.state.settings)
+    [signature] = report.signatures
+    assert report.verdict == "valid", signature.reasons
+    assert signature.checks["timestamp"].status == "passed" and signature.timestamp_time is not None
+    assert sealed.page_id == "14" and sealed.boundary == (148.0, 235.0, 42.0, 42.0)  # the bottom right by default
+    with pytest.raises(PayloadTooLarge):
+        seal_it(Settings(seal_max_pdf_bytes=1024))
+    assert _uses(db) == 1
