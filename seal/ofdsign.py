@@ -28,6 +28,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from importlib import metadata
 from xml.etree.ElementTree import Element
 from xml.sax.saxutils import quoteattr
@@ -40,6 +41,7 @@ CHECK_METHOD = ofd.SM3_OID  # 1.2.156.10197.1.401
 PROVIDER_NAME = "govhub"
 MARGIN_MM = 20.0  # the default position: the bottom right corner, this far from the page's edges
 MIN_SIZE_MM, MAX_SIZE_MM = 5.0, 300.0
+A4 = (0.0, 0.0, 210.0, 297.0)  # the page box when neither the page nor the document gives one
 
 XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 
@@ -65,8 +67,8 @@ class OfdSealing:
 @dataclass(frozen=True)
 class _Page:
     id: str
-    path: str | None
-    box: tuple[float, float, float, float]  # x, y, width, height (mm)
+    path: str
+    box: tuple[float, float, float, float]  # x, y, width, height (mm): the document's PageArea
 
 
 def _local(tag: str) -> str:
@@ -115,14 +117,14 @@ def _pages(package: ofd.Package, doc_root: str) -> list[_Page]:
             raise ofd.OfdError(f"page {index} in {doc_root} has no ID")
         loc = item.get("BaseLoc") or ""
         path = ofd.locate(package, doc_root, loc) if loc else None
-        pages.append(_Page(id=page_id, path=path if path and package.has(path) else None, box=default or (0, 0, 210, 297)))
+        if path is None or not package.has(path):
+            raise ofd.OfdError(f"the content {loc!r} of page {index} that {doc_root} names is not in the package")
+        pages.append(_Page(id=page_id, path=path, box=default or A4))
     return pages
 
 
 def _page_box(package: ofd.Package, page: _Page) -> tuple[float, float, float, float]:
     """The page's own PhysicalBox (its Area), else the document's."""
-    if page.path is None:
-        return page.box
     content = package.xml(page.path)
     return _page_area(_child(content, "Area"), page.path) or page.box
 
@@ -177,6 +179,7 @@ def _with_signatures(ofd_xml: bytes, loc: str) -> bytes:
     return ofd_xml[: match.start()] + element + ofd_xml[match.start() :]
 
 
+@cache
 def _version() -> str:
     try:
         return metadata.version("govhub")
@@ -331,6 +334,8 @@ def seal_package(
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as package_out:
         written = set()
+        for folder in package.folders():
+            package_out.writestr(folder, b"")
         for name in names:
             package_out.writestr(name, files.get(name) or package.read(name))
             written.add(name)
