@@ -107,8 +107,10 @@ class FontSource:
 
         The glyphs go in as compiled once (:class:`Glyph`), so the font's bounds and maxp figures are summed here
         rather than recomputed by expanding every glyph again."""
-        self._load()
-        glyphs: dict[str, Glyph] = {".notdef": self._notdef()}
+        with self._lock:
+            self._load()
+            notdef = self._notdef()
+        glyphs: dict[str, Glyph] = {".notdef": notdef}
         cmap: dict[int, str] = {}
         for char in sorted(set(chars)):
             found = self.glyph(char)

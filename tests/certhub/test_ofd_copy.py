@@ -285,3 +285,37 @@ def test_the_holder_downloads_the_ofd_copy_from_the_console_and_the_download_is_
     with world.hub.factory() as db:
         downloads = db.query(Access).filter_by(certificate_identifier=cert["identifier"], action="download").all()
         assert [d.use_cause for d in downloads] == ["持证人下载留存"]
+
+
+@SM2_WORLD
+def test_a_window_that_fetched_a_certificate_downloads_its_ofd_copy_with_the_same_cause(world: World) -> None:
+    import html
+    from datetime import timedelta
+
+    from certhub.models import Access
+    from tests.console.test_certhub_pages import _fetch, clerk
+
+    holder = citizen_id()
+    cert = world.issue(holder, render_pdf=True)
+    assert world.window.department is not None
+    authorised = world.client.post(
+        "/certhub/me/authorisations",
+        json={
+            "type_code": ID_CARD,
+            "department_code": world.window.department.code,
+            "purpose": "办理居住证",
+            "valid_until": f"{date.today() + timedelta(days=5)}T00:00:00+08:00",
+        },
+        headers=world.hub.holder(holder).headers,
+    )
+    assert authorised.status_code == 201, authorised.text
+    browser, csrf = clerk(world)
+    fetched = _fetch(browser, csrf, holder, "居住证 留档")
+    found = re.search(r'href="(/console/verify/fetch/[^"]+/ofd\?use_cause=[^"]+)"', fetched.text)
+    assert found is not None and "/pdf?" not in fetched.text, fetched.text
+    download = browser.get(html.unescape(found.group(1)))
+    assert download.status_code == 200 and download.headers["content-type"] == "application/ofd"
+    assert browser.get(f"/console/verify/fetch/{cert['identifier']}/ofd").status_code == 422  # no cause
+    with world.hub.factory() as db:
+        downloads = db.query(Access).filter_by(certificate_identifier=cert["identifier"], action="download").all()
+        assert [d.use_cause for d in downloads] == ["居住证 留档"]
