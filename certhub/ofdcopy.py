@@ -177,7 +177,7 @@ def _penalty(modules: list[list[Any]]) -> int:
     on strings and integers: the four rules over 8 masks cost less than one pass of reportlab's own evaluation."""
     rows = ["".join("1" if m else "0" for m in row) for row in modules]
     size = len(rows)
-    lines = rows + ["".join(row[c] for row in rows) for c in range(size)]
+    lines = rows + ["".join(column) for column in zip(*rows, strict=True)]
     score = sum(3 + len(run.group()) - 5 for line in lines for run in _RUN.finditer(line))
     score += 40 * sum(len(_FINDER_LIKE.findall(line)) for line in lines)
     ints = [int(row, 2) for row in rows]
