@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from functools import cache
 from importlib import metadata
 from xml.etree.ElementTree import Element
-from xml.sax.saxutils import quoteattr
+from xml.sax.saxutils import escape, quoteattr
 
 from seal import keys, ofd, sesder
 
@@ -175,7 +175,7 @@ def _with_signatures(ofd_xml: bytes, loc: str) -> bytes:
     if match is None:
         raise ofd.OfdError("OFD.xml's DocBody cannot be extended (no closing DocBody tag)")
     prefix = match.group(1) or b""
-    element = b"<" + prefix + b"Signatures>" + loc.encode() + b"</" + prefix + b"Signatures>"
+    element = b"<" + prefix + b"Signatures>" + escape(loc).encode() + b"</" + prefix + b"Signatures>"
     return ofd_xml[: match.start()] + element + ofd_xml[match.start() :]
 
 
@@ -195,7 +195,6 @@ def _signature_xml(
     *,
     at: datetime,
     provider_version: str | None,
-    company: str | None,
     digests: list[tuple[str, bytes]],
     annot_id: int,
     page_id: str,
@@ -203,8 +202,8 @@ def _signature_xml(
     seal_loc: str,
     value_loc: str,
 ) -> bytes:
-    provider = f"<ofd:Provider ProviderName={quoteattr(PROVIDER_NAME)} Version={quoteattr(provider_version or _version())}"
-    provider += (f" Company={quoteattr(company)}" if company else "") + "/>"
+    version = provider_version or _version()
+    provider = f"<ofd:Provider ProviderName={quoteattr(PROVIDER_NAME)} Version={quoteattr(version)}/>"
     references = "".join(
         f"<ofd:Reference FileRef={quoteattr('/' + path)}><ofd:CheckValue>{base64.b64encode(value).decode()}"
         "</ofd:CheckValue></ofd:Reference>"
@@ -219,8 +218,8 @@ def _signature_xml(
         f"<ofd:SignatureMethod>{SIGNATURE_METHOD}</ofd:SignatureMethod>"
         f"<ofd:SignatureDateTime>{_signature_time(at)}</ofd:SignatureDateTime>"
         f'<ofd:References CheckMethod="{CHECK_METHOD}">{references}</ofd:References>{stamp}'
-        f"<ofd:Seal><ofd:BaseLoc>{'/' + seal_loc}</ofd:BaseLoc></ofd:Seal></ofd:SignedInfo>"
-        f"<ofd:SignedValue>{'/' + value_loc}</ofd:SignedValue></ofd:Signature>"
+        f"<ofd:Seal><ofd:BaseLoc>{escape('/' + seal_loc)}</ofd:BaseLoc></ofd:Seal></ofd:SignedInfo>"
+        f"<ofd:SignedValue>{escape('/' + value_loc)}</ofd:SignedValue></ofd:Signature>"
     )
     return XML_DECLARATION + body.encode()
 
@@ -237,7 +236,6 @@ def seal_package(
     width_mm: float,
     height_mm: float,
     provider_version: str | None = None,
-    company: str | None = None,
     limits: ofd.Limits | None = None,
 ) -> OfdSealing:
     """Add a seal signature to the OFD package `data` (its first document) and return the sealed package.
@@ -315,13 +313,10 @@ def seal_package(
     # Every file of the package as it will be, except the list of signatures (which the next signature changes)
     # and this signature's own files.
     order = [n for n in names if n != listing_path]
-    if "OFD.xml" not in order:
-        order.insert(0, "OFD.xml")
     digests = [(name, keys.digest(keys.SM2, files.get(name) or package.read(name))) for name in order]
     signature_xml = _signature_xml(
         at=at,
         provider_version=provider_version,
-        company=company,
         digests=digests,
         annot_id=annot_id,
         page_id=pages[page].id,

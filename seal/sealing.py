@@ -279,7 +279,6 @@ def seal_ofd(
             y_mm=y_mm,
             width_mm=width,
             height_mm=height,
-            company=seal.department_name,
         )
     except ofd.OfdError as exc:
         raise Invalid(f"the OFD cannot be sealed: {exc}", errors=[{"field": "file", "message": str(exc)}]) from exc

@@ -104,8 +104,12 @@ def test_a_department_seals_an_ofd_that_other_implementations_read_and_the_hub_v
     assert eseal == tbs["eseal"] and eseal["eSealInfo"]["esID"] == seal["code"]
     assert _gmssl_verify(eseal["cert"], module.encode("SES-SealInfo", eseal["eSealInfo"]), eseal["signedValue"][0])
 
-    # easyofd opens it; the hub's verifier says valid, every check passed.
-    _easyofd_reads(sealed)
+    # easyofd opens it and finds the seal signature on the second page, where it was put; the hub's verifier says
+    # valid, every check passed.
+    found = _easyofd_reads(sealed).data[0]["signatures_page_id"]
+    [(page_index, [stamp])] = found.items()
+    assert page_index == 1 and stamp["Boundary"] == "120 200.5 40 40"
+    assert base64.b64decode(stamp["SignedValue"]) == files["Doc_0/Signs/Sign_0/SignedValue.dat"]
     report = _verify(client, sealed).json()
     assert report["verdict"] == "valid", report
     [signature] = report["signatures"]
@@ -143,7 +147,8 @@ def test_sealing_another_producers_sealed_ofd_adds_a_second_signature_and_both_v
     assert 'PageRef="1"' in ours and 'ID="4"' in ours
     # our signature also protects their signature's files
     assert 'FileRef="/Doc_0/Signs/Sign_0/SignedValue.dat"' in ours
-    _easyofd_reads(sealed)
+    found = _easyofd_reads(sealed).data[0]["signatures_page_id"]
+    assert [s["Boundary"] for s in found[0]] == ["50 50 40 40", "140 230 42 42"]  # both seals on the page
     report = _verify(client, sealed).json()
     first, second = report["signatures"]
     assert first["provider"]["ProviderName"] == "ofdrw-sign" and second["provider"]["ProviderName"] == "govhub"
