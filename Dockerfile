@@ -16,6 +16,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     GOVHUB_DATA_DIR=/data \
     PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus
 COPY --from=build /wheels /wheels
+# The CJK TrueType font whose glyphs OFD certificate copies embed (certhub/ofdfont.py).
+RUN apt-get update && apt-get install -y --no-install-recommends fonts-wqy-zenhei && rm -rf /var/lib/apt/lists/*
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels \
     && useradd --system --uid 10001 --home-dir /data govhub \
     && mkdir -p /data /tmp/prometheus && chown govhub /data /tmp/prometheus

@@ -2,7 +2,8 @@
 
 Each figure stands beside the raw library operation measured in the same run (cryptography for Ed25519
 and P-256, tongsuopy for SM2, pyHanko for PDF), so the hub's overhead reads as a ratio. Whole-OFD
-verification (a sample from ``$GOVHUB_SAMPLES_DIR/ofd``) stands beside the DER seal-signature check alone.
+verification (a sample from ``$GOVHUB_SAMPLES_DIR/ofd``) stands beside the DER seal-signature check alone;
+sealing a one-page OFD, and verifying what it gives, stand beside one raw SM2 signature and verification.
 
     python bench/seal_bench.py          # about 1 s per measurement
     python bench/seal_bench.py --full   # about 5 s per measurement
@@ -415,6 +416,65 @@ def _tsa_rows(db: Any, vault: KeyVault, seconds: float) -> list[dict[str, object
     return [_row("seal.tsa.stamp", hub_rate, "tokens/s", "one ECDSA P-256 signature (cryptography)", raw_rate)]
 
 
+def _ofd_seal_rows(db: Any, vault: KeyVault, department_id: str, seal: Any, seconds: float) -> list[dict[str, object]]:
+    """OFD documents sealed per second (a one-page OFD: read safely, every file's SM3 digest, Signature.xml, the
+    DER seal signature, the use checked and recorded) beside one raw SM2 signature; the sealed document verified
+    per second beside one raw SM2 verification."""
+    from tongsuopy.crypto import hashes as sm_hashes
+    from tongsuopy.crypto.asymciphers import ec as sm_ec
+
+    from seal import keys, service
+    from tests.seal.helpers import plain_ofd
+
+    pem = vault.unwrap(WrappedSecret.from_dict(seal.private_key), purpose=f"seal-key:{seal.id}")
+    private = keys.load_private("SM2", pem)
+    public = keys.public_from_spki("SM2", keys_spki(seal))
+    scheme = sm_ec.ECDSA(sm_hashes.SM3())
+    native_signature = private.sign(MESSAGE, scheme)
+    document = plain_ofd()
+
+    def hub_seal() -> bytes:
+        return service.seal_ofd(
+            db,
+            vault=vault,
+            settings=SEAL_SETTINGS,
+            department_id=department_id,
+            ofd_bytes=document,
+            purpose="bench",
+            actor=BENCH_USERS[department_id],
+            seal_id=seal.id,
+            x_mm=140,
+            y_mm=230,
+        ).data
+
+    sealed = hub_seal()
+    db.commit()
+    assert service.verify_ofd(db, ofd_bytes=sealed, settings=SEAL_SETTINGS).verdict == "valid"
+    seal_rate, sign_rate = _compare(hub_seal, lambda: private.sign(MESSAGE, scheme), seconds)
+    db.rollback()
+    verify_rate, raw_verify_rate = _compare(
+        lambda: service.verify_ofd(db, ofd_bytes=sealed, settings=SEAL_SETTINGS),
+        lambda: public.verify(native_signature, MESSAGE, scheme),
+        seconds,
+    )
+    return [
+        {
+            "name": "seal.ofd_seal.SM2.one_page",
+            "value": round(seal_rate, 2),
+            "unit": "documents/s",
+            "baseline_name": "raw SM2 sign (tongsuopy)",
+            "baseline_value": round(sign_rate, 2),
+        },
+        {
+            "name": "seal.ofd_verify.SM2.one_page",
+            "value": round(verify_rate, 2),
+            "unit": "documents/s",
+            "baseline_name": "raw SM2 verify (tongsuopy)",
+            "baseline_value": round(raw_verify_rate, 2),
+        },
+    ]
+
+
 def main(argv: list[str] | None = None) -> list[dict[str, object]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--full", action="store_true", help="longer measurements (about 5 s each)")
@@ -501,6 +561,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
         )
         rows += _tsa_rows(db, vault, seconds)
         rows += _ofd_rows(db, seconds)
+        rows += _ofd_seal_rows(db, vault, department_id, seals["SM2"], seconds)
         db.close()
     if not args.no_http:
         rows += _http_rows(seconds)

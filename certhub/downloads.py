@@ -1,4 +1,4 @@
-"""A department fetches a holder's certificate (一证通办); the sealed PDF copy is downloaded."""
+"""A department fetches a holder's certificate (一证通办); the sealed copy (OFD or PDF) is downloaded."""
 
 from __future__ import annotations
 
@@ -75,15 +75,29 @@ def record_denied_fetch(db: Session, *, who: Principal, holder_code: str, type_c
     )
 
 
-def pdf_copy(db: Session, *, who: Principal, storage: ObjectStore, identifier: str, use_cause: str) -> tuple[Certificate, bytes]:
-    """The sealed PDF copy, for the holder, the issuer, or a department with an authorisation; recorded.
+COPY_MEDIA_TYPES = {"ofd": "application/ofd", "pdf": "application/pdf"}
+
+
+def sealed_copy(
+    db: Session, *, who: Principal, storage: ObjectStore, identifier: str, use_cause: str, fmt: str | None = None
+) -> tuple[Certificate, bytes, str]:
+    """The sealed copy in `fmt` (``ofd`` or ``pdf``; None: the one the certificate has), for the holder, the issuer,
+    or a department with an authorisation; recorded. Returns (certificate, bytes, format).
     Anyone else is told the certificate is not found, as for an unknown one."""
+    if fmt is not None and fmt not in COPY_MEDIA_TYPES:
+        raise Invalid(f"unknown copy format {fmt!r}; ask for ofd or pdf", errors=[{"field": "format", "message": "ofd or pdf"}])
     certificate = repository.one_certificate(db, repository.downloadable_certificates(who, now=utcnow()), identifier)
     if certificate is None:
         raise not_found(identifier)
-    if certificate.pdf_key is None:
-        raise NotFound(f"certificate {identifier} has no PDF copy (it was issued without one)")
-    data = get_bytes(storage, certificate.pdf_key)
+    keys = {"ofd": certificate.ofd_key, "pdf": certificate.pdf_key}
+    has = [name for name, key in keys.items() if key is not None]
+    if not has:
+        raise NotFound(f"certificate {identifier} has no sealed copy (it was issued without one)")
+    chosen = fmt or has[0]
+    key = keys[chosen]
+    if key is None:
+        raise NotFound(f"certificate {identifier} has no {chosen.upper()} copy; its copy is {has[0].upper()}")
+    data = get_bytes(storage, key)
     record_access(
         db,
         who=who,
@@ -93,4 +107,10 @@ def pdf_copy(db: Session, *, who: Principal, storage: ObjectStore, identifier: s
         action="download",
         use_cause=use_cause,
     )
+    return certificate, data, chosen
+
+
+def pdf_copy(db: Session, *, who: Principal, storage: ObjectStore, identifier: str, use_cause: str) -> tuple[Certificate, bytes]:
+    """The sealed PDF copy (see :func:`sealed_copy`)."""
+    certificate, data, _ = sealed_copy(db, who=who, storage=storage, identifier=identifier, use_cause=use_cause, fmt="pdf")
     return certificate, data

@@ -12,6 +12,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse
+from sqlalchemy.orm import Session
 
 from certhub import repository, service
 from certhub.schemas import (
@@ -280,6 +281,94 @@ def reinstate(identifier: str, body: ReasonBody, db: DbSession, who: DepartmentS
     return CertificateRead.of(service.reinstate_issued(db, who=who, identifier=identifier, reason=body.reason))
 
 
+def _cause(use_cause: str | None, former: str | None) -> str:
+    # `useCause`, the former spelling, is still accepted: tests/certhub/test_use.py and tests/console send it.
+    if use_cause is None and former is not None:
+        return _use_cause(former, spelt="useCause")
+    return _use_cause(use_cause, spelt="use_cause")
+
+
+def _copy_response(request: Request, db: Session, who: Principal, identifier: str, cause: str, fmt: str | None) -> Response:
+    certificate, data, chosen = service.sealed_copy(
+        db, who=who, storage=request.app.state.storage, identifier=identifier, use_cause=cause, fmt=fmt
+    )
+    filename = f"{certificate.serial}-{certificate.cert_version:03d}.{chosen}"
+    return Response(
+        data,
+        media_type=service.COPY_MEDIA_TYPES[chosen],
+        headers={"Content-Disposition": f'attachment; filename="{filename}"', "Vary": "Accept"},
+    )
+
+
+def _accepted_format(accept: str | None) -> str | None:
+    """The copy format an Accept header asks for (the first of application/ofd, application/pdf it names)."""
+    for part in (accept or "").split(","):
+        media = part.split(";", 1)[0].strip().lower()
+        for fmt, media_type in service.COPY_MEDIA_TYPES.items():
+            if media == media_type:
+                return fmt
+    return None
+
+
+_USE_CAUSE = Annotated[str | None, Query(max_length=USE_CAUSE_MAX, description="申请事由")]
+_FORMER_USE_CAUSE = Annotated[
+    str | None, Query(alias="useCause", max_length=USE_CAUSE_MAX, deprecated=True, description="use `use_cause`")
+]
+
+
+@router.get(
+    "/certificates/{identifier}/copy",
+    summary="Download the sealed copy (OFD or PDF), with the reason",
+    response_class=Response,
+    # the answer is the file's bytes: a generated client must not read it as JSON (tests/test_generated_client.py)
+    responses={
+        200: {
+            "content": {
+                "application/ofd": {"schema": {"type": "string", "format": "binary"}},
+                "application/pdf": {"schema": {"type": "string", "format": "binary"}},
+            }
+        }
+    },
+)
+@writes  # the use is recorded (用证记录)
+def download_copy(
+    identifier: str,
+    request: Request,
+    db: DbSession,
+    who: AnyCaller,
+    use_cause: _USE_CAUSE = None,
+    former: _FORMER_USE_CAUSE = None,
+    fmt: Annotated[
+        Literal["ofd", "pdf"] | None,
+        Query(
+            alias="format",
+            description="ofd or pdf; default: the format the Accept header names, else the copy the certificate has",
+        ),
+    ] = None,
+    accept: Annotated[str | None, Header()] = None,
+) -> Response:
+    cause = _cause(use_cause, former)
+    return _copy_response(request, db, who, identifier, cause, fmt or _accepted_format(accept))
+
+
+@router.get(
+    "/certificates/{identifier}/ofd",
+    summary="Download the sealed OFD copy, with the reason",
+    response_class=Response,
+    responses={200: {"content": {"application/ofd": {"schema": {"type": "string", "format": "binary"}}}}},
+)
+@writes  # the use is recorded (用证记录)
+def download_ofd(
+    identifier: str,
+    request: Request,
+    db: DbSession,
+    who: AnyCaller,
+    use_cause: _USE_CAUSE = None,
+    former: _FORMER_USE_CAUSE = None,
+) -> Response:
+    return _copy_response(request, db, who, identifier, _cause(use_cause, former), "ofd")
+
+
 @router.get(
     "/certificates/{identifier}/pdf",
     summary="Download the sealed PDF copy, with the reason",
@@ -293,23 +382,10 @@ def download_pdf(
     request: Request,
     db: DbSession,
     who: AnyCaller,
-    use_cause: Annotated[str | None, Query(max_length=USE_CAUSE_MAX, description="申请事由")] = None,
-    former: Annotated[
-        str | None, Query(alias="useCause", max_length=USE_CAUSE_MAX, deprecated=True, description="use `use_cause`")
-    ] = None,
+    use_cause: _USE_CAUSE = None,
+    former: _FORMER_USE_CAUSE = None,
 ) -> Response:
-    # `useCause`, the former spelling, is still accepted: tests/certhub/test_use.py and tests/console send it.
-    cause = (
-        _use_cause(former, spelt="useCause")
-        if use_cause is None and former is not None
-        else _use_cause(use_cause, spelt="use_cause")
-    )
-    certificate, data = service.pdf_copy(db, who=who, storage=request.app.state.storage, identifier=identifier, use_cause=cause)
-    return Response(
-        data,
-        media_type="application/pdf",
-        headers={"Content-Disposition": f'attachment; filename="{certificate.serial}-{certificate.cert_version:03d}.pdf"'},
-    )
+    return _copy_response(request, db, who, identifier, _cause(use_cause, former), "pdf")
 
 
 @router.post(

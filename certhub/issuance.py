@@ -11,8 +11,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from certhub import ofdcopy, repository, sdjwt, sealing, statuslist
 from certhub import pdf as pdf_render
-from certhub import repository, sdjwt, sealing, statuslist
 from certhub.caches import invalidate_status_cache
 from certhub.cert_types import validate_face
 from certhub.common import HOLDER_CODE_TYPE, ROOT, SHANGHAI, close_objection, field_errors, not_found, status_base_of
@@ -119,6 +119,7 @@ class IssueContext:
     _signers: dict[str, Any] = field(default_factory=dict)
     _types: dict[str, CertificateType | None] = field(default_factory=dict)
     _departments: dict[str, Any] = field(default_factory=dict)
+    _copy_formats: dict[str, str] = field(default_factory=dict)
 
     def signer(self, db: Session, department_id: str) -> Any:
         if not self.bulk:
@@ -126,6 +127,16 @@ class IssueContext:
         if department_id not in self._signers:
             self._signers[department_id] = sealing.department_signer(db, department_id=department_id, vault=self.vault)
         return self._signers[department_id]
+
+    def copy_format(self, db: Session, who: Actor, department_id: str) -> str:
+        """The default format of a department's copies: OFD when it has an SM2 seal the certificate hub may
+        seal with (an OFD copy is sealed as GB/T 38540 asks, SM2 only), else PDF (PAdES takes any seal)."""
+        if self.bulk and department_id in self._copy_formats:
+            return self._copy_formats[department_id]
+        chosen = "ofd" if sealing.can_seal_ofd(db, department_id=department_id, actor=who) else "pdf"
+        if self.bulk:
+            self._copy_formats[department_id] = chosen
+        return chosen
 
     def type_by_code(self, db: Session, code: str) -> CertificateType | None:
         if not self.bulk:
@@ -273,7 +284,9 @@ def issue(
     checked = check_request(db, who=who, ctx=ctx, data=data)
     serial = f"{repository.allocate(db, checked.serial_counter):010d}"
     draft = first_version(checked, data, serial=serial, idempotency_key=idempotency_key, digest=digest)
-    certificate = _build(db, who=who, ctx=ctx, ctype=checked.ctype, draft=draft, render_pdf=data.render_pdf)
+    certificate = _build(
+        db, who=who, ctx=ctx, ctype=checked.ctype, draft=draft, render_pdf=data.render_pdf, copy_format=data.copy_format
+    )
     audit.record(
         db, **issue_trail(who, identifier=certificate.identifier, holder_code=draft.holder_code, type_code=draft.type_code)
     )
@@ -351,8 +364,17 @@ def signed_values(draft: _Draft, *, signer: sdjwt.JoseSigner, public_url: str, i
     }
 
 
-def _build(db: Session, *, who: Actor, ctx: IssueContext, ctype: CertificateType, draft: _Draft, render_pdf: bool) -> Certificate:
-    """Sign and store one certificate version (with its sealed PDF copy if asked)."""
+def _build(
+    db: Session,
+    *,
+    who: Actor,
+    ctx: IssueContext,
+    ctype: CertificateType,
+    draft: _Draft,
+    render_pdf: bool,
+    copy_format: str | None = None,
+) -> Certificate:
+    """Sign and store one certificate version (with its sealed copy, OFD or PDF, if asked: `render_pdf`)."""
     index = repository.status_indices(db)[0]
     signer = ctx.signer(db, draft.department_id)
     certificate = Certificate(
@@ -361,9 +383,14 @@ def _build(db: Session, *, who: Actor, ctx: IssueContext, ctype: CertificateType
     db.add(certificate)
     db.flush()
     if render_pdf and ctx.storage is not None:
-        certificate.pdf_key = _render_pdf(
-            db, who=who, ctx=ctx, ctype=ctype, certificate=certificate, issuer_name=draft.issuer_name
-        )
+        if (copy_format or ctx.copy_format(db, who, draft.department_id)) == "ofd":
+            certificate.ofd_key = _render_ofd(
+                db, who=who, ctx=ctx, ctype=ctype, certificate=certificate, issuer_name=draft.issuer_name
+            )
+        else:
+            certificate.pdf_key = _render_pdf(
+                db, who=who, ctx=ctx, ctype=ctype, certificate=certificate, issuer_name=draft.issuer_name
+            )
         db.flush()
     return certificate
 
@@ -393,6 +420,35 @@ def _render_pdf(
     return ctx.storage.put([sealed]).key
 
 
+def _render_ofd(
+    db: Session, *, who: Actor, ctx: IssueContext, ctype: CertificateType, certificate: Certificate, issuer_name: str
+) -> str:
+    """The OFD copy (``ofdcopy.py``), sealed with the department's SM2 seal where the page leaves it room."""
+    assert ctx.storage is not None
+    token, certificate.public_token_hash = new_public_token()  # the same 2D code payload as the PDF copy's
+    raw = ofdcopy.render(
+        certificate=certificate,
+        type_name=ctype.name,
+        schema=ctype.face_schema,
+        template=ctype.template,
+        issuer_name=issuer_name,
+        qr=public_link(ctx.settings.public_url, token),
+        created=certificate.issued_at.astimezone(SHANGHAI),
+        font_path=ctx.settings.ofd_font or None,
+    )
+    sealed = sealing.seal_ofd(
+        db,
+        vault=ctx.vault,
+        settings=ctx.settings,
+        department_id=certificate.issuer_department_id,
+        ofd=raw,
+        purpose=f"电子证照 {ctype.name} {certificate.identifier}",
+        actor=who,
+        box=ofdcopy.SEAL_BOX,
+    )
+    return ctx.storage.put([sealed]).key
+
+
 def _issued(db: Session, who: Principal, identifier: str) -> Certificate:
     department_id = who.require_department()
     certificate = repository.issued_certificate(db, department_id, identifier)
@@ -416,6 +472,7 @@ def change(db: Session, *, who: Principal, ctx: IssueContext, identifier: str, d
         holder_name=data.holder_name,
         valid_until=data.valid_until,
         render_pdf=data.render_pdf,
+        copy_format=data.copy_format,
     )
     audit.record(
         db,
@@ -441,6 +498,7 @@ def next_version(
     holder_name: str | None,
     valid_until: date | None,
     render_pdf: bool,
+    copy_format: str | None = None,
 ) -> Certificate:
     ctype = repository.type_by_id(db, old.type_id)
     assert ctype is not None
@@ -466,7 +524,7 @@ def next_version(
         valid_until=until,
         previous_id=old.id,
     )
-    new = _build(db, who=who, ctx=ctx, ctype=ctype, draft=draft, render_pdf=render_pdf)
+    new = _build(db, who=who, ctx=ctx, ctype=ctype, draft=draft, render_pdf=render_pdf, copy_format=copy_format)
     _set_status(old, CertificateStatus.SUPERSEDED, f"replaced by version {new.cert_version:03d}")
     old.superseded_by = new.identifier
     db.flush()

@@ -76,6 +76,7 @@ class Certificate(IdMixin, VersionedMixin, Base):
     jws: Mapped[str] = mapped_column(Text)  # compact JWS (VC-JWT) over the whole certificate
     sd_jwt: Mapped[str] = mapped_column(Text)  # SD-JWT VC with every disclosure
     pdf_key: Mapped[str | None] = mapped_column(String(64))
+    ofd_key: Mapped[str | None] = mapped_column(String(64))  # the sealed OFD copy (GB/T 33190), in object storage
     idempotency_key: Mapped[str | None] = mapped_column(String(128))
     request_hash: Mapped[str | None] = mapped_column(String(64))
     # SHA-256 of the unguessable token in the copy's QR code (public 验真); the token itself is not kept.
@@ -276,6 +277,8 @@ class ServiceMaterial(IdMixin, Base):
     resource_name: Mapped[str | None] = mapped_column(String(200))
     item: Mapped[str | None] = mapped_column(String(100))
     key_item: Mapped[str | None] = mapped_column(String(100))  # the control parameter that takes the holder's code
+
+
 class ShortCode(Base):
     """亮证码: a short reference to a presentation, redeemed once by the window it was made for.
 

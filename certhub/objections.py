@@ -134,7 +134,15 @@ def correct_objection(
     old = repository.certificate_by_id(db, objection.certificate_id)
     assert old is not None
     new = next_version(
-        db, who=who, ctx=ctx, old=old, face=face, holder_name=holder_name, valid_until=None, render_pdf=old.pdf_key is not None
+        db,
+        who=who,
+        ctx=ctx,
+        old=old,
+        face=face,
+        holder_name=holder_name,
+        valid_until=None,
+        render_pdf=old.pdf_key is not None or old.ofd_key is not None,
+        copy_format="ofd" if old.ofd_key else "pdf" if old.pdf_key else None,
     )
     close_objection(objection, ObjectionStatus.CORRECTED, resolution, who.subject)
     objection.corrected_identifier = new.identifier

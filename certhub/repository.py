@@ -599,6 +599,8 @@ def department_names_of(db: Session, department_ids: Iterable[str]) -> dict[str,
         return {}
     rows = db.execute(select(Department.id, Department.code, Department.name).where(Department.id.in_(ids)))
     return {row.id: (row.code, row.name) for row in rows}
+
+
 # ---- 亮证码 (short codes) and public 验真 -----------------------------------------------------------------
 
 

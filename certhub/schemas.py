@@ -118,7 +118,12 @@ class IssueRequest(BaseModel):
     number: str | None = Field(default=None, min_length=1, max_length=64, description="证照编号 printed on the face")
     valid_from: date | None = Field(default=None, description="default: today (Asia/Shanghai)")
     valid_until: date | None = Field(default=None, description="default: from the type's validity rule; null: 长期")
-    render_pdf: bool = Field(default=True, description="render and seal the PDF copy")
+    render_pdf: bool = Field(default=True, description="make the sealed copy (OFD or PDF, see copy_format); false: none")
+    copy_format: Literal["ofd", "pdf"] | None = Field(
+        default=None,
+        description="the copy's format; default: OFD when the issuing department has an SM2 seal the certificate hub "
+        "may use (用印管理), else PDF",
+    )
 
 
 class ChangeRequest(BaseModel):
@@ -130,7 +135,8 @@ class ChangeRequest(BaseModel):
     holder_name: str | None = Field(default=None, min_length=1, max_length=200)
     valid_until: date | None = None
     reason: str = Field(min_length=1, max_length=500)
-    render_pdf: bool = True
+    render_pdf: bool = Field(default=True, description="make the sealed copy (OFD or PDF, see copy_format); false: none")
+    copy_format: Literal["ofd", "pdf"] | None = Field(default=None, description="as for issuance")
 
 
 class ReasonBody(BaseModel):
@@ -165,11 +171,13 @@ class CertificateRead(BaseModel):
     jws: str
     sd_jwt: str
     has_pdf: bool = False
+    has_ofd: bool = False
 
     @classmethod
     def of(cls, certificate: Any) -> CertificateRead:
         read = cls.model_validate(certificate)
         read.has_pdf = certificate.pdf_key is not None
+        read.has_ofd = certificate.ofd_key is not None
         return read
 
 
@@ -677,6 +685,8 @@ class ServiceAuthorisationCreate(BaseModel):
     department_code: str = Field(min_length=18, max_length=18)
     purpose: str = Field(min_length=1, max_length=200)
     expires_at: ZonedDatetime = Field(validation_alias=EXPIRES_AT, description="the moment it stops working")
+
+
 class PublicField(BaseModel):
     name: str
     label: str

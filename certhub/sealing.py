@@ -1,4 +1,4 @@
-"""The seal service as certhub uses it: the issuing department's signer, its public keys, PDF sealing."""
+"""The seal service as certhub uses it: the issuing department's signer, its public keys, PDF and OFD sealing."""
 
 from __future__ import annotations
 
@@ -53,3 +53,39 @@ def seal_pdf(
         actor=actor,
         system=seal_service.CERTHUB,
     )
+
+
+def can_seal_ofd(db: Session, *, department_id: str, actor: Actor) -> bool:
+    """Whether the department has an SM2 seal the certificate hub may seal copies with (an OFD copy's seal)."""
+    return seal_service.can_seal_with(db, department_id=department_id, algorithm="SM2", actor=actor, system=seal_service.CERTHUB)
+
+
+def seal_ofd(
+    db: Session,
+    *,
+    vault: KeyVault,
+    settings: Settings,
+    department_id: str,
+    ofd: bytes,
+    purpose: str,
+    actor: Actor,
+    box: tuple[float, float, float, float],
+) -> bytes:
+    """Seal an OFD copy with the department's SM2 seal, its picture in `box` (x, y, width; mm from the page's
+    top left) on the first page: a use by the certificate hub, controlled and recorded as for the PDF copy."""
+    x, y, width, _ = box
+    sealed = seal_service.seal_ofd(
+        db,
+        vault=vault,
+        settings=settings,
+        department_id=department_id,
+        ofd_bytes=ofd,
+        purpose=purpose,
+        actor=actor,
+        page=0,
+        x_mm=x,
+        y_mm=y,
+        size_mm=width,
+        system=seal_service.CERTHUB,
+    )
+    return sealed.data

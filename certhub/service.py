@@ -8,7 +8,7 @@ the hub's rules from here. Each concern lives in a module of its own:
 ``certhub/bulk.py``         bulk issuance (归集) from JSON Lines or CSV
 ``certhub/holders.py``      a holder's certificates: list, show (亮证), authorise (授权用证), delegate (委托用证)
 ``certhub/accesses.py``     the access list: every use of a certificate, for its holder and the audit trail
-``certhub/downloads.py``    a department fetches a holder's certificate (一证通办); the sealed PDF copy
+``certhub/downloads.py``    a department fetches a holder's certificate (一证通办); the sealed copy (OFD, PDF)
 ``certhub/verification.py`` window verification (证照验证) of a presentation, settled in group commits
 ``certhub/services.py``     service items (政务服务事项) and their materials, versions, the public lists
                             (两个免于提交, 一证通办, 一照通办)
@@ -36,7 +36,7 @@ from certhub.bulk import bulk_issue, parse_rows
 from certhub.caches import STATUS_CACHE_SECONDS
 from certhub.caches import clear_all as clear_caches
 from certhub.cert_types import allow_issuer, create_type, example_types, get_type, load_types, update_type
-from certhub.downloads import fetch_for_department, pdf_copy, record_denied_fetch
+from certhub.downloads import COPY_MEDIA_TYPES, fetch_for_department, pdf_copy, record_denied_fetch, sealed_copy
 from certhub.holders import (
     acting_holder,
     authorise,
@@ -131,6 +131,7 @@ from certhub.verification import (
 
 __all__ = [
     "ARCHIVE_PROFILES",
+    "COPY_MEDIA_TYPES",
     "IDENTITY_TYPES",
     "KIND_NAMES",
     "LISTS",
@@ -227,6 +228,7 @@ __all__ = [
     "revoke",
     "revoke_authorisation",
     "revoke_delegation",
+    "sealed_copy",
     "service_certificates",
     "service_history",
     "settle_verifications",

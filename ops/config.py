@@ -153,6 +153,9 @@ class Settings(BaseSettings):
     # How long one hub process remembers a seal's status and the hub's trusted certificates when it verifies
     # seal signatures (0: read them every time). A seal revoked in another process is refused within this time.
     seal_status_cache_seconds: float = Field(default=5.0, ge=0, le=60)
+    # A CJK TrueType font (.ttf/.ttc with TrueType outlines) whose glyphs OFD certificate copies embed; empty:
+    # the first of certhub.ofdfont.KNOWN_FONTS installed (Debian's fonts-wqy-zenhei).
+    ofd_font: str = ""
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     run_scheduler: bool = True

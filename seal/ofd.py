@@ -115,6 +115,10 @@ class Package:
     def names(self) -> list[str]:
         return [name for name in self._infos if not name.endswith("/")]
 
+    def folders(self) -> list[str]:
+        """The folder entries some producers write (names ending with ``/``)."""
+        return [name for name in self._infos if name.endswith("/")]
+
     def has(self, path: str) -> bool:
         return path in self._infos and not path.endswith("/")
 

@@ -6,8 +6,9 @@ jobs, certhub, tests) import the seal rules from here. Each concern lives in a m
                            expire
 ``seal/custody.py``        key custody: keys at rest (re-wrapped under a new master key), the signers
                            other domains use, the public keys (JWKS) of what the seals signed
-``seal/sealing.py``        sealing (用印): a PAdES-sealed PDF or a detached seal signature, each use
-                           recorded
+``seal/sealing.py``        sealing (用印): a PAdES-sealed PDF, a sealed OFD document or a detached seal
+                           signature, each use recorded
+``seal/ofdsign.py``        an OFD package gaining a seal signature (GB/T 33190 §18), no database
 ``seal/usage.py``          seal use under control (用印管理): who may use and approve a seal, use
                            requests and their approval by a second person (用印审批), the check
                            every sealing path makes first
@@ -51,7 +52,16 @@ from seal.ocsp import MAX_REQUEST_BYTES as OCSP_MAX_REQUEST_BYTES
 from seal.ocsp import decode_get as ocsp_decode_get
 from seal.ocsp import issuing_certificate_der
 from seal.ocsp import respond as ocsp_respond
-from seal.sealing import detached_result, document_bytes, seal_pdf, sign_detached, sign_detached_der
+from seal.sealing import (
+    SealedOfd,
+    can_seal_with,
+    detached_result,
+    document_bytes,
+    seal_ofd,
+    seal_pdf,
+    sign_detached,
+    sign_detached_der,
+)
 from seal.sm2ca import current_crl
 from seal.tsa import MAX_REQUEST_BYTES as TSA_MAX_REQUEST_BYTES
 from seal.tsa import HubTimeStamper, ensure_tsa, hub_timestamper, timestamper
@@ -90,9 +100,11 @@ __all__ = [
     "HubTimeStamper",
     "RenewalRun",
     "SealUseRefused",
+    "SealedOfd",
     "Signer",
     "authorise",
     "authority_certificates",
+    "can_seal_with",
     "change_status",
     "check_picture",
     "clear_caches",
@@ -122,6 +134,7 @@ __all__ = [
     "revoke_seal",
     "rewrap_keys",
     "seal_authorisations",
+    "seal_ofd",
     "seal_pdf",
     "set_policy",
     "sign_detached",

@@ -515,7 +515,8 @@ def signature(tbs: TBSSign, *, cert: bytes, alg: str, value: bytes, timestamp: b
     values: dict[str, Any] = {"toSign": tbs, "cert": cert, "signatureAlgID": alg, "signature": value}
     if timestamp is not None:
         values["timeStamp"] = timestamp
-    return bytes(SESSignature(values).dump(force=True))
+    # Not dump(force=True): the seal inside keeps the very bytes its maker signed, and TBS_Sign those the signer did.
+    return bytes(SESSignature(values).dump())
 
 
 # ---------------------------------------------------------------- the readable view (JSON)

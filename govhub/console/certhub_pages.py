@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from functools import partial
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import Query, Request
@@ -323,20 +323,32 @@ def fetch(page: PostedPage, db: DbSession) -> HTMLResponse:
     return _fetch_page(page, db, values=values, fetched=_certificate_view(db, certificate))
 
 
-@router.get("/verify/fetch/{identifier}/pdf", response_model=None)
-def fetch_pdf(
-    identifier: str, page: ConsolePage, db: DbSession, use_cause: Annotated[str, Query(max_length=1000)] = ""
+def _copy_download(certificate: Certificate, data: bytes, fmt: str) -> Response:
+    filename = f"{certificate.serial}-{certificate.cert_version:03d}.{fmt}"
+    return Response(
+        data, media_type=certhub.COPY_MEDIA_TYPES[fmt], headers={"Content-Disposition": f'attachment; filename="{filename}"'}
+    )
+
+
+@router.get("/verify/fetch/{identifier}/{fmt}", response_model=None)
+def fetch_copy(
+    identifier: str,
+    fmt: Literal["pdf", "ofd"],
+    page: ConsolePage,
+    db: DbSession,
+    use_cause: Annotated[str, Query(max_length=1000)] = "",
 ) -> Response:
-    """The sealed PDF copy of a fetched certificate; recorded with the same use_cause."""
+    """The sealed copy (PDF or OFD) of a fetched certificate; recorded with the same use_cause."""
     _require_verifier(page)
     try:
         cause = DownloadQuery(use_cause=use_cause).use_cause
     except ValidationError as exc:
         raise Invalid(errors_of(exc)[1].get("use_cause", "申请事由 (use_cause) is required")) from exc
     storage = page.request.app.state.storage
-    certificate, data = certhub.pdf_copy(db, who=page.principal, storage=storage, identifier=identifier, use_cause=cause)
-    filename = f"{certificate.serial}-{certificate.cert_version:03d}.pdf"
-    return Response(data, media_type="application/pdf", headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    certificate, data, chosen = certhub.sealed_copy(
+        db, who=page.principal, storage=storage, identifier=identifier, use_cause=cause, fmt=fmt
+    )
+    return _copy_download(certificate, data, chosen)
 
 
 # ---- window: verify a sealed PDF ----------------------------------------------------------------------------
@@ -416,6 +428,25 @@ def my_certificates(page: ConsolePage, db: DbSession) -> HTMLResponse:
     holder = _holder(page)
     rows = certhub.holder_certificates(db, who=page.principal, holder_code=holder)
     return page.render("certhub/my_certificates.html", certificates=[_certificate_view(db, c) for c in rows])
+
+
+HOLDER_DOWNLOAD_CAUSE = "持证人下载留存"  # the use a holder's own download is recorded with
+
+
+@router.get("/me/certificates/{identifier}/copy", response_model=None)
+def my_copy(
+    identifier: str,
+    page: ConsolePage,
+    db: DbSession,
+    fmt: Annotated[Literal["pdf", "ofd"] | None, Query(alias="format")] = None,
+) -> Response:
+    """The holder downloads the sealed copy of one of their certificates (OFD or PDF; default: the one it has)."""
+    _holder(page)
+    storage = page.request.app.state.storage
+    certificate, data, chosen = certhub.sealed_copy(
+        db, who=page.principal, storage=storage, identifier=identifier, use_cause=HOLDER_DOWNLOAD_CAUSE, fmt=fmt
+    )
+    return _copy_download(certificate, data, chosen)
 
 
 def _own_certificate(db: Session, page: Page, identifier: str) -> Certificate:

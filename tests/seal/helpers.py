@@ -199,3 +199,42 @@ def ltv_tsa(
         tsa_key=asn1_keys.PrivateKeyInfo.load(der_key),
         certs_to_embed=[pades.asn1_cert(hub_ca.issuing.certificate)],  # type: ignore[list-item]
     )
+
+
+OFD_NS = "http://www.ofdspec.org/2016"
+
+
+def plain_ofd(
+    pages: int = 1, text: str = "关于开展政务数据共享工作的通知", *, width_mm: int = 210, height_mm: int = 297
+) -> bytes:
+    """An unsealed OFD document (GB/T 33190) of A4 pages with a line of text each, as a typical producer writes it."""
+    import zipfile
+
+    head = '<?xml version="1.0" encoding="UTF-8"?>\n'
+    files = {
+        "OFD.xml": f'{head}<ofd:OFD xmlns:ofd="{OFD_NS}" Version="1.0" DocType="OFD"><ofd:DocBody><ofd:DocInfo>'
+        "<ofd:DocID>6f1d3c0a9b8e4f2a8c7d6e5f4a3b2c1d</ofd:DocID><ofd:CreationDate>2026-12-01</ofd:CreationDate>"
+        "<ofd:Creator>测试公文系统</ofd:Creator></ofd:DocInfo><ofd:DocRoot>Doc_0/Document.xml</ofd:DocRoot>"
+        "</ofd:DocBody></ofd:OFD>",
+        "Doc_0/PublicRes.xml": f'{head}<ofd:Res xmlns:ofd="{OFD_NS}" BaseLoc="Res"><ofd:Fonts>'
+        '<ofd:Font ID="2" FontName="宋体" FamilyName="宋体"/></ofd:Fonts></ofd:Res>',
+        "Doc_0/Document.xml": f'{head}<ofd:Document xmlns:ofd="{OFD_NS}"><ofd:CommonData>'
+        f"<ofd:MaxUnitID>{10 + pages * 2}</ofd:MaxUnitID><ofd:PageArea><ofd:PhysicalBox>0 0 {width_mm} {height_mm}"
+        "</ofd:PhysicalBox></ofd:PageArea><ofd:PublicRes>PublicRes.xml</ofd:PublicRes></ofd:CommonData><ofd:Pages>"
+        + "".join(f'<ofd:Page ID="{10 + i * 2}" BaseLoc="Pages/Page_{i}/Content.xml"/>' for i in range(pages))
+        + "</ofd:Pages></ofd:Document>",
+    }
+    for i in range(pages):
+        line = f"{text}（第{i + 1}页）"
+        deltas = " ".join(["5"] * (len(line) - 1))
+        files[f"Doc_0/Pages/Page_{i}/Content.xml"] = (
+            f'{head}<ofd:Page xmlns:ofd="{OFD_NS}"><ofd:Content><ofd:Layer ID="{11 + i * 2}">'
+            f'<ofd:TextObject ID="{100 + i}" Boundary="25 30 170 8" Font="2" Size="5">'
+            f'<ofd:FillColor Value="0 0 0"/><ofd:TextCode X="0" Y="5" DeltaX="{deltas}">{line}</ofd:TextCode>'
+            "</ofd:TextObject></ofd:Layer></ofd:Content></ofd:Page>"
+        )
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as package:
+        for name, body in files.items():
+            package.writestr(name, body.encode())
+    return out.getvalue()

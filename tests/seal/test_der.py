@@ -448,9 +448,7 @@ def test_bad_der_seal_signatures_get_a_4xx_or_an_invalid_verdict_with_the_reason
     # a revoked seal: no more sealing, and a signature claiming a time after the revocation is invalid
     client.post(f"/seals/{seal.id}/revoke", headers=hub.admin.headers, json={"reason": "印章遗失"}).raise_for_status()
     db.expire_all()
-    refused = client.post(
-        "/seal/sign", headers=system.headers, json={"purpose": "回执", "data_base64": "ZGF0YQ=="}
-    )
+    refused = client.post("/seal/sign", headers=system.headers, json={"purpose": "回执", "data_base64": "ZGF0YQ=="})
     assert refused.status_code == 409 and "no active seal" in refused.json()["detail"], refused.text
     after = verify(_signed_at(db, vault, seal, utcnow() + timedelta(minutes=1))).json()
     assert after["verdict"] == "invalid" and after["sub_indication"] == "REVOKED", after

@@ -1,0 +1,360 @@
+"""The OFD copy of a certificate (GB/T 33190, as GB/T 36905 asks of certificate files): one A5 page.
+
+The package::
+
+    OFD.xml                          DocInfo: DocID, Title, Author, CreationDate, Creator, and the GB/T 36903
+                                     metadata (ZZMC, ZZBS, ...) as CustomDatas
+    Doc_0/Document.xml               CommonData: MaxUnitID, PageArea (A5 landscape, millimetres), PublicRes,
+                                     DocumentRes; the page
+    Doc_0/PublicRes.xml              the font: a subset of a CJK TrueType font, in Doc_0/Res/ (``ofdfont.py``)
+    Doc_0/DocumentRes.xml            the 2D code: a PNG image in Doc_0/Res/
+    Doc_0/Pages/Page_0/Content.xml   the face: a frame, the title, each field (label and value), the
+                                     identifier, issuer and validity, the 2D code; :data:`SEAL_BOX` is left
+                                     free for the seal's picture (the StampAnnot of the signature)
+
+Every value is written escaped (``&``, ``<``, ``>``, quotes) and characters XML 1.0 cannot carry (control
+characters) are dropped. Layout rules: a value wraps at its column's width and takes at most
+:data:`MAX_VALUE_LINES` lines, the last ending in "…" when it is longer; a label or title too wide for its
+place is cut with "…"; fields that no longer fit above the footer are left off the page and a last line
+says how many (the certificate itself, signed, holds them all).
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import re
+import uuid
+import zipfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from xml.sax.saxutils import escape
+
+from PIL import Image
+from reportlab.graphics.barcode import qrencoder
+
+from certhub import ofdfont
+
+NS = "http://www.ofdspec.org/2016"
+CREATOR = "govhub"
+CREATOR_VERSION = "1.0"
+PAGE_WIDTH, PAGE_HEIGHT = 210.0, 148.0  # A5 landscape, millimetres (OFD's unit)
+# Where the seal's picture goes (x, y, width, height; millimetres from the page's top-left corner): right of
+# the footer, under the face, 40 mm as a department's official seal.
+SEAL_BOX = (148.0, 94.0, 40.0, 40.0)
+QR_BOX = (158.0, 24.0, 36.0, 36.0)
+MARGIN = 14.0
+LABEL_WIDTH = 28.0
+VALUE_X = MARGIN + LABEL_WIDTH + 2.0
+VALUE_RIGHT = QR_BOX[0] - 4.0
+FACE_SIZE = 3.5
+FACE_LEADING = 5.0
+FACE_BOTTOM = 104.0  # no face line's baseline below this: the footer and the seal are under it
+FOOTER_SIZE = 2.8
+MAX_VALUE_LINES = 3
+DEFAULT_ACCENT = (26, 95, 180)
+ELLIPSIS = "…"
+
+# XML 1.0 allows tab, newline, carriage return and everything from U+0020 except surrogates, FFFE and FFFF.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def clean(text: object) -> str:
+    """A value as one line of text XML can carry: control characters dropped, line breaks made spaces."""
+    return _NOT_XML.sub("", str(text)).replace("\r\n", " ").replace("\n", " ").replace("\r", " ").replace("\t", " ")
+
+
+def _attr(value: object) -> str:
+    return escape(str(value), {'"': "&quot;"})
+
+
+def _num(value: float) -> str:
+    return f"{value:.3f}".rstrip("0").rstrip(".") or "0"
+
+
+@dataclass
+class _Fonts:
+    """Widths of characters in ems, from the embedded font (or a fixed guess without one)."""
+
+    source: ofdfont.FontSource | None
+    used: set[str] = field(default_factory=set)
+
+    def width(self, text: str, size: float) -> float:
+        return sum(self.advance(ch) for ch in text) * size
+
+    def advance(self, char: str) -> float:
+        if self.source is not None:
+            return self.source.advance(char)
+        return 0.5 if ord(char) < 0x2E80 else 1.0
+
+    def fit(self, text: str, size: float, width: float) -> str:
+        """`text` cut to `width` with an ellipsis when it is wider."""
+        if self.width(text, size) <= width:
+            return text
+        room = width - self.width(ELLIPSIS, size)
+        kept, used = [], 0.0
+        for ch in text:
+            used += self.advance(ch) * size
+            if used > room:
+                break
+            kept.append(ch)
+        return "".join(kept) + ELLIPSIS
+
+    def wrap(self, text: str, size: float, width: float, max_lines: int) -> list[str]:
+        """`text` in lines of at most `width`, at most `max_lines` of them (the last cut with an ellipsis)."""
+        lines: list[str] = []
+        line: list[str] = []
+        used = 0.0
+        for i, ch in enumerate(text):
+            step = self.advance(ch) * size
+            if line and used + step > width:
+                if len(lines) == max_lines - 1:
+                    return [*lines, self.fit("".join(line) + text[i:], size, width)]
+                lines.append("".join(line))
+                line, used = [], 0.0
+            line.append(ch)
+            used += step
+        lines.append("".join(line))
+        return lines
+
+
+@dataclass
+class _Page:
+    fonts: _Fonts
+    font_id: int
+    next_id: int
+    objects: list[str] = field(default_factory=list)
+
+    def new_id(self) -> int:
+        self.next_id += 1
+        return self.next_id
+
+    def text(self, x: float, baseline: float, text: str, *, size: float, color: tuple[int, int, int] = (0, 0, 0)) -> None:
+        """One line of text, its baseline at `baseline` mm from the top, with each character's advance given."""
+        if not text:
+            return
+        self.fonts.used.update(text)
+        deltas = " ".join(_num(self.fonts.advance(ch) * size) for ch in text[:-1])
+        width = self.fonts.width(text, size)
+        top = baseline - size
+        delta_attr = f' DeltaX="{deltas}"' if deltas else ""
+        self.objects.append(
+            f'<ofd:TextObject ID="{self.new_id()}" Boundary="{_num(x)} {_num(top)} {_num(width + 0.5)} {_num(size * 1.3)}"'
+            f' Font="{self.font_id}" Size="{_num(size)}">'
+            f'<ofd:FillColor Value="{" ".join(map(str, color))}"/>'
+            f'<ofd:TextCode X="0" Y="{_num(size)}"{delta_attr}>{escape(text)}</ofd:TextCode></ofd:TextObject>'
+        )
+
+    def centred(self, baseline: float, text: str, *, size: float, color: tuple[int, int, int]) -> None:
+        self.text((PAGE_WIDTH - self.fonts.width(text, size)) / 2, baseline, text, size=size, color=color)
+
+    def frame(self, inset: float, line_width: float, color: tuple[int, int, int]) -> None:
+        w, h = PAGE_WIDTH - 2 * inset, PAGE_HEIGHT - 2 * inset
+        self.objects.append(
+            f'<ofd:PathObject ID="{self.new_id()}" Boundary="{_num(inset)} {_num(inset)} {_num(w)} {_num(h)}"'
+            f' LineWidth="{_num(line_width)}" Stroke="true" Fill="false">'
+            f'<ofd:StrokeColor Value="{" ".join(map(str, color))}"/>'
+            f"<ofd:AbbreviatedData>M 0 0 L {_num(w)} 0 L {_num(w)} {_num(h)} L 0 {_num(h)} C</ofd:AbbreviatedData>"
+            "</ofd:PathObject>"
+        )
+
+    def image(self, resource_id: int, box: tuple[float, float, float, float]) -> None:
+        x, y, w, h = box
+        self.objects.append(
+            f'<ofd:ImageObject ID="{self.new_id()}" Boundary="{_num(x)} {_num(y)} {_num(w)} {_num(h)}"'
+            f' CTM="{_num(w)} 0 0 {_num(h)} 0 0" ResourceID="{resource_id}"/>'
+        )
+
+
+_RUN = re.compile(r"0{5,}|1{5,}")
+_FINDER_LIKE = re.compile(r"(?=10111010000|00001011101)")
+
+
+def _penalty(modules: list[list[Any]]) -> int:
+    """The penalty of a masked QR symbol (ISO/IEC 18004 §7.8.3: runs, blocks, finder-like patterns, balance),
+    on strings and integers: the four rules over 8 masks cost less than one pass of reportlab's own evaluation."""
+    rows = ["".join("1" if m else "0" for m in row) for row in modules]
+    size = len(rows)
+    lines = rows + ["".join(column) for column in zip(*rows, strict=True)]
+    score = sum(3 + len(run.group()) - 5 for line in lines for run in _RUN.finditer(line))
+    score += 40 * sum(len(_FINDER_LIKE.findall(line)) for line in lines)
+    ints = [int(row, 2) for row in rows]
+    full = (1 << (size - 1)) - 1
+    for a, b in itertools.pairwise(ints):
+        dark = a & b & (a >> 1) & (b >> 1) & full
+        light = ~(a | b | (a >> 1) | (b >> 1)) & full
+        score += 3 * (dark.bit_count() + light.bit_count())
+    dark_share = sum(row.count("1") for row in rows) * 100 // (size * size)
+    return score + 10 * (abs(dark_share - 50) // 5)
+
+
+def qr_modules(payload: str) -> list[list[Any]]:
+    """The modules of a QR code (level M) carrying `payload`, with the mask of least penalty."""
+    code = qrencoder.QRCode(None, qrencoder.QRErrorCorrectLevel.M)
+    code.addData(payload)
+    code.version = code.calculate_version()
+    penalties = []
+    for mask in range(8):
+        code.makeImpl(True, mask)
+        penalties.append((_penalty(code.modules), mask))
+    code.makeImpl(False, min(penalties)[1])
+    return list(code.modules)
+
+
+def qr_png(payload: str, *, module_pixels: int = 4, border: int = 4) -> bytes:
+    """A QR code (level M) as a black-and-white PNG, each module `module_pixels` square, with a quiet zone."""
+    modules = qr_modules(payload)
+    side = len(modules) + 2 * border
+    image = Image.new("1", (side, side), 1)
+    pixels = image.load()
+    assert pixels is not None
+    for r, row in enumerate(modules):
+        for c, dark in enumerate(row):
+            if dark:
+                pixels[c + border, r + border] = 0
+    out = io.BytesIO()
+    image.resize((side * module_pixels, side * module_pixels), Image.Resampling.NEAREST).save(out, format="PNG")
+    return out.getvalue()
+
+
+def _accent(template: dict[str, Any]) -> tuple[int, int, int]:
+    value = str(template.get("accent") or "")
+    if re.fullmatch(r"#[0-9a-fA-F]{6}", value):
+        return int(value[1:3], 16), int(value[3:5], 16), int(value[5:7], 16)
+    return DEFAULT_ACCENT
+
+
+def face_rows(*, certificate: Any, schema: dict[str, Any]) -> list[tuple[str, str]]:
+    """The face as (label, value) rows, in the order the PDF copy prints them: holder, number, the schema's
+    fields, then any others."""
+    properties: dict[str, Any] = schema.get("properties", {})
+    rows: list[tuple[str, str]] = [("持证主体", certificate.holder_name), ("证照编号", certificate.number)]
+    for name, spec in properties.items():
+        if name in certificate.face:
+            rows.append((str(spec.get("title", name)), str(certificate.face[name])))
+    for name, value in certificate.face.items():
+        if name not in properties:
+            rows.append((name, str(value)))
+    return [(clean(label), clean(value)) for label, value in rows]
+
+
+def _custom_datas(meta: dict[str, Any]) -> str:
+    items = "".join(
+        f'<ofd:CustomData Name="{_attr(clean(name))}">{escape(clean(value))}</ofd:CustomData>' for name, value in meta.items()
+    )
+    return f"<ofd:CustomDatas>{items}</ofd:CustomDatas>" if items else ""
+
+
+def _xml(body: str) -> bytes:
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n' + body).encode()
+
+
+def render(
+    *,
+    certificate: Any,
+    type_name: str,
+    schema: dict[str, Any],
+    template: dict[str, Any],
+    issuer_name: str,
+    qr: str,
+    created: datetime,
+    font_path: str | None = None,
+) -> bytes:
+    """The unsealed OFD copy of `certificate` (its face, GB/T 36903 metadata and a 2D code carrying `qr`)."""
+    fonts = _Fonts(ofdfont.source(font_path))
+    accent = _accent(template)
+    font_id, media_id = 1, 2
+    page = _Page(fonts=fonts, font_id=font_id, next_id=3)
+    page_id = page.new_id()
+    layer_id = page.new_id()
+
+    page.frame(6.0, 1.0, accent)
+    title = fonts.fit(clean(template.get("title") or type_name), 7.0, PAGE_WIDTH - 2 * MARGIN)
+    page.centred(19.0, title, size=7.0, color=accent)
+
+    rows = face_rows(certificate=certificate, schema=schema)
+    baseline = 32.0
+    for shown, (label, value) in enumerate(rows):
+        lines = fonts.wrap(value, FACE_SIZE, VALUE_RIGHT - VALUE_X, MAX_VALUE_LINES)
+        if baseline + (len(lines) - 1) * FACE_LEADING > FACE_BOTTOM:
+            page.text(MARGIN, baseline, f"另有 {len(rows) - shown} 项未印在此页，以电子证照为准", size=FOOTER_SIZE)
+            break
+        page.text(MARGIN, baseline, fonts.fit(label, FACE_SIZE, LABEL_WIDTH), size=FACE_SIZE)
+        for line in lines:
+            page.text(VALUE_X, baseline, line, size=FACE_SIZE)
+            baseline += FACE_LEADING
+        baseline += 1.0
+
+    until = certificate.valid_until.isoformat() if certificate.valid_until else "长期"
+    footer_width = SEAL_BOX[0] - MARGIN - 4.0
+    footer = [
+        f"证照标识 {certificate.identifier}",
+        f"颁发机构 {clean(issuer_name)}（{certificate.issuer_code}）",
+        f"颁发日期 {clean(certificate.meta.get('ZZBFRQ', ''))}",
+        f"有效期 {certificate.valid_from.isoformat()} 至 {until}",
+    ]
+    for i, line in enumerate(footer):
+        page.text(MARGIN, 116.0 + i * 4.4, fonts.fit(line, FOOTER_SIZE, footer_width), size=FOOTER_SIZE)
+    caption = "扫码验真"
+    page.text(
+        QR_BOX[0] + (QR_BOX[2] - fonts.width(caption, FOOTER_SIZE)) / 2, QR_BOX[1] + QR_BOX[3] + 4.0, caption, size=FOOTER_SIZE
+    )
+    page.image(media_id, QR_BOX)
+    max_id = page.next_id
+
+    font_file = fonts.source.subset("".join(fonts.used)) if fonts.source is not None else None
+    font_name = ofdfont.FAMILY if font_file is not None else "宋体"
+    font_xml = f'<ofd:Font ID="{font_id}" FontName="{font_name}" FamilyName="{font_name}"' + (
+        f"><ofd:FontFile>font_{font_id}.ttf</ofd:FontFile></ofd:Font>" if font_file is not None else "/>"
+    )
+    title_text = f"{clean(type_name)} {certificate.identifier}"
+    files: dict[str, bytes] = {
+        "OFD.xml": _xml(
+            f'<ofd:OFD xmlns:ofd="{NS}" Version="1.0" DocType="OFD"><ofd:DocBody><ofd:DocInfo>'
+            f"<ofd:DocID>{uuid.uuid4().hex}</ofd:DocID>"
+            f"<ofd:Title>{escape(title_text)}</ofd:Title>"
+            f"<ofd:Author>{escape(clean(issuer_name))}</ofd:Author>"
+            f"<ofd:Subject>电子证照</ofd:Subject>"
+            f"<ofd:CreationDate>{created.date().isoformat()}</ofd:CreationDate>"
+            f"<ofd:Creator>{CREATOR}</ofd:Creator><ofd:CreatorVersion>{CREATOR_VERSION}</ofd:CreatorVersion>"
+            f"{_custom_datas(certificate.meta)}"
+            "</ofd:DocInfo><ofd:DocRoot>Doc_0/Document.xml</ofd:DocRoot></ofd:DocBody></ofd:OFD>"
+        ),
+        "Doc_0/Document.xml": _xml(
+            f'<ofd:Document xmlns:ofd="{NS}"><ofd:CommonData>'
+            f"<ofd:MaxUnitID>{max_id}</ofd:MaxUnitID>"
+            f"<ofd:PageArea><ofd:PhysicalBox>0 0 {_num(PAGE_WIDTH)} {_num(PAGE_HEIGHT)}</ofd:PhysicalBox></ofd:PageArea>"
+            "<ofd:PublicRes>PublicRes.xml</ofd:PublicRes><ofd:DocumentRes>DocumentRes.xml</ofd:DocumentRes>"
+            f'</ofd:CommonData><ofd:Pages><ofd:Page ID="{page_id}" BaseLoc="Pages/Page_0/Content.xml"/></ofd:Pages>'
+            "</ofd:Document>"
+        ),
+        "Doc_0/PublicRes.xml": _xml(f'<ofd:Res xmlns:ofd="{NS}" BaseLoc="Res"><ofd:Fonts>{font_xml}</ofd:Fonts></ofd:Res>'),
+        "Doc_0/DocumentRes.xml": _xml(
+            f'<ofd:Res xmlns:ofd="{NS}" BaseLoc="Res"><ofd:MultiMedias>'
+            f'<ofd:MultiMedia ID="{media_id}" Type="Image" Format="PNG"><ofd:MediaFile>qr_{media_id}.png</ofd:MediaFile>'
+            "</ofd:MultiMedia></ofd:MultiMedias></ofd:Res>"
+        ),
+        "Doc_0/Pages/Page_0/Content.xml": _xml(
+            f'<ofd:Page xmlns:ofd="{NS}"><ofd:Content><ofd:Layer ID="{layer_id}" Type="Body">'
+            + "".join(page.objects)
+            + "</ofd:Layer></ofd:Content></ofd:Page>"
+        ),
+        f"Doc_0/Res/qr_{media_id}.png": qr_png(qr),
+    }
+    if font_file is not None:
+        files[f"Doc_0/Res/font_{font_id}.ttf"] = font_file
+    return package(files.items(), created=created)
+
+
+def package(files: Iterable[tuple[str, bytes]], *, created: datetime) -> bytes:
+    """The ZIP container of an OFD (deflated; each entry dated `created`)."""
+    out = io.BytesIO()
+    stamp = created.timetuple()[:6]
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in files:
+            info = zipfile.ZipInfo(name, date_time=stamp)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, data)
+    return out.getvalue()

@@ -1,0 +1,354 @@
+"""Sealing an OFD document (GB/T 33190 §18): the package gains one more seal signature.
+
+What the sealed package holds beside the original files (which keep their bytes, so the signatures already in it
+stay intact):
+
+* ``OFD.xml``: the document's ``DocBody`` names its ``Signatures`` file (added only when it names none yet);
+* ``Doc_0/Signs/Signatures.xml``: the list of the document's signatures, with the new one and ``MaxSignId``;
+* ``Doc_0/Signs/Sign_N/Signature.xml``: ``SignedInfo`` (``Provider``, ``SignatureMethod`` SM2 with SM3,
+  ``SignatureDateTime``, ``References`` with the SM3 ``CheckValue`` of every file of the package except this
+  signature's own files and the list of signatures, ``StampAnnot`` where the seal picture sits, ``Seal`` naming
+  the seal file) and ``SignedValue`` naming the seal signature;
+* ``Sign_N/Seal.esl``: the DER ``SESeal``; ``Sign_N/SignedValue.dat``: the DER ``SES_Signature`` whose
+  ``dataHash`` is the SM3 of the ``Signature.xml`` file's bytes (which are written once and never touched again).
+
+This module knows nothing of the database: the caller hands it the seal's DER and a function that makes the
+seal signature over the ``Signature.xml`` bytes (``seal/sealing.py`` ``seal_ofd`` does, after the use checks).
+Positions are in millimetres from the page's top left corner (OFD's page space: x to the right, y downwards).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+import posixpath
+import re
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from importlib import metadata
+from xml.etree.ElementTree import Element
+from xml.sax.saxutils import escape, quoteattr
+
+from seal import keys, ofd, sesder
+
+OFD_NS = "http://www.ofdspec.org/2016"
+SIGNATURE_METHOD = sesder.SM2_SM3  # 1.2.156.10197.1.501
+CHECK_METHOD = ofd.SM3_OID  # 1.2.156.10197.1.401
+PROVIDER_NAME = "govhub"
+MARGIN_MM = 20.0  # the default position: the bottom right corner, this far from the page's edges
+MIN_SIZE_MM, MAX_SIZE_MM = 5.0, 300.0
+A4 = (0.0, 0.0, 210.0, 297.0)  # the page box when neither the page nor the document gives one
+
+XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
+
+# Makes the DER SES_Signature over the Signature.xml bytes; the second argument is the propertyInfo to sign
+# (the Signature.xml's location in the package, as the OFD producers write it).
+SignValue = Callable[[bytes, str], bytes]
+
+
+@dataclass(frozen=True)
+class OfdSealing:
+    """The sealed package and where its new signature sits."""
+
+    data: bytes
+    signature_id: str  # the ID in Signatures.xml
+    signature_path: str  # e.g. Doc_0/Signs/Sign_1/Signature.xml
+    signed_value: bytes  # the DER SES_Signature (SignedValue.dat)
+    signature_xml: bytes  # the Signature.xml bytes the seal signature covers
+    page_id: str  # the PageRef of the StampAnnot
+    boundary: tuple[float, float, float, float]  # x, y, width, height in mm
+    references: int  # how many files the signature protects
+
+
+@dataclass(frozen=True)
+class _Page:
+    id: str
+    path: str
+    box: tuple[float, float, float, float]  # x, y, width, height (mm): the document's PageArea
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _child(elem: Element | None, name: str) -> Element | None:
+    if elem is None:
+        return None
+    return next((c for c in elem if _local(c.tag) == name), None)
+
+
+def _text(elem: Element | None) -> str | None:
+    if elem is None or elem.text is None:
+        return None
+    return elem.text.strip() or None
+
+
+def _box(text: str | None, where: str) -> tuple[float, float, float, float] | None:
+    if text is None:
+        return None
+    try:
+        values = [float(part) for part in text.replace(",", " ").split()]
+    except ValueError as exc:
+        raise ofd.OfdError(f"{where}: the box {text!r} is not four numbers") from exc
+    if len(values) != 4 or not all(math.isfinite(v) for v in values) or values[2] <= 0 or values[3] <= 0:
+        raise ofd.OfdError(f"{where}: the box {text!r} is not four numbers x y width height")
+    return values[0], values[1], values[2], values[3]
+
+
+def _page_area(elem: Element | None, where: str) -> tuple[float, float, float, float] | None:
+    return _box(_text(_child(elem, "PhysicalBox")), where)
+
+
+def _pages(package: ofd.Package, doc_root: str) -> list[_Page]:
+    document = package.xml(doc_root)
+    if _local(document.tag) != "Document":
+        raise ofd.OfdError(f"{doc_root}'s root is {_local(document.tag)}, not Document")
+    default = _page_area(_child(_child(document, "CommonData"), "PageArea"), doc_root)
+    pages_elem = _child(document, "Pages")
+    listed = [p for p in pages_elem if _local(p.tag) == "Page"] if pages_elem is not None else []
+    pages: list[_Page] = []
+    for index, item in enumerate(listed):
+        page_id = (item.get("ID") or "").strip()
+        if not page_id:
+            raise ofd.OfdError(f"page {index} in {doc_root} has no ID")
+        loc = item.get("BaseLoc") or ""
+        path = ofd.locate(package, doc_root, loc) if loc else None
+        if path is None or not package.has(path):
+            raise ofd.OfdError(f"the content {loc!r} of page {index} that {doc_root} names is not in the package")
+        pages.append(_Page(id=page_id, path=path, box=default or A4))
+    return pages
+
+
+def _page_box(package: ofd.Package, page: _Page) -> tuple[float, float, float, float]:
+    """The page's own PhysicalBox (its Area), else the document's."""
+    content = package.xml(page.path)
+    return _page_area(_child(content, "Area"), page.path) or page.box
+
+
+def _number(value: float) -> str:
+    text = f"{value:.3f}".rstrip("0").rstrip(".")
+    return "0" if text in ("", "-0") else text
+
+
+def _sign_id(value: str | None) -> int:
+    match = re.search(r"(\d+)$", (value or "").strip())
+    return int(match.group(1)) if match else 0
+
+
+def _placement(
+    box: tuple[float, float, float, float],
+    *,
+    x_mm: float | None,
+    y_mm: float | None,
+    width_mm: float,
+    height_mm: float,
+    page: int,
+) -> tuple[float, float, float, float]:
+    px, py, pw, ph = box
+    if x_mm is None and y_mm is None:
+        return max(px, px + pw - width_mm - MARGIN_MM), max(py, py + ph - height_mm - MARGIN_MM), width_mm, height_mm
+    if x_mm is None or y_mm is None:
+        raise ofd.OfdError("give both x_mm and y_mm (the seal picture's top left corner), or neither")
+    if not (math.isfinite(x_mm) and math.isfinite(y_mm)):
+        raise ofd.OfdError("x_mm and y_mm must be finite numbers")
+    if x_mm < px or y_mm < py or x_mm + width_mm > px + pw + 1e-6 or y_mm + height_mm > py + ph + 1e-6:
+        raise ofd.OfdError(
+            f"the seal picture ({_number(width_mm)} x {_number(height_mm)} mm at x={_number(x_mm)}, y={_number(y_mm)}) "
+            f"does not fit on page {page}, which is {_number(pw)} x {_number(ph)} mm"
+        )
+    return x_mm, y_mm, width_mm, height_mm
+
+
+def _signatures_xml(entries: list[dict[str, str]], max_id: int) -> bytes:
+    items = "".join("<ofd:Signature" + "".join(f" {k}={quoteattr(v)}" for k, v in entry.items()) + "/>" for entry in entries)
+    body = f'<ofd:Signatures xmlns:ofd="{OFD_NS}"><ofd:MaxSignId>{max_id}</ofd:MaxSignId>{items}</ofd:Signatures>'
+    return XML_DECLARATION + body.encode()
+
+
+def _with_signatures(ofd_xml: bytes, loc: str) -> bytes:
+    """OFD.xml with the first DocBody naming its Signatures file (the last child its schema allows)."""
+    match = re.search(rb"</([A-Za-z_][\w.\-]*:)?DocBody\s*>", ofd_xml)
+    if match is None:
+        raise ofd.OfdError("OFD.xml's DocBody cannot be extended (no closing DocBody tag)")
+    prefix = match.group(1) or b""
+    element = b"<" + prefix + b"Signatures>" + escape(loc).encode() + b"</" + prefix + b"Signatures>"
+    return ofd_xml[: match.start()] + element + ofd_xml[match.start() :]
+
+
+@cache
+def _version() -> str:
+    try:
+        return metadata.version("govhub")
+    except metadata.PackageNotFoundError:
+        return "0"
+
+
+def _signature_time(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _signature_xml(
+    *,
+    at: datetime,
+    provider_version: str | None,
+    digests: list[tuple[str, bytes]],
+    annot_id: int,
+    page_id: str,
+    boundary: tuple[float, float, float, float],
+    seal_loc: str,
+    value_loc: str,
+) -> bytes:
+    version = provider_version or _version()
+    provider = f"<ofd:Provider ProviderName={quoteattr(PROVIDER_NAME)} Version={quoteattr(version)}/>"
+    references = "".join(
+        f"<ofd:Reference FileRef={quoteattr('/' + path)}><ofd:CheckValue>{base64.b64encode(value).decode()}"
+        "</ofd:CheckValue></ofd:Reference>"
+        for path, value in digests
+    )
+    stamp = (
+        f"<ofd:StampAnnot ID={quoteattr(str(annot_id))} PageRef={quoteattr(page_id)} "
+        f"Boundary={quoteattr(' '.join(_number(v) for v in boundary))}/>"
+    )
+    body = (
+        f'<ofd:Signature xmlns:ofd="{OFD_NS}"><ofd:SignedInfo>{provider}'
+        f"<ofd:SignatureMethod>{SIGNATURE_METHOD}</ofd:SignatureMethod>"
+        f"<ofd:SignatureDateTime>{_signature_time(at)}</ofd:SignatureDateTime>"
+        f'<ofd:References CheckMethod="{CHECK_METHOD}">{references}</ofd:References>{stamp}'
+        f"<ofd:Seal><ofd:BaseLoc>{escape('/' + seal_loc)}</ofd:BaseLoc></ofd:Seal></ofd:SignedInfo>"
+        f"<ofd:SignedValue>{escape('/' + value_loc)}</ofd:SignedValue></ofd:Signature>"
+    )
+    return XML_DECLARATION + body.encode()
+
+
+def seal_package(
+    data: bytes,
+    *,
+    seal_der: bytes,
+    sign_value: SignValue,
+    at: datetime,
+    page: int = 0,
+    x_mm: float | None = None,
+    y_mm: float | None = None,
+    width_mm: float,
+    height_mm: float,
+    provider_version: str | None = None,
+    limits: ofd.Limits | None = None,
+) -> OfdSealing:
+    """Add a seal signature to the OFD package `data` (its first document) and return the sealed package.
+
+    `page` is the index of the page (0 = the first) in Document.xml's Pages; `x_mm`, `y_mm` the seal picture's
+    top left corner (both None: the bottom right corner of the page); `width_mm` x `height_mm` its size. The
+    package is read under `limits` (:class:`seal.ofd.Package`); every problem with it, the page or the position
+    is an :class:`seal.ofd.OfdError` saying what was wrong, raised before `sign_value` is called."""
+    package = ofd.Package(data, limits)
+    if not package.has("OFD.xml"):
+        raise ofd.OfdError("the package has no OFD.xml: it is not an OFD document")
+    root = package.xml("OFD.xml")
+    if _local(root.tag) != "OFD":
+        raise ofd.OfdError(f"OFD.xml's root is {_local(root.tag)}, not OFD")
+    body = _child(root, "DocBody")
+    if body is None:
+        raise ofd.OfdError("OFD.xml has no DocBody")
+    doc_loc = _text(_child(body, "DocRoot"))
+    doc_root = ofd.locate(package, "OFD.xml", doc_loc) if doc_loc else None
+    if doc_root is None or not package.has(doc_root):
+        raise ofd.OfdError(f"the document {doc_loc!r} that OFD.xml names (DocRoot) is not in the package")
+    if not (math.isfinite(width_mm) and math.isfinite(height_mm)) or not (
+        MIN_SIZE_MM <= width_mm <= MAX_SIZE_MM and MIN_SIZE_MM <= height_mm <= MAX_SIZE_MM
+    ):
+        raise ofd.OfdError(f"the seal picture must be {_number(MIN_SIZE_MM)} to {_number(MAX_SIZE_MM)} mm wide and high")
+    pages = _pages(package, doc_root)
+    if not pages:
+        raise ofd.OfdError(f"{doc_root} lists no page to put the seal on")
+    if not 0 <= page < len(pages):
+        raise ofd.OfdError(f"the document has {len(pages)} page(s) (0 to {len(pages) - 1}); there is no page {page}")
+    boundary = _placement(
+        _page_box(package, pages[page]), x_mm=x_mm, y_mm=y_mm, width_mm=width_mm, height_mm=height_mm, page=page
+    )
+
+    # The list of signatures: the one OFD.xml names, or a new one beside the document.
+    files: dict[str, bytes] = {}
+    listing_loc = _text(_child(body, "Signatures"))
+    entries: list[dict[str, str]] = []
+    max_id = 0
+    if listing_loc is not None:
+        listing_path = ofd.locate(package, "OFD.xml", listing_loc)
+        if listing_path is None or not package.has(listing_path):
+            raise ofd.OfdError(f"the Signatures file {listing_loc} that OFD.xml names is not in the package")
+        listing = package.xml(listing_path)
+        if _local(listing.tag) != "Signatures":
+            raise ofd.OfdError(f"{listing_path}'s root is {_local(listing.tag)}, not Signatures")
+        for item in listing:
+            if _local(item.tag) == "MaxSignId":
+                max_id = max(max_id, _sign_id(item.text))
+            elif _local(item.tag) == "Signature":
+                entries.append({k: v for k, v in item.attrib.items() if k in ("ID", "Type", "BaseLoc")})
+                max_id = max(max_id, _sign_id(item.get("ID")))
+        ofd_xml = package.read("OFD.xml")
+    else:
+        listing_path = posixpath.join(posixpath.dirname(doc_root), "Signs", "Signatures.xml")
+        if package.has(listing_path):
+            raise ofd.OfdError(f"{listing_path} is in the package but OFD.xml does not name it")
+        ofd_xml = _with_signatures(package.read("OFD.xml"), "/" + listing_path)
+        ofd.parse_xml(ofd_xml, "OFD.xml")  # still well-formed
+    files["OFD.xml"] = ofd_xml
+
+    signs_dir = posixpath.dirname(listing_path)
+    names = package.names()
+    number = 0
+    while any(name.startswith(posixpath.join(signs_dir, f"Sign_{number}") + "/") for name in names):
+        number += 1
+    sign_dir = posixpath.join(signs_dir, f"Sign_{number}")
+    signature_path = f"{sign_dir}/Signature.xml"
+    seal_path = f"{sign_dir}/Seal.esl"
+    value_path = f"{sign_dir}/SignedValue.dat"
+    signature_id, annot_id = max_id + 1, max_id + 2
+    entries.append({"ID": str(signature_id), "Type": "Seal", "BaseLoc": "/" + signature_path})
+    files[listing_path] = _signatures_xml(entries, annot_id)
+
+    # Every file of the package as it will be, except the list of signatures (which the next signature changes)
+    # and this signature's own files.
+    order = [n for n in names if n != listing_path]
+    digests = [(name, keys.digest(keys.SM2, files.get(name) or package.read(name))) for name in order]
+    signature_xml = _signature_xml(
+        at=at,
+        provider_version=provider_version,
+        digests=digests,
+        annot_id=annot_id,
+        page_id=pages[page].id,
+        boundary=boundary,
+        seal_loc=seal_path,
+        value_loc=value_path,
+    )
+    signed_value = sign_value(signature_xml, "/" + signature_path)
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as package_out:
+        written = set()
+        for folder in package.folders():
+            package_out.writestr(folder, b"")
+        for name in names:
+            package_out.writestr(name, files.get(name) or package.read(name))
+            written.add(name)
+        for name, body_bytes in (
+            (listing_path, files[listing_path]),
+            (seal_path, seal_der),
+            (signature_path, signature_xml),
+            (value_path, signed_value),
+        ):
+            if name not in written:
+                package_out.writestr(name, body_bytes)
+    return OfdSealing(
+        data=out.getvalue(),
+        signature_id=str(signature_id),
+        signature_path=signature_path,
+        signed_value=signed_value,
+        signature_xml=signature_xml,
+        page_id=pages[page].id,
+        boundary=boundary,
+        references=len(digests),
+    )
