@@ -17,6 +17,7 @@ from ops.config import Settings
 from ops.crypto import KeyVault, WrappedSecret
 from ops.db import utcnow
 from ops.errors import Invalid, NotFound, PayloadTooLarge, UpstreamError
+from ops.storage import ObjectStore
 from seal import authority, keys, repository, ses, sesder, timestamps, usage
 from seal import pdf as pades
 from seal.common import field_error, key_purpose
@@ -37,7 +38,11 @@ def _record_use(
     purpose: str,
     approval: SealUseRequest | None,
     system: str | None,
+    output: bytes,
+    storage: ObjectStore | None,
 ) -> SealUse:
+    # The sealed output is kept in object storage when the caller passes a store: its archive package holds it.
+    object_key = storage.put([output]).key if storage is not None else None
     use = SealUse(
         seal_id=seal.id,
         department_id=seal.department_id,
@@ -49,6 +54,7 @@ def _record_use(
         signature_hash=hashlib.sha256(signature).hexdigest(),
         purpose=purpose,
         request_id=approval.id if approval else None,
+        object_key=object_key,
     )
     db.add(use)
     db.flush()
@@ -117,6 +123,7 @@ def seal_pdf(
     settings: Settings,
     approval_id: str | None = None,
     system: str | None = None,
+    storage: ObjectStore | None = None,
 ) -> bytes:
     """PAdES-seal a PDF with the department's seal (visible stamp), record the use; return the sealed PDF.
 
@@ -169,6 +176,8 @@ def seal_pdf(
         purpose=purpose,
         approval=approval,
         system=system,
+        output=sealed,
+        storage=storage,
     )
     return sealed
 
@@ -206,6 +215,7 @@ def sign_detached_der(
     timestamper: TimeStamper | None = None,
     settings: Settings,
     approval_id: str | None = None,
+    storage: ObjectStore | None = None,
 ) -> bytes:
     """Seal bytes with a detached GB/T 38540 v4 seal signature; return the DER SES_Signature; record the use.
 
@@ -250,6 +260,8 @@ def sign_detached_der(
         purpose=purpose,
         approval=approval,
         system=None,
+        output=der,
+        storage=storage,
     )
     return der
 

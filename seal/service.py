@@ -15,6 +15,8 @@ jobs, certhub, tests) import the seal rules from here. Each concern lives in a m
                            the verdict, the audit of a verification, the certificates verifiers trust
 ``seal/sesder.py``         GB/T 38540 seal and seal signature in DER (version 4; the version-1 layout read)
 ``seal/ofd.py``            reading an OFD package safely (ZIP and XML limits) and its seal signatures
+``seal/archiving.py``      电子档案: the archive package of a sealed document (one use), its checks in
+                           四性检测
 ``seal/sm2ca.py``          the SM2 chain (root, issuing CA, seal maker) and the CRLs of both chains
 ``seal/common.py``         small helpers the modules share
 ``seal/repository.py``     every query
@@ -25,6 +27,8 @@ This module defines nothing: it re-exports.
 
 from __future__ import annotations
 
+from seal.archiving import PROFILES as ARCHIVE_PROFILES
+from seal.archiving import archive_use, archive_uses_between, use_package, use_packages
 from seal.authority import ensure_authority
 from seal.custody import department_jwks, department_signer, rewrap_keys, signer_for, verify_jose_signature
 from seal.issuance import (
@@ -65,9 +69,12 @@ from seal.verification import (
 )
 
 __all__ = [
+    "ARCHIVE_PROFILES",
     "CERTHUB",
     "SealUseRefused",
     "Signer",
+    "archive_use",
+    "archive_uses_between",
     "authorise",
     "authority_certificates",
     "change_status",
@@ -97,6 +104,8 @@ __all__ = [
     "sign_detached_der",
     "signer_for",
     "use_actions",
+    "use_package",
+    "use_packages",
     "use_requests",
     "verify_der",
     "verify_detached",
