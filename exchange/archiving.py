@@ -58,7 +58,9 @@ def _iso(moment: datetime | None) -> str | None:
 
 def archivable(db: Session, who: Principal, request_id: str) -> SharingRequest:
     """A decided request the caller may archive: the consumer's or provider's staff or system, or the platform."""
-    if Role.PLATFORM_ADMIN in who.roles or (who.department_id is not None and who.roles & {Role.DEPARTMENT_ADMIN, Role.DEPARTMENT_SYSTEM}):
+    if Role.PLATFORM_ADMIN in who.roles or (
+        who.department_id is not None and who.roles & {Role.DEPARTMENT_ADMIN, Role.DEPARTMENT_SYSTEM}
+    ):
         req = repository.archivable_request(db, who, request_id)
     else:
         req = None
@@ -84,7 +86,12 @@ def dossier_contents(db: Session, req: SharingRequest, *, settings: Settings) ->
         "id": req.id,
         "consumer": {"id": req.consumer_department_id, "name": names.get(req.consumer_department_id)},
         "provider": {"id": req.provider_department_id, "name": names.get(req.provider_department_id)},
-        "resource": {"id": req.resource_id, "code": req.resource_code, "name": req.resource_name, "version": req.resource_version},
+        "resource": {
+            "id": req.resource_id,
+            "code": req.resource_code,
+            "name": req.resource_name,
+            "version": req.resource_version,
+        },
         "sharing_type": req.sharing_type,
         "items": req.items,
         "clear_items": req.clear_items,
@@ -256,7 +263,9 @@ def check_dossier(bag: archive.Bag, report: archive.Report) -> None:
         integrity,
         "dossier identifier",
         same,
-        "the request names the package's record" if same else f"the request is {req.get('id')}, the package is of {report.identifier}",
+        "the request names the package's record"
+        if same
+        else f"the request is {req.get('id')}, the package is of {report.identifier}",
         f"data/{REQUEST_FILE}",
     )
     last = decisions[-1].get("to_state") if decisions and isinstance(decisions[-1], dict) else None

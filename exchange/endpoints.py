@@ -537,7 +537,9 @@ def archive_request(request_id: str, request: Request, db: DbSession, who: Depar
 @router.get("/requests/{request_id}/archive-packages", response_model=Page[ArchivePackageRead])
 def list_request_packages(request_id: str, db: DbSession, who: DepartmentOrAdmin) -> Page[ArchivePackageRead]:
     """The archive packages written for this request's dossier, newest first."""
-    return whole_page([ArchivePackageRead.model_validate(p) for p in service.request_packages(db, who=who, request_id=request_id)])
+    return whole_page(
+        [ArchivePackageRead.model_validate(p) for p in service.request_packages(db, who=who, request_id=request_id)]
+    )
 
 
 @router.get(
@@ -547,8 +549,12 @@ def list_request_packages(request_id: str, db: DbSession, who: DepartmentOrAdmin
     responses={200: {"content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}}},
 )
 @writes  # the download is recorded in the audit trail
-def download_request_package(request_id: str, package_id: str, request: Request, db: DbSession, who: DepartmentOrAdmin) -> Response:
+def download_request_package(
+    request_id: str, package_id: str, request: Request, db: DbSession, who: DepartmentOrAdmin
+) -> Response:
     package, data = service.request_package(
         db, who=who, storage=request.app.state.storage, request_id=request_id, package_id=package_id
     )
-    return Response(data, media_type="application/zip", headers={"Content-Disposition": f'attachment; filename="{package.file_name}"'})
+    return Response(
+        data, media_type="application/zip", headers={"Content-Disposition": f'attachment; filename="{package.file_name}"'}
+    )

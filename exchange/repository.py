@@ -549,7 +549,14 @@ def access_summary(db: Session, grant_id: str) -> list[tuple[str, str, str, str,
     """(day UTC, purpose, kind, outcome, accesses, rows) of a grant's data accesses: counts, never the data."""
     day = func.date(DataAccess.at)
     query = (
-        select(day, DataAccess.purpose, DataAccess.kind, DataAccess.outcome, func.count(), func.coalesce(func.sum(DataAccess.rows), 0))
+        select(
+            day,
+            DataAccess.purpose,
+            DataAccess.kind,
+            DataAccess.outcome,
+            func.count(),
+            func.coalesce(func.sum(DataAccess.rows), 0),
+        )
         .where(DataAccess.grant_id == grant_id)
         .group_by(day, DataAccess.purpose, DataAccess.kind, DataAccess.outcome)
         .order_by(day, DataAccess.purpose, DataAccess.kind, DataAccess.outcome)
@@ -560,6 +567,8 @@ def access_summary(db: Session, grant_id: str) -> list[tuple[str, str, str, str,
 def requests_filed_between(db: Session, who: Principal, *, since: datetime, until: datetime) -> list[str]:
     """The requests the caller reads filed in [since, until) that are no longer open, oldest first."""
     query = readable_requests(who).where(
-        SharingRequest.filed_at >= since, SharingRequest.filed_at < until, SharingRequest.state.not_in([s.value for s in OPEN_STATES])
+        SharingRequest.filed_at >= since,
+        SharingRequest.filed_at < until,
+        SharingRequest.state.not_in([s.value for s in OPEN_STATES]),
     )
     return [r.id for r in db.scalars(query.order_by(SharingRequest.filed_at, SharingRequest.id))]

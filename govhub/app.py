@@ -22,8 +22,8 @@ from certhub import tasks as certhub_tasks
 from exchange import endpoints as exchange_endpoints
 from exchange import service as exchange_service
 from exchange import tasks as exchange_tasks
-from govhub.archives import ARCHIVE_PROFILES
 from govhub import __version__
+from govhub.archives import ARCHIVE_PROFILES
 from govhub.console import endpoints as console
 from govhub.console import service as console_service
 from ops import health

@@ -14,9 +14,8 @@ from sqlalchemy.orm import Session
 
 from catalog_registry import cli as catalog_cli
 from certhub import cli as certhub_cli
-from certhub import service as certhub_service
-from govhub.archives import ARCHIVE_PROFILES
 from exchange import cli as exchange_cli
+from govhub.archives import ARCHIVE_PROFILES
 from ops.archive import cli as archive_cli
 from ops.auditlog import cli as auditlog_cli
 from ops.cli import CLI_ADMIN, describe_from_help, load_settings, with_db

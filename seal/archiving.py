@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -70,7 +71,7 @@ def archivable(db: Session, who: Principal, use_id: str) -> tuple[SealUse, Seal]
     return found
 
 
-def _audit_of_use(use_id: str) -> Any:
+def _audit_of_use(use_id: str) -> Callable[[AuditRecord], bool]:
     def keep(record: AuditRecord) -> bool:
         detail = record.detail if isinstance(record.detail, dict) else {}
         return detail.get("use_id") == use_id
@@ -161,7 +162,9 @@ def use_contents(
             "行为依据": use.purpose,
             "行为描述": f"{use.actor} 用印" + (f"，经 {approval.decided_by} 审批" if approval is not None else ""),
         },
-        "授权": None if approval is None else {"授权对象": approval.requested_by, "授权行为": "用印审批", "审批人": approval.decided_by},
+        "授权": None
+        if approval is None
+        else {"授权对象": approval.requested_by, "授权行为": "用印审批", "审批人": approval.decided_by},
     }
     years = settings.archive_retention.get(RECORD_CLASS)
     dat46["保管期限"] = f"{years}年" if years else "永久"
@@ -263,7 +266,9 @@ def check_sealed_document(bag: archive.Bag, report: archive.Report) -> None:
         authenticity,
         "audit records concern the record",
         not others,
-        f"audit records {', '.join(others)} are about another use" if others else f"every audit record is about use {report.identifier}",
+        f"audit records {', '.join(others)} are about another use"
+        if others
+        else f"every audit record is about use {report.identifier}",
         "data/evidence/audit-inclusion.json",
     )
 
@@ -325,7 +330,9 @@ def _check_detached(payload: dict[str, bytes], use: dict[str, Any], report: arch
         integrity,
         "seal certificate",
         own_cert,
-        f"the signer's certificate is the one in {CERT_FILE}" if own_cert else f"the signer's certificate is not the one in {CERT_FILE}",
+        f"the signer's certificate is the one in {CERT_FILE}"
+        if own_cert
+        else f"the signer's certificate is not the one in {CERT_FILE}",
         f"data/{CERT_FILE}",
     )
     at = parsed.time_info or cert.not_valid_before_utc

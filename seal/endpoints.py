@@ -504,4 +504,6 @@ def list_use_packages(use_id: str, db: DbSession, who: DepartmentOrAdmin) -> Any
 @writes  # the download is recorded in the audit trail
 def download_use_package(use_id: str, package_id: str, request: Request, db: DbSession, who: DepartmentOrAdmin) -> Response:
     package, data = service.use_package(db, who=who, storage=request.app.state.storage, use_id=use_id, package_id=package_id)
-    return Response(data, media_type="application/zip", headers={"Content-Disposition": f'attachment; filename="{package.file_name}"'})
+    return Response(
+        data, media_type="application/zip", headers={"Content-Disposition": f'attachment; filename="{package.file_name}"'}
+    )

@@ -83,6 +83,8 @@ def list_uses(db: Session, *, seal_id: str, cursor: str | None, limit: int) -> t
 def seals_without_der(db: Session) -> list[Seal]:
     """Seals made before the DER form of the seal (structure_der empty), oldest first."""
     return list(db.scalars(select(Seal).where(Seal.structure_der.is_(None)).order_by(Seal.created_at, Seal.id)))
+
+
 # ---------------------------------------------------------------- use control (用印管理)
 
 

@@ -377,7 +377,9 @@ def check_pdf_seals(payload: Mapping[str, bytes], pdf_name: str, ca_name: str, r
             )
             status = validate_pdf_signature(sig, context)
         except Exception as exc:  # a broken signature structure is the finding
-            report.add(Property.AUTHENTICITY, "seal", False, f"seal {sig.field_name} of {pdf_name} cannot be checked: {exc}", path)
+            report.add(
+                Property.AUTHENTICITY, "seal", False, f"seal {sig.field_name} of {pdf_name} cannot be checked: {exc}", path
+            )
             continue
         whole = status.coverage is not None and status.coverage.name == "ENTIRE_FILE"
         problems = [

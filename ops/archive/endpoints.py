@@ -129,9 +129,7 @@ def propose_disposal(body: DisposalCreate, request: Request, db: DbSession, who:
     records = [(r.record_class, r.record_id) for r in body.records] if body.records else None
     if records is None and body.record_class is None:
         raise Invalid("name the records or a record_class", errors=[{"field": "records", "message": "records or record_class"}])
-    return service.propose_disposal(
-        db, who=who, retention=_retention(request), records=records, record_class=body.record_class
-    )
+    return service.propose_disposal(db, who=who, retention=_retention(request), records=records, record_class=body.record_class)
 
 
 @router.get("/disposals/{list_id}", response_model=DisposalRead, summary="A disposal list")

@@ -179,8 +179,8 @@ def propose_disposal(
     as_of = now if as_of is None else _aware(as_of)
     if as_of > now:
         raise Invalid("as_of cannot be in the future", errors=[{"field": "as_of", "message": "not after now"}])
+    chosen: list[RecordDue] = []
     if records:
-        chosen = []
         for cls, rid in dict.fromkeys(records):
             due = record_due(db, retention=retention, record_class=cls, record_id=rid)
             _refuse_held(db, cls, rid)

@@ -144,7 +144,11 @@ def check_transfer_bag(bag: Bag, profiles: Mapping[str, Profile], trust: Trust |
         if data is None:
             outer.add(Property.INTEGRITY, "transfer manifest", False, f"{MANIFEST} lists {name}, absent from the transfer", path)
             continue
-        wrong = [k for k, v in (("size", len(data)), ("sha256", digest("sha256", data)), ("sm3", digest("sm3", data))) if entry.get(k) != v]
+        wrong = [
+            k
+            for k, v in (("size", len(data)), ("sha256", digest("sha256", data)), ("sm3", digest("sm3", data)))
+            if entry.get(k) != v
+        ]
         outer.add(
             Property.INTEGRITY,
             "transfer manifest",
@@ -164,7 +168,9 @@ def check_transfer_bag(bag: Bag, profiles: Mapping[str, Profile], trust: Trust |
             )  # fmt: skip
         report.packages.append((name, inner, None))
     for name in sorted(zips - listed):
-        outer.add(Property.INTEGRITY, "transfer manifest", False, f"{name} is in the transfer but not in {MANIFEST}", f"data/{name}")
+        outer.add(
+            Property.INTEGRITY, "transfer manifest", False, f"{name} is in the transfer but not in {MANIFEST}", f"data/{name}"
+        )
     return report
 
 

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import bagit
-import pytest
 
 from govhub.archives import ARCHIVE_PROFILES
 from ops.archive import service as archive
@@ -231,7 +230,13 @@ def test_bad_packages_are_reported_with_their_reason(world: World) -> None:
     der[-5] ^= 0x01
     meta = json.loads(sealed["data/metadata/dat46.json"])
     for entry in meta["计算机文件"]:
-        entry.update({"计算机文件大小": len(der), "SHA-256": archive.digest("sha256", bytes(der)), "SM3": archive.digest("sm3", bytes(der))})
+        entry.update(
+            {
+                "计算机文件大小": len(der),
+                "SHA-256": archive.digest("sha256", bytes(der)),
+                "SM3": archive.digest("sm3", bytes(der)),
+            }
+        )
     forged = rebag(sealed, {"original/seal-signature.der": bytes(der), "metadata/dat46.json": json.dumps(meta).encode()})
     assert "seal signature" in {f.check for f in check(forged).failures()}
 

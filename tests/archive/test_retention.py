@@ -50,7 +50,9 @@ def test_a_due_dossier_is_disposed_of_on_approval_leaving_a_tombstone_and_a_hold
     assert [d["record_id"] for d in due] == [old]
 
     # Disposal before due: a clear 409 saying until when the record is kept.
-    early = world.client.post("/archive/disposals", headers=admin, json={"records": [{"record_class": "sharing_dossier", "record_id": recent}]})
+    early = world.client.post(
+        "/archive/disposals", headers=admin, json={"records": [{"record_class": "sharing_dossier", "record_id": recent}]}
+    )
     assert early.status_code == 409 and "is kept until" in early.json()["detail"], early.text
 
     # A legal hold blocks the disposal of a held record, naming the hold.
@@ -58,7 +60,9 @@ def test_a_due_dossier_is_disposed_of_on_approval_leaving_a_tombstone_and_a_hold
         "/archive/holds", headers=admin, json={"record_class": "sharing_dossier", "record_id": old, "reason": "行政复议案件在办"}
     )
     assert hold.status_code == 201, hold.text
-    held = world.client.post("/archive/disposals", headers=admin, json={"records": [{"record_class": "sharing_dossier", "record_id": old}]})
+    held = world.client.post(
+        "/archive/disposals", headers=admin, json={"records": [{"record_class": "sharing_dossier", "record_id": old}]}
+    )
     assert held.status_code == 409 and hold.json()["id"] in held.json()["detail"] and "legal hold" in held.json()["detail"]
     by_class = world.client.post("/archive/disposals", headers=admin, json={"record_class": "sharing_dossier"})
     assert by_class.status_code == 409 and "no record is due" in by_class.json()["detail"]  # the held one is left out
@@ -110,7 +114,9 @@ def test_a_due_dossier_is_disposed_of_on_approval_leaving_a_tombstone_and_a_hold
 
 def test_bad_disposal_and_hold_requests_get_a_clear_4xx(world: World) -> None:
     admin = world.admin.headers
-    unknown = world.client.post("/archive/disposals", headers=admin, json={"records": [{"record_class": "sharing_dossier", "record_id": "nope"}]})
+    unknown = world.client.post(
+        "/archive/disposals", headers=admin, json={"records": [{"record_class": "sharing_dossier", "record_id": "nope"}]}
+    )
     assert unknown.status_code == 404 and "no archive package" in unknown.json()["detail"]
     neither = world.client.post("/archive/disposals", headers=admin, json={})
     assert neither.status_code == 422
@@ -167,7 +173,9 @@ def test_a_transfer_is_checked_by_the_receiver_and_by_bagit(world: World, tmp_pa
     reasons = [f.reason for f in archive.check_transfer_bytes(extra, ARCHIVE_PROFILES).transfer.failures()]
     assert "packages/sealed_document/extra.zip is in the transfer but not in transfer-manifest.json" in reasons
 
-    nothing = world.client.post("/archive/transfers", headers=world.admin.headers, json={**body, "record_class": "sharing_dossier"})
+    nothing = world.client.post(
+        "/archive/transfers", headers=world.admin.headers, json={**body, "record_class": "sharing_dossier"}
+    )
     assert nothing.status_code == 404
     backwards = world.client.post("/archive/transfers", headers=world.admin.headers, json={**body, "until": body["since"]})
     assert backwards.status_code == 422
