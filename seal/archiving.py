@@ -284,7 +284,7 @@ def _check_detached(payload: dict[str, bytes], use: dict[str, Any], report: arch
             intermediates=[x509.load_pem_x509_certificate(p.encode()) for p in ca["intermediates"]],
         )
         cert = x509.load_der_x509_certificate(parsed.signer_cert)
-        held = json.loads(payload[CERT_FILE])["certificate"]
+        held = x509.load_pem_x509_certificate(str(json.loads(payload[CERT_FILE])["certificate"]).encode())
     except (sesder.DerError, KeyError, TypeError, ValueError, AttributeError) as exc:
         report.add(authenticity, "seal signature", False, f"the seal signature or its certificates cannot be read: {exc}", path)
         return
@@ -325,7 +325,7 @@ def _check_detached(payload: dict[str, bytes], use: dict[str, Any], report: arch
         f"the seal inside the signature is {SEAL_FILE}" if own_seal else f"the seal inside the signature is not {SEAL_FILE}",
         f"data/{SEAL_FILE}",
     )
-    own_cert = cert == x509.load_pem_x509_certificate(str(held).encode())
+    own_cert = cert == held
     report.add(
         integrity,
         "seal certificate",
