@@ -88,6 +88,8 @@ def use_contents(
             f"seal use {use.id} kept no sealed output (it was made before the hub kept them, or through a path that "
             "returns only a signature value): there is nothing to archive"
         )
+    if not storage.exists(use.object_key):
+        raise Conflict(f"the sealed output of seal use {use.id} is missing from object storage (object {use.object_key})")
     output = get_bytes(storage, use.object_key)
     original = PDF_FILE if use.kind == "pdf" else DER_FILE
     approval = repository.use_request_by_id(db, use.request_id) if use.request_id else None

@@ -177,14 +177,14 @@ def register(commands: argparse._SubParsersAction, profiles: Mapping[str, servic
     due.set_defaults(func=with_db(_due, writes=False))
 
     hold = sub.add_parser("hold", help="put a record under legal hold (冻结): it is not disposed of until released")
-    hold.add_argument("record_class")
-    hold.add_argument("record_id")
-    hold.add_argument("--reason", required=True)
+    hold.add_argument("record_class", help="certificate_version, sealed_document or sharing_dossier")
+    hold.add_argument("record_id", help="the record's identifier (a certificate's 证照标识, a seal use's or request's id)")
+    hold.add_argument("--reason", required=True, help="why the record must be kept (kept in the audit trail)")
     hold.set_defaults(func=with_db(_hold))
 
     release = sub.add_parser("release", help="release a legal hold")
-    release.add_argument("hold_id")
-    release.add_argument("--reason", required=True)
+    release.add_argument("hold_id", help="the hold (see `govhub archive due` or GET /archive/holds)")
+    release.add_argument("--reason", required=True, help="why the hold ends (kept in the audit trail)")
     release.set_defaults(func=with_db(_release))
 
     dispose = sub.add_parser(
@@ -197,13 +197,13 @@ def register(commands: argparse._SubParsersAction, profiles: Mapping[str, servic
     dispose.set_defaults(func=with_db(_dispose))
 
     approve = sub.add_parser("approve", help="approve a disposal list: the packages are destroyed, tombstones remain")
-    approve.add_argument("list_id")
+    approve.add_argument("list_id", help="the disposal list `govhub archive dispose` printed")
     approve.add_argument("--as", dest="approver", required=True, help="who approves (recorded on each tombstone)")
     approve.set_defaults(func=with_db(_approve))
 
     stones = sub.add_parser("tombstones", help="what was disposed of, when, by whose approval, its digests")
-    stones.add_argument("--class", dest="record_class")
-    stones.add_argument("--record")
+    stones.add_argument("--class", dest="record_class", help="only this record class")
+    stones.add_argument("--record", help="only this record's identifier")
     stones.set_defaults(func=with_db(_tombstones, writes=False))
 
 

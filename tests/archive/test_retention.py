@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import zipfile
@@ -9,12 +10,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import bagit
+import pytest
 from sqlalchemy import select, update
 
 from govhub.archives import ARCHIVE_PROFILES
 from ops.archive import service as archive
 from ops.archive.models import ArchivePackage
 from ops.audit import AuditRecord
+from ops.errors import HubError
 from tests.archive.test_records import (
     archived,
     checkpoint,
@@ -181,3 +184,50 @@ def test_a_transfer_is_checked_by_the_receiver_and_by_bagit(world: World, tmp_pa
     assert backwards.status_code == 422
     naive = world.client.post("/archive/transfers", headers=world.admin.headers, json={**body, "since": "2026-01-01T00:00:00"})
     assert naive.status_code == 422
+
+
+def test_the_commands_archive_hold_dispose_and_approve(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from exchange.cli import _archive as exchange_archive
+    from ops.archive import cli
+    from seal.cli import seals_archive
+
+    monkeypatch.setattr(cli, "make_store", lambda _settings: world.hub.app.state.storage)  # the test hub's store
+
+    system = sealing_department(world)
+    use_id = detached_use(world, system)
+    request_id = granted_dossier(world)
+    today = datetime.now(UTC).date()
+    period = {"since": today, "until": today + timedelta(days=1), "department": None}
+    settings = world.hub.settings
+    with world.hub.factory() as db:
+        seals_archive(db, settings, argparse.Namespace(**period, out=tmp_path / "seals"))
+        exchange_archive(db, settings, argparse.Namespace(**period, out=tmp_path / "dossiers"))
+        db.commit()
+    printed = capsys.readouterr().out
+    assert use_id in printed and request_id in printed
+    for package in [*sorted((tmp_path / "seals").glob("*.zip")), *sorted((tmp_path / "dossiers").glob("*.zip"))]:
+        assert archive.check_path(package, ARCHIVE_PROFILES).ok, package
+
+    age(world, use_id, years=31)
+    with world.hub.factory() as db:
+        cli._hold(db, settings, argparse.Namespace(record_class="sealed_document", record_id=use_id, reason="诉讼保全"))
+        db.commit()
+    hold_id = capsys.readouterr().out.strip()
+    with world.hub.factory() as db, pytest.raises(HubError) as held:
+        cli._dispose(db, settings, argparse.Namespace(records=[f"sealed_document/{use_id}"], record_class=None))
+    assert held.value.status == 409 and hold_id in held.value.detail
+    with world.hub.factory() as db:
+        cli._release(db, settings, argparse.Namespace(hold_id=hold_id, reason="解除保全"))
+        cli._dispose(db, settings, argparse.Namespace(records=[f"sealed_document/{use_id}"], record_class=None))
+        db.commit()
+    listing = json.loads(capsys.readouterr().out.split(" released\n", 1)[1])
+    with world.hub.factory() as db:
+        cli._approve(db, settings, argparse.Namespace(list_id=listing["id"], approver="档案室 王五"))
+        db.commit()
+    assert f"sealed_document/{use_id}" in capsys.readouterr().out
+    with world.hub.factory() as db:
+        cli._tombstones(db, settings, argparse.Namespace(record_class="sealed_document", record=use_id))
+    [stone] = json.loads(capsys.readouterr().out)
+    assert stone["approved_by"] == "cli:档案室 王五" and stone["proposed_by"] == "cli"
