@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cryptography import x509
@@ -179,6 +179,9 @@ def use_contents(
         info={"Internal-Sender-Description": f"用印文件 {seal.department_name} {seal.name} {use.id}"},
         audit_object=("seal", seal.id),
         audit_filter=_audit_of_use(use.id),
+        # The use's record is written in the sealing's own transaction: a minute either side finds it among the
+        # seal's other uses, however many.
+        audit_window=(use.at - timedelta(minutes=1), use.at + timedelta(minutes=1)),
         retention_from=use.at,
     )
 

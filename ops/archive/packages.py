@@ -36,13 +36,24 @@ class Contents:
     audit_filter: Callable[[AuditRecord], bool] | None = None
     # When the record's retention period starts (its expiry or revocation, its closing, its sealing).
     retention_from: datetime | None = None
+    # Only the object's audit records of [since, until) (one use among a busy seal's thousands).
+    audit_window: tuple[datetime, datetime] | None = None
 
 
 def audit_evidence(
-    db: Session, *, object_type: str, object_id: str, keep: Callable[[AuditRecord], bool] | None = None
+    db: Session,
+    *,
+    object_type: str,
+    object_id: str,
+    keep: Callable[[AuditRecord], bool] | None = None,
+    window: tuple[datetime, datetime] | None = None,
 ) -> dict[str, bytes]:
-    """The audit records about one object in the log, each with its inclusion proof against the latest checkpoint."""
-    records: list[AuditRecord] = audit.records_for(db, object_type=object_type, object_id=object_id, limit=1000)
+    """The audit records about one object in the log (of a time window, those `keep` keeps), each with its inclusion
+    proof against the latest checkpoint."""
+    since, until = window if window is not None else (None, None)
+    records: list[AuditRecord] = audit.records_for(
+        db, object_type=object_type, object_id=object_id, limit=1000, since=since, until=until
+    )
     if keep is not None:
         records = [r for r in records if keep(r)]
     found = auditlog.evidence(db, records)
@@ -80,7 +91,9 @@ def build(db: Session, contents: Contents, *, organisation: str) -> bytes:
     """The zipped bag of a record: its files, the package metadata and the audit-log evidence."""
     files = dict(contents.files)
     object_type, object_id = contents.audit_object
-    files.update(audit_evidence(db, object_type=object_type, object_id=object_id, keep=contents.audit_filter))
+    files.update(
+        audit_evidence(db, object_type=object_type, object_id=object_id, keep=contents.audit_filter, window=contents.audit_window)
+    )
     files[PACKAGE_METADATA] = _json({"record_class": contents.record_class, "identifier": contents.identifier})
     info = {"Source-Organization": organisation, "External-Identifier": contents.identifier, **contents.info}
     return write_bag(files, info=info, root=_root(contents.identifier))
