@@ -256,3 +256,16 @@ def test_only_the_records_own_departments_or_the_platform_archive(world: World) 
 
 def record_ref(kind: str, record_id: str) -> dict[str, Any]:
     return {"record_class": kind, "record_id": record_id}
+
+
+def test_a_document_sealed_with_an_sm2_seal_passes_from_its_package(world: World) -> None:
+    """The GB/T 38540 signature of an SM2 seal: SM2 with SM3, the seal's maker and its chain on the SM2 CA."""
+    system = sealing_department(world, algorithm="SM2")
+    use_id = detached_use(world, system)
+    checkpoint(world.hub)
+    files = archive.read_zip(archived(world, system, f"/seal/uses/{use_id}")).files
+    report = check(files)
+    assert report.ok, report.failures()
+    passed = {f.check: f.reason for f in report.findings if f.ok}
+    assert "SM2 with SM3" in passed["seal signature"] and "chain of" in passed["seal chain"]
+    assert json.loads(files["data/record/use.json"])["hash_alg"] == "SM3"
