@@ -262,6 +262,7 @@ def check_sealed_document(bag: archive.Bag, report: archive.Report) -> None:
         _check_detached(payload, use, report)
     else:
         report.add(authenticity, "seal", False, f"neither {PDF_FILE} nor {DER_FILE} is in the package", f"data/{PDF_FILE}")
+    _check_ca_trusted(payload, report)
     others = [
         str(r.get("id"))
         for r in archive.audit_records(bag)
@@ -275,6 +276,39 @@ def check_sealed_document(bag: archive.Bag, report: archive.Report) -> None:
         if others
         else f"every audit record is about use {report.identifier}",
         "data/evidence/audit-inclusion.json",
+    )
+
+
+def _der(pem: str) -> bytes:
+    return x509.load_pem_x509_certificate(pem.encode()).public_bytes(serialization.Encoding.DER)
+
+
+def _check_ca_trusted(payload: dict[str, bytes], report: archive.Report) -> None:
+    """With the hub's published CA certificates (`/seal/ca`) given as trust: every root in the package is one."""
+    trust = report.trust
+    if trust is None or not trust.ca_roots:
+        return
+    try:
+        known = {_der(p) for p in trust.ca_roots}
+        roots = [_der(p) for p in json.loads(payload[CA_FILE])["roots"]]
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        report.add(
+            archive.Property.AUTHENTICITY,
+            "seal CA trusted",
+            False,
+            f"the CA certificates cannot be read: {exc}",
+            f"data/{CA_FILE}",
+        )
+        return
+    strangers = [r for r in roots if r not in known]
+    report.add(
+        archive.Property.AUTHENTICITY,
+        "seal CA trusted",
+        bool(roots) and not strangers,
+        "every CA root in the package is one the hub publishes"
+        if roots and not strangers
+        else f"{len(strangers)} CA root(s) in the package are not among the published ones given",
+        f"data/{CA_FILE}",
     )
 
 

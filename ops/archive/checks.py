@@ -58,10 +58,12 @@ class Trust:
 
     issuer_keys: list[dict[str, Any]] = field(default_factory=list)  # JWKs
     log_keys: dict[str, str] = field(default_factory=dict)  # key_id -> Ed25519 public key, base64
+    ca_roots: list[str] = field(default_factory=list)  # the hub's published seal CA roots (PEM)
 
     @classmethod
     def from_documents(cls, documents: list[Any]) -> Trust:
-        """From `/certhub/.well-known/jwks.json` (`keys`) and `/audit/log/keys` (`items`) as published."""
+        """From `/certhub/.well-known/jwks.json` (`keys`), `/audit/log/keys` (`items`) and `/seal/ca` (the roots of
+        both chains) as published."""
         trust = cls()
         for doc in documents:
             if not isinstance(doc, dict):
@@ -70,6 +72,9 @@ class Trust:
             for item in doc.get("items") or []:
                 if isinstance(item, dict) and isinstance(item.get("key_id"), str) and isinstance(item.get("public_key"), str):
                     trust.log_keys[item["key_id"]] = item["public_key"]
+            for name in ("root", "roots", "sm2_root", "sm2_roots"):
+                value = doc.get(name)
+                trust.ca_roots += [p for p in (value if isinstance(value, list) else [value]) if isinstance(p, str)]
         return trust
 
 

@@ -269,3 +269,11 @@ def test_a_document_sealed_with_an_sm2_seal_passes_from_its_package(world: World
     passed = {f.check: f.reason for f in report.findings if f.ok}
     assert "SM2 with SM3" in passed["seal signature"] and "chain of" in passed["seal chain"]
     assert json.loads(files["data/record/use.json"])["hash_alg"] == "SM3"
+    # Against the CA certificates the hub publishes: its roots are trusted; another hub's are not.
+    published = world.client.get("/seal/ca").json()
+    trusted = archive.check_bag(archive.Bag(files), ARCHIVE_PROFILES, archive.Trust.from_documents([published]))
+    assert [f.ok for f in trusted.findings if f.check == "seal CA trusted"] == [True]
+    other = {"roots": [published["root"]]}  # the P-256 chain's root only: the SM2 root in the package is a stranger
+    stranger = archive.check_bag(archive.Bag(files), ARCHIVE_PROFILES, archive.Trust.from_documents([other]))
+    [finding] = [f for f in stranger.findings if f.check == "seal CA trusted"]
+    assert not finding.ok and "not among the published ones" in finding.reason
