@@ -29,7 +29,19 @@ from ops.pagination import Page, whole_page
 from ops.timestamps import ZonedDatetime
 
 MAX_TRUST_BYTES = 1024 * 1024
-router = APIRouter(prefix="/archive", tags=["archive"], route_class=HubRoute)
+
+
+def _single_query_values(request: Request) -> None:
+    """Refuse (422) a query parameter given twice: every filter here takes one value, never the last of several."""
+    repeated = sorted({k for k in request.query_params if len(request.query_params.getlist(k)) > 1})
+    if repeated:
+        raise Invalid(
+            f"query parameter given more than once: {', '.join(repeated)}",
+            errors=[{"field": k, "in": "query", "message": "give it once"} for k in repeated],
+        )
+
+
+router = APIRouter(prefix="/archive", tags=["archive"], route_class=HubRoute, dependencies=[Depends(_single_query_values)])
 Checker = Annotated[Principal, Depends(require_roles(Role.PLATFORM_ADMIN, Role.DEPARTMENT_ADMIN, Role.DEPARTMENT_SYSTEM))]
 
 

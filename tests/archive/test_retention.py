@@ -231,3 +231,8 @@ def test_the_commands_archive_hold_dispose_and_approve(
         cli._tombstones(db, settings, argparse.Namespace(record_class="sealed_document", record=use_id))
     [stone] = json.loads(capsys.readouterr().out)
     assert stone["approved_by"] == "cli:档案室 王五" and stone["proposed_by"] == "cli"
+
+
+def test_a_filter_given_twice_is_refused(world: World) -> None:
+    twice = world.client.get("/archive/holds?record_class=a&record_class=b", headers=world.admin.headers)
+    assert twice.status_code == 422 and "more than once: record_class" in twice.json()["detail"], twice.text
