@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from ops import audit
 from ops.archive import repository
-from ops.archive.bagit import Bag, digest, read_zip, write_bag
+from ops.archive.bagit import MAX_PACKAGE_BYTES, Bag, digest, read_zip, write_bag
 from ops.archive.checks import Profile, Property, Report, Trust, check_bag, check_fixity
 from ops.archive.models import ArchivePackage
 from ops.auth import Principal, Role
@@ -56,6 +56,12 @@ def build_transfer(
         raise Invalid(f"{len(packages)} packages: a transfer holds at most {MAX_TRANSFER_PACKAGES}; choose a shorter period")
     payload: dict[str, bytes] = {}
     listed = []
+    total = sum(p.size for p in packages)
+    if total > MAX_PACKAGE_BYTES:
+        raise Invalid(
+            f"the {len(packages)} packages come to {total} bytes: a transfer holds at most {MAX_PACKAGE_BYTES} "
+            "(what a receiver reads whole); choose a shorter period"
+        )
     for package in packages:
         data = get_bytes(storage, package.object_key)
         name = f"packages/{record_class}/{package.file_name.removesuffix('.zip')}-{package.id[:8]}.zip"
