@@ -9,18 +9,16 @@ docs/certhub.md for the mapping), the GB/T 36903 metadata (`metadata/gbt36903.js
 
 from __future__ import annotations
 
-import io
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
-from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy.orm import Session
 
 from certhub import repository, sdjwt, sealing
 from certhub.common import not_found
 from certhub.hubkey import hub_jwks
-from certhub.models import Certificate
+from certhub.models import Certificate, CertificateStatus
 from ops.archive import service as archive
 from ops.auth import Principal, Role
 from ops.config import Settings
@@ -36,7 +34,7 @@ DAT46_FILE = "metadata/dat46.json"
 GBT36903_FILE = "metadata/gbt36903.json"
 KEY_FILE = "signature/issuer-key.json"
 SEAL_CA_FILE = "signature/seal-ca.json"
-# 保管期限: a certificate version is kept permanently (永久) until a retention schedule says otherwise.
+# 保管期限 of a class the retention schedule (GOVHUB_ARCHIVE_RETENTION_YEARS) does not name: permanent (永久).
 RETENTION = "永久"
 # The DA/T 46 elements every certificate package must fill (the rest are named in docs/certhub.md).
 REQUIRED_ELEMENTS = ("聚合层次", "电子文件号", "题名", "责任者", "日期", "保管期限", "密级", "计算机文件", "电子签名", "业务行为")
@@ -59,8 +57,20 @@ def archivable(db: Session, who: Principal, identifier: str) -> Certificate:
     return certificate
 
 
-def certificate_contents(db: Session, certificate: Certificate, *, storage: ObjectStore, vault: KeyVault) -> archive.Contents:
-    """The files and metadata of one certificate version's package."""
+def retention_from(certificate: Certificate) -> datetime | None:
+    """When a version's retention starts: its revocation (注销) or supersession, else the end of its validity;
+    None for a version in force with no end date (its retention has not started)."""
+    if certificate.status in (CertificateStatus.REVOKED, CertificateStatus.SUPERSEDED):
+        return certificate.status_changed_at
+    if certificate.valid_until is not None:
+        return datetime.combine(certificate.valid_until, time.min, UTC) + timedelta(days=1)
+    return None
+
+
+def certificate_contents(
+    db: Session, certificate: Certificate, *, storage: ObjectStore, vault: KeyVault, retention_years: int | None = None
+) -> archive.Contents:
+    """The files and metadata of one certificate version's package (保管期限: `retention_years`, else permanent)."""
     files: dict[str, bytes] = {
         JWS_FILE: certificate.jws.encode(),
         SD_JWT_FILE: certificate.sd_jwt.encode(),
@@ -92,7 +102,7 @@ def certificate_contents(db: Session, certificate: Certificate, *, storage: Obje
         "文号": certificate.number,
         "责任者": meta.get("ZZBFJG"),
         "日期": certificate.issued_at.astimezone(UTC).isoformat(),
-        "保管期限": RETENTION,
+        "保管期限": f"{retention_years}年" if retention_years else RETENTION,
         "密级": "非密",
         "语种": "汉语",
         "计算机文件": computer_files,
@@ -119,6 +129,7 @@ def certificate_contents(db: Session, certificate: Certificate, *, storage: Obje
         files=files,
         info={"Internal-Sender-Description": f"电子证照 {meta.get('ZZMC')} {certificate.identifier}"},
         audit_object=("certificate", certificate.identifier),
+        retention_from=retention_from(certificate),
     )
 
 
@@ -135,7 +146,8 @@ def archive_certificate(
 ) -> archive.ArchivePackage:
     """Write the archive package of one certificate version to object storage (its issuer or the platform)."""
     certificate = archivable(db, who, identifier)
-    contents = certificate_contents(db, certificate, storage=storage, vault=vault)
+    years = settings.archive_retention.get(RECORD_CLASS)
+    contents = certificate_contents(db, certificate, storage=storage, vault=vault, retention_years=years)
     return archive.store_package(db, who=who, storage=storage, contents=contents, organisation=settings.public_url)
 
 
@@ -238,7 +250,7 @@ def check_certificate_package(bag: archive.Bag, report: archive.Report) -> None:
         )
     _check_signature(payload, meta, identifier, report)
     if PDF_FILE in payload:
-        _check_pdf_seal(payload, report)
+        archive.check_pdf_seals(payload, PDF_FILE, SEAL_CA_FILE, report)
     _check_audit_subject(bag, identifier, report)
 
 
@@ -304,66 +316,6 @@ def _check_signature(payload: dict[str, bytes], meta: dict[str, Any], identifier
                 else f"data/{GBT36903_FILE} differs from the metadata signed in {name}",
                 f"data/{GBT36903_FILE}",
             )
-
-
-def _check_pdf_seal(payload: dict[str, bytes], report: archive.Report) -> None:
-    """The sealed PDF copy: every seal intact, cryptographically valid, covering the whole file, and chained to
-    the hub CA certificates in the package, as of the time the seal says it was made (no time stamp or revocation
-    data is in the package yet, so that time is the signer's own claim)."""
-    from cryptography import x509
-    from pyhanko.pdf_utils.reader import PdfFileReader
-    from pyhanko.sign.validation import validate_pdf_signature
-    from pyhanko_certvalidator import ValidationContext
-
-    authenticity, path = archive.Property.AUTHENTICITY, f"data/{PDF_FILE}"
-    try:
-        chain = json.loads(payload[SEAL_CA_FILE])
-
-        def load(pem: str) -> Any:
-            from asn1crypto import x509 as asn1_x509
-
-            return asn1_x509.Certificate.load(x509.load_pem_x509_certificate(pem.encode()).public_bytes(Encoding.DER))
-
-        roots, intermediates = [load(p) for p in chain["roots"]], [load(p) for p in chain["intermediates"]]
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        report.add(authenticity, "seal", False, f"data/{SEAL_CA_FILE} is missing or unreadable ({exc})", f"data/{SEAL_CA_FILE}")
-        return
-    try:
-        signatures = list(PdfFileReader(io.BytesIO(payload[PDF_FILE]), strict=False).embedded_signatures)
-    except Exception as exc:  # an unreadable PDF is the finding
-        report.add(authenticity, "seal", False, f"the seals of {PDF_FILE} cannot be read: {exc}", path)
-        return
-    if not signatures:
-        report.add(authenticity, "seal", False, f"{PDF_FILE} carries no seal", path)
-    for sig in signatures:
-        try:
-            context = ValidationContext(
-                trust_roots=roots, other_certs=intermediates, allow_fetching=False, moment=sig.self_reported_timestamp
-            )
-            status = validate_pdf_signature(sig, context)
-        except Exception as exc:  # a broken signature structure is the finding
-            report.add(authenticity, "seal", False, f"seal {sig.field_name} of {PDF_FILE} cannot be checked: {exc}", path)
-            continue
-        whole = status.coverage is not None and status.coverage.name == "ENTIRE_FILE"
-        problems = [
-            text
-            for ok, text in (
-                (status.intact, "the sealed bytes were altered"),
-                (status.valid, "the signature does not verify"),
-                (status.trusted, "the seal's certificate does not chain to the CA certificates in the package"),
-                (whole, "the seal does not cover the whole file"),
-            )
-            if not ok
-        ]
-        report.add(
-            authenticity,
-            "seal",
-            not problems,
-            f"seal {sig.field_name} of {PDF_FILE}: {'; '.join(problems)}"
-            if problems
-            else f"seal {sig.field_name} of {PDF_FILE} is intact, valid and chains to the hub CA",
-            path,
-        )
 
 
 def _check_audit_subject(bag: archive.Bag, identifier: str | None, report: archive.Report) -> None:

@@ -9,6 +9,7 @@ from datetime import date
 from sqlalchemy.orm import Session
 
 from exchange import service, tasks
+from ops.archive import cli as archive_cli
 from ops.cli import with_db
 from ops.config import Settings
 from ops.crypto import KeyVault
@@ -40,6 +41,18 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     report.add_argument("--end", type=_date, required=True, help="last day, YYYY-MM-DD")
     report.add_argument("--json", action="store_true", help="print JSON instead of a table")
     report.set_defaults(func=with_db(_report, writes=False))
+    archive = sub.add_parser(
+        "archive",
+        help="归档: write the dossiers of the decided requests filed in a period",
+        description="Signs an audit-log checkpoint, then archives the dossier of every decided request filed in the "
+        "period, printing `request id, sha256, size` for each. Check a package with `govhub archive check`.",
+    )
+    archive_cli.add_range_arguments(archive)
+    archive.set_defaults(func=with_db(_archive))
+
+
+def _archive(db: Session, settings: Settings, args: argparse.Namespace) -> None:
+    archive_cli.run_range(db, settings, args, service.archive_requests_between)
 
 
 def _sweep(db: Session, _settings: Settings, _args: argparse.Namespace) -> None:

@@ -45,6 +45,7 @@ from exchange.schemas import (
     WebhookSet,
 )
 from ops import audit
+from ops.archive.schemas import ArchivePackageRead
 from ops.auth import DepartmentOrAdmin, DepartmentStaff, Holder, PlatformAdmin, Principal
 from ops.db import DbSession, HubRoute, etag, reads_only, writes
 from ops.divisions import service as divisions
@@ -516,3 +517,44 @@ def subscription_deliveries(
 def replay(subscription_id: str, body: ReplayRequest, db: DbSession, who: DepartmentOrAdmin) -> ReplayResult:
     """Deliver parked events again (all of them, or those named), from the first try."""
     return ReplayResult(replayed=service.replay(db, who=who, subscription_id=subscription_id, delivery_ids=body.delivery_ids))
+
+
+@router.post(
+    "/requests/{request_id}/archive",
+    status_code=201,
+    response_model=ArchivePackageRead,
+    summary="Archive (归档) a decided request's dossier: a BagIt package in object storage",
+)
+def archive_request(request_id: str, request: Request, db: DbSession, who: DepartmentOrAdmin) -> ArchivePackageRead:
+    """The consumer's or provider's staff, or the platform: the package holds the request, every decision with
+    its reason and person, the grant and a summary of its data accesses (counts, not the data), DA/T 46 metadata
+    and the audit-log evidence; 409 while the request is open, or before a signed checkpoint covers it."""
+    state = request.app.state
+    package = service.archive_request(db, who=who, storage=state.storage, settings=state.settings, request_id=request_id)
+    return ArchivePackageRead.model_validate(package)
+
+
+@router.get("/requests/{request_id}/archive-packages", response_model=Page[ArchivePackageRead])
+def list_request_packages(request_id: str, db: DbSession, who: DepartmentOrAdmin) -> Page[ArchivePackageRead]:
+    """The archive packages written for this request's dossier, newest first."""
+    return whole_page(
+        [ArchivePackageRead.model_validate(p) for p in service.request_packages(db, who=who, request_id=request_id)]
+    )
+
+
+@router.get(
+    "/requests/{request_id}/archive-packages/{package_id}",
+    summary="Download an archive package of a dossier (zip)",
+    response_class=Response,
+    responses={200: {"content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}}},
+)
+@writes  # the download is recorded in the audit trail
+def download_request_package(
+    request_id: str, package_id: str, request: Request, db: DbSession, who: DepartmentOrAdmin
+) -> Response:
+    package, data = service.request_package(
+        db, who=who, storage=request.app.state.storage, request_id=request_id, package_id=package_id
+    )
+    return Response(
+        data, media_type="application/zip", headers={"Content-Disposition": f'attachment; filename="{package.file_name}"'}
+    )

@@ -16,6 +16,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from exchange.models import (
+    OPEN_STATES,
     DataAccess,
     DeadlineBreach,
     Delivery,
@@ -533,3 +534,41 @@ def delivery_counts(db: Session, subscription_ids: list[str]) -> dict[tuple[str,
 def breaches_recorded_at(db: Session, at: datetime) -> list[DeadlineBreach]:
     """The deadline breaches one sweep recorded (at its moment)."""
     return list(db.scalars(select(DeadlineBreach).where(DeadlineBreach.recorded_at == at).order_by(DeadlineBreach.id)))
+
+
+def archivable_request(db: Session, who: Principal, request_id: str) -> SharingRequest | None:
+    """A request the caller may archive: its consumer's or provider's staff, or the platform (as it reads it)."""
+    return get_request(db, who, request_id)
+
+
+def grant_of_request(db: Session, request_id: str) -> Grant | None:
+    return db.scalars(select(Grant).where(Grant.request_id == request_id)).first()
+
+
+def access_summary(db: Session, grant_id: str) -> list[tuple[str, str, str, str, int, int]]:
+    """(day UTC, purpose, kind, outcome, accesses, rows) of a grant's data accesses: counts, never the data."""
+    day = func.date(DataAccess.at)
+    query = (
+        select(
+            day,
+            DataAccess.purpose,
+            DataAccess.kind,
+            DataAccess.outcome,
+            func.count(),
+            func.coalesce(func.sum(DataAccess.rows), 0),
+        )
+        .where(DataAccess.grant_id == grant_id)
+        .group_by(day, DataAccess.purpose, DataAccess.kind, DataAccess.outcome)
+        .order_by(day, DataAccess.purpose, DataAccess.kind, DataAccess.outcome)
+    )
+    return [(str(d), p, k, o, int(n), int(r)) for d, p, k, o, n, r in db.execute(query)]
+
+
+def requests_filed_between(db: Session, who: Principal, *, since: datetime, until: datetime) -> list[str]:
+    """The requests the caller reads filed in [since, until) that are no longer open, oldest first."""
+    query = readable_requests(who).where(
+        SharingRequest.filed_at >= since,
+        SharingRequest.filed_at < until,
+        SharingRequest.state.not_in([s.value for s in OPEN_STATES]),
+    )
+    return [r.id for r in db.scalars(query.order_by(SharingRequest.filed_at, SharingRequest.id))]

@@ -16,6 +16,7 @@ live in modules of one concern each:
   events, what a subscriber receives (`rows_for_grant`: a grant's row scope), deliveries with retries,
   parking and replay, the hub-signed feed cursor;
 - `exchange.broker`: every outbox event published to NATS JetStream where one is deployed;
+- `exchange.archiving`: 电子档案: the archive package of a request's dossier, its checks in 四性检测;
 - `exchange.supervision`: the overdue sweep, deadlines recomputed for a new calendar, webhooks, the
   departments' report and the state gauges.
 """
@@ -43,6 +44,8 @@ from exchange.access import (
     run_lookups,
     settle_accesses,
 )
+from exchange.archiving import PROFILES as ARCHIVE_PROFILES
+from exchange.archiving import archive_request, archive_requests_between, request_package, request_packages
 from exchange.broker import publish_outbox
 from exchange.grants import delivery_event, expire_grants, get_grant, revoke_grant, usable_grant_on
 from exchange.models import OPEN_STATES, RequestState, SharingRequest
@@ -102,6 +105,7 @@ from exchange.subscriptions import deliver as deliver_subscriptions
 from exchange.supervision import publish_gauges, recompute_deadlines, report, set_webhook, sign, sweep_overdue
 
 __all__ = [
+    "ARCHIVE_PROFILES",
     "DEFAULT_LOOKUP_ROWS",
     "EVENT_ROWS",
     "MAX_EXPORT_PAGE",
@@ -137,6 +141,8 @@ __all__ = [
     "WebhookAddressRefused",
     "accept",
     "accesses_about_holder",
+    "archive_request",
+    "archive_requests_between",
     "available_actions",
     "call_api",
     "check_webhook_url",
@@ -179,6 +185,8 @@ __all__ = [
     "replay",
     "report",
     "request_extension",
+    "request_package",
+    "request_packages",
     "revoke_grant",
     "routes_directly",
     "rows_for_grant",

@@ -23,6 +23,7 @@ from exchange import endpoints as exchange_endpoints
 from exchange import service as exchange_service
 from exchange import tasks as exchange_tasks
 from govhub import __version__
+from govhub.archives import ARCHIVE_PROFILES
 from govhub.console import endpoints as console
 from govhub.console import service as console_service
 from govhub.timestamping import configure_time_stamps
@@ -190,7 +191,7 @@ def create_app(
         "lookups": GroupCommit(factory, exchange_service.run_lookups, name="lookups", loop_writer=loop_writer, writers=writers),
         "calendar_listeners": calendar_listeners(settings),
         # 四性检测: each record class's own checks of its archive packages (POST /archive/check).
-        "archive_profiles": certhub_service.ARCHIVE_PROFILES,
+        "archive_profiles": ARCHIVE_PROFILES,
     }
     for key, value in state.items():
         setattr(app.state, key, value)

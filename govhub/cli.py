@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session
 
 from catalog_registry import cli as catalog_cli
 from certhub import cli as certhub_cli
-from certhub import service as certhub_service
 from exchange import cli as exchange_cli
 from govhub.timestamping import configure_time_stamps
+from govhub.archives import ARCHIVE_PROFILES
 from ops.archive import cli as archive_cli
 from ops.auditlog import cli as auditlog_cli
 from ops.cli import CLI_ADMIN, describe_from_help, load_settings, with_db
@@ -379,7 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
     divisions_cli.register(sub)
     for domain_cli in (auditlog_cli, catalog_cli, exchange_cli, seal_cli, certhub_cli):
         domain_cli.register(sub)
-    archive_cli.register(sub, certhub_service.ARCHIVE_PROFILES)
+    archive_cli.register(sub, ARCHIVE_PROFILES)
     describe_from_help(parser)
     return parser
 

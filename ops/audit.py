@@ -163,12 +163,22 @@ def append(db: Session, entries: list[dict[str, Any]]) -> None:
 
 
 def records_for(
-    db: Session, *, object_type: str | None = None, object_id: str | None = None, limit: int = 100
+    db: Session,
+    *,
+    object_type: str | None = None,
+    object_id: str | None = None,
+    limit: int = 100,
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> list[AuditRecord]:
-    """Recent audit records, optionally for one object (newest first)."""
+    """Recent audit records, optionally for one object and a time window [since, until) (newest first)."""
     query = select(AuditRecord).order_by(AuditRecord.id.desc()).limit(limit)
     if object_type:
         query = query.where(AuditRecord.object_type == object_type)
     if object_id:
         query = query.where(AuditRecord.object_id == object_id)
+    if since is not None:
+        query = query.where(AuditRecord.at >= since)
+    if until is not None:
+        query = query.where(AuditRecord.at < until)
     return list(db.scalars(query))

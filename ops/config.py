@@ -99,6 +99,10 @@ class Settings(BaseSettings):
     step_up_acr_values: str = "urn:govhub:acr:two-factor"
     step_up_amr_values: str = "otp,hwk,sms,mfa,swk,sc"
 
+    # 电子档案 retention (保管期限) per record class, in years from the record's end (a certificate's expiry or
+    # revocation, a sharing request's closing, a sealing): `class=years,...`; a class not named is kept for ever.
+    archive_retention_years: str = "certificate_version=30,sealed_document=30,sharing_dossier=10"
+
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_upload_bytes: int = Field(default=512 * 1_048_576, ge=1024)
 
@@ -165,6 +169,12 @@ class Settings(BaseSettings):
     def _supported_database(cls, value: str) -> str:
         if value and not value.startswith(("sqlite", "postgresql")):
             raise ValueError("database_url must be a sqlite:// or postgresql+psycopg:// URL")
+        return value
+
+    @field_validator("archive_retention_years")
+    @classmethod
+    def _check_retention(cls, value: str) -> str:
+        _retention(value)
         return value
 
     @field_validator("master_key", "bootstrap_admin_secret")
@@ -246,6 +256,11 @@ class Settings(BaseSettings):
         return self.oidc_redirect_url or f"{self.public_url}/console/oidc/callback"
 
     @property
+    def archive_retention(self) -> dict[str, int]:
+        """Years of retention by record class (validated at start-up)."""
+        return _retention(self.archive_retention_years)
+
+    @property
     def step_up_action_set(self) -> frozenset[str]:
         return _words(self.step_up_actions)
 
@@ -293,6 +308,18 @@ class Settings(BaseSettings):
                 tmp.unlink(missing_ok=True)
         keep_private(path)
         return decode_key(path.read_text().strip())
+
+
+def _retention(text: str) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        name, _, years = part.partition("=")
+        if not name.strip() or not years.strip().isdigit() or not 1 <= int(years) <= 1000:
+            raise ValueError(f"archive_retention_years: {part!r} is not class=years (1..1000)")
+        out[name.strip()] = int(years)
+    return out
 
 
 def _words(text: str) -> frozenset[str]:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from ops.archive import cli as archive_cli
 from ops.cli import CLI_ADMIN, with_db
 from ops.config import Settings
 from ops.crypto import KeyVault
@@ -133,6 +134,12 @@ def seals_verify_ofd(db: Session, settings: Settings, args: argparse.Namespace) 
     print(report.model_dump_json(indent=2))
 
 
+def seals_archive(db: Session, settings: Settings, args: argparse.Namespace) -> None:
+    from seal import service
+
+    archive_cli.run_range(db, settings, args, service.archive_uses_between)
+
+
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add this domain's commands to `govhub`."""
     from seal.schemas import SEAL_TYPES
@@ -167,6 +174,14 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     verify.add_argument("file", help="the sealed PDF, or the signed data with --signature")
     verify.add_argument("--signature", help="detached seal signature of FILE: DER (SignedValue.dat) or the earlier JSON")
     verify.set_defaults(func=with_db(seals_verify))
+    archive = seals.add_parser(
+        "archive",
+        help="归档: write the archive packages of the sealed documents of a period",
+        description="Signs an audit-log checkpoint, then archives every sealing of the period whose sealed output the "
+        "hub kept, printing `use id, sha256, size` for each. Check a package with `govhub archive check`.",
+    )
+    archive_cli.add_range_arguments(archive)
+    archive.set_defaults(func=with_db(seals_archive))
     verify_ofd = seals.add_parser("verify-ofd", help="verify every seal signature of a sealed OFD document")
     verify_ofd.add_argument("file", help="the sealed OFD")
     verify_ofd.set_defaults(func=with_db(seals_verify_ofd))

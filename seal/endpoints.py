@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, Resp
 from sqlalchemy.orm import Session
 
 from ops import audit
+from ops.archive.schemas import ArchivePackageRead
 from ops.auth import DepartmentOrAdmin, DepartmentStaff, PlatformAdmin, require_second_factor
 from ops.config import Settings
 from ops.crypto import KeyVault
@@ -204,6 +205,7 @@ def sign_detached(body: DetachedSignRequest, request: Request, db: DbSession, wh
             seal_type=body.seal_type,
             settings=settings,
             approval_id=body.approval_id,
+            storage=request.app.state.storage,
         )
     if _wants_der(request):
         return Response(
@@ -264,6 +266,7 @@ def seal_pdf(
             settings=settings,
             approval_id=approval_id or None,
             level=level or None,
+            storage=request.app.state.storage,
         )
     return Response(sealed, media_type="application/pdf", headers={"Content-Disposition": 'attachment; filename="sealed.pdf"'})
 
@@ -669,4 +672,38 @@ def lta_record_document(record_id: str, db: DbSession, who: DepartmentOrAdmin) -
     record = service.lta_record(db, who=who, record_id=record_id)
     return Response(
         record.document, media_type="application/pdf", headers={"Content-Disposition": 'attachment; filename="sealed-lta.pdf"'}
+    )
+
+
+@router.post(
+    "/seal/uses/{use_id}/archive",
+    status_code=201,
+    response_model=ArchivePackageRead,
+    summary="Archive (归档) a sealed document: a BagIt package in object storage",
+)
+def archive_use(use_id: str, request: Request, db: DbSession, who: DepartmentOrAdmin) -> Any:
+    """The seal's department's staff or the platform: the package holds the sealed PDF or the DER seal signature,
+    the seal, its certificates, the use record with its approval, DA/T 46 metadata and the audit-log evidence;
+    409 when the use kept no sealed output, or before a signed audit-log checkpoint covers the use."""
+    state = request.app.state
+    return service.archive_use(db, who=who, storage=state.storage, settings=state.settings, vault=state.vault, use_id=use_id)
+
+
+@router.get("/seal/uses/{use_id}/archive-packages", response_model=Page[ArchivePackageRead])
+def list_use_packages(use_id: str, db: DbSession, who: DepartmentOrAdmin) -> Any:
+    """The archive packages written for this sealed document, newest first."""
+    return whole_page([ArchivePackageRead.model_validate(p) for p in service.use_packages(db, who=who, use_id=use_id)])
+
+
+@router.get(
+    "/seal/uses/{use_id}/archive-packages/{package_id}",
+    summary="Download an archive package of a sealed document (zip)",
+    response_class=Response,
+    responses={200: {"content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}}},
+)
+@writes  # the download is recorded in the audit trail
+def download_use_package(use_id: str, package_id: str, request: Request, db: DbSession, who: DepartmentOrAdmin) -> Response:
+    package, data = service.use_package(db, who=who, storage=request.app.state.storage, use_id=use_id, package_id=package_id)
+    return Response(
+        data, media_type="application/zip", headers={"Content-Disposition": f'attachment; filename="{package.file_name}"'}
     )

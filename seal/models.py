@@ -121,6 +121,8 @@ class SealUse(IdMixin, Base):
     signature_hash: Mapped[str] = mapped_column(String(64))
     purpose: Mapped[str] = mapped_column(String(500))
     request_id: Mapped[str | None] = mapped_column(String(36), default=None)  # the approved request it used
+    # The sealed output (the sealed PDF, the DER seal signature) in object storage, for its archive package.
+    object_key: Mapped[str | None] = mapped_column(String(64), default=None)
 
 
 class SealAuthorisation(IdMixin, Base):

@@ -248,3 +248,24 @@ def lta_records_due(db: Session, *, now: datetime, weakened: set[str], limit: in
     if weakened:
         due = or_(due, LtaRecord.last_digest_algorithm.in_(sorted(weakened)))
     return list(db.scalars(select(LtaRecord).where(due).order_by(LtaRecord.renew_after, LtaRecord.id).limit(limit)))
+
+
+def archivable_use(db: Session, *, use_id: str, department_id: str | None) -> tuple[SealUse, Seal] | None:
+    """A seal use and its seal, of the department's seals (any department's when `department_id` is None)."""
+    query = select(SealUse, Seal).join(Seal, Seal.id == SealUse.seal_id).where(SealUse.id == use_id)
+    if department_id is not None:
+        query = query.where(SealUse.department_id == department_id)
+    row = db.execute(query).first()
+    return (row[0], row[1]) if row is not None else None
+
+
+def uses_kept_between(db: Session, *, since: datetime, until: datetime, department_id: str | None) -> list[str]:
+    """The uses in [since, until) whose sealed output is kept in object storage, oldest first."""
+    query = select(SealUse.id).where(SealUse.at >= since, SealUse.at < until, SealUse.object_key.is_not(None))
+    if department_id is not None:
+        query = query.where(SealUse.department_id == department_id)
+    return list(db.scalars(query.order_by(SealUse.at, SealUse.id)))
+
+
+def use_request_by_id(db: Session, request_id: str) -> SealUseRequest | None:
+    return db.get(SealUseRequest, request_id)

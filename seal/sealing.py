@@ -20,6 +20,7 @@ from ops.config import Settings
 from ops.crypto import KeyVault, WrappedSecret
 from ops.db import utcnow
 from ops.errors import Conflict, Invalid, NotFound, PayloadTooLarge, UpstreamError
+from ops.storage import ObjectStore
 from seal import authority, keys, ltv, ofd, ofdsign, repository, ses, sesder, timestamps, usage
 from seal import pdf as pades
 from seal.common import field_error, key_purpose
@@ -41,7 +42,11 @@ def _record_use(
     purpose: str,
     approval: SealUseRequest | None,
     system: str | None,
+    output: bytes,
+    storage: ObjectStore | None,
 ) -> SealUse:
+    # The sealed output is kept in object storage when the caller passes a store: its archive package holds it.
+    object_key = storage.put([output]).key if storage is not None else None
     use = SealUse(
         seal_id=seal.id,
         department_id=seal.department_id,
@@ -53,6 +58,7 @@ def _record_use(
         signature_hash=hashlib.sha256(signature).hexdigest(),
         purpose=purpose,
         request_id=approval.id if approval else None,
+        object_key=object_key,
     )
     db.add(use)
     db.flush()
@@ -130,6 +136,7 @@ def seal_pdf(
     approval_id: str | None = None,
     system: str | None = None,
     level: str | None = None,
+    storage: ObjectStore | None = None,
 ) -> bytes:
     """PAdES-seal a PDF with the department's seal (visible stamp), record the use; return the sealed PDF.
 
@@ -191,6 +198,8 @@ def seal_pdf(
         purpose=purpose,
         approval=approval,
         system=system,
+        output=sealed,
+        storage=storage,
     )
     if chosen == ltv.B_LTA:
         ltv.keep(
@@ -383,6 +392,7 @@ def sign_detached_der(
     timestamper: TimeStamper | None = None,
     settings: Settings,
     approval_id: str | None = None,
+    storage: ObjectStore | None = None,
 ) -> bytes:
     """Seal bytes with a detached GB/T 38540 v4 seal signature; return the DER SES_Signature; record the use.
 
@@ -420,6 +430,8 @@ def sign_detached_der(
         purpose=purpose,
         approval=approval,
         system=None,
+        output=der,
+        storage=storage,
     )
     return der
 

@@ -18,6 +18,8 @@ jobs, certhub, tests) import the seal rules from here. Each concern lives in a m
 ``seal/ofd.py``            reading an OFD package safely (ZIP and XML limits) and its seal signatures
 ``seal/ltv.py``            long-term validation: PAdES levels B-B … B-LTA, the kept B-LTA PDFs and
                            the renewal of their document time stamp chain, the evidence "as of" a time
+``seal/archiving.py``      电子档案: the archive package of a sealed document (one use), its checks in
+                           四性检测
 ``seal/sm2ca.py``          the SM2 chain (root, issuing CA, seal maker) and the CRLs of both chains
 ``seal/ocsp.py``           the OCSP responder (RFC 6960) of both issuing CAs
 ``seal/tsa.py``            the hub's own time-stamp authority (RFC 3161) and the time stampers (the
@@ -33,6 +35,8 @@ This module defines nothing: it re-exports.
 
 from __future__ import annotations
 
+from seal.archiving import PROFILES as ARCHIVE_PROFILES
+from seal.archiving import archive_use, archive_uses_between, use_package, use_packages
 from seal.authority import ensure_authority
 from seal.caches import clear_all as clear_caches
 from seal.custody import department_jwks, department_signer, rewrap_keys, signer_for, verify_jose_signature
@@ -93,6 +97,7 @@ from seal.verification import (
 )
 
 __all__ = [
+    "ARCHIVE_PROFILES",
     "CERTHUB",
     "LEVELS",
     "OCSP_MAX_REQUEST_BYTES",
@@ -102,6 +107,8 @@ __all__ = [
     "SealUseRefused",
     "SealedOfd",
     "Signer",
+    "archive_use",
+    "archive_uses_between",
     "authorise",
     "authority_certificates",
     "can_seal_with",
@@ -145,6 +152,8 @@ __all__ = [
     "time_stamper",
     "timestamper",
     "use_actions",
+    "use_package",
+    "use_packages",
     "use_requests",
     "verify_der",
     "verify_detached",

@@ -26,7 +26,7 @@ PACKAGE_METADATA = "metadata/package.json"
 CHECKPOINT = "evidence/checkpoint.json"
 INCLUSIONS = "evidence/audit-inclusion.json"
 # The formats a package may hold, by file name ending: anything else is refused as unusable.
-FORMATS = {".json": "json", ".pdf": "pdf", ".jws": "text", ".txt": "text", ".sd-jwt": "text"}
+FORMATS = {".json": "json", ".pdf": "pdf", ".jws": "text", ".txt": "text", ".sd-jwt": "text", ".der": "der"}
 # The first bytes of executables and scripts (PE, ELF, Mach-O, shell, Java class).
 _EXECUTABLE_MAGIC = (b"MZ", b"\x7fELF", b"\xfe\xed\xfa", b"\xcf\xfa\xed\xfe", b"\xce\xfa\xed\xfe", b"#!", b"\xca\xfe\xba\xbe")
 _PDF_ACTIVE = (b"/JavaScript", b"/JS ", b"/JS(", b"/Launch", b"/EmbeddedFile", b"/RichMedia")
@@ -58,10 +58,12 @@ class Trust:
 
     issuer_keys: list[dict[str, Any]] = field(default_factory=list)  # JWKs
     log_keys: dict[str, str] = field(default_factory=dict)  # key_id -> Ed25519 public key, base64
+    ca_roots: list[str] = field(default_factory=list)  # the hub's published seal CA roots (PEM)
 
     @classmethod
     def from_documents(cls, documents: list[Any]) -> Trust:
-        """From `/certhub/.well-known/jwks.json` (`keys`) and `/audit/log/keys` (`items`) as published."""
+        """From `/certhub/.well-known/jwks.json` (`keys`), `/audit/log/keys` (`items`) and `/seal/ca` (the roots of
+        both chains) as published."""
         trust = cls()
         for doc in documents:
             if not isinstance(doc, dict):
@@ -70,6 +72,9 @@ class Trust:
             for item in doc.get("items") or []:
                 if isinstance(item, dict) and isinstance(item.get("key_id"), str) and isinstance(item.get("public_key"), str):
                     trust.log_keys[item["key_id"]] = item["public_key"]
+            for name in ("root", "roots", "sm2_root", "sm2_roots"):
+                value = doc.get(name)
+                trust.ca_roots += [p for p in (value if isinstance(value, list) else [value]) if isinstance(p, str)]
         return trust
 
 
@@ -135,6 +140,12 @@ def check_bag(bag: Bag, profiles: Mapping[str, Profile], trust: Trust | None = N
     else:
         profile(bag, report)
     return report
+
+
+def check_fixity(bag: Bag, report: Report) -> None:
+    """The bag's own integrity: its declaration, every file against both manifests and tag manifests, missing and
+    extra files, Payload-Oxum (a transfer's outer bag gets these alone)."""
+    _integrity(bag, report)
 
 
 def _integrity(bag: Bag, report: Report) -> None:
@@ -220,6 +231,10 @@ def _format_problem(kind: str, data: bytes) -> str | None:
             json.loads(data)
         elif kind == "text":
             data.decode("utf-8")
+        elif kind == "der":
+            from asn1crypto import core
+
+            core.load(data, strict=True)  # one whole DER value, nothing after it
         else:
             from pyhanko.pdf_utils.reader import PdfFileReader
 
@@ -329,3 +344,137 @@ def _audit_evidence(bag: Bag, report: Report) -> None:
                 f"audit record {audit_id} is in the log at leaf {item['leaf_index']}",
                 ipath,
             )
+
+
+def check_pdf_seals(payload: Mapping[str, bytes], pdf_name: str, ca_name: str, report: Report) -> None:
+    """The seals of a sealed PDF in the package: every one intact, cryptographically valid, covering the whole file
+    and chained to the CA certificates in `ca_name` (`{"roots": [PEM], "intermediates": [PEM]}`), as of the time
+    each seal states (no time stamp or revocation data is archived, so that time is the signer's own claim)."""
+    from asn1crypto import x509 as asn1_x509
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.validation import validate_pdf_signature
+    from pyhanko_certvalidator import ValidationContext
+
+    path = f"data/{pdf_name}"
+    try:
+        chain = json.loads(payload[ca_name])
+
+        def load(pem: str) -> Any:
+            return asn1_x509.Certificate.load(x509.load_pem_x509_certificate(pem.encode()).public_bytes(Encoding.DER))
+
+        roots, intermediates = [load(p) for p in chain["roots"]], [load(p) for p in chain["intermediates"]]
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        report.add(Property.AUTHENTICITY, "seal", False, f"data/{ca_name} is missing or unreadable ({exc})", f"data/{ca_name}")
+        return
+    try:
+        signatures = list(PdfFileReader(io.BytesIO(payload[pdf_name]), strict=False).embedded_signatures)
+    except Exception as exc:  # an unreadable PDF is the finding
+        report.add(Property.AUTHENTICITY, "seal", False, f"the seals of {pdf_name} cannot be read: {exc}", path)
+        return
+    if not signatures:
+        report.add(Property.AUTHENTICITY, "seal", False, f"{pdf_name} carries no seal", path)
+    for sig in signatures:
+        try:
+            context = ValidationContext(
+                trust_roots=roots, other_certs=intermediates, allow_fetching=False, moment=sig.self_reported_timestamp
+            )
+            status = validate_pdf_signature(sig, context)
+        except Exception as exc:  # a broken signature structure is the finding
+            report.add(
+                Property.AUTHENTICITY, "seal", False, f"seal {sig.field_name} of {pdf_name} cannot be checked: {exc}", path
+            )
+            continue
+        whole = status.coverage is not None and status.coverage.name == "ENTIRE_FILE"
+        problems = [
+            text
+            for ok, text in (
+                (status.intact, "the sealed bytes were altered"),
+                (status.valid, "the signature does not verify"),
+                (status.trusted, "the seal's certificate does not chain to the CA certificates in the package"),
+                (whole, "the seal does not cover the whole file"),
+            )
+            if not ok
+        ]
+        report.add(
+            Property.AUTHENTICITY,
+            "seal",
+            not problems,
+            f"seal {sig.field_name} of {pdf_name}: {'; '.join(problems)}"
+            if problems
+            else f"seal {sig.field_name} of {pdf_name} is intact, valid and chains to the hub CA",
+            path,
+        )
+
+
+def check_described_files(bag: Bag, report: Report, *, metadata: str, prefix: str = "original/") -> None:
+    """The DA/T 46 计算机文件 of `metadata` against the files under `prefix`: each described, each present, each
+    size, SHA-256 and SM3 as described."""
+    payload = bag.payload()
+    doc = load_json(bag, metadata)
+    described = doc.get("计算机文件") if isinstance(doc, dict) else None
+    listed: dict[str, dict[str, Any]] = {
+        str(f.get("计算机文件名")): f for f in (described if isinstance(described, list) else []) if isinstance(f, dict)
+    }
+    originals = {n for n in payload if n.startswith(prefix)}
+    for name in sorted(originals | listed.keys()):
+        entry, data = listed.get(name), payload.get(name)
+        if entry is None or data is None:
+            where = "not described in the metadata" if entry is None else "described in the metadata but absent"
+            report.add(Property.INTEGRITY, "metadata files", False, f"{name} is {where}", f"data/{metadata}")
+            continue
+        wrong = [
+            k
+            for k, v in (("计算机文件大小", len(data)), ("SHA-256", digest("sha256", data)), ("SM3", digest("sm3", data)))
+            if entry.get(k) != v
+        ]
+        report.add(
+            Property.INTEGRITY,
+            "metadata files",
+            not wrong,
+            f"the metadata's {', '.join(wrong)} of {name} do not match the file" if wrong else f"{name} matches its metadata",
+            f"data/{metadata}",
+        )
+
+
+def check_required_elements(bag: Bag, report: Report, *, metadata: str, required: tuple[str, ...]) -> dict[str, Any] | None:
+    """The DA/T 46 metadata is a JSON object with every required element filled and 电子文件号 naming the record."""
+    doc = load_json(bag, metadata)
+    path = f"data/{metadata}"
+    if not isinstance(doc, dict):
+        report.add(Property.INTEGRITY, "metadata", False, f"{path} is missing or not a JSON object", path)
+        return None
+    missing = [e for e in required if not doc.get(e)]
+    report.add(
+        Property.INTEGRITY,
+        "metadata complete",
+        not missing,
+        f"DA/T 46 elements missing: {', '.join(missing)}" if missing else "every required DA/T 46 element is filled",
+        path,
+    )
+    number = doc.get("电子文件号")
+    report.add(
+        Property.INTEGRITY,
+        "metadata identifier",
+        number == report.identifier,
+        f"电子文件号 (DA/T 46) is {number}, the package is of {report.identifier}"
+        if number != report.identifier
+        else "电子文件号 (DA/T 46) names the package's record",
+        path,
+    )
+    return doc
+
+
+def audit_records(bag: Bag) -> list[dict[str, Any]]:
+    """The audit records the package's inclusion proofs carry (those that parse)."""
+    items = load_json(bag, INCLUSIONS)
+    out = []
+    for item in items if isinstance(items, list) else []:
+        try:
+            record = json.loads(item["record"])
+        except (TypeError, KeyError, ValueError):
+            continue
+        if isinstance(record, dict):
+            out.append(record)
+    return out

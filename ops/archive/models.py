@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Index, Integer, String
+from sqlalchemy import JSON, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ops.db import Base, IdMixin, utcnow
@@ -23,3 +24,56 @@ class ArchivePackage(IdMixin, Base):
     file_name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str] = mapped_column(String(128))
+    # When the retention period starts (the record's end: expiry or revocation, closing, sealing); None: unknown.
+    retention_from: Mapped[datetime | None] = mapped_column(default=None)
+    disposed_at: Mapped[datetime | None] = mapped_column(default=None)  # the zip was destroyed; see ArchiveTombstone
+
+
+class ArchiveHold(IdMixin, Base):
+    """A legal hold (冻结) on a record: while it is not released, the record's packages are not disposed of."""
+
+    __tablename__ = "archive_holds"
+    __table_args__ = (Index("ix_archive_holds_record", "record_class", "record_id"),)
+
+    record_class: Mapped[str] = mapped_column(String(40))
+    record_id: Mapped[str] = mapped_column(String(80))
+    reason: Mapped[str] = mapped_column(String(500))
+    placed_by: Mapped[str] = mapped_column(String(128))
+    placed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    released_by: Mapped[str | None] = mapped_column(String(128), default=None)
+    released_at: Mapped[datetime | None] = mapped_column(default=None)
+    release_reason: Mapped[str | None] = mapped_column(String(500), default=None)
+
+
+class DisposalList(IdMixin, Base):
+    """A disposal list (销毁清单): records whose retention has run out, proposed, then approved by the platform."""
+
+    __tablename__ = "archive_disposal_lists"
+
+    as_of: Mapped[datetime]
+    items: Mapped[list[Any]] = mapped_column(JSON)  # [{record_class, record_id, due_at, packages: [id, ...]}]
+    status: Mapped[str] = mapped_column(String(16))  # proposed | disposed
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(128))
+    approved_by: Mapped[str | None] = mapped_column(String(128), default=None)
+    approved_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class ArchiveTombstone(IdMixin, Base):
+    """What a disposal destroyed: one row per package, kept for ever (never a silent delete)."""
+
+    __tablename__ = "archive_tombstones"
+    __table_args__ = (Index("ix_archive_tombstones_record", "record_class", "record_id"),)
+
+    record_class: Mapped[str] = mapped_column(String(40))
+    record_id: Mapped[str] = mapped_column(String(80))
+    package_id: Mapped[str] = mapped_column(String(36))
+    package_sha256: Mapped[str] = mapped_column(String(64))
+    package_sm3: Mapped[str] = mapped_column(String(64))
+    package_size: Mapped[int] = mapped_column(Integer)
+    retention_from: Mapped[datetime | None]
+    retention_years: Mapped[int] = mapped_column(Integer)
+    disposal_list_id: Mapped[str] = mapped_column(String(36))
+    proposed_by: Mapped[str] = mapped_column(String(128))
+    approved_by: Mapped[str] = mapped_column(String(128))
+    disposed_at: Mapped[datetime] = mapped_column(default=utcnow)

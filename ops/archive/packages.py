@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
@@ -14,9 +16,7 @@ from ops.archive.bagit import digest, write_bag
 from ops.archive.checks import CHECKPOINT, INCLUSIONS, PACKAGE_METADATA
 from ops.archive.models import ArchivePackage
 from ops.audit import AuditRecord
-from ops.auditlog import repository as log_repository
-from ops.auditlog.merkle import inclusion_ranges
-from ops.auditlog.tree import canonical_record, subtree_hashes
+from ops.auditlog import service as auditlog
 from ops.auth import Principal
 from ops.errors import Conflict, NotFound
 from ops.storage import ObjectStore, get_bytes
@@ -32,39 +32,53 @@ class Contents:
     files: dict[str, bytes]
     info: dict[str, str]
     audit_object: tuple[str, str]  # (object_type, object_id) of the audit records that concern the record
+    # Which of those audit records are about this record (a seal's records cover all its uses: one use's only).
+    audit_filter: Callable[[AuditRecord], bool] | None = None
+    # When the record's retention period starts (its expiry or revocation, its closing, its sealing).
+    retention_from: datetime | None = None
+    # Only the object's audit records of [since, until) (one use among a busy seal's thousands).
+    audit_window: tuple[datetime, datetime] | None = None
 
 
-def audit_evidence(db: Session, *, object_type: str, object_id: str) -> dict[str, bytes]:
-    """The audit records about one object in the log, each with its inclusion proof against the latest checkpoint."""
-    checkpoint = log_repository.latest_checkpoint(db)
-    if checkpoint is None:
+def audit_evidence(
+    db: Session,
+    *,
+    object_type: str,
+    object_id: str,
+    keep: Callable[[AuditRecord], bool] | None = None,
+    window: tuple[datetime, datetime] | None = None,
+) -> dict[str, bytes]:
+    """The audit records about one object in the log (of a time window, those `keep` keeps), each with its inclusion
+    proof against the latest checkpoint."""
+    since, until = window if window is not None else (None, None)
+    records: list[AuditRecord] = audit.records_for(
+        db, object_type=object_type, object_id=object_id, limit=1000, since=since, until=until
+    )
+    if keep is not None:
+        records = [r for r in records if keep(r)]
+    found = auditlog.evidence(db, records)
+    if found is None:
         raise Conflict("no audit-log checkpoint has been signed yet; the hub signs one within a minute, retry shortly")
-    key = next((k for k in log_repository.all_keys(db) if k.key_id == checkpoint.key_id), None)
-    records: list[AuditRecord] = audit.records_for(db, object_type=object_type, object_id=object_id, limit=1000)
-    proofs = []
-    for record in sorted(records, key=lambda r: r.id):
-        entry = log_repository.entry_for(db, record.id)
-        if entry is None or entry.index >= checkpoint.tree_size:
-            continue  # logged after the checkpoint: a later package will carry it
-        path = subtree_hashes(db, inclusion_ranges(entry.index, 0, checkpoint.tree_size))
-        proofs.append(
-            {
-                "record": canonical_record(record).decode(),
-                "leaf_index": entry.index,
-                "tree_size": checkpoint.tree_size,
-                "proof": [base64.b64encode(p).decode() for p in path],
-            }
-        )
+    proofs = [
+        {
+            "record": auditlog.canonical_record(record).decode(),
+            "leaf_index": index,
+            "tree_size": found.checkpoint.tree_size,
+            "proof": [base64.b64encode(p).decode() for p in path],
+        }
+        for record, index, path in found.proofs
+    ]
     if not proofs:
         raise Conflict(
             f"no audit record of {object_type} {object_id} is in a signed checkpoint yet; retry within a minute",
             headers={"Retry-After": "60"},
         )
+    checkpoint = found.checkpoint
     document = {
         "body": checkpoint.body,
         "signature": checkpoint.signature,
         "key_id": checkpoint.key_id,
-        "public_key": key.public_key if key else None,
+        "public_key": found.public_key,
     }
     return {CHECKPOINT: _json(document), INCLUSIONS: _json(proofs)}
 
@@ -76,7 +90,10 @@ def _json(value: object) -> bytes:
 def build(db: Session, contents: Contents, *, organisation: str) -> bytes:
     """The zipped bag of a record: its files, the package metadata and the audit-log evidence."""
     files = dict(contents.files)
-    files.update(audit_evidence(db, object_type=contents.audit_object[0], object_id=contents.audit_object[1]))
+    object_type, object_id = contents.audit_object
+    files.update(
+        audit_evidence(db, object_type=object_type, object_id=object_id, keep=contents.audit_filter, window=contents.audit_window)
+    )
     files[PACKAGE_METADATA] = _json({"record_class": contents.record_class, "identifier": contents.identifier})
     info = {"Source-Organization": organisation, "External-Identifier": contents.identifier, **contents.info}
     return write_bag(files, info=info, root=_root(contents.identifier))
@@ -99,6 +116,7 @@ def store_package(db: Session, *, who: Principal, storage: ObjectStore, contents
         size=stored.size,
         file_name=f"{_root(contents.identifier)}.zip",
         created_by=who.subject,
+        retention_from=contents.retention_from,
     )
     db.add(package)
     db.flush()
@@ -125,6 +143,11 @@ def package_bytes(
     package = repository.package_of(db, record_class=record_class, record_id=record_id, package_id=package_id)
     if package is None:
         raise NotFound(f"archive package {package_id} of {record_id} not found")
+    if package.disposed_at is not None:
+        raise NotFound(
+            f"archive package {package_id} of {record_id} was disposed of on {package.disposed_at.date().isoformat()}; "
+            "its tombstone is at /archive/tombstones"
+        )
     data = get_bytes(storage, package.object_key)
     audit.record(
         db,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ops.archive.models import ArchivePackage
+from ops.archive.models import ArchiveHold, ArchivePackage, ArchiveTombstone, DisposalList
 
 
 def packages_of(db: Session, *, record_class: str, record_id: str) -> list[ArchivePackage]:
@@ -22,3 +24,66 @@ def package_of(db: Session, *, record_class: str, record_id: str, package_id: st
         ArchivePackage.record_class == record_class, ArchivePackage.record_id == record_id, ArchivePackage.id == package_id
     )
     return db.scalars(query).first()
+
+
+def live_packages(db: Session, *, record_class: str | None = None) -> list[ArchivePackage]:
+    """Every package not disposed of (of one record class), oldest first."""
+    query = select(ArchivePackage).where(ArchivePackage.disposed_at.is_(None))
+    if record_class is not None:
+        query = query.where(ArchivePackage.record_class == record_class)
+    return list(db.scalars(query.order_by(ArchivePackage.created_at, ArchivePackage.id)))
+
+
+def live_packages_of(db: Session, *, record_class: str, record_id: str) -> list[ArchivePackage]:
+    return [p for p in packages_of(db, record_class=record_class, record_id=record_id) if p.disposed_at is None]
+
+
+def packages_between(db: Session, *, record_class: str, since: datetime, until: datetime) -> list[ArchivePackage]:
+    """The packages of a class written in [since, until), not disposed of, oldest first."""
+    query = (
+        select(ArchivePackage)
+        .where(
+            ArchivePackage.record_class == record_class,
+            ArchivePackage.disposed_at.is_(None),
+            ArchivePackage.created_at >= since,
+            ArchivePackage.created_at < until,
+        )
+        .order_by(ArchivePackage.created_at, ArchivePackage.id)
+    )
+    return list(db.scalars(query))
+
+
+def key_still_used(db: Session, object_key: str) -> bool:
+    """Whether a package not disposed of has these bytes (object storage is addressed by content)."""
+    query = select(ArchivePackage.id).where(ArchivePackage.object_key == object_key, ArchivePackage.disposed_at.is_(None))
+    return db.scalars(query.limit(1)).first() is not None
+
+
+def active_holds(db: Session, *, record_class: str | None = None, record_id: str | None = None) -> list[ArchiveHold]:
+    query = select(ArchiveHold).where(ArchiveHold.released_at.is_(None))
+    if record_class is not None:
+        query = query.where(ArchiveHold.record_class == record_class)
+    if record_id is not None:
+        query = query.where(ArchiveHold.record_id == record_id)
+    return list(db.scalars(query.order_by(ArchiveHold.placed_at, ArchiveHold.id)))
+
+
+def hold(db: Session, hold_id: str) -> ArchiveHold | None:
+    return db.get(ArchiveHold, hold_id)
+
+
+def disposal_list(db: Session, list_id: str) -> DisposalList | None:
+    return db.get(DisposalList, list_id)
+
+
+def package(db: Session, package_id: str) -> ArchivePackage | None:
+    return db.get(ArchivePackage, package_id)
+
+
+def tombstones(db: Session, *, record_class: str | None = None, record_id: str | None = None) -> list[ArchiveTombstone]:
+    query = select(ArchiveTombstone)
+    if record_class is not None:
+        query = query.where(ArchiveTombstone.record_class == record_class)
+    if record_id is not None:
+        query = query.where(ArchiveTombstone.record_id == record_id)
+    return list(db.scalars(query.order_by(ArchiveTombstone.disposed_at.desc(), ArchiveTombstone.id).limit(1000)))

@@ -1,5 +1,7 @@
 """Archive packages' one surface: BagIt bags (`bagit.py`), 四性检测 (`checks.py`), writing packages with their
-audit-log evidence and reading them back (`packages.py`); `repository.py` holds every query.
+audit-log evidence and reading them back (`packages.py`), retention, legal holds, disposal lists and tombstones
+(`retention.py`), transfers to an archive system and their check on receipt (`transfer.py`); `repository.py`
+holds every query.
 
 A record class (certificate versions in certhub) builds its `Contents` and its `Profile` of checks; the
 composition root passes the profiles to the check command and endpoint.
@@ -11,34 +13,85 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ops.archive.bagit import ALGORITHMS, MAX_PACKAGE_BYTES, Bag, digest, read_dir, read_zip, write_bag
-from ops.archive.checks import PACKAGE_METADATA, Finding, Profile, Property, Report, Trust, check_bag, load_json
-from ops.archive.models import ArchivePackage
+from ops.archive.checks import (
+    PACKAGE_METADATA,
+    Finding,
+    Profile,
+    Property,
+    Report,
+    Trust,
+    audit_records,
+    check_bag,
+    check_described_files,
+    check_pdf_seals,
+    check_required_elements,
+    load_json,
+)
+from ops.archive.models import ArchiveHold, ArchivePackage, ArchiveTombstone, DisposalList
 from ops.archive.packages import Contents, audit_evidence, build, package_bytes, packages, store_package
+from ops.archive.retention import (
+    RecordDue,
+    add_years,
+    approve_disposal,
+    due_records,
+    get_disposal,
+    holds,
+    place_hold,
+    propose_disposal,
+    record_due,
+    release_hold,
+    tombstones,
+)
+from ops.archive.transfer import Transfer, TransferReport, build_transfer, check_transfer_bag, check_transfer_bytes
 
 __all__ = [
     "ALGORITHMS",
     "MAX_PACKAGE_BYTES",
     "PACKAGE_METADATA",
+    "ArchiveHold",
     "ArchivePackage",
+    "ArchiveTombstone",
     "Bag",
     "Contents",
+    "DisposalList",
     "Finding",
     "Profile",
     "Property",
+    "RecordDue",
     "Report",
+    "Transfer",
+    "TransferReport",
     "Trust",
+    "add_years",
+    "approve_disposal",
     "audit_evidence",
+    "audit_records",
     "build",
+    "build_transfer",
     "check_bag",
     "check_bytes",
+    "check_described_files",
     "check_path",
+    "check_pdf_seals",
+    "check_required_elements",
+    "check_transfer_bag",
+    "check_transfer_bytes",
+    "check_transfer_path",
     "digest",
+    "due_records",
+    "get_disposal",
+    "holds",
     "load_json",
     "package_bytes",
     "packages",
+    "place_hold",
+    "propose_disposal",
     "read_dir",
     "read_zip",
+    "record_due",
+    "release_hold",
     "store_package",
+    "tombstones",
     "write_bag",
 ]
 
@@ -53,3 +106,10 @@ def check_path(path: Path, profiles: Mapping[str, Profile], trust: Trust | None 
     if path.is_dir():
         return check_bag(read_dir(path), profiles, trust)
     return check_bytes(path.read_bytes(), profiles, trust)
+
+
+def check_transfer_path(path: Path, profiles: Mapping[str, Profile], trust: Trust | None = None) -> TransferReport:
+    """A transfer's checks, from its zip or its unpacked directory."""
+    if path.is_dir():
+        return check_transfer_bag(read_dir(path), profiles, trust)
+    return check_transfer_bytes(path.read_bytes(), profiles, trust)

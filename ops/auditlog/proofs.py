@@ -64,6 +64,32 @@ def inclusion(db: Session, *, who: Principal, audit_id: int, tree_size: int | No
     )
 
 
+@dataclass(frozen=True)
+class Evidence:
+    """Audit records with their inclusion proofs against one signed checkpoint (for an archive package)."""
+
+    checkpoint: LogCheckpoint
+    public_key: str | None  # the checkpoint key's Ed25519 public key, base64
+    proofs: list[tuple[AuditRecord, int, list[bytes]]]  # (record, leaf index, proof)
+
+
+def evidence(db: Session, records: list[AuditRecord]) -> Evidence | None:
+    """The inclusion proofs of `records` against the latest checkpoint (records logged after it are left out),
+    or None before the first checkpoint."""
+    checkpoint = repository.latest_checkpoint(db)
+    if checkpoint is None:
+        return None
+    key = next((k for k in repository.all_keys(db) if k.key_id == checkpoint.key_id), None)
+    proofs = []
+    for record in sorted(records, key=lambda r: r.id):
+        entry = repository.entry_for(db, record.id)
+        if entry is None or entry.index >= checkpoint.tree_size:
+            continue  # logged after the checkpoint: a later package will carry it
+        path = subtree_hashes(db, merkle.inclusion_ranges(entry.index, 0, checkpoint.tree_size))
+        proofs.append((record, entry.index, path))
+    return Evidence(checkpoint=checkpoint, public_key=key.public_key if key else None, proofs=proofs)
+
+
 def consistency(db: Session, *, first: int, second: int) -> list[bytes]:
     """A consistency proof between two tree sizes of the log."""
     size = repository.tree_size(db)

@@ -32,7 +32,7 @@ from ops.auditlog.checkpoints import (
     stamp_awaiting,
     stamped_bytes,
 )
-from ops.auditlog.proofs import Inclusion, consistency, inclusion, latest_checkpoint
+from ops.auditlog.proofs import Evidence, Inclusion, consistency, evidence, inclusion, latest_checkpoint
 from ops.auditlog.tree import DEFAULT_GRACE_SECONDS, SEQUENCE_LOOKBACK, canonical_record, record_leaf_hash, sequence, tree_root
 from ops.auditlog.verification import PublishedCheckpoint, VerifyReport, published_checkpoints, verify
 
@@ -42,6 +42,7 @@ __all__ = [
     "LOG_NAME",
     "PUBLISHED_PREFIX",
     "SEQUENCE_LOOKBACK",
+    "Evidence",
     "Inclusion",
     "PublishedCheckpoint",
     "StampRun",
@@ -53,6 +54,7 @@ __all__ = [
     "consistency",
     "create_log_key",
     "ensure_log_key",
+    "evidence",
     "inclusion",
     "latest_checkpoint",
     "published_checkpoints",
