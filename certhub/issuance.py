@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from certhub import pdf as pdf_render
-from certhub import repository, sdjwt, sealing, statuslist
+from certhub import repository, reservations, sdjwt, sealing, statuslist
 from certhub.caches import invalidate_status_cache
 from certhub.cert_types import validate_face
 from certhub.common import HOLDER_CODE_TYPE, ROOT, SHANGHAI, close_objection, field_errors, not_found, status_base_of
@@ -271,7 +271,7 @@ def issue(
             check_replay(existing.request_hash, digest)
             return existing, False
     checked = check_request(db, who=who, ctx=ctx, data=data)
-    serial = f"{repository.allocate(db, checked.serial_counter):010d}"
+    serial = f"{reservations.serial(db, checked.serial_counter):010d}"
     draft = first_version(checked, data, serial=serial, idempotency_key=idempotency_key, digest=digest)
     certificate = _build(db, who=who, ctx=ctx, ctype=checked.ctype, draft=draft, render_pdf=data.render_pdf)
     audit.record(
@@ -353,8 +353,8 @@ def signed_values(draft: _Draft, *, signer: sdjwt.JoseSigner, public_url: str, i
 
 def _build(db: Session, *, who: Actor, ctx: IssueContext, ctype: CertificateType, draft: _Draft, render_pdf: bool) -> Certificate:
     """Sign and store one certificate version (with its sealed PDF copy if asked)."""
-    index = repository.status_indices(db)[0]
     signer = ctx.signer(db, draft.department_id)
+    index = reservations.status_index(db)
     certificate = Certificate(
         **signed_values(draft, signer=signer, public_url=ctx.settings.public_url, index=index, issued_at=utcnow())
     )
