@@ -38,9 +38,7 @@ def test_a_position_reserved_by_another_process_is_never_drawn(world: World, mon
         db.rollback()
 
 
-def test_a_session_bound_to_one_connection_takes_its_position_in_its_own_transaction(
-    world: World, blocks: None
-) -> None:
+def test_a_session_bound_to_one_connection_takes_its_position_in_its_own_transaction(world: World, blocks: None) -> None:
     cert = world.issue()
     with world.hub.factory() as db:
         assert db.scalar(select(StatusReservation).where(StatusReservation.status_index == cert["status_index"])) is None
@@ -51,9 +49,7 @@ def _postgres(engine: Engine) -> None:
         pytest.skip("blocks are reserved on PostgreSQL only (SQLite's writers take turns anyway)")
 
 
-def test_an_issuer_whose_transaction_is_open_does_not_hold_the_next_one_back_on_postgresql(
-    engine: Engine, blocks: None
-) -> None:
+def test_an_issuer_whose_transaction_is_open_does_not_hold_the_next_one_back_on_postgresql(engine: Engine, blocks: None) -> None:
     _postgres(engine)
     counter = f"serial:TEST{uuid.uuid4().hex[:8]}"
     first_took = threading.Event()

@@ -209,7 +209,9 @@ def test_deadlines_read_the_calendar_once_and_see_another_process_s_load_within_
         assert statements == []
         # Another process loads 2027 (元旦 on 1 to 3 January): this one sees it once the recheck time has passed.
         db.execute(insert(CalendarYear), [{"year": 2027, "source": "另一进程", "loaded_by": "system", "version": 1}])
-        db.execute(insert(CalendarDay), [{"day": date(2027, 1, d), "year": 2027, "kind": "holiday", "name": "元旦"} for d in (1, 2, 3)])
+        db.execute(
+            insert(CalendarDay), [{"day": date(2027, 1, d), "year": 2027, "kind": "holiday", "name": "元旦"} for d in (1, 2, 3)]
+        )
         assert workdays.add_working_days(db, filed, 10).provisional
         later = service.monotonic() + service.CALENDAR_RECHECK_SECONDS
         monkeypatch.setattr(service, "monotonic", lambda: later)
