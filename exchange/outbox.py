@@ -93,7 +93,8 @@ def record_supervision_event(db: Session, *, kind: str, department_ids: Sequence
     if kind not in SUPERVISION_EVENTS:
         return
     now = utcnow()
-    hooks = [s for s in repo.supervision_webhooks(db) if kind in s.event_types]
+    with db.no_autoflush:  # what the caller added is flushed once, later, with the rest of its writes
+        hooks = [s for s in repo.supervision_webhooks(db) if kind in s.event_types]
     departments = [None, *dict.fromkeys(department_ids)]
     rows = [
         {"event_id": str(uuid.uuid4()), "kind": kind, "department_id": d, "payload": payload, "created_at": now}
