@@ -274,9 +274,8 @@ def issue(
     serial = f"{reservations.serial(db, checked.serial_counter):010d}"
     draft = first_version(checked, data, serial=serial, idempotency_key=idempotency_key, digest=digest)
     certificate = _build(db, who=who, ctx=ctx, ctype=checked.ctype, draft=draft, render_pdf=data.render_pdf)
-    audit.record(
-        db, **issue_trail(who, identifier=certificate.identifier, holder_code=draft.holder_code, type_code=draft.type_code)
-    )
+    trail = issue_trail(who, identifier=certificate.identifier, holder_code=draft.holder_code, type_code=draft.type_code)
+    audit.append(db, [audit.entry(**trail)])  # one statement, no flush of its own
     CERTIFICATE_EVENTS.labels(event="issued").inc()
     return certificate, True
 
