@@ -55,7 +55,7 @@ def _reserving_engine(db: Session) -> tuple[str, Engine] | None:
     bind = db.get_bind()
     if not isinstance(bind, Engine) or bind.dialect.name != "postgresql":
         return None
-    key = bind.url.render_as_string(hide_password=False)
+    key = bind.url.render_as_string(hide_password=True)  # a name for the database, never its password
     engine = _engines.get(key)
     if engine is None:
         options = f"-c lock_timeout={RESERVING_LOCK_TIMEOUT}"
