@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import Engine, delete, select
@@ -35,6 +36,21 @@ def test_a_position_reserved_by_another_process_is_never_drawn(world: World, mon
         # A draw that meets only taken positions continues after the highest one, reserved ones included.
         monkeypatch.setattr(repository._random, "sample", lambda _population, _k: [held, held + 7])
         assert repository.status_indices(db, 1) == [held + 8]
+        db.rollback()
+
+
+def test_a_reservation_is_recorded_and_those_older_than_an_hour_are_forgotten(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    held = world.issue()["status_index"]
+    with world.hub.factory() as db:
+        abandoned = held + 11  # reserved two hours ago by a process that stopped before using it
+        db.add(StatusReservation(status_index=abandoned, reserved_at=utcnow() - timedelta(hours=2)))
+        db.flush()
+        monkeypatch.setattr(repository._random, "sample", lambda _population, _k: [held, held + 2, held + 4])
+        assert repository.reserve_status_indices(db, 2) == [held + 2, held + 4]
+        reserved = set(db.scalars(select(StatusReservation.status_index)))
+        assert reserved == {held + 2, held + 4}  # the abandoned one is free again; the certificate holds its own
         db.rollback()
 
 
