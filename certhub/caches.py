@@ -8,7 +8,8 @@
   ``DEPARTMENT_NAME_SECONDS``;
 - ``remote``: other hubs' keys and status lists, fetched; ``REMOTE_KEYS_SECONDS`` / ``REMOTE_STATUS_SECONDS``,
   or until the trust list changes;
-- ``public_checks``: the recent public 验真 checks of each client address (the rate limit), for a minute.
+- ``public_checks``: the recent public 验真 checks of each client address (the rate limit), for a minute;
+- the blocks of serials and status-list positions this process reserved (``certhub.reservations``).
 
 Each cache belongs to one process: another process's copy expires within its lifetime. Call
 :func:`clear_all` when what they remember stops being true at once (a test's fresh database, keys
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from certhub import sdjwt
+from certhub import reservations, sdjwt
 from certhub.common import NeedsDatabase
 from ops.identity import repository as departments
 
@@ -134,3 +135,4 @@ def clear_all() -> None:
     department_names.clear()
     forget_remote()
     public_checks.clear()
+    reservations.forget()

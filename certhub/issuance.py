@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from certhub import ofdcopy, repository, sdjwt, sealing, statuslist
+from certhub import ofdcopy, repository, reservations, sdjwt, sealing, statuslist
 from certhub import pdf as pdf_render
 from certhub.caches import invalidate_status_cache
 from certhub.cert_types import validate_face
@@ -282,14 +282,13 @@ def issue(
             check_replay(existing.request_hash, digest)
             return existing, False
     checked = check_request(db, who=who, ctx=ctx, data=data)
-    serial = f"{repository.allocate(db, checked.serial_counter):010d}"
+    serial = f"{reservations.serial(db, checked.serial_counter):010d}"
     draft = first_version(checked, data, serial=serial, idempotency_key=idempotency_key, digest=digest)
     certificate = _build(
         db, who=who, ctx=ctx, ctype=checked.ctype, draft=draft, render_pdf=data.render_pdf, copy_format=data.copy_format
     )
-    audit.record(
-        db, **issue_trail(who, identifier=certificate.identifier, holder_code=draft.holder_code, type_code=draft.type_code)
-    )
+    trail = issue_trail(who, identifier=certificate.identifier, holder_code=draft.holder_code, type_code=draft.type_code)
+    audit.append(db, [audit.entry(**trail)])  # one statement, no flush of its own
     CERTIFICATE_EVENTS.labels(event="issued").inc()
     return certificate, True
 
@@ -375,8 +374,8 @@ def _build(
     copy_format: str | None = None,
 ) -> Certificate:
     """Sign and store one certificate version (with its sealed copy, OFD or PDF, if asked: `render_pdf`)."""
-    index = repository.status_indices(db)[0]
     signer = ctx.signer(db, draft.department_id)
+    index = reservations.status_index(db)
     certificate = Certificate(
         **signed_values(draft, signer=signer, public_url=ctx.settings.public_url, index=index, issued_at=utcnow())
     )

@@ -92,6 +92,16 @@ class Counter(Base):
     next_value: Mapped[int] = mapped_column(Integer)
 
 
+class StatusReservation(Base):
+    """A status-list position a hub process reserved for a certificate it is about to issue (see
+    certhub.reservations); kept until RESERVATION_KEEP has passed, by then used or abandoned."""
+
+    __tablename__ = "cert_status_reservations"
+
+    status_index: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    reserved_at: Mapped[datetime] = mapped_column(index=True)
+
+
 class HubKey(Base):
     """The hub's own key: signs status lists and holder presentations; private half encrypted."""
 

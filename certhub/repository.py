@@ -5,10 +5,10 @@ from __future__ import annotations
 import functools
 import secrets
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, delete, false, insert, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, delete, false, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -28,6 +28,7 @@ from certhub.models import (
     ServiceMaterial,
     ServiceState,
     ShortCode,
+    StatusReservation,
     TrustedHub,
     UsedNonce,
 )
@@ -264,8 +265,6 @@ def flagged_indices(db: Session, statuses: list[str]) -> list[int]:
 
 
 def max_status_index(db: Session) -> int:
-    from sqlalchemy import func
-
     return int(db.scalar(select(func.max(Certificate.status_index))) or 0)
 
 
@@ -307,11 +306,30 @@ def status_indices(db: Session, count: int = 1) -> list[int]:
     handed_out = allocate(db, "status-index", count) + count - 1
     size = max(1, (2 * handed_out + STATUS_LIST_BLOCK - 1) // STATUS_LIST_BLOCK) * STATUS_LIST_BLOCK
     drawn = _random.sample(range(size), min(size, 4 * count + 64))
-    held = set(db.scalars(select(Certificate.status_index).where(Certificate.status_index.in_(drawn))))
+    certified = select(Certificate.status_index).where(Certificate.status_index.in_(drawn))
+    reserved = select(StatusReservation.status_index).where(StatusReservation.status_index.in_(drawn))
+    held = set(db.scalars(certified.union_all(reserved)))
     found = [index for index in drawn if index not in held][:count]
     if len(found) < count:
-        after = max([max_status_index(db), *found]) + 1
+        highest_reserved = db.scalar(select(func.max(StatusReservation.status_index))) or 0
+        after = max([max_status_index(db), highest_reserved, *found]) + 1
         found += range(after, after + count - len(found))
+    return found
+
+
+# Reservations older than this are deleted: by then each is held by its certificate or was abandoned (a
+# process uses a block of positions for at most certhub.reservations.BLOCK_SECONDS).
+RESERVATION_KEEP = timedelta(hours=1)
+
+
+def reserve_status_indices(db: Session, count: int) -> list[int]:
+    """`count` free status-list positions, drawn as :func:`status_indices` draws them and recorded as
+    reserved, so that no other allocation draws them until they are used: for a transaction of its own,
+    committed at once (certhub.reservations), which also deletes the reservations past RESERVATION_KEEP."""
+    found = status_indices(db, count)  # takes the counter's row lock: reservations take turns
+    now = utcnow()
+    db.execute(delete(StatusReservation).where(StatusReservation.reserved_at < now - RESERVATION_KEEP))
+    db.execute(insert(table_of(StatusReservation)), [{"status_index": index, "reserved_at": now} for index in found])
     return found
 
 

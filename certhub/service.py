@@ -6,6 +6,7 @@ the hub's rules from here. Each concern lives in a module of its own:
 ``certhub/issuance.py``     issue (签发), change (变更), revoke (注销); GB/T 36904
                             identifiers and GB/T 36903 metadata
 ``certhub/bulk.py``         bulk issuance (归集) from JSON Lines or CSV
+``certhub/reservations.py`` serials and status-list positions reserved in blocks per process (PostgreSQL)
 ``certhub/holders.py``      a holder's certificates: list, show (亮证), authorise (授权用证), delegate (委托用证)
 ``certhub/accesses.py``     the access list: every use of a certificate, for its holder and the audit trail
 ``certhub/downloads.py``    a department fetches a holder's certificate (一证通办); the sealed copy (OFD, PDF)

@@ -13,12 +13,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from exchange import repository as repo
 from exchange import sources
 from exchange.models import DeliveryState, OutboxEvent, Subscription
-from ops.db import utcnow
+from ops.db import table_of, utcnow
 
 EVENT_ROWS = 1000  # changes per event: a version's change set is cut into events of at most this many
 SUPERVISION_EVENTS = ("request.filed", "request.accepted", "request.decided", "request.overdue", "grant.revoked")
@@ -92,23 +93,31 @@ def record_supervision_event(db: Session, *, kind: str, department_ids: Sequence
     if kind not in SUPERVISION_EVENTS:
         return
     now = utcnow()
-    hooks = [s for s in repo.supervision_webhooks(db) if kind in s.event_types]
-    for department_id in [None, *dict.fromkeys(department_ids)]:
-        event = OutboxEvent(event_id=str(uuid.uuid4()), kind=kind, department_id=department_id, payload=payload, created_at=now)
-        db.add(event)
-        db.flush()
-        repo.insert_deliveries(
-            db,
-            [
-                {
-                    "subscription_id": s.id,
-                    "event_pk": event.id,
-                    "state": DeliveryState.PENDING,
-                    "attempts": 0,
-                    "next_attempt_at": now,
-                    "rows": 0,
-                }
-                for s in hooks
-                if s.department_id == department_id
-            ],
-        )
+    with db.no_autoflush:  # what the caller added is flushed once, later, with the rest of its writes
+        hooks = [s for s in repo.supervision_webhooks(db) if kind in s.event_types]
+    departments = [None, *dict.fromkeys(department_ids)]
+    rows = [
+        {"event_id": str(uuid.uuid4()), "kind": kind, "department_id": d, "payload": payload, "created_at": now}
+        for d in departments
+    ]
+    if not hooks:  # nothing to deliver: the events alone, in one statement
+        db.connection().execute(insert(table_of(OutboxEvent)), rows)
+        return
+    table = table_of(OutboxEvent)
+    ids = db.connection().execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows).scalars().all()
+    repo.insert_deliveries(
+        db,
+        [
+            {
+                "subscription_id": s.id,
+                "event_pk": event_pk,
+                "state": DeliveryState.PENDING,
+                "attempts": 0,
+                "next_attempt_at": now,
+                "rows": 0,
+            }
+            for department_id, event_pk in zip(departments, ids, strict=True)
+            for s in hooks
+            if s.department_id == department_id
+        ],
+    )

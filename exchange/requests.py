@@ -142,15 +142,14 @@ def file_request(db: Session, *, who: Principal, policy: Policy, data: RequestCr
         filed_at=now,
     )
     db.add(req)
-    db.flush()
+    db.flush()  # the request first: what follows refers to it, and is written in one flush at the end
     open_step(db, req, step=Step.REVIEW, department_id=None, start=now, days=policy.review_days)
     append_history(
         db, req, who=who, action="file", from_state=None, reason=None, detail={"items": wanted, "version": view.version}
     )
     publish_event(db, req, "request.submitted", data={"action": "file"})
     notify(db, None, "request.submitted", req, f"new sharing request for {view.code} {view.name} to review")
-    audit.record(
-        db,
+    trail = audit.entry(
         actor=who,
         action="sharing_request.file",
         object_type="sharing_request",
@@ -158,6 +157,7 @@ def file_request(db: Session, *, who: Principal, policy: Policy, data: RequestCr
         purpose=data.purpose,
         detail={"resource_id": view.resource_id, "version": view.version, "items": wanted},
     )
+    audit.append(db, [trail])
     metrics.SHARING_REQUEST_EVENTS.labels(event="file").inc()
     return req
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from exchange import repository as repo
@@ -31,7 +32,7 @@ from exchange.outbox import SUPERVISED_KINDS, record_supervision_event
 from ops import audit, metrics
 from ops.audit import Actor
 from ops.config import Settings
-from ops.db import utcnow
+from ops.db import table_of, utcnow
 from ops.errors import Conflict, Invalid
 from ops.workdays.service import SHANGHAI, calendar
 
@@ -142,18 +143,17 @@ def publish_event(
     state: str | None = None,
     data: dict[str, Any] | None = None,
 ) -> None:
-    for department in {req.consumer_department_id, req.provider_department_id}:
-        db.add(
-            ExchangeEvent(
-                department_id=department,
-                at=utcnow(),
-                kind=kind,
-                object_type=object_type,
-                object_id=object_id or req.id,
-                state=state or req.state,
-                data={"request_id": req.id, "resource_id": req.resource_id, **(data or {})},
-            )
-        )
+    at = utcnow()
+    event = {
+        "at": at,
+        "kind": kind,
+        "object_type": object_type,
+        "object_id": object_id or req.id,
+        "state": state or req.state,
+        "data": {"request_id": req.id, "resource_id": req.resource_id, **(data or {})},
+    }
+    departments = dict.fromkeys((req.consumer_department_id, req.provider_department_id))
+    db.connection().execute(insert(table_of(ExchangeEvent)), [{**event, "department_id": d} for d in departments])
     if kind in SUPERVISED_KINDS:  # 双推送: to the supervising departments subscribed
         record_supervision_event(
             db,

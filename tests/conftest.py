@@ -30,6 +30,7 @@ from ops.identity import service as identity
 from ops.identity.models import ApiClient, Department
 from ops.identity.schemas import ClientCreate, DepartmentCreate
 from ops.storage import LocalStore
+from ops.workdays.service import forget_calendar
 from tests.factories import uscc
 
 MASTER_KEY = base64.b64encode(b"k" * 32).decode()
@@ -75,6 +76,7 @@ def engine(settings: Settings) -> Iterator[Engine]:
 @pytest.fixture()
 def session_factory(engine: Engine) -> Iterator[sessionmaker[Session]]:
     """Sessions on one connection whose outer transaction is rolled back after the test."""
+    forget_calendar()  # each test's transaction starts from the database's calendar, not the last test's
     connection = engine.connect()
     outer = connection.begin()
     factory = sessionmaker(bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint")

@@ -7,11 +7,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
+from time import monotonic
 from typing import Literal
 from zoneinfo import ZoneInfo
 
 import chinese_calendar
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, event, func, select
 from sqlalchemy.orm import Session
 
 from ops import audit
@@ -120,27 +121,75 @@ class WorkCalendar:
         return left + (1 if self.is_working_day(today) else 0)
 
 
+# The calendar is read once per process and database, not per deadline: a deadline counted while filing a
+# request would otherwise cost a round trip (the calendar's stamp) on every filing. A year loaded through
+# this process is seen at once (the cache is emptied when the loading transaction commits, and the loading
+# transaction itself reads its own changes); one loaded by another process (a replica, `govhub calendar
+# load`) within CALENDAR_RECHECK_SECONDS, when the stamp (years, versions, last load) is read again.
+CALENDAR_RECHECK_SECONDS = 5.0
+_CHANGED = "govhub_calendar_changed"  # Session.info: this transaction loaded a year
+
+
+@dataclass
+class _Cached:
+    stamp: tuple[int, int, str | None]
+    calendar: WorkCalendar
+    checked: float  # time.monotonic() of the last stamp read
+
+
 _cache_lock = threading.Lock()
-_cache: tuple[tuple[int, int, str | None], WorkCalendar] | None = None
+_cache: dict[str, _Cached] = {}
 
 
-def calendar(db: Session) -> WorkCalendar:
-    """The calendar as the database has it now (cached until a year is loaded or changed)."""
-    global _cache
-    stamp_row = db.execute(
+def _stamp(db: Session) -> tuple[int, int, str | None]:
+    row = db.execute(
         select(func.count(CalendarYear.year), func.coalesce(func.sum(CalendarYear.version), 0), func.max(CalendarYear.loaded_at))
     ).one()
-    stamp = (int(stamp_row[0]), int(stamp_row[1]), str(stamp_row[2]) if stamp_row[2] else None)
-    with _cache_lock:
-        if _cache is not None and _cache[0] == stamp:
-            return _cache[1]
+    return (int(row[0]), int(row[1]), str(row[2]) if row[2] else None)
+
+
+def _read_calendar(db: Session) -> WorkCalendar:
     loaded: dict[int, dict[date, tuple[str, str]]] = {year: {} for year in db.scalars(select(CalendarYear.year))}
     for row in db.scalars(select(CalendarDay)):
         loaded.setdefault(row.year, {})[row.day] = (row.kind, row.name)
-    result = WorkCalendar(loaded)
+    return WorkCalendar(loaded)
+
+
+def calendar(db: Session) -> WorkCalendar:
+    """The calendar as the database has it (read once per process; see CALENDAR_RECHECK_SECONDS)."""
+    if db.info.get(_CHANGED):  # this transaction loaded a year: its own view, never cached
+        return _read_calendar(db)
+    key = db.get_bind().engine.url.render_as_string(hide_password=True)
+    at = monotonic()
     with _cache_lock:
-        _cache = (stamp, result)
+        cached = _cache.get(key)
+        if cached is not None and at - cached.checked < CALENDAR_RECHECK_SECONDS:
+            return cached.calendar
+    stamp = _stamp(db)
+    if cached is not None and cached.stamp == stamp:
+        cached.checked = at
+        return cached.calendar
+    result = _read_calendar(db)
+    with _cache_lock:
+        _cache[key] = _Cached(stamp, result, at)
     return result
+
+
+def forget_calendar() -> None:
+    """Empty this process's calendar cache (the next deadline reads the calendar again)."""
+    with _cache_lock:
+        _cache.clear()
+
+
+@event.listens_for(Session, "after_commit")
+def _loaded_year_committed(session: Session) -> None:
+    if session.info.pop(_CHANGED, False):
+        forget_calendar()
+
+
+@event.listens_for(Session, "after_rollback")
+def _loaded_year_rolled_back(session: Session) -> None:
+    session.info.pop(_CHANGED, None)
 
 
 def add_working_days(db: Session, start: datetime, days: int) -> Deadline:
@@ -210,6 +259,7 @@ def load_calendar(
             + "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5]),
             errors=errors,
         )
+    db.info[_CHANGED] = True  # this transaction counts deadlines on the new calendar; others after its commit
     row = db.get(CalendarYear, year)
     if row is None:
         row = CalendarYear(year=year, source=source, loaded_by=who.subject, version=1)

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy.orm import Session
+from sqlalchemy import event, insert
+from sqlalchemy.orm import Session, sessionmaker
 
 from ops import workdays
 from ops.audit import SYSTEM
 from ops.errors import Invalid
+from ops.workdays import service
+from ops.workdays.models import CalendarDay, CalendarYear
 from ops.workdays.service import DayEntry, load_calendar
 from tests.conftest import Hub
 
@@ -186,3 +190,44 @@ def test_the_calendar_api_explains_bad_input(client: TestClient, hub: Hub) -> No
     naive = client.get("/calendar/deadline", headers=hub.admin.headers, params={"start": "2027-02-05T18:00:00", "days": 2})
     assert naive.status_code == 422 and "offset" in naive.json()["detail"]
     assert client.get("/calendar/years/1800", headers=hub.admin.headers).status_code == 422
+
+
+def test_deadlines_read_the_calendar_once_and_see_another_process_s_load_within_the_recheck_time(
+    db: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    filed = at("2026-12-28 10:00")
+    assert workdays.add_working_days(db, filed, 10).provisional
+    statements: list[str] = []
+
+    def seen(_connection: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    connection = db.connection()
+    event.listen(connection, "before_cursor_execute", seen)
+    try:
+        assert workdays.add_working_days(db, filed, 10).provisional  # the process's copy: no statement at all
+        assert statements == []
+        # Another process loads 2027 (元旦 on 1 to 3 January): this one sees it once the recheck time has passed.
+        db.execute(insert(CalendarYear), [{"year": 2027, "source": "另一进程", "loaded_by": "system", "version": 1}])
+        db.execute(
+            insert(CalendarDay), [{"day": date(2027, 1, d), "year": 2027, "kind": "holiday", "name": "元旦"} for d in (1, 2, 3)]
+        )
+        assert workdays.add_working_days(db, filed, 10).provisional
+        later = service.monotonic() + service.CALENDAR_RECHECK_SECONDS
+        monkeypatch.setattr(service, "monotonic", lambda: later)
+        after = workdays.add_working_days(db, filed, 10)
+    finally:
+        event.remove(connection, "before_cursor_execute", seen)
+    assert not after.provisional and after.last_day == date(2027, 1, 12)
+
+
+def test_a_year_loaded_in_this_process_counts_at_once_for_every_session(session_factory: sessionmaker[Session]) -> None:
+    filed = at("2026-12-28 10:00")
+    with session_factory() as reader:
+        assert workdays.add_working_days(reader, filed, 10).provisional  # cached by the process
+    with session_factory() as loader:
+        load_calendar(loader, who=SYSTEM, year=2027, source="测试", holidays=[DayEntry(date(2027, 1, 1), "元旦")], workdays=[])
+        assert not workdays.add_working_days(loader, filed, 10).provisional  # its own transaction: the new year
+        loader.commit()
+    with session_factory() as reader:
+        assert not workdays.add_working_days(reader, filed, 10).provisional
