@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, delete, false, insert, or_, select, update
+from sqlalchemy import ARRAY, ColumnElement, Integer, Select, and_, any_, bindparam, delete, false, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -307,7 +307,7 @@ def status_indices(db: Session, count: int = 1) -> list[int]:
     handed_out = allocate(db, "status-index", count) + count - 1
     size = max(1, (2 * handed_out + STATUS_LIST_BLOCK - 1) // STATUS_LIST_BLOCK) * STATUS_LIST_BLOCK
     drawn = _random.sample(range(size), min(size, 4 * count + 64))
-    held = set(db.scalars(select(Certificate.status_index).where(Certificate.status_index.in_(drawn))))
+    held = _held_positions(db, drawn)
     found = [index for index in drawn if index not in held][:count]
     if len(found) < count:
         after = max([max_status_index(db), *found]) + 1
@@ -316,6 +316,18 @@ def status_indices(db: Session, count: int = 1) -> list[int]:
 
 
 _random = secrets.SystemRandom()
+
+
+def _held_positions(db: Session, positions: list[int]) -> set[int]:
+    """Those of `positions` a certificate holds (one query). On PostgreSQL the positions go as one array
+    parameter: a bulk chunk draws thousands, and an IN list of that many parameters is a query text the
+    driver parses again on every call (it keeps only short ones)."""
+    column = Certificate.status_index
+    if db.get_bind().dialect.name == "postgresql":
+        condition = column == any_(bindparam("positions", positions, type_=ARRAY(Integer)))
+    else:
+        condition = column.in_(positions)
+    return set(db.scalars(select(column).where(condition)))
 
 
 # ---- hub keys, nonces ---------------------------------------------------------------------------
