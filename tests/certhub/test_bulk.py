@@ -230,3 +230,47 @@ def test_rows_with_a_sealed_pdf_keep_their_place_among_the_others(world: World) 
     assert [c["has_pdf"] for c in certs] == [False, True, False]
     serials = [int(c["serial"]) for c in certs]
     assert serials == [serials[0], serials[0] + 1, serials[0] + 2]
+
+
+def test_bulk_certificates_check_out_with_an_independent_jose_library(world: World) -> None:
+    """Both tokens of bulk-issued certificates, read by joserfc and hashlib rather than by the hub's own code:
+    the signatures verify with the published keys, every disclosure is one the issuer signed, and together
+    the disclosures say what the clear JWS says."""
+    import base64
+    import hashlib
+
+    from joserfc import jws
+    from joserfc.jwk import JWKRegistry
+
+    holders = [citizen_id() for _ in range(3)]
+    report = _bulk(world, [_id_row(h) for h in holders])
+    assert report["issued"] == 3
+    jwks = world.client.get("/certhub/.well-known/jwks.json").json()["keys"]
+
+    def verified(token: str) -> dict[str, Any]:
+        header = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
+        jwk = next(k for k in jwks if k["kid"] == header["kid"])
+        payload = jws.deserialize_compact(token, JWKRegistry.import_key(jwk), algorithms=[jwk["alg"]]).payload
+        return dict(json.loads(payload))
+
+    salts: set[str] = set()
+    for cert, holder in zip(_certs(world, report["identifiers"]), holders, strict=True):
+        clear = verified(cert["jws"])
+        assert clear["sub"] == holder and clear["face"] == id_face(holder) and clear["jti"] == cert["identifier"]
+        issuer_jwt, *disclosures, last = cert["sd_jwt"].split("~")
+        assert last == ""  # no key binding in the stored credential
+        signed = verified(issuer_jwt)
+        assert signed["_sd_alg"] == "sha-256" and signed["jti"] == cert["identifier"]
+        digests = set(signed["_sd"])
+        revealed: dict[str, Any] = {}
+        for disclosure in disclosures:
+            digest = base64.urlsafe_b64encode(hashlib.sha256(disclosure.encode()).digest()).rstrip(b"=").decode()
+            assert digest in digests
+            salt, name, value = json.loads(base64.urlsafe_b64decode(disclosure + "=" * (-len(disclosure) % 4)))
+            assert len(base64.urlsafe_b64decode(salt + "=" * (-len(salt) % 4))) >= 16  # at least 128 bits
+            salts.add(salt)
+            revealed[name] = value
+        assert len(revealed) == len(digests) == len(disclosures)
+        assert {k: revealed[k] for k in clear["face"]} == clear["face"]
+        assert revealed["CZZTDM"] == holder and revealed["ZZBH"] == clear["meta"]["ZZBH"]
+    assert len(salts) == sum(len(c["sd_jwt"].split("~")) - 2 for c in _certs(world, report["identifiers"]))
