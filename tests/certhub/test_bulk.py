@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 
 from certhub import bulk, sdjwt, service
 from certhub.models import Certificate, Counter
@@ -274,3 +274,26 @@ def test_bulk_certificates_check_out_with_an_independent_jose_library(world: Wor
         assert {k: revealed[k] for k in clear["face"]} == clear["face"]
         assert revealed["CZZTDM"] == holder and revealed["ZZBH"] == clear["meta"]["ZZBH"]
     assert len(salts) == sum(len(c["sd_jwt"].split("~")) - 2 for c in _certs(world, report["identifiers"]))
+
+
+def test_on_postgresql_the_certificates_tokens_are_stored_with_lz4(world: World) -> None:
+    """The migration 0025_bulk_speed: PostgreSQL compresses a certificate's two tokens with lz4 (faster to
+    write than its default), where the server has lz4; the certificates read back whole."""
+    with world.hub.factory() as db:
+        if db.get_bind().dialect.name != "postgresql":
+            pytest.skip("a PostgreSQL storage setting")
+        lz4 = db.scalar(text("SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'"))
+        settings = dict(
+            db.execute(
+                text(
+                    "SELECT attname, attcompression FROM pg_attribute "
+                    "WHERE attrelid = 'certificates'::regclass AND attname IN ('jws', 'sd_jwt')"
+                )
+            ).all()
+        )
+    assert settings == ({"jws": "l", "sd_jwt": "l"} if lz4 else {"jws": "", "sd_jwt": ""})
+    holders = [citizen_id() for _ in range(2)]
+    report = _bulk(world, [_id_row(h) for h in holders])
+    for cert in _certs(world, report["identifiers"]):
+        assert sdjwt.parse_jws(cert["jws"]).payload["sub"] in holders
+        assert sdjwt.split_sd_jwt(cert["sd_jwt"])[2] == ""
