@@ -8,8 +8,9 @@
    Target: >= 50% of the trivial endpoint's rate, p99 <= twice the trivial endpoint's at 64 connections.
 2. Bulk issuance (归集) in certificates per second, without and with PDFs (rendered and PAdES-sealed),
    beside the raw signing rate of the seal's algorithm measured in the same run (one thread, like the
-   issuance; the mean of a reading just before and one just after the run without PDFs). A certificate carries two signatures (its JWS and its SD-JWT VC; a PDF copy adds the PAdES
-   seal), so the target counts signatures: without PDFs, certificates/s x 2 >= 25% of the raw signing rate.
+   issuance; the mean of a reading just before and one just after the run without PDFs). A certificate
+   carries two signatures (its JWS and its SD-JWT VC; a PDF copy adds the PAdES seal), so the target
+   counts signatures: without PDFs, certificates/s x 2 >= 25% of the raw signing rate.
 
 The hub runs as its own process (uvicorn on 127.0.0.1, a free port, a temporary data directory);
 the load generator only targets 127.0.0.1 and is bounded in time.
