@@ -297,3 +297,22 @@ def test_on_postgresql_the_certificates_tokens_are_stored_with_lz4(world: World)
     for cert in _certs(world, report["identifiers"]):
         assert sdjwt.parse_jws(cert["jws"]).payload["sub"] in holders
         assert sdjwt.split_sd_jwt(cert["sd_jwt"])[2] == ""
+
+
+def test_token_payloads_with_what_the_fast_json_writer_refuses_are_still_signed() -> None:
+    """orjson refuses an integer beyond 64 bits; such a value (a face field is any JSON) is written by the
+    standard library instead, and the token reads back with its value and every disclosure's digest."""
+
+    class FixedSigner:
+        alg, kid = "ES256", "test"
+
+        def sign(self, data: bytes) -> bytes:
+            return bytes(64)
+
+    big = 2**70
+    token = sdjwt.issue_sd_jwt(FixedSigner(), clear={"iss": "hub", "n": big}, disclosable={"area": big, "name": "张三"})
+    issuer_jwt, disclosures, _ = sdjwt.split_sd_jwt(token)
+    payload = sdjwt.parse_jws(issuer_jwt).payload
+    assert payload["n"] == big
+    assert dict(sdjwt.decode_disclosure(d) for d in disclosures) == {"area": big, "name": "张三"}
+    assert sorted(sdjwt.disclosure_digest(d) for d in disclosures) == payload["_sd"]
