@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from datetime import time as dtime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -99,6 +100,7 @@ def _add_years(day: date, years: int) -> date:
         return day.replace(year=day.year + years, day=28)
 
 
+@lru_cache(maxsize=4096)  # a pure function of its day: a bulk run asks for the same few days again and again
 def _epoch(day: date, *, end: bool = False) -> int:
     moment = datetime.combine(day + timedelta(days=1) if end else day, dtime.min, tzinfo=SHANGHAI)
     return int(moment.timestamp())

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, delete, false, func, insert, or_, select, update
+from sqlalchemy import ARRAY, ColumnElement, Integer, Select, and_, any_, bindparam, delete, false, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -306,9 +306,7 @@ def status_indices(db: Session, count: int = 1) -> list[int]:
     handed_out = allocate(db, "status-index", count) + count - 1
     size = max(1, (2 * handed_out + STATUS_LIST_BLOCK - 1) // STATUS_LIST_BLOCK) * STATUS_LIST_BLOCK
     drawn = _random.sample(range(size), min(size, 4 * count + 64))
-    certified = select(Certificate.status_index).where(Certificate.status_index.in_(drawn))
-    reserved = select(StatusReservation.status_index).where(StatusReservation.status_index.in_(drawn))
-    held = set(db.scalars(certified.union_all(reserved)))
+    held = _held_positions(db, drawn)
     found = [index for index in drawn if index not in held][:count]
     if len(found) < count:
         highest_reserved = db.scalar(select(func.max(StatusReservation.status_index))) or 0
@@ -334,6 +332,21 @@ def reserve_status_indices(db: Session, count: int) -> list[int]:
 
 
 _random = secrets.SystemRandom()
+
+
+def _held_positions(db: Session, positions: list[int]) -> set[int]:
+    """Those of `positions` a certificate holds or a hub process has reserved (one query). On PostgreSQL the
+    positions go as one array parameter: a bulk chunk draws thousands, and an IN list of that many parameters
+    is a query text the driver parses again on every call (it keeps only short ones)."""
+
+    def among(column: Any) -> ColumnElement[bool]:
+        if db.get_bind().dialect.name == "postgresql":
+            return column == any_(bindparam("positions", positions, type_=ARRAY(Integer)))  # type: ignore[no-any-return]
+        return column.in_(positions)  # type: ignore[no-any-return]
+
+    certified = select(Certificate.status_index).where(among(Certificate.status_index))
+    reserved = select(StatusReservation.status_index).where(among(StatusReservation.status_index))
+    return set(db.scalars(certified.union_all(reserved)))
 
 
 # ---- hub keys, nonces ---------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 
 from certhub import bulk, sdjwt, service
 from certhub.models import Certificate, Counter
@@ -230,3 +230,89 @@ def test_rows_with_a_sealed_pdf_keep_their_place_among_the_others(world: World) 
     assert [c["has_pdf"] for c in certs] == [False, True, False]
     serials = [int(c["serial"]) for c in certs]
     assert serials == [serials[0], serials[0] + 1, serials[0] + 2]
+
+
+def test_bulk_certificates_check_out_with_an_independent_jose_library(world: World) -> None:
+    """Both tokens of bulk-issued certificates, read by joserfc and hashlib rather than by the hub's own code:
+    the signatures verify with the published keys, every disclosure is one the issuer signed, and together
+    the disclosures say what the clear JWS says."""
+    import base64
+    import hashlib
+
+    from joserfc import jws
+    from joserfc.jwk import JWKRegistry
+
+    holders = [citizen_id() for _ in range(3)]
+    report = _bulk(world, [_id_row(h) for h in holders])
+    assert report["issued"] == 3
+    jwks = world.client.get("/certhub/.well-known/jwks.json").json()["keys"]
+
+    def verified(token: str) -> dict[str, Any]:
+        header = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
+        jwk = next(k for k in jwks if k["kid"] == header["kid"])
+        payload = jws.deserialize_compact(token, JWKRegistry.import_key(jwk), algorithms=[jwk["alg"]]).payload
+        return dict(json.loads(payload))
+
+    salts: set[str] = set()
+    for cert, holder in zip(_certs(world, report["identifiers"]), holders, strict=True):
+        clear = verified(cert["jws"])
+        assert clear["sub"] == holder and clear["face"] == id_face(holder) and clear["jti"] == cert["identifier"]
+        issuer_jwt, *disclosures, last = cert["sd_jwt"].split("~")
+        assert last == ""  # no key binding in the stored credential
+        signed = verified(issuer_jwt)
+        assert signed["_sd_alg"] == "sha-256" and signed["jti"] == cert["identifier"]
+        digests = set(signed["_sd"])
+        revealed: dict[str, Any] = {}
+        for disclosure in disclosures:
+            digest = base64.urlsafe_b64encode(hashlib.sha256(disclosure.encode()).digest()).rstrip(b"=").decode()
+            assert digest in digests
+            salt, name, value = json.loads(base64.urlsafe_b64decode(disclosure + "=" * (-len(disclosure) % 4)))
+            assert len(base64.urlsafe_b64decode(salt + "=" * (-len(salt) % 4))) >= 16  # at least 128 bits
+            salts.add(salt)
+            revealed[name] = value
+        assert len(revealed) == len(digests) == len(disclosures)
+        assert {k: revealed[k] for k in clear["face"]} == clear["face"]
+        assert revealed["CZZTDM"] == holder and revealed["ZZBH"] == clear["meta"]["ZZBH"]
+    assert len(salts) == sum(len(c["sd_jwt"].split("~")) - 2 for c in _certs(world, report["identifiers"]))
+
+
+def test_on_postgresql_the_certificates_tokens_are_stored_with_lz4(world: World) -> None:
+    """The migration 0025_bulk_speed: PostgreSQL compresses a certificate's two tokens with lz4 (faster to
+    write than its default), where the server has lz4; the certificates read back whole."""
+    with world.hub.factory() as db:
+        if db.get_bind().dialect.name != "postgresql":
+            pytest.skip("a PostgreSQL storage setting")
+        lz4 = db.scalar(text("SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'"))
+        settings = dict(
+            db.execute(
+                text(
+                    "SELECT attname, attcompression FROM pg_attribute "
+                    "WHERE attrelid = 'certificates'::regclass AND attname IN ('jws', 'sd_jwt')"
+                )
+            ).all()
+        )
+    assert settings == ({"jws": "l", "sd_jwt": "l"} if lz4 else {"jws": "", "sd_jwt": ""})
+    holders = [citizen_id() for _ in range(2)]
+    report = _bulk(world, [_id_row(h) for h in holders])
+    for cert in _certs(world, report["identifiers"]):
+        assert sdjwt.parse_jws(cert["jws"]).payload["sub"] in holders
+        assert sdjwt.split_sd_jwt(cert["sd_jwt"])[2] == ""
+
+
+def test_token_payloads_with_what_the_fast_json_writer_refuses_are_still_signed() -> None:
+    """orjson refuses an integer beyond 64 bits; such a value (a face field is any JSON) is written by the
+    standard library instead, and the token reads back with its value and every disclosure's digest."""
+
+    class FixedSigner:
+        alg, kid = "ES256", "test"
+
+        def sign(self, data: bytes) -> bytes:
+            return bytes(64)
+
+    big = 2**70
+    token = sdjwt.issue_sd_jwt(FixedSigner(), clear={"iss": "hub", "n": big}, disclosable={"area": big, "name": "张三"})
+    issuer_jwt, disclosures, _ = sdjwt.split_sd_jwt(token)
+    payload = sdjwt.parse_jws(issuer_jwt).payload
+    assert payload["n"] == big
+    assert dict(sdjwt.decode_disclosure(d) for d in disclosures) == {"area": big, "name": "张三"}
+    assert sorted(sdjwt.disclosure_digest(d) for d in disclosures) == payload["_sd"]
