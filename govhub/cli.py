@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 from catalog_registry import cli as catalog_cli
 from certhub import cli as certhub_cli
 from exchange import cli as exchange_cli
-from govhub.timestamping import configure_time_stamps
 from govhub.archives import ARCHIVE_PROFILES
+from govhub.timestamping import configure_time_stamps
 from ops.archive import cli as archive_cli
 from ops.auditlog import cli as auditlog_cli
 from ops.cli import CLI_ADMIN, describe_from_help, load_settings, with_db

@@ -83,6 +83,11 @@ def use_contents(
     db: Session, use: SealUse, seal: Seal, *, storage: ObjectStore, vault: KeyVault, settings: Settings
 ) -> archive.Contents:
     """The files and metadata of one sealed document's package."""
+    if use.kind == "ofd":
+        raise Conflict(
+            f"seal use {use.id} sealed an OFD document: its sealed output is kept, but archive packages of sealed "
+            "OFD documents are not made yet (sealed PDFs and detached seal signatures are)"
+        )
     if use.object_key is None:
         raise Conflict(
             f"seal use {use.id} kept no sealed output (it was made before the hub kept them, or through a path that "

@@ -313,6 +313,7 @@ def seal_ofd(
             y_mm=y_mm,
             size_mm=size_mm,
             approval_id=approval_id or None,
+            storage=request.app.state.storage,
         )
     return Response(
         sealed.data,

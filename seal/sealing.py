@@ -240,6 +240,7 @@ def seal_ofd(
     approval_id: str | None = None,
     system: str | None = None,
     timestamper: TimeStamper | None = None,
+    storage: ObjectStore | None = None,
 ) -> SealedOfd:
     """Seal an OFD document (GB/T 33190 §18) with the department's SM2 seal; record the use; return the sealed OFD.
 
@@ -314,6 +315,8 @@ def seal_ofd(
         purpose=purpose,
         approval=approval,
         system=system,
+        output=sealed.data,
+        storage=storage,
     )
     return SealedOfd(
         data=sealed.data,

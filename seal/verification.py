@@ -643,9 +643,9 @@ def _as_of(as_of: datetime | None, now: datetime) -> datetime:
     return as_of.astimezone(UTC)
 
 
-def _status_as_of(db: Session, seal: Seal, *, as_of: datetime, signing_time: datetime, poe: datetime | None) -> Check:
+def _status_as_of(seal: SealState, *, as_of: datetime, signing_time: datetime, poe: datetime | None) -> Check:
     """The seal's status as of a past instant, from its history (a revocation after `as_of` does not count)."""
-    then = status_at(db, seal, as_of)
+    then = status_at(seal, as_of)
     when = ses.timestamp(as_of)
     if then == SealStatus.ACTIVE.value:
         return _check("passed", f"as of {when} the seal was active")
@@ -735,7 +735,7 @@ def verify_pdf(db: Session, *, pdf_bytes: bytes, settings: Settings, as_of: date
             seal, signing_time=signing_time, poe=poe, now=now, foreign_chain_ok=checks["chain"].status == "passed"
         )
         if as_of is not None and seal is not None and (seal.revoked_at is None or seal.revoked_at > moment):
-            checks["seal_status_now"] = _status_as_of(db, seal, as_of=moment, signing_time=signing_time, poe=poe)
+            checks["seal_status_now"] = _status_as_of(seal, as_of=moment, signing_time=signing_time, poe=poe)
         if result.timestamp_time is not None:
             checks["timestamp"] = (
                 _check("passed", f"RFC 3161 time stamp at {ses.timestamp(result.timestamp_time)} (PAdES B-T)")
