@@ -192,3 +192,49 @@ def test_mangled_requests_are_answered_never_a_server_error(client: TestClient) 
         assert answer.headers["content-type"] == "application/timestamp-reply"
         statuses.add(answer.status_code)
     assert 400 in statuses  # most are refused; a change inside the imprint or the nonce is still a request
+
+
+def test_a_hub_token_is_checked_directly_and_agrees_with_pyhanko_on_good_forged_and_untrusted_tokens(hub: Hub) -> None:
+    """The direct check of a time stamp (no pyHanko CMS validation per token) gives the verdicts pyHanko's full
+    validation gives, for the hub TSA's tokens: over this signature, over another, tampered, and untrusted."""
+    from seal import authority, timestamps
+
+    with hub.factory() as db:
+        stamper = service.hub_timestamper(db, hub.app.state.vault)
+        roots, intermediates = authority.trusted_certificates(db)
+        db.commit()
+    value = b"the seal signature value"
+    token = timestamps.stamp(value, stamper)
+
+    def both(token_der: bytes, signed: bytes, trusted: list[x509.Certificate]) -> tuple[bool, bool]:
+        direct = timestamps._direct_check(token_der, signed, roots=trusted, intermediates=intermediates)
+        return direct.ok, asyncio.run(_pyhanko_ok(token_der, signed, trusted, intermediates))
+
+    assert both(token, value, roots) == (True, True)
+    assert both(token, b"another signature", roots) == (False, False)
+    assert timestamps._direct_check(token, value, roots=[], intermediates=intermediates).untrusted
+    assert asyncio.run(_pyhanko_ok(token, value, [], intermediates)) is False
+    # one byte of the TSA's signature changed: the direct check finds it, as pyHanko does
+    at = token.rfind(token[-8:])
+    tampered = token[:at] + bytes([token[at] ^ 0x01]) + token[at + 1 :]
+    assert timestamps._direct_check(tampered, value, roots=roots, intermediates=intermediates).ok is False
+    assert asyncio.run(_pyhanko_ok(tampered, value, roots, intermediates)) is False
+
+
+async def _pyhanko_ok(token: bytes, value: bytes, roots: list[x509.Certificate], intermediates: list[x509.Certificate]) -> bool:
+    from asn1crypto import cms
+    from pyhanko.sign.validation.generic_cms import validate_tst_signed_data
+    from pyhanko_certvalidator import ValidationContext
+
+    from seal import pdf as pades
+
+    context = ValidationContext(
+        trust_roots=[pades.asn1_cert(c) for c in roots], other_certs=[pades.asn1_cert(c) for c in intermediates]
+    )
+    try:
+        status = await validate_tst_signed_data(
+            cms.ContentInfo.load(token)["content"], context, lambda algorithm: hashlib.new(algorithm, value).digest()
+        )
+    except Exception:
+        return False
+    return bool(status.get("intact") and status.get("valid") and status.get("trust_problem_indic") is None)
