@@ -14,7 +14,7 @@ from datetime import datetime
 from asn1crypto import cms
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from pyhanko.sign.timestamps import TimeStamper
@@ -94,6 +94,16 @@ def _direct_check(
     if content["content_type"].native != "signed_data":
         return StampCheck(False, None, "the time stamp is not a CMS SignedData token")
     signed_data = content["content"]
+    infos = signed_data["signer_infos"]
+    if len(infos) != 1:
+        raise _Unsupported("signer count")
+    info = infos[0]
+    # The bytes that were signed and hashed, taken before any field below is read: asn1crypto re-encodes a
+    # structure once an algorithm identifier inside it has been read, which costs more than the whole check.
+    attrs_der = info["signed_attrs"].dump()
+    certificates = [
+        x509.load_der_x509_certificate(c.chosen.dump()) for c in signed_data["certificates"] or [] if c.name == "certificate"
+    ]
     encap = signed_data["encap_content_info"]
     if encap["content_type"].native != "tst_info":
         return StampCheck(False, None, "the time stamp's content is not a TSTInfo")
@@ -106,26 +116,16 @@ def _direct_check(
         raise _Unsupported(imprint_alg)
     if hashlib.new(imprint_alg, signature_value).digest() != imprint["hashed_message"].native:
         return StampCheck(False, at, "the time stamp does not match this signature or its own signature is broken")
-    infos = signed_data["signer_infos"]
-    if len(infos) != 1:
-        raise _Unsupported("signer count")
-    info = infos[0]
     digest_alg = info["digest_algorithm"]["algorithm"].native
-    if digest_alg not in _HASHES or info["signed_attrs"].native is None:
+    if digest_alg not in _HASHES or not attrs_der:
         raise _Unsupported(digest_alg)
     attrs = {a["type"].native: a["values"] for a in info["signed_attrs"]}
     sid = info["sid"]
     if sid.name != "issuer_and_serial_number":
         raise _Unsupported("sid")
-    wanted = (sid.chosen["issuer"].dump(), sid.chosen["serial_number"].native)
-    signer = next(
-        (
-            c.chosen
-            for c in signed_data["certificates"] or []
-            if c.name == "certificate" and (c.chosen.issuer.dump(), c.chosen.serial_number) == wanted
-        ),
-        None,
-    )
+    serial = sid.chosen["serial_number"].native
+    wanted_issuer = sid.chosen["issuer"].dump()
+    signer = next((c for c in certificates if c.serial_number == serial and c.issuer.public_bytes() == wanted_issuer), None)
     if signer is None:
         raise _Unsupported("signer certificate not in the token")
     broken = StampCheck(False, at, "the time stamp does not match this signature or its own signature is broken")
@@ -135,7 +135,7 @@ def _direct_check(
         return broken
     if digests[0].native != hashlib.new(digest_alg, tst_der).digest():
         return broken
-    cert_der = signer.dump()
+    cert_der = signer.public_bytes(serialization.Encoding.DER)
     ess = attrs.get("signing_certificate_v2")
     if ess is None:
         raise _Unsupported("no ESSCertIDv2")
@@ -143,8 +143,8 @@ def _direct_check(
     ess_alg = first["hash_algorithm"]["algorithm"].native
     if ess_alg not in _HASHES or hashlib.new(ess_alg, cert_der).digest() != first["cert_hash"].native:
         return broken
-    certificate = x509.load_der_x509_certificate(cert_der)
-    to_verify = b"\x31" + info["signed_attrs"].dump()[1:]  # the attributes as a SET, as they were signed
+    certificate = signer
+    to_verify = b"\x31" + attrs_der[1:]  # the attributes as a SET, as they were signed
     value = info["signature"].native
     key = certificate.public_key()
     scheme = info["signature_algorithm"].signature_algo
@@ -178,8 +178,15 @@ def check(
     Tokens of the usual layout (one signer, ECDSA, RSA PKCS#1 v1.5 or Ed25519, ESSCertIDv2) are checked directly
     (`_direct_check`), with the TSA certificate's path validated once per certificate; any other token, and any
     token the direct check cannot read, goes through pyHanko's validation of the whole token."""
-    with contextlib.suppress(Exception):  # _Unsupported, or an unusual encoding: the full validation below decides
+    with contextlib.suppress(Exception):  # _Unsupported, or an unusual encoding: the full validation decides
         return _direct_check(token_der, signature_value, roots=roots, intermediates=intermediates)
+    return _pyhanko_check(token_der, signature_value, roots=roots, intermediates=intermediates)
+
+
+def _pyhanko_check(
+    token_der: bytes, signature_value: bytes, *, roots: list[x509.Certificate], intermediates: list[x509.Certificate]
+) -> StampCheck:
+    """The whole token validated by pyHanko (CMS, the TSA certificate's path and usage)."""
     try:
         content = cms.ContentInfo.load(token_der)
         signed_data = content["content"]
