@@ -145,6 +145,7 @@ def test_b_lt_embeds_the_hubs_crl_and_certificates_in_the_dss(client: TestClient
     store = ltv.security_store(PdfFileReader(io.BytesIO(response.content), strict=False))
     assert any(crl.issuer == cert.issuer for crl in store.crls)
     assert any(c.subject == cert.issuer for c in store.certificates)
+    assert store.ocsp_count >= 1  # the hub's OCSP answer for the seal's certificate, asked in-process
     assert (
         ltv.document_stamps(PdfFileReader(io.BytesIO(response.content), strict=False), roots=[root]) == []
     )  # B-LT: no document stamp
