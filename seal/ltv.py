@@ -58,10 +58,6 @@ def check_level(level: str) -> str:
     return value
 
 
-def needs_timestamp(level: str) -> bool:
-    return level != B_B
-
-
 def ocsp_answer(db: Session, vault: KeyVault, settings: Settings, certificate: x509.Certificate) -> bytes | None:
     """The hub's own OCSP answer (seal/ocsp.py, asked in-process) for a certificate its P-256 issuing CA issued,
     or None when the responder does not answer for it."""
@@ -94,7 +90,6 @@ def signing_context(
     vault: KeyVault,
     settings: Settings,
     *,
-    extra_crls: Sequence[bytes] = (),
     ocsps: Sequence[bytes] = (),
 ) -> ValidationContext:
     """A validation context for embedding validation data: the hub's P-256 chain (PAdES seals chain to it), the
@@ -108,7 +103,7 @@ def signing_context(
     return ValidationContext(
         trust_roots=[pades.asn1_cert(c) for c in roots],
         other_certs=[pades.asn1_cert(c) for c in intermediates],
-        crls=[crl, arl, *extra_crls],
+        crls=[crl, arl],
         ocsps=list(ocsps),
         allow_fetching=False,
         revocation_mode="hard-fail",
