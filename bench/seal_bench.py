@@ -475,6 +475,25 @@ def _ofd_seal_rows(db: Any, vault: KeyVault, department_id: str, seal: Any, seco
     ]
 
 
+def _lta_rows(db: Any, b_t: Callable[[], bytes], b_lta: Callable[[], bytes], seconds: float) -> list[dict[str, object]]:
+    """PAdES B-LTA sealing (the CRLs and certificates in the DSS, a document time stamp, the PDF kept) beside B-T
+    sealing, and the verification of a B-LTA PDF (DSS, document time stamps, long-term evidence) beside a B-T one."""
+    from seal import service
+
+    lta_rate, bt_rate = _compare(b_lta, b_t, seconds)
+    sealed_lta, sealed_bt = b_lta(), b_t()
+    db.commit()
+    verify_lta, verify_bt = _compare(
+        lambda: service.verify_pdf(db, pdf_bytes=sealed_lta, settings=SEAL_SETTINGS),
+        lambda: service.verify_pdf(db, pdf_bytes=sealed_bt, settings=SEAL_SETTINGS),
+        seconds,
+    )
+    return [
+        _row("seal.pdf_seal.ES256.b_lta", lta_rate, "documents/s", "the hub sealing at B-T", bt_rate),
+        _row("seal.pdf_verify.ES256.b_lta", verify_lta, "documents/s", "the hub verifying a B-T PDF", verify_bt),
+    ]
+
+
 def main(argv: list[str] | None = None) -> list[dict[str, object]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--full", action="store_true", help="longer measurements (about 5 s each)")
@@ -559,6 +578,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
                 "baseline_value": round(raw_rate, 2),
             }
         )
+        rows += _lta_rows(db, hub_pdf, lambda: service.seal_pdf(
+            db, vault=vault, department_id=department_id, pdf=document, purpose="bench", seal_id=es256.id, actor=SYSTEM,
+            settings=SEAL_SETTINGS, level="B-LTA",
+        ), seconds)  # fmt: skip
         rows += _tsa_rows(db, vault, seconds)
         rows += _ofd_rows(db, seconds)
         rows += _ofd_seal_rows(db, vault, department_id, seals["SM2"], seconds)

@@ -669,8 +669,11 @@ def read_lta_record(record_id: str, db: DbSession, who: DepartmentOrAdmin) -> An
     response_class=Response,
     responses={200: {"content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}}},
 )
+@writes
 def lta_record_document(record_id: str, db: DbSession, who: DepartmentOrAdmin) -> Response:
+    """The sealed PDF as the hub keeps it now; each download is audited."""
     record = service.lta_record(db, who=who, record_id=record_id)
+    audit.record(db, actor=who, action="seal.lta.document.read", object_type="seal_lta_record", object_id=record.id)
     return Response(
         record.document, media_type="application/pdf", headers={"Content-Disposition": 'attachment; filename="sealed-lta.pdf"'}
     )

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from asn1crypto import cms, tsp
+from asn1crypto import ocsp as asn1_ocsp
 from cryptography import x509
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
@@ -36,7 +37,7 @@ from ops.config import Settings
 from ops.crypto import KeyVault
 from ops.db import utcnow
 from ops.errors import Conflict, HubError, Invalid, NotFound, UpstreamError
-from seal import authority, repository, sm2ca, tsa
+from seal import authority, ocsp, repository, sm2ca, tsa
 from seal import pdf as pades
 from seal.models import LtaRecord
 
@@ -57,12 +58,39 @@ def check_level(level: str) -> str:
     return value
 
 
-def needs_timestamp(level: str) -> bool:
-    return level != B_B
+def ocsp_answer(db: Session, vault: KeyVault, settings: Settings, certificate: x509.Certificate) -> bytes | None:
+    """The hub's own OCSP answer (seal/ocsp.py, asked in-process) for a certificate its P-256 issuing CA issued,
+    or None when the responder does not answer for it."""
+    issuer_pem = authority.issuer_certificate_pem(db, certificate)
+    if issuer_pem is None:
+        return None
+    issuer = pades.asn1_cert(x509.load_pem_x509_certificate(issuer_pem.encode()))
+    request = asn1_ocsp.OCSPRequest(
+        {
+            "tbs_request": {
+                "request_list": [
+                    {
+                        "req_cert": {
+                            "hash_algorithm": {"algorithm": "sha256"},
+                            "issuer_name_hash": hashlib.sha256(issuer.subject.dump()).digest(),
+                            "issuer_key_hash": hashlib.sha256(issuer.public_key["public_key"].contents[1:]).digest(),
+                            "serial_number": certificate.serial_number,
+                        }
+                    }
+                ]
+            }
+        }
+    )
+    answer = ocsp.respond(db, vault, chain="p256", request_der=request.dump(), public_url=settings.public_url)
+    return answer.der if answer.status == "successful" else None
 
 
 def signing_context(
-    db: Session, vault: KeyVault, settings: Settings, *, extra_crls: Sequence[bytes] = (), ocsps: Sequence[bytes] = ()
+    db: Session,
+    vault: KeyVault,
+    settings: Settings,
+    *,
+    ocsps: Sequence[bytes] = (),
 ) -> ValidationContext:
     """A validation context for embedding validation data: the hub's P-256 chain (PAdES seals chain to it), the
     issuing CA's current CRL and the root's (for the issuing CA's certificate), issued in-process, and any other
@@ -75,7 +103,7 @@ def signing_context(
     return ValidationContext(
         trust_roots=[pades.asn1_cert(c) for c in roots],
         other_certs=[pades.asn1_cert(c) for c in intermediates],
-        crls=[crl, arl, *extra_crls],
+        crls=[crl, arl],
         ocsps=list(ocsps),
         allow_fetching=False,
         revocation_mode="hard-fail",

@@ -165,7 +165,10 @@ def seal_pdf(
     roots = authority.root_certificates(db)
     field_name = f"Seal-{seal.code[-8:]}-{utcnow():%Y%m%d%H%M%S%f}"
     long_term = chosen in (ltv.B_LT, ltv.B_LTA)
-    context = ltv.signing_context(db, vault, settings) if long_term else None
+    context = None
+    if long_term:  # the CRLs, and the hub's OCSP answer for the seal's certificate
+        answer = ltv.ocsp_answer(db, vault, settings, cert)
+        context = ltv.signing_context(db, vault, settings, ocsps=[answer] if answer is not None else [])
     sealed = pades.sign(
         pdf,
         cert=cert,

@@ -51,7 +51,7 @@ from seal.issuance import (
     revoke_seal,
 )
 from seal.keys import Signer
-from seal.ltv import LEVELS, RenewalRun, lta_record, renew_due
+from seal.ltv import RenewalRun, lta_record, renew_due
 from seal.ocsp import MAX_REQUEST_BYTES as OCSP_MAX_REQUEST_BYTES
 from seal.ocsp import decode_get as ocsp_decode_get
 from seal.ocsp import issuing_certificate_der
@@ -99,7 +99,6 @@ from seal.verification import (
 __all__ = [
     "ARCHIVE_PROFILES",
     "CERTHUB",
-    "LEVELS",
     "OCSP_MAX_REQUEST_BYTES",
     "TSA_MAX_REQUEST_BYTES",
     "HubTimeStamper",

@@ -70,6 +70,8 @@ CHECK_NAMES = {
     "signature_xml": "签名描述文件（Signature.xml）",
     "seal_period": "印章有效期",
     "seal_file": "印章文件",
+    "revocation": "嵌入的吊销信息",
+    "long_term": "长期验证",
 }
 CHECK_STATUS = {"passed": "通过", "failed": "未通过", "indeterminate": "无法确定", "warning": "警告", "not_applicable": "不适用"}
 TTL_CHOICES = (60, 120, 300, 600)
@@ -106,6 +108,12 @@ CHECK_FINDINGS: dict[tuple[str, str], str] = {
     ("seal_file", "passed"): "签章旁的印章文件与签章中的印章一致",
     ("seal_file", "failed"): "签章旁的印章文件缺失，或与签章中的印章不一致",
     ("seal_file", "not_applicable"): "未单独存放印章文件，以签章中的印章为准",
+    ("revocation", "passed"): "文档内嵌的吊销列表表明签署时证书未被吊销",
+    ("revocation", "failed"): "文档内嵌的吊销列表表明签署前证书已被吊销",
+    ("revocation", "not_applicable"): "文档未嵌入吊销信息，以本平台的印章记录为准",
+    ("long_term", "passed"): "现有证据（签名、时间戳、吊销信息、文档时间戳链）足以支持结论",
+    ("long_term", "failed"): "长期验证证据表明签章无效",
+    ("long_term", "indeterminate"): "证书过期后缺少证明签章当时已存在的有效证据（时间戳链中断）",
 }
 # What was wrong with one signed file of an OFD, by the seal domain's finding.
 REFERENCE_PROBLEMS = {

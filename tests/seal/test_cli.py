@@ -91,3 +91,14 @@ def test_an_operator_issues_lists_revokes_and_rewraps_seals_from_the_shell(
     # time-stamp authority's key
     assert "re-wrapped 8" in _govhub(capsys, "seals", "rewrap")
     assert "re-wrapped 0" in _govhub(capsys, "seals", "rewrap")
+
+
+def test_an_operator_renews_the_time_stamp_chains_that_are_due_from_the_shell(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("logging.basicConfig", lambda **_kwargs: None)
+    monkeypatch.setenv("GOVHUB_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("GOVHUB_MASTER_KEY", MASTER_KEY)
+    monkeypatch.delenv("GOVHUB_DATABASE_URL", raising=False)
+    _govhub(capsys, "db", "upgrade")
+    assert json.loads(_govhub(capsys, "seals", "renew-lta")) == {"renewed": [], "failed": {}}

@@ -145,6 +145,7 @@ def test_b_lt_embeds_the_hubs_crl_and_certificates_in_the_dss(client: TestClient
     store = ltv.security_store(PdfFileReader(io.BytesIO(response.content), strict=False))
     assert any(crl.issuer == cert.issuer for crl in store.crls)
     assert any(c.subject == cert.issuer for c in store.certificates)
+    assert store.ocsp_count >= 1  # the hub's OCSP answer for the seal's certificate, asked in-process
     assert (
         ltv.document_stamps(PdfFileReader(io.BytesIO(response.content), strict=False), roots=[root]) == []
     )  # B-LT: no document stamp
@@ -238,6 +239,7 @@ def test_the_renewal_job_adds_a_document_time_stamp_and_the_chain_still_validate
     assert shown.status_code == 200 and shown.json()["timestamps"] == 2
     document = client.get(f"/seal/lta-records/{record.id}/document", headers=system.headers)
     assert document.status_code == 200 and document.content == record.document
+    assert db.scalars(select(AuditRecord).where(AuditRecord.action == "seal.lta.document.read")).one().object_id == record.id
     other = sealer(hub, hub.department("另一个部门"), name="另一个系统")
     assert client.get(f"/seal/lta-records/{record.id}", headers=other.headers).status_code == 404
     listed = client.get("/seal/lta-records", headers=system.headers).json()["items"]

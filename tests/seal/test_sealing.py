@@ -69,10 +69,10 @@ def test_a_department_seals_a_pdf_and_anyone_verifies_it_as_valid(
         "seal_valid_at_signing": "passed",
         "seal_status_now": "passed",
         "timestamp": "passed",  # the hub's own record of the sealing proves when it was made
-        "revocation": "not_applicable",  # B-B: no revocation data embedded; the hub's history decides
+        "revocation": "not_applicable",  # B-T: no revocation data embedded; the hub's history decides
         "long_term": "passed",  # the seal's certificate is still valid: the signature carries the verdict
     }
-    assert only["level"] == "B-B" and only["carried_by"] == ["signature", "hub_record"]
+    assert only["level"] == "B-T" and only["carried_by"] == ["signature", "hub_record"]
     assert only["seal"]["id"] == seal["id"] and only["signer"]["organization_identifier"] == department.code
     use = db.scalars(select(SealUse).where(SealUse.seal_id == seal["id"])).one()
     assert use.kind == "pdf" and use.purpose == "行政许可决定书用印" and use.actor == system.client.client_id  # type: ignore[union-attr]
