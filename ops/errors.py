@@ -234,7 +234,9 @@ def document_problems(openapi: dict[str, Any]) -> dict[str, Any]:
             responses = operation.setdefault("responses", {})
             for status, response in responses.items():
                 if status[0] in "45":
-                    response["content"] = content
+                    # a protocol's own error answer (e.g. an OCSP malformedRequest) stays documented beside the problem
+                    own = {k: v for k, v in response.get("content", {}).items() if k != "application/json"}
+                    response["content"] = {**content, **own}
             for status in ("4XX", "5XX"):
                 responses.setdefault(status, problem)
     schemas = openapi.setdefault("components", {}).setdefault("schemas", {})

@@ -448,7 +448,10 @@ def _ocsp_reply(request: Request, db: Session, chain: str, request_der: bytes) -
 
 _OCSP_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": {"application/ocsp-response": {"schema": {"type": "string", "format": "binary"}}}},
-    400: {"description": "malformedRequest (an OCSPResponse without response bytes)"},
+    400: {
+        "description": "malformedRequest (an OCSPResponse without response bytes)",
+        "content": {"application/ocsp-response": {"schema": {"type": "string", "format": "binary"}}},
+    },
 }
 
 
