@@ -27,7 +27,7 @@ from ops.config import Settings
 from ops.crypto import KeyVault
 from ops.errors import Conflict, NotFound
 from ops.storage import ObjectStore, get_bytes
-from seal import authority, keys, repository, sesder
+from seal import authority, keys, repository, sesder, timestamps
 from seal.custody import chain_pem
 from seal.issuance import make_seal_der
 from seal.models import Seal, SealUse
@@ -361,6 +361,9 @@ def _check_detached(payload: dict[str, bytes], use: dict[str, Any], report: arch
     report.add(authenticity, "seal signature", signature.status == "passed", signature.message, path)
     structure = _der_seal_check(parsed, trusted, parsed.signer_cert)
     report.add(authenticity, "seal structure", structure.status == "passed", structure.message, path)
+    if parsed.timestamp is not None:  # the RFC 3161 stamp over the signature value, checked against the package's CA
+        stamp = timestamps.check(parsed.timestamp, parsed.signature, roots=trusted.roots, intermediates=trusted.intermediates)
+        report.add(authenticity, "seal signature time stamp", stamp.ok, stamp.message, path)
     own_seal = parsed.seal.der == payload.get(SEAL_FILE)
     report.add(
         integrity,

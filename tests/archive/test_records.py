@@ -18,6 +18,7 @@ import bagit
 from govhub.archives import ARCHIVE_PROFILES
 from ops.archive import service as archive
 from ops.auditlog import service as auditlog
+from seal import sesder
 from tests.conftest import Actor, Hub
 from tests.exchange.conftest import World
 from tests.seal.helpers import one_page_pdf, seal_body, sealer
@@ -225,8 +226,26 @@ def test_bad_packages_are_reported_with_their_reason(world: World) -> None:
     failures = check(rebag(dossier, {"metadata/dat46.json": json.dumps(dat46).encode()})).failures()
     assert [f.reason for f in failures] == [f"电子文件号 (DA/T 46) is other, the package is of {request_id}"]
 
-    # A signature value altered (and the metadata and manifests recomputed) no longer verifies.
-    der = bytearray(sealed["data/original/seal-signature.der"])
+    # A signature value altered (and the metadata and manifests recomputed) no longer verifies; nor does the
+    # time stamp over it, whose imprint is the old value's hash.
+    original = sealed["data/original/seal-signature.der"]
+    value = sesder.parse_signature(original).signature
+    der = bytearray(original)
+    der[original.index(value) + len(value) - 5] ^= 0x01
+    meta = json.loads(sealed["data/metadata/dat46.json"])
+    for entry in meta["计算机文件"]:
+        entry.update(
+            {
+                "计算机文件大小": len(der),
+                "SHA-256": archive.digest("sha256", bytes(der)),
+                "SM3": archive.digest("sm3", bytes(der)),
+            }
+        )
+    forged = rebag(sealed, {"original/seal-signature.der": bytes(der), "metadata/dat46.json": json.dumps(meta).encode()})
+    assert {"seal signature", "seal signature time stamp"} <= {f.check for f in check(forged).failures()}
+
+    # A byte of the time stamp token changed: the stamp no longer verifies, the signature still does.
+    der = bytearray(original)
     der[-5] ^= 0x01
     meta = json.loads(sealed["data/metadata/dat46.json"])
     for entry in meta["计算机文件"]:
@@ -238,7 +257,7 @@ def test_bad_packages_are_reported_with_their_reason(world: World) -> None:
             }
         )
     forged = rebag(sealed, {"original/seal-signature.der": bytes(der), "metadata/dat46.json": json.dumps(meta).encode()})
-    assert "seal signature" in {f.check for f in check(forged).failures()}
+    assert {f.check for f in check(forged).failures()} == {"seal signature time stamp"}
 
 
 def test_only_the_records_own_departments_or_the_platform_archive(world: World) -> None:
