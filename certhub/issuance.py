@@ -384,7 +384,7 @@ def _build(
     db.flush()
     if render_pdf and ctx.storage is not None:
         if (copy_format or ctx.copy_format(db, who, draft.department_id)) == "ofd":
-            certificate.ofd_key = _render_ofd(
+            certificate.ofd_key = ofd_copy(
                 db, who=who, ctx=ctx, ctype=ctype, certificate=certificate, issuer_name=draft.issuer_name
             )
         else:
@@ -420,10 +420,11 @@ def _render_pdf(
     return ctx.storage.put([sealed]).key
 
 
-def _render_ofd(
+def ofd_copy(
     db: Session, *, who: Actor, ctx: IssueContext, ctype: CertificateType, certificate: Certificate, issuer_name: str
 ) -> str:
-    """The OFD copy (``ofdcopy.py``), sealed with the department's SM2 seal where the page leaves it room."""
+    """The OFD copy (``ofdcopy.py``) of an issued `certificate`, sealed with the department's SM2 seal where the
+    page leaves it room; stored, its key returned (the caller sets ``certificate.ofd_key``)."""
     assert ctx.storage is not None
     token, certificate.public_token_hash = new_public_token()  # the same 2D code payload as the PDF copy's
     raw = ofdcopy.render(
