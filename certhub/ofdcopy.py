@@ -26,14 +26,15 @@ import itertools
 import re
 import uuid
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from typing import Any
 from xml.sax.saxutils import escape
 
+import segno
 from PIL import Image
-from reportlab.graphics.barcode import qrencoder
 
 from certhub import ofdfont
 
@@ -170,52 +171,117 @@ class _Page:
 
 _RUN = re.compile(r"0{5,}|1{5,}")
 _FINDER_LIKE = re.compile(r"(?=10111010000|00001011101)")
+QR_ERROR = "m"  # error correction level M (15 %)
+
+# ISO/IEC 18004 §7.8.2, Table 10: where each data mask pattern inverts a module (i: row, j: column).
+_MASKS: tuple[Callable[[int, int], bool], ...] = (
+    lambda i, j: (i + j) % 2 == 0,
+    lambda i, j: i % 2 == 0,
+    lambda i, j: j % 3 == 0,
+    lambda i, j: (i + j) % 3 == 0,
+    lambda i, j: (i // 2 + j // 3) % 2 == 0,
+    lambda i, j: (i * j) % 2 + (i * j) % 3 == 0,
+    lambda i, j: ((i * j) % 2 + (i * j) % 3) % 2 == 0,
+    lambda i, j: ((i + j) % 2 + (i * j) % 3) % 2 == 0,
+)
 
 
-def _penalty(modules: list[list[Any]]) -> int:
+def _bits(row: Iterable[Any]) -> int:
+    """A row of modules as an integer, the leftmost module the highest bit."""
+    return int("".join("1" if m else "0" for m in row), 2)
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """What one QR version's symbols share, worked out once a process: the encoding region (the modules that
+    carry data), each mask's pattern over it, and each mask's function patterns (finders, timing, alignment,
+    format and version information), all as rows of bits."""
+
+    size: int
+    region: tuple[int, ...]
+    patterns: tuple[tuple[int, ...], ...]
+    functions: tuple[tuple[int, ...], ...]
+
+
+@cache
+def _layout(version: int) -> _Layout:
+    from segno import encoder
+
+    size = version * 4 + 17
+    marks = encoder.make_matrix(size, size)  # the reserved areas, as segno lays them out before placing data
+    encoder.add_finder_patterns(marks, size, size)
+    encoder.add_alignment_patterns(marks, size, size)
+    marks[-8][8] = 0x1  # the dark module
+    region = tuple(_bits(m > 0x1 for m in row) for row in marks)
+    patterns = tuple(tuple(_bits(mask(i, j) for j in range(size)) & region[i] for i in range(size)) for mask in _MASKS)
+    functions = []
+    for mask in range(8):  # a symbol of this version made with each mask: what lies outside the region
+        sample = segno.make_qr("0", version=version, error=QR_ERROR, mask=mask, boost_error=False)
+        functions.append(tuple(_bits(row) & ~region[i] for i, row in enumerate(sample.matrix)))
+    return _Layout(size, region, patterns, tuple(functions))
+
+
+def _penalty(rows: list[int], size: int) -> int:
     """The penalty of a masked QR symbol (ISO/IEC 18004 §7.8.3: runs, blocks, finder-like patterns, balance),
-    on strings and integers: the four rules over 8 masks cost less than one pass of reportlab's own evaluation."""
-    rows = ["".join("1" if m else "0" for m in row) for row in modules]
-    size = len(rows)
-    lines = rows + ["".join(column) for column in zip(*rows, strict=True)]
+    on strings and integers."""
+    text = [format(row, f"0{size}b") for row in rows]
+    lines = text + ["".join(column) for column in zip(*text, strict=True)]
     score = sum(3 + len(run.group()) - 5 for line in lines for run in _RUN.finditer(line))
     score += 40 * sum(len(_FINDER_LIKE.findall(line)) for line in lines)
-    ints = [int(row, 2) for row in rows]
     full = (1 << (size - 1)) - 1
-    for a, b in itertools.pairwise(ints):
+    for a, b in itertools.pairwise(rows):
         dark = a & b & (a >> 1) & (b >> 1) & full
         light = ~(a | b | (a >> 1) | (b >> 1)) & full
         score += 3 * (dark.bit_count() + light.bit_count())
-    dark_share = sum(row.count("1") for row in rows) * 100 // (size * size)
+    dark_share = sum(row.bit_count() for row in rows) * 100 // (size * size)
     return score + 10 * (abs(dark_share - 50) // 5)
 
 
-def qr_modules(payload: str) -> list[list[Any]]:
-    """The modules of a QR code (level M) carrying `payload`, with the mask of least penalty."""
-    code = qrencoder.QRCode(None, qrencoder.QRErrorCorrectLevel.M)
-    code.addData(payload)
-    code.version = code.calculate_version()
-    penalties = []
+def qr_rows(payload: str) -> tuple[int, list[int]]:
+    """A QR code (level M) carrying `payload`, with the mask of least penalty: its size and its rows of modules
+    as integers (the leftmost module the highest bit, 1 dark).
+
+    segno encodes the data once (with mask 0); the other seven masked symbols follow from it by flipping the
+    encoding region's bits, each scored on integers, so the eight candidates cost about one symbol."""
+    first = segno.make_qr(payload, error=QR_ERROR, mask=0, boost_error=False)
+    version = first.version
+    assert isinstance(version, int)
+    layout = _layout(version)
+    size = layout.size
+    data = [_bits(row) & layout.region[i] ^ layout.patterns[0][i] for i, row in enumerate(first.matrix)]
+    best: tuple[int, list[int]] | None = None
     for mask in range(8):
-        code.makeImpl(True, mask)
-        penalties.append((_penalty(code.modules), mask))
-    code.makeImpl(False, min(penalties)[1])
-    return list(code.modules)
+        pattern, function = layout.patterns[mask], layout.functions[mask]
+        rows = [function[i] | (data[i] ^ pattern[i]) for i in range(size)]
+        score = _penalty(rows, size)
+        if best is None or score < best[0]:
+            best = (score, rows)
+    assert best is not None
+    return size, best[1]
+
+
+def qr_modules(payload: str) -> list[list[bool]]:
+    """The modules of the QR code :func:`qr_rows` makes, row by row (True: dark)."""
+    size, rows = qr_rows(payload)
+    return [[bool(row >> (size - 1 - j) & 1) for j in range(size)] for row in rows]
 
 
 def qr_png(payload: str, *, module_pixels: int = 4, border: int = 4) -> bytes:
     """A QR code (level M) as a black-and-white PNG, each module `module_pixels` square, with a quiet zone."""
-    modules = qr_modules(payload)
-    side = len(modules) + 2 * border
-    image = Image.new("1", (side, side), 1)
-    pixels = image.load()
-    assert pixels is not None
-    for r, row in enumerate(modules):
-        for c, dark in enumerate(row):
-            if dark:
-                pixels[c + border, r + border] = 0
+    size, rows = qr_rows(payload)
+    side = (size + 2 * border) * module_pixels
+    line_bytes = (side + 7) // 8
+    raw = bytearray()
+    for row in [0] * border + rows + [0] * border:
+        bits = 0
+        for j in range(size):  # each module repeated module_pixels times, 1 dark
+            bits = (bits << module_pixels) | (((1 << module_pixels) - 1) if row >> (size - 1 - j) & 1 else 0)
+        bits <<= border * module_pixels
+        line = ~(bits << (line_bytes * 8 - side)) & ((1 << (line_bytes * 8)) - 1)  # mode "1": 1 is white
+        raw += line.to_bytes(line_bytes, "big") * module_pixels
+    image = Image.frombytes("1", (side, side), bytes(raw))
     out = io.BytesIO()
-    image.resize((side * module_pixels, side * module_pixels), Image.Resampling.NEAREST).save(out, format="PNG")
+    image.save(out, format="PNG")
     return out.getvalue()
 
 
