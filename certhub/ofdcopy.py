@@ -208,9 +208,10 @@ def _layout(version: int) -> _Layout:
     from segno import encoder
 
     size = version * 4 + 17
-    marks = encoder.make_matrix(size, size)  # the reserved areas, as segno lays them out before placing data
-    encoder.add_finder_patterns(marks, size, size)
-    encoder.add_alignment_patterns(marks, size, size)
+    # the reserved areas and function patterns, as segno lays them out before it places the data
+    marks = encoder.make_matrix(size, size)  # type: ignore[no-untyped-call]
+    encoder.add_finder_patterns(marks, size, size)  # type: ignore[no-untyped-call]
+    encoder.add_alignment_patterns(marks, size, size)  # type: ignore[no-untyped-call]
     marks[-8][8] = 0x1  # the dark module
     region = tuple(_bits(m > 0x1 for m in row) for row in marks)
     patterns = tuple(tuple(_bits(mask(i, j) for j in range(size)) & region[i] for i in range(size)) for mask in _MASKS)
