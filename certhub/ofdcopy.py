@@ -226,9 +226,11 @@ def _penalty(rows: list[int], size: int) -> int:
     """The penalty of a masked QR symbol (ISO/IEC 18004 §7.8.3: runs, blocks, finder-like patterns, balance),
     on strings and integers."""
     text = [format(row, f"0{size}b") for row in rows]
-    lines = text + ["".join(column) for column in zip(*text, strict=True)]
-    score = sum(3 + len(run.group()) - 5 for line in lines for run in _RUN.finditer(line))
-    score += 40 * sum(len(_FINDER_LIKE.findall(line)) for line in lines)
+    # every row and column in one string, a separator between them so that no run or pattern spans two lines
+    lines = "|".join(text) + "|" + "|".join(map("".join, zip(*text, strict=True)))
+    runs = _RUN.findall(lines)
+    score = sum(map(len, runs)) - 2 * len(runs)  # N1 = 3 for a run of 5, one more for each module beyond
+    score += 40 * len(_FINDER_LIKE.findall(lines))
     full = (1 << (size - 1)) - 1
     for a, b in itertools.pairwise(rows):
         dark = a & b & (a >> 1) & (b >> 1) & full
