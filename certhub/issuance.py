@@ -427,7 +427,7 @@ def ofd_copy(
     page leaves it room; stored, its key returned (the caller sets ``certificate.ofd_key``)."""
     assert ctx.storage is not None
     token, certificate.public_token_hash = new_public_token()  # the same 2D code payload as the PDF copy's
-    raw = ofdcopy.render(
+    copy = ofdcopy.render_files(
         certificate=certificate,
         type_name=ctype.name,
         schema=ctype.face_schema,
@@ -442,7 +442,7 @@ def ofd_copy(
         vault=ctx.vault,
         settings=ctx.settings,
         department_id=certificate.issuer_department_id,
-        ofd=raw,
+        copy=copy,
         purpose=f"电子证照 {ctype.name} {certificate.identifier}",
         actor=who,
         box=ofdcopy.SEAL_BOX,

@@ -320,6 +320,19 @@ def _xml(body: str) -> bytes:
     return ('<?xml version="1.0" encoding="UTF-8"?>\n' + body).encode()
 
 
+DOC_ROOT = "Doc_0/Document.xml"
+
+
+@dataclass(frozen=True)
+class OfdCopy:
+    """The files of an unsealed OFD copy, in package order, and the page the seal goes on (its ID and box, mm)."""
+
+    files: tuple[tuple[str, bytes], ...]
+    page_id: str
+    page_box: tuple[float, float, float, float] = (0.0, 0.0, PAGE_WIDTH, PAGE_HEIGHT)
+    doc_root: str = DOC_ROOT
+
+
 def render(
     *,
     certificate: Any,
@@ -332,6 +345,25 @@ def render(
     font_path: str | None = None,
 ) -> bytes:
     """The unsealed OFD copy of `certificate` (its face, GB/T 36903 metadata and a 2D code carrying `qr`)."""
+    copy = render_files(
+        certificate=certificate, type_name=type_name, schema=schema, template=template, issuer_name=issuer_name, qr=qr,
+        created=created, font_path=font_path,
+    )  # fmt: skip
+    return package(copy.files, created=created)
+
+
+def render_files(
+    *,
+    certificate: Any,
+    type_name: str,
+    schema: dict[str, Any],
+    template: dict[str, Any],
+    issuer_name: str,
+    qr: str,
+    created: datetime,
+    font_path: str | None = None,
+) -> OfdCopy:
+    """The files of the unsealed OFD copy :func:`render` packs (for sealing without packing and unpacking it)."""
     fonts = _Fonts(ofdfont.source(font_path))
     accent = _accent(template)
     font_id, media_id = 1, 2
@@ -389,9 +421,9 @@ def render(
             f"<ofd:CreationDate>{created.date().isoformat()}</ofd:CreationDate>"
             f"<ofd:Creator>{CREATOR}</ofd:Creator><ofd:CreatorVersion>{CREATOR_VERSION}</ofd:CreatorVersion>"
             f"{_custom_datas(certificate.meta)}"
-            "</ofd:DocInfo><ofd:DocRoot>Doc_0/Document.xml</ofd:DocRoot></ofd:DocBody></ofd:OFD>"
+            f"</ofd:DocInfo><ofd:DocRoot>{DOC_ROOT}</ofd:DocRoot></ofd:DocBody></ofd:OFD>"
         ),
-        "Doc_0/Document.xml": _xml(
+        DOC_ROOT: _xml(
             f'<ofd:Document xmlns:ofd="{NS}"><ofd:CommonData>'
             f"<ofd:MaxUnitID>{max_id}</ofd:MaxUnitID>"
             f"<ofd:PageArea><ofd:PhysicalBox>0 0 {_num(PAGE_WIDTH)} {_num(PAGE_HEIGHT)}</ofd:PhysicalBox></ofd:PageArea>"
@@ -414,7 +446,7 @@ def render(
     }
     if font_file is not None:
         files[f"Doc_0/Res/font_{font_id}.ttf"] = font_file
-    return package(files.items(), created=created)
+    return OfdCopy(files=tuple(files.items()), page_id=str(page_id))
 
 
 def package(files: Iterable[tuple[str, bytes]], *, created: datetime) -> bytes:
@@ -424,6 +456,6 @@ def package(files: Iterable[tuple[str, bytes]], *, created: datetime) -> bytes:
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, data in files:
             info = zipfile.ZipInfo(name, date_time=stamp)
-            info.compress_type = zipfile.ZIP_DEFLATED
+            info.compress_type = zipfile.ZIP_STORED if name.endswith(".png") else zipfile.ZIP_DEFLATED
             archive.writestr(info, data)
     return out.getvalue()

@@ -39,6 +39,7 @@ from seal.issuance import (
     revoke_seal,
 )
 from seal.keys import Signer
+from seal.ofdsign import WrittenOfd
 from seal.sealing import (
     SealedOfd,
     can_seal_with,
@@ -46,6 +47,7 @@ from seal.sealing import (
     document_bytes,
     seal_ofd,
     seal_pdf,
+    seal_written_ofd,
     sign_detached,
     sign_detached_der,
 )
@@ -79,6 +81,7 @@ __all__ = [
     "SealUseRefused",
     "SealedOfd",
     "Signer",
+    "WrittenOfd",
     "authorise",
     "authority_certificates",
     "can_seal_with",
@@ -105,6 +108,7 @@ __all__ = [
     "seal_authorisations",
     "seal_ofd",
     "seal_pdf",
+    "seal_written_ofd",
     "set_policy",
     "sign_detached",
     "sign_detached_der",
