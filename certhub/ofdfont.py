@@ -66,6 +66,7 @@ class FontSource:
         self._cmap: dict[int, str] = {}
         self._glyphs: dict[str, Glyph] = {}
         self._subsets: OrderedDict[str, bytes] = OrderedDict()
+        self._advances: dict[str, float] = {}  # by character, in ems (a dict's get and set are atomic)
         self.units_per_em = 1000
         self.ascent = 800
         self.descent = -200
@@ -103,8 +104,11 @@ class FontSource:
 
     def advance(self, char: str) -> float:
         """The advance of `char` in ems (a missing character takes one em, the width of the box drawn for it)."""
-        glyph = self.glyph(char)
-        return glyph.advance / self.units_per_em if glyph else 1.0
+        found = self._advances.get(char)
+        if found is None:
+            glyph = self.glyph(char)
+            found = self._advances[char] = glyph.advance / self.units_per_em if glyph else 1.0
+        return found
 
     def subset(self, chars: str) -> bytes:
         """A TrueType font holding exactly the glyphs of `chars` (and .notdef), mapped by Unicode.
