@@ -201,6 +201,8 @@ class _Layout:
     region: tuple[int, ...]
     patterns: tuple[tuple[int, ...], ...]
     functions: tuple[tuple[int, ...], ...]
+    pattern_columns: tuple[tuple[int, ...], ...]  # the same, column by column (the top module the highest bit)
+    function_columns: tuple[tuple[int, ...], ...]
 
 
 @cache
@@ -219,15 +221,21 @@ def _layout(version: int) -> _Layout:
     for mask in range(8):  # a symbol of this version made with each mask: what lies outside the region
         sample = segno.make_qr("0", version=version, error=QR_ERROR, mask=mask, boost_error=False)
         functions.append(tuple(_bits(row) & ~region[i] for i, row in enumerate(sample.matrix)))
-    return _Layout(size, region, patterns, tuple(functions))
+    columns = tuple(tuple(_transpose(rows, size)) for rows in patterns)
+    return _Layout(size, region, patterns, tuple(functions), columns, tuple(tuple(_transpose(f, size)) for f in functions))
 
 
-def _penalty(rows: list[int], size: int) -> int:
+def _transpose(rows: Iterable[int], size: int) -> list[int]:
+    """Rows of bits as columns of bits."""
+    return [int("".join(column), 2) for column in zip(*(format(row, f"0{size}b") for row in rows), strict=True)]
+
+
+def _penalty(rows: list[int], columns: list[int], size: int) -> int:
     """The penalty of a masked QR symbol (ISO/IEC 18004 §7.8.3: runs, blocks, finder-like patterns, balance),
-    on strings and integers."""
-    text = [format(row, f"0{size}b") for row in rows]
+    on strings and integers, given its rows and its columns of bits."""
+    width = f"0{size}b"
     # every row and column in one string, a separator between them so that no run or pattern spans two lines
-    lines = "|".join(text) + "|" + "|".join(map("".join, zip(*text, strict=True)))
+    lines = "|".join([format(line, width) for line in rows] + [format(line, width) for line in columns])
     runs = _RUN.findall(lines)
     score = sum(map(len, runs)) - 2 * len(runs)  # N1 = 3 for a run of 5, one more for each module beyond
     score += 40 * sum(lines.count(pattern) for pattern in _FINDER_LIKE)  # neither overlaps itself: count finds all
@@ -252,11 +260,14 @@ def qr_rows(payload: str) -> tuple[int, list[int]]:
     layout = _layout(version)
     size = layout.size
     data = [_bits(row) & layout.region[i] ^ layout.patterns[0][i] for i, row in enumerate(first.matrix)]
+    data_columns = _transpose(data, size)
     best: tuple[int, list[int]] | None = None
     for mask in range(8):
         pattern, function = layout.patterns[mask], layout.functions[mask]
         rows = [function[i] | (data[i] ^ pattern[i]) for i in range(size)]
-        score = _penalty(rows, size)
+        pattern, function = layout.pattern_columns[mask], layout.function_columns[mask]
+        columns = [function[j] | (data_columns[j] ^ pattern[j]) for j in range(size)]
+        score = _penalty(rows, columns, size)
         if best is None or score < best[0]:
             best = (score, rows)
     assert best is not None
@@ -275,11 +286,9 @@ def qr_png(payload: str, *, module_pixels: int = 4, border: int = 4) -> bytes:
     side = (size + 2 * border) * module_pixels
     line_bytes = (side + 7) // 8
     raw = bytearray()
+    widen = str.maketrans({"0": "0" * module_pixels, "1": "1" * module_pixels})  # each module, module_pixels wide
     for row in [0] * border + rows + [0] * border:
-        bits = 0
-        for j in range(size):  # each module repeated module_pixels times, 1 dark
-            bits = (bits << module_pixels) | (((1 << module_pixels) - 1) if row >> (size - 1 - j) & 1 else 0)
-        bits <<= border * module_pixels
+        bits = int(format(row, f"0{size}b").translate(widen), 2) << border * module_pixels  # 1 dark
         line = ~(bits << (line_bytes * 8 - side)) & ((1 << (line_bytes * 8)) - 1)  # mode "1": 1 is white
         raw += line.to_bytes(line_bytes, "big") * module_pixels
     image = Image.frombytes("1", (side, side), bytes(raw))
