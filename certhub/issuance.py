@@ -426,7 +426,7 @@ def ofd_copy(
     """The OFD copy (``ofdcopy.py``) of an issued `certificate`, sealed with the department's SM2 seal where the
     page leaves it room; stored, its key returned (the caller sets ``certificate.ofd_key``)."""
     assert ctx.storage is not None
-    token, certificate.public_token_hash = new_public_token()  # the same 2D code payload as the PDF copy's
+    token, token_hash = new_public_token()  # the same 2D code payload as the PDF copy's
     copy = ofdcopy.render_files(
         certificate=certificate,
         type_name=ctype.name,
@@ -447,6 +447,8 @@ def ofd_copy(
         actor=who,
         box=ofdcopy.SEAL_BOX,
     )
+    # set once the copy is sealed: written with the copy's key in one UPDATE, not flushed by the seal's queries
+    certificate.public_token_hash = token_hash
     return ctx.storage.put([sealed]).key
 
 
