@@ -90,10 +90,14 @@ def _seal_for_use(
         seal_id = repository.use_request_seal(db, department_id=department_id, request_id=approval_id)
         if seal_id is None:
             raise NotFound(f"no use request {approval_id} of your department's seals")
-    among = None
-    if seal_id is None:
-        among = repository.seals_usable_by(db, department_id=department_id, subject=user.subject, kinds=usage.kinds_of(user))
-    return seal_to_use(db, department_id=department_id, seal_id=seal_id, seal_type=seal_type, algorithms=algorithms, among=among)
+    if seal_id is not None:
+        return seal_to_use(db, department_id=department_id, seal_id=seal_id, seal_type=seal_type, algorithms=algorithms)
+    active, among = repository.active_seals_for(
+        db, department_id=department_id, subject=user.subject, kinds=usage.kinds_of(user), seal_type=seal_type
+    )  # one query: the active seals, and which of them the user may use
+    return seal_to_use(
+        db, department_id=department_id, seal_id=None, seal_type=seal_type, algorithms=algorithms, among=among, active=active
+    )
 
 
 def can_seal_with(db: Session, *, department_id: str, algorithm: str, actor: Actor, system: str | None = None) -> bool:
