@@ -385,7 +385,7 @@ def _build(
     db.flush()
     if render_pdf and ctx.storage is not None:
         if (copy_format or ctx.copy_format(db, who, draft.department_id)) == "ofd":
-            certificate.ofd_key = _render_ofd(
+            certificate.ofd_key = ofd_copy(
                 db, who=who, ctx=ctx, ctype=ctype, certificate=certificate, issuer_name=draft.issuer_name
             )
         else:
@@ -421,13 +421,14 @@ def _render_pdf(
     return ctx.storage.put([sealed]).key
 
 
-def _render_ofd(
+def ofd_copy(
     db: Session, *, who: Actor, ctx: IssueContext, ctype: CertificateType, certificate: Certificate, issuer_name: str
 ) -> str:
-    """The OFD copy (``ofdcopy.py``), sealed with the department's SM2 seal where the page leaves it room."""
+    """The OFD copy (``ofdcopy.py``) of an issued `certificate`, sealed with the department's SM2 seal where the
+    page leaves it room; stored, its key returned (the caller sets ``certificate.ofd_key``)."""
     assert ctx.storage is not None
-    token, certificate.public_token_hash = new_public_token()  # the same 2D code payload as the PDF copy's
-    raw = ofdcopy.render(
+    token, token_hash = new_public_token()  # the same 2D code payload as the PDF copy's
+    copy = ofdcopy.render_files(
         certificate=certificate,
         type_name=ctype.name,
         schema=ctype.face_schema,
@@ -442,11 +443,13 @@ def _render_ofd(
         vault=ctx.vault,
         settings=ctx.settings,
         department_id=certificate.issuer_department_id,
-        ofd=raw,
+        copy=copy,
         purpose=f"电子证照 {ctype.name} {certificate.identifier}",
         actor=who,
         box=ofdcopy.SEAL_BOX,
     )
+    # set once the copy is sealed: written with the copy's key in one UPDATE, not flushed by the seal's queries
+    certificate.public_token_hash = token_hash
     return ctx.storage.put([sealed]).key
 
 

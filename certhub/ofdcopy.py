@@ -26,14 +26,15 @@ import itertools
 import re
 import uuid
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from typing import Any
 from xml.sax.saxutils import escape
 
+import segno
 from PIL import Image
-from reportlab.graphics.barcode import qrencoder
 
 from certhub import ofdfont
 
@@ -169,53 +170,130 @@ class _Page:
 
 
 _RUN = re.compile(r"0{5,}|1{5,}")
-_FINDER_LIKE = re.compile(r"(?=10111010000|00001011101)")
+_FINDER_LIKE = ("10111010000", "00001011101")  # 1:1:3:1:1 with four light modules on one side
+QR_ERROR = "m"  # error correction level M (15 %)
+
+# ISO/IEC 18004 §7.8.2, Table 10: where each data mask pattern inverts a module (i: row, j: column).
+_MASKS: tuple[Callable[[int, int], bool], ...] = (
+    lambda i, j: (i + j) % 2 == 0,
+    lambda i, j: i % 2 == 0,
+    lambda i, j: j % 3 == 0,
+    lambda i, j: (i + j) % 3 == 0,
+    lambda i, j: (i // 2 + j // 3) % 2 == 0,
+    lambda i, j: (i * j) % 2 + (i * j) % 3 == 0,
+    lambda i, j: ((i * j) % 2 + (i * j) % 3) % 2 == 0,
+    lambda i, j: ((i + j) % 2 + (i * j) % 3) % 2 == 0,
+)
 
 
-def _penalty(modules: list[list[Any]]) -> int:
+def _bits(row: Iterable[Any]) -> int:
+    """A row of modules as an integer, the leftmost module the highest bit."""
+    return int("".join("1" if m else "0" for m in row), 2)
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """What one QR version's symbols share, worked out once a process: the encoding region (the modules that
+    carry data), each mask's pattern over it, and each mask's function patterns (finders, timing, alignment,
+    format and version information), all as rows of bits."""
+
+    size: int
+    region: tuple[int, ...]
+    patterns: tuple[tuple[int, ...], ...]
+    functions: tuple[tuple[int, ...], ...]
+    pattern_columns: tuple[tuple[int, ...], ...]  # the same, column by column (the top module the highest bit)
+    function_columns: tuple[tuple[int, ...], ...]
+
+
+@cache
+def _layout(version: int) -> _Layout:
+    from segno import encoder
+
+    size = version * 4 + 17
+    # the reserved areas and function patterns, as segno lays them out before it places the data
+    marks = encoder.make_matrix(size, size)  # type: ignore[no-untyped-call]
+    encoder.add_finder_patterns(marks, size, size)  # type: ignore[no-untyped-call]
+    encoder.add_alignment_patterns(marks, size, size)  # type: ignore[no-untyped-call]
+    marks[-8][8] = 0x1  # the dark module
+    region = tuple(_bits(m > 0x1 for m in row) for row in marks)
+    patterns = tuple(tuple(_bits(mask(i, j) for j in range(size)) & region[i] for i in range(size)) for mask in _MASKS)
+    functions = []
+    for mask in range(8):  # a symbol of this version made with each mask: what lies outside the region
+        sample = segno.make_qr("0", version=version, error=QR_ERROR, mask=mask, boost_error=False)
+        functions.append(tuple(_bits(row) & ~region[i] for i, row in enumerate(sample.matrix)))
+    columns = tuple(tuple(_transpose(rows, size)) for rows in patterns)
+    return _Layout(size, region, patterns, tuple(functions), columns, tuple(tuple(_transpose(f, size)) for f in functions))
+
+
+def _transpose(rows: Iterable[int], size: int) -> list[int]:
+    """Rows of bits as columns of bits."""
+    return [int("".join(column), 2) for column in zip(*(format(row, f"0{size}b") for row in rows), strict=True)]
+
+
+def _penalty(rows: list[int], columns: list[int], size: int) -> int:
     """The penalty of a masked QR symbol (ISO/IEC 18004 §7.8.3: runs, blocks, finder-like patterns, balance),
-    on strings and integers: the four rules over 8 masks cost less than one pass of reportlab's own evaluation."""
-    rows = ["".join("1" if m else "0" for m in row) for row in modules]
-    size = len(rows)
-    lines = rows + ["".join(column) for column in zip(*rows, strict=True)]
-    score = sum(3 + len(run.group()) - 5 for line in lines for run in _RUN.finditer(line))
-    score += 40 * sum(len(_FINDER_LIKE.findall(line)) for line in lines)
-    ints = [int(row, 2) for row in rows]
+    on strings and integers, given its rows and its columns of bits."""
+    width = f"0{size}b"
+    # every row and column in one string, a separator between them so that no run or pattern spans two lines
+    lines = "|".join([format(line, width) for line in rows] + [format(line, width) for line in columns])
+    runs = _RUN.findall(lines)
+    score = sum(map(len, runs)) - 2 * len(runs)  # N1 = 3 for a run of 5, one more for each module beyond
+    score += 40 * sum(lines.count(pattern) for pattern in _FINDER_LIKE)  # neither overlaps itself: count finds all
     full = (1 << (size - 1)) - 1
-    for a, b in itertools.pairwise(ints):
+    for a, b in itertools.pairwise(rows):
         dark = a & b & (a >> 1) & (b >> 1) & full
         light = ~(a | b | (a >> 1) | (b >> 1)) & full
         score += 3 * (dark.bit_count() + light.bit_count())
-    dark_share = sum(row.count("1") for row in rows) * 100 // (size * size)
+    dark_share = sum(row.bit_count() for row in rows) * 100 // (size * size)
     return score + 10 * (abs(dark_share - 50) // 5)
 
 
-def qr_modules(payload: str) -> list[list[Any]]:
-    """The modules of a QR code (level M) carrying `payload`, with the mask of least penalty."""
-    code = qrencoder.QRCode(None, qrencoder.QRErrorCorrectLevel.M)
-    code.addData(payload)
-    code.version = code.calculate_version()
-    penalties = []
+def qr_rows(payload: str) -> tuple[int, list[int]]:
+    """A QR code (level M) carrying `payload`, with the mask of least penalty: its size and its rows of modules
+    as integers (the leftmost module the highest bit, 1 dark).
+
+    segno encodes the data once (with mask 0); the other seven masked symbols follow from it by flipping the
+    encoding region's bits, each scored on integers, so the eight candidates cost about one symbol."""
+    first = segno.make_qr(payload, error=QR_ERROR, mask=0, boost_error=False)
+    version = first.version
+    assert isinstance(version, int)
+    layout = _layout(version)
+    size = layout.size
+    data = [_bits(row) & layout.region[i] ^ layout.patterns[0][i] for i, row in enumerate(first.matrix)]
+    data_columns = _transpose(data, size)
+    best: tuple[int, list[int]] | None = None
     for mask in range(8):
-        code.makeImpl(True, mask)
-        penalties.append((_penalty(code.modules), mask))
-    code.makeImpl(False, min(penalties)[1])
-    return list(code.modules)
+        pattern, function = layout.patterns[mask], layout.functions[mask]
+        rows = [function[i] | (data[i] ^ pattern[i]) for i in range(size)]
+        pattern, function = layout.pattern_columns[mask], layout.function_columns[mask]
+        columns = [function[j] | (data_columns[j] ^ pattern[j]) for j in range(size)]
+        score = _penalty(rows, columns, size)
+        if best is None or score < best[0]:
+            best = (score, rows)
+    assert best is not None
+    return size, best[1]
+
+
+def qr_modules(payload: str) -> list[list[bool]]:
+    """The modules of the QR code :func:`qr_rows` makes, row by row (True: dark)."""
+    size, rows = qr_rows(payload)
+    return [[bool(row >> (size - 1 - j) & 1) for j in range(size)] for row in rows]
 
 
 def qr_png(payload: str, *, module_pixels: int = 4, border: int = 4) -> bytes:
     """A QR code (level M) as a black-and-white PNG, each module `module_pixels` square, with a quiet zone."""
-    modules = qr_modules(payload)
-    side = len(modules) + 2 * border
-    image = Image.new("1", (side, side), 1)
-    pixels = image.load()
-    assert pixels is not None
-    for r, row in enumerate(modules):
-        for c, dark in enumerate(row):
-            if dark:
-                pixels[c + border, r + border] = 0
+    size, rows = qr_rows(payload)
+    side = (size + 2 * border) * module_pixels
+    line_bytes = (side + 7) // 8
+    raw = bytearray()
+    widen = str.maketrans({"0": "0" * module_pixels, "1": "1" * module_pixels})  # each module, module_pixels wide
+    for row in [0] * border + rows + [0] * border:
+        bits = int(format(row, f"0{size}b").translate(widen), 2) << border * module_pixels  # 1 dark
+        line = ~(bits << (line_bytes * 8 - side)) & ((1 << (line_bytes * 8)) - 1)  # mode "1": 1 is white
+        raw += line.to_bytes(line_bytes, "big") * module_pixels
+    image = Image.frombytes("1", (side, side), bytes(raw))
     out = io.BytesIO()
-    image.resize((side * module_pixels, side * module_pixels), Image.Resampling.NEAREST).save(out, format="PNG")
+    image.save(out, format="PNG")
     return out.getvalue()
 
 
@@ -251,6 +329,19 @@ def _xml(body: str) -> bytes:
     return ('<?xml version="1.0" encoding="UTF-8"?>\n' + body).encode()
 
 
+DOC_ROOT = "Doc_0/Document.xml"
+
+
+@dataclass(frozen=True)
+class OfdCopy:
+    """The files of an unsealed OFD copy, in package order, and the page the seal goes on (its ID and box, mm)."""
+
+    files: tuple[tuple[str, bytes], ...]
+    page_id: str
+    page_box: tuple[float, float, float, float] = (0.0, 0.0, PAGE_WIDTH, PAGE_HEIGHT)
+    doc_root: str = DOC_ROOT
+
+
 def render(
     *,
     certificate: Any,
@@ -263,6 +354,25 @@ def render(
     font_path: str | None = None,
 ) -> bytes:
     """The unsealed OFD copy of `certificate` (its face, GB/T 36903 metadata and a 2D code carrying `qr`)."""
+    copy = render_files(
+        certificate=certificate, type_name=type_name, schema=schema, template=template, issuer_name=issuer_name, qr=qr,
+        created=created, font_path=font_path,
+    )  # fmt: skip
+    return package(copy.files, created=created)
+
+
+def render_files(
+    *,
+    certificate: Any,
+    type_name: str,
+    schema: dict[str, Any],
+    template: dict[str, Any],
+    issuer_name: str,
+    qr: str,
+    created: datetime,
+    font_path: str | None = None,
+) -> OfdCopy:
+    """The files of the unsealed OFD copy :func:`render` packs (for sealing without packing and unpacking it)."""
     fonts = _Fonts(ofdfont.source(font_path))
     accent = _accent(template)
     font_id, media_id = 1, 2
@@ -320,9 +430,9 @@ def render(
             f"<ofd:CreationDate>{created.date().isoformat()}</ofd:CreationDate>"
             f"<ofd:Creator>{CREATOR}</ofd:Creator><ofd:CreatorVersion>{CREATOR_VERSION}</ofd:CreatorVersion>"
             f"{_custom_datas(certificate.meta)}"
-            "</ofd:DocInfo><ofd:DocRoot>Doc_0/Document.xml</ofd:DocRoot></ofd:DocBody></ofd:OFD>"
+            f"</ofd:DocInfo><ofd:DocRoot>{DOC_ROOT}</ofd:DocRoot></ofd:DocBody></ofd:OFD>"
         ),
-        "Doc_0/Document.xml": _xml(
+        DOC_ROOT: _xml(
             f'<ofd:Document xmlns:ofd="{NS}"><ofd:CommonData>'
             f"<ofd:MaxUnitID>{max_id}</ofd:MaxUnitID>"
             f"<ofd:PageArea><ofd:PhysicalBox>0 0 {_num(PAGE_WIDTH)} {_num(PAGE_HEIGHT)}</ofd:PhysicalBox></ofd:PageArea>"
@@ -345,7 +455,7 @@ def render(
     }
     if font_file is not None:
         files[f"Doc_0/Res/font_{font_id}.ttf"] = font_file
-    return package(files.items(), created=created)
+    return OfdCopy(files=tuple(files.items()), page_id=str(page_id))
 
 
 def package(files: Iterable[tuple[str, bytes]], *, created: datetime) -> bytes:
@@ -355,6 +465,6 @@ def package(files: Iterable[tuple[str, bytes]], *, created: datetime) -> bytes:
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, data in files:
             info = zipfile.ZipInfo(name, date_time=stamp)
-            info.compress_type = zipfile.ZIP_DEFLATED
+            info.compress_type = zipfile.ZIP_STORED if name.endswith(".png") else zipfile.ZIP_DEFLATED
             archive.writestr(info, data)
     return out.getvalue()

@@ -4,7 +4,8 @@ GB/T 33190 lets a document name a font without its file (the reader substitutes 
 must look the same in every reader, so the hub embeds the glyphs it draws. The source font is a TrueType (or
 TrueType collection) file with TrueType outlines: ``GOVHUB_OFD_FONT`` if set, otherwise the first of
 :data:`KNOWN_FONTS` present (Debian's ``fonts-wqy-zenhei`` installs the first). It is read once per process;
-each glyph's outline is decomposed once and kept, so each copy only assembles a small font of its characters.
+each glyph's outline is decomposed once and kept, so each copy only assembles a small font of its characters
+(and the recent subsets are kept by their set of characters, so copies printing the same characters share one).
 Without any font, copies name the font without a file (:func:`subset` returns None) and say so in the log.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import io
 import logging
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ KNOWN_FONTS = (
     "/usr/share/fonts/truetype/arphic/uming.ttc",
     "/usr/share/fonts/truetype/arphic-gbsn00lp/gbsn00lp.ttf",
 )
+SUBSETS_KEPT = 256  # subsets kept per font, the least recently used dropped first (each a few kilobytes)
 FAMILY = "GovhubCJK"  # the embedded subset's family name (the file is ours: a subset, not the original font)
 
 
@@ -62,6 +65,8 @@ class FontSource:
         self._font: TTFont | None = None
         self._cmap: dict[int, str] = {}
         self._glyphs: dict[str, Glyph] = {}
+        self._subsets: OrderedDict[str, bytes] = OrderedDict()
+        self._advances: dict[str, float] = {}  # by character, in ems (a dict's get and set are atomic)
         self.units_per_em = 1000
         self.ascent = 800
         self.descent = -200
@@ -99,14 +104,32 @@ class FontSource:
 
     def advance(self, char: str) -> float:
         """The advance of `char` in ems (a missing character takes one em, the width of the box drawn for it)."""
-        glyph = self.glyph(char)
-        return glyph.advance / self.units_per_em if glyph else 1.0
+        found = self._advances.get(char)
+        if found is None:
+            glyph = self.glyph(char)
+            found = self._advances[char] = glyph.advance / self.units_per_em if glyph else 1.0
+        return found
 
     def subset(self, chars: str) -> bytes:
         """A TrueType font holding exactly the glyphs of `chars` (and .notdef), mapped by Unicode.
 
         The glyphs go in as compiled once (:class:`Glyph`), so the font's bounds and maxp figures are summed here
-        rather than recomputed by expanding every glyph again."""
+        rather than recomputed by expanding every glyph again. The last :data:`SUBSETS_KEPT` subsets made are kept,
+        keyed by their set of characters: copies of one type that print the same characters share one."""
+        key = "".join(sorted(set(chars)))
+        with self._lock:
+            found = self._subsets.get(key)
+            if found is not None:
+                self._subsets.move_to_end(key)
+                return found
+        made = self._subset(key)
+        with self._lock:
+            self._subsets[key] = made
+            while len(self._subsets) > SUBSETS_KEPT:
+                self._subsets.popitem(last=False)
+        return made
+
+    def _subset(self, chars: str) -> bytes:
         with self._lock:
             self._load()
             notdef = self._notdef()

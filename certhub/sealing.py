@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from certhub.ofdcopy import OfdCopy
 from ops.audit import Actor
 from ops.config import Settings
 from ops.crypto import KeyVault
@@ -66,23 +67,23 @@ def seal_ofd(
     vault: KeyVault,
     settings: Settings,
     department_id: str,
-    ofd: bytes,
+    copy: OfdCopy,
     purpose: str,
     actor: Actor,
     box: tuple[float, float, float, float],
 ) -> bytes:
-    """Seal an OFD copy with the department's SM2 seal, its picture in `box` (x, y, width; mm from the page's
-    top left) on the first page: a use by the certificate hub, controlled and recorded as for the PDF copy."""
+    """Seal an OFD copy the hub has just drawn (its files, not read back: see ``seal_written_ofd``) with the
+    department's SM2 seal, its picture in `box` (x, y, width; mm from the page's top left): a use by the
+    certificate hub, controlled and recorded as for the PDF copy."""
     x, y, width, _ = box
-    sealed = seal_service.seal_ofd(
+    sealed = seal_service.seal_written_ofd(
         db,
         vault=vault,
         settings=settings,
         department_id=department_id,
-        ofd_bytes=ofd,
+        written=seal_service.WrittenOfd(files=copy.files, doc_root=copy.doc_root, page_id=copy.page_id, page_box=copy.page_box),
         purpose=purpose,
         actor=actor,
-        page=0,
         x_mm=x,
         y_mm=y,
         size_mm=width,

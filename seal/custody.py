@@ -106,9 +106,11 @@ def seal_to_use(
     seal_type: str | None,
     algorithms: tuple[str, ...] = ALGORITHMS,
     among: set[str] | None = None,
+    active: list[Seal] | None = None,
 ) -> Seal:
     """The seal to use: the one named, else the department's preferred usable seal (of a type, an algorithm),
-    among the seals `among` (those the user is authorised for) when one of them fits."""
+    among the seals `among` (those the user is authorised for) when one of them fits. `active`: the department's
+    active seals of that type when the caller has them already (``repository.active_seals_for``)."""
     now = utcnow()
     if seal_id:
         seal = repository.own_seal(db, department_id=department_id, seal_id=seal_id)
@@ -128,7 +130,7 @@ def seal_to_use(
         return seal
     if seal_type is not None and seal_type not in SEAL_TYPES:
         raise field_error("seal_type", f"unknown seal type {seal_type!r}; use one of {', '.join(SEAL_TYPES)}")
-    seals = repository.active_seals(db, department_id=department_id, seal_type=seal_type)
+    seals = active if active is not None else repository.active_seals(db, department_id=department_id, seal_type=seal_type)
     preferred = [s for s in seals if s.id in among] if among is not None else seals
     chosen = _choose(preferred, now, algorithms=algorithms) or _choose(seals, now, algorithms=algorithms)
     if chosen is None:

@@ -43,6 +43,7 @@ MARGIN_MM = 20.0  # the default position: the bottom right corner, this far from
 MIN_SIZE_MM, MAX_SIZE_MM = 5.0, 300.0
 A4 = (0.0, 0.0, 210.0, 297.0)  # the page box when neither the page nor the document gives one
 
+STORED_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".zip", ".ofd")  # compressed already: stored, not deflated
 XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 
 # Makes the DER SES_Signature over the Signature.xml bytes; the second argument is the propertyInfo to sign
@@ -257,10 +258,7 @@ def seal_package(
     doc_root = ofd.locate(package, "OFD.xml", doc_loc) if doc_loc else None
     if doc_root is None or not package.has(doc_root):
         raise ofd.OfdError(f"the document {doc_loc!r} that OFD.xml names (DocRoot) is not in the package")
-    if not (math.isfinite(width_mm) and math.isfinite(height_mm)) or not (
-        MIN_SIZE_MM <= width_mm <= MAX_SIZE_MM and MIN_SIZE_MM <= height_mm <= MAX_SIZE_MM
-    ):
-        raise ofd.OfdError(f"the seal picture must be {_number(MIN_SIZE_MM)} to {_number(MAX_SIZE_MM)} mm wide and high")
+    _check_size(width_mm, height_mm)
     pages = _pages(package, doc_root)
     if not pages:
         raise ofd.OfdError(f"{doc_root} lists no page to put the seal on")
@@ -297,8 +295,105 @@ def seal_package(
         ofd.parse_xml(ofd_xml, "OFD.xml")  # still well-formed
     files["OFD.xml"] = ofd_xml
 
+    return _sign(
+        names=package.names(),
+        read=package.read,
+        folders=package.folders(),
+        changed=files,
+        listing_path=listing_path,
+        entries=entries,
+        max_id=max_id,
+        page_id=pages[page].id,
+        boundary=boundary,
+        seal_der=seal_der,
+        sign_value=sign_value,
+        at=at,
+        provider_version=provider_version,
+    )
+
+
+@dataclass(frozen=True)
+class WrittenOfd:
+    """An OFD package this process has just made, as its files (in package order, not yet zipped), with what its
+    maker knows of it: its one document (`doc_root`, e.g. Doc_0/Document.xml, which names no signatures yet) and
+    the id and box (x, y, width, height in mm) of the page the seal goes on.
+
+    It is trusted: :func:`seal_written` seals it without reading it back through the safe reader
+    (:class:`seal.ofd.Package`, for packages from outside), and still protects every file by its SM3 digest."""
+
+    files: tuple[tuple[str, bytes], ...]
+    doc_root: str
+    page_id: str
+    page_box: tuple[float, float, float, float]
+
+
+def seal_written(
+    written: WrittenOfd,
+    *,
+    seal_der: bytes,
+    sign_value: SignValue,
+    at: datetime,
+    x_mm: float | None = None,
+    y_mm: float | None = None,
+    width_mm: float,
+    height_mm: float,
+    provider_version: str | None = None,
+) -> OfdSealing:
+    """Add a seal signature to a package this process has just written (:class:`WrittenOfd`): the same sealed
+    package :func:`seal_package` makes of its ZIP, without unpacking and parsing it again. A placement off the
+    page or a package that already lists signatures is an :class:`seal.ofd.OfdError`, raised before signing."""
+    _check_size(width_mm, height_mm)
+    contents = dict(written.files)
+    if "OFD.xml" not in contents or written.doc_root not in contents:
+        raise ofd.OfdError(f"the package has no OFD.xml or no {written.doc_root}")
+    listing_path = posixpath.join(posixpath.dirname(written.doc_root), "Signs", "Signatures.xml")
+    if listing_path in contents:
+        raise ofd.OfdError(f"{listing_path} is in the package already: seal it as a document from outside")
+    boundary = _placement(written.page_box, x_mm=x_mm, y_mm=y_mm, width_mm=width_mm, height_mm=height_mm, page=0)
+    return _sign(
+        names=[name for name, _ in written.files],
+        read=contents.__getitem__,
+        folders=[],
+        changed={"OFD.xml": _with_signatures(contents["OFD.xml"], "/" + listing_path)},
+        listing_path=listing_path,
+        entries=[],
+        max_id=0,
+        page_id=written.page_id,
+        boundary=boundary,
+        seal_der=seal_der,
+        sign_value=sign_value,
+        at=at,
+        provider_version=provider_version,
+    )
+
+
+def _check_size(width_mm: float, height_mm: float) -> None:
+    if not (math.isfinite(width_mm) and math.isfinite(height_mm)) or not (
+        MIN_SIZE_MM <= width_mm <= MAX_SIZE_MM and MIN_SIZE_MM <= height_mm <= MAX_SIZE_MM
+    ):
+        raise ofd.OfdError(f"the seal picture must be {_number(MIN_SIZE_MM)} to {_number(MAX_SIZE_MM)} mm wide and high")
+
+
+def _sign(
+    *,
+    names: list[str],
+    read: Callable[[str], bytes],
+    folders: list[str],
+    changed: dict[str, bytes],
+    listing_path: str,
+    entries: list[dict[str, str]],
+    max_id: int,
+    page_id: str,
+    boundary: tuple[float, float, float, float],
+    seal_der: bytes,
+    sign_value: SignValue,
+    at: datetime,
+    provider_version: str | None,
+) -> OfdSealing:
+    """The new signature's files, its References over every file (each read and hashed once), the seal signature
+    over Signature.xml, and the sealed package written."""
+    files = changed
     signs_dir = posixpath.dirname(listing_path)
-    names = package.names()
     number = 0
     while any(name.startswith(posixpath.join(signs_dir, f"Sign_{number}") + "/") for name in names):
         number += 1
@@ -313,13 +408,14 @@ def seal_package(
     # Every file of the package as it will be, except the list of signatures (which the next signature changes)
     # and this signature's own files.
     order = [n for n in names if n != listing_path]
-    digests = [(name, keys.digest(keys.SM2, files.get(name) or package.read(name))) for name in order]
+    contents = {name: files[name] if name in files else read(name) for name in names}  # each file read once
+    digests = [(name, keys.digest(keys.SM2, contents[name])) for name in order]
     signature_xml = _signature_xml(
         at=at,
         provider_version=provider_version,
         digests=digests,
         annot_id=annot_id,
-        page_id=pages[page].id,
+        page_id=page_id,
         boundary=boundary,
         seal_loc=seal_path,
         value_loc=value_path,
@@ -329,10 +425,10 @@ def seal_package(
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as package_out:
         written = set()
-        for folder in package.folders():
+        for folder in folders:
             package_out.writestr(folder, b"")
         for name in names:
-            package_out.writestr(name, files.get(name) or package.read(name))
+            package_out.writestr(name, contents[name], compress_type=_compression(name))
             written.add(name)
         for name, body_bytes in (
             (listing_path, files[listing_path]),
@@ -348,7 +444,12 @@ def seal_package(
         signature_path=signature_path,
         signed_value=signed_value,
         signature_xml=signature_xml,
-        page_id=pages[page].id,
+        page_id=page_id,
         boundary=boundary,
         references=len(digests),
     )
+
+
+def _compression(name: str) -> int:
+    """Files compressed already (pictures, ZIP-based formats) are stored as they are; the rest deflated."""
+    return zipfile.ZIP_STORED if name.lower().endswith(STORED_SUFFIXES) else zipfile.ZIP_DEFLATED

@@ -162,6 +162,29 @@ def standing_authorisation(db: Session, *, seal_id: str, subject: str, kinds: tu
     return db.scalars(query.order_by(SealAuthorisation.granted_at.desc())).first()
 
 
+def active_seals_for(
+    db: Session, *, department_id: str, subject: str, kinds: tuple[str, ...], seal_type: str | None = None
+) -> tuple[list[Seal], set[str]]:
+    """In one query: the department's active seals (as :func:`active_seals`) and the ids of those among them the
+    subject is authorised to use (as :func:`seals_usable_by`)."""
+    usable = (
+        select(SealAuthorisation.id)
+        .where(
+            SealAuthorisation.seal_id == Seal.id,
+            SealAuthorisation.subject == subject,
+            SealAuthorisation.subject_kind.in_(kinds),
+            SealAuthorisation.may_use.is_(True),
+            SealAuthorisation.withdrawn_at.is_(None),
+        )
+        .exists()
+    )
+    query = select(Seal, usable).where(Seal.department_id == department_id, Seal.status == SealStatus.ACTIVE.value)
+    if seal_type:
+        query = query.where(Seal.seal_type == seal_type)
+    rows = db.execute(query.order_by(Seal.created_at.desc(), Seal.id)).all()
+    return [seal for seal, _ in rows], {seal.id for seal, may in rows if may}
+
+
 def seals_usable_by(db: Session, *, department_id: str, subject: str, kinds: tuple[str, ...]) -> set[str]:
     """Ids of the department's seals the subject is authorised to use."""
     query = (

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -95,10 +96,14 @@ def _seal_for_use(
         seal_id = repository.use_request_seal(db, department_id=department_id, request_id=approval_id)
         if seal_id is None:
             raise NotFound(f"no use request {approval_id} of your department's seals")
-    among = None
-    if seal_id is None:
-        among = repository.seals_usable_by(db, department_id=department_id, subject=user.subject, kinds=usage.kinds_of(user))
-    return seal_to_use(db, department_id=department_id, seal_id=seal_id, seal_type=seal_type, algorithms=algorithms, among=among)
+    if seal_id is not None:
+        return seal_to_use(db, department_id=department_id, seal_id=seal_id, seal_type=seal_type, algorithms=algorithms)
+    active, among = repository.active_seals_for(
+        db, department_id=department_id, subject=user.subject, kinds=usage.kinds_of(user), seal_type=seal_type
+    )  # one query: the active seals, and which of them the user may use
+    return seal_to_use(
+        db, department_id=department_id, seal_id=None, seal_type=seal_type, algorithms=algorithms, among=among, active=active
+    )
 
 
 def can_seal_with(db: Session, *, department_id: str, algorithm: str, actor: Actor, system: str | None = None) -> bool:
@@ -259,9 +264,74 @@ def seal_ofd(
     actor) must be authorised for the seal and hold an approval of these very bytes (`approval_id`) where the seal
     requires one. Bad input (not an OFD, hostile ZIP or XML, no such page, off the page) is an Invalid (422);
     a seal that is not SM2, not active or outside its validity period a Conflict (409); nothing is written then."""
-    purpose = _check_purpose(purpose)
     if len(ofd_bytes) > settings.seal_max_pdf_bytes:
         raise PayloadTooLarge(f"the OFD is {len(ofd_bytes)} bytes; at most {settings.seal_max_pdf_bytes} are accepted")
+
+    def make(sign_value: ofdsign.SignValue, seal_der: bytes, at: datetime, width: float, height: float) -> ofdsign.OfdSealing:
+        return ofdsign.seal_package(
+            ofd_bytes, seal_der=seal_der, sign_value=sign_value, at=at, page=page, x_mm=x_mm, y_mm=y_mm, width_mm=width,
+            height_mm=height,
+        )  # fmt: skip
+
+    return _seal_ofd(
+        db, vault=vault, settings=settings, department_id=department_id, document=ofd_bytes, make=make, purpose=purpose,
+        actor=actor, seal_id=seal_id, size_mm=size_mm, approval_id=approval_id, system=system, timestamper=timestamper,
+        storage=storage,
+    )  # fmt: skip
+
+
+def seal_written_ofd(
+    db: Session,
+    *,
+    vault: KeyVault,
+    settings: Settings,
+    department_id: str,
+    written: ofdsign.WrittenOfd,
+    purpose: str,
+    actor: Actor,
+    system: str,
+    x_mm: float | None = None,
+    y_mm: float | None = None,
+    size_mm: float | None = None,
+    timestamper: TimeStamper | None = None,
+) -> SealedOfd:
+    """Seal an OFD package one of the hub's systems (`system`, for `actor`) has just made in this process, as
+    :func:`seal_ofd` does, without reading it back through the safe reader (see :class:`ofdsign.WrittenOfd`):
+    the same use checks (the system must be authorised for the seal; a seal that requires an approval for each
+    use cannot be used this way), the same signature over every file, the use recorded."""
+
+    def make(sign_value: ofdsign.SignValue, seal_der: bytes, at: datetime, width: float, height: float) -> ofdsign.OfdSealing:
+        return ofdsign.seal_written(
+            written, seal_der=seal_der, sign_value=sign_value, at=at, x_mm=x_mm, y_mm=y_mm, width_mm=width, height_mm=height
+        )
+
+    return _seal_ofd(
+        db, vault=vault, settings=settings, department_id=department_id, document=None, make=make, purpose=purpose,
+        actor=actor, seal_id=None, size_mm=size_mm, approval_id=None, system=system, timestamper=timestamper,
+    )  # fmt: skip
+
+
+def _seal_ofd(
+    db: Session,
+    *,
+    vault: KeyVault,
+    settings: Settings,
+    department_id: str,
+    document: bytes | None,
+    make: Callable[[ofdsign.SignValue, bytes, datetime, float, float], ofdsign.OfdSealing],
+    purpose: str,
+    actor: Actor,
+    seal_id: str | None,
+    size_mm: float | None,
+    approval_id: str | None,
+    system: str | None,
+    timestamper: TimeStamper | None,
+    storage: ObjectStore | None = None,
+) -> SealedOfd:
+    """The use checks, the seal's signer and DER, `make` sealing the package, the use recorded (the sealed output
+    kept in `storage` when given). `document` is the package as received (an approval names its SHA-256); None
+    for a package the hub wrote (no approval then)."""
+    purpose = _check_purpose(purpose)
     if size_mm is not None and not ofdsign.MIN_SIZE_MM <= size_mm <= ofdsign.MAX_SIZE_MM:
         raise field_error("size_mm", f"must be {ofdsign.MIN_SIZE_MM:g} to {ofdsign.MAX_SIZE_MM:g} mm")
     user = _user(actor, system)
@@ -269,7 +339,7 @@ def seal_ofd(
         db, user=user, department_id=department_id, seal_id=seal_id, seal_type=None, approval_id=approval_id,
         algorithms=(keys.SM2,),
     )  # fmt: skip
-    approval = usage.check_use(db, seal=seal, actor=user, document=ofd_bytes, approval_id=approval_id)
+    approval = usage.check_use(db, seal=seal, actor=user, document=document or b"", approval_id=approval_id)
     signer = signer_for(db, seal=seal, vault=vault)
     seal_der = seal.structure_der or make_seal_der(db, vault=vault, seal=seal, settings=settings)
     width = size_mm if size_mm is not None else seal.picture_width_mm
@@ -293,17 +363,7 @@ def seal_ofd(
         return der
 
     try:
-        sealed = ofdsign.seal_package(
-            ofd_bytes,
-            seal_der=seal_der,
-            sign_value=sign_value,
-            at=at,
-            page=page,
-            x_mm=x_mm,
-            y_mm=y_mm,
-            width_mm=width,
-            height_mm=height,
-        )
+        sealed = make(sign_value, seal_der, at, width, height)
     except ofd.OfdError as exc:
         raise Invalid(f"the OFD cannot be sealed: {exc}", errors=[{"field": "file", "message": str(exc)}]) from exc
     sha256 = hashlib.sha256(sealed.data).hexdigest()

@@ -56,6 +56,7 @@ from seal.ocsp import MAX_REQUEST_BYTES as OCSP_MAX_REQUEST_BYTES
 from seal.ocsp import decode_get as ocsp_decode_get
 from seal.ocsp import issuing_certificate_der
 from seal.ocsp import respond as ocsp_respond
+from seal.ofdsign import WrittenOfd
 from seal.sealing import (
     SealedOfd,
     can_seal_with,
@@ -63,6 +64,7 @@ from seal.sealing import (
     document_bytes,
     seal_ofd,
     seal_pdf,
+    seal_written_ofd,
     sign_detached,
     sign_detached_der,
 )
@@ -106,6 +108,7 @@ __all__ = [
     "SealUseRefused",
     "SealedOfd",
     "Signer",
+    "WrittenOfd",
     "archive_use",
     "archive_uses_between",
     "authorise",
@@ -142,6 +145,7 @@ __all__ = [
     "seal_authorisations",
     "seal_ofd",
     "seal_pdf",
+    "seal_written_ofd",
     "set_policy",
     "sign_detached",
     "sign_detached_der",

@@ -319,3 +319,26 @@ def test_a_window_that_fetched_a_certificate_downloads_its_ofd_copy_with_the_sam
     with world.hub.factory() as db:
         downloads = db.query(Access).filter_by(certificate_identifier=cert["identifier"], action="download").all()
         assert [d.use_cause for d in downloads] == ["居住证 留档"]
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "https://zwfw.example.gov.cn/certhub/public/v/" + "Ab3_" * 11,  # a 2D code link as the hub makes them
+        "x",  # the smallest symbol
+        "https://zwfw.example.gov.cn/certhub/public/v/" + "9" * 120,  # version 7 and up carry version information
+    ],
+)
+def test_the_2d_code_is_a_standard_symbol_of_one_of_the_eight_masks_and_scanners_read_it(payload: str) -> None:
+    import segno
+
+    modules = ofdcopy.qr_modules(payload)
+    # the very symbol segno (another encoder) makes with one of the masks, function patterns and format included
+    masked = [
+        [[bool(m) for m in row] for row in segno.make_qr(payload, error="m", mask=mask, boost_error=False).matrix]
+        for mask in range(8)
+    ]
+    assert modules in masked
+    (found,) = zxingcpp.read_barcodes(Image.open(io.BytesIO(ofdcopy.qr_png(payload))))
+    assert found.text == payload
+    assert found.ec_level == "M"

@@ -325,3 +325,42 @@ def test_an_ofd_sealed_with_a_time_stamp_carries_it_and_a_too_large_one_is_refus
     with pytest.raises(PayloadTooLarge):
         seal_it(Settings(seal_max_pdf_bytes=1024))
     assert _uses(db) == 1
+
+
+def test_a_package_the_hub_just_wrote_seals_like_the_same_package_read_back_and_bad_placements_are_refused() -> None:
+    from datetime import UTC, datetime
+
+    from seal import ofd, ofdsign
+
+    data = plain_ofd()
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        files = tuple((name, archive.read(name)) for name in archive.namelist() if not name.endswith("/"))
+    at = datetime(2026, 12, 7, 3, 0, tzinfo=UTC)
+    signed: list[bytes] = []
+
+    def sign_value(signature_xml: bytes, _where: str) -> bytes:
+        signed.append(signature_xml)
+        return b"\x30\x00"
+
+    common: dict[str, Any] = {"seal_der": b"\x30\x00", "sign_value": sign_value, "at": at, "width_mm": 40, "height_mm": 40}
+    page_id = re.search(rb'<ofd:Page ID="([^"]+)"', dict(files)["Doc_0/Document.xml"])
+    assert page_id is not None
+    written = ofdsign.WrittenOfd(
+        files=files, doc_root="Doc_0/Document.xml", page_id=page_id.group(1).decode(), page_box=(0, 0, 210, 297)
+    )
+    fast = ofdsign.seal_written(written, x_mm=20, y_mm=30, **common)
+    safe = ofdsign.seal_package(data, x_mm=20, y_mm=30, **common)
+    # the same signature (every file's SM3, the stamp's place) and the same files in the package
+    assert fast.signature_xml == safe.signature_xml and fast.references == safe.references
+    assert _entries(fast.data) == _entries(safe.data)
+
+    signed.clear()
+    with pytest.raises(ofd.OfdError, match="does not fit on page 0"):
+        ofdsign.seal_written(written, x_mm=190, y_mm=30, **common)
+    listed = ofdsign.WrittenOfd(
+        files=(*files, ("Doc_0/Signs/Signatures.xml", b"<x/>")), doc_root=written.doc_root, page_id=written.page_id,
+        page_box=written.page_box,
+    )  # fmt: skip
+    with pytest.raises(ofd.OfdError, match=r"Signatures\.xml is in the package already"):
+        ofdsign.seal_written(listed, **common)
+    assert signed == []  # refused before anything is signed
