@@ -142,6 +142,9 @@ class Settings(BaseSettings):
     # Electronic seals (seal/, GOVHUB_SEAL_*). An external RFC 3161 time-stamp authority (production); empty,
     # the hub's own (seal/tsa.py). It stamps sealed PDFs (PAdES B-T), detached signatures, audit checkpoints.
     seal_tsa_url: str = ""
+    # When that TSA does not answer, a detached seal signature is made without its time stamp, answered
+    # "awaiting" and stamped later by the `seal.stamp_pending` job (True, the default); False: refused with 502.
+    seal_stamp_later: bool = True
     # PEM bundle of other hubs' root certificates whose seals verify here (互通互认).
     seal_trusted_roots_file: Path | None = None
     seal_vendor_id: str = Field(default="GOVHUB", min_length=1, max_length=32)  # GB/T 38540 header vid

@@ -35,6 +35,15 @@ VERIFICATION_LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
 )
 SEAL_USES = Counter("govhub_seal_uses_total", "Seal uses (用印)", ["kind"])  # kind: pdf / detached
+# Detached seal signatures whose time stamp the TSA did not give at once: event awaiting / stamped_later / failed.
+SEAL_TIMESTAMP_EVENTS = Counter(
+    "govhub_seal_timestamp_events_total", "Seal signatures made awaiting a time stamp, and the later stamping", ["event"]
+)
+SEAL_USES_AWAITING_TIMESTAMP = Gauge(
+    "govhub_seal_uses_awaiting_timestamp",
+    "Seal uses whose signature still waits for its RFC 3161 time stamp (the TSA was unreachable)",
+    multiprocess_mode="mostrecent",
+)
 CATALOGUE_EVENTS = Counter("govhub_catalogue_events_total", "Catalogue lifecycle events", ["event"])
 
 # State gauges: a domain sets them from a scheduled job (which runs once per cluster), so the

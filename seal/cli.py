@@ -98,6 +98,13 @@ def seals_renew_lta(db: Session, settings: Settings, _args: argparse.Namespace) 
     print(json.dumps({"renewed": done.renewed, "failed": done.failed}, ensure_ascii=False))  # failures stay due
 
 
+def seals_stamp_pending(db: Session, settings: Settings, args: argparse.Namespace) -> None:
+    from seal import service
+
+    done = service.stamp_pending(db, vault=KeyVault.from_settings(settings), settings=settings, limit=args.limit)
+    print(json.dumps({"stamped": done.stamped, "failed": done.failed, "awaiting": done.awaiting}, ensure_ascii=False))
+
+
 def seals_migrate_der(db: Session, settings: Settings, _args: argparse.Namespace) -> None:
     from seal import service
 
@@ -167,6 +174,12 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     seals.add_parser(
         "renew-lta", help="add a document time stamp to every kept PAdES B-LTA PDF whose time stamp chain is due"
     ).set_defaults(func=with_db(seals_renew_lta))
+    pending = seals.add_parser(
+        "stamp-pending",
+        help="time-stamp the seal signatures made while the time-stamp authority was unreachable (awaiting)",
+    )
+    pending.add_argument("--limit", type=int, default=200, help="at most this many uses, oldest first (default 200)")
+    pending.set_defaults(func=with_db(seals_stamp_pending))
     seals.add_parser("migrate-der", help="give seals made before the DER form their GB/T 38540 v4 DER structure").set_defaults(
         func=with_db(seals_migrate_der)
     )

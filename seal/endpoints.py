@@ -193,7 +193,7 @@ def sign_detached(body: DetachedSignRequest, request: Request, db: DbSession, wh
     data = service.document_bytes(data_base64=body.data_base64, document=body.document, max_bytes=settings.seal_max_data_bytes)
     content_type = "application/json" if body.document is not None else body.content_type
     with _refusals_recorded(db):
-        der = service.sign_detached_der(
+        signed = service.sign_detached_use(
             db,
             vault=_vault(request),
             department_id=who.require_department(),
@@ -208,10 +208,43 @@ def sign_detached(body: DetachedSignRequest, request: Request, db: DbSession, wh
             storage=request.app.state.storage,
         )
     if _wants_der(request):
-        return Response(
-            der, media_type="application/octet-stream", headers={"Content-Disposition": 'attachment; filename="SignedValue.dat"'}
-        )
-    return service.detached_result(der)
+        return Response(signed.der, media_type="application/octet-stream", headers=_signature_headers(signed))
+    return service.detached_result(signed.der, signed)
+
+
+TIMESTAMP_STATE_HEADER = "Govhub-Timestamp-State"
+
+
+def _signature_headers(signed: service.DetachedSignature) -> dict[str, str]:
+    """The DER answer's headers: the file name, and the time stamp's state where one was asked (awaiting: the TSA
+    did not answer and the signature carries none yet)."""
+    headers = {"Content-Disposition": 'attachment; filename="SignedValue.dat"', "Seal-Use-Id": signed.use_id}
+    if signed.timestamp_state is not None:
+        headers[TIMESTAMP_STATE_HEADER] = signed.timestamp_state
+    return headers
+
+
+@router.get(
+    "/seal/uses/{use_id}/signature",
+    summary="The seal signature of a use made while the TSA was unreachable, with its late time stamp once it has it",
+    responses={200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
+)
+def use_signature(use_id: str, request: Request, db: DbSession, who: DepartmentOrAdmin) -> Any:
+    """The DER SES_Signature with the late RFC 3161 token in its timeStamp member (state `stamped_later`), or as
+    it was returned while it still awaits one (`awaiting`); JSON (base64 and a readable view) unless the request
+    asks for `Accept: application/octet-stream`. Another department's use is not found (404)."""
+    kept = service.use_signature(db, who=who, use_id=use_id)
+    use = kept.use
+    if _wants_der(request):
+        headers = {"Content-Disposition": 'attachment; filename="SignedValue.dat"', "Seal-Use-Id": use.id}
+        headers[TIMESTAMP_STATE_HEADER] = use.timestamp_state or ""
+        return Response(kept.der, media_type="application/octet-stream", headers=headers)
+    answer = service.detached_result(kept.der)
+    answer.update(
+        use_id=use.id, timestamp_state=use.timestamp_state, signed_at=use.at, stamped_at=use.stamped_at,
+        timestamp_error=use.timestamp_error,
+    )  # fmt: skip
+    return answer
 
 
 @contextmanager

@@ -123,6 +123,17 @@ class SealUse(IdMixin, Base):
     request_id: Mapped[str | None] = mapped_column(String(36), default=None)  # the approved request it used
     # The sealed output (the sealed PDF, the DER seal signature) in object storage, for its archive package.
     object_key: Mapped[str | None] = mapped_column(String(64), default=None)
+    # The RFC 3161 time stamp over the signature value (detached signatures): "stamped" at signing, "awaiting"
+    # (the TSA did not answer: the signature was made without it and waits for the stamp_pending job),
+    # "stamped_later" (the job added it), or None (no stamp asked: a PDF at B-B, an OFD, older uses).
+    timestamp_state: Mapped[str | None] = mapped_column(String(16), default=None, index=True)
+    # The DER SES_Signature as returned without its time stamp, kept while it waits and after (the stamped form
+    # is this DER with `timestamp_token` in its timeStamp member).
+    signature_der: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+    timestamp_token: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)  # the late token (DER)
+    stamped_at: Mapped[datetime | None] = mapped_column(default=None)  # the token's genTime
+    timestamp_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    timestamp_error: Mapped[str | None] = mapped_column(Text, default=None)  # why the last try failed
 
 
 class SealAuthorisation(IdMixin, Base):

@@ -115,6 +115,13 @@ class SealUseRead(BaseModel):
     hash_alg: str
     purpose: str
     request_id: str | None = Field(default=None, description="the approved use request this use consumed")
+    timestamp_state: str | None = Field(
+        default=None,
+        description="the signature's RFC 3161 time stamp: stamped (at signing), awaiting (the TSA did not answer; "
+        "stamped later), stamped_later, or null (none asked)",
+    )
+    stamped_at: datetime | None = Field(default=None, description="the late time stamp's time (stamped_later)")
+    timestamp_error: str | None = Field(default=None, description="why the TSA gave no time stamp yet (awaiting)")
 
 
 class DetachedSignRequest(BaseModel):

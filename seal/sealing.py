@@ -21,8 +21,9 @@ from ops.config import Settings
 from ops.crypto import KeyVault, WrappedSecret
 from ops.db import utcnow
 from ops.errors import Conflict, Invalid, NotFound, PayloadTooLarge, UpstreamError
+from ops.metrics import SEAL_TIMESTAMP_EVENTS
 from ops.storage import ObjectStore
-from seal import authority, keys, ltv, ofd, ofdsign, repository, ses, sesder, timestamps, usage
+from seal import authority, keys, ltv, ofd, ofdsign, repository, ses, sesder, stamplater, timestamps, usage
 from seal import pdf as pades
 from seal.common import field_error, key_purpose
 from seal.custody import chain_pem, seal_to_use, signer_for
@@ -45,6 +46,9 @@ def _record_use(
     system: str | None,
     output: bytes,
     storage: ObjectStore | None,
+    timestamp_state: str | None = None,
+    signature_der: bytes | None = None,
+    timestamp_error: str | None = None,
 ) -> SealUse:
     # The sealed output is kept in object storage when the caller passes a store: its archive package holds it.
     object_key = storage.put([output]).key if storage is not None else None
@@ -60,6 +64,9 @@ def _record_use(
         purpose=purpose,
         request_id=approval.id if approval else None,
         object_key=object_key,
+        timestamp_state=timestamp_state,
+        signature_der=signature_der,
+        timestamp_error=timestamp_error,
     )
     db.add(use)
     db.flush()
@@ -70,6 +77,8 @@ def _record_use(
         detail.update(approval_id=approval.id, approved_by=approval.decided_by)
     if system is not None:
         detail["through"] = system
+    if timestamp_state == stamplater.AWAITING:
+        detail["timestamp_state"] = timestamp_state
     audit.record(
         db, actor=actor, action=f"seal.use.{kind}", object_type="seal", object_id=seal.id, purpose=purpose, detail=detail
     )
@@ -349,7 +358,7 @@ def _seal_ofd(
     values: list[bytes] = []
 
     def sign_value(signature_xml: bytes, property_info: str) -> bytes:
-        der, value = _seal_signature(
+        der, value, _ = _seal_signature(
             seal=seal,
             signer=signer,
             seal_der=seal_der,
@@ -358,6 +367,7 @@ def _seal_ofd(
             property_info=property_info,
             purpose=purpose,
             stamper=stamper,
+            wait=False,  # the signature sits inside the package's signed files: no later stamp, refused instead
         )
         values.append(value)
         return der
@@ -422,9 +432,12 @@ def _seal_signature(
     property_info: str,
     purpose: str,
     stamper: TimeStamper | None,
-) -> tuple[bytes, bytes]:
-    """The DER SES_Signature (v4) of the seal over `data_hash`, and its signature value: the seal's key signs the
-    DER of TBS_Sign (SM2 with SM3 and the default user ID for SM2 seals), time-stamped where a TSA is set."""
+    wait: bool,
+) -> tuple[bytes, bytes, str | None]:
+    """The DER SES_Signature (v4) of the seal over `data_hash`, its signature value, and why it carries no time
+    stamp when the TSA did not answer (None when it was stamped, or no stamper was given). The seal's key signs
+    the DER of TBS_Sign (SM2 with SM3 and the default user ID for SM2 seals). A TSA that does not answer is an
+    UpstreamError (502) unless `wait`: the signature is then made without its timeStamp member."""
     tbs = sesder.to_sign(
         seal_der=seal_der,
         at=at,
@@ -435,13 +448,26 @@ def _seal_signature(
     value = keys.raw_to_der(seal.alg, signer.sign(tbs.dump()))
     cert = x509.load_pem_x509_certificate(seal.certificate_pem.encode())
     token = None
+    missing = None
     if stamper is not None:
         try:
             token = timestamps.stamp(value, stamper)
-        except (OSError, ValueError) as exc:  # TimestampRequestError and network errors are OSErrors
-            raise UpstreamError(f"the time-stamp authority did not answer: {exc}") from exc
+        except stamplater.TSA_ERRORS as exc:  # TimestampRequestError and network errors are OSErrors
+            missing = stamplater.reason(exc)
+            if not wait:
+                raise UpstreamError(missing) from exc
     der = sesder.signature(tbs, cert=ses.der(cert), alg=keys.SIGNATURE_OID[seal.alg], value=value, timestamp=token)
-    return der, value
+    return der, value, missing
+
+
+@dataclass(frozen=True)
+class DetachedSignature:
+    """A detached seal signature just made, and what was recorded of its use."""
+
+    der: bytes
+    use_id: str
+    # "stamped" (timeStamp inside), "awaiting" (the TSA did not answer: made without it, stamped later) or None
+    timestamp_state: str | None
 
 
 def sign_detached_der(
@@ -460,11 +486,40 @@ def sign_detached_der(
     approval_id: str | None = None,
     storage: ObjectStore | None = None,
 ) -> bytes:
-    """Seal bytes with a detached GB/T 38540 v4 seal signature; return the DER SES_Signature; record the use.
+    """Seal bytes with a detached GB/T 38540 v4 seal signature; return the DER SES_Signature (see
+    :func:`sign_detached_use`, which also says whether it awaits its time stamp)."""
+    return sign_detached_use(
+        db, vault=vault, department_id=department_id, data=data, purpose=purpose, actor=actor, content_type=content_type,
+        seal_id=seal_id, seal_type=seal_type, timestamper=timestamper, settings=settings, approval_id=approval_id,
+        storage=storage,
+    ).der  # fmt: skip
+
+
+def sign_detached_use(
+    db: Session,
+    *,
+    vault: KeyVault,
+    department_id: str,
+    data: bytes,
+    purpose: str,
+    actor: Actor,
+    content_type: str = "application/octet-stream",
+    seal_id: str | None = None,
+    seal_type: str | None = None,
+    timestamper: TimeStamper | None = None,
+    settings: Settings,
+    approval_id: str | None = None,
+    storage: ObjectStore | None = None,
+) -> DetachedSignature:
+    """Seal bytes with a detached GB/T 38540 v4 seal signature; record the use; return the DER and the use.
 
     The seal's key signs the DER of TBS_Sign (SM2 with SM3 and the default user ID for SM2 seals); dataHash is
     the SM3 hash of the data (SHA-256 for the P-256 and Ed25519 seals PAdES uses). The caller must be authorised
-    for the seal, with an approval of these bytes where the seal requires one (用印管理, seal/usage.py)."""
+    for the seal, with an approval of these bytes where the seal requires one (用印管理, seal/usage.py).
+
+    The signature value is time-stamped (RFC 3161). When the TSA does not answer and `seal_stamp_later` is on,
+    the signature is returned without its timeStamp member, the use is recorded "awaiting" with the DER, and the
+    `seal.stamp_pending` job stamps it later (seal/stamplater.py); with it off, the TSA's silence is a 502."""
     purpose = _check_purpose(purpose)
     if not content_type.isascii() or not content_type.isprintable():
         raise field_error("content_type", "must be printable ASCII (it is the IA5String propertyInfo)")
@@ -475,7 +530,8 @@ def sign_detached_der(
     signer = signer_for(db, seal=seal, vault=vault)
     seal_der = seal.structure_der or make_seal_der(db, vault=vault, seal=seal, settings=settings)
     data_hash = keys.digest(seal.alg, data)
-    der, value = _seal_signature(
+    stamper = timestamper or ltv.timestamper_for(db, vault, settings)
+    der, value, missing = _seal_signature(
         seal=seal,
         signer=signer,
         seal_der=seal_der,
@@ -483,9 +539,11 @@ def sign_detached_der(
         data_hash=data_hash,
         property_info=content_type,
         purpose=purpose,
-        stamper=timestamper or ltv.timestamper_for(db, vault, settings),
+        stamper=stamper,
+        wait=settings.seal_stamp_later,
     )
-    _record_use(
+    state = stamplater.AWAITING if missing is not None else stamplater.STAMPED if stamper is not None else None
+    use = _record_use(
         db,
         seal=seal,
         actor=actor,
@@ -498,17 +556,32 @@ def sign_detached_der(
         system=None,
         output=der,
         storage=storage,
+        timestamp_state=state,
+        signature_der=der if missing is not None else None,
+        timestamp_error=missing,
     )
-    return der
+    if missing is not None:
+        SEAL_TIMESTAMP_EVENTS.labels(event="awaiting").inc()
+    return DetachedSignature(der=der, use_id=use.id, timestamp_state=state)
 
 
-def detached_result(der: bytes) -> dict[str, Any]:
-    """The JSON answer for a DER seal signature: the DER (base64) and a readable view of it."""
-    return {
+def detached_result(der: bytes, signed: DetachedSignature | None = None) -> dict[str, Any]:
+    """The JSON answer for a DER seal signature: the DER (base64) and a readable view of it; for one just made,
+    its use and whether its time stamp is inside or awaited (`timestamp_state`)."""
+    answer: dict[str, Any] = {
         "format": "GB/T 38540-2020 SES_Signature, DER",
         "der_base64": ses.b64(der),
         "view": sesder.signature_view(sesder.parse_signature(der)),
     }
+    if signed is not None:
+        answer["use_id"] = signed.use_id
+        answer["timestamp_state"] = signed.timestamp_state
+        if signed.timestamp_state == stamplater.AWAITING:
+            answer["timestamp_note"] = (
+                "the time-stamp authority did not answer: this signature carries no time stamp yet; the hub stamps it "
+                f"later, and GET /seal/uses/{signed.use_id}/signature then returns it with its time stamp"
+            )
+    return answer
 
 
 def sign_detached(

@@ -57,7 +57,9 @@ from seal.ocsp import decode_get as ocsp_decode_get
 from seal.ocsp import issuing_certificate_der
 from seal.ocsp import respond as ocsp_respond
 from seal.ofdsign import WrittenOfd
+from seal.stamplater import AWAITING, STAMPED, STAMPED_LATER, StampRun, UseSignature, stamp_pending, use_signature
 from seal.sealing import (
+    DetachedSignature,
     SealedOfd,
     can_seal_with,
     detached_result,
@@ -67,6 +69,7 @@ from seal.sealing import (
     seal_written_ofd,
     sign_detached,
     sign_detached_der,
+    sign_detached_use,
 )
 from seal.sm2ca import current_crl
 from seal.tsa import MAX_REQUEST_BYTES as TSA_MAX_REQUEST_BYTES
@@ -149,6 +152,15 @@ __all__ = [
     "set_policy",
     "sign_detached",
     "sign_detached_der",
+    "sign_detached_use",
+    "stamp_pending",
+    "use_signature",
+    "DetachedSignature",
+    "StampRun",
+    "UseSignature",
+    "AWAITING",
+    "STAMPED",
+    "STAMPED_LATER",
     "signer_for",
     "time_stamp_reply",
     "time_stamp_trust",

@@ -384,6 +384,10 @@ def _maker_check(eseal: dict[str, Any], trusted: Trust, signer_cert: x509.Certif
     return _check("passed", f"seal {info.get('esID')} made by {_name(maker_cert.subject)}; structure intact")
 
 
+# A time stamp more than this after the signing time the signature claims was added later (seal/stamplater.py).
+LATE_STAMP = timedelta(minutes=2)
+
+
 def _seal_and_time_evidence(
     db: Session,
     cert: x509.Certificate,
@@ -392,6 +396,7 @@ def _seal_and_time_evidence(
     trusted: Trust,
     checks: dict[str, Check],
     settings: Settings,
+    signing_time: datetime | None = None,
 ) -> tuple[SealState | None, datetime | None, datetime | None]:
     """This hub's seal whose certificate made a seal signature (None for another producer's), and the evidence
     of when it was signed: the hub's record of the use and an RFC 3161 time stamp over the signature value
@@ -402,7 +407,14 @@ def _seal_and_time_evidence(
         stamped = timestamps.check(token, value, roots=trusted.roots, intermediates=trusted.intermediates)
         # a token intact but from a TSA not trusted here proves nothing either way: indeterminate, not failed
         status = "passed" if stamped.ok else "indeterminate" if stamped.untrusted else "failed"
-        checks["timestamp"] = _check(status, stamped.message)
+        message = stamped.message
+        if stamped.ok and stamped.at is not None and signing_time is not None and stamped.at - signing_time > LATE_STAMP:
+            # stamped later (the TSA was unreachable at signing): the token proves existence only from its own time
+            message += (
+                f"; stamped after the claimed signing time {ses.timestamp(signing_time)}, so it proves the signature "
+                f"existed only from {ses.timestamp(stamped.at)}"
+            )
+        checks["timestamp"] = _check(status, message)
         if stamped.ok and stamped.at is not None:
             stamp_time = stamped.at
             poe = min(poe, stamped.at) if poe is not None else stamped.at
@@ -471,7 +483,7 @@ def verify_detached(
             token = ses.unb64(signature.get("timeStamp"), "timeStamp")
         except ValueError as exc:
             raise _bad(str(exc)) from exc
-    seal, poe, stamp_time = _seal_and_time_evidence(db, cert, value, token, trusted, checks, settings)
+    seal, poe, stamp_time = _seal_and_time_evidence(db, cert, value, token, trusted, checks, settings, signing_time)
     checks["seal_valid_at_signing"], checks["seal_status_now"] = seal_checks(
         seal, signing_time=signing_time, poe=poe, now=now, foreign_chain_ok=checks["chain"].status == "passed"
     )
@@ -605,7 +617,9 @@ def verify_der(db: Session, *, der: bytes, data: bytes, settings: Settings) -> V
             "passed", f"signed within the seal's validity period (until {ses.timestamp(parsed.seal.valid_end)})"
         )
     checks["chain"], _ = chain_check(cert, trusted, signing_time)
-    seal, poe, stamp_time = _seal_and_time_evidence(db, cert, parsed.signature, parsed.timestamp, trusted, checks, settings)
+    seal, poe, stamp_time = _seal_and_time_evidence(
+        db, cert, parsed.signature, parsed.timestamp, trusted, checks, settings, parsed.time_info
+    )
     checks["seal_valid_at_signing"], checks["seal_status_now"] = seal_checks(
         seal, signing_time=signing_time, poe=poe, now=now, foreign_chain_ok=checks["chain"].status == "passed"
     )
