@@ -1,0 +1,185 @@
+"""A detached seal signature made while the time-stamp authority is unreachable: made without its time stamp and
+said so (the answer, the use, the metric), stamped later by the scheduled job once the TSA answers, and served in
+its stamped form, which the standard's ASN.1 module decodes, OpenSSL verifies the token of, and the hub verifies."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import shutil
+import socket
+import subprocess
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
+from sqlalchemy import func, select
+
+from ops.audit import AuditRecord
+from ops.config import Settings
+from ops.scheduler import LeaseRunner
+from seal import service, sesder, tasks, verification
+from seal.models import SealUse
+from tests.conftest import Hub
+from tests.seal.helpers import seal_body, sealer
+from tests.seal.test_der import _asn1
+
+OPENSSL = shutil.which("openssl")
+DER = {"Accept": "application/octet-stream"}
+
+
+def _closed_port_url() -> str:
+    """The URL of a TSA that refuses connections: a local port nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/tsa"
+
+
+def _offline(hub: Hub, **changes: Any) -> Settings:
+    settings = hub.settings.model_copy(update={"seal_tsa_url": _closed_port_url(), **changes})
+    hub.app.state.settings = settings
+    return settings
+
+
+def _awaiting_events() -> float:
+    return REGISTRY.get_sample_value("govhub_seal_timestamp_events_total", {"event": "awaiting"}) or 0.0
+
+
+def _sm2_sealer(client: TestClient, hub: Hub, name: str) -> tuple[Any, dict[str, Any], Any]:
+    department = hub.department(name)
+    made = client.post("/seals", headers=hub.admin.headers, json=seal_body(department.id, algorithm="SM2"))
+    assert made.status_code == 201, made.text
+    return department, made.json(), sealer(hub, department)
+
+
+def _sign(client: TestClient, system: Any, data: bytes, **headers: str) -> Any:
+    body = {"purpose": "行政许可决定", "data_base64": base64.b64encode(data).decode(), "content_type": "text/plain"}
+    return client.post("/seal/sign", headers={**system.headers, **headers}, json=body)
+
+
+def test_signing_while_the_tsa_is_down_waits_visibly_and_the_job_stamps_it_later(
+    client: TestClient, hub: Hub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = _asn1()
+    normal = hub.settings
+    department, seal, system = _sm2_sealer(client, hub, "测试市行政审批局")
+    data = "准予行政许可决定书 第 2026-019 号".encode()
+    before = _awaiting_events()
+    offline = _offline(hub)
+
+    # the TSA refuses connections: the signature is made all the same, and the answer says it has no stamp yet
+    signed = _sign(client, system, data)
+    assert signed.status_code == 200, signed.text
+    answer = signed.json()
+    assert answer["timestamp_state"] == "awaiting" and "did not answer" in answer["timestamp_note"]
+    assert "timeStamp" not in module.decode("SES-Signature", base64.b64decode(answer["der_base64"]))
+    as_der = _sign(client, system, data, **DER)
+    assert as_der.status_code == 200 and as_der.headers["Govhub-Timestamp-State"] == "awaiting"
+    use_id = answer["use_id"]
+    assert _awaiting_events() - before == 2  # the metric counts them
+
+    # the use says so too, with why
+    uses = client.get(f"/seals/{seal['id']}/uses", headers=hub.admin.headers).json()["items"]
+    assert [u["timestamp_state"] for u in uses] == ["awaiting", "awaiting"]
+    assert all("did not answer" in u["timestamp_error"] and u["stamped_at"] is None for u in uses)
+    waiting = client.get(f"/seal/uses/{use_id}/signature", headers={**system.headers, **DER})
+    assert waiting.headers["Govhub-Timestamp-State"] == "awaiting"
+    assert waiting.content == base64.b64decode(answer["der_base64"])
+
+    # the job while the TSA is still down: nothing stamped, the error kept, still awaiting
+    with hub.factory() as db:
+        run = service.stamp_pending(db, vault=hub.app.state.vault, settings=offline)
+        db.commit()
+    assert run.stamped == [] and len(run.failed) == 1 and run.awaiting == 2
+    assert REGISTRY.get_sample_value("govhub_seal_uses_awaiting_timestamp") == 2
+
+    # the TSA is back (the hub's own); two processes' job runners: the lease lets one run, each use stamped once
+    hub.app.state.settings = normal
+    runners = [LeaseRunner(hub.factory, tasks.jobs(normal), owner=f"hub-{i}") for i in (1, 2)]
+    assert [r.run_once("seal.stamp_pending") for r in runners] == [True, False]
+    with hub.factory() as db:
+        assert service.stamp_pending(db, vault=hub.app.state.vault, settings=normal).stamped == []  # none left
+        rows = list(db.scalars(select(SealUse).where(SealUse.seal_id == seal["id"])))
+        stamped_audits = db.scalar(
+            select(func.count()).select_from(AuditRecord).where(AuditRecord.action == "seal.use.stamped_later")
+        )
+    assert {r.timestamp_state for r in rows} == {"stamped_later"} and stamped_audits == 2
+    assert all(r.stamped_at is not None and r.stamped_at >= r.at and r.timestamp_error is None for r in rows)
+    assert REGISTRY.get_sample_value("govhub_seal_uses_awaiting_timestamp") == 0
+    uses = client.get(f"/seals/{seal['id']}/uses", headers=hub.admin.headers).json()["items"]
+    assert [u["timestamp_state"] for u in uses] == ["stamped_later", "stamped_later"]
+
+    # the stamped form: the standard's module decodes it; only timeStamp was added
+    served = client.get(f"/seal/uses/{use_id}/signature", headers={**system.headers, **DER})
+    assert served.status_code == 200 and served.headers["Govhub-Timestamp-State"] == "stamped_later"
+    stamped = served.content
+    decoded = module.decode("SES-Signature", stamped)
+    original = module.decode("SES-Signature", base64.b64decode(answer["der_base64"]))
+    assert {k: v for k, v in decoded.items() if k != "timeStamp"} == original
+    assert module.encode("SES-Signature", decoded) == stamped
+    token = decoded["timeStamp"][0]
+    value = decoded["signature"][0]
+
+    # OpenSSL verifies the token over the signature value, to the hub's root
+    if OPENSSL is not None:
+        ca = client.get("/seal/ca").json()
+        root, untrusted, token_file = tmp_path / "root.pem", tmp_path / "untrusted.pem", tmp_path / "token.der"
+        root.write_text(ca["root"])
+        with hub.factory() as db:
+            from cryptography.hazmat.primitives import serialization
+
+            tsa_pem = service.ensure_tsa(db, hub.app.state.vault).certificate.public_bytes(serialization.Encoding.PEM)
+        untrusted.write_text(ca["issuing"] + tsa_pem.decode())
+        token_file.write_bytes(token)
+        common = ["ts", "-verify", "-in", str(token_file), "-token_in", "-CAfile", str(root), "-untrusted", str(untrusted)]
+        ok = subprocess.run(
+            [OPENSSL, *common, "-digest", hashlib.sha256(value).hexdigest()], capture_output=True, text=True, check=False
+        )
+        assert "Verification: OK" in ok.stdout, ok.stdout + ok.stderr
+        other = subprocess.run(
+            [OPENSSL, *common, "-digest", hashlib.sha256(value + b"x").hexdigest()], capture_output=True, text=True, check=False
+        )
+        assert "Verification: OK" not in other.stdout
+
+    # the hub verifies it valid, and says the stamp's own time: it proves existence only from then
+    monkeypatch.setattr(verification, "LATE_STAMP", timedelta(0))  # the stamp came seconds, not hours, later
+    report = client.post(
+        "/seal/verify/signature/der", files={"file": ("决定书.txt", data), "signature": ("SignedValue.dat", stamped)}
+    ).json()
+    assert report["verdict"] == "valid", report["reasons"]
+    assert report["checks"]["timestamp"]["status"] == "passed"
+    assert "stamped after the claimed signing time" in report["checks"]["timestamp"]["message"]
+    assert report["timestamp_time"] is not None and report["timestamp_time"] >= report["signing_time"]
+    view = client.get(f"/seal/uses/{use_id}/signature", headers=system.headers).json()
+    assert view["timestamp_state"] == "stamped_later" and view["stamped_at"] is not None
+    assert sesder.parse_signature(base64.b64decode(view["der_base64"])).timestamp == token
+
+
+def test_a_deployment_may_refuse_instead_when_the_tsa_is_down(client: TestClient, hub: Hub) -> None:
+    _, seal, system = _sm2_sealer(client, hub, "测试市公安局")
+    _offline(hub, seal_stamp_later=False)
+    refused = _sign(client, system, b"receipt")
+    assert refused.status_code == 502 and "did not answer" in refused.json()["detail"], refused.text
+    assert client.get(f"/seals/{seal['id']}/uses", headers=hub.admin.headers).json()["items"] == []  # nothing half-made
+
+
+def test_a_signature_stamped_at_once_is_marked_so_and_others_uses_are_not_found(client: TestClient, hub: Hub) -> None:
+    _, seal, system = _sm2_sealer(client, hub, "测试市税务局")
+    signed = _sign(client, system, b"stamped at once")
+    assert signed.status_code == 200 and signed.json()["timestamp_state"] == "stamped"
+    use_id = signed.json()["use_id"]
+    assert client.get(f"/seals/{seal['id']}/uses", headers=hub.admin.headers).json()["items"][0]["timestamp_state"] == "stamped"
+    kept = client.get(f"/seal/uses/{use_id}/signature", headers=system.headers)
+    assert kept.status_code == 404 and "keeps no signature" in kept.json()["detail"]  # returned stamped; not kept
+
+    _offline(hub)
+    waiting = _sign(client, system, b"awaiting").json()["use_id"]
+    unknown = client.get("/seal/uses/no-such-use/signature", headers=system.headers)
+    assert unknown.status_code == 404 and "no seal use" in unknown.json()["detail"]
+    other = sealer(hub, hub.department("测试市民政局"), name="其他部门系统")
+    assert client.get(f"/seal/uses/{waiting}/signature", headers=other.headers).status_code == 404
+    assert client.get(f"/seal/uses/{waiting}/signature", headers=hub.admin.headers).status_code == 200
