@@ -9,7 +9,7 @@ import hashlib
 import shutil
 import socket
 import subprocess
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,8 @@ from sqlalchemy import func, select
 from ops.audit import AuditRecord
 from ops.config import Settings
 from ops.scheduler import LeaseRunner
-from seal import service, sesder, tasks, verification
+from ops.db import utcnow
+from seal import service, sesder, tasks, tsa
 from seal.models import SealUse
 from tests.conftest import Hub
 from tests.seal.helpers import seal_body, sealer
@@ -29,6 +30,7 @@ from tests.seal.test_der import _asn1
 
 OPENSSL = shutil.which("openssl")
 DER = {"Accept": "application/octet-stream"}
+LATER = timedelta(hours=3)
 
 
 def _closed_port_url() -> str:
@@ -99,6 +101,7 @@ def test_signing_while_the_tsa_is_down_waits_visibly_and_the_job_stamps_it_later
 
     # the TSA is back (the hub's own); two processes' job runners: the lease lets one run, each use stamped once
     hub.app.state.settings = normal
+    monkeypatch.setattr(tsa, "utcnow", lambda: utcnow() + LATER)  # it answers three hours after the signing
     runners = [LeaseRunner(hub.factory, tasks.jobs(normal), owner=f"hub-{i}") for i in (1, 2)]
     assert [r.run_once("seal.stamp_pending") for r in runners] == [True, False]
     with hub.factory() as db:
@@ -108,7 +111,10 @@ def test_signing_while_the_tsa_is_down_waits_visibly_and_the_job_stamps_it_later
             select(func.count()).select_from(AuditRecord).where(AuditRecord.action == "seal.use.stamped_later")
         )
     assert {r.timestamp_state for r in rows} == {"stamped_later"} and stamped_audits == 2
-    assert all(r.stamped_at is not None and r.stamped_at >= r.at and r.timestamp_error is None for r in rows)
+    assert all(
+        r.stamped_at is not None and r.stamped_at >= r.at + LATER - timedelta(seconds=1) and r.timestamp_error is None
+        for r in rows
+    )
     assert REGISTRY.get_sample_value("govhub_seal_uses_awaiting_timestamp") == 0
     uses = client.get(f"/seals/{seal['id']}/uses", headers=hub.admin.headers).json()["items"]
     assert [u["timestamp_state"] for u in uses] == ["stamped_later", "stamped_later"]
@@ -146,14 +152,14 @@ def test_signing_while_the_tsa_is_down_waits_visibly_and_the_job_stamps_it_later
         assert "Verification: OK" not in other.stdout
 
     # the hub verifies it valid, and says the stamp's own time: it proves existence only from then
-    monkeypatch.setattr(verification, "LATE_STAMP", timedelta(0))  # the stamp came seconds, not hours, later
     report = client.post(
         "/seal/verify/signature/der", files={"file": ("决定书.txt", data), "signature": ("SignedValue.dat", stamped)}
     ).json()
     assert report["verdict"] == "valid", report["reasons"]
     assert report["checks"]["timestamp"]["status"] == "passed"
     assert "stamped after the claimed signing time" in report["checks"]["timestamp"]["message"]
-    assert report["timestamp_time"] is not None and report["timestamp_time"] >= report["signing_time"]
+    stamp_time, signing_time = (datetime.fromisoformat(report[k]) for k in ("timestamp_time", "signing_time"))
+    assert stamp_time >= signing_time + LATER - timedelta(seconds=1)  # the late stamp's time, not the hub's record
     view = client.get(f"/seal/uses/{use_id}/signature", headers=system.headers).json()
     assert view["timestamp_state"] == "stamped_later" and view["stamped_at"] is not None
     assert sesder.parse_signature(base64.b64decode(view["der_base64"])).timestamp == token

@@ -29,5 +29,12 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_seal_uses_timestamp_state", table_name="seal_uses")
     with op.batch_alter_table("seal_uses") as batch:
-        for column in ("timestamp_error", "timestamp_attempts", "stamped_at", "timestamp_token", "signature_der", "timestamp_state"):
+        for column in (
+            "timestamp_error",
+            "timestamp_attempts",
+            "stamped_at",
+            "timestamp_token",
+            "signature_der",
+            "timestamp_state",
+        ):
             batch.drop_column(column)
