@@ -57,7 +57,6 @@ from seal.ocsp import decode_get as ocsp_decode_get
 from seal.ocsp import issuing_certificate_der
 from seal.ocsp import respond as ocsp_respond
 from seal.ofdsign import WrittenOfd
-from seal.stamplater import AWAITING, STAMPED, STAMPED_LATER, StampRun, UseSignature, stamp_pending, use_signature
 from seal.sealing import (
     DetachedSignature,
     SealedOfd,
@@ -72,6 +71,7 @@ from seal.sealing import (
     sign_detached_use,
 )
 from seal.sm2ca import current_crl
+from seal.stamplater import AWAITING, STAMPED, STAMPED_LATER, StampRun, UseSignature, stamp_pending, use_signature
 from seal.tsa import MAX_REQUEST_BYTES as TSA_MAX_REQUEST_BYTES
 from seal.tsa import HubTimeStamper, ensure_tsa, hub_timestamper, timestamper
 from seal.tsa import respond as time_stamp_reply
@@ -103,14 +103,20 @@ from seal.verification import (
 
 __all__ = [
     "ARCHIVE_PROFILES",
+    "AWAITING",
     "CERTHUB",
     "OCSP_MAX_REQUEST_BYTES",
+    "STAMPED",
+    "STAMPED_LATER",
     "TSA_MAX_REQUEST_BYTES",
+    "DetachedSignature",
     "HubTimeStamper",
     "RenewalRun",
     "SealUseRefused",
     "SealedOfd",
     "Signer",
+    "StampRun",
+    "UseSignature",
     "WrittenOfd",
     "archive_use",
     "archive_uses_between",
@@ -153,15 +159,8 @@ __all__ = [
     "sign_detached",
     "sign_detached_der",
     "sign_detached_use",
-    "stamp_pending",
-    "use_signature",
-    "DetachedSignature",
-    "StampRun",
-    "UseSignature",
-    "AWAITING",
-    "STAMPED",
-    "STAMPED_LATER",
     "signer_for",
+    "stamp_pending",
     "time_stamp_reply",
     "time_stamp_trust",
     "time_stamper",
@@ -170,6 +169,7 @@ __all__ = [
     "use_package",
     "use_packages",
     "use_requests",
+    "use_signature",
     "verify_der",
     "verify_detached",
     "verify_jose_signature",

@@ -17,11 +17,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ops import audit
+from ops.auth import Principal
 from ops.config import Settings
 from ops.crypto import KeyVault
 from ops.errors import NotFound
 from ops.metrics import SEAL_TIMESTAMP_EVENTS, SEAL_USES_AWAITING_TIMESTAMP
-from ops.auth import Principal
 from ops.timestamping import StampUnavailable
 from seal import ltv, sesder, timestamps
 from seal.models import SealUse

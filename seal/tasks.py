@@ -40,5 +40,6 @@ JOBS: list[Job] = [Job(name="seal.expire", interval_seconds=300, run=expire_seal
 
 
 def jobs(settings: Settings) -> list[Job]:
-    """The seal domain's jobs; the renewal and late-stamping jobs need the settings (the TSA, the margin, the weakened digests)."""
+    """The seal domain's jobs; the renewal and late-stamping jobs need the settings (the TSA, the margin, the
+    weakened digests)."""
     return [*JOBS, renew_time_stamps(settings), stamp_pending(settings)]

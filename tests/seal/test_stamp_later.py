@@ -20,8 +20,8 @@ from sqlalchemy import func, select
 
 from ops.audit import AuditRecord
 from ops.config import Settings
-from ops.scheduler import LeaseRunner
 from ops.db import utcnow
+from ops.scheduler import LeaseRunner
 from seal import service, sesder, tasks, tsa
 from seal.models import SealUse
 from tests.conftest import Hub
@@ -68,7 +68,7 @@ def test_signing_while_the_tsa_is_down_waits_visibly_and_the_job_stamps_it_later
 ) -> None:
     module = _asn1()
     normal = hub.settings
-    department, seal, system = _sm2_sealer(client, hub, "测试市行政审批局")
+    _, seal, system = _sm2_sealer(client, hub, "测试市行政审批局")
     data = "准予行政许可决定书 第 2026-019 号".encode()
     before = _awaiting_events()
     offline = _offline(hub)
