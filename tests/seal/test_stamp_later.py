@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import shutil
 import socket
 import subprocess
@@ -23,7 +24,7 @@ from ops.config import Settings
 from ops.db import utcnow
 from ops.scheduler import LeaseRunner
 from seal import service, sesder, tasks, tsa
-from seal.models import SealUse
+from seal.models import Seal, SealUse
 from tests.conftest import Hub
 from tests.seal.helpers import seal_body, sealer
 from tests.seal.test_der import _asn1
@@ -189,3 +190,55 @@ def test_a_signature_stamped_at_once_is_marked_so_and_others_uses_are_not_found(
     other = sealer(hub, hub.department("测试市民政局"), name="其他部门系统")
     assert client.get(f"/seal/uses/{waiting}/signature", headers=other.headers).status_code == 404
     assert client.get(f"/seal/uses/{waiting}/signature", headers=hub.admin.headers).status_code == 200
+
+
+def test_an_operator_stamps_the_waiting_signatures_from_the_shell(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ops.auth import Principal, Role
+    from ops.config import get_settings
+    from ops.crypto import KeyVault
+    from ops.db import make_engine, make_sessionmaker
+    from tests.conftest import MASTER_KEY
+    from tests.factories import uscc
+    from tests.seal.helpers import grant, png_picture
+    from tests.seal.test_cli import _govhub
+
+    monkeypatch.setattr("logging.basicConfig", lambda **_kwargs: None)
+    monkeypatch.setenv("GOVHUB_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("GOVHUB_MASTER_KEY", MASTER_KEY)
+    monkeypatch.delenv("GOVHUB_DATABASE_URL", raising=False)
+    _govhub(capsys, "db", "upgrade")
+    code = uscc(region="440300")
+    _govhub(capsys, "departments", "create", "--code", code, "--name", "深圳市民政局", "--level", "city", "--region", "440300")
+    picture = tmp_path / "seal.png"
+    picture.write_bytes(png_picture())
+    seal = json.loads(
+        _govhub(
+            capsys, "seals", "issue", "--department", code, "--name", "深圳市民政局", "--type", "公章", "--picture", str(picture)
+        )
+    )
+    # a signature made while the TSA refuses connections
+    down = _closed_port_url()
+    settings = get_settings().model_copy(update={"seal_tsa_url": down})
+    engine = make_engine(settings.effective_database_url)
+    try:
+        with make_sessionmaker(engine)() as db:
+            department_id = db.get(Seal, seal["id"]).department_id  # type: ignore[union-attr]
+            user = Principal(subject="民政局经办人", roles=frozenset({Role.DEPARTMENT_ADMIN}), department_id=department_id)
+            grant(db, seal["id"], user.subject, kind="person")
+            signed = service.sign_detached_use(
+                db, vault=KeyVault.from_settings(settings), department_id=department_id, data=b"receipt",
+                purpose="回执", actor=user, settings=settings,
+            )  # fmt: skip
+            db.commit()
+    finally:
+        engine.dispose()
+    assert signed.timestamp_state == "awaiting"
+
+    monkeypatch.setenv("GOVHUB_SEAL_TSA_URL", down)  # still down: the use keeps waiting, the reason printed
+    still = json.loads(_govhub(capsys, "seals", "stamp-pending"))
+    assert still["stamped"] == [] and "did not answer" in still["failed"][signed.use_id] and still["awaiting"] == 1
+    monkeypatch.delenv("GOVHUB_SEAL_TSA_URL")  # the hub's own TSA
+    assert json.loads(_govhub(capsys, "seals", "stamp-pending")) == {"stamped": [signed.use_id], "failed": {}, "awaiting": 0}
+    assert json.loads(_govhub(capsys, "seals", "stamp-pending")) == {"stamped": [], "failed": {}, "awaiting": 0}
