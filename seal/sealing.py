@@ -599,8 +599,9 @@ def sign_detached(
     settings: Settings,
     approval_id: str | None = None,
 ) -> dict[str, Any]:
-    """Seal bytes with a detached GB/T 38540 seal signature: {"der_base64": the DER SES_Signature, "view"}."""
-    der = sign_detached_der(
+    """Seal bytes with a detached GB/T 38540 seal signature: {"der_base64": the DER SES_Signature, "view", "use_id",
+    "timestamp_state"} (see :func:`sign_detached_use`)."""
+    signed = sign_detached_use(
         db,
         vault=vault,
         department_id=department_id,
@@ -614,4 +615,4 @@ def sign_detached(
         settings=settings,
         approval_id=approval_id,
     )
-    return detached_result(der)
+    return detached_result(signed.der, signed)
