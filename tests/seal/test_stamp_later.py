@@ -4,12 +4,15 @@ its stamped form, which the standard's ASN.1 module decodes, OpenSSL verifies th
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
+import os
 import shutil
 import socket
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,6 +20,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
+from pyhanko.sign.timestamps import TimeStamper
 from sqlalchemy import func, select
 
 from ops.audit import AuditRecord
@@ -242,3 +246,87 @@ def test_an_operator_stamps_the_waiting_signatures_from_the_shell(
     monkeypatch.delenv("GOVHUB_SEAL_TSA_URL")  # the hub's own TSA
     assert json.loads(_govhub(capsys, "seals", "stamp-pending")) == {"stamped": [signed.use_id], "failed": {}, "awaiting": 0}
     assert json.loads(_govhub(capsys, "seals", "stamp-pending")) == {"stamped": [], "failed": {}, "awaiting": 0}
+
+
+class _Down(TimeStamper):
+    """A TSA that refuses every request."""
+
+    def __init__(self) -> None:
+        pass
+
+    async def async_timestamp(self, message_digest: bytes, md_algorithm: str) -> Any:
+        raise ConnectionRefusedError("connection refused")
+
+
+class _Slow(TimeStamper):
+    """A TSA that answers, slowly: two runs overlap while it thinks."""
+
+    def __init__(self, inner: TimeStamper) -> None:
+        self.inner = inner
+
+    async def async_timestamp(self, message_digest: bytes, md_algorithm: str) -> Any:
+        await asyncio.sleep(0.2)
+        return await self.inner.async_timestamp(message_digest, md_algorithm)
+
+
+def test_two_runs_at_once_on_postgresql_stamp_each_waiting_use_once(settings: Settings) -> None:
+    """The job in one process and `govhub seals stamp-pending` in another, at the same moment (no lease between
+    them): the rows they lock are skipped by the other, so no use is stamped twice."""
+    from govhub.database import ensure_keys, upgrade
+    from ops.auth import Principal, Role
+    from ops.cli import CLI_ADMIN
+    from ops.crypto import KeyVault
+    from ops.db import make_engine, make_sessionmaker
+    from ops.hubprocess import drop_postgres, fresh_postgres
+    from ops.identity import service as identity
+    from ops.identity.schemas import DepartmentCreate
+    from tests.factories import uscc
+    from tests.seal.helpers import grant, make_seal
+
+    base = os.environ.get("GOVHUB_TEST_DATABASE_URL")
+    if not base:
+        pytest.skip("row locks (FOR UPDATE SKIP LOCKED) need PostgreSQL: set GOVHUB_TEST_DATABASE_URL")
+    url, name = fresh_postgres(base)
+    engine = make_engine(url)
+    try:
+        upgrade(engine, settings)
+        factory = make_sessionmaker(engine)
+        vault = KeyVault.from_settings(settings)
+        with factory() as db:
+            ensure_keys(db, vault, settings)
+            department = identity.create_department(
+                db, who=CLI_ADMIN, data=DepartmentCreate(code=uscc(), name="测试市医保局", level="province", region_code="110000")
+            )
+            seal = make_seal(db, vault, department.id, algorithm="SM2")
+            user = Principal(subject="医保局经办人", roles=frozenset({Role.DEPARTMENT_ADMIN}), department_id=department.id)
+            grant(db, seal.id, user.subject, kind="person")
+            waiting = [
+                service.sign_detached_use(
+                    db, vault=vault, department_id=department.id, data=f"回执 {i}".encode(), purpose="回执", actor=user,
+                    settings=settings, timestamper=_Down(),
+                ).use_id
+                for i in range(6)
+            ]  # fmt: skip
+            db.commit()
+
+        def run() -> list[str]:
+            with factory() as db:
+                done = service.stamp_pending(  # each takes at most three
+                    db, vault=vault, settings=settings, timestamper=_Slow(service.hub_timestamper(db, vault)), limit=3
+                )
+                db.commit()
+                return done.stamped
+
+        with ThreadPoolExecutor(2) as pool:
+            first, second = pool.map(lambda _: run(), range(2))
+        assert len(first) == len(second) == 3, (first, second)  # at once, each on the uses the other had not locked
+        assert sorted(first + second) == sorted(waiting)  # every use, none twice
+        with factory() as db:
+            stamped = db.scalar(
+                select(func.count()).select_from(AuditRecord).where(AuditRecord.action == "seal.use.stamped_later")
+            )
+            states = set(db.scalars(select(SealUse.timestamp_state)))
+        assert stamped == 6 and states == {"stamped_later"}
+    finally:
+        engine.dispose()
+        drop_postgres(base, name)
