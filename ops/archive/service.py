@@ -28,7 +28,17 @@ from ops.archive.checks import (
     load_json,
 )
 from ops.archive.models import ArchiveHold, ArchivePackage, ArchiveTombstone, DisposalList
-from ops.archive.packages import Contents, audit_evidence, build, package_bytes, packages, store_package
+from ops.archive.bagit import TIMESTAMP, stamped_digest, with_timestamp
+from ops.archive.packages import (
+    Contents,
+    StampRun,
+    audit_evidence,
+    build,
+    package_bytes,
+    packages,
+    stamp_awaiting,
+    store_package,
+)
 from ops.archive.retention import (
     RecordDue,
     add_years,
@@ -90,7 +100,12 @@ __all__ = [
     "read_zip",
     "record_due",
     "release_hold",
+    "stamp_awaiting",
+    "stamped_digest",
     "store_package",
+    "StampRun",
+    "TIMESTAMP",
+    "with_timestamp",
     "tombstones",
     "write_bag",
 ]
