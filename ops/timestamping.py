@@ -135,9 +135,7 @@ def signer_is_time_stamping(token_der: bytes) -> str | None:
         certs = [c.chosen for c in signed["certificates"] if isinstance(c.chosen, asn1_x509.Certificate)]
         if sid.name == "issuer_and_serial_number":
             wanted = sid.chosen
-            signer = next(
-                c for c in certs if c.issuer == wanted["issuer"] and c.serial_number == wanted["serial_number"].native
-            )
+            signer = next(c for c in certs if c.issuer == wanted["issuer"] and c.serial_number == wanted["serial_number"].native)
         else:
             signer = next(c for c in certs if c.key_identifier == sid.chosen.native)
     except (StopIteration, KeyError, IndexError, TypeError, ValueError):

@@ -19,7 +19,16 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from ops.archive.bagit import ALGORITHMS, BAGIT_TXT, MAX_PACKAGE_BYTES, STAMPED_TAG_MANIFEST, TIMESTAMP, Bag, digest, parse_manifest
+from ops.archive.bagit import (
+    ALGORITHMS,
+    BAGIT_TXT,
+    MAX_PACKAGE_BYTES,
+    STAMPED_TAG_MANIFEST,
+    TIMESTAMP,
+    Bag,
+    digest,
+    parse_manifest,
+)
 from ops.auditlog import merkle
 from ops.auditlog.checkpoints import signature_ok
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.orm import Session
-
-import logging
 
 from ops import audit, timestamping
 from ops.archive import repository

@@ -12,7 +12,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from ops.archive.bagit import ALGORITHMS, MAX_PACKAGE_BYTES, Bag, digest, read_dir, read_zip, write_bag
+from ops.archive.bagit import (
+    ALGORITHMS,
+    MAX_PACKAGE_BYTES,
+    TIMESTAMP,
+    Bag,
+    digest,
+    read_dir,
+    read_zip,
+    stamped_digest,
+    with_timestamp,
+    write_bag,
+)
 from ops.archive.checks import (
     PACKAGE_METADATA,
     Finding,
@@ -28,7 +39,6 @@ from ops.archive.checks import (
     load_json,
 )
 from ops.archive.models import ArchiveHold, ArchivePackage, ArchiveTombstone, DisposalList
-from ops.archive.bagit import TIMESTAMP, stamped_digest, with_timestamp
 from ops.archive.packages import (
     Contents,
     StampRun,
@@ -58,6 +68,7 @@ __all__ = [
     "ALGORITHMS",
     "MAX_PACKAGE_BYTES",
     "PACKAGE_METADATA",
+    "TIMESTAMP",
     "ArchiveHold",
     "ArchivePackage",
     "ArchiveTombstone",
@@ -69,6 +80,7 @@ __all__ = [
     "Property",
     "RecordDue",
     "Report",
+    "StampRun",
     "Transfer",
     "TransferReport",
     "Trust",
@@ -103,10 +115,8 @@ __all__ = [
     "stamp_awaiting",
     "stamped_digest",
     "store_package",
-    "StampRun",
-    "TIMESTAMP",
-    "with_timestamp",
     "tombstones",
+    "with_timestamp",
     "write_bag",
 ]
 

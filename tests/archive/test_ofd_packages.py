@@ -44,9 +44,7 @@ def _with_ofd(files: dict[str, bytes], ofd: bytes) -> dict[str, bytes]:
     """The package with another OFD, the metadata and every manifest recomputed (a forger's work)."""
     meta = json.loads(files["data/metadata/dat46.json"])
     for entry in meta["计算机文件"]:
-        entry.update(
-            {"计算机文件大小": len(ofd), "SHA-256": archive.digest("sha256", ofd), "SM3": archive.digest("sm3", ofd)}
-        )
+        entry.update({"计算机文件大小": len(ofd), "SHA-256": archive.digest("sha256", ofd), "SM3": archive.digest("sm3", ofd)})
     changes = {"original/sealed.ofd": ofd, "metadata/dat46.json": json.dumps(meta, ensure_ascii=False).encode()}
     return rebag(files, changes)
 

@@ -30,9 +30,7 @@ def _stamp_finding(report: archive.Report) -> archive.Finding:
     return finding
 
 
-def test_a_package_is_time_stamped_and_openssl_verifies_the_token_over_its_tag_manifest(
-    world: World, tmp_path: Path
-) -> None:
+def test_a_package_is_time_stamped_and_openssl_verifies_the_token_over_its_tag_manifest(world: World, tmp_path: Path) -> None:
     openssl = shutil.which("openssl")
     if openssl is None:
         pytest.skip("no openssl on this machine")
@@ -71,7 +69,9 @@ def test_a_package_is_time_stamped_and_openssl_verifies_the_token_over_its_tag_m
     assert finding.ok and "signed by a time-stamping certificate" in finding.reason
     assert "not verified" not in finding.reason
     # Another hub's root: the token's authority does not chain to it.
-    stranger = archive.check_bag(archive.Bag(files), ARCHIVE_PROFILES, archive.Trust.from_documents([{"roots": [ca["sm2_root"]]}]))
+    stranger = archive.check_bag(
+        archive.Bag(files), ARCHIVE_PROFILES, archive.Trust.from_documents([{"roots": [ca["sm2_root"]]}])
+    )
     finding = _stamp_finding(stranger)
     assert not finding.ok and finding.file == "timestamp.tsr" and "not trusted" in finding.reason, finding
 
