@@ -5,6 +5,7 @@ is unreachable the package is written without it, visibly awaiting, and the arch
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -19,7 +20,15 @@ from ops.archive import service as archive
 from ops.archive import tasks as archive_tasks
 from ops.hubprocess import free_port
 from ops.storage import get_bytes
-from tests.archive.test_records import archived, check, checkpoint, detached_use, sealing_department, unpack
+from tests.archive.test_records import (
+    archived,
+    check,
+    checkpoint,
+    detached_use,
+    sealing_department,
+    unpack,
+    without_database,
+)
 from tests.exchange.conftest import World
 
 AWAITING = "govhub_archive_packages_awaiting_timestamp"
@@ -74,6 +83,22 @@ def test_a_package_is_time_stamped_and_openssl_verifies_the_token_over_its_tag_m
     )
     finding = _stamp_finding(stranger)
     assert not finding.ok and finding.file == "timestamp.tsr" and "not trusted" in finding.reason, finding
+
+    # The same from the shell, with the hub's database gone, and through the endpoint, given the hub's CA as trust.
+    (tmp_path / "package.zip").write_bytes(data)
+    (tmp_path / "ca.json").write_text(json.dumps(ca))
+    run = without_database(tmp_path, "archive", "check", "package.zip", "--trust", "ca.json")
+    assert run.returncode == 0, run.stdout + run.stderr
+    [shell] = [f for f in json.loads(run.stdout)["findings"] if f["check"] == "time stamp"]
+    assert shell["ok"] and "not verified" not in shell["reason"]
+    answer = world.client.post(
+        "/archive/check",
+        files=[("file", ("package.zip", data, "application/zip")), ("trust", ("ca.json", json.dumps(ca), "application/json"))],
+        headers=world.hub.admin.headers,
+    )
+    assert answer.status_code == 200, answer.text
+    [endpoint] = [f for f in answer.json()["findings"] if f["check"] == "time stamp"]
+    assert endpoint["ok"] and "not verified" not in endpoint["reason"]
 
 
 def test_a_time_stamp_over_other_data_fails_naming_the_file(world: World) -> None:
