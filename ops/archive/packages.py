@@ -19,7 +19,7 @@ from ops.archive.models import ArchivePackage
 from ops.audit import AuditRecord
 from ops.auditlog import service as auditlog
 from ops.auth import Principal
-from ops.errors import Conflict, NotFound
+from ops.errors import Conflict, HubError, NotFound
 from ops.metrics import ARCHIVE_PACKAGES_AWAITING_TIMESTAMP
 from ops.storage import ObjectStore, get_bytes
 
@@ -174,7 +174,12 @@ def stamp_awaiting(db: Session, *, storage: ObjectStore, limit: int = STAMP_BATC
         failure = "no time-stamp authority is configured"
     else:
         for package in repository.awaiting_timestamp(db, limit):
-            old = get_bytes(storage, package.object_key)
+            try:
+                old = get_bytes(storage, package.object_key)
+            except (HubError, OSError) as exc:  # missing or altered in storage: said on the package, the others go on
+                package.timestamp_error = f"its object cannot be read from object storage: {exc}"[:300]
+                log.error("archive package %s cannot be time-stamped: %s", package.id, exc, extra={"package": package.id})
+                continue
             try:
                 token = stamper(db, stamped_digest(old))
             except timestamping.StampUnavailable as exc:

@@ -97,6 +97,13 @@ def test_a_sealed_ofd_is_archived_and_passes_the_four_checks_with_the_database_g
     failures = check(_with_ofd(files, _ofd_zip(entries))).failures()
     assert "ofd signature file" in {f.check for f in failures}, failures
 
+    # An executable slipped into the OFD (a file no reference covers): the security check names the OFD.
+    entries = _ofd_entries(files["data/original/sealed.ofd"])
+    entries["Doc_0/Res/viewer.exe"] = b"MZ\x90\x00\x03\x00\x00\x00"
+    failures = check(_with_ofd(files, _ofd_zip(entries))).failures()
+    [security] = [f for f in failures if f.property == "security"]
+    assert security.file == "data/original/sealed.ofd" and "viewer.exe" in security.reason, failures
+
 
 def test_the_range_archiver_takes_sealed_ofd_uses(world: World) -> None:
     system = sealing_department(world, algorithm="SM2")
