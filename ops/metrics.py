@@ -71,6 +71,11 @@ AUDIT_LOG_UNSEQUENCED = Gauge(
     "govhub_audit_log_unsequenced", "Audit records not yet added to the log", multiprocess_mode="mostrecent"
 )
 AUDIT_LOG_CHECKPOINTS = Counter("govhub_audit_log_checkpoints_signed_total", "Audit-log checkpoints signed")
+ARCHIVE_PACKAGES_AWAITING_TIMESTAMP = Gauge(
+    "govhub_archive_packages_awaiting_timestamp",
+    "Archive packages written while the time-stamp authority was unreachable, still without their RFC 3161 stamp",
+    multiprocess_mode="mostrecent",
+)
 AUDIT_LOG_AWAITING_TIMESTAMP = Gauge(
     "govhub_audit_log_checkpoints_awaiting_timestamp",
     "Signed audit-log checkpoints still waiting for their RFC 3161 time stamp (the TSA was unreachable)",

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from ops.archive import tasks as archive_tasks
 from ops.auditlog import tasks as auditlog_tasks
 from ops.crypto import KeyVault
 from ops.db import utcnow
@@ -53,8 +54,9 @@ def check_next_year_calendar(
 
 
 def platform_jobs(*, vault: KeyVault, store: ObjectStore | None) -> list[Job]:
-    """Jobs of the platform itself: the audit log, and the next-year calendar warning."""
+    """Jobs of the platform itself: the audit log, archive time stamps, and the next-year calendar warning."""
     return [
         *auditlog_tasks.jobs(vault=vault, store=store),
+        *archive_tasks.jobs(store=store),
         Job(name="calendar.next_year_check", interval_seconds=3600, run=check_next_year_calendar),
     ]

@@ -114,3 +114,37 @@ def check_token(token_der: bytes, data: bytes, *, trusted: Trust | None) -> Toke
         return TokenCheck(False, at, f"the time-stamp authority is not trusted ({status['trust_problem_indic']})")
     where = "" if trusted is not None else " (its authority's chain not checked: no trust named)"
     return TokenCheck(True, at, f"RFC 3161 time stamp at {at:%Y-%m-%dT%H:%M:%SZ}{where}")
+
+
+def gen_time(token_der: bytes) -> datetime | None:
+    """The genTime a token states (read, not verified), or None when the token cannot be read."""
+    try:
+        info = cms.ContentInfo.load(token_der)["content"]["encap_content_info"]["content"].parsed
+        at = info["gen_time"].native
+    except Exception:  # untrusted input
+        return None
+    return at if isinstance(at, datetime) else None
+
+
+def signer_is_time_stamping(token_der: bytes) -> str | None:
+    """None when the token's signer certificate (in the token) has the critical extended key usage timeStamping
+    alone (RFC 3161 §2.3); else what is wrong."""
+    try:
+        signed = cms.ContentInfo.load(token_der)["content"]
+        sid = signed["signer_infos"][0]["sid"]
+        certs = [c.chosen for c in signed["certificates"] if isinstance(c.chosen, asn1_x509.Certificate)]
+        if sid.name == "issuer_and_serial_number":
+            wanted = sid.chosen
+            signer = next(c for c in certs if c.issuer == wanted["issuer"] and c.serial_number == wanted["serial_number"].native)
+        else:
+            signer = next(c for c in certs if c.key_identifier == sid.chosen.native)
+    except (StopIteration, KeyError, IndexError, TypeError, ValueError):
+        return "the token does not carry its signer's certificate"
+    except Exception as exc:  # untrusted input
+        return f"the token cannot be read: {str(exc)[:200] or type(exc).__name__}"
+    usage = signer.extended_key_usage_value
+    if usage is None or usage.native != ["time_stamping"]:
+        return "its signer's certificate is not for time stamping (extended key usage timeStamping)"
+    if "extended_key_usage" not in signer.critical_extensions:
+        return "its signer's extended key usage timeStamping is not critical (RFC 3161 §2.3)"
+    return None

@@ -27,7 +27,7 @@ from ops.config import Settings
 from ops.crypto import KeyVault
 from ops.errors import Conflict, NotFound
 from ops.storage import ObjectStore, get_bytes
-from seal import authority, keys, repository, sesder, timestamps
+from seal import authority, keys, ofd, repository, sesder, timestamps
 from seal.custody import chain_pem
 from seal.issuance import make_seal_der
 from seal.models import Seal, SealUse
@@ -36,6 +36,7 @@ from seal.verification import Trust, _der_seal_check, _der_signature_check, chai
 RECORD_CLASS = "sealed_document"
 PDF_FILE = "original/sealed.pdf"
 DER_FILE = "original/seal-signature.der"
+OFD_FILE = "original/sealed.ofd"
 SEAL_FILE = "signature/seal.der"
 CERT_FILE = "signature/seal-certificate.json"
 CA_FILE = "signature/seal-ca.json"
@@ -79,15 +80,21 @@ def _audit_of_use(use_id: str) -> Callable[[AuditRecord], bool]:
     return keep
 
 
+_FORMAT_NAMES = {
+    PDF_FILE: "PDF (PAdES)",
+    DER_FILE: "GB/T 38540-2020 SES_Signature (DER)",
+    OFD_FILE: "OFD (GB/T 33190-2016), 电子签章 GB/T 38540-2020",
+}
+_SIGNATURE_RULES = {
+    "pdf": "PAdES (ETSI EN 319 142) 对整个PDF签章",
+    "ofd": "GB/T 38540-2020 电子签章 (OFD 签名, GB/T 33190 Signature.xml)",
+}
+
+
 def use_contents(
     db: Session, use: SealUse, seal: Seal, *, storage: ObjectStore, vault: KeyVault, settings: Settings
 ) -> archive.Contents:
     """The files and metadata of one sealed document's package."""
-    if use.kind == "ofd":
-        raise Conflict(
-            f"seal use {use.id} sealed an OFD document: its sealed output is kept, but archive packages of sealed "
-            "OFD documents are not made yet (sealed PDFs and detached seal signatures are)"
-        )
     if use.object_key is None:
         raise Conflict(
             f"seal use {use.id} kept no sealed output (it was made before the hub kept them, or through a path that "
@@ -96,7 +103,7 @@ def use_contents(
     if not storage.exists(use.object_key):
         raise Conflict(f"the sealed output of seal use {use.id} is missing from object storage (object {use.object_key})")
     output = get_bytes(storage, use.object_key)
-    original = PDF_FILE if use.kind == "pdf" else DER_FILE
+    original = {"pdf": PDF_FILE, "ofd": OFD_FILE}.get(use.kind, DER_FILE)
     approval = repository.use_request_by_id(db, use.request_id) if use.request_id else None
     roots, intermediates = authority.trusted_certificates(db)
     files: dict[str, bytes] = {
@@ -136,7 +143,7 @@ def use_contents(
         {
             "计算机文件名": name,
             "计算机文件大小": len(data),
-            "格式名称": "PDF (PAdES)" if name.endswith(".pdf") else "GB/T 38540-2020 SES_Signature (DER)",
+            "格式名称": _FORMAT_NAMES[name],
             "SHA-256": archive.digest("sha256", data),
             "SM3": archive.digest("sm3", data),
         }
@@ -156,7 +163,7 @@ def use_contents(
         "语种": "汉语",
         "计算机文件": computer_files,
         "电子签名": {
-            "签名规则": "PAdES (ETSI EN 319 142) 对整个PDF签章" if use.kind == "pdf" else "GB/T 38540-2020 电子签章 (分离式)",
+            "签名规则": _SIGNATURE_RULES.get(use.kind, "GB/T 38540-2020 电子签章 (分离式)"),
             "签名时间": _iso(use.at),
             "签名人": f"{seal.department_name} {seal.name}",
             "签名算法标识": seal.alg,
@@ -265,8 +272,12 @@ def check_sealed_document(bag: archive.Bag, report: archive.Report) -> None:
         archive.check_pdf_seals(payload, PDF_FILE, CA_FILE, report)
     elif DER_FILE in payload:
         _check_detached(payload, use, report)
+    elif OFD_FILE in payload:
+        _check_ofd(payload, use, report)
     else:
-        report.add(authenticity, "seal", False, f"neither {PDF_FILE} nor {DER_FILE} is in the package", f"data/{PDF_FILE}")
+        report.add(
+            authenticity, "seal", False, f"none of {PDF_FILE}, {DER_FILE}, {OFD_FILE} is in the package", f"data/{PDF_FILE}"
+        )
     _check_ca_trusted(payload, report)
     others = [
         str(r.get("id"))
@@ -317,20 +328,32 @@ def _check_ca_trusted(payload: dict[str, bytes], report: archive.Report) -> None
     )
 
 
+def _package_trust(payload: dict[str, bytes]) -> tuple[Trust, x509.Certificate]:
+    """The CA certificates in the package and the seal's certificate it holds (KeyError, ValueError... if unreadable)."""
+    ca = json.loads(payload[CA_FILE])
+    trusted = Trust(
+        roots=[x509.load_pem_x509_certificate(p.encode()) for p in ca["roots"]],
+        intermediates=[x509.load_pem_x509_certificate(p.encode()) for p in ca["intermediates"]],
+    )
+    held = x509.load_pem_x509_certificate(str(json.loads(payload[CERT_FILE])["certificate"]).encode())
+    return trusted, held
+
+
 def _check_detached(payload: dict[str, bytes], use: dict[str, Any], report: archive.Report) -> None:
-    integrity, authenticity = archive.Property.INTEGRITY, archive.Property.AUTHENTICITY
+    integrity = archive.Property.INTEGRITY
     path = f"data/{DER_FILE}"
     try:
         parsed = sesder.parse_signature(payload[DER_FILE])
-        ca = json.loads(payload[CA_FILE])
-        trusted = Trust(
-            roots=[x509.load_pem_x509_certificate(p.encode()) for p in ca["roots"]],
-            intermediates=[x509.load_pem_x509_certificate(p.encode()) for p in ca["intermediates"]],
-        )
+        trusted, held = _package_trust(payload)
         cert = x509.load_der_x509_certificate(parsed.signer_cert)
-        held = x509.load_pem_x509_certificate(str(json.loads(payload[CERT_FILE])["certificate"]).encode())
     except (sesder.DerError, KeyError, TypeError, ValueError, AttributeError) as exc:
-        report.add(authenticity, "seal signature", False, f"the seal signature or its certificates cannot be read: {exc}", path)
+        report.add(
+            archive.Property.AUTHENTICITY,
+            "seal signature",
+            False,
+            f"the seal signature or its certificates cannot be read: {exc}",
+            path,
+        )
         return
     same_hash = use.get("document_hash") == parsed.data_hash.hex()
     report.add(
@@ -342,9 +365,14 @@ def _check_detached(payload: dict[str, bytes], use: dict[str, Any], report: arch
         else "the use record's document_hash differs from the signature's dataHash",
         f"data/{USE_FILE}",
     )
+    _check_use_signature_hash(parsed, use, report)
+    _check_seal_signature(parsed, cert, held, trusted, payload, report, path)
+
+
+def _check_use_signature_hash(parsed: sesder.ParsedSignature, use: dict[str, Any], report: archive.Report) -> None:
     same_sig = use.get("signature_hash") == hashlib.sha256(parsed.signature).hexdigest()
     report.add(
-        integrity,
+        archive.Property.INTEGRITY,
         "use record signature",
         same_sig,
         "the use record's signature_hash is the SHA-256 of the signature value"
@@ -352,6 +380,21 @@ def _check_detached(payload: dict[str, bytes], use: dict[str, Any], report: arch
         else "the use record's signature_hash differs from the signature value's SHA-256",
         f"data/{USE_FILE}",
     )
+
+
+def _check_seal_signature(
+    parsed: sesder.ParsedSignature,
+    cert: x509.Certificate,
+    held: x509.Certificate,
+    trusted: Trust,
+    payload: dict[str, bytes],
+    report: archive.Report,
+    path: str,
+) -> None:
+    """A GB/T 38540 seal signature from the package alone: its value under its signer certificate, the seal's
+    maker signature, its time stamp, the seal inside it being the package's seal file, its certificate the one the
+    package holds, its chain to the package's CA."""
+    integrity, authenticity = archive.Property.INTEGRITY, archive.Property.AUTHENTICITY
     alg = keys.ALG_FOR_OID.get(parsed.alg)
     try:
         spki: bytes | None = authority.spki_der(cert)
@@ -385,6 +428,79 @@ def _check_detached(payload: dict[str, bytes], use: dict[str, Any], report: arch
     at = parsed.time_info or cert.not_valid_before_utc
     chain, _ = chain_check(cert, trusted, at)
     report.add(authenticity, "seal chain", chain.status == "passed", chain.message, f"data/{CA_FILE}")
+
+
+def _check_ofd(payload: dict[str, bytes], use: dict[str, Any], report: archive.Report) -> None:
+    """A sealed OFD from the package alone: the use record's hash is the OFD's; each seal signature's references
+    (their SM3 CheckValues), the DER seal signature over its Signature.xml, the seal file beside it, and the checks
+    of a detached seal signature (its value, its seal, its chain to the package's CA)."""
+    integrity, authenticity = archive.Property.INTEGRITY, archive.Property.AUTHENTICITY
+    path = f"data/{OFD_FILE}"
+    data = payload[OFD_FILE]
+    same = use.get("document_hash") == hashlib.sha256(data).hexdigest()
+    report.add(
+        integrity,
+        "use record hash",
+        same,
+        f"the use record's document_hash is the SHA-256 of {OFD_FILE}"
+        if same
+        else f"the use record's document_hash is not the SHA-256 of {OFD_FILE}",
+        f"data/{USE_FILE}",
+    )
+    try:
+        package = ofd.Package(data)
+        document = ofd.read_document(package)
+        trusted, held = _package_trust(payload)
+    except (ofd.OfdError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        report.add(authenticity, "seal", False, f"{OFD_FILE} or the package's certificates cannot be read: {exc}", path)
+        return
+    if not document.signatures:
+        report.add(authenticity, "seal", False, f"{OFD_FILE} carries no seal signature", path)
+        return
+    for sig in document.signatures:
+        where = f"{OFD_FILE} {sig.path or sig.id}"
+        if sig.problem is not None or sig.signed_value is None:
+            report.add(authenticity, "seal", False, f"{where}: {sig.problem or 'no seal signature'}", path)
+            continue
+        status, message, _ = ofd.reference_findings(package, sig)
+        report.add(integrity, "ofd references", status == "passed", f"{where}: {message}", path)
+        try:
+            parsed = sesder.parse_signature(sig.signed_value)
+            cert = x509.load_der_x509_certificate(parsed.signer_cert)
+        except (sesder.DerError, ValueError) as exc:
+            report.add(authenticity, "seal signature", False, f"{where}: the seal signature cannot be read: {exc}", path)
+            continue
+        alg = keys.ALG_FOR_OID.get(parsed.alg) or keys.SM2
+        over_xml = parsed.data_hash == keys.digest(alg, sig.xml)
+        report.add(
+            integrity,
+            "ofd signature file",
+            over_xml,
+            f"{where}: the seal signature's dataHash is the {keys.HASH_NAME[alg]} of Signature.xml"
+            if over_xml
+            else f"{where}: Signature.xml was changed after sealing (its hash differs from the seal signature's dataHash)",
+            path,
+        )
+        seal_file_ok, seal_file_message = _ofd_seal_file(package, sig, parsed)
+        report.add(integrity, "ofd seal file", seal_file_ok, f"{where}: {seal_file_message}", path)
+        if sig is document.signatures[0]:
+            _check_use_signature_hash(parsed, use, report)
+        _check_seal_signature(parsed, cert, held, trusted, payload, report, path)
+
+
+def _ofd_seal_file(package: ofd.Package, sig: ofd.OfdSignature, parsed: sesder.ParsedSignature) -> tuple[bool, str]:
+    """The seal file Signature.xml names (e.g. Seal.esl), when it names one, is the seal inside the seal signature."""
+    if sig.seal_path is None:
+        return True, "Signature.xml names no seal file; the seal is the one inside the seal signature"
+    if not package.has(sig.seal_path):
+        return False, f"the seal file {sig.seal_path} that Signature.xml names is not in the OFD"
+    try:
+        same = package.read(sig.seal_path) == parsed.seal.der
+    except ofd.OfdError as exc:
+        return False, f"the seal file {sig.seal_path} cannot be read: {exc}"
+    if not same:
+        return False, f"the seal file {sig.seal_path} is not the seal inside the seal signature"
+    return True, f"the seal file {sig.seal_path} is the seal inside the seal signature"
 
 
 PROFILES: dict[str, archive.Profile] = {RECORD_CLASS: check_sealed_document}

@@ -284,9 +284,7 @@ def archivable_use(db: Session, *, use_id: str, department_id: str | None) -> tu
 
 def uses_kept_between(db: Session, *, since: datetime, until: datetime, department_id: str | None) -> list[str]:
     """The uses in [since, until) whose sealed output is kept in object storage and archived, oldest first."""
-    query = select(SealUse.id).where(
-        SealUse.at >= since, SealUse.at < until, SealUse.object_key.is_not(None), SealUse.kind != "ofd"
-    )  # sealed OFD documents are kept but not yet archived (seal/archiving.py)
+    query = select(SealUse.id).where(SealUse.at >= since, SealUse.at < until, SealUse.object_key.is_not(None))
     if department_id is not None:
         query = query.where(SealUse.department_id == department_id)
     return list(db.scalars(query.order_by(SealUse.at, SealUse.id)))

@@ -18,6 +18,10 @@ from pathlib import Path, PurePosixPath
 from ops.errors import Invalid
 
 ALGORITHMS = ("sha256", "sm3")
+# The RFC 3161 time-stamp token over the SHA-256 of `tagmanifest-sha256.txt`: a tag file no tag manifest lists
+# (the stamp covers the tag manifest, so the tag manifest cannot cover the stamp).
+TIMESTAMP = "timestamp.tsr"
+STAMPED_TAG_MANIFEST = "tagmanifest-sha256.txt"
 BAGIT_TXT = b"BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n"
 # A package is read whole into memory: refuse archives larger than this (and zip bombs).
 MAX_PACKAGE_BYTES = 200 * 1024 * 1024
@@ -57,13 +61,36 @@ def write_bag(payload: Mapping[str, bytes], *, info: Mapping[str, str], root: st
     covered = dict(tags)  # each tag manifest lists the other tag files, never a tag manifest
     for algorithm in ALGORITHMS:
         tags[f"tagmanifest-{algorithm}.txt"] = _manifest(covered, algorithm)
+    return _zip({**tags, **files}, root)
+
+
+def _zip(files: Mapping[str, bytes], root: str) -> bytes:
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name, data in sorted({**tags, **files}.items()):
+        for name, data in sorted(files.items()):
             info_ = zipfile.ZipInfo(f"{root}/{name}", date_time=(2000, 1, 1, 0, 0, 0))
             info_.compress_type = zipfile.ZIP_DEFLATED
             archive.writestr(info_, data)
     return out.getvalue()
+
+
+def stamped_digest(zipped: bytes) -> bytes:
+    """The SHA-256 (raw) a package's time stamp is over: that of its `tagmanifest-sha256.txt`."""
+    bag = read_zip(zipped)
+    manifest = bag.files.get(STAMPED_TAG_MANIFEST)
+    if manifest is None:
+        raise Invalid(f"the package has no {STAMPED_TAG_MANIFEST} to time-stamp")
+    return hashlib.sha256(manifest).digest()
+
+
+def with_timestamp(zipped: bytes, token: bytes) -> bytes:
+    """The same zipped bag with its time-stamp token added as the tag file `timestamp.tsr` (nothing else changes:
+    the manifests and tag manifests stay as they were)."""
+    archive = zipfile.ZipFile(io.BytesIO(zipped))
+    [root] = {m.filename.split("/", 1)[0] for m in archive.infolist()}
+    files = read_zip(zipped).files
+    files[TIMESTAMP] = token
+    return _zip(files, root)
 
 
 @dataclass

@@ -13,12 +13,22 @@ from __future__ import annotations
 import base64
 import io
 import json
+import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from ops.archive.bagit import ALGORITHMS, BAGIT_TXT, Bag, digest, parse_manifest
+from ops.archive.bagit import (
+    ALGORITHMS,
+    BAGIT_TXT,
+    MAX_PACKAGE_BYTES,
+    STAMPED_TAG_MANIFEST,
+    TIMESTAMP,
+    Bag,
+    digest,
+    parse_manifest,
+)
 from ops.auditlog import merkle
 from ops.auditlog.checkpoints import signature_ok
 
@@ -26,7 +36,7 @@ PACKAGE_METADATA = "metadata/package.json"
 CHECKPOINT = "evidence/checkpoint.json"
 INCLUSIONS = "evidence/audit-inclusion.json"
 # The formats a package may hold, by file name ending: anything else is refused as unusable.
-FORMATS = {".json": "json", ".pdf": "pdf", ".jws": "text", ".txt": "text", ".sd-jwt": "text", ".der": "der"}
+FORMATS = {".json": "json", ".pdf": "pdf", ".jws": "text", ".txt": "text", ".sd-jwt": "text", ".der": "der", ".ofd": "ofd"}
 # The first bytes of executables and scripts (PE, ELF, Mach-O, shell, Java class).
 _EXECUTABLE_MAGIC = (b"MZ", b"\x7fELF", b"\xfe\xed\xfa", b"\xcf\xfa\xed\xfe", b"\xce\xfa\xed\xfe", b"#!", b"\xca\xfe\xba\xbe")
 _PDF_ACTIVE = (b"/JavaScript", b"/JS ", b"/JS(", b"/Launch", b"/EmbeddedFile", b"/RichMedia")
@@ -128,6 +138,7 @@ def check_bag(bag: Bag, profiles: Mapping[str, Profile], trust: Trust | None = N
     _integrity(bag, report)
     _usability(bag, report)
     _security(bag, report)
+    _timestamp(bag, report)
     meta = load_json(bag, PACKAGE_METADATA)
     if not isinstance(meta, dict):
         report.add(Property.INTEGRITY, "package metadata", False, f"data/{PACKAGE_METADATA} is missing or not a JSON object")
@@ -188,7 +199,7 @@ def _integrity(bag: Bag, report: Report) -> None:
                     bad = True
                     report.add(Property.INTEGRITY, "extra file", False, f"{name} is in the package but not in {covered}", name)
             else:
-                wanted = tag_files - {f"tagmanifest-{a}.txt" for a in ALGORITHMS}
+                wanted = tag_files - {f"tagmanifest-{a}.txt" for a in ALGORITHMS} - {TIMESTAMP}
                 for name in sorted(wanted - listed.keys()):
                     bad = True
                     report.add(Property.INTEGRITY, "extra file", False, f"tag file {name} is not in {covered}", name)
@@ -205,6 +216,59 @@ def _integrity(bag: Bag, report: Report) -> None:
         f"Payload-Oxum {oxum} matches" if oxum == actual else f"Payload-Oxum says {oxum}, the payload is {actual}",
         "bag-info.txt",
     )
+
+
+def _timestamp(bag: Bag, report: Report) -> None:
+    """The package's RFC 3161 time stamp: over the SHA-256 of its tag manifest, its signature intact, its signer a
+    time-stamping certificate, chained (with trust named) to one of the hub's published roots. A package written
+    while the TSA was unreachable has none yet: reported as awaiting, not as a failure of integrity."""
+    token = bag.files.get(TIMESTAMP)
+    if token is None:
+        report.add(
+            Property.AUTHENTICITY,
+            "time stamp",
+            True,
+            f"no RFC 3161 time stamp ({TIMESTAMP}) yet: the package awaits one (the hub adds it when its time-stamp "
+            "authority answers)",
+            TIMESTAMP,
+        )
+        return
+    manifest = bag.files.get(STAMPED_TAG_MANIFEST)
+    if manifest is None:
+        report.add(Property.AUTHENTICITY, "time stamp", False, f"{TIMESTAMP} has no {STAMPED_TAG_MANIFEST} to cover", TIMESTAMP)
+        return
+    from ops.timestamping import check_token, signer_is_time_stamping
+
+    roots = _trusted_roots(report.trust)
+    checked = check_token(token, manifest, trusted=(roots, []) if roots else None)
+    if not checked.ok:
+        report.add(Property.AUTHENTICITY, "time stamp", False, f"{TIMESTAMP}: {checked.message}", TIMESTAMP)
+        return
+    purpose = signer_is_time_stamping(token)
+    if purpose is not None:
+        report.add(Property.AUTHENTICITY, "time stamp", False, f"{TIMESTAMP}: {purpose}", TIMESTAMP)
+        return
+    where = "" if roots else " (its authority's chain is in the token, not verified against a trusted root)"
+    at = f"{checked.at:%Y-%m-%dT%H:%M:%SZ}" if checked.at is not None else "an unknown time"
+    report.add(
+        Property.AUTHENTICITY,
+        "time stamp",
+        True,
+        f"RFC 3161 time stamp at {at} over {STAMPED_TAG_MANIFEST}, signed by a time-stamping certificate{where}",
+        TIMESTAMP,
+    )
+
+
+def _trusted_roots(trust: Trust | None) -> list[Any]:
+    from cryptography import x509
+
+    out = []
+    for pem in trust.ca_roots if trust is not None else []:
+        try:
+            out.append(x509.load_pem_x509_certificate(pem.encode()))
+        except ValueError:
+            continue
+    return out
 
 
 def _usability(bag: Bag, report: Report) -> None:
@@ -231,6 +295,13 @@ def _format_problem(kind: str, data: bytes) -> str | None:
             json.loads(data)
         elif kind == "text":
             data.decode("utf-8")
+        elif kind == "ofd":  # GB/T 33190: a zip whose entry point is OFD.xml (its seals are the record class's check)
+            with zipfile.ZipFile(io.BytesIO(data)) as ofd:
+                if "OFD.xml" not in ofd.namelist():
+                    return "is not an OFD document (no OFD.xml)"
+                broken = ofd.testzip()
+                if broken is not None:
+                    return f"holds a damaged entry {broken}"
         elif kind == "der":
             from asn1crypto import core
 
@@ -251,6 +322,10 @@ def _security(bag: Bag, report: Report) -> None:
     for name, data in sorted(bag.files.items()):
         if data.startswith(_EXECUTABLE_MAGIC):
             bad = report.add(Property.SECURITY, "executable content", False, f"{name} is an executable or a script", name) or True
+        elif data.startswith(b"PK\x03\x04") and name.endswith(".ofd"):  # an OFD is a zip by its standard
+            inside = _executables_in_zip(data)
+            if inside:
+                bad = report.add(Property.SECURITY, "executable content", False, f"{name} holds {inside}", name) or True
         elif data.startswith(b"PK\x03\x04"):
             bad = report.add(Property.SECURITY, "nested archive", False, f"{name} is an archive inside the package", name) or True
         elif name.endswith(".pdf"):
@@ -259,6 +334,21 @@ def _security(bag: Bag, report: Report) -> None:
                 bad = report.add(Property.SECURITY, "active content", False, f"{name} holds {', '.join(active)}", name) or True
     if not bad:
         report.add(Property.SECURITY, "executable content", True, "no executable, script, nested archive or active PDF content")
+
+
+def _executables_in_zip(data: bytes) -> str | None:
+    """The first entry of a zip (an OFD) that is an executable, a script or another archive; None if none is."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as inner:
+            for member in inner.infolist():
+                if member.file_size > MAX_PACKAGE_BYTES:
+                    return f"an entry too large to inspect ({member.filename})"
+                head = inner.open(member).read(8)
+                if head.startswith((*_EXECUTABLE_MAGIC, b"PK\x03\x04")):
+                    return f"an executable, a script or an archive ({member.filename})"
+    except Exception as exc:  # untrusted input: unreadable is reported by the format check
+        return f"an unreadable zip structure ({type(exc).__name__})"
+    return None
 
 
 def root_from_inclusion(index: int, size: int, leaf: bytes, proof: list[bytes]) -> bytes | None:

@@ -169,6 +169,11 @@ def register(commands: argparse._SubParsersAction, profiles: Mapping[str, servic
     transfer.add_argument("--out", required=True, type=Path, help="the transfer's zip (a file) or a directory for it")
     transfer.set_defaults(func=with_db(_transfer))
 
+    stamp = sub.add_parser(
+        "timestamp", help="time-stamp the packages awaiting one now; exit 1 if some still wait (TSA unreachable)"
+    )
+    stamp.set_defaults(func=with_db(_timestamp))
+
     retention = sub.add_parser("retention", help="the retention period (保管期限) of each record class")
     retention.set_defaults(func=_retention)
 
@@ -219,6 +224,15 @@ def _transfer(db: Session, settings: Settings, args: argparse.Namespace) -> None
     target = args.out / made.file_name if args.out.is_dir() else args.out
     target.write_bytes(made.data)
     print(f"{target}\t{service.digest('sha256', made.data)}\t{len(made.packages)} package(s)")
+
+
+def _timestamp(db: Session, settings: Settings, _args: argparse.Namespace) -> None:
+    from ops.archive.tasks import stamp_and_clean
+
+    run = stamp_and_clean(db, make_store(settings))
+    print(f"stamped {run.stamped}, awaiting {run.awaiting}" + (f" ({run.failure})" if run.failure and run.awaiting else ""))
+    if run.awaiting:
+        sys.exit(1)
 
 
 def _retention(_args: argparse.Namespace) -> None:

@@ -13,7 +13,10 @@ from ops.db import Base, IdMixin, utcnow
 
 class ArchivePackage(IdMixin, Base):
     __tablename__ = "archive_packages"
-    __table_args__ = (Index("ix_archive_packages_record", "record_class", "record_id"),)
+    __table_args__ = (
+        Index("ix_archive_packages_record", "record_class", "record_id"),
+        Index("ix_archive_packages_timestamp_state", "timestamp_state"),
+    )
 
     record_class: Mapped[str] = mapped_column(String(40))  # e.g. certificate_version
     record_id: Mapped[str] = mapped_column(String(80))  # the record's identifier (a certificate's GB/T 36904 证照标识)
@@ -27,6 +30,11 @@ class ArchivePackage(IdMixin, Base):
     # When the retention period starts (the record's end: expiry or revocation, closing, sealing); None: unknown.
     retention_from: Mapped[datetime | None] = mapped_column(default=None)
     disposed_at: Mapped[datetime | None] = mapped_column(default=None)  # the zip was destroyed; see ArchiveTombstone
+    # The RFC 3161 time stamp over its tag manifest: stamped | awaiting (the TSA was unreachable; the
+    # archive.timestamp job adds it, the stamped zip replacing this one) | none (written before packages had one).
+    timestamp_state: Mapped[str] = mapped_column(String(16), default="stamped", server_default="none")
+    timestamped_at: Mapped[datetime | None] = mapped_column(default=None)  # the token's genTime
+    timestamp_error: Mapped[str | None] = mapped_column(String(300), default=None)  # why it awaits (the last try)
 
 
 class ArchiveHold(IdMixin, Base):

@@ -4,22 +4,27 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from ops import audit
+from ops import audit, timestamping
 from ops.archive import repository
-from ops.archive.bagit import digest, write_bag
+from ops.archive.bagit import digest, stamped_digest, with_timestamp, write_bag
 from ops.archive.checks import CHECKPOINT, INCLUSIONS, PACKAGE_METADATA
 from ops.archive.models import ArchivePackage
 from ops.audit import AuditRecord
 from ops.auditlog import service as auditlog
 from ops.auth import Principal
-from ops.errors import Conflict, NotFound
+from ops.errors import Conflict, HubError, NotFound
+from ops.metrics import ARCHIVE_PACKAGES_AWAITING_TIMESTAMP
 from ops.storage import ObjectStore, get_bytes
+
+log = logging.getLogger("govhub.archive")
+STAMP_BATCH = 50
 
 
 @dataclass(frozen=True)
@@ -106,6 +111,7 @@ def _root(identifier: str) -> str:
 def store_package(db: Session, *, who: Principal, storage: ObjectStore, contents: Contents, organisation: str) -> ArchivePackage:
     """Build the package, put it in object storage, record it (and the use in the audit trail)."""
     data = build(db, contents, organisation=organisation)
+    data, stamp_state, stamped_at, stamp_error = _stamped(db, data)
     stored = storage.put([data])
     package = ArchivePackage(
         record_class=contents.record_class,
@@ -117,9 +123,15 @@ def store_package(db: Session, *, who: Principal, storage: ObjectStore, contents
         file_name=f"{_root(contents.identifier)}.zip",
         created_by=who.subject,
         retention_from=contents.retention_from,
+        timestamp_state=stamp_state,
+        timestamped_at=stamped_at,
+        timestamp_error=stamp_error,
     )
     db.add(package)
     db.flush()
+    if stamp_state == "awaiting":
+        log.warning("archive package %s awaits its time stamp: %s", package.id, stamp_error, extra={"package": package.id})
+        ARCHIVE_PACKAGES_AWAITING_TIMESTAMP.set(repository.count_awaiting_timestamp(db))
     audit.record(
         db,
         actor=who,
@@ -127,9 +139,78 @@ def store_package(db: Session, *, who: Principal, storage: ObjectStore, contents
         object_type=contents.audit_object[0],
         object_id=contents.audit_object[1],
         purpose="电子档案归档",
-        detail={"package": package.id, "sha256": stored.key, "size": stored.size},
+        detail={"package": package.id, "sha256": stored.key, "size": stored.size, "timestamp": stamp_state},
     )
     return package
+
+
+def _stamped(db: Session, data: bytes) -> tuple[bytes, str, datetime | None, str | None]:
+    """The package with its time stamp (`stamped`), or as it was and why it must wait (`awaiting`)."""
+    stamper = timestamping.current_stamper()
+    if stamper is None:
+        return data, "awaiting", None, "no time-stamp authority is configured"
+    try:
+        token = stamper(db, stamped_digest(data))
+    except timestamping.StampUnavailable as exc:
+        return data, "awaiting", None, str(exc)[:300]
+    return with_timestamp(data, token), "stamped", timestamping.gen_time(token), None
+
+
+@dataclass(frozen=True)
+class StampRun:
+    stamped: int
+    awaiting: int
+    failure: str | None
+    replaced: list[str]  # the objects the stamped packages no longer use: deleted once the run is committed
+
+
+def stamp_awaiting(db: Session, *, storage: ObjectStore, limit: int = STAMP_BATCH) -> StampRun:
+    """Time-stamp the packages that await one, oldest first: each stamped zip is put in object storage as the
+    package's new object (its key, SM3 and size change; the change is in the audit trail). The unstamped objects
+    no package uses any more are returned for the caller to delete after committing."""
+    stamper = timestamping.current_stamper()
+    stamped, failure, replaced = 0, None, []
+    if stamper is None:
+        failure = "no time-stamp authority is configured"
+    else:
+        for package in repository.awaiting_timestamp(db, limit):
+            try:
+                old = get_bytes(storage, package.object_key)
+            except (HubError, OSError) as exc:  # missing or altered in storage: said on the package, the others go on
+                package.timestamp_error = f"its object cannot be read from object storage: {exc}"[:300]
+                log.error("archive package %s cannot be time-stamped: %s", package.id, exc, extra={"package": package.id})
+                continue
+            try:
+                token = stamper(db, stamped_digest(old))
+            except timestamping.StampUnavailable as exc:
+                failure = str(exc)[:300]
+                package.timestamp_error = failure
+                break
+            new = with_timestamp(old, token)
+            stored = storage.put([new])
+            previous = package.object_key
+            package.object_key, package.sm3, package.size = stored.key, digest("sm3", new), stored.size
+            package.timestamp_state, package.timestamped_at = "stamped", timestamping.gen_time(token)
+            package.timestamp_error = None
+            db.flush()
+            if not repository.object_in_use(db, previous):
+                replaced.append(previous)
+            audit.record(
+                db,
+                actor=audit.SYSTEM,
+                action="archive.timestamp",
+                object_type="archive_package",
+                object_id=package.id,
+                purpose="电子档案归档",
+                detail={"record": package.record_id, "previous_sha256": previous, "sha256": stored.key, "size": stored.size},
+            )
+            stamped += 1
+        db.flush()
+    awaiting = repository.count_awaiting_timestamp(db)
+    ARCHIVE_PACKAGES_AWAITING_TIMESTAMP.set(awaiting)
+    if failure is not None and awaiting:
+        log.warning("%d archive package(s) await a time stamp: %s", awaiting, failure, extra={"awaiting": awaiting})
+    return StampRun(stamped=stamped, awaiting=awaiting, failure=failure, replaced=replaced)
 
 
 def packages(db: Session, *, record_class: str, record_id: str) -> list[ArchivePackage]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ops.archive.models import ArchiveHold, ArchivePackage, ArchiveTombstone, DisposalList
@@ -32,6 +32,29 @@ def live_packages(db: Session, *, record_class: str | None = None) -> list[Archi
     if record_class is not None:
         query = query.where(ArchivePackage.record_class == record_class)
     return list(db.scalars(query.order_by(ArchivePackage.created_at, ArchivePackage.id)))
+
+
+def awaiting_timestamp(db: Session, limit: int) -> list[ArchivePackage]:
+    """The packages not disposed of that still await their time stamp, oldest first, locked for this run."""
+    query = (
+        select(ArchivePackage)
+        .where(ArchivePackage.timestamp_state == "awaiting", ArchivePackage.disposed_at.is_(None))
+        .order_by(ArchivePackage.created_at, ArchivePackage.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list(db.scalars(query))
+
+
+def count_awaiting_timestamp(db: Session) -> int:
+    query = select(func.count()).where(ArchivePackage.timestamp_state == "awaiting", ArchivePackage.disposed_at.is_(None))
+    return int(db.scalar(query) or 0)
+
+
+def object_in_use(db: Session, key: str) -> bool:
+    """Does a package not disposed of still point at this object (the store is content-addressed)?"""
+    query = select(ArchivePackage.id).where(ArchivePackage.object_key == key, ArchivePackage.disposed_at.is_(None))
+    return db.scalars(query.limit(1)).first() is not None
 
 
 def live_packages_of(db: Session, *, record_class: str, record_id: str) -> list[ArchivePackage]:

@@ -40,6 +40,12 @@ class ArchivePackageRead(BaseModel):
     created_by: str
     retention_from: datetime | None = None
     disposed_at: datetime | None = None
+    timestamp_state: str = Field(
+        description="stamped: the package carries its RFC 3161 time stamp (timestamp.tsr); awaiting: the TSA was "
+        "unreachable, the hub adds it later (the package's object then changes); none: written before packages had one"
+    )
+    timestamped_at: datetime | None = Field(default=None, description="the time stamp's genTime")
+    timestamp_error: str | None = Field(default=None, description="why the package still awaits its time stamp")
 
 
 class RecordRef(BaseModel):

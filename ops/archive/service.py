@@ -12,7 +12,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from ops.archive.bagit import ALGORITHMS, MAX_PACKAGE_BYTES, Bag, digest, read_dir, read_zip, write_bag
+from ops.archive.bagit import (
+    ALGORITHMS,
+    MAX_PACKAGE_BYTES,
+    TIMESTAMP,
+    Bag,
+    digest,
+    read_dir,
+    read_zip,
+    stamped_digest,
+    with_timestamp,
+    write_bag,
+)
 from ops.archive.checks import (
     PACKAGE_METADATA,
     Finding,
@@ -28,7 +39,16 @@ from ops.archive.checks import (
     load_json,
 )
 from ops.archive.models import ArchiveHold, ArchivePackage, ArchiveTombstone, DisposalList
-from ops.archive.packages import Contents, audit_evidence, build, package_bytes, packages, store_package
+from ops.archive.packages import (
+    Contents,
+    StampRun,
+    audit_evidence,
+    build,
+    package_bytes,
+    packages,
+    stamp_awaiting,
+    store_package,
+)
 from ops.archive.retention import (
     RecordDue,
     add_years,
@@ -48,6 +68,7 @@ __all__ = [
     "ALGORITHMS",
     "MAX_PACKAGE_BYTES",
     "PACKAGE_METADATA",
+    "TIMESTAMP",
     "ArchiveHold",
     "ArchivePackage",
     "ArchiveTombstone",
@@ -59,6 +80,7 @@ __all__ = [
     "Property",
     "RecordDue",
     "Report",
+    "StampRun",
     "Transfer",
     "TransferReport",
     "Trust",
@@ -90,8 +112,11 @@ __all__ = [
     "read_zip",
     "record_due",
     "release_hold",
+    "stamp_awaiting",
+    "stamped_digest",
     "store_package",
     "tombstones",
+    "with_timestamp",
     "write_bag",
 ]
 

@@ -171,7 +171,7 @@ def test_one_changed_byte_anywhere_fails_naming_the_file(world: World, tmp_path:
             valid = bagit.Bag(str(where)).is_valid()
         except (bagit.BagError, ValueError):  # ValueError: bagit-python trips over some damaged manifests
             valid = False
-        assert valid == (name == "tagmanifest-sm3.txt"), name
+        assert valid == (name in ("tagmanifest-sm3.txt", "timestamp.tsr")), name  # bagit-python reads neither
 
 
 @pytest.mark.parametrize("world", ["ES256"], indirect=True)
