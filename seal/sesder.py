@@ -251,7 +251,13 @@ def _utc(value: datetime) -> datetime:
 def _extensions(value: Any) -> list[Extension]:
     if not isinstance(value, ExtensionDatas):
         return []
-    return [Extension(e["extnID"].dotted, bool(e["critical"].native), bytes(e["extnValue"].native)) for e in value]
+    return list(_extensions_of(value.dump()))
+
+
+@lru_cache(maxsize=1024)  # a pure function of the bytes: a seal's signatures often carry the same extensions
+def _extensions_of(der: bytes) -> tuple[Extension, ...]:
+    value = ExtensionDatas.load(der)
+    return tuple(Extension(e["extnID"].dotted, bool(e["critical"].native), bytes(e["extnValue"].native)) for e in value)
 
 
 def _cert_list(certs: CertList, list_type: int) -> list[bytes]:

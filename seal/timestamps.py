@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from asn1crypto import cms, core
 from cryptography import x509
@@ -210,8 +210,7 @@ _GEN_TIME = re.compile(rb"(\d{14})(?:\.(\d{1,6}))?Z")
 _TST_TAIL = (0x30, 0x01, 0x02, 0xA0, 0xA1)  # accuracy, ordering, nonce, tsa, extensions: in this order, each optional
 
 
-@dataclass(frozen=True)
-class _Tlv:
+class _Tlv(NamedTuple):
     tag: int
     start: int  # the first byte of the header
     body: int  # the first byte of the contents
@@ -288,9 +287,10 @@ def _gen_time(raw: bytes) -> datetime:
     match = _GEN_TIME.fullmatch(raw)
     if match is None:
         raise _Unsupported("genTime")
-    whole, fraction = match.groups()
-    at = datetime.strptime(whole.decode(), "%Y%m%d%H%M%S").replace(tzinfo=UTC)
-    return at.replace(microsecond=int(fraction.decode().ljust(6, "0"))) if fraction else at
+    whole, fraction = match.group(1), match.group(2)
+    month, day, hour, minute, second = (int(whole[a : a + 2]) for a in (4, 6, 8, 10, 12))
+    year = int(whole[:4])
+    return datetime(year, month, day, hour, minute, second, int(fraction.ljust(6, b"0")) if fraction else 0, tzinfo=UTC)
 
 
 def _fast_check(
