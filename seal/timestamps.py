@@ -12,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import Any
 
-from asn1crypto import cms, core
+from asn1crypto import cms
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
@@ -24,6 +24,7 @@ from pyhanko.sign.timestamps import TimeStamper
 from pyhanko.sign.validation.generic_cms import validate_tst_signed_data
 from pyhanko_certvalidator import CertificateValidator, ValidationContext
 
+from seal import derread
 from seal import pdf as pades
 
 
@@ -185,81 +186,24 @@ def _direct_check(
 # anything else raises _Unsupported and `_direct_check` (asn1crypto), then pyHanko, decide as before.
 
 
-def _oid(dotted: str) -> bytes:
-    """The content octets of an OBJECT IDENTIFIER (what the reader compares)."""
-    return bytes(core.ObjectIdentifier(dotted).contents)
-
-
-_SIGNED_DATA = _oid("1.2.840.113549.1.7.2")
-_TST_INFO = _oid("1.2.840.113549.1.9.16.1.4")
-_CONTENT_TYPE = _oid("1.2.840.113549.1.9.3")
-_MESSAGE_DIGEST = _oid("1.2.840.113549.1.9.4")
-_SIGNING_CERTIFICATE_V2 = _oid("1.2.840.113549.1.9.16.2.47")
+_SIGNED_DATA = derread.oid_contents("1.2.840.113549.1.7.2")
+_TST_INFO = derread.oid_contents("1.2.840.113549.1.9.16.1.4")
+_CONTENT_TYPE = derread.oid_contents("1.2.840.113549.1.9.3")
+_MESSAGE_DIGEST = derread.oid_contents("1.2.840.113549.1.9.4")
+_SIGNING_CERTIFICATE_V2 = derread.oid_contents("1.2.840.113549.1.9.16.2.47")
 _DIGESTS = {
-    _oid("2.16.840.1.101.3.4.2.1"): "sha256",
-    _oid("2.16.840.1.101.3.4.2.2"): "sha384",
-    _oid("2.16.840.1.101.3.4.2.3"): "sha512",
+    derread.oid_contents("2.16.840.1.101.3.4.2.1"): "sha256",
+    derread.oid_contents("2.16.840.1.101.3.4.2.2"): "sha384",
+    derread.oid_contents("2.16.840.1.101.3.4.2.3"): "sha512",
 }
 _SCHEMES = {
-    **{_oid(f"1.2.840.10045.4.3.{n}"): "ecdsa" for n in (2, 3, 4)},
-    _oid("1.2.840.10045.4"): "ecdsa",
-    **{_oid(f"1.2.840.113549.1.1.{n}"): "rsassa_pkcs1v15" for n in (1, 11, 12, 13)},
-    _oid("1.3.101.112"): "ed25519",
+    **{derread.oid_contents(f"1.2.840.10045.4.3.{n}"): "ecdsa" for n in (2, 3, 4)},
+    derread.oid_contents("1.2.840.10045.4"): "ecdsa",
+    **{derread.oid_contents(f"1.2.840.113549.1.1.{n}"): "rsassa_pkcs1v15" for n in (1, 11, 12, 13)},
+    derread.oid_contents("1.3.101.112"): "ed25519",
 }
 _GEN_TIME = re.compile(rb"(\d{14})(?:\.(\d{1,6}))?Z")
 _TST_TAIL = (0x30, 0x01, 0x02, 0xA0, 0xA1)  # accuracy, ordering, nonce, tsa, extensions: in this order, each optional
-
-
-class _Tlv(NamedTuple):
-    tag: int
-    start: int  # the first byte of the header
-    body: int  # the first byte of the contents
-    end: int
-
-
-def _children(buf: bytes, body: int, end: int) -> list[_Tlv]:
-    """The elements between body and end, which they must fill exactly (DER: definite, minimal lengths)."""
-    out: list[_Tlv] = []
-    pos = body
-    while pos < end:
-        if pos + 2 > end or buf[pos] & 0x1F == 0x1F:
-            raise _Unsupported("header")
-        tag, first = buf[pos], buf[pos + 1]
-        at = pos + 2
-        if first < 0x80:
-            length = first
-        else:
-            count = first & 0x7F
-            if count == 0 or count > 4 or at + count > end or buf[at] == 0:
-                raise _Unsupported("length")
-            length = int.from_bytes(buf[at : at + count], "big")
-            if length < 0x80:
-                raise _Unsupported("length not minimal")
-            at += count
-        if at + length > end:
-            raise _Unsupported("length beyond its parent")
-        out.append(_Tlv(tag, pos, at, at + length))
-        pos = at + length
-    return out
-
-
-def _inside(buf: bytes, outer: _Tlv, tags: tuple[int, ...]) -> list[_Tlv]:
-    """The children of `outer`, whose leading tags must be `tags`."""
-    items = _children(buf, outer.body, outer.end)
-    if len(items) < len(tags) or any(item.tag != tag for item, tag in zip(items, tags, strict=False)):
-        raise _Unsupported("layout")
-    return items
-
-
-def _only(buf: bytes, outer: _Tlv, tag: int) -> _Tlv:
-    items = _inside(buf, outer, (tag,))
-    if len(items) != 1:
-        raise _Unsupported("layout")
-    return items[0]
-
-
-def _body(buf: bytes, item: _Tlv) -> bytes:
-    return buf[item.body : item.end]
 
 
 @lru_cache(maxsize=256)  # a pure function of the bytes: a TSA signs many tokens with one certificate
@@ -298,70 +242,67 @@ def _fast_check(
 ) -> StampCheck:
     """`_direct_check`'s checks, in its order and with its verdicts, over the token's bytes read in place."""
     buf = token_der
-    top = _children(buf, 0, len(buf))
-    if len(top) != 1 or top[0].tag != 0x30:
-        raise _Unsupported("ContentInfo")
-    content_type, explicit = _inside(buf, top[0], (0x06, 0xA0))[:2]
-    if _body(buf, content_type) != _SIGNED_DATA:
+    content_type, explicit = derread.inside(buf, derread.whole(buf, 0x30), (0x06, 0xA0))[:2]
+    if derread.body(buf, content_type) != _SIGNED_DATA:
         raise _Unsupported("not SignedData")
-    signed_data = _only(buf, explicit, 0x30)
-    parts = _inside(buf, signed_data, (0x02, 0x31, 0x30))
+    signed_data = derread.only(buf, explicit, 0x30)
+    parts = derread.inside(buf, signed_data, (0x02, 0x31, 0x30))
     certificates_at = parts[3] if len(parts) > 4 and parts[3].tag == 0xA0 else None
     if [p.tag for p in parts[3:]] not in ([0x31], [0xA0, 0x31]):
         raise _Unsupported("SignedData layout")
-    econtent_type, econtent = _inside(buf, parts[2], (0x06, 0xA0))[:2]
-    if _body(buf, econtent_type) != _TST_INFO:
+    econtent_type, econtent = derread.inside(buf, parts[2], (0x06, 0xA0))[:2]
+    if derread.body(buf, econtent_type) != _TST_INFO:
         raise _Unsupported("not TSTInfo")
-    tst_item = _only(buf, econtent, 0x04)
-    tst_der = _body(buf, tst_item)
-    tst = _inside(buf, _only(buf, tst_item, 0x30), (0x02, 0x06, 0x30, 0x02, 0x18))
+    tst_item = derread.only(buf, econtent, 0x04)
+    tst_der = derread.body(buf, tst_item)
+    tst = derread.inside(buf, derread.only(buf, tst_item, 0x30), (0x02, 0x06, 0x30, 0x02, 0x18))
     tail = [t.tag for t in tst[5:]]
     if tail != [tag for tag in _TST_TAIL if tag in tail]:
         raise _Unsupported("TSTInfo layout")
-    at = _gen_time(_body(buf, tst[4]))
-    imprint_alg_id, imprint_value = _inside(buf, tst[2], (0x30, 0x04))[:2]
-    imprint_alg = _DIGESTS.get(_body(buf, _inside(buf, imprint_alg_id, (0x06,))[0]))
+    at = _gen_time(derread.body(buf, tst[4]))
+    imprint_alg_id, imprint_value = derread.inside(buf, tst[2], (0x30, 0x04))[:2]
+    imprint_alg = _DIGESTS.get(derread.body(buf, derread.inside(buf, imprint_alg_id, (0x06,))[0]))
     if imprint_alg is None:
         raise _Unsupported("imprint algorithm")
-    infos = _children(buf, parts[-1].body, parts[-1].end)
+    infos = derread.children(buf, parts[-1].body, parts[-1].end)
     if len(infos) != 1 or infos[0].tag != 0x30:
         raise _Unsupported("signer count")
-    _version, sid, digest_alg_id, attrs_item, signature_alg_id, value_item = _inside(
+    _version, sid, digest_alg_id, attrs_item, signature_alg_id, value_item = derread.inside(
         buf, infos[0], (0x02, 0x30, 0x30, 0xA0, 0x30, 0x04)
     )[:6]
-    issuer, serial_item = _inside(buf, sid, (0x30, 0x02))[:2]
-    wanted = (int.from_bytes(_body(buf, serial_item), "big", signed=True), buf[issuer.start : issuer.end])
-    digest_alg = _DIGESTS.get(_body(buf, _inside(buf, digest_alg_id, (0x06,))[0]))
-    scheme = _SCHEMES.get(_body(buf, _inside(buf, signature_alg_id, (0x06,))[0]))
+    issuer, serial_item = derread.inside(buf, sid, (0x30, 0x02))[:2]
+    wanted = (int.from_bytes(derread.body(buf, serial_item), "big", signed=True), buf[issuer.start : issuer.end])
+    digest_alg = _DIGESTS.get(derread.body(buf, derread.inside(buf, digest_alg_id, (0x06,))[0]))
+    scheme = _SCHEMES.get(derread.body(buf, derread.inside(buf, signature_alg_id, (0x06,))[0]))
     if digest_alg is None or scheme is None or attrs_item.end == attrs_item.body:
         raise _Unsupported("algorithm")
     signer = None
-    for item in _children(buf, certificates_at.body, certificates_at.end) if certificates_at else []:
+    for item in derread.children(buf, certificates_at.body, certificates_at.end) if certificates_at else []:
         if item.tag == 0x30:
             certificate, serial, issuer_der = _token_certificate(buf[item.start : item.end])
             if signer is None and (serial, issuer_der) == wanted:
                 signer = certificate, buf[item.start : item.end]
     if signer is None:
         raise _Unsupported("signer certificate not in the token")
-    attrs: dict[bytes, list[_Tlv]] = {}
-    for attr in _children(buf, attrs_item.body, attrs_item.end):
-        kind, values = _inside(buf, attr, (0x06, 0x31))[:2]
-        if attr.tag != 0x30 or _body(buf, kind) in attrs:
+    attrs: dict[bytes, list[derread.Tlv]] = {}
+    for attr in derread.children(buf, attrs_item.body, attrs_item.end):
+        kind, values = derread.inside(buf, attr, (0x06, 0x31))[:2]
+        if attr.tag != 0x30 or derread.body(buf, kind) in attrs:
             raise _Unsupported("signed attributes")
-        attrs[_body(buf, kind)] = _children(buf, values.body, values.end)
+        attrs[derread.body(buf, kind)] = derread.children(buf, values.body, values.end)
     content_types, digests = attrs.get(_CONTENT_TYPE), attrs.get(_MESSAGE_DIGEST)
     if (content_types and content_types[0].tag != 0x06) or (digests and digests[0].tag != 0x04):
         raise _Unsupported("signed attribute values")
     ess = attrs.get(_SIGNING_CERTIFICATE_V2)
     if not ess or ess[0].tag != 0x30:
         raise _Unsupported("no ESSCertIDv2")
-    first = _inside(buf, _inside(buf, ess[0], (0x30,))[0], (0x30,))[0]
-    ess_parts = _children(buf, first.body, first.end)
+    first = derread.inside(buf, derread.inside(buf, ess[0], (0x30,))[0], (0x30,))[0]
+    ess_parts = derread.children(buf, first.body, first.end)
     if ess_parts and ess_parts[0].tag == 0x04:  # hashAlgorithm DEFAULT sha256 (RFC 5035)
         ess_alg: str | None = "sha256"
         ess_hash = ess_parts[0]
     elif len(ess_parts) >= 2 and ess_parts[0].tag == 0x30 and ess_parts[1].tag == 0x04:
-        ess_alg = _DIGESTS.get(_body(buf, _inside(buf, ess_parts[0], (0x06,))[0]), "other")
+        ess_alg = _DIGESTS.get(derread.body(buf, derread.inside(buf, ess_parts[0], (0x06,))[0]), "other")
         ess_hash = ess_parts[1]
     else:
         raise _Unsupported("ESSCertIDv2")
@@ -374,16 +315,16 @@ def _fast_check(
     ):
         raise _Unsupported(scheme)
     broken = StampCheck(False, at, "the time stamp does not match this signature or its own signature is broken")
-    if hashlib.new(imprint_alg, signature_value).digest() != _body(buf, imprint_value):
+    if hashlib.new(imprint_alg, signature_value).digest() != derread.body(buf, imprint_value):
         return broken
-    if not content_types or _body(buf, content_types[0]) != _TST_INFO or not digests:
+    if not content_types or derread.body(buf, content_types[0]) != _TST_INFO or not digests:
         return broken
-    if _body(buf, digests[0]) != hashlib.new(digest_alg, tst_der).digest():
+    if derread.body(buf, digests[0]) != hashlib.new(digest_alg, tst_der).digest():
         return broken
-    if ess_alg not in _HASHES or hashlib.new(ess_alg, cert_der).digest() != _body(buf, ess_hash):
+    if ess_alg not in _HASHES or hashlib.new(ess_alg, cert_der).digest() != derread.body(buf, ess_hash):
         return broken
     to_verify = b"\x31" + buf[attrs_item.start + 1 : attrs_item.end]  # the attributes as a SET, as they were signed
-    value = _body(buf, value_item)
+    value = derread.body(buf, value_item)
     try:
         if isinstance(key, ec.EllipticCurvePublicKey):
             key.verify(value, to_verify, ec.ECDSA(_HASHES[digest_alg]()))
