@@ -60,7 +60,7 @@ def whole(buf: bytes, tag: int) -> Tlv:
 def inside(buf: bytes, outer: Tlv, tags: tuple[int, ...]) -> list[Tlv]:
     """The children of `outer`, whose leading tags must be `tags`."""
     items = children(buf, outer.body, outer.end)
-    if len(items) < len(tags) or any(item.tag != tag for item, tag in zip(items, tags, strict=False)):
+    if tuple([item.tag for item in items[: len(tags)]]) != tags:
         raise Unreadable("layout")
     return items
 
