@@ -24,6 +24,8 @@ are the DER SEQUENCE { r, s } (GM/T 0009) inside the BIT STRING.
 
 from __future__ import annotations
 
+import contextlib
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -31,6 +33,8 @@ from typing import Any, TypedDict
 
 from asn1crypto import core, parser
 from asn1crypto import x509 as asn1_x509
+
+from seal import derread
 
 VERSION = 4
 HEADER_ID = "ES"
@@ -251,7 +255,13 @@ def _utc(value: datetime) -> datetime:
 def _extensions(value: Any) -> list[Extension]:
     if not isinstance(value, ExtensionDatas):
         return []
-    return [Extension(e["extnID"].dotted, bool(e["critical"].native), bytes(e["extnValue"].native)) for e in value]
+    return list(_extensions_of(value.dump()))
+
+
+@lru_cache(maxsize=1024)  # a pure function of the bytes: a seal's signatures often carry the same extensions
+def _extensions_of(der: bytes) -> tuple[Extension, ...]:
+    value = ExtensionDatas.load(der)
+    return tuple(Extension(e["extnID"].dotted, bool(e["critical"].native), bytes(e["extnValue"].native)) for e in value)
 
 
 def _cert_list(certs: CertList, list_type: int) -> list[bytes]:
@@ -385,10 +395,56 @@ def _version_of(data: bytes) -> int:
         raise DerError(f"not DER: {exc}") from exc
 
 
+_GENERALIZED_TIME_UTC = re.compile(rb"(\d{14})Z")
+
+
+def _read_v4(data: bytes) -> ParsedSignature:
+    """A version-4 signature read in place by the small DER reader (the layout this hub and most producers write);
+    raises derread.Unreadable for anything else, which asn1crypto then reads."""
+    signature = derread.whole(data, 0x30)
+    parts = derread.inside(data, signature, (0x30, 0x04, 0x06, 0x03))
+    if len(parts) > 5 or (len(parts) == 5 and parts[4].tag != 0xA0):
+        raise derread.Unreadable("SES_Signature layout")
+    tbs = parts[0]
+    fields = derread.inside(data, tbs, (0x02, 0x30, 0x18, 0x03, 0x16))
+    if len(fields) > 6 or (len(fields) == 6 and fields[5].tag != 0x30):
+        raise derread.Unreadable("TBS_Sign layout")
+    time_raw = _GENERALIZED_TIME_UTC.fullmatch(derread.body(data, fields[2]))
+    if time_raw is None:
+        raise derread.Unreadable("timeInfo")
+    digits = time_raw.group(1)
+    month, day, hour, minute, second = (int(digits[a : a + 2]) for a in (4, 6, 8, 10, 12))
+    time_info = datetime(int(digits[:4]), month, day, hour, minute, second, tzinfo=UTC)
+    stamp = derread.bits(data, derread.only(data, parts[4], 0x03)) if len(parts) == 5 else None
+    return ParsedSignature(
+        version=int.from_bytes(derread.body(data, fields[0]), "big", signed=True),
+        seal=_seal_v4_of(data[fields[1].start : fields[1].end]),
+        time_info=time_info,
+        time_text=str(time_info),
+        data_hash=derread.bits(data, fields[3]),
+        property_info=derread.body(data, fields[4]).decode("ascii"),
+        extensions=list(_extensions_of(data[fields[5].start : fields[5].end])) if len(fields) == 6 else [],
+        signer_cert=derread.body(data, parts[1]),
+        alg=derread.dotted(derread.body(data, parts[2])),
+        signed=data[tbs.start : tbs.end],
+        signature=derread.bits(data, parts[3]),
+        timestamp=stamp,
+        der=data,
+    )
+
+
 def parse_signature(data: bytes) -> ParsedSignature:
     """Read a DER SES_Signature (version 4, or the version-1 layout); DerError says what is wrong."""
     _check_size(data)
     version = _version_of(data)
+    if version >= 4:
+        with contextlib.suppress(Exception):  # not the usual layout, or not DER: asn1crypto reads it
+            return _read_v4(data)
+    return _read_with_asn1crypto(data, version)
+
+
+def _read_with_asn1crypto(data: bytes, version: int) -> ParsedSignature:
+    """Either version read with the classes above (BER, unusual layouts, version 1)."""
     try:
         if version >= 4:
             sig = SESSignature.load(data, strict=True)

@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
 
 from asn1crypto import cms
 from cryptography import x509
@@ -21,6 +24,7 @@ from pyhanko.sign.timestamps import TimeStamper
 from pyhanko.sign.validation.generic_cms import validate_tst_signed_data
 from pyhanko_certvalidator import CertificateValidator, ValidationContext
 
+from seal import derread
 from seal import pdf as pades
 
 
@@ -54,11 +58,15 @@ class _Unsupported(Exception):
     """A token the direct check does not handle (another signature scheme, an unusual layout): pyHanko checks it."""
 
 
+@lru_cache(maxsize=64)  # a pure function of the certificates (the same trust lists come back on every call)
+def _trust_key(roots: tuple[x509.Certificate, ...], intermediates: tuple[x509.Certificate, ...]) -> bytes:
+    return hashlib.sha256(b"".join(c.fingerprint(hashes.SHA256()) for c in [*roots, None, *intermediates] if c)).digest()
+
+
 def _tsa_path_ok(cert_der: bytes, roots: list[x509.Certificate], intermediates: list[x509.Certificate]) -> bool:
     """Whether the TSA certificate chains to a trusted root, for time stamping: validated by pyHanko's path
     validator, remembered for TSA_PATH_SECONDS (a TSA signs many tokens with one certificate)."""
-    trust = hashlib.sha256(b"".join(c.fingerprint(hashes.SHA256()) for c in [*roots, None, *intermediates] if c)).digest()
-    key = (hashlib.sha256(cert_der).digest(), trust)
+    key = (hashlib.sha256(cert_der).digest(), _trust_key(tuple(roots), tuple(intermediates)))
     now = time.monotonic()
     with _paths_lock:
         known = _paths.get(key)
@@ -170,6 +178,169 @@ def _direct_check(
     return StampCheck(True, at, f"RFC 3161 time stamp at {at:%Y-%m-%dT%H:%M:%SZ} over the signature value")
 
 
+# ---------------------------------------------------------------- the token read by a small DER reader
+#
+# A hub token has one layout: ContentInfo → SignedData {version, digestAlgorithms, encapContentInfo (TSTInfo),
+# certificates, signerInfos {one SignerInfo}}. `_fast_check` walks that layout over the token's bytes (definite
+# lengths, minimal length octets, every child ending where its parent ends) and reads only what the check needs;
+# anything else raises _Unsupported and `_direct_check` (asn1crypto), then pyHanko, decide as before.
+
+
+_SIGNED_DATA = derread.oid_contents("1.2.840.113549.1.7.2")
+_TST_INFO = derread.oid_contents("1.2.840.113549.1.9.16.1.4")
+_CONTENT_TYPE = derread.oid_contents("1.2.840.113549.1.9.3")
+_MESSAGE_DIGEST = derread.oid_contents("1.2.840.113549.1.9.4")
+_SIGNING_CERTIFICATE_V2 = derread.oid_contents("1.2.840.113549.1.9.16.2.47")
+_DIGESTS = {
+    derread.oid_contents("2.16.840.1.101.3.4.2.1"): "sha256",
+    derread.oid_contents("2.16.840.1.101.3.4.2.2"): "sha384",
+    derread.oid_contents("2.16.840.1.101.3.4.2.3"): "sha512",
+}
+_SCHEMES = {
+    **{derread.oid_contents(f"1.2.840.10045.4.3.{n}"): "ecdsa" for n in (2, 3, 4)},
+    derread.oid_contents("1.2.840.10045.4"): "ecdsa",
+    **{derread.oid_contents(f"1.2.840.113549.1.1.{n}"): "rsassa_pkcs1v15" for n in (1, 11, 12, 13)},
+    derread.oid_contents("1.3.101.112"): "ed25519",
+}
+_GEN_TIME = re.compile(rb"(\d{14})(?:\.(\d{1,6}))?Z")
+_TST_TAIL = (0x30, 0x01, 0x02, 0xA0, 0xA1)  # accuracy, ordering, nonce, tsa, extensions: in this order, each optional
+
+
+@lru_cache(maxsize=256)  # a pure function of the bytes: a TSA signs many tokens with one certificate
+def _token_certificate(der: bytes) -> tuple[x509.Certificate, int, bytes]:
+    """A certificate carried in a token, with its serial number and its issuer's DER (how a signer names it)."""
+    certificate = x509.load_der_x509_certificate(der)
+    return certificate, certificate.serial_number, certificate.issuer.public_bytes()
+
+
+@lru_cache(maxsize=256)  # a pure function of the certificate
+def _for_time_stamping_only(certificate: x509.Certificate) -> bool:
+    try:
+        usage = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
+    except x509.ExtensionNotFound:
+        return False
+    return usage.critical and list(usage.value) == [ExtendedKeyUsageOID.TIME_STAMPING]
+
+
+@lru_cache(maxsize=256)  # a pure function of the certificate
+def _public_key(certificate: x509.Certificate) -> Any:
+    return certificate.public_key()
+
+
+def _gen_time(raw: bytes) -> datetime:
+    match = _GEN_TIME.fullmatch(raw)
+    if match is None:
+        raise _Unsupported("genTime")
+    whole, fraction = match.group(1), match.group(2)
+    month, day, hour, minute, second = (int(whole[a : a + 2]) for a in (4, 6, 8, 10, 12))
+    year = int(whole[:4])
+    return datetime(year, month, day, hour, minute, second, int(fraction.ljust(6, b"0")) if fraction else 0, tzinfo=UTC)
+
+
+def _fast_check(
+    token_der: bytes, signature_value: bytes, *, roots: list[x509.Certificate], intermediates: list[x509.Certificate]
+) -> StampCheck:
+    """`_direct_check`'s checks, in its order and with its verdicts, over the token's bytes read in place."""
+    buf = token_der
+    content_type, explicit = derread.inside(buf, derread.whole(buf, 0x30), (0x06, 0xA0))[:2]
+    if derread.body(buf, content_type) != _SIGNED_DATA:
+        raise _Unsupported("not SignedData")
+    signed_data = derread.only(buf, explicit, 0x30)
+    parts = derread.inside(buf, signed_data, (0x02, 0x31, 0x30))
+    certificates_at = parts[3] if len(parts) > 4 and parts[3].tag == 0xA0 else None
+    if [p.tag for p in parts[3:]] not in ([0x31], [0xA0, 0x31]):
+        raise _Unsupported("SignedData layout")
+    econtent_type, econtent = derread.inside(buf, parts[2], (0x06, 0xA0))[:2]
+    if derread.body(buf, econtent_type) != _TST_INFO:
+        raise _Unsupported("not TSTInfo")
+    tst_item = derread.only(buf, econtent, 0x04)
+    tst_der = derread.body(buf, tst_item)
+    tst = derread.inside(buf, derread.only(buf, tst_item, 0x30), (0x02, 0x06, 0x30, 0x02, 0x18))
+    tail = [t.tag for t in tst[5:]]
+    if tail != [tag for tag in _TST_TAIL if tag in tail]:
+        raise _Unsupported("TSTInfo layout")
+    at = _gen_time(derread.body(buf, tst[4]))
+    imprint_alg_id, imprint_value = derread.inside(buf, tst[2], (0x30, 0x04))[:2]
+    imprint_alg = _DIGESTS.get(derread.body(buf, derread.inside(buf, imprint_alg_id, (0x06,))[0]))
+    if imprint_alg is None:
+        raise _Unsupported("imprint algorithm")
+    infos = derread.children(buf, parts[-1].body, parts[-1].end)
+    if len(infos) != 1 or infos[0].tag != 0x30:
+        raise _Unsupported("signer count")
+    _version, sid, digest_alg_id, attrs_item, signature_alg_id, value_item = derread.inside(
+        buf, infos[0], (0x02, 0x30, 0x30, 0xA0, 0x30, 0x04)
+    )[:6]
+    issuer, serial_item = derread.inside(buf, sid, (0x30, 0x02))[:2]
+    wanted = (int.from_bytes(derread.body(buf, serial_item), "big", signed=True), buf[issuer.start : issuer.end])
+    digest_alg = _DIGESTS.get(derread.body(buf, derread.inside(buf, digest_alg_id, (0x06,))[0]))
+    scheme = _SCHEMES.get(derread.body(buf, derread.inside(buf, signature_alg_id, (0x06,))[0]))
+    if digest_alg is None or scheme is None or attrs_item.end == attrs_item.body:
+        raise _Unsupported("algorithm")
+    signer = None
+    for item in derread.children(buf, certificates_at.body, certificates_at.end) if certificates_at else []:
+        if item.tag == 0x30:
+            certificate, serial, issuer_der = _token_certificate(buf[item.start : item.end])
+            if signer is None and (serial, issuer_der) == wanted:
+                signer = certificate, buf[item.start : item.end]
+    if signer is None:
+        raise _Unsupported("signer certificate not in the token")
+    attrs: dict[bytes, list[derread.Tlv]] = {}
+    for attr in derread.children(buf, attrs_item.body, attrs_item.end):
+        kind, values = derread.inside(buf, attr, (0x06, 0x31))[:2]
+        if attr.tag != 0x30 or derread.body(buf, kind) in attrs:
+            raise _Unsupported("signed attributes")
+        attrs[derread.body(buf, kind)] = derread.children(buf, values.body, values.end)
+    content_types, digests = attrs.get(_CONTENT_TYPE), attrs.get(_MESSAGE_DIGEST)
+    if (content_types and content_types[0].tag != 0x06) or (digests and digests[0].tag != 0x04):
+        raise _Unsupported("signed attribute values")
+    ess = attrs.get(_SIGNING_CERTIFICATE_V2)
+    if not ess or ess[0].tag != 0x30:
+        raise _Unsupported("no ESSCertIDv2")
+    first = derread.inside(buf, derread.inside(buf, ess[0], (0x30,))[0], (0x30,))[0]
+    ess_parts = derread.children(buf, first.body, first.end)
+    if ess_parts and ess_parts[0].tag == 0x04:  # hashAlgorithm DEFAULT sha256 (RFC 5035)
+        ess_alg: str | None = "sha256"
+        ess_hash = ess_parts[0]
+    elif len(ess_parts) >= 2 and ess_parts[0].tag == 0x30 and ess_parts[1].tag == 0x04:
+        ess_alg = _DIGESTS.get(derread.body(buf, derread.inside(buf, ess_parts[0], (0x06,))[0]), "other")
+        ess_hash = ess_parts[1]
+    else:
+        raise _Unsupported("ESSCertIDv2")
+    certificate, cert_der = signer
+    key = _public_key(certificate)
+    if not (
+        (isinstance(key, ec.EllipticCurvePublicKey) and scheme == "ecdsa")
+        or (isinstance(key, rsa.RSAPublicKey) and scheme == "rsassa_pkcs1v15")
+        or (isinstance(key, ed25519.Ed25519PublicKey) and scheme == "ed25519")
+    ):
+        raise _Unsupported(scheme)
+    broken = StampCheck(False, at, "the time stamp does not match this signature or its own signature is broken")
+    if hashlib.new(imprint_alg, signature_value).digest() != derread.body(buf, imprint_value):
+        return broken
+    if not content_types or derread.body(buf, content_types[0]) != _TST_INFO or not digests:
+        return broken
+    if derread.body(buf, digests[0]) != hashlib.new(digest_alg, tst_der).digest():
+        return broken
+    if ess_alg not in _HASHES or hashlib.new(ess_alg, cert_der).digest() != derread.body(buf, ess_hash):
+        return broken
+    to_verify = b"\x31" + buf[attrs_item.start + 1 : attrs_item.end]  # the attributes as a SET, as they were signed
+    value = derread.body(buf, value_item)
+    try:
+        if isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(value, to_verify, ec.ECDSA(_HASHES[digest_alg]()))
+        elif isinstance(key, rsa.RSAPublicKey):
+            key.verify(value, to_verify, padding.PKCS1v15(), _HASHES[digest_alg]())
+        else:
+            key.verify(value, to_verify)
+    except InvalidSignature:
+        return broken
+    if not _for_time_stamping_only(certificate):
+        return StampCheck(False, at, "the time stamp's signer is not a time-stamp authority (extendedKeyUsage)", True)
+    if not _tsa_path_ok(cert_der, roots, intermediates):
+        return StampCheck(False, at, "the time-stamp authority is not trusted (no valid path to a trusted root)", True)
+    return StampCheck(True, at, f"RFC 3161 time stamp at {at:%Y-%m-%dT%H:%M:%SZ} over the signature value")
+
+
 def check(
     token_der: bytes, signature_value: bytes, *, roots: list[x509.Certificate], intermediates: list[x509.Certificate]
 ) -> StampCheck:
@@ -178,6 +349,8 @@ def check(
     Tokens of the usual layout (one signer, ECDSA, RSA PKCS#1 v1.5 or Ed25519, ESSCertIDv2) are checked directly
     (`_direct_check`), with the TSA certificate's path validated once per certificate; any other token, and any
     token the direct check cannot read, goes through pyHanko's validation of the whole token."""
+    with contextlib.suppress(Exception):  # _Unsupported, or a layout the reader does not walk: asn1crypto reads it
+        return _fast_check(token_der, signature_value, roots=roots, intermediates=intermediates)
     with contextlib.suppress(Exception):  # _Unsupported, or an unusual encoding: the full validation decides
         return _direct_check(token_der, signature_value, roots=roots, intermediates=intermediates)
     return _pyhanko_check(token_der, signature_value, roots=roots, intermediates=intermediates)

@@ -377,6 +377,41 @@ def test_other_producers_seal_signatures_in_ofd_documents_are_read_and_verified(
     assert {"sesv4-ofdrw.ofd", "sesv4-gomain-invoice.ofd"} <= set(seen)
 
 
+def test_a_seal_signature_read_in_place_reads_as_asn1crypto_and_the_standards_module_read_it(
+    client: TestClient, hub: Hub
+) -> None:
+    """Version-4 signatures (the hub's, time-stamped, and other producers' in the sample OFDs) read by the small DER
+    reader give what the asn1crypto classes give, field by field, and what a decoder generated from the standard's
+    module finds; a signature cut short is refused by both."""
+    from seal import derread, sesder
+
+    module = _asn1()
+    department, _seal = _sm2_seal(client, hub)
+    signed = client.post(
+        "/seal/sign",
+        headers={**sealer(hub, department).headers, "Accept": "application/octet-stream"},
+        json={"purpose": "行政许可", "data_base64": base64.b64encode(b"decision").decode(), "content_type": "text/plain"},
+    )
+    assert signed.status_code == 200, signed.text
+    samples = [der for path in _ofd_samples() if path.name.startswith("sesv4") for _f, _x, der in _signatures(path)]
+    version_4 = [signed.content, *samples]
+    assert signed.content in version_4 and len(version_4) > 1
+    for der in version_4:
+        read = sesder._read_v4(der)
+        assert read == sesder._read_with_asn1crypto(der, 4)
+        decoded = module.decode("SES-Signature", der)
+        assert read.data_hash == decoded["toSign"]["dataHash"][0]
+        assert read.signature == decoded["signature"][0] and read.signer_cert == decoded["cert"]
+        assert read.timestamp == (decoded["timeStamp"][0] if "timeStamp" in decoded else None)
+        assert read.property_info == decoded["toSign"]["propertyInfo"]
+    assert sesder.parse_signature(signed.content).timestamp is not None  # the hub stamps its signatures
+    # cut short: the reader refuses it, and so does asn1crypto, with a reason
+    with pytest.raises(derread.Unreadable):
+        sesder._read_v4(signed.content[:-1])
+    with pytest.raises(sesder.DerError):
+        sesder.parse_signature(signed.content[:-1])
+
+
 def test_a_legacy_version_1_signature_is_read_and_its_findings_reported(client: TestClient) -> None:
     """The legacy sample: its producer signed the data hash itself; that hash is not the one of its
     Signature.xml as the document carries it now, and its seal maker's signature does not verify as the standard

@@ -221,6 +221,49 @@ def test_a_hub_token_is_checked_directly_and_agrees_with_pyhanko_on_good_forged_
     assert asyncio.run(_pyhanko_ok(tampered, value, roots, intermediates)) is False
 
 
+def test_a_hub_token_read_in_place_gets_the_verdicts_of_asn1crypto_and_pyhanko(hub: Hub) -> None:
+    """The token read by the small DER reader (the path every hub token takes) gives what the asn1crypto reading
+    and pyHanko's full validation give: good, over another signature, untrusted, its signature or its TSTInfo
+    tampered; a token the reader does not walk goes to the fuller checks and is still judged."""
+    from seal import authority, derread, timestamps
+
+    with hub.factory() as db:
+        stamper = service.hub_timestamper(db, hub.app.state.vault)
+        roots, intermediates = authority.trusted_certificates(db)
+        db.commit()
+    value = b"the seal signature value"
+    token = timestamps.stamp(value, stamper)
+    at = token.rfind(token[-8:])
+    bad_signature = token[:at] + bytes([token[at] ^ 0x01]) + token[at + 1 :]
+    when = token.index(b"\x18\x0f") + 15  # the last digit of the TSTInfo's genTime (YYYYMMDDHHMMSSZ)
+    bad_time = token[:when] + bytes([token[when] ^ 0x01]) + token[when + 1 :]
+    cases = [
+        (token, value, roots, True),
+        (token, b"another signature", roots, False),
+        (token, value, [], False),
+        (bad_signature, value, roots, False),
+        (bad_time, value, roots, False),
+    ]
+    for token_der, signed, trusted, expected in cases:
+        read = timestamps._fast_check(token_der, signed, roots=trusted, intermediates=intermediates)
+        parsed = timestamps._direct_check(token_der, signed, roots=trusted, intermediates=intermediates)
+        assert read == parsed
+        assert read.ok is expected
+        assert asyncio.run(_pyhanko_ok(token_der, signed, trusted, intermediates)) is expected
+    assert timestamps._fast_check(token, value, roots=[], intermediates=intermediates).untrusted
+    # BER the reader refuses (indefinite length on the outer SEQUENCE): the fuller checks decide, as before
+    body = token[2 + (token[1] & 0x7F) :] if token[1] & 0x80 else token[2:]
+    indefinite = b"\x30\x80" + body + b"\x00\x00"
+    with pytest.raises(derread.Unreadable):
+        timestamps._fast_check(indefinite, value, roots=roots, intermediates=intermediates)
+    assert timestamps.check(indefinite, value, roots=roots, intermediates=intermediates).ok is asyncio.run(
+        _pyhanko_ok(indefinite, value, roots, intermediates)
+    )
+    truncated = timestamps.check(token[:-1], value, roots=roots, intermediates=intermediates)
+    assert truncated.ok is False
+    assert "cannot be read" in truncated.message
+
+
 async def _pyhanko_ok(token: bytes, value: bytes, roots: list[x509.Certificate], intermediates: list[x509.Certificate]) -> bool:
     from asn1crypto import cms
     from pyhanko.sign.validation.generic_cms import validate_tst_signed_data
