@@ -30,6 +30,7 @@ RECORD_CLASS = "certificate_version"
 JWS_FILE = "original/credential.jws"
 SD_JWT_FILE = "original/credential.sd-jwt"
 PDF_FILE = "original/copy.pdf"
+OFD_FILE = "original/copy.ofd"
 DAT46_FILE = "metadata/dat46.json"
 GBT36903_FILE = "metadata/gbt36903.json"
 KEY_FILE = "signature/issuer-key.json"
@@ -80,6 +81,9 @@ def certificate_contents(
         files[PDF_FILE] = get_bytes(storage, certificate.pdf_key)
         chain = sealing.authority_chain(db, vault=vault)
         files[SEAL_CA_FILE] = _json({"roots": [chain["root"], *chain["roots"]], "intermediates": [chain["issuing"]]})
+    if certificate.ofd_key:  # the sealed OFD copy, its seal on the SM2 chain (both chains' CAs in the CA file)
+        files[OFD_FILE] = get_bytes(storage, certificate.ofd_key)
+        files[SEAL_CA_FILE] = _json(sealing.archive_trust(db))
     jwk = next((k for k in hub_jwks(db)["keys"] if k.get("kid") == certificate.kid), None)
     files[KEY_FILE] = _json({"alg": certificate.alg, "kid": certificate.kid, "jwk": jwk})
     computer_files = [
@@ -136,6 +140,8 @@ def certificate_contents(
 def _format_name(name: str) -> str:
     if name.endswith(".pdf"):
         return "PDF"
+    if name.endswith(".ofd"):
+        return "OFD (GB/T 33190-2016), 电子签章 GB/T 38540-2020"
     if name.endswith(".jws"):
         return "JWS compact serialisation (RFC 7515)"
     return "SD-JWT VC (RFC 9901)"
@@ -251,6 +257,8 @@ def check_certificate_package(bag: archive.Bag, report: archive.Report) -> None:
     _check_signature(payload, meta, identifier, report)
     if PDF_FILE in payload:
         archive.check_pdf_seals(payload, PDF_FILE, SEAL_CA_FILE, report)
+    if OFD_FILE in payload:
+        sealing.check_ofd_copy(payload, OFD_FILE, SEAL_CA_FILE, report)
     _check_audit_subject(bag, identifier, report)
 
 

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from certhub.ofdcopy import OfdCopy
+from ops.archive import service as archive
 from ops.audit import Actor
 from ops.config import Settings
 from ops.crypto import KeyVault
@@ -32,6 +33,16 @@ def verify_signature(*, alg: str, jwk: dict[str, Any], data: bytes, signature: b
 def authority_chain(db: Session, *, vault: KeyVault) -> dict[str, Any]:
     """The hub CA's root and issuing certificates (PEM) that a sealed PDF copy's seal chains to."""
     return seal_service.authority_certificates(db, vault=vault)
+
+
+def archive_trust(db: Session) -> dict[str, list[str]]:
+    """The hub CA certificates of both chains (PEM) that a sealed copy's seal chains to, for an archive package."""
+    return seal_service.trusted_ca_pem(db)
+
+
+def check_ofd_copy(payload: dict[str, bytes], ofd_file: str, ca_file: str, report: archive.Report) -> None:
+    """四性检测 of a sealed OFD copy in a package: its seal signatures, from the package alone (seal domain)."""
+    seal_service.check_ofd_copy(payload, ofd_file, ca_file, report)
 
 
 def department_jwks(db: Session) -> dict[str, Any]:

@@ -105,12 +105,11 @@ def use_contents(
     output = get_bytes(storage, use.object_key)
     original = {"pdf": PDF_FILE, "ofd": OFD_FILE}.get(use.kind, DER_FILE)
     approval = repository.use_request_by_id(db, use.request_id) if use.request_id else None
-    roots, intermediates = authority.trusted_certificates(db)
     files: dict[str, bytes] = {
         original: output,
         SEAL_FILE: seal.structure_der or make_seal_der(db, vault=vault, seal=seal, settings=settings),
         CERT_FILE: _json({"certificate": seal.certificate_pem, "chain": chain_pem(db, seal)[1:]}),
-        CA_FILE: _json({"roots": [_pem(c) for c in roots], "intermediates": [_pem(c) for c in intermediates]}),
+        CA_FILE: _json(trusted_ca_pem(db)),
         USE_FILE: _json(
             {
                 "use_id": use.id,
@@ -385,15 +384,17 @@ def _check_use_signature_hash(parsed: sesder.ParsedSignature, use: dict[str, Any
 def _check_seal_signature(
     parsed: sesder.ParsedSignature,
     cert: x509.Certificate,
-    held: x509.Certificate,
+    held: x509.Certificate | None,
     trusted: Trust,
     payload: dict[str, bytes],
     report: archive.Report,
     path: str,
+    ca_file: str = CA_FILE,
 ) -> None:
     """A GB/T 38540 seal signature from the package alone: its value under its signer certificate, the seal's
-    maker signature, its time stamp, the seal inside it being the package's seal file, its certificate the one the
-    package holds, its chain to the package's CA."""
+    maker signature, its time stamp, its chain to the package's CA (`ca_file`); and, for a package of a seal use
+    (`held`: the seal certificate it holds), the seal inside it being the package's seal file and its certificate
+    the one the package holds."""
     integrity, authenticity = archive.Property.INTEGRITY, archive.Property.AUTHENTICITY
     alg = keys.ALG_FOR_OID.get(parsed.alg)
     try:
@@ -407,6 +408,11 @@ def _check_seal_signature(
     if parsed.timestamp is not None:  # the RFC 3161 stamp over the signature value, checked against the package's CA
         stamp = timestamps.check(parsed.timestamp, parsed.signature, roots=trusted.roots, intermediates=trusted.intermediates)
         report.add(authenticity, "seal signature time stamp", stamp.ok, stamp.message, path)
+    at = parsed.time_info or cert.not_valid_before_utc
+    chain, _ = chain_check(cert, trusted, at)
+    report.add(authenticity, "seal chain", chain.status == "passed", chain.message, f"data/{ca_file}")
+    if held is None:
+        return
     own_seal = parsed.seal.der == payload.get(SEAL_FILE)
     report.add(
         integrity,
@@ -425,9 +431,6 @@ def _check_seal_signature(
         else f"the signer's certificate is not the one in {CERT_FILE}",
         f"data/{CERT_FILE}",
     )
-    at = parsed.time_info or cert.not_valid_before_utc
-    chain, _ = chain_check(cert, trusted, at)
-    report.add(authenticity, "seal chain", chain.status == "passed", chain.message, f"data/{CA_FILE}")
 
 
 def _check_ofd(payload: dict[str, bytes], use: dict[str, Any], report: archive.Report) -> None:
@@ -448,17 +451,58 @@ def _check_ofd(payload: dict[str, bytes], use: dict[str, Any], report: archive.R
         f"data/{USE_FILE}",
     )
     try:
-        package = ofd.Package(data)
-        document = ofd.read_document(package)
         trusted, held = _package_trust(payload)
-    except (ofd.OfdError, KeyError, TypeError, ValueError, AttributeError) as exc:
-        report.add(authenticity, "seal", False, f"{OFD_FILE} or the package's certificates cannot be read: {exc}", path)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        report.add(authenticity, "seal", False, f"the package's certificates cannot be read: {exc}", path)
+        return
+    _check_ofd_signatures(payload, OFD_FILE, trusted, held, report, use=use)
+
+
+def trusted_ca_pem(db: Session) -> dict[str, list[str]]:
+    """The hub CA certificates of both chains, current and retired (PEM): what a package's seals chain to."""
+    roots, intermediates = authority.trusted_certificates(db)
+    return {"roots": [_pem(c) for c in roots], "intermediates": [_pem(c) for c in intermediates]}
+
+
+def check_ofd_copy(payload: dict[str, bytes], ofd_file: str, ca_file: str, report: archive.Report) -> None:
+    """A sealed OFD that another record's package holds (a certificate version's copy), from the package alone:
+    each seal signature's references, its DER over Signature.xml, its seal file, the signature value, the seal's
+    maker, its time stamp and its chain to the CA certificates in `ca_file` ({"roots": [PEM], "intermediates": [PEM]})."""
+    try:
+        ca = json.loads(payload[ca_file])
+        trusted = Trust(
+            roots=[x509.load_pem_x509_certificate(p.encode()) for p in ca["roots"]],
+            intermediates=[x509.load_pem_x509_certificate(p.encode()) for p in ca["intermediates"]],
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        report.add(archive.Property.AUTHENTICITY, "seal", False, f"{ca_file} cannot be read: {exc}", f"data/{ca_file}")
+        return
+    _check_ofd_signatures(payload, ofd_file, trusted, None, report, use=None, ca_file=ca_file)
+
+
+def _check_ofd_signatures(
+    payload: dict[str, bytes],
+    ofd_file: str,
+    trusted: Trust,
+    held: x509.Certificate | None,
+    report: archive.Report,
+    *,
+    use: dict[str, Any] | None,
+    ca_file: str = CA_FILE,
+) -> None:
+    integrity, authenticity = archive.Property.INTEGRITY, archive.Property.AUTHENTICITY
+    path = f"data/{ofd_file}"
+    try:
+        package = ofd.Package(payload[ofd_file])
+        document = ofd.read_document(package)
+    except (ofd.OfdError, KeyError) as exc:
+        report.add(authenticity, "seal", False, f"{ofd_file} cannot be read: {exc}", path)
         return
     if not document.signatures:
-        report.add(authenticity, "seal", False, f"{OFD_FILE} carries no seal signature", path)
+        report.add(authenticity, "seal", False, f"{ofd_file} carries no seal signature", path)
         return
     for sig in document.signatures:
-        where = f"{OFD_FILE} {sig.path or sig.id}"
+        where = f"{ofd_file} {sig.path or sig.id}"
         if sig.problem is not None or sig.signed_value is None:
             report.add(authenticity, "seal", False, f"{where}: {sig.problem or 'no seal signature'}", path)
             continue
@@ -483,9 +527,9 @@ def _check_ofd(payload: dict[str, bytes], use: dict[str, Any], report: archive.R
         )
         seal_file_ok, seal_file_message = _ofd_seal_file(package, sig, parsed)
         report.add(integrity, "ofd seal file", seal_file_ok, f"{where}: {seal_file_message}", path)
-        if sig is document.signatures[0]:
+        if sig is document.signatures[0] and use is not None:
             _check_use_signature_hash(parsed, use, report)
-        _check_seal_signature(parsed, cert, held, trusted, payload, report, path)
+        _check_seal_signature(parsed, cert, held, trusted, payload, report, path, ca_file)
 
 
 def _ofd_seal_file(package: ofd.Package, sig: ofd.OfdSignature, parsed: sesder.ParsedSignature) -> tuple[bool, str]:

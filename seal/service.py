@@ -36,7 +36,7 @@ This module defines nothing: it re-exports.
 from __future__ import annotations
 
 from seal.archiving import PROFILES as ARCHIVE_PROFILES
-from seal.archiving import archive_use, archive_uses_between, use_package, use_packages
+from seal.archiving import archive_use, archive_uses_between, check_ofd_copy, trusted_ca_pem, use_package, use_packages
 from seal.authority import ensure_authority
 from seal.caches import clear_all as clear_caches
 from seal.custody import department_jwks, department_signer, rewrap_keys, signer_for, verify_jose_signature
@@ -124,6 +124,7 @@ __all__ = [
     "authority_certificates",
     "can_seal_with",
     "change_status",
+    "check_ofd_copy",
     "check_picture",
     "clear_caches",
     "current_crl",
@@ -165,6 +166,7 @@ __all__ = [
     "time_stamp_trust",
     "time_stamper",
     "timestamper",
+    "trusted_ca_pem",
     "use_actions",
     "use_package",
     "use_packages",

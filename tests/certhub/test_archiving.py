@@ -364,3 +364,30 @@ def test_a_package_re_signed_with_another_key_fails_only_against_the_published_k
         headers=world.hub.admin.headers,
     )
     assert bad.status_code == 422 and "trust file" in bad.json()["detail"]
+
+
+@pytest.mark.parametrize("world", ["SM2"], indirect=True)
+def test_a_certificate_with_a_sealed_ofd_copy_is_archived_with_it_and_its_seal_checked_from_the_package(
+    world: World, tmp_path: Path
+) -> None:
+    cert, data = _archived(world)
+    assert cert["has_ofd"] is True  # the issuer has an SM2 seal: the copy is an OFD
+    files = archive.read_zip(data).files
+    assert "data/original/copy.ofd" in files and "data/original/copy.pdf" not in files
+    assert bagit.Bag(str(_unpack(data, tmp_path / "bag"))).is_valid()
+    report = _check(files)
+    assert report.ok, report.failures()
+    passed = {f.check for f in report.findings if f.ok}
+    assert {"ofd references", "ofd signature file", "seal signature", "seal chain"} <= passed, passed
+    # the copy's page changed inside the OFD, the package's manifests and metadata made to match: the seal fails
+    copy = zipfile.ZipFile(io.BytesIO(files["data/original/copy.ofd"]))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as changed:
+        for item in copy.infolist():
+            body = copy.read(item.filename)
+            if item.filename.endswith("Page_0/Content.xml"):
+                body = body.replace("居民身份证".encode(), "居民户口簿".encode())
+            changed.writestr(item.filename, body)
+    report = _check(_rebag(files, {"original/copy.ofd": out.getvalue()}))
+    failed = {f.check: f.reason for f in report.failures()}
+    assert "ofd references" in failed and "Content.xml" in failed["ofd references"], failed
