@@ -88,9 +88,10 @@ def _asn1(cert: x509.Certificate) -> asn1_x509.Certificate:
     return asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
 
 
-def check_token(token_der: bytes, data: bytes, *, trusted: Trust | None) -> TokenCheck:
+def check_token(token_der: bytes, data: bytes, *, trusted: Trust | None, moment: datetime | None = None) -> TokenCheck:
     """Verify a time-stamp token over `data`: its imprint is the data's hash, its signature holds, and (with
-    `trusted`) its TSA certificate chains to one of the roots. An unreadable token is a failed check."""
+    `trusted`) its TSA certificate chains to one of the roots, at `moment` (default now: a renewed stamp is checked
+    at the time its successor was made). An unreadable token is a failed check."""
     from pyhanko.sign.validation.generic_cms import validate_tst_signed_data
     from pyhanko_certvalidator import ValidationContext
 
@@ -100,7 +101,10 @@ def check_token(token_der: bytes, data: bytes, *, trusted: Trust | None) -> Toke
             return TokenCheck(False, None, "the time stamp is not a CMS SignedData token")
         roots, intermediates = trusted if trusted is not None else ([], [])
         context = ValidationContext(
-            trust_roots=[_asn1(c) for c in roots], other_certs=[_asn1(c) for c in intermediates], allow_fetching=False
+            trust_roots=[_asn1(c) for c in roots],
+            other_certs=[_asn1(c) for c in intermediates],
+            allow_fetching=False,
+            moment=moment,
         )
         status = asyncio.run(
             validate_tst_signed_data(content["content"], context, lambda algorithm: hashlib.new(algorithm, data).digest())
@@ -124,6 +128,48 @@ def gen_time(token_der: bytes) -> datetime | None:
     except Exception:  # untrusted input
         return None
     return at if isinstance(at, datetime) else None
+
+
+@dataclass(frozen=True)
+class TokenFacts:
+    """What a token states about itself (read, not verified): its time, the digest algorithm of its imprint and
+    its signer certificate's validity."""
+
+    at: datetime | None
+    digest_algorithm: str | None
+    signer_not_before: datetime | None
+    signer_not_after: datetime | None
+
+
+def token_facts(token_der: bytes) -> TokenFacts:
+    """The facts of a token; what cannot be read is None (untrusted input never raises here)."""
+    algorithm, not_before, not_after = None, None, None
+    try:
+        algorithm = str(
+            cms.ContentInfo.load(token_der)["content"]["encap_content_info"]["content"]
+            .parsed["message_imprint"]["hash_algorithm"]["algorithm"]
+            .native
+        )
+    except Exception:  # untrusted input
+        algorithm = None
+    signer = _signer(token_der)
+    if signer is not None:
+        validity = signer["tbs_certificate"]["validity"]
+        not_before, not_after = validity["not_before"].native, validity["not_after"].native
+    return TokenFacts(gen_time(token_der), algorithm, not_before, not_after)
+
+
+def _signer(token_der: bytes) -> asn1_x509.Certificate | None:
+    try:
+        signed = cms.ContentInfo.load(token_der)["content"]
+        sid = signed["signer_infos"][0]["sid"]
+        certs = [c.chosen for c in signed["certificates"] if isinstance(c.chosen, asn1_x509.Certificate)]
+        if sid.name == "issuer_and_serial_number":
+            wanted = sid.chosen
+            return next(c for c in certs if c.issuer == wanted["issuer"] and c.serial_number == wanted["serial_number"].native)
+        return next(c for c in certs if c.key_identifier == sid.chosen.native)
+    except Exception:  # untrusted input
+        return None
 
 
 def signer_is_time_stamping(token_der: bytes) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,6 +22,9 @@ ALGORITHMS = ("sha256", "sm3")
 # The RFC 3161 time-stamp token over the SHA-256 of `tagmanifest-sha256.txt`: a tag file no tag manifest lists
 # (the stamp covers the tag manifest, so the tag manifest cannot cover the stamp).
 TIMESTAMP = "timestamp.tsr"
+# Its renewals (RFC 4998's idea): `timestamp-2.tsr`, `timestamp-3.tsr`, ... each a token over the hash of the previous
+# token's bytes followed by the tag manifest's, so that each new stamp covers the old one and the data.
+_STAMP_NAME = re.compile(r"timestamp(?:-([1-9][0-9]{0,5}))?\.tsr")
 STAMPED_TAG_MANIFEST = "tagmanifest-sha256.txt"
 BAGIT_TXT = b"BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n"
 # A package is read whole into memory: refuse archives larger than this (and zip bombs).
@@ -83,13 +87,44 @@ def stamped_digest(zipped: bytes) -> bytes:
     return hashlib.sha256(manifest).digest()
 
 
-def with_timestamp(zipped: bytes, token: bytes) -> bytes:
-    """The same zipped bag with its time-stamp token added as the tag file `timestamp.tsr` (nothing else changes:
-    the manifests and tag manifests stay as they were)."""
+def stamp_name(position: int) -> str:
+    """The tag file of the `position`-th stamp of the chain (1: `timestamp.tsr`, 2: `timestamp-2.tsr`, ...)."""
+    return TIMESTAMP if position == 1 else f"timestamp-{position}.tsr"
+
+
+def stamp_position(name: str) -> int | None:
+    """The position in the chain of a tag file named like a stamp, else None."""
+    found = _STAMP_NAME.fullmatch(name)
+    if found is None:
+        return None
+    return int(found.group(1)) if found.group(1) else 1
+
+
+def stamp_files(files: Mapping[str, bytes]) -> list[str]:
+    """The stamp tag files a bag holds, in the order of their positions (gaps are the checker's business)."""
+    named = [(position, name) for name in files if (position := stamp_position(name)) is not None]
+    return [name for _, name in sorted(named)]
+
+
+def stamped_data(files: Mapping[str, bytes], position: int) -> bytes | None:
+    """The bytes the `position`-th stamp is over: the tag manifest (the first), else the previous stamp's token
+    followed by the tag manifest; None when a file it needs is absent."""
+    manifest = files.get(STAMPED_TAG_MANIFEST)
+    if manifest is None:
+        return None
+    if position == 1:
+        return manifest
+    previous = files.get(stamp_name(position - 1))
+    return None if previous is None else previous + manifest
+
+
+def with_timestamp(zipped: bytes, token: bytes, *, name: str = TIMESTAMP) -> bytes:
+    """The same zipped bag with a time-stamp token added as the tag file `name` (`timestamp.tsr`, or a renewal's
+    `timestamp-N.tsr`); nothing else changes: the manifests and tag manifests stay as they were."""
     archive = zipfile.ZipFile(io.BytesIO(zipped))
     [root] = {m.filename.split("/", 1)[0] for m in archive.infolist()}
     files = read_zip(zipped).files
-    files[TIMESTAMP] = token
+    files[name] = token
     return _zip(files, root)
 
 

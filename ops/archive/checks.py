@@ -16,6 +16,7 @@ import json
 import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -28,9 +29,13 @@ from ops.archive.bagit import (
     Bag,
     digest,
     parse_manifest,
+    stamp_files,
+    stamp_name,
+    stamped_data,
 )
 from ops.auditlog import merkle
 from ops.auditlog.checkpoints import signature_ok
+from ops.errors import Invalid
 
 PACKAGE_METADATA = "metadata/package.json"
 CHECKPOINT = "evidence/checkpoint.json"
@@ -94,6 +99,9 @@ class Report:
     identifier: str | None = None
     findings: list[Finding] = field(default_factory=list)
     trust: Trust | None = None
+    # Asked "as of" a past time: whether the time-stamp evidence held then, and which stamp carried it.
+    as_of: datetime | None = None
+    as_of_result: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -113,6 +121,7 @@ class Report:
             "identifier": self.identifier,
             "properties": {p.value: all(f.ok for f in self.findings if f.property == p) for p in Property},
             "findings": [f.as_dict() for f in self.findings],
+            "as_of": self.as_of_result,
         }
 
 
@@ -131,10 +140,11 @@ def load_json(bag: Bag, name: str) -> Any:
         return None
 
 
-def check_bag(bag: Bag, profiles: Mapping[str, Profile], trust: Trust | None = None) -> Report:
+def check_bag(bag: Bag, profiles: Mapping[str, Profile], trust: Trust | None = None, as_of: datetime | None = None) -> Report:
     """Every check of 四性检测 on one bag; the report names each failing file and why. With `trust`, the keys in
-    the package must also be among the keys known from outside it."""
-    report = Report(trust=trust)
+    the package must also be among the keys known from outside it. With `as_of`, the report also says whether the
+    time-stamp evidence held at that time and which stamp carried it."""
+    report = Report(trust=trust, as_of=as_of)
     _integrity(bag, report)
     _usability(bag, report)
     _security(bag, report)
@@ -199,7 +209,7 @@ def _integrity(bag: Bag, report: Report) -> None:
                     bad = True
                     report.add(Property.INTEGRITY, "extra file", False, f"{name} is in the package but not in {covered}", name)
             else:
-                wanted = tag_files - {f"tagmanifest-{a}.txt" for a in ALGORITHMS} - {TIMESTAMP}
+                wanted = tag_files - {f"tagmanifest-{a}.txt" for a in ALGORITHMS} - set(stamp_files(bag.files))
                 for name in sorted(wanted - listed.keys()):
                     bad = True
                     report.add(Property.INTEGRITY, "extra file", False, f"tag file {name} is not in {covered}", name)
@@ -218,12 +228,24 @@ def _integrity(bag: Bag, report: Report) -> None:
     )
 
 
+@dataclass(frozen=True)
+class _Stamp:
+    name: str
+    at: datetime | None
+    not_before: datetime | None
+    not_after: datetime | None
+    digest_algorithm: str | None
+
+
 def _timestamp(bag: Bag, report: Report) -> None:
-    """The package's RFC 3161 time stamp: over the SHA-256 of its tag manifest, its signature intact, its signer a
-    time-stamping certificate, chained (with trust named) to one of the hub's published roots. A package written
-    while the TSA was unreachable has none yet: reported as awaiting, not as a failure of integrity."""
-    token = bag.files.get(TIMESTAMP)
-    if token is None:
+    """The package's chain of RFC 3161 time stamps: `timestamp.tsr` over the tag manifest, each renewal
+    `timestamp-N.tsr` over the previous token followed by the tag manifest (RFC 4998's idea), each made before its
+    predecessor's authority certificate expired. Each token's signature holds (checked at the time its successor
+    was made, the last one now), its signer is a time-stamping certificate, chained (with trust named) to one of
+    the hub's published roots. A package written while the TSA was unreachable has none yet: reported as awaiting,
+    not as a failure of integrity."""
+    names = stamp_files(bag.files)
+    if not names:
         report.add(
             Property.AUTHENTICITY,
             "time stamp",
@@ -232,31 +254,130 @@ def _timestamp(bag: Bag, report: Report) -> None:
             "authority answers)",
             TIMESTAMP,
         )
+        _as_of(report, [])
         return
-    manifest = bag.files.get(STAMPED_TAG_MANIFEST)
-    if manifest is None:
-        report.add(Property.AUTHENTICITY, "time stamp", False, f"{TIMESTAMP} has no {STAMPED_TAG_MANIFEST} to cover", TIMESTAMP)
-        return
-    from ops.timestamping import check_token, signer_is_time_stamping
+    from ops.timestamping import check_token, signer_is_time_stamping, token_facts
 
     roots = _trusted_roots(report.trust)
-    checked = check_token(token, manifest, trusted=(roots, []) if roots else None)
-    if not checked.ok:
-        report.add(Property.AUTHENTICITY, "time stamp", False, f"{TIMESTAMP}: {checked.message}", TIMESTAMP)
-        return
-    purpose = signer_is_time_stamping(token)
-    if purpose is not None:
-        report.add(Property.AUTHENTICITY, "time stamp", False, f"{TIMESTAMP}: {purpose}", TIMESTAMP)
-        return
-    where = "" if roots else " (its authority's chain is in the token, not verified against a trusted root)"
-    at = f"{checked.at:%Y-%m-%dT%H:%M:%SZ}" if checked.at is not None else "an unknown time"
+    stamps: list[_Stamp] = []
+    for position, name in enumerate(names, 1):
+        if name != stamp_name(position):
+            missing = stamp_name(position)
+            report.add(
+                Property.AUTHENTICITY,
+                "time stamp",
+                False,
+                f"{name}: the chain of time stamps is broken, {missing} is missing before it",
+                missing if missing not in bag.files else name,
+            )
+            return
+        data = stamped_data(bag.files, position)
+        if data is None:
+            report.add(Property.AUTHENTICITY, "time stamp", False, f"{name} has no {STAMPED_TAG_MANIFEST} to cover", name)
+            return
+        token = bag.files[name]
+        facts = token_facts(token)
+        successor = bag.files.get(stamp_name(position + 1))
+        moment = token_facts(successor).at if successor is not None else None
+        checked = check_token(token, data, trusted=(roots, []) if roots else None, moment=moment)
+        if not checked.ok:
+            covers = STAMPED_TAG_MANIFEST if position == 1 else f"{stamp_name(position - 1)} and {STAMPED_TAG_MANIFEST}"
+            report.add(Property.AUTHENTICITY, "time stamp", False, f"{name} (over {covers}): {checked.message}", name)
+            return
+        purpose = signer_is_time_stamping(token)
+        if purpose is not None:
+            report.add(Property.AUTHENTICITY, "time stamp", False, f"{name}: {purpose}", name)
+            return
+        if stamps:
+            before = stamps[-1]
+            if facts.at is None or before.at is None or facts.at < before.at:
+                report.add(Property.AUTHENTICITY, "time stamp", False, f"{name} is not later than {before.name}: reordered", name)
+                return
+            if before.not_after is not None and facts.at > before.not_after:
+                report.add(
+                    Property.AUTHENTICITY,
+                    "time stamp",
+                    False,
+                    f"{name} was made at {facts.at:%Y-%m-%dT%H:%M:%SZ}, after {before.name}'s authority certificate "
+                    f"expired ({before.not_after:%Y-%m-%dT%H:%M:%SZ}): the chain does not carry the earlier evidence",
+                    name,
+                )
+                return
+        stamps.append(_Stamp(name, facts.at, facts.signer_not_before, facts.signer_not_after, facts.digest_algorithm))
+    where = "" if roots else " (the authorities' chains are in the tokens, not verified against a trusted root)"
+    first = stamps[0].at
+    at = f"{first:%Y-%m-%dT%H:%M:%SZ}" if first is not None else "an unknown time"
+    chain = "" if len(stamps) == 1 else f", renewed {len(stamps) - 1} time(s) up to {stamps[-1].name}"
     report.add(
         Property.AUTHENTICITY,
         "time stamp",
         True,
-        f"RFC 3161 time stamp at {at} over {STAMPED_TAG_MANIFEST}, signed by a time-stamping certificate{where}",
-        TIMESTAMP,
+        f"RFC 3161 time stamp at {at} over {STAMPED_TAG_MANIFEST}{chain}, signed by time-stamping certificates{where}",
+        names[-1],
     )
+    _as_of(report, stamps)
+
+
+def parse_as_of(text: str, *, now: datetime) -> datetime:
+    """The past moment a check is asked "as of": ISO 8601 with a time zone, not after `now` (Invalid, 422, says
+    what is wrong otherwise)."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise Invalid(
+            f"as_of {text[:60]!r} is not an ISO 8601 time (e.g. 2026-01-31T08:00:00Z)",
+            errors=[{"field": "as_of", "message": "not an ISO 8601 time"}],
+        ) from None
+    if moment.tzinfo is None:
+        raise Invalid("as_of must carry a time zone (Z or +08:00)", errors=[{"field": "as_of", "message": "no time zone"}])
+    if moment > now:
+        raise Invalid(
+            f"as_of {moment.isoformat()} is in the future: the evidence can be asked about the past only",
+            errors=[{"field": "as_of", "message": "in the future"}],
+        )
+    return moment
+
+
+def _as_of(report: Report, stamps: list[_Stamp]) -> None:
+    """Whether the evidence held at `report.as_of`: the earliest stamp made by then whose authority certificate was
+    valid then carries it (the chain checks already said each successor came before its predecessor expired)."""
+    when = report.as_of
+    if when is None:
+        return
+    carrier = next(
+        (
+            s
+            for s in stamps
+            if s.at is not None
+            and s.at <= when
+            and (s.not_before is None or s.not_before <= when)
+            and (s.not_after is None or when <= s.not_after)
+        ),
+        None,
+    )
+    stamp = f"{when:%Y-%m-%dT%H:%M:%SZ}"
+    if carrier is not None:
+        reason = f"the evidence held at {stamp}: carried by {carrier.name}"
+        if carrier.at is not None:
+            reason += f" (made {carrier.at:%Y-%m-%dT%H:%M:%SZ}"
+            reason += (
+                f", its authority certificate valid until {carrier.not_after:%Y-%m-%dT%H:%M:%SZ})" if carrier.not_after else ")"
+            )
+    elif not stamps:
+        reason = f"not proven at {stamp}: the package has no valid time stamp"
+    elif stamps[0].at is not None and when < stamps[0].at:
+        reason = (
+            f"not proven at {stamp}: the first time stamp ({stamps[0].name}) was made later, at {stamps[0].at:%Y-%m-%dT%H:%M:%SZ}"
+        )
+    else:
+        reason = f"not proven at {stamp}: no stamp's authority certificate was valid then"
+    report.as_of_result = {
+        "at": when.isoformat(),
+        "proven": carrier is not None,
+        "stamp": carrier.name if carrier else None,
+        "reason": reason,
+    }
+    report.add(Property.AUTHENTICITY, "evidence as of", carrier is not None, reason, carrier.name if carrier else None)
 
 
 def _trusted_roots(trust: Trust | None) -> list[Any]:

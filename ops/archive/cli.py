@@ -95,9 +95,22 @@ def register(commands: argparse._SubParsersAction, profiles: Mapping[str, servic
         "of /audit/log/keys; the package's keys must then be among them",
     )
 
+    check.add_argument(
+        "--as-of",
+        metavar="TIME",
+        help="a past time (ISO 8601 with a zone): also say whether the time-stamp evidence held then, and which "
+        "stamp of the chain carried it",
+    )
+
     def run(args: argparse.Namespace) -> None:
         if not args.package.exists():
             raise SystemExit(f"govhub: {args.package} does not exist")
+        as_of = None
+        if args.as_of is not None:
+            try:
+                as_of = service.parse_as_of(args.as_of, now=utcnow())
+            except HubError as exc:
+                raise SystemExit(f"govhub: {exc.detail}") from None
         trust = None
         if args.trust:
             try:
@@ -105,12 +118,14 @@ def register(commands: argparse._SubParsersAction, profiles: Mapping[str, servic
             except (OSError, ValueError) as exc:
                 raise SystemExit(f"govhub: cannot read the trust files: {exc}") from None
         try:
-            report = service.check_path(args.package, profiles, trust)
+            report = service.check_path(args.package, profiles, trust, as_of)
         except HubError as exc:
             raise SystemExit(f"govhub: {exc.detail}") from None
         if args.summary:
             for finding in report.failures():
                 print(f"FAIL {finding.property} {finding.check}: {finding.reason}")
+            if report.as_of_result is not None and report.as_of_result["proven"]:
+                print(f"AS OF {report.as_of_result['reason']}")
             print("PASS" if report.ok else f"FAILED: {len(report.failures())} check(s)")
         else:
             print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
@@ -174,6 +189,13 @@ def register(commands: argparse._SubParsersAction, profiles: Mapping[str, servic
     )
     stamp.set_defaults(func=with_db(_timestamp))
 
+    renew = sub.add_parser(
+        "renew-stamps",
+        help="renew now the stamp chains due (the last stamp's TSA certificate expires within "
+        "GOVHUB_SEAL_LTA_RENEWAL_MARGIN_DAYS, or its digest is in GOVHUB_SEAL_LTA_WEAKENED_DIGESTS); exit 1 on a failure",
+    )
+    renew.set_defaults(func=with_db(_renew_stamps))
+
     retention = sub.add_parser("retention", help="the retention period (保管期限) of each record class")
     retention.set_defaults(func=_retention)
 
@@ -232,6 +254,15 @@ def _timestamp(db: Session, settings: Settings, _args: argparse.Namespace) -> No
     run = stamp_and_clean(db, make_store(settings))
     print(f"stamped {run.stamped}, awaiting {run.awaiting}" + (f" ({run.failure})" if run.failure and run.awaiting else ""))
     if run.awaiting:
+        sys.exit(1)
+
+
+def _renew_stamps(db: Session, settings: Settings, _args: argparse.Namespace) -> None:
+    from ops.archive.tasks import renew_and_clean
+
+    run = renew_and_clean(db, make_store(settings))
+    print(f"renewed {run.renewed}, recorded {run.noted}, failed {run.failed}" + (f" ({run.failure})" if run.failure else ""))
+    if run.failure or run.failed:
         sys.exit(1)
 
 

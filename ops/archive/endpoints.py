@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
 
 from ops.archive import service
 from ops.archive.schemas import (
@@ -54,11 +54,16 @@ def check_package(
         list[UploadFile] | None,
         File(description="keys known from outside the package: a JWKS, the page of /audit/log/keys (JSON, repeatable)"),
     ] = None,
+    as_of: Annotated[
+        str | None,
+        Form(description="a past time (ISO 8601 with a zone): did the time-stamp evidence hold then, and which stamp carried it"),
+    ] = None,
 ) -> Any:
     """Authenticity, integrity, usability and security of the package on its own, each check with its reason."""
+    moment = service.parse_as_of(as_of, now=utcnow()) if as_of is not None else None
     data = _read(file)
     profiles = getattr(request.app.state, "archive_profiles", {})
-    return service.check_bytes(data, profiles, _anchors(trust)).as_dict()
+    return service.check_bytes(data, profiles, _anchors(trust), moment).as_dict()
 
 
 def _read(file: UploadFile) -> bytes:

@@ -16,6 +16,7 @@ class ArchivePackage(IdMixin, Base):
     __table_args__ = (
         Index("ix_archive_packages_record", "record_class", "record_id"),
         Index("ix_archive_packages_timestamp_state", "timestamp_state"),
+        Index("ix_archive_packages_stamp_renewal_due_at", "stamp_renewal_due_at"),
     )
 
     record_class: Mapped[str] = mapped_column(String(40))  # e.g. certificate_version
@@ -35,6 +36,15 @@ class ArchivePackage(IdMixin, Base):
     timestamp_state: Mapped[str] = mapped_column(String(16), default="stamped", server_default="none")
     timestamped_at: Mapped[datetime | None] = mapped_column(default=None)  # the token's genTime
     timestamp_error: Mapped[str | None] = mapped_column(String(300), default=None)  # why it awaits (the last try)
+    # The chain of stamps (timestamp.tsr, timestamp-2.tsr, ...; the archive.renew_stamps job adds one before the last
+    # stamp's authority certificate expires or its digest algorithm weakens): its length (0: none, or not read yet),
+    # the last stamp's TSA certificate expiry and imprint digest algorithm, when the next renewal is due, the last
+    # renewal error.
+    stamp_chain_length: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    stamp_expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    stamp_digest_algorithm: Mapped[str | None] = mapped_column(String(16), default=None)
+    stamp_renewal_due_at: Mapped[datetime | None] = mapped_column(default=None)
+    stamp_renewal_error: Mapped[str | None] = mapped_column(String(300), default=None)
 
 
 class ArchiveHold(IdMixin, Base):

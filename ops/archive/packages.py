@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
 from ops import audit, timestamping
 from ops.archive import repository
-from ops.archive.bagit import digest, stamped_digest, with_timestamp, write_bag
+from ops.archive.bagit import digest, read_zip, stamp_files, stamp_name, stamped_data, stamped_digest, with_timestamp, write_bag
 from ops.archive.checks import CHECKPOINT, INCLUSIONS, PACKAGE_METADATA
 from ops.archive.models import ArchivePackage
 from ops.audit import AuditRecord
 from ops.auditlog import service as auditlog
 from ops.auth import Principal
+from ops.config import Settings, get_settings
+from ops.db import utcnow
 from ops.errors import Conflict, HubError, NotFound
 from ops.metrics import ARCHIVE_PACKAGES_AWAITING_TIMESTAMP
 from ops.storage import ObjectStore, get_bytes
@@ -111,7 +114,7 @@ def _root(identifier: str) -> str:
 def store_package(db: Session, *, who: Principal, storage: ObjectStore, contents: Contents, organisation: str) -> ArchivePackage:
     """Build the package, put it in object storage, record it (and the use in the audit trail)."""
     data = build(db, contents, organisation=organisation)
-    data, stamp_state, stamped_at, stamp_error = _stamped(db, data)
+    data, stamp_state, stamped_at, stamp_error, token = _stamped(db, data)
     stored = storage.put([data])
     package = ArchivePackage(
         record_class=contents.record_class,
@@ -127,6 +130,8 @@ def store_package(db: Session, *, who: Principal, storage: ObjectStore, contents
         timestamped_at=stamped_at,
         timestamp_error=stamp_error,
     )
+    if token is not None:
+        note_chain(package, 1, token, get_settings())
     db.add(package)
     db.flush()
     if stamp_state == "awaiting":
@@ -144,16 +149,16 @@ def store_package(db: Session, *, who: Principal, storage: ObjectStore, contents
     return package
 
 
-def _stamped(db: Session, data: bytes) -> tuple[bytes, str, datetime | None, str | None]:
-    """The package with its time stamp (`stamped`), or as it was and why it must wait (`awaiting`)."""
+def _stamped(db: Session, data: bytes) -> tuple[bytes, str, datetime | None, str | None, bytes | None]:
+    """The package with its time stamp (`stamped`, and the token), or as it was and why it must wait (`awaiting`)."""
     stamper = timestamping.current_stamper()
     if stamper is None:
-        return data, "awaiting", None, "no time-stamp authority is configured"
+        return data, "awaiting", None, "no time-stamp authority is configured", None
     try:
         token = stamper(db, stamped_digest(data))
     except timestamping.StampUnavailable as exc:
-        return data, "awaiting", None, str(exc)[:300]
-    return with_timestamp(data, token), "stamped", timestamping.gen_time(token), None
+        return data, "awaiting", None, str(exc)[:300], None
+    return with_timestamp(data, token), "stamped", timestamping.gen_time(token), None, token
 
 
 @dataclass(frozen=True)
@@ -192,6 +197,7 @@ def stamp_awaiting(db: Session, *, storage: ObjectStore, limit: int = STAMP_BATC
             package.object_key, package.sm3, package.size = stored.key, digest("sm3", new), stored.size
             package.timestamp_state, package.timestamped_at = "stamped", timestamping.gen_time(token)
             package.timestamp_error = None
+            note_chain(package, 1, token, get_settings())
             db.flush()
             if not repository.object_in_use(db, previous):
                 replaced.append(previous)
@@ -240,3 +246,113 @@ def package_bytes(
         detail={"record": record_id},
     )
     return package, data
+
+
+def weakened(settings: Settings) -> set[str]:
+    """Digest algorithms listed as weakened (GOVHUB_SEAL_LTA_WEAKENED_DIGESTS, shared with PDF B-LTA renewal)."""
+    return {name.strip().lower().replace("-", "") for name in settings.seal_lta_weakened_digests.split(",") if name.strip()}
+
+
+def note_chain(package: ArchivePackage, length: int, last: bytes, settings: Settings) -> None:
+    """Record on the package its stamp chain: length, the last stamp's authority certificate expiry and digest
+    algorithm, and when its renewal is due (the margin before that expiry; at once when it cannot be read)."""
+    facts = timestamping.token_facts(last)
+    package.stamp_chain_length = length
+    package.stamp_expires_at = facts.signer_not_after
+    package.stamp_digest_algorithm = (facts.digest_algorithm or "")[:16] or None
+    margin = timedelta(days=settings.seal_lta_renewal_margin_days)
+    package.stamp_renewal_due_at = facts.signer_not_after - margin if facts.signer_not_after is not None else utcnow()
+
+
+@dataclass(frozen=True)
+class RenewalRun:
+    renewed: int
+    noted: int  # chains read and recorded, not yet due
+    failed: int
+    failure: str | None  # why the run stopped (the TSA unreachable), if it did
+    replaced: list[str]  # the objects the renewed packages no longer use: deleted once the run is committed
+
+
+def renew_stamps(db: Session, *, storage: ObjectStore, now: datetime | None = None, limit: int = STAMP_BATCH) -> RenewalRun:
+    """Renew the stamp chains that are due: each gets `timestamp-N.tsr`, a token over the hash of the previous
+    token followed by the tag manifest, and the renewed zip becomes the package's new object (as a first stamp
+    does). A chain not read yet (a package stamped before chains were recorded) is read and recorded; a failure is
+    kept on the package (visible) and retried on the next run."""
+    settings = get_settings()
+    moment = now or utcnow()
+    weak = weakened(settings)
+    stamper = timestamping.current_stamper()
+    renewed = noted = failed = 0
+    failure: str | None = None
+    replaced: list[str] = []
+    for package in repository.due_for_renewal(db, now=moment, weakened=weak, limit=limit):
+        try:
+            old = get_bytes(storage, package.object_key)
+            files = read_zip(old).files
+        except (HubError, OSError) as exc:
+            package.stamp_renewal_error = f"its object cannot be read from object storage: {exc}"[:300]
+            log.error("archive package %s: stamp chain not renewed: %s", package.id, exc, extra={"package": package.id})
+            failed += 1
+            continue
+        names = stamp_files(files)
+        if not names:
+            package.stamp_renewal_error = "the package holds no time stamp to renew"
+            failed += 1
+            continue
+        if package.stamp_chain_length != len(names):
+            note_chain(package, len(names), files[names[-1]], settings)
+            if not _due(package, moment, weak):
+                noted += 1
+                continue
+        if "sha256" in weak:
+            package.stamp_renewal_error = "the renewal algorithm sha256 is itself listed as weakened; configure a stronger one"
+            failed += 1
+            continue
+        if stamper is None:
+            failure = package.stamp_renewal_error = "no time-stamp authority is configured"
+            break
+        position = len(names) + 1
+        data = stamped_data(files, position)
+        if data is None:
+            package.stamp_renewal_error = "the package has no tag manifest to time-stamp"
+            failed += 1
+            continue
+        try:
+            token = stamper(db, hashlib.sha256(data).digest())
+        except timestamping.StampUnavailable as exc:
+            failure = package.stamp_renewal_error = str(exc)[:300]
+            break
+        new = with_timestamp(old, token, name=stamp_name(position))
+        stored = storage.put([new])
+        previous = package.object_key
+        package.object_key, package.sm3, package.size = stored.key, digest("sm3", new), stored.size
+        note_chain(package, position, token, settings)
+        package.stamp_renewal_error = None
+        db.flush()
+        if not repository.object_in_use(db, previous):
+            replaced.append(previous)
+        audit.record(
+            db,
+            actor=audit.SYSTEM,
+            action="archive.timestamp_renewal",
+            object_type="archive_package",
+            object_id=package.id,
+            purpose="电子档案归档",
+            detail={
+                "record": package.record_id,
+                "stamp": stamp_name(position),
+                "previous_sha256": previous,
+                "sha256": stored.key,
+                "size": stored.size,
+            },
+        )
+        renewed += 1
+    db.flush()
+    if failure is not None:
+        log.warning("archive time-stamp renewal stopped: %s", failure)
+    return RenewalRun(renewed=renewed, noted=noted, failed=failed, failure=failure, replaced=replaced)
+
+
+def _due(package: ArchivePackage, now: datetime, weak: set[str]) -> bool:
+    due_at = package.stamp_renewal_due_at
+    return (due_at is not None and due_at <= now) or (package.stamp_digest_algorithm or "") in weak

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from ops.archive.models import ArchiveHold, ArchivePackage, ArchiveTombstone, DisposalList
@@ -40,6 +40,23 @@ def awaiting_timestamp(db: Session, limit: int) -> list[ArchivePackage]:
         select(ArchivePackage)
         .where(ArchivePackage.timestamp_state == "awaiting", ArchivePackage.disposed_at.is_(None))
         .order_by(ArchivePackage.created_at, ArchivePackage.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list(db.scalars(query))
+
+
+def due_for_renewal(db: Session, *, now: datetime, weakened: set[str], limit: int) -> list[ArchivePackage]:
+    """The stamped packages not disposed of whose stamp chain is due for renewal (its last stamp's authority
+    certificate expires within the margin, or its digest algorithm is weakened) or not read yet, oldest due first,
+    locked for this run."""
+    due = or_(ArchivePackage.stamp_chain_length == 0, ArchivePackage.stamp_renewal_due_at <= now)
+    if weakened:
+        due = or_(due, ArchivePackage.stamp_digest_algorithm.in_(sorted(weakened)))
+    query = (
+        select(ArchivePackage)
+        .where(ArchivePackage.timestamp_state == "stamped", ArchivePackage.disposed_at.is_(None), due)
+        .order_by(ArchivePackage.stamp_renewal_due_at, ArchivePackage.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )

@@ -18,12 +18,20 @@ class FindingRead(BaseModel):
     file: str | None
 
 
+class AsOfRead(BaseModel):
+    at: datetime
+    proven: bool  # the time-stamp evidence held at that time
+    stamp: str | None  # the stamp that carried it (timestamp.tsr, timestamp-2.tsr, ...)
+    reason: str
+
+
 class CheckReportRead(BaseModel):
     ok: bool
     record_class: str | None
     identifier: str | None
     properties: dict[str, bool]
     findings: list[FindingRead]
+    as_of: AsOfRead | None = None
 
 
 class ArchivePackageRead(BaseModel):
@@ -46,6 +54,11 @@ class ArchivePackageRead(BaseModel):
     )
     timestamped_at: datetime | None = Field(default=None, description="the time stamp's genTime")
     timestamp_error: str | None = Field(default=None, description="why the package still awaits its time stamp")
+    stamp_chain_length: int = Field(default=0, description="stamps in its chain (timestamp.tsr, timestamp-2.tsr, ...)")
+    stamp_expires_at: datetime | None = Field(default=None, description="the last stamp's TSA certificate expiry")
+    stamp_digest_algorithm: str | None = Field(default=None, description="the last stamp's imprint digest algorithm")
+    stamp_renewal_due_at: datetime | None = Field(default=None, description="when the chain is next renewed")
+    stamp_renewal_error: str | None = Field(default=None, description="why the last renewal failed")
 
 
 class RecordRef(BaseModel):

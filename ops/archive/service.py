@@ -10,6 +10,7 @@ composition root passes the profiles to the check command and endpoint.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 
 from ops.archive.bagit import (
@@ -37,6 +38,7 @@ from ops.archive.checks import (
     check_pdf_seals,
     check_required_elements,
     load_json,
+    parse_as_of,
 )
 from ops.archive.models import ArchiveHold, ArchivePackage, ArchiveTombstone, DisposalList
 from ops.archive.packages import (
@@ -106,6 +108,7 @@ __all__ = [
     "load_json",
     "package_bytes",
     "packages",
+    "parse_as_of",
     "place_hold",
     "propose_disposal",
     "read_dir",
@@ -121,16 +124,18 @@ __all__ = [
 ]
 
 
-def check_bytes(data: bytes, profiles: Mapping[str, Profile], trust: Trust | None = None) -> Report:
-    """四性检测 of a zipped package."""
-    return check_bag(read_zip(data), profiles, trust)
+def check_bytes(
+    data: bytes, profiles: Mapping[str, Profile], trust: Trust | None = None, as_of: datetime | None = None
+) -> Report:
+    """四性检测 of a zipped package (with `as_of`: whether its time-stamp evidence held then, and which stamp)."""
+    return check_bag(read_zip(data), profiles, trust, as_of)
 
 
-def check_path(path: Path, profiles: Mapping[str, Profile], trust: Trust | None = None) -> Report:
+def check_path(path: Path, profiles: Mapping[str, Profile], trust: Trust | None = None, as_of: datetime | None = None) -> Report:
     """四性检测 of a package file (.zip) or an unpacked bag directory."""
     if path.is_dir():
-        return check_bag(read_dir(path), profiles, trust)
-    return check_bytes(path.read_bytes(), profiles, trust)
+        return check_bag(read_dir(path), profiles, trust, as_of)
+    return check_bytes(path.read_bytes(), profiles, trust, as_of)
 
 
 def check_transfer_path(path: Path, profiles: Mapping[str, Profile], trust: Trust | None = None) -> TransferReport:

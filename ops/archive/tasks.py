@@ -1,5 +1,6 @@
-"""Scheduled job of the archive: time-stamping the packages written while the time-stamp authority was unreachable
-(once across processes: the lease runner decides which process runs it)."""
+"""Scheduled jobs of the archive: time-stamping the packages written while the time-stamp authority was unreachable,
+and renewing stamp chains before their last stamp's certificate expires or its algorithm weakens (each once across
+processes: the lease runner decides which process runs it)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,18 @@ def stamp_and_clean(db: Session, storage: ObjectStore) -> packages.StampRun:
     return run
 
 
+def renew_and_clean(db: Session, storage: ObjectStore) -> packages.RenewalRun:
+    """Renew the stamp chains that are due, commit, then delete the objects no package uses any more."""
+    run = packages.renew_stamps(db, storage=storage)
+    db.commit()
+    for key in run.replaced:
+        try:
+            storage.delete(key)
+        except Exception:  # an object left behind is garbage, not a loss: the package points at its renewed one
+            log.exception("could not delete the object %s replaced by a renewal", key)
+    return run
+
+
 def jobs(*, store: ObjectStore | None) -> list[Job]:
     """The archive's jobs; without object storage there are no packages to stamp."""
     if store is None:
@@ -39,4 +52,13 @@ def jobs(*, store: ObjectStore | None) -> list[Job]:
             raise timestamping.StampUnavailable(f"{run.awaiting} archive package(s) await a time stamp: {run.failure}")
         return run.stamped
 
-    return [Job(name="archive.timestamp", interval_seconds=60, run=timestamp)]
+    def renew(db: Session) -> int:
+        run = renew_and_clean(db, storage)
+        if run.failure is not None:
+            raise timestamping.StampUnavailable(f"archive time-stamp renewal stopped: {run.failure}")
+        return run.renewed
+
+    return [
+        Job(name="archive.timestamp", interval_seconds=60, run=timestamp),
+        Job(name="archive.renew_stamps", interval_seconds=3600, run=renew),
+    ]
