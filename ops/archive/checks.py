@@ -290,7 +290,8 @@ def _timestamp(bag: Bag, report: Report) -> None:
             return
         if stamps:
             before = stamps[-1]
-            if facts.at is None or before.at is None or facts.at < before.at:
+            # genTime precision differs between authorities (whole seconds, or finer): compare whole seconds
+            if facts.at is None or before.at is None or facts.at < before.at.replace(microsecond=0):
                 report.add(Property.AUTHENTICITY, "time stamp", False, f"{name} is not later than {before.name}: reordered", name)
                 return
             if before.not_after is not None and facts.at > before.not_after:
@@ -307,12 +308,13 @@ def _timestamp(bag: Bag, report: Report) -> None:
     where = "" if roots else " (the authorities' chains are in the tokens, not verified against a trusted root)"
     first = stamps[0].at
     at = f"{first:%Y-%m-%dT%H:%M:%SZ}" if first is not None else "an unknown time"
+    signers = "a time-stamping certificate" if len(stamps) == 1 else "time-stamping certificates"
     chain = "" if len(stamps) == 1 else f", renewed {len(stamps) - 1} time(s) up to {stamps[-1].name}"
     report.add(
         Property.AUTHENTICITY,
         "time stamp",
         True,
-        f"RFC 3161 time stamp at {at} over {STAMPED_TAG_MANIFEST}{chain}, signed by time-stamping certificates{where}",
+        f"RFC 3161 time stamp at {at} over {STAMPED_TAG_MANIFEST}{chain}, signed by {signers}{where}",
         names[-1],
     )
     _as_of(report, stamps)

@@ -140,8 +140,7 @@ def test_an_unreachable_tsa_leaves_the_package_awaiting_until_the_job_stamps_it(
     assert "awaits one" in _stamp_finding(report).reason
 
     storage = world.hub.app.state.storage
-    [job] = archive_tasks.jobs(store=storage)
-    assert job.name == "archive.timestamp"
+    [job] = [j for j in archive_tasks.jobs(store=storage) if j.name == "archive.timestamp"]
     with world.hub.factory() as db, pytest.raises(timestamping.StampUnavailable, match=r"1 archive package\(s\) await"):
         job.run(db)  # the job fails visibly (the scheduler counts the failure) while the TSA is away
 
