@@ -260,7 +260,7 @@ def _timestamp(db: Session, settings: Settings, _args: argparse.Namespace) -> No
 def _renew_stamps(db: Session, settings: Settings, _args: argparse.Namespace) -> None:
     from ops.archive.tasks import renew_and_clean
 
-    run = renew_and_clean(db, make_store(settings))
+    run = renew_and_clean(db, make_store(settings), settings)
     print(f"renewed {run.renewed}, recorded {run.noted}, failed {run.failed}" + (f" ({run.failure})" if run.failure else ""))
     if run.failure or run.failed:
         sys.exit(1)

@@ -273,12 +273,13 @@ class RenewalRun:
     replaced: list[str]  # the objects the renewed packages no longer use: deleted once the run is committed
 
 
-def renew_stamps(db: Session, *, storage: ObjectStore, now: datetime | None = None, limit: int = STAMP_BATCH) -> RenewalRun:
+def renew_stamps(
+    db: Session, *, storage: ObjectStore, settings: Settings, now: datetime | None = None, limit: int = STAMP_BATCH
+) -> RenewalRun:
     """Renew the stamp chains that are due: each gets `timestamp-N.tsr`, a token over the hash of the previous
     token followed by the tag manifest, and the renewed zip becomes the package's new object (as a first stamp
     does). A chain not read yet (a package stamped before chains were recorded) is read and recorded; a failure is
     kept on the package (visible) and retried on the next run."""
-    settings = get_settings()
     moment = now or utcnow()
     weak = weakened(settings)
     stamper = timestamping.current_stamper()

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from ops import timestamping
 from ops.archive import packages
+from ops.config import Settings, get_settings
 from ops.scheduler import Job
 from ops.storage import ObjectStore
 
@@ -28,9 +29,9 @@ def stamp_and_clean(db: Session, storage: ObjectStore) -> packages.StampRun:
     return run
 
 
-def renew_and_clean(db: Session, storage: ObjectStore) -> packages.RenewalRun:
+def renew_and_clean(db: Session, storage: ObjectStore, settings: Settings | None = None) -> packages.RenewalRun:
     """Renew the stamp chains that are due, commit, then delete the objects no package uses any more."""
-    run = packages.renew_stamps(db, storage=storage)
+    run = packages.renew_stamps(db, storage=storage, settings=settings or get_settings())
     db.commit()
     for key in run.replaced:
         try:

@@ -18,9 +18,11 @@ import pytest
 
 from govhub.archives import ARCHIVE_PROFILES
 from ops import timestamping
+from ops.archive import packages
 from ops.archive import service as archive
 from ops.archive import tasks as archive_tasks
 from ops.db import utcnow
+from ops.hubprocess import free_port
 from tests.archive.test_records import archived, check, checkpoint, detached_use, sealing_department, unpack, without_database
 from tests.exchange.conftest import World
 from tests.seal.helpers import ltv_tsa
@@ -186,3 +188,44 @@ def test_evidence_as_of_a_past_time_names_the_stamp_that_carried_it(
     assert json.loads(run.stdout)["as_of"]["stamp"] == "timestamp.tsr"
     run = without_database(tmp_path, "archive", "check", "package.zip", "--as-of", "yesterday-ish")
     assert run.returncode != 0 and "not an ISO 8601 time" in run.stderr, run.stdout + run.stderr
+
+
+def test_a_renewal_that_fails_stays_due_with_its_reason_and_a_weakened_digest_is_renewed_at_once(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    system = sealing_department(world)
+    use_id = detached_use(world, system)
+    checkpoint(world.hub)
+    archived(world, system, f"/seal/uses/{use_id}")  # stamped by the hub's own TSA: not due
+    base = f"/seal/uses/{use_id}/archive-packages"
+    storage = world.hub.app.state.storage
+    settings = world.hub.app.state.settings
+    assert _renew(world) == 0
+
+    weak = settings.model_copy(update={"seal_lta_weakened_digests": "SHA-1, sha256"})
+    with world.hub.factory() as db:
+        refused = packages.renew_stamps(db, storage=storage, settings=weak)
+        db.commit()
+    assert (refused.renewed, refused.failed) == (0, 1)
+    [listed] = world.client.get(base, headers=system.headers).json()["items"]
+    assert listed["stamp_chain_length"] == 1 and "sha256 is itself listed as weakened" in listed["stamp_renewal_error"]
+
+    working = timestamping.current_stamper()
+    monkeypatch.setattr(timestamping, "_stamper", timestamping.http_stamper(f"http://127.0.0.1:{free_port()}/tsa", timeout=5))
+    later = utcnow() + timedelta(days=365 * 20)  # long after every margin: due
+    with world.hub.factory() as db:
+        stopped = packages.renew_stamps(db, storage=storage, settings=settings, now=later)
+        db.commit()
+    assert stopped.renewed == 0 and stopped.failure is not None and "did not answer" in stopped.failure
+    [listed] = world.client.get(base, headers=system.headers).json()["items"]
+    assert listed["stamp_chain_length"] == 1 and "did not answer" in listed["stamp_renewal_error"]
+
+    monkeypatch.setattr(timestamping, "_stamper", working)  # the TSA is back: the package is still due, and renewed
+    with world.hub.factory() as db:
+        done = packages.renew_stamps(db, storage=storage, settings=settings, now=later)
+        db.commit()
+    assert done.renewed == 1
+    [listed] = world.client.get(base, headers=system.headers).json()["items"]
+    assert listed["stamp_chain_length"] == 2 and listed["stamp_renewal_error"] is None
+    data = world.client.get(f"{base}/{listed['id']}", headers=system.headers).content
+    assert check(archive.read_zip(data).files).ok
