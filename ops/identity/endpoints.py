@@ -324,8 +324,6 @@ def assign_person(
     person = service.assign_person(db, who=who, person_id=person_id, data=body, if_match=if_match)
     response.headers["ETag"] = etag(person.version)
     return person
-
-
 @router.post("/clients/{client_id}/keys", status_code=201, response_model=ClientKeyRead, tags=["clients"])
 def register_client_key(client_id: str, body: ClientKeyCreate, db: DbSession, who: ClientManager) -> Any:
     """Register a public key the client signs its token requests with (`private_key_jwt`)."""

@@ -83,8 +83,6 @@ class Person(IdMixin, TimestampMixin, VersionedMixin, Base):
     active: Mapped[bool] = mapped_column(default=True)
     assigned_by: Mapped[str | None] = mapped_column(String(64))
     last_sign_in_at: Mapped[datetime | None] = mapped_column(default=None)
-
-
 class ClientKey(IdMixin, Base):
     """A public key a client registered to authenticate with `private_key_jwt` (RFC 7523)."""
 

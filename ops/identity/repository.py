@@ -115,8 +115,6 @@ def all_people(db: Session, who: Principal) -> list[Person]:
 def list_people(db: Session, who: Principal, *, cursor: str | None, limit: int) -> tuple[list[Person], str | None]:
     rows = list(db.scalars(keyset(readable_people(who), created=Person.created_at, ident=Person.id, cursor=cursor, limit=limit)))
     return page_of(rows, limit)
-
-
 def client_keys(db: Session, client_id: str, *, include_removed: bool = False) -> list[ClientKey]:
     """A client's registered keys (active ones only, unless `include_removed`), oldest first."""
     query = select(ClientKey).where(ClientKey.client_id == client_id)

@@ -160,8 +160,6 @@ class PersonRead(BaseModel):
     active: bool
     last_sign_in_at: datetime | None
     created_at: datetime
-
-
 class ClientKeyCreate(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
