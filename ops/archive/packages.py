@@ -323,6 +323,12 @@ def renew_stamps(
         except timestamping.StampUnavailable as exc:
             failure = package.stamp_renewal_error = str(exc)[:300]
             break
+        gained = _no_gain(files[names[-1]], token, weak)
+        if gained is not None:  # the same (or a shorter-lived) authority: another stamp would prove nothing more
+            package.stamp_renewal_error = gained[:300]
+            package.stamp_renewal_due_at = moment + timedelta(days=1)
+            failed += 1
+            continue
         new = with_timestamp(old, token, name=stamp_name(position))
         stored = storage.put([new])
         previous = package.object_key
@@ -352,6 +358,21 @@ def renew_stamps(
     if failure is not None:
         log.warning("archive time-stamp renewal stopped: %s", failure)
     return RenewalRun(renewed=renewed, noted=noted, failed=failed, failure=failure, replaced=replaced)
+
+
+def _no_gain(last: bytes, token: bytes, weak: set[str]) -> str | None:
+    """Why a new token would not extend the chain's life (its authority's certificate expires no later than the last
+    stamp's, and the last stamp's digest is not weakened), else None."""
+    before, after = timestamping.token_facts(last), timestamping.token_facts(token)
+    if (before.digest_algorithm or "") in weak:
+        return None
+    if before.signer_not_after is None or after.signer_not_after is None or after.signer_not_after > before.signer_not_after:
+        return None
+    return (
+        f"the time-stamp authority's certificate expires {after.signer_not_after:%Y-%m-%d}, no later than the last "
+        f"stamp's ({before.signer_not_after:%Y-%m-%d}): a renewal would prove nothing more; configure a longer-lived "
+        "authority (retried daily)"
+    )
 
 
 def _due(package: ArchivePackage, now: datetime, weak: set[str]) -> bool:

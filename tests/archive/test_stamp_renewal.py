@@ -190,42 +190,48 @@ def test_evidence_as_of_a_past_time_names_the_stamp_that_carried_it(
     assert run.returncode != 0 and "not an ISO 8601 time" in run.stderr, run.stdout + run.stderr
 
 
-def test_a_renewal_that_fails_stays_due_with_its_reason_and_a_weakened_digest_is_renewed_at_once(
+def test_a_renewal_that_fails_stays_due_with_its_reason_and_a_renewal_that_proves_nothing_more_is_not_made(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     system = sealing_department(world)
     use_id = detached_use(world, system)
     checkpoint(world.hub)
-    archived(world, system, f"/seal/uses/{use_id}")  # stamped by the hub's own TSA: not due
+    working = timestamping.current_stamper()
+    monkeypatch.setattr(timestamping, "_stamper", _short_lived_stamper(world, days_left=30))
+    archived(world, system, f"/seal/uses/{use_id}")  # due at once: its authority expires within the margin
     base = f"/seal/uses/{use_id}/archive-packages"
     storage = world.hub.app.state.storage
     settings = world.hub.app.state.settings
-    assert _renew(world) == 0
+    monkeypatch.setattr(timestamping, "_stamper", working)
 
-    weak = settings.model_copy(update={"seal_lta_weakened_digests": "SHA-1, sha256"})
-    with world.hub.factory() as db:
-        refused = packages.renew_stamps(db, storage=storage, settings=weak)
-        db.commit()
+    def renew(settings: Any = settings, now: datetime | None = None) -> packages.RenewalRun:
+        with world.hub.factory() as db:
+            run = packages.renew_stamps(db, storage=storage, settings=settings, now=now)
+            db.commit()
+        return run
+
+    def listed() -> Any:
+        [item] = world.client.get(base, headers=system.headers).json()["items"]
+        return item
+
+    refused = renew(settings.model_copy(update={"seal_lta_weakened_digests": "SHA-1, sha256"}))
     assert (refused.renewed, refused.failed) == (0, 1)
-    [listed] = world.client.get(base, headers=system.headers).json()["items"]
-    assert listed["stamp_chain_length"] == 1 and "sha256 is itself listed as weakened" in listed["stamp_renewal_error"]
+    assert listed()["stamp_chain_length"] == 1 and "sha256 is itself listed as weakened" in listed()["stamp_renewal_error"]
 
-    working = timestamping.current_stamper()
     monkeypatch.setattr(timestamping, "_stamper", timestamping.http_stamper(f"http://127.0.0.1:{free_port()}/tsa", timeout=5))
-    later = utcnow() + timedelta(days=365 * 20)  # long after every margin: due
-    with world.hub.factory() as db:
-        stopped = packages.renew_stamps(db, storage=storage, settings=settings, now=later)
-        db.commit()
+    stopped = renew()
     assert stopped.renewed == 0 and stopped.failure is not None and "did not answer" in stopped.failure
-    [listed] = world.client.get(base, headers=system.headers).json()["items"]
-    assert listed["stamp_chain_length"] == 1 and "did not answer" in listed["stamp_renewal_error"]
+    assert listed()["stamp_chain_length"] == 1 and "did not answer" in listed()["stamp_renewal_error"]
 
     monkeypatch.setattr(timestamping, "_stamper", working)  # the TSA is back: the package is still due, and renewed
-    with world.hub.factory() as db:
-        done = packages.renew_stamps(db, storage=storage, settings=settings, now=later)
-        db.commit()
-    assert done.renewed == 1
-    [listed] = world.client.get(base, headers=system.headers).json()["items"]
-    assert listed["stamp_chain_length"] == 2 and listed["stamp_renewal_error"] is None
-    data = world.client.get(f"{base}/{listed['id']}", headers=system.headers).content
+    assert renew().renewed == 1
+    assert listed()["stamp_chain_length"] == 2 and listed()["stamp_renewal_error"] is None
+    data = world.client.get(f"{base}/{listed()['id']}", headers=system.headers).content
     assert check(archive.read_zip(data).files).ok
+
+    # Years later the hub's authority nears its own expiry; a stamp from that same authority would add nothing.
+    key = listed()["object_key"]
+    pointless = renew(now=utcnow() + timedelta(days=365 * 30))
+    assert (pointless.renewed, pointless.failed) == (0, 1)
+    assert listed()["stamp_chain_length"] == 2 and listed()["object_key"] == key
+    assert "would prove nothing more" in listed()["stamp_renewal_error"]
