@@ -24,7 +24,7 @@ ALGORITHMS = ("sha256", "sm3")
 TIMESTAMP = "timestamp.tsr"
 # Its renewals (RFC 4998's idea): `timestamp-2.tsr`, `timestamp-3.tsr`, ... each a token over the hash of the previous
 # token's bytes followed by the tag manifest's, so that each new stamp covers the old one and the data.
-_STAMP_NAME = re.compile(r"timestamp(?:-([1-9][0-9]{0,5}))?\.tsr")
+_STAMP_NAME = re.compile(r"timestamp(?:-([2-9]|[1-9][0-9]{1,5}))?\.tsr")
 STAMPED_TAG_MANIFEST = "tagmanifest-sha256.txt"
 BAGIT_TXT = b"BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n"
 # A package is read whole into memory: refuse archives larger than this (and zip bombs).

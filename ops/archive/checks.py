@@ -238,6 +238,11 @@ class _Stamp:
 
 
 def _timestamp(bag: Bag, report: Report) -> None:
+    """The stamp chain's checks, then (when asked) what it proves as of a past time: nothing when it is broken."""
+    _as_of(report, _stamp_chain(bag, report))
+
+
+def _stamp_chain(bag: Bag, report: Report) -> list[_Stamp]:
     """The package's chain of RFC 3161 time stamps: `timestamp.tsr` over the tag manifest, each renewal
     `timestamp-N.tsr` over the previous token followed by the tag manifest (RFC 4998's idea), each made before its
     predecessor's authority certificate expired. Each token's signature holds (checked at the time its successor
@@ -254,8 +259,7 @@ def _timestamp(bag: Bag, report: Report) -> None:
             "authority answers)",
             TIMESTAMP,
         )
-        _as_of(report, [])
-        return
+        return []
     from ops.timestamping import check_token, signer_is_time_stamping, token_facts
 
     roots = _trusted_roots(report.trust)
@@ -270,11 +274,11 @@ def _timestamp(bag: Bag, report: Report) -> None:
                 f"{name}: the chain of time stamps is broken, {missing} is missing before it",
                 missing if missing not in bag.files else name,
             )
-            return
+            return []
         data = stamped_data(bag.files, position)
         if data is None:
             report.add(Property.AUTHENTICITY, "time stamp", False, f"{name} has no {STAMPED_TAG_MANIFEST} to cover", name)
-            return
+            return []
         token = bag.files[name]
         facts = token_facts(token)
         successor = bag.files.get(stamp_name(position + 1))
@@ -283,17 +287,17 @@ def _timestamp(bag: Bag, report: Report) -> None:
         if not checked.ok:
             covers = STAMPED_TAG_MANIFEST if position == 1 else f"{stamp_name(position - 1)} and {STAMPED_TAG_MANIFEST}"
             report.add(Property.AUTHENTICITY, "time stamp", False, f"{name} (over {covers}): {checked.message}", name)
-            return
+            return []
         purpose = signer_is_time_stamping(token)
         if purpose is not None:
             report.add(Property.AUTHENTICITY, "time stamp", False, f"{name}: {purpose}", name)
-            return
+            return []
         if stamps:
             before = stamps[-1]
             # genTime precision differs between authorities (whole seconds, or finer): compare whole seconds
             if facts.at is None or before.at is None or facts.at < before.at.replace(microsecond=0):
                 report.add(Property.AUTHENTICITY, "time stamp", False, f"{name} is not later than {before.name}: reordered", name)
-                return
+                return []
             if before.not_after is not None and facts.at > before.not_after:
                 report.add(
                     Property.AUTHENTICITY,
@@ -303,7 +307,7 @@ def _timestamp(bag: Bag, report: Report) -> None:
                     f"expired ({before.not_after:%Y-%m-%dT%H:%M:%SZ}): the chain does not carry the earlier evidence",
                     name,
                 )
-                return
+                return []
         stamps.append(_Stamp(name, facts.at, facts.signer_not_before, facts.signer_not_after, facts.digest_algorithm))
     where = "" if roots else " (the authorities' chains are in the tokens, not verified against a trusted root)"
     first = stamps[0].at
@@ -317,7 +321,7 @@ def _timestamp(bag: Bag, report: Report) -> None:
         f"RFC 3161 time stamp at {at} over {STAMPED_TAG_MANIFEST}{chain}, signed by {signers}{where}",
         names[-1],
     )
-    _as_of(report, stamps)
+    return stamps
 
 
 def parse_as_of(text: str, *, now: datetime) -> datetime:
@@ -366,7 +370,7 @@ def _as_of(report: Report, stamps: list[_Stamp]) -> None:
                 f", its authority certificate valid until {carrier.not_after:%Y-%m-%dT%H:%M:%SZ})" if carrier.not_after else ")"
             )
     elif not stamps:
-        reason = f"not proven at {stamp}: the package has no valid time stamp"
+        reason = f"not proven at {stamp}: the package has no valid chain of time stamps"
     elif stamps[0].at is not None and when < stamps[0].at:
         reason = (
             f"not proven at {stamp}: the first time stamp ({stamps[0].name}) was made later, at {stamps[0].at:%Y-%m-%dT%H:%M:%SZ}"

@@ -127,6 +127,8 @@ def test_a_chain_with_a_stamp_removed_or_reordered_fails_naming_the_file(world: 
     failures = check(removed).failures()
     assert [(f.check, f.file) for f in failures] == [("time stamp", "timestamp.tsr")], failures
     assert "timestamp.tsr is missing" in failures[0].reason
+    broken = archive.check_bag(archive.Bag(removed), ARCHIVE_PROFILES, as_of=utcnow()).as_of_result
+    assert broken is not None and not broken["proven"] and "no valid chain" in broken["reason"], broken
 
     swapped = dict(files, **{"timestamp.tsr": files["timestamp-2.tsr"], "timestamp-2.tsr": files["timestamp.tsr"]})
     failures = check(swapped).failures()
