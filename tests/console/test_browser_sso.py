@@ -69,6 +69,11 @@ def sso_hub(tmp_path_factory: pytest.TempPathFactory, oidc_provider: Provider) -
     engine.dispose()
 
 
+# The hub answers from a thread of this process, beside the browser and the provider: on a machine busy with
+# another suite its first answers (a secret's scrypt, the first queries) can take longer than httpx's 5 s default.
+WAIT = 30.0
+
+
 def provider_login(page: Any, login: str) -> None:
     """Fill the provider's own login page (its form, its fields)."""
     page.wait_for_selector("#login")
@@ -82,13 +87,16 @@ def test_a_staff_member_and_a_holder_sign_in_through_the_provider_work_and_are_n
 ) -> None:
     hub_url, engine = sso_hub
     token = httpx.post(
-        f"{hub_url}/auth/token", data={"grant_type": "client_credentials", "client_id": ADMIN_ID, "client_secret": ADMIN_SECRET}
+        f"{hub_url}/auth/token",
+        data={"grant_type": "client_credentials", "client_id": ADMIN_ID, "client_secret": ADMIN_SECRET},
+        timeout=WAIT,
     ).json()["access_token"]
     admin = {"Authorization": f"Bearer {token}"}
     department = httpx.post(
         f"{hub_url}/departments",
         json={"code": uscc(region="110000"), "name": "北京市公安局", "level": "province", "region_code": "110000"},
         headers=admin,
+        timeout=WAIT,
     ).json()
 
     staff = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
@@ -159,7 +167,9 @@ def test_a_platform_administrator_is_asked_for_a_second_factor_and_steps_up_in_t
 ) -> None:
     hub_url, engine = sso_hub
     token = httpx.post(
-        f"{hub_url}/auth/token", data={"grant_type": "client_credentials", "client_id": ADMIN_ID, "client_secret": ADMIN_SECRET}
+        f"{hub_url}/auth/token",
+        data={"grant_type": "client_credentials", "client_id": ADMIN_ID, "client_secret": ADMIN_SECRET},
+        timeout=WAIT,
     ).json()["access_token"]
     page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
     page.goto(f"{hub_url}/console/departments")
