@@ -472,7 +472,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
             return _print(rows)
         if args.part == "ofd":
             world.engine.dispose()
-            return _print(ofd_rows(world if args.algorithm == "SM2" else None, data_dir, n_ofd, database_url))
+            return _print(_ofd_part(world, args, data_dir, n_ofd, database_url))
         # The raw rate before and after the bulk run, averaged: on a shared machine one reading alone can
         # land in a busier or quieter second than the run it is compared with.
         raw_before = raw_signing_rate(world, 2.0)
@@ -501,12 +501,26 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
             )
         )
         world.engine.dispose()
-        rows += ofd_rows(world if args.algorithm == "SM2" else None, data_dir, n_ofd, database_url)
+        rows += _ofd_part(world, args, data_dir, n_ofd, database_url)
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
         if pg_name:
             drop_postgres(args.postgres, pg_name)
     return _print(rows)
+
+
+def _ofd_part(world: World, args: argparse.Namespace, data_dir: Path, n: int, database_url: str) -> list[dict[str, object]]:
+    """The OFD figures: in the main world when it is SM2, else in an SM2 world of its own (on PostgreSQL a
+    fresh database of its own too: the main world's departments and types are already in the first one)."""
+    if args.algorithm == "SM2":
+        return ofd_rows(world, data_dir, n, database_url)
+    if not args.postgres:
+        return ofd_rows(None, data_dir, n, "")
+    sm2_url, sm2_name = fresh_postgres(args.postgres)
+    try:
+        return ofd_rows(None, data_dir, n, sm2_url)
+    finally:
+        drop_postgres(args.postgres, sm2_name)
 
 
 def _print(rows: list[dict[str, object]]) -> list[dict[str, object]]:
