@@ -27,11 +27,14 @@ from ops.storage import copy_to, make_store
 RangeArchiver = Callable[..., tuple[list[service.ArchivePackage], list[tuple[str, str]]]]
 
 
-def add_range_arguments(parser: argparse.ArgumentParser) -> None:
-    """`--since`, `--until`, `--department`, `--out` of a record class's `archive` command."""
-    parser.add_argument("--since", required=True, type=date.fromisoformat, help="first day (YYYY-MM-DD, UTC)")
-    parser.add_argument("--until", required=True, type=date.fromisoformat, help="day after the last day (YYYY-MM-DD)")
-    parser.add_argument("--department", help="only this department's records (统一社会信用代码)")
+def add_range_arguments(
+    parser: argparse.ArgumentParser, *, day: str = "day", department: str = "this department's records"
+) -> None:
+    """`--since`, `--until`, `--department`, `--out` of a record class's `archive` command; `day` and `department`
+    word their help (a certificate's "issue date", "this issuing department's")."""
+    parser.add_argument("--since", required=True, type=date.fromisoformat, help=f"first {day} (YYYY-MM-DD, UTC)")
+    parser.add_argument("--until", required=True, type=date.fromisoformat, help=f"day after the last {day} (YYYY-MM-DD)")
+    parser.add_argument("--department", help=f"only {department} (统一社会信用代码)")
     parser.add_argument("--out", type=Path, help="also copy each package's zip into this directory")
 
 
