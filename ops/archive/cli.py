@@ -114,12 +114,7 @@ def register(commands: argparse._SubParsersAction, profiles: Mapping[str, servic
                 as_of = service.parse_as_of(args.as_of, now=utcnow())
             except HubError as exc:
                 raise SystemExit(f"govhub: {exc.detail}") from None
-        trust = None
-        if args.trust:
-            try:
-                trust = service.Trust.from_documents([json.loads(p.read_text(encoding="utf-8")) for p in args.trust])
-            except (OSError, ValueError) as exc:
-                raise SystemExit(f"govhub: cannot read the trust files: {exc}") from None
+        trust = _trust(args.trust)
         try:
             report = service.check_path(args.package, profiles, trust, as_of)
         except HubError as exc:
@@ -150,14 +145,7 @@ def register(commands: argparse._SubParsersAction, profiles: Mapping[str, servic
     def run_transfer_check(args: argparse.Namespace) -> None:
         if not args.transfer.exists():
             raise SystemExit(f"govhub: {args.transfer} does not exist")
-        try:
-            trust = (
-                service.Trust.from_documents([json.loads(p.read_text(encoding="utf-8")) for p in args.trust])
-                if args.trust
-                else None
-            )
-        except (OSError, ValueError) as exc:
-            raise SystemExit(f"govhub: cannot read the trust files: {exc}") from None
+        trust = _trust(args.trust)
         try:
             report = service.check_transfer_path(args.transfer, profiles, trust)
         except HubError as exc:
@@ -235,6 +223,16 @@ def register(commands: argparse._SubParsersAction, profiles: Mapping[str, servic
     stones.add_argument("--class", dest="record_class", help="only this record class")
     stones.add_argument("--record", help="only this record's identifier")
     stones.set_defaults(func=with_db(_tombstones, writes=False))
+
+
+def _trust(paths: list[Path]) -> service.Trust | None:
+    """The keys of `--trust FILE` (repeatable), or None without one."""
+    if not paths:
+        return None
+    try:
+        return service.Trust.from_documents([json.loads(p.read_text(encoding="utf-8")) for p in paths])
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"govhub: cannot read the trust files: {exc}") from None
 
 
 def _print(value: Any) -> None:
