@@ -6,7 +6,7 @@ import base64
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -147,6 +147,22 @@ def store_package(db: Session, *, who: Principal, storage: ObjectStore, contents
         detail={"package": package.id, "sha256": stored.key, "size": stored.size, "timestamp": stamp_state},
     )
     return package
+
+
+def store_each(
+    record_ids: Iterable[str], store: Callable[[str], ArchivePackage]
+) -> tuple[list[ArchivePackage], list[tuple[str, str]]]:
+    """A record class's period: `store` each record's package; a record it refuses with a Conflict (its audit
+    records not yet in a signed checkpoint, say) is left out. Returns the packages and, for each record left out,
+    why."""
+    written: list[ArchivePackage] = []
+    skipped: list[tuple[str, str]] = []
+    for record_id in record_ids:
+        try:
+            written.append(store(record_id))
+        except Conflict as exc:
+            skipped.append((record_id, exc.detail))
+    return written, skipped
 
 
 def _stamped(db: Session, data: bytes) -> tuple[bytes, str, datetime | None, str | None, bytes | None]:
