@@ -23,7 +23,6 @@ from ops.archive import service as archive
 from ops.auth import Principal, Role
 from ops.config import Settings
 from ops.crypto import KeyVault
-from ops.errors import Conflict
 from ops.storage import ObjectStore, get_bytes
 
 RECORD_CLASS = "certificate_version"
@@ -163,15 +162,12 @@ def archive_range(
     """Archive every certificate version issued in [since, until) that the caller may archive; returns the
     packages and, for each version left out, why (its audit records not yet in a signed checkpoint)."""
     department = None if Role.PLATFORM_ADMIN in who.roles else who.require_department()
-    written, skipped = [], []
-    for identifier in repository.issued_between(db, since=since, until=until, department_id=department):
-        try:
-            written.append(
-                archive_certificate(db, who=who, storage=storage, settings=settings, vault=vault, identifier=identifier)
-            )
-        except Conflict as exc:
-            skipped.append((identifier, exc.detail))
-    return written, skipped
+    return archive.store_each(
+        repository.issued_between(db, since=since, until=until, department_id=department),
+        lambda identifier: archive_certificate(
+            db, who=who, storage=storage, settings=settings, vault=vault, identifier=identifier
+        ),
+    )
 
 
 def archive_packages(db: Session, *, who: Principal, identifier: str) -> list[archive.ArchivePackage]:

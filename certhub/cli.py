@@ -6,21 +6,20 @@ import argparse
 import json
 import sys
 import time
-from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TextIO
 
 from sqlalchemy.orm import Session
 
 from certhub import repository, service
-from ops.auditlog import service as auditlog
+from ops.archive import cli as archive_cli
 from ops.auth import Principal, Role
 from ops.cli import CLI_ADMIN, with_db
 from ops.config import Settings
 from ops.crypto import KeyVault
 from ops.errors import NotFound
 from ops.identity import repository as departments
-from ops.storage import copy_to, make_store
+from ops.storage import make_store
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -68,10 +67,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         "issued in [--since, --until) to object storage (and, with --out, a copy of each zip to a directory). "
         "Check a package with `govhub archive check`.",
     )
-    archive.add_argument("--since", required=True, type=date.fromisoformat, help="first issue date (YYYY-MM-DD, UTC)")
-    archive.add_argument("--until", required=True, type=date.fromisoformat, help="day after the last issue date (YYYY-MM-DD)")
-    archive.add_argument("--department", help="only this issuing department's (统一社会信用代码)")
-    archive.add_argument("--out", type=Path, help="also copy each package's zip into this directory")
+    archive_cli.add_range_arguments(archive, day="issue date", department="this issuing department's")
     archive.set_defaults(func=with_db(_archive))
 
     objections = sub.add_parser("objections", help="objection handling (异议处理)")
@@ -143,35 +139,7 @@ class ProgressBar:
 
 
 def _archive(db: Session, settings: Settings, args: argparse.Namespace) -> None:
-    if args.until <= args.since:
-        raise SystemExit("govhub: --until must be after --since")
-    who = CLI_ADMIN
-    if args.department:
-        department = departments.department_by_code(db, args.department.strip().upper())
-        if department is None:
-            raise NotFound(f"no department with code {args.department}")
-        who = Principal(
-            subject="cli", roles=frozenset({Role.DEPARTMENT_SYSTEM}), department_id=department.id, department_code=department.code
-        )
-    storage = make_store(settings)
-    # The packages carry inclusion proofs: sequence the log and sign a checkpoint of it first.
-    vault = KeyVault.from_settings(settings)
-    auditlog.checkpoint_now(db, vault=vault, store=storage, force=True, grace_seconds=0)
-    since = datetime.combine(args.since, datetime.min.time(), UTC)
-    until = datetime.combine(args.until, datetime.min.time(), UTC)
-    written, skipped = service.archive_range(
-        db, who=who, storage=storage, settings=settings, vault=vault, since=since, until=until
-    )
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        for package in written:
-            with (args.out / package.file_name).open("wb") as out:
-                copy_to(storage, package.object_key, out)
-    for package in written:
-        print(f"{package.record_id}\t{package.object_key}\t{package.size}")
-    for identifier, reason in skipped:
-        print(f"{identifier}\tskipped: {reason}", file=sys.stderr)
-    print(f"{len(written)} package(s) written, {len(skipped)} skipped", file=sys.stderr)
+    archive_cli.run_range(db, settings, args, service.archive_range)
 
 
 def _bulk(db: Session, settings: Settings, args: argparse.Namespace) -> None:

@@ -49,6 +49,20 @@ def not_found(identifier: str) -> NotFound:
     return NotFound(f"certificate {identifier} not found")
 
 
+def face_rows(*, certificate: Any, schema: dict[str, Any]) -> list[tuple[str, str]]:
+    """A certificate's face as (label, value) rows, in the order its PDF and OFD copies print them: holder, number,
+    the schema's fields (titled), then any others."""
+    properties: dict[str, Any] = schema.get("properties", {})
+    rows: list[tuple[str, str]] = [("持证主体", certificate.holder_name), ("证照编号", certificate.number)]
+    for name, spec in properties.items():
+        if name in certificate.face:
+            rows.append((str(spec.get("title", name)), str(certificate.face[name])))
+    for name, value in certificate.face.items():
+        if name not in properties:
+            rows.append((name, str(value)))
+    return rows
+
+
 def close_objection(objection: Objection, status: ObjectionStatus, resolution: str, by: str) -> None:
     objection.status = status.value
     objection.resolution = resolution

@@ -36,7 +36,7 @@ from xml.sax.saxutils import escape
 import segno
 from PIL import Image
 
-from certhub import ofdfont
+from certhub import common, ofdfont
 
 NS = "http://www.ofdspec.org/2016"
 CREATOR = "govhub"
@@ -305,17 +305,8 @@ def _accent(template: dict[str, Any]) -> tuple[int, int, int]:
 
 
 def face_rows(*, certificate: Any, schema: dict[str, Any]) -> list[tuple[str, str]]:
-    """The face as (label, value) rows, in the order the PDF copy prints them: holder, number, the schema's
-    fields, then any others."""
-    properties: dict[str, Any] = schema.get("properties", {})
-    rows: list[tuple[str, str]] = [("持证主体", certificate.holder_name), ("证照编号", certificate.number)]
-    for name, spec in properties.items():
-        if name in certificate.face:
-            rows.append((str(spec.get("title", name)), str(certificate.face[name])))
-    for name, value in certificate.face.items():
-        if name not in properties:
-            rows.append((name, str(value)))
-    return [(clean(label), clean(value)) for label, value in rows]
+    """The face as (label, value) rows in the PDF copy's order (`common.face_rows`), each a line XML can carry."""
+    return [(clean(label), clean(value)) for label, value in common.face_rows(certificate=certificate, schema=schema)]
 
 
 def _custom_datas(meta: dict[str, Any]) -> str:

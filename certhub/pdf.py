@@ -13,6 +13,8 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.pdfgen import canvas
 
+from certhub.common import face_rows
+
 FONT = "STSong-Light"
 _registered = False
 # Where the seal stamp goes (points, bottom-left origin): right of the metadata, under the face.
@@ -68,15 +70,7 @@ def render(
     pdf.drawCentredString(width / 2, height - 55, str(template.get("title") or type_name))
     pdf.setFillColor(colors.black)
     y = height - 90
-    properties: dict[str, Any] = schema.get("properties", {})
-    rows: list[tuple[str, str]] = [("持证主体", certificate.holder_name), ("证照编号", certificate.number)]
-    for name, spec in properties.items():
-        if name in certificate.face:
-            rows.append((str(spec.get("title", name)), str(certificate.face[name])))
-    for name, value in certificate.face.items():
-        if name not in properties:
-            rows.append((name, str(value)))
-    for label, value in rows:
+    for label, value in face_rows(certificate=certificate, schema=schema):
         pdf.setFont(font, 10)
         pdf.drawString(40, y, label)
         for line in _wrap(value, 34):

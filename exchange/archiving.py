@@ -221,13 +221,10 @@ def archive_requests_between(
 ) -> tuple[list[archive.ArchivePackage], list[tuple[str, str]]]:
     """Archive the dossier of every decided request filed in [since, until) the caller reads; those left out, with why."""
     del vault
-    written, skipped = [], []
-    for request_id in repository.requests_filed_between(db, who, since=since, until=until):
-        try:
-            written.append(archive_request(db, who=who, storage=storage, settings=settings, request_id=request_id))
-        except Conflict as exc:
-            skipped.append((request_id, exc.detail))
-    return written, skipped
+    return archive.store_each(
+        repository.requests_filed_between(db, who, since=since, until=until),
+        lambda request_id: archive_request(db, who=who, storage=storage, settings=settings, request_id=request_id),
+    )
 
 
 def request_packages(db: Session, *, who: Principal, request_id: str) -> list[archive.ArchivePackage]:

@@ -212,13 +212,10 @@ def archive_uses_between(
 ) -> tuple[list[archive.ArchivePackage], list[tuple[str, str]]]:
     """Archive every sealed document of [since, until) the caller may archive; the uses left out, with why."""
     department = None if Role.PLATFORM_ADMIN in who.roles else who.require_department()
-    written, skipped = [], []
-    for use_id in repository.uses_kept_between(db, since=since, until=until, department_id=department):
-        try:
-            written.append(archive_use(db, who=who, storage=storage, settings=settings, vault=vault, use_id=use_id))
-        except Conflict as exc:
-            skipped.append((use_id, exc.detail))
-    return written, skipped
+    return archive.store_each(
+        repository.uses_kept_between(db, since=since, until=until, department_id=department),
+        lambda use_id: archive_use(db, who=who, storage=storage, settings=settings, vault=vault, use_id=use_id),
+    )
 
 
 def use_packages(db: Session, *, who: Principal, use_id: str) -> list[archive.ArchivePackage]:

@@ -27,11 +27,14 @@ from ops.storage import copy_to, make_store
 RangeArchiver = Callable[..., tuple[list[service.ArchivePackage], list[tuple[str, str]]]]
 
 
-def add_range_arguments(parser: argparse.ArgumentParser) -> None:
-    """`--since`, `--until`, `--department`, `--out` of a record class's `archive` command."""
-    parser.add_argument("--since", required=True, type=date.fromisoformat, help="first day (YYYY-MM-DD, UTC)")
-    parser.add_argument("--until", required=True, type=date.fromisoformat, help="day after the last day (YYYY-MM-DD)")
-    parser.add_argument("--department", help="only this department's records (统一社会信用代码)")
+def add_range_arguments(
+    parser: argparse.ArgumentParser, *, day: str = "day", department: str = "this department's records"
+) -> None:
+    """`--since`, `--until`, `--department`, `--out` of a record class's `archive` command; `day` and `department`
+    word their help (a certificate's "issue date", "this issuing department's")."""
+    parser.add_argument("--since", required=True, type=date.fromisoformat, help=f"first {day} (YYYY-MM-DD, UTC)")
+    parser.add_argument("--until", required=True, type=date.fromisoformat, help=f"day after the last {day} (YYYY-MM-DD)")
+    parser.add_argument("--department", help=f"only {department} (统一社会信用代码)")
     parser.add_argument("--out", type=Path, help="also copy each package's zip into this directory")
 
 
@@ -111,12 +114,7 @@ def register(commands: argparse._SubParsersAction, profiles: Mapping[str, servic
                 as_of = service.parse_as_of(args.as_of, now=utcnow())
             except HubError as exc:
                 raise SystemExit(f"govhub: {exc.detail}") from None
-        trust = None
-        if args.trust:
-            try:
-                trust = service.Trust.from_documents([json.loads(p.read_text(encoding="utf-8")) for p in args.trust])
-            except (OSError, ValueError) as exc:
-                raise SystemExit(f"govhub: cannot read the trust files: {exc}") from None
+        trust = _trust(args.trust)
         try:
             report = service.check_path(args.package, profiles, trust, as_of)
         except HubError as exc:
@@ -147,14 +145,7 @@ def register(commands: argparse._SubParsersAction, profiles: Mapping[str, servic
     def run_transfer_check(args: argparse.Namespace) -> None:
         if not args.transfer.exists():
             raise SystemExit(f"govhub: {args.transfer} does not exist")
-        try:
-            trust = (
-                service.Trust.from_documents([json.loads(p.read_text(encoding="utf-8")) for p in args.trust])
-                if args.trust
-                else None
-            )
-        except (OSError, ValueError) as exc:
-            raise SystemExit(f"govhub: cannot read the trust files: {exc}") from None
+        trust = _trust(args.trust)
         try:
             report = service.check_transfer_path(args.transfer, profiles, trust)
         except HubError as exc:
@@ -232,6 +223,16 @@ def register(commands: argparse._SubParsersAction, profiles: Mapping[str, servic
     stones.add_argument("--class", dest="record_class", help="only this record class")
     stones.add_argument("--record", help="only this record's identifier")
     stones.set_defaults(func=with_db(_tombstones, writes=False))
+
+
+def _trust(paths: list[Path]) -> service.Trust | None:
+    """The keys of `--trust FILE` (repeatable), or None without one."""
+    if not paths:
+        return None
+    try:
+        return service.Trust.from_documents([json.loads(p.read_text(encoding="utf-8")) for p in paths])
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"govhub: cannot read the trust files: {exc}") from None
 
 
 def _print(value: Any) -> None:

@@ -6,7 +6,7 @@ import base64
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -149,6 +149,22 @@ def store_package(db: Session, *, who: Principal, storage: ObjectStore, contents
     return package
 
 
+def store_each(
+    record_ids: Iterable[str], store: Callable[[str], ArchivePackage]
+) -> tuple[list[ArchivePackage], list[tuple[str, str]]]:
+    """A record class's period: `store` each record's package; a record it refuses with a Conflict (its audit
+    records not yet in a signed checkpoint, say) is left out. Returns the packages and, for each record left out,
+    why."""
+    written: list[ArchivePackage] = []
+    skipped: list[tuple[str, str]] = []
+    for record_id in record_ids:
+        try:
+            written.append(store(record_id))
+        except Conflict as exc:
+            skipped.append((record_id, exc.detail))
+    return written, skipped
+
+
 def _stamped(db: Session, data: bytes) -> tuple[bytes, str, datetime | None, str | None, bytes | None]:
     """The package with its time stamp (`stamped`, and the token), or as it was and why it must wait (`awaiting`)."""
     stamper = timestamping.current_stamper()
@@ -159,6 +175,29 @@ def _stamped(db: Session, data: bytes) -> tuple[bytes, str, datetime | None, str
     except timestamping.StampUnavailable as exc:
         return data, "awaiting", None, str(exc)[:300], None
     return with_timestamp(data, token), "stamped", timestamping.gen_time(token), None, token
+
+
+def _replace_zip(
+    db: Session, storage: ObjectStore, package: ArchivePackage, new: bytes, replaced: list[str], *, action: str, **detail: str
+) -> None:
+    """The package's zip becomes `new` (stamped): put in object storage, the package pointed at it (key, SM3, size),
+    the previous object added to `replaced` once no package uses it, the change in the audit trail (`action`, with
+    `detail`)."""
+    stored = storage.put([new])
+    previous = package.object_key
+    package.object_key, package.sm3, package.size = stored.key, digest("sm3", new), stored.size
+    db.flush()
+    if not repository.object_in_use(db, previous):
+        replaced.append(previous)
+    audit.record(
+        db,
+        actor=audit.SYSTEM,
+        action=action,
+        object_type="archive_package",
+        object_id=package.id,
+        purpose="电子档案归档",
+        detail={"record": package.record_id, **detail, "previous_sha256": previous, "sha256": stored.key, "size": stored.size},
+    )
 
 
 @dataclass(frozen=True)
@@ -174,7 +213,8 @@ def stamp_awaiting(db: Session, *, storage: ObjectStore, limit: int = STAMP_BATC
     package's new object (its key, SM3 and size change; the change is in the audit trail). The unstamped objects
     no package uses any more are returned for the caller to delete after committing."""
     stamper = timestamping.current_stamper()
-    stamped, failure, replaced = 0, None, []
+    stamped, failure = 0, None
+    replaced: list[str] = []
     if stamper is None:
         failure = "no time-stamp authority is configured"
     else:
@@ -192,24 +232,10 @@ def stamp_awaiting(db: Session, *, storage: ObjectStore, limit: int = STAMP_BATC
                 package.timestamp_error = failure
                 break
             new = with_timestamp(old, token)
-            stored = storage.put([new])
-            previous = package.object_key
-            package.object_key, package.sm3, package.size = stored.key, digest("sm3", new), stored.size
             package.timestamp_state, package.timestamped_at = "stamped", timestamping.gen_time(token)
             package.timestamp_error = None
             note_chain(package, 1, token, get_settings())
-            db.flush()
-            if not repository.object_in_use(db, previous):
-                replaced.append(previous)
-            audit.record(
-                db,
-                actor=audit.SYSTEM,
-                action="archive.timestamp",
-                object_type="archive_package",
-                object_id=package.id,
-                purpose="电子档案归档",
-                detail={"record": package.record_id, "previous_sha256": previous, "sha256": stored.key, "size": stored.size},
-            )
+            _replace_zip(db, storage, package, new, replaced, action="archive.timestamp")
             stamped += 1
         db.flush()
     awaiting = repository.count_awaiting_timestamp(db)
@@ -330,29 +356,9 @@ def renew_stamps(
             failed += 1
             continue
         new = with_timestamp(old, token, name=stamp_name(position))
-        stored = storage.put([new])
-        previous = package.object_key
-        package.object_key, package.sm3, package.size = stored.key, digest("sm3", new), stored.size
         note_chain(package, position, token, settings)
         package.stamp_renewal_error = None
-        db.flush()
-        if not repository.object_in_use(db, previous):
-            replaced.append(previous)
-        audit.record(
-            db,
-            actor=audit.SYSTEM,
-            action="archive.timestamp_renewal",
-            object_type="archive_package",
-            object_id=package.id,
-            purpose="电子档案归档",
-            detail={
-                "record": package.record_id,
-                "stamp": stamp_name(position),
-                "previous_sha256": previous,
-                "sha256": stored.key,
-                "size": stored.size,
-            },
-        )
+        _replace_zip(db, storage, package, new, replaced, action="archive.timestamp_renewal", stamp=stamp_name(position))
         renewed += 1
     db.flush()
     if failure is not None:

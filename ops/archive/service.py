@@ -49,6 +49,7 @@ from ops.archive.packages import (
     package_bytes,
     packages,
     stamp_awaiting,
+    store_each,
     store_package,
 )
 from ops.archive.retention import (
@@ -117,6 +118,7 @@ __all__ = [
     "release_hold",
     "stamp_awaiting",
     "stamped_digest",
+    "store_each",
     "store_package",
     "tombstones",
     "with_timestamp",

@@ -21,11 +21,7 @@ def stamp_and_clean(db: Session, storage: ObjectStore) -> packages.StampRun:
     """Stamp what awaits, commit, then delete the unstamped objects no package uses any more."""
     run = packages.stamp_awaiting(db, storage=storage)
     db.commit()
-    for key in run.replaced:
-        try:
-            storage.delete(key)
-        except Exception:  # an object left behind is garbage, not a loss: the package points at its stamped one
-            log.exception("could not delete the unstamped object %s", key)
+    _delete(storage, run.replaced, "could not delete the unstamped object %s")
     return run
 
 
@@ -33,12 +29,18 @@ def renew_and_clean(db: Session, storage: ObjectStore, settings: Settings | None
     """Renew the stamp chains that are due, commit, then delete the objects no package uses any more."""
     run = packages.renew_stamps(db, storage=storage, settings=settings or get_settings())
     db.commit()
-    for key in run.replaced:
+    _delete(storage, run.replaced, "could not delete the object %s replaced by a renewal")
+    return run
+
+
+def _delete(storage: ObjectStore, keys: list[str], failure: str) -> None:
+    """Delete the objects a committed run replaced; one that cannot be deleted is logged (`failure`, its key) and
+    left, as its package points at the new one."""
+    for key in keys:
         try:
             storage.delete(key)
-        except Exception:  # an object left behind is garbage, not a loss: the package points at its renewed one
-            log.exception("could not delete the object %s replaced by a renewal", key)
-    return run
+        except Exception:  # an object left behind is garbage, not a loss
+            log.exception(failure, key)
 
 
 def jobs(*, store: ObjectStore | None) -> list[Job]:

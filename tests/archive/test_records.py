@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import bagit
+import pytest
 
 from govhub.archives import ARCHIVE_PROFILES
 from ops.archive import service as archive
@@ -297,3 +298,67 @@ def test_a_document_sealed_with_an_sm2_seal_passes_from_its_package(world: World
     stranger = archive.check_bag(archive.Bag(files), ARCHIVE_PROFILES, archive.Trust.from_documents([other]))
     [finding] = [f for f in stranger.findings if f.check == "seal CA trusted"]
     assert not finding.ok and "not among the published ones" in finding.reason
+
+
+def test_the_seal_and_exchange_commands_archive_the_records_of_a_period(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`govhub seals archive` and `govhub exchange archive`: each record of the period printed (`record, sha256,
+    size`) and its zip copied with --out; --department keeps one department's; a bad period or department refused."""
+    import argparse
+    from datetime import UTC, datetime, timedelta
+
+    from exchange.cli import _archive as exchange_archive
+    from ops.errors import NotFound
+    from seal.cli import seals_archive
+
+    system = sealing_department(world)
+    assert system.department is not None
+    pdf_use = sealed_pdf_use(world, system)
+    request_id = granted_dossier(world)
+    # The command's store is the one the settings name: the hub's, where the sealed outputs are.
+    settings = world.hub.settings.model_copy(update={"storage_dir": world.hub.app.state.storage.root})
+    today = datetime.now(UTC).date()
+    runs = [
+        (seals_archive, None, pdf_use),
+        (seals_archive, system.department.code, pdf_use),
+        (exchange_archive, None, request_id),
+    ]
+    for number, (command, department, record) in enumerate(runs):
+        out = tmp_path / f"out{number}"
+        args = argparse.Namespace(since=today, until=today + timedelta(days=1), department=department, out=out)
+        with world.hub.factory() as db:
+            command(db, settings, args)
+            db.commit()
+        printed = capsys.readouterr()
+        ids = [line.split("\t")[0] for line in printed.out.splitlines()]
+        assert record in ids and printed.err.endswith(f"{len(ids)} package(s) written, 0 skipped\n"), printed
+        zips = sorted(out.glob("*.zip"))
+        assert len(zips) == len(ids)
+        for package in zips:
+            report = archive.check_path(package, ARCHIVE_PROFILES)
+            assert report.ok, report.failures()
+    with world.hub.factory() as db:
+        backwards = argparse.Namespace(since=today, until=today, department=None, out=None)
+        with pytest.raises(SystemExit, match="--until must be after --since"):
+            exchange_archive(db, settings, backwards)
+        unknown = argparse.Namespace(since=today, until=today + timedelta(days=1), department="NOPE", out=None)
+        with pytest.raises(NotFound, match="no department with code NOPE"):
+            seals_archive(db, settings, unknown)
+
+
+def test_a_period_leaves_out_only_the_records_refused_with_a_conflict() -> None:
+    from ops.errors import Conflict
+
+    def store(record_id: str) -> archive.ArchivePackage:
+        if record_id == "late":
+            raise Conflict("no signed checkpoint covers it yet")
+        if record_id == "broken":
+            raise ValueError(record_id)
+        return archive.ArchivePackage(record_id=record_id)
+
+    written, skipped = archive.store_each(["a", "late", "b"], store)
+    assert [p.record_id for p in written] == ["a", "b"]
+    assert skipped == [("late", "no signed checkpoint covers it yet")]
+    with pytest.raises(ValueError, match="broken"):
+        archive.store_each(["a", "broken"], store)

@@ -15,12 +15,14 @@ from typing import Any
 
 import bagit
 import pytest
+from sqlalchemy import select
 
 from govhub.archives import ARCHIVE_PROFILES
 from ops import timestamping
 from ops.archive import packages
 from ops.archive import service as archive
 from ops.archive import tasks as archive_tasks
+from ops.audit import AuditRecord
 from ops.db import utcnow
 from ops.hubprocess import free_port
 from tests.archive.test_records import archived, check, checkpoint, detached_use, sealing_department, unpack, without_database
@@ -73,6 +75,14 @@ def _renewed_package(world: World, monkeypatch: pytest.MonkeyPatch) -> tuple[Any
     [after] = world.client.get(base, headers=system.headers).json()["items"]
     assert after["stamp_chain_length"] == 2 and after["stamp_renewal_error"] is None
     assert after["object_key"] != before["object_key"]  # the renewed zip is the package's new object
+    with world.hub.factory() as db:
+        [renewal] = db.scalars(
+            select(AuditRecord).where(AuditRecord.action == "archive.timestamp_renewal", AuditRecord.object_id == after["id"])
+        )
+    assert renewal.detail == {
+        "record": use_id, "stamp": "timestamp-2.tsr", "previous_sha256": before["object_key"],
+        "sha256": after["object_key"], "size": after["size"],
+    }  # fmt: skip
     assert datetime.fromisoformat(after["stamp_expires_at"]) > expires
     data = world.client.get(f"{base}/{after['id']}", headers=system.headers).content
     assert archive.digest("sm3", data) == after["sm3"]

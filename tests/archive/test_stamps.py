@@ -13,11 +13,13 @@ from pathlib import Path
 import bagit
 import pytest
 from prometheus_client import REGISTRY
+from sqlalchemy import select
 
 from govhub.archives import ARCHIVE_PROFILES
 from ops import timestamping
 from ops.archive import service as archive
 from ops.archive import tasks as archive_tasks
+from ops.audit import AuditRecord
 from ops.hubprocess import free_port
 from ops.storage import get_bytes
 from tests.archive.test_records import (
@@ -152,6 +154,13 @@ def test_an_unreachable_tsa_leaves_the_package_awaiting_until_the_job_stamps_it(
     [listed] = world.client.get(f"/seal/uses/{use_id}/archive-packages", headers=system.headers).json()["items"]
     assert listed["id"] == package["id"] and listed["timestamp_state"] == "stamped" and listed["timestamp_error"] is None
     assert listed["object_key"] != package["object_key"]  # the stamped zip is the package's new object
+    with world.hub.factory() as db:
+        [stamping] = db.scalars(
+            select(AuditRecord).where(AuditRecord.action == "archive.timestamp", AuditRecord.object_id == package["id"])
+        )
+    assert stamping.detail == {
+        "record": use_id, "previous_sha256": package["object_key"], "sha256": listed["object_key"], "size": listed["size"]
+    }  # fmt: skip
     with pytest.raises(Exception):  # noqa: B017 - the store's own "not found"
         get_bytes(storage, package["object_key"])  # the unstamped one is gone: disposal leaves nothing behind
     stamped = world.client.get(f"/seal/uses/{use_id}/archive-packages/{package['id']}", headers=system.headers).content
