@@ -78,6 +78,20 @@ def entry_by_id(db: Session, entry_id: str, *, lock: bool = False) -> CatalogEnt
     return db.scalars(query).first()
 
 
+def entry_with_current_version(db: Session, entry_id: str) -> tuple[CatalogEntry, EntryVersion | None] | None:
+    """An entry and its current (published) version, in one statement; the version None when it has none."""
+    row = db.execute(_ENTRY_WITH_CURRENT_VERSION, {"entry_id": entry_id}).first()
+    return None if row is None else (row[0], row[1])
+
+
+# Built once (a filing reads it every time): the statement keeps its cache key.
+_ENTRY_WITH_CURRENT_VERSION = (
+    select(CatalogEntry, EntryVersion)
+    .outerjoin(EntryVersion, EntryVersion.id == CatalogEntry.current_version_id)
+    .where(CatalogEntry.id == bindparam("entry_id"))
+)
+
+
 def entry_by_code(db: Session, code: str) -> CatalogEntry | None:
     return db.scalars(select(CatalogEntry).where(CatalogEntry.code == code)).first()
 

@@ -215,12 +215,12 @@ def shared_entries_holding_classified(db: Session) -> list[dict[str, Any]]:
 
 def get_published_for_sharing(db: Session, *, resource_id: str) -> SharingView:
     """The current published version of an entry (NotFound if none is published; retired → Conflict)."""
-    entry = repository.entry_by_id(db, resource_id)
+    found = repository.entry_with_current_version(db, resource_id)  # one statement: the entry and its version
+    entry, version = found if found is not None else (None, None)
     if entry is None or entry.current_version_id is None:
         raise NotFound(f"no published catalogue entry {resource_id}")
     if entry.state == EntryState.RETIRED:
         raise Conflict(f"catalogue entry {entry.code} is retired and can no longer be shared")
-    version = repository.version_by_id(db, entry.current_version_id)
     assert version is not None
     return _sharing_view(entry, version)
 
