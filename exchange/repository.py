@@ -284,10 +284,11 @@ _DEPARTMENT_NAMES = select(Department.id, Department.name).where(Department.id.i
 
 
 def department_names(db: Session, department_ids: set[str]) -> dict[str, str]:
-    """Department id → name (one statement, built once)."""
+    """Department id → name: one Core statement, built once (departments are never written by the exchange's
+    sessions, so nothing of theirs waits to be flushed)."""
     if not department_ids:
         return {}
-    return {did: name for did, name in db.execute(_DEPARTMENT_NAMES, {"ids": list(department_ids)})}
+    return {did: name for did, name in db.connection().execute(_DEPARTMENT_NAMES, {"ids": list(department_ids)})}
 
 
 def list_breaches(db: Session, who: Principal, *, cursor: str | None, limit: int) -> tuple[list[DeadlineBreach], str | None]:
