@@ -78,6 +78,39 @@ def entry_by_id(db: Session, entry_id: str, *, lock: bool = False) -> CatalogEnt
     return db.scalars(query).first()
 
 
+def current_sharing_row(db: Session, entry_id: str) -> Any:
+    """An entry with the columns of its current version the exchange's view is made of (`sharing.SharingView`),
+    in one Core statement built once (a filing reads it every time); None if there is no such entry. The
+    version's columns are None when the entry has no current version."""
+    return db.connection().execute(_CURRENT_SHARING_ROW, {"entry_id": entry_id}).first()
+
+
+_CURRENT_SHARING_ROW = (
+    select(
+        CatalogEntry.id.label("resource_id"),
+        CatalogEntry.code,
+        CatalogEntry.provider_department_id,
+        CatalogEntry.state.label("entry_state"),
+        CatalogEntry.current_version_id,
+        CatalogEntry.current_dataset_id,
+        EntryVersion.id.label("version_id"),
+        EntryVersion.number,
+        EntryVersion.name,
+        EntryVersion.sharing_type,
+        EntryVersion.conditions,
+        EntryVersion.legal_basis,
+        EntryVersion.items,
+        EntryVersion.control_parameters,
+        EntryVersion.allows_export,
+        EntryVersion.api,
+        EntryVersion.division_item,
+        EntryVersion.region_scoped,
+    )
+    .outerjoin(EntryVersion, EntryVersion.id == CatalogEntry.current_version_id)
+    .where(CatalogEntry.id == bindparam("entry_id"))
+)
+
+
 def entry_by_code(db: Session, code: str) -> CatalogEntry | None:
     return db.scalars(select(CatalogEntry).where(CatalogEntry.code == code)).first()
 

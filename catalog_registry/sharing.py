@@ -85,8 +85,7 @@ class SharingView:
 
 
 def _sharing_view(entry: CatalogEntry, version: EntryVersion) -> SharingView:
-    api = version.api
-    return SharingView(
+    return _view(
         resource_id=entry.id,
         version_id=version.id,
         version=version.number,
@@ -96,6 +95,27 @@ def _sharing_view(entry: CatalogEntry, version: EntryVersion) -> SharingView:
         sharing_type=version.sharing_type,
         conditions=version.conditions,
         legal_basis=version.legal_basis,
+        items=version.items,
+        control_parameters=version.control_parameters,
+        allows_export=version.allows_export,
+        has_dataset=entry.current_dataset_id is not None,
+        api=version.api,
+        entry_state=entry.state,
+        is_current=entry.current_version_id == version.id,
+        division_item=version.division_item,
+        region_scoped=bool(version.region_scoped),
+    )
+
+
+def _view(
+    *,
+    items: list[Any],
+    control_parameters: list[Any],
+    api: dict[str, Any] | None,
+    **columns: Any,
+) -> SharingView:
+    """The view from an entry's and a version's columns (the items, control parameters and API as stored)."""
+    return SharingView(
         items=[
             ItemView(
                 name=i["name"],
@@ -104,14 +124,11 @@ def _sharing_view(entry: CatalogEntry, version: EntryVersion) -> SharingView:
                 sensitivity=i["sensitivity"],
                 personal=bool(i.get("personal")),
             )
-            for i in version.items
+            for i in items
         ],
         control_parameters=[
-            ControlParameter(item=p["item"], required=bool(p["required"]), max_rows=p.get("max_rows"))
-            for p in version.control_parameters
+            ControlParameter(item=p["item"], required=bool(p["required"]), max_rows=p.get("max_rows")) for p in control_parameters
         ],
-        allows_export=version.allows_export,
-        has_dataset=entry.current_dataset_id is not None,
         api=ApiDistributionView(
             url=api["url"],
             method=api["method"],
@@ -120,10 +137,7 @@ def _sharing_view(entry: CatalogEntry, version: EntryVersion) -> SharingView:
         )
         if api
         else None,
-        entry_state=entry.state,
-        is_current=entry.current_version_id == version.id,
-        division_item=version.division_item,
-        region_scoped=bool(version.region_scoped),
+        **columns,
     )
 
 
@@ -215,14 +229,31 @@ def shared_entries_holding_classified(db: Session) -> list[dict[str, Any]]:
 
 def get_published_for_sharing(db: Session, *, resource_id: str) -> SharingView:
     """The current published version of an entry (NotFound if none is published; retired → Conflict)."""
-    entry = repository.entry_by_id(db, resource_id)
-    if entry is None or entry.current_version_id is None:
+    row = repository.current_sharing_row(db, resource_id)  # one statement: the entry and its version's columns
+    if row is None or row.current_version_id is None:
         raise NotFound(f"no published catalogue entry {resource_id}")
-    if entry.state == EntryState.RETIRED:
-        raise Conflict(f"catalogue entry {entry.code} is retired and can no longer be shared")
-    version = repository.version_by_id(db, entry.current_version_id)
-    assert version is not None
-    return _sharing_view(entry, version)
+    if row.entry_state == EntryState.RETIRED:
+        raise Conflict(f"catalogue entry {row.code} is retired and can no longer be shared")
+    return _view(
+        resource_id=row.resource_id,
+        version_id=row.version_id,
+        version=row.number,
+        code=row.code,
+        name=row.name,
+        provider_department_id=row.provider_department_id,
+        sharing_type=row.sharing_type,
+        conditions=row.conditions,
+        legal_basis=row.legal_basis,
+        items=row.items,
+        control_parameters=row.control_parameters,
+        allows_export=bool(row.allows_export),
+        has_dataset=row.current_dataset_id is not None,
+        api=row.api,
+        entry_state=row.entry_state,
+        is_current=True,
+        division_item=row.division_item,
+        region_scoped=bool(row.region_scoped),
+    )
 
 
 def get_version_for_sharing(db: Session, *, version_id: str) -> SharingView:

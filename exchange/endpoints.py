@@ -145,8 +145,19 @@ async def lookup(grant_id: str, body: DataQuery, request: Request, who: Departme
 @router.post("/requests", status_code=201, response_model=RequestRead)
 def file_request(body: RequestCreate, request: Request, response: Response, db: DbSession, who: DepartmentStaff) -> RequestRead:
     """File a sharing request (共享申请) for a published catalogue entry; the platform reviews it in 3 working days."""
-    req = service.file_request(db, who=who, policy=_policy(request), data=body)
-    return _read(db, req, response)
+    filed = service.file_request(db, who=who, policy=_policy(request), data=body)
+    # Read from what the filing wrote, not read back: the departments' names are the one statement here.
+    names = repo.department_names(db, {filed.consumer_department_id, filed.provider_department_id})
+    out = RequestRead.model_validate(
+        {
+            **filed.row,
+            "consumer_department_name": names.get(filed.consumer_department_id),
+            "provider_department_name": names.get(filed.provider_department_id),
+            "deadline": service.deadline_of(db, filed.step),
+        }
+    )
+    response.headers["ETag"] = etag(filed.version)
+    return out
 
 
 @router.get("/requests", response_model=Page[RequestRead])

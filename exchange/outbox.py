@@ -93,15 +93,14 @@ def record_supervision_event(db: Session, *, kind: str, department_ids: Sequence
     if kind not in SUPERVISION_EVENTS:
         return
     now = utcnow()
-    with db.no_autoflush:  # what the caller added is flushed once, later, with the rest of its writes
-        hooks = [s for s in repo.supervision_webhooks(db) if kind in s.event_types]
+    hooks = [s for s in repo.supervision_webhooks(db) if kind in s.event_types]
     departments = [None, *dict.fromkeys(department_ids)]
     rows = [
         {"event_id": str(uuid.uuid4()), "kind": kind, "department_id": d, "payload": payload, "created_at": now}
         for d in departments
     ]
     if not hooks:  # nothing to deliver: the events alone, in one statement
-        db.connection().execute(insert(table_of(OutboxEvent)), rows)
+        repo.insert_rows(db, OutboxEvent, rows)
         return
     table = table_of(OutboxEvent)
     ids = db.connection().execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows).scalars().all()

@@ -6,11 +6,12 @@ Another department's record is simply not found.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, fields
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Integer, Select, and_, bindparam, case, func, insert, literal, or_, select, update
+from sqlalchemy import Insert, Integer, Select, and_, bindparam, case, func, insert, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -34,10 +35,25 @@ from exchange.models import (
     Webhook,
 )
 from ops.auth import Principal
-from ops.db import UTCDateTime, table_of
+from ops.db import Base, UTCDateTime, table_of
 from ops.errors import Invalid
 from ops.identity.models import Department
 from ops.pagination import MAX_LIMIT, decode_cursor, encode_cursor, keyset, page_of
+
+
+@functools.cache
+def insert_into(model: type[Base]) -> Insert:
+    """INSERT INTO the model's table, built once: a statement object keeps its cache key, so the hot paths'
+    inserts (a filing's rows) are not rebuilt and keyed again on every execution. The columns come with
+    each execution's values."""
+    return insert(table_of(model))
+
+
+def insert_rows(db: Session, model: type[Base], rows: list[dict[str, Any]]) -> None:
+    """Insert rows into the model's table in the session's transaction: one statement, no ORM unit of work
+    (nothing the session holds is flushed first; what they refer to must be written already)."""
+    if rows:
+        db.connection().execute(insert_into(model), rows)
 
 
 def readable_requests(who: Principal) -> Select[SharingRequest]:
@@ -264,12 +280,15 @@ def resource_names(db: Session, grant_ids: set[str]) -> dict[str, str]:
     return {gid: name for gid, name in db.execute(select(Grant.id, Grant.resource_name).where(Grant.id.in_(grant_ids)))}
 
 
+_DEPARTMENT_NAMES = select(Department.id, Department.name).where(Department.id.in_(bindparam("ids", expanding=True)))
+
+
 def department_names(db: Session, department_ids: set[str]) -> dict[str, str]:
-    """Department id → name."""
+    """Department id → name: one Core statement, built once (departments are never written by the exchange's
+    sessions, so nothing of theirs waits to be flushed)."""
     if not department_ids:
         return {}
-    query = select(Department.id, Department.name).where(Department.id.in_(department_ids))
-    return {did: name for did, name in db.execute(query)}
+    return {did: name for did, name in db.connection().execute(_DEPARTMENT_NAMES, {"ids": list(department_ids)})}
 
 
 def list_breaches(db: Session, who: Principal, *, cursor: str | None, limit: int) -> tuple[list[DeadlineBreach], str | None]:
@@ -462,11 +481,24 @@ def active_webhooks(db: Session, grant_ids: list[str]) -> list[Subscription]:
     return list(db.scalars(query))
 
 
-def supervision_webhooks(db: Session) -> list[Subscription]:
-    query = select(Subscription).where(
-        Subscription.grant_id.is_(None), Subscription.active.is_(True), Subscription.kind == "webhook"
-    )
-    return list(db.scalars(query))
+@dataclass(frozen=True)
+class SupervisionHook:
+    """An active supervision webhook subscription: what an event's deliveries are written from."""
+
+    id: str
+    department_id: str | None  # None: the platform
+    event_types: list[Any]
+
+
+_SUPERVISION_WEBHOOKS = select(Subscription.id, Subscription.department_id, Subscription.event_types).where(
+    Subscription.grant_id.is_(None), Subscription.active.is_(True), Subscription.kind == "webhook"
+)
+
+
+def supervision_webhooks(db: Session) -> list[SupervisionHook]:
+    """The active supervision webhooks: one Core statement (built once) on the session's connection, no ORM
+    objects and no autoflush (what the caller added is flushed with the rest of its writes)."""
+    return [SupervisionHook(i, d, list(e or [])) for i, d, e in db.connection().execute(_SUPERVISION_WEBHOOKS)]
 
 
 def last_outbox_id(db: Session) -> int:

@@ -5,8 +5,8 @@ extension, escalation and coordination, rating, and reading a request with its d
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Literal
+from datetime import date, datetime
+from typing import Any, Literal, Protocol
 
 from sqlalchemy.orm import Session
 
@@ -37,13 +37,14 @@ from exchange.states import (
     publish_event,
     record_action,
     require_reason,
+    step_values,
     today,
     transition,
 )
 from ops import audit, metrics
 from ops.audit import Actor
 from ops.auth import STAFF_ROLES, Principal
-from ops.db import check_version, utcnow
+from ops.db import check_version, new_id, utcnow
 from ops.errors import Conflict, Forbidden, Invalid, NotFound
 from ops.ratings import service as ratings
 from ops.workdays.service import WorkCalendar, calendar
@@ -75,8 +76,65 @@ def _get(
 # Filing and the platform's review
 
 
-def file_request(db: Session, *, who: Principal, policy: Policy, data: RequestCreate) -> SharingRequest:
-    """File a sharing request for the current published version of a catalogue entry."""
+@dataclass(frozen=True)
+class OpenedStep:
+    """A request's open step as it was written (what its deadline is read from)."""
+
+    step: str
+    department_id: str | None
+    started_at: datetime
+    working_days: int
+    due_at: datetime
+    due_last_day: date
+    provisional: bool
+    overdue: bool = False
+    extension_days: int | None = None
+    extension_state: str | None = None
+
+
+OPENED_STEP_FIELDS = ("step", "department_id", "started_at", "working_days", "due_at", "due_last_day", "provisional")
+
+
+@dataclass(frozen=True)
+class Filed:
+    """A request just filed: its row as written (the columns of `SharingRequest`) and its open review step."""
+
+    row: dict[str, Any]
+    step: OpenedStep
+
+    @property
+    def id(self) -> str:
+        return str(self.row["id"])
+
+    @property
+    def state(self) -> str:
+        return str(self.row["state"])
+
+    @property
+    def resource_id(self) -> str:
+        return str(self.row["resource_id"])
+
+    @property
+    def resource_name(self) -> str:
+        return str(self.row["resource_name"])
+
+    @property
+    def consumer_department_id(self) -> str:
+        return str(self.row["consumer_department_id"])
+
+    @property
+    def provider_department_id(self) -> str:
+        return str(self.row["provider_department_id"])
+
+    @property
+    def version(self) -> int:
+        return int(self.row["version"])
+
+
+def file_request(db: Session, *, who: Principal, policy: Policy, data: RequestCreate) -> Filed:
+    """File a sharing request for the current published version of a catalogue entry: the request, its review
+    step (deadline in working days), its history, the departments' events, the supervision outbox, the
+    platform's notification and the audit record, all in the caller's transaction."""
     consumer = who.require_department()
     view = sources.catalogue().get_published_for_sharing(db, resource_id=data.resource_id)
     if view.sharing_type == "not_shared":
@@ -118,32 +176,43 @@ def file_request(db: Session, *, who: Principal, policy: Policy, data: RequestCr
             errors=errors,
         )
     now = utcnow()
-    req = SharingRequest(
-        consumer_department_id=consumer,
-        provider_department_id=view.provider_department_id,
-        resource_id=view.resource_id,
-        version_id=view.version_id,
-        resource_version=view.version,
-        resource_code=view.code,
-        resource_name=view.name,
-        sharing_type=view.sharing_type,
-        has_control_parameters=bool(view.control_parameters),
-        items=wanted,
-        clear_items=clear,
-        purpose=data.purpose,
-        scenario=data.scenario,
-        legal_basis=data.legal_basis,
-        valid_from=valid_from,
-        valid_until=data.valid_until,
-        contact_name=data.contact_name,
-        contact_phone=data.contact_phone,
-        state=RequestState.SUBMITTED.value,
-        filed_by=who.subject,
-        filed_at=now,
-    )
-    db.add(req)
-    db.flush()  # the request first: what follows refers to it, and is written in one flush at the end
-    open_step(db, req, step=Step.REVIEW, department_id=None, start=now, days=policy.review_days)
+    # The request and everything its filing records are written with Core inserts (one statement each,
+    # no ORM unit of work): the request first, since what follows refers to it.
+    row: dict[str, Any] = {
+        "id": new_id(),
+        "consumer_department_id": consumer,
+        "provider_department_id": view.provider_department_id,
+        "resource_id": view.resource_id,
+        "version_id": view.version_id,
+        "resource_version": view.version,
+        "resource_code": view.code,
+        "resource_name": view.name,
+        "sharing_type": view.sharing_type,
+        "has_control_parameters": bool(view.control_parameters),
+        "route": None,
+        "items": wanted,
+        "clear_items": clear,
+        "purpose": data.purpose,
+        "scenario": data.scenario,
+        "legal_basis": data.legal_basis,
+        "valid_from": valid_from,
+        "valid_until": data.valid_until,
+        "contact_name": data.contact_name,
+        "contact_phone": data.contact_phone,
+        "state": RequestState.SUBMITTED.value,
+        "filed_by": who.subject,
+        "filed_at": now,
+        "decided_at": None,
+        "reason": None,
+        "grant_id": None,
+        "created_at": now,
+        "updated_at": now,
+        "version": 1,
+    }
+    repo.insert_rows(db, SharingRequest, [row])
+    step = step_values(db, row["id"], step=Step.REVIEW, department_id=None, start=now, days=policy.review_days)
+    repo.insert_rows(db, RequestStep, [step])
+    req = Filed(row, OpenedStep(**{k: step[k] for k in OPENED_STEP_FIELDS}))
     append_history(
         db, req, who=who, action="file", from_state=None, reason=None, detail={"items": wanted, "version": view.version}
     )
@@ -504,8 +573,33 @@ def rating_for(db: Session, request_id: str) -> RequestRating | None:
 # Reading requests with their deadline
 
 
+class StepFacts(Protocol):
+    """What a request's deadline is read from: a `RequestStep`, or an `OpenedStep` just written."""
+
+    @property
+    def step(self) -> str: ...
+    @property
+    def department_id(self) -> str | None: ...
+    @property
+    def started_at(self) -> datetime: ...
+    @property
+    def working_days(self) -> int: ...
+    @property
+    def due_at(self) -> datetime: ...
+    @property
+    def due_last_day(self) -> date: ...
+    @property
+    def provisional(self) -> bool: ...
+    @property
+    def overdue(self) -> bool: ...
+    @property
+    def extension_days(self) -> int | None: ...
+    @property
+    def extension_state(self) -> str | None: ...
+
+
 def deadline_of(
-    db: Session, step: RequestStep | None, now: datetime | None = None, *, cal: WorkCalendar | None = None
+    db: Session, step: StepFacts | None, now: datetime | None = None, *, cal: WorkCalendar | None = None
 ) -> RequestDeadlineRead | None:
     """The current deadline of a request: due time, working days left, overdue."""
     if step is None:

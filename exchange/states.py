@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from exchange import repository as repo
@@ -32,7 +31,7 @@ from exchange.outbox import SUPERVISED_KINDS, record_supervision_event
 from ops import audit, metrics
 from ops.audit import Actor
 from ops.config import Settings
-from ops.db import table_of, utcnow
+from ops.db import utcnow
 from ops.errors import Conflict, Invalid
 from ops.workdays.service import SHANGHAI, calendar
 
@@ -87,6 +86,24 @@ class Policy:
 # What every step records: steps, transitions, history, events, notifications
 
 
+class RequestFacts(Protocol):
+    """What a step records of its request: a `SharingRequest`, or a request just filed (written with Core
+    inserts, `requests.Filed`)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def resource_id(self) -> str: ...
+    @property
+    def resource_name(self) -> str: ...
+    @property
+    def consumer_department_id(self) -> str: ...
+    @property
+    def provider_department_id(self) -> str: ...
+
+
 def now() -> datetime:
     """The exchange's clock, in UTC."""
     return utcnow()
@@ -102,22 +119,29 @@ def end_of_day(day: date) -> datetime:
     return datetime.combine(day + timedelta(days=1), time.min, tzinfo=SHANGHAI).astimezone(UTC)
 
 
+def step_values(
+    db: Session, request_id: str, *, step: Step, department_id: str | None, start: datetime, days: int
+) -> dict[str, Any]:
+    """The columns of a request's new open step, its deadline counted in working days from `start`."""
+    deadline = calendar(db).add_working_days(start, days)
+    return {
+        "request_id": request_id,
+        "step": step.value,
+        "department_id": department_id,
+        "started_at": start,
+        "working_days": days,
+        "due_at": deadline.due_at,
+        "due_last_day": deadline.last_day,
+        "provisional": deadline.provisional,
+        "open": True,
+        "overdue": False,
+    }
+
+
 def open_step(
     db: Session, req: SharingRequest, *, step: Step, department_id: str | None, start: datetime, days: int
 ) -> RequestStep:
-    deadline = calendar(db).add_working_days(start, days)
-    row = RequestStep(
-        request_id=req.id,
-        step=step.value,
-        department_id=department_id,
-        started_at=start,
-        working_days=days,
-        due_at=deadline.due_at,
-        due_last_day=deadline.last_day,
-        provisional=deadline.provisional,
-        open=True,
-        overdue=False,
-    )
+    row = RequestStep(**step_values(db, req.id, step=step, department_id=department_id, start=start, days=days))
     db.add(row)
     return row
 
@@ -135,7 +159,7 @@ def close_step(db: Session, req: SharingRequest, *, outcome: str, at: datetime) 
 
 def publish_event(
     db: Session,
-    req: SharingRequest,
+    req: RequestFacts,
     kind: str,
     *,
     object_type: str = "request",
@@ -153,7 +177,7 @@ def publish_event(
         "data": {"request_id": req.id, "resource_id": req.resource_id, **(data or {})},
     }
     departments = dict.fromkeys((req.consumer_department_id, req.provider_department_id))
-    db.connection().execute(insert(table_of(ExchangeEvent)), [{**event, "department_id": d} for d in departments])
+    repo.insert_rows(db, ExchangeEvent, [{**event, "department_id": d} for d in departments])
     if kind in SUPERVISED_KINDS:  # 双推送: to the supervising departments subscribed
         record_supervision_event(
             db,
@@ -173,25 +197,25 @@ def publish_event(
         )
 
 
-def notify(db: Session, department_id: str | None, kind: str, req: SharingRequest, message: str) -> None:
+def notify(db: Session, department_id: str | None, kind: str, req: RequestFacts, message: str) -> None:
+    """A message to a department (None: the platform), listed by it and pushed to its webhook; one statement."""
     now = utcnow()
-    db.add(
-        Notification(
-            department_id=department_id,
-            kind=kind,
-            request_id=req.id,
-            message=message,
-            created_at=now,
-            delivered=False,
-            attempts=0,
-            next_attempt_at=now,
-        )
-    )
+    row = {
+        "department_id": department_id,
+        "kind": kind,
+        "request_id": req.id,
+        "message": message,
+        "created_at": now,
+        "delivered": False,
+        "attempts": 0,
+        "next_attempt_at": now,
+    }
+    repo.insert_rows(db, Notification, [row])
 
 
 def append_history(
     db: Session,
-    req: SharingRequest,
+    req: RequestFacts,
     *,
     who: Actor,
     action: str,
@@ -199,21 +223,21 @@ def append_history(
     reason: str | None,
     detail: dict[str, Any],
 ) -> None:
-    """Append one row to the request's history: who did what, from which state to its current one."""
-    db.add(
-        RequestTransition(
-            request_id=req.id,
-            at=utcnow(),
-            action=action,
-            from_state=from_state,
-            to_state=req.state,
-            actor=who.subject,
-            actor_role=who.primary_role,
-            actor_department_id=who.department_id,
-            reason=reason,
-            detail=detail,
-        )
-    )
+    """Append one row to the request's history: who did what, from which state to its current one (one
+    statement; the request's row must be written already)."""
+    row = {
+        "request_id": req.id,
+        "at": utcnow(),
+        "action": action,
+        "from_state": from_state,
+        "to_state": req.state,
+        "actor": who.subject,
+        "actor_role": who.primary_role,
+        "actor_department_id": who.department_id,
+        "reason": reason,
+        "detail": detail,
+    }
+    repo.insert_rows(db, RequestTransition, [row])
 
 
 def transition(
