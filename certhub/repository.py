@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import functools
+import os
 import secrets
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     ARRAY,
@@ -346,7 +347,33 @@ def reserve_status_indices(db: Session, count: int) -> list[int]:
     return found
 
 
-_random = secrets.SystemRandom()
+_T = TypeVar("_T")
+
+
+class _Positions(secrets.SystemRandom):
+    """The system's random source, whose sample of a range reads it once for all the values drawn (random.sample
+    reads it once per value: 2,064 reads for a bulk chunk of 500, about 30 µs a certificate)."""
+
+    def sample(self, population: Sequence[_T], k: int, *, counts: Iterable[int] | None = None) -> list[_T]:
+        if counts is not None or not isinstance(population, range) or population.step != 1 or not 0 <= k <= len(population):
+            return super().sample(population, k, counts=counts)
+        size = len(population)
+        # 64-bit words below the largest multiple of `size` are kept (the rest refused): each is then uniform
+        # over range(size); a value already drawn is drawn again, as random.sample does.
+        limit = (1 << 64) // size * size
+        chosen: dict[int, None] = {}  # the values in the order drawn
+        while len(chosen) < k:
+            missing = k - len(chosen)
+            for word in memoryview(os.urandom(8 * (missing + missing // 4 + 4))).cast("Q"):
+                if word < limit:
+                    chosen[word % size] = None
+                    if len(chosen) == k:
+                        break
+        start = population.start
+        return [start + value for value in chosen]  # type: ignore[misc]
+
+
+_random = _Positions()
 
 
 def _held_positions(db: Session, positions: list[int]) -> set[int]:
