@@ -62,14 +62,11 @@ class _Signed:
     pending: list[_Pending]
     rows: list[dict[str, Any]]
     trails: list[dict[str, Any]]
+    keys: frozenset[str]  # the rows' idempotency keys
 
     @property
     def positions(self) -> list[int]:
         return [row["status_index"] for row in self.rows]
-
-    @property
-    def keys(self) -> set[str]:
-        return {item.key for item in self.pending if item.key is not None}
 
 
 # (the rows written, the rows the database refused) of one chunk
@@ -107,7 +104,7 @@ class _BulkRun:
         self.keys: dict[str, tuple[str | None, str]] = {}
         self.signed: _Signed | None = None  # signed, not handed to the writer yet
         self.writing: Future[_Written] | None = None  # the chunk the writer is writing
-        self.writing_keys: set[str] = set()
+        self.writing_keys: frozenset[str] = frozenset()
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk-writer") if _writes_beside(db) else None
 
     def add(self, window: list[tuple[int, dict[str, Any] | str]]) -> None:
@@ -197,7 +194,7 @@ class _BulkRun:
                     )
                 )
             )
-        self.signed = _Signed(pending, rows, trails)
+        self.signed = _Signed(pending, rows, trails, frozenset(item.key for item in pending if item.key is not None))
         if self.writer is None:
             self._hand_over()
             self._wait()
@@ -229,7 +226,7 @@ class _BulkRun:
         if self.writing is None:
             return
         writing, self.writing = self.writing, None
-        self.writing_keys = set()
+        self.writing_keys = frozenset()
         written, refused = writing.result()
         self.errors.extend(refused)
         for item, row in written:
