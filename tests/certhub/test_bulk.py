@@ -212,6 +212,32 @@ def test_a_row_the_database_refuses_is_reported_and_the_rest_of_its_chunk_is_iss
     assert _issue_records(world, report["identifiers"]) == 2
 
 
+def test_an_error_while_a_chunk_is_written_stops_the_run_and_nothing_is_issued(
+    world: World, monkeypatch: pytest.MonkeyPatch, writer: None
+) -> None:
+    monkeypatch.setattr(bulk, "BULK_CHUNK", 2)
+    real = bulk.repository.insert_certificates
+    chunks: list[int] = []
+
+    def lost_on_the_second_chunk(db: Any, rows: list[dict[str, Any]]) -> None:
+        chunks.append(len(rows))
+        if len(chunks) == 2:
+            raise RuntimeError("the server closed the connection")
+        real(db, rows)
+
+    monkeypatch.setattr(bulk.repository, "insert_certificates", lost_on_the_second_chunk)
+    holders = [citizen_id() for _ in range(5)]
+    response = world.client.post(
+        f"/certhub/certificates/bulk?type_code={ID_CARD}",
+        content=_jsonl([_id_row(h) for h in holders]).encode(),
+        headers={**world.issuer.headers, "Content-Type": "application/x-ndjson"},
+    )
+    assert response.status_code == 500 and chunks == [2, 2]  # the run stopped at the error: no third chunk written
+    with world.hub.factory() as db:  # the first chunk, written before, was rolled back with the rest
+        assert db.scalar(select(func.count()).where(Certificate.holder_code.in_(holders))) == 0
+        assert db.scalar(select(func.count()).where(AuditRecord.action == "certificate.bulk_issue")) == 0
+
+
 @pytest.mark.parametrize("chunk", [1, 500])  # the earlier row with the key in the same chunk, or in one signed before
 def test_an_idempotency_key_repeated_in_one_file_returns_the_first_certificate_or_is_refused(
     world: World, monkeypatch: pytest.MonkeyPatch, writer: None, chunk: int
