@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, text, update
 
-from certhub import bulk, sdjwt, service
+from certhub import bulk, repository, sdjwt, service
 from certhub.models import Certificate, Counter
 from ops.audit import AuditRecord
 from tests.certhub.conftest import ID_CARD, World, id_face
@@ -216,7 +216,7 @@ def test_an_error_while_a_chunk_is_written_stops_the_run_and_nothing_is_issued(
     world: World, monkeypatch: pytest.MonkeyPatch, writer: None
 ) -> None:
     monkeypatch.setattr(bulk, "BULK_CHUNK", 2)
-    real = bulk.repository.insert_certificates
+    real = repository.insert_certificates
     chunks: list[int] = []
 
     def lost_on_the_second_chunk(db: Any, rows: list[dict[str, Any]]) -> None:
@@ -225,7 +225,7 @@ def test_an_error_while_a_chunk_is_written_stops_the_run_and_nothing_is_issued(
             raise RuntimeError("the server closed the connection")
         real(db, rows)
 
-    monkeypatch.setattr(bulk.repository, "insert_certificates", lost_on_the_second_chunk)
+    monkeypatch.setattr(repository, "insert_certificates", lost_on_the_second_chunk)
     holders = [citizen_id() for _ in range(5)]
     response = world.client.post(
         f"/certhub/certificates/bulk?type_code={ID_CARD}",
