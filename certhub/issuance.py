@@ -58,7 +58,7 @@ def make_identifier(*, type_code: str, issuer_code: str, serial: str, version: i
 
 # ISO 7064 MOD 37,36 as python-stdnum computes it (ops.codes.mod37_36_check_char, the tests' oracle), in two steps
 # so that the running state after a series' type and issuer codes is computed once: they are 39 of an
-# identifier's 52 characters, and stdnum's check character of all 52 cost more than one ES256 signature.
+# identifier's 52 characters, and stdnum's check character of all 52 cost half an ES256 signature (13–18 µs).
 _MOD36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _MOD36_VALUES = {char: value for value, char in enumerate(_MOD36)}
 
