@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from itertools import islice
 from typing import Any
@@ -53,9 +55,41 @@ class _Pending:
     digest: str
 
 
+@dataclass(frozen=True)
+class _Signed:
+    """A chunk of rows signed and ready to be written: each pending row, its certificate row and its audit record."""
+
+    pending: list[_Pending]
+    rows: list[dict[str, Any]]
+    trails: list[dict[str, Any]]
+    keys: frozenset[str]  # the rows' idempotency keys
+
+    @property
+    def positions(self) -> list[int]:
+        return [row["status_index"] for row in self.rows]
+
+
+# (the rows written, the rows the database refused) of one chunk
+_Written = tuple[list[tuple[_Pending, dict[str, Any]]], list[BulkRowError]]
+
+
+def _writes_beside(db: Session) -> bool:
+    """Whether a chunk is written by a thread of its own while the next is signed: on PostgreSQL, where the hub
+    waits for the server's work on each row. On SQLite a statement is work done in this process (the same core
+    time, with the interpreter lock traded between two threads besides)."""
+    return db.get_bind().dialect.name == "postgresql"
+
+
 class _BulkRun:
     """One bulk issuance: rows are checked as they come, and those that pass are signed and written a chunk
-    at a time (one multi-row INSERT for the certificates, one for their audit records)."""
+    at a time (one multi-row INSERT for the certificates, one for their audit records).
+
+    On PostgreSQL a chunk is written by a writer thread while the next is checked and signed: the chunk's
+    serials and status positions are reserved first, then the chunk before it goes to the writer, then this
+    one is signed. The session is used by one thread at a time: the run waits for the writer (`_wait`) before
+    anything it does with the database, so the writes are those of the rows one after the other, in the
+    caller's transaction, each chunk in its savepoint as before.
+    """
 
     def __init__(self, db: Session, *, who: Principal, ctx: IssueContext, progress: Callable[[int, int], None] | None) -> None:
         self.db, self.who, self.ctx, self.progress = db, who, ctx, progress
@@ -68,6 +102,10 @@ class _BulkRun:
         self.pending_keys: set[str] = set()
         # Idempotency keys stored before this run or during it: key → (request hash, identifier).
         self.keys: dict[str, tuple[str | None, str]] = {}
+        self.signed: _Signed | None = None  # signed, not handed to the writer yet
+        self.writing: Future[_Written] | None = None  # the chunk the writer is writing
+        self.writing_keys: frozenset[str] = frozenset()
+        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk-writer") if _writes_beside(db) else None
 
     def add(self, window: list[tuple[int, dict[str, Any] | str]]) -> None:
         """Check a window of rows, then sign and write the valid ones."""
@@ -87,8 +125,10 @@ class _BulkRun:
                 self.errors.append(BulkRowError(row=number, message=message, errors=errs))
                 continue
             if from_csv:
+                self._wait()  # the type may be read from the database
                 data.face = _typed_csv_face(self.ctx.type_by_code(self.db, data.type_code.strip().upper()), data.face)
             parsed.append((number, data, str(key) if key else None))
+        self._wait()  # the checks read the database (the idempotency keys, the type, the department, the signer)
         wanted = {key for _, _, key in parsed if key and key not in self.keys}
         if wanted:
             self.keys.update(repository.idempotency_keys(self.db, self.department_id, wanted))
@@ -103,8 +143,8 @@ class _BulkRun:
 
     def _check(self, number: int, data: IssueRequest, key: str | None) -> None:
         digest = request_hash(data)
-        if key is not None and key in self.pending_keys:
-            self.flush()  # the earlier row with this key is stored first, as if the rows came one by one
+        if key is not None and (key in self.pending_keys or key in self.writing_keys or self._signed_key(key)):
+            self.settle()  # the earlier row with this key is stored first, as if the rows came one by one
         if key is not None and key in self.keys:
             stored_hash, identifier = self.keys[key]
             check_replay(stored_hash, digest)
@@ -113,7 +153,7 @@ class _BulkRun:
             return
         if data.render_pdf:
             # The sealed PDF and the seal's use record are written with the certificate: a row of its own.
-            self.flush()
+            self.settle()
             with self.db.begin_nested():
                 certificate, _ = issue(self.db, who=self.who, ctx=self.ctx, data=data, idempotency_key=key)
             self._stored(number, key, digest, certificate.identifier)
@@ -124,14 +164,21 @@ class _BulkRun:
         if key is not None:
             self.pending_keys.add(key)
 
+    def _signed_key(self, key: str) -> bool:
+        return self.signed is not None and key in self.signed.keys
+
     def flush(self) -> None:
-        """Sign and write the pending rows; a row the database refuses is reported, the others are kept."""
+        """Sign the pending rows, and write them (with a writer thread: hand the chunk signed before to the writer,
+        then sign these; they are written on the next flush or `settle`)."""
         pending, self.pending = self.pending, []
         self.pending_keys.clear()
         if not pending:
             return
+        self._wait()
         serials = self._serials(pending)
-        indices = repository.status_indices(self.db, len(pending))
+        indices = repository.status_indices(self.db, len(pending), taken=self.signed.positions if self.signed else ())
+        if self.signed is not None:
+            self._hand_over()
         public_url = self.ctx.settings.public_url
         rows: list[dict[str, Any]] = []
         trails: list[dict[str, Any]] = []
@@ -147,23 +194,72 @@ class _BulkRun:
                     )
                 )
             )
+        self.signed = _Signed(pending, rows, trails, frozenset(item.key for item in pending if item.key is not None))
+        if self.writer is None:
+            self._hand_over()
+            self._wait()
+
+    def settle(self) -> None:
+        """Every row checked so far signed and written, its outcome recorded; the writer idle."""
+        self.flush()
+        self._wait()
+        if self.signed is not None:
+            self._hand_over()
+            self._wait()
+
+    def _hand_over(self) -> None:
+        """The signed chunk to the writer (or written here, without one); the writer must be idle."""
+        assert self.writing is None and self.signed is not None
+        chunk, self.signed = self.signed, None
+        self.writing_keys = chunk.keys
+        if self.writer is None:
+            done: Future[_Written] = Future()
+            done.set_result(self._write_chunk(chunk))
+            self.writing = done
+        else:
+            # in the caller's context (its write intent, its request id), as if written by the caller's thread
+            self.writing = self.writer.submit(contextvars.copy_context().run, self._write_chunk, chunk)
+
+    def _wait(self) -> None:
+        """Wait for the chunk being written and record its outcome: the session is this thread's again. An error
+        other than a row the database refused is raised here."""
+        if self.writing is None:
+            return
+        writing, self.writing = self.writing, None
+        self.writing_keys = frozenset()
+        written, refused = writing.result()
+        self.errors.extend(refused)
+        for item, row in written:
+            self._stored(item.number, item.key, item.digest, row["identifier"])
+        CERTIFICATE_EVENTS.labels(event="issued").inc(len(written))
+
+    def _write_chunk(self, chunk: _Signed) -> _Written:
+        """Write a signed chunk; a row the database refuses is reported, the others are kept (in the writer thread:
+        only the session, which the run leaves alone meanwhile)."""
         try:
             with self.db.begin_nested():
-                self._write(rows, trails)
-            written = list(zip(pending, rows, strict=True))
+                self._write(chunk.rows, chunk.trails)
+            return list(zip(chunk.pending, chunk.rows, strict=True)), []
         except (IntegrityError, DataError):
-            written = []
-            for item, row, trail in zip(pending, rows, trails, strict=True):
+            written: list[tuple[_Pending, dict[str, Any]]] = []
+            refused: list[BulkRowError] = []
+            for item, row, trail in zip(chunk.pending, chunk.rows, chunk.trails, strict=True):
                 try:
                     with self.db.begin_nested():
                         self._write([row], [trail])
                 except (IntegrityError, DataError) as exc:
-                    self.errors.append(_refused_by_database(item.number, exc))
+                    refused.append(_refused_by_database(item.number, exc))
                 else:
                     written.append((item, row))
-        for item, row in written:
-            self._stored(item.number, item.key, item.digest, row["identifier"])
-        CERTIFICATE_EVENTS.labels(event="issued").inc(len(written))
+            return written, refused
+
+    def close(self) -> None:
+        """Stop the writer, once what it writes is done (whatever the outcome: the caller then commits or rolls back)."""
+        if self.writing is not None:
+            self.writing.exception()  # waits; an error was raised already or is the caller's to roll back
+            self.writing = None
+        if self.writer is not None:
+            self.writer.shutdown(wait=True)
 
     def _serials(self, pending: list[_Pending]) -> list[str]:
         """One block of serials per (type, issuer) series, reserved with one UPDATE each."""
@@ -221,9 +317,13 @@ def bulk_issue(
     refused by a check never reaches the database, and a row the database refuses is reported alone.
     """
     run = _BulkRun(db, who=who, ctx=replace(ctx, bulk=True), progress=progress)
-    source = iter(rows)
-    while window := list(islice(source, BULK_CHUNK)):
-        run.add(window)
+    try:
+        source = iter(rows)
+        while window := list(islice(source, BULK_CHUNK)):
+            run.add(window)
+        run.settle()
+    finally:
+        run.close()
     report = run.report()
     audit.record(
         db,

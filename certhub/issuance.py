@@ -52,8 +52,34 @@ def holder_code_problem(code: str, kind: str) -> str | None:
 def make_identifier(*, type_code: str, issuer_code: str, serial: str, version: int) -> str:
     """The GB/T 36904 identifier; its check character is ISO 7064 MOD 37,36 over the joined parts."""
     ver = f"{version:03d}"
-    check = mod37_36_check_char(f"{type_code}{issuer_code}{serial}{ver}")
+    check = _mod37_36_after(_mod37_36_state(f"{type_code}{issuer_code}"), f"{serial}{ver}")
     return f"{ROOT}.{type_code}.{issuer_code}.{serial}.{ver}.{check}"
+
+
+# ISO 7064 MOD 37,36 as python-stdnum computes it (ops.codes.mod37_36_check_char, the tests' oracle), in two steps
+# so that the running state after a series' type and issuer codes is computed once: they are 39 of an
+# identifier's 52 characters, and stdnum's check character of all 52 cost half an ES256 signature (13–18 µs).
+_MOD36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_MOD36_VALUES = {char: value for value, char in enumerate(_MOD36)}
+
+
+def _mod37_36_step(state: int, chars: str) -> int:
+    for char in chars:
+        value = _MOD36_VALUES.get(char)
+        if value is None:
+            raise ValueError(f"character {char!r} is not in 0-9A-Z")
+        state = (((state or 36) * 2) % 37 + value) % 36
+    return state
+
+
+@lru_cache(maxsize=1024)  # a pure function of its text: one entry per (type, issuer) series
+def _mod37_36_state(prefix: str) -> int:
+    return _mod37_36_step(18, prefix)
+
+
+def _mod37_36_after(state: int, rest: str) -> str:
+    """The check character of the text whose first part left `state`, followed by `rest`."""
+    return _MOD36[(1 - ((_mod37_36_step(state, rest) or 36) * 2) % 37) % 36]
 
 
 def identifier_problem(identifier: str) -> str | None:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import functools
+import os
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     ARRAY,
@@ -308,7 +309,7 @@ def allocate(db: Session, name: str, count: int = 1) -> int:
 STATUS_LIST_BLOCK = 131_072  # statuslist.MIN_BITS: the lists grow by this many positions
 
 
-def status_indices(db: Session, count: int = 1) -> list[int]:
+def status_indices(db: Session, count: int = 1, *, taken: Collection[int] = ()) -> list[int]:
     """`count` free status-list positions, each drawn at random among the free ones (W3C Bitstring Status
     List, privacy considerations: a position must not reveal the order of issuance).
 
@@ -317,15 +318,20 @@ def status_indices(db: Session, count: int = 1) -> list[int]:
     PostgreSQL. The counter counts the positions ever handed out, and the lists are kept at most half full
     (at least STATUS_LIST_BLOCK long), so a random position is free at least every other time: of
     4·count + 64 drawn at once, checked in one query, fewer than `count` are free with odds below 2⁻⁶⁰;
-    then the positions after the highest one held make up the rest."""
+    then the positions after the highest one held make up the rest.
+
+    `taken`: positions this transaction drew before but has not written yet (bulk issuance writes a chunk
+    while it signs the next): they count as held."""
     handed_out = allocate(db, "status-index", count) + count - 1
     size = max(1, (2 * handed_out + STATUS_LIST_BLOCK - 1) // STATUS_LIST_BLOCK) * STATUS_LIST_BLOCK
     drawn = _random.sample(range(size), min(size, 4 * count + 64))
     held = _held_positions(db, drawn)
+    if taken:
+        held |= set(taken)
     found = [index for index in drawn if index not in held][:count]
     if len(found) < count:
         highest_reserved = db.scalar(select(func.max(StatusReservation.status_index))) or 0
-        after = max([max_status_index(db), highest_reserved, *found]) + 1
+        after = max([max_status_index(db), highest_reserved, *found, *taken]) + 1
         found += range(after, after + count - len(found))
     return found
 
@@ -346,7 +352,33 @@ def reserve_status_indices(db: Session, count: int) -> list[int]:
     return found
 
 
-_random = secrets.SystemRandom()
+_T = TypeVar("_T")
+
+
+class _Positions(secrets.SystemRandom):
+    """The system's random source, whose sample of a range reads it once for all the values drawn (random.sample
+    reads it once per value: 2,064 reads for a bulk chunk of 500, about 10 µs a certificate)."""
+
+    def sample(self, population: Sequence[_T], k: int, *, counts: Iterable[int] | None = None) -> list[_T]:
+        if counts is not None or not isinstance(population, range) or population.step != 1 or not 0 <= k <= len(population):
+            return super().sample(population, k, counts=counts)
+        size = len(population)
+        # 64-bit words below the largest multiple of `size` are kept (the rest refused): each is then uniform
+        # over range(size); a value drawn twice counts once and another is drawn, as random.sample does.
+        limit = (1 << 64) // size * size
+        chosen: dict[int, None] = {}  # the values in the order drawn
+        while len(chosen) < k:
+            missing = k - len(chosen)
+            for word in memoryview(os.urandom(8 * (missing + missing // 4 + 4))).cast("Q"):
+                if word < limit:
+                    chosen[word % size] = None
+                    if len(chosen) == k:
+                        break
+        start = population.start
+        return [start + value for value in chosen]  # type: ignore[misc]
+
+
+_random = _Positions()
 
 
 def _held_positions(db: Session, positions: list[int]) -> set[int]:

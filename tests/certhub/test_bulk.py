@@ -10,11 +10,18 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, text, update
 
-from certhub import bulk, sdjwt, service
+from certhub import bulk, repository, sdjwt, service
 from certhub.models import Certificate, Counter
 from ops.audit import AuditRecord
 from tests.certhub.conftest import ID_CARD, World, id_face
 from tests.factories import citizen_id, corrupt_check, uscc
+
+
+@pytest.fixture(params=["in turn", "beside"])
+def writer(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A chunk written in turn with the signing (as on SQLite) or by a writer thread while the next is signed
+    (as on PostgreSQL): both, on either database."""
+    monkeypatch.setattr(bulk, "_writes_beside", lambda _db: request.param == "beside")
 
 
 def _jsonl(rows: list[dict[str, object]]) -> str:
@@ -144,7 +151,7 @@ def _issue_records(world: World, identifiers: list[str]) -> int:
 
 
 def test_a_file_of_several_chunks_gets_consecutive_serials_and_every_certificate_verifies(
-    world: World, monkeypatch: pytest.MonkeyPatch
+    world: World, monkeypatch: pytest.MonkeyPatch, writer: None
 ) -> None:
     monkeypatch.setattr(bulk, "BULK_CHUNK", 4)
     holders = [citizen_id() for _ in range(10)]
@@ -183,7 +190,7 @@ def _certs(world: World, identifiers: list[str]) -> list[dict[str, Any]]:
     return [world.client.get(f"/certhub/certificates/{i}", headers=world.issuer.headers).json() for i in identifiers]
 
 
-def test_a_row_the_database_refuses_is_reported_and_the_rest_of_its_chunk_is_issued(world: World) -> None:
+def test_a_row_the_database_refuses_is_reported_and_the_rest_of_its_chunk_is_issued(world: World, writer: None) -> None:
     # The serial counter lags behind the stored certificates (say, restored from an older backup):
     # the second row of the chunk gets the identifier a certificate already holds.
     taken = world.issue()
@@ -205,7 +212,37 @@ def test_a_row_the_database_refuses_is_reported_and_the_rest_of_its_chunk_is_iss
     assert _issue_records(world, report["identifiers"]) == 2
 
 
-def test_an_idempotency_key_repeated_in_one_file_returns_the_first_certificate_or_is_refused(world: World) -> None:
+def test_an_error_while_a_chunk_is_written_stops_the_run_and_nothing_is_issued(
+    world: World, monkeypatch: pytest.MonkeyPatch, writer: None
+) -> None:
+    monkeypatch.setattr(bulk, "BULK_CHUNK", 2)
+    real = repository.insert_certificates
+    chunks: list[int] = []
+
+    def lost_on_the_second_chunk(db: Any, rows: list[dict[str, Any]]) -> None:
+        chunks.append(len(rows))
+        if len(chunks) == 2:
+            raise RuntimeError("the server closed the connection")
+        real(db, rows)
+
+    monkeypatch.setattr(repository, "insert_certificates", lost_on_the_second_chunk)
+    holders = [citizen_id() for _ in range(5)]
+    response = world.client.post(
+        f"/certhub/certificates/bulk?type_code={ID_CARD}",
+        content=_jsonl([_id_row(h) for h in holders]).encode(),
+        headers={**world.issuer.headers, "Content-Type": "application/x-ndjson"},
+    )
+    assert response.status_code == 500 and chunks == [2, 2]  # the run stopped at the error: no third chunk written
+    with world.hub.factory() as db:  # the first chunk, written before, was rolled back with the rest
+        assert db.scalar(select(func.count()).where(Certificate.holder_code.in_(holders))) == 0
+        assert db.scalar(select(func.count()).where(AuditRecord.action == "certificate.bulk_issue")) == 0
+
+
+@pytest.mark.parametrize("chunk", [1, 500])  # the earlier row with the key in the same chunk, or in one signed before
+def test_an_idempotency_key_repeated_in_one_file_returns_the_first_certificate_or_is_refused(
+    world: World, monkeypatch: pytest.MonkeyPatch, writer: None, chunk: int
+) -> None:
+    monkeypatch.setattr(bulk, "BULK_CHUNK", chunk)
     first, other = citizen_id(), citizen_id()
     rows = [
         _id_row(first, idempotency_key="k-1"),
@@ -221,7 +258,7 @@ def test_an_idempotency_key_repeated_in_one_file_returns_the_first_certificate_o
         assert db.scalar(select(func.count()).where(Certificate.holder_code == first)) == 1
 
 
-def test_rows_with_a_sealed_pdf_keep_their_place_among_the_others(world: World) -> None:
+def test_rows_with_a_sealed_pdf_keep_their_place_among_the_others(world: World, writer: None) -> None:
     holders = [citizen_id() for _ in range(3)]
     report = _bulk(world, [_id_row(holders[0]), _id_row(holders[1], render_pdf=True), _id_row(holders[2])])
     assert report["issued"] == 3

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import pytest
 
 from certhub import repository, sdjwt, statuslist
+from certhub.issuance import make_identifier
 from ops.codes import mod37_36_check_char
 from tests.certhub.conftest import DRIVING, ID_CARD, LICENCE, World, id_face
 from tests.factories import citizen_id, corrupt_check
@@ -252,3 +254,19 @@ def test_when_the_random_draw_finds_no_free_position_the_ones_after_the_highest_
         assert repository.status_indices(db, 2) == [max(held) + 1, max(held) + 2]
         db.rollback()
     assert world.issue()["status_index"] == max(held) + 1
+
+
+def test_the_identifiers_check_character_is_python_stdnums_for_any_series_and_serial() -> None:
+    # make_identifier continues from the running state of the series' codes: the same character as stdnum's
+    # over the whole text (ops.codes), for random series, serials and versions, and the same refusal.
+    alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    chooser = random.Random(36904)
+    for _ in range(2000):
+        type_code = "".join(chooser.choices(alphabet, k=chooser.randint(0, 21)))
+        issuer = "".join(chooser.choices(alphabet, k=chooser.randint(0, 18)))
+        serial = "".join(chooser.choices(alphabet, k=10))
+        version = chooser.randint(1, 999)
+        identifier = make_identifier(type_code=type_code, issuer_code=issuer, serial=serial, version=version)
+        assert identifier.rsplit(".", 1)[1] == mod37_36_check_char(f"{type_code}{issuer}{serial}{version:03d}")
+    with pytest.raises(ValueError, match="not in 0-9A-Z"):
+        make_identifier(type_code="11100000000019713d001", issuer_code="1111", serial="0000000001", version=1)
