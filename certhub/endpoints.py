@@ -116,6 +116,11 @@ class _VerifyRoute(HubRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         generic = super().get_route_handler()
+        # The plain path runs the caller's dependency itself, and knows of the router's `known_query_only`
+        # (a query string goes to the generic handler): a dependency added to the route would be skipped.
+        declared = [dependency.call for dependency in self.dependant.dependencies]
+        if declared != [_verifier]:
+            raise RuntimeError(f"{self.path}: the plain path knows only the caller's dependency, not {declared}")
         if not self.writes:  # the plain path leaves the request's write intent at its default, which writes
             return generic
 
