@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from functools import partial
@@ -12,6 +13,9 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse
+from fastapi.security import HTTPBearer
+from fastapi.telemetry import get_telemetry_data
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from certhub import repository, service
@@ -65,6 +69,7 @@ from ops.archive.schemas import ArchivePackageRead
 from ops.auth import AnyCaller, DepartmentStaff, Holder, PlatformAdmin, Principal, Role, require_roles
 from ops.db import DbSession, HubRoute, etag, writes
 from ops.errors import BadRequest, Forbidden, HubError, Invalid, UnsupportedMediaType
+from ops.inputs import unstorable_text
 from ops.pagination import Page, PageLimit, whole_page
 from ops.ratings.schemas import RatingTokenRead
 
@@ -73,7 +78,8 @@ router = APIRouter(prefix="/certhub", tags=["certhub"], route_class=HubRoute)
 # matched one by one, so a verification does not first try every other route of the hub.
 busy = APIRouter(prefix="/certhub", tags=["certhub"], route_class=HubRoute)
 
-VerifierCaller = Annotated[Principal, Depends(require_roles(*service.VERIFIER_ROLES))]
+_verifier = require_roles(*service.VERIFIER_ROLES)
+VerifierCaller = Annotated[Principal, Depends(_verifier)]
 Staff = Annotated[Principal, Depends(require_roles(Role.PLATFORM_ADMIN, Role.DEPARTMENT_ADMIN, Role.DEPARTMENT_SYSTEM))]
 OnBehalfOf = Annotated[str | None, Query(max_length=18, description="委托用证: the holder you act for")]
 
@@ -95,8 +101,69 @@ def _use_cause(value: str | None, *, spelt: str) -> str:
 # ---- window verification: the busiest endpoint (see `busy`) ------------------------------------------
 
 
-@busy.post("/verifications", response_model=VerdictRead, tags=["certhub verification"], name="verify_presentation")
-async def verify(body: VerifyRequest, request: Request, who: VerifierCaller) -> Any:
+class _VerifyRoute(HubRoute):
+    """The verification route, whose ordinary requests skip FastAPI's generic request machinery.
+
+    Declared like any route (its OpenAPI operation, its dependencies and the generic handler are FastAPI's),
+    but a request that is ordinary (no query string, ``Content-Type: application/json``, a JSON object of
+    storable text with no other keys than the body's, no dependency overrides, no FastAPI telemetry) is
+    answered by :func:`_verify_plainly`: the body is read and parsed once, the caller resolved by the same
+    dependency the route declares, and the endpoint called, with no dependency solving, no second walk of
+    the body and no thread-pool round trip. Every other request, and an ordinary one whose body the model
+    refuses, takes the generic handler, which answers it as every route does (the same problems, in the
+    same order: the body's gate, the input rule, the query rule, the caller, the body's validation).
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        generic = super().get_route_handler()
+        # The plain path runs the caller's dependency itself, and knows of the router's `known_query_only`
+        # (a query string goes to the generic handler): a dependency added to the route would be skipped.
+        declared = [dependency.call for dependency in self.dependant.dependencies]
+        if declared != [_verifier]:
+            raise RuntimeError(f"{self.path}: the plain path knows only the caller's dependency, not {declared}")
+        if not self.writes:  # the plain path leaves the request's write intent at its default, which writes
+            return generic
+
+        async def handler(request: Request) -> Response:
+            answer = await _verify_plainly(request)
+            return answer if answer is not None else await generic(request)
+
+        return handler
+
+
+_bearer = HTTPBearer(auto_error=False)  # reads the header as the route's own dependency does
+_VERIFY_KEYS = frozenset(VerifyRequest.model_fields)
+
+
+def _storable(value: object) -> bool:
+    return type(value) is str and unstorable_text(value) is None
+
+
+async def _verify_plainly(request: Request) -> Response | None:
+    """The answer to an ordinary verification request, or None when the generic handler must answer."""
+    if request.scope["query_string"] or request.app.dependency_overrides or get_telemetry_data() is not None:
+        return None
+    if request.headers.get("content-type") != "application/json":
+        return None
+    try:
+        data = await request.json()  # kept by the request: the generic handler finds it again
+    except ValueError:
+        return None
+    # What the input rule (ops.inputs) would refuse is left to it: here only storable text, nothing else.
+    if type(data) is not dict or not data.keys() <= _VERIFY_KEYS or not _storable(data.get("token")):
+        return None
+    if data.get("nonce") is not None and not _storable(data["nonce"]):
+        return None
+    who = await _verifier(request, await _bearer(request))  # 401 / 403 raised as from the dependency
+    try:
+        body = VerifyRequest.model_validate(data)
+    except ValidationError:
+        return None  # the generic handler's 422 (the caller is remembered by the request: not checked twice)
+    response: Response = await verify(body, request, who)
+    return response
+
+
+async def verify(body: VerifyRequest, request: Request, who: VerifierCaller) -> Response:
     """证照验证: signature, trust list, validity, status, audience and nonce; only the disclosed fields return."""
     state = request.app.state
     verdict = await service.verify_async(
@@ -109,6 +176,17 @@ async def verify(body: VerifyRequest, request: Request, who: VerifierCaller) -> 
     )
     # Serialised here: FastAPI would otherwise validate the model it was just given once more.
     return Response(_verdict_read(verdict).model_dump_json(), media_type="application/json")
+
+
+busy.add_api_route(
+    "/verifications",
+    verify,
+    methods=["POST"],
+    response_model=VerdictRead,
+    tags=["certhub verification"],
+    name="verify_presentation",
+    route_class_override=_VerifyRoute,
+)
 
 
 def _verdict_read(verdict: Any) -> VerdictRead:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -247,3 +248,96 @@ def test_clearing_the_caches_forgets_everything_this_process_remembered(shown: t
     again = world.show(world.hub.holder(str(cert["holder_code"])), str(cert["identifier"]), fields=["name"])
     assert world.verify(again["token"])["disclosed"] == {"name": "张三"}
     assert caches.keys.local and caches.department_names
+
+
+# ---- the route's plain path (certhub.endpoints._VerifyRoute) and its generic handler ---------------------
+
+
+def _unused() -> None:
+    """A dependency no route has: overriding it turns the plain path off and changes nothing else."""
+
+
+def _answer(response: Any) -> tuple[int, str | None, dict[str, Any]]:
+    body = {k: v for k, v in response.json().items() if k not in ("request_id", "instance")}
+    return response.status_code, response.headers.get("content-type"), body
+
+
+def _both(world: World, monkeypatch: pytest.MonkeyPatch, url: str, **kwargs: Any) -> tuple[Any, Any]:
+    """The answer of the route as served, then with its plain path turned off (FastAPI's generic handler)."""
+    served = world.client.post(url, **kwargs)
+    with monkeypatch.context() as patched:
+        patched.setitem(world.client.app.dependency_overrides, _unused, _unused)  # type: ignore[attr-defined]
+        generic = world.client.post(url, **kwargs)
+    return served, generic
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type", "query", "status", "code"),
+    [
+        (b'{"token": ""}', "application/json", "", 422, "invalid"),
+        (b'{"token": "x", "extra": 1}', "application/json", "", 422, "invalid"),
+        (b'{"token": 5}', "application/json", "", 422, "invalid"),
+        (b'{"nonce": "abc"}', "application/json", "", 422, "invalid"),
+        (b'{"token": "a\\u0000b"}', "application/json", "", 422, "invalid"),  # the input rule
+        (b'{"token": "\\ud800"}', "application/json", "", 422, "invalid"),
+        (b'{"token": "x", "nonce": 1e400}', "application/json", "", 422, "invalid"),
+        (b'{"token": "x", "nonce": "' + b"n" * 129 + b'"}', "application/json", "", 422, "invalid"),
+        (b'{"token": "' + b"t" * 20001 + b'"}', "application/json", "", 422, "invalid"),
+        (b'{"token": ', "application/json", "", 400, "malformed_json"),
+        (b'{"token": "\xff"}', "application/json", "", 400, "http_400"),
+        (b"[]", "application/json", "", 422, "invalid"),
+        (b"", "application/json", "", 422, "invalid"),
+        (b'{"token": "x"}', "text/plain", "", 415, "unsupported_media_type"),
+        (b'{"token": "x"}', "application/json", "?verbose=1", 422, "invalid"),  # an undeclared query parameter
+    ],
+)
+def test_a_bad_verification_request_gets_the_problem_every_route_gives(
+    world: World, monkeypatch: pytest.MonkeyPatch, content: bytes, content_type: str, query: str, status: int, code: str
+) -> None:
+    headers = {**world.window.headers, "Content-Type": content_type}
+    served, generic = _both(world, monkeypatch, "/certhub/verifications" + query, content=content, headers=headers)
+    assert served.status_code == status and served.json()["code"] == code, served.text
+    assert _answer(served) == _answer(generic)
+
+
+def test_a_caller_that_may_not_verify_is_refused_as_before(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    callers: tuple[tuple[dict[str, str], int], ...] = (
+        ({}, 401),
+        ({"Authorization": "Bearer not-a-token"}, 401),
+        (world.hub.admin.headers, 403),
+    )
+    for body in ({"token": "hello"}, {"token": ""}):  # the caller is checked before the body's fields
+        for headers, status in callers:
+            served, generic = _both(world, monkeypatch, "/certhub/verifications", json=body, headers=headers)
+            assert served.status_code == status and _answer(served) == _answer(generic)
+
+
+def test_an_ordinary_verification_takes_the_plain_path_and_gives_the_generic_verdict(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from certhub import endpoints
+
+    holder_code = citizen_id()
+    cert = world.issue(holder_code)
+    holder = world.hub.holder(holder_code)
+    first, second = (world.show(holder, str(cert["identifier"]), fields=["CZZT", "name"]) for _ in range(2))
+    answers: list[object] = []
+    plainly = endpoints._verify_plainly
+
+    async def spy(request: Any) -> Any:
+        answers.append(answer := await plainly(request))
+        return answer
+
+    monkeypatch.setattr(endpoints, "_verify_plainly", spy)
+    served = world.client.post("/certhub/verifications", json={"token": first["token"]}, headers=world.window.headers)
+    assert answers and answers[-1] is not None  # answered by the plain path
+    with monkeypatch.context() as patched:
+        patched.setitem(world.client.app.dependency_overrides, _unused, _unused)  # type: ignore[attr-defined]
+        generic = world.client.post("/certhub/verifications", json={"token": second["token"]}, headers=world.window.headers)
+    assert answers[-1] is None  # answered by the generic handler
+    assert served.status_code == generic.status_code == 200 and served.json()["valid"] is True
+    assert _answer(served) == _answer(generic)
+    accesses = world.client.get("/certhub/me/accesses", headers=holder.headers).json()["items"]
+    assert [a["action"] for a in accesses] == ["verify", "verify"]  # both recorded
+    replayed = world.client.post("/certhub/verifications", json={"token": first["token"]}, headers=world.window.headers)
+    assert replayed.json()["code"] == "replayed"
