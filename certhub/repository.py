@@ -22,6 +22,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    true,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -57,6 +58,26 @@ from ops.pagination import fetch_page, keyset, page_of
 
 def type_by_code(db: Session, code: str) -> CertificateType | None:
     return db.scalars(select(CertificateType).where(CertificateType.code == code)).first()
+
+
+# The stamps of an issuance's type (by code) and issuing department (by id), in one statement: what the
+# in-process snapshots of both (certhub.issuance) are checked against on every issuance.
+_types = table_of(CertificateType)
+_departments = table_of(Department)
+_ISSUING_STAMPS = (
+    select(_types.c.id, _types.c.version, _types.c.updated_at, _departments.c.version, _departments.c.updated_at)
+    .select_from(_types.join(_departments, true()))  # one row of each: their product is one row
+    .where(_types.c.code == bindparam("code"), _departments.c.id == bindparam("department_id"))
+)
+
+
+def issuing_stamps(db: Session, *, type_code: str, department_id: str) -> tuple[str, str, str] | None:
+    """(type id, the type's stamp, the department's stamp), a stamp being its version and time of change;
+    None when either is missing."""
+    row = db.connection().execute(_ISSUING_STAMPS, {"code": type_code, "department_id": department_id}).first()
+    if row is None:
+        return None
+    return row[0], f"{row[1]}:{row[2].isoformat()}", f"{row[3]}:{row[4].isoformat()}"
 
 
 def type_by_id(db: Session, type_id: str) -> CertificateType | None:
