@@ -1,6 +1,6 @@
 """Audited writes with many concurrent writers: how many a hub commits per second, and how many fail.
 
-    python bench/writes_bench.py [--full] [--writers 16] [--database-url postgresql+psycopg://…]
+    python bench/writes_bench.py [--full] [--writers 16] [--part filing|issuing] [--database-url postgresql+psycopg://…]
 
 Starts its own hub (its scheduled jobs running, as in real use), then `--writers` keep-alive clients
 each send writes as fast as they are answered, taking turns with the same number of clients calling
@@ -144,18 +144,14 @@ def _measure_writes(
     ]  # fmt: skip
 
 
-def run(hub: HubProcess, *, writers: int, seconds: float, rounds: int, world: Any = None) -> list[dict[str, object]]:
-    """Filing sharing requests; and, given the certificate benchmark's `world` (the hub's database),
-    issuing certificates (POST /certhub/certificates, each a new holder's)."""
-    _admin, consumer, entry_id = _setup(hub)
-    request_body = {
-        "resource_id": entry_id, "items": ["身份证号", "姓名"], "purpose": "低保资格审核", "scenario": "窗口受理低保申请",
-        "legal_basis": "《社会救助暂行办法》第十一条", "contact_name": "李四", "contact_phone": "010-12345678",
-        "valid_until": (date.today() + timedelta(days=300)).isoformat(),
-    }  # fmt: skip
-    filing = http_request("POST", "/exchange/requests", headers=consumer, json_body=request_body)
-    rows = _measure_writes(hub, "filing a sharing request", lambda _n: filing, writers=writers, seconds=seconds,
-                           rounds=rounds)  # fmt: skip
+def run(
+    hub: HubProcess, *, writers: int, seconds: float, rounds: int, world: Any = None, filing: bool = True
+) -> list[dict[str, object]]:
+    """Filing sharing requests (unless not `filing`); and, given the certificate benchmark's `world` (the
+    hub's database), issuing certificates (POST /certhub/certificates, each a new holder's)."""
+    rows: list[dict[str, object]] = []
+    if filing:
+        rows += _measure_filing(hub, writers=writers, seconds=seconds, rounds=rounds)
     if world is not None:
         issuer = {"Authorization": f"Bearer {_issuer_token(world)}"}
         numbers = itertools.count(1)
@@ -168,6 +164,18 @@ def run(hub: HubProcess, *, writers: int, seconds: float, rounds: int, world: An
 
         rows += _measure_writes(hub, "issuing a certificate", issue, writers=writers, seconds=seconds, rounds=rounds)
     return rows
+
+
+def _measure_filing(hub: HubProcess, *, writers: int, seconds: float, rounds: int) -> list[dict[str, object]]:
+    _admin, consumer, entry_id = _setup(hub)
+    request_body = {
+        "resource_id": entry_id, "items": ["身份证号", "姓名"], "purpose": "低保资格审核", "scenario": "窗口受理低保申请",
+        "legal_basis": "《社会救助暂行办法》第十一条", "contact_name": "李四", "contact_phone": "010-12345678",
+        "valid_until": (date.today() + timedelta(days=300)).isoformat(),
+    }  # fmt: skip
+    filing = http_request("POST", "/exchange/requests", headers=consumer, json_body=request_body)
+    return _measure_writes(hub, "filing a sharing request", lambda _n: filing, writers=writers, seconds=seconds,
+                           rounds=rounds)  # fmt: skip
 
 
 def _issuer_token(world: Any) -> str:
@@ -200,7 +208,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                         help="a PostgreSQL server URL: the hub runs on a fresh database there (default: SQLite)")  # fmt: skip
     parser.add_argument("--no-certificates", dest="certificates", action="store_false",
                         help="only file requests (no seal, no certificate types to set up)")  # fmt: skip
+    parser.add_argument("--part", choices=("all", "filing", "issuing"), default="all",
+                        help="measure only filing requests or only issuing certificates (default: both)")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.part == "filing":
+        args.certificates = False
     seconds = args.seconds or (30.0 if args.full else 10.0)
     url, name = fresh_postgres(args.database_url) if args.database_url else ("", "")
     data_dir = Path(tempfile.mkdtemp(prefix="govhub-writes-bench-"))
@@ -209,7 +221,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         with HubProcess(database_url=url, scheduler=True, data_dir=data_dir, env=env) as hub:
             # The certificate benchmark's world (a seal, the types) in the hub's own database.
             world = certhub_bench.World(data_dir, algorithm="ES256", database_url=url) if args.certificates else None
-            rows = run(hub, writers=args.writers, seconds=seconds, rounds=args.rounds, world=world)
+            rows = run(hub, writers=args.writers, seconds=seconds, rounds=args.rounds, world=world, filing=args.part != "issuing")
             if world is not None:
                 world.engine.dispose()
     finally:

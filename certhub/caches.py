@@ -2,6 +2,10 @@
 
 - ``hub_signers``: the hub's unwrapped signing keys, by kid; for the life of the process (a key never changes);
 - ``face_validators``: compiled face-field validators, by type; until the type's version changes;
+- ``issuing_types``, ``issuing_departments``: what an issuance reads of its certificate type and its issuing
+  department, by type code and department id (``certhub.issuance``); each used only while the database shows
+  the version and time of change it was read at, which every issuance checks in one statement
+  (``repository.issuing_stamps``), so never stale; at most ``ISSUING_MAX`` of each (then emptied);
 - ``status_lists``: signed status lists, by purpose and key; ``STATUS_CACHE_SECONDS``, or until a status changes;
 - ``keys``: this hub's public keys (its own and the seals'); ``KEY_CACHE_SECONDS``, or until a kid is missing;
 - ``department_names``: department names for the access list, read through :func:`department_name`;
@@ -34,8 +38,9 @@ from certhub.common import NeedsDatabase
 from ops.identity import repository as departments
 
 if TYPE_CHECKING:
-    from certhub.cert_types import FaceValidator
+    from certhub.cert_types import FaceValidator, TypeSnapshot
     from certhub.hubkey import HubSigner
+    from certhub.issuance import DepartmentSnapshot
 
 STATUS_CACHE_SECONDS = 2.0  # the published list reflects a change within this many seconds
 KEY_CACHE_SECONDS = 30.0
@@ -60,6 +65,9 @@ class KeyCache:
 
 hub_signers: dict[str, HubSigner] = {}
 face_validators: dict[str, FaceValidator] = {}
+ISSUING_MAX = 1024
+issuing_types: dict[str, TypeSnapshot] = {}
+issuing_departments: dict[str, DepartmentSnapshot] = {}
 status_lock = threading.Lock()
 status_lists: dict[str, tuple[float, str]] = {}
 keys = KeyCache()
@@ -130,6 +138,8 @@ def clear_all() -> None:
     """Empty every cache of this process: the next use reads the database (or the other hub) again."""
     hub_signers.clear()
     face_validators.clear()
+    issuing_types.clear()
+    issuing_departments.clear()
     invalidate_status_cache()
     keys.clear()
     department_names.clear()

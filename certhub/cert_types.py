@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import Any, Protocol
 
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import SchemaError
@@ -27,6 +28,65 @@ from ops.audit import Actor
 from ops.codes import uscc_problem
 from ops.db import check_if_match
 from ops.errors import Conflict, Invalid, NotFound
+
+
+class TypeDefinition(Protocol):
+    """What issuing reads of a certificate type: a row (``CertificateType``) or a :class:`TypeSnapshot`."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def code(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def holder_kind(self) -> str: ...
+    @property
+    def face_schema(self) -> dict[str, Any]: ...
+    @property
+    def validity(self) -> dict[str, Any]: ...
+    @property
+    def issuer_codes(self) -> list[Any]: ...
+    @property
+    def template(self) -> dict[str, Any]: ...
+    @property
+    def active(self) -> bool: ...
+    @property
+    def version(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class TypeSnapshot:
+    """A certificate type as it was at `stamp` (its version and time of change), kept by a process between
+    issuances (``caches.issuing_types``) and used only while the database still shows that stamp."""
+
+    stamp: str
+    id: str
+    code: str
+    name: str
+    holder_kind: str
+    face_schema: dict[str, Any]
+    validity: dict[str, Any]
+    issuer_codes: list[Any]
+    template: dict[str, Any]
+    active: bool
+    version: int
+
+    @classmethod
+    def of(cls, row: CertificateType, stamp: str) -> TypeSnapshot:
+        return cls(
+            stamp=stamp,
+            id=row.id,
+            code=row.code,
+            name=row.name,
+            holder_kind=row.holder_kind,
+            face_schema=copy.deepcopy(row.face_schema),
+            validity=copy.deepcopy(row.validity or {}),
+            issuer_codes=list(row.issuer_codes),
+            template=copy.deepcopy(row.template),
+            active=row.active,
+            version=row.version,
+        )
 
 
 def _check_type_definition(code: str | None, schema: dict[str, Any] | None, issuer_codes: list[str] | None) -> None:
@@ -163,7 +223,7 @@ class FaceValidator:
     quick: QuickCheck | None
 
 
-def _validator(ctype: CertificateType) -> FaceValidator:
+def _validator(ctype: TypeDefinition) -> FaceValidator:
     """The type's compiled validators, kept until the type changes."""
     stamp = f"{ctype.id}:{ctype.version}"
     cached = caches.face_validators.get(ctype.id)
@@ -177,7 +237,7 @@ def _validator(ctype: CertificateType) -> FaceValidator:
     return cached
 
 
-def validate_face(ctype: CertificateType, face: dict[str, Any]) -> None:
+def validate_face(ctype: TypeDefinition, face: dict[str, Any]) -> None:
     """Check the face fields against the type's schema; Invalid names every wrong field."""
     validator = _validator(ctype)
     if validator.quick is not None and validator.quick(face):

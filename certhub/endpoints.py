@@ -255,17 +255,19 @@ def load_examples(db: DbSession, who: PlatformAdmin) -> dict[str, list[str]]:
 def issue(
     body: IssueRequest,
     request: Request,
-    response: Response,
     db: DbSession,
     who: DepartmentStaff,
     idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
 ) -> Any:
     """Issue a certificate; resending with the same Idempotency-Key returns the same certificate (200)."""
     certificate, created = service.issue(db, who=who, ctx=_ctx(request), data=body, idempotency_key=idempotency_key)
-    if not created:
-        response.status_code = 200
-    response.headers["Location"] = f"/certhub/certificates/{certificate.identifier}"
-    return CertificateRead.of(certificate)
+    # Serialised here: FastAPI would otherwise validate the model it was just given once more.
+    return Response(
+        CertificateRead.of(certificate).model_dump_json(),
+        status_code=201 if created else 200,
+        media_type="application/json",
+        headers={"Location": f"/certhub/certificates/{certificate.identifier}"},
+    )
 
 
 @router.post(

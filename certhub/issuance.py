@@ -10,12 +10,13 @@ from datetime import time as dtime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy import insert
+from sqlalchemy.orm import Session, make_transient_to_detached
 
-from certhub import ofdcopy, repository, reservations, sdjwt, sealing, statuslist
+from certhub import caches, ofdcopy, repository, reservations, sdjwt, sealing, statuslist
 from certhub import pdf as pdf_render
 from certhub.caches import invalidate_status_cache
-from certhub.cert_types import validate_face
+from certhub.cert_types import TypeDefinition, TypeSnapshot, validate_face
 from certhub.common import HOLDER_CODE_TYPE, ROOT, SHANGHAI, close_objection, field_errors, not_found, status_base_of
 from certhub.models import (
     Certificate,
@@ -34,7 +35,7 @@ from ops.auth import Principal
 from ops.codes import citizen_id_problem, mask_identifier, mod37_36_check_char, uscc_problem
 from ops.config import Settings
 from ops.crypto import KeyVault
-from ops.db import utcnow
+from ops.db import new_id, table_of, utcnow
 from ops.errors import Conflict, Forbidden, Invalid, NotFound
 from ops.identity import service as identity
 from ops.metrics import CERTIFICATE_EVENTS
@@ -101,7 +102,7 @@ def _today() -> date:
     return datetime.now(SHANGHAI).date()
 
 
-def _validity(ctype: CertificateType, valid_from: date, valid_until: date | None) -> date | None:
+def _validity(ctype: TypeDefinition, valid_from: date, valid_until: date | None) -> date | None:
     rule = ctype.validity or {}
     if valid_until is None:
         if rule.get("end_required"):
@@ -201,7 +202,7 @@ def check_replay(stored_hash: str | None, digest: str) -> None:
 class Checked:
     """An issue request that passed every check, with what the checks looked up."""
 
-    ctype: CertificateType
+    ctype: TypeDefinition
     department: Any
     holder_code: str
     valid_from: date
@@ -215,12 +216,20 @@ class Checked:
 def check_request(db: Session, *, who: Principal, ctx: IssueContext, data: IssueRequest) -> Checked:
     """Every rule an issue request must follow: type, issuer, holder, face, validity (HubError names the field)."""
     department_id = who.require_department()
-    ctype = ctx.type_by_code(db, data.type_code.strip().upper())
+    code = data.type_code.strip().upper()
+    remembered = None if ctx.bulk else _remembered_parties(db, who, code, department_id)
+    ctype: TypeDefinition | None
+    department: Any
+    if remembered is not None:
+        ctype, department = remembered
+    else:
+        ctype, department = ctx.type_by_code(db, code), None
     if ctype is None or not ctype.active:
         raise Invalid(
             f"certificate type {data.type_code} is not in the catalogue", errors=[{"field": "type_code", "message": "unknown"}]
         )
-    department = ctx.department(db, who, department_id)
+    if department is None:
+        department = ctx.department(db, who, department_id)
     if department.code not in ctype.issuer_codes:
         raise Forbidden(f"{department.name} ({department.code}) may not issue {ctype.name} ({ctype.code})")
     holder_code = data.holder.code.strip().upper()
@@ -238,6 +247,48 @@ def check_request(db: Session, *, who: Principal, ctx: IssueContext, data: Issue
     valid_from = data.valid_from or _today()
     valid_until = _validity(ctype, valid_from, data.valid_until)
     return Checked(ctype, department, holder_code, valid_from, valid_until)
+
+
+@dataclass(frozen=True)
+class DepartmentSnapshot:
+    """What an issuance reads of its issuing department, as it was at `stamp` (``caches.issuing_departments``)."""
+
+    stamp: str
+    id: str
+    code: str
+    name: str
+
+
+def _remembered_parties(
+    db: Session, who: Principal, code: str, department_id: str
+) -> tuple[TypeSnapshot, DepartmentSnapshot] | None:
+    """The type and the issuing department from this process's snapshots, each read again only when the
+    database shows another stamp (one statement for both stamps); None when either is missing (the caller
+    reads them as before, and refuses as before)."""
+    stamps = repository.issuing_stamps(db, type_code=code, department_id=department_id)
+    if stamps is None:
+        return None
+    type_id, type_stamp, department_stamp = stamps
+    ctype = caches.issuing_types.get(code)
+    if ctype is None or ctype.id != type_id or ctype.stamp != type_stamp:
+        row = repository.type_by_code(db, code)
+        if row is None:
+            return None
+        # Labelled with the stamp read first: were the row changed in between, the next issuance reads it again.
+        ctype = TypeSnapshot.of(row, type_stamp)
+        _remember(caches.issuing_types, code, ctype)
+    department = caches.issuing_departments.get(department_id)
+    if department is None or department.stamp != department_stamp:
+        found = identity.get_department(db, who=who, department_id=department_id)
+        department = DepartmentSnapshot(stamp=department_stamp, id=found.id, code=found.code, name=found.name)
+        _remember(caches.issuing_departments, department_id, department)
+    return ctype, department
+
+
+def _remember(cache: dict[str, Any], key: str, value: Any) -> None:
+    if len(cache) >= caches.ISSUING_MAX:
+        cache.clear()
+    cache[key] = value
 
 
 @dataclass(frozen=True)
@@ -264,7 +315,9 @@ class _Draft:
     request_hash: str | None = None
 
 
-def first_version(checked: Checked, data: IssueRequest, *, serial: str, idempotency_key: str | None, digest: str) -> _Draft:
+def first_version(
+    checked: Checked, data: IssueRequest, *, serial: str, idempotency_key: str | None, digest: str | None
+) -> _Draft:
     return _Draft(
         type_id=checked.ctype.id,
         type_code=checked.ctype.code,
@@ -303,8 +356,10 @@ def issue(
 ) -> tuple[Certificate, bool]:
     """签发: validate, identify, sign and store a certificate; returns (certificate, created)."""
     department_id = who.require_department()
-    digest = request_hash(data)
+    # Kept to tell a replay from a new request under the same key: without a key there is nothing to compare.
+    digest = request_hash(data) if idempotency_key else None
     if idempotency_key:
+        assert digest is not None
         existing = repository.by_idempotency_key(db, department_id, idempotency_key)
         if existing is not None:
             check_replay(existing.request_hash, digest)
@@ -396,7 +451,7 @@ def _build(
     *,
     who: Actor,
     ctx: IssueContext,
-    ctype: CertificateType,
+    ctype: TypeDefinition,
     draft: _Draft,
     render_pdf: bool,
     copy_format: str | None = None,
@@ -404,26 +459,39 @@ def _build(
     """Sign and store one certificate version (with its sealed copy, OFD or PDF, if asked: `render_pdf`)."""
     signer = ctx.signer(db, draft.department_id)
     index = reservations.status_index(db)
-    certificate = Certificate(
-        **signed_values(draft, signer=signer, public_url=ctx.settings.public_url, index=index, issued_at=utcnow())
-    )
+    values = signed_values(draft, signer=signer, public_url=ctx.settings.public_url, index=index, issued_at=utcnow())
+    if not (render_pdf and ctx.storage is not None):
+        return _stored(db, values)
+    certificate = Certificate(**values)
     db.add(certificate)
     db.flush()
-    if render_pdf and ctx.storage is not None:
-        if (copy_format or ctx.copy_format(db, who, draft.department_id)) == "ofd":
-            certificate.ofd_key = ofd_copy(
-                db, who=who, ctx=ctx, ctype=ctype, certificate=certificate, issuer_name=draft.issuer_name
-            )
-        else:
-            certificate.pdf_key = _render_pdf(
-                db, who=who, ctx=ctx, ctype=ctype, certificate=certificate, issuer_name=draft.issuer_name
-            )
-        db.flush()
+    if (copy_format or ctx.copy_format(db, who, draft.department_id)) == "ofd":
+        certificate.ofd_key = ofd_copy(db, who=who, ctx=ctx, ctype=ctype, certificate=certificate, issuer_name=draft.issuer_name)
+    else:
+        certificate.pdf_key = _render_pdf(
+            db, who=who, ctx=ctx, ctype=ctype, certificate=certificate, issuer_name=draft.issuer_name
+        )
+    db.flush()
+    return certificate
+
+
+_INSERT_CERTIFICATE = insert(table_of(Certificate))
+
+
+def _stored(db: Session, values: dict[str, Any]) -> Certificate:
+    """A certificate without a copy, inserted with one Core statement (no unit-of-work flush) and returned
+    as the session's persistent object of that row, as if it had been flushed: a later change to it is an
+    UPDATE (version checked) like any other."""
+    row = {**values, "id": new_id(), "version": 1, "ofd_key": None, "public_token_hash": None}
+    db.connection().execute(_INSERT_CERTIFICATE, row)
+    certificate = Certificate(**row)
+    make_transient_to_detached(certificate)
+    db.add(certificate)
     return certificate
 
 
 def _render_pdf(
-    db: Session, *, who: Actor, ctx: IssueContext, ctype: CertificateType, certificate: Certificate, issuer_name: str
+    db: Session, *, who: Actor, ctx: IssueContext, ctype: TypeDefinition, certificate: Certificate, issuer_name: str
 ) -> str:
     assert ctx.storage is not None
     token, certificate.public_token_hash = new_public_token()  # the copy's QR code opens the public 验真 page
@@ -448,7 +516,7 @@ def _render_pdf(
 
 
 def ofd_copy(
-    db: Session, *, who: Actor, ctx: IssueContext, ctype: CertificateType, certificate: Certificate, issuer_name: str
+    db: Session, *, who: Actor, ctx: IssueContext, ctype: TypeDefinition, certificate: Certificate, issuer_name: str
 ) -> str:
     """The OFD copy (``ofdcopy.py``) of an issued `certificate`, sealed with the department's SM2 seal where the
     page leaves it room; stored, its key returned (the caller sets ``certificate.ofd_key``)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 import secrets
 from collections.abc import Collection, Iterable, Sequence
@@ -14,6 +15,7 @@ from sqlalchemy import (
     ColumnElement,
     Integer,
     Select,
+    String,
     and_,
     any_,
     bindparam,
@@ -23,6 +25,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    true,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -58,6 +61,26 @@ from ops.pagination import fetch_page, keyset, page_of
 
 def type_by_code(db: Session, code: str) -> CertificateType | None:
     return db.scalars(select(CertificateType).where(CertificateType.code == code)).first()
+
+
+# The stamps of an issuance's type (by code) and issuing department (by id), in one statement: what the
+# in-process snapshots of both (certhub.issuance) are checked against on every issuance.
+_types = table_of(CertificateType)
+_departments = table_of(Department)
+_ISSUING_STAMPS = (
+    select(_types.c.id, _types.c.version, _types.c.updated_at, _departments.c.version, _departments.c.updated_at)
+    .select_from(_types.join(_departments, true()))  # one row of each: their product is one row
+    .where(_types.c.code == bindparam("code"), _departments.c.id == bindparam("department_id"))
+)
+
+
+def issuing_stamps(db: Session, *, type_code: str, department_id: str) -> tuple[str, str, str] | None:
+    """(type id, the type's stamp, the department's stamp), a stamp being its version and time of change;
+    None when either is missing."""
+    row = db.connection().execute(_ISSUING_STAMPS, {"code": type_code, "department_id": department_id}).first()
+    if row is None:
+        return None
+    return row[0], f"{row[1]}:{row[2].isoformat()}", f"{row[3]}:{row[4].isoformat()}"
 
 
 def type_by_id(db: Session, type_id: str) -> CertificateType | None:
@@ -287,20 +310,31 @@ def max_status_index(db: Session) -> int:
 # ---- counters ---------------------------------------------------------------------------------
 
 
+_counters = table_of(Counter)
+# Built once (a statement built per call costs more than it runs on SQLite); executed through the session,
+# which flushes first as for any query.
+_BUMP = (
+    update(_counters)
+    .where(_counters.c.name == bindparam("counter"))
+    .values(next_value=_counters.c.next_value + bindparam("count"))
+    .returning(_counters.c.next_value)
+)
+
+
 def allocate(db: Session, name: str, count: int = 1) -> int:
     """Reserve `count` consecutive values of a counter; returns the first (row-locked until commit).
 
     A counter's first use creates it; when two transactions create it at the same moment, the one whose
     insert meets the other's takes its values from the counter the other created."""
-    bump = update(Counter).where(Counter.name == name).values(next_value=Counter.next_value + count).returning(Counter.next_value)
-    row = db.execute(bump).first()
+    params = {"counter": name, "count": count}
+    row = db.execute(_BUMP, params).first()
     if row is not None:
         return int(row[0]) - count
     try:
         with db.begin_nested():
             db.execute(insert(Counter).values(name=name, next_value=1 + count))
     except IntegrityError:
-        return int(db.execute(bump).scalar_one()) - count
+        return int(db.execute(_BUMP, params).scalar_one()) - count
     return 1
 
 
@@ -382,18 +416,28 @@ _random = _Positions()
 
 
 def _held_positions(db: Session, positions: list[int]) -> set[int]:
-    """Those of `positions` a certificate holds or a hub process has reserved (one query). On PostgreSQL the
-    positions go as one array parameter: a bulk chunk draws thousands, and an IN list of that many parameters
-    is a query text the driver parses again on every call (it keeps only short ones)."""
+    """Those of `positions` a certificate holds or a hub process has reserved (one query). The positions go as
+    one parameter, an array on PostgreSQL and a JSON array on SQLite: a bulk chunk draws thousands, and an IN
+    list of that many parameters is a query text the driver parses again on every call (it keeps only short
+    ones), and SQLAlchemy renders again for every call."""
+    dialect = db.get_bind().dialect.name
+    value: Any = positions if dialect == "postgresql" else json.dumps(positions)
+    return set(db.scalars(_held_statement(dialect), {"positions": value}))
+
+
+@functools.cache
+def _held_statement(dialect: str) -> Any:
+    certificates, reservations = table_of(Certificate), table_of(StatusReservation)
 
     def among(column: Any) -> ColumnElement[bool]:
-        if db.get_bind().dialect.name == "postgresql":
-            return column == any_(bindparam("positions", positions, type_=ARRAY(Integer)))  # type: ignore[no-any-return]
-        return column.in_(positions)  # type: ignore[no-any-return]
+        if dialect == "postgresql":
+            return column == any_(bindparam("positions", type_=ARRAY(Integer)))  # type: ignore[no-any-return]
+        drawn = func.json_each(bindparam("positions", type_=String)).table_valued("value")
+        return column.in_(select(drawn.c.value))  # type: ignore[no-any-return]
 
-    certified = select(Certificate.status_index).where(among(Certificate.status_index))
-    reserved = select(StatusReservation.status_index).where(among(StatusReservation.status_index))
-    return set(db.scalars(certified.union_all(reserved)))
+    certified = select(certificates.c.status_index).where(among(certificates.c.status_index))
+    reserved = select(reservations.c.status_index).where(among(reservations.c.status_index))
+    return certified.union_all(reserved)
 
 
 # ---- hub keys, nonces ---------------------------------------------------------------------------

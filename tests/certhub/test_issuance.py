@@ -11,7 +11,7 @@ from certhub import repository, sdjwt, statuslist
 from certhub.issuance import make_identifier
 from ops.codes import mod37_36_check_char
 from tests.certhub.conftest import DRIVING, ID_CARD, LICENCE, World, id_face
-from tests.factories import citizen_id, corrupt_check
+from tests.factories import citizen_id, corrupt_check, uscc
 
 
 def _jwk(world: World, kid: str) -> dict[str, Any]:
@@ -109,6 +109,27 @@ def test_a_department_may_only_issue_the_types_it_is_listed_for(world: World) ->
         "/certhub/certificates", json={**body, "type_code": "11100000000019713D999"}, headers=world.issuer.headers
     )
     assert response.status_code == 422 and "not in the catalogue" in response.json()["detail"]
+
+
+def test_an_issuance_sees_a_change_of_its_type_or_department_made_after_the_last_one(world: World) -> None:
+    """The type and the department an issuance read are remembered, and used only while their rows are unchanged."""
+    admin, issuer = world.hub.admin.headers, world.issuer
+    assert issuer.department is not None
+    world.issue()  # remembered from here on
+    renamed = world.client.patch(f"/departments/{issuer.department.id}", json={"name": "北京市公安局（更名）"}, headers=admin)
+    assert renamed.status_code == 200, renamed.text
+    assert world.issue()["meta"]["ZZBFJG"] == "北京市公安局（更名）"
+    other = world.client.patch(f"/certhub/types/{ID_CARD}", json={"issuer_codes": [uscc(region="110000")]}, headers=admin)
+    assert other.status_code == 200, other.text
+    body = {"type_code": ID_CARD, "holder": {"code": (h := citizen_id()), "kind": "person", "name": "张三"}, "face": id_face(h)}
+    refused = world.client.post("/certhub/certificates", json={**body, "render_pdf": False}, headers=issuer.headers)
+    assert refused.status_code == 403 and "may not issue 居民身份证" in refused.json()["detail"]
+    back = world.client.patch(f"/certhub/types/{ID_CARD}", json={"issuer_codes": [issuer.department.code]}, headers=admin)
+    assert back.status_code == 200 and world.issue()["type_code"] == ID_CARD
+    retired = world.client.patch(f"/certhub/types/{ID_CARD}", json={"active": False}, headers=admin)
+    assert retired.status_code == 200, retired.text
+    refused = world.client.post("/certhub/certificates", json={**body, "render_pdf": False}, headers=issuer.headers)
+    assert refused.status_code == 422 and "not in the catalogue" in refused.json()["detail"]
 
 
 def test_a_driving_licence_longer_than_its_type_allows_is_refused(world: World) -> None:
