@@ -42,27 +42,41 @@ from seal.schemas import (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity: the memos of chains below are kept per Trust
 class Trust:
-    """Roots and intermediates a verification trusts: this hub's, and configured other hubs'."""
+    """Roots and intermediates a verification trusts: this hub's, and configured other hubs'. Not to be changed
+    once made (the memos of chains and time stamps are kept per Trust)."""
 
     roots: list[x509.Certificate]
     intermediates: list[x509.Certificate]
 
 
+# The last Trust made, and what it was made from (this hub's lists as remembered, the bundle's lists): made again
+# only when one of them is another object (the hub's certificates read again, or the bundle file changed).
+_last_trust: tuple[object, object, object, Trust] | None = None
+
+
 def trust(db: Session, settings: Settings) -> Trust:
     """This hub's roots and issuing CAs (remembered for ``seal_status_cache_seconds``) and the configured bundle
     of other hubs' certificates (read again when the file changes)."""
+    global _last_trust
     ttl = settings.seal_status_cache_seconds
     roots, intermediates = caches.trust(db, ttl, lambda: authority.trusted_certificates(db))
-    roots, intermediates = list(roots), list(intermediates)
     bundle = settings.seal_trusted_roots_file
+    other: tuple[list[x509.Certificate], list[x509.Certificate]] | None = None
     if bundle is not None and bundle.exists():
         stat = bundle.stat()
-        other_roots, other_intermediates = _bundle(str(bundle), stat.st_mtime_ns, stat.st_size)
-        roots += other_roots
-        intermediates += other_intermediates
-    return Trust(roots, intermediates)
+        other = _bundle(str(bundle), stat.st_mtime_ns, stat.st_size)
+    last = _last_trust
+    if last is not None and last[0] is roots and last[1] is intermediates and last[2] is other:
+        return last[3]
+    made = Trust(list(roots), list(intermediates))
+    if other is not None:
+        made.roots.extend(other[0])
+        made.intermediates.extend(other[1])
+    if ttl > 0:
+        _last_trust = (roots, intermediates, other, made)
+    return made
 
 
 @lru_cache(maxsize=8)  # keyed by the file's path, modification time and size: an edited bundle is read again
@@ -117,15 +131,32 @@ def _validity(path: tuple[x509.Certificate, ...]) -> tuple[datetime, datetime]:
     return max(c.not_valid_before_utc for c in path), min(c.not_valid_after_utc for c in path)
 
 
+@dataclass(frozen=True)
+class _Chain:
+    path: tuple[x509.Certificate, ...]
+    problem: str | None
+    start: datetime  # when every certificate of the path is valid: the latest start…
+    end: datetime  # …and the earliest end
+    passed: str  # the message when the chain passes (a complete path)
+
+
+@lru_cache(maxsize=1024)  # a pure function of the certificate and the Trust (kept per Trust object, bounded)
+def _chain(cert: x509.Certificate, trusted: Trust) -> _Chain:
+    found, problem = _path(cert, tuple(trusted.roots), tuple(trusted.intermediates))
+    start, end = _validity(found)
+    if problem is not None:
+        return _Chain(found, problem, start, end, "")
+    return _Chain(found, None, start, end, f"chain of {len(found)} certificates to the trusted root {_name(found[-1].subject)}")
+
+
 def chain_check(cert: x509.Certificate, trusted: Trust, at: datetime) -> tuple[Check, list[x509.Certificate]]:
     """Build the path seal certificate -> issuing CA -> trusted root; every certificate valid at `at`."""
-    found, problem = _path(cert, tuple(trusted.roots), tuple(trusted.intermediates))
-    path = list(found)
-    if problem is not None:
-        return _check("indeterminate", problem), path
-    start, end = _validity(found)
-    if start <= at <= end:
-        return _check("passed", f"chain of {len(path)} certificates to the trusted root {_name(path[-1].subject)}"), path
+    chain = _chain(cert, trusted)
+    path = list(chain.path)
+    if chain.problem is not None:
+        return _check("indeterminate", chain.problem), path
+    if chain.start <= at <= chain.end:
+        return _check("passed", chain.passed), path
     for member in path:
         if not member.not_valid_before_utc <= at <= member.not_valid_after_utc:
             name = _name(member.subject)
@@ -520,8 +551,30 @@ def _maker_signature_ok(alg: str, spki: bytes, signed: bytes, signature: bytes) 
     return keys.verify_der(alg, spki, signed, signature)
 
 
+# The checks of version-4 seals already made: (the seal's DER, the signer's certificate, the Trust) -> (status,
+# message). A pure function of the three, since a version-4 seal is read from its DER alone (every signature of a
+# seal carries the same seal and certificate); bounded, emptied when full. Version-1 seals are checked every time.
+_SEAL_CHECKS_REMEMBERED = 1024
+_seal_checks: dict[tuple[bytes, bytes, Trust], tuple[str, str]] = {}
+
+
 def _der_seal_check(parsed: sesder.ParsedSignature, trusted: Trust, signer_der: bytes) -> Check:
-    """The seal inside the signature: its maker's signature over SES_SealInfo, the signer listed, the maker trusted."""
+    """The seal inside the signature: its maker's signature over SES_SealInfo, the signer listed, the maker trusted
+    (for a version-4 seal, remembered for the same seal bytes, signer certificate and trust)."""
+    if parsed.seal.version < sesder.VERSION:
+        return _der_seal_check_made(parsed, trusted, signer_der)
+    key = (parsed.seal.der, signer_der, trusted)
+    known = _seal_checks.get(key)
+    if known is None:
+        check = _der_seal_check_made(parsed, trusted, signer_der)
+        known = (check.status, check.message)
+        if len(_seal_checks) >= _SEAL_CHECKS_REMEMBERED:
+            _seal_checks.clear()
+        _seal_checks[key] = known
+    return _check(*known)
+
+
+def _der_seal_check_made(parsed: sesder.ParsedSignature, trusted: Trust, signer_der: bytes) -> Check:
     seal = parsed.seal
     maker_alg = keys.ALG_FOR_OID.get(seal.maker_alg)
     if maker_alg is None:
