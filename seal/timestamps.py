@@ -50,6 +50,7 @@ _HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
     "sha384": hashes.SHA384,
     "sha512": hashes.SHA512,
 }
+_ECDSA = {name: ec.ECDSA(make()) for name, make in _HASHES.items()}  # stateless: one instance per hash serves all
 _paths: dict[tuple[bytes, bytes], tuple[float, bool]] = {}  # (TSA certificate DER, trust key) -> (when, ok)
 _paths_lock = threading.Lock()
 
@@ -228,6 +229,13 @@ def _token_certificate(der: bytes) -> tuple[x509.Certificate, int, bytes]:
     return certificate, certificate.serial_number, certificate.issuer.public_bytes()
 
 
+@lru_cache(maxsize=256)  # a pure function of the bytes: a TSA signs many tokens with one certificate
+def _signer_key(der: bytes) -> tuple[Any, bool]:
+    """The public key of a token's signer certificate, and whether the certificate is for time stamping only."""
+    certificate = _token_certificate(der)[0]
+    return _public_key(certificate), _for_time_stamping_only(certificate)
+
+
 @lru_cache(maxsize=256)  # a pure function of the certificate
 def _for_time_stamping_only(certificate: x509.Certificate) -> bool:
     try:
@@ -322,7 +330,7 @@ def _fast_check(
     else:
         raise _Unsupported("ESSCertIDv2")
     certificate, cert_der = signer
-    key = _public_key(certificate)
+    key, time_stamping_only = _signer_key(cert_der)
     if not (
         (isinstance(key, ec.EllipticCurvePublicKey) and scheme == "ecdsa")
         or (isinstance(key, rsa.RSAPublicKey) and scheme == "rsassa_pkcs1v15")
@@ -342,14 +350,14 @@ def _fast_check(
     value = derread.body(buf, value_item)
     try:
         if isinstance(key, ec.EllipticCurvePublicKey):
-            key.verify(value, to_verify, ec.ECDSA(_HASHES[digest_alg]()))
+            key.verify(value, to_verify, _ECDSA[digest_alg])
         elif isinstance(key, rsa.RSAPublicKey):
             key.verify(value, to_verify, padding.PKCS1v15(), _HASHES[digest_alg]())
         else:
             key.verify(value, to_verify)
     except InvalidSignature:
         return broken
-    if not _for_time_stamping_only(certificate):
+    if not time_stamping_only:
         return StampCheck(False, at, "the time stamp's signer is not a time-stamp authority (extendedKeyUsage)", True)
     if not _tsa_path_ok(cert_der, roots, intermediates):
         return StampCheck(False, at, "the time-stamp authority is not trusted (no valid path to a trusted root)", True)

@@ -360,7 +360,7 @@ def _certificate_der(pem: str) -> bytes:
 
 
 def seal_evidence(
-    db: Session, cert: x509.Certificate, signature_value: bytes, settings: Settings
+    db: Session, cert: x509.Certificate, signature_value: bytes, settings: Settings, *, cert_der: bytes | None = None
 ) -> tuple[SealState | None, datetime | None]:
     """This hub's seal whose certificate is `cert` (None for another producer's), and when the hub recorded the
     signature `signature_value` (None if it did not). The seal is remembered for ``seal_status_cache_seconds``
@@ -369,18 +369,20 @@ def seal_evidence(
     serial = format(cert.serial_number, "x")
     signature_hash = hashlib.sha256(signature_value).hexdigest()
     known, seal = caches.seal(db, serial, ttl)
+    use_remembered = False
     if known:
         if seal is None:
             return None, None
         use_at = caches.use_time(db, seal.id, signature_hash)
+        use_remembered = use_at is not None
         if use_at is None:
             use_at = repository.use_time_with_signature(db, seal_id=seal.id, signature_hash=signature_hash)
     else:
         seal, use_at = repository.seal_state_by_serial(db, serial, signature_hash)
         caches.remember_seal(db, serial, seal, ttl)
-    if seal is None or _certificate_der(seal.certificate_pem) != _der_of(cert):
+    if seal is None or _certificate_der(seal.certificate_pem) != (cert_der if cert_der is not None else _der_of(cert)):
         return None, None  # not this hub's seal (another issuer's certificate with the same serial)
-    if use_at is not None:
+    if use_at is not None and not use_remembered:
         caches.remember_use(db, seal.id, signature_hash, use_at)
     return seal, use_at
 
@@ -428,11 +430,13 @@ def _seal_and_time_evidence(
     checks: dict[str, Check],
     settings: Settings,
     signing_time: datetime | None = None,
+    *,
+    cert_der: bytes | None = None,
 ) -> tuple[SealState | None, datetime | None, datetime | None]:
     """This hub's seal whose certificate made a seal signature (None for another producer's), and the evidence
     of when it was signed: the hub's record of the use and an RFC 3161 time stamp over the signature value
     (checked into ``checks["timestamp"]``). Returns (seal, proof of existence, the time stamp's time)."""
-    seal, poe = seal_evidence(db, cert, value, settings)
+    seal, poe = seal_evidence(db, cert, value, settings, cert_der=cert_der)
     stamp_time = None
     if token is not None:
         stamped = timestamps.check(token, value, roots=trusted.roots, intermediates=trusted.intermediates)
@@ -546,6 +550,26 @@ def _load_any_cert(der: bytes, where: str) -> x509.Certificate:
     return cert
 
 
+@dataclass(frozen=True)
+class _SignerCertificate:
+    """What a verification reads of a signer's certificate, read once per certificate's bytes."""
+
+    cert: x509.Certificate
+    spki: bytes | None  # None: no key this hub can read
+    der: bytes
+    summary: dict[str, Any]  # the report's "signer" (copied for each report)
+
+
+@lru_cache(maxsize=1024)  # a pure function of the bytes (a broken certificate raises, and is not remembered)
+def _signer_certificate(der: bytes) -> _SignerCertificate:
+    cert = _load_any_cert(der, "the signer's certificate (cert)")
+    try:
+        spki: bytes | None = _spki(cert)
+    except ValueError:
+        spki = None
+    return _SignerCertificate(cert, spki, _der_of(cert), _signer_of(cert))
+
+
 @lru_cache(maxsize=1024)  # a pure function of its bytes: every signature of a seal carries the same seal
 def _maker_signature_ok(alg: str, spki: bytes, signed: bytes, signature: bytes) -> bool:
     return keys.verify_der(alg, spki, signed, signature)
@@ -639,12 +663,9 @@ def verify_der(db: Session, *, der: bytes, data: bytes, settings: Settings) -> V
         parsed = sesder.parse_signature(der)
     except sesder.DerError as exc:
         raise _bad(str(exc)) from exc
-    cert = _load_any_cert(parsed.signer_cert, "the signer's certificate (cert)")
+    signer = _signer_certificate(parsed.signer_cert)
+    cert, spki = signer.cert, signer.spki
     alg = keys.ALG_FOR_OID.get(parsed.alg)
-    try:
-        spki: bytes | None = _spki(cert)
-    except ValueError:
-        spki = None
     trusted = trust(db, settings)
     now = utcnow()
     checks: dict[str, Check] = {}
@@ -671,7 +692,7 @@ def verify_der(db: Session, *, der: bytes, data: bytes, settings: Settings) -> V
         )
     checks["chain"], _ = chain_check(cert, trusted, signing_time)
     seal, poe, stamp_time = _seal_and_time_evidence(
-        db, cert, parsed.signature, parsed.timestamp, trusted, checks, settings, parsed.time_info
+        db, cert, parsed.signature, parsed.timestamp, trusted, checks, settings, parsed.time_info, cert_der=signer.der
     )
     checks["seal_valid_at_signing"], checks["seal_status_now"] = seal_checks(
         seal, signing_time=signing_time, poe=poe, now=now, foreign_chain_ok=checks["chain"].status == "passed"
@@ -681,7 +702,7 @@ def verify_der(db: Session, *, der: bytes, data: bytes, settings: Settings) -> V
     return _report(
         "detached",
         checks,
-        signer=_signer(cert),
+        signer=dict(signer.summary),
         seal=summary,
         signing_time=parsed.time_info,
         timestamp_time=stamp_time or poe,
