@@ -66,8 +66,11 @@ def whole(buf: bytes, tag: int) -> Tlv:
 def inside(buf: bytes, outer: Tlv, tags: tuple[int, ...]) -> list[Tlv]:
     """The children of `outer`, whose leading tags must be `tags`."""
     items = children(buf, outer.body, outer.end)
-    if tuple([item.tag for item in items[: len(tags)]]) != tags:
+    if len(items) < len(tags):
         raise Unreadable("layout")
+    for item, tag in zip(items, tags):
+        if item.tag != tag:
+            raise Unreadable("layout")
     return items
 
 
