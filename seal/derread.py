@@ -68,7 +68,7 @@ def inside(buf: bytes, outer: Tlv, tags: tuple[int, ...]) -> list[Tlv]:
     items = children(buf, outer.body, outer.end)
     if len(items) < len(tags):
         raise Unreadable("layout")
-    for item, tag in zip(items, tags):
+    for item, tag in zip(items, tags, strict=False):  # the items may go on past the leading tags
         if item.tag != tag:
             raise Unreadable("layout")
     return items
