@@ -23,29 +23,35 @@ class Tlv(NamedTuple):
     end: int
 
 
+_tlv = tuple.__new__  # builds a Tlv without the Python-level __new__ of a NamedTuple (many per verification)
+
+
 def children(buf: bytes, body: int, end: int) -> list[Tlv]:
     """The elements between body and end, which they must fill exactly."""
     out: list[Tlv] = []
+    append = out.append
     pos = body
     while pos < end:
-        if pos + 2 > end or buf[pos] & 0x1F == 0x1F:
-            raise Unreadable("header")
-        tag, first = buf[pos], buf[pos + 1]
         at = pos + 2
-        if first < 0x80:
-            length = first
-        else:
-            count = first & 0x7F
+        if at > end:
+            raise Unreadable("header")
+        tag = buf[pos]
+        if tag & 0x1F == 0x1F:
+            raise Unreadable("header")
+        length = buf[pos + 1]
+        if length >= 0x80:
+            count = length & 0x7F
             if count == 0 or count > 4 or at + count > end or buf[at] == 0:
                 raise Unreadable("length")
             length = int.from_bytes(buf[at : at + count], "big")
             if length < 0x80:
                 raise Unreadable("length not minimal")
             at += count
-        if at + length > end:
+        stop = at + length
+        if stop > end:
             raise Unreadable("length beyond its parent")
-        out.append(Tlv(tag, pos, at, at + length))
-        pos = at + length
+        append(_tlv(Tlv, (tag, pos, at, stop)))
+        pos = stop
     return out
 
 
@@ -60,8 +66,11 @@ def whole(buf: bytes, tag: int) -> Tlv:
 def inside(buf: bytes, outer: Tlv, tags: tuple[int, ...]) -> list[Tlv]:
     """The children of `outer`, whose leading tags must be `tags`."""
     items = children(buf, outer.body, outer.end)
-    if tuple([item.tag for item in items[: len(tags)]]) != tags:
+    if len(items) < len(tags):
         raise Unreadable("layout")
+    for item, tag in zip(items, tags, strict=False):  # the items may go on past the leading tags
+        if item.tag != tag:
+            raise Unreadable("layout")
     return items
 
 

@@ -242,6 +242,10 @@ def _public_key(alg: str, spki_der: bytes) -> Any:
     return public_from_spki(alg, spki_der)
 
 
+_ES256_SCHEME = ec.ECDSA(hashes.SHA256())  # stateless: one instance serves every verification
+_SM2_SCHEME = sm_ec.ECDSA(sm_hashes.SM3())
+
+
 def verify_der(alg: str, spki_der: bytes, data: bytes, signature: bytes) -> bool:
     """True when `signature` (DER form) is `alg`'s signature of `data` by the key in `spki_der`."""
     if alg in (ES256, SM2) and not well_formed_ecdsa_der(signature):
@@ -251,9 +255,9 @@ def verify_der(alg: str, spki_der: bytes, data: bytes, signature: bytes) -> bool
         if alg == EDDSA:
             public.verify(signature, data)
         elif alg == ES256:
-            public.verify(signature, data, ec.ECDSA(hashes.SHA256()))
+            public.verify(signature, data, _ES256_SCHEME)
         elif alg == SM2:
-            public.verify(signature, data, sm_ec.ECDSA(sm_hashes.SM3()))
+            public.verify(signature, data, _SM2_SCHEME)
         else:
             return False
     except (InvalidSignature, SmInvalidSignature, SmInternalError, UnsupportedAlgorithm, ValueError, TypeError, AttributeError):

@@ -436,6 +436,10 @@ def _read_v4(data: bytes) -> ParsedSignature:
 def parse_signature(data: bytes) -> ParsedSignature:
     """Read a DER SES_Signature (version 4, or the version-1 layout); DerError says what is wrong."""
     _check_size(data)
+    with contextlib.suppress(Exception):  # not the usual layout, or not DER: read the version, then asn1crypto
+        parsed = _read_v4(data)
+        if parsed.version >= 4:  # the version as _version_of reads it: TBS_Sign's first INTEGER
+            return parsed
     version = _version_of(data)
     if version >= 4:
         with contextlib.suppress(Exception):  # not the usual layout, or not DER: asn1crypto reads it

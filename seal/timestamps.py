@@ -50,7 +50,8 @@ _HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
     "sha384": hashes.SHA384,
     "sha512": hashes.SHA512,
 }
-_paths: dict[tuple[bytes, bytes], tuple[float, bool]] = {}
+_ECDSA = {name: ec.ECDSA(make()) for name, make in _HASHES.items()}  # stateless: one instance per hash serves all
+_paths: dict[tuple[bytes, bytes], tuple[float, bool]] = {}  # (TSA certificate DER, trust key) -> (when, ok)
 _paths_lock = threading.Lock()
 
 
@@ -58,18 +59,33 @@ class _Unsupported(Exception):
     """A token the direct check does not handle (another signature scheme, an unusual layout): pyHanko checks it."""
 
 
-@lru_cache(maxsize=64)  # a pure function of the certificates (the same trust lists come back on every call)
-def _trust_key(roots: tuple[x509.Certificate, ...], intermediates: tuple[x509.Certificate, ...]) -> bytes:
-    return hashlib.sha256(b"".join(c.fingerprint(hashes.SHA256()) for c in [*roots, None, *intermediates] if c)).digest()
+_trust_keys: dict[tuple[int, ...], tuple[tuple[x509.Certificate | None, ...], bytes]] = {}
+
+
+def _trust_key(roots: list[x509.Certificate], intermediates: list[x509.Certificate]) -> bytes:
+    """A digest of the trusted certificates, remembered by their identity: the same certificate objects come back
+    on every call (the verification's trust is itself remembered), and hashing them each time costs more than the
+    rest of the check. The memo holds the certificates it names, so an identity in it cannot be taken by another
+    object; it is bounded (emptied past 64 trust lists)."""
+    members = (*roots, None, *intermediates)
+    ids = tuple(map(id, members))
+    held = _trust_keys.get(ids)
+    if held is not None:
+        return held[1]
+    key = hashlib.sha256(b"".join(c.fingerprint(hashes.SHA256()) for c in members if c is not None)).digest()
+    with _paths_lock:
+        if len(_trust_keys) >= 64:
+            _trust_keys.clear()
+        _trust_keys[ids] = (members, key)
+    return key
 
 
 def _tsa_path_ok(cert_der: bytes, roots: list[x509.Certificate], intermediates: list[x509.Certificate]) -> bool:
     """Whether the TSA certificate chains to a trusted root, for time stamping: validated by pyHanko's path
     validator, remembered for TSA_PATH_SECONDS (a TSA signs many tokens with one certificate)."""
-    key = (hashlib.sha256(cert_der).digest(), _trust_key(tuple(roots), tuple(intermediates)))
+    key = (cert_der, _trust_key(roots, intermediates))
     now = time.monotonic()
-    with _paths_lock:
-        known = _paths.get(key)
+    known = _paths.get(key)
     if known is not None and now - known[0] < TSA_PATH_SECONDS:
         return known[1]
     context = ValidationContext(
@@ -213,6 +229,13 @@ def _token_certificate(der: bytes) -> tuple[x509.Certificate, int, bytes]:
     return certificate, certificate.serial_number, certificate.issuer.public_bytes()
 
 
+@lru_cache(maxsize=256)  # a pure function of the bytes: a TSA signs many tokens with one certificate
+def _signer_key(der: bytes) -> tuple[Any, bool]:
+    """The public key of a token's signer certificate, and whether the certificate is for time stamping only."""
+    certificate = _token_certificate(der)[0]
+    return _public_key(certificate), _for_time_stamping_only(certificate)
+
+
 @lru_cache(maxsize=256)  # a pure function of the certificate
 def _for_time_stamping_only(certificate: x509.Certificate) -> bool:
     try:
@@ -307,7 +330,7 @@ def _fast_check(
     else:
         raise _Unsupported("ESSCertIDv2")
     certificate, cert_der = signer
-    key = _public_key(certificate)
+    key, time_stamping_only = _signer_key(cert_der)
     if not (
         (isinstance(key, ec.EllipticCurvePublicKey) and scheme == "ecdsa")
         or (isinstance(key, rsa.RSAPublicKey) and scheme == "rsassa_pkcs1v15")
@@ -327,14 +350,14 @@ def _fast_check(
     value = derread.body(buf, value_item)
     try:
         if isinstance(key, ec.EllipticCurvePublicKey):
-            key.verify(value, to_verify, ec.ECDSA(_HASHES[digest_alg]()))
+            key.verify(value, to_verify, _ECDSA[digest_alg])
         elif isinstance(key, rsa.RSAPublicKey):
             key.verify(value, to_verify, padding.PKCS1v15(), _HASHES[digest_alg]())
         else:
             key.verify(value, to_verify)
     except InvalidSignature:
         return broken
-    if not _for_time_stamping_only(certificate):
+    if not time_stamping_only:
         return StampCheck(False, at, "the time stamp's signer is not a time-stamp authority (extendedKeyUsage)", True)
     if not _tsa_path_ok(cert_der, roots, intermediates):
         return StampCheck(False, at, "the time-stamp authority is not trusted (no valid path to a trusted root)", True)

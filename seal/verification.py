@@ -42,27 +42,41 @@ from seal.schemas import (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity: the memos of chains below are kept per Trust
 class Trust:
-    """Roots and intermediates a verification trusts: this hub's, and configured other hubs'."""
+    """Roots and intermediates a verification trusts: this hub's, and configured other hubs'. Not to be changed
+    once made (the memos of chains and time stamps are kept per Trust)."""
 
     roots: list[x509.Certificate]
     intermediates: list[x509.Certificate]
 
 
+# The last Trust made, and what it was made from (this hub's lists as remembered, the bundle's lists): made again
+# only when one of them is another object (the hub's certificates read again, or the bundle file changed).
+_last_trust: tuple[object, object, object, Trust] | None = None
+
+
 def trust(db: Session, settings: Settings) -> Trust:
     """This hub's roots and issuing CAs (remembered for ``seal_status_cache_seconds``) and the configured bundle
     of other hubs' certificates (read again when the file changes)."""
+    global _last_trust
     ttl = settings.seal_status_cache_seconds
     roots, intermediates = caches.trust(db, ttl, lambda: authority.trusted_certificates(db))
-    roots, intermediates = list(roots), list(intermediates)
     bundle = settings.seal_trusted_roots_file
+    other: tuple[list[x509.Certificate], list[x509.Certificate]] | None = None
     if bundle is not None and bundle.exists():
         stat = bundle.stat()
-        other_roots, other_intermediates = _bundle(str(bundle), stat.st_mtime_ns, stat.st_size)
-        roots += other_roots
-        intermediates += other_intermediates
-    return Trust(roots, intermediates)
+        other = _bundle(str(bundle), stat.st_mtime_ns, stat.st_size)
+    last = _last_trust
+    if last is not None and last[0] is roots and last[1] is intermediates and last[2] is other:
+        return last[3]
+    made = Trust(list(roots), list(intermediates))
+    if other is not None:
+        made.roots.extend(other[0])
+        made.intermediates.extend(other[1])
+    if ttl > 0:
+        _last_trust = (roots, intermediates, other, made)
+    return made
 
 
 @lru_cache(maxsize=8)  # keyed by the file's path, modification time and size: an edited bundle is read again
@@ -117,15 +131,32 @@ def _validity(path: tuple[x509.Certificate, ...]) -> tuple[datetime, datetime]:
     return max(c.not_valid_before_utc for c in path), min(c.not_valid_after_utc for c in path)
 
 
+@dataclass(frozen=True)
+class _Chain:
+    path: tuple[x509.Certificate, ...]
+    problem: str | None
+    start: datetime  # when every certificate of the path is valid: the latest start…
+    end: datetime  # …and the earliest end
+    passed: str  # the message when the chain passes (a complete path)
+
+
+@lru_cache(maxsize=1024)  # a pure function of the certificate and the Trust (kept per Trust object, bounded)
+def _chain(cert: x509.Certificate, trusted: Trust) -> _Chain:
+    found, problem = _path(cert, tuple(trusted.roots), tuple(trusted.intermediates))
+    start, end = _validity(found)
+    if problem is not None:
+        return _Chain(found, problem, start, end, "")
+    return _Chain(found, None, start, end, f"chain of {len(found)} certificates to the trusted root {_name(found[-1].subject)}")
+
+
 def chain_check(cert: x509.Certificate, trusted: Trust, at: datetime) -> tuple[Check, list[x509.Certificate]]:
     """Build the path seal certificate -> issuing CA -> trusted root; every certificate valid at `at`."""
-    found, problem = _path(cert, tuple(trusted.roots), tuple(trusted.intermediates))
-    path = list(found)
-    if problem is not None:
-        return _check("indeterminate", problem), path
-    start, end = _validity(found)
-    if start <= at <= end:
-        return _check("passed", f"chain of {len(path)} certificates to the trusted root {_name(path[-1].subject)}"), path
+    chain = _chain(cert, trusted)
+    path = list(chain.path)
+    if chain.problem is not None:
+        return _check("indeterminate", chain.problem), path
+    if chain.start <= at <= chain.end:
+        return _check("passed", chain.passed), path
     for member in path:
         if not member.not_valid_before_utc <= at <= member.not_valid_after_utc:
             name = _name(member.subject)
@@ -329,7 +360,7 @@ def _certificate_der(pem: str) -> bytes:
 
 
 def seal_evidence(
-    db: Session, cert: x509.Certificate, signature_value: bytes, settings: Settings
+    db: Session, cert: x509.Certificate, signature_value: bytes, settings: Settings, *, cert_der: bytes | None = None
 ) -> tuple[SealState | None, datetime | None]:
     """This hub's seal whose certificate is `cert` (None for another producer's), and when the hub recorded the
     signature `signature_value` (None if it did not). The seal is remembered for ``seal_status_cache_seconds``
@@ -338,18 +369,20 @@ def seal_evidence(
     serial = format(cert.serial_number, "x")
     signature_hash = hashlib.sha256(signature_value).hexdigest()
     known, seal = caches.seal(db, serial, ttl)
+    use_remembered = False
     if known:
         if seal is None:
             return None, None
         use_at = caches.use_time(db, seal.id, signature_hash)
+        use_remembered = use_at is not None
         if use_at is None:
             use_at = repository.use_time_with_signature(db, seal_id=seal.id, signature_hash=signature_hash)
     else:
         seal, use_at = repository.seal_state_by_serial(db, serial, signature_hash)
         caches.remember_seal(db, serial, seal, ttl)
-    if seal is None or _certificate_der(seal.certificate_pem) != _der_of(cert):
+    if seal is None or _certificate_der(seal.certificate_pem) != (cert_der if cert_der is not None else _der_of(cert)):
         return None, None  # not this hub's seal (another issuer's certificate with the same serial)
-    if use_at is not None:
+    if use_at is not None and not use_remembered:
         caches.remember_use(db, seal.id, signature_hash, use_at)
     return seal, use_at
 
@@ -397,11 +430,13 @@ def _seal_and_time_evidence(
     checks: dict[str, Check],
     settings: Settings,
     signing_time: datetime | None = None,
+    *,
+    cert_der: bytes | None = None,
 ) -> tuple[SealState | None, datetime | None, datetime | None]:
     """This hub's seal whose certificate made a seal signature (None for another producer's), and the evidence
     of when it was signed: the hub's record of the use and an RFC 3161 time stamp over the signature value
     (checked into ``checks["timestamp"]``). Returns (seal, proof of existence, the time stamp's time)."""
-    seal, poe = seal_evidence(db, cert, value, settings)
+    seal, poe = seal_evidence(db, cert, value, settings, cert_der=cert_der)
     stamp_time = None
     if token is not None:
         stamped = timestamps.check(token, value, roots=trusted.roots, intermediates=trusted.intermediates)
@@ -515,13 +550,55 @@ def _load_any_cert(der: bytes, where: str) -> x509.Certificate:
     return cert
 
 
+@dataclass(frozen=True)
+class _SignerCertificate:
+    """What a verification reads of a signer's certificate, read once per certificate's bytes."""
+
+    cert: x509.Certificate
+    spki: bytes | None  # None: no key this hub can read
+    der: bytes
+    summary: dict[str, Any]  # the report's "signer" (copied for each report)
+
+
+@lru_cache(maxsize=1024)  # a pure function of the bytes (a broken certificate raises, and is not remembered)
+def _signer_certificate(der: bytes) -> _SignerCertificate:
+    cert = _load_any_cert(der, "the signer's certificate (cert)")
+    try:
+        spki: bytes | None = _spki(cert)
+    except ValueError:
+        spki = None
+    return _SignerCertificate(cert, spki, _der_of(cert), _signer_of(cert))
+
+
 @lru_cache(maxsize=1024)  # a pure function of its bytes: every signature of a seal carries the same seal
 def _maker_signature_ok(alg: str, spki: bytes, signed: bytes, signature: bytes) -> bool:
     return keys.verify_der(alg, spki, signed, signature)
 
 
+# The checks of version-4 seals already made: (the seal's DER, the signer's certificate, the Trust) -> (status,
+# message). A pure function of the three, since a version-4 seal is read from its DER alone (every signature of a
+# seal carries the same seal and certificate); bounded, emptied when full. Version-1 seals are checked every time.
+_SEAL_CHECKS_REMEMBERED = 1024
+_seal_checks: dict[tuple[bytes, bytes, Trust], tuple[str, str]] = {}
+
+
 def _der_seal_check(parsed: sesder.ParsedSignature, trusted: Trust, signer_der: bytes) -> Check:
-    """The seal inside the signature: its maker's signature over SES_SealInfo, the signer listed, the maker trusted."""
+    """The seal inside the signature: its maker's signature over SES_SealInfo, the signer listed, the maker trusted
+    (for a version-4 seal, remembered for the same seal bytes, signer certificate and trust)."""
+    if parsed.seal.version < sesder.VERSION:
+        return _der_seal_check_made(parsed, trusted, signer_der)
+    key = (parsed.seal.der, signer_der, trusted)
+    known = _seal_checks.get(key)
+    if known is None:
+        check = _der_seal_check_made(parsed, trusted, signer_der)
+        known = (check.status, check.message)
+        if len(_seal_checks) >= _SEAL_CHECKS_REMEMBERED:
+            _seal_checks.clear()
+        _seal_checks[key] = known
+    return _check(*known)
+
+
+def _der_seal_check_made(parsed: sesder.ParsedSignature, trusted: Trust, signer_der: bytes) -> Check:
     seal = parsed.seal
     maker_alg = keys.ALG_FOR_OID.get(seal.maker_alg)
     if maker_alg is None:
@@ -586,12 +663,9 @@ def verify_der(db: Session, *, der: bytes, data: bytes, settings: Settings) -> V
         parsed = sesder.parse_signature(der)
     except sesder.DerError as exc:
         raise _bad(str(exc)) from exc
-    cert = _load_any_cert(parsed.signer_cert, "the signer's certificate (cert)")
+    signer = _signer_certificate(parsed.signer_cert)
+    cert, spki = signer.cert, signer.spki
     alg = keys.ALG_FOR_OID.get(parsed.alg)
-    try:
-        spki: bytes | None = _spki(cert)
-    except ValueError:
-        spki = None
     trusted = trust(db, settings)
     now = utcnow()
     checks: dict[str, Check] = {}
@@ -618,7 +692,7 @@ def verify_der(db: Session, *, der: bytes, data: bytes, settings: Settings) -> V
         )
     checks["chain"], _ = chain_check(cert, trusted, signing_time)
     seal, poe, stamp_time = _seal_and_time_evidence(
-        db, cert, parsed.signature, parsed.timestamp, trusted, checks, settings, parsed.time_info
+        db, cert, parsed.signature, parsed.timestamp, trusted, checks, settings, parsed.time_info, cert_der=signer.der
     )
     checks["seal_valid_at_signing"], checks["seal_status_now"] = seal_checks(
         seal, signing_time=signing_time, poe=poe, now=now, foreign_chain_ok=checks["chain"].status == "passed"
@@ -628,7 +702,7 @@ def verify_der(db: Session, *, der: bytes, data: bytes, settings: Settings) -> V
     return _report(
         "detached",
         checks,
-        signer=_signer(cert),
+        signer=dict(signer.summary),
         seal=summary,
         signing_time=parsed.time_info,
         timestamp_time=stamp_time or poe,
