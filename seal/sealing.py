@@ -23,7 +23,7 @@ from ops.db import utcnow
 from ops.errors import Conflict, Invalid, NotFound, PayloadTooLarge, UpstreamError
 from ops.metrics import SEAL_TIMESTAMP_EVENTS
 from ops.storage import ObjectStore
-from seal import authority, keys, ltv, ofd, ofdsign, repository, ses, sesder, stamplater, timestamps, usage
+from seal import authority, keys, ltv, ofd, ofdsign, repository, ses, sesder, stamplater, timestamps, tsa, usage
 from seal import pdf as pades
 from seal.common import field_error, key_purpose
 from seal.custody import chain_pem, seal_to_use, signer_for
@@ -451,7 +451,10 @@ def _seal_signature(
     missing = None
     if stamper is not None:
         try:
-            token = timestamps.stamp(value, stamper)
+            if isinstance(stamper, tsa.HubTimeStamper):  # the hub's own TSA, in process: the token made directly
+                token = stamper.stamp_sha256(hashlib.sha256(value).digest())
+            else:
+                token = timestamps.stamp(value, stamper)
         except stamplater.TSA_ERRORS as exc:  # TimestampRequestError and network errors are OSErrors
             missing = stamplater.reason(exc)
             if not wait:
