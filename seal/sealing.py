@@ -13,23 +13,24 @@ from typing import Any
 
 from cryptography import x509
 from pyhanko.sign.timestamps import TimeStamper
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from ops import audit
 from ops.audit import Actor
 from ops.config import Settings
 from ops.crypto import KeyVault, WrappedSecret
-from ops.db import utcnow
+from ops.db import new_id, table_of, utcnow
 from ops.errors import Conflict, Invalid, NotFound, PayloadTooLarge, UpstreamError
 from ops.metrics import SEAL_TIMESTAMP_EVENTS
 from ops.storage import ObjectStore
-from seal import authority, keys, ltv, ofd, ofdsign, repository, ses, sesder, stamplater, timestamps, tsa, usage
+from seal import authority, caches, keys, ltv, ofd, ofdsign, repository, ses, sesder, stamplater, timestamps, tsa, usage
 from seal import pdf as pades
 from seal.common import field_error, key_purpose
 from seal.custody import chain_pem, seal_to_use, signer_for
 from seal.issuance import make_seal_der
 from seal.keys import SoftwareSigner
-from seal.models import Seal, SealUse, SealUseRequest
+from seal.models import Seal, SealStatus, SealUse, SealUseRequest
 
 
 def _record_use(
@@ -49,40 +50,50 @@ def _record_use(
     timestamp_state: str | None = None,
     signature_der: bytes | None = None,
     timestamp_error: str | None = None,
-) -> SealUse:
+) -> str:
+    """The use row and its audit record, each one statement in the caller's transaction (no ORM flush of their
+    own); the use's id returned."""
     # The sealed output is kept in object storage when the caller passes a store: its archive package holds it.
     object_key = storage.put([output]).key if storage is not None else None
-    use = SealUse(
-        seal_id=seal.id,
-        department_id=seal.department_id,
-        at=utcnow(),
-        actor=actor.subject,
-        kind=kind,
-        document_hash=document_hash,
-        hash_alg=hash_alg,
-        signature_hash=hashlib.sha256(signature).hexdigest(),
-        purpose=purpose,
-        request_id=approval.id if approval else None,
-        object_key=object_key,
-        timestamp_state=timestamp_state,
-        signature_der=signature_der,
-        timestamp_error=timestamp_error,
+    use_id = new_id()
+    db.connection().execute(
+        insert(table_of(SealUse)),
+        {
+            "id": use_id,
+            "seal_id": seal.id,
+            "department_id": seal.department_id,
+            "at": utcnow(),
+            "actor": actor.subject,
+            "kind": kind,
+            "document_hash": document_hash,
+            "hash_alg": hash_alg,
+            "signature_hash": hashlib.sha256(signature).hexdigest(),
+            "purpose": purpose,
+            "request_id": approval.id if approval else None,
+            "object_key": object_key,
+            "timestamp_state": timestamp_state,
+            "signature_der": signature_der,
+            "timestamp_error": timestamp_error,
+        },
     )
-    db.add(use)
-    db.flush()
     if approval is not None:
-        approval.use_id = use.id
-    detail: dict[str, Any] = {"document_hash": document_hash, "hash_alg": hash_alg, "use_id": use.id}
+        approval.use_id = use_id
+    detail: dict[str, Any] = {"document_hash": document_hash, "hash_alg": hash_alg, "use_id": use_id}
     if approval is not None:
         detail.update(approval_id=approval.id, approved_by=approval.decided_by)
     if system is not None:
         detail["through"] = system
     if timestamp_state == stamplater.AWAITING:
         detail["timestamp_state"] = timestamp_state
-    audit.record(
-        db, actor=actor, action=f"seal.use.{kind}", object_type="seal", object_id=seal.id, purpose=purpose, detail=detail
+    audit.append(
+        db,
+        [
+            audit.entry(
+                actor=actor, action=f"seal.use.{kind}", object_type="seal", object_id=seal.id, purpose=purpose, detail=detail
+            )
+        ],
     )
-    return use
+    return use_id
 
 
 def _user(actor: Actor, system: str | None) -> Actor:
@@ -113,6 +124,33 @@ def _seal_for_use(
     return seal_to_use(
         db, department_id=department_id, seal_id=None, seal_type=seal_type, algorithms=algorithms, among=among, active=active
     )
+
+
+def _choice_key(user: Actor, department_id: str, algorithms: tuple[str, ...]) -> tuple[str, ...]:
+    return (department_id, user.subject, *usage.kinds_of(user), "|", *algorithms)
+
+
+def _remembered_seal(
+    db: Session, key: tuple[str, ...], ttl: float, department_id: str, algorithms: tuple[str, ...]
+) -> Seal | None:
+    """The seal this user was found authorised to use without an approval, remembered (``seal/caches.py``,
+    ``choices``) for `ttl` seconds, read again and still active, within its validity period and needing no
+    approval; None when nothing is remembered or it no longer holds (the full checks then run)."""
+    seal_id = caches.use_choice(db, key, ttl)
+    if seal_id is None:
+        return None
+    seal = db.get(Seal, seal_id)
+    now = utcnow()
+    if (
+        seal is None
+        or seal.department_id != department_id
+        or seal.status != SealStatus.ACTIVE.value
+        or not seal.valid_from <= now < seal.valid_to
+        or seal.alg not in algorithms
+        or seal.requires_approval
+    ):
+        return None
+    return seal
 
 
 def can_seal_with(db: Session, *, department_id: str, algorithm: str, actor: Actor, system: str | None = None) -> bool:
@@ -204,7 +242,7 @@ def seal_pdf(
         archival=chosen == ltv.B_LTA,
     )
     signature_value = pades.signature_value(sealed, field_name)
-    use = _record_use(
+    use_id = _record_use(
         db,
         seal=seal,
         actor=actor,
@@ -220,7 +258,7 @@ def seal_pdf(
     )
     if chosen == ltv.B_LTA:
         ltv.keep(
-            db, seal_id=seal.id, department_id=seal.department_id, use_id=use.id, field_name=field_name, document=sealed,
+            db, seal_id=seal.id, department_id=seal.department_id, use_id=use_id, field_name=field_name, document=sealed,
             settings=settings,
         )  # fmt: skip
     return sealed
@@ -344,11 +382,17 @@ def _seal_ofd(
     if size_mm is not None and not ofdsign.MIN_SIZE_MM <= size_mm <= ofdsign.MAX_SIZE_MM:
         raise field_error("size_mm", f"must be {ofdsign.MIN_SIZE_MM:g} to {ofdsign.MAX_SIZE_MM:g} mm")
     user = _user(actor, system)
-    seal = _seal_for_use(
-        db, user=user, department_id=department_id, seal_id=seal_id, seal_type=None, approval_id=approval_id,
-        algorithms=(keys.SM2,),
-    )  # fmt: skip
-    approval = usage.check_use(db, seal=seal, actor=user, document=document or b"", approval_id=approval_id)
+    choice = _choice_key(user, department_id, (keys.SM2,)) if seal_id is None and approval_id is None else None
+    ttl = settings.seal_status_cache_seconds
+    seal, approval = (_remembered_seal(db, choice, ttl, department_id, (keys.SM2,)) if choice else None), None
+    if seal is None:
+        seal = _seal_for_use(
+            db, user=user, department_id=department_id, seal_id=seal_id, seal_type=None, approval_id=approval_id,
+            algorithms=(keys.SM2,),
+        )  # fmt: skip
+        approval = usage.check_use(db, seal=seal, actor=user, document=document or b"", approval_id=approval_id)
+        if choice is not None and approval is None:  # authorised without an approval: remembered
+            caches.remember_use_choice(db, choice, seal.id, ttl)
     signer = signer_for(db, seal=seal, vault=vault)
     seal_der = seal.structure_der or make_seal_der(db, vault=vault, seal=seal, settings=settings)
     width = size_mm if size_mm is not None else seal.picture_width_mm
@@ -377,7 +421,7 @@ def _seal_ofd(
     except ofd.OfdError as exc:
         raise Invalid(f"the OFD cannot be sealed: {exc}", errors=[{"field": "file", "message": str(exc)}]) from exc
     sha256 = hashlib.sha256(sealed.data).hexdigest()
-    use = _record_use(
+    use_id = _record_use(
         db,
         seal=seal,
         actor=actor,
@@ -394,7 +438,7 @@ def _seal_ofd(
     return SealedOfd(
         data=sealed.data,
         seal_id=seal.id,
-        use_id=use.id,
+        use_id=use_id,
         signature_id=sealed.signature_id,
         signature_path=sealed.signature_path,
         page_id=sealed.page_id,
@@ -546,7 +590,7 @@ def sign_detached_use(
         wait=settings.seal_stamp_later,
     )
     state = stamplater.AWAITING if missing is not None else stamplater.STAMPED if stamper is not None else None
-    use = _record_use(
+    use_id = _record_use(
         db,
         seal=seal,
         actor=actor,
@@ -565,7 +609,7 @@ def sign_detached_use(
     )
     if missing is not None:
         SEAL_TIMESTAMP_EVENTS.labels(event="awaiting").inc()
-    return DetachedSignature(der=der, use_id=use.id, timestamp_state=state)
+    return DetachedSignature(der=der, use_id=use_id, timestamp_state=state)
 
 
 def detached_result(der: bytes, signed: DetachedSignature | None = None) -> dict[str, Any]:

@@ -39,7 +39,7 @@ from ops.config import DEFAULT_PUBLIC_URL, Settings
 from ops.crypto import KeyVault, WrappedSecret
 from ops.db import utcnow
 from ops.timestamping import Stamper, Trust, TrustSource, http_stamper, token_for
-from seal import authority, keys, sm2ca
+from seal import authority, caches, keys, sm2ca
 from seal.models import AuthorityKey
 
 ROLE = "tsa"
@@ -145,6 +145,12 @@ _LOADED: dict[str, HubTsa] = {}
 def ensure_tsa(db: Session, vault: KeyVault, *, public_url: str = DEFAULT_PUBLIC_URL) -> HubTsa:
     """The hub's TSA key and certificate under the current issuing CA, made (and flushed) on first use; its
     certificate names the P-256 CRL and OCSP responder at `public_url`."""
+    return _ensure_tsa(db, vault, public_url=public_url)[0]
+
+
+def _ensure_tsa(db: Session, vault: KeyVault, *, public_url: str) -> tuple[HubTsa, bool]:
+    """(the TSA, whether its key was there already: not made in this transaction)."""
+    made = False
     active = authority.active_rows(db)
     if not active:
         authority.ensure_authority(db, vault, public_url=public_url)
@@ -171,6 +177,7 @@ def ensure_tsa(db: Session, vault: KeyVault, *, public_url: str = DEFAULT_PUBLIC
         )
         db.add(row)
         db.flush()
+        made = True
     loaded = _LOADED.get(row.id)
     if loaded is None:
         private_pem = vault.unwrap(WrappedSecret.from_dict(row.private_key), purpose=_purpose(row.id))
@@ -179,7 +186,7 @@ def ensure_tsa(db: Session, vault: KeyVault, *, public_url: str = DEFAULT_PUBLIC
         cert = x509.load_pem_x509_certificate(row.certificate_pem.encode())
         issuer = x509.load_pem_x509_certificate(issuing_pem.encode())
         loaded = _LOADED[row.id] = HubTsa(key_id=row.id, certificate=cert, private=private_key, issuer=issuer)
-    return loaded
+    return loaded, not made
 
 
 def tsa_certificates(db: Session) -> list[x509.Certificate]:
@@ -431,10 +438,14 @@ def hub_timestamper(db: Session, vault: KeyVault, *, public_url: str = DEFAULT_P
 
 
 def timestamper(db: Session, vault: KeyVault, settings: Settings) -> TimeStamper:
-    """The time stamper the settings choose: the external TSA at `GOVHUB_SEAL_TSA_URL`, else the hub's own."""
+    """The time stamper the settings choose: the external TSA at `GOVHUB_SEAL_TSA_URL`, else the hub's own (its key
+    and certificate remembered for ``seal_status_cache_seconds``, see ``seal/caches.py``: a TSA certificate is
+    renewed 90 days before it ends, and a new chain made in this process is seen at once)."""
     if settings.seal_tsa_url:
         return HTTPTimeStamper(settings.seal_tsa_url, timeout=10)
-    return hub_timestamper(db, vault, public_url=settings.public_url)
+    url = settings.public_url
+    hub_tsa = caches.hub_tsa(db, url, settings.seal_status_cache_seconds, lambda: _ensure_tsa(db, vault, public_url=url))
+    return HubTimeStamper(hub_tsa)
 
 
 def stamper(vault: KeyVault, settings: Settings) -> Stamper:
