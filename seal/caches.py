@@ -5,12 +5,13 @@
 - ``seals``: what verification needs of this hub's seal behind a certificate serial (its status, validity,
   history and certificate), or that no seal of this hub has that serial;
 - ``uses``: when this hub recorded a seal signature (its use record): a record never changes once written;
-- ``choices`` (sealing, not verification): which seal a user of a department seals with when it names none, and
-  that the user's standing authorisation let it use that seal without an approval (:func:`use_choice`). The
-  seal's row is still read on every use and its status, validity period and approval policy checked then: only
-  the choice and the authorisation are remembered, for ``GOVHUB_SEAL_STATUS_CACHE_SECONDS`` as well. An
-  authorisation granted or withdrawn, a seal issued or its status changed in this process forgets every choice
-  at once and again at commit (:func:`forget_use_choices_on_commit`); in another process, within that time;
+- ``choices`` (sealing an OFD, not verification): which seal a user of a department seals with when it names
+  none, found active, authorised for the user by a standing authorisation and needing no approval, with what
+  the sealing needs of it (its signer, DER, picture size, validity period: :func:`use_choice`), for
+  ``GOVHUB_SEAL_STATUS_CACHE_SECONDS`` as well; the validity period is checked on every use. An authorisation
+  granted or withdrawn, an approval policy set, a seal issued or its status changed in this process forgets
+  every choice at once and again at commit (:func:`forget_use_choices_on_commit`); in another process, within
+  that time (as a seal's status is for verification);
 - ``tsa``: the hub TSA's key and certificate (:func:`hub_tsa`), for the same time; a new chain forgets it.
 
 The first two are remembered for ``GOVHUB_SEAL_STATUS_CACHE_SECONDS`` (5 s by default; 0 reads the database
@@ -71,7 +72,7 @@ class _Memory:
         self.trust: tuple[float, list[x509.Certificate], list[x509.Certificate]] | None = None
         self.seals: dict[str, tuple[float, SealState | None]] = {}
         self.uses: OrderedDict[tuple[str, str], datetime] = OrderedDict()
-        self.choices: dict[tuple[str, ...], tuple[float, str]] = {}
+        self.choices: dict[tuple[str, ...], tuple[float, Any]] = {}
         self.tsa: tuple[float, str, Any] | None = None
 
 
@@ -163,21 +164,21 @@ def clear_all() -> None:
 CHOICES_REMEMBERED = 4096  # (department, user) pairs a process remembers; all forgotten when it grows past this
 
 
-def use_choice(db: Session, key: tuple[str, ...], ttl: float) -> str | None:
-    """The seal id remembered for `key` (department, user, what it seals) within `ttl` seconds, else None."""
+def use_choice(db: Session, key: tuple[str, ...], ttl: float) -> Any:
+    """The seal remembered for `key` (department, user, what it seals) within `ttl` seconds, else None."""
     held = _memory(db).choices.get(key)
     if held is None or _clock() - held[0] >= ttl:
         return None
     return held[1]
 
 
-def remember_use_choice(db: Session, key: tuple[str, ...], seal_id: str, ttl: float) -> None:
+def remember_use_choice(db: Session, key: tuple[str, ...], seal: Any, ttl: float) -> None:
     if ttl > 0:
         choices = _memory(db).choices
         with _lock:
             if len(choices) >= CHOICES_REMEMBERED:
                 choices.clear()
-            choices[key] = (_clock(), seal_id)
+            choices[key] = (_clock(), seal)
 
 
 def forget_use_choices() -> None:

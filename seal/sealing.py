@@ -9,7 +9,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography import x509
 from pyhanko.sign.timestamps import TimeStamper
@@ -30,13 +30,13 @@ from seal.common import field_error, key_purpose
 from seal.custody import chain_pem, seal_to_use, signer_for
 from seal.issuance import make_seal_der
 from seal.keys import SoftwareSigner
-from seal.models import Seal, SealStatus, SealUse, SealUseRequest
+from seal.models import Seal, SealUse, SealUseRequest
 
 
 def _record_use(
     db: Session,
     *,
-    seal: Seal,
+    seal: _SealRef,
     actor: Actor,
     kind: str,
     document_hash: str,
@@ -130,27 +130,64 @@ def _choice_key(user: Actor, department_id: str, algorithms: tuple[str, ...]) ->
     return (department_id, user.subject, *usage.kinds_of(user), "|", *algorithms)
 
 
+class _SealRef(Protocol):
+    """What recording a use and making a seal signature read of a seal: its row, or a :class:`_SealInUse`."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def department_id(self) -> str: ...
+    @property
+    def alg(self) -> str: ...
+    @property
+    def certificate_pem(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class _SealInUse:
+    """What sealing an OFD needs of a seal, taken from its row when the use checks passed; remembered with the
+    choice (``seal/caches.py``, ``choices``), with its signer."""
+
+    id: str
+    department_id: str
+    alg: str
+    certificate_pem: str
+    structure_der: bytes
+    picture_width_mm: float
+    picture_height_mm: float
+    valid_from: datetime
+    valid_to: datetime
+    signer: SoftwareSigner
+
+    @classmethod
+    def of(cls, seal: Seal, signer: SoftwareSigner, structure_der: bytes) -> _SealInUse:
+        return cls(
+            id=seal.id,
+            department_id=seal.department_id,
+            alg=seal.alg,
+            certificate_pem=seal.certificate_pem,
+            structure_der=structure_der,
+            picture_width_mm=seal.picture_width_mm,
+            picture_height_mm=seal.picture_height_mm,
+            valid_from=seal.valid_from,
+            valid_to=seal.valid_to,
+            signer=signer,
+        )
+
+
 def _remembered_seal(
     db: Session, key: tuple[str, ...], ttl: float, department_id: str, algorithms: tuple[str, ...]
-) -> Seal | None:
-    """The seal this user was found authorised to use without an approval, remembered (``seal/caches.py``,
-    ``choices``) for `ttl` seconds, read again and still active, within its validity period and needing no
-    approval; None when nothing is remembered or it no longer holds (the full checks then run)."""
-    seal_id = caches.use_choice(db, key, ttl)
-    if seal_id is None:
+) -> _SealInUse | None:
+    """The seal this user was found authorised to use without an approval, active, within its validity period
+    and needing no approval, remembered (``seal/caches.py``, ``choices``) for `ttl` seconds: a change to the seal,
+    its approval policy or its authorisations in this process forgets it at once, in another within `ttl`. None
+    when nothing is remembered or the seal's validity period has ended (the full checks then run)."""
+    held = caches.use_choice(db, key, ttl)
+    if not isinstance(held, _SealInUse):
         return None
-    seal = db.get(Seal, seal_id)
-    now = utcnow()
-    if (
-        seal is None
-        or seal.department_id != department_id
-        or seal.status != SealStatus.ACTIVE.value
-        or not seal.valid_from <= now < seal.valid_to
-        or seal.alg not in algorithms
-        or seal.requires_approval
-    ):
+    if held.department_id != department_id or held.alg not in algorithms or not held.valid_from <= utcnow() < held.valid_to:
         return None
-    return seal
+    return held
 
 
 def can_seal_with(db: Session, *, department_id: str, algorithm: str, actor: Actor, system: str | None = None) -> bool:
@@ -384,26 +421,27 @@ def _seal_ofd(
     user = _user(actor, system)
     choice = _choice_key(user, department_id, (keys.SM2,)) if seal_id is None and approval_id is None else None
     ttl = settings.seal_status_cache_seconds
-    seal, approval = (_remembered_seal(db, choice, ttl, department_id, (keys.SM2,)) if choice else None), None
-    if seal is None:
+    in_use, approval = (_remembered_seal(db, choice, ttl, department_id, (keys.SM2,)) if choice else None), None
+    if in_use is None:
         seal = _seal_for_use(
             db, user=user, department_id=department_id, seal_id=seal_id, seal_type=None, approval_id=approval_id,
             algorithms=(keys.SM2,),
         )  # fmt: skip
         approval = usage.check_use(db, seal=seal, actor=user, document=document or b"", approval_id=approval_id)
-        if choice is not None and approval is None:  # authorised without an approval: remembered
-            caches.remember_use_choice(db, choice, seal.id, ttl)
-    signer = signer_for(db, seal=seal, vault=vault)
-    seal_der = seal.structure_der or make_seal_der(db, vault=vault, seal=seal, settings=settings)
-    width = size_mm if size_mm is not None else seal.picture_width_mm
-    height = width * seal.picture_height_mm / seal.picture_width_mm if size_mm is not None else seal.picture_height_mm
+        seal_der = seal.structure_der or make_seal_der(db, vault=vault, seal=seal, settings=settings)
+        in_use = _SealInUse.of(seal, signer_for(db, seal=seal, vault=vault), seal_der)
+        if choice is not None and approval is None and not seal.requires_approval:  # authorised, no approval needed
+            caches.remember_use_choice(db, choice, in_use, ttl)
+    signer, seal_der = in_use.signer, in_use.structure_der
+    width = size_mm if size_mm is not None else in_use.picture_width_mm
+    height = width * in_use.picture_height_mm / in_use.picture_width_mm if size_mm is not None else in_use.picture_height_mm
     at = utcnow()
     stamper = timestamper or ltv.timestamper_for(db, vault, settings)
     values: list[bytes] = []
 
     def sign_value(signature_xml: bytes, property_info: str) -> bytes:
         der, value, _ = _seal_signature(
-            seal=seal,
+            seal=in_use,
             signer=signer,
             seal_der=seal_der,
             at=at,
@@ -423,7 +461,7 @@ def _seal_ofd(
     sha256 = hashlib.sha256(sealed.data).hexdigest()
     use_id = _record_use(
         db,
-        seal=seal,
+        seal=in_use,
         actor=actor,
         kind="ofd",
         document_hash=sha256,
@@ -437,7 +475,7 @@ def _seal_ofd(
     )
     return SealedOfd(
         data=sealed.data,
-        seal_id=seal.id,
+        seal_id=in_use.id,
         use_id=use_id,
         signature_id=sealed.signature_id,
         signature_path=sealed.signature_path,
@@ -468,7 +506,7 @@ def document_bytes(*, data_base64: str | None, document: Any, max_bytes: int) ->
 
 def _seal_signature(
     *,
-    seal: Seal,
+    seal: _SealRef,
     signer: SoftwareSigner,
     seal_der: bytes,
     at: datetime,
