@@ -256,9 +256,83 @@ def _layout(version: int) -> _Layout:
 _FIRST_INDEX = 1 << 20  # placement indices start here, above every value segno's matrix holds
 
 
+_NOT_BYTE_MODE = re.compile(r"[0-9A-Z $%*+\-./:]*")  # numeric or alphanumeric: segno picks another mode
+
+
+@cache
+def _byte_mode_plan(length: int) -> tuple[int, int, tuple[tuple[int, int, int], ...], int]:
+    """For `length` bytes in byte mode at level M: the version, the data codewords, the blocks (count, data
+    codewords, error correction codewords) and the remainder bits (ISO/IEC 18004 Tables 7, 9 and 1)."""
+    from segno import consts
+
+    error = consts.ERROR_LEVEL_M
+    for version in range(1, 41):
+        capacity: int = consts.SYMBOL_CAPACITY[version][error]  # type: ignore[index]
+        if capacity >= 4 + (8 if version < 10 else 16) + 8 * length:
+            blocks = tuple((b.num_blocks, b.num_data, b.num_total - b.num_data) for b in consts.ECC[version][error])  # type: ignore[index]
+            return version, capacity // 8, blocks, _remainder(version)
+    raise ValueError("the 2D code's data is too long for a QR code")
+
+
+def _remainder(version: int) -> int:
+    if 2 <= version <= 6:
+        return 7
+    if 14 <= version <= 20 or 28 <= version <= 34:
+        return 3
+    return 4 if 21 <= version <= 27 else 0
+
+
+@cache
+def _rs_products(errors: int) -> tuple[int, ...]:
+    """For each factor f: the generator polynomial's coefficients (after the leading 1) times f in GF(256), as one
+    integer of `errors` bytes: one step of the division is then a shift and an xor."""
+    from segno import consts
+
+    exp, log, generator = consts.GALIOS_EXP, consts.GALIOS_LOG, consts.GEN_POLY[errors]
+    products = [0]
+    for factor in range(1, 256):
+        products.append(int.from_bytes(bytes(exp[log[factor] + g] for g in generator), "big"))
+    return tuple(products)
+
+
+def _error_codewords(data: bytes, errors: int) -> bytes:
+    """The Reed-Solomon error correction codewords of a block (ISO/IEC 18004 §7.5.2)."""
+    products = _rs_products(errors)
+    top, keep = 8 * (errors - 1), (1 << (8 * errors)) - 1
+    remainder = 0
+    for codeword in data:
+        remainder = (remainder << 8 & keep) ^ products[codeword ^ remainder >> top]
+    return remainder.to_bytes(errors, "big")
+
+
 def _message(payload: str) -> tuple[int, str]:
     """The version of the QR code (level M) carrying `payload` and its final message (ISO/IEC 18004 §7.6: data
-    and error correction codewords interleaved, then the remainder bits) in "0" and "1", by segno's encoder steps."""
+    and error correction codewords interleaved, then the remainder bits) in "0" and "1", as segno's encoder makes
+    them (the same padding); an ASCII payload in byte mode (a link) is encoded here, anything else by segno."""
+    if not payload or not payload.isascii() or _NOT_BYTE_MODE.fullmatch(payload):
+        return _segno_message(payload)
+    data = payload.encode("ascii")
+    version, capacity, blocks, remainder = _byte_mode_plan(len(data))
+    count = 8 if version < 10 else 16
+    bits = "0100" + format(len(data), f"0{count}b") + format(int.from_bytes(data, "big"), f"0{8 * len(data)}b")
+    bits += "0" * min(8 * capacity - len(bits), 4)  # the terminator
+    bits += "0" * (8 - len(bits) % 8)  # to a codeword's end (segno adds a whole zero codeword when at one already)
+    pads = capacity - len(bits) // 8
+    codewords = int(bits, 2).to_bytes(len(bits) // 8, "big") + (b"\xec\x11" * (pads // 2 + 1))[: max(pads, 0)]
+    data_blocks, error_blocks, at = [], [], 0
+    for number, size, errors in blocks:
+        for _ in range(number):
+            block = codewords[at : at + size]
+            at += size
+            data_blocks.append(block)
+            error_blocks.append(_error_codewords(block, errors))
+    interleaved = bytes(b[i] for i in range(max(map(len, data_blocks))) for b in data_blocks if i < len(b))
+    interleaved += bytes(b[i] for i in range(len(error_blocks[0])) for b in error_blocks)
+    return version, format(int.from_bytes(interleaved, "big"), f"0{8 * len(interleaved)}b") + "0" * remainder
+
+
+def _segno_message(payload: str) -> tuple[int, str]:
+    """:func:`_message` by segno's own encoder steps (any mode)."""
     from segno import consts, encoder
 
     error = consts.ERROR_LEVEL_M

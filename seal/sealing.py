@@ -9,6 +9,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Protocol
 
 from cryptography import x509
@@ -504,6 +505,11 @@ def document_bytes(*, data_base64: str | None, document: Any, max_bytes: int) ->
     return data
 
 
+@lru_cache(maxsize=256)  # a pure function of the PEM
+def _certificate_der(pem: str) -> bytes:
+    return ses.der(x509.load_pem_x509_certificate(pem.encode()))
+
+
 def _seal_signature(
     *,
     seal: _SealRef,
@@ -520,15 +526,14 @@ def _seal_signature(
     stamp when the TSA did not answer (None when it was stamped, or no stamper was given). The seal's key signs
     the DER of TBS_Sign (SM2 with SM3 and the default user ID for SM2 seals). A TSA that does not answer is an
     UpstreamError (502) unless `wait`: the signature is then made without its timeStamp member."""
-    tbs = sesder.to_sign(
+    tbs = sesder.to_sign_der(
         seal_der=seal_der,
         at=at,
         data_hash=data_hash,
         property_info=property_info,
         extensions=[sesder.Extension(sesder.EXT_PURPOSE, False, purpose.encode())],
     )
-    value = keys.raw_to_der(seal.alg, signer.sign(tbs.dump()))
-    cert = x509.load_pem_x509_certificate(seal.certificate_pem.encode())
+    value = keys.raw_to_der(seal.alg, signer.sign(tbs))
     token = None
     missing = None
     if stamper is not None:
@@ -541,7 +546,8 @@ def _seal_signature(
             missing = stamplater.reason(exc)
             if not wait:
                 raise UpstreamError(missing) from exc
-    der = sesder.signature(tbs, cert=ses.der(cert), alg=keys.SIGNATURE_OID[seal.alg], value=value, timestamp=token)
+    cert = _certificate_der(seal.certificate_pem)
+    der = sesder.signature_der(tbs, cert=cert, alg=keys.SIGNATURE_OID[seal.alg], value=value, timestamp=token)
     return der, value, missing
 
 
