@@ -121,6 +121,12 @@ class _Fonts:
         return lines
 
 
+# A text object's XML after its ID, by its font, place, text, size and colour: the labels, titles and many values
+# come back copy after copy (a pure function of its key; emptied when it reaches its bound).
+TEXT_OBJECTS_KEPT = 4096
+_TEXT_OBJECTS: dict[tuple[Any, ...], str] = {}
+
+
 @dataclass
 class _Page:
     fonts: _Fonts
@@ -137,16 +143,23 @@ class _Page:
         if not text:
             return
         self.fonts.used.update(text)
-        deltas = " ".join(_num(self.fonts.advance(ch) * size) for ch in text[:-1])
-        width = self.fonts.width(text, size)
-        top = baseline - size
-        delta_attr = f' DeltaX="{deltas}"' if deltas else ""
-        self.objects.append(
-            f'<ofd:TextObject ID="{self.new_id()}" Boundary="{_num(x)} {_num(top)} {_num(width + 0.5)} {_num(size * 1.3)}"'
-            f' Font="{self.font_id}" Size="{_num(size)}">'
-            f'<ofd:FillColor Value="{" ".join(map(str, color))}"/>'
-            f'<ofd:TextCode X="0" Y="{_num(size)}"{delta_attr}>{escape(text)}</ofd:TextCode></ofd:TextObject>'
-        )
+        key = (self.fonts.source.path if self.fonts.source else "", x, baseline, text, size, color, self.font_id)
+        body = _TEXT_OBJECTS.get(key)
+        if body is None:
+            deltas = " ".join(_num(self.fonts.advance(ch) * size) for ch in text[:-1])
+            width = self.fonts.width(text, size)
+            top = baseline - size
+            delta_attr = f' DeltaX="{deltas}"' if deltas else ""
+            body = (
+                f' Boundary="{_num(x)} {_num(top)} {_num(width + 0.5)} {_num(size * 1.3)}"'
+                f' Font="{self.font_id}" Size="{_num(size)}">'
+                f'<ofd:FillColor Value="{" ".join(map(str, color))}"/>'
+                f'<ofd:TextCode X="0" Y="{_num(size)}"{delta_attr}>{escape(text)}</ofd:TextCode></ofd:TextObject>'
+            )
+            if len(_TEXT_OBJECTS) >= TEXT_OBJECTS_KEPT:
+                _TEXT_OBJECTS.clear()
+            _TEXT_OBJECTS[key] = body
+        self.objects.append(f'<ofd:TextObject ID="{self.new_id()}"{body}')
 
     def centred(self, baseline: float, text: str, *, size: float, color: tuple[int, int, int]) -> None:
         self.text((PAGE_WIDTH - self.fonts.width(text, size)) / 2, baseline, text, size=size, color=color)
