@@ -314,7 +314,8 @@ def _parts(tsa: HubTsa) -> _Parts:
             tsa=_tlv(0xA0, name),
             signing_certificate=attribute.dump(),
             sid=sid.dump(),
-            certificates=_tlv(0xA0, tsa.certificate_der + tsa.issuer.public_bytes(serialization.Encoding.DER)),
+            # a DER SET OF: its members in the order of their encodings (X.690 §11.6), as asn1crypto writes it
+            certificates=_tlv(0xA0, b"".join(sorted([tsa.certificate_der, tsa.issuer.public_bytes(serialization.Encoding.DER)]))),
         )
     return parts
 

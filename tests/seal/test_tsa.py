@@ -359,14 +359,18 @@ def _asn1crypto_token(
     return bytes(cms.ContentInfo({"content_type": "signed_data", "content": cms.SignedData(signed_data)}).dump())
 
 
-def _without_signature(token: bytes) -> bytes:
-    """The token with its SignerInfo's signature cut out (ECDSA signatures differ on every signing)."""
+def _without_signature(token: bytes) -> list[bytes]:
+    """Every part of the token as encoded (not encoded again), but its SignerInfo's signature (ECDSA signatures
+    differ on every signing)."""
     from asn1crypto import cms
 
     info = cms.ContentInfo.load(token)
-    signer = info["content"]["signer_infos"][0]
-    signer["signature"] = b""
-    return bytes(info.dump(force=True))
+    signed = info["content"]
+    signer = signed["signer_infos"][0]
+    parts = [info["content_type"].dump(), *(signed[k].dump() for k in ("version", "digest_algorithms", "encap_content_info"))]
+    parts += [signed["certificates"].dump(), signed["crls"].dump(), len(signed["signer_infos"]).to_bytes(1, "big")]
+    keys = ("version", "sid", "digest_algorithm", "signed_attrs", "signature_algorithm", "unsigned_attrs")
+    return parts + [signer[k].dump() for k in keys]
 
 
 @pytest.mark.parametrize("nonce", [None, 0, 1, 0x7F, 0x80, 0xFFFF, 1 << 62 | 12345, -1, -128, -129])
