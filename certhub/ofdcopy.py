@@ -22,10 +22,11 @@ says how many (the certificate itself, signed, holds them all).
 from __future__ import annotations
 
 import io
-import itertools
 import re
+import struct
 import uuid
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -34,7 +35,6 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 import segno
-from PIL import Image
 
 from certhub import common, ofdfont
 
@@ -121,6 +121,12 @@ class _Fonts:
         return lines
 
 
+# A text object's XML after its ID, by its font, place, text, size and colour: the labels, titles and many values
+# come back copy after copy (a pure function of its key; emptied when it reaches its bound).
+TEXT_OBJECTS_KEPT = 4096
+_TEXT_OBJECTS: dict[tuple[Any, ...], str] = {}
+
+
 @dataclass
 class _Page:
     fonts: _Fonts
@@ -137,16 +143,23 @@ class _Page:
         if not text:
             return
         self.fonts.used.update(text)
-        deltas = " ".join(_num(self.fonts.advance(ch) * size) for ch in text[:-1])
-        width = self.fonts.width(text, size)
-        top = baseline - size
-        delta_attr = f' DeltaX="{deltas}"' if deltas else ""
-        self.objects.append(
-            f'<ofd:TextObject ID="{self.new_id()}" Boundary="{_num(x)} {_num(top)} {_num(width + 0.5)} {_num(size * 1.3)}"'
-            f' Font="{self.font_id}" Size="{_num(size)}">'
-            f'<ofd:FillColor Value="{" ".join(map(str, color))}"/>'
-            f'<ofd:TextCode X="0" Y="{_num(size)}"{delta_attr}>{escape(text)}</ofd:TextCode></ofd:TextObject>'
-        )
+        key = (self.fonts.source.path if self.fonts.source else "", x, baseline, text, size, color, self.font_id)
+        body = _TEXT_OBJECTS.get(key)
+        if body is None:
+            deltas = " ".join(_num(self.fonts.advance(ch) * size) for ch in text[:-1])
+            width = self.fonts.width(text, size)
+            top = baseline - size
+            delta_attr = f' DeltaX="{deltas}"' if deltas else ""
+            body = (
+                f' Boundary="{_num(x)} {_num(top)} {_num(width + 0.5)} {_num(size * 1.3)}"'
+                f' Font="{self.font_id}" Size="{_num(size)}">'
+                f'<ofd:FillColor Value="{" ".join(map(str, color))}"/>'
+                f'<ofd:TextCode X="0" Y="{_num(size)}"{delta_attr}>{escape(text)}</ofd:TextCode></ofd:TextObject>'
+            )
+            if len(_TEXT_OBJECTS) >= TEXT_OBJECTS_KEPT:
+                _TEXT_OBJECTS.clear()
+            _TEXT_OBJECTS[key] = body
+        self.objects.append(f'<ofd:TextObject ID="{self.new_id()}"{body}')
 
     def centred(self, baseline: float, text: str, *, size: float, color: tuple[int, int, int]) -> None:
         self.text((PAGE_WIDTH - self.fonts.width(text, size)) / 2, baseline, text, size=size, color=color)
@@ -169,8 +182,6 @@ class _Page:
         )
 
 
-_RUN = re.compile(r"0{5,}|1{5,}")
-_FINDER_LIKE = ("10111010000", "00001011101")  # 1:1:3:1:1 with four light modules on one side
 QR_ERROR = "m"  # error correction level M (15 %)
 
 # ISO/IEC 18004 §7.8.2, Table 10: where each data mask pattern inverts a module (i: row, j: column).
@@ -184,29 +195,42 @@ _MASKS: tuple[Callable[[int, int], bool], ...] = (
     lambda i, j: ((i * j) % 2 + (i * j) % 3) % 2 == 0,
     lambda i, j: ((i + j) % 2 + (i * j) % 3) % 2 == 0,
 )
+_FINDER_LIKE = ("10111010000", "00001011101")  # 1:1:3:1:1 with four light modules on one side
+_BIT_CHARS = bytes.maketrans(b"\x00\x01", b"01")
 
 
-def _bits(row: Iterable[Any]) -> int:
-    """A row of modules as an integer, the leftmost module the highest bit."""
-    return int("".join("1" if m else "0" for m in row), 2)
+# A symbol is scored as one integer: its rows, then its columns, each line `size` modules (the leftmost the
+# highest bit) followed by one separator bit, 0 both in the symbol and in its complement, so that no run, block
+# or pattern spans two lines. Every mask's symbol is then a few operations on integers of a few thousand bits.
 
 
 @dataclass(frozen=True)
 class _Layout:
-    """What one QR version's symbols share, worked out once a process: the encoding region (the modules that
-    carry data), each mask's pattern over it, and each mask's function patterns (finders, timing, alignment,
-    format and version information), all as rows of bits."""
+    """What one QR version's symbols share, worked out once a process, in the lines layout above: where each
+    module of the lines takes its bit of the final message (:func:`_message`), each mask's pattern over the
+    encoding region and its function patterns (finders, timing, alignment, format and version information)."""
 
     size: int
-    region: tuple[int, ...]
-    patterns: tuple[tuple[int, ...], ...]
-    functions: tuple[tuple[int, ...], ...]
-    pattern_columns: tuple[tuple[int, ...], ...]  # the same, column by column (the top module the highest bit)
-    function_columns: tuple[tuple[int, ...], ...]
+    lines_bits: int  # the bits of the lines layout: 2 * size lines of size + 1
+    take: Callable[[str], tuple[str, ...]]  # the message's bits ("0"/"1", then one "0") in layout order
+    patterns: tuple[int, ...]
+    functions: tuple[int, ...]
+    modules: int  # 1 at every module of the layout, 0 at the separators
+    rows: int  # 1 at every module of the rows
+    pairs: int  # 1 at the modules of every row but the last (the top row of a 2x2 block)
+
+
+def _layout_string(cells: Callable[[int, int], str], size: int) -> str:
+    """The lines layout of a symbol whose module (i, j) is `cells(i, j)`: its rows, then its columns."""
+    rows = ["".join(cells(i, j) for j in range(size)) + "0" for i in range(size)]
+    columns = ["".join(cells(i, j) for i in range(size)) + "0" for j in range(size)]
+    return "".join(rows + columns)
 
 
 @cache
 def _layout(version: int) -> _Layout:
+    import operator
+
     from segno import encoder
 
     size = version * 4 + 17
@@ -215,36 +239,148 @@ def _layout(version: int) -> _Layout:
     encoder.add_finder_patterns(marks, size, size)  # type: ignore[no-untyped-call]
     encoder.add_alignment_patterns(marks, size, size)  # type: ignore[no-untyped-call]
     marks[-8][8] = 0x1  # the dark module
-    region = tuple(_bits(m > 0x1 for m in row) for row in marks)
-    patterns = tuple(tuple(_bits(mask(i, j) for j in range(size)) & region[i] for i in range(size)) for mask in _MASKS)
-    functions = []
-    for mask in range(8):  # a symbol of this version made with each mask: what lies outside the region
-        sample = segno.make_qr("0", version=version, error=QR_ERROR, mask=mask, boost_error=False)
-        functions.append(tuple(_bits(row) & ~region[i] for i, row in enumerate(sample.matrix)))
-    columns = tuple(tuple(_transpose(rows, size)) for rows in patterns)
-    return _Layout(size, region, patterns, tuple(functions), columns, tuple(tuple(_transpose(f, size)) for f in functions))
+    region = [[m > 0x1 for m in row] for row in marks]
+    # where the message's bits go (ISO/IEC 18004 §7.7.3): segno's own placement, given each bit's index
+    placed = [list(row) for row in marks]
+    count = sum(map(sum, region))
+    encoder.add_codewords(placed, [_FIRST_INDEX + k for k in range(count)], version)  # type: ignore[no-untyped-call]
+    index = [[placed[i][j] - _FIRST_INDEX if region[i][j] else count for j in range(size)] for i in range(size)]
+    assert sorted(k for row in index for k in row if k < count) == list(range(count)), "every region module placed once"
+    positions: list[int] = []
+    for i in range(size):
+        positions += [index[i][j] for j in range(size)] + [count]
+    for j in range(size):
+        positions += [index[i][j] for i in range(size)] + [count]
+    patterns, functions = [], []
+    for number, mask in enumerate(_MASKS):
+        inverted = [["1" if region[i][j] and mask(i, j) else "0" for j in range(size)] for i in range(size)]
+        patterns.append(int(_layout_string(lambda i, j: inverted[i][j], size), 2))  # noqa: B023 (used at once)
+        # a symbol of this version made with this mask: what lies outside the region
+        sample = segno.make_qr("0", version=version, error=QR_ERROR, mask=number, boost_error=False).matrix
+        fixed = [["1" if sample[i][j] and not region[i][j] else "0" for j in range(size)] for i in range(size)]
+        functions.append(int(_layout_string(lambda i, j: fixed[i][j], size), 2))  # noqa: B023
+    lines_bits = 2 * size * (size + 1)
+    modules = int(_layout_string(lambda i, j: "1", size), 2)
+    rows = modules >> (size * (size + 1)) << (size * (size + 1))
+    pairs = rows & ~((1 << (size * (size + 1) + size + 1)) - 1)
+    return _Layout(size, lines_bits, operator.itemgetter(*positions), tuple(patterns), tuple(functions), modules, rows, pairs)
 
 
-def _transpose(rows: Iterable[int], size: int) -> list[int]:
-    """Rows of bits as columns of bits."""
-    return [int("".join(column), 2) for column in zip(*(format(row, f"0{size}b") for row in rows), strict=True)]
+_FIRST_INDEX = 1 << 20  # placement indices start here, above every value segno's matrix holds
 
 
-def _penalty(rows: list[int], columns: list[int], size: int) -> int:
-    """The penalty of a masked QR symbol (ISO/IEC 18004 §7.8.3: runs, blocks, finder-like patterns, balance),
-    on strings and integers, given its rows and its columns of bits."""
-    width = f"0{size}b"
-    # every row and column in one string, a separator between them so that no run or pattern spans two lines
-    lines = "|".join([format(line, width) for line in rows] + [format(line, width) for line in columns])
-    runs = _RUN.findall(lines)
-    score = sum(map(len, runs)) - 2 * len(runs)  # N1 = 3 for a run of 5, one more for each module beyond
-    score += 40 * sum(lines.count(pattern) for pattern in _FINDER_LIKE)  # neither overlaps itself: count finds all
-    full = (1 << (size - 1)) - 1
-    for a, b in itertools.pairwise(rows):
-        dark = a & b & (a >> 1) & (b >> 1) & full
-        light = ~(a | b | (a >> 1) | (b >> 1)) & full
-        score += 3 * (dark.bit_count() + light.bit_count())
-    dark_share = sum(row.bit_count() for row in rows) * 100 // (size * size)
+_NOT_BYTE_MODE = re.compile(r"[0-9A-Z $%*+\-./:]*")  # numeric or alphanumeric: segno picks another mode
+
+
+@cache
+def _byte_mode_plan(length: int) -> tuple[int, int, tuple[tuple[int, int, int], ...], int]:
+    """For `length` bytes in byte mode at level M: the version, the data codewords, the blocks (count, data
+    codewords, error correction codewords) and the remainder bits (ISO/IEC 18004 Tables 7, 9 and 1)."""
+    from segno import consts
+
+    error = consts.ERROR_LEVEL_M
+    for version in range(1, 41):
+        capacity: int = consts.SYMBOL_CAPACITY[version][error]  # type: ignore[index]
+        if capacity >= 4 + (8 if version < 10 else 16) + 8 * length:
+            blocks = tuple((b.num_blocks, b.num_data, b.num_total - b.num_data) for b in consts.ECC[version][error])  # type: ignore[index]
+            return version, capacity // 8, blocks, _remainder(version)
+    raise ValueError("the 2D code's data is too long for a QR code")
+
+
+def _remainder(version: int) -> int:
+    if 2 <= version <= 6:
+        return 7
+    if 14 <= version <= 20 or 28 <= version <= 34:
+        return 3
+    return 4 if 21 <= version <= 27 else 0
+
+
+@cache
+def _rs_products(errors: int) -> tuple[int, ...]:
+    """For each factor f: the generator polynomial's coefficients (after the leading 1) times f in GF(256), as one
+    integer of `errors` bytes: one step of the division is then a shift and an xor."""
+    from segno import consts
+
+    exp, log, generator = consts.GALIOS_EXP, consts.GALIOS_LOG, consts.GEN_POLY[errors]
+    products = [0]
+    for factor in range(1, 256):
+        products.append(int.from_bytes(bytes(exp[log[factor] + g] for g in generator), "big"))
+    return tuple(products)
+
+
+def _error_codewords(data: bytes, errors: int) -> bytes:
+    """The Reed-Solomon error correction codewords of a block (ISO/IEC 18004 §7.5.2)."""
+    products = _rs_products(errors)
+    top, keep = 8 * (errors - 1), (1 << (8 * errors)) - 1
+    remainder = 0
+    for codeword in data:
+        remainder = (remainder << 8 & keep) ^ products[codeword ^ remainder >> top]
+    return remainder.to_bytes(errors, "big")
+
+
+def _message(payload: str) -> tuple[int, str]:
+    """The version of the QR code (level M) carrying `payload` and its final message (ISO/IEC 18004 §7.6: data
+    and error correction codewords interleaved, then the remainder bits) in "0" and "1", as segno's encoder makes
+    them (the same padding); an ASCII payload in byte mode (a link) is encoded here, anything else by segno."""
+    if not payload or not payload.isascii() or _NOT_BYTE_MODE.fullmatch(payload):
+        return _segno_message(payload)
+    data = payload.encode("ascii")
+    version, capacity, blocks, remainder = _byte_mode_plan(len(data))
+    count = 8 if version < 10 else 16
+    bits = "0100" + format(len(data), f"0{count}b") + format(int.from_bytes(data, "big"), f"0{8 * len(data)}b")
+    bits += "0" * min(8 * capacity - len(bits), 4)  # the terminator
+    bits += "0" * (8 - len(bits) % 8)  # to a codeword's end (segno adds a whole zero codeword when at one already)
+    pads = capacity - len(bits) // 8
+    codewords = int(bits, 2).to_bytes(len(bits) // 8, "big") + (b"\xec\x11" * (pads // 2 + 1))[: max(pads, 0)]
+    data_blocks, error_blocks, at = [], [], 0
+    for number, size, errors in blocks:
+        for _ in range(number):
+            block = codewords[at : at + size]
+            at += size
+            data_blocks.append(block)
+            error_blocks.append(_error_codewords(block, errors))
+    interleaved = bytes(b[i] for i in range(max(map(len, data_blocks))) for b in data_blocks if i < len(b))
+    interleaved += bytes(b[i] for i in range(len(error_blocks[0])) for b in error_blocks)
+    return version, format(int.from_bytes(interleaved, "big"), f"0{8 * len(interleaved)}b") + "0" * remainder
+
+
+def _segno_message(payload: str) -> tuple[int, str]:
+    """:func:`_message` by segno's own encoder steps (any mode)."""
+    from segno import consts, encoder
+
+    error = consts.ERROR_LEVEL_M
+    segments = encoder.prepare_data(payload, None, None)  # type: ignore[no-untyped-call]
+    version = int(encoder.find_version(segments, error, eci=False, micro=False))  # type: ignore[no-untyped-call]
+    buffer = encoder.Buffer()  # type: ignore[no-untyped-call]
+    for segment in segments:
+        encoder.write_segment(buffer, segment, None, encoder.version_range(version), False)  # type: ignore[no-untyped-call]
+    capacity: int = consts.SYMBOL_CAPACITY[version][error]  # type: ignore[index]
+    encoder.write_terminator(buffer, capacity, None, len(buffer))  # type: ignore[no-untyped-call]
+    encoder.write_padding_bits(buffer, version, len(buffer))  # type: ignore[no-untyped-call]
+    encoder.write_pad_codewords(buffer, version, capacity, len(buffer))  # type: ignore[no-untyped-call]
+    final = encoder.make_final_message(version, error, buffer)  # type: ignore[no-untyped-call]
+    return version, bytes(final.getbits()).translate(_BIT_CHARS).decode()
+
+
+def _penalty(symbol: int, layout: _Layout) -> int:
+    """The penalty of a masked QR symbol (ISO/IEC 18004 §7.8.3: runs, 2x2 blocks, finder-like patterns, balance),
+    the symbol given in the lines layout."""
+    light = ~symbol & layout.modules
+    score = 0
+    for lines in (symbol, light):
+        # N1: a run of n >= 5 modules of one colour scores n - 2: one for each of its n - 4 windows of five, and 2
+        windows = lines & lines >> 1 & lines >> 2 & lines >> 3 & lines >> 4
+        score += windows.bit_count() + 2 * (windows & ~(windows << 1)).bit_count()
+    for pattern in _FINDER_LIKE:  # N3: 40 for each, in a row or a column
+        found = layout.modules
+        for k, bit in enumerate(pattern):
+            found &= (symbol if bit == "1" else light) >> (10 - k)
+        score += 40 * found.bit_count()
+    width = layout.size + 1
+    for lines in (symbol, light):  # N2: 3 for each 2x2 block of one colour (a row and the one below it)
+        below = lines << width
+        score += 3 * (lines & below & lines >> 1 & below >> 1 & layout.pairs).bit_count()
+    dark_share = (symbol & layout.rows).bit_count() * 100 // (layout.size * layout.size)
     return score + 10 * (abs(dark_share - 50) // 5)
 
 
@@ -252,26 +388,22 @@ def qr_rows(payload: str) -> tuple[int, list[int]]:
     """A QR code (level M) carrying `payload`, with the mask of least penalty: its size and its rows of modules
     as integers (the leftmost module the highest bit, 1 dark).
 
-    segno encodes the data once (with mask 0); the other seven masked symbols follow from it by flipping the
-    encoding region's bits, each scored on integers, so the eight candidates cost about one symbol."""
-    first = segno.make_qr(payload, error=QR_ERROR, mask=0, boost_error=False)
-    version = first.version
-    assert isinstance(version, int)
+    The message is placed once into the lines layout; each masked symbol is then its function patterns or'ed with
+    the placed message xor'ed with the mask's pattern, and scored on integers."""
+    version, message = _message(payload)
     layout = _layout(version)
-    size = layout.size
-    data = [_bits(row) & layout.region[i] ^ layout.patterns[0][i] for i, row in enumerate(first.matrix)]
-    data_columns = _transpose(data, size)
-    best: tuple[int, list[int]] | None = None
+    placed = int("".join(layout.take(message + "0")), 2)
+    best: tuple[int, int] | None = None
     for mask in range(8):
-        pattern, function = layout.patterns[mask], layout.functions[mask]
-        rows = [function[i] | (data[i] ^ pattern[i]) for i in range(size)]
-        pattern, function = layout.pattern_columns[mask], layout.function_columns[mask]
-        columns = [function[j] | (data_columns[j] ^ pattern[j]) for j in range(size)]
-        score = _penalty(rows, columns, size)
+        symbol = layout.functions[mask] | (placed ^ layout.patterns[mask])
+        score = _penalty(symbol, layout)
         if best is None or score < best[0]:
-            best = (score, rows)
+            best = (score, symbol)
     assert best is not None
-    return size, best[1]
+    size, width = layout.size, layout.size + 1
+    full = (1 << size) - 1
+    top = layout.lines_bits - width  # the shift of the first row (its separator is the lowest bit)
+    return size, [best[1] >> (top - i * width + 1) & full for i in range(size)]
 
 
 def qr_modules(payload: str) -> list[list[bool]]:
@@ -290,11 +422,19 @@ def qr_png(payload: str, *, module_pixels: int = 4, border: int = 4) -> bytes:
     for row in [0] * border + rows + [0] * border:
         bits = int(format(row, f"0{size}b").translate(widen), 2) << border * module_pixels  # 1 dark
         line = ~(bits << (line_bytes * 8 - side)) & ((1 << (line_bytes * 8)) - 1)  # mode "1": 1 is white
-        raw += line.to_bytes(line_bytes, "big") * module_pixels
-    image = Image.frombytes("1", (side, side), bytes(raw))
-    out = io.BytesIO()
-    image.save(out, format="PNG")
-    return out.getvalue()
+        raw += (b"\x00" + line.to_bytes(line_bytes, "big")) * module_pixels  # each scanline: filter type 0, none
+    return _png_gray1(side, side, bytes(raw))
+
+
+def _png_gray1(width: int, height: int, scanlines: bytes) -> bytes:
+    """A PNG of 1-bit greyscale (0 black, 1 white) from its scanlines, each led by its filter byte (PNG, ISO/IEC
+    15948: IHDR, one IDAT, IEND)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # bit depth 1, greyscale, deflate, no interlace
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(scanlines, 9)) + chunk(b"IEND", b"")
 
 
 def _accent(template: dict[str, Any]) -> tuple[int, int, int]:

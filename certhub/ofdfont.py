@@ -33,6 +33,9 @@ KNOWN_FONTS = (
     "/usr/share/fonts/truetype/arphic-gbsn00lp/gbsn00lp.ttf",
 )
 SUBSETS_KEPT = 256  # subsets kept per font, the least recently used dropped first (each a few kilobytes)
+# Always in a subset: the alphabet of identifiers, codes and dates (2 KB more), so that copies differing only in
+# those (every copy has its own identifier) share one subset.
+ALWAYS = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ-:./")
 FAMILY = "GovhubCJK"  # the embedded subset's family name (the file is ours: a subset, not the original font)
 
 
@@ -115,8 +118,9 @@ class FontSource:
 
         The glyphs go in as compiled once (:class:`Glyph`), so the font's bounds and maxp figures are summed here
         rather than recomputed by expanding every glyph again. The last :data:`SUBSETS_KEPT` subsets made are kept,
-        keyed by their set of characters: copies of one type that print the same characters share one."""
-        key = "".join(sorted(set(chars)))
+        keyed by their set of characters (with :data:`ALWAYS`): copies of one type that print the same characters
+        besides their codes share one."""
+        key = "".join(sorted(ALWAYS.union(chars)))
         with self._lock:
             found = self._subsets.get(key)
             if found is not None:

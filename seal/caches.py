@@ -4,7 +4,15 @@
 - ``trust``: the roots and issuing CAs of this hub's two chains (current and retired), read in one query;
 - ``seals``: what verification needs of this hub's seal behind a certificate serial (its status, validity,
   history and certificate), or that no seal of this hub has that serial;
-- ``uses``: when this hub recorded a seal signature (its use record): a record never changes once written.
+- ``uses``: when this hub recorded a seal signature (its use record): a record never changes once written;
+- ``choices`` (sealing an OFD, not verification): which seal a user of a department seals with when it names
+  none, found active, authorised for the user by a standing authorisation and needing no approval, with what
+  the sealing needs of it (its signer, DER, picture size, validity period: :func:`use_choice`), for
+  ``GOVHUB_SEAL_STATUS_CACHE_SECONDS`` as well; the validity period is checked on every use. An authorisation
+  granted or withdrawn, an approval policy set, a seal issued or its status changed in this process forgets
+  every choice at once and again at commit (:func:`forget_use_choices_on_commit`); in another process, within
+  that time (as a seal's status is for verification);
+- ``tsa``: the hub TSA's key and certificate (:func:`hub_tsa`), for the same time; a new chain forgets it.
 
 The first two are remembered for ``GOVHUB_SEAL_STATUS_CACHE_SECONDS`` (5 s by default; 0 reads the database
 every time): a seal suspended, resumed, revoked or expired in another hub process is refused by this one
@@ -64,6 +72,8 @@ class _Memory:
         self.trust: tuple[float, list[x509.Certificate], list[x509.Certificate]] | None = None
         self.seals: dict[str, tuple[float, SealState | None]] = {}
         self.uses: OrderedDict[tuple[str, str], datetime] = OrderedDict()
+        self.choices: dict[tuple[str, ...], tuple[float, Any]] = {}
+        self.tsa: tuple[float, str, Any] | None = None
 
 
 _lock = threading.Lock()
@@ -140,9 +150,60 @@ def forget_trust() -> None:
         memories = list(_memories.values())
     for memory in memories:
         memory.trust = None
+        memory.tsa = None
 
 
 def clear_all() -> None:
     """Empty every cache of this process: the next verification reads the database again."""
     with _lock:
         _memories.clear()
+
+
+# ---------------------------------------------------------------- sealing: the seal to use, the hub's TSA
+
+CHOICES_REMEMBERED = 4096  # (department, user) pairs a process remembers; all forgotten when it grows past this
+
+
+def use_choice(db: Session, key: tuple[str, ...], ttl: float) -> Any:
+    """The seal remembered for `key` (department, user, what it seals) within `ttl` seconds, else None."""
+    held = _memory(db).choices.get(key)
+    if held is None or _clock() - held[0] >= ttl:
+        return None
+    return held[1]
+
+
+def remember_use_choice(db: Session, key: tuple[str, ...], seal: Any, ttl: float) -> None:
+    if ttl > 0:
+        choices = _memory(db).choices
+        with _lock:
+            if len(choices) >= CHOICES_REMEMBERED:
+                choices.clear()
+            choices[key] = (_clock(), seal)
+
+
+def forget_use_choices() -> None:
+    """Forget every remembered choice of a seal (an authorisation, a seal or its status changed)."""
+    with _lock:
+        memories = list(_memories.values())
+    for memory in memories:
+        memory.choices.clear()
+
+
+def forget_use_choices_on_commit(db: Session) -> None:
+    """Forget the choices now, and again when `db` commits (a use that read the old state in between)."""
+    forget_use_choices()
+    event.listen(db, "after_commit", lambda _session: forget_use_choices(), once=True)
+
+
+def hub_tsa(db: Session, public_url: str, ttl: float, load: Callable[[], tuple[Any, bool]]) -> Any:
+    """The hub TSA (``seal.tsa.HubTsa``) for `public_url`: remembered for `ttl` seconds, else `load`ed; `load`
+    says whether what it gives may be remembered (not a key made in this transaction, which may roll back)."""
+    memory = _memory(db)
+    now = _clock()
+    held = memory.tsa
+    if held is not None and held[1] == public_url and now - held[0] < ttl:
+        return held[2]
+    loaded, keep = load()
+    if ttl > 0 and keep:
+        memory.tsa = (now, public_url, loaded)
+    return loaded

@@ -59,7 +59,8 @@ def chain_pem(db: Session, seal: Seal) -> list[str]:
 
 # Unwrapped signers of this process, keyed by the seal, its wrapped key and the vault's master key:
 # a re-wrapped key or another master key misses the cache and is unwrapped (and checked) again.
-# Whether the seal may be used is checked against the database on every use, never cached.
+# Whether the seal may be used is checked against the database on every use (sealing an OFD remembers the
+# outcome for seal_status_cache_seconds: seal/caches.py, ``choices``), never by this cache.
 _SIGNERS: OrderedDict[tuple[str, str, str, str], SoftwareSigner] = OrderedDict()
 _SIGNERS_LOCK = threading.Lock()
 _SIGNERS_MAX = 512

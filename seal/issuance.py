@@ -169,6 +169,7 @@ def issue_seal(db: Session, *, who: Principal, vault: KeyVault, data: SealCreate
     seal.created_by = who.subject
     db.add(seal)
     db.flush()
+    caches.forget_use_choices_on_commit(db)  # a new seal may be the department's preferred one
     db.add(SealEvent(seal_id=seal.id, at=now, status=SealStatus.ACTIVE.value, reason="issued", actor=who.subject))
     audit.record(
         db,
@@ -269,6 +270,7 @@ def change_status(
     db.add(SealEvent(seal_id=seal.id, at=now, status=target, reason=reason, actor=who.subject))
     db.flush()
     caches.forget_seal_on_commit(db, seal.certificate_serial)  # other processes: within seal_status_cache_seconds
+    caches.forget_use_choices_on_commit(db)
     audit.record(db, actor=who, action=f"seal.{action}", object_type="seal", object_id=seal.id, detail={"reason": reason})
     if vault is not None and public_url is not None:
         sm2ca.publish(db, vault, public_url=public_url)

@@ -20,11 +20,15 @@ Positions are in millimetres from the page's top left corner (OFD's page space: 
 from __future__ import annotations
 
 import base64
-import io
 import math
 import posixpath
 import re
+import struct
+import threading
+import time
 import zipfile
+import zlib
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -422,24 +426,20 @@ def _sign(
     )
     signed_value = sign_value(signature_xml, "/" + signature_path)
 
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as package_out:
-        written = set()
-        for folder in folders:
-            package_out.writestr(folder, b"")
-        for name in names:
-            package_out.writestr(name, contents[name], compress_type=_compression(name))
-            written.add(name)
-        for name, body_bytes in (
-            (listing_path, files[listing_path]),
-            (seal_path, seal_der),
-            (signature_path, signature_xml),
-            (value_path, signed_value),
-        ):
-            if name not in written:
-                package_out.writestr(name, body_bytes)
+    members: list[tuple[str, bytes]] = [(folder, b"") for folder in folders]
+    members += [(name, contents[name]) for name in names]
+    written = set(names)
+    for name, body_bytes in (
+        (listing_path, files[listing_path]),
+        (seal_path, seal_der),
+        (signature_path, signature_xml),
+        (value_path, signed_value),
+    ):
+        if name not in written:
+            members.append((name, body_bytes))
+    data = write_zip(members)
     return OfdSealing(
-        data=out.getvalue(),
+        data=data,
         signature_id=str(signature_id),
         signature_path=signature_path,
         signed_value=signed_value,
@@ -453,3 +453,70 @@ def _sign(
 def _compression(name: str) -> int:
     """Files compressed already (pictures, ZIP-based formats) are stored as they are; the rest deflated."""
     return zipfile.ZIP_STORED if name.lower().endswith(STORED_SUFFIXES) else zipfile.ZIP_DEFLATED
+
+
+# ---------------------------------------------------------------- the ZIP container
+#
+# Written here rather than by zipfile so that a large file the process packs again and again (a copy's font
+# subset, shared by the copies printing the same characters) is deflated once: its CRC and deflated bytes are
+# kept by its bytes (DEFLATED_KEPT of them, each at least DEFLATE_KEPT_FROM bytes; a pure function of the bytes,
+# never stale). The entries are what zipfile writes (deflated at its default level, dated now, local time).
+
+DEFLATED_KEPT = 64
+DEFLATE_KEPT_FROM = 4096
+_deflated: OrderedDict[bytes, tuple[int, bytes]] = OrderedDict()
+_deflated_lock = threading.Lock()
+
+
+def _deflate(data: bytes) -> tuple[int, bytes]:
+    if len(data) >= DEFLATE_KEPT_FROM:
+        with _deflated_lock:
+            found = _deflated.get(data)
+            if found is not None:
+                _deflated.move_to_end(data)
+                return found
+    packer = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
+    made = zlib.crc32(data), packer.compress(data) + packer.flush()
+    if len(data) >= DEFLATE_KEPT_FROM:
+        with _deflated_lock:
+            _deflated[data] = made
+            while len(_deflated) > DEFLATED_KEPT:
+                _deflated.popitem(last=False)
+    return made
+
+
+def write_zip(entries: list[tuple[str, bytes]]) -> bytes:
+    """A ZIP archive of `entries` (name, bytes; a name ending in / is a folder): files compressed already
+    (:data:`STORED_SUFFIXES`) stored, the rest deflated. No ZIP64: an OFD package is far below its limits."""
+    if len(entries) > 0xFFFF:
+        raise ofd.OfdError("too many files for one package")
+    now = time.localtime()
+    dos_time = now.tm_hour << 11 | now.tm_min << 5 | now.tm_sec // 2
+    dos_date = (now.tm_year - 1980) << 9 | now.tm_mon << 5 | now.tm_mday
+    out: list[bytes] = []
+    directory: list[bytes] = []
+    offset = 0
+    for name, data in entries:
+        encoded = name.encode("ascii", "ignore")
+        flags = 0
+        if len(encoded) != len(name):  # a name beyond ASCII: UTF-8, said by bit 11
+            encoded, flags = name.encode(), 0x800
+        folder = name.endswith("/")
+        if folder or _compression(name) == zipfile.ZIP_STORED:
+            method, crc, packed = zipfile.ZIP_STORED, zlib.crc32(data), data
+        else:
+            method = zipfile.ZIP_DEFLATED
+            crc, packed = _deflate(data)
+        if offset + len(packed) + len(data) > 0xFFFFFFFF:
+            raise ofd.OfdError("the sealed package would be too large")
+        attributes = (0o40775 << 16 | 0x10) if folder else 0o600 << 16
+        fields = (20, flags, method, dos_time, dos_date, crc, len(packed), len(data), len(encoded))
+        out.append(struct.pack("<4sHHHHHIIIHH", b"PK\x03\x04", *fields, 0) + encoded)
+        out.append(packed)
+        directory.append(
+            struct.pack("<4sHHHHHHIIIHHHHHII", b"PK\x01\x02", 3 << 8 | 20, *fields, 0, 0, 0, 0, attributes, offset) + encoded
+        )
+        offset += 30 + len(encoded) + len(packed)
+    central = b"".join(directory)
+    end = struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, len(entries), len(entries), len(central), offset, 0)
+    return b"".join(out) + central + end

@@ -9,21 +9,23 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from functools import lru_cache
+from typing import Any, Protocol
 
 from cryptography import x509
 from pyhanko.sign.timestamps import TimeStamper
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from ops import audit
 from ops.audit import Actor
 from ops.config import Settings
 from ops.crypto import KeyVault, WrappedSecret
-from ops.db import utcnow
+from ops.db import new_id, table_of, utcnow
 from ops.errors import Conflict, Invalid, NotFound, PayloadTooLarge, UpstreamError
 from ops.metrics import SEAL_TIMESTAMP_EVENTS
 from ops.storage import ObjectStore
-from seal import authority, keys, ltv, ofd, ofdsign, repository, ses, sesder, stamplater, timestamps, usage
+from seal import authority, caches, keys, ltv, ofd, ofdsign, repository, ses, sesder, stamplater, timestamps, tsa, usage
 from seal import pdf as pades
 from seal.common import field_error, key_purpose
 from seal.custody import chain_pem, seal_to_use, signer_for
@@ -35,7 +37,7 @@ from seal.models import Seal, SealUse, SealUseRequest
 def _record_use(
     db: Session,
     *,
-    seal: Seal,
+    seal: _SealRef,
     actor: Actor,
     kind: str,
     document_hash: str,
@@ -49,40 +51,50 @@ def _record_use(
     timestamp_state: str | None = None,
     signature_der: bytes | None = None,
     timestamp_error: str | None = None,
-) -> SealUse:
+) -> str:
+    """The use row and its audit record, each one statement in the caller's transaction (no ORM flush of their
+    own); the use's id returned."""
     # The sealed output is kept in object storage when the caller passes a store: its archive package holds it.
     object_key = storage.put([output]).key if storage is not None else None
-    use = SealUse(
-        seal_id=seal.id,
-        department_id=seal.department_id,
-        at=utcnow(),
-        actor=actor.subject,
-        kind=kind,
-        document_hash=document_hash,
-        hash_alg=hash_alg,
-        signature_hash=hashlib.sha256(signature).hexdigest(),
-        purpose=purpose,
-        request_id=approval.id if approval else None,
-        object_key=object_key,
-        timestamp_state=timestamp_state,
-        signature_der=signature_der,
-        timestamp_error=timestamp_error,
+    use_id = new_id()
+    db.connection().execute(
+        insert(table_of(SealUse)),
+        {
+            "id": use_id,
+            "seal_id": seal.id,
+            "department_id": seal.department_id,
+            "at": utcnow(),
+            "actor": actor.subject,
+            "kind": kind,
+            "document_hash": document_hash,
+            "hash_alg": hash_alg,
+            "signature_hash": hashlib.sha256(signature).hexdigest(),
+            "purpose": purpose,
+            "request_id": approval.id if approval else None,
+            "object_key": object_key,
+            "timestamp_state": timestamp_state,
+            "signature_der": signature_der,
+            "timestamp_error": timestamp_error,
+        },
     )
-    db.add(use)
-    db.flush()
     if approval is not None:
-        approval.use_id = use.id
-    detail: dict[str, Any] = {"document_hash": document_hash, "hash_alg": hash_alg, "use_id": use.id}
+        approval.use_id = use_id
+    detail: dict[str, Any] = {"document_hash": document_hash, "hash_alg": hash_alg, "use_id": use_id}
     if approval is not None:
         detail.update(approval_id=approval.id, approved_by=approval.decided_by)
     if system is not None:
         detail["through"] = system
     if timestamp_state == stamplater.AWAITING:
         detail["timestamp_state"] = timestamp_state
-    audit.record(
-        db, actor=actor, action=f"seal.use.{kind}", object_type="seal", object_id=seal.id, purpose=purpose, detail=detail
+    audit.append(
+        db,
+        [
+            audit.entry(
+                actor=actor, action=f"seal.use.{kind}", object_type="seal", object_id=seal.id, purpose=purpose, detail=detail
+            )
+        ],
     )
-    return use
+    return use_id
 
 
 def _user(actor: Actor, system: str | None) -> Actor:
@@ -113,6 +125,70 @@ def _seal_for_use(
     return seal_to_use(
         db, department_id=department_id, seal_id=None, seal_type=seal_type, algorithms=algorithms, among=among, active=active
     )
+
+
+def _choice_key(user: Actor, department_id: str, algorithms: tuple[str, ...]) -> tuple[str, ...]:
+    return (department_id, user.subject, *usage.kinds_of(user), "|", *algorithms)
+
+
+class _SealRef(Protocol):
+    """What recording a use and making a seal signature read of a seal: its row, or a :class:`_SealInUse`."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def department_id(self) -> str: ...
+    @property
+    def alg(self) -> str: ...
+    @property
+    def certificate_pem(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class _SealInUse:
+    """What sealing an OFD needs of a seal, taken from its row when the use checks passed; remembered with the
+    choice (``seal/caches.py``, ``choices``), with its signer."""
+
+    id: str
+    department_id: str
+    alg: str
+    certificate_pem: str
+    structure_der: bytes
+    picture_width_mm: float
+    picture_height_mm: float
+    valid_from: datetime
+    valid_to: datetime
+    signer: SoftwareSigner
+
+    @classmethod
+    def of(cls, seal: Seal, signer: SoftwareSigner, structure_der: bytes) -> _SealInUse:
+        return cls(
+            id=seal.id,
+            department_id=seal.department_id,
+            alg=seal.alg,
+            certificate_pem=seal.certificate_pem,
+            structure_der=structure_der,
+            picture_width_mm=seal.picture_width_mm,
+            picture_height_mm=seal.picture_height_mm,
+            valid_from=seal.valid_from,
+            valid_to=seal.valid_to,
+            signer=signer,
+        )
+
+
+def _remembered_seal(
+    db: Session, key: tuple[str, ...], ttl: float, department_id: str, algorithms: tuple[str, ...]
+) -> _SealInUse | None:
+    """The seal this user was found authorised to use without an approval, active, within its validity period
+    and needing no approval, remembered (``seal/caches.py``, ``choices``) for `ttl` seconds: a change to the seal,
+    its approval policy or its authorisations in this process forgets it at once, in another within `ttl`. None
+    when nothing is remembered or the seal's validity period has ended (the full checks then run)."""
+    held = caches.use_choice(db, key, ttl)
+    if not isinstance(held, _SealInUse):
+        return None
+    if held.department_id != department_id or held.alg not in algorithms or not held.valid_from <= utcnow() < held.valid_to:
+        return None
+    return held
 
 
 def can_seal_with(db: Session, *, department_id: str, algorithm: str, actor: Actor, system: str | None = None) -> bool:
@@ -204,7 +280,7 @@ def seal_pdf(
         archival=chosen == ltv.B_LTA,
     )
     signature_value = pades.signature_value(sealed, field_name)
-    use = _record_use(
+    use_id = _record_use(
         db,
         seal=seal,
         actor=actor,
@@ -220,7 +296,7 @@ def seal_pdf(
     )
     if chosen == ltv.B_LTA:
         ltv.keep(
-            db, seal_id=seal.id, department_id=seal.department_id, use_id=use.id, field_name=field_name, document=sealed,
+            db, seal_id=seal.id, department_id=seal.department_id, use_id=use_id, field_name=field_name, document=sealed,
             settings=settings,
         )  # fmt: skip
     return sealed
@@ -344,22 +420,29 @@ def _seal_ofd(
     if size_mm is not None and not ofdsign.MIN_SIZE_MM <= size_mm <= ofdsign.MAX_SIZE_MM:
         raise field_error("size_mm", f"must be {ofdsign.MIN_SIZE_MM:g} to {ofdsign.MAX_SIZE_MM:g} mm")
     user = _user(actor, system)
-    seal = _seal_for_use(
-        db, user=user, department_id=department_id, seal_id=seal_id, seal_type=None, approval_id=approval_id,
-        algorithms=(keys.SM2,),
-    )  # fmt: skip
-    approval = usage.check_use(db, seal=seal, actor=user, document=document or b"", approval_id=approval_id)
-    signer = signer_for(db, seal=seal, vault=vault)
-    seal_der = seal.structure_der or make_seal_der(db, vault=vault, seal=seal, settings=settings)
-    width = size_mm if size_mm is not None else seal.picture_width_mm
-    height = width * seal.picture_height_mm / seal.picture_width_mm if size_mm is not None else seal.picture_height_mm
+    choice = _choice_key(user, department_id, (keys.SM2,)) if seal_id is None and approval_id is None else None
+    ttl = settings.seal_status_cache_seconds
+    in_use, approval = (_remembered_seal(db, choice, ttl, department_id, (keys.SM2,)) if choice else None), None
+    if in_use is None:
+        seal = _seal_for_use(
+            db, user=user, department_id=department_id, seal_id=seal_id, seal_type=None, approval_id=approval_id,
+            algorithms=(keys.SM2,),
+        )  # fmt: skip
+        approval = usage.check_use(db, seal=seal, actor=user, document=document or b"", approval_id=approval_id)
+        seal_der = seal.structure_der or make_seal_der(db, vault=vault, seal=seal, settings=settings)
+        in_use = _SealInUse.of(seal, signer_for(db, seal=seal, vault=vault), seal_der)
+        if choice is not None and approval is None and not seal.requires_approval:  # authorised, no approval needed
+            caches.remember_use_choice(db, choice, in_use, ttl)
+    signer, seal_der = in_use.signer, in_use.structure_der
+    width = size_mm if size_mm is not None else in_use.picture_width_mm
+    height = width * in_use.picture_height_mm / in_use.picture_width_mm if size_mm is not None else in_use.picture_height_mm
     at = utcnow()
     stamper = timestamper or ltv.timestamper_for(db, vault, settings)
     values: list[bytes] = []
 
     def sign_value(signature_xml: bytes, property_info: str) -> bytes:
         der, value, _ = _seal_signature(
-            seal=seal,
+            seal=in_use,
             signer=signer,
             seal_der=seal_der,
             at=at,
@@ -377,9 +460,9 @@ def _seal_ofd(
     except ofd.OfdError as exc:
         raise Invalid(f"the OFD cannot be sealed: {exc}", errors=[{"field": "file", "message": str(exc)}]) from exc
     sha256 = hashlib.sha256(sealed.data).hexdigest()
-    use = _record_use(
+    use_id = _record_use(
         db,
-        seal=seal,
+        seal=in_use,
         actor=actor,
         kind="ofd",
         document_hash=sha256,
@@ -393,8 +476,8 @@ def _seal_ofd(
     )
     return SealedOfd(
         data=sealed.data,
-        seal_id=seal.id,
-        use_id=use.id,
+        seal_id=in_use.id,
+        use_id=use_id,
         signature_id=sealed.signature_id,
         signature_path=sealed.signature_path,
         page_id=sealed.page_id,
@@ -422,9 +505,14 @@ def document_bytes(*, data_base64: str | None, document: Any, max_bytes: int) ->
     return data
 
 
+@lru_cache(maxsize=256)  # a pure function of the PEM
+def _certificate_der(pem: str) -> bytes:
+    return ses.der(x509.load_pem_x509_certificate(pem.encode()))
+
+
 def _seal_signature(
     *,
-    seal: Seal,
+    seal: _SealRef,
     signer: SoftwareSigner,
     seal_der: bytes,
     at: datetime,
@@ -438,25 +526,28 @@ def _seal_signature(
     stamp when the TSA did not answer (None when it was stamped, or no stamper was given). The seal's key signs
     the DER of TBS_Sign (SM2 with SM3 and the default user ID for SM2 seals). A TSA that does not answer is an
     UpstreamError (502) unless `wait`: the signature is then made without its timeStamp member."""
-    tbs = sesder.to_sign(
+    tbs = sesder.to_sign_der(
         seal_der=seal_der,
         at=at,
         data_hash=data_hash,
         property_info=property_info,
         extensions=[sesder.Extension(sesder.EXT_PURPOSE, False, purpose.encode())],
     )
-    value = keys.raw_to_der(seal.alg, signer.sign(tbs.dump()))
-    cert = x509.load_pem_x509_certificate(seal.certificate_pem.encode())
+    value = keys.raw_to_der(seal.alg, signer.sign(tbs))
     token = None
     missing = None
     if stamper is not None:
         try:
-            token = timestamps.stamp(value, stamper)
+            if isinstance(stamper, tsa.HubTimeStamper):  # the hub's own TSA, in process: the token made directly
+                token = stamper.stamp_sha256(hashlib.sha256(value).digest())
+            else:
+                token = timestamps.stamp(value, stamper)
         except stamplater.TSA_ERRORS as exc:  # TimestampRequestError and network errors are OSErrors
             missing = stamplater.reason(exc)
             if not wait:
                 raise UpstreamError(missing) from exc
-    der = sesder.signature(tbs, cert=ses.der(cert), alg=keys.SIGNATURE_OID[seal.alg], value=value, timestamp=token)
+    cert = _certificate_der(seal.certificate_pem)
+    der = sesder.signature_der(tbs, cert=cert, alg=keys.SIGNATURE_OID[seal.alg], value=value, timestamp=token)
     return der, value, missing
 
 
@@ -543,7 +634,7 @@ def sign_detached_use(
         wait=settings.seal_stamp_later,
     )
     state = stamplater.AWAITING if missing is not None else stamplater.STAMPED if stamper is not None else None
-    use = _record_use(
+    use_id = _record_use(
         db,
         seal=seal,
         actor=actor,
@@ -562,7 +653,7 @@ def sign_detached_use(
     )
     if missing is not None:
         SEAL_TIMESTAMP_EVENTS.labels(event="awaiting").inc()
-    return DetachedSignature(der=der, use_id=use.id, timestamp_state=state)
+    return DetachedSignature(der=der, use_id=use_id, timestamp_state=state)
 
 
 def detached_result(der: bytes, signed: DetachedSignature | None = None) -> dict[str, Any]:

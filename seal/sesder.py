@@ -579,6 +579,58 @@ def signature(tbs: TBSSign, *, cert: bytes, alg: str, value: bytes, timestamp: b
     return bytes(SESSignature(values).dump())
 
 
+# The same two structures assembled from DER, for the sealing path (asn1crypto builds them in some ten times the
+# signature's time); tests/seal/test_der.py checks they are the bytes :func:`to_sign` and :func:`signature` make.
+
+
+def _length(size: int) -> bytes:
+    if size < 0x80:
+        return bytes((size,))
+    body = size.to_bytes((size.bit_length() + 7) // 8, "big")
+    return bytes((0x80 | len(body),)) + body
+
+
+def _tlv(tag: int, content: bytes) -> bytes:
+    return bytes((tag,)) + _length(len(content)) + content
+
+
+@lru_cache(maxsize=64)
+def _oid(dotted: str) -> bytes:
+    return bytes(core.ObjectIdentifier(dotted).dump())
+
+
+_VERSION_DER = bytes(core.Integer(VERSION).dump())
+
+
+def to_sign_der(*, seal_der: bytes, at: datetime, data_hash: bytes, property_info: str, extensions: list[Extension]) -> bytes:
+    """The DER of :func:`to_sign`'s TBS_Sign, assembled directly (`seal_der` kept as it is)."""
+    if not property_info.isascii():  # not an IA5String: as asn1crypto answers it
+        return bytes(
+            to_sign(seal_der=seal_der, at=at, data_hash=data_hash, property_info=property_info, extensions=extensions).dump()
+        )
+    body = (
+        _VERSION_DER
+        + seal_der
+        + _tlv(0x18, _utc(at).strftime("%Y%m%d%H%M%SZ").encode())
+        + _tlv(0x03, b"\x00" + data_hash)
+        + _tlv(0x16, property_info.encode())
+    )
+    if extensions:
+        items = b"".join(
+            _tlv(0x30, _oid(e.oid) + (b"\x01\x01\xff" if e.critical else b"") + _tlv(0x04, e.value)) for e in extensions
+        )
+        body += _tlv(0x30, items)
+    return _tlv(0x30, body)
+
+
+def signature_der(tbs_der: bytes, *, cert: bytes, alg: str, value: bytes, timestamp: bytes | None = None) -> bytes:
+    """The DER of :func:`signature`'s SES_Signature over a TBS_Sign given as DER, assembled directly."""
+    body = tbs_der + _tlv(0x04, cert) + _oid(alg) + _tlv(0x03, b"\x00" + value)
+    if timestamp is not None:
+        body += _tlv(0xA0, _tlv(0x03, b"\x00" + timestamp))
+    return _tlv(0x30, body)
+
+
 # ---------------------------------------------------------------- the readable view (JSON)
 
 

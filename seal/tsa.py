@@ -39,7 +39,7 @@ from ops.config import DEFAULT_PUBLIC_URL, Settings
 from ops.crypto import KeyVault, WrappedSecret
 from ops.db import utcnow
 from ops.timestamping import Stamper, Trust, TrustSource, http_stamper, token_for
-from seal import authority, keys, sm2ca
+from seal import authority, caches, keys, sm2ca
 from seal.models import AuthorityKey
 
 ROLE = "tsa"
@@ -145,6 +145,12 @@ _LOADED: dict[str, HubTsa] = {}
 def ensure_tsa(db: Session, vault: KeyVault, *, public_url: str = DEFAULT_PUBLIC_URL) -> HubTsa:
     """The hub's TSA key and certificate under the current issuing CA, made (and flushed) on first use; its
     certificate names the P-256 CRL and OCSP responder at `public_url`."""
+    return _ensure_tsa(db, vault, public_url=public_url)[0]
+
+
+def _ensure_tsa(db: Session, vault: KeyVault, *, public_url: str) -> tuple[HubTsa, bool]:
+    """(the TSA, whether its key was there already: not made in this transaction)."""
+    made = False
     active = authority.active_rows(db)
     if not active:
         authority.ensure_authority(db, vault, public_url=public_url)
@@ -171,6 +177,7 @@ def ensure_tsa(db: Session, vault: KeyVault, *, public_url: str = DEFAULT_PUBLIC
         )
         db.add(row)
         db.flush()
+        made = True
     loaded = _LOADED.get(row.id)
     if loaded is None:
         private_pem = vault.unwrap(WrappedSecret.from_dict(row.private_key), purpose=_purpose(row.id))
@@ -179,7 +186,7 @@ def ensure_tsa(db: Session, vault: KeyVault, *, public_url: str = DEFAULT_PUBLIC
         cert = x509.load_pem_x509_certificate(row.certificate_pem.encode())
         issuer = x509.load_pem_x509_certificate(issuing_pem.encode())
         loaded = _LOADED[row.id] = HubTsa(key_id=row.id, certificate=cert, private=private_key, issuer=issuer)
-    return loaded
+    return loaded, not made
 
 
 def tsa_certificates(db: Session) -> list[x509.Certificate]:
@@ -222,15 +229,55 @@ def _parse(request_der: bytes) -> tsp.TimeStampReq:
     return req
 
 
+# ---------------------------------------------------------------- the token, assembled from bytes
+#
+# A token is a CMS SignedData (RFC 5652) over a TSTInfo (RFC 3161 §2.4.2). Building it with asn1crypto costs
+# some forty times the P-256 signature, so it is assembled from DER: what every token repeats is encoded once
+# (by asn1crypto, below and in :func:`_parts`), what changes (the imprint, serial, time, nonce, digest and
+# signature) is encoded here. tests/seal/test_tsa.py checks the bytes are those asn1crypto builds.
+
+
+def _length(size: int) -> bytes:
+    if size < 0x80:
+        return bytes((size,))
+    body = size.to_bytes((size.bit_length() + 7) // 8, "big")
+    return bytes((0x80 | len(body),)) + body
+
+
+def _tlv(tag: int, content: bytes) -> bytes:
+    return bytes((tag,)) + _length(len(content)) + content
+
+
+def _integer(value: int) -> bytes:
+    """A DER INTEGER (two's complement, the fewest octets)."""
+    size = (value if value >= 0 else ~value).bit_length() // 8 + 1
+    return _tlv(0x02, value.to_bytes(size, "big", signed=True))
+
+
+_OID = core.ObjectIdentifier
+_SIGNED_DATA_OID = _OID("1.2.840.113549.1.7.2").dump()
+_TST_INFO_OID = _OID("1.2.840.113549.1.9.16.1.4").dump()
+_HEAD = core.Integer(1).dump() + _OID(POLICY).dump()  # TSTInfo: version v1, policy
+_ACCURACY = tsp.Accuracy({"seconds": 1}).dump()
+_SHA256 = cms.DigestAlgorithm({"algorithm": "sha256"}).dump()
+_ECDSA_SHA256 = cms.SignedDigestAlgorithm({"algorithm": "sha256_ecdsa"}).dump()
+_CONTENT_TYPE = cms.CMSAttribute({"type": "content_type", "values": ["tst_info"]}).dump()
+_SIGNING_TIME_OID = _OID("1.2.840.113549.1.9.5").dump()
+_MESSAGE_DIGEST_OID = _OID("1.2.840.113549.1.9.4").dump()
+_SIGNED_DATA_HEAD = core.Integer(3).dump() + _tlv(0x31, _SHA256)  # version v3, digestAlgorithms
+_SIGNER_VERSION = core.Integer(1).dump()
+# the MessageImprint of a SHA-256 digest, less the digest's 32 bytes
+_SHA256_IMPRINT = tsp.MessageImprint({"hash_algorithm": {"algorithm": "sha256"}, "hashed_message": bytes(32)}).dump()[:-32]
+
+
 @dataclass(frozen=True)
 class _Parts:
-    """What every token of one TSA key repeats, encoded once (building them anew each time costs more than
-    the signature)."""
+    """What every token of one TSA key repeats, encoded once."""
 
-    name: bytes  # GeneralName of the TSA
+    tsa: bytes  # TSTInfo's tsa [0]: the TSA's GeneralName
     signing_certificate: bytes  # the signed attribute naming the TSA certificate (ESSCertIDv2)
     sid: bytes  # SignerIdentifier
-    certificates: tuple[bytes, bytes]  # the TSA's certificate and the issuing CA's
+    certificates: bytes  # SignedData's certificates [0]: the TSA's certificate and the issuing CA's
 
 
 _PARTS: dict[str, _Parts] = {}
@@ -262,57 +309,65 @@ def _parts(tsa: HubTsa) -> _Parts:
         sid = cms.SignerIdentifier(
             name="issuer_and_serial_number", value={"issuer": cert.issuer, "serial_number": cert.serial_number}
         )
+        name = asn1_x509.GeneralName(name="directory_name", value=cert.subject).dump()
         parts = _PARTS[tsa.key_id] = _Parts(
-            name=asn1_x509.GeneralName(name="directory_name", value=cert.subject).dump(),
+            tsa=_tlv(0xA0, name),
             signing_certificate=attribute.dump(),
             sid=sid.dump(),
-            certificates=(tsa.certificate_der, tsa.issuer.public_bytes(serialization.Encoding.DER)),
+            # a DER SET OF: its members in the order of their encodings (X.690 §11.6), as asn1crypto writes it
+            certificates=_tlv(0xA0, b"".join(sorted([tsa.certificate_der, tsa.issuer.public_bytes(serialization.Encoding.DER)]))),
         )
     return parts
 
 
-def _token(tsa: HubTsa, req: tsp.TimeStampReq, now: datetime) -> cms.ContentInfo:
+def token_der(
+    tsa: HubTsa, *, imprint: bytes, nonce: int | None, with_certificates: bool, now: datetime, serial: int | None = None
+) -> bytes:
+    """A time-stamp token (DER ContentInfo) over `imprint` (a DER MessageImprint), at `now` (UTC, whole seconds),
+    with `nonce` when given and, if `with_certificates`, the TSA's certificate and the issuing CA's."""
     parts = _parts(tsa)
-    info: dict[str, object] = {
-        "version": "v1",
-        "policy": POLICY,
-        "message_imprint": tsp.MessageImprint.load(req["message_imprint"].dump()),
-        "serial_number": secrets.randbits(127) | 1 << 126,
-        "gen_time": core.GeneralizedTime(now),
-        "accuracy": {"seconds": 1},
-        "tsa": asn1_x509.GeneralName.load(parts.name),
-    }
-    if req["nonce"].native is not None:
-        info["nonce"] = req["nonce"].native
-    tst_der = tsp.TSTInfo(info).dump()
-    signed_attrs = cms.CMSAttributes(
-        [
-            {"type": "content_type", "values": ["tst_info"]},
-            {"type": "signing_time", "values": [cms.Time(name="utc_time", value=now)]},
-            {"type": "message_digest", "values": [hashlib.sha256(tst_der).digest()]},
-            cms.CMSAttribute.load(parts.signing_certificate),
-        ]
+    if serial is None:
+        serial = secrets.randbits(127) | 1 << 126
+    tst_der = _tlv(
+        0x30,
+        _HEAD
+        + imprint
+        + _integer(serial)
+        + _tlv(0x18, now.strftime("%Y%m%d%H%M%SZ").encode())
+        + _ACCURACY
+        + (_integer(nonce) if nonce is not None else b"")
+        + parts.tsa,
     )
-    signature = tsa.private.sign(signed_attrs.dump(), ec.ECDSA(hashes.SHA256()))
-    signed_data: dict[str, object] = {
-        "version": "v3",
-        "digest_algorithms": [{"algorithm": "sha256"}],
-        "encap_content_info": {"content_type": "tst_info", "content": cms.ParsableOctetString(tst_der)},
-        "signer_infos": [
-            {
-                "version": "v1",
-                "sid": cms.SignerIdentifier.load(parts.sid),
-                "digest_algorithm": {"algorithm": "sha256"},
-                "signed_attrs": signed_attrs,
-                "signature_algorithm": {"algorithm": "sha256_ecdsa"},
-                "signature": signature,
-            }
-        ],
-    }
-    if req["cert_req"].native:
-        # the TSA certificate and the issuing CA above it: a verifier who trusts the hub's root needs no more
-        signed_data["certificates"] = [asn1_x509.Certificate.load(der) for der in parts.certificates]
-    return cms.ContentInfo({"content_type": "signed_data", "content": cms.SignedData(signed_data)})
+    attributes = (
+        _CONTENT_TYPE
+        + _tlv(0x30, _SIGNING_TIME_OID + _tlv(0x31, _tlv(0x17, now.strftime("%y%m%d%H%M%SZ").encode())))
+        + _tlv(0x30, _MESSAGE_DIGEST_OID + _tlv(0x31, _tlv(0x04, hashlib.sha256(tst_der).digest())))
+        + parts.signing_certificate
+    )
+    signature = tsa.private.sign(_tlv(0x31, attributes), ec.ECDSA(hashes.SHA256()))  # signed as a SET (RFC 5652 §5.4)
+    signer_info = _tlv(
+        0x30,
+        _SIGNER_VERSION + parts.sid + _SHA256 + _tlv(0xA0, attributes) + _ECDSA_SHA256 + _tlv(0x04, signature),
+    )
+    signed_data = _tlv(
+        0x30,
+        _SIGNED_DATA_HEAD
+        + _tlv(0x30, _TST_INFO_OID + _tlv(0xA0, _tlv(0x04, tst_der)))
+        + (parts.certificates if with_certificates else b"")
+        + _tlv(0x31, signer_info),
+    )
+    return _tlv(0x30, _SIGNED_DATA_OID + _tlv(0xA0, signed_data))
+
+
+def _token(tsa: HubTsa, req: tsp.TimeStampReq, now: datetime) -> cms.ContentInfo:
+    der = token_der(
+        tsa,
+        imprint=req["message_imprint"].dump(),
+        nonce=req["nonce"].native,
+        with_certificates=bool(req["cert_req"].native),
+        now=now,
+    )
+    return cms.ContentInfo.load(der)
 
 
 class _StatusOnly(core.Sequence):  # type: ignore[misc]
@@ -367,6 +422,16 @@ class HubTimeStamper(TimeStamper):
             raise TimestampRequestError(f"the hub's time-stamp authority refused the request: {error}") from error
         return answer(self.tsa, checked)
 
+    def stamp_sha256(self, digest: bytes) -> bytes:
+        """A token (DER ContentInfo) over a SHA-256 `digest`, as pyHanko's request would get it (a random nonce,
+        the certificates included), made directly: no request to encode and parse, no event loop."""
+        if len(digest) != 32:
+            raise TimestampRequestError(f"a SHA-256 digest has 32 bytes, not {len(digest)}")
+        now = utcnow().replace(microsecond=0, tzinfo=UTC)
+        return token_der(
+            self.tsa, imprint=_SHA256_IMPRINT + digest, nonce=secrets.randbits(63) | 1 << 62, with_certificates=True, now=now
+        )
+
 
 def hub_timestamper(db: Session, vault: KeyVault, *, public_url: str = DEFAULT_PUBLIC_URL) -> HubTimeStamper:
     """The hub's own TSA as a pyHanko time stamper, in process."""
@@ -374,10 +439,14 @@ def hub_timestamper(db: Session, vault: KeyVault, *, public_url: str = DEFAULT_P
 
 
 def timestamper(db: Session, vault: KeyVault, settings: Settings) -> TimeStamper:
-    """The time stamper the settings choose: the external TSA at `GOVHUB_SEAL_TSA_URL`, else the hub's own."""
+    """The time stamper the settings choose: the external TSA at `GOVHUB_SEAL_TSA_URL`, else the hub's own (its key
+    and certificate remembered for ``seal_status_cache_seconds``, see ``seal/caches.py``: a TSA certificate is
+    renewed 90 days before it ends, and a new chain made in this process is seen at once)."""
     if settings.seal_tsa_url:
         return HTTPTimeStamper(settings.seal_tsa_url, timeout=10)
-    return hub_timestamper(db, vault, public_url=settings.public_url)
+    url = settings.public_url
+    hub_tsa = caches.hub_tsa(db, url, settings.seal_status_cache_seconds, lambda: _ensure_tsa(db, vault, public_url=url))
+    return HubTimeStamper(hub_tsa)
 
 
 def stamper(vault: KeyVault, settings: Settings) -> Stamper:

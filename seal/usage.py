@@ -24,7 +24,7 @@ from ops.auth import Principal, Role
 from ops.db import check_if_match, utcnow
 from ops.errors import Conflict, Forbidden, Invalid, NotFound
 from ops.identity import repository as identity_repository
-from seal import repository
+from seal import caches, repository
 from seal.models import Seal, SealAuthorisation, SealStatus, SealUse, SealUseRequest
 
 SUBJECT_KINDS = ("client", "person", "system")
@@ -147,6 +147,7 @@ def authorise(
     )
     db.add(granted)
     db.flush()
+    caches.forget_use_choices_on_commit(db)  # other processes: within seal_status_cache_seconds
     audit.record(
         db,
         actor=who,
@@ -171,6 +172,7 @@ def withdraw(db: Session, *, who: Principal, seal_id: str, authorisation_id: str
     found.withdrawn_at = utcnow()
     found.withdrawn_by = who.subject
     db.flush()
+    caches.forget_use_choices_on_commit(db)  # other processes: within seal_status_cache_seconds
     audit.record(
         db, actor=who, action="seal.authorisation.withdraw", object_type="seal", object_id=seal.id, purpose=reason,
         detail={"authorisation_id": found.id, "subject": found.subject, "subject_kind": found.subject_kind},
@@ -192,6 +194,7 @@ def set_policy(
     seal.requires_approval = requires_approval
     seal.approval_valid_hours = approval_valid_hours
     db.flush()
+    caches.forget_use_choices_on_commit(db)
     audit.record(
         db, actor=who, action="seal.use_policy", object_type="seal", object_id=seal.id,
         detail={"requires_approval": requires_approval, "approval_valid_hours": approval_valid_hours},

@@ -570,3 +570,40 @@ def test_p256_and_ed25519_seal_signatures_are_der_too_with_the_sm2_makers_seal(
     assert _gmssl_verify(eseal["cert"], module.encode("SES-SealInfo", eseal["eSealInfo"]), eseal["signedValue"][0])
     report = client.post("/seal/verify/signature", json={"signature": signed, "data_base64": "ZGF0YQ=="}).json()
     assert report["verdict"] == "valid", report["reasons"]
+
+
+@pytest.mark.parametrize(
+    ("property_info", "extensions", "timestamp"),
+    [
+        (
+            "/Doc_0/Signs/Sign_0/Signature.xml",
+            [sesder.Extension(sesder.EXT_PURPOSE, False, "电子证照 居民身份证".encode())],
+            b"\x30\x03\x02\x01\x05",
+        ),
+        ("application/octet-stream", [], None),
+        (
+            "x" * 300,
+            [sesder.Extension(sesder.EXT_PURPOSE, True, b"y" * 200), sesder.Extension(sesder.EXT_SEAL_TYPE, False, b"")],
+            b"t" * 3000,
+        ),
+    ],
+)
+def test_the_seal_signature_assembled_from_der_is_the_one_asn1crypto_builds(
+    property_info: str, extensions: list[sesder.Extension], timestamp: bytes | None
+) -> None:
+    """TBS_Sign and SES_Signature as the sealing path assembles them are byte for byte what asn1crypto builds from
+    the same values (another producer's seal inside, kept as it is)."""
+    sample = SAMPLES / "ofd" / "sesv4-ofdrw.ofd"
+    if not sample.is_file():
+        pytest.skip(f"no sample OFD at {sample} (set GOVHUB_SAMPLES_DIR)")
+    seal_der = zipfile.ZipFile(sample).read("Doc_0/Signs/Sign_0/Seal.esl")
+    at = utcnow()
+    digest = _sm3(b"the Signature.xml")
+    values = {"seal_der": seal_der, "at": at, "data_hash": digest, "property_info": property_info, "extensions": extensions}
+    tbs = sesder.to_sign_der(**values)  # type: ignore[arg-type]
+    assert tbs == bytes(sesder.to_sign(**values).dump())  # type: ignore[arg-type]
+    cert, value = b"\x30" + bytes(200), b"\x30\x44" + bytes(68)
+    ours = sesder.signature_der(tbs, cert=cert, alg=sesder.SM2_SM3, value=value, timestamp=timestamp)
+    theirs = sesder.signature(sesder.TBSSign.load(tbs), cert=cert, alg=sesder.SM2_SM3, value=value, timestamp=timestamp)
+    assert ours == theirs
+    assert sesder.signature_der(tbs, cert=cert, alg=sesder.SM2_SM3, value=value) != ours or timestamp is None

@@ -364,3 +364,34 @@ def test_a_package_the_hub_just_wrote_seals_like_the_same_package_read_back_and_
     with pytest.raises(ofd.OfdError, match=r"Signatures\.xml is in the package already"):
         ofdsign.seal_written(listed, **common)
     assert signed == []  # refused before anything is signed
+
+
+def test_a_withdrawn_authorisation_or_a_suspended_seal_stops_ofd_sealing_at_once(
+    client: TestClient, hub: Hub, db: Session
+) -> None:
+    """Sealing an OFD remembers the seal chosen and the use checks passed (seal/caches.py, ``choices``); a change
+    in this process is seen by the next use: a withdrawn authorisation refuses it (403, recorded), a new one lets
+    it through, a suspended seal stops it."""
+    from ops.auth import Principal, Role
+
+    department, seal = _sm2_seal(client, hub)
+    system = sealer(hub, department)
+    document = plain_ofd()
+    for _ in range(2):  # the second use takes what the first remembered
+        assert _seal_ofd(client, system, document).status_code == 200
+    admin = Principal(subject="部门管理员", roles=frozenset({Role.DEPARTMENT_ADMIN}), department_id=department.id)
+    (granted,) = [
+        a
+        for a in service.seal_authorisations(db, who=admin, seal_id=seal["id"])
+        if a.withdrawn_at is None and a.subject == system.client.client_id
+    ]
+    service.withdraw(db, who=admin, seal_id=seal["id"], authorisation_id=granted.id, reason="系统下线")
+    db.commit()
+    refused = _seal_ofd(client, system, document)
+    assert refused.status_code == 403 and "not authorised to use seal" in refused.json()["detail"]
+    grant(db, str(seal["id"]), system.client.client_id, kind="client")
+    db.commit()
+    assert _seal_ofd(client, system, document).status_code == 200
+    client.post(f"/seals/{seal['id']}/suspend", headers=hub.admin.headers, json={"reason": "印章送检"}).raise_for_status()
+    assert _seal_ofd(client, system, document).status_code == 409
+    assert _uses(db) == 3

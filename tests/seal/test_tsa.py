@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import shutil
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -281,3 +282,145 @@ async def _pyhanko_ok(token: bytes, value: bytes, roots: list[x509.Certificate],
     except Exception:
         return False
     return bool(status.get("intact") and status.get("valid") and status.get("trust_problem_indic") is None)
+
+
+def _asn1crypto_token(
+    stamper: tsa.HubTimeStamper, imprint: tsp.MessageImprint, nonce: int | None, certs: bool, now: datetime, serial: int
+) -> bytes:
+    """The token as asn1crypto builds it from its parts (how the TSA made tokens before they were assembled from
+    bytes): the reference the assembled token must equal byte for byte."""
+    from asn1crypto import cms, core
+    from asn1crypto import x509 as asn1_x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    hub_tsa = stamper.tsa
+    cert = asn1_x509.Certificate.load(hub_tsa.certificate_der)
+    info: dict[str, object] = {
+        "version": "v1",
+        "policy": tsa.POLICY,
+        "message_imprint": imprint,
+        "serial_number": serial,
+        "gen_time": core.GeneralizedTime(now),
+        "accuracy": {"seconds": 1},
+        "tsa": asn1_x509.GeneralName(name="directory_name", value=cert.subject),
+    }
+    if nonce is not None:
+        info["nonce"] = nonce
+    tst_der = tsp.TSTInfo(info).dump()
+    signing_certificate = {
+        "type": "signing_certificate_v2",
+        "values": [
+            {
+                "certs": [
+                    {
+                        "hash_algorithm": {"algorithm": "sha256"},
+                        "cert_hash": hashlib.sha256(hub_tsa.certificate_der).digest(),
+                        "issuer_serial": {
+                            "issuer": [asn1_x509.GeneralName(name="directory_name", value=cert.issuer)],
+                            "serial_number": cert.serial_number,
+                        },
+                    }
+                ]
+            }
+        ],
+    }
+    signed_attrs = cms.CMSAttributes(
+        [
+            {"type": "content_type", "values": ["tst_info"]},
+            {"type": "signing_time", "values": [cms.Time(name="utc_time", value=now)]},
+            {"type": "message_digest", "values": [hashlib.sha256(tst_der).digest()]},
+            signing_certificate,
+        ]
+    )
+    signature = hub_tsa.private.sign(signed_attrs.dump(), ec.ECDSA(hashes.SHA256()))
+    signed_data: dict[str, object] = {
+        "version": "v3",
+        "digest_algorithms": [{"algorithm": "sha256"}],
+        "encap_content_info": {"content_type": "tst_info", "content": cms.ParsableOctetString(tst_der)},
+        "signer_infos": [
+            {
+                "version": "v1",
+                "sid": cms.SignerIdentifier(
+                    name="issuer_and_serial_number", value={"issuer": cert.issuer, "serial_number": cert.serial_number}
+                ),
+                "digest_algorithm": {"algorithm": "sha256"},
+                "signed_attrs": signed_attrs,
+                "signature_algorithm": {"algorithm": "sha256_ecdsa"},
+                "signature": signature,
+            }
+        ],
+    }
+    if certs:
+        signed_data["certificates"] = [
+            cert,
+            asn1_x509.Certificate.load(hub_tsa.issuer.public_bytes(serialization.Encoding.DER)),
+        ]
+    return bytes(cms.ContentInfo({"content_type": "signed_data", "content": cms.SignedData(signed_data)}).dump())
+
+
+def _without_signature(token: bytes) -> list[bytes]:
+    """Every part of the token as encoded (not encoded again), but its SignerInfo's signature (ECDSA signatures
+    differ on every signing)."""
+    from asn1crypto import cms
+
+    info = cms.ContentInfo.load(token)
+    signed = info["content"]
+    signer = signed["signer_infos"][0]
+    parts = [info["content_type"].dump(), *(signed[k].dump() for k in ("version", "digest_algorithms", "encap_content_info"))]
+    parts += [signed["certificates"].dump(), signed["crls"].dump(), len(signed["signer_infos"]).to_bytes(1, "big")]
+    keys = ("version", "sid", "digest_algorithm", "signed_attrs", "signature_algorithm", "unsigned_attrs")
+    return parts + [signer[k].dump() for k in keys]
+
+
+@pytest.mark.parametrize("nonce", [None, 0, 1, 0x7F, 0x80, 0xFFFF, 1 << 62 | 12345, -1, -128, -129])
+@pytest.mark.parametrize("certs", [True, False])
+def test_the_token_assembled_from_bytes_is_the_one_asn1crypto_builds(hub: Hub, nonce: int | None, certs: bool) -> None:
+    """Every part of a token, encoded once or per token, is what asn1crypto encodes from the same values; the
+    signature is over the DER of the signed attributes (checked with the TSA's public key)."""
+    from asn1crypto import cms
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    with hub.factory() as db:
+        stamper = service.hub_timestamper(db, hub.app.state.vault)
+        db.commit()
+    now = datetime(2026, 12, 7, 6, 5, 9, tzinfo=UTC)
+    for digest, algorithm in ((hashlib.sha256(b"x").digest(), "sha256"), (hashlib.sha512(b"x").digest(), "sha512")):
+        imprint = tsp.MessageImprint({"hash_algorithm": {"algorithm": algorithm}, "hashed_message": digest})
+        for serial in (1 << 126 | 1, (1 << 127) - 1, 1 << 126 | 0xFF):
+            ours = tsa.token_der(
+                stamper.tsa, imprint=imprint.dump(), nonce=nonce, with_certificates=certs, now=now, serial=serial
+            )
+            reference = _asn1crypto_token(stamper, imprint, nonce, certs, now, serial)
+            assert _without_signature(ours) == _without_signature(reference)
+            signer = cms.ContentInfo.load(ours)["content"]["signer_infos"][0]
+            stamper.tsa.certificate.public_key().verify(  # type: ignore[union-attr]
+                signer["signature"].native, signer["signed_attrs"].untag().dump(), ec.ECDSA(hashes.SHA256())
+            )
+
+
+def test_a_token_made_directly_is_what_pyhanko_and_the_checks_accept(hub: Hub) -> None:
+    """The sealing path's direct stamp (no request, no event loop) gives a token pyHanko validates, asn1crypto reads
+    (imprint, nonce, certificates) and the hub's own checks accept, over this value only."""
+    from seal import authority, timestamps
+
+    with hub.factory() as db:
+        stamper = service.hub_timestamper(db, hub.app.state.vault)
+        roots, intermediates = authority.trusted_certificates(db)
+        db.commit()
+    value = b"the seal signature value"
+    token = stamper.stamp_sha256(hashlib.sha256(value).digest())
+    from asn1crypto import cms
+
+    info = tsp.TimeStampResp({"status": {"status": "granted"}, "time_stamp_token": cms.ContentInfo.load(token)})
+    tst = info["time_stamp_token"]["content"]["encap_content_info"]["content"].parsed
+    assert tst["message_imprint"]["hashed_message"].native == hashlib.sha256(value).digest()
+    assert tst["nonce"].native is not None and tst["policy"].dotted == tsa.POLICY
+    assert len(info["time_stamp_token"]["content"]["certificates"]) == 2
+    assert asyncio.run(_pyhanko_ok(token, value, roots, intermediates)) is True
+    assert asyncio.run(_pyhanko_ok(token, b"another value", roots, intermediates)) is False
+    assert timestamps.check(token, value, roots=roots, intermediates=intermediates).ok
+    assert timestamps._direct_check(token, value, roots=roots, intermediates=intermediates).ok
+    with pytest.raises(Exception, match="32 bytes"):
+        stamper.stamp_sha256(b"short")
