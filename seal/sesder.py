@@ -35,6 +35,7 @@ from asn1crypto import core, parser
 from asn1crypto import x509 as asn1_x509
 
 from seal import derread
+from seal.derwrite import tlv
 
 VERSION = 4
 HEADER_ID = "ES"
@@ -583,17 +584,6 @@ def signature(tbs: TBSSign, *, cert: bytes, alg: str, value: bytes, timestamp: b
 # signature's time); tests/seal/test_der.py checks they are the bytes :func:`to_sign` and :func:`signature` make.
 
 
-def _length(size: int) -> bytes:
-    if size < 0x80:
-        return bytes((size,))
-    body = size.to_bytes((size.bit_length() + 7) // 8, "big")
-    return bytes((0x80 | len(body),)) + body
-
-
-def _tlv(tag: int, content: bytes) -> bytes:
-    return bytes((tag,)) + _length(len(content)) + content
-
-
 @lru_cache(maxsize=64)
 def _oid(dotted: str) -> bytes:
     return bytes(core.ObjectIdentifier(dotted).dump())
@@ -611,24 +601,24 @@ def to_sign_der(*, seal_der: bytes, at: datetime, data_hash: bytes, property_inf
     body = (
         _VERSION_DER
         + seal_der
-        + _tlv(0x18, _utc(at).strftime("%Y%m%d%H%M%SZ").encode())
-        + _tlv(0x03, b"\x00" + data_hash)
-        + _tlv(0x16, property_info.encode())
+        + tlv(0x18, _utc(at).strftime("%Y%m%d%H%M%SZ").encode())
+        + tlv(0x03, b"\x00" + data_hash)
+        + tlv(0x16, property_info.encode())
     )
     if extensions:
         items = b"".join(
-            _tlv(0x30, _oid(e.oid) + (b"\x01\x01\xff" if e.critical else b"") + _tlv(0x04, e.value)) for e in extensions
+            tlv(0x30, _oid(e.oid) + (b"\x01\x01\xff" if e.critical else b"") + tlv(0x04, e.value)) for e in extensions
         )
-        body += _tlv(0x30, items)
-    return _tlv(0x30, body)
+        body += tlv(0x30, items)
+    return tlv(0x30, body)
 
 
 def signature_der(tbs_der: bytes, *, cert: bytes, alg: str, value: bytes, timestamp: bytes | None = None) -> bytes:
     """The DER of :func:`signature`'s SES_Signature over a TBS_Sign given as DER, assembled directly."""
-    body = tbs_der + _tlv(0x04, cert) + _oid(alg) + _tlv(0x03, b"\x00" + value)
+    body = tbs_der + tlv(0x04, cert) + _oid(alg) + tlv(0x03, b"\x00" + value)
     if timestamp is not None:
-        body += _tlv(0xA0, _tlv(0x03, b"\x00" + timestamp))
-    return _tlv(0x30, body)
+        body += tlv(0xA0, tlv(0x03, b"\x00" + timestamp))
+    return tlv(0x30, body)
 
 
 # ---------------------------------------------------------------- the readable view (JSON)

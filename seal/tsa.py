@@ -40,6 +40,7 @@ from ops.crypto import KeyVault, WrappedSecret
 from ops.db import utcnow
 from ops.timestamping import Stamper, Trust, TrustSource, http_stamper, token_for
 from seal import authority, caches, keys, sm2ca
+from seal.derwrite import integer, tlv
 from seal.models import AuthorityKey
 
 ROLE = "tsa"
@@ -237,23 +238,6 @@ def _parse(request_der: bytes) -> tsp.TimeStampReq:
 # signature) is encoded here. tests/seal/test_tsa.py checks the bytes are those asn1crypto builds.
 
 
-def _length(size: int) -> bytes:
-    if size < 0x80:
-        return bytes((size,))
-    body = size.to_bytes((size.bit_length() + 7) // 8, "big")
-    return bytes((0x80 | len(body),)) + body
-
-
-def _tlv(tag: int, content: bytes) -> bytes:
-    return bytes((tag,)) + _length(len(content)) + content
-
-
-def _integer(value: int) -> bytes:
-    """A DER INTEGER (two's complement, the fewest octets)."""
-    size = (value if value >= 0 else ~value).bit_length() // 8 + 1
-    return _tlv(0x02, value.to_bytes(size, "big", signed=True))
-
-
 _OID = core.ObjectIdentifier
 _SIGNED_DATA_OID = _OID("1.2.840.113549.1.7.2").dump()
 _TST_INFO_OID = _OID("1.2.840.113549.1.9.16.1.4").dump()
@@ -264,7 +248,7 @@ _ECDSA_SHA256 = cms.SignedDigestAlgorithm({"algorithm": "sha256_ecdsa"}).dump()
 _CONTENT_TYPE = cms.CMSAttribute({"type": "content_type", "values": ["tst_info"]}).dump()
 _SIGNING_TIME_OID = _OID("1.2.840.113549.1.9.5").dump()
 _MESSAGE_DIGEST_OID = _OID("1.2.840.113549.1.9.4").dump()
-_SIGNED_DATA_HEAD = core.Integer(3).dump() + _tlv(0x31, _SHA256)  # version v3, digestAlgorithms
+_SIGNED_DATA_HEAD = core.Integer(3).dump() + tlv(0x31, _SHA256)  # version v3, digestAlgorithms
 _SIGNER_VERSION = core.Integer(1).dump()
 # the MessageImprint of a SHA-256 digest, less the digest's 32 bytes
 _SHA256_IMPRINT = tsp.MessageImprint({"hash_algorithm": {"algorithm": "sha256"}, "hashed_message": bytes(32)}).dump()[:-32]
@@ -311,11 +295,11 @@ def _parts(tsa: HubTsa) -> _Parts:
         )
         name = asn1_x509.GeneralName(name="directory_name", value=cert.subject).dump()
         parts = _PARTS[tsa.key_id] = _Parts(
-            tsa=_tlv(0xA0, name),
+            tsa=tlv(0xA0, name),
             signing_certificate=attribute.dump(),
             sid=sid.dump(),
             # a DER SET OF: its members in the order of their encodings (X.690 §11.6), as asn1crypto writes it
-            certificates=_tlv(0xA0, b"".join(sorted([tsa.certificate_der, tsa.issuer.public_bytes(serialization.Encoding.DER)]))),
+            certificates=tlv(0xA0, b"".join(sorted([tsa.certificate_der, tsa.issuer.public_bytes(serialization.Encoding.DER)]))),
         )
     return parts
 
@@ -328,35 +312,35 @@ def token_der(
     parts = _parts(tsa)
     if serial is None:
         serial = secrets.randbits(127) | 1 << 126
-    tst_der = _tlv(
+    tst_der = tlv(
         0x30,
         _HEAD
         + imprint
-        + _integer(serial)
-        + _tlv(0x18, now.strftime("%Y%m%d%H%M%SZ").encode())
+        + integer(serial)
+        + tlv(0x18, now.strftime("%Y%m%d%H%M%SZ").encode())
         + _ACCURACY
-        + (_integer(nonce) if nonce is not None else b"")
+        + (integer(nonce) if nonce is not None else b"")
         + parts.tsa,
     )
     attributes = (
         _CONTENT_TYPE
-        + _tlv(0x30, _SIGNING_TIME_OID + _tlv(0x31, _tlv(0x17, now.strftime("%y%m%d%H%M%SZ").encode())))
-        + _tlv(0x30, _MESSAGE_DIGEST_OID + _tlv(0x31, _tlv(0x04, hashlib.sha256(tst_der).digest())))
+        + tlv(0x30, _SIGNING_TIME_OID + tlv(0x31, tlv(0x17, now.strftime("%y%m%d%H%M%SZ").encode())))
+        + tlv(0x30, _MESSAGE_DIGEST_OID + tlv(0x31, tlv(0x04, hashlib.sha256(tst_der).digest())))
         + parts.signing_certificate
     )
-    signature = tsa.private.sign(_tlv(0x31, attributes), ec.ECDSA(hashes.SHA256()))  # signed as a SET (RFC 5652 §5.4)
-    signer_info = _tlv(
+    signature = tsa.private.sign(tlv(0x31, attributes), ec.ECDSA(hashes.SHA256()))  # signed as a SET (RFC 5652 §5.4)
+    signer_info = tlv(
         0x30,
-        _SIGNER_VERSION + parts.sid + _SHA256 + _tlv(0xA0, attributes) + _ECDSA_SHA256 + _tlv(0x04, signature),
+        _SIGNER_VERSION + parts.sid + _SHA256 + tlv(0xA0, attributes) + _ECDSA_SHA256 + tlv(0x04, signature),
     )
-    signed_data = _tlv(
+    signed_data = tlv(
         0x30,
         _SIGNED_DATA_HEAD
-        + _tlv(0x30, _TST_INFO_OID + _tlv(0xA0, _tlv(0x04, tst_der)))
+        + tlv(0x30, _TST_INFO_OID + tlv(0xA0, tlv(0x04, tst_der)))
         + (parts.certificates if with_certificates else b"")
-        + _tlv(0x31, signer_info),
+        + tlv(0x31, signer_info),
     )
-    return _tlv(0x30, _SIGNED_DATA_OID + _tlv(0xA0, signed_data))
+    return tlv(0x30, _SIGNED_DATA_OID + tlv(0xA0, signed_data))
 
 
 def _token(tsa: HubTsa, req: tsp.TimeStampReq, now: datetime) -> cms.ContentInfo:
